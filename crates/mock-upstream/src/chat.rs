@@ -1,0 +1,139 @@
+//! `POST /v1/chat/completions`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::error::bad_request;
+use crate::knobs::Knobs;
+use crate::state::MockState;
+use crate::tokens::{completion_tokens, prompt_tokens, reply_for};
+use crate::{preflight, sse};
+
+/// Everything needed to render one response, streamed or not.
+pub(crate) struct Completion {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    pub reply: String,
+    pub usage: Value,
+    /// `stream_options.include_usage` was true.
+    pub include_usage: bool,
+}
+
+pub async fn completions(State(state): State<MockState>, body: Bytes) -> Response {
+    let (request, knobs) = match preflight::parse(&state, &body) {
+        Ok(parsed) => parsed,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Some(model) = request.get("model").and_then(Value::as_str) else {
+        return bad_request("you must provide a model parameter", Some("model"));
+    };
+    if !request.get("messages").is_some_and(Value::is_array) {
+        return bad_request("'messages' is a required property", Some("messages"));
+    }
+    if let Some(response) = preflight::run(&state, &knobs).await {
+        return response;
+    }
+    let completion = Completion::new(&state, &request, model, &knobs);
+    if request.get("stream").and_then(Value::as_bool) == Some(true) {
+        sse::response(completion, &knobs)
+    } else {
+        Json(completion.to_json(&knobs)).into_response()
+    }
+}
+
+impl Completion {
+    fn new(state: &MockState, request: &Value, model: &str, knobs: &Knobs) -> Self {
+        let reply = reply_for(request);
+        let usage = usage(
+            prompt_tokens(request),
+            completion_tokens(&reply),
+            knobs.cached_tokens,
+        );
+        let include_usage = request
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true);
+        Self {
+            id: format!("chatcmpl-mock-{}", state.next_id()),
+            created: unix_now(),
+            model: model.to_owned(),
+            reply,
+            usage,
+            include_usage,
+        }
+    }
+
+    /// The non-streaming `chat.completion` object.
+    fn to_json(&self, knobs: &Knobs) -> Value {
+        let mut body = json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_mock",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": self.reply, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "stop"
+            }],
+        });
+        if knobs.usage {
+            body["usage"] = self.usage.clone();
+        }
+        body
+    }
+
+    /// One `chat.completion.chunk` with a single choice.
+    pub fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Value {
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+        });
+        // OpenAI marks every non-usage chunk this way once usage is requested.
+        if self.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        chunk
+    }
+
+    /// The trailing usage-only chunk of an `include_usage` stream.
+    pub fn usage_chunk(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_mock",
+            "choices": [],
+            "usage": self.usage,
+        })
+    }
+}
+
+fn usage(prompt: u64, completion: u64, cached: u64) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    })
+}
+
+fn unix_now() -> u64 {
+    // A clock before 1970 is not worth failing a request over.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,27 @@
+//! `mock-upstream`: a scriptable, deterministic fake LLM provider speaking
+//! the OpenAI wire format, for TokenHub's integration tests and benchmarks.
+//!
+//! Endpoints (each also served without the `/v1` prefix):
+//! `POST /v1/chat/completions`, `GET /v1/models`, `POST /v1/embeddings`;
+//! plus `GET /mock/journal` and `POST /mock/reset` for out-of-process tests.
+//!
+//! Behaviour is scripted per request through an optional `"mock"` object in
+//! the JSON body (see [`Knobs`]), falling back to the server's [`Defaults`].
+//! Reply text and token counts are deterministic; see [`tokens`] for the rule.
+
+mod chat;
+mod embeddings;
+mod error;
+mod knobs;
+mod middleware;
+mod preflight;
+mod server;
+mod sse;
+mod state;
+pub mod tokens;
+
+pub use embeddings::embed;
+pub use knobs::Knobs;
+pub use server::{MockServer, router};
+pub use state::{Defaults, MockState, RecordedRequest};
+pub use tokens::{REPLY_PREFIX, completion_tokens, prompt_tokens, reply_for, split_reply};

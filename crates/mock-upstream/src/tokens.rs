@@ -1,0 +1,203 @@
+//! Deterministic "tokenizer" and reply text.
+//!
+//! Real tokenizers differ per provider, so the mock uses a rule simple enough
+//! that a test can compute the expected numbers by hand:
+//!
+//! * a token is a whitespace-separated word;
+//! * `prompt_tokens` = for each entry of `messages`: the words of its text
+//!   content (a string, or the `text` of every `{"type":"text"}` part of an
+//!   array) plus 3 per message for the role/framing overhead;
+//! * `completion_tokens` = the words of the reply, at least 1.
+
+use serde_json::Value;
+
+/// Per-message overhead, mimicking the role/separator tokens of real models.
+const PER_MESSAGE_TOKENS: u64 = 3;
+
+/// Prefix of the default reply; the text of the last user message follows it.
+pub const REPLY_PREFIX: &str = "Hello from mock-upstream! You said: ";
+
+fn words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+/// Text parts of a message `content`: the string itself, or the `text` of each
+/// `{"type":"text"}` part. Anything else (images, audio, null) has no text.
+fn text_parts(content: &Value) -> Vec<&str> {
+    match content {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(parts) => parts
+            .iter()
+            .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The text of a message's `content`, with text parts concatenated as-is.
+pub fn content_text(content: &Value) -> String {
+    text_parts(content).concat()
+}
+
+/// Prompt tokens of a chat request (see the module docs for the rule).
+/// Counting words per part means parts are never glued into one word.
+pub fn prompt_tokens(request: &Value) -> u64 {
+    let Some(messages) = request.get("messages").and_then(Value::as_array) else {
+        return 0;
+    };
+    messages
+        .iter()
+        .map(|m| {
+            let content = m.get("content").unwrap_or(&Value::Null);
+            let text: u64 = text_parts(content).into_iter().map(words).sum();
+            text + PER_MESSAGE_TOKENS
+        })
+        .sum()
+}
+
+/// Completion tokens of a reply: its words, at least 1 (as real models
+/// always bill for the stop token).
+pub fn completion_tokens(text: &str) -> u64 {
+    words(text).max(1)
+}
+
+/// Tokens of an embeddings `input` (a string or an array of strings).
+pub fn input_tokens(inputs: &[String]) -> u64 {
+    inputs.iter().map(|s| words(s)).sum()
+}
+
+/// The reply the mock gives to a chat request: the `mock.reply` knob if set,
+/// else [`REPLY_PREFIX`] followed by the text of the last user message.
+pub fn reply_for(request: &Value) -> String {
+    if let Some(reply) = request
+        .get("mock")
+        .and_then(|m| m.get("reply"))
+        .and_then(Value::as_str)
+    {
+        return reply.to_owned();
+    }
+    let last_user = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|ms| {
+            ms.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        })
+        .and_then(|m| m.get("content"))
+        .map(content_text)
+        .unwrap_or_default();
+    format!("{REPLY_PREFIX}{last_user}")
+}
+
+/// Splits `reply` into at most `chunks` pieces on word boundaries, each word
+/// keeping its trailing whitespace ("Hello " "from " ...), so the pieces
+/// concatenate to exactly `reply`. Words are spread as evenly as possible,
+/// earlier pieces taking the remainder. There are never more pieces than
+/// words (a word is never cut), and always at least one piece, possibly empty,
+/// so a stream has at least one content event.
+pub fn split_reply(reply: &str, chunks: usize) -> Vec<String> {
+    let words = split_words(reply);
+    let pieces = chunks.clamp(1, words.len().max(1));
+    if words.is_empty() {
+        return vec![reply.to_owned()];
+    }
+    let (base, extra) = (words.len() / pieces, words.len() % pieces);
+    let mut out = Vec::with_capacity(pieces);
+    let mut rest = words.as_slice();
+    for i in 0..pieces {
+        let take = base + usize::from(i < extra);
+        let (head, tail) = rest.split_at(take);
+        out.push(head.concat());
+        rest = tail;
+    }
+    out
+}
+
+/// Words with their trailing whitespace; leading whitespace stays with the
+/// first word. A whitespace-only string yields one "word" so no text is lost.
+fn split_words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut prev_ws = false;
+    let mut seen_word = false;
+    for (i, c) in text.char_indices() {
+        let ws = c.is_whitespace();
+        // A new word starts where non-whitespace follows whitespace.
+        if !ws && prev_ws && seen_word {
+            out.push(&text[start..i]);
+            start = i;
+        }
+        seen_word |= !ws;
+        prev_ws = ws;
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn split_concatenates_exactly() {
+        let reply = "  Hello from  mock-upstream!\n You said: hi  ";
+        for n in 0..12 {
+            let pieces = split_reply(reply, n);
+            assert_eq!(pieces.concat(), reply, "chunks={n}");
+            assert_eq!(pieces.len(), n.clamp(1, 6), "chunks={n}");
+        }
+    }
+
+    #[test]
+    fn split_is_even_on_word_boundaries() {
+        let pieces = split_reply("a b c d e", 2);
+        assert_eq!(pieces, vec!["a b c ", "d e"]);
+        let pieces = split_reply("Hello from mock", 4);
+        assert_eq!(pieces, vec!["Hello ", "from ", "mock"]);
+    }
+
+    #[test]
+    fn split_degenerate_inputs() {
+        assert_eq!(split_reply("", 4), vec![""]);
+        assert_eq!(split_reply("   ", 4), vec!["   "]);
+        assert_eq!(split_reply("héllo wörld", 2), vec!["héllo ", "wörld"]);
+    }
+
+    #[test]
+    fn prompt_tokens_counts_words_plus_overhead() {
+        let req = json!({"messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "one two"},
+                {"type": "image_url", "image_url": {"url": "x y z"}},
+                {"type": "text", "text": "three"}
+            ]},
+            {"role": "assistant", "content": null}
+        ]});
+        assert_eq!(prompt_tokens(&req), (2 + 3) + (3 + 3) + 3);
+        assert_eq!(prompt_tokens(&json!({})), 0);
+    }
+
+    #[test]
+    fn completion_tokens_min_one() {
+        assert_eq!(completion_tokens(""), 1);
+        assert_eq!(completion_tokens("a b  c"), 3);
+    }
+
+    #[test]
+    fn reply_uses_last_user_message_or_knob() {
+        let req = json!({"messages": [
+            {"role": "user", "content": "first"},
+            {"role": "user", "content": [{"type": "text", "text": "se"}, {"type": "text", "text": "cond"}]},
+            {"role": "assistant", "content": "ignored"}
+        ]});
+        assert_eq!(reply_for(&req), format!("{REPLY_PREFIX}second"));
+        let req = json!({"messages": [], "mock": {"reply": "fixed"}});
+        assert_eq!(reply_for(&req), "fixed");
+    }
+}

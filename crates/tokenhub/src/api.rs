@@ -1,0 +1,48 @@
+//! Inbound HTTP surfaces. Each surface turns HTTP into calls on the relay (or the store,
+//! for management) and the results back into its own wire format. Only this layer
+//! writes wire errors.
+
+pub mod error;
+pub mod openai;
+pub mod request_id;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::relay::Relay;
+use crate::store::Store;
+
+/// What every handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub relay: Relay,
+    pub store: Store,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .merge(openai::routes())
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state
+        .metrics
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}

@@ -1,0 +1,139 @@
+//! The OpenAI-compatible surface: `/v1/chat/completions` and `/v1/models`.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode, header};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::request_id::RequestId;
+use crate::catalog::Model;
+use crate::relay::{ChatCall, ChatReply};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{*id}", get(get_model))
+}
+
+/// The token after `Bearer `, if the header has that form.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        ApiError::invalid_request(rejection.status(), rejection.body_text())
+    })?;
+    let call = ChatCall {
+        request_id,
+        bearer: bearer(&headers),
+        body,
+    };
+    Ok(match state.relay.chat_completions(call).await? {
+        ChatReply::Json(bytes) => {
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        ChatReply::Stream(stream) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::HeaderName::from_static("x-accel-buffering"), "no"),
+            ],
+            Body::from_stream(stream),
+        )
+            .into_response(),
+    })
+}
+
+#[derive(Serialize)]
+struct ModelObject<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    owned_by: &'a str,
+}
+
+impl<'a> From<&'a Model> for ModelObject<'a> {
+    fn from(model: &'a Model) -> Self {
+        ModelObject {
+            id: &model.id,
+            object: "model",
+            created: model.created,
+            owned_by: &model.provider,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ModelList<'a> {
+    object: &'static str,
+    data: Vec<ModelObject<'a>>,
+}
+
+/// Models this key may call now: allowed for the key and served by a usable channel.
+async fn list_models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (catalog, key) = state.relay.authenticate(bearer(&headers).as_deref())?;
+    let data = catalog
+        .routable_models()
+        .into_iter()
+        .filter(|m| key.allows_model(&m.id))
+        .map(|m| ModelObject::from(&**m))
+        .collect();
+    Ok(axum::Json(ModelList {
+        object: "list",
+        data,
+    })
+    .into_response())
+}
+
+async fn get_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (catalog, key) = state.relay.authenticate(bearer(&headers).as_deref())?;
+    let model = catalog
+        .model(&id)
+        .filter(|m| key.allows_model(&m.id) && !catalog.channels_for(&m.id).is_empty());
+    match model {
+        Some(model) => Ok(axum::Json(ModelObject::from(&**model)).into_response()),
+        None => Err(crate::relay::RelayError::ModelNotFound(id).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bearer_tokens() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer sk-1".parse().unwrap());
+        assert_eq!(bearer(&headers).as_deref(), Some("sk-1"));
+        headers.insert(header::AUTHORIZATION, "bearer   sk-2 ".parse().unwrap());
+        assert_eq!(bearer(&headers).as_deref(), Some("sk-2"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+}

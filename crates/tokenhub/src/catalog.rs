@@ -1,0 +1,328 @@
+//! The in-memory snapshot the hot path reads: models with prices, channels by model, API
+//! keys by hash, and users. Built from the database, swapped atomically on change
+//! (`reload`), never locked by a request.
+
+pub mod reload;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::ledger::money::{Nanos, PerMillion, Prices};
+use crate::store::{ChannelRow, KeyRow, ModelRow, UserRow};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Model {
+    pub id: String,
+    pub provider: String,
+    pub context: u64,
+    pub prices: Prices,
+    /// Unix seconds, for `/v1/models`.
+    pub created: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// Any OpenAI-compatible HTTP upstream.
+    OpenAi,
+    /// The built-in offline demo model.
+    Demo,
+}
+
+impl ChannelKind {
+    pub fn parse(kind: &str) -> Option<ChannelKind> {
+        match kind {
+            "openai" => Some(ChannelKind::OpenAi),
+            "demo" => Some(ChannelKind::Demo),
+            _ => None,
+        }
+    }
+}
+
+/// A usable upstream account. Only channels with a credential (or needing none) are built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Channel {
+    pub id: i64,
+    pub name: String,
+    pub kind: ChannelKind,
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model_map: HashMap<String, String>,
+    pub priority: i64,
+    pub weight: u32,
+}
+
+impl Channel {
+    /// The model id the upstream knows this public model by.
+    pub fn upstream_model<'a>(&'a self, public: &'a str) -> &'a str {
+        self.model_map.get(public).map_or(public, String::as_str)
+    }
+}
+
+/// Why a model has no usable channel, for a 503 that tells the operator what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingCredential {
+    pub channel: String,
+    pub env_var: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub enabled: bool,
+    pub allowed_models: Option<HashSet<String>>,
+    pub quota: Option<Nanos>,
+    pub expires_at: Option<i64>,
+}
+
+impl KeyEntry {
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(model))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserEntry {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    models: HashMap<String, Arc<Model>>,
+    /// Usable channels per public model, highest priority first.
+    routes: HashMap<String, Vec<Arc<Channel>>>,
+    missing: HashMap<String, Vec<MissingCredential>>,
+    keys: HashMap<String, Arc<KeyEntry>>,
+    users: HashMap<i64, Arc<UserEntry>>,
+}
+
+impl Catalog {
+    /// Builds a snapshot. `env` resolves `api_key_env` names (the process environment in
+    /// production, a map in tests).
+    pub fn build(
+        users: &[UserRow],
+        keys: &[KeyRow],
+        models: &[ModelRow],
+        channels: &[ChannelRow],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Catalog {
+        let mut catalog = Catalog::default();
+        for user in users {
+            let entry = UserEntry {
+                id: user.id,
+                name: user.name.clone(),
+                role: user.role.clone(),
+                active: user.status == "active",
+            };
+            catalog.users.insert(user.id, Arc::new(entry));
+        }
+        for key in keys.iter().filter(|k| k.status != "revoked") {
+            let entry = KeyEntry {
+                id: key.id,
+                user_id: key.user_id,
+                name: key.name.clone(),
+                enabled: key.status == "active",
+                allowed_models: key
+                    .allowed_models
+                    .as_ref()
+                    .map(|m| m.iter().cloned().collect()),
+                quota: key.quota,
+                expires_at: key.expires_at,
+            };
+            catalog.keys.insert(key.key_hash.clone(), Arc::new(entry));
+        }
+        for model in models.iter().filter(|m| m.enabled) {
+            let prices = Prices {
+                input: PerMillion(model.input_price),
+                cached_input: PerMillion(model.cached_input_price.unwrap_or(model.input_price)),
+                output: PerMillion(model.output_price),
+            };
+            let context = u64::try_from(model.context).unwrap_or(0);
+            let entry = Model {
+                id: model.id.clone(),
+                provider: model.provider.clone(),
+                context,
+                prices,
+                created: model.created,
+            };
+            catalog.models.insert(model.id.clone(), Arc::new(entry));
+        }
+        for row in channels.iter().filter(|c| c.enabled) {
+            catalog.add_channel(row, &env);
+        }
+        for channels in catalog.routes.values_mut() {
+            channels.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+        }
+        catalog
+    }
+
+    fn add_channel(&mut self, row: &ChannelRow, env: &impl Fn(&str) -> Option<String>) {
+        let Some(kind) = ChannelKind::parse(&row.kind) else {
+            tracing::warn!(channel = %row.name, kind = %row.kind, "channel of unknown type ignored");
+            return;
+        };
+        let api_key = row.api_key.clone().filter(|k| !k.is_empty()).or_else(|| {
+            row.api_key_env
+                .as_deref()
+                .and_then(env)
+                .filter(|k| !k.is_empty())
+        });
+        if kind == ChannelKind::OpenAi && api_key.is_none() && row.api_key_env.is_some() {
+            let missing = MissingCredential {
+                channel: row.name.clone(),
+                env_var: row.api_key_env.clone(),
+            };
+            for model in &row.models {
+                self.missing
+                    .entry(model.clone())
+                    .or_default()
+                    .push(missing.clone());
+            }
+            return;
+        }
+        let channel = Arc::new(Channel {
+            id: row.id,
+            name: row.name.clone(),
+            kind,
+            base_url: row.base_url.clone(),
+            api_key,
+            model_map: row
+                .model_map
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            priority: row.priority,
+            weight: u32::try_from(row.weight).unwrap_or(0),
+        });
+        for model in &row.models {
+            self.routes
+                .entry(model.clone())
+                .or_default()
+                .push(channel.clone());
+        }
+    }
+
+    pub fn key(&self, key_hash: &str) -> Option<&Arc<KeyEntry>> {
+        self.keys.get(key_hash)
+    }
+
+    pub fn user(&self, id: i64) -> Option<&Arc<UserEntry>> {
+        self.users.get(&id)
+    }
+
+    pub fn model(&self, id: &str) -> Option<&Arc<Model>> {
+        self.models.get(id)
+    }
+
+    /// Usable channels for a model, highest priority first (empty if none).
+    pub fn channels_for(&self, model: &str) -> &[Arc<Channel>] {
+        self.routes.get(model).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn missing_credentials(&self, model: &str) -> &[MissingCredential] {
+        self.missing.get(model).map_or(&[], Vec::as_slice)
+    }
+
+    /// Catalogue models that have at least one usable channel, sorted by id.
+    pub fn routable_models(&self) -> Vec<&Arc<Model>> {
+        let mut models: Vec<_> = self
+            .models
+            .values()
+            .filter(|m| !self.channels_for(&m.id).is_empty())
+            .collect();
+        models.sort_by(|a, b| a.id.cmp(&b.id));
+        models
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn channel(id: i64, name: &str, priority: i64, api_key_env: Option<&str>) -> ChannelRow {
+        ChannelRow {
+            id,
+            name: name.into(),
+            kind: "openai".into(),
+            base_url: "http://127.0.0.1:9".into(),
+            api_key: None,
+            api_key_env: api_key_env.map(str::to_string),
+            models: vec!["m".into()],
+            model_map: BTreeMap::from([("m".to_string(), "upstream-m".to_string())]),
+            priority,
+            weight: 1,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn channels_need_their_credential_and_sort_by_priority() {
+        let channels = [
+            channel(1, "low", 0, Some("SET")),
+            channel(2, "high", 5, Some("SET")),
+            channel(3, "nokey", 9, Some("UNSET")),
+        ];
+        let env = |name: &str| (name == "SET").then(|| "secret".to_string());
+        let catalog = Catalog::build(&[], &[], &[], &channels, env);
+        let names: Vec<_> = catalog
+            .channels_for("m")
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["high", "low"]);
+        assert_eq!(
+            catalog.channels_for("m")[0].upstream_model("m"),
+            "upstream-m"
+        );
+        assert_eq!(
+            catalog.channels_for("m")[0].api_key.as_deref(),
+            Some("secret")
+        );
+        assert_eq!(
+            catalog.missing_credentials("m"),
+            [MissingCredential {
+                channel: "nokey".into(),
+                env_var: Some("UNSET".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn revoked_keys_are_absent_and_disabled_keys_flagged() {
+        let key = |id: i64, status: &str| KeyRow {
+            id,
+            user_id: 1,
+            name: String::new(),
+            key_hash: format!("h{id}"),
+            key_prefix: String::new(),
+            status: status.into(),
+            allowed_models: Some(vec!["a".into()]),
+            quota: None,
+            spent: Nanos::ZERO,
+            expires_at: None,
+            created_at: 0,
+        };
+        let catalog = Catalog::build(
+            &[],
+            &[key(1, "active"), key(2, "revoked"), key(3, "disabled")],
+            &[],
+            &[],
+            |_| None,
+        );
+        assert!(
+            catalog
+                .key("h1")
+                .is_some_and(|k| k.enabled && k.allows_model("a") && !k.allows_model("b"))
+        );
+        assert!(catalog.key("h2").is_none());
+        assert!(catalog.key("h3").is_some_and(|k| !k.enabled));
+    }
+}

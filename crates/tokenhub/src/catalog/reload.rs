@@ -1,0 +1,86 @@
+//! Keeps the in-memory snapshot and balances in step with the database.
+//!
+//! Every change made through the store (CLI in another process, admin API, config
+//! upserts) bumps a revision counter; a background task polls it and rebuilds the
+//! snapshot when it moved. The poll is one indexed single-row read per interval, off
+//! the hot path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Mutex;
+
+use super::Catalog;
+use crate::ledger::books::Books;
+use crate::store::{Store, StoreResult};
+
+#[derive(Clone)]
+pub struct Reloader {
+    store: Store,
+    catalog: Arc<ArcSwap<Catalog>>,
+    books: Arc<Books>,
+    flush_lock: Arc<Mutex<()>>,
+}
+
+impl Reloader {
+    pub fn new(
+        store: Store,
+        catalog: Arc<ArcSwap<Catalog>>,
+        books: Arc<Books>,
+        flush_lock: Arc<Mutex<()>>,
+    ) -> Self {
+        Reloader {
+            store,
+            catalog,
+            books,
+            flush_lock,
+        }
+    }
+
+    /// Rebuilds the snapshot and re-reads balances; returns the revision it reflects.
+    pub async fn reload(&self) -> StoreResult<i64> {
+        let revision = self.store.revision().await?;
+        let models = self.store.all_models().await?;
+        let channels = self.store.all_channels().await?;
+        // Balances and spends are read under the writer's lock so that no committed batch
+        // is counted both in the database value and in the unflushed amounts.
+        let guard = self.flush_lock.lock().await;
+        let users = self.store.all_users().await?;
+        let keys = self.store.live_keys().await?;
+        self.books.sync(
+            users.iter().map(|u| (u.id, u.balance)),
+            keys.iter().map(|k| (k.id, k.spent)),
+        );
+        drop(guard);
+        let catalog = Catalog::build(&users, &keys, &models, &channels, |name| {
+            std::env::var(name).ok()
+        });
+        self.catalog.store(Arc::new(catalog));
+        Ok(revision)
+    }
+
+    /// Polls the revision counter forever, reloading when it changes.
+    pub fn spawn_polling(self, interval: Duration, mut seen: i64) {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match self.store.revision().await {
+                    Ok(current) if current != seen => match self.reload().await {
+                        Ok(reflected) => {
+                            tracing::info!(revision = reflected, "configuration reloaded");
+                            seen = reflected;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "reload failed; keeping the previous snapshot")
+                        }
+                    },
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "cannot read the revision counter"),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,358 @@
+//! Typed settings: defaults, then the optional TOML file, then environment variables.
+//!
+//! | setting | env | default |
+//! |---|---|---|
+//! | `listen` | `TOKENHUB_LISTEN` | `127.0.0.1:3000` |
+//! | `database_url` | `TOKENHUB_DATABASE_URL` | `sqlite://data/tokenhub.db` |
+//! | `reload_interval_ms` | `TOKENHUB_RELOAD_INTERVAL_MS` | `1000` |
+//! | `default_output_reserve_tokens` | `TOKENHUB_DEFAULT_OUTPUT_RESERVE_TOKENS` | `1024` |
+//! | `upstream_connect_timeout_ms` | `TOKENHUB_UPSTREAM_CONNECT_TIMEOUT_MS` | `10000` |
+//! | `upstream_first_byte_timeout_ms` | `TOKENHUB_UPSTREAM_FIRST_BYTE_TIMEOUT_MS` | `120000` |
+//! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
+//! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
+//!
+//! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ledger::money::{MoneyError, Nanos};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid value for {name}: {message}")]
+    Invalid { name: String, message: String },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub reload_interval_ms: u64,
+    pub default_output_reserve_tokens: u64,
+    pub upstream_connect_timeout_ms: u64,
+    pub upstream_first_byte_timeout_ms: u64,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub channels: Vec<ChannelConfig>,
+    pub models: Vec<ModelConfig>,
+    #[serde(skip)]
+    pub root_password: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            database_url: "sqlite://data/tokenhub.db".into(),
+            reload_interval_ms: 1000,
+            default_output_reserve_tokens: 1024,
+            upstream_connect_timeout_ms: 10_000,
+            upstream_first_byte_timeout_ms: 120_000,
+            max_body_bytes: 32 * 1024 * 1024,
+            log_format: LogFormat::Text,
+            channels: Vec::new(),
+            models: Vec::new(),
+            root_password: None,
+        }
+    }
+}
+
+/// A `[[channels]]` entry: one upstream account.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub model_map: BTreeMap<String, String>,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default = "one")]
+    pub weight: i64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A `[[models]]` entry: one public model of the catalogue. Prices are decimal USD per 1M tokens.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub id: String,
+    pub provider: String,
+    #[serde(default)]
+    pub context: i64,
+    pub input_usd_per_mtok: String,
+    pub output_usd_per_mtok: String,
+    #[serde(default)]
+    pub cached_input_usd_per_mtok: Option<String>,
+}
+
+impl ModelConfig {
+    pub fn prices(&self) -> Result<(Nanos, Nanos, Option<Nanos>), MoneyError> {
+        let input = self.input_usd_per_mtok.parse()?;
+        let output = self.output_usd_per_mtok.parse()?;
+        let cached = self
+            .cached_input_usd_per_mtok
+            .as_deref()
+            .map(str::parse)
+            .transpose()?;
+        Ok((input, output, cached))
+    }
+}
+
+impl Settings {
+    /// Loads settings: `explicit` path, else `./tokenhub.toml` if present, then env overrides.
+    pub fn load(explicit: Option<&Path>) -> Result<Settings, ConfigError> {
+        let default_file = Path::new("tokenhub.toml");
+        let file = explicit.or(default_file.exists().then_some(default_file));
+        let mut settings = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Settings::default(),
+        };
+        settings.apply_env(|name| std::env::var(name).ok())?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    name: name.into(),
+                    message: e.to_string(),
+                })
+        }
+        if let Some(v) = var("TOKENHUB_LISTEN") {
+            self.listen = parsed("TOKENHUB_LISTEN", v)?;
+        }
+        if let Some(v) = var("TOKENHUB_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("TOKENHUB_RELOAD_INTERVAL_MS") {
+            self.reload_interval_ms = parsed("TOKENHUB_RELOAD_INTERVAL_MS", v)?;
+        }
+        if let Some(v) = var("TOKENHUB_DEFAULT_OUTPUT_RESERVE_TOKENS") {
+            self.default_output_reserve_tokens =
+                parsed("TOKENHUB_DEFAULT_OUTPUT_RESERVE_TOKENS", v)?;
+        }
+        if let Some(v) = var("TOKENHUB_UPSTREAM_CONNECT_TIMEOUT_MS") {
+            self.upstream_connect_timeout_ms = parsed("TOKENHUB_UPSTREAM_CONNECT_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = var("TOKENHUB_UPSTREAM_FIRST_BYTE_TIMEOUT_MS") {
+            self.upstream_first_byte_timeout_ms =
+                parsed("TOKENHUB_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = var("TOKENHUB_MAX_BODY_BYTES") {
+            self.max_body_bytes = parsed("TOKENHUB_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = var("TOKENHUB_LOG_FORMAT") {
+            self.log_format = match v.trim() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        name: "TOKENHUB_LOG_FORMAT".into(),
+                        message: format!("'{other}' is not 'text' or 'json'"),
+                    });
+                }
+            };
+        }
+        self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |name: String, message: String| Err(ConfigError::Invalid { name, message });
+        for model in &self.models {
+            if let Err(e) = model.prices() {
+                return invalid(format!("models.{}", model.id), e.to_string());
+            }
+            if model
+                .prices()
+                .is_ok_and(|(i, o, c)| i.0 < 0 || o.0 < 0 || c.is_some_and(|c| c.0 < 0))
+            {
+                return invalid(
+                    format!("models.{}", model.id),
+                    "prices must not be negative".into(),
+                );
+            }
+        }
+        for channel in &self.channels {
+            let name = format!("channels.{}", channel.name);
+            if channel.weight < 0 {
+                return invalid(name, "weight must not be negative".into());
+            }
+            if !matches!(channel.kind.as_str(), "openai" | "demo") {
+                return invalid(
+                    name,
+                    format!(
+                        "unknown channel type '{}' (expected 'openai' or 'demo')",
+                        channel.kind
+                    ),
+                );
+            }
+            if channel.kind == "openai" && !is_http_url(&channel.base_url) {
+                return invalid(
+                    name,
+                    format!(
+                        "base_url '{}' must start with http:// or https://",
+                        channel.base_url
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn is_http_url(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_defaults() {
+        let mut settings = Settings::default();
+        let env = |name: &str| match name {
+            "TOKENHUB_LISTEN" => Some("127.0.0.1:0".to_string()),
+            "TOKENHUB_DATABASE_URL" => Some("sqlite::memory:".to_string()),
+            "TOKENHUB_ROOT_PASSWORD" => Some("hunter2".to_string()),
+            _ => None,
+        };
+        settings.apply_env(env).unwrap();
+        assert_eq!(settings.listen.port(), 0);
+        assert_eq!(settings.database_url, "sqlite::memory:");
+        assert_eq!(settings.root_password.as_deref(), Some("hunter2"));
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let mut settings = Settings::default();
+        let err = settings
+            .apply_env(|n| (n == "TOKENHUB_LISTEN").then(|| "nope".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("TOKENHUB_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn parses_the_documented_toml() {
+        let text = r#"
+            [[channels]]
+            name = "deepseek-main"
+            type = "openai"
+            base_url = "https://api.deepseek.com"
+            api_key_env = "DEEPSEEK_API_KEY"
+            models = ["deepseek-chat", "deepseek-r1"]
+            model_map = { "deepseek-r1" = "deepseek-reasoner" }
+            priority = 0
+            weight = 1
+
+            [[models]]
+            id = "deepseek-chat"
+            provider = "DeepSeek"
+            context = 65536
+            input_usd_per_mtok = "0.27"
+            output_usd_per_mtok = "0.27"
+            cached_input_usd_per_mtok = "0.07"
+        "#;
+        let settings: Settings = toml::from_str(text).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(
+            settings.channels[0].model_map["deepseek-r1"],
+            "deepseek-reasoner"
+        );
+        let (input, _, cached) = settings.models[0].prices().unwrap();
+        assert_eq!(input, Nanos(270_000_000));
+        assert_eq!(cached, Some(Nanos(70_000_000)));
+    }
+
+    #[test]
+    fn rejects_bad_channels_and_prices() {
+        let mut settings: Settings =
+            toml::from_str("[[channels]]\nname='x'\ntype='openai'\nbase_url='ftp://x'\n").unwrap();
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("http")
+        );
+        settings.channels.clear();
+        settings.models.push(ModelConfig {
+            id: "m".into(),
+            provider: "p".into(),
+            context: 0,
+            input_usd_per_mtok: "-1".into(),
+            output_usd_per_mtok: "1".into(),
+            cached_input_usd_per_mtok: None,
+        });
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
+        assert!(toml::from_str::<Settings>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,274 @@
+//! Money is an integer count of nano-USD (1e-9 USD) in an `i64`.
+//!
+//! Why nano-USD: the cheapest models cost $0.01 per 1M tokens, which is exactly
+//! 10 nano-USD per token, so per-token prices never need a fraction. An `i64`
+//! holds ±9.2 billion USD, far beyond any balance.
+//!
+//! Rounding rule (the only one in the code base): a request's cost is computed
+//! once from its token counts with exact integer arithmetic and rounded **up**
+//! to the next whole nano-USD. Prices are parsed from decimal strings exactly;
+//! more than 9 decimal places is an error, never a silent rounding.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// An amount of money in nano-USD. May be negative (a debit, an overdraft).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Nanos(pub i64);
+
+pub const NANOS_PER_USD: i64 = 1_000_000_000;
+
+impl Nanos {
+    pub const ZERO: Nanos = Nanos(0);
+
+    pub fn from_usd(usd: i64) -> Nanos {
+        Nanos(usd * NANOS_PER_USD)
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Renders as a decimal USD string with trailing zeros removed, e.g. `"0.000276"`.
+    pub fn to_usd_string(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let whole = abs / NANOS_PER_USD as u64;
+        let frac = abs % NANOS_PER_USD as u64;
+        if frac == 0 {
+            return format!("{sign}{whole}");
+        }
+        let frac = format!("{frac:09}");
+        format!("{sign}{whole}.{}", frac.trim_end_matches('0'))
+    }
+
+    /// For JSON responses that must show dollars as a number (OpenAI-legacy shapes).
+    pub fn as_usd_f64(self) -> f64 {
+        self.0 as f64 / NANOS_PER_USD as f64
+    }
+}
+
+impl std::ops::Add for Nanos {
+    type Output = Nanos;
+    fn add(self, rhs: Nanos) -> Nanos {
+        Nanos(self.0.saturating_add(rhs.0))
+    }
+}
+
+impl std::ops::Sub for Nanos {
+    type Output = Nanos;
+    fn sub(self, rhs: Nanos) -> Nanos {
+        Nanos(self.0.saturating_sub(rhs.0))
+    }
+}
+
+impl std::ops::AddAssign for Nanos {
+    fn add_assign(&mut self, rhs: Nanos) {
+        *self = *self + rhs;
+    }
+}
+
+impl std::ops::SubAssign for Nanos {
+    fn sub_assign(&mut self, rhs: Nanos) {
+        *self = *self - rhs;
+    }
+}
+
+impl std::iter::Sum for Nanos {
+    fn sum<I: Iterator<Item = Nanos>>(iter: I) -> Nanos {
+        iter.fold(Nanos::ZERO, |a, b| a + b)
+    }
+}
+
+impl fmt::Display for Nanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${}", self.to_usd_string())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MoneyError {
+    #[error("'{0}' is not a decimal USD amount (e.g. \"0.27\")")]
+    NotDecimal(String),
+    #[error("'{0}' has more than 9 decimal places; the smallest unit is 1e-9 USD")]
+    TooPrecise(String),
+    #[error("'{0}' is too large")]
+    TooLarge(String),
+}
+
+impl FromStr for Nanos {
+    type Err = MoneyError;
+
+    /// Parses a decimal USD amount such as `"0.27"`, `"-1"`, `"3.000000001"` exactly.
+    fn from_str(text: &str) -> Result<Nanos, MoneyError> {
+        let trimmed = text.trim().trim_start_matches('$');
+        let (negative, digits) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && frac.is_empty()) || !all_digits(whole) || !all_digits(frac) {
+            return Err(MoneyError::NotDecimal(text.to_string()));
+        }
+        if frac.len() > 9 {
+            return Err(MoneyError::TooPrecise(text.to_string()));
+        }
+        let too_large = || MoneyError::TooLarge(text.to_string());
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| too_large())?
+        };
+        let frac_nanos: i64 = format!("{frac:0<9}").parse().map_err(|_| too_large())?;
+        let nanos = whole
+            .checked_mul(NANOS_PER_USD)
+            .and_then(|n| n.checked_add(frac_nanos))
+            .ok_or_else(too_large)?;
+        Ok(Nanos(if negative { -nanos } else { nanos }))
+    }
+}
+
+/// Price of one million tokens, in nano-USD. `$0.27 / 1M` is `PerMillion(270_000_000)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerMillion(pub Nanos);
+
+impl PerMillion {
+    /// `tokens × price` in nano-USD × 1e6: dividing by 1e6 gives nano-USD. Kept undivided so
+    /// the token classes of one request are summed exactly before the single rounding.
+    fn numerator(self, tokens: u64) -> i128 {
+        i128::from(tokens) * i128::from(self.0.0)
+    }
+}
+
+/// The three prices that apply to one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prices {
+    pub input: PerMillion,
+    pub cached_input: PerMillion,
+    pub output: PerMillion,
+}
+
+/// Token counts of one request. `prompt` includes `cached` (OpenAI convention).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCounts {
+    pub prompt: u64,
+    pub cached: u64,
+    pub completion: u64,
+}
+
+impl Prices {
+    pub fn is_free(&self) -> bool {
+        self.input.0.is_zero() && self.cached_input.0.is_zero() && self.output.0.is_zero()
+    }
+
+    /// The cost of a request: one exact sum, rounded up once to whole nano-USD.
+    pub fn cost(&self, tokens: TokenCounts) -> Nanos {
+        let cached = tokens.cached.min(tokens.prompt);
+        let numerator = self.input.numerator(tokens.prompt - cached)
+            + self.cached_input.numerator(cached)
+            + self.output.numerator(tokens.completion);
+        let nanos = (numerator + 999_999).div_euclid(1_000_000);
+        Nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd(s: &str) -> Nanos {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_decimal_usd_exactly() {
+        assert_eq!(usd("0.27"), Nanos(270_000_000));
+        assert_eq!(usd("1"), Nanos(1_000_000_000));
+        assert_eq!(usd("$2.5"), Nanos(2_500_000_000));
+        assert_eq!(usd("-0.000000001"), Nanos(-1));
+        assert_eq!(usd(".5"), Nanos(500_000_000));
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_represent() {
+        assert!(matches!(
+            "0.0000000001".parse::<Nanos>(),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            "abc".parse::<Nanos>(),
+            Err(MoneyError::NotDecimal(_))
+        ));
+        assert!(matches!(
+            "".parse::<Nanos>(),
+            Err(MoneyError::NotDecimal(_))
+        ));
+        assert!(matches!(
+            "1.2.3".parse::<Nanos>(),
+            Err(MoneyError::NotDecimal(_))
+        ));
+        assert!(matches!(
+            "99999999999".parse::<Nanos>(),
+            Err(MoneyError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn renders_without_trailing_zeros() {
+        assert_eq!(Nanos(270_000_000).to_usd_string(), "0.27");
+        assert_eq!(Nanos(-1).to_usd_string(), "-0.000000001");
+        assert_eq!(Nanos(5 * NANOS_PER_USD).to_usd_string(), "5");
+        assert_eq!(Nanos(276_480).to_string(), "$0.00027648");
+    }
+
+    #[test]
+    fn cost_is_one_exact_sum_rounded_up() {
+        let prices = Prices {
+            input: PerMillion(usd("0.27")),
+            cached_input: PerMillion(usd("0.07")),
+            output: PerMillion(usd("1.10")),
+        };
+        // 1000 prompt (200 cached) + 500 completion:
+        // 800*0.27 + 200*0.07 + 500*1.10 = 216 + 14 + 550 = 780 micro-USD... per 1M → 780e-6 USD.
+        let tokens = TokenCounts {
+            prompt: 1000,
+            cached: 200,
+            completion: 500,
+        };
+        assert_eq!(prices.cost(tokens), Nanos(780_000));
+        // 1 token at $0.27/1M = 270 nano exactly; 1 token at $0.0000001/1M rounds up to 1 nano.
+        let tiny = Prices {
+            input: PerMillion(Nanos(100)),
+            ..Prices::default()
+        };
+        assert_eq!(
+            tiny.cost(TokenCounts {
+                prompt: 1,
+                ..Default::default()
+            }),
+            Nanos(1)
+        );
+        assert_eq!(tiny.cost(TokenCounts::default()), Nanos::ZERO);
+    }
+
+    #[test]
+    fn cached_tokens_never_exceed_prompt() {
+        let prices = Prices {
+            input: PerMillion(usd("1")),
+            cached_input: PerMillion(usd("0")),
+            ..Default::default()
+        };
+        let tokens = TokenCounts {
+            prompt: 10,
+            cached: 50,
+            completion: 0,
+        };
+        assert_eq!(prices.cost(tokens), Nanos::ZERO);
+    }
+}

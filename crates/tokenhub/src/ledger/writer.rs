@@ -1,0 +1,124 @@
+//! The batched ledger writer: the only path by which request costs reach the database.
+//!
+//! Settled requests send their `UsageRecord` here (never blocking, never failing); one
+//! task writes them in batches, one transaction each, retrying a failed batch until it
+//! commits. `flush()` returns once everything sent before it is committed, which is how
+//! graceful shutdown (and tests) know nothing is left in memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::ledger::books::Books;
+use crate::ledger::money::Nanos;
+use crate::store::{Store, UsageRecord};
+
+const MAX_BATCH: usize = 512;
+
+enum Command {
+    Record(Box<UsageRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A cheap handle for sending records to the writer task.
+#[derive(Clone)]
+pub struct LedgerWriter {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl LedgerWriter {
+    /// Starts the writer task. `flush_lock` is shared with the reloader so that a balance
+    /// read from the database and the in-memory unflushed costs always agree.
+    pub fn spawn(store: Store, books: Arc<Books>, flush_lock: Arc<Mutex<()>>) -> LedgerWriter {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, books, flush_lock, receiver));
+        LedgerWriter { commands }
+    }
+
+    /// Queues a record. Unbounded on purpose: a record is money, and dropping one is worse
+    /// than holding memory while the database is briefly unavailable.
+    pub fn submit(&self, record: UsageRecord) {
+        if self
+            .commands
+            .send(Command::Record(Box::new(record)))
+            .is_err()
+        {
+            tracing::error!("ledger writer is gone; a usage record could not be queued");
+        }
+    }
+
+    /// Waits until every record submitted before this call is committed.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn run(
+    store: Store,
+    books: Arc<Books>,
+    flush_lock: Arc<Mutex<()>>,
+    mut receiver: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut commands = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut commands, MAX_BATCH).await > 0 {
+        let mut batch = Vec::with_capacity(commands.len());
+        let mut waiters = Vec::new();
+        for command in commands.drain(..) {
+            match command {
+                Command::Record(record) => batch.push(*record),
+                Command::Flush(done) => waiters.push(done),
+            }
+        }
+        commit_until_done(&store, &books, &flush_lock, &batch).await;
+        for done in waiters {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn commit_until_done(
+    store: &Store,
+    books: &Books,
+    flush_lock: &Mutex<()>,
+    batch: &[UsageRecord],
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let guard = flush_lock.lock().await;
+        match store.write_usage_batch(batch).await {
+            Ok(()) => {
+                let (users, keys) = costs_by_owner(batch);
+                books.flushed(&users, &keys);
+                drop(guard);
+                metrics::counter!("tokenhub_usage_records_written_total")
+                    .increment(batch.len() as u64);
+                return;
+            }
+            Err(error) => {
+                drop(guard);
+                tracing::error!(%error, records = batch.len(), "usage batch not committed; retrying");
+                metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn costs_by_owner(batch: &[UsageRecord]) -> (HashMap<i64, Nanos>, HashMap<i64, Nanos>) {
+    let mut users: HashMap<i64, Nanos> = HashMap::new();
+    let mut keys: HashMap<i64, Nanos> = HashMap::new();
+    for record in batch {
+        *users.entry(record.user_id).or_default() += record.cost;
+        *keys.entry(record.key_id).or_default() += record.cost;
+    }
+    (users, keys)
+}

@@ -1,0 +1,14 @@
+//! TokenHub: a self-hosted, OpenAI-compatible LLM API gateway with exact metered billing.
+//! See ARCHITECTURE.md for the request's path through these modules.
+
+pub mod accounts;
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod ledger;
+pub mod protocol;
+pub mod providers;
+pub mod relay;
+pub mod server;
+pub mod store;
+pub mod tokens;

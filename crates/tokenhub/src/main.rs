@@ -1,0 +1,232 @@
+//! The `tokenhub` binary: `serve` (default) and the operator CLI. The CLI writes through
+//! the same store as the server; a running server picks changes up within its reload
+//! interval, so nothing needs a restart.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tokenhub::accounts::{self, KeyOptions};
+use tokenhub::config::{LogFormat, Settings};
+use tokenhub::ledger::money::Nanos;
+use tokenhub::server;
+
+#[derive(Parser)]
+#[command(
+    name = "tokenhub",
+    version,
+    about = "A self-hosted, OpenAI-compatible LLM API gateway"
+)]
+struct Cli {
+    /// TOML config file (default: ./tokenhub.toml if present).
+    #[arg(long, env = "TOKENHUB_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user.
+    Create {
+        name: String,
+        /// Opening balance in USD, e.g. 5 or 0.25.
+        #[arg(long, default_value = "0")]
+        balance_usd: String,
+        #[arg(long, default_value = "user", value_parser = ["user", "admin"])]
+        role: String,
+    },
+    /// Add credit (a negative amount debits), recorded in the ledger.
+    Credit {
+        name: String,
+        #[arg(allow_hyphen_values = true)]
+        usd: String,
+        #[arg(long, default_value = "credit from the command line")]
+        reason: String,
+    },
+    /// List users with their balances.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; prints only the new secret on stdout.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Comma-separated allow list of model ids (default: all).
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Spending limit of this key in USD.
+        #[arg(long)]
+        quota_usd: Option<String>,
+        /// Expiry as RFC 3339, e.g. 2027-01-31T00:00:00Z.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List a user's keys (prefixes only).
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a key by id; it stops working within the reload interval.
+    Revoke { key_id: i64 },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    init_logging(settings.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings).await,
+            Command::Users(command) => users(&settings, command).await,
+            Command::Keys(command) => keys(&settings, command).await,
+        }
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENHUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let gateway = server::start(settings, server::shutdown_signal()).await?;
+    eprintln!("TokenHub is listening on http://{}/v1", gateway.addr);
+    gateway.wait().await?;
+    Ok(())
+}
+
+fn usd(text: &str) -> Result<Nanos> {
+    text.parse::<Nanos>()
+        .with_context(|| format!("'{text}' is not a USD amount"))
+}
+
+async fn users(settings: &Settings, command: UsersCommand) -> Result<()> {
+    let store = server::open_store(settings).await?;
+    match command {
+        UsersCommand::Create {
+            name,
+            balance_usd,
+            role,
+        } => {
+            let user = accounts::create_user(&store, &name, &role, usd(&balance_usd)?).await?;
+            println!(
+                "created user {} (id {}, role {}, balance ${})",
+                user.name,
+                user.id,
+                user.role,
+                user.balance.to_usd_string()
+            );
+        }
+        UsersCommand::Credit {
+            name,
+            usd: amount,
+            reason,
+        } => {
+            let user = accounts::credit(&store, &name, usd(&amount)?, &reason).await?;
+            println!("{} now has ${}", user.name, user.balance.to_usd_string());
+        }
+        UsersCommand::List => {
+            for user in store.all_users().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t${}",
+                    user.id,
+                    user.name,
+                    user.role,
+                    user.status,
+                    user.balance.to_usd_string()
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn keys(settings: &Settings, command: KeysCommand) -> Result<()> {
+    let store = server::open_store(settings).await?;
+    match command {
+        KeysCommand::Create {
+            user,
+            name,
+            models,
+            quota_usd,
+            expires,
+        } => {
+            let owner = accounts::user_named(&store, &user).await?;
+            let expires_at = expires.as_deref().map(parse_rfc3339).transpose()?;
+            let quota = quota_usd.as_deref().map(usd).transpose()?;
+            let options = KeyOptions {
+                name,
+                allowed_models: models,
+                quota,
+                expires_at,
+            };
+            let (_, secret) = accounts::issue_key(&store, &owner, options).await?;
+            println!("{secret}");
+        }
+        KeysCommand::List { user } => {
+            let owner = accounts::user_named(&store, &user).await?;
+            for key in store.keys_of_user(owner.id).await? {
+                let models = key.allowed_models.map_or("*".to_string(), |m| m.join(","));
+                let quota = key.quota.map_or("unlimited".to_string(), |q| {
+                    format!("${}", q.to_usd_string())
+                });
+                println!(
+                    "{}\t{}\t{}\t{}\tmodels={}\tquota={}\tspent=${}",
+                    key.id,
+                    key.key_prefix,
+                    key.name,
+                    key.status,
+                    models,
+                    quota,
+                    key.spent.to_usd_string()
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            store.set_key_status(key_id, "revoked").await?;
+            println!("revoked key {key_id}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn parse_rfc3339(text: &str) -> Result<i64> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .with_context(|| {
+            format!("'{text}' is not an RFC 3339 time such as 2027-01-31T00:00:00Z")
+        })?;
+    let ms = at.unix_timestamp_nanos() / 1_000_000;
+    if ms <= tokenhub::store::now_ms() as i128 {
+        bail!("the expiry {text} is in the past");
+    }
+    Ok(i64::try_from(ms)?)
+}

@@ -1,0 +1,5 @@
+//! Wire formats and pure translations. Nothing here knows about HTTP servers, the
+//! database or the relay's state: inputs are bytes or JSON, outputs are bytes or JSON.
+
+pub mod openai;
+pub mod sse;

@@ -1,0 +1,6 @@
+//! OpenAI Chat Completions: the client-facing contract and the dialect of most upstreams.
+
+pub mod chunk;
+pub mod error;
+pub mod request;
+pub mod usage;

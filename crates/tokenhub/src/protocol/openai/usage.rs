@@ -1,0 +1,132 @@
+//! Normalising the usage shapes upstreams report into one `TokenCounts`.
+//!
+//! Shapes handled: OpenAI (`prompt_tokens_details.cached_tokens`), DeepSeek
+//! (`prompt_cache_hit_tokens`), Moonshot (duplicate top-level `cached_tokens`, and usage
+//! inside the choice in streams — see `chunk`). `prompt_tokens` always includes cached
+//! tokens in the result.
+
+use serde::Deserialize;
+
+use crate::ledger::money::TokenCounts;
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub total_tokens: Option<u64>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    /// DeepSeek.
+    #[serde(default)]
+    pub prompt_cache_hit_tokens: Option<u64>,
+    /// Moonshot's duplicate spelling.
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// The counts, or `None` when the object says nothing usable (all zero or absent),
+    /// which callers treat as "no usage reported".
+    pub fn counts(&self) -> Option<TokenCounts> {
+        let completion = self.completion_tokens.unwrap_or(0);
+        let prompt = self
+            .prompt_tokens
+            .unwrap_or_else(|| self.total_tokens.unwrap_or(0).saturating_sub(completion));
+        if prompt == 0 && completion == 0 {
+            return None;
+        }
+        let cached = self
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .or(self.prompt_cache_hit_tokens)
+            .or(self.cached_tokens)
+            .unwrap_or(0)
+            .min(prompt);
+        Some(TokenCounts {
+            prompt,
+            cached,
+            completion,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(json: &str) -> Option<TokenCounts> {
+        serde_json::from_str::<WireUsage>(json).unwrap().counts()
+    }
+
+    #[test]
+    fn openai_shape() {
+        let json = r#"{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}"#;
+        assert_eq!(
+            counts(json),
+            Some(TokenCounts {
+                prompt: 9,
+                cached: 4,
+                completion: 12
+            })
+        );
+    }
+
+    #[test]
+    fn deepseek_shape() {
+        let json = r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_cache_hit_tokens":60,"prompt_cache_miss_tokens":40}"#;
+        assert_eq!(
+            counts(json),
+            Some(TokenCounts {
+                prompt: 100,
+                cached: 60,
+                completion: 5
+            })
+        );
+    }
+
+    #[test]
+    fn moonshot_duplicate_spelling() {
+        assert_eq!(
+            counts(
+                r#"{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,"cached_tokens":8}"#
+            ),
+            Some(TokenCounts {
+                prompt: 10,
+                cached: 8,
+                completion: 2
+            })
+        );
+    }
+
+    #[test]
+    fn total_only_and_empty_usage() {
+        assert_eq!(
+            counts(r#"{"total_tokens":30,"completion_tokens":10}"#),
+            Some(TokenCounts {
+                prompt: 20,
+                cached: 0,
+                completion: 10
+            })
+        );
+        assert_eq!(
+            counts(r#"{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}"#),
+            None
+        );
+        assert_eq!(counts(r#"{}"#), None);
+    }
+
+    #[test]
+    fn cached_is_capped_by_prompt() {
+        assert_eq!(counts(r#"{"prompt_tokens":3,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":9}}"#).unwrap().cached, 3);
+    }
+}

@@ -1,0 +1,104 @@
+//! Provider adapters: how a request reaches one channel's upstream and how its answer
+//! comes back as bytes. Adapters see channels and bytes, never the server, the database
+//! or the caller's identity.
+
+pub mod demo;
+pub mod openai_compat;
+pub mod presets;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::catalog::{Channel, ChannelKind};
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamFailure>> + Send>>;
+
+/// An upstream's answer whose status was 2xx; the body is read as it arrives.
+pub struct UpstreamResponse {
+    pub body: ByteStream,
+}
+
+/// What went wrong talking to an upstream, and whether another channel may be tried.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct UpstreamFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No connection could be made.
+    Connect,
+    /// No answer (or no first event) within the deadline.
+    Timeout,
+    /// The upstream answered with this non-2xx status.
+    Status(u16),
+    /// The answer could not be understood.
+    Protocol,
+    /// The connection broke while the body was being read.
+    Broken,
+}
+
+impl UpstreamFailure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> UpstreamFailure {
+        UpstreamFailure {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether trying another channel could succeed. Client mistakes (400, 413, 422) would
+    /// fail the same way anywhere; everything else is about this channel or this moment.
+    pub fn retryable(&self) -> bool {
+        match self.kind {
+            FailureKind::Status(status) => !matches!(status, 400 | 413 | 422),
+            FailureKind::Connect
+            | FailureKind::Timeout
+            | FailureKind::Protocol
+            | FailureKind::Broken => true,
+        }
+    }
+}
+
+/// Deadlines shared by all adapters.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// Until the response headers arrive (and, for streams, the first data event).
+    pub first_byte: Duration,
+}
+
+/// Sends an OpenAI-format chat body to the channel.
+pub async fn send_chat(
+    client: &reqwest::Client,
+    channel: &Channel,
+    body: Bytes,
+    deadlines: Deadlines,
+) -> Result<UpstreamResponse, UpstreamFailure> {
+    match channel.kind {
+        ChannelKind::OpenAi => openai_compat::send_chat(client, channel, body, deadlines).await,
+        ChannelKind::Demo => demo::send_chat(&body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_mistakes_are_not_retried() {
+        let status = |s| UpstreamFailure::new(FailureKind::Status(s), "x");
+        assert!(!status(400).retryable());
+        assert!(!status(422).retryable());
+        assert!(status(429).retryable());
+        assert!(
+            status(401).retryable(),
+            "a bad channel key is the channel's problem"
+        );
+        assert!(status(503).retryable());
+        assert!(UpstreamFailure::new(FailureKind::Connect, "x").retryable());
+    }
+}

@@ -1,0 +1,125 @@
+//! Any OpenAI-compatible upstream: the body goes out as the relay prepared it.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::{Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
+use crate::catalog::Channel;
+use crate::protocol::openai::error::upstream_error_message;
+
+/// An upstream error body is read up to this size for its message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// `{base}/chat/completions`, adding `/v1` when the base URL has no path at all
+/// (`https://api.deepseek.com` → `…/v1/chat/completions`; `…/api/paas/v4` → `…/v4/chat/completions`).
+pub fn endpoint(base_url: &str, operation: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    let has_path = base
+        .split("://")
+        .nth(1)
+        .is_some_and(|rest| rest.contains('/'));
+    if has_path {
+        format!("{base}/{operation}")
+    } else {
+        format!("{base}/v1/{operation}")
+    }
+}
+
+pub async fn send_chat(
+    client: &reqwest::Client,
+    channel: &Channel,
+    body: Bytes,
+    deadlines: Deadlines,
+) -> Result<UpstreamResponse, UpstreamFailure> {
+    let mut request = client
+        .post(endpoint(&channel.base_url, "chat/completions"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    if let Some(key) = &channel.api_key {
+        request = request.bearer_auth(key);
+    }
+    let response = tokio::time::timeout(deadlines.first_byte, request.send())
+        .await
+        .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
+        .map_err(|e| describe_send_error(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        let code = status.as_u16();
+        let body = read_error_body(response).await;
+        let message = upstream_error_message(&body)
+            .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
+        return Err(UpstreamFailure::new(FailureKind::Status(code), message));
+    }
+    let body = response.bytes_stream().map(|chunk| {
+        chunk.map_err(|e| {
+            UpstreamFailure::new(
+                FailureKind::Broken,
+                format!("upstream connection broke: {}", root_cause(&e)),
+            )
+        })
+    });
+    Ok(UpstreamResponse {
+        body: Box::pin(body),
+    })
+}
+
+async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= ERROR_BODY_LIMIT {
+            body.truncate(ERROR_BODY_LIMIT);
+            break;
+        }
+    }
+    body
+}
+
+fn describe_send_error(error: &reqwest::Error) -> UpstreamFailure {
+    let kind = if error.is_timeout() {
+        FailureKind::Timeout
+    } else if error.is_connect() {
+        FailureKind::Connect
+    } else {
+        FailureKind::Broken
+    };
+    UpstreamFailure::new(
+        kind,
+        format!("cannot reach upstream: {}", root_cause(error)),
+    )
+}
+
+/// The innermost cause, which is the informative part (e.g. "Connection refused").
+/// Never includes the URL's credentials: channel keys travel in headers, not URLs.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint;
+
+    #[test]
+    fn joins_base_urls_like_the_vendors_document_them() {
+        assert_eq!(
+            endpoint("https://api.deepseek.com", "chat/completions"),
+            "https://api.deepseek.com/v1/chat/completions"
+        );
+        assert_eq!(
+            endpoint("https://api.deepseek.com/", "models"),
+            "https://api.deepseek.com/v1/models"
+        );
+        assert_eq!(
+            endpoint("https://open.bigmodel.cn/api/paas/v4", "chat/completions"),
+            "https://open.bigmodel.cn/api/paas/v4/chat/completions"
+        );
+        assert_eq!(
+            endpoint("http://127.0.0.1:9/v1/", "chat/completions"),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Why a relay request did not succeed. The API layer turns these into wire errors; the
+//! relay only says what happened and whose fault it was.
+
+use crate::catalog::MissingCredential;
+use crate::ledger::books::Refusal;
+use crate::protocol::openai::request::InvalidRequest;
+use crate::providers::UpstreamFailure;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error(transparent)]
+    InvalidRequest(#[from] InvalidRequest),
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    ModelNotFound(String),
+    #[error("{}", describe_refusal(.0))]
+    Insufficient(Refusal),
+    #[error("{}", describe_missing(.model, .missing))]
+    NoChannel {
+        model: String,
+        missing: Vec<MissingCredential>,
+    },
+    #[error("{0}")]
+    Upstream(UpstreamFailure),
+}
+
+impl RelayError {
+    /// The status the client receives; recorded in the usage record too.
+    pub fn status(&self) -> u16 {
+        use crate::providers::FailureKind;
+        match self {
+            RelayError::Unauthenticated(_) => 401,
+            RelayError::InvalidRequest(_) => 400,
+            RelayError::ModelNotFound(_) => 404,
+            RelayError::Insufficient(_) => 429,
+            RelayError::NoChannel { .. } => 503,
+            RelayError::Upstream(failure) => match failure.kind {
+                FailureKind::Status(status @ (400 | 413 | 422 | 429)) => status,
+                FailureKind::Status(503) => 503,
+                FailureKind::Timeout => 504,
+                FailureKind::Status(_)
+                | FailureKind::Connect
+                | FailureKind::Protocol
+                | FailureKind::Broken => 502,
+            },
+        }
+    }
+}
+
+fn describe_refusal(refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Balance { available, needed } => format!(
+            "You exceeded your current quota: this request may cost up to {needed} and your available balance is {available}. Add credit to continue."
+        ),
+        Refusal::KeyQuota { remaining, needed } => format!(
+            "This API key's spending quota is exhausted: this request may cost up to {needed} and the key has {remaining} left."
+        ),
+    }
+}
+
+fn describe_missing(model: &str, missing: &[MissingCredential]) -> String {
+    if missing.is_empty() {
+        return format!(
+            "No channel is configured to serve model `{model}`. Ask the operator to add one."
+        );
+    }
+    let hints: Vec<String> = missing
+        .iter()
+        .map(|m| match &m.env_var {
+            Some(var) => format!("channel '{}' needs {var} to be set", m.channel),
+            None => format!("channel '{}' has no API key", m.channel),
+        })
+        .collect();
+    format!(
+        "Model `{model}` is not available yet: {}.",
+        hints.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::money::Nanos;
+    use crate::providers::FailureKind;
+
+    #[test]
+    fn statuses_follow_openai() {
+        assert_eq!(RelayError::Unauthenticated("x".into()).status(), 401);
+        assert_eq!(RelayError::ModelNotFound("m".into()).status(), 404);
+        let refusal = Refusal::Balance {
+            available: Nanos(0),
+            needed: Nanos(5),
+        };
+        assert_eq!(RelayError::Insufficient(refusal).status(), 429);
+        let upstream = |kind| RelayError::Upstream(UpstreamFailure::new(kind, "x")).status();
+        assert_eq!(upstream(FailureKind::Status(500)), 502);
+        assert_eq!(
+            upstream(FailureKind::Status(401)),
+            502,
+            "a channel's bad key is not the client's 401"
+        );
+        assert_eq!(upstream(FailureKind::Status(400)), 400);
+        assert_eq!(upstream(FailureKind::Status(503)), 503);
+        assert_eq!(upstream(FailureKind::Timeout), 504);
+    }
+
+    #[test]
+    fn missing_channel_message_names_the_variable() {
+        let error = RelayError::NoChannel {
+            model: "deepseek-chat".into(),
+            missing: vec![MissingCredential {
+                channel: "deepseek".into(),
+                env_var: Some("DEEPSEEK_API_KEY".into()),
+            }],
+        };
+        assert_eq!(error.status(), 503);
+        let text = error.to_string();
+        assert!(
+            text.contains("deepseek-chat")
+                && text.contains("DEEPSEEK_API_KEY")
+                && text.contains("'deepseek'"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! Channel order for one request: priority tiers from highest, and within a tier a
+//! weighted random order (a channel with twice the weight is first twice as often).
+
+use std::sync::Arc;
+
+use rand::Rng;
+
+use crate::catalog::Channel;
+
+/// `channels` must be sorted by priority, highest first (as the catalogue keeps them).
+pub fn order(channels: &[Arc<Channel>], rng: &mut impl Rng) -> Vec<Arc<Channel>> {
+    let mut ordered = Vec::with_capacity(channels.len());
+    for tier in channels.chunk_by(|a, b| a.priority == b.priority) {
+        // Efraimidis–Spirakis: sort by u^(1/w) descending; weight 0 goes last.
+        let mut keyed: Vec<(f64, &Arc<Channel>)> = tier
+            .iter()
+            .map(|c| {
+                let key = if c.weight == 0 {
+                    -1.0
+                } else {
+                    rng.random::<f64>().powf(1.0 / f64::from(c.weight))
+                };
+                (key, c)
+            })
+            .collect();
+        keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ordered.extend(keyed.into_iter().map(|(_, c)| c.clone()));
+    }
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::catalog::ChannelKind;
+
+    fn channel(id: i64, priority: i64, weight: u32) -> Arc<Channel> {
+        Arc::new(Channel {
+            id,
+            name: format!("c{id}"),
+            kind: ChannelKind::OpenAi,
+            base_url: String::new(),
+            api_key: None,
+            model_map: HashMap::new(),
+            priority,
+            weight,
+        })
+    }
+
+    #[test]
+    fn higher_tiers_always_come_first() {
+        let channels = [channel(1, 10, 1), channel(2, 10, 1), channel(3, 0, 100)];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..100 {
+            let ids: Vec<i64> = order(&channels, &mut rng).iter().map(|c| c.id).collect();
+            assert_eq!(ids[2], 3);
+        }
+    }
+
+    #[test]
+    fn weights_shape_the_first_choice() {
+        let channels = [channel(1, 0, 3), channel(2, 0, 1), channel(3, 0, 0)];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let mut first = HashMap::new();
+        for _ in 0..4000 {
+            let ordered = order(&channels, &mut rng);
+            *first.entry(ordered[0].id).or_insert(0) += 1;
+            assert_eq!(ordered[2].id, 3, "weight 0 is a last resort");
+        }
+        let share = f64::from(first[&1]) / 4000.0;
+        assert!(
+            (0.70..0.80).contains(&share),
+            "weight 3 of 4 should lead ~75%, got {share}"
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! Settlement: the one place a request's cost is decided and its usage record emitted.
+//!
+//! A `Settlement` is created as soon as a request is authenticated and travels with the
+//! request (into the response stream, for streams). It is settled exactly once: by an
+//! explicit call on every normal path, or by `Drop` when the client went away or a
+//! future was cancelled. Settling releases the reservation, books the cost in memory
+//! and hands the record to the ledger writer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::ledger::books::{Books, Reservation};
+use crate::ledger::money::{Prices, TokenCounts};
+use crate::ledger::writer::LedgerWriter;
+use crate::store::{UsageRecord, now_ms};
+use crate::tokens;
+
+/// What was learned from the upstream's answer so far.
+#[derive(Debug, Default)]
+pub struct Meter {
+    pub usage: Option<TokenCounts>,
+    /// Generated text seen so far, for a local count if no usage arrives.
+    pub text: String,
+    pub first_token_at: Option<Instant>,
+    pub error: Option<String>,
+}
+
+pub struct Settlement {
+    books: Arc<Books>,
+    writer: LedgerWriter,
+    reservation: Option<Reservation>,
+    record: UsageRecord,
+    prices: Prices,
+    request_body: Bytes,
+    started: Instant,
+    upstream_contacted: bool,
+    settled: bool,
+}
+
+/// How the request ended.
+pub struct Outcome {
+    pub status: u16,
+    pub error: Option<String>,
+}
+
+impl Settlement {
+    pub fn new(
+        books: Arc<Books>,
+        writer: LedgerWriter,
+        request_id: String,
+        user_id: i64,
+        key_id: i64,
+        body: Bytes,
+    ) -> Self {
+        Settlement {
+            books,
+            writer,
+            reservation: None,
+            record: UsageRecord {
+                request_id,
+                user_id,
+                key_id,
+                model: String::new(),
+                channel_id: None,
+                prompt_tokens: 0,
+                cached_tokens: 0,
+                completion_tokens: 0,
+                cost: Default::default(),
+                status: 0,
+                error: None,
+                stream: false,
+                estimated: false,
+                latency_ms: 0,
+                ttft_ms: None,
+                created_at: now_ms(),
+            },
+            prices: Prices::default(),
+            request_body: body,
+            started: Instant::now(),
+            upstream_contacted: false,
+            settled: false,
+        }
+    }
+
+    pub fn set_model(&mut self, model: &str, prices: Prices, stream: bool) {
+        self.record.model = model.to_string();
+        self.prices = prices;
+        self.record.stream = stream;
+    }
+
+    pub fn hold(&mut self, reservation: Reservation) {
+        self.reservation = Some(reservation);
+    }
+
+    pub fn request_body(&self) -> &[u8] {
+        &self.request_body
+    }
+
+    /// Marks that a channel was called, so a cancelled request may owe its prompt.
+    pub fn attempt(&mut self, channel_id: i64) {
+        self.record.channel_id = Some(channel_id);
+        self.upstream_contacted = true;
+    }
+
+    /// A failed attempt that produced nothing billable (an error status, no connection).
+    pub fn attempt_failed(&mut self) {
+        self.upstream_contacted = false;
+    }
+
+    /// Settles a request that failed before any output was produced: it costs nothing.
+    pub fn fail(mut self, status: u16, error: &str) {
+        self.upstream_contacted = false;
+        self.finish(
+            Meter::default(),
+            Outcome {
+                status,
+                error: Some(error.to_string()),
+            },
+        );
+    }
+
+    /// Settles with what the meter saw. Without reported usage, tokens are counted locally
+    /// (prompt from the request, completion from the text seen) and marked estimated.
+    pub fn finish(&mut self, meter: Meter, outcome: Outcome) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let (counts, estimated) = match meter.usage {
+            Some(counts) => (counts, false),
+            None if self.upstream_contacted => {
+                let prompt = tokens::count_chat_prompt(&self.request_body);
+                (
+                    TokenCounts {
+                        prompt,
+                        cached: 0,
+                        completion: tokens::count_text(&meter.text),
+                    },
+                    true,
+                )
+            }
+            None => (TokenCounts::default(), false),
+        };
+        let cost = self.prices.cost(counts);
+        let record = &mut self.record;
+        record.prompt_tokens = counts.prompt;
+        record.cached_tokens = counts.cached;
+        record.completion_tokens = counts.completion;
+        record.cost = cost;
+        record.estimated = estimated;
+        record.status = outcome.status;
+        record.error = outcome.error.or(meter.error);
+        record.latency_ms = elapsed_ms(self.started, Instant::now());
+        record.ttft_ms = meter.first_token_at.map(|at| elapsed_ms(self.started, at));
+        match self.reservation.take() {
+            Some(reservation) => self.books.settle(reservation, cost),
+            None => debug_assert!(
+                cost.is_zero() || !self.upstream_contacted,
+                "cost without a reservation"
+            ),
+        }
+        observe(record);
+        self.writer.submit(record.clone());
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if !self.settled {
+            let outcome = Outcome {
+                status: 499,
+                error: Some("client closed the request".into()),
+            };
+            self.finish(Meter::default(), outcome);
+        }
+    }
+}
+
+fn elapsed_ms(from: Instant, to: Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The request's one log line and its metrics.
+fn observe(record: &UsageRecord) {
+    let status = record.status.to_string();
+    metrics::counter!("tokenhub_requests_total", "model" => record.model.clone(), "status" => status).increment(1);
+    metrics::counter!("tokenhub_tokens_total", "model" => record.model.clone(), "kind" => "prompt")
+        .increment(record.prompt_tokens);
+    metrics::counter!("tokenhub_tokens_total", "model" => record.model.clone(), "kind" => "completion")
+        .increment(record.completion_tokens);
+    metrics::counter!("tokenhub_cost_nano_usd_total", "model" => record.model.clone())
+        .increment(u64::try_from(record.cost.0).unwrap_or(0));
+    metrics::histogram!("tokenhub_request_duration_seconds", "model" => record.model.clone())
+        .record(record.latency_ms as f64 / 1000.0);
+    if let Some(ttft) = record.ttft_ms {
+        metrics::histogram!("tokenhub_time_to_first_token_seconds", "model" => record.model.clone()).record(ttft as f64 / 1000.0);
+    }
+    tracing::info!(
+        request_id = %record.request_id,
+        user_id = record.user_id,
+        key_id = record.key_id,
+        model = %record.model,
+        channel_id = ?record.channel_id,
+        status = record.status,
+        stream = record.stream,
+        prompt_tokens = record.prompt_tokens,
+        cached_tokens = record.cached_tokens,
+        completion_tokens = record.completion_tokens,
+        cost_usd = %record.cost.to_usd_string(),
+        estimated = record.estimated,
+        latency_ms = record.latency_ms,
+        ttft_ms = ?record.ttft_ms,
+        error = ?record.error,
+        "relay request settled"
+    );
+}

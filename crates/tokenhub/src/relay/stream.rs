@@ -1,0 +1,256 @@
+//! The streaming response: upstream SSE events pass to the client as they arrive, each
+//! in its own write, unchanged unless the gateway must act on it:
+//! - the usage chunk the gateway asked for on the client's behalf is withheld when the
+//!   client did not ask for usage itself;
+//! - a client that asked for usage gets one even when the upstream put it elsewhere
+//!   (inside a choice) or reported none (counted locally);
+//! - a stream that breaks or ends without `[DONE]` ends with an OpenAI error event, so
+//!   the client can tell a broken answer from a finished one.
+//!
+//! Settlement happens when the stream ends, or in `Drop` if the client disconnects.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::settle::{Meter, Outcome, Settlement};
+use crate::protocol::openai::chunk::{CompletionView, usage_chunk_json};
+use crate::protocol::openai::error::upstream_error_message;
+use crate::protocol::sse::{SseDecoder, SseEvent};
+use crate::providers::{ByteStream, FailureKind, UpstreamFailure};
+use crate::tokens;
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+pub struct MeteredStream {
+    upstream: ByteStream,
+    decoder: SseDecoder,
+    ready: VecDeque<Bytes>,
+    meter: Meter,
+    settlement: Option<Settlement>,
+    client_wants_usage: bool,
+    usage_forwarded: bool,
+    saw_data: bool,
+    saw_finish: bool,
+    saw_done: bool,
+    ended: bool,
+    /// id, created and model of the first chunk, for chunks the gateway writes itself.
+    identity: Option<(String, i64, String)>,
+}
+
+impl MeteredStream {
+    pub fn new(upstream: ByteStream, client_wants_usage: bool) -> MeteredStream {
+        MeteredStream {
+            upstream,
+            decoder: SseDecoder::default(),
+            ready: VecDeque::new(),
+            meter: Meter::default(),
+            settlement: None,
+            client_wants_usage,
+            usage_forwarded: false,
+            saw_data: false,
+            saw_finish: false,
+            saw_done: false,
+            ended: false,
+            identity: None,
+        }
+    }
+
+    /// Reads until the first data event, so that a channel that fails before producing
+    /// anything can still be replaced by another. Nothing has reached the client yet.
+    pub async fn wait_for_first_event(&mut self) -> Result<(), UpstreamFailure> {
+        while !self.saw_data {
+            match self.upstream.next().await {
+                Some(Ok(bytes)) => self.absorb(&bytes)?,
+                Some(Err(failure)) => return Err(failure),
+                None => {
+                    self.drain_decoder_tail();
+                    if !self.saw_data {
+                        return Err(UpstreamFailure::new(
+                            FailureKind::Protocol,
+                            "upstream closed the stream before any event",
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(error) = self.meter.error.take() {
+            // An error as the very first event: nothing was shown, another channel may answer.
+            return Err(UpstreamFailure::new(FailureKind::Status(502), error));
+        }
+        Ok(())
+    }
+
+    /// From here on the client sees this stream; its end settles the request.
+    pub fn attach(&mut self, settlement: Settlement) {
+        self.settlement = Some(settlement);
+    }
+
+    fn absorb(&mut self, bytes: &[u8]) -> Result<(), UpstreamFailure> {
+        self.decoder.push(bytes);
+        loop {
+            match self.decoder.next_event() {
+                Ok(Some(event)) => self.on_event(event),
+                Ok(None) => return Ok(()),
+                Err(too_large) => {
+                    return Err(UpstreamFailure::new(
+                        FailureKind::Protocol,
+                        too_large.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn drain_decoder_tail(&mut self) {
+        if let Some(event) = self.decoder.finish() {
+            self.on_event(event);
+        }
+    }
+
+    fn on_event(&mut self, event: SseEvent) {
+        let Some(data) = &event.data else {
+            self.ready.push_back(event.raw); // comments keep idle connections alive
+            return;
+        };
+        if &data[..] == b"[DONE]" {
+            self.saw_done = true;
+            self.supply_usage_if_owed();
+            self.ready.push_back(Bytes::from_static(DONE));
+            return;
+        }
+        self.saw_data = true;
+        let Ok(view) = CompletionView::parse(data) else {
+            self.ready.push_back(event.raw);
+            return;
+        };
+        if self.identity.is_none() {
+            let id = view
+                .id
+                .as_deref()
+                .unwrap_or("chatcmpl-tokenhub")
+                .to_string();
+            let model = view.model.as_deref().unwrap_or_default().to_string();
+            self.identity = Some((id, view.created.unwrap_or(0), model));
+        }
+        if view.error.is_some() {
+            self.meter.error =
+                Some(upstream_error_message(data).unwrap_or_else(|| "upstream error event".into()));
+        }
+        if let Some(counts) = view.usage_counts() {
+            self.meter.usage = Some(counts);
+        }
+        view.for_each_text(|text| self.meter.text.push_str(text));
+        if self.meter.first_token_at.is_none() && !self.meter.text.is_empty() {
+            self.meter.first_token_at = Some(Instant::now());
+        }
+        self.saw_finish |= view.has_finish_reason();
+        if view.is_usage_only() {
+            if !self.client_wants_usage {
+                return;
+            }
+            self.usage_forwarded = true;
+        }
+        self.ready.push_back(event.raw);
+    }
+
+    /// A client that asked for usage gets a usage chunk before `[DONE]`, whatever the upstream did.
+    fn supply_usage_if_owed(&mut self) {
+        if !self.client_wants_usage || self.usage_forwarded {
+            return;
+        }
+        let counts = self
+            .meter
+            .usage
+            .unwrap_or_else(|| crate::ledger::money::TokenCounts {
+                prompt: self
+                    .settlement
+                    .as_ref()
+                    .map_or(0, |s| tokens::count_chat_prompt(s.request_body())),
+                cached: 0,
+                completion: tokens::count_text(&self.meter.text),
+            });
+        let (id, created, model) = self.identity.clone().unwrap_or_default();
+        self.ready.push_back(SseEvent::data_bytes(&usage_chunk_json(
+            &id, created, &model, counts,
+        )));
+        self.usage_forwarded = true;
+    }
+
+    /// The upstream is finished (cleanly or not): close the client's stream properly.
+    fn end(&mut self, failure: Option<UpstreamFailure>) {
+        self.ended = true;
+        let error = match failure {
+            Some(failure) => Some(failure.message),
+            None if self.saw_done => None,
+            None if self.saw_finish && self.meter.error.is_none() => {
+                // Some upstreams end without `[DONE]`; the answer is complete, so finish it for them.
+                self.supply_usage_if_owed();
+                self.ready.push_back(Bytes::from_static(DONE));
+                None
+            }
+            None if self.meter.error.is_some() => None, // the upstream's own error event was forwarded
+            None => Some("upstream stream ended before the answer was complete".to_string()),
+        };
+        if let Some(message) = &error {
+            self.ready.push_back(error_event(message));
+        }
+        if let Some(mut settlement) = self.settlement.take() {
+            let meter = std::mem::take(&mut self.meter);
+            settlement.finish(meter, Outcome { status: 200, error });
+        }
+    }
+}
+
+fn error_event(message: &str) -> Bytes {
+    let body = serde_json::json!({"error": {"message": message, "type": "server_error", "param": null, "code": "upstream_error"}});
+    SseEvent::data_bytes(body.to_string().as_bytes())
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.upstream.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(bytes))) => {
+                    if let Err(failure) = this.absorb(&bytes) {
+                        this.end(Some(failure));
+                    }
+                }
+                Poll::Ready(Some(Err(failure))) => this.end(Some(failure)),
+                Poll::Ready(None) => {
+                    this.drain_decoder_tail();
+                    this.end(None);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MeteredStream {
+    fn drop(&mut self) {
+        if let Some(mut settlement) = self.settlement.take() {
+            let meter = std::mem::take(&mut self.meter);
+            settlement.finish(
+                meter,
+                Outcome {
+                    status: 499,
+                    error: Some("client closed the stream".into()),
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Start-up and shutdown: open the store, seed the catalogue, apply the config file, load
+//! the snapshot, start the background tasks, serve; on a shutdown signal stop accepting,
+//! let in-flight requests (streams included) finish, then flush every usage record.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::{Mutex, oneshot};
+
+use crate::accounts;
+use crate::api::{self, AppState};
+use crate::catalog::Catalog;
+use crate::catalog::reload::Reloader;
+use crate::config::{ChannelConfig, ModelConfig, Settings};
+use crate::ledger::books::Books;
+use crate::ledger::writer::LedgerWriter;
+use crate::providers::{Deadlines, presets};
+use crate::relay::{Relay, RelayPolicy};
+use crate::store::{ChannelRow, ModelRow, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Accounts(#[from] accounts::AccountError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A gateway that is listening. Dropping it does not stop it; call `shutdown`.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub reloader: Reloader,
+    pub books: Arc<Books>,
+    pub writer: LedgerWriter,
+    stop: Option<oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningGateway {
+    /// Graceful stop: no new connections, in-flight requests finish, usage is flushed.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = self
+            .served
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.writer.flush().await;
+        self.store.close().await;
+        served
+    }
+
+    /// Waits until the server stops by itself (a signal), then flushes.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let served = (&mut self.served)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.writer.flush().await;
+        self.store.close().await;
+        served
+    }
+}
+
+/// Opens the store and applies seeds and the config file. Shared by `serve` and the CLI.
+pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
+    let store = Store::connect(&settings.database_url).await?;
+    for model in presets::builtin_models() {
+        store.seed_model(&model).await?;
+    }
+    for channel in presets::preset_channels() {
+        store.seed_channel(&channel).await?;
+    }
+    for model in &settings.models {
+        store.upsert_model(&model_row(model)?).await?;
+    }
+    for channel in &settings.channels {
+        store.upsert_channel(&channel_row(channel)).await?;
+    }
+    Ok(store)
+}
+
+fn model_row(model: &ModelConfig) -> Result<ModelRow, StartError> {
+    let (input, output, cached) = model
+        .prices()
+        .map_err(|e| StartError::Config(format!("model {}: {e}", model.id)))?;
+    Ok(ModelRow {
+        id: model.id.clone(),
+        provider: model.provider.clone(),
+        context: model.context,
+        input_price: input,
+        output_price: output,
+        cached_input_price: cached,
+        enabled: true,
+        created: 0,
+    })
+}
+
+fn channel_row(channel: &ChannelConfig) -> ChannelRow {
+    ChannelRow {
+        id: 0,
+        name: channel.name.clone(),
+        kind: channel.kind.clone(),
+        base_url: channel.base_url.clone(),
+        api_key: channel.api_key.clone(),
+        api_key_env: channel.api_key_env.clone(),
+        models: channel.models.clone(),
+        model_map: channel.model_map.clone(),
+        priority: channel.priority,
+        weight: channel.weight,
+        enabled: channel.enabled,
+    }
+}
+
+fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .clone()
+}
+
+/// Starts a gateway; it stops when `shutdown` resolves or `RunningGateway::shutdown` is called.
+pub async fn start(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunningGateway, StartError> {
+    let store = open_store(&settings).await?;
+    // Loading the tokenizer takes ~200 ms; pay it now rather than in someone's request.
+    tokio::task::spawn_blocking(|| crate::tokens::count_text("warm up"));
+    if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await?
+    {
+        // Shown once, on the terminal of whoever started the first run.
+        println!("Created the root account. User: root  Password: {password}  (shown only once)");
+    }
+    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
+    let books = Arc::new(Books::default());
+    let flush_lock = Arc::new(Mutex::new(()));
+    let reloader = Reloader::new(
+        store.clone(),
+        catalog.clone(),
+        books.clone(),
+        flush_lock.clone(),
+    );
+    let revision = reloader.reload().await?;
+    reloader.clone().spawn_polling(
+        Duration::from_millis(settings.reload_interval_ms.max(10)),
+        revision,
+    );
+    let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
+
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(settings.upstream_connect_timeout_ms))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()?;
+    let policy = RelayPolicy {
+        default_output_reserve_tokens: settings.default_output_reserve_tokens,
+        deadlines: Deadlines {
+            first_byte: Duration::from_millis(settings.upstream_first_byte_timeout_ms),
+        },
+        total_timeout: Duration::from_secs(600),
+        max_attempts: 3,
+        max_response_bytes: 64 * 1024 * 1024,
+    };
+    let relay = Relay {
+        catalog,
+        books: books.clone(),
+        writer: writer.clone(),
+        http,
+        policy: Arc::new(policy),
+    };
+    let state = AppState {
+        relay,
+        store: store.clone(),
+        metrics: prometheus(),
+    };
+    let app = api::router(state, settings.max_body_bytes);
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.listen,
+        source,
+    })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let signal = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stopped => {}
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    let served = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+    });
+    tracing::info!(%addr, "TokenHub listening");
+    Ok(RunningGateway {
+        addr,
+        store,
+        reloader,
+        books,
+        writer,
+        stop: Some(stop),
+        served,
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

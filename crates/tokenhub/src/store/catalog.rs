@@ -1,0 +1,238 @@
+//! Models (with prices) and channels (upstream accounts).
+//!
+//! Two ways in: `seed_*` inserts only what is missing (built-in catalogue and presets, so
+//! later edits survive restarts); `upsert_*` overwrites (the operator's TOML file, whose
+//! entries are declared to win at every start).
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, bump_revision, now_ms};
+use crate::ledger::money::Nanos;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelRow {
+    pub id: String,
+    pub provider: String,
+    pub context: i64,
+    pub input_price: Nanos,
+    pub output_price: Nanos,
+    pub cached_input_price: Option<Nanos>,
+    pub enabled: bool,
+    /// Unix seconds; set by the store on insert (ignored when writing).
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    pub models: Vec<String>,
+    pub model_map: BTreeMap<String, String>,
+    pub priority: i64,
+    pub weight: i64,
+    pub enabled: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnConflict {
+    Keep,
+    Overwrite,
+}
+
+impl Store {
+    pub async fn seed_model(&self, model: &ModelRow) -> StoreResult<()> {
+        self.write_model(model, OnConflict::Keep).await
+    }
+
+    pub async fn upsert_model(&self, model: &ModelRow) -> StoreResult<()> {
+        self.write_model(model, OnConflict::Overwrite).await
+    }
+
+    pub async fn seed_channel(&self, channel: &ChannelRow) -> StoreResult<()> {
+        self.write_channel(channel, OnConflict::Keep).await
+    }
+
+    pub async fn upsert_channel(&self, channel: &ChannelRow) -> StoreResult<()> {
+        self.write_channel(channel, OnConflict::Overwrite).await
+    }
+
+    async fn write_model(&self, model: &ModelRow, on_conflict: OnConflict) -> StoreResult<()> {
+        let conflict = match on_conflict {
+            OnConflict::Keep => "DO NOTHING",
+            OnConflict::Overwrite => {
+                "DO UPDATE SET provider = excluded.provider, context = excluded.context, \
+                 input_price_nano = excluded.input_price_nano, output_price_nano = excluded.output_price_nano, \
+                 cached_input_price_nano = excluded.cached_input_price_nano, enabled = excluded.enabled"
+            }
+        };
+        let sql = format!(
+            "INSERT INTO models (id, provider, context, input_price_nano, output_price_nano, \
+             cached_input_price_nano, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) {conflict}"
+        );
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&sql)
+            .bind(&model.id)
+            .bind(&model.provider)
+            .bind(model.context)
+            .bind(model.input_price.0)
+            .bind(model.output_price.0)
+            .bind(model.cached_input_price.map(|p| p.0))
+            .bind(i64::from(model.enabled))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_channel(
+        &self,
+        channel: &ChannelRow,
+        on_conflict: OnConflict,
+    ) -> StoreResult<()> {
+        let conflict = match on_conflict {
+            OnConflict::Keep => "DO NOTHING",
+            OnConflict::Overwrite => {
+                "DO UPDATE SET kind = excluded.kind, base_url = excluded.base_url, api_key = excluded.api_key, \
+                 api_key_env = excluded.api_key_env, models = excluded.models, model_map = excluded.model_map, \
+                 priority = excluded.priority, weight = excluded.weight, enabled = excluded.enabled"
+            }
+        };
+        let sql = format!(
+            "INSERT INTO channels (name, kind, base_url, api_key, api_key_env, models, model_map, priority, \
+             weight, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (name) {conflict}"
+        );
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&sql)
+            .bind(&channel.name)
+            .bind(&channel.kind)
+            .bind(&channel.base_url)
+            .bind(channel.api_key.as_deref())
+            .bind(channel.api_key_env.as_deref())
+            .bind(serde_json::Value::from(channel.models.clone()).to_string())
+            .bind(serde_json::to_string(&channel.model_map).unwrap_or_else(|_| "{}".into()))
+            .bind(channel.priority)
+            .bind(channel.weight)
+            .bind(i64::from(channel.enabled))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn all_models(&self) -> StoreResult<Vec<ModelRow>> {
+        let rows = sqlx::query(
+            "SELECT id, provider, context, input_price_nano, output_price_nano, cached_input_price_nano, enabled, \
+             created_at FROM models ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ModelRow {
+                    id: row.try_get("id")?,
+                    provider: row.try_get("provider")?,
+                    context: row.try_get("context")?,
+                    input_price: Nanos(row.try_get("input_price_nano")?),
+                    output_price: Nanos(row.try_get("output_price_nano")?),
+                    cached_input_price: row
+                        .try_get::<Option<i64>, _>("cached_input_price_nano")?
+                        .map(Nanos),
+                    enabled: row.try_get::<i64, _>("enabled")? != 0,
+                    created: row.try_get::<i64, _>("created_at")? / 1000,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn all_channels(&self) -> StoreResult<Vec<ChannelRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, kind, base_url, api_key, api_key_env, models, model_map, priority, weight, enabled \
+             FROM channels ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let models: String = row.try_get("models")?;
+                let model_map: String = row.try_get("model_map")?;
+                Ok(ChannelRow {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    base_url: row.try_get("base_url")?,
+                    api_key: row.try_get("api_key")?,
+                    api_key_env: row.try_get("api_key_env")?,
+                    models: serde_json::from_str(&models).unwrap_or_default(),
+                    model_map: serde_json::from_str(&model_map).unwrap_or_default(),
+                    priority: row.try_get("priority")?,
+                    weight: row.try_get("weight")?,
+                    enabled: row.try_get::<i64, _>("enabled")? != 0,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    fn model(id: &str, price: i64) -> ModelRow {
+        ModelRow {
+            id: id.into(),
+            provider: "P".into(),
+            context: 1000,
+            input_price: Nanos(price),
+            output_price: Nanos(price),
+            cached_input_price: None,
+            enabled: true,
+            created: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn seeding_keeps_edits_and_upserting_overwrites() {
+        let (store, _dir) = temp_store().await;
+        store.seed_model(&model("m", 1)).await.unwrap();
+        store.seed_model(&model("m", 2)).await.unwrap();
+        assert_eq!(store.all_models().await.unwrap()[0].input_price, Nanos(1));
+        store.upsert_model(&model("m", 3)).await.unwrap();
+        let stored = store.all_models().await.unwrap().remove(0);
+        assert_eq!(stored.input_price, Nanos(3));
+        assert!(stored.created > 1_700_000_000);
+    }
+
+    #[tokio::test]
+    async fn channels_round_trip() {
+        let (store, _dir) = temp_store().await;
+        let channel = ChannelRow {
+            id: 0,
+            name: "c".into(),
+            kind: "openai".into(),
+            base_url: "http://127.0.0.1:1".into(),
+            api_key: Some("secret".into()),
+            api_key_env: None,
+            models: vec!["a".into()],
+            model_map: BTreeMap::from([("a".to_string(), "b".to_string())]),
+            priority: 5,
+            weight: 2,
+            enabled: true,
+        };
+        store.upsert_channel(&channel).await.unwrap();
+        let loaded = store.all_channels().await.unwrap().remove(0);
+        assert_eq!(ChannelRow { id: 0, ..loaded }, channel);
+    }
+}

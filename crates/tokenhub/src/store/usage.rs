@@ -1,0 +1,214 @@
+//! Usage records: one per relay request. Writing a batch debits the owners' balances and
+//! the keys' spend in the same transaction, so Σ cost of records = Σ debits, always.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+use crate::ledger::money::Nanos;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UsageRecord {
+    pub request_id: String,
+    pub user_id: i64,
+    pub key_id: i64,
+    pub model: String,
+    pub channel_id: Option<i64>,
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: Nanos,
+    /// The HTTP status the client saw (200 for a stream that started, even if it broke later).
+    pub status: u16,
+    pub error: Option<String>,
+    pub stream: bool,
+    /// True when tokens were counted locally because the upstream reported no usage.
+    pub estimated: bool,
+    pub latency_ms: u64,
+    pub ttft_ms: Option<u64>,
+    pub created_at: i64,
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Writes a batch of records and applies their debits atomically.
+    ///
+    /// Idempotent per batch: if the first record is already stored, an earlier attempt
+    /// committed (its acknowledgement was lost) and nothing is written again.
+    pub async fn write_usage_batch(&self, records: &[UsageRecord]) -> StoreResult<()> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await?;
+        let already: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM usage_records WHERE request_id = $1")
+                .bind(&first.request_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if already.is_some() {
+            return Ok(());
+        }
+        let mut per_user: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut per_key: BTreeMap<i64, i64> = BTreeMap::new();
+        for record in records {
+            sqlx::query(
+                "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, prompt_tokens, \
+                 cached_tokens, completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, \
+                 ttft_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(&record.request_id)
+            .bind(record.user_id)
+            .bind(record.key_id)
+            .bind(&record.model)
+            .bind(record.channel_id)
+            .bind(to_i64(record.prompt_tokens))
+            .bind(to_i64(record.cached_tokens))
+            .bind(to_i64(record.completion_tokens))
+            .bind(record.cost.0)
+            .bind(i64::from(record.status))
+            .bind(record.error.as_deref())
+            .bind(i64::from(record.stream))
+            .bind(i64::from(record.estimated))
+            .bind(to_i64(record.latency_ms))
+            .bind(record.ttft_ms.map(to_i64))
+            .bind(record.created_at)
+            .execute(&mut *tx)
+            .await?;
+            if !record.cost.is_zero() {
+                *per_user.entry(record.user_id).or_default() += record.cost.0;
+                *per_key.entry(record.key_id).or_default() += record.cost.0;
+            }
+        }
+        for (user_id, cost) in per_user {
+            sqlx::query("UPDATE users SET balance_nano = balance_nano - $1 WHERE id = $2")
+                .bind(cost)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (key_id, cost) in per_key {
+            sqlx::query("UPDATE api_keys SET spent_nano = spent_nano + $1 WHERE id = $2")
+                .bind(cost)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn usage_by_request_id(&self, request_id: &str) -> StoreResult<Option<UsageRecord>> {
+        let row = sqlx::query(
+            "SELECT request_id, user_id, key_id, model, channel_id, prompt_tokens, cached_tokens, \
+             completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, ttft_ms, created_at \
+             FROM usage_records WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let unsigned = |name: &str| -> StoreResult<u64> {
+            Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+        };
+        Ok(Some(UsageRecord {
+            request_id: row.try_get("request_id")?,
+            user_id: row.try_get("user_id")?,
+            key_id: row.try_get("key_id")?,
+            model: row.try_get("model")?,
+            channel_id: row.try_get("channel_id")?,
+            prompt_tokens: unsigned("prompt_tokens")?,
+            cached_tokens: unsigned("cached_tokens")?,
+            completion_tokens: unsigned("completion_tokens")?,
+            cost: Nanos(row.try_get("cost_nano")?),
+            status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
+            error: row.try_get("error")?,
+            stream: row.try_get::<i64, _>("stream")? != 0,
+            estimated: row.try_get::<i64, _>("estimated")? != 0,
+            latency_ms: unsigned("latency_ms")?,
+            ttft_ms: row
+                .try_get::<Option<i64>, _>("ttft_ms")?
+                .map(|v| u64::try_from(v).unwrap_or(0)),
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    pub async fn usage_count(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn total_usage_cost(&self) -> StoreResult<Nanos> {
+        let sum: Option<i64> = sqlx::query_scalar("SELECT SUM(cost_nano) FROM usage_records")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Nanos(sum.unwrap_or(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewKey;
+    use crate::store::test_support::temp_store;
+
+    pub fn record(request_id: &str, user_id: i64, key_id: i64, cost: i64) -> UsageRecord {
+        UsageRecord {
+            request_id: request_id.into(),
+            user_id,
+            key_id,
+            model: "m".into(),
+            channel_id: None,
+            prompt_tokens: 10,
+            cached_tokens: 0,
+            completion_tokens: 5,
+            cost: Nanos(cost),
+            status: 200,
+            error: None,
+            stream: true,
+            estimated: false,
+            latency_ms: 12,
+            ttft_ms: Some(3),
+            created_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_debits_exactly_once() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1000))
+            .await
+            .unwrap();
+        let key = NewKey {
+            user_id: user.id,
+            key_hash: "h".into(),
+            key_prefix: "p".into(),
+            ..Default::default()
+        };
+        let key = store.create_key(&key).await.unwrap();
+        let batch = vec![
+            record("r1", user.id, key.id, 100),
+            record("r2", user.id, key.id, 50),
+        ];
+        store.write_usage_batch(&batch).await.unwrap();
+        store.write_usage_batch(&batch).await.unwrap(); // a retried batch is not applied twice
+        let user = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_eq!(user.balance, Nanos(850));
+        assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(850));
+        assert_eq!(
+            store.key_by_id(key.id).await.unwrap().unwrap().spent,
+            Nanos(150)
+        );
+        assert_eq!(
+            store.usage_by_request_id("r2").await.unwrap().unwrap(),
+            batch[1]
+        );
+        assert_eq!(store.total_usage_cost().await.unwrap(), Nanos(150));
+    }
+}

@@ -1,0 +1,214 @@
+//! Users and their money: balances change only together with a ledger entry or usage records.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, bump_revision, now_ms};
+use crate::ledger::money::Nanos;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub status: String,
+    pub balance: Nanos,
+}
+
+/// Why money was credited (or debited outside of requests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerKind {
+    Initial,
+    Trial,
+    Admin,
+    Redemption,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Initial => "initial",
+            LedgerKind::Trial => "trial",
+            LedgerKind::Admin => "admin",
+            LedgerKind::Redemption => "redemption",
+        }
+    }
+}
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> StoreResult<UserRow> {
+    Ok(UserRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        status: row.try_get("status")?,
+        balance: Nanos(row.try_get("balance_nano")?),
+    })
+}
+
+impl Store {
+    /// Creates a user; a non-zero opening balance is recorded as an `initial` ledger entry.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: &str,
+        password_hash: Option<&str>,
+        opening_balance: Nanos,
+    ) -> StoreResult<UserRow> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "user '{name}' already exists"
+            )));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (name, password_hash, role, status, balance_nano, created_at) \
+             VALUES ($1, $2, $3, 'active', 0, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(role)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        if !opening_balance.is_zero() {
+            credit_in(
+                &mut tx,
+                id,
+                opening_balance,
+                LedgerKind::Initial,
+                "opening balance",
+            )
+            .await?;
+        }
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        self.user_by_name(name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user '{name}'")))
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRow>> {
+        let row =
+            sqlx::query("SELECT id, name, role, status, balance_nano FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRow>> {
+        let row =
+            sqlx::query("SELECT id, name, role, status, balance_nano FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn all_users(&self) -> StoreResult<Vec<UserRow>> {
+        let rows =
+            sqlx::query("SELECT id, name, role, status, balance_nano FROM users ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    pub async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Adds `amount` (negative for a debit) to a user's balance with its ledger entry.
+    pub async fn credit_user(
+        &self,
+        user_id: i64,
+        amount: Nanos,
+        kind: LedgerKind,
+        reason: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        credit_in(&mut tx, user_id, amount, kind, reason).await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Σ ledger entries − Σ usage costs: what the balance must be. Used by audits and tests.
+    pub async fn recomputed_balance(&self, user_id: i64) -> StoreResult<Nanos> {
+        let credits: Option<i64> =
+            sqlx::query_scalar("SELECT SUM(amount_nano) FROM ledger_entries WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let costs: Option<i64> =
+            sqlx::query_scalar("SELECT SUM(cost_nano) FROM usage_records WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Nanos(credits.unwrap_or(0) - costs.unwrap_or(0)))
+    }
+}
+
+async fn credit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    amount: Nanos,
+    kind: LedgerKind,
+    reason: &str,
+) -> StoreResult<()> {
+    let updated = sqlx::query("UPDATE users SET balance_nano = balance_nano + $1 WHERE id = $2")
+        .bind(amount.0)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("user id {user_id}")));
+    }
+    sqlx::query("INSERT INTO ledger_entries (user_id, amount_nano, kind, reason, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(user_id)
+        .bind(amount.0)
+        .bind(kind.as_str())
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ledger::money::Nanos;
+    use crate::store::LedgerKind;
+    use crate::store::test_support::temp_store;
+
+    #[tokio::test]
+    async fn opening_balance_and_credits_are_in_the_ledger() {
+        let (store, _dir) = temp_store().await;
+        let before = store.revision().await.unwrap();
+        let user = store
+            .create_user("ada", "user", None, Nanos::from_usd(2))
+            .await
+            .unwrap();
+        assert_eq!(user.balance, Nanos::from_usd(2));
+        store
+            .credit_user(user.id, Nanos(-5), LedgerKind::Admin, "correction")
+            .await
+            .unwrap();
+        let user = store.user_by_name("ada").await.unwrap().unwrap();
+        assert_eq!(user.balance, Nanos(2_000_000_000 - 5));
+        assert_eq!(
+            store.recomputed_balance(user.id).await.unwrap(),
+            user.balance
+        );
+        assert!(store.revision().await.unwrap() >= before + 2);
+        let duplicate = store.create_user("ada", "user", None, Nanos::ZERO).await;
+        assert!(matches!(
+            duplicate,
+            Err(crate::store::StoreError::Conflict(_))
+        ));
+    }
+}
