@@ -35,6 +35,15 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Inspect usage records.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+}
+
+#[derive(Subcommand)]
+enum UsageCommand {
+    /// Print one request's usage record as JSON (by its x-request-id). Exits 1 if absent.
+    Get { request_id: String },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +108,7 @@ fn main() -> Result<()> {
             Command::Serve => serve(settings).await,
             Command::Users(command) => users(&settings, command).await,
             Command::Keys(command) => keys(&settings, command).await,
+            Command::Usage(command) => usage(&settings, command).await,
         }
     })
 }
@@ -216,6 +226,18 @@ async fn keys(settings: &Settings, command: KeysCommand) -> Result<()> {
         }
     }
     store.close().await;
+    Ok(())
+}
+
+async fn usage(settings: &Settings, command: UsageCommand) -> Result<()> {
+    let store = server::open_store(settings).await?;
+    let UsageCommand::Get { request_id } = command;
+    let record = store.usage_by_request_id(&request_id).await?;
+    store.close().await;
+    let Some(record) = record else { bail!("no usage record for request {request_id}") };
+    let mut json = serde_json::to_value(&record)?;
+    json["cost_usd"] = record.cost.to_usd_string().into();
+    println!("{json}");
     Ok(())
 }
 
