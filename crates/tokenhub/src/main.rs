@@ -234,7 +234,9 @@ async fn usage(settings: &Settings, command: UsageCommand) -> Result<()> {
     let UsageCommand::Get { request_id } = command;
     let record = store.usage_by_request_id(&request_id).await?;
     store.close().await;
-    let Some(record) = record else { bail!("no usage record for request {request_id}") };
+    let Some(record) = record else {
+        bail!("no usage record for request {request_id}")
+    };
     let mut json = serde_json::to_value(&record)?;
     json["cost_usd"] = record.cost.to_usd_string().into();
     println!("{json}");

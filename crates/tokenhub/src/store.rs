@@ -104,6 +104,17 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Starts a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at once
+    /// with "database is locked" when another writer committed in between, instead of
+    /// waiting for the busy timeout.
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// The change counter that running gateways poll to know when to reload.
     pub async fn revision(&self) -> StoreResult<i64> {
         Ok(

@@ -76,7 +76,7 @@ impl Store {
              cached_input_price_nano, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (id) {conflict}"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&sql)
             .bind(&model.id)
             .bind(&model.provider)
@@ -111,7 +111,7 @@ impl Store {
              weight, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (name) {conflict}"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&sql)
             .bind(&channel.name)
             .bind(&channel.kind)

@@ -59,7 +59,7 @@ impl Store {
             .allowed_models
             .as_ref()
             .map(|m| serde_json::Value::from(m.clone()).to_string());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_keys (user_id, name, key_hash, key_prefix, status, allowed_models, quota_nano, \
              spent_nano, expires_at, created_at) VALUES ($1, $2, $3, $4, 'active', $5, $6, 0, $7, $8) RETURNING id",
@@ -110,7 +110,7 @@ impl Store {
     }
 
     pub async fn set_key_status(&self, id: i64, status: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query("UPDATE api_keys SET status = $1 WHERE id = $2")
             .bind(status)
             .bind(id)

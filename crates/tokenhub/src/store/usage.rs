@@ -44,7 +44,7 @@ impl Store {
         let Some(first) = records.first() else {
             return Ok(());
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let already: Option<i64> =
             sqlx::query_scalar("SELECT id FROM usage_records WHERE request_id = $1")
                 .bind(&first.request_id)
@@ -144,10 +144,12 @@ impl Store {
     }
 
     pub async fn total_usage_cost(&self) -> StoreResult<Nanos> {
-        let sum: Option<i64> = sqlx::query_scalar("SELECT SUM(cost_nano) FROM usage_records")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Nanos(sum.unwrap_or(0)))
+        let sum: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM usage_records",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Nanos(sum))
     }
 }
 

@@ -53,7 +53,7 @@ impl Store {
         password_hash: Option<&str>,
         opening_balance: Nanos,
     ) -> StoreResult<UserRow> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -130,7 +130,7 @@ impl Store {
         kind: LedgerKind,
         reason: &str,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         credit_in(&mut tx, user_id, amount, kind, reason).await?;
         bump_revision(&mut tx).await?;
         tx.commit().await?;
@@ -139,17 +139,17 @@ impl Store {
 
     /// Σ ledger entries − Σ usage costs: what the balance must be. Used by audits and tests.
     pub async fn recomputed_balance(&self, user_id: i64) -> StoreResult<Nanos> {
-        let credits: Option<i64> =
-            sqlx::query_scalar("SELECT SUM(amount_nano) FROM ledger_entries WHERE user_id = $1")
+        let credits: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount_nano), 0) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_one(&self.pool)
                 .await?;
-        let costs: Option<i64> =
-            sqlx::query_scalar("SELECT SUM(cost_nano) FROM usage_records WHERE user_id = $1")
+        let costs: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM usage_records WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(Nanos(credits.unwrap_or(0) - costs.unwrap_or(0)))
+        Ok(Nanos(credits - costs))
     }
 }
 

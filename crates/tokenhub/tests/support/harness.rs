@@ -1,0 +1,268 @@
+//! Test harness: a real gateway and a real mock upstream on ephemeral loopback ports.
+//!
+//! The database is a fresh SQLite file per harness, or, with `Backend::Postgres`, a fresh
+//! PostgreSQL database created on the server named by `TOKENHUB_TEST_POSTGRES_URL`.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mock_upstream::MockServer;
+use serde_json::Value;
+use sqlx::Connection;
+use tokenhub::accounts::{self, KeyOptions};
+use tokenhub::config::{ChannelConfig, ModelConfig, Settings};
+use tokenhub::ledger::money::Nanos;
+use tokenhub::server::{self, RunningGateway};
+use tokenhub::store::{UsageRecord, UserRow};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run can test: SQLite always, PostgreSQL when configured.
+pub fn backends() -> Vec<Backend> {
+    match std::env::var("TOKENHUB_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => vec![Backend::Sqlite, Backend::Postgres],
+        _ => {
+            eprintln!(
+                "TOKENHUB_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run of this test"
+            );
+            vec![Backend::Sqlite]
+        }
+    }
+}
+
+/// $1 per 1M input tokens, $2 per 1M output tokens: cost in nano-USD = prompt·1000 + completion·2000.
+pub const INPUT_NANO_PER_TOKEN: i64 = 1000;
+pub const OUTPUT_NANO_PER_TOKEN: i64 = 2000;
+
+pub fn cost_of(prompt: u64, completion: u64) -> Nanos {
+    Nanos(prompt as i64 * INPUT_NANO_PER_TOKEN + completion as i64 * OUTPUT_NANO_PER_TOKEN)
+}
+
+pub fn model(id: &str, input: &str, output: &str) -> ModelConfig {
+    ModelConfig {
+        id: id.into(),
+        provider: "Mock".into(),
+        context: 8192,
+        input_usd_per_mtok: input.into(),
+        output_usd_per_mtok: output.into(),
+        cached_input_usd_per_mtok: None,
+    }
+}
+
+pub fn channel(name: &str, base_url: &str, models: &[&str], priority: i64) -> ChannelConfig {
+    ChannelConfig {
+        name: name.into(),
+        kind: "openai".into(),
+        base_url: base_url.into(),
+        api_key: Some("mock-upstream-key".into()),
+        api_key_env: None,
+        models: models.iter().map(|m| m.to_string()).collect(),
+        model_map: BTreeMap::new(),
+        priority,
+        weight: 1,
+        enabled: true,
+    }
+}
+
+pub struct Harness {
+    pub gateway: Option<RunningGateway>,
+    pub mock: MockServer,
+    pub http: reqwest::Client,
+    pub base: String,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// A gateway whose channel `mock` serves `mock-gpt` ($1/$2), `alias-model` (→ mock-gpt)
+    /// and the free `mock-free`.
+    pub async fn start(backend: Backend) -> Harness {
+        Harness::start_with(backend, |_, _| {}).await
+    }
+
+    /// Like `start`, letting the test adjust settings (the mock's base URL is given).
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings, &str)) -> Harness {
+        let mock = MockServer::start().await.expect("mock upstream starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::default();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        let database_url = database_url(backend, &dir).await;
+        settings.database_url = database_url.clone();
+        settings.reload_interval_ms = 50;
+        settings.upstream_first_byte_timeout_ms = 3000;
+        settings.root_password = Some("root-password".into());
+        let mut mock_channel = channel(
+            "mock",
+            &mock.base_url(),
+            &["mock-gpt", "alias-model", "mock-free"],
+            0,
+        );
+        mock_channel
+            .model_map
+            .insert("alias-model".into(), "mock-gpt".into());
+        settings.channels.push(mock_channel);
+        settings.models.push(model("mock-gpt", "1", "2"));
+        settings.models.push(model("alias-model", "1", "2"));
+        settings.models.push(model("mock-free", "0", "0"));
+        adjust(&mut settings, &mock.base_url());
+        let gateway = server::start(settings, std::future::pending())
+            .await
+            .expect("gateway starts");
+        let base = format!("http://{}", gateway.addr);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Harness {
+            gateway: Some(gateway),
+            mock,
+            http,
+            base,
+            database_url,
+            _dir: dir,
+        }
+    }
+
+    pub fn gateway(&self) -> &RunningGateway {
+        self.gateway.as_ref().expect("gateway is running")
+    }
+
+    /// Creates a user with `balance` and one key; the running gateway knows both on return.
+    pub async fn user_with_key(
+        &self,
+        name: &str,
+        balance: Nanos,
+        options: KeyOptions,
+    ) -> (UserRow, String) {
+        let store = &self.gateway().store;
+        let user = accounts::create_user(store, name, "user", balance)
+            .await
+            .expect("user");
+        let (_, secret) = accounts::issue_key(store, &user, options)
+            .await
+            .expect("key");
+        self.reload().await;
+        (user, secret)
+    }
+
+    pub async fn reload(&self) {
+        self.gateway().reloader.reload().await.expect("reload");
+    }
+
+    pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// The usage record of a request, after the writer has flushed.
+    pub async fn record(&self, request_id: &str) -> UsageRecord {
+        self.gateway().writer.flush().await;
+        self.gateway()
+            .store
+            .usage_by_request_id(request_id)
+            .await
+            .expect("store")
+            .unwrap_or_else(|| panic!("no usage record for {request_id}"))
+    }
+
+    /// The usage record of a request, waiting for it to be settled (streams settle when they end).
+    pub async fn record_eventually(&self, request_id: &str) -> UsageRecord {
+        for _ in 0..100 {
+            self.gateway().writer.flush().await;
+            if let Some(record) = self
+                .gateway()
+                .store
+                .usage_by_request_id(request_id)
+                .await
+                .expect("store")
+            {
+                return record;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no usage record for {request_id} after 2 s");
+    }
+
+    pub async fn stored_balance(&self, user_id: i64) -> Nanos {
+        self.gateway().writer.flush().await;
+        self.gateway()
+            .store
+            .user_by_id(user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}/tokenhub.db", dir.path().display()),
+        Backend::Postgres => {
+            let admin_url =
+                std::env::var("TOKENHUB_TEST_POSTGRES_URL").expect("TOKENHUB_TEST_POSTGRES_URL");
+            let name = format!("th_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .expect("create database");
+            let (server, _) = admin_url.rsplit_once('/').expect("URL names a database");
+            format!("{server}/{name}")
+        }
+    }
+}
+
+pub fn request_id(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id header")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Splits an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Concatenated `delta.content` of every chunk.
+pub fn streamed_text(data: &[String]) -> String {
+    data.iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+pub fn user_says(text: &str) -> Value {
+    serde_json::json!([{"role": "user", "content": text}])
+}
