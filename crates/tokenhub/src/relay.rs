@@ -64,7 +64,7 @@ pub enum ChatReply {
     /// A complete `chat.completion` JSON body.
     Json(Bytes),
     /// An SSE stream, already primed with its first upstream event.
-    Stream(MeteredStream),
+    Stream(Box<MeteredStream>),
 }
 
 impl Relay {
@@ -233,7 +233,7 @@ impl Relay {
                 .map_err(|_| {
                     UpstreamFailure::new(FailureKind::Timeout, "upstream sent no event in time")
                 })??;
-            return Ok(Answer::Stream(stream));
+            return Ok(Answer::Stream(Box::new(stream)));
         }
         let bytes = tokio::time::timeout(
             self.policy.total_timeout,
@@ -253,7 +253,7 @@ impl Relay {
 }
 
 enum Answer {
-    Stream(MeteredStream),
+    Stream(Box<MeteredStream>),
     Json(Bytes, Meter),
 }
 

@@ -90,13 +90,15 @@ impl Harness {
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings, &str)) -> Harness {
         let mock = MockServer::start().await.expect("mock upstream starts");
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut settings = Settings::default();
-        settings.listen = "127.0.0.1:0".parse().unwrap();
         let database_url = database_url(backend, &dir).await;
-        settings.database_url = database_url.clone();
-        settings.reload_interval_ms = 50;
-        settings.upstream_first_byte_timeout_ms = 3000;
-        settings.root_password = Some("root-password".into());
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: database_url.clone(),
+            reload_interval_ms: 50,
+            upstream_first_byte_timeout_ms: 3000,
+            root_password: Some("root-password".into()),
+            ..Settings::default()
+        };
         let mut mock_channel = channel(
             "mock",
             &mock.base_url(),
