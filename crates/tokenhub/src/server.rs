@@ -91,6 +91,11 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     for channel in &settings.channels {
         store.upsert_channel(&channel_row(channel)).await?;
     }
+    if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await? {
+        // Shown once, to whoever ran the first command. On stderr: stdout of CLI commands
+        // is for their result (e.g. a key captured by a script).
+        eprintln!("Created the root account. User: root  Password: {password}  (shown only once)");
+    }
     Ok(store)
 }
 
