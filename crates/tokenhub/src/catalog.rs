@@ -141,6 +141,7 @@ impl Catalog {
             let prices = Prices {
                 input: PerMillion(model.input_price),
                 cached_input: PerMillion(model.cached_input_price.unwrap_or(model.input_price)),
+                cache_write_input: PerMillion(model.input_price),
                 output: PerMillion(model.output_price),
             };
             let context = u64::try_from(model.context).unwrap_or(0);

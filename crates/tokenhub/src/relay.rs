@@ -157,6 +157,7 @@ impl Relay {
         model.prices.cost(TokenCounts {
             prompt,
             cached: 0,
+            cache_write: 0,
             completion: output,
         })
     }

@@ -146,32 +146,45 @@ impl PerMillion {
     }
 }
 
-/// The three prices that apply to one request.
+/// The prices that apply to one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Prices {
     pub input: PerMillion,
     pub cached_input: PerMillion,
+    /// Prompt tokens written to the provider's cache (Anthropic bills them above plain
+    /// input: 1.25× for 5-minute writes). Equal to `input` unless a model sets its own.
+    pub cache_write_input: PerMillion,
     pub output: PerMillion,
 }
 
-/// Token counts of one request. `prompt` includes `cached` (OpenAI convention).
+/// Token counts of one request. `prompt` includes `cached` and `cache_write` (OpenAI
+/// convention: the prompt total, with the cache classes as a breakdown).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCounts {
     pub prompt: u64,
     pub cached: u64,
+    /// Prompt tokens written to the provider's cache by this request.
+    #[serde(default)]
+    pub cache_write: u64,
     pub completion: u64,
 }
 
 impl Prices {
     pub fn is_free(&self) -> bool {
-        self.input.0.is_zero() && self.cached_input.0.is_zero() && self.output.0.is_zero()
+        self.input.0.is_zero()
+            && self.cached_input.0.is_zero()
+            && self.cache_write_input.0.is_zero()
+            && self.output.0.is_zero()
     }
 
-    /// The cost of a request: one exact sum, rounded up once to whole nano-USD.
+    /// The cost of a request: one exact sum, rounded up once to whole nano-USD. The cache
+    /// classes are parts of `prompt`; a report claiming more than the prompt is capped.
     pub fn cost(&self, tokens: TokenCounts) -> Nanos {
         let cached = tokens.cached.min(tokens.prompt);
-        let numerator = self.input.numerator(tokens.prompt - cached)
+        let cache_write = tokens.cache_write.min(tokens.prompt - cached);
+        let numerator = self.input.numerator(tokens.prompt - cached - cache_write)
             + self.cached_input.numerator(cached)
+            + self.cache_write_input.numerator(cache_write)
             + self.output.numerator(tokens.completion);
         let nanos = (numerator + 999_999).div_euclid(1_000_000);
         Nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
@@ -232,6 +245,7 @@ mod tests {
         let prices = Prices {
             input: PerMillion(usd("0.27")),
             cached_input: PerMillion(usd("0.07")),
+            cache_write_input: PerMillion(usd("0.27")),
             output: PerMillion(usd("1.10")),
         };
         // 1000 prompt (200 cached) + 500 completion:
@@ -240,6 +254,7 @@ mod tests {
             prompt: 1000,
             cached: 200,
             completion: 500,
+            ..Default::default()
         };
         assert_eq!(prices.cost(tokens), Nanos(780_000));
         // 1 token at $0.27/1M = 270 nano exactly; 1 token at $0.0000001/1M rounds up to 1 nano.
@@ -268,7 +283,71 @@ mod tests {
             prompt: 10,
             cached: 50,
             completion: 0,
+            ..Default::default()
         };
         assert_eq!(prices.cost(tokens), Nanos::ZERO);
+    }
+
+    #[test]
+    fn cache_writes_have_their_own_price_in_the_same_single_rounding() {
+        // Anthropic-style prices: $3 input, $0.30 cache read, $3.75 cache write, $15 output.
+        let prices = Prices {
+            input: PerMillion(usd("3")),
+            cached_input: PerMillion(usd("0.30")),
+            cache_write_input: PerMillion(usd("3.75")),
+            output: PerMillion(usd("15")),
+        };
+        // 1000 prompt = 100 plain + 300 read + 600 written; 7 completion:
+        // 100·3000 + 300·300 + 600·3750 + 7·15000 = 300000 + 90000 + 2250000 + 105000 nano.
+        let tokens = TokenCounts {
+            prompt: 1000,
+            cached: 300,
+            cache_write: 600,
+            completion: 7,
+        };
+        assert_eq!(prices.cost(tokens), Nanos(2_745_000));
+        // One written token at $3.75/1M is 3750 nano; at $0.0000015/1M it rounds up to 1 nano,
+        // and the rounding happens once for the whole request, not per class.
+        let odd = Prices {
+            input: PerMillion(Nanos(1_500)),
+            cache_write_input: PerMillion(Nanos(1_500)),
+            ..Prices::default()
+        };
+        let one_each = TokenCounts {
+            prompt: 2,
+            cache_write: 1,
+            ..Default::default()
+        };
+        assert_eq!(odd.cost(one_each), Nanos(1), "3000/1e6 rounds up once to 1");
+    }
+
+    #[test]
+    fn cache_writes_are_capped_by_what_is_left_of_the_prompt() {
+        let prices = Prices {
+            input: PerMillion(usd("1")),
+            cached_input: PerMillion(usd("0")),
+            cache_write_input: PerMillion(usd("2")),
+            ..Default::default()
+        };
+        // 10 prompt, 4 read: at most 6 can have been written.
+        let tokens = TokenCounts {
+            prompt: 10,
+            cached: 4,
+            cache_write: 50,
+            completion: 0,
+        };
+        assert_eq!(prices.cost(tokens), Nanos(12_000));
+        // Without a cache price set apart, writes cost exactly what plain input costs.
+        let same = Prices {
+            cache_write_input: PerMillion(usd("1")),
+            ..prices
+        };
+        assert_eq!(
+            same.cost(tokens),
+            same.cost(TokenCounts {
+                cache_write: 0,
+                ..tokens
+            })
+        );
     }
 }

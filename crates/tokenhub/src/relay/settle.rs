@@ -136,6 +136,7 @@ impl Settlement {
                     TokenCounts {
                         prompt,
                         cached: 0,
+                        cache_write: 0,
                         completion: tokens::count_text(&meter.text),
                     },
                     true,

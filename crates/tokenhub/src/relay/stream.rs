@@ -172,6 +172,7 @@ impl MeteredStream {
                     .as_ref()
                     .map_or(0, |s| tokens::count_chat_prompt(s.request_body())),
                 cached: 0,
+                cache_write: 0,
                 completion: tokens::count_text(&self.meter.text),
             });
         let (id, created, model) = self.identity.clone().unwrap_or_default();

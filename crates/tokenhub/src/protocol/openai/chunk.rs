@@ -118,6 +118,13 @@ struct UsageOut {
 #[derive(Serialize)]
 struct CachedOut {
     cached_tokens: u64,
+    /// Non-standard (see `usage`); only written when there were cache writes.
+    #[serde(skip_serializing_if = "is_zero")]
+    cache_write_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The JSON of an OpenAI usage chunk, for clients that asked for usage when the upstream
@@ -135,6 +142,7 @@ pub fn usage_chunk_json(id: &str, created: i64, model: &str, counts: TokenCounts
             total_tokens: counts.prompt + counts.completion,
             prompt_tokens_details: CachedOut {
                 cached_tokens: counts.cached,
+                cache_write_tokens: counts.cache_write,
             },
         },
     };
@@ -167,6 +175,7 @@ mod tests {
             Some(TokenCounts {
                 prompt: 3,
                 cached: 0,
+                cache_write: 0,
                 completion: 4
             })
         );
@@ -178,6 +187,7 @@ mod tests {
             Some(TokenCounts {
                 prompt: 1,
                 cached: 0,
+                cache_write: 0,
                 completion: 2
             })
         );
@@ -199,6 +209,7 @@ mod tests {
             TokenCounts {
                 prompt: 5,
                 cached: 1,
+                cache_write: 0,
                 completion: 2,
             },
         );

@@ -2,8 +2,10 @@
 //!
 //! Shapes handled: OpenAI (`prompt_tokens_details.cached_tokens`), DeepSeek
 //! (`prompt_cache_hit_tokens`), Moonshot (duplicate top-level `cached_tokens`, and usage
-//! inside the choice in streams — see `chunk`). `prompt_tokens` always includes cached
-//! tokens in the result.
+//! inside the choice in streams — see `chunk`), and TokenHub's own translation of
+//! Anthropic usage (`prompt_tokens_details.cache_write_tokens`, a non-standard field that
+//! OpenRouter spells the same way). `prompt_tokens` always includes cached and
+//! cache-written tokens in the result.
 
 use serde::Deserialize;
 
@@ -31,6 +33,9 @@ pub struct WireUsage {
 pub struct PromptDetails {
     #[serde(default)]
     pub cached_tokens: Option<u64>,
+    /// Prompt tokens written to the cache (priced apart); emitted by the Anthropic adapter.
+    #[serde(default)]
+    pub cache_write_tokens: Option<u64>,
 }
 
 impl WireUsage {
@@ -52,9 +57,16 @@ impl WireUsage {
             .or(self.cached_tokens)
             .unwrap_or(0)
             .min(prompt);
+        let cache_write = self
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cache_write_tokens)
+            .unwrap_or(0)
+            .min(prompt - cached);
         Some(TokenCounts {
             prompt,
             cached,
+            cache_write,
             completion,
         })
     }
@@ -76,6 +88,7 @@ mod tests {
             Some(TokenCounts {
                 prompt: 9,
                 cached: 4,
+                cache_write: 0,
                 completion: 12
             })
         );
@@ -89,6 +102,7 @@ mod tests {
             Some(TokenCounts {
                 prompt: 100,
                 cached: 60,
+                cache_write: 0,
                 completion: 5
             })
         );
@@ -103,6 +117,7 @@ mod tests {
             Some(TokenCounts {
                 prompt: 10,
                 cached: 8,
+                cache_write: 0,
                 completion: 2
             })
         );
@@ -115,6 +130,7 @@ mod tests {
             Some(TokenCounts {
                 prompt: 20,
                 cached: 0,
+                cache_write: 0,
                 completion: 10
             })
         );
@@ -123,6 +139,22 @@ mod tests {
             None
         );
         assert_eq!(counts(r#"{}"#), None);
+    }
+
+    #[test]
+    fn anthropic_cache_writes_as_translated_by_tokenhub() {
+        let json = r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":30,"cache_write_tokens":60}}"#;
+        assert_eq!(
+            counts(json),
+            Some(TokenCounts {
+                prompt: 100,
+                cached: 30,
+                cache_write: 60,
+                completion: 5
+            })
+        );
+        let overclaimed = r#"{"prompt_tokens":10,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":4,"cache_write_tokens":9}}"#;
+        assert_eq!(counts(overclaimed).unwrap().cache_write, 6);
     }
 
     #[test]
