@@ -1,5 +1,6 @@
 //! Wire formats and pure translations. Nothing here knows about HTTP servers, the
 //! database or the relay's state: inputs are bytes or JSON, outputs are bytes or JSON.
 
+pub mod anthropic;
 pub mod openai;
 pub mod sse;

@@ -1,0 +1,164 @@
+//! Anthropic Messages stream → OpenAI `chat.completion.chunk` stream
+//! (shared/docs/providers.md §3.8).
+//!
+//! | Anthropic event | OpenAI data |
+//! |---|---|
+//! | `message_start` | a chunk with `delta: {role: "assistant", content: ""}` |
+//! | `content_block_start` text / thinking | nothing (or the block's initial text, if any) |
+//! | `content_block_start` tool_use | a `tool_calls` delta with `index` k, `id`, `name`, `arguments: ""`; k counts tool blocks from 0, whatever the block's own index |
+//! | `text_delta` / `thinking_delta` | `content` / `reasoning_content` delta |
+//! | `input_json_delta` | a `tool_calls` delta with index k and the `arguments` piece |
+//! | `signature_delta`, `content_block_stop`, `ping` | nothing |
+//! | `message_delta` | a chunk with `delta: {}` and the mapped `finish_reason` |
+//! | `message_stop` | a usage chunk (`choices: []`, whole-request usage), then `[DONE]` |
+//! | `error` | `{"error": {message, type, param: null, code: null}}`, and nothing after it |
+//!
+//! The usage chunk is always written; the relay withholds it from clients that did not
+//! ask for usage, exactly as for an OpenAI upstream whose usage it requested.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::TranslateError;
+use super::response::{finish_reason, usage_to_openai};
+use super::wire::{ContentBlock, Delta, StreamEvent, Usage};
+use crate::protocol::sse::SseEvent;
+
+/// The data of the event that ends an OpenAI stream.
+pub const DONE: &str = "[DONE]";
+
+#[derive(Debug)]
+pub struct StreamTranslator {
+    created: i64,
+    id: String,
+    model: String,
+    usage: Usage,
+    /// Anthropic block index → OpenAI tool call index.
+    tool_calls: HashMap<u64, usize>,
+    /// True after `message_stop` or `error`: the OpenAI stream is complete.
+    finished: bool,
+}
+
+impl StreamTranslator {
+    /// `created` is the Unix time every chunk reports (Anthropic sends none).
+    pub fn new(created: i64) -> StreamTranslator {
+        StreamTranslator {
+            created,
+            id: String::new(),
+            model: String::new(),
+            usage: Usage::default(),
+            tool_calls: HashMap::new(),
+            finished: false,
+        }
+    }
+
+    /// Whether the OpenAI stream has ended (`[DONE]` or an error was produced).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The OpenAI `data:` payloads (chunk JSON, or `[DONE]`) for one Anthropic event.
+    pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<String>, TranslateError> {
+        let Some(data) = &event.data else {
+            return Ok(Vec::new()); // a comment
+        };
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        let event: StreamEvent = serde_json::from_slice(data).map_err(|e| {
+            TranslateError::invalid(format!("upstream sent an unreadable stream event: {e}"))
+        })?;
+        Ok(match event {
+            StreamEvent::MessageStart { message } => {
+                self.id = message.id;
+                self.model = message.model;
+                self.usage.update(&message.usage);
+                vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
+            }
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => self.block_start(index, content_block),
+            StreamEvent::ContentBlockDelta { index, delta } => self.block_delta(index, delta),
+            StreamEvent::MessageDelta { delta, usage } => {
+                self.usage.update(&usage);
+                let reason = finish_reason(delta.stop_reason.as_deref());
+                vec![self.chunk(json!({}), Some(reason))]
+            }
+            StreamEvent::MessageStop => {
+                self.finished = true;
+                vec![self.usage_chunk(), DONE.to_string()]
+            }
+            StreamEvent::Error { error } => {
+                self.finished = true;
+                let body = json!({"error": {
+                    "message": error.message, "type": error.kind, "param": null, "code": null,
+                }});
+                vec![body.to_string()]
+            }
+            StreamEvent::ContentBlockStop { .. } | StreamEvent::Ping | StreamEvent::Other => {
+                Vec::new()
+            }
+        })
+    }
+
+    fn block_start(&mut self, index: u64, block: ContentBlock) -> Vec<String> {
+        match block {
+            ContentBlock::ToolUse { id, name, .. } => {
+                let k = self.tool_calls.len();
+                self.tool_calls.insert(index, k);
+                let call = json!({"index": k, "id": id, "type": "function",
+                    "function": {"name": name, "arguments": ""}});
+                vec![self.chunk(json!({"tool_calls": [call]}), None)]
+            }
+            ContentBlock::Text { text, .. } if !text.is_empty() => {
+                vec![self.chunk(json!({"content": text}), None)]
+            }
+            ContentBlock::Thinking { thinking, .. } if !thinking.is_empty() => {
+                vec![self.chunk(json!({"reasoning_content": thinking}), None)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn block_delta(&mut self, index: u64, delta: Delta) -> Vec<String> {
+        let delta = match delta {
+            Delta::TextDelta { text } if !text.is_empty() => json!({"content": text}),
+            Delta::ThinkingDelta { thinking } if !thinking.is_empty() => {
+                json!({"reasoning_content": thinking})
+            }
+            Delta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
+                let Some(&k) = self.tool_calls.get(&index) else {
+                    return Vec::new(); // arguments of a block that was never opened
+                };
+                json!({"tool_calls": [{"index": k, "function": {"arguments": partial_json}}]})
+            }
+            _ => return Vec::new(),
+        };
+        vec![self.chunk(delta, None)]
+    }
+
+    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+        })
+        .to_string()
+    }
+
+    fn usage_chunk(&self) -> String {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage_to_openai(&self.usage),
+        })
+        .to_string()
+    }
+}
