@@ -24,6 +24,8 @@ pub struct Model {
 pub enum ChannelKind {
     /// Any OpenAI-compatible HTTP upstream.
     OpenAi,
+    /// Anthropic's Messages API, translated to and from OpenAI's format.
+    Anthropic,
     /// The built-in offline demo model.
     Demo,
 }
@@ -32,6 +34,7 @@ impl ChannelKind {
     pub fn parse(kind: &str) -> Option<ChannelKind> {
         match kind {
             "openai" => Some(ChannelKind::OpenAi),
+            "anthropic" => Some(ChannelKind::Anthropic),
             "demo" => Some(ChannelKind::Demo),
             _ => None,
         }
@@ -174,7 +177,7 @@ impl Catalog {
                 .and_then(env)
                 .filter(|k| !k.is_empty())
         });
-        if kind == ChannelKind::OpenAi && api_key.is_none() && row.api_key_env.is_some() {
+        if kind != ChannelKind::Demo && api_key.is_none() && row.api_key_env.is_some() {
             let missing = MissingCredential {
                 channel: row.name.clone(),
                 env_var: row.api_key_env.clone(),

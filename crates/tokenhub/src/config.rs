@@ -238,16 +238,18 @@ impl Settings {
             if channel.weight < 0 {
                 return invalid(name, "weight must not be negative".into());
             }
-            if !matches!(channel.kind.as_str(), "openai" | "demo") {
+            if !matches!(channel.kind.as_str(), "openai" | "anthropic" | "demo") {
                 return invalid(
                     name,
                     format!(
-                        "unknown channel type '{}' (expected 'openai' or 'demo')",
+                        "unknown channel type '{}' (expected 'openai', 'anthropic' or 'demo')",
                         channel.kind
                     ),
                 );
             }
-            if channel.kind == "openai" && !is_http_url(&channel.base_url) {
+            // An anthropic channel may leave base_url empty: https://api.anthropic.com.
+            let default_url = channel.kind == "anthropic" && channel.base_url.is_empty();
+            if channel.kind != "demo" && !default_url && !is_http_url(&channel.base_url) {
                 return invalid(
                     name,
                     format!(

@@ -2,6 +2,7 @@
 //! comes back as bytes. Adapters see channels and bytes, never the server, the database
 //! or the caller's identity.
 
+pub mod anthropic;
 pub mod demo;
 pub mod openai_compat;
 pub mod presets;
@@ -80,6 +81,7 @@ pub async fn send_chat(
 ) -> Result<UpstreamResponse, UpstreamFailure> {
     match channel.kind {
         ChannelKind::OpenAi => openai_compat::send_chat(client, channel, body, deadlines).await,
+        ChannelKind::Anthropic => anthropic::send_chat(client, channel, body, deadlines).await,
         ChannelKind::Demo => demo::send_chat(&body),
     }
 }
