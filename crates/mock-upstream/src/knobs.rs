@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::messages::ToolCallKnob;
+
 use crate::state::Defaults;
 
 /// Knobs as written in the request; unknown names are rejected so a typo in a
@@ -28,6 +30,19 @@ struct Raw {
     usage_in_choice: Option<bool>,
     mid_stream_error: Option<bool>,
     split_events: Option<bool>,
+    // Anthropic dialect (`/v1/messages`) only.
+    cache_read_tokens: Option<u64>,
+    cache_write_tokens: Option<u64>,
+    tool_call: Option<ToolCalls>,
+    error_event: Option<bool>,
+}
+
+/// `tool_call` takes one call or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ToolCalls {
+    One(ToolCallKnob),
+    Many(Vec<ToolCallKnob>),
 }
 
 /// Resolved knobs: request values with server [`Defaults`] filled in.
@@ -49,6 +64,14 @@ pub struct Knobs {
     pub usage_in_choice: bool,
     pub mid_stream_error: bool,
     pub split_events: bool,
+    /// Anthropic `cache_read_input_tokens` (part of the prompt, excluded from `input_tokens`).
+    pub cache_read_tokens: u64,
+    /// Anthropic `cache_creation_input_tokens`, likewise.
+    pub cache_write_tokens: u64,
+    /// Anthropic: answer with these `tool_use` blocks (after the text only if `reply` is set).
+    pub tool_calls: Vec<ToolCallKnob>,
+    /// Anthropic: an in-band `error` event after the text, instead of the normal end.
+    pub error_event: bool,
 }
 
 impl Knobs {
@@ -83,6 +106,14 @@ impl Knobs {
             usage_in_choice: raw.usage_in_choice.unwrap_or(false),
             mid_stream_error: raw.mid_stream_error.unwrap_or(false),
             split_events: raw.split_events.unwrap_or(false),
+            cache_read_tokens: raw.cache_read_tokens.unwrap_or(0),
+            cache_write_tokens: raw.cache_write_tokens.unwrap_or(0),
+            tool_calls: match raw.tool_call {
+                None => Vec::new(),
+                Some(ToolCalls::One(call)) => vec![call],
+                Some(ToolCalls::Many(calls)) => calls,
+            },
+            error_event: raw.error_event.unwrap_or(false),
         })
     }
 }
@@ -126,6 +157,24 @@ mod tests {
         assert_eq!(k.fail_key, "k");
         assert!(!k.usage && k.usage_in_choice);
         assert_eq!(k.drop_after_chunks, Some(1));
+    }
+
+    #[test]
+    fn anthropic_knobs() {
+        let call = json!({"name": "f", "arguments": {"a": 1}, "pieces": 2});
+        let body = json!({"mock": {"cache_read_tokens": 3, "cache_write_tokens": 4,
+                                   "tool_call": call, "error_event": true}});
+        let k = Knobs::from_body(&body, &Defaults::default()).expect("valid");
+        assert_eq!((k.cache_read_tokens, k.cache_write_tokens), (3, 4));
+        assert!(k.error_event);
+        assert_eq!(k.tool_calls.len(), 1);
+        assert_eq!(k.tool_calls[0].name, "f");
+        assert_eq!(k.tool_calls[0].pieces, 2);
+        let two = json!({"mock": {"tool_call": [{"name": "a"}, {"name": "b"}]}});
+        let k = Knobs::from_body(&two, &Defaults::default()).expect("valid");
+        assert_eq!(k.tool_calls.len(), 2);
+        assert_eq!(k.tool_calls[1].arguments, json!({}));
+        assert_eq!(k.tool_calls[1].pieces, 1);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the OpenAI wire format, for TokenHub's integration tests and benchmarks.
 //!
 //! Endpoints (each also served without the `/v1` prefix):
-//! `POST /v1/chat/completions`, `GET /v1/models`, `POST /v1/embeddings`;
+//! `POST /v1/chat/completions`, `GET /v1/models`, `POST /v1/embeddings`, and
+//! `POST /v1/messages` in Anthropic's Messages dialect (see [`messages`]);
 //! plus `GET /mock/journal` and `POST /mock/reset` for out-of-process tests.
 //!
 //! Behaviour is scripted per request through an optional `"mock"` object in
@@ -13,6 +14,7 @@ mod chat;
 mod embeddings;
 mod error;
 mod knobs;
+pub mod messages;
 mod middleware;
 mod preflight;
 mod server;
@@ -24,4 +26,6 @@ pub use embeddings::embed;
 pub use knobs::Knobs;
 pub use server::{MockServer, router};
 pub use state::{Defaults, MockState, RecordedRequest};
-pub use tokens::{REPLY_PREFIX, completion_tokens, prompt_tokens, reply_for, split_reply};
+pub use tokens::{
+    REPLY_PREFIX, anthropic_prompt_tokens, completion_tokens, prompt_tokens, reply_for, split_reply,
+};

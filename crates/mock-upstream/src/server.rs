@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::error::error_response;
 use crate::middleware::{MAX_BODY, auth, record};
 use crate::state::{Defaults, MockState, RecordedRequest};
-use crate::{chat, embeddings};
+use crate::{chat, embeddings, messages};
 
 /// How long `shutdown()` waits for in-flight responses before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -24,11 +24,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The mock's routes. API routes are served both under `/v1` and at the root
 /// so a base URL works with or without the `/v1` suffix.
 pub fn router(state: MockState) -> Router {
-    let api = Router::new()
+    let openai = Router::new()
         .route("/chat/completions", post(chat::completions))
         .route("/models", get(models))
         .route("/embeddings", post(embeddings::embeddings))
         .route_layer(mw::from_fn_with_state(state.clone(), auth));
+    // Anthropic's dialect authenticates with `x-api-key` instead of a bearer token.
+    let anthropic = Router::new()
+        .route("/messages", post(messages::messages))
+        .route_layer(mw::from_fn_with_state(state.clone(), messages::auth));
+    let api = openai.merge(anthropic);
     Router::new()
         .nest("/v1", api.clone())
         .merge(api)

@@ -33,7 +33,13 @@ struct Step {
 
 /// Builds the streaming response for `completion`.
 pub fn response(completion: Completion, knobs: &Knobs) -> Response {
-    let steps = plan(&completion, knobs);
+    play(events(&completion, knobs), knobs)
+}
+
+/// Streams already-rendered SSE events (each without its blank line; `None` aborts the
+/// connection), honouring the timing and splitting knobs.
+pub(crate) fn play(events: Vec<Option<String>>, knobs: &Knobs) -> Response {
+    let steps = plan(events, knobs);
     let body = futures_util::stream::iter(steps).then(|step| async move {
         if !step.delay.is_zero() {
             tokio::time::sleep(step.delay).await;
@@ -95,10 +101,10 @@ fn events(c: &Completion, knobs: &Knobs) -> Vec<Option<String>> {
     out
 }
 
-fn plan(c: &Completion, knobs: &Knobs) -> Vec<Step> {
+fn plan(events: Vec<Option<String>>, knobs: &Knobs) -> Vec<Step> {
     let eol = if knobs.split_events { "\r\n" } else { "\n" };
     let mut steps = Vec::new();
-    for (i, event) in events(c, knobs).into_iter().enumerate() {
+    for (i, event) in events.into_iter().enumerate() {
         let delay = if i == 0 {
             Duration::ZERO
         } else {

@@ -8,6 +8,8 @@
 //!   content (a string, or the `text` of every `{"type":"text"}` part of an
 //!   array) plus 3 per message for the role/framing overhead;
 //! * `completion_tokens` = the words of the reply, at least 1.
+//! * Anthropic dialect: the prompt is counted the same way over `messages`, plus the
+//!   words of `system` and 3 more when there is one (see [`anthropic_prompt_tokens`]).
 
 use serde_json::Value;
 
@@ -54,6 +56,22 @@ pub fn prompt_tokens(request: &Value) -> u64 {
             text + PER_MESSAGE_TOKENS
         })
         .sum()
+}
+
+/// Prompt tokens of an Anthropic Messages request: [`prompt_tokens`] over `messages`
+/// (text blocks only), plus the words of `system` (a string or text blocks) and 3 for
+/// it when present. This is the whole prompt, cache reads and writes included.
+pub fn anthropic_prompt_tokens(request: &Value) -> u64 {
+    let system = match request.get("system") {
+        None | Some(Value::Null) => 0,
+        Some(system) => text_parts(system).into_iter().map(words).sum::<u64>() + PER_MESSAGE_TOKENS,
+    };
+    prompt_tokens(request) + system
+}
+
+/// Whitespace-separated words of `text` (the mock's token).
+pub fn word_count(text: &str) -> u64 {
+    words(text)
 }
 
 /// Completion tokens of a reply: its words, at least 1 (as real models
@@ -181,6 +199,15 @@ mod tests {
         ]});
         assert_eq!(prompt_tokens(&req), (2 + 3) + (3 + 3) + 3);
         assert_eq!(prompt_tokens(&json!({})), 0);
+    }
+
+    #[test]
+    fn anthropic_prompt_adds_the_system_member() {
+        let req = json!({"system": [{"type": "text", "text": "be brief"}],
+                         "messages": [{"role": "user", "content": [{"type": "text", "text": "hi there"}]}]});
+        assert_eq!(anthropic_prompt_tokens(&req), (2 + 3) + (2 + 3));
+        let no_system = json!({"messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(anthropic_prompt_tokens(&no_system), 4);
     }
 
     #[test]

@@ -1,12 +1,21 @@
-//! Account operations shared by the CLI and (later) the management API: users, credits and
-//! API keys. Each operation is one store call (one transaction) that bumps the revision,
-//! so a running gateway picks it up within its reload interval.
+//! Account operations shared by the CLI and the management API: users, sessions, credits,
+//! redemption codes, API keys and their limits, channels and models, and the audit log.
+//! Each mutating operation is one store call (one transaction) that bumps the revision
+//! when the relay must see it, so a running gateway picks it up within its reload interval.
 
+pub mod admin_token;
 pub mod api_key;
+pub mod audit;
+pub mod catalog_admin;
+pub mod keys;
+pub mod login_limit;
 pub mod password;
+pub mod redemption;
+pub mod session;
+pub mod user_admin;
 
 use crate::ledger::money::Nanos;
-use crate::store::{KeyRow, LedgerKind, NewKey, Store, StoreError, UserRow};
+use crate::store::{KeyLimits, KeyRow, LedgerKind, NewKey, Store, StoreError, UserRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -16,9 +25,78 @@ pub enum AccountError {
     NoSuchUser(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Wrong credentials (deliberately vague: it does not say which part was wrong).
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// An upstream (e.g. a channel's `/models`) could not be read.
+    #[error("{0}")]
+    Upstream(String),
 }
 
 pub const ROLES: &[&str] = &["user", "admin", "root"];
+
+/// Roles in increasing power: every admin endpoint needs `Admin`, some need `Root`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    User,
+    Admin,
+    Root,
+}
+
+impl Role {
+    pub fn parse(role: &str) -> Option<Role> {
+        match role {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            "root" => Some(Role::Root),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+            Role::Root => "root",
+        }
+    }
+}
+
+/// Who performs an operation: recorded in the audit log and checked by role rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// `None` for the command line (the operator of the machine).
+    pub user_id: Option<i64>,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Actor {
+    pub fn cli() -> Actor {
+        Actor {
+            user_id: None,
+            name: "cli".into(),
+            role: Role::Root,
+        }
+    }
+
+    pub fn of(user: &UserRow) -> Actor {
+        Actor {
+            user_id: Some(user.id),
+            name: user.name.clone(),
+            role: Role::parse(&user.role).unwrap_or(Role::User),
+        }
+    }
+}
 
 pub async fn create_user(
     store: &Store,
@@ -41,7 +119,7 @@ pub async fn create_user(
     Ok(store.create_user(name, role, None, balance).await?)
 }
 
-fn validate_user_name(name: &str) -> Result<(), AccountError> {
+pub fn validate_user_name(name: &str) -> Result<(), AccountError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -87,6 +165,7 @@ pub struct KeyOptions {
     pub allowed_models: Option<Vec<String>>,
     pub quota: Option<Nanos>,
     pub expires_at: Option<i64>,
+    pub limits: KeyLimits,
 }
 
 /// Creates a key and returns it with its secret, which is never stored or shown again.
@@ -95,20 +174,11 @@ pub async fn issue_key(
     owner: &UserRow,
     options: KeyOptions,
 ) -> Result<(KeyRow, String), AccountError> {
-    if options.quota.is_some_and(|q| q < Nanos::ZERO) {
-        return Err(AccountError::Invalid(
-            "a key quota cannot be negative".into(),
-        ));
-    }
-    if options
-        .allowed_models
-        .as_ref()
-        .is_some_and(|m| m.iter().any(String::is_empty))
-    {
-        return Err(AccountError::Invalid(
-            "model names in an allow list must not be empty".into(),
-        ));
-    }
+    keys::validate(
+        options.quota,
+        options.allowed_models.as_deref(),
+        &options.limits,
+    )?;
     let secret = api_key::generate();
     let key = NewKey {
         user_id: owner.id,
@@ -118,6 +188,7 @@ pub async fn issue_key(
         allowed_models: options.allowed_models,
         quota: options.quota,
         expires_at: options.expires_at,
+        limits: options.limits,
     };
     Ok((store.create_key(&key).await?, secret))
 }

@@ -2,6 +2,7 @@
 //! for management) and the results back into its own wire format. Only this layer
 //! writes wire errors.
 
+pub mod admin;
 pub mod error;
 pub mod openai;
 pub mod request_id;
@@ -21,11 +22,13 @@ pub struct AppState {
     pub relay: Relay,
     pub store: Store,
     pub metrics: Option<PrometheusHandle>,
+    pub management: std::sync::Arc<admin::Management>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(openai::routes())
+        .merge(admin::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(error::not_found)

@@ -5,10 +5,12 @@
 pub mod reload;
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::ledger::money::{Nanos, PerMillion, Prices};
-use crate::store::{ChannelRow, KeyRow, ModelRow, UserRow};
+use crate::store::{ChannelRow, KeyLimits, KeyRow, ModelRow, UserLimits, UserRow};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Model {
@@ -77,6 +79,12 @@ pub struct KeyEntry {
     pub allowed_models: Option<HashSet<String>>,
     pub quota: Option<Nanos>,
     pub expires_at: Option<i64>,
+    /// Client addresses allowed to use the key; `None` = any. Single IPs are /32 or /128.
+    pub allowed_ips: Option<Vec<ipnet::IpNet>>,
+    /// Requests per minute: the key's own limit, else its owner's default; `None` = none.
+    pub rpm_limit: Option<u64>,
+    /// Tokens per minute, inherited the same way.
+    pub tpm_limit: Option<u64>,
 }
 
 impl KeyEntry {
@@ -85,6 +93,36 @@ impl KeyEntry {
             .as_ref()
             .is_none_or(|allowed| allowed.contains(model))
     }
+
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        self.allowed_ips
+            .as_ref()
+            .is_none_or(|nets| nets.iter().any(|net| net.contains(&ip)))
+    }
+}
+
+/// Account data kept beside the hot-path rows (migration 0002): limits and the models
+/// still waiting for a price.
+#[derive(Clone, Debug, Default)]
+pub struct AccountExtras {
+    pub key_limits: HashMap<i64, KeyLimits>,
+    pub user_limits: HashMap<i64, UserLimits>,
+    pub unpriced_models: HashSet<String>,
+}
+
+fn parse_nets(texts: &[String]) -> Vec<ipnet::IpNet> {
+    texts
+        .iter()
+        .filter_map(|text| {
+            ipnet::IpNet::from_str(text)
+                .ok()
+                .or_else(|| IpAddr::from_str(text).ok().map(ipnet::IpNet::from))
+        })
+        .collect()
+}
+
+fn positive(limit: Option<i64>) -> Option<u64> {
+    limit.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +131,9 @@ pub struct UserEntry {
     pub name: String,
     pub role: String,
     pub active: bool,
+    /// Defaults for keys without their own limits.
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +144,8 @@ pub struct Catalog {
     missing: HashMap<String, Vec<MissingCredential>>,
     keys: HashMap<String, Arc<KeyEntry>>,
     users: HashMap<i64, Arc<UserEntry>>,
+    /// Models in the database without a price: not in `models`, so never routed or billed.
+    unpriced: HashSet<String>,
 }
 
 impl Catalog {
@@ -115,17 +158,45 @@ impl Catalog {
         channels: &[ChannelRow],
         env: impl Fn(&str) -> Option<String>,
     ) -> Catalog {
+        Catalog::build_with(
+            users,
+            keys,
+            models,
+            channels,
+            &AccountExtras::default(),
+            env,
+        )
+    }
+
+    /// `build` plus limits and price status.
+    pub fn build_with(
+        users: &[UserRow],
+        keys: &[KeyRow],
+        models: &[ModelRow],
+        channels: &[ChannelRow],
+        extras: &AccountExtras,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Catalog {
         let mut catalog = Catalog::default();
         for user in users {
+            let limits = extras
+                .user_limits
+                .get(&user.id)
+                .copied()
+                .unwrap_or_default();
             let entry = UserEntry {
                 id: user.id,
                 name: user.name.clone(),
                 role: user.role.clone(),
                 active: user.status == "active",
+                rpm_limit: positive(limits.rpm),
+                tpm_limit: positive(limits.tpm),
             };
             catalog.users.insert(user.id, Arc::new(entry));
         }
         for key in keys.iter().filter(|k| k.status != "revoked") {
+            let limits = extras.key_limits.get(&key.id).cloned().unwrap_or_default();
+            let owner = catalog.users.get(&key.user_id);
             let entry = KeyEntry {
                 id: key.id,
                 user_id: key.user_id,
@@ -137,10 +208,17 @@ impl Catalog {
                     .map(|m| m.iter().cloned().collect()),
                 quota: key.quota,
                 expires_at: key.expires_at,
+                allowed_ips: limits.allowed_ips.as_deref().map(parse_nets),
+                rpm_limit: positive(limits.rpm).or(owner.and_then(|u| u.rpm_limit)),
+                tpm_limit: positive(limits.tpm).or(owner.and_then(|u| u.tpm_limit)),
             };
             catalog.keys.insert(key.key_hash.clone(), Arc::new(entry));
         }
         for model in models.iter().filter(|m| m.enabled) {
+            if extras.unpriced_models.contains(&model.id) {
+                catalog.unpriced.insert(model.id.clone());
+                continue;
+            }
             let prices = Prices {
                 input: PerMillion(model.input_price),
                 cached_input: PerMillion(model.cached_input_price.unwrap_or(model.input_price)),
@@ -222,6 +300,11 @@ impl Catalog {
 
     pub fn model(&self, id: &str) -> Option<&Arc<Model>> {
         self.models.get(id)
+    }
+
+    /// True for a catalogue model that has no price yet (and so is not in `model`).
+    pub fn is_unpriced(&self, id: &str) -> bool {
+        self.unpriced.contains(id)
     }
 
     /// Usable channels for a model, highest priority first (empty if none).
@@ -328,5 +411,78 @@ mod tests {
         );
         assert!(catalog.key("h2").is_none());
         assert!(catalog.key("h3").is_some_and(|k| !k.enabled));
+    }
+
+    #[test]
+    fn keys_inherit_their_owners_limits_and_unpriced_models_are_left_out() {
+        let user = |id: i64| UserRow {
+            id,
+            name: format!("u{id}"),
+            role: "user".into(),
+            status: "active".into(),
+            balance: Nanos::ZERO,
+        };
+        let key = |id: i64| KeyRow {
+            id,
+            user_id: 1,
+            name: String::new(),
+            key_hash: format!("h{id}"),
+            key_prefix: String::new(),
+            status: "active".into(),
+            allowed_models: None,
+            quota: None,
+            spent: Nanos::ZERO,
+            expires_at: None,
+            created_at: 0,
+        };
+        let model = |id: &str| ModelRow {
+            id: id.into(),
+            provider: "p".into(),
+            context: 0,
+            input_price: Nanos::ZERO,
+            output_price: Nanos::ZERO,
+            cached_input_price: None,
+            enabled: true,
+            created: 0,
+        };
+        let extras = AccountExtras {
+            key_limits: HashMap::from([(
+                2,
+                KeyLimits {
+                    allowed_ips: Some(vec!["10.0.0.0/8".into(), "::1".into()]),
+                    rpm: Some(5),
+                    tpm: None,
+                },
+            )]),
+            user_limits: HashMap::from([(
+                1,
+                UserLimits {
+                    rpm: Some(60),
+                    tpm: Some(1000),
+                },
+            )]),
+            unpriced_models: HashSet::from(["new".to_string()]),
+        };
+        let catalog = Catalog::build_with(
+            &[user(1)],
+            &[key(1), key(2)],
+            &[model("old"), model("new")],
+            &[],
+            &extras,
+            |_| None,
+        );
+        let inherited = catalog.key("h1").unwrap();
+        assert_eq!(
+            (inherited.rpm_limit, inherited.tpm_limit),
+            (Some(60), Some(1000))
+        );
+        assert!(inherited.allows_ip("8.8.8.8".parse().unwrap()));
+        let own = catalog.key("h2").unwrap();
+        assert_eq!((own.rpm_limit, own.tpm_limit), (Some(5), Some(1000)));
+        assert!(own.allows_ip("10.1.2.3".parse().unwrap()));
+        assert!(own.allows_ip("::1".parse().unwrap()));
+        assert!(!own.allows_ip("11.0.0.1".parse().unwrap()));
+        assert!(catalog.model("old").is_some() && catalog.model("new").is_none());
+        assert!(catalog.is_unpriced("new") && !catalog.is_unpriced("old"));
     }
 }

@@ -8,6 +8,13 @@
 //! | `default_output_reserve_tokens` | `TOKENHUB_DEFAULT_OUTPUT_RESERVE_TOKENS` | `1024` |
 //! | `upstream_connect_timeout_ms` | `TOKENHUB_UPSTREAM_CONNECT_TIMEOUT_MS` | `10000` |
 //! | `upstream_first_byte_timeout_ms` | `TOKENHUB_UPSTREAM_FIRST_BYTE_TIMEOUT_MS` | `120000` |
+//! | `upstream_idle_timeout_ms` | `TOKENHUB_UPSTREAM_IDLE_TIMEOUT_MS` | `120000` |
+//! | `upstream_total_timeout_ms` | `TOKENHUB_UPSTREAM_TOTAL_TIMEOUT_MS` | `900000` |
+//! | `max_attempts` | `TOKENHUB_MAX_ATTEMPTS` | `3` |
+//! | `breaker_threshold` | `TOKENHUB_BREAKER_THRESHOLD` | `5` |
+//! | `breaker_window_ms` | `TOKENHUB_BREAKER_WINDOW_MS` | `60000` |
+//! | `breaker_cooldown_ms` | `TOKENHUB_BREAKER_COOLDOWN_MS` | `30000` |
+//! | `shutdown_grace_ms` | `TOKENHUB_SHUTDOWN_GRACE_MS` | `30000` |
 //! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
 //!
@@ -20,6 +27,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ledger::money::{MoneyError, Nanos};
+
+pub mod accounts;
+pub use accounts::{AccountSettings, SignupMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -46,10 +56,19 @@ pub struct Settings {
     pub default_output_reserve_tokens: u64,
     pub upstream_connect_timeout_ms: u64,
     pub upstream_first_byte_timeout_ms: u64,
+    pub upstream_idle_timeout_ms: u64,
+    pub upstream_total_timeout_ms: u64,
+    pub max_attempts: usize,
+    pub breaker_threshold: usize,
+    pub breaker_window_ms: u64,
+    pub breaker_cooldown_ms: u64,
+    pub shutdown_grace_ms: u64,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub channels: Vec<ChannelConfig>,
     pub models: Vec<ModelConfig>,
+    /// Sign-up, trial credit and sessions (`[accounts]`; see `config/accounts.rs`).
+    pub accounts: AccountSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
 }
@@ -62,6 +81,18 @@ pub enum LogFormat {
     Json,
 }
 
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<LogFormat, String> {
+        match text {
+            "json" => Ok(LogFormat::Json),
+            "text" => Ok(LogFormat::Text),
+            other => Err(format!("'{other}' is not 'text' or 'json'")),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -71,10 +102,18 @@ impl Default for Settings {
             default_output_reserve_tokens: 1024,
             upstream_connect_timeout_ms: 10_000,
             upstream_first_byte_timeout_ms: 120_000,
+            upstream_idle_timeout_ms: 120_000,
+            upstream_total_timeout_ms: 900_000,
+            max_attempts: 3,
+            breaker_threshold: 5,
+            breaker_window_ms: 60_000,
+            breaker_cooldown_ms: 30_000,
+            shutdown_grace_ms: 30_000,
             max_body_bytes: 32 * 1024 * 1024,
             log_format: LogFormat::Text,
             channels: Vec::new(),
             models: Vec::new(),
+            accounts: AccountSettings::default(),
             root_password: None,
         }
     }
@@ -166,59 +205,88 @@ impl Settings {
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parsed<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
+        fn set<T: std::str::FromStr>(
+            var: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            field: &mut T,
+        ) -> Result<(), ConfigError>
         where
             T::Err: std::fmt::Display,
         {
-            value
-                .trim()
-                .parse()
-                .map_err(|e: T::Err| ConfigError::Invalid {
-                    name: name.into(),
-                    message: e.to_string(),
-                })
+            if let Some(value) = var(name) {
+                *field = value
+                    .trim()
+                    .parse()
+                    .map_err(|e: T::Err| ConfigError::Invalid {
+                        name: name.into(),
+                        message: e.to_string(),
+                    })?;
+            }
+            Ok(())
         }
-        if let Some(v) = var("TOKENHUB_LISTEN") {
-            self.listen = parsed("TOKENHUB_LISTEN", v)?;
-        }
-        if let Some(v) = var("TOKENHUB_DATABASE_URL") {
-            self.database_url = v;
-        }
-        if let Some(v) = var("TOKENHUB_RELOAD_INTERVAL_MS") {
-            self.reload_interval_ms = parsed("TOKENHUB_RELOAD_INTERVAL_MS", v)?;
-        }
-        if let Some(v) = var("TOKENHUB_DEFAULT_OUTPUT_RESERVE_TOKENS") {
-            self.default_output_reserve_tokens =
-                parsed("TOKENHUB_DEFAULT_OUTPUT_RESERVE_TOKENS", v)?;
-        }
-        if let Some(v) = var("TOKENHUB_UPSTREAM_CONNECT_TIMEOUT_MS") {
-            self.upstream_connect_timeout_ms = parsed("TOKENHUB_UPSTREAM_CONNECT_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = var("TOKENHUB_UPSTREAM_FIRST_BYTE_TIMEOUT_MS") {
-            self.upstream_first_byte_timeout_ms =
-                parsed("TOKENHUB_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = var("TOKENHUB_MAX_BODY_BYTES") {
-            self.max_body_bytes = parsed("TOKENHUB_MAX_BODY_BYTES", v)?;
-        }
-        if let Some(v) = var("TOKENHUB_LOG_FORMAT") {
-            self.log_format = match v.trim() {
-                "json" => LogFormat::Json,
-                "text" => LogFormat::Text,
-                other => {
-                    return Err(ConfigError::Invalid {
-                        name: "TOKENHUB_LOG_FORMAT".into(),
-                        message: format!("'{other}' is not 'text' or 'json'"),
-                    });
-                }
-            };
-        }
+        set(&var, "TOKENHUB_LISTEN", &mut self.listen)?;
+        set(&var, "TOKENHUB_DATABASE_URL", &mut self.database_url)?;
+        set(
+            &var,
+            "TOKENHUB_RELOAD_INTERVAL_MS",
+            &mut self.reload_interval_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_DEFAULT_OUTPUT_RESERVE_TOKENS",
+            &mut self.default_output_reserve_tokens,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_UPSTREAM_CONNECT_TIMEOUT_MS",
+            &mut self.upstream_connect_timeout_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_UPSTREAM_FIRST_BYTE_TIMEOUT_MS",
+            &mut self.upstream_first_byte_timeout_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_UPSTREAM_IDLE_TIMEOUT_MS",
+            &mut self.upstream_idle_timeout_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_UPSTREAM_TOTAL_TIMEOUT_MS",
+            &mut self.upstream_total_timeout_ms,
+        )?;
+        set(&var, "TOKENHUB_MAX_ATTEMPTS", &mut self.max_attempts)?;
+        set(
+            &var,
+            "TOKENHUB_BREAKER_THRESHOLD",
+            &mut self.breaker_threshold,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_BREAKER_WINDOW_MS",
+            &mut self.breaker_window_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_BREAKER_COOLDOWN_MS",
+            &mut self.breaker_cooldown_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_SHUTDOWN_GRACE_MS",
+            &mut self.shutdown_grace_ms,
+        )?;
+        set(&var, "TOKENHUB_MAX_BODY_BYTES", &mut self.max_body_bytes)?;
+        set(&var, "TOKENHUB_LOG_FORMAT", &mut self.log_format)?;
+        self.accounts.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
         Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |name: String, message: String| Err(ConfigError::Invalid { name, message });
+        self.accounts.trial_credit()?;
         for model in &self.models {
             if let Err(e) = model.prices() {
                 return invalid(format!("models.{}", model.id), e.to_string());

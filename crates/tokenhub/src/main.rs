@@ -197,6 +197,7 @@ async fn keys(settings: &Settings, command: KeysCommand) -> Result<()> {
                 allowed_models: models,
                 quota,
                 expires_at,
+                ..KeyOptions::default()
             };
             let (_, secret) = accounts::issue_key(&store, &owner, options).await?;
             println!("{secret}");

@@ -28,6 +28,8 @@ pub struct UpstreamResponse {
 pub struct UpstreamFailure {
     pub kind: FailureKind,
     pub message: String,
+    /// The upstream's `Retry-After`, when it gave one.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,7 @@ impl UpstreamFailure {
         UpstreamFailure {
             kind,
             message: message.into(),
+            retry_after: None,
         }
     }
 

@@ -7,12 +7,14 @@
 
 mod authenticate;
 pub mod error;
+pub mod health;
+pub mod limits;
 mod route;
 pub mod settle;
 pub mod stream;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -35,8 +37,10 @@ use crate::providers::{self, Deadlines, FailureKind, UpstreamFailure};
 pub struct RelayPolicy {
     pub default_output_reserve_tokens: u64,
     pub deadlines: Deadlines,
-    /// Upper bound on reading a whole non-streaming answer.
+    /// Upper bound on a whole answer, streamed or not, from the first attempt.
     pub total_timeout: Duration,
+    /// Longest silence between two data events of a stream (comments do not count).
+    pub idle_timeout: Duration,
     /// Channels tried per request, at most.
     pub max_attempts: usize,
     /// Largest non-streaming upstream body accepted.
@@ -51,6 +55,10 @@ pub struct Relay {
     pub writer: LedgerWriter,
     pub http: reqwest::Client,
     pub policy: Arc<RelayPolicy>,
+    pub health: Arc<health::Health>,
+    pub limits: Arc<limits::RateLimits>,
+    /// Cancelled when a graceful shutdown's grace period is over: open streams end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// One inbound chat request as the API layer hands it over.
@@ -58,11 +66,17 @@ pub struct ChatCall {
     pub request_id: String,
     pub bearer: Option<String>,
     pub body: Bytes,
+    /// The client's address, for IP allow lists (absent when not served over TCP).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 pub enum ChatReply {
-    /// A complete `chat.completion` JSON body.
-    Json(Bytes),
+    /// A complete `chat.completion` JSON body, and how long the gateway waited on upstreams
+    /// for it (every attempt included), so the surface can report its own overhead.
+    Json {
+        body: Bytes,
+        upstream_time: Duration,
+    },
     /// An SSE stream, already primed with its first upstream event.
     Stream(Box<MeteredStream>),
 }
@@ -99,7 +113,14 @@ impl Relay {
                 return Err(error);
             }
         };
-        match self.admit(&catalog, &key, &object, call.body.len(), &mut settlement) {
+        match self.admit(
+            &catalog,
+            &key,
+            &object,
+            call.body.len(),
+            call.client_ip,
+            &mut settlement,
+        ) {
             Ok((facts, model)) => {
                 self.forward(&catalog, facts, &model, &object, settlement)
                     .await
@@ -118,6 +139,7 @@ impl Relay {
         key: &KeyEntry,
         object: &RawObject<'_>,
         body_len: usize,
+        client_ip: Option<std::net::IpAddr>,
         settlement: &mut Settlement,
     ) -> Result<(ChatRequestFacts, Arc<Model>), RelayError> {
         let facts = object.chat_facts()?;
@@ -129,7 +151,24 @@ impl Relay {
             return Err(RelayError::ModelNotFound(facts.model));
         };
         settlement.set_model(&model.id, model.prices, facts.stream);
-        let worst_case = self.worst_case(&model, &facts, body_len);
+        if key.allowed_ips.is_some() && !client_ip.is_some_and(|ip| key.allows_ip(ip)) {
+            return Err(RelayError::IpNotAllowed(client_ip));
+        }
+        let worst_tokens = self.worst_case_tokens(&model, &facts, body_len);
+        let hold = self
+            .limits
+            .admit(
+                key.id,
+                key.rpm_limit,
+                key.tpm_limit,
+                worst_tokens.prompt + worst_tokens.completion,
+                Instant::now(),
+            )
+            .map_err(RelayError::RateLimited)?;
+        if let Some(hold) = hold {
+            settlement.hold_tokens(self.limits.clone(), hold);
+        }
+        let worst_case = model.prices.cost(worst_tokens);
         let reservation = self
             .books
             .reserve(key.user_id, key.id, key.quota, worst_case)
@@ -138,15 +177,16 @@ impl Relay {
         Ok((facts, model))
     }
 
-    /// The most this request is expected to cost: prompt estimated from the body size
-    /// (≥ the real count for typical text: about 3 bytes per token), plus the output the
-    /// client allows, or the configured default, capped by the context window.
-    fn worst_case(
+    /// The most tokens this request is expected to use, for reservations and TPM: prompt
+    /// estimated from the body size (≥ the real count for typical text: about 3 bytes per
+    /// token), plus the output the client allows, or the configured default, capped by
+    /// the context window.
+    fn worst_case_tokens(
         &self,
         model: &Model,
         facts: &ChatRequestFacts,
         body_len: usize,
-    ) -> crate::ledger::money::Nanos {
+    ) -> TokenCounts {
         let prompt = (body_len as u64).div_ceil(3);
         let mut output = facts
             .max_output_tokens
@@ -154,12 +194,12 @@ impl Relay {
         if model.context > 0 {
             output = output.min(model.context);
         }
-        model.prices.cost(TokenCounts {
+        TokenCounts {
             prompt,
             cached: 0,
             cache_write: 0,
             completion: output,
-        })
+        }
     }
 
     /// Route and call: tries channels in order until one answers, then relays its answer.
@@ -181,27 +221,52 @@ impl Relay {
             return Err(error);
         }
         let mut last_failure = None;
-        for channel in candidates.iter().take(self.policy.max_attempts.max(1)) {
+        let mut attempts = 0;
+        let mut cooling_until: Option<Instant> = None;
+        let mut upstream_time = Duration::ZERO;
+        for channel in &candidates {
+            if attempts == self.policy.max_attempts.max(1) {
+                break;
+            }
+            match self.health.admit(channel.id, Instant::now()) {
+                health::Admission::Closed | health::Admission::Probe => {}
+                health::Admission::Open { until } => {
+                    cooling_until = Some(cooling_until.map_or(until, |u| u.min(until)));
+                    continue;
+                }
+                health::Admission::Disabled { .. } => continue,
+            }
+            attempts += 1;
             let upstream_body = upstream_body(object, &facts, channel.upstream_model(&model.id));
             settlement.attempt(channel.id);
-            let attempt = self.attempt(channel, upstream_body, &facts).await;
-            match attempt {
-                Ok(Answer::Stream(mut stream)) => {
-                    stream.attach(settlement);
-                    return Ok(ChatReply::Stream(stream));
-                }
-                Ok(Answer::Json(bytes, meter)) => {
-                    settlement.finish(
-                        meter,
-                        Outcome {
-                            status: 200,
-                            error: None,
-                        },
-                    );
-                    return Ok(ChatReply::Json(bytes));
+            let started = Instant::now();
+            match self.attempt(channel, upstream_body, &facts).await {
+                Ok(answer) => {
+                    self.health.succeeded(channel.id, started.elapsed());
+                    return Ok(match answer {
+                        Answer::Stream(mut stream) => {
+                            stream.attach(settlement);
+                            ChatReply::Stream(stream)
+                        }
+                        Answer::Json(body, meter, waited) => {
+                            settlement.finish(
+                                meter,
+                                Outcome {
+                                    status: 200,
+                                    error: None,
+                                },
+                            );
+                            ChatReply::Json {
+                                body,
+                                upstream_time: upstream_time + waited,
+                            }
+                        }
+                    });
                 }
                 Err(failure) => {
+                    upstream_time += started.elapsed();
                     settlement.attempt_failed();
+                    self.health.failed(channel.id, &failure, Instant::now());
                     tracing::warn!(channel = %channel.name, error = %failure, "upstream attempt failed");
                     metrics::counter!("tokenhub_upstream_failures_total", "channel" => channel.name.clone()).increment(1);
                     let retry = failure.retryable();
@@ -212,9 +277,17 @@ impl Relay {
                 }
             }
         }
-        let failure = last_failure
-            .unwrap_or_else(|| UpstreamFailure::new(FailureKind::Connect, "no channel answered"));
-        let error = RelayError::Upstream(failure);
+        let error = match (last_failure, cooling_until) {
+            (Some(failure), _) => RelayError::Upstream(failure),
+            (None, Some(until)) => RelayError::CoolingDown {
+                model: model.id.clone(),
+                retry_after: until.saturating_duration_since(Instant::now()),
+            },
+            (None, None) => RelayError::NoChannel {
+                model: model.id.clone(),
+                missing: Vec::new(),
+            },
+        };
         settlement.fail(error.status(), &error.to_string());
         Err(error)
     }
@@ -226,9 +299,15 @@ impl Relay {
         facts: &ChatRequestFacts,
     ) -> Result<Answer, UpstreamFailure> {
         let deadlines = self.policy.deadlines;
+        let waiting = Instant::now();
         let response = providers::send_chat(&self.http, channel, body, deadlines).await?;
         if facts.stream {
-            let mut stream = MeteredStream::new(response.body, facts.client_wants_usage);
+            let limits = stream::StreamLimits {
+                idle: self.policy.idle_timeout,
+                deadline: tokio::time::Instant::now() + self.policy.total_timeout,
+                shutdown: self.shutdown.clone(),
+            };
+            let mut stream = MeteredStream::new(response.body, facts.client_wants_usage, limits);
             tokio::time::timeout(deadlines.first_byte, stream.wait_for_first_event())
                 .await
                 .map_err(|_| {
@@ -247,15 +326,17 @@ impl Relay {
                 "upstream did not finish its answer in time",
             )
         })??;
+        let waited = waiting.elapsed();
         let meter = meter_completion(&bytes)?;
         let start = bytes.len() - bytes.trim_ascii_start().len();
-        Ok(Answer::Json(bytes.slice(start..), meter))
+        Ok(Answer::Json(bytes.slice(start..), meter, waited))
     }
 }
 
 enum Answer {
     Stream(Box<MeteredStream>),
-    Json(Bytes, Meter),
+    /// Body, what was metered from it, and the time spent waiting on the upstream.
+    Json(Bytes, Meter, Duration),
 }
 
 /// The body as the upstream must see it: the public model name replaced by the channel's,

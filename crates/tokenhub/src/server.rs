@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Mutex, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::accounts;
 use crate::api::{self, AppState};
@@ -19,6 +20,7 @@ use crate::config::{ChannelConfig, ModelConfig, Settings};
 use crate::ledger::books::Books;
 use crate::ledger::writer::LedgerWriter;
 use crate::providers::{Deadlines, presets};
+use crate::relay::health::{BreakerPolicy, Health};
 use crate::relay::{Relay, RelayPolicy};
 use crate::store::{ChannelRow, ModelRow, Store, StoreError};
 
@@ -46,6 +48,7 @@ pub struct RunningGateway {
     pub reloader: Reloader,
     pub books: Arc<Books>,
     pub writer: LedgerWriter,
+    pub health: Arc<Health>,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -91,7 +94,8 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     for channel in &settings.channels {
         store.upsert_channel(&channel_row(channel)).await?;
     }
-    if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await? {
+    if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await?
+    {
         // Shown once, to whoever ran the first command. On stderr: stdout of CLI commands
         // is for their result (e.g. a key captured by a script).
         eprintln!("Created the root account. User: root  Password: {password}  (shown only once)");
@@ -146,19 +150,20 @@ pub async fn start(
     let store = open_store(&settings).await?;
     // Loading the tokenizer takes ~200 ms; pay it now rather than in someone's request.
     tokio::task::spawn_blocking(|| crate::tokens::count_text("warm up"));
-    if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await?
-    {
-        // Shown once, on the terminal of whoever started the first run.
-        println!("Created the root account. User: root  Password: {password}  (shown only once)");
-    }
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::default());
     let flush_lock = Arc::new(Mutex::new(()));
+    let health = Arc::new(Health::new(BreakerPolicy {
+        threshold: settings.breaker_threshold.max(1),
+        window: Duration::from_millis(settings.breaker_window_ms),
+        cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
+    }));
     let reloader = Reloader::new(
         store.clone(),
         catalog.clone(),
         books.clone(),
         flush_lock.clone(),
+        health.clone(),
     );
     let revision = reloader.reload().await?;
     reloader.clone().spawn_polling(
@@ -177,21 +182,27 @@ pub async fn start(
         deadlines: Deadlines {
             first_byte: Duration::from_millis(settings.upstream_first_byte_timeout_ms),
         },
-        total_timeout: Duration::from_secs(600),
-        max_attempts: 3,
+        total_timeout: Duration::from_millis(settings.upstream_total_timeout_ms),
+        idle_timeout: Duration::from_millis(settings.upstream_idle_timeout_ms),
+        max_attempts: settings.max_attempts,
         max_response_bytes: 64 * 1024 * 1024,
     };
+    let streams_end = CancellationToken::new();
     let relay = Relay {
         catalog,
         books: books.clone(),
         writer: writer.clone(),
         http,
         policy: Arc::new(policy),
+        health: health.clone(),
+        limits: Arc::new(crate::relay::limits::RateLimits::default()),
+        shutdown: streams_end.clone(),
     };
     let state = AppState {
         relay,
         store: store.clone(),
         metrics: prometheus(),
+        management: Arc::new(management(&settings)?),
     };
     let app = api::router(state, settings.max_body_bytes);
 
@@ -206,17 +217,29 @@ pub async fn start(
         source,
     })?;
     let (stop, stopped) = oneshot::channel::<()>();
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
     let signal = async move {
         tokio::select! {
             _ = shutdown => {}
             _ = stopped => {}
         }
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!(
+            grace_ms = grace.as_millis() as u64,
+            "shutting down: finishing in-flight requests"
+        );
+        // Streams still open after the grace period end with an error event and settle.
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            streams_end.cancel();
+        });
     };
     let served = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await
     });
     tracing::info!(%addr, "TokenHub listening");
     Ok(RunningGateway {
@@ -225,8 +248,25 @@ pub async fn start(
         reloader,
         books,
         writer,
+        health,
         stop: Some(stop),
         served,
+    })
+}
+
+/// The management API's settings and its (in-memory) login throttle.
+fn management(settings: &Settings) -> Result<api::admin::Management, StartError> {
+    let config = &settings.accounts;
+    Ok(api::admin::Management {
+        signup_open: config.signup_open(settings.listen),
+        trial_credit: config
+            .trial_credit()
+            .map_err(|e| StartError::Config(e.to_string()))?,
+        session_ttl_ms: config.session_ttl_ms(),
+        cookie_secure: config.cookie_secure,
+        login_limiter: Arc::new(accounts::login_limit::MemoryLoginLimiter::new(
+            Default::default(),
+        )),
     })
 }
 

@@ -8,17 +8,31 @@
 //! Nothing on the request hot path calls this module: the relay reads in-memory
 //! snapshots and hands usage to the batched ledger writer.
 
+mod audit;
 mod catalog;
+mod catalog_admin;
 mod keys;
+mod limits;
+mod redemptions;
+mod sessions;
+mod sql;
 mod usage;
+mod usage_query;
+mod user_admin;
 mod users;
 
 use std::path::Path;
 
+pub use audit::AuditEntry;
 pub use catalog::{ChannelRow, ModelRow};
-pub use keys::{KeyRow, NewKey};
+pub use keys::{KeyRow, KeyUpdate, NewKey};
+pub use limits::{KeyLimits, UserLimits};
+pub use redemptions::{NewCodes, RedeemRefusal, RedemptionRow};
+pub use sessions::{AdminTokenRow, SessionRow};
 pub use usage::UsageRecord;
-pub use users::{LedgerKind, UserRow};
+pub use usage_query::{GroupBy, LATENCY_SAMPLE_ROWS, StatusFilter, UsageAggregate, UsageFilter};
+pub use user_admin::{UserDetail, UserQuery};
+pub use users::{Credit, LedgerKind, UserRow};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

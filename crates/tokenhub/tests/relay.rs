@@ -800,3 +800,51 @@ async fn graceful_shutdown_finishes_streams_and_flushes_every_record() {
         Nanos::from_usd(1) - cost_of(6, 8)
     );
 }
+
+#[tokio::test]
+async fn overhead_is_reported_per_response_and_in_metrics() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let (_, key) = h
+        .user_with_key("ov", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let response = h
+        .chat(
+            &key,
+            json!({"model": "mock-gpt", "messages": user_says("hi")}),
+        )
+        .await;
+    let overhead: u64 = response.headers()["x-tokenhub-overhead-us"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(overhead < 1_000_000, "{overhead} µs");
+    let stream = h
+        .chat(
+            &key,
+            json!({"model": "mock-gpt", "stream": true, "messages": user_says("hi")}),
+        )
+        .await;
+    let _ = stream.text().await.unwrap();
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "tokenhub_requests_total",
+        "tokenhub_gateway_overhead_seconds",
+        "tokenhub_requests_in_flight",
+        "tokenhub_streams_open",
+        "tokenhub_tokens_total",
+        "tokenhub_cost_nano_usd_total",
+        "tokenhub_time_to_first_token_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    h.shutdown().await;
+}

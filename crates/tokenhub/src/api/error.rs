@@ -8,11 +8,15 @@ use http::StatusCode;
 use crate::protocol::openai::error::{ErrorBody, ErrorObject};
 use crate::providers::FailureKind;
 use crate::relay::RelayError;
+use crate::relay::limits::{LimitKind, Limited};
 
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorObject,
+    retry_after: Option<std::time::Duration>,
+    /// Extra headers, e.g. OpenAI's `x-ratelimit-*` on a rate-limit refusal.
+    headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -31,6 +35,8 @@ impl ApiError {
                 param: param.map(str::to_string),
                 code: code.map(str::to_string),
             },
+            retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -59,6 +65,16 @@ impl From<RelayError> for ApiError {
                 Some("model_not_available"),
                 Some("model"),
             ),
+            RelayError::CoolingDown { .. } => (
+                "service_unavailable_error",
+                Some("channels_cooling_down"),
+                Some("model"),
+            ),
+            RelayError::RateLimited(limited) => match limited.kind {
+                LimitKind::Requests => ("requests", Some("rate_limit_exceeded"), None),
+                LimitKind::Tokens => ("tokens", Some("rate_limit_exceeded"), None),
+            },
+            RelayError::IpNotAllowed(_) => ("permission_error", Some("ip_not_allowed"), None),
             RelayError::Upstream(failure) => match failure.kind {
                 FailureKind::Status(400 | 413 | 422) => ("invalid_request_error", None, None),
                 FailureKind::Status(429) => ("rate_limit_error", Some("rate_limit_exceeded"), None),
@@ -66,13 +82,59 @@ impl From<RelayError> for ApiError {
                 _ => ("upstream_error", Some("upstream_error"), None),
             },
         };
-        ApiError::new(status, kind, code, param, message)
+        let headers = match &error {
+            RelayError::RateLimited(limited) => rate_limit_headers(limited),
+            _ => Vec::new(),
+        };
+        ApiError {
+            retry_after: error.retry_after(),
+            headers,
+            ..ApiError::new(status, kind, code, param, message)
+        }
+    }
+}
+
+/// OpenAI's names: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, reset as "1.5s".
+fn rate_limit_headers(limited: &Limited) -> Vec<(&'static str, String)> {
+    let seconds = format!("{:.3}", limited.retry_after.as_secs_f64());
+    let reset = format!("{}s", seconds.trim_end_matches('0').trim_end_matches('.'));
+    match limited.kind {
+        LimitKind::Requests => vec![
+            ("x-ratelimit-limit-requests", limited.limit.to_string()),
+            (
+                "x-ratelimit-remaining-requests",
+                limited.remaining.to_string(),
+            ),
+            ("x-ratelimit-reset-requests", reset),
+        ],
+        LimitKind::Tokens => vec![
+            ("x-ratelimit-limit-tokens", limited.limit.to_string()),
+            (
+                "x-ratelimit-remaining-tokens",
+                limited.remaining.to_string(),
+            ),
+            ("x-ratelimit-reset-tokens", reset),
+        ],
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.body })).into_response()
+        let mut response = (self.status, Json(ErrorBody { error: self.body })).into_response();
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: "0" would invite an immediate retry.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(seconds.max(1)),
+            );
+        }
+        for (name, value) in self.headers {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
     }
 }
 

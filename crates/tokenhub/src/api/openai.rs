@@ -22,6 +22,23 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/models/{*id}", get(get_model))
 }
 
+/// The peer address of the connection, when the server was started with connect info.
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let info = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(ClientIp(info.map(|info| info.0.ip())))
+    }
+}
+
 /// The token after `Bearer `, if the header has that form.
 pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
@@ -34,9 +51,12 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
 async fn chat_completions(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Starts after the body arrived: the client's upload speed is not gateway overhead.
+    let received = std::time::Instant::now();
     let body = body.map_err(|rejection| {
         ApiError::invalid_request(rejection.status(), rejection.body_text())
     })?;
@@ -44,10 +64,21 @@ async fn chat_completions(
         request_id,
         bearer: bearer(&headers),
         body,
+        client_ip: client.0,
     };
     Ok(match state.relay.chat_completions(call).await? {
-        ChatReply::Json(bytes) => {
-            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        ChatReply::Json {
+            body,
+            upstream_time,
+        } => {
+            let overhead = received.elapsed().saturating_sub(upstream_time);
+            metrics::histogram!("tokenhub_gateway_overhead_seconds").record(overhead.as_secs_f64());
+            let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+            response.headers_mut().insert(
+                "x-tokenhub-overhead-us",
+                http::HeaderValue::from(overhead.as_micros() as u64),
+            );
+            response
         }
         ChatReply::Stream(stream) => (
             StatusCode::OK,

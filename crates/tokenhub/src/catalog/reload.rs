@@ -11,8 +11,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::Mutex;
 
-use super::Catalog;
+use super::{AccountExtras, Catalog};
 use crate::ledger::books::Books;
+use crate::relay::health::Health;
 use crate::store::{Store, StoreResult};
 
 #[derive(Clone)]
@@ -21,6 +22,7 @@ pub struct Reloader {
     catalog: Arc<ArcSwap<Catalog>>,
     books: Arc<Books>,
     flush_lock: Arc<Mutex<()>>,
+    health: Arc<Health>,
 }
 
 impl Reloader {
@@ -29,12 +31,14 @@ impl Reloader {
         catalog: Arc<ArcSwap<Catalog>>,
         books: Arc<Books>,
         flush_lock: Arc<Mutex<()>>,
+        health: Arc<Health>,
     ) -> Self {
         Reloader {
             store,
             catalog,
             books,
             flush_lock,
+            health,
         }
     }
 
@@ -43,6 +47,11 @@ impl Reloader {
         let revision = self.store.revision().await?;
         let models = self.store.all_models().await?;
         let channels = self.store.all_channels().await?;
+        let extras = AccountExtras {
+            key_limits: self.store.live_key_limits().await?,
+            user_limits: self.store.user_limits_map().await?,
+            unpriced_models: self.store.unpriced_model_ids().await?,
+        };
         // Balances and spends are read under the writer's lock so that no committed batch
         // is counted both in the database value and in the unflushed amounts.
         let guard = self.flush_lock.lock().await;
@@ -53,10 +62,12 @@ impl Reloader {
             keys.iter().map(|k| (k.id, k.spent)),
         );
         drop(guard);
-        let catalog = Catalog::build(&users, &keys, &models, &channels, |name| {
+        let catalog = Catalog::build_with(&users, &keys, &models, &channels, &extras, |name| {
             std::env::var(name).ok()
         });
         self.catalog.store(Arc::new(catalog));
+        // A channel whose key was rejected may have been given a new one.
+        self.health.clear_disabled();
         Ok(revision)
     }
 

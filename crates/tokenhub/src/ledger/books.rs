@@ -171,6 +171,23 @@ impl Books {
         account.stored - account.unflushed
     }
 
+    /// Costs settled for the user that the writer has not committed yet: the database
+    /// balance minus this is the balance right now (for balance endpoints).
+    pub fn unflushed(&self, user_id: i64) -> Nanos {
+        self.ledgers()
+            .users
+            .get(&user_id)
+            .map_or(Nanos::ZERO, |account| account.unflushed)
+    }
+
+    /// Unflushed spend of a key, the same way.
+    pub fn key_unflushed(&self, key_id: i64) -> Nanos {
+        self.ledgers()
+            .keys
+            .get(&key_id)
+            .map_or(Nanos::ZERO, |spend| spend.unflushed)
+    }
+
     /// Key spend after every settled cost, ignoring reservations in flight.
     pub fn key_spent(&self, key_id: i64) -> Nanos {
         let spend = self

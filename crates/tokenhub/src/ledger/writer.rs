@@ -40,6 +40,7 @@ impl LedgerWriter {
     /// Queues a record. Unbounded on purpose: a record is money, and dropping one is worse
     /// than holding memory while the database is briefly unavailable.
     pub fn submit(&self, record: UsageRecord) {
+        metrics::gauge!("tokenhub_ledger_queue_depth").increment(1.0);
         if self
             .commands
             .send(Command::Record(Box::new(record)))
@@ -91,6 +92,7 @@ async fn commit_until_done(
         return;
     }
     let mut backoff = Duration::from_millis(50);
+    let started = std::time::Instant::now();
     loop {
         let guard = flush_lock.lock().await;
         match store.write_usage_batch(batch).await {
@@ -100,6 +102,9 @@ async fn commit_until_done(
                 drop(guard);
                 metrics::counter!("tokenhub_usage_records_written_total")
                     .increment(batch.len() as u64);
+                metrics::gauge!("tokenhub_ledger_queue_depth").decrement(batch.len() as f64);
+                metrics::histogram!("tokenhub_ledger_flush_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 return;
             }
             Err(error) => {

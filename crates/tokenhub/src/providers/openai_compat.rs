@@ -45,10 +45,14 @@ pub async fn send_chat(
     let status = response.status();
     if !status.is_success() {
         let code = status.as_u16();
+        let retry_after = retry_after(response.headers());
         let body = read_error_body(response).await;
         let message = upstream_error_message(&body)
             .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
-        return Err(UpstreamFailure::new(FailureKind::Status(code), message));
+        return Err(UpstreamFailure {
+            retry_after,
+            ..UpstreamFailure::new(FailureKind::Status(code), message)
+        });
     }
     let body = response.bytes_stream().map(|chunk| {
         chunk.map_err(|e| {
@@ -61,6 +65,24 @@ pub async fn send_chat(
     Ok(UpstreamResponse {
         body: Box::pin(body),
     })
+}
+
+/// `retry-after-ms` (OpenAI) or `retry-after` in seconds; HTTP dates are rare here and ignored.
+pub fn retry_after(headers: &http::HeaderMap) -> Option<std::time::Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    if let Some(ms) = number("retry-after-ms") {
+        return Some(std::time::Duration::from_secs_f64(ms / 1000.0));
+    }
+    number("retry-after").map(|secs| std::time::Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
 async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
@@ -101,7 +123,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::endpoint;
+    use super::{endpoint, retry_after};
 
     #[test]
     fn joins_base_urls_like_the_vendors_document_them() {
@@ -121,5 +143,27 @@ mod tests {
             endpoint("http://127.0.0.1:9/v1/", "chat/completions"),
             "http://127.0.0.1:9/v1/chat/completions"
         );
+    }
+
+    #[test]
+    fn reads_retry_after_in_either_spelling() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(
+            retry_after(&headers),
+            Some(std::time::Duration::from_secs(7))
+        );
+        headers.insert("retry-after-ms", "250".parse().unwrap());
+        assert_eq!(
+            retry_after(&headers),
+            Some(std::time::Duration::from_millis(250))
+        );
+        headers.insert("retry-after-ms", "soon".parse().unwrap());
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -5,6 +5,7 @@ use crate::catalog::MissingCredential;
 use crate::ledger::books::Refusal;
 use crate::protocol::openai::request::InvalidRequest;
 use crate::providers::UpstreamFailure;
+use crate::relay::limits::{LimitKind, Limited};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -23,6 +24,15 @@ pub enum RelayError {
     },
     #[error("{0}")]
     Upstream(UpstreamFailure),
+    #[error("This API key may not be used from {}.", .0.map_or("an unknown address".to_string(), |ip| ip.to_string()))]
+    IpNotAllowed(Option<std::net::IpAddr>),
+    #[error("{}", describe_limit(.0))]
+    RateLimited(Limited),
+    #[error("Every channel serving `{model}` is cooling down after failures; retry in {} s.", .retry_after.as_secs().max(1))]
+    CoolingDown {
+        model: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl RelayError {
@@ -33,8 +43,9 @@ impl RelayError {
             RelayError::Unauthenticated(_) => 401,
             RelayError::InvalidRequest(_) => 400,
             RelayError::ModelNotFound(_) => 404,
-            RelayError::Insufficient(_) => 429,
-            RelayError::NoChannel { .. } => 503,
+            RelayError::Insufficient(_) | RelayError::RateLimited(_) => 429,
+            RelayError::IpNotAllowed(_) => 403,
+            RelayError::NoChannel { .. } | RelayError::CoolingDown { .. } => 503,
             RelayError::Upstream(failure) => match failure.kind {
                 FailureKind::Status(status @ (400 | 413 | 422 | 429)) => status,
                 FailureKind::Status(503) => 503,
@@ -46,6 +57,31 @@ impl RelayError {
             },
         }
     }
+}
+
+impl RelayError {
+    /// Seconds a client should wait before retrying, when the gateway knows.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RelayError::CoolingDown { retry_after, .. } => Some(*retry_after),
+            RelayError::RateLimited(limited) => Some(limited.retry_after),
+            RelayError::Upstream(failure) => failure.retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn describe_limit(limited: &Limited) -> String {
+    let (what, unit) = match limited.kind {
+        LimitKind::Requests => ("requests", "requests"),
+        LimitKind::Tokens => ("tokens", "tokens"),
+    };
+    format!(
+        "Rate limit reached for {what} per minute (RPM/TPM) on this API key: limit {} {unit}, remaining {}. Please try again in {:.1}s.",
+        limited.limit,
+        limited.remaining,
+        limited.retry_after.as_secs_f64()
+    )
 }
 
 fn describe_refusal(refusal: &Refusal) -> String {

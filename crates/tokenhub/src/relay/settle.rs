@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::ledger::books::{Books, Reservation};
 use crate::ledger::money::{Prices, TokenCounts};
 use crate::ledger::writer::LedgerWriter;
+use crate::relay::limits::{RateLimits, TokenHold};
 use crate::store::{UsageRecord, now_ms};
 use crate::tokens;
 
@@ -31,6 +32,8 @@ pub struct Settlement {
     books: Arc<Books>,
     writer: LedgerWriter,
     reservation: Option<Reservation>,
+    /// Estimated tokens taken from the key's TPM bucket, corrected when settling.
+    token_hold: Option<(Arc<RateLimits>, TokenHold)>,
     record: UsageRecord,
     prices: Prices,
     request_body: Bytes,
@@ -54,10 +57,12 @@ impl Settlement {
         key_id: i64,
         body: Bytes,
     ) -> Self {
+        metrics::gauge!("tokenhub_requests_in_flight").increment(1.0);
         Settlement {
             books,
             writer,
             reservation: None,
+            token_hold: None,
             record: UsageRecord {
                 request_id,
                 user_id,
@@ -94,6 +99,10 @@ impl Settlement {
         self.reservation = Some(reservation);
     }
 
+    pub fn hold_tokens(&mut self, limits: Arc<RateLimits>, hold: TokenHold) {
+        self.token_hold = Some((limits, hold));
+    }
+
     pub fn request_body(&self) -> &[u8] {
         &self.request_body
     }
@@ -128,6 +137,7 @@ impl Settlement {
             return;
         }
         self.settled = true;
+        metrics::gauge!("tokenhub_requests_in_flight").decrement(1.0);
         let (counts, estimated) = match meter.usage {
             Some(counts) => (counts, false),
             None if self.upstream_contacted => {
@@ -155,6 +165,9 @@ impl Settlement {
         record.error = outcome.error.or(meter.error);
         record.latency_ms = elapsed_ms(self.started, Instant::now());
         record.ttft_ms = meter.first_token_at.map(|at| elapsed_ms(self.started, at));
+        if let Some((limits, hold)) = self.token_hold.take() {
+            limits.settle(hold, counts.prompt + counts.completion);
+        }
         match self.reservation.take() {
             Some(reservation) => self.books.settle(reservation, cost),
             None => debug_assert!(

@@ -10,9 +10,10 @@
 //! Settlement happens when the stream ends, or in `Drop` if the client disconnects.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -25,6 +26,16 @@ use crate::providers::{ByteStream, FailureKind, UpstreamFailure};
 use crate::tokens;
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// When a stream must end even though the upstream has not.
+pub struct StreamLimits {
+    /// Longest silence between data events (comments do not reset it).
+    pub idle: Duration,
+    /// The whole answer's deadline.
+    pub deadline: tokio::time::Instant,
+    /// Cancelled when a graceful shutdown's grace period is over.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
 
 pub struct MeteredStream {
     upstream: ByteStream,
@@ -40,10 +51,18 @@ pub struct MeteredStream {
     ended: bool,
     /// id, created and model of the first chunk, for chunks the gateway writes itself.
     identity: Option<(String, i64, String)>,
+    idle_limit: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
 }
 
 impl MeteredStream {
-    pub fn new(upstream: ByteStream, client_wants_usage: bool) -> MeteredStream {
+    pub fn new(
+        upstream: ByteStream,
+        client_wants_usage: bool,
+        limits: StreamLimits,
+    ) -> MeteredStream {
         MeteredStream {
             upstream,
             decoder: SseDecoder::default(),
@@ -57,6 +76,10 @@ impl MeteredStream {
             saw_done: false,
             ended: false,
             identity: None,
+            idle_limit: limits.idle,
+            idle: Box::pin(tokio::time::sleep(limits.idle)),
+            deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
+            shutdown: Box::pin(limits.shutdown.cancelled_owned()),
         }
     }
 
@@ -87,6 +110,7 @@ impl MeteredStream {
 
     /// From here on the client sees this stream; its end settles the request.
     pub fn attach(&mut self, settlement: Settlement) {
+        metrics::gauge!("tokenhub_streams_open").increment(1.0);
         self.settlement = Some(settlement);
     }
 
@@ -124,6 +148,8 @@ impl MeteredStream {
             return;
         }
         self.saw_data = true;
+        let idle_until = tokio::time::Instant::now() + self.idle_limit;
+        self.idle.as_mut().reset(idle_until);
         let Ok(view) = CompletionView::parse(data) else {
             self.ready.push_back(event.raw);
             return;
@@ -201,9 +227,26 @@ impl MeteredStream {
             self.ready.push_back(error_event(message));
         }
         if let Some(mut settlement) = self.settlement.take() {
+            metrics::gauge!("tokenhub_streams_open").decrement(1.0);
             let meter = std::mem::take(&mut self.meter);
             settlement.finish(meter, Outcome { status: 200, error });
         }
+    }
+}
+
+impl MeteredStream {
+    /// Which limit, if any, has run out while the upstream is silent.
+    fn poll_limits(&mut self, cx: &mut Context<'_>) -> Option<&'static str> {
+        if self.shutdown.as_mut().poll(cx).is_ready() {
+            return Some("the gateway is shutting down");
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Some("the answer took longer than the gateway's total timeout");
+        }
+        if self.idle.as_mut().poll(cx).is_ready() {
+            return Some("the upstream went silent in the middle of the answer");
+        }
+        None
     }
 }
 
@@ -225,7 +268,12 @@ impl Stream for MeteredStream {
                 return Poll::Ready(None);
             }
             match this.upstream.poll_next_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    let Some(reason) = this.poll_limits(cx) else {
+                        return Poll::Pending;
+                    };
+                    this.end(Some(UpstreamFailure::new(FailureKind::Timeout, reason)));
+                }
                 Poll::Ready(Some(Ok(bytes))) => {
                     if let Err(failure) = this.absorb(&bytes) {
                         this.end(Some(failure));
@@ -244,6 +292,7 @@ impl Stream for MeteredStream {
 impl Drop for MeteredStream {
     fn drop(&mut self) {
         if let Some(mut settlement) = self.settlement.take() {
+            metrics::gauge!("tokenhub_streams_open").decrement(1.0);
             let meter = std::mem::take(&mut self.meter);
             settlement.finish(
                 meter,

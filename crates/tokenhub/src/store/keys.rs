@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::limits::{KeyLimits, ips_json};
 use super::{Store, StoreError, StoreResult, bump_revision, now_ms};
 use crate::ledger::money::Nanos;
 
@@ -32,6 +33,18 @@ pub struct NewKey {
     pub allowed_models: Option<Vec<String>>,
     pub quota: Option<Nanos>,
     pub expires_at: Option<i64>,
+    pub limits: KeyLimits,
+}
+
+/// The editable fields of a key, written all at once (callers read, change, write back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUpdate {
+    pub name: String,
+    pub status: String,
+    pub allowed_models: Option<Vec<String>>,
+    pub quota: Option<Nanos>,
+    pub expires_at: Option<i64>,
+    pub limits: KeyLimits,
 }
 
 const KEY_COLUMNS: &str = "id, user_id, name, key_hash, key_prefix, status, allowed_models, quota_nano, spent_nano, expires_at, created_at";
@@ -62,7 +75,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_keys (user_id, name, key_hash, key_prefix, status, allowed_models, quota_nano, \
-             spent_nano, expires_at, created_at) VALUES ($1, $2, $3, $4, 'active', $5, $6, 0, $7, $8) RETURNING id",
+             spent_nano, expires_at, created_at, allowed_ips, rpm_limit, tpm_limit) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, 0, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(key.user_id)
         .bind(&key.name)
@@ -72,6 +86,9 @@ impl Store {
         .bind(key.quota.map(|q| q.0))
         .bind(key.expires_at)
         .bind(now_ms())
+        .bind(ips_json(&key.limits))
+        .bind(key.limits.rpm)
+        .bind(key.limits.tpm)
         .fetch_one(&mut *tx)
         .await?;
         bump_revision(&mut tx).await?;
@@ -107,6 +124,52 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(key_from_row).collect()
+    }
+
+    /// Overwrites a key's editable fields; the key must belong to `user_id` (so a caller
+    /// that checked ownership cannot be raced into editing someone else's key).
+    pub async fn update_key(&self, id: i64, user_id: i64, update: &KeyUpdate) -> StoreResult<()> {
+        let models = update
+            .allowed_models
+            .as_ref()
+            .map(|m| serde_json::Value::from(m.clone()).to_string());
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE api_keys SET name = $1, status = $2, allowed_models = $3, quota_nano = $4, expires_at = $5, \
+             allowed_ips = $6, rpm_limit = $7, tpm_limit = $8 WHERE id = $9 AND user_id = $10",
+        )
+        .bind(&update.name)
+        .bind(&update.status)
+        .bind(models)
+        .bind(update.quota.map(|q| q.0))
+        .bind(update.expires_at)
+        .bind(ips_json(&update.limits))
+        .bind(update.limits.rpm)
+        .bind(update.limits.tpm)
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no key with id {id}")));
+        }
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Revokes every key of a user (account deletion); returns how many changed.
+    pub async fn revoke_keys_of_user(&self, user_id: i64) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE api_keys SET status = 'revoked' WHERE user_id = $1 AND status <> 'revoked'",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(updated.rows_affected())
     }
 
     pub async fn set_key_status(&self, id: i64, status: &str) -> StoreResult<()> {
@@ -147,6 +210,7 @@ mod tests {
                 allowed_models: Some(vec!["m1".into(), "m2".into()]),
                 quota: Some(Nanos(5)),
                 expires_at: Some(42),
+                limits: Default::default(),
             })
             .await
             .unwrap();

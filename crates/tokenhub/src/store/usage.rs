@@ -31,6 +31,36 @@ pub struct UsageRecord {
     pub created_at: i64,
 }
 
+/// Reads a row selected with `RECORD_COLUMNS`.
+pub(super) fn record_from_row(row: &sqlx::any::AnyRow) -> StoreResult<UsageRecord> {
+    let unsigned = |name: &str| -> StoreResult<u64> {
+        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+    };
+    Ok(UsageRecord {
+        request_id: row.try_get("request_id")?,
+        user_id: row.try_get("user_id")?,
+        key_id: row.try_get("key_id")?,
+        model: row.try_get("model")?,
+        channel_id: row.try_get("channel_id")?,
+        prompt_tokens: unsigned("prompt_tokens")?,
+        cached_tokens: unsigned("cached_tokens")?,
+        completion_tokens: unsigned("completion_tokens")?,
+        cost: Nanos(row.try_get("cost_nano")?),
+        status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
+        error: row.try_get("error")?,
+        stream: row.try_get::<i64, _>("stream")? != 0,
+        estimated: row.try_get::<i64, _>("estimated")? != 0,
+        latency_ms: unsigned("latency_ms")?,
+        ttft_ms: row
+            .try_get::<Option<i64>, _>("ttft_ms")?
+            .map(|v| u64::try_from(v).unwrap_or(0)),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(super) const RECORD_COLUMNS: &str = "request_id, user_id, key_id, model, channel_id, prompt_tokens, cached_tokens, \
+     completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, ttft_ms, created_at";
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -111,30 +141,7 @@ impl Store {
         .bind(request_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let unsigned = |name: &str| -> StoreResult<u64> {
-            Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
-        };
-        Ok(Some(UsageRecord {
-            request_id: row.try_get("request_id")?,
-            user_id: row.try_get("user_id")?,
-            key_id: row.try_get("key_id")?,
-            model: row.try_get("model")?,
-            channel_id: row.try_get("channel_id")?,
-            prompt_tokens: unsigned("prompt_tokens")?,
-            cached_tokens: unsigned("cached_tokens")?,
-            completion_tokens: unsigned("completion_tokens")?,
-            cost: Nanos(row.try_get("cost_nano")?),
-            status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
-            error: row.try_get("error")?,
-            stream: row.try_get::<i64, _>("stream")? != 0,
-            estimated: row.try_get::<i64, _>("estimated")? != 0,
-            latency_ms: unsigned("latency_ms")?,
-            ttft_ms: row
-                .try_get::<Option<i64>, _>("ttft_ms")?
-                .map(|v| u64::try_from(v).unwrap_or(0)),
-            created_at: row.try_get("created_at")?,
-        }))
+        row.as_ref().map(record_from_row).transpose()
     }
 
     pub async fn usage_count(&self) -> StoreResult<i64> {

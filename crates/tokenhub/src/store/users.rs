@@ -53,6 +53,24 @@ impl Store {
         password_hash: Option<&str>,
         opening_balance: Nanos,
     ) -> StoreResult<UserRow> {
+        let opening = Credit {
+            amount: opening_balance,
+            kind: LedgerKind::Initial,
+            reason: "opening balance",
+        };
+        self.create_user_with(name, role, password_hash, opening)
+            .await
+    }
+
+    /// Creates a user whose first credit (if non-zero) is recorded with the given kind,
+    /// e.g. `trial` for self sign-ups, in the same transaction.
+    pub async fn create_user_with(
+        &self,
+        name: &str,
+        role: &str,
+        password_hash: Option<&str>,
+        opening: Credit<'_>,
+    ) -> StoreResult<UserRow> {
         let mut tx = self.begin_write().await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(name)
@@ -73,15 +91,8 @@ impl Store {
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
-        if !opening_balance.is_zero() {
-            credit_in(
-                &mut tx,
-                id,
-                opening_balance,
-                LedgerKind::Initial,
-                "opening balance",
-            )
-            .await?;
+        if !opening.amount.is_zero() {
+            credit_in(&mut tx, id, opening.amount, opening.kind, opening.reason).await?;
         }
         bump_revision(&mut tx).await?;
         tx.commit().await?;
@@ -153,7 +164,15 @@ impl Store {
     }
 }
 
-async fn credit_in(
+/// A balance change with its ledger meaning.
+#[derive(Clone, Copy, Debug)]
+pub struct Credit<'a> {
+    pub amount: Nanos,
+    pub kind: LedgerKind,
+    pub reason: &'a str,
+}
+
+pub(super) async fn credit_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user_id: i64,
     amount: Nanos,

@@ -1,0 +1,398 @@
+//! Channel and model editing with validation: http(s) base URLs, non-negative prices,
+//! unique model ids; and importing the model list a channel's upstream reports.
+//! Every change bumps the revision, so running gateways reload it without a restart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::AccountError;
+use crate::catalog::ChannelKind;
+use crate::config::is_http_url;
+use crate::ledger::money::Nanos;
+use crate::providers::openai_compat::endpoint;
+use crate::store::{ChannelRow, ModelRow, Store, StoreError};
+
+const MAX_NAME_LEN: usize = 128;
+const MAX_MODELS_PER_CHANNEL: usize = 5000;
+/// An upstream's model list is read up to this size.
+const MAX_MODELS_BODY: usize = 8 * 1024 * 1024;
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn store_error(error: StoreError) -> AccountError {
+    match error {
+        StoreError::Conflict(m) => AccountError::Conflict(m),
+        StoreError::NotFound(m) => AccountError::NotFound(m),
+        other => AccountError::Store(other),
+    }
+}
+
+fn valid_model_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 200 && !id.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Checks a channel before it is written.
+pub fn validate_channel(channel: &ChannelRow) -> Result<(), AccountError> {
+    let invalid = |m: String| Err(AccountError::Invalid(m));
+    if channel.name.trim().is_empty() || channel.name.len() > MAX_NAME_LEN {
+        return invalid("a channel name has 1 to 128 characters".into());
+    }
+    let Some(kind) = ChannelKind::parse(&channel.kind) else {
+        return invalid(format!("unknown channel type '{}'", channel.kind));
+    };
+    if kind != ChannelKind::Demo && !is_http_url(&channel.base_url) {
+        return invalid(format!(
+            "base_url '{}' must be an http:// or https:// URL",
+            channel.base_url
+        ));
+    }
+    if channel.weight < 0 {
+        return invalid("weight must not be negative".into());
+    }
+    if channel.models.len() > MAX_MODELS_PER_CHANNEL {
+        return invalid(format!(
+            "a channel serves at most {MAX_MODELS_PER_CHANNEL} models"
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for model in &channel.models {
+        if !valid_model_id(model) {
+            return invalid(format!("'{model}' is not a valid model id"));
+        }
+        if !seen.insert(model.as_str()) {
+            return invalid(format!("model '{model}' is listed twice"));
+        }
+    }
+    if let Some(unknown) = channel
+        .model_map
+        .keys()
+        .find(|k| !seen.contains(k.as_str()))
+    {
+        return invalid(format!(
+            "model_map names '{unknown}', which the channel does not serve"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a model before it is written.
+pub fn validate_model(model: &ModelRow) -> Result<(), AccountError> {
+    if !valid_model_id(&model.id) {
+        return Err(AccountError::Invalid(format!(
+            "'{}' is not a valid model id",
+            model.id
+        )));
+    }
+    let negative = model.input_price < Nanos::ZERO
+        || model.output_price < Nanos::ZERO
+        || model.cached_input_price.is_some_and(|p| p < Nanos::ZERO);
+    if negative {
+        return Err(AccountError::Invalid("prices must not be negative".into()));
+    }
+    if model.context < 0 {
+        return Err(AccountError::Invalid("context must not be negative".into()));
+    }
+    Ok(())
+}
+
+pub async fn channel(store: &Store, id: i64) -> Result<ChannelRow, AccountError> {
+    store
+        .channel_by_id(id)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(format!("no channel with id {id}")))
+}
+
+pub async fn create_channel(
+    store: &Store,
+    channel: &ChannelRow,
+) -> Result<ChannelRow, AccountError> {
+    validate_channel(channel)?;
+    store.create_channel(channel).await.map_err(store_error)
+}
+
+pub async fn update_channel(
+    store: &Store,
+    channel: &ChannelRow,
+) -> Result<ChannelRow, AccountError> {
+    validate_channel(channel)?;
+    store.update_channel(channel).await.map_err(store_error)?;
+    self::channel(store, channel.id).await
+}
+
+pub async fn delete_channel(store: &Store, id: i64) -> Result<ChannelRow, AccountError> {
+    let before = self::channel(store, id).await?;
+    store.delete_channel(id).await.map_err(store_error)?;
+    Ok(before)
+}
+
+pub async fn model(store: &Store, id: &str) -> Result<ModelRow, AccountError> {
+    store
+        .model_by_id(id)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(format!("no model '{id}'")))
+}
+
+/// Creates models in one transaction (all or none); `unpriced` ones wait for prices.
+pub async fn create_models(store: &Store, models: &[(ModelRow, bool)]) -> Result<(), AccountError> {
+    let mut ids = BTreeSet::new();
+    for (model, _) in models {
+        validate_model(model)?;
+        if !ids.insert(model.id.as_str()) {
+            return Err(AccountError::Invalid(format!(
+                "model '{}' is listed twice",
+                model.id
+            )));
+        }
+    }
+    store.create_models(models).await.map_err(store_error)
+}
+
+/// Overwrites a model (which also marks it priced).
+pub async fn update_model(store: &Store, model: &ModelRow) -> Result<ModelRow, AccountError> {
+    validate_model(model)?;
+    store.update_model(model).await.map_err(store_error)?;
+    self::model(store, &model.id).await
+}
+
+/// Creates the new models and overwrites the existing ones (bulk import).
+pub async fn upsert_models(
+    store: &Store,
+    models: &[ModelRow],
+) -> Result<(usize, usize), AccountError> {
+    let existing: BTreeSet<String> = store
+        .all_models()
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let (updates, creates): (Vec<_>, Vec<_>) =
+        models.iter().partition(|m| existing.contains(&m.id));
+    let creates: Vec<(ModelRow, bool)> = creates.into_iter().map(|m| (m.clone(), false)).collect();
+    for model in &updates {
+        validate_model(model)?;
+    }
+    create_models(store, &creates).await?;
+    for model in &updates {
+        store.update_model(model).await.map_err(store_error)?;
+    }
+    Ok((creates.len(), updates.len()))
+}
+
+pub async fn delete_model(store: &Store, id: &str) -> Result<ModelRow, AccountError> {
+    let before = self::model(store, id).await?;
+    store.delete_model(id).await.map_err(store_error)?;
+    Ok(before)
+}
+
+/// The model ids a channel's upstream reports at its `/models` endpoint.
+pub async fn upstream_models(
+    http: &reqwest::Client,
+    channel: &ChannelRow,
+) -> Result<Vec<String>, AccountError> {
+    let failed =
+        |m: String| AccountError::Upstream(format!("cannot list the upstream's models: {m}"));
+    if ChannelKind::parse(&channel.kind) == Some(ChannelKind::Demo) {
+        return Ok(channel.models.clone());
+    }
+    let key = channel
+        .api_key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .or_else(|| {
+            channel
+                .api_key_env
+                .as_deref()
+                .and_then(|v| std::env::var(v).ok())
+        });
+    let mut request = http
+        .get(endpoint(&channel.base_url, "models"))
+        .timeout(UPSTREAM_TIMEOUT);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    // The error text of reqwest can carry the URL, never the key: the key is a header.
+    let response = request
+        .send()
+        .await
+        .map_err(|e| failed(e.without_url().to_string()))?;
+    if !response.status().is_success() {
+        return Err(failed(format!("HTTP {}", response.status().as_u16())));
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.map_err(|e| failed(e.without_url().to_string()))?);
+        if body.len() > MAX_MODELS_BODY {
+            return Err(failed("the model list is too large".into()));
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        id: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct List {
+        data: Vec<Listed>,
+    }
+    let list: List = serde_json::from_slice(&body).map_err(|e| failed(e.to_string()))?;
+    let ids: BTreeSet<String> = list
+        .data
+        .into_iter()
+        .map(|m| m.id)
+        .filter(|id| valid_model_id(id))
+        .collect();
+    Ok(ids.into_iter().collect())
+}
+
+/// What an import adds, besides the chosen ids.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    pub provider: String,
+    /// Prices for models new to the catalogue; without them those models are unpriced
+    /// (refused until an operator sets prices).
+    pub prices: Option<(Nanos, Nanos)>,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// New catalogue entries.
+    pub created: Vec<String>,
+    /// Of those, the ones still without a price.
+    pub unpriced: Vec<String>,
+    /// Models newly routed to the channel.
+    pub added_to_channel: Vec<String>,
+}
+
+/// Adds the chosen upstream models to the catalogue (if missing) and to the channel, in
+/// one action. Chosen ids the upstream does not report are refused.
+pub async fn import_models(
+    store: &Store,
+    http: &reqwest::Client,
+    channel_id: i64,
+    chosen: &[String],
+    options: &ImportOptions,
+) -> Result<ImportReport, AccountError> {
+    let mut channel = self::channel(store, channel_id).await?;
+    let offered: BTreeSet<String> = upstream_models(http, &channel).await?.into_iter().collect();
+    if let Some(missing) = chosen.iter().find(|id| !offered.contains(*id)) {
+        return Err(AccountError::Invalid(format!(
+            "the upstream does not offer '{missing}'"
+        )));
+    }
+    let known: BTreeSet<String> = store
+        .all_models()
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let chosen: BTreeSet<&String> = chosen.iter().collect();
+    let mut report = ImportReport::default();
+    let mut new_models = Vec::new();
+    for id in chosen.iter().filter(|id| !known.contains(**id)) {
+        let (input, output) = options.prices.unwrap_or((Nanos::ZERO, Nanos::ZERO));
+        let row = ModelRow {
+            id: (*id).clone(),
+            provider: if options.provider.is_empty() {
+                channel.name.clone()
+            } else {
+                options.provider.clone()
+            },
+            context: 0,
+            input_price: input,
+            output_price: output,
+            cached_input_price: None,
+            enabled: true,
+            created: 0,
+        };
+        report.created.push(row.id.clone());
+        if options.prices.is_none() {
+            report.unpriced.push(row.id.clone());
+        }
+        new_models.push((row, options.prices.is_none()));
+    }
+    create_models(store, &new_models).await?;
+    let served: BTreeSet<String> = channel.models.iter().cloned().collect();
+    for id in chosen.into_iter().filter(|id| !served.contains(*id)) {
+        channel.models.push(id.clone());
+        report.added_to_channel.push(id.clone());
+    }
+    if !report.added_to_channel.is_empty() {
+        update_channel(store, &channel).await?;
+    }
+    Ok(report)
+}
+
+/// Keeps a channel's secret when an edit does not send a new one.
+pub fn merge_secret(existing: &ChannelRow, new_key: Option<String>) -> Option<String> {
+    match new_key {
+        Some(key) if key.is_empty() => None,
+        Some(key) => Some(key),
+        None => existing.api_key.clone(),
+    }
+}
+
+/// `sk-…abcd`: enough to tell two keys apart, useless to an attacker.
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 12 {
+        return "…".into();
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// The model map of a channel as given, for callers that build one from a JSON object.
+pub fn model_map(pairs: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
+    pairs.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel() -> ChannelRow {
+        ChannelRow {
+            id: 0,
+            name: "c".into(),
+            kind: "openai".into(),
+            base_url: "https://example.com".into(),
+            api_key: None,
+            api_key_env: None,
+            models: vec!["a".into()],
+            model_map: BTreeMap::new(),
+            priority: 0,
+            weight: 1,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn channels_are_validated() {
+        assert!(validate_channel(&channel()).is_ok());
+        let ftp = ChannelRow {
+            base_url: "ftp://x".into(),
+            ..channel()
+        };
+        assert!(validate_channel(&ftp).is_err());
+        let twice = ChannelRow {
+            models: vec!["a".into(), "a".into()],
+            ..channel()
+        };
+        assert!(validate_channel(&twice).is_err());
+        let weight = ChannelRow {
+            weight: -1,
+            ..channel()
+        };
+        assert!(validate_channel(&weight).is_err());
+        let map = ChannelRow {
+            model_map: model_map([("b".into(), "c".into())]),
+            ..channel()
+        };
+        assert!(validate_channel(&map).is_err());
+        assert_eq!(mask_secret("sk-1234567890abcd"), "sk-…abcd");
+        assert_eq!(mask_secret("short"), "…");
+    }
+}

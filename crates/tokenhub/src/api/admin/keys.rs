@@ -1,0 +1,200 @@
+//! A user's own API keys: `/api/me/keys`. Every route works on the caller's keys only;
+//! another user's key id answers 404, exactly like an id that does not exist.
+
+use axum::Json;
+use axum::extract::State;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::error::{Body, ErrorBody, ManageError, Path, Result};
+use super::wire::{KeyView, nullable, parse_usd};
+use crate::accounts::keys::{self, KeyPatch};
+use crate::accounts::{self as ops, KeyOptions};
+use crate::api::AppState;
+use crate::store::{KeyLimits, Store};
+
+/// Live keys one user may hold: keeps the snapshot and lists bounded.
+const MAX_KEYS_PER_USER: usize = 200;
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct NewKeyBody {
+    #[serde(default)]
+    pub name: String,
+    /// `null`/absent = every model.
+    pub allowed_models: Option<Vec<String>>,
+    /// Spend limit in decimal USD.
+    pub quota_usd: Option<String>,
+    /// Unix ms.
+    pub expires_at: Option<i64>,
+    /// IPs or CIDRs, e.g. `["10.0.0.0/8", "203.0.113.7"]`.
+    pub allowed_ips: Option<Vec<String>>,
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    pub key: KeyView,
+    /// The full key. Shown only in this response; store it now.
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub data: Vec<KeyView>,
+}
+
+/// Omitted members stay as they are; `null` clears a setting.
+#[derive(Deserialize, ToSchema, Default)]
+pub struct KeyPatchBody {
+    pub name: Option<String>,
+    /// false disables the key (it stops working within the reload interval); true re-enables it.
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub quota_usd: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub expires_at: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_ips: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub rpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub tpm_limit: Option<Option<i64>>,
+}
+
+/// The keys of `user_id` that still exist (revoked ones are history only).
+pub async fn list_of(store: &Store, user_id: i64) -> Result<Vec<KeyView>> {
+    let mut views = Vec::new();
+    for key in store.keys_of_user(user_id).await? {
+        if key.status == "revoked" {
+            continue;
+        }
+        let limits = store.key_limits(key.id).await?;
+        views.push(KeyView::new(&key, &limits));
+    }
+    Ok(views)
+}
+
+/// The caller's keys (prefixes only).
+#[utoipa::path(get, path = "/api/me/keys", tag = "keys",
+    responses((status = 200, body = KeyList), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<KeyList>> {
+    Ok(Json(KeyList {
+        data: list_of(&state.store, caller.user.id).await?,
+    }))
+}
+
+/// Create a key; the response holds the full key, once.
+#[utoipa::path(post, path = "/api/me/keys", tag = "keys", request_body = NewKeyBody,
+    responses((status = 201, body = CreatedKey), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<NewKeyBody>,
+) -> Result<(StatusCode, Json<CreatedKey>)> {
+    if list_of(&state.store, caller.user.id).await?.len() >= MAX_KEYS_PER_USER {
+        return Err(ManageError::invalid(format!(
+            "at most {MAX_KEYS_PER_USER} keys per account; delete some first"
+        )));
+    }
+    if body.name.chars().count() > 128 {
+        return Err(ManageError::invalid(
+            "a key name has at most 128 characters",
+        ));
+    }
+    let quota = body
+        .quota_usd
+        .as_deref()
+        .map(|q| parse_usd("quota_usd", q))
+        .transpose()?;
+    let options = KeyOptions {
+        name: body.name,
+        allowed_models: body.allowed_models,
+        quota,
+        expires_at: body.expires_at,
+        limits: KeyLimits {
+            allowed_ips: body.allowed_ips,
+            rpm: body.rpm_limit,
+            tpm: body.tpm_limit,
+        },
+    };
+    let (key, secret) = ops::issue_key(&state.store, &caller.user, options).await?;
+    let limits = state.store.key_limits(key.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            key: KeyView::new(&key, &limits),
+            secret,
+        }),
+    ))
+}
+
+/// One of the caller's keys.
+#[utoipa::path(get, path = "/api/me/keys/{id}", tag = "keys", params(("id" = i64, Path)),
+    responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<KeyView>> {
+    let key = keys::owned_key(&state.store, caller.user.id, id).await?;
+    let limits = state.store.key_limits(id).await?;
+    Ok(Json(KeyView::new(&key, &limits)))
+}
+
+/// Rename, disable/re-enable, or change a key's limits.
+#[utoipa::path(patch, path = "/api/me/keys/{id}", tag = "keys", params(("id" = i64, Path)),
+    request_body = KeyPatchBody,
+    responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(body): Body<KeyPatchBody>,
+) -> Result<Json<KeyView>> {
+    let quota = match body.quota_usd {
+        Some(Some(text)) => Some(Some(parse_usd("quota_usd", &text)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let patch = KeyPatch {
+        name: body.name,
+        enabled: body.enabled,
+        allowed_models: body.allowed_models,
+        quota,
+        expires_at: body.expires_at,
+        allowed_ips: body.allowed_ips,
+        rpm: body.rpm_limit,
+        tpm: body.tpm_limit,
+    };
+    let (key, limits) = keys::update(&state.store, caller.user.id, id, patch).await?;
+    Ok(Json(KeyView::new(&key, &limits)))
+}
+
+/// Delete a key: it is revoked (stops working within the reload interval); its usage
+/// history stays.
+#[utoipa::path(delete, path = "/api/me/keys/{id}", tag = "keys", params(("id" = i64, Path)),
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode> {
+    keys::revoke(&state.store, caller.user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

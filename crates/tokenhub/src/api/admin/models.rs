@@ -1,0 +1,368 @@
+//! The model catalogue: `/api/admin/models…` (admin), with bulk export/import as JSON or
+//! CSV. Prices are decimal USD per 1M tokens. A model created without prices (by an
+//! import from an upstream) is `priced: false` and refused until someone prices it.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::csv;
+use super::error::{Body, ErrorBody, ManageError, Path, Query, Result};
+use super::wire::{parse_usd, usd};
+use crate::accounts::catalog_admin as ops;
+use crate::accounts::{Role, audit};
+use crate::api::AppState;
+use crate::store::ModelRow;
+
+const CSV_HEADER: [&str; 7] = [
+    "id",
+    "provider",
+    "context",
+    "input_usd_per_mtok",
+    "output_usd_per_mtok",
+    "cached_input_usd_per_mtok",
+    "enabled",
+];
+/// Largest bulk import, in models.
+const MAX_IMPORT: usize = 10_000;
+
+#[derive(Serialize, Deserialize, ToSchema, Clone)]
+pub struct ModelView {
+    pub id: String,
+    pub provider: String,
+    /// Context window in tokens (0 = unknown).
+    #[serde(default)]
+    pub context: i64,
+    pub input_usd_per_mtok: String,
+    pub output_usd_per_mtok: String,
+    /// `null` = the input price.
+    #[serde(default)]
+    pub cached_input_usd_per_mtok: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// false while the model waits for a price (it is not served until then).
+    #[serde(default = "yes")]
+    pub priced: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ModelView {
+    fn new(row: &ModelRow, priced: bool) -> ModelView {
+        ModelView {
+            id: row.id.clone(),
+            provider: row.provider.clone(),
+            context: row.context,
+            input_usd_per_mtok: usd(row.input_price),
+            output_usd_per_mtok: usd(row.output_price),
+            cached_input_usd_per_mtok: row.cached_input_price.map(usd),
+            enabled: row.enabled,
+            priced,
+        }
+    }
+
+    fn to_row(&self) -> Result<ModelRow> {
+        Ok(ModelRow {
+            id: self.id.trim().to_string(),
+            provider: self.provider.clone(),
+            context: self.context,
+            input_price: parse_usd("input_usd_per_mtok", &self.input_usd_per_mtok)?,
+            output_price: parse_usd("output_usd_per_mtok", &self.output_usd_per_mtok)?,
+            cached_input_price: self
+                .cached_input_usd_per_mtok
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(|p| parse_usd("cached_input_usd_per_mtok", p))
+                .transpose()?,
+            enabled: self.enabled,
+            created: 0,
+        })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    pub data: Vec<ModelView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ModelImport {
+    pub models: Vec<ModelView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportCounts {
+    pub created: usize,
+    pub updated: usize,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportFormat {
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+async fn views(state: &AppState) -> Result<Vec<ModelView>> {
+    let unpriced = state.store.unpriced_model_ids().await?;
+    let rows = state.store.all_models().await?;
+    Ok(rows
+        .iter()
+        .map(|row| ModelView::new(row, !unpriced.contains(&row.id)))
+        .collect())
+}
+
+/// The whole catalogue, priced or not.
+#[utoipa::path(get, path = "/api/admin/models", tag = "catalog",
+    responses((status = 200, body = ModelList), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ModelList>> {
+    caller.require(Role::Admin)?;
+    Ok(Json(ModelList {
+        data: views(&state).await?,
+    }))
+}
+
+/// Add a model (ids are unique: an existing id is a conflict).
+#[utoipa::path(post, path = "/api/admin/models", tag = "catalog", request_body = ModelView,
+    responses((status = 201, body = ModelView), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<ModelView>,
+) -> Result<(StatusCode, Json<ModelView>)> {
+    caller.require(Role::Admin)?;
+    let row = body.to_row()?;
+    ops::create_models(&state.store, &[(row.clone(), false)]).await?;
+    let created = ModelView::new(&ops::model(&state.store, &row.id).await?, true);
+    audit::record(
+        &state.store,
+        &caller.actor(),
+        "model.create",
+        &format!("model:{}", row.id),
+        None::<&()>,
+        Some(&created),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// One model. Ids containing `/` are sent percent-encoded (`%2F`).
+#[utoipa::path(get, path = "/api/admin/models/{id}", tag = "catalog", params(("id" = String, Path)),
+    responses((status = 200, body = ModelView), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ModelView>> {
+    caller.require(Role::Admin)?;
+    let row = ops::model(&state.store, &id).await?;
+    let priced = !state.store.unpriced_model_ids().await?.contains(&id);
+    Ok(Json(ModelView::new(&row, priced)))
+}
+
+/// Replace a model's fields and prices (this prices an unpriced model).
+#[utoipa::path(put, path = "/api/admin/models/{id}", tag = "catalog", params(("id" = String, Path)),
+    request_body = ModelView,
+    responses((status = 200, body = ModelView), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<ModelView>,
+) -> Result<Json<ModelView>> {
+    caller.require(Role::Admin)?;
+    let before = get(State(state.clone()), caller.clone(), Path(id.clone()))
+        .await?
+        .0;
+    let row = ModelRow {
+        id: id.clone(),
+        ..body.to_row()?
+    };
+    let after = ModelView::new(&ops::update_model(&state.store, &row).await?, true);
+    audit::record(
+        &state.store,
+        &caller.actor(),
+        "model.update",
+        &format!("model:{id}"),
+        Some(&before),
+        Some(&after),
+    )
+    .await;
+    Ok(Json(after))
+}
+
+/// Remove a model from the catalogue.
+#[utoipa::path(delete, path = "/api/admin/models/{id}", tag = "catalog", params(("id" = String, Path)),
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    caller.require(Role::Admin)?;
+    let before = ModelView::new(&ops::delete_model(&state.store, &id).await?, true);
+    audit::record(
+        &state.store,
+        &caller.actor(),
+        "model.delete",
+        &format!("model:{id}"),
+        Some(&before),
+        None::<&()>,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every model and price, as JSON (`{"models":[…]}`, importable as is) or CSV.
+#[utoipa::path(get, path = "/api/admin/models/export", tag = "catalog", params(ExportFormat),
+    responses((status = 200, body = ModelImport, content_type = "application/json"),
+        (status = 200, body = String, content_type = "text/csv"),
+        (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(format): Query<ExportFormat>,
+) -> Result<Response> {
+    caller.require(Role::Admin)?;
+    let models = views(&state).await?;
+    match format.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(serde_json::json!({ "models": models })).into_response()),
+        "csv" => {
+            let mut out = String::new();
+            csv::write_row(&mut out, &CSV_HEADER);
+            for m in &models {
+                csv::write_row(
+                    &mut out,
+                    &[
+                        m.id.clone(),
+                        m.provider.clone(),
+                        m.context.to_string(),
+                        m.input_usd_per_mtok.clone(),
+                        m.output_usd_per_mtok.clone(),
+                        m.cached_input_usd_per_mtok.clone().unwrap_or_default(),
+                        m.enabled.to_string(),
+                    ],
+                );
+            }
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
+        }
+        other => Err(ManageError::invalid(format!(
+            "format '{other}' is not json or csv"
+        ))),
+    }
+}
+
+fn from_csv(text: &str) -> Result<Vec<ModelView>> {
+    let rows = csv::parse(text).map_err(ManageError::invalid)?;
+    let Some((header_row, rows)) = rows.split_first() else {
+        return Ok(Vec::new());
+    };
+    let column = |name: &str| header_row.iter().position(|h| h.trim() == name);
+    let required = |name: &str| {
+        column(name).ok_or_else(|| ManageError::invalid(format!("the CSV has no '{name}' column")))
+    };
+    let (id, input, output) = (
+        required("id")?,
+        required("input_usd_per_mtok")?,
+        required("output_usd_per_mtok")?,
+    );
+    let (provider, context, cached, enabled) = (
+        column("provider"),
+        column("context"),
+        column("cached_input_usd_per_mtok"),
+        column("enabled"),
+    );
+    rows.iter()
+        .enumerate()
+        .map(|(line, row)| {
+            let cell = |i: Option<usize>| {
+                i.and_then(|i| row.get(i))
+                    .map(|c| c.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let context = cell(context);
+            Ok(ModelView {
+                id: cell(Some(id)),
+                provider: cell(provider),
+                context: if context.is_empty() {
+                    0
+                } else {
+                    context.parse().map_err(|_| {
+                        ManageError::invalid(format!(
+                            "line {}: context '{context}' is not a number",
+                            line + 2
+                        ))
+                    })?
+                },
+                input_usd_per_mtok: cell(Some(input)),
+                output_usd_per_mtok: cell(Some(output)),
+                cached_input_usd_per_mtok: Some(cell(cached)).filter(|c| !c.is_empty()),
+                enabled: !matches!(cell(enabled).as_str(), "false" | "0"),
+                priced: true,
+            })
+        })
+        .collect()
+}
+
+/// Create or overwrite many models at once, from JSON (`{"models":[…]}`, the export's
+/// shape) or CSV (`Content-Type: text/csv`, the export's columns).
+#[utoipa::path(post, path = "/api/admin/models/import", tag = "catalog",
+    request_body(content((ModelImport = "application/json"), (String = "text/csv"))),
+    responses((status = 200, body = ImportCounts), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ImportCounts>> {
+    caller.require(Role::Admin)?;
+    let is_csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    let models = if is_csv {
+        from_csv(
+            std::str::from_utf8(&body).map_err(|_| ManageError::invalid("the CSV is not UTF-8"))?,
+        )?
+    } else {
+        serde_json::from_slice::<ModelImport>(&body)
+            .map_err(|e| ManageError::invalid(format!("invalid JSON: {e}")))?
+            .models
+    };
+    if models.len() > MAX_IMPORT {
+        return Err(ManageError::invalid(format!(
+            "at most {MAX_IMPORT} models per import"
+        )));
+    }
+    let rows = models
+        .iter()
+        .map(ModelView::to_row)
+        .collect::<Result<Vec<_>>>()?;
+    let (created, updated) = ops::upsert_models(&state.store, &rows).await?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let summary = serde_json::json!({"created": created, "updated": updated, "ids": ids});
+    audit::record(
+        &state.store,
+        &caller.actor(),
+        "model.import",
+        "models",
+        None::<&()>,
+        Some(&summary),
+    )
+    .await;
+    Ok(Json(ImportCounts { created, updated }))
+}

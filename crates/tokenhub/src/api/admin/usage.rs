@@ -1,0 +1,346 @@
+//! Usage records and aggregates: `/api/me/usage…` (the caller's own, always) and
+//! `/api/admin/usage…` (everyone's, admin). Listings page newest first; exports are CSV.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::header;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::csv;
+use super::error::{ErrorBody, ManageError, Query, Result};
+use super::wire::{PageParams, usd};
+use crate::accounts::Role;
+use crate::api::AppState;
+use crate::store::{GroupBy, StatusFilter, UsageAggregate, UsageFilter, UsageRecord};
+
+/// Rows in one CSV export at most.
+const MAX_EXPORT_ROWS: i64 = 100_000;
+
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct UsageParams {
+    /// Admin routes only (ignored on `/api/me/…`).
+    pub user_id: Option<i64>,
+    pub key_id: Option<i64>,
+    pub model: Option<String>,
+    pub channel_id: Option<i64>,
+    /// `ok` (< 400), `error` (≥ 400) or an HTTP status such as `429`.
+    pub status: Option<String>,
+    /// Unix ms, inclusive.
+    pub from: Option<i64>,
+    /// Unix ms, exclusive.
+    pub to: Option<i64>,
+    /// Listing: 1-500, default 50.
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// Summary: `day` (default), `model`, `user` or `key`.
+    pub group_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageView {
+    pub id: i64,
+    pub request_id: String,
+    pub user_id: i64,
+    pub key_id: i64,
+    pub model: String,
+    pub channel_id: Option<i64>,
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: String,
+    pub status: u16,
+    pub error: Option<String>,
+    pub stream: bool,
+    /// Tokens counted locally because the upstream reported none.
+    pub estimated: bool,
+    pub latency_ms: u64,
+    pub ttft_ms: Option<u64>,
+    pub created_at: i64,
+}
+
+impl UsageView {
+    fn new(id: i64, r: UsageRecord) -> UsageView {
+        UsageView {
+            id,
+            request_id: r.request_id,
+            user_id: r.user_id,
+            key_id: r.key_id,
+            model: r.model,
+            channel_id: r.channel_id,
+            prompt_tokens: r.prompt_tokens,
+            cached_tokens: r.cached_tokens,
+            completion_tokens: r.completion_tokens,
+            cost_usd: usd(r.cost),
+            status: r.status,
+            error: r.error,
+            stream: r.stream,
+            estimated: r.estimated,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsagePage {
+    pub data: Vec<UsageView>,
+    pub total: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AggregateView {
+    /// The day (`YYYY-MM-DD`, UTC), model id, user id or key id.
+    pub group: String,
+    pub requests: i64,
+    pub errors: i64,
+    /// errors / requests.
+    pub error_rate: f64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: String,
+    /// Over the newest 50,000 matching records.
+    pub latency_p50_ms: Option<i64>,
+    pub latency_p95_ms: Option<i64>,
+}
+
+impl From<UsageAggregate> for AggregateView {
+    fn from(a: UsageAggregate) -> Self {
+        AggregateView {
+            error_rate: if a.requests > 0 {
+                a.errors as f64 / a.requests as f64
+            } else {
+                0.0
+            },
+            group: a.group,
+            requests: a.requests,
+            errors: a.errors,
+            prompt_tokens: a.prompt_tokens,
+            completion_tokens: a.completion_tokens,
+            cost_usd: usd(a.cost),
+            latency_p50_ms: a.latency_p50_ms,
+            latency_p95_ms: a.latency_p95_ms,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AggregateList {
+    pub group_by: String,
+    pub data: Vec<AggregateView>,
+}
+
+/// The filter a caller may apply: a user's own records only, unless `all` (admin).
+fn filter(params: &UsageParams, own: Option<i64>) -> Result<UsageFilter> {
+    let status = match params.status.as_deref() {
+        None | Some("") => None,
+        Some("ok") => Some(StatusFilter::Ok),
+        Some("error") => Some(StatusFilter::Error),
+        Some(code) => Some(StatusFilter::Code(code.parse().map_err(|_| {
+            ManageError::invalid("status is ok, error or an HTTP status code")
+        })?)),
+    };
+    Ok(UsageFilter {
+        user_id: own.or(params.user_id),
+        key_id: params.key_id,
+        model: params.model.clone().filter(|m| !m.is_empty()),
+        channel_id: params.channel_id,
+        status,
+        from: params.from,
+        to: params.to,
+    })
+}
+
+fn group_by(params: &UsageParams, admin: bool) -> Result<(GroupBy, &'static str)> {
+    Ok(match params.group_by.as_deref().unwrap_or("day") {
+        "day" => (GroupBy::Day, "day"),
+        "model" => (GroupBy::Model, "model"),
+        "key" => (GroupBy::Key, "key"),
+        "user" if admin => (GroupBy::User, "user"),
+        other => {
+            return Err(ManageError::invalid(format!(
+                "group_by '{other}' is not one of day, model, key{}",
+                if admin { ", user" } else { "" }
+            )));
+        }
+    })
+}
+
+async fn page(state: &AppState, params: &UsageParams, own: Option<i64>) -> Result<Json<UsagePage>> {
+    let (limit, offset) = PageParams {
+        limit: params.limit,
+        offset: params.offset,
+    }
+    .bounded();
+    let (records, total) = state
+        .store
+        .usage_page(&filter(params, own)?, limit, offset)
+        .await?;
+    Ok(Json(UsagePage {
+        data: records
+            .into_iter()
+            .map(|(id, r)| UsageView::new(id, r))
+            .collect(),
+        total,
+    }))
+}
+
+async fn summary(
+    state: &AppState,
+    params: &UsageParams,
+    own: Option<i64>,
+) -> Result<Json<AggregateList>> {
+    let (group, name) = group_by(params, own.is_none())?;
+    let aggregates = state
+        .store
+        .usage_aggregates(&filter(params, own)?, group)
+        .await?;
+    Ok(Json(AggregateList {
+        group_by: name.into(),
+        data: aggregates.into_iter().map(AggregateView::from).collect(),
+    }))
+}
+
+async fn export(state: &AppState, params: &UsageParams, own: Option<i64>) -> Result<Response> {
+    let (records, _) = state
+        .store
+        .usage_page(&filter(params, own)?, MAX_EXPORT_ROWS, 0)
+        .await?;
+    let mut out = String::new();
+    csv::write_row(
+        &mut out,
+        &[
+            "id",
+            "request_id",
+            "created_at",
+            "user_id",
+            "key_id",
+            "model",
+            "channel_id",
+            "status",
+            "prompt_tokens",
+            "cached_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "stream",
+            "estimated",
+            "latency_ms",
+            "ttft_ms",
+            "error",
+        ],
+    );
+    for (id, r) in records {
+        csv::write_row(
+            &mut out,
+            &[
+                id.to_string(),
+                r.request_id,
+                r.created_at.to_string(),
+                r.user_id.to_string(),
+                r.key_id.to_string(),
+                r.model,
+                r.channel_id.map(|c| c.to_string()).unwrap_or_default(),
+                r.status.to_string(),
+                r.prompt_tokens.to_string(),
+                r.cached_tokens.to_string(),
+                r.completion_tokens.to_string(),
+                usd(r.cost),
+                r.stream.to_string(),
+                r.estimated.to_string(),
+                r.latency_ms.to_string(),
+                r.ttft_ms.map(|t| t.to_string()).unwrap_or_default(),
+                r.error.unwrap_or_default(),
+            ],
+        );
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"usage.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// The caller's usage records, newest first.
+#[utoipa::path(get, path = "/api/me/usage", tag = "usage", params(UsageParams),
+    responses((status = 200, body = UsagePage), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn my_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<UsagePage>> {
+    page(&state, &params, Some(caller.user.id)).await
+}
+
+/// The caller's usage totals per day, model or key.
+#[utoipa::path(get, path = "/api/me/usage/summary", tag = "usage", params(UsageParams),
+    responses((status = 200, body = AggregateList), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn my_summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<AggregateList>> {
+    summary(&state, &params, Some(caller.user.id)).await
+}
+
+/// The caller's usage records as CSV (at most 100,000, newest first).
+#[utoipa::path(get, path = "/api/me/usage/export", tag = "usage", params(UsageParams),
+    responses((status = 200, body = String, content_type = "text/csv"), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn my_export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<UsageParams>,
+) -> Result<Response> {
+    export(&state, &params, Some(caller.user.id)).await
+}
+
+/// Everyone's usage records, newest first (admin).
+#[utoipa::path(get, path = "/api/admin/usage", tag = "usage", params(UsageParams),
+    responses((status = 200, body = UsagePage), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn all_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<UsagePage>> {
+    caller.require(Role::Admin)?;
+    page(&state, &params, None).await
+}
+
+/// Usage totals per day, model, user or key (admin).
+#[utoipa::path(get, path = "/api/admin/usage/summary", tag = "usage", params(UsageParams),
+    responses((status = 200, body = AggregateList), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn all_summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<AggregateList>> {
+    caller.require(Role::Admin)?;
+    summary(&state, &params, None).await
+}
+
+/// Everyone's usage records as CSV (admin; at most 100,000, newest first).
+#[utoipa::path(get, path = "/api/admin/usage/export", tag = "usage", params(UsageParams),
+    responses((status = 200, body = String, content_type = "text/csv"), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn all_export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<UsageParams>,
+) -> Result<Response> {
+    caller.require(Role::Admin)?;
+    export(&state, &params, None).await
+}
