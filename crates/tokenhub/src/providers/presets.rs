@@ -31,6 +31,8 @@ const MODELS: &[(&str, &str, i64, &str)] = &[
 
 struct Preset {
     name: &'static str,
+    /// Channel type: "openai" (OpenAI-compatible) or "anthropic" (Messages API).
+    kind: &'static str,
     base_url: &'static str,
     key_env: &'static str,
     /// (public model, upstream model id)
@@ -41,6 +43,7 @@ struct Preset {
 const PRESETS: &[Preset] = &[
     Preset {
         name: "deepseek",
+        kind: "openai",
         base_url: "https://api.deepseek.com",
         key_env: "DEEPSEEK_API_KEY",
         models: &[
@@ -51,18 +54,21 @@ const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "qwen",
+        kind: "openai",
         base_url: "https://dashscope.aliyuncs.com/compatible-mode/v1",
         key_env: "DASHSCOPE_API_KEY",
         models: &[("qwen-plus", "qwen-plus"), ("qwen-max", "qwen-max")],
     },
     Preset {
         name: "zhipu",
+        kind: "openai",
         base_url: "https://open.bigmodel.cn/api/paas/v4",
         key_env: "ZHIPUAI_API_KEY",
         models: &[("glm-4-flash", "glm-4-flash"), ("glm-5", "glm-5")],
     },
     Preset {
         name: "doubao",
+        kind: "openai",
         base_url: "https://ark.cn-beijing.volces.com/api/v3",
         key_env: "ARK_API_KEY",
         models: &[
@@ -72,20 +78,23 @@ const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "moonshot",
+        kind: "openai",
         base_url: "https://api.moonshot.cn/v1",
         key_env: "MOONSHOT_API_KEY",
         models: &[("kimi-k2.5", "kimi-k2.5")],
     },
     Preset {
         name: "openai",
+        kind: "openai",
         base_url: "https://api.openai.com/v1",
         key_env: "OPENAI_API_KEY",
         models: &[("gpt-4o", "gpt-4o")],
     },
-    // Anthropic's OpenAI-compatible endpoint, until the native Messages adapter exists.
+    // The native Messages API, translated by providers/anthropic.rs.
     Preset {
         name: "anthropic",
-        base_url: "https://api.anthropic.com/v1",
+        kind: "anthropic",
+        base_url: "https://api.anthropic.com",
         key_env: "ANTHROPIC_API_KEY",
         models: &[("claude-sonnet-4", "claude-sonnet-4-20250514")],
     },
@@ -116,7 +125,7 @@ pub fn preset_channels() -> Vec<ChannelRow> {
         .map(|preset| ChannelRow {
             id: 0,
             name: preset.name.to_string(),
-            kind: "openai".to_string(),
+            kind: preset.kind.to_string(),
             base_url: preset.base_url.to_string(),
             api_key: None,
             api_key_env: Some(preset.key_env.to_string()),
@@ -177,6 +186,12 @@ mod tests {
             .unwrap();
         assert_eq!(deepseek.model_map["deepseek-r1"], "deepseek-reasoner");
         assert!(!deepseek.model_map.contains_key("deepseek-chat"));
+        let anthropic = preset_channels()
+            .into_iter()
+            .find(|c| c.name == "anthropic")
+            .unwrap();
+        assert_eq!(anthropic.kind, "anthropic");
+        assert_eq!(deepseek.kind, "openai");
         assert!(
             models
                 .iter()
