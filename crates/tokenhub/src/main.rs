@@ -38,6 +38,43 @@ enum Command {
     /// Inspect usage records.
     #[command(subcommand)]
     Usage(UsageCommand),
+    /// Management API access tokens (th-admin-…).
+    #[command(subcommand)]
+    AdminTokens(AdminTokensCommand),
+    /// Redemption codes (prepaid credit).
+    #[command(subcommand)]
+    Codes(CodesCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminTokensCommand {
+    /// Create a token for an admin or root account; prints only the token on stdout.
+    Create {
+        #[arg(long, default_value = "root")]
+        user: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (prefixes only).
+    List,
+    /// Revoke a token by id.
+    Revoke { token_id: i64 },
+}
+
+#[derive(Subcommand)]
+enum CodesCommand {
+    /// Create COUNT codes worth USD each; prints one code per line (shown only once).
+    Create {
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        #[arg(long)]
+        usd: String,
+        #[arg(long, default_value = "")]
+        batch: String,
+        /// Expiry as RFC 3339, e.g. 2027-01-31T00:00:00Z.
+        #[arg(long)]
+        expires: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,6 +146,8 @@ fn main() -> Result<()> {
             Command::Users(command) => users(&settings, command).await,
             Command::Keys(command) => keys(&settings, command).await,
             Command::Usage(command) => usage(&settings, command).await,
+            Command::AdminTokens(command) => admin_tokens(&settings, command).await,
+            Command::Codes(command) => codes(&settings, command).await,
         }
     })
 }
@@ -241,6 +280,83 @@ async fn usage(settings: &Settings, command: UsageCommand) -> Result<()> {
     let mut json = serde_json::to_value(&record)?;
     json["cost_usd"] = record.cost.to_usd_string().into();
     println!("{json}");
+    Ok(())
+}
+
+async fn admin_tokens(settings: &Settings, command: AdminTokensCommand) -> Result<()> {
+    let store = server::open_store(settings).await?;
+    let actor = accounts::Actor::cli();
+    match command {
+        AdminTokensCommand::Create { user, name } => {
+            let owner = accounts::user_named(&store, &user).await?;
+            let (row, secret) = accounts::admin_token::issue(&store, &actor, &owner, &name).await?;
+            let target = format!("admin_token:{}", row.id);
+            accounts::audit::record(
+                &store,
+                &actor,
+                "admin_token.create",
+                &target,
+                None::<&()>,
+                Some(&row.token_prefix),
+            )
+            .await;
+            println!("{secret}");
+        }
+        AdminTokensCommand::List => {
+            for token in store.admin_tokens().await? {
+                println!(
+                    "{}\tuser {}\t{}\t{}\t{}",
+                    token.id, token.user_id, token.token_prefix, token.name, token.status
+                );
+            }
+        }
+        AdminTokensCommand::Revoke { token_id } => {
+            store.revoke_admin_token(token_id).await?;
+            let target = format!("admin_token:{token_id}");
+            accounts::audit::record(
+                &store,
+                &actor,
+                "admin_token.revoke",
+                &target,
+                None::<&()>,
+                None::<&()>,
+            )
+            .await;
+            println!("revoked admin token {token_id}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn codes(settings: &Settings, command: CodesCommand) -> Result<()> {
+    let store = server::open_store(settings).await?;
+    let CodesCommand::Create {
+        count,
+        usd: amount,
+        batch,
+        expires,
+    } = command;
+    let expires_at = expires.as_deref().map(parse_rfc3339).transpose()?;
+    let actor = accounts::Actor::cli();
+    let created =
+        accounts::redemption::create(&store, &actor, count, usd(&amount)?, &batch, expires_at)
+            .await?;
+    let target = format!("batch:{batch}");
+    let summary = serde_json::json!({"count": created.len(), "amount_usd": amount});
+    accounts::audit::record(
+        &store,
+        &actor,
+        "redemption.create",
+        &target,
+        None::<&()>,
+        Some(&summary),
+    )
+    .await;
+    for (_, code) in created {
+        println!("{code}");
+    }
+    store.close().await;
     Ok(())
 }
 
