@@ -14,6 +14,7 @@ mod chat;
 mod embeddings;
 mod error;
 mod knobs;
+mod legacy;
 pub mod messages;
 mod middleware;
 mod preflight;

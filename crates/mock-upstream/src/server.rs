@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::error::error_response;
 use crate::middleware::{MAX_BODY, auth, record};
 use crate::state::{Defaults, MockState, RecordedRequest};
-use crate::{chat, embeddings, messages};
+use crate::{chat, embeddings, legacy, messages};
 
 /// How long `shutdown()` waits for in-flight responses before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -28,6 +28,7 @@ pub fn router(state: MockState) -> Router {
         .route("/chat/completions", post(chat::completions))
         .route("/models", get(models))
         .route("/embeddings", post(embeddings::embeddings))
+        .route("/completions", post(legacy::completions))
         .route_layer(mw::from_fn_with_state(state.clone(), auth));
     // Anthropic's dialect authenticates with `x-api-key` instead of a bearer token.
     let anthropic = Router::new()

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::ledger::money::{Nanos, PerMillion, Prices};
+use crate::protocol::openai::operation::Operation;
 use crate::store::{ChannelRow, KeyLimits, KeyRow, ModelRow, UserLimits, UserRow};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +40,14 @@ impl ChannelKind {
             "anthropic" => Some(ChannelKind::Anthropic),
             "demo" => Some(ChannelKind::Demo),
             _ => None,
+        }
+    }
+
+    /// Which OpenAI operations an upstream of this kind can serve.
+    pub fn supports(self, operation: Operation) -> bool {
+        match self {
+            ChannelKind::OpenAi => true,
+            ChannelKind::Anthropic | ChannelKind::Demo => operation == Operation::Chat,
         }
     }
 }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::catalog::{Channel, ChannelKind};
+use crate::protocol::openai::operation::Operation;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamFailure>> + Send>>;
 
@@ -75,15 +76,19 @@ pub struct Deadlines {
     pub first_byte: Duration,
 }
 
-/// Sends an OpenAI-format chat body to the channel.
-pub async fn send_chat(
+/// Sends an OpenAI-format body of `operation` to the channel. Routing only picks channels
+/// whose kind supports the operation (`ChannelKind::supports`).
+pub async fn send(
     client: &reqwest::Client,
     channel: &Channel,
+    operation: Operation,
     body: Bytes,
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
     match channel.kind {
-        ChannelKind::OpenAi => openai_compat::send_chat(client, channel, body, deadlines).await,
+        ChannelKind::OpenAi => {
+            openai_compat::send(client, channel, operation.path(), body, deadlines).await
+        }
         ChannelKind::Anthropic => anthropic::send_chat(client, channel, body, deadlines).await,
         ChannelKind::Demo => demo::send_chat(&body),
     }

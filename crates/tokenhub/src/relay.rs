@@ -29,7 +29,8 @@ use crate::ledger::books::Books;
 use crate::ledger::money::TokenCounts;
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::chunk::CompletionView;
-use crate::protocol::openai::request::{ChatRequestFacts, InvalidRequest, RawObject};
+use crate::protocol::openai::operation::Operation;
+use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts};
 use crate::providers::{self, Deadlines, FailureKind, UpstreamFailure};
 
 /// Tunables of the pipeline, from `Settings`.
@@ -62,7 +63,7 @@ pub struct Relay {
 }
 
 /// One inbound chat request as the API layer hands it over.
-pub struct ChatCall {
+pub struct RelayCall {
     pub request_id: String,
     pub bearer: Option<String>,
     pub body: Bytes,
@@ -70,7 +71,7 @@ pub struct ChatCall {
     pub client_ip: Option<std::net::IpAddr>,
 }
 
-pub enum ChatReply {
+pub enum RelayReply {
     /// A complete `chat.completion` JSON body, and how long the gateway waited on upstreams
     /// for it (every attempt included), so the surface can report its own overhead.
     Json {
@@ -92,12 +93,18 @@ impl Relay {
         Ok((catalog, key))
     }
 
-    pub async fn chat_completions(&self, call: ChatCall) -> Result<ChatReply, RelayError> {
+    /// Relays one request of any OpenAI operation through every phase.
+    pub async fn relay(
+        &self,
+        operation: Operation,
+        call: RelayCall,
+    ) -> Result<RelayReply, RelayError> {
         let (catalog, key) = self.authenticate(call.bearer.as_deref())?;
         let mut settlement = Settlement::new(
             self.books.clone(),
             self.writer.clone(),
             call.request_id,
+            operation,
             key.user_id,
             key.id,
             call.body.clone(),
@@ -114,6 +121,7 @@ impl Relay {
             }
         };
         match self.admit(
+            operation,
             &catalog,
             &key,
             &object,
@@ -135,14 +143,15 @@ impl Relay {
     /// Parse, authorize and reserve: everything decided before any upstream is called.
     fn admit(
         &self,
+        operation: Operation,
         catalog: &Catalog,
         key: &KeyEntry,
         object: &RawObject<'_>,
         body_len: usize,
         client_ip: Option<std::net::IpAddr>,
         settlement: &mut Settlement,
-    ) -> Result<(ChatRequestFacts, Arc<Model>), RelayError> {
-        let facts = object.chat_facts()?;
+    ) -> Result<(RequestFacts, Arc<Model>), RelayError> {
+        let facts = object.facts(operation)?;
         let model = catalog
             .model(&facts.model)
             .filter(|_| key.allows_model(&facts.model))
@@ -184,13 +193,15 @@ impl Relay {
     fn worst_case_tokens(
         &self,
         model: &Model,
-        facts: &ChatRequestFacts,
+        facts: &RequestFacts,
         body_len: usize,
     ) -> TokenCounts {
         let prompt = (body_len as u64).div_ceil(3);
-        let mut output = facts
-            .max_output_tokens
-            .unwrap_or(self.policy.default_output_reserve_tokens);
+        let mut output = facts.max_output_tokens.unwrap_or(
+            facts
+                .operation
+                .default_output_tokens(self.policy.default_output_reserve_tokens),
+        );
         if model.context > 0 {
             output = output.min(model.context);
         }
@@ -206,16 +217,29 @@ impl Relay {
     async fn forward(
         &self,
         catalog: &Catalog,
-        facts: ChatRequestFacts,
+        facts: RequestFacts,
         model: &Model,
         object: &RawObject<'_>,
         mut settlement: Settlement,
-    ) -> Result<ChatReply, RelayError> {
-        let candidates = route::order(catalog.channels_for(&model.id), &mut rand::rng());
+    ) -> Result<RelayReply, RelayError> {
+        let serving = catalog.channels_for(&model.id);
+        let capable: Vec<_> = serving
+            .iter()
+            .filter(|c| c.kind.supports(facts.operation))
+            .cloned()
+            .collect();
+        let candidates = route::order(&capable, &mut rand::rng());
         if candidates.is_empty() {
-            let error = RelayError::NoChannel {
-                model: model.id.clone(),
-                missing: catalog.missing_credentials(&model.id).to_vec(),
+            let error = if serving.is_empty() {
+                RelayError::NoChannel {
+                    model: model.id.clone(),
+                    missing: catalog.missing_credentials(&model.id).to_vec(),
+                }
+            } else {
+                RelayError::Unsupported {
+                    model: model.id.clone(),
+                    operation: facts.operation,
+                }
             };
             settlement.fail(error.status(), &error.to_string());
             return Err(error);
@@ -246,7 +270,7 @@ impl Relay {
                     return Ok(match answer {
                         Answer::Stream(mut stream) => {
                             stream.attach(settlement);
-                            ChatReply::Stream(stream)
+                            RelayReply::Stream(stream)
                         }
                         Answer::Json(body, meter, waited) => {
                             settlement.finish(
@@ -256,7 +280,7 @@ impl Relay {
                                     error: None,
                                 },
                             );
-                            ChatReply::Json {
+                            RelayReply::Json {
                                 body,
                                 upstream_time: upstream_time + waited,
                             }
@@ -296,18 +320,19 @@ impl Relay {
         &self,
         channel: &crate::catalog::Channel,
         body: Bytes,
-        facts: &ChatRequestFacts,
+        facts: &RequestFacts,
     ) -> Result<Answer, UpstreamFailure> {
         let deadlines = self.policy.deadlines;
         let waiting = Instant::now();
-        let response = providers::send_chat(&self.http, channel, body, deadlines).await?;
+        let response =
+            providers::send(&self.http, channel, facts.operation, body, deadlines).await?;
         if facts.stream {
             let limits = stream::StreamLimits {
                 idle: self.policy.idle_timeout,
                 deadline: tokio::time::Instant::now() + self.policy.total_timeout,
                 shutdown: self.shutdown.clone(),
             };
-            let mut stream = MeteredStream::new(response.body, facts.client_wants_usage, limits);
+            let mut stream = MeteredStream::new(response.body, facts, limits);
             tokio::time::timeout(deadlines.first_byte, stream.wait_for_first_event())
                 .await
                 .map_err(|_| {
@@ -327,7 +352,7 @@ impl Relay {
             )
         })??;
         let waited = waiting.elapsed();
-        let meter = meter_completion(&bytes)?;
+        let meter = meter_answer(facts.operation, &bytes)?;
         let start = bytes.len() - bytes.trim_ascii_start().len();
         Ok(Answer::Json(bytes.slice(start..), meter, waited))
     }
@@ -341,7 +366,7 @@ enum Answer {
 
 /// The body as the upstream must see it: the public model name replaced by the channel's,
 /// and streamed usage switched on so every stream can be billed. Everything else verbatim.
-fn upstream_body(object: &RawObject<'_>, facts: &ChatRequestFacts, upstream_model: &str) -> Bytes {
+fn upstream_body(object: &RawObject<'_>, facts: &RequestFacts, upstream_model: &str) -> Bytes {
     let model = serde_json::Value::from(upstream_model).to_string();
     let bytes = if facts.stream {
         object.write_with(&[
@@ -372,17 +397,24 @@ async fn read_bounded(
 }
 
 /// Reads usage and text from a complete answer. Some upstreams pad with whitespace.
-fn meter_completion(body: &[u8]) -> Result<Meter, UpstreamFailure> {
+fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFailure> {
     let trimmed = body.trim_ascii();
     let view = CompletionView::parse(trimmed).map_err(|e| {
         UpstreamFailure::new(
             FailureKind::Protocol,
-            format!("upstream answer is not a chat completion: {e}"),
+            format!(
+                "upstream answer is not an OpenAI {} answer: {e}",
+                operation.path()
+            ),
         )
     })?;
-    if view.error.is_some() || view.choices.is_none() {
+    let has_answer = match operation {
+        Operation::Embeddings => view.data.is_some(),
+        Operation::Chat | Operation::Completions => view.choices.is_some(),
+    };
+    if view.error.is_some() || !has_answer {
         let message = crate::protocol::openai::error::upstream_error_message(trimmed)
-            .unwrap_or_else(|| "upstream answer has no choices".into());
+            .unwrap_or_else(|| "upstream answer has no result".into());
         return Err(UpstreamFailure::new(FailureKind::Protocol, message));
     }
     let mut meter = Meter {

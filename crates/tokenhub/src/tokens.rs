@@ -5,6 +5,8 @@
 //! tokenizers it is an estimate, which is why records say so.
 
 use serde::Deserialize;
+
+use crate::protocol::openai::operation::Operation;
 use serde_json::value::RawValue;
 
 /// Tokens OpenAI adds around every chat message, and once to prime the reply.
@@ -49,6 +51,33 @@ enum Content {
 struct Part {
     #[serde(default)]
     text: Option<String>,
+}
+
+/// Estimated input tokens of a request body of any operation.
+pub fn count_prompt(operation: Operation, body: &[u8]) -> u64 {
+    match operation {
+        Operation::Chat => count_chat_prompt(body),
+        Operation::Completions | Operation::Embeddings => {
+            count_input_texts(body, operation.input_field())
+        }
+    }
+}
+
+/// The strings of a `prompt`/`input` member (a string or an array of strings); token-id
+/// arrays count one token per id.
+fn count_input_texts(body: &[u8], field: &str) -> u64 {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    fn count(value: &serde_json::Value) -> u64 {
+        match value {
+            serde_json::Value::String(text) => count_text(text),
+            serde_json::Value::Number(_) => 1,
+            serde_json::Value::Array(items) => items.iter().map(count).sum(),
+            _ => 0,
+        }
+    }
+    value.get(field).map_or(0, count)
 }
 
 /// Estimated prompt tokens of an OpenAI chat request body: role, name, text content and
@@ -98,6 +127,18 @@ mod tests {
         assert_eq!(count_chat_prompt(body), 9);
         let parts = br#"{"messages":[{"role":"user","content":[{"type":"text","text":"Hello world"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
         assert_eq!(count_chat_prompt(parts), 9);
+    }
+
+    #[test]
+    fn counts_prompts_and_inputs_of_other_operations() {
+        let completions = br#"{"model":"m","prompt":["Hello world","Hello world"]}"#;
+        assert_eq!(count_prompt(Operation::Completions, completions), 4);
+        let embeddings = br#"{"model":"m","input":[[1,2,3],[4]]}"#;
+        assert_eq!(count_prompt(Operation::Embeddings, embeddings), 4);
+        assert_eq!(
+            count_prompt(Operation::Embeddings, br#"{"input":"Hello world"}"#),
+            2
+        );
     }
 
     #[test]

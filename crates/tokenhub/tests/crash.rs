@@ -24,7 +24,11 @@ impl Drop for Gateway {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn command(dir: &std::path::Path, config: &std::path::Path, port: u16) -> Command {
@@ -32,7 +36,10 @@ fn command(dir: &std::path::Path, config: &std::path::Path, port: u16) -> Comman
     command
         .arg("--config")
         .arg(config)
-        .env("TOKENHUB_DATABASE_URL", format!("sqlite://{}/crash.db", dir.display()))
+        .env(
+            "TOKENHUB_DATABASE_URL",
+            format!("sqlite://{}/crash.db", dir.display()),
+        )
         .env("TOKENHUB_LISTEN", format!("127.0.0.1:{port}"))
         .env("TOKENHUB_RELOAD_INTERVAL_MS", "100")
         .env("TOKENHUB_ROOT_PASSWORD", "crash-test")
@@ -42,11 +49,20 @@ fn command(dir: &std::path::Path, config: &std::path::Path, port: u16) -> Comman
 }
 
 async fn start(dir: &std::path::Path, config: &std::path::Path, port: u16) -> Gateway {
-    let child = command(dir, config, port).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = command(dir, config, port)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+        if http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
             return Gateway { child };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -71,8 +87,15 @@ async fn kill_9_under_load_leaves_a_consistent_ledger_and_loses_little() {
     let port = free_port();
     let gateway = start(dir.path(), &config, port).await;
     let run = |args: &[&str]| {
-        let output = command(dir.path(), &config, port).args(args).output().unwrap();
-        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let output = command(dir.path(), &config, port)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap().trim().to_string()
     };
     run(&["users", "create", "crash", "--balance-usd", "5"]);
@@ -84,7 +107,8 @@ async fn kill_9_under_load_leaves_a_consistent_ledger_and_loses_little() {
     let completed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut load = Vec::new();
     for worker in 0..8 {
-        let (http, url, key, completed) = (http.clone(), url.clone(), key.clone(), completed.clone());
+        let (http, url, key, completed) =
+            (http.clone(), url.clone(), key.clone(), completed.clone());
         load.push(tokio::spawn(async move {
             for n in 0..10_000 {
                 let stream = n % 2 == 0;
@@ -110,12 +134,26 @@ async fn kill_9_under_load_leaves_a_consistent_ledger_and_loses_little() {
     // Restart on the same database: it opens, and the ledger is consistent.
     let restarted = start(dir.path(), &config, port).await;
     drop(restarted);
-    let store = Store::connect(&format!("sqlite://{}/crash.db", dir.path().display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}/crash.db", dir.path().display()))
+        .await
+        .unwrap();
     let user = store.user_by_name("crash").await.unwrap().unwrap();
-    assert_eq!(store.recomputed_balance(user.id).await.unwrap(), user.balance, "balance = credits − costs, exactly");
-    assert_eq!(user.balance, Nanos::from_usd(5) - store.total_usage_cost().await.unwrap());
+    assert_eq!(
+        store.recomputed_balance(user.id).await.unwrap(),
+        user.balance,
+        "balance = credits − costs, exactly"
+    );
+    assert_eq!(
+        user.balance,
+        Nanos::from_usd(5) - store.total_usage_cost().await.unwrap()
+    );
     let recorded = store.usage_count().await.unwrap() as usize;
     let lost = completed.saturating_sub(recorded);
-    println!("crash: {completed} requests completed before kill -9, {recorded} usage records survived, {lost} lost");
-    assert!(lost <= 16, "only requests settled in the last moments may be lost: {lost}");
+    println!(
+        "crash: {completed} requests completed before kill -9, {recorded} usage records survived, {lost} lost"
+    );
+    assert!(
+        lost <= 16,
+        "only requests settled in the last moments may be lost: {lost}"
+    );
 }

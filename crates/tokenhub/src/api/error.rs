@@ -59,6 +59,11 @@ impl From<RelayError> for ApiError {
                 Some("model_not_found"),
                 Some("model"),
             ),
+            RelayError::Unsupported { .. } => (
+                "invalid_request_error",
+                Some("unsupported_operation"),
+                Some("model"),
+            ),
             RelayError::Insufficient(_) => ("insufficient_quota", Some("insufficient_quota"), None),
             RelayError::NoChannel { .. } => (
                 "service_unavailable_error",

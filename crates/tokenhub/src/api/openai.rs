@@ -1,4 +1,5 @@
-//! The OpenAI-compatible surface: `/v1/chat/completions` and `/v1/models`.
+//! The OpenAI-compatible surface: `/v1/chat/completions`, `/v1/completions`,
+//! `/v1/embeddings` and `/v1/models`.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -13,11 +14,14 @@ use super::AppState;
 use super::error::ApiError;
 use super::request_id::RequestId;
 use crate::catalog::Model;
-use crate::relay::{ChatCall, ChatReply};
+use crate::protocol::openai::operation::Operation;
+use crate::relay::{RelayCall, RelayReply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/chat/completions", post(relayed::<CHAT>))
+        .route("/v1/completions", post(relayed::<COMPLETIONS>))
+        .route("/v1/embeddings", post(relayed::<EMBEDDINGS>))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
 }
@@ -48,7 +52,12 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-async fn chat_completions(
+const CHAT: u8 = 0;
+const COMPLETIONS: u8 = 1;
+const EMBEDDINGS: u8 = 2;
+
+/// One handler for every relayed operation; the route picks the operation.
+async fn relayed<const OPERATION: u8>(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     client: ClientIp,
@@ -60,14 +69,19 @@ async fn chat_completions(
     let body = body.map_err(|rejection| {
         ApiError::invalid_request(rejection.status(), rejection.body_text())
     })?;
-    let call = ChatCall {
+    let call = RelayCall {
         request_id,
         bearer: bearer(&headers),
         body,
         client_ip: client.0,
     };
-    Ok(match state.relay.chat_completions(call).await? {
-        ChatReply::Json {
+    let operation = match OPERATION {
+        COMPLETIONS => Operation::Completions,
+        EMBEDDINGS => Operation::Embeddings,
+        _ => Operation::Chat,
+    };
+    Ok(match state.relay.relay(operation, call).await? {
+        RelayReply::Json {
             body,
             upstream_time,
         } => {
@@ -80,7 +94,7 @@ async fn chat_completions(
             );
             response
         }
-        ChatReply::Stream(stream) => (
+        RelayReply::Stream(stream) => (
             StatusCode::OK,
             [
                 (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),

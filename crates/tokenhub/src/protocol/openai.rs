@@ -2,5 +2,6 @@
 
 pub mod chunk;
 pub mod error;
+pub mod operation;
 pub mod request;
 pub mod usage;

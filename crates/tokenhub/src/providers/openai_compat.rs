@@ -25,14 +25,16 @@ pub fn endpoint(base_url: &str, operation: &str) -> String {
     }
 }
 
-pub async fn send_chat(
+/// POSTs `body` to `{base}/{path}` (e.g. `chat/completions`, `embeddings`).
+pub async fn send(
     client: &reqwest::Client,
     channel: &Channel,
+    path: &str,
     body: Bytes,
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
     let mut request = client
-        .post(endpoint(&channel.base_url, "chat/completions"))
+        .post(endpoint(&channel.base_url, path))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
     if let Some(key) = &channel.api_key {

@@ -24,6 +24,11 @@ pub enum RelayError {
     },
     #[error("{0}")]
     Upstream(UpstreamFailure),
+    #[error("Model `{model}` is not available on /v1/{}: none of its channels supports it.", .operation.path())]
+    Unsupported {
+        model: String,
+        operation: crate::protocol::openai::operation::Operation,
+    },
     #[error("This API key may not be used from {}.", .0.map_or("an unknown address".to_string(), |ip| ip.to_string()))]
     IpNotAllowed(Option<std::net::IpAddr>),
     #[error("{}", describe_limit(.0))]
@@ -43,6 +48,7 @@ impl RelayError {
             RelayError::Unauthenticated(_) => 401,
             RelayError::InvalidRequest(_) => 400,
             RelayError::ModelNotFound(_) => 404,
+            RelayError::Unsupported { .. } => 400,
             RelayError::Insufficient(_) | RelayError::RateLimited(_) => 429,
             RelayError::IpNotAllowed(_) => 403,
             RelayError::NoChannel { .. } | RelayError::CoolingDown { .. } => 503,

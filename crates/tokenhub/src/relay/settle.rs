@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::ledger::books::{Books, Reservation};
 use crate::ledger::money::{Prices, TokenCounts};
 use crate::ledger::writer::LedgerWriter;
+use crate::protocol::openai::operation::Operation;
 use crate::relay::limits::{RateLimits, TokenHold};
 use crate::store::{UsageRecord, now_ms};
 use crate::tokens;
@@ -37,6 +38,7 @@ pub struct Settlement {
     record: UsageRecord,
     prices: Prices,
     request_body: Bytes,
+    operation: Operation,
     started: Instant,
     upstream_contacted: bool,
     settled: bool,
@@ -53,6 +55,7 @@ impl Settlement {
         books: Arc<Books>,
         writer: LedgerWriter,
         request_id: String,
+        operation: Operation,
         user_id: i64,
         key_id: i64,
         body: Bytes,
@@ -83,6 +86,7 @@ impl Settlement {
             },
             prices: Prices::default(),
             request_body: body,
+            operation,
             started: Instant::now(),
             upstream_contacted: false,
             settled: false,
@@ -103,8 +107,9 @@ impl Settlement {
         self.token_hold = Some((limits, hold));
     }
 
-    pub fn request_body(&self) -> &[u8] {
-        &self.request_body
+    /// The prompt counted locally, for when the upstream reports no usage.
+    pub fn estimate_prompt(&self) -> u64 {
+        tokens::count_prompt(self.operation, &self.request_body)
     }
 
     /// Marks that a channel was called, so a cancelled request may owe its prompt.
@@ -141,7 +146,7 @@ impl Settlement {
         let (counts, estimated) = match meter.usage {
             Some(counts) => (counts, false),
             None if self.upstream_contacted => {
-                let prompt = tokens::count_chat_prompt(&self.request_body);
+                let prompt = self.estimate_prompt();
                 (
                     TokenCounts {
                         prompt,

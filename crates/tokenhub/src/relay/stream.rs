@@ -21,6 +21,8 @@ use futures_util::{Stream, StreamExt};
 use super::settle::{Meter, Outcome, Settlement};
 use crate::protocol::openai::chunk::{CompletionView, usage_chunk_json};
 use crate::protocol::openai::error::upstream_error_message;
+use crate::protocol::openai::operation::Operation;
+use crate::protocol::openai::request::RequestFacts;
 use crate::protocol::sse::{SseDecoder, SseEvent};
 use crate::providers::{ByteStream, FailureKind, UpstreamFailure};
 use crate::tokens;
@@ -43,6 +45,7 @@ pub struct MeteredStream {
     ready: VecDeque<Bytes>,
     meter: Meter,
     settlement: Option<Settlement>,
+    operation: Operation,
     client_wants_usage: bool,
     usage_forwarded: bool,
     saw_data: bool,
@@ -58,18 +61,15 @@ pub struct MeteredStream {
 }
 
 impl MeteredStream {
-    pub fn new(
-        upstream: ByteStream,
-        client_wants_usage: bool,
-        limits: StreamLimits,
-    ) -> MeteredStream {
+    pub fn new(upstream: ByteStream, facts: &RequestFacts, limits: StreamLimits) -> MeteredStream {
         MeteredStream {
             upstream,
             decoder: SseDecoder::default(),
             ready: VecDeque::new(),
             meter: Meter::default(),
             settlement: None,
-            client_wants_usage,
+            operation: facts.operation,
+            client_wants_usage: facts.client_wants_usage,
             usage_forwarded: false,
             saw_data: false,
             saw_finish: false,
@@ -196,15 +196,15 @@ impl MeteredStream {
                 prompt: self
                     .settlement
                     .as_ref()
-                    .map_or(0, |s| tokens::count_chat_prompt(s.request_body())),
+                    .map_or(0, Settlement::estimate_prompt),
                 cached: 0,
                 cache_write: 0,
                 completion: tokens::count_text(&self.meter.text),
             });
         let (id, created, model) = self.identity.clone().unwrap_or_default();
-        self.ready.push_back(SseEvent::data_bytes(&usage_chunk_json(
-            &id, created, &model, counts,
-        )));
+        let object = self.operation.chunk_object();
+        let chunk = usage_chunk_json(&id, object, created, &model, counts);
+        self.ready.push_back(SseEvent::data_bytes(&chunk));
         self.usage_forwarded = true;
     }
 

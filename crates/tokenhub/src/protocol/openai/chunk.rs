@@ -22,6 +22,9 @@ pub struct CompletionView<'a> {
     pub model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub choices: Option<Vec<ChoiceView<'a>>>,
+    /// Embeddings answer with `data` instead of `choices`.
+    #[serde(borrow, default)]
+    pub data: Option<&'a RawValue>,
     #[serde(default)]
     pub usage: Option<WireUsage>,
     #[serde(borrow, default)]
@@ -34,6 +37,9 @@ pub struct ChoiceView<'a> {
     pub delta: Option<MessageView<'a>>,
     #[serde(borrow, default)]
     pub message: Option<MessageView<'a>>,
+    /// Legacy completions carry their text here.
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub finish_reason: Option<Cow<'a, str>>,
     /// Moonshot puts stream usage here instead of at the top level.
@@ -81,6 +87,7 @@ impl<'a> CompletionView<'a> {
     /// Generated text (content, reasoning, tool-call JSON) for local counting.
     pub fn for_each_text(&self, mut f: impl FnMut(&str)) {
         for choice in self.choices.iter().flatten() {
+            choice.text.as_deref().into_iter().for_each(&mut f);
             for message in [&choice.delta, &choice.message].into_iter().flatten() {
                 message.content.as_deref().into_iter().for_each(&mut f);
                 message
@@ -129,10 +136,16 @@ fn is_zero(n: &u64) -> bool {
 
 /// The JSON of an OpenAI usage chunk, for clients that asked for usage when the upstream
 /// reported it elsewhere (inside a choice) or not at all (local count).
-pub fn usage_chunk_json(id: &str, created: i64, model: &str, counts: TokenCounts) -> Bytes {
+pub fn usage_chunk_json(
+    id: &str,
+    object: &'static str,
+    created: i64,
+    model: &str,
+    counts: TokenCounts,
+) -> Bytes {
     let chunk = UsageChunk {
         id,
-        object: "chat.completion.chunk",
+        object,
         created,
         model,
         choices: [],
@@ -204,6 +217,7 @@ mod tests {
     fn usage_chunk_has_the_openai_shape() {
         let json = usage_chunk_json(
             "c1",
+            "chat.completion.chunk",
             9,
             "m",
             TokenCounts {

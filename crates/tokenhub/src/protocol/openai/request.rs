@@ -5,6 +5,8 @@
 use std::fmt;
 
 use serde::Deserialize;
+
+use super::operation::Operation;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -88,7 +90,8 @@ impl<'a> RawObject<'a> {
 
 /// What the gateway needs to know about a chat request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChatRequestFacts {
+pub struct RequestFacts {
+    pub operation: Operation,
     pub model: String,
     pub stream: bool,
     /// The client's own `stream_options.include_usage`.
@@ -120,7 +123,7 @@ struct StreamOptions {
 
 impl RawObject<'_> {
     /// Reads and validates the fields the relay depends on.
-    pub fn chat_facts(&self) -> Result<ChatRequestFacts, InvalidRequest> {
+    pub fn facts(&self, operation: Operation) -> Result<RequestFacts, InvalidRequest> {
         let model = match self.get("model") {
             None => return Err(invalid("you must provide a model parameter", Some("model"))),
             Some(raw) => serde_json::from_str::<String>(raw.get())
@@ -129,24 +132,41 @@ impl RawObject<'_> {
         if model.is_empty() {
             return Err(invalid("you must provide a model parameter", Some("model")));
         }
-        match self
-            .get("messages")
-            .map(|raw| raw.get().trim_start().as_bytes().first().copied())
-        {
-            None => {
+        let input = operation.input_field();
+        let first = self
+            .get(input)
+            .map(|raw| raw.get().trim_start().as_bytes().first().copied());
+        match (operation, first) {
+            (_, None) => {
                 return Err(invalid(
-                    "missing required parameter: 'messages'",
-                    Some("messages"),
+                    format!("missing required parameter: '{input}'"),
+                    Some(input),
                 ));
             }
-            Some(Some(b'[')) => {}
-            Some(_) => return Err(invalid("'messages' must be an array", Some("messages"))),
+            (Operation::Chat, Some(Some(b'['))) => {}
+            (Operation::Chat, Some(_)) => {
+                return Err(invalid("'messages' must be an array", Some(input)));
+            }
+            (_, Some(Some(b'[' | b'"'))) => {}
+            (_, Some(_)) => {
+                return Err(invalid(
+                    format!("'{input}' must be a string or an array"),
+                    Some(input),
+                ));
+            }
         }
         let stream = self.optional::<bool>("stream")?.unwrap_or(false);
+        if stream && !operation.can_stream() {
+            return Err(invalid(
+                format!("'stream' is not supported for /v1/{}", operation.path()),
+                Some("stream"),
+            ));
+        }
         let options = self.optional::<StreamOptions>("stream_options")?;
         let max_completion = self.optional::<u64>("max_completion_tokens")?;
         let max_tokens = self.optional::<u64>("max_tokens")?;
-        Ok(ChatRequestFacts {
+        Ok(RequestFacts {
+            operation,
             model,
             stream,
             client_wants_usage: options.and_then(|o| o.include_usage).unwrap_or(false),
@@ -186,10 +206,11 @@ mod tests {
     fn reads_facts_and_keeps_unknown_fields_verbatim() {
         let body = br#"{"model":"deepseek-r1","messages":[{"role":"user","content":"hi"}],"stream":true,"temperature":0.70,"x_vendor":{"deep":[1,2]},"max_tokens":64}"#;
         let object = RawObject::parse(body).unwrap();
-        let facts = object.chat_facts().unwrap();
+        let facts = object.facts(Operation::Chat).unwrap();
         assert_eq!(
             facts,
-            ChatRequestFacts {
+            RequestFacts {
+                operation: Operation::Chat,
                 model: "deepseek-r1".into(),
                 stream: true,
                 client_wants_usage: false,
@@ -210,7 +231,7 @@ mod tests {
     fn keeps_the_clients_other_stream_options() {
         let body = br#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_obfuscation":false,"include_usage":false}}"#;
         let object = RawObject::parse(body).unwrap();
-        assert!(!object.chat_facts().unwrap().client_wants_usage);
+        assert!(!object.facts(Operation::Chat).unwrap().client_wants_usage);
         assert_eq!(
             object.stream_options_with_usage(),
             r#"{"include_obfuscation":false,"include_usage":true}"#
@@ -219,7 +240,7 @@ mod tests {
 
     #[test]
     fn explains_what_is_wrong() {
-        let facts = |body: &[u8]| RawObject::parse(body).unwrap().chat_facts();
+        let facts = |body: &[u8]| RawObject::parse(body).unwrap().facts(Operation::Chat);
         assert_eq!(
             facts(br#"{"messages":[]}"#).unwrap_err().param,
             Some("model")
