@@ -640,7 +640,9 @@ async fn sessions_need_csrf_for_changes_and_logout_ends_them() {
         "{cookie}"
     );
 
-    // Password change: the old password stops working.
+    // Password change: the old password stops working, and so do other sessions.
+    let elsewhere = Caller::session(&h.base, "/api/auth/login", "carol", "carol-password").await;
+    assert_eq!(elsewhere.call(Method::GET, "/api/me", None).await.0, 200);
     let change =
         json!({"current_password": "carol-password", "new_password": "carol-new-password"});
     assert_eq!(
@@ -659,6 +661,8 @@ async fn sessions_need_csrf_for_changes_and_logout_ends_them() {
             .0,
         204
     );
+    assert_eq!(elsewhere.call(Method::GET, "/api/me", None).await.0, 401);
+    assert_eq!(a.call(Method::GET, "/api/me", None).await.0, 200);
     let old = json!({"username": "carol", "password": "carol-password"});
     assert_eq!(
         Caller::anonymous(&h.base)
@@ -1210,6 +1214,24 @@ async fn upstream_models_are_imported_and_refused_until_priced() {
     assert_eq!(
         (counts["created"].as_u64(), counts["updated"].as_u64()),
         (Some(2), Some(0))
+    );
+    // Ids with a slash travel percent-encoded.
+    let slashed = json!({"id": "org/model-x", "provider": "Org", "input_usd_per_mtok": "1", "output_usd_per_mtok": "1"});
+    w.admin
+        .ok(Method::POST, "/api/admin/models", Some(slashed))
+        .await;
+    assert_eq!(
+        w.admin
+            .ok(Method::GET, "/api/admin/models/org%2Fmodel-x", None)
+            .await["id"],
+        "org/model-x"
+    );
+    assert_eq!(
+        w.admin
+            .call(Method::DELETE, "/api/admin/models/org%2Fmodel-x", None)
+            .await
+            .0,
+        204
     );
     let bulk = w
         .admin

@@ -108,16 +108,22 @@ pub async fn check_password(
     }
 }
 
+/// Changes a password after checking the current one. Every other session of the user
+/// ends (a stolen cookie dies with the old password); `keep_token` (the caller's own
+/// session, if any) stays.
 pub async fn change_password(
     store: &Store,
     user: &UserRow,
     current: &str,
     new: &str,
+    keep_token: Option<&str>,
 ) -> Result<(), AccountError> {
     check_password(store, &user.name, current).await?;
     validate_password(new)?;
     let hash = hash_password(new).await?;
-    Ok(store.set_password_hash(user.id, &hash).await?)
+    store.set_password_hash(user.id, &hash).await?;
+    let keep = keep_token.map(api_key::hash).unwrap_or_default();
+    Ok(store.delete_other_sessions(user.id, &keep).await?)
 }
 
 pub async fn start(store: &Store, user_id: i64, ttl_ms: i64) -> Result<NewSession, AccountError> {

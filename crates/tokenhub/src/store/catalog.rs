@@ -68,7 +68,8 @@ impl Store {
             OnConflict::Overwrite => {
                 "DO UPDATE SET provider = excluded.provider, context = excluded.context, \
                  input_price_nano = excluded.input_price_nano, output_price_nano = excluded.output_price_nano, \
-                 cached_input_price_nano = excluded.cached_input_price_nano, enabled = excluded.enabled"
+                 cached_input_price_nano = excluded.cached_input_price_nano, enabled = excluded.enabled, \
+                 unpriced = 0"
             }
         };
         let sql = format!(

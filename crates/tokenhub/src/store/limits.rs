@@ -54,6 +54,19 @@ impl Store {
             .collect()
     }
 
+    /// Limits of every key of one user, by key id.
+    pub async fn key_limits_of_user(&self, user_id: i64) -> StoreResult<HashMap<i64, KeyLimits>> {
+        let rows = sqlx::query(
+            "SELECT id, allowed_ips, rpm_limit, tpm_limit FROM api_keys WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, key_limits_from_row(row)?)))
+            .collect()
+    }
+
     pub async fn key_limits(&self, key_id: i64) -> StoreResult<KeyLimits> {
         let row =
             sqlx::query("SELECT allowed_ips, rpm_limit, tpm_limit FROM api_keys WHERE id = $1")

@@ -192,3 +192,56 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    #[tokio::test]
+    async fn a_code_credits_once_and_expired_or_unknown_codes_credit_nothing() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos::ZERO)
+            .await
+            .unwrap();
+        let codes = [
+            ("live".to_string(), "p1".to_string()),
+            ("old".to_string(), "p2".to_string()),
+        ];
+        let mut new = NewCodes {
+            codes: &codes[..1],
+            amount: Nanos(7),
+            batch: "b",
+            created_by: None,
+            expires_at: None,
+        };
+        store.create_redemption_codes(&new).await.unwrap();
+        new.codes = &codes[1..];
+        new.expires_at = Some(1);
+        store.create_redemption_codes(&new).await.unwrap();
+
+        assert_eq!(
+            store.redeem_code("live", user.id).await.unwrap(),
+            Ok(Nanos(7))
+        );
+        assert_eq!(
+            store.redeem_code("live", user.id).await.unwrap(),
+            Err(RedeemRefusal::Used)
+        );
+        assert_eq!(
+            store.redeem_code("old", user.id).await.unwrap(),
+            Err(RedeemRefusal::Expired)
+        );
+        assert_eq!(
+            store.redeem_code("nope", user.id).await.unwrap(),
+            Err(RedeemRefusal::Unknown)
+        );
+        let user = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_eq!(user.balance, Nanos(7));
+        assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(7));
+        let used = store.redemption_codes(Some(true), 10, 0).await.unwrap();
+        assert_eq!((used.len(), used[0].used_by), (1, Some(user.id)));
+        assert!(store.delete_unused_code(used[0].id).await.is_err());
+    }
+}

@@ -96,6 +96,18 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every session of a user but the one with `keep_hash` (after a password change).
+    pub async fn delete_other_sessions(&self, user_id: i64, keep_hash: &str) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user_id)
+            .bind(keep_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn create_admin_token(
         &self,
         user_id: i64,

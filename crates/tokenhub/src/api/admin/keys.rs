@@ -74,15 +74,14 @@ pub struct KeyPatchBody {
 
 /// The keys of `user_id` that still exist (revoked ones are history only).
 pub async fn list_of(store: &Store, user_id: i64) -> Result<Vec<KeyView>> {
-    let mut views = Vec::new();
-    for key in store.keys_of_user(user_id).await? {
-        if key.status == "revoked" {
-            continue;
-        }
-        let limits = store.key_limits(key.id).await?;
-        views.push(KeyView::new(&key, &limits));
-    }
-    Ok(views)
+    let limits = store.key_limits_of_user(user_id).await?;
+    Ok(store
+        .keys_of_user(user_id)
+        .await?
+        .iter()
+        .filter(|key| key.status != "revoked")
+        .map(|key| KeyView::new(key, &limits.get(&key.id).cloned().unwrap_or_default()))
+        .collect())
 }
 
 /// The caller's keys (prefixes only).

@@ -169,11 +169,16 @@ pub async fn change_password(
     caller: Caller,
     Body(body): Body<PasswordChange>,
 ) -> Result<StatusCode> {
+    let keep = match &caller.via {
+        Via::Session { token, .. } => Some(token.as_str()),
+        Via::AdminToken => None,
+    };
     session::change_password(
         &state.store,
         &caller.user,
         &body.current_password,
         &body.new_password,
+        keep,
     )
     .await
     .map_err(|e| match e {
