@@ -201,6 +201,7 @@ fn matrix() -> Vec<Case> {
     vec![
         case(M::GET, "/api/auth/session", None, EVERYONE),
         case(M::GET, "/api/me", None, EVERYONE),
+        case(M::GET, "/api/me/ledger", None, EVERYONE),
         case(
             M::POST,
             "/api/me/redeem",
@@ -247,6 +248,7 @@ fn matrix() -> Vec<Case> {
             ADMINS,
         ),
         case(M::GET, "/api/admin/users/{user_b}/keys", None, ADMINS),
+        case(M::GET, "/api/admin/users/{user_b}/ledger", None, ADMINS),
         case(
             M::POST,
             "/api/admin/redemptions",
@@ -575,6 +577,14 @@ async fn the_openapi_document_is_valid_and_complete() {
         }
     }
     assert!(count >= 49, "{count} operations");
+    // Unknown management paths answer in the management shape too.
+    let (status, body) = anonymous
+        .call(Method::GET, "/api/no/such/route", None)
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     // An undocumented route would not be served: every documented path answers (401 at
     // worst), never 404/405.
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -1581,6 +1591,26 @@ async fn ledger_credits_minus_costs_equals_balance_and_codes_redeem_once() {
                 "{backend:?}: user {id}"
             );
         }
+        // The ledger lists every credit, and they add up.
+        let ledger = w.a.ok(Method::GET, "/api/me/ledger", None).await;
+        let entries = ledger["data"].as_array().unwrap();
+        let total = entries
+            .iter()
+            .map(|e| e["amount_usd"].as_str().unwrap().parse::<Nanos>().unwrap())
+            .fold(Nanos::ZERO, |sum, a| sum + a);
+        assert_eq!(total, credits_a, "{backend:?}");
+        assert_eq!(entries.last().unwrap()["kind"], "trial");
+        assert_eq!(entries[0]["kind"], "admin");
+        assert_eq!(entries[0]["reason"], "support");
+        let b_ledger = w
+            .admin
+            .ok(
+                Method::GET,
+                &format!("/api/admin/users/{b_id}/ledger"),
+                None,
+            )
+            .await;
+        assert_eq!(b_ledger["data"][0]["amount_usd"], "-0.1");
         let me = w.a.ok(Method::GET, "/api/me", None).await;
         assert_eq!(
             me["balance_usd"],

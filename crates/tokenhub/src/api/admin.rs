@@ -14,6 +14,7 @@ pub mod channels;
 pub mod csv;
 pub mod error;
 pub mod keys;
+pub mod ledger;
 pub mod me;
 pub mod models;
 pub mod redemptions;
@@ -26,7 +27,7 @@ pub mod wire;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -89,6 +90,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(session::change_password))
         .routes(routes!(me::get_me))
         .routes(routes!(me::redeem))
+        .routes(routes!(ledger::mine))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get, keys::update, keys::delete))
         .routes(routes!(usage::my_usage))
@@ -98,6 +100,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::adjust_balance))
         .routes(routes!(users::keys))
+        .routes(routes!(ledger::of_user))
         .routes(routes!(redemptions::create, redemptions::list))
         .routes(routes!(redemptions::delete))
         .routes(routes!(channels::list, channels::create))
@@ -124,6 +127,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented().split_for_parts().1
 }
 
+/// Unknown paths under `/api/` answer in the management error shape.
+async fn unknown_route(uri: http::Uri) -> error::ManageError {
+    error::ManageError::not_found(format!("no route {}", uri.path()))
+}
+
 /// Every management route, `/api/openapi.json`, and the legacy billing paths without
 /// the `/v1` prefix that some clients call.
 pub fn routes() -> Router<AppState> {
@@ -142,6 +150,7 @@ pub fn routes() -> Router<AppState> {
             get(billing::subscription),
         )
         .route("/dashboard/billing/usage", get(billing::usage))
+        .route("/api/{*rest}", any(unknown_route))
 }
 
 #[cfg(test)]
