@@ -50,11 +50,22 @@ pub async fn completions(State(state): State<MockState>, body: Bytes) -> Respons
 impl Completion {
     fn new(state: &MockState, request: &Value, model: &str, knobs: &Knobs) -> Self {
         let reply = reply_for(request);
-        let usage = usage(
+        let mut usage = usage(
             prompt_tokens(request),
             completion_tokens(&reply),
             knobs.cached_tokens,
         );
+        if knobs.usage_style.as_deref() == Some("deepseek") {
+            // DeepSeek reports cache hits beside the prompt, not in prompt_tokens_details.
+            let prompt = prompt_tokens(request);
+            usage = json!({
+                "prompt_tokens": prompt,
+                "completion_tokens": completion_tokens(&reply),
+                "total_tokens": prompt + completion_tokens(&reply),
+                "prompt_cache_hit_tokens": knobs.cached_tokens,
+                "prompt_cache_miss_tokens": prompt.saturating_sub(knobs.cached_tokens),
+            });
+        }
         let include_usage = request
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
@@ -81,9 +92,12 @@ impl Completion {
                 "index": 0,
                 "message": {"role": "assistant", "content": self.reply, "refusal": null},
                 "logprobs": null,
-                "finish_reason": "stop"
+                "finish_reason": knobs.finish_reason
             }],
         });
+        if let Some(reasoning) = &knobs.reasoning {
+            body["choices"][0]["message"]["reasoning_content"] = json!(reasoning);
+        }
         if knobs.usage {
             body["usage"] = self.usage.clone();
         }

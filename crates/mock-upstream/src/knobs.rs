@@ -35,6 +35,11 @@ struct Raw {
     cache_write_tokens: Option<u64>,
     tool_call: Option<ToolCalls>,
     error_event: Option<bool>,
+    // OpenAI-compatible vendors' dialects.
+    finish_reason: Option<String>,
+    fail_body: Option<Value>,
+    reasoning: Option<String>,
+    usage_style: Option<String>,
 }
 
 /// `tool_call` takes one call or a list of them.
@@ -72,6 +77,14 @@ pub struct Knobs {
     pub tool_calls: Vec<ToolCallKnob>,
     /// Anthropic: an in-band `error` event after the text, instead of the normal end.
     pub error_event: bool,
+    /// The final `finish_reason` (e.g. Zhipu's `sensitive` or `network_error`).
+    pub finish_reason: String,
+    /// The body sent with `fail_status` instead of OpenAI's error shape (vendor dialects).
+    pub fail_body: Option<Value>,
+    /// `reasoning_content` sent before the answer (DeepSeek, Qwen, GLM, Kimi).
+    pub reasoning: Option<String>,
+    /// `"deepseek"`: cache hits as `prompt_cache_hit_tokens`/`prompt_cache_miss_tokens`.
+    pub usage_style: Option<String>,
 }
 
 impl Knobs {
@@ -114,6 +127,10 @@ impl Knobs {
                 Some(ToolCalls::Many(calls)) => calls,
             },
             error_event: raw.error_event.unwrap_or(false),
+            finish_reason: raw.finish_reason.unwrap_or_else(|| "stop".to_owned()),
+            fail_body: raw.fail_body,
+            reasoning: raw.reasoning,
+            usage_style: raw.usage_style,
         })
     }
 }

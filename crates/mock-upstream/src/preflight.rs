@@ -29,6 +29,13 @@ pub fn parse(state: &MockState, body: &Bytes) -> Result<(Value, Knobs), BadReque
     Ok((value, knobs))
 }
 
+/// A failure with the vendor-specific body the test asked for.
+fn custom_failure(status: u16, body: &Value) -> Response {
+    use axum::response::IntoResponse;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body.clone())).into_response()
+}
+
 /// Applies `hang`, `ttfb_ms` and `fail_*`. Returns the response to send
 /// instead of the normal one, if any.
 pub async fn run(state: &MockState, knobs: &Knobs) -> Option<Response> {
@@ -48,7 +55,10 @@ pub async fn run(state: &MockState, knobs: &Knobs) -> Option<Response> {
     }
     match knobs.fail_status {
         Some(status) if state.should_fail(&knobs.fail_key, knobs.fail_times) => {
-            Some(mock_failure(status))
+            Some(match &knobs.fail_body {
+                Some(body) => custom_failure(status, body),
+                None => mock_failure(status),
+            })
         }
         _ => None,
     }

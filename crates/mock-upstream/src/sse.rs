@@ -70,6 +70,9 @@ fn events(c: &Completion, knobs: &Knobs) -> Vec<Option<String>> {
     out.push(data(
         c.chunk(json!({"role": "assistant", "content": ""}), None),
     ));
+    if let Some(reasoning) = &knobs.reasoning {
+        out.push(data(c.chunk(json!({"reasoning_content": reasoning}), None)));
+    }
     let pieces = split_reply(&c.reply, knobs.chunks);
     let sent = knobs
         .drop_after_chunks
@@ -88,7 +91,7 @@ fn events(c: &Completion, knobs: &Knobs) -> Vec<Option<String>> {
         out.push(data(error));
         return out;
     }
-    let mut finish = c.chunk(json!({}), Some("stop"));
+    let mut finish = c.chunk(json!({}), Some(&knobs.finish_reason));
     if knobs.usage && knobs.usage_in_choice {
         // Moonshot quirk: usage rides inside the final choice.
         finish["choices"][0]["usage"] = c.usage.clone();

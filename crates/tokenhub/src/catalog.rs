@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::ledger::money::{Nanos, PerMillion, Prices};
 use crate::protocol::openai::operation::Operation;
+use crate::providers::dialect::Dialect;
 use crate::store::{ChannelRow, KeyLimits, KeyRow, ModelRow, UserLimits, UserRow};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,18 +26,32 @@ pub struct Model {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelKind {
-    /// Any OpenAI-compatible HTTP upstream.
-    OpenAi,
+    /// An OpenAI-compatible HTTP upstream, with its vendor's quirks.
+    OpenAi(Dialect),
     /// Anthropic's Messages API, translated to and from OpenAI's format.
     Anthropic,
     /// The built-in offline demo model.
     Demo,
 }
 
+/// Every `type` a channel may have.
+pub const CHANNEL_TYPES: &[&str] = &[
+    "openai",
+    "deepseek",
+    "qwen",
+    "zhipu",
+    "doubao",
+    "moonshot",
+    "anthropic",
+    "demo",
+];
+
 impl ChannelKind {
     pub fn parse(kind: &str) -> Option<ChannelKind> {
         match kind {
-            "openai" => Some(ChannelKind::OpenAi),
+            other if Dialect::parse(other).is_some() => {
+                Dialect::parse(other).map(ChannelKind::OpenAi)
+            }
             "anthropic" => Some(ChannelKind::Anthropic),
             "demo" => Some(ChannelKind::Demo),
             _ => None,
@@ -46,7 +61,7 @@ impl ChannelKind {
     /// Which OpenAI operations an upstream of this kind can serve.
     pub fn supports(self, operation: Operation) -> bool {
         match self {
-            ChannelKind::OpenAi => true,
+            ChannelKind::OpenAi(_) => true,
             ChannelKind::Anthropic | ChannelKind::Demo => operation == Operation::Chat,
         }
     }

@@ -306,12 +306,13 @@ impl Settings {
             if channel.weight < 0 {
                 return invalid(name, "weight must not be negative".into());
             }
-            if !matches!(channel.kind.as_str(), "openai" | "anthropic" | "demo") {
+            if crate::catalog::ChannelKind::parse(&channel.kind).is_none() {
                 return invalid(
                     name,
                     format!(
-                        "unknown channel type '{}' (expected 'openai', 'anthropic' or 'demo')",
-                        channel.kind
+                        "unknown channel type '{}' (expected one of {})",
+                        channel.kind,
+                        crate::catalog::CHANNEL_TYPES.join(", ")
                     ),
                 );
             }

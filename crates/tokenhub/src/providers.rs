@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod demo;
+pub mod dialect;
 pub mod openai_compat;
 pub mod presets;
 
@@ -86,8 +87,8 @@ pub async fn send(
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
     match channel.kind {
-        ChannelKind::OpenAi => {
-            openai_compat::send(client, channel, operation.path(), body, deadlines).await
+        ChannelKind::OpenAi(dialect) => {
+            openai_compat::send(client, channel, dialect, operation.path(), body, deadlines).await
         }
         ChannelKind::Anthropic => anthropic::send_chat(client, channel, body, deadlines).await,
         ChannelKind::Demo => demo::send_chat(&body),

@@ -24,13 +24,14 @@ pub use error::RelayError;
 use settle::{Meter, Outcome, Settlement};
 use stream::MeteredStream;
 
-use crate::catalog::{Catalog, KeyEntry, Model};
+use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model};
 use crate::ledger::books::Books;
 use crate::ledger::money::TokenCounts;
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::chunk::CompletionView;
 use crate::protocol::openai::operation::Operation;
-use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts};
+use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts, Rewrite};
+use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{self, Deadlines, FailureKind, UpstreamFailure};
 
 /// Tunables of the pipeline, from `Settings`.
@@ -64,6 +65,7 @@ pub struct Relay {
 
 /// One inbound chat request as the API layer hands it over.
 pub struct RelayCall {
+    pub operation: Operation,
     pub request_id: String,
     pub bearer: Option<String>,
     pub body: Bytes,
@@ -94,16 +96,13 @@ impl Relay {
     }
 
     /// Relays one request of any OpenAI operation through every phase.
-    pub async fn relay(
-        &self,
-        operation: Operation,
-        call: RelayCall,
-    ) -> Result<RelayReply, RelayError> {
+    pub async fn relay(&self, call: RelayCall) -> Result<RelayReply, RelayError> {
+        let operation = call.operation;
         let (catalog, key) = self.authenticate(call.bearer.as_deref())?;
         let mut settlement = Settlement::new(
             self.books.clone(),
             self.writer.clone(),
-            call.request_id,
+            call.request_id.clone(),
             operation,
             key.user_id,
             key.id,
@@ -120,15 +119,7 @@ impl Relay {
                 return Err(error);
             }
         };
-        match self.admit(
-            operation,
-            &catalog,
-            &key,
-            &object,
-            call.body.len(),
-            call.client_ip,
-            &mut settlement,
-        ) {
+        match self.admit(&catalog, &key, &call, &object, &mut settlement) {
             Ok((facts, model)) => {
                 self.forward(&catalog, facts, &model, &object, settlement)
                     .await
@@ -143,15 +134,14 @@ impl Relay {
     /// Parse, authorize and reserve: everything decided before any upstream is called.
     fn admit(
         &self,
-        operation: Operation,
         catalog: &Catalog,
         key: &KeyEntry,
+        call: &RelayCall,
         object: &RawObject<'_>,
-        body_len: usize,
-        client_ip: Option<std::net::IpAddr>,
         settlement: &mut Settlement,
     ) -> Result<(RequestFacts, Arc<Model>), RelayError> {
-        let facts = object.facts(operation)?;
+        let facts = object.facts(call.operation)?;
+        let client_ip = call.client_ip;
         let model = catalog
             .model(&facts.model)
             .filter(|_| key.allows_model(&facts.model))
@@ -163,7 +153,7 @@ impl Relay {
         if key.allowed_ips.is_some() && !client_ip.is_some_and(|ip| key.allows_ip(ip)) {
             return Err(RelayError::IpNotAllowed(client_ip));
         }
-        let worst_tokens = self.worst_case_tokens(&model, &facts, body_len);
+        let worst_tokens = self.worst_case_tokens(&model, &facts, call.body.len());
         let hold = self
             .limits
             .admit(
@@ -261,7 +251,7 @@ impl Relay {
                 health::Admission::Disabled { .. } => continue,
             }
             attempts += 1;
-            let upstream_body = upstream_body(object, &facts, channel.upstream_model(&model.id));
+            let upstream_body = upstream_body(object, &facts, channel);
             settlement.attempt(channel.id);
             let started = Instant::now();
             match self.attempt(channel, upstream_body, &facts).await {
@@ -323,6 +313,10 @@ impl Relay {
         facts: &RequestFacts,
     ) -> Result<Answer, UpstreamFailure> {
         let deadlines = self.policy.deadlines;
+        let dialect = match channel.kind {
+            ChannelKind::OpenAi(dialect) => dialect,
+            ChannelKind::Anthropic | ChannelKind::Demo => Dialect::Generic,
+        };
         let waiting = Instant::now();
         let response =
             providers::send(&self.http, channel, facts.operation, body, deadlines).await?;
@@ -332,7 +326,7 @@ impl Relay {
                 deadline: tokio::time::Instant::now() + self.policy.total_timeout,
                 shutdown: self.shutdown.clone(),
             };
-            let mut stream = MeteredStream::new(response.body, facts, limits);
+            let mut stream = MeteredStream::new(response.body, facts, dialect, limits);
             tokio::time::timeout(deadlines.first_byte, stream.wait_for_first_event())
                 .await
                 .map_err(|_| {
@@ -352,6 +346,12 @@ impl Relay {
             )
         })??;
         let waited = waiting.elapsed();
+        let bytes = match fix_finish_reasons(dialect, bytes.trim_ascii()) {
+            Ok(None) => bytes,
+            Ok(Some(fixed)) => Bytes::from(fixed),
+            // A "finish" that is really a failure: nothing was sent, another channel may answer.
+            Err(message) => return Err(UpstreamFailure::new(FailureKind::Status(502), message)),
+        };
         let meter = meter_answer(facts.operation, &bytes)?;
         let start = bytes.len() - bytes.trim_ascii_start().len();
         Ok(Answer::Json(bytes.slice(start..), meter, waited))
@@ -365,18 +365,19 @@ enum Answer {
 }
 
 /// The body as the upstream must see it: the public model name replaced by the channel's,
-/// and streamed usage switched on so every stream can be billed. Everything else verbatim.
-fn upstream_body(object: &RawObject<'_>, facts: &RequestFacts, upstream_model: &str) -> Bytes {
-    let model = serde_json::Value::from(upstream_model).to_string();
-    let bytes = if facts.stream {
-        object.write_with(&[
-            ("model", &model),
-            ("stream_options", &object.stream_options_with_usage()),
-        ])
-    } else {
-        object.write_with(&[("model", &model)])
-    };
-    Bytes::from(bytes)
+/// streamed usage switched on so every stream can be billed, and the channel's dialect
+/// fixes. Everything else verbatim.
+fn upstream_body(object: &RawObject<'_>, facts: &RequestFacts, channel: &Channel) -> Bytes {
+    let upstream_model = channel.upstream_model(&facts.model);
+    let mut rewrite = Rewrite::default();
+    rewrite.set("model", serde_json::Value::from(upstream_model).to_string());
+    if facts.stream {
+        rewrite.set("stream_options", object.stream_options_with_usage());
+    }
+    if let ChannelKind::OpenAi(dialect) = channel.kind {
+        dialect.adjust_request(facts, object, upstream_model, &mut rewrite);
+    }
+    Bytes::from(object.write_with(&rewrite))
 }
 
 async fn read_bounded(

@@ -69,18 +69,19 @@ async fn relayed<const OPERATION: u8>(
     let body = body.map_err(|rejection| {
         ApiError::invalid_request(rejection.status(), rejection.body_text())
     })?;
-    let call = RelayCall {
-        request_id,
-        bearer: bearer(&headers),
-        body,
-        client_ip: client.0,
-    };
     let operation = match OPERATION {
         COMPLETIONS => Operation::Completions,
         EMBEDDINGS => Operation::Embeddings,
         _ => Operation::Chat,
     };
-    Ok(match state.relay.relay(operation, call).await? {
+    let call = RelayCall {
+        operation,
+        request_id,
+        bearer: bearer(&headers),
+        body,
+        client_ip: client.0,
+    };
+    Ok(match state.relay.relay(call).await? {
         RelayReply::Json {
             body,
             upstream_time,

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use super::dialect::Dialect;
 use super::{Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
 use crate::protocol::openai::error::upstream_error_message;
@@ -29,6 +30,7 @@ pub fn endpoint(base_url: &str, operation: &str) -> String {
 pub async fn send(
     client: &reqwest::Client,
     channel: &Channel,
+    dialect: Dialect,
     path: &str,
     body: Bytes,
     deadlines: Deadlines,
@@ -46,9 +48,9 @@ pub async fn send(
         .map_err(|e| describe_send_error(&e))?;
     let status = response.status();
     if !status.is_success() {
-        let code = status.as_u16();
         let retry_after = retry_after(response.headers());
         let body = read_error_body(response).await;
+        let code = dialect.effective_status(status.as_u16(), &body);
         let message = upstream_error_message(&body)
             .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
         return Err(UpstreamFailure {

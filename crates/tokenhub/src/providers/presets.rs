@@ -43,7 +43,7 @@ struct Preset {
 const PRESETS: &[Preset] = &[
     Preset {
         name: "deepseek",
-        kind: "openai",
+        kind: "deepseek",
         base_url: "https://api.deepseek.com",
         key_env: "DEEPSEEK_API_KEY",
         models: &[
@@ -54,21 +54,21 @@ const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "qwen",
-        kind: "openai",
+        kind: "qwen",
         base_url: "https://dashscope.aliyuncs.com/compatible-mode/v1",
         key_env: "DASHSCOPE_API_KEY",
         models: &[("qwen-plus", "qwen-plus"), ("qwen-max", "qwen-max")],
     },
     Preset {
         name: "zhipu",
-        kind: "openai",
+        kind: "zhipu",
         base_url: "https://open.bigmodel.cn/api/paas/v4",
         key_env: "ZHIPUAI_API_KEY",
         models: &[("glm-4-flash", "glm-4-flash"), ("glm-5", "glm-5")],
     },
     Preset {
         name: "doubao",
-        kind: "openai",
+        kind: "doubao",
         base_url: "https://ark.cn-beijing.volces.com/api/v3",
         key_env: "ARK_API_KEY",
         models: &[
@@ -78,7 +78,7 @@ const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "moonshot",
-        kind: "openai",
+        kind: "moonshot",
         base_url: "https://api.moonshot.cn/v1",
         key_env: "MOONSHOT_API_KEY",
         models: &[("kimi-k2.5", "kimi-k2.5")],
@@ -172,6 +172,11 @@ mod tests {
             assert!(usd.parse::<Nanos>().is_ok(), "{id}");
         }
         for channel in preset_channels() {
+            assert!(
+                crate::catalog::ChannelKind::parse(&channel.kind).is_some(),
+                "{}",
+                channel.kind
+            );
             for model in &channel.models {
                 assert!(
                     models.iter().any(|m| &m.id == model),
@@ -191,7 +196,10 @@ mod tests {
             .find(|c| c.name == "anthropic")
             .unwrap();
         assert_eq!(anthropic.kind, "anthropic");
-        assert_eq!(deepseek.kind, "openai");
+        assert_eq!(
+            deepseek.kind, "deepseek",
+            "presets carry their vendor's dialect"
+        );
         assert!(
             models
                 .iter()

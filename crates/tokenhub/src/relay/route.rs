@@ -42,7 +42,7 @@ mod tests {
         Arc::new(Channel {
             id,
             name: format!("c{id}"),
-            kind: ChannelKind::OpenAi,
+            kind: ChannelKind::OpenAi(crate::providers::dialect::Dialect::Generic),
             base_url: String::new(),
             api_key: None,
             model_map: HashMap::new(),

@@ -24,6 +24,7 @@ use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::RequestFacts;
 use crate::protocol::sse::{SseDecoder, SseEvent};
+use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{ByteStream, FailureKind, UpstreamFailure};
 use crate::tokens;
 
@@ -46,6 +47,10 @@ pub struct MeteredStream {
     meter: Meter,
     settlement: Option<Settlement>,
     operation: Operation,
+    dialect: Dialect,
+    /// The gateway ended the answer with its own error event (an upstream "finish" that
+    /// was really a failure); nothing the upstream sends afterwards is forwarded.
+    failed: bool,
     client_wants_usage: bool,
     usage_forwarded: bool,
     saw_data: bool,
@@ -61,7 +66,12 @@ pub struct MeteredStream {
 }
 
 impl MeteredStream {
-    pub fn new(upstream: ByteStream, facts: &RequestFacts, limits: StreamLimits) -> MeteredStream {
+    pub fn new(
+        upstream: ByteStream,
+        facts: &RequestFacts,
+        dialect: Dialect,
+        limits: StreamLimits,
+    ) -> MeteredStream {
         MeteredStream {
             upstream,
             decoder: SseDecoder::default(),
@@ -69,6 +79,8 @@ impl MeteredStream {
             meter: Meter::default(),
             settlement: None,
             operation: facts.operation,
+            dialect,
+            failed: false,
             client_wants_usage: facts.client_wants_usage,
             usage_forwarded: false,
             saw_data: false,
@@ -142,6 +154,9 @@ impl MeteredStream {
             return;
         };
         if &data[..] == b"[DONE]" {
+            if self.failed {
+                return; // the gateway already ended this answer with an error event
+            }
             self.saw_done = true;
             self.supply_usage_if_owed();
             self.ready.push_back(Bytes::from_static(DONE));
@@ -174,14 +189,27 @@ impl MeteredStream {
         if self.meter.first_token_at.is_none() && !self.meter.text.is_empty() {
             self.meter.first_token_at = Some(Instant::now());
         }
-        self.saw_finish |= view.has_finish_reason();
+        let mut raw = event.raw;
+        if view.has_finish_reason() {
+            match fix_finish_reasons(self.dialect, data) {
+                Ok(None) => {}
+                Ok(Some(fixed)) => raw = SseEvent::data_bytes(&fixed),
+                Err(message) => {
+                    self.meter.error = Some(message.clone());
+                    self.failed = true;
+                    self.ready.push_back(error_event(&message));
+                    return;
+                }
+            }
+            self.saw_finish = true;
+        }
         if view.is_usage_only() {
             if !self.client_wants_usage {
                 return;
             }
             self.usage_forwarded = true;
         }
-        self.ready.push_back(event.raw);
+        self.ready.push_back(raw);
     }
 
     /// A client that asked for usage gets a usage chunk before `[DONE]`, whatever the upstream did.

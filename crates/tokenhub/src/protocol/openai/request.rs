@@ -52,7 +52,8 @@ impl<'a> RawObject<'a> {
 
     /// Re-serialises the object with `replacements` (name → raw JSON) substituted for, or
     /// appended to, the original members. Untouched members are copied byte for byte.
-    pub fn write_with(&self, replacements: &[(&str, &str)]) -> Vec<u8> {
+    pub fn write_with(&self, rewrite: &Rewrite) -> Vec<u8> {
+        let replacements = &rewrite.set;
         let capacity = self
             .members
             .iter()
@@ -72,10 +73,13 @@ impl<'a> RawObject<'a> {
             out.extend_from_slice(value.as_bytes());
         };
         for (name, value) in &self.members {
+            if rewrite.remove.contains(&name.as_str()) {
+                continue;
+            }
             let replaced = replacements
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, v)| *v);
+                .map(|(_, v)| v.as_str());
             push_member(&mut out, name, replaced.unwrap_or(value.get()));
         }
         for (name, value) in replacements {
@@ -85,6 +89,28 @@ impl<'a> RawObject<'a> {
         }
         out.push(b'}');
         out
+    }
+}
+
+/// Members to replace or add (name → raw JSON) and members to drop, applied by
+/// `RawObject::write_with`. Everything else is copied byte for byte.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    set: Vec<(&'static str, String)>,
+    remove: Vec<&'static str>,
+}
+
+impl Rewrite {
+    /// Sets a member to `raw_json` (a later `set` of the same name wins).
+    pub fn set(&mut self, name: &'static str, raw_json: String) {
+        self.set.retain(|(n, _)| *n != name);
+        self.remove.retain(|n| *n != name);
+        self.set.push((name, raw_json));
+    }
+
+    pub fn remove(&mut self, name: &'static str) {
+        self.set.retain(|(n, _)| *n != name);
+        self.remove.push(name);
     }
 }
 
@@ -191,8 +217,11 @@ impl RawObject<'_> {
             return r#"{"include_usage":true}"#.to_string();
         };
         match RawObject::parse(raw.get().as_bytes()) {
-            Ok(options) => String::from_utf8(options.write_with(&[("include_usage", "true")]))
-                .unwrap_or_default(),
+            Ok(options) => {
+                let mut rewrite = Rewrite::default();
+                rewrite.set("include_usage", "true".to_string());
+                String::from_utf8(options.write_with(&rewrite)).unwrap_or_default()
+            }
             Err(_) => r#"{"include_usage":true}"#.to_string(),
         }
     }
@@ -217,10 +246,11 @@ mod tests {
                 max_output_tokens: Some(64)
             }
         );
-        let rewritten = object.write_with(&[
-            ("model", "\"deepseek-reasoner\""),
-            ("stream_options", &object.stream_options_with_usage()),
-        ]);
+        let mut rewrite = Rewrite::default();
+        rewrite.set("model", "\"deepseek-reasoner\"".to_string());
+        rewrite.set("stream_options", object.stream_options_with_usage());
+        rewrite.remove("x_gone");
+        let rewritten = object.write_with(&rewrite);
         assert_eq!(
             std::str::from_utf8(&rewritten).unwrap(),
             r#"{"model":"deepseek-reasoner","messages":[{"role":"user","content":"hi"}],"stream":true,"temperature":0.70,"x_vendor":{"deep":[1,2]},"max_tokens":64,"stream_options":{"include_usage":true}}"#
@@ -279,6 +309,9 @@ mod tests {
     #[test]
     fn escaped_member_names_survive() {
         let object = RawObject::parse(br#"{"a\"b":1,"model":"m"}"#).unwrap();
-        assert_eq!(object.write_with(&[]), br#"{"a\"b":1,"model":"m"}"#);
+        assert_eq!(
+            object.write_with(&Rewrite::default()),
+            br#"{"a\"b":1,"model":"m"}"#
+        );
     }
 }

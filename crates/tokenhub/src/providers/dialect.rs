@@ -1,0 +1,272 @@
+//! The quirks of OpenAI-compatible vendors, so a request that works against OpenAI works
+//! against every model in the catalogue. A channel's `type` names its dialect
+//! (`deepseek`, `qwen`, `zhipu`, `doubao`, `moonshot`; `openai` for none); presets use
+//! theirs. Every fix here is a pure function of the request or the answer.
+//!
+//! | dialect | request | answer |
+//! |---|---|---|
+//! | all vendors | `developer` messages become `system` (not accepted there) | — |
+//! | moonshot | no `temperature`/`top_p` for fixed-sampling models (kimi-k2.5/k2.6, thinking) | usage inside the choice is hoisted (relay) |
+//! | qwen | `enable_thinking: false` on non-streaming chat unless the client chose (DashScope refuses thinking without streaming) | — |
+//! | zhipu | — | business error codes → OpenAI statuses and retry decisions; `finish_reason` `sensitive` → `content_filter`, `model_context_window_exceeded` → `length`, `network_error` → an upstream error |
+//! | deepseek | `reasoning_content` passes both ways untouched | `prompt_cache_hit_tokens` priced as cached (usage) |
+//! | doubao | model aliases map to concrete Ark ids (presets) | — |
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::protocol::openai::operation::Operation;
+use crate::protocol::openai::request::{RawObject, RequestFacts, Rewrite};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI itself, or any host without known quirks.
+    Generic,
+    DeepSeek,
+    Qwen,
+    Zhipu,
+    Doubao,
+    Moonshot,
+}
+
+/// Models whose sampling Moonshot fixes: any other temperature is a 400.
+const MOONSHOT_FIXED_SAMPLING: &[&str] = &["kimi-k2.5", "kimi-k2.6", "kimi-k2-thinking"];
+
+/// How the relay must treat a `finish_reason` of this dialect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishFix {
+    Keep,
+    Replace(&'static str),
+    /// The "finish" is really an upstream failure.
+    Fail(String),
+}
+
+impl Dialect {
+    pub fn parse(kind: &str) -> Option<Dialect> {
+        Some(match kind {
+            "openai" => Dialect::Generic,
+            "deepseek" => Dialect::DeepSeek,
+            "qwen" => Dialect::Qwen,
+            "zhipu" => Dialect::Zhipu,
+            "doubao" => Dialect::Doubao,
+            "moonshot" => Dialect::Moonshot,
+            _ => return None,
+        })
+    }
+
+    /// Request edits for this dialect, added to the relay's own (`model`, `stream_options`).
+    pub fn adjust_request(
+        self,
+        facts: &RequestFacts,
+        object: &RawObject<'_>,
+        upstream_model: &str,
+        rewrite: &mut Rewrite,
+    ) {
+        if self == Dialect::Generic || facts.operation != Operation::Chat {
+            return;
+        }
+        if let Some(messages) = object
+            .get("messages")
+            .and_then(|raw| developer_as_system(raw.get()))
+        {
+            rewrite.set("messages", messages);
+        }
+        match self {
+            Dialect::Moonshot
+                if MOONSHOT_FIXED_SAMPLING
+                    .iter()
+                    .any(|m| upstream_model.starts_with(m)) =>
+            {
+                rewrite.remove("temperature");
+                rewrite.remove("top_p");
+            }
+            Dialect::Qwen if !facts.stream && object.get("enable_thinking").is_none() => {
+                rewrite.set("enable_thinking", "false".to_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// The status an upstream error really means. Zhipu sends business codes whose HTTP
+    /// status does not tell a client mistake from a channel problem.
+    pub fn effective_status(self, status: u16, body: &[u8]) -> u16 {
+        if self != Dialect::Zhipu {
+            return status;
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            error: Code,
+        }
+        #[derive(Deserialize)]
+        struct Code {
+            code: Value,
+        }
+        let Ok(parsed) = serde_json::from_slice::<Body>(body) else {
+            return status;
+        };
+        let code = match &parsed.error.code {
+            Value::String(text) => text.parse::<u32>().unwrap_or(0),
+            Value::Number(number) => number.as_u64().unwrap_or(0) as u32,
+            _ => 0,
+        };
+        match code {
+            1000..=1004 => 401,               // the channel's key
+            1113 | 1308..=1313 => 402,        // the channel's account is out of quota
+            1211 => 404,                      // model unknown on this channel
+            1210 | 1214 | 1261 | 1301 => 400, // the request itself: parameters, length, content
+            1302 | 1303 | 1305 => 429,        // concurrency or frequency limits
+            _ => status,
+        }
+    }
+
+    pub fn finish_fix(self, reason: &str) -> FinishFix {
+        match (self, reason) {
+            (Dialect::Zhipu, "sensitive") => FinishFix::Replace("content_filter"),
+            (Dialect::Zhipu, "model_context_window_exceeded") => FinishFix::Replace("length"),
+            (Dialect::Zhipu, "network_error") => {
+                FinishFix::Fail("the upstream reported a network error while generating".into())
+            }
+            _ => FinishFix::Keep,
+        }
+    }
+}
+
+/// The messages with `developer` roles downgraded to `system`, or `None` when there are
+/// none (the common case costs one substring search, no parse).
+fn developer_as_system(messages: &str) -> Option<String> {
+    if !messages.contains("\"developer\"") {
+        return None;
+    }
+    let mut parsed: Vec<Value> = serde_json::from_str(messages).ok()?;
+    let mut changed = false;
+    for message in &mut parsed {
+        if message.get("role").and_then(Value::as_str) == Some("developer") {
+            message["role"] = Value::from("system");
+            changed = true;
+        }
+    }
+    changed.then(|| Value::from(parsed).to_string())
+}
+
+/// Applies `finish_fix` to every choice of a completion or chunk JSON. Returns the new
+/// JSON when something was replaced, or the failure it reveals.
+pub fn fix_finish_reasons(dialect: Dialect, json: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    if dialect != Dialect::Zhipu {
+        return Ok(None);
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(json) else {
+        return Ok(None);
+    };
+    let mut changed = false;
+    if let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) {
+        for choice in choices {
+            let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) else {
+                continue;
+            };
+            match dialect.finish_fix(reason) {
+                FinishFix::Keep => {}
+                FinishFix::Replace(new) => {
+                    choice["finish_reason"] = Value::from(new);
+                    changed = true;
+                }
+                FinishFix::Fail(message) => return Err(message),
+            }
+        }
+    }
+    Ok(changed.then(|| value.to_string().into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(dialect: Dialect, body: &str, model: &str) -> String {
+        let object = RawObject::parse(body.as_bytes()).unwrap();
+        let facts = object.facts(Operation::Chat).unwrap();
+        let mut rewrite = Rewrite::default();
+        dialect.adjust_request(&facts, &object, model, &mut rewrite);
+        String::from_utf8(object.write_with(&rewrite)).unwrap()
+    }
+
+    #[test]
+    fn moonshot_fixed_sampling_models_get_no_temperature() {
+        let body =
+            r#"{"model":"kimi-k2.5","messages":[],"temperature":0.3,"top_p":0.9,"max_tokens":5}"#;
+        assert_eq!(
+            rewritten(Dialect::Moonshot, body, "kimi-k2.5"),
+            r#"{"model":"kimi-k2.5","messages":[],"max_tokens":5}"#
+        );
+        assert_eq!(rewritten(Dialect::Moonshot, body, "moonshot-v1-8k"), body);
+        assert_eq!(rewritten(Dialect::Generic, body, "kimi-k2.5"), body);
+    }
+
+    #[test]
+    fn qwen_non_streaming_calls_turn_thinking_off_unless_chosen() {
+        let body = r#"{"model":"qwen-plus","messages":[]}"#;
+        assert_eq!(
+            rewritten(Dialect::Qwen, body, "qwen-plus"),
+            r#"{"model":"qwen-plus","messages":[],"enable_thinking":false}"#
+        );
+        let chosen = r#"{"model":"qwen-plus","messages":[],"enable_thinking":true}"#;
+        assert_eq!(rewritten(Dialect::Qwen, chosen, "qwen-plus"), chosen);
+        let streamed = r#"{"model":"qwen-plus","messages":[],"stream":true}"#;
+        assert_eq!(rewritten(Dialect::Qwen, streamed, "qwen-plus"), streamed);
+    }
+
+    #[test]
+    fn developer_messages_become_system_for_vendors() {
+        let body = r#"{"model":"m","messages":[{"role":"developer","content":"be brief"},{"role":"user","content":"developer"}]}"#;
+        let out: Value = serde_json::from_str(&rewritten(Dialect::DeepSeek, body, "m")).unwrap();
+        assert_eq!(out["messages"][0]["role"], "system");
+        assert_eq!(out["messages"][1]["content"], "developer");
+        assert_eq!(
+            rewritten(Dialect::Generic, body, "m"),
+            body,
+            "OpenAI understands developer"
+        );
+    }
+
+    #[test]
+    fn zhipu_business_codes_decide_status() {
+        let body = |code: &str| format!(r#"{{"error":{{"code":"{code}","message":"x"}}}}"#);
+        assert_eq!(
+            Dialect::Zhipu.effective_status(400, body("1301").as_bytes()),
+            400
+        );
+        assert_eq!(
+            Dialect::Zhipu.effective_status(429, body("1113").as_bytes()),
+            402
+        );
+        assert_eq!(
+            Dialect::Zhipu.effective_status(429, body("1302").as_bytes()),
+            429
+        );
+        assert_eq!(
+            Dialect::Zhipu.effective_status(400, body("1211").as_bytes()),
+            404
+        );
+        assert_eq!(Dialect::Zhipu.effective_status(500, b"not json"), 500);
+        assert_eq!(
+            Dialect::Generic.effective_status(400, body("1113").as_bytes()),
+            400
+        );
+    }
+
+    #[test]
+    fn zhipu_finish_reasons_are_mapped_or_failed() {
+        let chunk = br#"{"choices":[{"index":0,"delta":{},"finish_reason":"sensitive"}]}"#;
+        let fixed = fix_finish_reasons(Dialect::Zhipu, chunk).unwrap().unwrap();
+        assert!(
+            String::from_utf8(fixed)
+                .unwrap()
+                .contains(r#""finish_reason":"content_filter""#)
+        );
+        let failed = br#"{"choices":[{"index":0,"delta":{},"finish_reason":"network_error"}]}"#;
+        assert!(fix_finish_reasons(Dialect::Zhipu, failed).is_err());
+        assert_eq!(
+            fix_finish_reasons(Dialect::Zhipu, br#"{"choices":[{"finish_reason":"stop"}]}"#),
+            Ok(None)
+        );
+        assert_eq!(fix_finish_reasons(Dialect::Generic, chunk), Ok(None));
+    }
+}
