@@ -250,6 +250,13 @@ fn matrix() -> Vec<Case> {
         case(M::GET, "/api/admin/users/{user_b}/keys", None, ADMINS),
         case(M::GET, "/api/admin/users/{user_b}/ledger", None, ADMINS),
         case(
+            M::PATCH,
+            "/api/admin/keys/{b_key}",
+            Some(json!({"name": "renamed by an admin"})),
+            ADMINS,
+        ),
+        case(M::DELETE, "/api/admin/keys/{fresh_b_key}", None, ADMINS),
+        case(
             M::POST,
             "/api/admin/redemptions",
             Some(json!({"count": 1, "amount_usd": "0.01"})),
@@ -360,6 +367,7 @@ impl World {
         let unique = || uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let replacements: Vec<(&str, String)> = vec![
             ("{a_key}", self.a_key_id.to_string()),
+            ("{b_key}", self.b_key_id.to_string()),
             ("{user_b}", self.b.user_id.unwrap().to_string()),
             ("{channel}", self.mock_channel_id.to_string()),
         ];
@@ -375,6 +383,13 @@ impl World {
                 .ok(Method::POST, "/api/me/keys", Some(json!({})))
                 .await;
             out = out.replace("{fresh_a_key}", &key["key"]["id"].to_string());
+        }
+        if out.contains("{fresh_b_key}") {
+            let key = self
+                .b
+                .ok(Method::POST, "/api/me/keys", Some(json!({})))
+                .await;
+            out = out.replace("{fresh_b_key}", &key["key"]["id"].to_string());
         }
         if out.contains("{fresh_user}") {
             let user = self
@@ -489,6 +504,8 @@ async fn authorization_matrix_every_endpoint_every_caller() {
             .path
             .replace("{a_key}", "{id}")
             .replace("{fresh_a_key}", "{id}")
+            .replace("{b_key}", "{id}")
+            .replace("{fresh_b_key}", "{id}")
             .replace("{user_b}", "{id}")
             .replace("{fresh_user}", "{id}")
             .replace("{fresh_code_id}", "{id}")
@@ -998,6 +1015,26 @@ async fn audit_log_records_admin_actions_with_before_and_after() {
     assert_eq!(entry["before"]["tpm_limit"], Value::Null);
     assert_eq!(entry["after"]["tpm_limit"], 77);
     assert!(entry["created_at"].as_i64().unwrap() > 1_700_000_000_000);
+    // An admin can disable any user's key; the owner sees it, the log records it.
+    let key_path = format!("/api/admin/keys/{}", w.b_key_id);
+    let disabled = w
+        .admin
+        .ok(Method::PATCH, &key_path, Some(json!({"enabled": false})))
+        .await;
+    assert_eq!(disabled["status"], "disabled");
+    let own =
+        w.b.ok(Method::GET, &format!("/api/me/keys/{}", w.b_key_id), None)
+            .await;
+    assert_eq!(own["status"], "disabled");
+    let audit = w.root.ok(Method::GET, "/api/admin/audit", None).await;
+    assert_eq!(audit["data"][0]["action"], "key.update");
+    assert_eq!(
+        (
+            audit["data"][0]["before"]["status"].as_str(),
+            audit["data"][0]["after"]["status"].as_str()
+        ),
+        (Some("active"), Some("disabled"))
+    );
     // Channel secrets never reach the log.
     let secret = "sk-upstream-secret-0123456789";
     w.admin

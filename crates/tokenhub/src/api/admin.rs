@@ -101,6 +101,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(users::adjust_balance))
         .routes(routes!(users::keys))
         .routes(routes!(ledger::of_user))
+        .routes(routes!(keys::admin_update, keys::admin_delete))
         .routes(routes!(redemptions::create, redemptions::list))
         .routes(routes!(redemptions::delete))
         .routes(routes!(channels::list, channels::create))

@@ -1,5 +1,6 @@
 //! A user's own API keys: `/api/me/keys`. Every route works on the caller's keys only;
 //! another user's key id answers 404, exactly like an id that does not exist.
+//! Admins reach any key through `/api/admin/keys/{id}` (audited).
 
 use axum::Json;
 use axum::extract::State;
@@ -11,7 +12,7 @@ use super::auth::Caller;
 use super::error::{Body, ErrorBody, ManageError, Path, Result};
 use super::wire::{KeyView, nullable, parse_usd};
 use crate::accounts::keys::{self, KeyPatch};
-use crate::accounts::{self as ops, KeyOptions};
+use crate::accounts::{self as ops, KeyOptions, Role, audit};
 use crate::api::AppState;
 use crate::store::{KeyLimits, Store};
 
@@ -165,21 +166,7 @@ pub async fn update(
     Path(id): Path<i64>,
     Body(body): Body<KeyPatchBody>,
 ) -> Result<Json<KeyView>> {
-    let quota = match body.quota_usd {
-        Some(Some(text)) => Some(Some(parse_usd("quota_usd", &text)?)),
-        Some(None) => Some(None),
-        None => None,
-    };
-    let patch = KeyPatch {
-        name: body.name,
-        enabled: body.enabled,
-        allowed_models: body.allowed_models,
-        quota,
-        expires_at: body.expires_at,
-        allowed_ips: body.allowed_ips,
-        rpm: body.rpm_limit,
-        tpm: body.tpm_limit,
-    };
+    let patch = patch_of(body)?;
     let (key, limits) = keys::update(&state.store, caller.user.id, id, patch).await?;
     Ok(Json(KeyView::new(&key, &limits)))
 }
@@ -196,4 +183,94 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     keys::revoke(&state.store, caller.user.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn patch_of(body: KeyPatchBody) -> Result<KeyPatch> {
+    let quota = match body.quota_usd {
+        Some(Some(text)) => Some(Some(parse_usd("quota_usd", &text)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    Ok(KeyPatch {
+        name: body.name,
+        enabled: body.enabled,
+        allowed_models: body.allowed_models,
+        quota,
+        expires_at: body.expires_at,
+        allowed_ips: body.allowed_ips,
+        rpm: body.rpm_limit,
+        tpm: body.tpm_limit,
+    })
+}
+
+/// The owner of any live key, for admin routes.
+async fn owner_of(state: &AppState, id: i64) -> Result<i64> {
+    state
+        .store
+        .key_by_id(id)
+        .await?
+        .filter(|k| k.status != "revoked")
+        .map(|k| k.user_id)
+        .ok_or_else(|| ManageError::not_found(format!("no key with id {id}")))
+}
+
+/// Change any user's key, e.g. disable an abusive one (admin).
+#[utoipa::path(patch, path = "/api/admin/keys/{id}", tag = "admin", params(("id" = i64, Path)),
+    request_body = KeyPatchBody,
+    responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn admin_update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(body): Body<KeyPatchBody>,
+) -> Result<Json<KeyView>> {
+    caller.require(Role::Admin)?;
+    let owner = owner_of(&state, id).await?;
+    let before = get_view(&state.store, owner, id).await?;
+    let (key, limits) = keys::update(&state.store, owner, id, patch_of(body)?).await?;
+    let after = KeyView::new(&key, &limits);
+    let target = format!("key:{id}");
+    audit::record(
+        &state.store,
+        &caller.actor(),
+        "key.update",
+        &target,
+        Some(&before),
+        Some(&after),
+    )
+    .await;
+    Ok(Json(after))
+}
+
+/// Revoke any user's key (admin); its usage history stays.
+#[utoipa::path(delete, path = "/api/admin/keys/{id}", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn admin_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode> {
+    caller.require(Role::Admin)?;
+    let owner = owner_of(&state, id).await?;
+    let before = get_view(&state.store, owner, id).await?;
+    keys::revoke(&state.store, owner, id).await?;
+    let target = format!("key:{id}");
+    audit::record(
+        &state.store,
+        &caller.actor(),
+        "key.revoke",
+        &target,
+        Some(&before),
+        None::<&()>,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_view(store: &Store, owner: i64, id: i64) -> Result<KeyView> {
+    let key = keys::owned_key(store, owner, id).await?;
+    let limits = store.key_limits(id).await?;
+    Ok(KeyView::new(&key, &limits))
 }
