@@ -170,6 +170,8 @@ pub struct Catalog {
     users: HashMap<i64, Arc<UserEntry>>,
     /// Models in the database without a price: not in `models`, so never routed or billed.
     unpriced: HashSet<String>,
+    /// Per model, the models to try when all of its channels fail.
+    fallbacks: HashMap<String, Vec<String>>,
 }
 
 impl Catalog {
@@ -324,6 +326,15 @@ impl Catalog {
 
     pub fn model(&self, id: &str) -> Option<&Arc<Model>> {
         self.models.get(id)
+    }
+
+    pub fn set_fallbacks(&mut self, fallbacks: HashMap<String, Vec<String>>) {
+        self.fallbacks = fallbacks;
+    }
+
+    /// The fallback models of `id`, in order (empty if none).
+    pub fn fallbacks_of(&self, id: &str) -> &[String] {
+        self.fallbacks.get(id).map_or(&[], Vec::as_slice)
     }
 
     /// True for a catalogue model that has no price yet (and so is not in `model`).

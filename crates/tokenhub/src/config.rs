@@ -164,6 +164,10 @@ pub struct ModelConfig {
     pub output_usd_per_mtok: String,
     #[serde(default)]
     pub cached_input_usd_per_mtok: Option<String>,
+    /// Models to try, in order, when every channel of this one fails; absent = leave
+    /// whatever the database has.
+    #[serde(default)]
+    pub fallbacks: Option<Vec<String>>,
 }
 
 impl ModelConfig {
@@ -416,6 +420,7 @@ mod tests {
             input_usd_per_mtok: "-1".into(),
             output_usd_per_mtok: "1".into(),
             cached_input_usd_per_mtok: None,
+            fallbacks: None,
         });
         assert!(
             settings

@@ -121,7 +121,7 @@ impl Relay {
         };
         match self.admit(&catalog, &key, &call, &object, &mut settlement) {
             Ok((facts, model)) => {
-                self.forward(&catalog, facts, &model, &object, settlement)
+                self.forward(&catalog, &key, facts, model, &object, settlement)
                     .await
             }
             Err(error) => {
@@ -153,7 +153,7 @@ impl Relay {
         if key.allowed_ips.is_some() && !client_ip.is_some_and(|ip| key.allows_ip(ip)) {
             return Err(RelayError::IpNotAllowed(client_ip));
         }
-        let worst_tokens = self.worst_case_tokens(&model, &facts, call.body.len());
+        let worst_tokens = self.worst_case_tokens(&model, &facts, object.source_len());
         let hold = self
             .limits
             .admit(
@@ -203,15 +203,115 @@ impl Relay {
         }
     }
 
-    /// Route and call: tries channels in order until one answers, then relays its answer.
+    /// Route and call: tries the model's channels in order until one answers, then its
+    /// fallback models' channels, and relays the first answer.
     async fn forward(
         &self,
         catalog: &Catalog,
+        key: &KeyEntry,
         facts: RequestFacts,
-        model: &Model,
+        model: Arc<Model>,
         object: &RawObject<'_>,
         mut settlement: Settlement,
     ) -> Result<RelayReply, RelayError> {
+        let fallbacks = catalog
+            .fallbacks_of(&model.id)
+            .iter()
+            .filter(|id| **id != model.id && key.allows_model(id))
+            .filter_map(|id| catalog.model(id).cloned());
+        let mut upstream_time = Duration::ZERO;
+        let mut first_error = None;
+        for (position, model) in std::iter::once(model.clone()).chain(fallbacks).enumerate() {
+            if position > 0 {
+                if let Err(refusal) =
+                    self.switch_model(key, &facts, &model, object, &mut settlement)
+                {
+                    first_error.get_or_insert(refusal);
+                    continue;
+                }
+                metrics::counter!("tokenhub_fallbacks_total", "model" => model.id.clone())
+                    .increment(1);
+            }
+            match self
+                .try_channels(
+                    catalog,
+                    &facts,
+                    &model,
+                    object,
+                    &mut settlement,
+                    &mut upstream_time,
+                )
+                .await
+            {
+                Ok(Answer::Stream(mut stream)) => {
+                    stream.attach(settlement);
+                    return Ok(RelayReply::Stream(stream));
+                }
+                Ok(Answer::Json(body, meter, waited)) => {
+                    settlement.finish(
+                        meter,
+                        Outcome {
+                            status: 200,
+                            error: None,
+                        },
+                    );
+                    return Ok(RelayReply::Json {
+                        body,
+                        upstream_time: upstream_time + waited,
+                    });
+                }
+                Err(error) => {
+                    // A client mistake fails the same way on any model: stop here.
+                    let client_mistake =
+                        matches!(&error, RelayError::Upstream(f) if !f.retryable());
+                    first_error.get_or_insert(error);
+                    if client_mistake {
+                        break;
+                    }
+                }
+            }
+        }
+        let error = first_error.unwrap_or_else(|| RelayError::NoChannel {
+            model: facts.model.clone(),
+            missing: Vec::new(),
+        });
+        settlement.fail(error.status(), &error.to_string());
+        Err(error)
+    }
+
+    /// Moves the request to a fallback model: its price, its reservation.
+    fn switch_model(
+        &self,
+        key: &KeyEntry,
+        facts: &RequestFacts,
+        model: &Model,
+        object: &RawObject<'_>,
+        settlement: &mut Settlement,
+    ) -> Result<(), RelayError> {
+        let worst_case =
+            model
+                .prices
+                .cost(self.worst_case_tokens(model, facts, object.source_len()));
+        settlement.release_reservation();
+        let reservation = self
+            .books
+            .reserve(key.user_id, key.id, key.quota, worst_case)
+            .map_err(RelayError::Insufficient)?;
+        settlement.set_model(&model.id, model.prices, facts.stream);
+        settlement.hold(reservation);
+        Ok(())
+    }
+
+    /// Tries one model's capable channels, skipping those whose circuit is open.
+    async fn try_channels(
+        &self,
+        catalog: &Catalog,
+        facts: &RequestFacts,
+        model: &Model,
+        object: &RawObject<'_>,
+        settlement: &mut Settlement,
+        upstream_time: &mut Duration,
+    ) -> Result<Answer, RelayError> {
         let serving = catalog.channels_for(&model.id);
         let capable: Vec<_> = serving
             .iter()
@@ -220,7 +320,7 @@ impl Relay {
             .collect();
         let candidates = route::order(&capable, &mut rand::rng());
         if candidates.is_empty() {
-            let error = if serving.is_empty() {
+            return Err(if serving.is_empty() {
                 RelayError::NoChannel {
                     model: model.id.clone(),
                     missing: catalog.missing_credentials(&model.id).to_vec(),
@@ -230,14 +330,11 @@ impl Relay {
                     model: model.id.clone(),
                     operation: facts.operation,
                 }
-            };
-            settlement.fail(error.status(), &error.to_string());
-            return Err(error);
+            });
         }
         let mut last_failure = None;
         let mut attempts = 0;
         let mut cooling_until: Option<Instant> = None;
-        let mut upstream_time = Duration::ZERO;
         for channel in &candidates {
             if attempts == self.policy.max_attempts.max(1) {
                 break;
@@ -251,34 +348,16 @@ impl Relay {
                 health::Admission::Disabled { .. } => continue,
             }
             attempts += 1;
-            let upstream_body = upstream_body(object, &facts, channel);
+            let upstream_body = upstream_body(object, facts, &model.id, channel);
             settlement.attempt(channel.id);
             let started = Instant::now();
-            match self.attempt(channel, upstream_body, &facts).await {
+            match self.attempt(channel, upstream_body, facts).await {
                 Ok(answer) => {
                     self.health.succeeded(channel.id, started.elapsed());
-                    return Ok(match answer {
-                        Answer::Stream(mut stream) => {
-                            stream.attach(settlement);
-                            RelayReply::Stream(stream)
-                        }
-                        Answer::Json(body, meter, waited) => {
-                            settlement.finish(
-                                meter,
-                                Outcome {
-                                    status: 200,
-                                    error: None,
-                                },
-                            );
-                            RelayReply::Json {
-                                body,
-                                upstream_time: upstream_time + waited,
-                            }
-                        }
-                    });
+                    return Ok(answer);
                 }
                 Err(failure) => {
-                    upstream_time += started.elapsed();
+                    *upstream_time += started.elapsed();
                     settlement.attempt_failed();
                     self.health.failed(channel.id, &failure, Instant::now());
                     tracing::warn!(channel = %channel.name, error = %failure, "upstream attempt failed");
@@ -291,7 +370,7 @@ impl Relay {
                 }
             }
         }
-        let error = match (last_failure, cooling_until) {
+        Err(match (last_failure, cooling_until) {
             (Some(failure), _) => RelayError::Upstream(failure),
             (None, Some(until)) => RelayError::CoolingDown {
                 model: model.id.clone(),
@@ -301,9 +380,7 @@ impl Relay {
                 model: model.id.clone(),
                 missing: Vec::new(),
             },
-        };
-        settlement.fail(error.status(), &error.to_string());
-        Err(error)
+        })
     }
 
     async fn attempt(
@@ -315,7 +392,7 @@ impl Relay {
         let deadlines = self.policy.deadlines;
         let dialect = match channel.kind {
             ChannelKind::OpenAi(dialect) => dialect,
-            ChannelKind::Anthropic | ChannelKind::Demo => Dialect::Generic,
+            ChannelKind::Anthropic | ChannelKind::Gemini | ChannelKind::Demo => Dialect::Generic,
         };
         let waiting = Instant::now();
         let response =
@@ -367,8 +444,13 @@ enum Answer {
 /// The body as the upstream must see it: the public model name replaced by the channel's,
 /// streamed usage switched on so every stream can be billed, and the channel's dialect
 /// fixes. Everything else verbatim.
-fn upstream_body(object: &RawObject<'_>, facts: &RequestFacts, channel: &Channel) -> Bytes {
-    let upstream_model = channel.upstream_model(&facts.model);
+fn upstream_body(
+    object: &RawObject<'_>,
+    facts: &RequestFacts,
+    model: &str,
+    channel: &Channel,
+) -> Bytes {
+    let upstream_model = channel.upstream_model(model);
     let mut rewrite = Rewrite::default();
     rewrite.set("model", serde_json::Value::from(upstream_model).to_string());
     if facts.stream {

@@ -90,6 +90,9 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     }
     for model in &settings.models {
         store.upsert_model(&model_row(model)?).await?;
+        if let Some(fallbacks) = &model.fallbacks {
+            store.set_fallbacks(&model.id, fallbacks).await?;
+        }
     }
     for channel in &settings.channels {
         store.upsert_channel(&channel_row(channel)).await?;

@@ -11,6 +11,7 @@
 mod audit;
 mod catalog;
 mod catalog_admin;
+mod fallbacks;
 mod keys;
 mod ledger_query;
 mod limits;

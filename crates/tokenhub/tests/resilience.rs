@@ -218,3 +218,57 @@ async fn shutdown_ends_streams_that_outlive_the_grace_period_and_settles_them() 
         store.user_by_id(user.id).await.unwrap().unwrap().balance
     );
 }
+
+#[tokio::test]
+async fn a_model_whose_channels_all_fail_falls_back_and_bills_the_model_that_answered() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, mock| {
+        settings
+            .channels
+            .push(channel("dead", "http://127.0.0.1:9", &["primary"], 0));
+        settings
+            .channels
+            .push(channel("flaky", mock, &["secondary"], 0));
+        let mut primary = model("primary", "5", "5");
+        primary.fallbacks = Some(vec!["missing-model".into(), "mock-gpt".into()]);
+        settings.models.push(primary);
+        let mut secondary = model("secondary", "5", "5");
+        secondary.fallbacks = Some(vec!["mock-gpt".into()]);
+        settings.models.push(secondary);
+    })
+    .await;
+    let (user, key) = h
+        .user_with_key("fb", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    for stream in [false, true] {
+        let request =
+            json!({"model": "primary", "stream": stream, "messages": user_says("Hello there")});
+        let response = h.chat(&key, request).await;
+        assert_eq!(response.status(), 200, "stream={stream}");
+        let id = request_id(&response);
+        let text = response.text().await.unwrap();
+        let answer = if stream {
+            streamed_text(&sse_data(&text))
+        } else {
+            text
+        };
+        assert!(answer.contains("Hello there"), "{answer}");
+        let record = h.record(&id).await;
+        assert_eq!(
+            record.model, "mock-gpt",
+            "the record names the model that answered"
+        );
+        assert_eq!(record.cost, cost_of(5, 7), "and bills its price");
+    }
+    // A client mistake is not retried on a fallback model.
+    let before = h.mock.journal().len();
+    let mistake =
+        json!({"model": "secondary", "messages": user_says("x"), "mock": {"fail_status": 400}});
+    assert_eq!(h.chat(&key, mistake).await.status(), 400);
+    assert_eq!(h.mock.journal().len() - before, 1);
+    assert_eq!(
+        h.gateway().books.available(user.id),
+        h.stored_balance(user.id).await,
+        "no reservation left behind"
+    );
+    h.shutdown().await;
+}

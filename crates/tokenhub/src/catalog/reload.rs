@@ -47,6 +47,7 @@ impl Reloader {
         let revision = self.store.revision().await?;
         let models = self.store.all_models().await?;
         let channels = self.store.all_channels().await?;
+        let fallbacks = self.store.all_fallbacks().await?;
         let extras = AccountExtras {
             key_limits: self.store.live_key_limits().await?,
             user_limits: self.store.user_limits_map().await?,
@@ -62,9 +63,10 @@ impl Reloader {
             keys.iter().map(|k| (k.id, k.spent)),
         );
         drop(guard);
-        let catalog = Catalog::build_with(&users, &keys, &models, &channels, &extras, |name| {
+        let mut catalog = Catalog::build_with(&users, &keys, &models, &channels, &extras, |name| {
             std::env::var(name).ok()
         });
+        catalog.set_fallbacks(fallbacks);
         self.catalog.store(Arc::new(catalog));
         // A channel whose key was rejected may have been given a new one.
         self.health.clear_disabled();

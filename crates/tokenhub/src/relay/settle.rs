@@ -100,7 +100,16 @@ impl Settlement {
     }
 
     pub fn hold(&mut self, reservation: Reservation) {
+        self.release_reservation();
         self.reservation = Some(reservation);
+    }
+
+    /// Gives back the money held so far (the request moves to another model).
+    pub fn release_reservation(&mut self) {
+        if let Some(reservation) = self.reservation.take() {
+            self.books
+                .settle(reservation, crate::ledger::money::Nanos::ZERO);
+        }
     }
 
     pub fn hold_tokens(&mut self, limits: Arc<RateLimits>, hold: TokenHold) {

@@ -14,6 +14,8 @@ use serde_json::value::RawValue;
 #[derive(Debug)]
 pub struct RawObject<'a> {
     members: Vec<(String, &'a RawValue)>,
+    /// Size of the JSON it was read from, for estimates that scale with the body.
+    source_len: usize,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
@@ -30,7 +32,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
                     let value: &'de RawValue = map.next_value()?;
                     members.push((name, value));
                 }
-                Ok(RawObject { members })
+                Ok(RawObject {
+                    members,
+                    source_len: 0,
+                })
             }
         }
         deserializer.deserialize_map(Members(std::marker::PhantomData))
@@ -39,7 +44,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
 
 impl<'a> RawObject<'a> {
     pub fn parse(body: &'a [u8]) -> Result<RawObject<'a>, serde_json::Error> {
-        serde_json::from_slice(body)
+        let object: RawObject<'a> = serde_json::from_slice(body)?;
+        Ok(RawObject {
+            source_len: body.len(),
+            ..object
+        })
+    }
+
+    /// Bytes of the body this object was parsed from.
+    pub fn source_len(&self) -> usize {
+        self.source_len
     }
 
     pub fn get(&self, name: &str) -> Option<&'a RawValue> {
