@@ -3,6 +3,7 @@
 //! writes wire errors.
 
 pub mod admin;
+pub mod client_ip;
 pub mod error;
 pub mod openai;
 pub mod request_id;
@@ -23,9 +24,12 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Option<PrometheusHandle>,
     pub management: std::sync::Arc<admin::Management>,
+    /// Proxies whose `X-Forwarded-For` is believed (see `client_ip`).
+    pub trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let proxies = state.trusted_proxies.clone();
     Router::new()
         .merge(openai::routes())
         .merge(admin::routes())
@@ -35,6 +39,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(request_id::assign))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            client_ip::resolve(proxies.clone(), request, next)
+        }))
         .with_state(state)
 }
 

@@ -15,6 +15,7 @@
 //! | `breaker_window_ms` | `TOKENHUB_BREAKER_WINDOW_MS` | `60000` |
 //! | `breaker_cooldown_ms` | `TOKENHUB_BREAKER_COOLDOWN_MS` | `30000` |
 //! | `shutdown_grace_ms` | `TOKENHUB_SHUTDOWN_GRACE_MS` | `30000` |
+//! | `trusted_proxies` | `TOKENHUB_TRUSTED_PROXIES` (comma-separated) | none |
 //! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
 //!
@@ -64,6 +65,8 @@ pub struct Settings {
     pub breaker_cooldown_ms: u64,
     pub shutdown_grace_ms: u64,
     pub max_body_bytes: usize,
+    /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<String>,
     pub log_format: LogFormat,
     pub channels: Vec<ChannelConfig>,
     pub models: Vec<ModelConfig>,
@@ -110,6 +113,7 @@ impl Default for Settings {
             breaker_cooldown_ms: 30_000,
             shutdown_grace_ms: 30_000,
             max_body_bytes: 32 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             channels: Vec::new(),
             models: Vec::new(),
@@ -282,6 +286,14 @@ impl Settings {
             &mut self.shutdown_grace_ms,
         )?;
         set(&var, "TOKENHUB_MAX_BODY_BYTES", &mut self.max_body_bytes)?;
+        if let Some(list) = var("TOKENHUB_TRUSTED_PROXIES") {
+            self.trusted_proxies = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
         set(&var, "TOKENHUB_LOG_FORMAT", &mut self.log_format)?;
         self.accounts.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());

@@ -206,6 +206,10 @@ pub async fn start(
         store: store.clone(),
         metrics: prometheus(),
         management: Arc::new(management(&settings)?),
+        trusted_proxies: Arc::new(
+            crate::api::client_ip::parse_proxies(&settings.trusted_proxies)
+                .map_err(StartError::Config)?,
+        ),
     };
     let app = api::router(state, settings.max_body_bytes);
 

@@ -148,3 +148,45 @@ async fn keys_inherit_their_owners_default_limits() {
     assert_eq!(h.chat(&key, small_request()).await.status(), 429);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_address_is_used() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, _| {
+        settings.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let (_, key) = h
+        .user_with_key(
+            "px",
+            Nanos::from_usd(1),
+            limited(None, None, Some(&["198.51.100.7"])),
+        )
+        .await;
+    let url = format!("{}/v1/chat/completions", h.base);
+    let send = |forwarded: Option<&'static str>| {
+        let mut request = h.http.post(&url).bearer_auth(&key).json(&small_request());
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        request.send()
+    };
+    assert_eq!(send(Some("198.51.100.7")).await.unwrap().status(), 200);
+    assert_eq!(
+        send(Some("203.0.113.1, 198.51.100.7"))
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "the proxy's own hop wins"
+    );
+    assert_eq!(
+        send(Some("198.51.100.7, 203.0.113.1"))
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "a client-written first hop does not"
+    );
+    assert_eq!(send(None).await.unwrap().status(), 403);
+    h.shutdown().await;
+}

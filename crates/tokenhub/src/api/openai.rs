@@ -11,6 +11,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 
 use super::AppState;
+pub use super::client_ip::ClientIp;
 use super::error::ApiError;
 use super::request_id::RequestId;
 use crate::catalog::Model;
@@ -24,23 +25,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/embeddings", post(relayed::<EMBEDDINGS>))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
-}
-
-/// The peer address of the connection, when the server was started with connect info.
-pub struct ClientIp(pub Option<std::net::IpAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let info = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(ClientIp(info.map(|info| info.0.ip())))
-    }
 }
 
 /// The token after `Bearer `, if the header has that form.

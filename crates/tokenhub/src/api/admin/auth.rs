@@ -7,9 +7,7 @@
 //! session's token; a cross-site form can send the cookie but cannot read or set that
 //! header. Bearer requests need no CSRF token: browsers never add them by themselves.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use http::request::Parts;
 use http::{HeaderMap, Method, header};
 
@@ -127,23 +125,6 @@ impl FromRequestParts<AppState> for Caller {
                 csrf_token: row.csrf_token,
             },
         })
-    }
-}
-
-/// The TCP peer's address (what login throttling counts). Unknown peers (in-process
-/// tests without connect info) share one bucket.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientIp(pub IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        Ok(ClientIp(ip))
     }
 }
 
