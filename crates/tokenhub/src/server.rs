@@ -151,8 +151,6 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunningGateway, StartError> {
     let store = open_store(&settings).await?;
-    // Loading the tokenizer takes ~200 ms; pay it now rather than in someone's request.
-    tokio::task::spawn_blocking(|| crate::tokens::count_text("warm up"));
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::default());
     let flush_lock = Arc::new(Mutex::new(()));
