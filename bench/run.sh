@@ -330,8 +330,11 @@ if ((SOAK)); then
 import json, sys
 r = json.load(open(sys.argv[1]))
 rss = [int(x) for x in open(sys.argv[2]).read().split()]
-sent = sum(r["statusCodeDistribution"].values())
-print(json.dumps({"requests": sent, "status": r["statusCodeDistribution"],
+ok = r["statusCodeDistribution"].get("200", 0)
+aborted = r["errorDistribution"].get("aborted due to deadline", 0)
+sent = sum(r["statusCodeDistribution"].values()) + sum(r["errorDistribution"].values())
+print(json.dumps({"requests": sent, "ok": ok, "aborted_at_deadline": aborted,
+    "status": r["statusCodeDistribution"],
     "errors": r["errorDistribution"], "usage_records_added": int(sys.argv[4]) - int(sys.argv[3]),
     "rss_kib_series": rss}))
 EOF
