@@ -4,6 +4,7 @@
 //! - `request`: an OpenAI chat body → a Messages request body.
 //! - `response`: a Messages response → a `chat.completion` body.
 //! - `stream`: Messages stream events → `chat.completion.chunk` data, then `[DONE]`.
+//! - `inbound`: the other direction, an Anthropic client served by any upstream.
 //!
 //! Usage follows the OpenAI convention on the way out: `prompt_tokens` is the whole
 //! prompt (`input_tokens` + `cache_read_input_tokens` + `cache_creation_input_tokens`,
@@ -15,6 +16,7 @@
 //! Everything here is a function of its inputs: the `created` timestamp is a parameter,
 //! so the golden tests (`tests/anthropic_golden.rs`) compare exact values.
 
+pub mod inbound;
 pub mod request;
 pub mod response;
 pub mod stream;
