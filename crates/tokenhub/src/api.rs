@@ -3,6 +3,7 @@
 //! writes wire errors.
 
 pub mod admin;
+pub mod anthropic;
 pub mod client_ip;
 pub mod error;
 pub mod openai;
@@ -32,6 +33,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let proxies = state.trusted_proxies.clone();
     Router::new()
         .merge(openai::routes())
+        .merge(anthropic::routes())
         .merge(admin::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))

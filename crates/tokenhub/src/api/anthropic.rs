@@ -1,0 +1,150 @@
+//! The Anthropic-compatible surface: `POST /v1/messages` and
+//! `POST /v1/messages/count_tokens`, so Anthropic SDKs and Claude Code can use the
+//! gateway with the same `sk-` keys, served by any upstream.
+//!
+//! A Messages request is translated to an OpenAI chat request
+//! (`protocol::anthropic::inbound`) and goes through the relay like any other chat, so
+//! routing, failover, limits and billing are unchanged (the record's model is the
+//! public model). The answer is translated back, streams event by event.
+//!
+//! A request the translation refuses is answered here, before the relay, and leaves no
+//! usage record, like a body the HTTP layer rejects. `anthropic-version` and
+//! `anthropic-beta` are accepted and ignored.
+
+mod error;
+mod stream;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::openai::{ClientIp, bearer};
+use super::request_id::RequestId;
+use crate::protocol::anthropic::TranslateError;
+use crate::protocol::anthropic::inbound::{InboundRequest, message_from_openai, request_to_openai};
+use crate::protocol::openai::operation::Operation;
+use crate::relay::{RelayCall, RelayError, RelayReply};
+pub use error::AnthropicError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+}
+
+/// Anthropic SDKs send `x-api-key`; `Authorization: Bearer` works too.
+fn api_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .or_else(|| bearer(headers))
+}
+
+/// Authenticates, then parses and translates the body into an OpenAI chat request.
+fn translate(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Option<String>, InboundTranslation), AnthropicError> {
+    let key = api_key(headers);
+    // Before the body: a caller without a valid key learns nothing about its request.
+    state.relay.authenticate(key.as_deref())?;
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        AnthropicError::new(status, rejection.body_text())
+    })?;
+    let request = InboundRequest::parse(&body).map_err(invalid)?;
+    let model = request.model.clone();
+    let chat = request_to_openai(request).map_err(invalid)?;
+    Ok((key, InboundTranslation { model, chat }))
+}
+
+struct InboundTranslation {
+    model: String,
+    chat: Value,
+}
+
+fn invalid(error: TranslateError) -> AnthropicError {
+    AnthropicError::invalid_request(error.message)
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AnthropicError> {
+    let (key, translated) = translate(&state, &headers, body)?;
+    let call = RelayCall {
+        operation: Operation::Chat,
+        request_id,
+        bearer: key,
+        body: Bytes::from(translated.chat.to_string()),
+        client_ip: client.0,
+    };
+    Ok(match state.relay.relay(call).await? {
+        RelayReply::Json { body, .. } => {
+            let message = message_from_openai(&body)
+                .map_err(|e| AnthropicError::new(StatusCode::BAD_GATEWAY, e.message))?;
+            axum::Json(message).into_response()
+        }
+        RelayReply::Stream(upstream) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::HeaderName::from_static("x-accel-buffering"), "no"),
+            ],
+            Body::from_stream(stream::anthropic_sse(upstream)),
+        )
+            .into_response(),
+    })
+}
+
+/// Counted locally (o200k, as for unreported usage) over the translated messages and
+/// tools; an estimate for non-OpenAI tokenizers.
+async fn count_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AnthropicError> {
+    let (key, translated) = translate(&state, &headers, body)?;
+    let (catalog, entry) = state.relay.authenticate(key.as_deref())?;
+    if catalog
+        .model(&translated.model)
+        .filter(|_| entry.allows_model(&translated.model))
+        .is_none()
+    {
+        return Err(RelayError::ModelNotFound(translated.model).into());
+    }
+    let body = translated.chat.to_string();
+    let mut tokens = crate::tokens::count_chat_prompt(body.as_bytes());
+    if let Some(tools) = translated.chat.get("tools") {
+        tokens += crate::tokens::count_text(&tools.to_string());
+    }
+    Ok(axum::Json(json!({"input_tokens": tokens})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_either_key_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(api_key(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer sk-b".parse().unwrap());
+        assert_eq!(api_key(&headers).as_deref(), Some("sk-b"));
+        headers.insert("x-api-key", "sk-a".parse().unwrap());
+        assert_eq!(api_key(&headers).as_deref(), Some("sk-a"));
+    }
+}
