@@ -342,6 +342,23 @@ impl Catalog {
         self.unpriced.contains(id)
     }
 
+    /// A usable channel by id (for operator actions; the request path goes by model).
+    pub fn channel(&self, id: i64) -> Option<Arc<Channel>> {
+        self.routes.values().flatten().find(|c| c.id == id).cloned()
+    }
+
+    /// The public models a usable channel serves, sorted.
+    pub fn models_of(&self, channel_id: i64) -> Vec<String> {
+        let mut models: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|(_, channels)| channels.iter().any(|c| c.id == channel_id))
+            .map(|(model, _)| model.clone())
+            .collect();
+        models.sort();
+        models
+    }
+
     /// Usable channels for a model, highest priority first (empty if none).
     pub fn channels_for(&self, model: &str) -> &[Arc<Channel>] {
         self.routes.get(model).map_or(&[], Vec::as_slice)

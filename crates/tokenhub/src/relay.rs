@@ -9,6 +9,7 @@ mod authenticate;
 pub mod error;
 pub mod health;
 pub mod limits;
+pub mod probe;
 mod route;
 pub mod settle;
 pub mod stream;

@@ -303,6 +303,13 @@ fn matrix() -> Vec<Case> {
             Some(json!({"models": ["mock-gpt"]})),
             ADMINS,
         ),
+        case(M::GET, "/api/admin/channels/{channel}/health", None, ADMINS),
+        case(
+            M::POST,
+            "/api/admin/channels/{channel}/test",
+            Some(json!({"model": "mock-gpt"})),
+            ADMINS,
+        ),
         case(M::GET, "/api/admin/models", None, ADMINS),
         case(
             M::POST,
@@ -1152,6 +1159,39 @@ async fn channels_and_models_are_validated_masked_and_hot_reloaded() {
         503,
         "no channel serves it any more"
     );
+    w.h.shutdown().await;
+}
+
+#[tokio::test]
+async fn channel_health_is_visible_and_the_test_action_reports_latency() {
+    let w = world(Backend::Sqlite).await;
+    let channel = w.mock_channel_id;
+    let tested = w
+        .admin
+        .ok(
+            Method::POST,
+            &format!("/api/admin/channels/{channel}/test"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(tested["ok"], true, "{tested}");
+    assert!(tested["latency_ms"].as_u64().is_some());
+    let health = w
+        .admin
+        .ok(
+            Method::GET,
+            &format!("/api/admin/channels/{channel}/health"),
+            None,
+        )
+        .await;
+    assert_eq!(health["state"], "closed");
+    assert!(health["successes"].as_u64().unwrap() >= 1);
+    assert!(health["ewma_latency_ms"].as_f64().is_some());
+    let (status, _) = w
+        .admin
+        .call(Method::GET, "/api/admin/channels/999999/health", None)
+        .await;
+    assert_eq!(status, 404);
     w.h.shutdown().await;
 }
 

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod channel_health;
 pub mod channels;
 pub mod csv;
 pub mod error;
@@ -108,6 +109,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(channels::get, channels::update, channels::delete))
         .routes(routes!(channels::upstream_models))
         .routes(routes!(channels::import_models))
+        .routes(routes!(channel_health::health))
+        .routes(routes!(channel_health::test))
         .routes(routes!(models::list, models::create))
         .routes(routes!(models::export))
         .routes(routes!(models::import))

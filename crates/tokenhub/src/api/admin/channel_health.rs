@@ -1,0 +1,102 @@
+//! Channel health and the test action: `/api/admin/channels/{id}/health` and `…/test`
+//! (admin). Health is this gateway process's view: circuit state, cooldown, EWMA latency,
+//! successes and failures since start.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::error::{Body, ErrorBody, ManageError, Path, Result};
+use crate::accounts::Role;
+use crate::api::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthView {
+    pub channel_id: i64,
+    /// `closed` (healthy), `open` (skipped until the cooldown ends), `half_open` (the next
+    /// request probes it) or `disabled` (its credential was rejected).
+    pub state: String,
+    pub cooldown_remaining_ms: Option<u64>,
+    pub disabled_reason: Option<String>,
+    /// Moving average of the time to an answer, in milliseconds.
+    pub ewma_latency_ms: Option<f64>,
+    pub successes: u64,
+    pub failures: u64,
+    /// successes / (successes + failures), when there were any.
+    pub success_rate: Option<f64>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct TestRequest {
+    /// Public model to test with; default: the first model the channel serves.
+    pub model: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestResult {
+    pub ok: bool,
+    pub model: String,
+    pub latency_ms: u64,
+    /// The upstream's HTTP status when it answered with an error.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// The channel's health as this gateway sees it.
+#[utoipa::path(get, path = "/api/admin/channels/{id}/health", tag = "catalog",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = HealthView), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn health(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<HealthView>> {
+    caller.require(Role::Admin)?;
+    if state.store.all_channels().await?.iter().all(|c| c.id != id) {
+        return Err(ManageError::not_found(format!("no channel with id {id}")));
+    }
+    let report = state.relay.health.report(id, Instant::now());
+    let total = report.successes + report.failures;
+    Ok(Json(HealthView {
+        channel_id: report.channel_id,
+        state: report.state.to_string(),
+        cooldown_remaining_ms: report.cooldown_remaining_ms,
+        disabled_reason: report.disabled_reason,
+        ewma_latency_ms: report.ewma_latency_ms,
+        successes: report.successes,
+        failures: report.failures,
+        success_rate: (total > 0).then(|| report.successes as f64 / total as f64),
+    }))
+}
+
+/// Sends a one-token request through the channel and reports latency and result. A
+/// passing test closes an open circuit. Nothing is billed.
+#[utoipa::path(post, path = "/api/admin/channels/{id}/test", tag = "catalog",
+    params(("id" = i64, Path)), request_body = TestRequest,
+    responses((status = 200, body = TestResult), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(body): Body<TestRequest>,
+) -> Result<Json<TestResult>> {
+    caller.require(Role::Admin)?;
+    let result = state
+        .relay
+        .probe_channel(id, body.model.as_deref())
+        .await
+        .map_err(|e| ManageError::invalid(e.to_string()))?;
+    Ok(Json(TestResult {
+        ok: result.ok,
+        model: result.model,
+        latency_ms: result.latency_ms,
+        status: result.status,
+        error: result.error,
+    }))
+}
