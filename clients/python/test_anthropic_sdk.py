@@ -53,6 +53,7 @@ def test_messages_create_text_usage_and_record(claude):
     request_id = raw.headers.get("x-request-id")
     message = raw.parse()
 
+    assert message._request_id == request_id  # the SDK reads `request-id`
     assert message.type == "message" and message.role == "assistant"
     assert message.id.startswith("msg_"), message.id
     assert [(b.type, b.text) for b in message.content] == [("text", MOCK_REPLY)]

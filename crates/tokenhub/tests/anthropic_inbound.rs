@@ -70,6 +70,7 @@ async fn non_stream_message_is_translated_and_billed() {
     let response = messages(&h, &key, request).await;
     assert_eq!(response.status(), 200);
     let id = request_id(&response);
+    assert_eq!(response.headers()["request-id"].to_str().unwrap(), id);
     let body: Value = response.json().await.unwrap();
     assert!(body["id"].as_str().unwrap().starts_with("msg_"), "{body}");
     assert_eq!(

@@ -76,9 +76,28 @@ fn invalid(error: TranslateError) -> AnthropicError {
     AnthropicError::invalid_request(error.message)
 }
 
+/// Anthropic SDKs read the request id from `request-id` (e.g. `message._request_id`), so
+/// the gateway's id is given under that name too, on answers and errors alike.
 async fn messages(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let id = http::HeaderValue::from_str(&request_id).ok();
+    let mut response = relay_message(state, request_id, client, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    if let Some(id) = id {
+        response.headers_mut().insert("request-id", id);
+    }
+    response
+}
+
+async fn relay_message(
+    state: AppState,
+    request_id: String,
     client: ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
