@@ -136,7 +136,7 @@ enum KeysCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    init_logging(settings.log_format);
+    let _log_writer = init_logging(settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -152,16 +152,24 @@ fn main() -> Result<()> {
     })
 }
 
-fn init_logging(format: LogFormat) {
+/// Log lines are written by a dedicated thread: a request's line costs its formatting,
+/// not a write syscall on a request thread. Not lossy: when the buffer is full, writers
+/// wait. The returned guard flushes what is left when `main` ends.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    guard
 }
 
 async fn serve(settings: Settings) -> Result<()> {
