@@ -67,6 +67,8 @@ pub struct Relay {
 /// One inbound chat request as the API layer hands it over.
 pub struct RelayCall {
     pub operation: Operation,
+    /// `x-tokenhub-channel`: admins may force one channel (no failover, no fallbacks).
+    pub pinned_channel: Option<String>,
     pub request_id: String,
     pub bearer: Option<String>,
     pub body: Bytes,
@@ -141,7 +143,18 @@ impl Relay {
         object: &RawObject<'_>,
         settlement: &mut Settlement,
     ) -> Result<(RequestFacts, Arc<Model>), RelayError> {
-        let facts = object.facts(call.operation)?;
+        let mut facts = object.facts(call.operation)?;
+        if let Some(pinned) = &call.pinned_channel {
+            let admin = catalog
+                .user(key.user_id)
+                .is_some_and(|user| matches!(user.role.as_str(), "admin" | "root"));
+            if !admin {
+                return Err(RelayError::Forbidden(
+                    "Only administrators may choose a channel with x-tokenhub-channel.".into(),
+                ));
+            }
+            facts.pinned_channel = Some(pinned.clone());
+        }
         let client_ip = call.client_ip;
         let model = catalog
             .model(&facts.model)
@@ -218,6 +231,11 @@ impl Relay {
         let fallbacks = catalog
             .fallbacks_of(&model.id)
             .iter()
+            .take(if facts.pinned_channel.is_some() {
+                0
+            } else {
+                usize::MAX
+            })
             .filter(|id| **id != model.id && key.allows_model(id))
             .filter_map(|id| catalog.model(id).cloned());
         let mut upstream_time = Duration::ZERO;
@@ -317,11 +335,22 @@ impl Relay {
         let capable: Vec<_> = serving
             .iter()
             .filter(|c| c.kind.supports(facts.operation))
+            .filter(|c| {
+                facts
+                    .pinned_channel
+                    .as_ref()
+                    .is_none_or(|name| *name == c.name)
+            })
             .cloned()
             .collect();
         let candidates = route::order(&capable, &mut rand::rng());
         if candidates.is_empty() {
-            return Err(if serving.is_empty() {
+            return Err(if let Some(channel) = &facts.pinned_channel {
+                RelayError::ChannelNotServing {
+                    channel: channel.clone(),
+                    model: model.id.clone(),
+                }
+            } else if serving.is_empty() {
                 RelayError::NoChannel {
                     model: model.id.clone(),
                     missing: catalog.missing_credentials(&model.id).to_vec(),

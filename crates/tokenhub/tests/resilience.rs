@@ -272,3 +272,59 @@ async fn a_model_whose_channels_all_fail_falls_back_and_bills_the_model_that_ans
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn admins_can_pin_a_channel_for_debugging_and_nobody_else_can() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, mock| {
+        settings
+            .channels
+            .push(channel("preferred", mock, &["mock-gpt"], 10));
+        settings
+            .channels
+            .push(channel("debug-me", mock, &["mock-gpt"], 0));
+    })
+    .await;
+    let store = &h.gateway().store;
+    let admin = tokenhub::accounts::create_user(store, "ops", "admin", Nanos::from_usd(1))
+        .await
+        .unwrap();
+    let (_, admin_key) = tokenhub::accounts::issue_key(store, &admin, KeyOptions::default())
+        .await
+        .unwrap();
+    let (_, user_key) = h
+        .user_with_key("dev", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let debug_id = store
+        .all_channels()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "debug-me")
+        .unwrap()
+        .id;
+    let pinned = |key: String, channel: &'static str| {
+        h.http
+            .post(format!("{}/v1/chat/completions", h.base))
+            .bearer_auth(key)
+            .header("x-tokenhub-channel", channel)
+            .json(&json!({"model": "mock-gpt", "messages": user_says("hi")}))
+            .send()
+    };
+    for _ in 0..3 {
+        let response = pinned(admin_key.clone(), "debug-me").await.unwrap();
+        assert_eq!(response.status(), 200);
+        let id = request_id(&response);
+        assert_eq!(
+            h.record(&id).await.channel_id,
+            Some(debug_id),
+            "the pinned channel answered"
+        );
+    }
+    let refused = pinned(user_key, "debug-me").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let wrong = pinned(admin_key, "no-such-channel").await.unwrap();
+    assert_eq!(wrong.status(), 400);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "channel_not_serving_model");
+    h.shutdown().await;
+}

@@ -24,7 +24,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::openai::{ClientIp, bearer};
+use super::openai::{ClientIp, bearer, pinned_channel};
 use super::request_id::RequestId;
 use crate::protocol::anthropic::TranslateError;
 use crate::protocol::anthropic::inbound::{InboundRequest, message_from_openai, request_to_openai};
@@ -104,6 +104,7 @@ async fn relay_message(
 ) -> Result<Response, AnthropicError> {
     let (key, translated) = translate(&state, &headers, body)?;
     let call = RelayCall {
+        pinned_channel: pinned_channel(&headers),
         operation: Operation::Chat,
         request_id,
         bearer: key,

@@ -80,6 +80,12 @@ impl From<RelayError> for ApiError {
                 LimitKind::Tokens => ("tokens", Some("rate_limit_exceeded"), None),
             },
             RelayError::IpNotAllowed(_) => ("permission_error", Some("ip_not_allowed"), None),
+            RelayError::Forbidden(_) => ("permission_error", Some("forbidden"), None),
+            RelayError::ChannelNotServing { .. } => (
+                "invalid_request_error",
+                Some("channel_not_serving_model"),
+                None,
+            ),
             RelayError::Upstream(failure) => match failure.kind {
                 FailureKind::Status(400 | 413 | 422) => ("invalid_request_error", None, None),
                 FailureKind::Status(429) => ("rate_limit_error", Some("rate_limit_exceeded"), None),

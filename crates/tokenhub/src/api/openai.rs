@@ -27,6 +27,12 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/models/{*id}", get(get_model))
 }
 
+/// The `x-tokenhub-channel` header: an admin's choice of channel, for debugging.
+pub fn pinned_channel(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-tokenhub-channel")?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.to_string())
+}
+
 /// The token after `Bearer `, if the header has that form.
 pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
@@ -59,6 +65,7 @@ async fn relayed<const OPERATION: u8>(
         _ => Operation::Chat,
     };
     let call = RelayCall {
+        pinned_channel: pinned_channel(&headers),
         operation,
         request_id,
         bearer: bearer(&headers),

@@ -29,6 +29,10 @@ pub enum RelayError {
         model: String,
         operation: crate::protocol::openai::operation::Operation,
     },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("Channel `{channel}` is not a usable channel for model `{model}`.")]
+    ChannelNotServing { channel: String, model: String },
     #[error("This API key may not be used from {}.", .0.map_or("an unknown address".to_string(), |ip| ip.to_string()))]
     IpNotAllowed(Option<std::net::IpAddr>),
     #[error("{}", describe_limit(.0))]
@@ -50,7 +54,8 @@ impl RelayError {
             RelayError::ModelNotFound(_) => 404,
             RelayError::Unsupported { .. } => 400,
             RelayError::Insufficient(_) | RelayError::RateLimited(_) => 429,
-            RelayError::IpNotAllowed(_) => 403,
+            RelayError::IpNotAllowed(_) | RelayError::Forbidden(_) => 403,
+            RelayError::ChannelNotServing { .. } => 400,
             RelayError::NoChannel { .. } | RelayError::CoolingDown { .. } => 503,
             RelayError::Upstream(failure) => match failure.kind {
                 FailureKind::Status(status @ (400 | 413 | 422 | 429)) => status,

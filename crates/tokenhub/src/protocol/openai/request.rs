@@ -138,6 +138,8 @@ pub struct RequestFacts {
     pub client_wants_usage: bool,
     /// `max_completion_tokens`, else `max_tokens`.
     pub max_output_tokens: Option<u64>,
+    /// An operator's choice of channel (the `x-tokenhub-channel` header), for debugging.
+    pub pinned_channel: Option<String>,
 }
 
 /// A client error in the request body, phrased for the client.
@@ -211,6 +213,7 @@ impl RawObject<'_> {
             stream,
             client_wants_usage: options.and_then(|o| o.include_usage).unwrap_or(false),
             max_output_tokens: max_completion.or(max_tokens),
+            pinned_channel: None,
         })
     }
 
@@ -257,7 +260,8 @@ mod tests {
                 model: "deepseek-r1".into(),
                 stream: true,
                 client_wants_usage: false,
-                max_output_tokens: Some(64)
+                max_output_tokens: Some(64),
+                pinned_channel: None,
             }
         );
         let mut rewrite = Rewrite::default();
