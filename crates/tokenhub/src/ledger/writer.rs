@@ -17,6 +17,10 @@ use crate::store::{Store, UsageRecord};
 
 const MAX_BATCH: usize = 512;
 
+/// How long the first record of a batch may wait for company. It is also the most a
+/// crash can add to the window of settled-but-unwritten records.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+
 enum Command {
     Record(Box<UsageRecord>),
     Flush(oneshot::Sender<()>),
@@ -67,6 +71,17 @@ async fn run(
 ) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut commands, MAX_BATCH).await > 0 {
+        // Under load, a short wait gathers many records into one transaction instead of
+        // one tiny transaction per request (each statement is a hop to SQLite's thread).
+        // A flush, or a full batch, is served at once.
+        let flushing = commands.iter().any(|c| matches!(c, Command::Flush(_)));
+        if !flushing && commands.len() < MAX_BATCH {
+            tokio::time::sleep(BATCH_WINDOW).await;
+            while commands.len() < MAX_BATCH {
+                let Ok(command) = receiver.try_recv() else { break };
+                commands.push(command);
+            }
+        }
         let mut batch = Vec::with_capacity(commands.len());
         let mut waiters = Vec::new();
         for command in commands.drain(..) {
