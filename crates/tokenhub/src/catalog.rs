@@ -30,6 +30,8 @@ pub enum ChannelKind {
     OpenAi(Dialect),
     /// Anthropic's Messages API, translated to and from OpenAI's format.
     Anthropic,
+    /// Gemini's native `generateContent` API, translated to and from OpenAI's format.
+    Gemini,
     /// The built-in offline demo model.
     Demo,
 }
@@ -43,6 +45,7 @@ pub const CHANNEL_TYPES: &[&str] = &[
     "doubao",
     "moonshot",
     "anthropic",
+    "gemini",
     "demo",
 ];
 
@@ -53,6 +56,7 @@ impl ChannelKind {
                 Dialect::parse(other).map(ChannelKind::OpenAi)
             }
             "anthropic" => Some(ChannelKind::Anthropic),
+            "gemini" => Some(ChannelKind::Gemini),
             "demo" => Some(ChannelKind::Demo),
             _ => None,
         }
@@ -62,7 +66,9 @@ impl ChannelKind {
     pub fn supports(self, operation: Operation) -> bool {
         match self {
             ChannelKind::OpenAi(_) => true,
-            ChannelKind::Anthropic | ChannelKind::Demo => operation == Operation::Chat,
+            ChannelKind::Anthropic | ChannelKind::Gemini | ChannelKind::Demo => {
+                operation == Operation::Chat
+            }
         }
     }
 }

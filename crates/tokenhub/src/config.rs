@@ -332,8 +332,10 @@ impl Settings {
                     ),
                 );
             }
-            // An anthropic channel may leave base_url empty: https://api.anthropic.com.
-            let default_url = channel.kind == "anthropic" && channel.base_url.is_empty();
+            // An anthropic or gemini channel may leave base_url empty: its adapter has a
+            // default (https://api.anthropic.com, https://generativelanguage.googleapis.com).
+            let default_url = matches!(channel.kind.as_str(), "anthropic" | "gemini")
+                && channel.base_url.is_empty();
             if channel.kind != "demo" && !default_url && !is_http_url(&channel.base_url) {
                 return invalid(
                     name,

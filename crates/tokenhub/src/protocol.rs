@@ -2,5 +2,6 @@
 //! database or the relay's state: inputs are bytes or JSON, outputs are bytes or JSON.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod sse;

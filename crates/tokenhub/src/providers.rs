@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod demo;
 pub mod dialect;
+pub mod gemini;
 pub mod openai_compat;
 pub mod presets;
 
@@ -91,6 +92,7 @@ pub async fn send(
             openai_compat::send(client, channel, dialect, operation.path(), body, deadlines).await
         }
         ChannelKind::Anthropic => anthropic::send_chat(client, channel, body, deadlines).await,
+        ChannelKind::Gemini => gemini::send_chat(client, channel, body, deadlines).await,
         ChannelKind::Demo => demo::send_chat(&body),
     }
 }

@@ -187,7 +187,7 @@ impl Stream for TranslatedStream {
     }
 }
 
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -195,8 +195,9 @@ fn unix_now() -> i64 {
 
 // The three helpers below mirror `openai_compat`'s private ones (same messages, same
 // rules); sharing them is a follow-up once that file is not being edited concurrently.
+// The Gemini adapter uses them too.
 
-async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+pub(super) async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         body.extend_from_slice(&chunk);
@@ -208,7 +209,7 @@ async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
     body
 }
 
-fn describe_send_error(error: &reqwest::Error) -> UpstreamFailure {
+pub(super) fn describe_send_error(error: &reqwest::Error) -> UpstreamFailure {
     let kind = if error.is_timeout() {
         FailureKind::Timeout
     } else if error.is_connect() {
@@ -224,7 +225,7 @@ fn describe_send_error(error: &reqwest::Error) -> UpstreamFailure {
 
 /// The innermost cause. Channel keys travel in headers, never in the URL, so this never
 /// shows a credential.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(next) = cause.source() {
         cause = next;

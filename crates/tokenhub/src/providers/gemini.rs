@@ -1,0 +1,308 @@
+//! Gemini upstreams (`type = "gemini"`): the OpenAI body the relay prepared is translated
+//! to a `generateContent` request, sent with the key in `x-goog-api-key` (never in the
+//! URL, where it could end up in logs), and the answer is translated back into OpenAI
+//! bytes (a `chat.completion`, or `chat.completion.chunk` SSE ending in a usage chunk and
+//! `[DONE]`), so the relay meters it like any OpenAI upstream. The translations live in
+//! `protocol::gemini`; this file only does the HTTP.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::anthropic::{describe_send_error, read_error_body, root_cause, unix_now};
+use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
+use crate::catalog::Channel;
+use crate::protocol::gemini::{
+    StreamTranslator, TranslateError, rejects_the_key, request_from_openai, response_to_openai,
+};
+use crate::protocol::openai::error::upstream_error_message;
+use crate::protocol::sse::{SseDecoder, SseEvent};
+
+/// Used when a channel leaves `base_url` empty.
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+/// A non-streaming answer is translated whole, so it is read whole, up to this size.
+const ANSWER_LIMIT: usize = 32 * 1024 * 1024;
+
+/// `{base}/v1beta/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`
+/// (without `alt=sse` Gemini streams one JSON array instead of SSE). A base that already
+/// ends in `/v1beta` is not doubled, and a `models/` prefix on the model is not repeated.
+pub fn endpoint(base_url: &str, model: &str, stream: bool) -> String {
+    let base = base_url.trim().trim_end_matches('/');
+    let base = if base.is_empty() {
+        DEFAULT_BASE_URL
+    } else {
+        base
+    };
+    let version = if base.ends_with("/v1beta") {
+        ""
+    } else {
+        "/v1beta"
+    };
+    let model = escape_segment(model.strip_prefix("models/").unwrap_or(model));
+    let method = if stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
+    };
+    format!("{base}{version}/models/{model}:{method}")
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so a model name
+/// cannot change the path or add a query.
+fn escape_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+pub async fn send_chat(
+    client: &reqwest::Client,
+    channel: &Channel,
+    body: Bytes,
+    deadlines: Deadlines,
+) -> Result<UpstreamResponse, UpstreamFailure> {
+    // A request Gemini cannot serve is the client's mistake: a 400, never retried.
+    let translated = request_from_openai(&body)
+        .map_err(|e| UpstreamFailure::new(FailureKind::Status(400), e.message))?;
+    let url = endpoint(&channel.base_url, &translated.model, translated.stream);
+    let mut request = client
+        .post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(translated.body);
+    if let Some(key) = &channel.api_key {
+        request = request.header("x-goog-api-key", key);
+    }
+    let response = tokio::time::timeout(deadlines.first_byte, request.send())
+        .await
+        .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
+        .map_err(|e| describe_send_error(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        // `{"error":{"code","message","status"}}`; the HTTP status decides the retry.
+        let mut code = status.as_u16();
+        let body = read_error_body(response).await;
+        if code == 400 && rejects_the_key(&body) {
+            code = 401;
+        }
+        let message = upstream_error_message(&body)
+            .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
+        return Err(UpstreamFailure::new(FailureKind::Status(code), message));
+    }
+    let upstream: ByteStream = Box::pin(response.bytes_stream().map(|chunk| {
+        chunk.map_err(|e| {
+            UpstreamFailure::new(
+                FailureKind::Broken,
+                format!("upstream connection broke: {}", root_cause(&e)),
+            )
+        })
+    }));
+    let body: ByteStream = if translated.stream {
+        Box::pin(TranslatedStream::new(
+            upstream,
+            StreamTranslator::new(unix_now(), &translated.model),
+        ))
+    } else {
+        // Lazy: the relay's total deadline and size limit apply while this is read.
+        Box::pin(futures_util::stream::once(translate_answer(
+            upstream,
+            translated.model,
+        )))
+    };
+    Ok(UpstreamResponse { body })
+}
+
+/// Reads a whole answer and returns it as a `chat.completion` body.
+async fn translate_answer(
+    mut upstream: ByteStream,
+    model: String,
+) -> Result<Bytes, UpstreamFailure> {
+    let mut answer = Vec::new();
+    while let Some(chunk) = upstream.next().await {
+        answer.extend_from_slice(&chunk?);
+        if answer.len() > ANSWER_LIMIT {
+            return Err(UpstreamFailure::new(
+                FailureKind::Protocol,
+                format!("upstream answer exceeded {ANSWER_LIMIT} bytes"),
+            ));
+        }
+    }
+    let completion = response_to_openai(&answer, unix_now(), &model).map_err(protocol_failure)?;
+    Ok(Bytes::from(completion.to_string()))
+}
+
+fn protocol_failure(error: TranslateError) -> UpstreamFailure {
+    UpstreamFailure::new(FailureKind::Protocol, error.message)
+}
+
+/// The upstream's Gemini SSE as OpenAI SSE, one translated event per item.
+struct TranslatedStream {
+    upstream: ByteStream,
+    decoder: SseDecoder,
+    translator: StreamTranslator,
+    ready: VecDeque<Bytes>,
+    ended: bool,
+}
+
+impl TranslatedStream {
+    fn new(upstream: ByteStream, translator: StreamTranslator) -> TranslatedStream {
+        TranslatedStream {
+            upstream,
+            decoder: SseDecoder::default(),
+            translator,
+            ready: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    fn queue(&mut self, payloads: Vec<String>) {
+        for data in payloads {
+            self.ready.push_back(SseEvent::data_bytes(data.as_bytes()));
+        }
+    }
+
+    fn translate(&mut self, event: &SseEvent) -> Result<(), UpstreamFailure> {
+        let payloads = self.translator.on_event(event).map_err(protocol_failure)?;
+        self.queue(payloads);
+        Ok(())
+    }
+
+    fn absorb(&mut self, bytes: &[u8]) -> Result<(), UpstreamFailure> {
+        self.decoder.push(bytes);
+        while let Some(event) = self
+            .decoder
+            .next_event()
+            .map_err(|e| UpstreamFailure::new(FailureKind::Protocol, e.to_string()))?
+        {
+            self.translate(&event)?;
+        }
+        Ok(())
+    }
+
+    /// The upstream ended: Gemini has no end marker, so this is where `[DONE]` comes from.
+    fn end(&mut self) -> Result<(), UpstreamFailure> {
+        self.ended = true;
+        if let Some(event) = self.decoder.finish() {
+            self.translate(&event)?;
+        }
+        let payloads = self.translator.finish();
+        self.queue(payloads);
+        Ok(())
+    }
+}
+
+impl Stream for TranslatedStream {
+    type Item = Result<Bytes, UpstreamFailure>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            // After `[DONE]` or an error event nothing more is owed; stop reading.
+            if this.ended || this.translator.is_finished() {
+                return Poll::Ready(None);
+            }
+            let step = match this.upstream.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(bytes))) => this.absorb(&bytes),
+                Poll::Ready(Some(Err(failure))) => Err(failure),
+                Poll::Ready(None) => this.end(),
+            };
+            if let Err(failure) = step {
+                this.ended = true;
+                this.ready.clear();
+                return Poll::Ready(Some(Err(failure)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_endpoints_without_doubling_the_version() {
+        assert_eq!(
+            endpoint("", "gemini-2.5-flash", false),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        assert_eq!(
+            endpoint(
+                "https://proxy.example/g/v1beta/",
+                "models/gemini-2.5-pro",
+                true
+            ),
+            "https://proxy.example/g/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            endpoint("http://h", "a/b?key=x", false),
+            "http://h/v1beta/models/a%2Fb%3Fkey%3Dx:generateContent"
+        );
+    }
+
+    fn stream_of(pieces: &[&'static str]) -> ByteStream {
+        let items: Vec<Result<Bytes, UpstreamFailure>> = pieces
+            .iter()
+            .map(|p| Ok(Bytes::from_static(p.as_bytes())))
+            .collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    async fn collect(pieces: &[&'static str]) -> Vec<Result<String, UpstreamFailure>> {
+        TranslatedStream::new(stream_of(pieces), StreamTranslator::new(5, "g"))
+            .map(|item| item.map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_finished_stream_brings_usage_and_done() {
+        let items = collect(&[
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}]}\r\n\r\ndata: {\"candidates\":[{\"content\":{\"parts\":[{\"te",
+            "xt\":\"!\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2}}",
+        ])
+        .await;
+        let data: Vec<String> = items.into_iter().map(Result::unwrap).collect();
+        assert_eq!(data.len(), 6, "{data:?}");
+        assert!(
+            data[1].contains(r#""delta":{"content":"Hi"}"#),
+            "{}",
+            data[1]
+        );
+        assert!(data[3].contains(r#""finish_reason":"stop""#), "{}", data[3]);
+        assert!(data[4].contains(r#""prompt_tokens":3"#), "{}", data[4]);
+        assert_eq!(data[5], "data: [DONE]\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_short_ends_without_done() {
+        let items = collect(&[
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}]}\n\n",
+        ])
+        .await;
+        assert_eq!(items.len(), 2);
+        assert!(
+            items
+                .iter()
+                .all(|i| !i.as_ref().unwrap().contains("[DONE]"))
+        );
+    }
+
+    #[tokio::test]
+    async fn unreadable_events_end_the_stream_with_a_protocol_failure() {
+        let items = collect(&["data: {oops\n\n"]).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].clone().unwrap_err().kind, FailureKind::Protocol);
+    }
+}
