@@ -3,7 +3,9 @@
 //!
 //! Endpoints (each also served without the `/v1` prefix):
 //! `POST /v1/chat/completions`, `GET /v1/models`, `POST /v1/embeddings`, and
-//! `POST /v1/messages` in Anthropic's Messages dialect (see [`messages`]);
+//! `POST /v1/messages` in Anthropic's Messages dialect (see [`messages`]), and
+//! `POST /v1beta/models/{model}:generateContent` / `:streamGenerateContent` in Gemini's
+//! (see [`gemini`], not under `/v1`);
 //! plus `GET /mock/journal` and `POST /mock/reset` for out-of-process tests.
 //!
 //! Behaviour is scripted per request through an optional `"mock"` object in
@@ -13,6 +15,7 @@
 mod chat;
 mod embeddings;
 mod error;
+pub mod gemini;
 mod knobs;
 mod legacy;
 pub mod messages;

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::error::error_response;
 use crate::middleware::{MAX_BODY, auth, record};
 use crate::state::{Defaults, MockState, RecordedRequest};
-use crate::{chat, embeddings, legacy, messages};
+use crate::{chat, embeddings, gemini, legacy, messages};
 
 /// How long `shutdown()` waits for in-flight responses before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -35,9 +35,14 @@ pub fn router(state: MockState) -> Router {
         .route("/messages", post(messages::messages))
         .route_layer(mw::from_fn_with_state(state.clone(), messages::auth));
     let api = openai.merge(anthropic);
+    // Gemini's dialect lives under `/v1beta` and authenticates with `x-goog-api-key`.
+    let gemini = Router::new()
+        .route("/v1beta/models/{target}", post(gemini::generate))
+        .route_layer(mw::from_fn_with_state(state.clone(), gemini::auth));
     Router::new()
         .nest("/v1", api.clone())
         .merge(api)
+        .merge(gemini)
         .route("/mock/journal", get(journal))
         .route("/mock/reset", post(reset))
         .fallback(|| async {
