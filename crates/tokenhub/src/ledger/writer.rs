@@ -78,7 +78,9 @@ async fn run(
         if !flushing && commands.len() < MAX_BATCH {
             tokio::time::sleep(BATCH_WINDOW).await;
             while commands.len() < MAX_BATCH {
-                let Ok(command) = receiver.try_recv() else { break };
+                let Ok(command) = receiver.try_recv() else {
+                    break;
+                };
                 commands.push(command);
             }
         }
