@@ -8,6 +8,7 @@ pub mod dialect;
 pub mod gemini;
 pub mod openai_compat;
 pub mod presets;
+pub mod transport;
 
 use std::pin::Pin;
 use std::time::Duration;

@@ -7,11 +7,11 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
+use super::transport;
 use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
 use crate::protocol::anthropic::{
@@ -25,7 +25,6 @@ pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The Messages API version this adapter speaks.
 pub const API_VERSION: &str = "2023-06-01";
 /// An upstream error body is read up to this size for its message.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// A non-streaming answer is translated whole, so it is read whole, up to this size.
 const ANSWER_LIMIT: usize = 32 * 1024 * 1024;
 
@@ -64,27 +63,24 @@ pub async fn send_chat(
     let response = tokio::time::timeout(deadlines.first_byte, request.send())
         .await
         .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
-        .map_err(|e| describe_send_error(&e))?;
+        .map_err(|e| transport::send_failure(&e))?;
     let status = response.status();
     if !status.is_success() {
         // `{"type":"error","error":{"type","message"}}`; 529 (overloaded) is retryable
         // like every status that is not the client's mistake.
         let code = status.as_u16();
-        let body = read_error_body(response).await;
+        let body = transport::read_error_body(response).await;
         let message = upstream_error_message(&body)
             .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
         return Err(UpstreamFailure::new(FailureKind::Status(code), message));
     }
-    let upstream: ByteStream = Box::pin(response.bytes_stream().map(|chunk| {
-        chunk.map_err(|e| {
-            UpstreamFailure::new(
-                FailureKind::Broken,
-                format!("upstream connection broke: {}", root_cause(&e)),
-            )
-        })
-    }));
+    let upstream: ByteStream = Box::pin(
+        response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| transport::body_failure(&e))),
+    );
     let body: ByteStream = if translated.stream {
-        Box::pin(TranslatedStream::new(upstream, unix_now()))
+        Box::pin(TranslatedStream::new(upstream, transport::unix_now()))
     } else {
         // Lazy: the relay's total deadline and size limit apply while this is read.
         Box::pin(futures_util::stream::once(translate_answer(upstream)))
@@ -104,7 +100,8 @@ async fn translate_answer(mut upstream: ByteStream) -> Result<Bytes, UpstreamFai
             ));
         }
     }
-    let completion = response_to_openai(&answer, unix_now()).map_err(protocol_failure)?;
+    let completion =
+        response_to_openai(&answer, transport::unix_now()).map_err(protocol_failure)?;
     Ok(Bytes::from(completion.to_string()))
 }
 
@@ -185,52 +182,6 @@ impl Stream for TranslatedStream {
             }
         }
     }
-}
-
-pub(super) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-// The three helpers below mirror `openai_compat`'s private ones (same messages, same
-// rules); sharing them is a follow-up once that file is not being edited concurrently.
-// The Gemini adapter uses them too.
-
-pub(super) async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= ERROR_BODY_LIMIT {
-            body.truncate(ERROR_BODY_LIMIT);
-            break;
-        }
-    }
-    body
-}
-
-pub(super) fn describe_send_error(error: &reqwest::Error) -> UpstreamFailure {
-    let kind = if error.is_timeout() {
-        FailureKind::Timeout
-    } else if error.is_connect() {
-        FailureKind::Connect
-    } else {
-        FailureKind::Broken
-    };
-    UpstreamFailure::new(
-        kind,
-        format!("cannot reach upstream: {}", root_cause(error)),
-    )
-}
-
-/// The innermost cause. Channel keys travel in headers, never in the URL, so this never
-/// shows a credential.
-pub(super) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]

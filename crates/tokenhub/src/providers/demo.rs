@@ -112,7 +112,7 @@ pub fn send_chat(body: &[u8]) -> Result<UpstreamResponse, UpstreamFailure> {
         "completion_tokens_details": {"reasoning_tokens": 0}
     });
     let id = format!("chatcmpl-demo-{}", uuid::Uuid::new_v4().simple());
-    let created = crate::store::now_ms() / 1000;
+    let created = super::transport::unix_now();
     if !request.stream.unwrap_or(false) {
         let body = json!({
             "id": id, "object": "chat.completion", "created": created, "model": request.model,

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::anthropic::{describe_send_error, read_error_body, root_cause, unix_now};
+use super::transport;
 use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
 use crate::protocol::gemini::{
@@ -84,12 +84,12 @@ pub async fn send_chat(
     let response = tokio::time::timeout(deadlines.first_byte, request.send())
         .await
         .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
-        .map_err(|e| describe_send_error(&e))?;
+        .map_err(|e| transport::send_failure(&e))?;
     let status = response.status();
     if !status.is_success() {
         // `{"error":{"code","message","status"}}`; the HTTP status decides the retry.
         let mut code = status.as_u16();
-        let body = read_error_body(response).await;
+        let body = transport::read_error_body(response).await;
         if code == 400 && rejects_the_key(&body) {
             code = 401;
         }
@@ -97,18 +97,15 @@ pub async fn send_chat(
             .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
         return Err(UpstreamFailure::new(FailureKind::Status(code), message));
     }
-    let upstream: ByteStream = Box::pin(response.bytes_stream().map(|chunk| {
-        chunk.map_err(|e| {
-            UpstreamFailure::new(
-                FailureKind::Broken,
-                format!("upstream connection broke: {}", root_cause(&e)),
-            )
-        })
-    }));
+    let upstream: ByteStream = Box::pin(
+        response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| transport::body_failure(&e))),
+    );
     let body: ByteStream = if translated.stream {
         Box::pin(TranslatedStream::new(
             upstream,
-            StreamTranslator::new(unix_now(), &translated.model),
+            StreamTranslator::new(transport::unix_now(), &translated.model),
         ))
     } else {
         // Lazy: the relay's total deadline and size limit apply while this is read.
@@ -135,7 +132,8 @@ async fn translate_answer(
             ));
         }
     }
-    let completion = response_to_openai(&answer, unix_now(), &model).map_err(protocol_failure)?;
+    let completion =
+        response_to_openai(&answer, transport::unix_now(), &model).map_err(protocol_failure)?;
     Ok(Bytes::from(completion.to_string()))
 }
 

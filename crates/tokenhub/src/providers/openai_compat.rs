@@ -4,12 +4,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::dialect::Dialect;
+use super::transport;
 use super::{Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
 use crate::protocol::openai::error::upstream_error_message;
-
-/// An upstream error body is read up to this size for its message.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// `{base}/chat/completions`, adding `/v1` when the base URL has no path at all
 /// (`https://api.deepseek.com` → `…/v1/chat/completions`; `…/api/paas/v4` → `…/v4/chat/completions`).
@@ -45,11 +43,11 @@ pub async fn send(
     let response = tokio::time::timeout(deadlines.first_byte, request.send())
         .await
         .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
-        .map_err(|e| describe_send_error(&e))?;
+        .map_err(|e| transport::send_failure(&e))?;
     let status = response.status();
     if !status.is_success() {
         let retry_after = retry_after(response.headers());
-        let body = read_error_body(response).await;
+        let body = transport::read_error_body(response).await;
         let code = dialect.effective_status(status.as_u16(), &body);
         let message = upstream_error_message(&body)
             .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
@@ -58,14 +56,9 @@ pub async fn send(
             ..UpstreamFailure::new(FailureKind::Status(code), message)
         });
     }
-    let body = response.bytes_stream().map(|chunk| {
-        chunk.map_err(|e| {
-            UpstreamFailure::new(
-                FailureKind::Broken,
-                format!("upstream connection broke: {}", root_cause(&e)),
-            )
-        })
-    });
+    let body = response
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(|e| transport::body_failure(&e)));
     Ok(UpstreamResponse {
         body: Box::pin(body),
     })
@@ -87,42 +80,6 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<std::time::Duration> {
         return Some(std::time::Duration::from_secs_f64(ms / 1000.0));
     }
     number("retry-after").map(|secs| std::time::Duration::from_secs_f64(secs.min(86_400.0)))
-}
-
-async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= ERROR_BODY_LIMIT {
-            body.truncate(ERROR_BODY_LIMIT);
-            break;
-        }
-    }
-    body
-}
-
-fn describe_send_error(error: &reqwest::Error) -> UpstreamFailure {
-    let kind = if error.is_timeout() {
-        FailureKind::Timeout
-    } else if error.is_connect() {
-        FailureKind::Connect
-    } else {
-        FailureKind::Broken
-    };
-    UpstreamFailure::new(
-        kind,
-        format!("cannot reach upstream: {}", root_cause(error)),
-    )
-}
-
-/// The innermost cause, which is the informative part (e.g. "Connection refused").
-/// Never includes the URL's credentials: channel keys travel in headers, not URLs.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]
