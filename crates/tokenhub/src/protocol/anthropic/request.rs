@@ -15,6 +15,7 @@
 
 mod messages;
 
+use crate::protocol::openai::chat::{ChatTool, ChatToolChoice, ResponseFormat, Stop};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -112,48 +113,6 @@ struct ChatRequest {
     extra: Map<String, Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-struct ChatTool {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    function: Option<FunctionDef>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDef {
-    name: String,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    parameters: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ChatToolChoice {
-    Mode(String),
-    Function { function: FunctionName },
-}
-
-#[derive(Deserialize)]
-struct FunctionName {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct ResponseFormat {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
 /// Translates an OpenAI chat body (whose `model` the relay has already mapped to the
 /// channel's upstream name) into an Anthropic Messages body.
 pub fn request_from_openai(
@@ -201,11 +160,7 @@ pub fn request_from_openai(
         system,
         temperature,
         top_p,
-        stop_sequences: match chat.stop {
-            None => Vec::new(),
-            Some(Stop::One(stop)) => vec![stop],
-            Some(Stop::Many(stops)) => stops,
-        },
+        stop_sequences: chat.stop.map(Stop::into_vec).unwrap_or_default(),
         stream: stream.then_some(true),
         tools,
         tool_choice,

@@ -18,6 +18,7 @@
 
 mod contents;
 
+use crate::protocol::openai::chat::{ChatTool, ChatToolChoice, ResponseFormat, Stop};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -105,48 +106,6 @@ struct ChatRequest {
     extra: Map<String, Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-struct ChatTool {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    function: Option<FunctionDef>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDef {
-    name: String,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    parameters: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ChatToolChoice {
-    Mode(String),
-    Function { function: FunctionName },
-}
-
-#[derive(Deserialize)]
-struct FunctionName {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct ResponseFormat {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
 /// Translates an OpenAI chat body (whose `model` the relay has already mapped to the
 /// channel's upstream name) into a Gemini `generateContent` body.
 pub fn request_from_openai(openai_body: &[u8]) -> Result<Translated, TranslateError> {
@@ -176,11 +135,7 @@ pub fn request_from_openai(openai_body: &[u8]) -> Result<Translated, TranslateEr
         temperature: chat.temperature,
         top_p: chat.top_p,
         max_output_tokens: chat.max_completion_tokens.or(chat.max_tokens),
-        stop_sequences: match chat.stop {
-            None => Vec::new(),
-            Some(Stop::One(stop)) => vec![stop],
-            Some(Stop::Many(stops)) => stops,
-        },
+        stop_sequences: chat.stop.map(Stop::into_vec).unwrap_or_default(),
         presence_penalty: chat.presence_penalty,
         frequency_penalty: chat.frequency_penalty,
         seed: chat.seed,

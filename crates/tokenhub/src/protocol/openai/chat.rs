@@ -1,0 +1,61 @@
+//! Typed views of OpenAI chat request members that translators to other protocols read
+//! (stop, tools, tool_choice, response_format). The relay itself never parses these: it
+//! passes them through untouched.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `stop`: one sequence or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Stop::One(stop) => vec![stop],
+            Stop::Many(stops) => stops,
+        }
+    }
+}
+
+/// One entry of `tools`.
+#[derive(Debug, Deserialize)]
+pub struct ChatTool {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub function: Option<FunctionDef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<Value>,
+}
+
+/// `tool_choice`: `"auto"`/`"none"`/`"required"`, or one named function.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ChatToolChoice {
+    Mode(String),
+    Function { function: FunctionName },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionName {
+    pub name: String,
+}
+
+/// `response_format`: only its `type` matters to translators.
+#[derive(Debug, Deserialize)]
+pub struct ResponseFormat {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
