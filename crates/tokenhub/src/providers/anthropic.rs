@@ -4,29 +4,22 @@
 //! relay meters it like any OpenAI upstream. The translations live in
 //! `protocol::anthropic`; this file only does the HTTP.
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 
-use super::transport;
+use super::transport::{self, EventTranslator, TranslatedStream};
 use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
 use crate::protocol::anthropic::{
     RequestOptions, StreamTranslator, TranslateError, request_from_openai, response_to_openai,
 };
 use crate::protocol::openai::error::upstream_error_message;
-use crate::protocol::sse::{SseDecoder, SseEvent};
+use crate::protocol::sse::SseEvent;
 
 /// Used when a channel leaves `base_url` empty.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The Messages API version this adapter speaks.
 pub const API_VERSION: &str = "2023-06-01";
-/// An upstream error body is read up to this size for its message.
-/// A non-streaming answer is translated whole, so it is read whole, up to this size.
-const ANSWER_LIMIT: usize = 32 * 1024 * 1024;
 
 /// `{base}/v1/messages`, without doubling a `/v1` the base already ends with.
 pub fn endpoint(base_url: &str) -> String {
@@ -80,107 +73,31 @@ pub async fn send_chat(
             .map(|chunk| chunk.map_err(|e| transport::body_failure(&e))),
     );
     let body: ByteStream = if translated.stream {
-        Box::pin(TranslatedStream::new(upstream, transport::unix_now()))
+        let translator = StreamTranslator::new(transport::unix_now());
+        Box::pin(TranslatedStream::new(upstream, translator))
     } else {
-        // Lazy: the relay's total deadline and size limit apply while this is read.
-        Box::pin(futures_util::stream::once(translate_answer(upstream)))
+        // Lazy: the relay's total deadline applies while this is read.
+        Box::pin(futures_util::stream::once(async move {
+            let answer = transport::read_answer(upstream).await?;
+            let completion =
+                response_to_openai(&answer, transport::unix_now()).map_err(protocol_failure)?;
+            Ok(Bytes::from(completion.to_string()))
+        }))
     };
     Ok(UpstreamResponse { body })
-}
-
-/// Reads a whole Messages answer and returns it as a `chat.completion` body.
-async fn translate_answer(mut upstream: ByteStream) -> Result<Bytes, UpstreamFailure> {
-    let mut answer = Vec::new();
-    while let Some(chunk) = upstream.next().await {
-        answer.extend_from_slice(&chunk?);
-        if answer.len() > ANSWER_LIMIT {
-            return Err(UpstreamFailure::new(
-                FailureKind::Protocol,
-                format!("upstream answer exceeded {ANSWER_LIMIT} bytes"),
-            ));
-        }
-    }
-    let completion =
-        response_to_openai(&answer, transport::unix_now()).map_err(protocol_failure)?;
-    Ok(Bytes::from(completion.to_string()))
 }
 
 fn protocol_failure(error: TranslateError) -> UpstreamFailure {
     UpstreamFailure::new(FailureKind::Protocol, error.message)
 }
 
-/// The upstream's Messages SSE as OpenAI SSE, one translated event per item.
-struct TranslatedStream {
-    upstream: ByteStream,
-    decoder: SseDecoder,
-    translator: StreamTranslator,
-    ready: VecDeque<Bytes>,
-    ended: bool,
-}
-
-impl TranslatedStream {
-    fn new(upstream: ByteStream, created: i64) -> TranslatedStream {
-        TranslatedStream {
-            upstream,
-            decoder: SseDecoder::default(),
-            translator: StreamTranslator::new(created),
-            ready: VecDeque::new(),
-            ended: false,
-        }
+impl EventTranslator for StreamTranslator {
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<String>, UpstreamFailure> {
+        StreamTranslator::on_event(self, event).map_err(protocol_failure)
     }
 
-    fn translate(&mut self, event: &SseEvent) -> Result<(), UpstreamFailure> {
-        for data in self.translator.on_event(event).map_err(protocol_failure)? {
-            self.ready.push_back(SseEvent::data_bytes(data.as_bytes()));
-        }
-        Ok(())
-    }
-
-    fn absorb(&mut self, bytes: &[u8]) -> Result<(), UpstreamFailure> {
-        self.decoder.push(bytes);
-        while let Some(event) = self
-            .decoder
-            .next_event()
-            .map_err(|e| UpstreamFailure::new(FailureKind::Protocol, e.to_string()))?
-        {
-            self.translate(&event)?;
-        }
-        Ok(())
-    }
-}
-
-impl Stream for TranslatedStream {
-    type Item = Result<Bytes, UpstreamFailure>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(bytes) = this.ready.pop_front() {
-                return Poll::Ready(Some(Ok(bytes)));
-            }
-            // After `[DONE]` or an error event nothing more is owed; stop reading.
-            if this.ended || this.translator.is_finished() {
-                return Poll::Ready(None);
-            }
-            let step = match this.upstream.poll_next_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(bytes))) => this.absorb(&bytes),
-                Poll::Ready(Some(Err(failure))) => Err(failure),
-                Poll::Ready(None) => {
-                    // The relay tells a cut-off answer from a finished one by `[DONE]`.
-                    this.ended = true;
-                    match this.decoder.finish() {
-                        Some(event) => this.translate(&event),
-                        None => Ok(()),
-                    }
-                }
-            };
-            if let Err(failure) = step {
-                this.ended = true;
-                this.ready.clear();
-                return Poll::Ready(Some(Err(failure)));
-            }
-        }
+    fn is_finished(&self) -> bool {
+        StreamTranslator::is_finished(self)
     }
 }
 
@@ -213,7 +130,9 @@ mod tests {
         Box::pin(futures_util::stream::iter(items))
     }
 
-    async fn collect(stream: TranslatedStream) -> Vec<Result<String, UpstreamFailure>> {
+    async fn collect(
+        stream: TranslatedStream<StreamTranslator>,
+    ) -> Vec<Result<String, UpstreamFailure>> {
         stream
             .map(|item| item.map(|b| String::from_utf8_lossy(&b).into_owned()))
             .collect()
@@ -227,7 +146,7 @@ mod tests {
             "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
             "event: ping\ndata: {\"type\":\"ping\"}\n\n",
         ]);
-        let items = collect(TranslatedStream::new(upstream, 5)).await;
+        let items = collect(TranslatedStream::new(upstream, StreamTranslator::new(5))).await;
         let data: Vec<String> = items.into_iter().map(Result::unwrap).collect();
         assert_eq!(data.len(), 4, "{data:?}");
         assert!(
@@ -246,7 +165,7 @@ mod tests {
     #[tokio::test]
     async fn unreadable_events_end_the_stream_with_a_protocol_failure() {
         let upstream = stream_of(&["event: message_start\ndata: {oops\n\n"]);
-        let items = collect(TranslatedStream::new(upstream, 5)).await;
+        let items = collect(TranslatedStream::new(upstream, StreamTranslator::new(5))).await;
         assert_eq!(items.len(), 1);
         let failure = items[0].clone().unwrap_err();
         assert_eq!(failure.kind, FailureKind::Protocol);
@@ -257,7 +176,7 @@ mod tests {
         let upstream = stream_of(&[
             "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}\n\n",
         ]);
-        let items = collect(TranslatedStream::new(upstream, 5)).await;
+        let items = collect(TranslatedStream::new(upstream, StreamTranslator::new(5))).await;
         assert_eq!(items.len(), 1);
         assert!(!items[0].as_ref().unwrap().contains("[DONE]"));
     }

@@ -5,26 +5,20 @@
 //! `[DONE]`), so the relay meters it like any OpenAI upstream. The translations live in
 //! `protocol::gemini`; this file only does the HTTP.
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 
-use super::transport;
+use super::transport::{self, EventTranslator, TranslatedStream};
 use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
 use crate::protocol::gemini::{
     StreamTranslator, TranslateError, rejects_the_key, request_from_openai, response_to_openai,
 };
 use crate::protocol::openai::error::upstream_error_message;
-use crate::protocol::sse::{SseDecoder, SseEvent};
+use crate::protocol::sse::SseEvent;
 
 /// Used when a channel leaves `base_url` empty.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
-/// A non-streaming answer is translated whole, so it is read whole, up to this size.
-const ANSWER_LIMIT: usize = 32 * 1024 * 1024;
 
 /// `{base}/v1beta/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`
 /// (without `alt=sse` Gemini streams one JSON array instead of SSE). A base that already
@@ -108,120 +102,34 @@ pub async fn send_chat(
             StreamTranslator::new(transport::unix_now(), &translated.model),
         ))
     } else {
-        // Lazy: the relay's total deadline and size limit apply while this is read.
-        Box::pin(futures_util::stream::once(translate_answer(
-            upstream,
-            translated.model,
-        )))
+        // Lazy: the relay's total deadline applies while this is read.
+        let model = translated.model;
+        Box::pin(futures_util::stream::once(async move {
+            let answer = transport::read_answer(upstream).await?;
+            let completion = response_to_openai(&answer, transport::unix_now(), &model)
+                .map_err(protocol_failure)?;
+            Ok(Bytes::from(completion.to_string()))
+        }))
     };
     Ok(UpstreamResponse { body })
-}
-
-/// Reads a whole answer and returns it as a `chat.completion` body.
-async fn translate_answer(
-    mut upstream: ByteStream,
-    model: String,
-) -> Result<Bytes, UpstreamFailure> {
-    let mut answer = Vec::new();
-    while let Some(chunk) = upstream.next().await {
-        answer.extend_from_slice(&chunk?);
-        if answer.len() > ANSWER_LIMIT {
-            return Err(UpstreamFailure::new(
-                FailureKind::Protocol,
-                format!("upstream answer exceeded {ANSWER_LIMIT} bytes"),
-            ));
-        }
-    }
-    let completion =
-        response_to_openai(&answer, transport::unix_now(), &model).map_err(protocol_failure)?;
-    Ok(Bytes::from(completion.to_string()))
 }
 
 fn protocol_failure(error: TranslateError) -> UpstreamFailure {
     UpstreamFailure::new(FailureKind::Protocol, error.message)
 }
 
-/// The upstream's Gemini SSE as OpenAI SSE, one translated event per item.
-struct TranslatedStream {
-    upstream: ByteStream,
-    decoder: SseDecoder,
-    translator: StreamTranslator,
-    ready: VecDeque<Bytes>,
-    ended: bool,
-}
-
-impl TranslatedStream {
-    fn new(upstream: ByteStream, translator: StreamTranslator) -> TranslatedStream {
-        TranslatedStream {
-            upstream,
-            decoder: SseDecoder::default(),
-            translator,
-            ready: VecDeque::new(),
-            ended: false,
-        }
+/// Gemini has no end marker: `finish` is where `[DONE]` (and usage) come from.
+impl EventTranslator for StreamTranslator {
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<String>, UpstreamFailure> {
+        StreamTranslator::on_event(self, event).map_err(protocol_failure)
     }
 
-    fn queue(&mut self, payloads: Vec<String>) {
-        for data in payloads {
-            self.ready.push_back(SseEvent::data_bytes(data.as_bytes()));
-        }
+    fn finish(&mut self) -> Vec<String> {
+        StreamTranslator::finish(self)
     }
 
-    fn translate(&mut self, event: &SseEvent) -> Result<(), UpstreamFailure> {
-        let payloads = self.translator.on_event(event).map_err(protocol_failure)?;
-        self.queue(payloads);
-        Ok(())
-    }
-
-    fn absorb(&mut self, bytes: &[u8]) -> Result<(), UpstreamFailure> {
-        self.decoder.push(bytes);
-        while let Some(event) = self
-            .decoder
-            .next_event()
-            .map_err(|e| UpstreamFailure::new(FailureKind::Protocol, e.to_string()))?
-        {
-            self.translate(&event)?;
-        }
-        Ok(())
-    }
-
-    /// The upstream ended: Gemini has no end marker, so this is where `[DONE]` comes from.
-    fn end(&mut self) -> Result<(), UpstreamFailure> {
-        self.ended = true;
-        if let Some(event) = self.decoder.finish() {
-            self.translate(&event)?;
-        }
-        let payloads = self.translator.finish();
-        self.queue(payloads);
-        Ok(())
-    }
-}
-
-impl Stream for TranslatedStream {
-    type Item = Result<Bytes, UpstreamFailure>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(bytes) = this.ready.pop_front() {
-                return Poll::Ready(Some(Ok(bytes)));
-            }
-            // After `[DONE]` or an error event nothing more is owed; stop reading.
-            if this.ended || this.translator.is_finished() {
-                return Poll::Ready(None);
-            }
-            let step = match this.upstream.poll_next_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(bytes))) => this.absorb(&bytes),
-                Poll::Ready(Some(Err(failure))) => Err(failure),
-                Poll::Ready(None) => this.end(),
-            };
-            if let Err(failure) = step {
-                this.ended = true;
-                this.ready.clear();
-                return Poll::Ready(Some(Err(failure)));
-            }
-        }
+    fn is_finished(&self) -> bool {
+        StreamTranslator::is_finished(self)
     }
 }
 

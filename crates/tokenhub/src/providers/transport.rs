@@ -2,7 +2,15 @@
 //! transport errors into `UpstreamFailure`s with their root cause. Channel keys travel in
 //! headers, never in URLs, so a root cause never shows a credential.
 
-use super::{FailureKind, UpstreamFailure};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::{ByteStream, FailureKind, UpstreamFailure};
+use crate::protocol::sse::{SseDecoder, SseEvent};
 
 /// An upstream error body is read up to this size for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -56,4 +64,118 @@ pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Largest whole (non-streamed) answer a translating adapter reads.
+const ANSWER_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Reads a whole upstream answer, refusing one larger than `ANSWER_LIMIT`.
+pub async fn read_answer(mut upstream: ByteStream) -> Result<Vec<u8>, UpstreamFailure> {
+    let mut answer = Vec::new();
+    while let Some(chunk) = upstream.next().await {
+        answer.extend_from_slice(&chunk?);
+        if answer.len() > ANSWER_LIMIT {
+            return Err(UpstreamFailure::new(
+                FailureKind::Protocol,
+                format!("upstream answer exceeded {ANSWER_LIMIT} bytes"),
+            ));
+        }
+    }
+    Ok(answer)
+}
+
+/// A stateful translator from one protocol's SSE events to OpenAI chunk payloads.
+pub trait EventTranslator: Send + Unpin + 'static {
+    /// The OpenAI `data:` payloads this upstream event becomes (maybe none).
+    fn on_event(&mut self, event: &SseEvent) -> Result<Vec<String>, UpstreamFailure>;
+    /// Payloads owed when the upstream ends (for protocols without an end marker).
+    fn finish(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    /// True after `[DONE]` or an error: nothing more is owed, stop reading.
+    fn is_finished(&self) -> bool;
+}
+
+/// An upstream SSE stream in another protocol, as OpenAI SSE: one item per event.
+pub struct TranslatedStream<T> {
+    upstream: ByteStream,
+    decoder: SseDecoder,
+    translator: T,
+    ready: VecDeque<Bytes>,
+    ended: bool,
+}
+
+impl<T: EventTranslator> TranslatedStream<T> {
+    pub fn new(upstream: ByteStream, translator: T) -> Self {
+        TranslatedStream {
+            upstream,
+            decoder: SseDecoder::default(),
+            translator,
+            ready: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    fn queue(&mut self, payloads: Vec<String>) {
+        for data in payloads {
+            self.ready.push_back(SseEvent::data_bytes(data.as_bytes()));
+        }
+    }
+
+    fn translate(&mut self, event: &SseEvent) -> Result<(), UpstreamFailure> {
+        let payloads = self.translator.on_event(event)?;
+        self.queue(payloads);
+        Ok(())
+    }
+
+    fn absorb(&mut self, bytes: &[u8]) -> Result<(), UpstreamFailure> {
+        self.decoder.push(bytes);
+        while let Some(event) = self
+            .decoder
+            .next_event()
+            .map_err(|e| UpstreamFailure::new(FailureKind::Protocol, e.to_string()))?
+        {
+            self.translate(&event)?;
+        }
+        Ok(())
+    }
+
+    /// The upstream ended. Without `[DONE]` the relay treats the answer as cut off, so
+    /// only the translator decides whether one is owed.
+    fn end(&mut self) -> Result<(), UpstreamFailure> {
+        self.ended = true;
+        if let Some(event) = self.decoder.finish() {
+            self.translate(&event)?;
+        }
+        let payloads = self.translator.finish();
+        self.queue(payloads);
+        Ok(())
+    }
+}
+
+impl<T: EventTranslator> Stream for TranslatedStream<T> {
+    type Item = Result<Bytes, UpstreamFailure>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if this.ended || this.translator.is_finished() {
+                return Poll::Ready(None);
+            }
+            let step = match this.upstream.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(bytes))) => this.absorb(&bytes),
+                Poll::Ready(Some(Err(failure))) => Err(failure),
+                Poll::Ready(None) => this.end(),
+            };
+            if let Err(failure) = step {
+                this.ended = true;
+                this.ready.clear();
+                return Poll::Ready(Some(Err(failure)));
+            }
+        }
+    }
 }
