@@ -12,6 +12,8 @@ pub mod login_limit;
 pub mod password;
 pub mod redemption;
 pub mod session;
+pub mod site_settings;
+
 pub mod user_admin;
 
 use crate::ledger::money::Nanos;

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod error;
 pub mod openai;
 pub mod request_id;
+pub mod web;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -27,6 +28,7 @@ pub struct AppState {
     pub management: std::sync::Arc<admin::Management>,
     /// Proxies whose `X-Forwarded-For` is believed (see `client_ip`).
     pub trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
+    pub web: std::sync::Arc<web::Web>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -35,6 +37,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(openai::routes())
         .merge(anthropic::routes())
         .merge(admin::routes())
+        .merge(web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(error::not_found)

@@ -376,11 +376,14 @@ impl Catalog {
 
     /// Catalogue models that have at least one usable channel, sorted by id.
     pub fn routable_models(&self) -> Vec<&Arc<Model>> {
-        let mut models: Vec<_> = self
-            .models
-            .values()
-            .filter(|m| !self.channels_for(&m.id).is_empty())
-            .collect();
+        let mut models = self.priced_models();
+        models.retain(|m| !self.channels_for(&m.id).is_empty());
+        models
+    }
+
+    /// Every enabled, priced model, routable or not, sorted by id.
+    pub fn priced_models(&self) -> Vec<&Arc<Model>> {
+        let mut models: Vec<_> = self.models.values().collect();
         models.sort_by(|a, b| a.id.cmp(&b.id));
         models
     }

@@ -18,6 +18,7 @@
 //! | `trusted_proxies` | `TOKENHUB_TRUSTED_PROXIES` (comma-separated) | none |
 //! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
+//! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //!
 //! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`.
 
@@ -68,6 +69,8 @@ pub struct Settings {
     /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<String>,
     pub log_format: LogFormat,
+    /// How clients reach this gateway (e.g. `https://llm.example.com`), for the docs page.
+    pub public_url: Option<String>,
     pub channels: Vec<ChannelConfig>,
     pub models: Vec<ModelConfig>,
     /// Sign-up, trial credit and sessions (`[accounts]`; see `config/accounts.rs`).
@@ -115,6 +118,7 @@ impl Default for Settings {
             max_body_bytes: 32 * 1024 * 1024,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
+            public_url: None,
             channels: Vec::new(),
             models: Vec::new(),
             accounts: AccountSettings::default(),
@@ -234,6 +238,10 @@ impl Settings {
         }
         set(&var, "TOKENHUB_LISTEN", &mut self.listen)?;
         set(&var, "TOKENHUB_DATABASE_URL", &mut self.database_url)?;
+        if let Some(url) = var("TOKENHUB_PUBLIC_URL") {
+            self.public_url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
+        }
+
         set(
             &var,
             "TOKENHUB_RELOAD_INTERVAL_MS",

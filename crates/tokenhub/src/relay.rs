@@ -70,10 +70,19 @@ pub struct RelayCall {
     /// `x-tokenhub-channel`: admins may force one channel (no failover, no fallbacks).
     pub pinned_channel: Option<String>,
     pub request_id: String,
-    pub bearer: Option<String>,
+    pub credential: Credential,
     pub body: Bytes,
     /// The client's address, for IP allow lists (absent when not served over TCP).
     pub client_ip: Option<std::net::IpAddr>,
+}
+
+/// Who a call is made for.
+pub enum Credential {
+    /// The `sk-…` token the client sent, if any: checked in phase 1.
+    Bearer(Option<String>),
+    /// A caller the surface has already authenticated by other means (the web chat's
+    /// session or anonymous trial); phase 1 only confirms the owner is still active.
+    Resolved(Arc<KeyEntry>),
 }
 
 pub enum RelayReply {
@@ -101,7 +110,15 @@ impl Relay {
     /// Relays one request of any OpenAI operation through every phase.
     pub async fn relay(&self, call: RelayCall) -> Result<RelayReply, RelayError> {
         let operation = call.operation;
-        let (catalog, key) = self.authenticate(call.bearer.as_deref())?;
+        let (catalog, key) = match &call.credential {
+            Credential::Bearer(bearer) => self.authenticate(bearer.as_deref())?,
+            Credential::Resolved(key) => {
+                let catalog = self.catalog.load_full();
+                authenticate::owner_active(&catalog, key.user_id)?;
+                (catalog, key.clone())
+            }
+        };
+
         let mut settlement = Settlement::new(
             self.books.clone(),
             self.writer.clone(),

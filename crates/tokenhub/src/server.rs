@@ -167,6 +167,12 @@ pub async fn start(
         flush_lock.clone(),
         health.clone(),
     );
+    let anonymous_user =
+        accounts::site_settings::system_user(&store, api::web::chat::ANONYMOUS_USER)
+            .await
+            .map_err(|e| {
+                StartError::Config(format!("cannot create the anonymous chat user: {e}"))
+            })?;
     let revision = reloader.reload().await?;
     reloader.clone().spawn_polling(
         Duration::from_millis(settings.reload_interval_ms.max(10)),
@@ -205,6 +211,10 @@ pub async fn start(
         store: store.clone(),
         metrics: prometheus(),
         management: Arc::new(management(&settings)?),
+        web: Arc::new(api::web::Web::new(
+            settings.public_url.clone(),
+            Some(anonymous_user),
+        )),
         trusted_proxies: Arc::new(
             crate::api::client_ip::parse_proxies(&settings.trusted_proxies)
                 .map_err(StartError::Config)?,
@@ -271,10 +281,16 @@ pub async fn start(
 fn management(settings: &Settings) -> Result<api::admin::Management, StartError> {
     let config = &settings.accounts;
     Ok(api::admin::Management {
-        signup_open: config.signup_open(settings.listen),
-        trial_credit: config
-            .trial_credit()
-            .map_err(|e| StartError::Config(e.to_string()))?,
+        site_defaults: accounts::site_settings::SiteSettings {
+            signup_open: config.signup_open(settings.listen),
+            trial_credit: config
+                .trial_credit()
+                .map_err(|e| StartError::Config(e.to_string()))?,
+            anonymous_chat: config.anonymous_chat,
+            anonymous_chat_rpm: config
+                .anonymous_chat_rpm
+                .clamp(1, accounts::site_settings::MAX_ANONYMOUS_CHAT_RPM),
+        },
         session_ttl_ms: config.session_ttl_ms(),
         cookie_secure: config.cookie_secure,
         login_limiter: Arc::new(accounts::login_limit::MemoryLoginLimiter::new(

@@ -17,6 +17,8 @@ mod ledger_query;
 mod limits;
 mod redemptions;
 mod sessions;
+mod site_settings;
+
 mod sql;
 mod usage;
 mod usage_query;

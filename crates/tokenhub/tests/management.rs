@@ -333,6 +333,13 @@ fn matrix() -> Vec<Case> {
         case(M::GET, "/api/admin/usage/summary", None, ADMINS),
         case(M::GET, "/api/admin/usage/export", None, ADMINS),
         case(M::GET, "/api/admin/audit", None, ROOT),
+        case(M::GET, "/api/admin/settings", None, ADMINS),
+        case(
+            M::PATCH,
+            "/api/admin/settings",
+            Some(json!({"anonymous_chat_rpm": 7})),
+            ADMINS,
+        ),
         case(
             M::POST,
             "/api/admin/tokens",
@@ -757,6 +764,47 @@ async fn sign_up_can_be_closed() {
         (status.as_u16(), value["error"]["code"].as_str()),
         (403, Some("forbidden"))
     );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn settings_saved_by_an_admin_override_the_configuration() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, _| {
+        settings.accounts.signup = Some(tokenhub::config::SignupMode::Closed);
+    })
+    .await;
+    let root = Caller::session(&h.base, "/api/auth/login", "root", "root-password").await;
+    let current = root.ok(Method::GET, "/api/admin/settings", None).await;
+    assert_eq!(
+        current,
+        json!({"signup": "closed", "trial_credit_usd": "1", "anonymous_chat": true,
+            "anonymous_chat_rpm": 5})
+    );
+    for (bad, field) in [
+        (json!({"signup": "ajar"}), "signup"),
+        (json!({"trial_credit_usd": "-2"}), "trial_credit_usd"),
+        (json!({"anonymous_chat_rpm": 0}), "anonymous_chat_rpm"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let (status, value) = root
+            .call(Method::PATCH, "/api/admin/settings", Some(bad))
+            .await;
+        assert_eq!(status.as_u16(), 400, "{value}");
+        assert!(value["error"]["message"].as_str().unwrap().contains(field));
+    }
+    let change = json!({"signup": "open", "trial_credit_usd": "0.25"});
+    let saved = root
+        .ok(Method::PATCH, "/api/admin/settings", Some(change))
+        .await;
+    assert_eq!(
+        (saved["signup"].as_str(), saved["trial_credit_usd"].as_str()),
+        (Some("open"), Some("0.25"))
+    );
+    let erin = Caller::session(&h.base, "/api/auth/signup", "erin", "erin-password").await;
+    let me = erin.ok(Method::GET, "/api/me", None).await;
+    assert_eq!(me["balance_usd"], "0.25");
+    let audit = root.ok(Method::GET, "/api/admin/audit", None).await;
+    assert_eq!(audit["data"][0]["action"], "settings.update");
     h.shutdown().await;
 }
 
@@ -1470,8 +1518,11 @@ async fn usage_listing_filters_aggregates_and_exports() {
             .admin
             .ok(Method::GET, "/api/admin/users?role=user", None)
             .await;
-        assert_eq!(users["total"], 2);
+        // alice, bob and the system user that owns the chat demo's anonymous usage.
+        assert_eq!(users["total"], 3);
+        assert!(users.to_string().contains("\"~anonymous\""));
         w.h.shutdown().await;
+
     }
 }
 

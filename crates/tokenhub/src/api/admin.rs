@@ -20,6 +20,7 @@ pub mod me;
 pub mod models;
 pub mod redemptions;
 pub mod session;
+pub mod settings;
 pub mod tokens;
 pub mod usage;
 pub mod users;
@@ -36,12 +37,13 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::accounts::login_limit::LoginLimiter;
-use crate::ledger::money::Nanos;
+use crate::accounts::site_settings::SiteSettings;
 
 /// Settings and shared state of the management API.
 pub struct Management {
-    pub signup_open: bool,
-    pub trial_credit: Nanos,
+    /// Sign-up, trial credit and the anonymous chat trial as configured; saved admin
+    /// changes override them (`accounts::site_settings`).
+    pub site_defaults: SiteSettings,
     pub session_ttl_ms: i64,
     /// Adds `Secure` to the session cookie (deployments behind https).
     pub cookie_secure: bool,
@@ -119,6 +121,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::all_summary))
         .routes(routes!(usage::all_export))
         .routes(routes!(audit::list))
+        .routes(routes!(settings::get, settings::update))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::delete))
         .routes(routes!(billing::subscription))

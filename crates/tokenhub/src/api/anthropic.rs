@@ -29,7 +29,7 @@ use super::request_id::RequestId;
 use crate::protocol::anthropic::TranslateError;
 use crate::protocol::anthropic::inbound::{InboundRequest, message_from_openai, request_to_openai};
 use crate::protocol::openai::operation::Operation;
-use crate::relay::{RelayCall, RelayError, RelayReply};
+use crate::relay::{Credential, RelayCall, RelayError, RelayReply};
 pub use error::AnthropicError;
 
 pub fn routes() -> Router<AppState> {
@@ -107,7 +107,8 @@ async fn relay_message(
         pinned_channel: pinned_channel(&headers),
         operation: Operation::Chat,
         request_id,
-        bearer: key,
+        credential: Credential::Bearer(key),
+
         body: Bytes::from(translated.chat.to_string()),
         client_ip: client.0,
     };

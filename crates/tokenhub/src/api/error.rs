@@ -13,7 +13,8 @@ use crate::relay::limits::{LimitKind, Limited};
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    body: ErrorObject,
+    /// Boxed: keeps `Result<_, ApiError>` small on the success path.
+    body: Box<ErrorObject>,
     retry_after: Option<std::time::Duration>,
     /// Extra headers, e.g. OpenAI's `x-ratelimit-*` on a rate-limit refusal.
     headers: Vec<(&'static str, String)>,
@@ -29,12 +30,12 @@ impl ApiError {
     ) -> Self {
         ApiError {
             status,
-            body: ErrorObject {
+            body: Box::new(ErrorObject {
                 message: message.into(),
                 kind: kind.to_string(),
                 param: param.map(str::to_string),
                 code: code.map(str::to_string),
-            },
+            }),
             retry_after: None,
             headers: Vec::new(),
         }
@@ -42,6 +43,12 @@ impl ApiError {
 
     pub fn invalid_request(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError::new(status, "invalid_request_error", None, None, message)
+    }
+
+    /// Adds `Retry-After` (whole seconds, rounded up).
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 }
 
@@ -131,7 +138,8 @@ fn rate_limit_headers(limited: &Limited) -> Vec<(&'static str, String)> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(ErrorBody { error: self.body })).into_response();
+        let mut response = (self.status, Json(ErrorBody { error: *self.body })).into_response();
+
         if let Some(wait) = self.retry_after {
             // Whole seconds, rounded up: "0" would invite an immediate retry.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::request_id::RequestId;
 use crate::catalog::Model;
 use crate::protocol::openai::operation::Operation;
-use crate::relay::{RelayCall, RelayReply};
+use crate::relay::{Credential, RelayCall, RelayReply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -68,11 +68,16 @@ async fn relayed<const OPERATION: u8>(
         pinned_channel: pinned_channel(&headers),
         operation,
         request_id,
-        bearer: bearer(&headers),
+        credential: Credential::Bearer(bearer(&headers)),
         body,
         client_ip: client.0,
     };
-    Ok(match state.relay.relay(call).await? {
+    Ok(into_response(state.relay.relay(call).await?, received))
+}
+
+/// An OpenAI-shaped answer: JSON with the gateway's overhead in a header, or SSE.
+pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Response {
+    match reply {
         RelayReply::Json {
             body,
             upstream_time,
@@ -96,7 +101,7 @@ async fn relayed<const OPERATION: u8>(
             Body::from_stream(stream),
         )
             .into_response(),
-    })
+    }
 }
 
 #[derive(Serialize)]

@@ -6,6 +6,11 @@
 //! | `accounts.trial_credit_usd` | `TOKENHUB_TRIAL_CREDIT_USD` | `1.00` |
 //! | `accounts.session_ttl_hours` | `TOKENHUB_SESSION_TTL_HOURS` | `168` (7 days) |
 //! | `accounts.cookie_secure` | `TOKENHUB_COOKIE_SECURE` (`true`/`false`) | `false` (set `true` behind https) |
+//! | `accounts.anonymous_chat` | `TOKENHUB_ANONYMOUS_CHAT` (`true`/`false`) | `true`: visitors may try free models in `/chat` |
+//! | `accounts.anonymous_chat_rpm` | `TOKENHUB_ANONYMOUS_CHAT_RPM` | `5` requests per minute per client address |
+//!
+//! Sign-up, trial credit and the anonymous chat trial are defaults: an admin may change
+//! them at runtime (`/admin` → Settings), which then takes precedence.
 
 use std::net::SocketAddr;
 
@@ -41,6 +46,8 @@ pub struct AccountSettings {
     pub trial_credit_usd: String,
     pub session_ttl_hours: u64,
     pub cookie_secure: bool,
+    pub anonymous_chat: bool,
+    pub anonymous_chat_rpm: u32,
 }
 
 impl Default for AccountSettings {
@@ -50,6 +57,8 @@ impl Default for AccountSettings {
             trial_credit_usd: "1.00".into(),
             session_ttl_hours: 168,
             cookie_secure: false,
+            anonymous_chat: true,
+            anonymous_chat_rpm: 5,
         }
     }
 }
@@ -112,6 +121,13 @@ impl AccountSettings {
         if let Some(v) = var("TOKENHUB_COOKIE_SECURE") {
             self.cookie_secure = parse("TOKENHUB_COOKIE_SECURE", &v)?;
         }
+        if let Some(v) = var("TOKENHUB_ANONYMOUS_CHAT") {
+            self.anonymous_chat = parse("TOKENHUB_ANONYMOUS_CHAT", &v)?;
+        }
+        if let Some(v) = var("TOKENHUB_ANONYMOUS_CHAT_RPM") {
+            self.anonymous_chat_rpm = parse("TOKENHUB_ANONYMOUS_CHAT_RPM", &v)?;
+        }
+
         Ok(())
     }
 }

@@ -29,12 +29,18 @@ pub fn api_key(catalog: &Catalog, bearer: Option<&str>) -> Result<Arc<KeyEntry>,
             "This API key has expired.".into(),
         ));
     }
-    if !catalog.user(key.user_id).is_some_and(|user| user.active) {
-        return Err(RelayError::Unauthenticated(
-            "The account that owns this API key is disabled.".into(),
-        ));
-    }
+    owner_active(catalog, key.user_id)?;
     Ok(key.clone())
+}
+
+pub fn owner_active(catalog: &Catalog, user_id: i64) -> Result<(), RelayError> {
+    if catalog.user(user_id).is_some_and(|user| user.active) {
+        Ok(())
+    } else {
+        Err(RelayError::Unauthenticated(
+            "The account that owns this API key is disabled.".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -88,6 +88,15 @@ pub struct ErrorDetail {
 }
 
 impl ManageError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         ManageError {
             code,

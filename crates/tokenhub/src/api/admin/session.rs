@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use super::auth::{Caller, SESSION_COOKIE, Via};
 use super::error::{Body, ErrorBody, ManageError, Result};
 use super::wire::UserView;
-use crate::accounts::{AccountError, session};
+use crate::accounts::{AccountError, session, site_settings};
+
 use crate::api::AppState;
 use crate::api::client_ip::ClientIp;
 use crate::store::UserRow;
@@ -75,7 +76,8 @@ pub async fn signup(
 ) -> Result<Response> {
     // Without connect info (in-process tests) every caller shares one throttling bucket.
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    if !state.management.signup_open {
+    let site = site_settings::load(&state.store, &state.management.site_defaults).await?;
+    if !site.signup_open {
         return Err(ManageError::forbidden(
             "sign-up is closed on this gateway; ask an administrator for an account",
         ));
@@ -95,7 +97,7 @@ pub async fn signup(
         &state.store,
         body.username.trim(),
         &body.password,
-        state.management.trial_credit,
+        site.trial_credit,
     )
     .await?;
     start_session(&state, user, StatusCode::CREATED).await

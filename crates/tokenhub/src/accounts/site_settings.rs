@@ -1,0 +1,181 @@
+//! Settings an operator changes at runtime from the admin panel. Each starts at the
+//! configuration file's value and is overridden by a saved row (`store::site_settings`).
+//! They are read from the database on every use: they guard rare actions (sign-up, the
+//! anonymous chat trial), and a save on one gateway instance is seen by all at once.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{AccountError, Actor, audit};
+use crate::ledger::money::Nanos;
+use crate::store::Store;
+
+/// The effective settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SiteSettings {
+    /// Whether visitors may create accounts.
+    pub signup_open: bool,
+    /// Credited to every new account.
+    pub trial_credit: Nanos,
+    /// Whether visitors who are not logged in may use the chat demo (free models only).
+    pub anonymous_chat: bool,
+    /// Anonymous chat requests per minute, per client address.
+    pub anonymous_chat_rpm: u32,
+}
+
+const SIGNUP: &str = "signup";
+const TRIAL_CREDIT: &str = "trial_credit_nano";
+const ANONYMOUS_CHAT: &str = "anonymous_chat";
+const ANONYMOUS_CHAT_RPM: &str = "anonymous_chat_rpm";
+
+/// The largest anonymous rate an operator may set: the trial is a demo, not an API.
+pub const MAX_ANONYMOUS_CHAT_RPM: u32 = 600;
+
+impl SiteSettings {
+    /// `defaults` overridden by every saved value that parses (others are ignored and logged).
+    fn overlay(mut self, saved: &HashMap<String, String>) -> SiteSettings {
+        for (name, value) in saved {
+            let applied = match name.as_str() {
+                SIGNUP => parse_flag(value, "open", "closed").map(|v| self.signup_open = v),
+                TRIAL_CREDIT => value.parse().ok().map(|v| self.trial_credit = Nanos(v)),
+                ANONYMOUS_CHAT => parse_flag(value, "on", "off").map(|v| self.anonymous_chat = v),
+                ANONYMOUS_CHAT_RPM => value.parse().ok().map(|v| self.anonymous_chat_rpm = v),
+                _ => Some(()),
+            };
+            if applied.is_none() {
+                tracing::warn!(name, value, "ignoring an unreadable saved setting");
+            }
+        }
+        self
+    }
+
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let flag = |on: bool, yes: &str, no: &str| if on { yes } else { no }.to_string();
+        vec![
+            (SIGNUP, flag(self.signup_open, "open", "closed")),
+            (TRIAL_CREDIT, self.trial_credit.0.to_string()),
+            (ANONYMOUS_CHAT, flag(self.anonymous_chat, "on", "off")),
+            (ANONYMOUS_CHAT_RPM, self.anonymous_chat_rpm.to_string()),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), AccountError> {
+        if self.trial_credit < Nanos::ZERO {
+            return Err(AccountError::Invalid(
+                "trial_credit_usd must not be negative".into(),
+            ));
+        }
+        if self.anonymous_chat_rpm == 0 || self.anonymous_chat_rpm > MAX_ANONYMOUS_CHAT_RPM {
+            return Err(AccountError::Invalid(format!(
+                "anonymous_chat_rpm must be between 1 and {MAX_ANONYMOUS_CHAT_RPM}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn parse_flag(value: &str, yes: &str, no: &str) -> Option<bool> {
+    match value {
+        v if v == yes => Some(true),
+        v if v == no => Some(false),
+        _ => None,
+    }
+}
+
+/// The settings in force: `defaults` (from the configuration) overridden by saved values.
+pub async fn load(store: &Store, defaults: &SiteSettings) -> Result<SiteSettings, AccountError> {
+    Ok(defaults.clone().overlay(&store.site_settings().await?))
+}
+
+/// Saves every setting (so later changes to the configuration file no longer apply) and
+/// writes the change to the audit log.
+pub async fn save(
+    store: &Store,
+    actor: &Actor,
+    before: &SiteSettings,
+    after: &SiteSettings,
+) -> Result<(), AccountError> {
+    after.validate()?;
+    store.put_site_settings(&after.pairs()).await?;
+    audit::record(
+        store,
+        actor,
+        "settings.update",
+        "settings",
+        Some(before),
+        Some(after),
+    )
+    .await;
+    Ok(())
+}
+
+/// The id of the system user `name` that owns usage made without an account (the chat
+/// demo's anonymous trial), created on first start with no password (it cannot log in)
+/// and no balance (it may only use free models).
+pub async fn system_user(store: &Store, name: &str) -> Result<i64, AccountError> {
+    if let Some(user) = store.user_by_name(name).await? {
+        return Ok(user.id);
+    }
+    match store.create_user(name, "user", None, Nanos::ZERO).await {
+        Ok(user) => Ok(user.id),
+        // Another gateway instance created it first.
+        Err(crate::store::StoreError::Conflict(_)) => store
+            .user_by_name(name)
+            .await?
+            .map(|u| u.id)
+            .ok_or_else(|| AccountError::NoSuchUser(name.into())),
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    fn defaults() -> SiteSettings {
+        SiteSettings {
+            signup_open: true,
+            trial_credit: Nanos::from_usd(1),
+            anonymous_chat: true,
+            anonymous_chat_rpm: 5,
+        }
+    }
+
+    #[test]
+    fn saved_values_override_the_defaults_and_round_trip() {
+        let changed = SiteSettings {
+            signup_open: false,
+            trial_credit: Nanos(250_000_000),
+            anonymous_chat: false,
+            anonymous_chat_rpm: 12,
+        };
+        let saved: HashMap<String, String> = changed
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(defaults().overlay(&saved), changed);
+        assert_eq!(defaults().overlay(&HashMap::new()), defaults());
+    }
+
+    #[test]
+    fn unreadable_saved_values_keep_the_default() {
+        let saved = HashMap::from([
+            (SIGNUP.to_string(), "maybe".to_string()),
+            (ANONYMOUS_CHAT_RPM.to_string(), "-3".to_string()),
+        ]);
+        assert_eq!(defaults().overlay(&saved), defaults());
+    }
+
+    #[test]
+    fn refuses_out_of_range_values() {
+        let mut settings = defaults();
+        settings.anonymous_chat_rpm = 0;
+        assert!(settings.validate().is_err());
+        settings.anonymous_chat_rpm = 5;
+        settings.trial_credit = Nanos(-1);
+        assert!(settings.validate().is_err());
+    }
+}

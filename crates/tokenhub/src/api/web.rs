@@ -1,0 +1,155 @@
+//! The web app, served by the gateway itself from assets compiled into the binary:
+//! the API documentation (`/`), the price list (`/pricing`), the self-service console
+//! (`/token/`), the admin panel (`/admin`) and the streaming chat demo (`/chat`).
+//!
+//! Pages are server-rendered frames (`pages`, `shells`, escaped through `html::Esc`);
+//! the console, admin panel and chat are driven by small scripts written here
+//! (`crates/tokenhub/web/*.js`, no third-party code) that call the management API and
+//! `POST /chat/completions` (`chat`). Every response carries a strict Content Security
+//! Policy: scripts and styles only from this origin, no inline script.
+
+mod assets;
+pub mod chat;
+mod html;
+mod pages;
+mod shells;
+mod viewer;
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use http::{HeaderValue, StatusCode, header};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::relay::limits::RateLimits;
+
+/// The web app's settings and state.
+pub struct Web {
+    /// The URL clients use to reach this gateway (`public_url`), shown in the docs;
+    /// `None`: derived from each request's `Host`.
+    pub public_url: Option<String>,
+    /// The system user that owns anonymous chat usage; `None` disables the trial.
+    pub anonymous_user_id: Option<i64>,
+    /// Anonymous chat requests per client address.
+    chat_limits: RateLimits,
+}
+
+impl Web {
+    pub fn new(public_url: Option<String>, anonymous_user_id: Option<i64>) -> Web {
+        Web {
+            public_url,
+            anonymous_user_id,
+            chat_limits: RateLimits::default(),
+        }
+    }
+
+    /// Counts one anonymous chat request from `ip` against `rpm`.
+    fn admit_anonymous(&self, ip: Option<IpAddr>, rpm: u32) -> Result<(), ApiError> {
+        let bucket = ip.map_or(0, address_bucket);
+        self.chat_limits
+            .admit(bucket, Some(u64::from(rpm)), None, 0, Instant::now())
+            .map(|_| ())
+            .map_err(|limited| {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "requests",
+                    Some("rate_limit_exceeded"),
+                    None,
+                    format!(
+                        "The chat demo allows {rpm} messages per minute without an account; \
+                         try again in {} s, or sign in.",
+                        limited.retry_after.as_secs().max(1)
+                    ),
+                )
+                .with_retry_after(limited.retry_after)
+            })
+    }
+}
+
+/// One limiter bucket per client address (IPv6 per /64: one subscriber's network).
+fn address_bucket(ip: IpAddr) -> i64 {
+    match ip {
+        IpAddr::V4(v4) => i64::from(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let network = (u128::from(v6) >> 64) as u64;
+            // Keeps IPv6 buckets apart from the IPv4 range (which fits in 32 bits).
+            (network | (1 << 62)) as i64
+        }
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::docs))
+        .route("/pricing", get(pages::pricing))
+        .route("/token", get(|| async { Redirect::permanent("/token/") }))
+        .route("/token/", get(shells::console))
+        .route("/admin", get(shells::admin))
+        .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
+        .route("/chat", get(shells::chat))
+        .route("/chat/completions", post(chat::complete))
+        .route("/assets/{name}", get(assets::serve))
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent("/assets/favicon.svg") }),
+        )
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// No framing, no sniffing, no inline or foreign script, and no referrer leaking
+/// key prefixes to other sites.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_map_to_separate_buckets() {
+        let a = address_bucket("10.0.0.1".parse().unwrap());
+        let b = address_bucket("10.0.0.2".parse().unwrap());
+        let c = address_bucket("2001:db8::1".parse().unwrap());
+        let d = address_bucket("2001:db8::2".parse().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(c, d, "one /64");
+        assert!(c > i64::from(u32::MAX));
+    }
+
+    #[test]
+    fn anonymous_chat_is_limited_per_address() {
+        let web = Web::new(None, Some(1));
+        let one: IpAddr = "10.0.0.1".parse().unwrap();
+        let two: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(web.admit_anonymous(Some(one), 2).is_ok());
+        assert!(web.admit_anonymous(Some(one), 2).is_ok());
+        assert!(web.admit_anonymous(Some(one), 2).is_err());
+        assert!(web.admit_anonymous(Some(two), 2).is_ok());
+    }
+}

@@ -1,0 +1,164 @@
+//! HTML building blocks: escaping and the page frame every page shares.
+//!
+//! Pages are assembled with `format!`, so every value that did not come from this
+//! crate's own literals goes through [`Esc`] (text and attribute values alike).
+
+use std::fmt::{self, Display, Write};
+
+use super::assets;
+
+/// Displays a string with `& < > " '` escaped: safe in element text and in quoted
+/// attribute values.
+pub struct Esc<'a>(pub &'a str);
+
+impl Display for Esc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+            f.write_str(&rest[..at])?;
+            f.write_str(match rest.as_bytes()[at] {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                _ => "&#39;",
+            })?;
+            rest = &rest[at + 1..];
+        }
+        f.write_str(rest)
+    }
+}
+
+/// The navigation entries, to mark the current one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Docs,
+    Pricing,
+    Chat,
+    Console,
+    Admin,
+}
+
+/// Who is looking at a page, when logged in.
+pub struct Viewer {
+    pub name: String,
+    pub is_admin: bool,
+}
+
+/// One page: its title, body and the script that drives it.
+pub struct Page<'a> {
+    pub title: &'a str,
+    pub nav: Nav,
+    pub viewer: Option<&'a Viewer>,
+    /// Already-escaped HTML for `<main>`.
+    pub main: String,
+    /// An asset name under `/assets/`, loaded as a module after `common.js`.
+    pub script: Option<&'static str>,
+}
+
+impl Page<'_> {
+    pub fn render(&self) -> String {
+        let mut html = String::with_capacity(self.main.len() + 2048);
+        let _ = write!(
+            html,
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title} · TokenHub</title>\
+             <link rel=\"icon\" href=\"{icon}\" type=\"image/svg+xml\">\
+             <link rel=\"stylesheet\" href=\"{css}\">\
+             <script src=\"{common}\" defer></script>",
+            title = Esc(self.title),
+            icon = assets::url("favicon.svg"),
+            css = assets::url("app.css"),
+            common = assets::url("common.js"),
+        );
+        if let Some(script) = self.script {
+            let _ = write!(
+                html,
+                "<script src=\"{}\" defer></script>",
+                assets::url(script)
+            );
+        }
+        html.push_str("</head><body>");
+        html.push_str("<a class=\"skip\" href=\"#main\">Skip to content</a>");
+        self.header(&mut html);
+        let _ = write!(html, "<main id=\"main\">{}</main>", self.main);
+        html.push_str(
+            "<footer><p>TokenHub · OpenAI-compatible LLM gateway · \
+             <a href=\"/\">API docs</a> · <a href=\"/pricing\">Pricing</a> · \
+             <a href=\"/api/openapi.json\">Management API</a></p></footer></body></html>",
+        );
+        html
+    }
+
+    fn header(&self, html: &mut String) {
+        html.push_str(
+            "<header class=\"top\"><a class=\"brand\" href=\"/\">\
+             <span class=\"logo\" aria-hidden=\"true\">◆</span> TokenHub</a>\
+             <nav aria-label=\"Main\"><ul>",
+        );
+        let mut entries = vec![
+            (Nav::Docs, "/", "Docs"),
+            (Nav::Pricing, "/pricing", "Pricing"),
+            (Nav::Chat, "/chat", "Chat"),
+            (Nav::Console, "/token/", "Console"),
+        ];
+        if self.viewer.is_some_and(|v| v.is_admin) {
+            entries.push((Nav::Admin, "/admin", "Admin"));
+        }
+        for (nav, href, label) in entries {
+            let current = if nav == self.nav {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            let _ = write!(html, "<li><a href=\"{href}\"{current}>{label}</a></li>");
+        }
+        html.push_str("</ul></nav>");
+        match self.viewer {
+            Some(viewer) => {
+                let _ = write!(
+                    html,
+                    "<span class=\"who\">Signed in as <b>{}</b></span>",
+                    Esc(&viewer.name)
+                );
+            }
+            None => html.push_str("<a class=\"button small\" href=\"/token/\">Sign in</a>"),
+        }
+        html.push_str("</header>");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_every_markup_character() {
+        assert_eq!(
+            Esc("<img src=x onerror='a&b'>\"").to_string(),
+            "&lt;img src=x onerror=&#39;a&amp;b&#39;&gt;&quot;"
+        );
+        assert_eq!(Esc("plain — text").to_string(), "plain — text");
+    }
+
+    #[test]
+    fn the_frame_escapes_the_viewer_and_marks_the_current_page() {
+        let viewer = Viewer {
+            name: "<script>x</script>".into(),
+            is_admin: false,
+        };
+        let html = Page {
+            title: "Pricing",
+            nav: Nav::Pricing,
+            viewer: Some(&viewer),
+            main: String::new(),
+            script: None,
+        }
+        .render();
+        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!html.contains("<script>x"));
+        assert!(html.contains("<a href=\"/pricing\" aria-current=\"page\">"));
+        assert!(!html.contains("/admin"), "admins only");
+    }
+}

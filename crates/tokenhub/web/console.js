@@ -1,0 +1,243 @@
+// The self-service console (/token/): sign up or log in; then balance, API keys,
+// redemption codes and usage.
+"use strict";
+
+(() => {
+  const { api, el, usd, time, count, notice, guard } = TH;
+  const root = document.getElementById("console");
+  const signupOpen = root.dataset.signup === "open";
+  const models = JSON.parse(root.dataset.models || "[]");
+
+  /** Where to go after logging in: `?next=/path` on this site only. */
+  function nextPage() {
+    const next = new URLSearchParams(location.search).get("next");
+    return next && next.startsWith("/") && !next.startsWith("//") ? next : "/token/";
+  }
+
+  function authView() {
+    const form = (mode) => {
+      const f = el(
+        "form",
+        { class: "stack", id: `${mode}-form`, "aria-labelledby": `tab-${mode}` },
+        el("label", {}, "User name or email", el("input", { name: "username", autocomplete: "username", required: true, maxlength: 64 })),
+        el("label", {}, "Password", el("input", { name: "password", type: "password", required: true, minlength: mode === "signup" ? 8 : 1, autocomplete: mode === "signup" ? "new-password" : "current-password" })),
+        el("button", { type: "submit" }, mode === "signup" ? "Create account" : "Log in"),
+      );
+      f.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const body = { username: f.elements.username.value.trim(), password: f.elements.password.value };
+        const done = await guard(f, () => api("POST", `/api/auth/${mode}`, body));
+        if (done) location.assign(nextPage());
+      });
+      return f;
+    };
+    const panels = el("div", { class: "card", id: "auth" });
+    const tablist = el(
+      "div",
+      { role: "tablist", "aria-label": "Account" },
+      el("button", { role: "tab", id: "tab-login", "aria-controls": "panel-login", "aria-selected": "true" }, "Log in"),
+      signupOpen ? el("button", { role: "tab", id: "tab-signup", "aria-controls": "panel-signup", "aria-selected": "false" }, "Sign up") : null,
+    );
+    panels.append(
+      tablist,
+      el("div", { role: "tabpanel", id: "panel-login", "aria-labelledby": "tab-login" }, form("login")),
+      signupOpen
+        ? el("div", { role: "tabpanel", id: "panel-signup", "aria-labelledby": "tab-signup", hidden: true }, el("p", { class: "muted" }, "New accounts start with trial credit."), form("signup"))
+        : el("p", { class: "muted" }, "Sign-up is closed on this gateway; ask an administrator for an account."),
+    );
+    root.replaceChildren(el("h1", {}, "Console"), el("p", { class: "lead" }, "Create API keys, watch your balance and usage."), panels);
+    TH.tabs(panels);
+    if (location.hash === "#signup" && signupOpen) document.getElementById("tab-signup").click();
+  }
+
+  async function dashboard(session) {
+    const account = el("section", { id: "account" });
+    const keys = el("section", { id: "keys" });
+    const usage = el("section", { id: "usage" });
+    const logout = el("button", { type: "button", class: "ghost small", id: "logout" }, "Log out");
+    logout.addEventListener("click", async () => {
+      await guard(root, () => api("POST", "/api/auth/logout"));
+      location.assign("/token/");
+    });
+    root.replaceChildren(
+      el("div", { class: "chat-bar" }, el("h1", {}, `Hello, ${session.user.name}`), logout),
+      account,
+      keys,
+      usage,
+    );
+    await Promise.all([renderAccount(account), renderKeys(keys), renderUsage(usage)]);
+  }
+
+  async function renderAccount(section) {
+    const [me, ledger] = await Promise.all([api("GET", "/api/me"), api("GET", "/api/me/ledger?limit=500")]);
+    const trial = ledger.data.filter((e) => e.kind === "trial").reduce((sum, e) => sum + Number(e.amount_usd), 0);
+    const redeem = el(
+      "form",
+      { class: "row", id: "redeem-form" },
+      el("label", {}, "Redemption code", el("input", { name: "code", required: true, autocomplete: "off" })),
+      el("button", { type: "submit" }, "Redeem"),
+    );
+    redeem.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const done = await guard(redeem, () => api("POST", "/api/me/redeem", { code: redeem.elements.code.value.trim() }));
+      if (done) {
+        await renderAccount(section);
+        notice(section, `Credited ${usd(done.credited_usd)}.`, "ok");
+      }
+    });
+    section.replaceChildren(
+      el("h2", {}, "Balance"),
+      el(
+        "div",
+        { class: "grid" },
+        el("div", { class: "stat" }, el("b", { id: "balance" }, usd(me.live_balance_usd)), el("span", {}, "Balance")),
+        el("div", { class: "stat" }, el("b", {}, usd(String(trial))), el("span", {}, "Trial credit received")),
+      ),
+      redeem,
+    );
+  }
+
+  function keyForm(onCreated) {
+    const modelBoxes = models.map((id) => el("label", { class: "check" }, el("input", { type: "checkbox", name: "models", value: id }), id));
+    const form = el(
+      "form",
+      { class: "card", id: "key-form" },
+      el("h3", {}, "Create a key"),
+      el(
+        "div",
+        { class: "row filters" },
+        el("label", {}, "Name", el("input", { name: "name", required: true, maxlength: 64, placeholder: "e.g. laptop" })),
+        el("label", {}, "Expires (optional)", el("input", { name: "expires", type: "date" })),
+        el("label", {}, "Quota in USD (optional)", el("input", { name: "quota", inputmode: "decimal", pattern: "[0-9]+(\\.[0-9]+)?", placeholder: "no limit" })),
+      ),
+      models.length
+        ? el("fieldset", {}, el("legend", {}, "Allowed models (none checked: all)"), el("div", { class: "filters" }, modelBoxes))
+        : null,
+      el("button", { type: "submit" }, "Create key"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const chosen = [...form.querySelectorAll('input[name="models"]:checked')].map((i) => i.value);
+      const body = { name: form.elements.name.value.trim() };
+      if (form.elements.expires.value) body.expires_at = new Date(`${form.elements.expires.value}T23:59:59`).getTime();
+      if (form.elements.quota.value.trim()) body.quota_usd = form.elements.quota.value.trim();
+      if (chosen.length) body.allowed_models = chosen;
+      const created = await guard(form, () => api("POST", "/api/me/keys", body));
+      if (created) {
+        form.reset();
+        onCreated(created);
+      }
+    });
+    return form;
+  }
+
+  function secretBox(created) {
+    return el(
+      "div",
+      { class: "notice ok", role: "status", id: "new-key" },
+      el("p", {}, el("b", {}, `Key “${created.key.name}” created. `), "Copy it now: it will not be shown again."),
+      el("div", { class: "secret" }, el("code", { id: "new-key-secret" }, created.secret), TH.copyButton(created.secret)),
+    );
+  }
+
+  async function renderKeys(section, created) {
+    const list = await api("GET", "/api/me/keys");
+    const rows = list.data.map((key) => {
+      const toggle = el("button", { type: "button", class: "small ghost" }, key.status === "active" ? "Disable" : "Enable");
+      toggle.addEventListener("click", async () => {
+        const done = await guard(section, () => api("PATCH", `/api/me/keys/${key.id}`, { enabled: key.status !== "active" }));
+        if (done) renderKeys(section);
+      });
+      const remove = el("button", { type: "button", class: "small danger" }, "Delete");
+      remove.addEventListener("click", async () => {
+        if (!confirm(`Delete the key “${key.name}”? Programs using it will stop working.`)) return;
+        const done = await guard(section, () => api("DELETE", `/api/me/keys/${key.id}`));
+        if (done !== undefined) renderKeys(section);
+      });
+      const status = el("span", { class: `badge ${key.status === "active" ? "ok" : "bad"}` }, key.status);
+      return el(
+        "tr",
+        { dataset: { keyId: key.id } },
+        el("td", {}, key.name || "—"),
+        el("td", {}, el("code", {}, key.prefix)),
+        el("td", {}, status),
+        el("td", { class: "hide-narrow" }, key.allowed_models ? key.allowed_models.join(", ") : "all"),
+        el("td", { class: "num" }, `${usd(key.spent_usd)}${key.quota_usd ? " / " + usd(key.quota_usd) : ""}`),
+        el("td", { class: "hide-narrow" }, key.expires_at ? time(key.expires_at) : "never"),
+        el("td", {}, el("div", { class: "filters" }, toggle, remove)),
+      );
+    });
+    const table = el(
+      "div",
+      { class: "table-wrap" },
+      el(
+        "table",
+        { id: "keys-table" },
+        el("thead", {}, el("tr", {}, ["Name", "Key", "Status", "Models", "Spent / quota", "Expires", ""].map((h, i) => el("th", { scope: "col", class: i === 3 || i === 5 ? "hide-narrow" : i === 4 ? "num" : null }, h)))),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No keys yet."))),
+      ),
+    );
+    section.replaceChildren(
+      el("h2", {}, "API keys"),
+      created ? secretBox(created) : null,
+      table,
+      keyForm((newKey) => renderKeys(section, newKey)),
+    );
+    if (created) document.getElementById("new-key-secret").scrollIntoView({ block: "center" });
+  }
+
+  async function renderUsage(section) {
+    const days = TH.lastDays(30);
+    const from = Date.parse(`${days[0]}T00:00:00Z`);
+    const [summary, recent] = await Promise.all([
+      api("GET", `/api/me/usage/summary?group_by=day&from=${from}`),
+      api("GET", "/api/me/usage?limit=20"),
+    ]);
+    const byDay = new Map(summary.data.map((d) => [d.group, d]));
+    const points = days.map((day) => {
+      const d = byDay.get(day);
+      const tokens = d ? d.prompt_tokens + d.completion_tokens : 0;
+      return { label: day.slice(5), bar: d ? Number(d.cost_usd) : 0, barText: usd(d ? d.cost_usd : "0"), line: tokens, lineText: `${count(tokens)} tokens` };
+    });
+    const rows = recent.data.map((r) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, time(r.created_at)),
+        el("td", {}, el("code", {}, r.model)),
+        el("td", { class: "num" }, count(r.prompt_tokens)),
+        el("td", { class: "num" }, count(r.completion_tokens)),
+        el("td", { class: "num" }, usd(r.cost_usd, 6)),
+        el("td", {}, el("span", { class: `badge ${r.status < 400 ? "ok" : "bad"}` }, String(r.status)), r.error ? el("span", { class: "muted small" }, ` ${r.error}`) : null),
+        el("td", { class: "num hide-narrow" }, `${count(r.latency_ms)} ms`),
+      ),
+    );
+    const refresh = el("button", { type: "button", class: "ghost small" }, "Refresh");
+    refresh.addEventListener("click", () => renderUsage(section));
+    section.replaceChildren(
+      el("div", { class: "chat-bar" }, el("h2", {}, "Usage, last 30 days"), refresh),
+      TH.chart(points, { barLabel: "Spend (USD)", lineLabel: "Tokens" }),
+      el("h3", {}, "Recent requests"),
+      el(
+        "div",
+        { class: "table-wrap" },
+        el(
+          "table",
+          { id: "usage-table" },
+          el("thead", {}, el("tr", {}, ["Time", "Model", "Prompt", "Completion", "Cost", "Status", "Latency"].map((h, i) => el("th", { scope: "col", class: i >= 2 && i <= 4 ? "num" : i === 6 ? "num hide-narrow" : null }, h)))),
+          el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No requests yet."))),
+        ),
+      ),
+    );
+  }
+
+  (async () => {
+    try {
+      const session = await TH.session();
+      if (session) await dashboard(session);
+      else authView();
+    } catch (error) {
+      notice(root, `The console could not load: ${error.message}`);
+    }
+  })();
+})();
