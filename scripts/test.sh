@@ -4,6 +4,8 @@
 #      127.0.0.1:5432, via TOKENHUB_TEST_POSTGRES_URL)
 #   2. scripts/client-tests.sh against SQLite
 #   3. scripts/client-tests.sh against a fresh PostgreSQL database (dropped at exit)
+#   4. scripts/web-tests.sh: the web app in headless Chromium (skipped without chromium
+#      outside CI; screenshots in artifacts/screenshots/)
 # Outside CI a missing PostgreSQL only skips its parts; with CI=true it is a failure.
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
 set -euo pipefail
@@ -110,7 +112,11 @@ else
   fi
 fi
 
+# ---------------------------------------------------------------- 4. web app in Chromium
+run_step "web tests (chromium)" "$CLIENT_TESTS_TIMEOUT_S" scripts/web-tests.sh
+
 # ---------------------------------------------------------------- summary
+
 printf '\n######## test summary ########\n'
 for step in "${STEPS[@]}"; do
   printf '  %-26s %-34s %s\n' "$step" "${RESULT[$step]}" "${TIMES[$step]}"

@@ -29,6 +29,8 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` is believed (see `client_ip`).
     pub trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
     pub web: std::sync::Arc<web::Web>,
+    /// Wakes the catalogue reloader (see `catalog::reload`).
+    pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -36,7 +38,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
-        .merge(admin::routes())
+        .merge(
+            admin::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                reload_after_writes,
+            )),
+        )
         .merge(web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -48,6 +55,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             client_ip::resolve(proxies.clone(), request, next)
         }))
         .with_state(state)
+}
+
+/// After a management write succeeds, reload the catalogue now rather than at the next
+/// poll, so what was just created (a key, a model) works on the very next request.
+async fn reload_after_writes(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writes = !matches!(*request.method(), http::Method::GET | http::Method::HEAD);
+    let response = next.run(request).await;
+    if writes && response.status().is_success() {
+        state.catalog_nudge.notify_one();
+    }
+    response
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -174,9 +174,11 @@ pub async fn start(
                 StartError::Config(format!("cannot create the anonymous chat user: {e}"))
             })?;
     let revision = reloader.reload().await?;
+    let catalog_nudge = Arc::new(tokio::sync::Notify::new());
     reloader.clone().spawn_polling(
         Duration::from_millis(settings.reload_interval_ms.max(10)),
         revision,
+        catalog_nudge.clone(),
     );
     let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
 
@@ -211,6 +213,7 @@ pub async fn start(
         store: store.clone(),
         metrics: prometheus(),
         management: Arc::new(management(&settings)?),
+        catalog_nudge,
         web: Arc::new(api::web::Web::new(
             settings.public_url.clone(),
             Some(anonymous_user),

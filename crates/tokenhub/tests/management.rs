@@ -1522,7 +1522,6 @@ async fn usage_listing_filters_aggregates_and_exports() {
         assert_eq!(users["total"], 3);
         assert!(users.to_string().contains("\"~anonymous\""));
         w.h.shutdown().await;
-
     }
 }
 

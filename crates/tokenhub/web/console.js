@@ -233,7 +233,9 @@
 
   (async () => {
     try {
-      const session = await TH.session();
+      // The server knows whether the cookie is valid; asking the API would log a 401.
+      const session = root.dataset.signedIn === "true" ? await TH.session() : null;
+
       if (session) await dashboard(session);
       else authView();
     } catch (error) {

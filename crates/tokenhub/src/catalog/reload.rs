@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 use super::{AccountExtras, Catalog};
 use crate::ledger::books::Books;
@@ -73,13 +73,19 @@ impl Reloader {
         Ok(revision)
     }
 
-    /// Polls the revision counter forever, reloading when it changes.
-    pub fn spawn_polling(self, interval: Duration, mut seen: i64) {
+    /// Polls the revision counter forever, reloading when it changes. `nudge` makes it
+    /// poll at once: this instance's own management writes (a new key, a new model)
+    /// then work on the very next request instead of after up to one interval.
+    pub fn spawn_polling(self, interval: Duration, mut seen: i64, nudge: Arc<Notify>) {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticker.tick().await;
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = nudge.notified() => {}
+                }
+
                 match self.store.revision().await {
                     Ok(current) if current != seen => match self.reload().await {
                         Ok(reflected) => {

@@ -33,11 +33,12 @@ pub async fn console(State(state): State<AppState>, viewer: MaybeViewer) -> Resp
         .collect();
     let models_json = serde_json::to_string(&model_ids).unwrap_or_else(|_| "[]".into());
     let main = format!(
-        "<div id=\"console\" data-signup=\"{signup}\" data-models=\"{models}\">\
+        "<div id=\"console\" data-signup=\"{signup}\" data-signed-in=\"{signed_in}\" data-models=\"{models}\">\
          <p class=\"muted\">Loading the console…</p></div>\
          <noscript><p>The console needs JavaScript. The same operations are available \
          through the <a href=\"/api/openapi.json\">management API</a>.</p></noscript>",
         signup = if signup_open { "open" } else { "closed" },
+        signed_in = viewer.0.is_some(),
         models = Esc(&models_json),
     );
 

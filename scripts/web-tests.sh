@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The web app in a real headless Chromium (Debian's `chromium`, driven by playwright-core
+# from npm) against a live gateway and mock-upstream on loopback, SQLite database.
+#
+#   scripts/web-tests.sh
+#
+# Screenshots of every page at desktop (1280 px) and phone (390 px) widths are written to
+# artifacts/screenshots/ (CI keeps that folder). Installs clients/browser/node_modules on
+# first use. Without /usr/bin/chromium it fails under CI=true and skips otherwise.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+STARTUP_TIMEOUT_S=30
+INSTALL_TIMEOUT_S=600
+SUITE_TIMEOUT_S=300
+LOG_TAG=web-tests
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+
+TMP="$(mktemp -d -t tokenhub-web-tests.XXXXXX)"
+MOCK_PID=""
+GATEWAY_PID=""
+KEEP_TMP=0
+# shellcheck source=lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
+
+die() {
+  printf '\n[web-tests] FAILED: %s\n' "$*" >&2
+  dump_logs
+  exit 1
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  stop_process "$GATEWAY_PID" gateway || true
+  stop_process "$MOCK_PID" mock-upstream || true
+  if ((status == 0 && KEEP_TMP == 0)); then rm -rf "$TMP"; elif ((KEEP_TMP == 0)); then dump_logs; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ ! -x "$CHROMIUM" ]]; then
+  if [[ "${CI:-}" == true || "${CI:-}" == 1 ]]; then
+    die "$CHROMIUM not found (install Debian's chromium package)"
+  fi
+  echo "web tests skipped: $CHROMIUM not found (apt-get install chromium)"
+  exit 0
+fi
+
+build_binaries
+
+dir="$ROOT/clients/browser"
+stamp="$dir/node_modules/.package-lock.sha256"
+want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" || ! -d "$dir/node_modules/playwright-core" ]]; then
+  log "installing clients/browser/node_modules (npm ci)"
+  (cd "$dir" && timeout "$INSTALL_TIMEOUT_S" npm ci --no-audit --no-fund --loglevel=error) ||
+    die "npm ci failed in clients/browser"
+  echo "$want" >"$stamp"
+fi
+
+# Slow enough that the page's intermediate states can be observed as the reply streams.
+start_mock --chunk-delay-ms 150 --chunks 8
+
+cat >"$TMP/tokenhub.toml" <<TOML
+[[channels]]
+name = "mock"
+type = "openai"
+base_url = "$MOCK_BASE_URL"
+api_key = "mock-key"
+models = ["mock-gpt", "mock-free"]
+
+[[models]]
+id = "mock-gpt"
+provider = "Mock"
+context = 8192
+input_usd_per_mtok = "1.00"
+output_usd_per_mtok = "2.00"
+
+[[models]]
+id = "mock-free"
+provider = "Mock"
+context = 4096
+input_usd_per_mtok = "0"
+output_usd_per_mtok = "0"
+TOML
+
+export TOKENHUB_CONFIG="$TMP/tokenhub.toml"
+export TOKENHUB_DATABASE_URL="sqlite://$TMP/tokenhub.db"
+export TOKENHUB_RELOAD_INTERVAL_MS=100
+export TOKENHUB_ROOT_PASSWORD="root-password"
+export TOKENHUB_SIGNUP=open
+export TOKENHUB_ANONYMOUS_CHAT_RPM=30
+export NO_COLOR=1
+start_gateway
+
+export TOKENHUB_WEB_URL="$GATEWAY_URL"
+export TOKENHUB_MOCK_URL="$MOCK_BASE_URL"
+export TOKENHUB_ROOT_PASSWORD
+export CHROMIUM
+export SCREENSHOT_DIR="$ROOT/artifacts/screenshots"
+mkdir -p "$SCREENSHOT_DIR"
+rc=0
+(cd "$dir" && timeout "$SUITE_TIMEOUT_S" node --test --test-concurrency=1 --test-reporter=spec test_web.mjs) || rc=$?
+((rc == 124)) && log "the browser suite timed out after ${SUITE_TIMEOUT_S}s"
+((rc == 0)) || die "browser tests failed (exit $rc)"
+log "screenshots in $SCREENSHOT_DIR: $(ls "$SCREENSHOT_DIR" | wc -l) files"
+echo "web tests: all passed"
