@@ -177,12 +177,9 @@
         el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No keys yet."))),
       ),
     );
-    section.replaceChildren(
-      el("h2", {}, "API keys"),
-      created ? secretBox(created) : null,
-      table,
-      keyForm((newKey) => renderKeys(section, newKey)),
-    );
+    const parts = [el("h2", {}, "API keys"), created && secretBox(created), table, keyForm((newKey) => renderKeys(section, newKey))];
+    section.replaceChildren(...parts.filter(Boolean));
+
     if (created) document.getElementById("new-key-secret").scrollIntoView({ block: "center" });
   }
 

@@ -212,9 +212,11 @@ pub async fn docs(
          cancelled and only the tokens already delivered are billed.</p></section>\
          <section><h2 id=\"errors\">Errors and limits</h2>\
          <p>Errors use OpenAI's shape: <code>{\"error\": {\"message\", \"type\", \"param\", \"code\"}}</code>. \
-         <code>401</code> bad key, <code>402</code> balance or quota exhausted, \
+         <code>401</code> bad key, <code>403</code> address or model not allowed for the key, \
          <code>404</code> unknown model, <code>429</code> rate limited (see <code>Retry-After</code> \
-         and <code>x-ratelimit-*</code> headers), <code>5xx</code> every upstream failed. \
+         and <code>x-ratelimit-*</code> headers) or balance/quota exhausted \
+         (<code>insufficient_quota</code>), <code>5xx</code> every upstream failed. \
+
          Each response carries <code>x-request-id</code>.</p></section>",
     );
     Html(
