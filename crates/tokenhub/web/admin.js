@@ -238,7 +238,7 @@
       el(
         "div",
         { class: "admin-charts" },
-        el("section", {}, el("h3", {}, "Top models"), top("top-models", "Model", topModels, (a) => el("code", { class: "model-id" }, a.group))),
+        el("section", {}, el("h3", {}, "Top models"), top("top-models", "Model", topModels, (a) => el("code", { class: "nowrap" }, a.group))),
         el(
           "section",
           {},
@@ -325,14 +325,14 @@
       editor.replaceChildren(form);
       form.elements.name.focus();
       form.scrollIntoView({ block: "nearest" });
-    });
+    }, { "aria-label": `Edit channel ${c.name}` });
     const toggle = button(c.enabled ? "Disable" : "Enable", async () => {
       const saved = await run(panel, () => api("PATCH", `/api/admin/channels/${c.id}`, { enabled: !c.enabled }));
       if (saved) {
         await load("channels", true);
         done(panel, `Channel “${saved.name}” ${saved.enabled ? "enabled" : "disabled"}.`);
       }
-    });
+    }, { "aria-label": `${c.enabled ? "Disable" : "Enable"} channel ${c.name}` });
     const remove = button("Delete", async () => {
       if (!confirm(`Delete the channel “${c.name}”? Its models stop being served through it.`)) return;
       const gone = await run(panel, () => api("DELETE", `/api/admin/channels/${c.id}`));
@@ -340,7 +340,7 @@
         await load("channels", true);
         done(panel, `Channel “${c.name}” deleted.`);
       }
-    }, { class: "small danger" });
+    }, { class: "small danger", "aria-label": `Delete channel ${c.name}` });
     const key = c.api_key_set ? el("code", {}, c.api_key_masked) : c.api_key_env ? el("span", { class: "small" }, `env ${c.api_key_env}`) : el("span", { class: "muted" }, "none");
     return el(
       "tr",
@@ -468,6 +468,7 @@
       const toggle = button(m.enabled ? "Disable" : "Enable", () => save(modelBody(m, { enabled: !m.enabled })), {
         disabled: !m.priced,
         title: m.priced ? null : "Set its prices first",
+        "aria-label": `${m.enabled ? "Disable" : "Enable"} ${m.id}`,
       });
       const remove = button("Delete", async () => {
         if (!confirm(`Delete the model “${m.id}” from the catalogue?`)) return;
@@ -476,10 +477,10 @@
           row.remove();
           done(panel, `Model “${m.id}” deleted.`);
         }
-      }, { class: "small danger" });
+      }, { class: "small danger", "aria-label": `Delete ${m.id}` });
       const price = (value) => el("td", { class: "num", dataset: { sort: Number(value) } }, usd(value, 6));
       row.replaceChildren(
-        el("td", {}, el("code", { class: "model-id" }, m.id), m.priced ? null : [" ", badge("unpriced", "warn")]),
+        el("td", {}, el("code", { class: "nowrap" }, m.id), m.priced ? null : [" ", badge("unpriced", "warn")]),
         el("td", {}, m.provider || "—"),
         el("td", { class: "num", dataset: { sort: m.context } }, m.context ? count(m.context) : "—"),
         price(m.input_usd_per_mtok),
@@ -521,7 +522,7 @@
         );
       }, { class: "small" });
       row.replaceChildren(
-        el("td", {}, el("code", { class: "model-id" }, m.id)),
+        el("td", {}, el("code", { class: "nowrap" }, m.id)),
         el("td", {}, provider),
         el("td", { class: "num" }, context),
         el("td", { class: "num" }, inPrice),
@@ -776,7 +777,7 @@
     return el(
       "tr",
       { dataset: { codeId: c.id } },
-      el("td", {}, el("code", {}, c.prefix)),
+      el("td", {}, el("code", { class: "nowrap" }, c.prefix)),
       el("td", { class: "num" }, usd(c.amount_usd)),
       el("td", {}, c.batch || "—"),
       el("td", { class: "hide-narrow" }, time(c.created_at)),
@@ -909,7 +910,7 @@
       { dataset: { usageId: r.id } },
       el("td", { class: "usage-time" }, time(r.created_at), el("div", { class: "muted small", title: r.request_id }, shortId)),
       el("td", { class: "num" }, `#${r.user_id}`, el("div", { class: "muted small" }, `key ${r.key_id}`)),
-      el("td", {}, el("code", { class: "model-id" }, r.model), el("div", { class: "muted small" }, r.channel_id === null ? "no channel" : `channel ${r.channel_id}`)),
+      el("td", {}, el("code", { class: "nowrap" }, r.model), el("div", { class: "muted small" }, r.channel_id === null ? "no channel" : `channel ${r.channel_id}`)),
       tokens,
       el("td", { class: "num" }, usd(r.cost_usd, 6)),
       el("td", { class: "usage-status" }, badge(String(r.status), r.status < 400 ? "ok" : "bad"), r.error ? el("div", { class: "muted small" }, r.error) : null),
