@@ -230,14 +230,14 @@
       ),
       el(
         "div",
-        { class: "admin-charts three" },
+        { class: "admin-charts" },
         chart("Requests and error rate", traffic, { barLabel: "Requests", lineLabel: "Error rate (%)" }),
         chart("Tokens and spend", volume, { barLabel: "Tokens", lineLabel: "Spend (USD)" }),
         chart("Latency", latency, { barLabel: "p50 (ms)", lineLabel: "p95 (ms)" }),
       ),
       el(
         "div",
-        { class: "admin-charts" },
+        { class: "admin-tops" },
         el("section", {}, el("h3", {}, "Top models"), top("top-models", "Model", topModels, (a) => el("code", { class: "nowrap" }, a.group))),
         el(
           "section",
