@@ -1,3 +1,1052 @@
-// The admin panel (/admin). Being written: see the admin panel issue.
+// The admin panel (/admin): dashboard, channels, models and prices, users, redemption
+// codes, usage logs, the audit log (root only) and site settings, all over the
+// management API. The server only renders this page for admins; the API checks the
+// role again on every call. Values from the API reach the page as text (TH.el).
 "use strict";
-TH.notice(document.getElementById("admin"), "The admin panel is loading…", "ok");
+
+(() => {
+  const { api, el, usd, time, count, notice, guard } = TH;
+  const root = document.getElementById("admin");
+  const isRoot = root.dataset.root === "true";
+  /** The channel types the API accepts (CHANNEL_TYPES in catalog.rs). */
+  const CHANNEL_TYPES = ["openai", "deepseek", "qwen", "zhipu", "doubao", "moonshot", "anthropic", "gemini", "demo"];
+  const PAGE = 50;
+  const USD_PATTERN = "[0-9]+(\\.[0-9]+)?";
+  const SIGNED_USD_PATTERN = "-?[0-9]+(\\.[0-9]+)?";
+
+  // ---------------------------------------------------------------- small helpers
+
+  /** A labelled form control; `hint` is a short muted line under it. */
+  function field(label, control, hint) {
+    return el("label", {}, label, control, hint ? el("span", { class: "muted small" }, hint) : null);
+  }
+
+  function button(text, onClick, attrs = {}) {
+    return el("button", { type: "button", class: "small ghost", ...attrs, onclick: onClick }, text);
+  }
+
+  function badge(text, kind) {
+    return el("span", { class: `badge ${kind || ""}` }, text);
+  }
+
+  /** A section heading with optional controls (e.g. a Refresh button) beside it. */
+  function heading(title, ...controls) {
+    return el("div", { class: "admin-bar" }, el("h2", {}, title), ...controls);
+  }
+
+  /** Replaces a node's children, leaving out null/undefined ones. */
+  function fill(node, ...children) {
+    node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  }
+
+  function refresh(action) {
+    return button("Refresh", action, { class: "small ghost refresh" });
+  }
+
+  /** A table in a scrolling wrapper. `columns`: label or [label, class] (class "num" etc.). */
+  function table(id, columns, rows, empty, { sortable = false } = {}) {
+    const head = columns.map((column) => {
+      const [label, cls] = Array.isArray(column) ? column : [column, null];
+      const content = sortable && label ? el("button", { type: "button" }, label) : label;
+      return el("th", { scope: "col", class: cls }, content);
+    });
+    const body = el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: columns.length, class: "muted" }, empty)));
+    const node = el("table", { id, class: sortable ? "sortable" : null }, el("thead", {}, el("tr", {}, head)), body);
+    if (sortable && rows.length) TH.sortable(node);
+    return el("div", { class: "table-wrap" }, node);
+  }
+
+  /** Previous/next controls for offset paging; `total` may be unknown (null). */
+  function pager({ offset, limit, shown, total, onPage }) {
+    const end = offset + shown;
+    const more = total === null || total === undefined ? shown === limit : end < total;
+    if (offset === 0 && !more) return null;
+    const range = `${count(shown ? offset + 1 : offset)}–${count(end)}${total === null || total === undefined ? "" : ` of ${count(total)}`}`;
+    return el(
+      "nav",
+      { class: "pager", "aria-label": "Pages" },
+      button("← Previous", () => onPage(Math.max(0, offset - limit)), { disabled: offset === 0 }),
+      el("span", { class: "muted small" }, range),
+      button("Next →", () => onPage(offset + limit), { disabled: !more }),
+    );
+  }
+
+  /** `a=1&b=x` from an object, leaving out empty values. */
+  function query(params) {
+    const q = new URLSearchParams();
+    for (const [name, value] of Object.entries(params)) {
+      if (value !== undefined && value !== null && value !== "") q.set(name, String(value));
+    }
+    return q.toString();
+  }
+
+  /** Comma-separated text to a list of non-empty, trimmed items. */
+  function splitList(text) {
+    return text.split(",").map((s) => s.trim()).filter(Boolean);
+  }
+
+  /** Unix ms of local midnight starting the date input's day (`plusDays` later). */
+  function dayStart(value, plusDays = 0) {
+    const [y, m, d] = value.split("-").map(Number);
+    return new Date(y, m - 1, d + plusDays).getTime();
+  }
+
+  /** Nano-USD (BigInt) from a decimal USD string, for exact sums. */
+  function toNanos(text) {
+    const value = String(text ?? "0");
+    const negative = value.startsWith("-");
+    const [whole, fraction = ""] = value.replace("-", "").split(".");
+    const nanos = BigInt(whole || "0") * 1000000000n + BigInt((fraction + "000000000").slice(0, 9));
+    return negative ? -nanos : nanos;
+  }
+
+  function pct(ratio) {
+    return `${(Number(ratio || 0) * 100).toFixed(1)}%`;
+  }
+
+  function ms(value) {
+    return value === null || value === undefined ? "—" : `${count(Math.round(value))} ms`;
+  }
+
+  /** A CSV file built in the browser and downloaded (cells that look like formulas are defused). */
+  function downloadCsv(filename, rows) {
+    const cell = (value) => {
+      let text = value === null || value === undefined ? "" : String(value);
+      if (/^[=+@]/.test(text) || (/^-/.test(text) && Number.isNaN(Number(text)))) text = `'${text}`;
+      return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+    };
+    const csv = rows.map((row) => row.map(cell).join(",")).join("\r\n") + "\r\n";
+    const url = URL.createObjectURL(new Blob([csv], { type: "text/csv;charset=utf-8" }));
+    const link = el("a", { href: url, download: filename, class: "sr-only" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  /** Runs a state-changing action; on failure its error shows in `container`, in view. */
+  async function run(container, action) {
+    const result = await guard(container, action);
+    if (result === undefined) {
+      const shown = container.querySelector(":scope > .notice.error");
+      if (shown) shown.scrollIntoView({ block: "nearest" });
+    }
+    return result;
+  }
+
+  /** A success message at the top of `container` that fades after a while. */
+  function done(container, message) {
+    const node = notice(container, message, "ok");
+    setTimeout(() => node.remove(), 6000);
+  }
+
+  // ---------------------------------------------------------------- dashboard
+
+  async function dashboard(panel) {
+    const days = TH.lastDays(14);
+    const from = Date.parse(`${days[0]}T00:00:00Z`);
+    const summary = (group) => api("GET", `/api/admin/usage/summary?${query({ group_by: group, from })}`);
+    const [byDay, byModel, byUser] = await Promise.all([summary("day"), summary("model"), summary("user")]);
+    const topUsers = [...byUser.data].sort((a, b) => b.requests - a.requests).slice(0, 10);
+    const names = new Map(
+      await Promise.all(
+        topUsers.map((u) =>
+          api("GET", `/api/admin/users/${encodeURIComponent(u.group)}`)
+            .then((user) => [u.group, user.name])
+            .catch(() => [u.group, null]),
+        ),
+      ),
+    );
+
+    const rows = byDay.data;
+    const requests = rows.reduce((sum, d) => sum + d.requests, 0);
+    const errors = rows.reduce((sum, d) => sum + d.errors, 0);
+    const tokens = rows.reduce((sum, d) => sum + d.prompt_tokens + d.completion_tokens, 0);
+    const spend = TH.nanosToUsd(rows.reduce((sum, d) => sum + toNanos(d.cost_usd), 0n));
+    const withLatency = rows.filter((d) => d.latency_p50_ms !== null && d.requests > 0);
+    const weighted = withLatency.reduce((sum, d) => sum + d.latency_p50_ms * d.requests, 0);
+    const weight = withLatency.reduce((sum, d) => sum + d.requests, 0);
+    const p50 = weight ? weighted / weight : null;
+    const p95 = withLatency.length ? Math.max(...withLatency.map((d) => d.latency_p95_ms || 0)) : null;
+
+    const stat = (value, label, id) => el("div", { class: "stat", id }, el("b", {}, value), el("span", {}, label));
+    const byDate = new Map(rows.map((d) => [d.group, d]));
+    const series = (pick) =>
+      days.map((day) => {
+        const d = byDate.get(day);
+        return { label: day.slice(5), ...pick(d) };
+      });
+    const traffic = series((d) => ({
+      bar: d ? d.requests : 0,
+      barText: `${count(d ? d.requests : 0)} requests`,
+      line: d ? d.error_rate * 100 : 0,
+      lineText: `${pct(d ? d.error_rate : 0)} errors`,
+    }));
+    const volume = series((d) => ({
+      bar: d ? d.prompt_tokens + d.completion_tokens : 0,
+      barText: `${count(d ? d.prompt_tokens + d.completion_tokens : 0)} tokens`,
+      line: d ? Number(d.cost_usd) : 0,
+      lineText: usd(d ? d.cost_usd : "0"),
+    }));
+    const latency = series((d) => ({
+      bar: d && d.latency_p50_ms !== null ? d.latency_p50_ms : 0,
+      barText: `p50 ${ms(d && d.latency_p50_ms)}`,
+      line: d && d.latency_p95_ms !== null ? d.latency_p95_ms : 0,
+      lineText: `p95 ${ms(d && d.latency_p95_ms)}`,
+    }));
+    const chart = (title, points, labels) => el("section", { class: "admin-chart" }, el("h3", {}, title), TH.chart(points, labels));
+
+    const top = (id, label, data, name) =>
+      table(
+        id,
+        [label, ["Requests", "num"], ["Tokens", "num"], ["Spend", "num"], ["Errors", "num"], ["p50", "num hide-narrow"]],
+        data.map((a) =>
+          el(
+            "tr",
+            {},
+            el("td", {}, name(a)),
+            el("td", { class: "num" }, count(a.requests)),
+            el("td", { class: "num" }, count(a.prompt_tokens + a.completion_tokens)),
+            el("td", { class: "num" }, usd(a.cost_usd, 6)),
+            el("td", { class: "num" }, pct(a.error_rate)),
+            el("td", { class: "num hide-narrow" }, ms(a.latency_p50_ms)),
+          ),
+        ),
+        "No requests in these 14 days.",
+      );
+    const topModels = [...byModel.data].sort((a, b) => b.requests - a.requests).slice(0, 10);
+
+    fill(panel, 
+      heading("Last 14 days", refresh(() => load("dashboard", true))),
+      el(
+        "div",
+        { class: "grid admin-stats" },
+        stat(count(requests), "Requests", "stat-requests"),
+        stat(count(tokens), "Tokens", "stat-tokens"),
+        stat(usd(spend, 6), "Spend", "stat-spend"),
+        stat(pct(requests ? errors / requests : 0), `Error rate (${count(errors)} errors)`, "stat-errors"),
+        stat(ms(p50), "Latency p50 (daily, weighted)", "stat-p50"),
+        stat(ms(p95), "Latency p95 (worst day)", "stat-p95"),
+      ),
+      el(
+        "div",
+        { class: "admin-charts" },
+        chart("Requests and error rate", traffic, { barLabel: "Requests", lineLabel: "Error rate (%)" }),
+        chart("Tokens and spend", volume, { barLabel: "Tokens", lineLabel: "Spend (USD)" }),
+        chart("Latency", latency, { barLabel: "p50 (ms)", lineLabel: "p95 (ms)" }),
+      ),
+      el(
+        "div",
+        { class: "admin-tops" },
+        el("section", {}, el("h3", {}, "Top models"), top("top-models", "Model", topModels, (a) => el("code", { class: "nowrap" }, a.group))),
+        el(
+          "section",
+          {},
+          el("h3", {}, "Top users"),
+          top("top-users", "User", topUsers, (a) => {
+            const name = names.get(a.group);
+            return name ? `${name} (#${a.group})` : `#${a.group}`;
+          }),
+        ),
+      ),
+    );
+  }
+
+  // ---------------------------------------------------------------- channels
+
+  async function channels(panel) {
+    const list = await api("GET", "/api/admin/channels");
+    const health = await Promise.all(list.data.map((c) => channelHealth(c.id)));
+    const editor = el("div", { id: "channel-editor" });
+    const rows = list.data.map((c, i) => channelRow(panel, c, health[i], editor));
+    const create = channelForm(null, async (body, form) => {
+      const created = await run(form, () => api("POST", "/api/admin/channels", body));
+      if (!created) return;
+      await load("channels", true);
+      done(panel, `Channel “${created.name}” added; it serves requests within a few seconds.`);
+    });
+    fill(panel, 
+      heading("Channels", refresh(() => load("channels", true))),
+      el("p", { class: "muted small" }, "Upstream accounts that serve the models. Keys are write-only: only a mask is shown. Changes apply at the next reload, within a few seconds."),
+      table(
+        "channels-table",
+        ["Channel", "Key", "Models", ["Priority / weight", "num wrap"], "Health and test", ""],
+        rows,
+        "No channels yet: add one below.",
+      ),
+      editor,
+      create,
+    );
+  }
+
+  function channelHealth(id) {
+    return api("GET", `/api/admin/channels/${id}/health`).catch(() => null);
+  }
+
+  /** The health state as a badge with cooldown, success rate and latency. */
+  function healthView(h) {
+    if (!h) return el("span", { class: "muted" }, "—");
+    const states = { closed: ["ok", "healthy"], half_open: ["warn", "probing"], open: ["bad", "cooling down"], disabled: ["bad", "disabled"] };
+    const [kind, label] = states[h.state] || ["", h.state];
+    const details = [];
+    if (h.cooldown_remaining_ms) details.push(`${Math.ceil(h.cooldown_remaining_ms / 1000)} s cooldown left`);
+    if (h.disabled_reason) details.push(h.disabled_reason);
+    if (h.success_rate !== null && h.success_rate !== undefined) details.push(`${pct(h.success_rate)} of ${count(h.successes + h.failures)} ok`);
+    if (h.ewma_latency_ms !== null && h.ewma_latency_ms !== undefined) details.push(`~${ms(h.ewma_latency_ms)}`);
+    return el("span", { class: "health" }, badge(label, kind), details.length ? el("span", { class: "muted small" }, details.join(" · ")) : null);
+  }
+
+  function channelRow(panel, c, health, editor) {
+    const enabled = badge(c.enabled ? "enabled" : "disabled", c.enabled ? "ok" : "bad");
+    const healthCell = el("div", { class: "channel-health" }, enabled, " ", healthView(health));
+    const result = el("div", { class: "test-result small", "aria-live": "polite" });
+    const test = button("Test", null, { class: "small ghost test-channel", "aria-label": `Test channel ${c.name}` });
+    test.addEventListener("click", async () => {
+      test.disabled = true;
+      result.replaceChildren(el("span", { class: "muted" }, "Testing…"));
+      try {
+        const r = await api("POST", `/api/admin/channels/${c.id}/test`, {});
+        const detail = [`${count(r.latency_ms)} ms`, r.model, r.status ? `HTTP ${r.status}` : null, r.error].filter(Boolean).join(" · ");
+        result.replaceChildren(badge(r.ok ? "OK" : "failed", r.ok ? "ok" : "bad"), " ", el("span", { class: "test-latency" }, detail));
+        healthCell.replaceChildren(enabled, " ", healthView(await channelHealth(c.id)));
+      } catch (error) {
+        result.replaceChildren(badge("error", "bad"), " ", error.message);
+      } finally {
+        test.disabled = false;
+      }
+    });
+    const edit = button("Edit", () => {
+      const form = channelForm(c, async (body) => {
+        const saved = await run(form, () => api("PATCH", `/api/admin/channels/${c.id}`, body));
+        if (!saved) return;
+        await load("channels", true);
+        done(panel, `Channel “${saved.name}” saved.`);
+      });
+      editor.replaceChildren(form);
+      form.elements.name.focus();
+      form.scrollIntoView({ block: "nearest" });
+    }, { "aria-label": `Edit channel ${c.name}` });
+    const toggle = button(c.enabled ? "Disable" : "Enable", async () => {
+      const saved = await run(panel, () => api("PATCH", `/api/admin/channels/${c.id}`, { enabled: !c.enabled }));
+      if (saved) {
+        await load("channels", true);
+        done(panel, `Channel “${saved.name}” ${saved.enabled ? "enabled" : "disabled"}.`);
+      }
+    }, { "aria-label": `${c.enabled ? "Disable" : "Enable"} channel ${c.name}` });
+    const remove = button("Delete", async () => {
+      if (!confirm(`Delete the channel “${c.name}”? Its models stop being served through it.`)) return;
+      const gone = await run(panel, () => api("DELETE", `/api/admin/channels/${c.id}`));
+      if (gone !== undefined) {
+        await load("channels", true);
+        done(panel, `Channel “${c.name}” deleted.`);
+      }
+    }, { class: "small danger", "aria-label": `Delete channel ${c.name}` });
+    const key = c.api_key_set ? el("code", {}, c.api_key_masked) : c.api_key_env ? el("span", { class: "small" }, `env ${c.api_key_env}`) : el("span", { class: "muted" }, "none");
+    return el(
+      "tr",
+      { dataset: { channelId: c.id } },
+      el(
+        "td",
+        { class: "channel-name" },
+        el("b", {}, c.name),
+        " ",
+        badge(c.type),
+        el("div", { class: "muted small wrap-anywhere" }, c.base_url || "no base URL"),
+      ),
+      el("td", {}, key),
+      el("td", { class: "chips" }, c.models.length ? c.models.map((m) => el("code", {}, m)) : el("span", { class: "muted" }, "none")),
+      el("td", { class: "num", title: "Priority / weight" }, `${c.priority} / ${c.weight}`),
+      el("td", { class: "channel-state" }, healthCell, el("div", { class: "channel-test" }, test, result)),
+      el("td", {}, el("div", { class: "actions" }, edit, toggle, remove)),
+    );
+  }
+
+  /** The create form (`channel` null, id channel-form) or the edit form of `channel`. */
+  function channelForm(channel, onSubmit) {
+    const editing = Boolean(channel);
+    const v = channel || { name: "", type: "openai", base_url: "", models: [], priority: 0, weight: 1 };
+    const prefix = editing ? `edit-${v.id}-` : "new-channel-";
+    const cancel = editing ? button("Cancel", () => form.remove()) : null;
+    const form = el(
+      "form",
+      { class: "card", id: editing ? "channel-edit-form" : "channel-form" },
+      el("h3", {}, editing ? `Edit channel “${v.name}”` : "Add a channel"),
+      el(
+        "div",
+        { class: "fields" },
+        field("Name", el("input", { name: "name", id: `${prefix}name`, required: true, maxlength: 64, value: v.name })),
+        field("Type", el("select", { name: "type", required: true }, CHANNEL_TYPES.map((t) => el("option", { value: t, selected: t === v.type }, t)))),
+        field("Base URL", el("input", { name: "base_url", type: "url", value: v.base_url, placeholder: "https://api.example.com/v1" }), "Not needed for demo"),
+        field(
+          "API key",
+          el("input", { name: "api_key", type: "password", autocomplete: "new-password", placeholder: editing && v.api_key_set ? `keep ${v.api_key_masked}` : "sk-…" }),
+          editing ? "Leave empty to keep the stored key" : null,
+        ),
+        field("Models (comma-separated)", el("input", { name: "models", value: v.models.join(", "), placeholder: "gpt-4o-mini, gpt-4o" })),
+        field("Priority", el("input", { name: "priority", type: "number", step: 1, value: v.priority, class: "narrow" }), "Higher first"),
+        field("Weight", el("input", { name: "weight", type: "number", step: 1, min: 0, value: v.weight, class: "narrow" }), "Share within a priority"),
+      ),
+      editing && v.api_key_set ? el("label", { class: "check" }, el("input", { type: "checkbox", name: "remove_key" }), "Remove the stored key") : null,
+      el("div", { class: "actions" }, el("button", { type: "submit" }, editing ? "Save channel" : "Add channel"), cancel),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const f = form.elements;
+      const body = {
+        name: f.name.value.trim(),
+        type: f.type.value,
+        base_url: f.base_url.value.trim(),
+        models: splitList(f.models.value),
+        priority: Number(f.priority.value || 0),
+        weight: Number(f.weight.value || 0),
+      };
+      if (f.api_key.value) body.api_key = f.api_key.value;
+      else if (f.remove_key && f.remove_key.checked) body.api_key = "";
+      const submit = form.querySelector('button[type="submit"]');
+      submit.disabled = true;
+      try {
+        await onSubmit(body, form);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  // ---------------------------------------------------------------- models
+
+  async function models(panel) {
+    const list = await api("GET", "/api/admin/models");
+    const rows = list.data.map((m) => modelRow(panel, m));
+    const wrap = table(
+      "models-table",
+      ["Model", "Provider", ["Context", "num"], ["Input", "num"], ["Output", "num"], ["Cached input", "num"], "Enabled", ""],
+      rows,
+      "No models yet: add one below.",
+      { sortable: true },
+    );
+    const filter = el("input", { type: "search", id: "models-filter", placeholder: "id or provider" });
+    filter.addEventListener("input", () => {
+      const q = filter.value.trim().toLowerCase();
+      for (const row of wrap.querySelectorAll("tbody tr[data-model-id]")) row.hidden = Boolean(q) && !row.dataset.search.includes(q);
+    });
+    fill(panel, 
+      heading("Models and prices", refresh(() => load("models", true))),
+      el("p", { class: "muted small" }, `Prices in USD per 1M tokens. ${count(list.data.length)} models; a model is served once an enabled channel lists it.`),
+      el("div", { class: "filters" }, field("Filter models", filter)),
+      wrap,
+      modelForm(panel),
+    );
+  }
+
+  function modelBody(m, changes = {}) {
+    return {
+      id: m.id,
+      provider: m.provider,
+      context: m.context,
+      input_usd_per_mtok: m.input_usd_per_mtok,
+      output_usd_per_mtok: m.output_usd_per_mtok,
+      cached_input_usd_per_mtok: m.cached_input_usd_per_mtok,
+      enabled: m.enabled,
+      ...changes,
+    };
+  }
+
+  function modelRow(panel, m) {
+    const row = el("tr", { dataset: { modelId: m.id, search: `${m.id} ${m.provider}`.toLowerCase() } });
+    const path = () => `/api/admin/models/${encodeURIComponent(m.id)}`;
+    const save = async (body) => {
+      const saved = await run(panel, () => api("PUT", path(), body));
+      if (!saved) return false;
+      Object.assign(m, saved);
+      view();
+      done(panel, `Model “${m.id}” saved.`);
+      return true;
+    };
+
+    function view() {
+      const toggle = button(m.enabled ? "Disable" : "Enable", () => save(modelBody(m, { enabled: !m.enabled })), {
+        disabled: !m.priced,
+        title: m.priced ? null : "Set its prices first",
+        "aria-label": `${m.enabled ? "Disable" : "Enable"} ${m.id}`,
+      });
+      const remove = button("Delete", async () => {
+        if (!confirm(`Delete the model “${m.id}” from the catalogue?`)) return;
+        const gone = await run(panel, () => api("DELETE", path()));
+        if (gone !== undefined) {
+          row.remove();
+          done(panel, `Model “${m.id}” deleted.`);
+        }
+      }, { class: "small danger", "aria-label": `Delete ${m.id}` });
+      const price = (value) => el("td", { class: "num", dataset: { sort: Number(value) } }, usd(value, 6));
+      row.replaceChildren(
+        el("td", {}, el("code", { class: "nowrap" }, m.id), m.priced ? null : [" ", badge("unpriced", "warn")]),
+        el("td", {}, m.provider || "—"),
+        el("td", { class: "num", dataset: { sort: m.context } }, m.context ? count(m.context) : "—"),
+        price(m.input_usd_per_mtok),
+        price(m.output_usd_per_mtok),
+        m.cached_input_usd_per_mtok === null || m.cached_input_usd_per_mtok === undefined
+          ? el("td", { class: "num muted", dataset: { sort: Number(m.input_usd_per_mtok) } }, "= input")
+          : price(m.cached_input_usd_per_mtok),
+        el("td", {}, badge(m.enabled ? "on" : "off", m.enabled ? "ok" : "bad")),
+        el("td", {}, el("div", { class: "actions" }, button("Edit", edit, { "aria-label": `Edit ${m.id}` }), toggle, remove)),
+      );
+    }
+
+    function edit() {
+      const input = (name, value, label, attrs = {}) => el("input", { name, value: value ?? "", "aria-label": `${label} of ${m.id}`, ...attrs });
+      const money = (name, value, label, required = true) => input(name, value, label, { inputmode: "decimal", pattern: USD_PATTERN, required, class: "price" });
+      const provider = input("provider", m.provider, "Provider");
+      const context = input("context", m.context, "Context", { type: "number", min: 0, step: 1 });
+      const inPrice = money("input_usd_per_mtok", m.input_usd_per_mtok, "Input price");
+      const outPrice = money("output_usd_per_mtok", m.output_usd_per_mtok, "Output price");
+      const cached = money("cached_input_usd_per_mtok", m.cached_input_usd_per_mtok, "Cached input price", false);
+      cached.placeholder = "= input";
+      const enabled = el("input", { type: "checkbox", name: "enabled", checked: m.enabled, "aria-label": `${m.id} enabled` });
+      const controls = [provider, context, inPrice, outPrice, cached];
+      const saveButton = button("Save", async () => {
+        const invalid = controls.find((c) => !c.checkValidity());
+        if (invalid) {
+          invalid.reportValidity();
+          return;
+        }
+        await save(
+          modelBody(m, {
+            provider: provider.value.trim(),
+            context: Number(context.value || 0),
+            input_usd_per_mtok: inPrice.value.trim(),
+            output_usd_per_mtok: outPrice.value.trim(),
+            cached_input_usd_per_mtok: cached.value.trim() || null,
+            enabled: enabled.checked,
+          }),
+        );
+      }, { class: "small" });
+      row.replaceChildren(
+        el("td", {}, el("code", { class: "nowrap" }, m.id)),
+        el("td", {}, provider),
+        el("td", { class: "num" }, context),
+        el("td", { class: "num" }, inPrice),
+        el("td", { class: "num" }, outPrice),
+        el("td", { class: "num" }, cached),
+        el("td", {}, enabled),
+        el("td", {}, el("div", { class: "actions" }, saveButton, button("Cancel", view))),
+      );
+      row.addEventListener("keydown", function onKey(event) {
+        if (!row.contains(saveButton)) return row.removeEventListener("keydown", onKey);
+        if (event.key === "Enter" && event.target.tagName === "INPUT") {
+          event.preventDefault();
+          saveButton.click();
+        } else if (event.key === "Escape") view();
+      });
+      inPrice.focus();
+    }
+
+    view();
+    return row;
+  }
+
+  function modelForm(panel) {
+    const money = (name, required) => el("input", { name, inputmode: "decimal", pattern: USD_PATTERN, required, placeholder: required ? "0.15" : "= input", class: "narrow" });
+    const form = el(
+      "form",
+      { class: "card", id: "model-form" },
+      el("h3", {}, "Add a model"),
+      el(
+        "div",
+        { class: "fields" },
+        field("Model id", el("input", { name: "id", required: true, maxlength: 128, placeholder: "gpt-4o-mini" })),
+        field("Provider", el("input", { name: "provider", required: true, maxlength: 64, placeholder: "OpenAI" })),
+        field("Context (tokens)", el("input", { name: "context", type: "number", min: 0, step: 1, placeholder: "128000", class: "narrow" })),
+        field("Input $/1M", money("input_usd_per_mtok", true)),
+        field("Output $/1M", money("output_usd_per_mtok", true)),
+        field("Cached input $/1M", money("cached_input_usd_per_mtok", false), "Optional"),
+      ),
+      el("button", { type: "submit" }, "Add model"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const f = form.elements;
+      const body = {
+        id: f.id.value.trim(),
+        provider: f.provider.value.trim(),
+        context: Number(f.context.value || 0),
+        input_usd_per_mtok: f.input_usd_per_mtok.value.trim(),
+        output_usd_per_mtok: f.output_usd_per_mtok.value.trim(),
+        cached_input_usd_per_mtok: f.cached_input_usd_per_mtok.value.trim() || null,
+        enabled: true,
+      };
+      const created = await run(form, () => api("POST", "/api/admin/models", body));
+      if (!created) return;
+      await load("models", true);
+      done(panel, `Model “${created.id}” added. It is served once an enabled channel lists it.`);
+    });
+    return form;
+  }
+
+  // ---------------------------------------------------------------- users
+
+  async function users(panel) {
+    const state = { search: "", role: "", status: "", offset: 0 };
+    const results = el("div", { id: "users-results" });
+    const options = (values) => values.map(([value, label]) => el("option", { value }, label));
+    const form = el(
+      "form",
+      { class: "filters", id: "users-search", role: "search" },
+      field("Search by name", el("input", { type: "search", name: "search", maxlength: 64 })),
+      field("Role", el("select", { name: "role" }, options([["", "Any"], ["user", "user"], ["admin", "admin"], ["root", "root"]]))),
+      field("Status", el("select", { name: "status" }, options([["", "Any"], ["active", "active"], ["disabled", "disabled"], ["deleted", "deleted"]]))),
+      el("button", { type: "submit" }, "Search"),
+    );
+    const show = async () => {
+      const page = await api("GET", `/api/admin/users?${query({ search: state.search, role: state.role, status: state.status, limit: PAGE, offset: state.offset })}`);
+      fill(results, 
+        table(
+          "users-table",
+          [["ID", "num"], "Name", "Role", "Status", ["Balance", "num"], ["Created", "hide-narrow"], "Balance adjustment", ""],
+          page.data.map((u) => userRow(panel, u)),
+          "No users match.",
+        ),
+        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
+      );
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      Object.assign(state, { search: form.elements.search.value.trim(), role: form.elements.role.value, status: form.elements.status.value, offset: 0 });
+      guard(panel, show);
+    });
+    await show();
+    fill(panel, heading("Users", refresh(() => guard(panel, show))), form, results, newUserForm(panel, show));
+  }
+
+  function userRow(panel, u) {
+    const roles = ["user", "admin", ...(isRoot || u.role === "root" ? ["root"] : [])];
+    const deleted = u.status === "deleted";
+    const role = el(
+      "select",
+      { "aria-label": `Role of ${u.name}`, disabled: deleted || (u.role === "root" && !isRoot) },
+      roles.map((r) => el("option", { value: r, selected: r === u.role }, r)),
+    );
+    const balance = el("td", { class: "num" }, usd(u.balance_usd, 6));
+    const status = el("td", {});
+    const toggle = button("", null);
+    const paint = () => {
+      status.replaceChildren(badge(u.status, u.status === "active" ? "ok" : "bad"));
+      toggle.textContent = u.status === "active" ? "Disable" : "Enable";
+      toggle.hidden = deleted;
+      toggle.setAttribute("aria-label", `${toggle.textContent} ${u.name}`);
+    };
+    paint();
+    role.addEventListener("change", async () => {
+      const saved = await run(panel, () => api("PATCH", `/api/admin/users/${u.id}`, { role: role.value }));
+      if (saved) {
+        Object.assign(u, saved);
+        done(panel, `${u.name} is now ${u.role}.`);
+      } else role.value = u.role;
+    });
+    toggle.addEventListener("click", async () => {
+      const next = u.status === "active" ? "disabled" : "active";
+      if (next === "disabled" && !confirm(`Disable ${u.name}? Their keys and sessions stop working.`)) return;
+      const saved = await run(panel, () => api("PATCH", `/api/admin/users/${u.id}`, { status: next }));
+      if (saved) {
+        Object.assign(u, saved);
+        paint();
+        done(panel, `${u.name} is now ${u.status}.`);
+      }
+    });
+    const adjust = el(
+      "form",
+      { class: "adjust" },
+      el("input", { name: "amount", inputmode: "decimal", pattern: SIGNED_USD_PATTERN, required: true, placeholder: "±USD", "aria-label": `Amount in USD for ${u.name} (negative debits)`, class: "narrow" }),
+      el("input", { name: "reason", required: true, maxlength: 200, placeholder: "Reason", "aria-label": `Reason for adjusting ${u.name}'s balance` }),
+      el("button", { type: "submit", class: "small" }, "Apply"),
+    );
+    adjust.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { amount_usd: adjust.elements.amount.value.trim(), reason: adjust.elements.reason.value.trim() };
+      const saved = await run(adjust, () => api("POST", `/api/admin/users/${u.id}/balance`, body));
+      if (saved) {
+        Object.assign(u, saved);
+        balance.textContent = usd(u.balance_usd, 6);
+        adjust.reset();
+        done(adjust, `Balance now ${usd(u.balance_usd, 6)}.`);
+      }
+    });
+    return el(
+      "tr",
+      { dataset: { userId: u.id } },
+      el("td", { class: "num" }, String(u.id)),
+      el("td", {}, u.name),
+      el("td", {}, role),
+      status,
+      balance,
+      el("td", { class: "hide-narrow" }, time(u.created_at)),
+      el("td", {}, deleted ? el("span", { class: "muted" }, "—") : adjust),
+      el("td", {}, toggle),
+    );
+  }
+
+  function newUserForm(panel, reload) {
+    const roles = ["user", "admin", ...(isRoot ? ["root"] : [])];
+    const form = el(
+      "form",
+      { class: "card", id: "user-form" },
+      el("h3", {}, "Create a user"),
+      el(
+        "div",
+        { class: "fields" },
+        field("User name", el("input", { name: "username", required: true, maxlength: 64, autocomplete: "off" })),
+        field("Password", el("input", { name: "password", type: "password", minlength: 8, autocomplete: "new-password" }), "Optional: without one, only keys work"),
+        field("Role", el("select", { name: "role" }, roles.map((r) => el("option", { value: r }, r)))),
+        field("Opening balance (USD)", el("input", { name: "balance", inputmode: "decimal", pattern: USD_PATTERN, placeholder: "0", class: "narrow" })),
+      ),
+      el("button", { type: "submit" }, "Create user"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const f = form.elements;
+      const body = { username: f.username.value.trim(), role: f.role.value };
+      if (f.password.value) body.password = f.password.value;
+      if (f.balance.value.trim()) body.balance_usd = f.balance.value.trim();
+      const created = await run(form, () => api("POST", "/api/admin/users", body));
+      if (!created) return;
+      form.reset();
+      await guard(panel, reload);
+      done(form, `User “${created.name}” created (#${created.id}).`);
+    });
+    return form;
+  }
+
+  // ---------------------------------------------------------------- redemption codes
+
+  async function codes(panel) {
+    const state = { used: "", offset: 0 };
+    const results = el("div", { id: "codes-results" });
+    const fresh = el("div", { id: "codes-created" });
+    const show = async () => {
+      const page = await api("GET", `/api/admin/redemptions?${query({ used: state.used, limit: PAGE, offset: state.offset })}`);
+      fill(results, 
+        table(
+          "codes-table",
+          ["Code", ["Amount", "num"], "Batch", ["Created", "hide-narrow"], "Expires", "Redeemed", ""],
+          page.data.map((c) => codeRow(panel, c, show)),
+          "No codes.",
+        ),
+        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: null, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
+      );
+    };
+    const filter = el(
+      "select",
+      { name: "used", id: "codes-filter" },
+      el("option", { value: "" }, "All"),
+      el("option", { value: "false" }, "Unused"),
+      el("option", { value: "true" }, "Redeemed"),
+    );
+    filter.addEventListener("change", () => {
+      Object.assign(state, { used: filter.value, offset: 0 });
+      guard(panel, show);
+    });
+    const exportAll = button("Export CSV", async () => {
+      exportAll.disabled = true;
+      try {
+        await guard(panel, () => exportCodes(state.used));
+      } finally {
+        exportAll.disabled = false;
+      }
+    }, { id: "codes-export" });
+    await show();
+    fill(panel, 
+      heading("Redemption codes", refresh(() => guard(panel, show))),
+      codesForm(fresh, show),
+      fresh,
+      el("div", { class: "filters" }, field("Show", filter), exportAll),
+      results,
+    );
+  }
+
+  function codeRow(panel, c, reload) {
+    const remove = c.used_by === null || c.used_by === undefined
+      ? button("Delete", async () => {
+        if (!confirm(`Delete the unused code ${c.prefix}?`)) return;
+        const gone = await run(panel, () => api("DELETE", `/api/admin/redemptions/${c.id}`));
+        if (gone !== undefined) {
+          await guard(panel, reload);
+          done(panel, `Code ${c.prefix} deleted.`);
+        }
+      }, { class: "small danger", "aria-label": `Delete code ${c.prefix}` })
+      : null;
+    return el(
+      "tr",
+      { dataset: { codeId: c.id } },
+      el("td", {}, el("code", { class: "nowrap" }, c.prefix)),
+      el("td", { class: "num" }, usd(c.amount_usd)),
+      el("td", {}, c.batch || "—"),
+      el("td", { class: "hide-narrow" }, time(c.created_at)),
+      el("td", {}, c.expires_at ? time(c.expires_at) : "never"),
+      el("td", {}, c.used_by ? `by #${c.used_by}, ${time(c.used_at)}` : badge("unused", "ok")),
+      el("td", {}, remove),
+    );
+  }
+
+  async function exportCodes(used) {
+    const all = [];
+    for (let offset = 0; offset < 100000; offset += 500) {
+      const page = await api("GET", `/api/admin/redemptions?${query({ used, limit: 500, offset })}`);
+      all.push(...page.data);
+      if (page.data.length < 500) break;
+    }
+    const iso = (t) => (t ? new Date(t).toISOString() : "");
+    downloadCsv("redemption-codes.csv", [
+      ["id", "prefix", "amount_usd", "batch", "created_at", "expires_at", "used_by", "used_at"],
+      ...all.map((c) => [c.id, c.prefix, c.amount_usd, c.batch, iso(c.created_at), iso(c.expires_at), c.used_by ?? "", iso(c.used_at)]),
+    ]);
+  }
+
+  function codesForm(fresh, reload) {
+    const form = el(
+      "form",
+      { class: "card", id: "codes-form" },
+      el("h3", {}, "Generate codes"),
+      el(
+        "div",
+        { class: "fields" },
+        field("How many", el("input", { name: "count", type: "number", min: 1, max: 1000, step: 1, value: 10, required: true, class: "narrow" })),
+        field("Amount each (USD)", el("input", { name: "amount", inputmode: "decimal", pattern: USD_PATTERN, required: true, placeholder: "5", class: "narrow" })),
+        field("Batch label", el("input", { name: "batch", maxlength: 64, placeholder: "optional" })),
+        field("Expires (optional)", el("input", { name: "expires", type: "date" })),
+      ),
+      el("button", { type: "submit" }, "Generate"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const f = form.elements;
+      const body = { count: Number(f.count.value), amount_usd: f.amount.value.trim(), batch: f.batch.value.trim() };
+      if (f.expires.value) body.expires_at = dayStart(f.expires.value, 1) - 1;
+      const created = await run(form, () => api("POST", "/api/admin/redemptions", body));
+      if (!created) return;
+      form.reset();
+      fresh.replaceChildren(createdCodes(created.codes));
+      await reload();
+    });
+    return form;
+  }
+
+  /** The codes just generated, in full: shown once, with CSV download and copy. */
+  function createdCodes(list) {
+    const text = list.map((c) => c.code).join("\n");
+    const csv = button("Download CSV", () =>
+      downloadCsv("new-redemption-codes.csv", [["code", "amount_usd", "batch", "expires_at"], ...list.map((c) => [c.code, c.amount_usd, c.batch, c.expires_at ? new Date(c.expires_at).toISOString() : ""])]),
+    );
+    return el(
+      "div",
+      { class: "notice ok", role: "status" },
+      el("p", {}, el("b", {}, `${count(list.length)} codes created. `), "Save them now: the full codes are not shown again."),
+      el("pre", { class: "codes-list", id: "new-codes" }, el("code", {}, text)),
+      el("div", { class: "actions" }, csv, TH.copyButton(text, "Copy all")),
+    );
+  }
+
+  // ---------------------------------------------------------------- usage logs
+
+  async function usage(panel) {
+    const state = { offset: 0, params: {} };
+    const catalog = await api("GET", "/api/admin/models").catch(() => ({ data: [] }));
+    const statuses = [["", "Any"], ["ok", "Success (< 400)"], ["error", "Errors (≥ 400)"], ...["400", "401", "402", "403", "404", "408", "429", "499", "500", "502", "503", "504"].map((s) => [s, s])];
+    const form = el(
+      "form",
+      { class: "filters", id: "usage-filters" },
+      field("User id", el("input", { name: "user_id", type: "number", min: 1, step: 1, class: "narrow" })),
+      field("Model", el("input", { name: "model", list: "usage-models", autocomplete: "off" })),
+      el("datalist", { id: "usage-models" }, catalog.data.map((m) => el("option", { value: m.id }))),
+      field("Status", el("select", { name: "status" }, statuses.map(([value, label]) => el("option", { value }, label)))),
+      field("From", el("input", { name: "from", type: "date" })),
+      field("To", el("input", { name: "to", type: "date" })),
+      el("div", { class: "actions" }, el("button", { type: "submit" }, "Apply"), el("button", { type: "reset", class: "ghost" }, "Reset")),
+    );
+    const exportLink = el("a", { class: "button ghost small", id: "usage-export", download: "usage.csv" }, "Export CSV");
+    const results = el("div", { id: "usage-results" });
+    const show = async () => {
+      const filters = state.params;
+      exportLink.href = `/api/admin/usage/export?${query(filters)}`;
+      const page = await api("GET", `/api/admin/usage?${query({ ...filters, limit: PAGE, offset: state.offset })}`);
+      fill(results, 
+        table(
+          "admin-usage-table",
+          ["Time", ["User", "num"], "Model", ["Tokens in → out", "num"], ["Cost", "num"], "Status", ["Latency", "num"]],
+          page.data.map(usageRow),
+          "No requests match.",
+        ),
+        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
+      );
+    };
+    const apply = () => {
+      const f = form.elements;
+      state.params = {
+        user_id: f.user_id.value,
+        model: f.model.value.trim(),
+        status: f.status.value,
+        from: f.from.value ? dayStart(f.from.value) : "",
+        to: f.to.value ? dayStart(f.to.value, 1) : "",
+      };
+      state.offset = 0;
+      return guard(panel, show);
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      apply();
+    });
+    form.addEventListener("reset", () => setTimeout(apply));
+    await show();
+    fill(panel, heading("Usage logs", exportLink, refresh(() => guard(panel, show))), form, results);
+  }
+
+  function usageRow(r) {
+    const shortId = r.request_id.length > 16 ? `${r.request_id.slice(0, 14)}…` : r.request_id;
+    const tokens = el("td", { class: "num" }, `${count(r.prompt_tokens)} → ${count(r.completion_tokens)}`);
+    if (r.cached_tokens) tokens.append(el("div", { class: "muted small" }, `${count(r.cached_tokens)} cached`));
+    if (r.estimated) tokens.append(el("div", { class: "muted small" }, "estimated"));
+    const timing = [r.ttft_ms === null ? null : `TTFT ${ms(r.ttft_ms)}`, r.stream ? "stream" : null].filter(Boolean).join(" · ");
+    return el(
+      "tr",
+      { dataset: { usageId: r.id } },
+      el("td", { class: "usage-time" }, time(r.created_at), el("div", { class: "muted small", title: r.request_id }, shortId)),
+      el("td", { class: "num" }, `#${r.user_id}`, el("div", { class: "muted small" }, `key ${r.key_id}`)),
+      el("td", {}, el("code", { class: "nowrap" }, r.model), el("div", { class: "muted small" }, r.channel_id === null ? "no channel" : `channel ${r.channel_id}`)),
+      tokens,
+      el("td", { class: "num" }, usd(r.cost_usd, 6)),
+      el("td", { class: "usage-status" }, badge(String(r.status), r.status < 400 ? "ok" : "bad"), r.error ? el("div", { class: "muted small" }, r.error) : null),
+      el("td", { class: "num" }, ms(r.latency_ms), timing ? el("div", { class: "muted small" }, timing) : null),
+    );
+  }
+
+  // ---------------------------------------------------------------- audit log (root)
+
+  async function audit(panel) {
+    const cursors = [null]; // before_id of each page shown so far; the last is the current page
+    const results = el("div", { id: "audit-results" });
+    const show = async () => {
+      const before = cursors[cursors.length - 1];
+      const page = await api("GET", `/api/admin/audit?${query({ limit: PAGE, before_id: before })}`);
+      const older = button("Older →", () => {
+        cursors.push(page.next_before_id);
+        guard(panel, show);
+      }, { disabled: page.next_before_id === null });
+      const newer = button("← Newer", () => {
+        cursors.pop();
+        guard(panel, show);
+      }, { disabled: cursors.length === 1 });
+      fill(results, 
+        table("audit-table", ["Time", "Actor", "Action", "Target", "Change"], page.data.map(auditRow), "Nothing recorded yet."),
+        el("nav", { class: "pager", "aria-label": "Pages" }, newer, el("span", { class: "muted small" }, `Page ${cursors.length}`), older),
+      );
+    };
+    await show();
+    fill(panel, heading("Audit log", refresh(() => ((cursors.length = 1), guard(panel, show)))), el("p", { class: "muted small" }, "Every administrative change, newest first."), results);
+  }
+
+  function auditRow(e) {
+    const json = (label, value) =>
+      value === null || value === undefined ? null : el("div", {}, el("div", { class: "muted small" }, label), el("pre", { class: "json" }, el("code", {}, JSON.stringify(value, null, 2))));
+    const change = e.before || e.after
+      ? el("details", {}, el("summary", {}, e.before && e.after ? "Before and after" : e.after ? "After" : "Before"), el("div", { class: "json-pair" }, json("Before", e.before), json("After", e.after)))
+      : el("span", { class: "muted" }, "—");
+    return el(
+      "tr",
+      { dataset: { auditId: e.id } },
+      el("td", {}, time(e.created_at)),
+      el("td", {}, e.actor_name || "—", e.actor_id ? el("span", { class: "muted small" }, ` #${e.actor_id}`) : null),
+      el("td", {}, el("code", {}, e.action)),
+      el("td", { class: "wrap-anywhere" }, e.target),
+      el("td", { class: "audit-change" }, change),
+    );
+  }
+
+  // ---------------------------------------------------------------- settings
+
+  async function settings(panel) {
+    const current = await api("GET", "/api/admin/settings");
+    const form = el(
+      "form",
+      { class: "card stack", id: "settings-form" },
+      field(
+        "Sign-up",
+        el("select", { name: "signup" }, el("option", { value: "open", selected: current.signup === "open" }, "Open: anyone may create an account"), el("option", { value: "closed", selected: current.signup === "closed" }, "Closed: admins create accounts")),
+      ),
+      field("Trial credit for new accounts (USD)", el("input", { name: "trial_credit_usd", inputmode: "decimal", pattern: USD_PATTERN, required: true, value: current.trial_credit_usd })),
+      el("label", { class: "check" }, el("input", { type: "checkbox", name: "anonymous_chat", checked: current.anonymous_chat }), "Anonymous visitors may use the chat demo with free models"),
+      field("Anonymous chat requests per minute, per address", el("input", { name: "anonymous_chat_rpm", type: "number", min: 1, max: 600, step: 1, required: true, value: current.anonymous_chat_rpm })),
+      el("button", { type: "submit" }, "Save settings"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const f = form.elements;
+      const body = {
+        signup: f.signup.value,
+        trial_credit_usd: f.trial_credit_usd.value.trim(),
+        anonymous_chat: f.anonymous_chat.checked,
+        anonymous_chat_rpm: Number(f.anonymous_chat_rpm.value),
+      };
+      const saved = await run(form, () => api("PATCH", "/api/admin/settings", body));
+      if (saved) done(form, "Settings saved; they apply at once.");
+    });
+    fill(panel, heading("Settings"), el("p", { class: "muted small" }, "These apply at once on every gateway sharing the database."), form);
+  }
+
+  // ---------------------------------------------------------------- tabs
+
+  const SECTIONS = [
+    ["dashboard", "Dashboard", dashboard],
+    ["channels", "Channels", channels],
+    ["models", "Models", models],
+    ["users", "Users", users],
+    ["codes", "Codes", codes],
+    ["usage", "Usage", usage],
+    isRoot ? ["audit", "Audit log", audit] : null,
+    ["settings", "Settings", settings],
+  ].filter(Boolean);
+  const loaded = new Set();
+
+  /** Renders a section into its panel (once, unless `again`). */
+  async function load(name, again = false) {
+    if (loaded.has(name) && !again) return;
+    loaded.add(name);
+    const [, , render] = SECTIONS.find(([n]) => n === name);
+    const panel = document.getElementById(`admin-panel-${name}`);
+    panel.setAttribute("aria-busy", "true");
+    const ok = await guard(panel, async () => {
+      await render(panel);
+      return true;
+    });
+    panel.removeAttribute("aria-busy");
+    if (!ok) loaded.delete(name);
+  }
+
+  (async () => {
+    try {
+      const session = await TH.session();
+      if (!session) {
+        root.replaceChildren(el("p", {}, "Your session ended. ", el("a", { href: "/token/?next=/admin" }, "Log in again"), "."));
+        return;
+      }
+      const wanted = location.hash.slice(1);
+      const initial = SECTIONS.some(([n]) => n === wanted) ? wanted : "dashboard";
+      const tablist = el(
+        "div",
+        { role: "tablist", "aria-label": "Admin sections", class: "admin-tabs" },
+        SECTIONS.map(([name, label]) =>
+          el("button", { type: "button", role: "tab", id: `admin-tab-${name}`, "aria-controls": `admin-panel-${name}`, "aria-selected": String(name === initial) }, label),
+        ),
+      );
+      const panels = SECTIONS.map(([name]) =>
+        el("section", { role: "tabpanel", id: `admin-panel-${name}`, "aria-labelledby": `admin-tab-${name}`, tabindex: 0, hidden: name !== initial }, el("p", { class: "muted" }, "Loading…")),
+      );
+      root.replaceChildren(el("h1", {}, "Admin"), tablist, ...panels);
+      TH.tabs(root, (tab) => {
+        const name = tab.id.replace("admin-tab-", "");
+        history.replaceState(null, "", `#${name}`);
+        load(name);
+      });
+    } catch (error) {
+      notice(root, `The admin panel could not load: ${error.message}`);
+    }
+  })();
+})();
