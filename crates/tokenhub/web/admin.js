@@ -263,11 +263,11 @@
       const created = await run(form, () => api("POST", "/api/admin/channels", body));
       if (!created) return;
       await load("channels", true);
-      done(panel, `Channel “${created.name}” added; it serves requests within a few seconds.`);
+      done(panel, `Channel “${created.name}” added; it serves requests now.`);
     });
     fill(panel, 
       heading("Channels", refresh(() => load("channels", true))),
-      el("p", { class: "muted small" }, "Upstream accounts that serve the models. Keys are write-only: only a mask is shown. Changes apply at the next reload, within a few seconds."),
+      el("p", { class: "muted small" }, "Upstream accounts that serve the models. Keys are write-only: only a mask is shown. Changes apply at once (other gateway instances: at their next reload)."),
       table(
         "channels-table",
         ["Channel", "Key", "Models", ["Priority / weight", "num wrap"], "Health and test", ""],
