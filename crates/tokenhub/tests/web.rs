@@ -77,12 +77,18 @@ async fn pages_and_assets_are_served_with_strict_headers() {
     h.shutdown().await;
 }
 
-/// Signs up through the API; returns the client (holding the cookie) and the CSRF token.
-async fn sign_up(h: &Harness, name: &str) -> (reqwest::Client, String, i64) {
+/// A session through the API (`signup` or `login`): the client holding the cookie, the
+/// CSRF token and the user's id.
+async fn session(
+    h: &Harness,
+    route: &str,
+    name: &str,
+    password: &str,
+) -> (reqwest::Client, String, i64) {
     let http = no_redirects();
     let session: Value = http
-        .post(format!("{}/api/auth/signup", h.base))
-        .json(&json!({"username": name, "password": "long-enough-password"}))
+        .post(format!("{}/api/auth/{route}", h.base))
+        .json(&json!({"username": name, "password": password}))
         .send()
         .await
         .unwrap()
@@ -93,6 +99,14 @@ async fn sign_up(h: &Harness, name: &str) -> (reqwest::Client, String, i64) {
     (http, csrf, session["user"]["id"].as_i64().unwrap())
 }
 
+async fn sign_up(h: &Harness, name: &str) -> (reqwest::Client, String, i64) {
+    session(h, "signup", name, "long-enough-password").await
+}
+
+async fn root(h: &Harness) -> (reqwest::Client, String, i64) {
+    session(h, "login", "root", "root-password").await
+}
+
 #[tokio::test]
 async fn the_admin_page_needs_the_admin_role() {
     let h = Harness::start(Backend::Sqlite).await;
@@ -100,12 +114,7 @@ async fn the_admin_page_needs_the_admin_role() {
     let page = user.get(format!("{}/admin", h.base)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::FORBIDDEN);
     assert!(page.text().await.unwrap().contains("Admins only"));
-    let root = no_redirects();
-    root.post(format!("{}/api/auth/login", h.base))
-        .json(&json!({"username": "root", "password": "root-password"}))
-        .send()
-        .await
-        .unwrap();
+    let (root, _, _) = root(&h).await;
     let page = root.get(format!("{}/admin", h.base)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("data-root=\"true\""));
@@ -158,9 +167,18 @@ async fn visitors_chat_with_free_models_only_within_a_per_address_limit() {
     .await;
     let http = no_redirects();
     let url = format!("{}/chat/completions", h.base);
-    let ask = |model: &str| json!({"model": model, "messages": user_says("hi")});
+    let ask = |model: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.post(&url)
+                .json(&json!({"model": model, "messages": user_says("hi")}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
 
-    let paid = http.post(&url).json(&ask("mock-gpt")).send().await.unwrap();
+    let paid = ask("mock-gpt").await;
     assert_eq!(paid.status(), StatusCode::FORBIDDEN);
     let error: Value = paid.json().await.unwrap();
     assert_eq!(
@@ -171,12 +189,7 @@ async fn visitors_chat_with_free_models_only_within_a_per_address_limit() {
         (Some("sign_in_required"), Some("model"))
     );
 
-    let free = http
-        .post(&url)
-        .json(&ask("mock-free"))
-        .send()
-        .await
-        .unwrap();
+    let free = ask("mock-free").await;
     assert_eq!(free.status(), StatusCode::OK);
     let record = h.record(&request_id(&free)).await;
     let owner = h
@@ -191,47 +204,23 @@ async fn visitors_chat_with_free_models_only_within_a_per_address_limit() {
         (owner.id, 0, Nanos::ZERO)
     );
 
-    let second = http
-        .post(&url)
-        .json(&ask("mock-free"))
-        .send()
-        .await
-        .unwrap();
+    let second = ask("mock-free").await;
     assert_eq!(second.status(), StatusCode::OK);
-    let limited = http
-        .post(&url)
-        .json(&ask("mock-free"))
-        .send()
-        .await
-        .unwrap();
+    let limited = ask("mock-free").await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers().contains_key("retry-after"));
 
     // The operator turns the trial off at runtime.
-    let root = no_redirects();
-    let session: Value = root
-        .post(format!("{}/api/auth/login", h.base))
-        .json(&json!({"username": "root", "password": "root-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (root, csrf, _) = root(&h).await;
     let saved = root
         .patch(format!("{}/api/admin/settings", h.base))
-        .header("x-csrf-token", session["csrf_token"].as_str().unwrap())
+        .header("x-csrf-token", csrf)
         .json(&json!({"anonymous_chat": false}))
         .send()
         .await
         .unwrap();
     assert_eq!(saved.status(), StatusCode::OK);
-    let off = no_redirects()
-        .post(&url)
-        .json(&ask("mock-free"))
-        .send()
-        .await
-        .unwrap();
+    let off = ask("mock-free").await;
     assert_eq!(off.status(), StatusCode::UNAUTHORIZED);
     let chat_page = http.get(format!("{}/chat", h.base)).send().await.unwrap();
     let html = chat_page.text().await.unwrap();

@@ -216,7 +216,6 @@ pub async fn docs(
          <code>404</code> unknown model, <code>429</code> rate limited (see <code>Retry-After</code> \
          and <code>x-ratelimit-*</code> headers) or balance/quota exhausted \
          (<code>insufficient_quota</code>), <code>5xx</code> every upstream failed. \
-
          Each response carries <code>x-request-id</code>.</p></section>",
     );
     Html(
