@@ -254,7 +254,8 @@ impl Catalog {
             let prices = Prices {
                 input: PerMillion(model.input_price),
                 cached_input: PerMillion(model.cached_input_price.unwrap_or(model.input_price)),
-                cache_write_input: PerMillion(model.input_price),
+                // Unset means no surcharge: a write costs what plain input costs.
+                cache_write_input: PerMillion(model.cache_write_price.unwrap_or(model.input_price)),
                 output: PerMillion(model.output_price),
             };
             let context = u64::try_from(model.context).unwrap_or(0);
@@ -500,6 +501,7 @@ mod tests {
             input_price: Nanos::ZERO,
             output_price: Nanos::ZERO,
             cached_input_price: None,
+            cache_write_price: None,
             enabled: true,
             created: 0,
         };
