@@ -30,10 +30,14 @@ struct Raw {
     usage_in_choice: Option<bool>,
     mid_stream_error: Option<bool>,
     split_events: Option<bool>,
+    // Read by `tokens::reply_for` from the body; listed so it passes the name check.
+    #[allow(dead_code)]
+    echo_tool_result: Option<bool>,
+    // OpenAI and Anthropic dialects.
+    tool_call: Option<ToolCalls>,
     // Anthropic dialect (`/v1/messages`) only.
     cache_read_tokens: Option<u64>,
     cache_write_tokens: Option<u64>,
-    tool_call: Option<ToolCalls>,
     error_event: Option<bool>,
     // OpenAI-compatible vendors' dialects.
     finish_reason: Option<String>,
@@ -73,7 +77,9 @@ pub struct Knobs {
     pub cache_read_tokens: u64,
     /// Anthropic `cache_creation_input_tokens`, likewise.
     pub cache_write_tokens: u64,
-    /// Anthropic: answer with these `tool_use` blocks (after the text only if `reply` is set).
+    /// Answer with these tool calls (Anthropic `tool_use` blocks, OpenAI `tool_calls`),
+    /// after the text only if `reply` is set; streamed, each call's arguments arrive in
+    /// `pieces` deltas.
     pub tool_calls: Vec<ToolCallKnob>,
     /// Anthropic: an in-band `error` event after the text, instead of the normal end.
     pub error_event: bool,
