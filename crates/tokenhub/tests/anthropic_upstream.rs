@@ -356,6 +356,20 @@ async fn unsupported_requests_are_refused_before_the_upstream_and_cost_nothing()
     let record = h.record(&id).await;
     assert_eq!((record.status, record.cost), (400, Nanos::ZERO));
     assert_eq!(h.stored_balance(user.id).await, Nanos::from_usd(1));
+
+    // The whole answer, exactly as the README shows it.
+    let schema = json!({"type": "json_schema", "json_schema": {"name": "w", "schema": {}}});
+    let request = json!({"model": MODEL, "messages": conversation(), "response_format": schema});
+    let response = h.chat(&key, request).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": "`response_format` of type `json_schema` is not supported for models served by Anthropic",
+            "type": "invalid_request_error", "param": null, "code": null}})
+    );
+    assert!(h.mock.journal().is_empty());
     h.shutdown().await;
 }
 

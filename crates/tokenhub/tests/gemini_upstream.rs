@@ -338,6 +338,19 @@ async fn refusals_upstream_errors_and_finish_reasons() {
     assert_eq!((record.status, record.cost), (400, Nanos::ZERO));
     assert_eq!(h.stored_balance(user.id).await, Nanos::from_usd(1));
 
+    // The whole answer, exactly as the README shows it.
+    let request = json!({"model": MODEL, "messages": conversation(), "logprobs": true});
+    let response = h.chat(&key, request).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": "`logprobs` is not supported for models served by Gemini",
+            "type": "invalid_request_error", "param": null, "code": null}})
+    );
+    assert!(h.mock.journal().is_empty());
+
     // A Gemini error body keeps its message; a 400 stays the client's mistake.
     let response = h
         .chat(
