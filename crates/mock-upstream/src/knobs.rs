@@ -39,6 +39,8 @@ struct Raw {
     cache_read_tokens: Option<u64>,
     cache_write_tokens: Option<u64>,
     error_event: Option<bool>,
+    // Gemini dialect only.
+    thought_signature: Option<String>,
     // OpenAI-compatible vendors' dialects.
     finish_reason: Option<String>,
     fail_body: Option<Value>,
@@ -83,6 +85,9 @@ pub struct Knobs {
     pub tool_calls: Vec<ToolCallKnob>,
     /// Anthropic: an in-band `error` event after the text, instead of the normal end.
     pub error_event: bool,
+    /// Gemini: sign the first function call with this, and refuse a request whose model
+    /// turns do not carry it back on their first call.
+    pub thought_signature: Option<String>,
     /// The final `finish_reason` (e.g. Zhipu's `sensitive` or `network_error`).
     pub finish_reason: String,
     /// The body sent with `fail_status` instead of OpenAI's error shape (vendor dialects).
@@ -133,6 +138,7 @@ impl Knobs {
                 Some(ToolCalls::Many(calls)) => calls,
             },
             error_event: raw.error_event.unwrap_or(false),
+            thought_signature: raw.thought_signature,
             finish_reason: raw.finish_reason.unwrap_or_else(|| "stop".to_owned()),
             fail_body: raw.fail_body,
             reasoning: raw.reasoning,
