@@ -248,6 +248,76 @@ mod tests {
         );
     }
 
+    /// Migration 0005 moves rows still holding the old single-price seed to the presets'
+    /// prices: the two lists must agree, and an edited row must be left alone.
+    #[tokio::test]
+    async fn migration_0005_moves_untouched_seeds_to_the_preset_prices() {
+        const OLD_SEED: &[(&str, i64)] = &[
+            ("deepseek-chat", 270_000_000),
+            ("deepseek-v3.2", 270_000_000),
+            ("deepseek-r1", 550_000_000),
+            ("qwen-plus", 110_000_000),
+            ("qwen-max", 280_000_000),
+            ("glm-5", 140_000_000),
+            ("doubao-pro", 140_000_000),
+            ("doubao-lite", 10_000_000),
+            ("kimi-k2.5", 140_000_000),
+            ("gpt-4o", 2_500_000_000),
+            ("claude-sonnet-4", 3_000_000_000),
+        ];
+        let (store, _dir) = temp_store().await;
+        for (id, old) in OLD_SEED {
+            store.upsert_model(&model(id, *old)).await.unwrap();
+        }
+        let edited = ModelRow {
+            output_price: Nanos(9),
+            ..model("edited", 1)
+        };
+        store.upsert_model(&edited).await.unwrap();
+        let migration = include_str!("../../migrations/sqlite/0005_cache_write_price.sql");
+        // Comments may hold a `;`: drop them before cutting the file into statements.
+        let without_comments: Vec<&str> = migration
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("--"))
+            .collect();
+        let without_comments = without_comments.join("\n");
+        let updates = without_comments
+            .split(';')
+            .filter(|statement| statement.trim_start().starts_with("UPDATE"));
+        let mut applied = 0;
+        for update in updates {
+            sqlx::query(update).execute(&store.pool).await.unwrap();
+            applied += 1;
+        }
+        assert_eq!(applied, OLD_SEED.len());
+        let stored = store.all_models().await.unwrap();
+        for preset in crate::providers::presets::builtin_models() {
+            let Some(row) = stored.iter().find(|m| m.id == preset.id) else {
+                continue; // free models were seeded right the first time
+            };
+            let prices = |m: &ModelRow| {
+                (
+                    m.input_price,
+                    m.output_price,
+                    m.cached_input_price,
+                    m.cache_write_price,
+                )
+            };
+            assert_eq!(prices(row), prices(&preset), "{}", preset.id);
+        }
+        let untouched = stored.iter().find(|m| m.id == "edited").unwrap();
+        assert_eq!(untouched.output_price, Nanos(9));
+        // PostgreSQL runs the same data fix.
+        let postgres = include_str!("../../migrations/postgres/0005_cache_write_price.sql");
+        let updates_of = |sql: &str| -> Vec<String> {
+            sql.lines()
+                .skip_while(|line| !line.starts_with("UPDATE"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(updates_of(postgres), updates_of(migration));
+    }
+
     #[tokio::test]
     async fn channels_round_trip() {
         let (store, _dir) = temp_store().await;
