@@ -17,6 +17,7 @@ use super::wire::{parse_usd, usd};
 use crate::accounts::catalog_admin as ops;
 use crate::accounts::{Role, audit};
 use crate::api::AppState;
+use crate::ledger::money::Nanos;
 use crate::store::ModelRow;
 
 const CSV_HEADER: [&str; 8] = [
@@ -98,10 +99,7 @@ impl ModelView {
 }
 
 /// An optional price: absent, `null` and `""` all mean "the input price".
-fn optional_usd(
-    field: &str,
-    price: &Option<String>,
-) -> Result<Option<crate::ledger::money::Nanos>> {
+fn optional_usd(field: &str, price: &Option<String>) -> Result<Option<Nanos>> {
     price
         .as_deref()
         .filter(|p| !p.is_empty())
