@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Real-client tests: the official OpenAI SDKs (Python, Node) and curl against a live
-# TokenHub gateway that relays to mock-upstream, everything on loopback.
+# Real-client tests: the official OpenAI SDKs (Python, Node), Anthropic's Python SDK and
+# curl against a live TokenHub gateway that relays to mock-upstream (OpenAI dialect for
+# mock-gpt, Anthropic dialect for claude-sonnet-4), everything on loopback.
 #
 #   scripts/client-tests.sh                 # SQLite database in a temp dir
 #   TOKENHUB_CLIENT_TESTS_DATABASE_URL=postgres://postgres@127.0.0.1:5432/somedb \
@@ -166,6 +167,27 @@ provider = "Mock"
 context = 8192
 input_usd_per_mtok = "1.00"
 output_usd_per_mtok = "2.00"
+
+# claude-sonnet-4 served by the mock's Anthropic dialect (its /v1/messages), at
+# Anthropic's prices. The priority puts it before the preset "anthropic" channel,
+# which would serve the model too if ANTHROPIC_API_KEY happened to be set.
+[[channels]]
+name = "mock-anthropic"
+type = "anthropic"
+base_url = "$MOCK_BASE_URL"
+api_key = "mock-key"
+models = ["claude-sonnet-4"]
+model_map = { "claude-sonnet-4" = "claude-sonnet-4-20250514" }
+priority = 10
+
+[[models]]
+id = "claude-sonnet-4"
+provider = "Anthropic"
+context = 200000
+input_usd_per_mtok = "3"
+output_usd_per_mtok = "15"
+cached_input_usd_per_mtok = "0.30"
+cache_write_usd_per_mtok = "3.75"
 EOF
 
 export TOKENHUB_CONFIG="$TMP/tokenhub.toml"
@@ -250,7 +272,7 @@ run_suite() {
 }
 
 SECONDS=0
-run_suite python bash -c 'cd clients/python && exec .venv/bin/python -m pytest -v test_openai_sdk.py test_anthropic_sdk.py'
+run_suite python bash -c 'cd clients/python && exec .venv/bin/python -m pytest -v test_openai_sdk.py test_anthropic_sdk.py test_anthropic_sdk_providers.py test_openai_sdk_claude.py'
 run_suite node bash -c 'cd clients/node && exec node --test --test-reporter=spec test_openai.mjs'
 run_suite curl clients/curl/test_curl.sh
 

@@ -1,4 +1,10 @@
 //! `POST /v1/chat/completions`.
+//!
+//! With the `tool_call` knob the answer is those `tool_calls` (with `content` only if
+//! `reply` is set) and `finish_reason` is `tool_calls`; `completion_tokens` then also
+//! count, per call, the words of its name and of its compact arguments JSON (the
+//! Anthropic dialect's rule). Streamed, a call opens with its id, name and empty
+//! arguments, and the arguments JSON follows in `pieces` deltas.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,7 +17,7 @@ use serde_json::{Value, json};
 use crate::error::bad_request;
 use crate::knobs::Knobs;
 use crate::state::MockState;
-use crate::tokens::{completion_tokens, prompt_tokens, reply_for};
+use crate::tokens::{completion_tokens, prompt_tokens, reply_for, word_count};
 use crate::{preflight, sse};
 
 /// Everything needed to render one response, streamed or not.
@@ -19,10 +25,23 @@ pub(crate) struct Completion {
     pub id: String,
     pub created: u64,
     pub model: String,
+    /// The text answer; empty when the answer is only tool calls.
     pub reply: String,
+    pub tool_calls: Vec<ScriptedCall>,
+    pub finish_reason: String,
     pub usage: Value,
     /// `stream_options.include_usage` was true.
     pub include_usage: bool,
+}
+
+/// A tool call the `tool_call` knob scripted.
+pub(crate) struct ScriptedCall {
+    pub id: String,
+    pub name: String,
+    /// Compact arguments JSON.
+    pub arguments: String,
+    /// Streamed: how many deltas carry `arguments`.
+    pub pieces: usize,
 }
 
 pub async fn completions(State(state): State<MockState>, body: Bytes) -> Response {
@@ -49,19 +68,47 @@ pub async fn completions(State(state): State<MockState>, body: Bytes) -> Respons
 
 impl Completion {
     fn new(state: &MockState, request: &Value, model: &str, knobs: &Knobs) -> Self {
-        let reply = reply_for(request);
-        let mut usage = usage(
-            prompt_tokens(request),
-            completion_tokens(&reply),
-            knobs.cached_tokens,
-        );
+        let n = state.next_id();
+        let tool_calls: Vec<ScriptedCall> = knobs
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(k, call)| ScriptedCall {
+                id: format!("call_mock_{n}_{k}"),
+                name: call.name.clone(),
+                arguments: call.arguments.to_string(),
+                pieces: call.pieces,
+            })
+            .collect();
+        let reply = if tool_calls.is_empty() || knobs.reply.is_some() {
+            reply_for(request)
+        } else {
+            String::new()
+        };
+        let call_words: u64 = tool_calls
+            .iter()
+            .map(|c| word_count(&c.name) + word_count(&c.arguments))
+            .sum();
+        let completion = if tool_calls.is_empty() {
+            completion_tokens(&reply)
+        } else {
+            word_count(&reply) + call_words
+        };
+        // A scripted call ends the answer the way OpenAI reports it, unless the test
+        // asked for another finish reason.
+        let finish_reason = if tool_calls.is_empty() || knobs.finish_reason != "stop" {
+            knobs.finish_reason.clone()
+        } else {
+            "tool_calls".to_owned()
+        };
+        let mut usage = usage(prompt_tokens(request), completion, knobs.cached_tokens);
         if knobs.usage_style.as_deref() == Some("deepseek") {
             // DeepSeek reports cache hits beside the prompt, not in prompt_tokens_details.
             let prompt = prompt_tokens(request);
             usage = json!({
                 "prompt_tokens": prompt,
-                "completion_tokens": completion_tokens(&reply),
-                "total_tokens": prompt + completion_tokens(&reply),
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
                 "prompt_cache_hit_tokens": knobs.cached_tokens,
                 "prompt_cache_miss_tokens": prompt.saturating_sub(knobs.cached_tokens),
             });
@@ -71,10 +118,12 @@ impl Completion {
             .and_then(Value::as_bool)
             == Some(true);
         Self {
-            id: format!("chatcmpl-mock-{}", state.next_id()),
+            id: format!("chatcmpl-mock-{n}"),
             created: unix_now(),
             model: model.to_owned(),
             reply,
+            tool_calls,
+            finish_reason,
             usage,
             include_usage,
         }
@@ -92,9 +141,23 @@ impl Completion {
                 "index": 0,
                 "message": {"role": "assistant", "content": self.reply, "refusal": null},
                 "logprobs": null,
-                "finish_reason": knobs.finish_reason
+                "finish_reason": self.finish_reason
             }],
         });
+        if !self.tool_calls.is_empty() {
+            let message = &mut body["choices"][0]["message"];
+            if self.reply.is_empty() {
+                message["content"] = Value::Null;
+            }
+            message["tool_calls"] = self
+                .tool_calls
+                .iter()
+                .map(|c| {
+                    json!({"id": c.id, "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments}})
+                })
+                .collect();
+        }
         if let Some(reasoning) = &knobs.reasoning {
             body["choices"][0]["message"]["reasoning_content"] = json!(reasoning);
         }

@@ -17,8 +17,10 @@
 //!   (after the text only if `reply` is set), counted like the Anthropic dialect counts
 //!   them; `finish_reason` other than `stop` is sent verbatim as `finishReason` (e.g.
 //!   `SAFETY`); `fail_status` answers Gemini's error body; `error_event` ends a stream
-//!   with an in-band `{"error": …}` event after the text.
+//!   with an in-band `{"error": …}` event after the text; `thought_signature` signs the
+//!   first call and requires the signature back in later turns (see `signature`).
 
+mod signature;
 mod stream;
 
 use axum::Json;
@@ -61,6 +63,8 @@ pub(crate) struct Answer {
     text: Option<String>,
     /// (name, args)
     calls: Vec<(String, Value)>,
+    /// `thoughtSignature` of the first call.
+    signature: Option<String>,
     finish_reason: String,
     usage: Value,
 }
@@ -124,6 +128,11 @@ pub async fn generate(
             StatusCode::BAD_REQUEST,
             "* GenerateContentRequest.contents: contents is not specified",
         );
+    }
+    if let Some(signature) = &knobs.thought_signature
+        && let Some(turn) = signature::unsigned_turn(&request, signature)
+    {
+        return error(StatusCode::BAD_REQUEST, &signature::missing_message(turn));
     }
     // Timing and hanging as for chat; the scripted failure speaks this dialect.
     let timing = Knobs {
@@ -236,16 +245,22 @@ impl Answer {
             reasoning: knobs.reasoning.clone(),
             text,
             calls,
+            signature: knobs.thought_signature.clone(),
             finish_reason,
             usage,
         }
     }
 
     fn call_parts(&self) -> Vec<Value> {
-        self.calls
+        let mut parts: Vec<Value> = self
+            .calls
             .iter()
             .map(|(name, args)| json!({"functionCall": {"name": name, "args": args}}))
-            .collect()
+            .collect();
+        if let (Some(first), Some(signature)) = (parts.first_mut(), &self.signature) {
+            first["thoughtSignature"] = json!(signature);
+        }
+        parts
     }
 
     /// One `GenerateContentResponse` with these parts.

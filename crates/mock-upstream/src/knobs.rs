@@ -30,11 +30,17 @@ struct Raw {
     usage_in_choice: Option<bool>,
     mid_stream_error: Option<bool>,
     split_events: Option<bool>,
+    // Read by `tokens::reply_for` from the body; listed so it passes the name check.
+    #[allow(dead_code)]
+    echo_tool_result: Option<bool>,
+    // OpenAI and Anthropic dialects.
+    tool_call: Option<ToolCalls>,
     // Anthropic dialect (`/v1/messages`) only.
     cache_read_tokens: Option<u64>,
     cache_write_tokens: Option<u64>,
-    tool_call: Option<ToolCalls>,
     error_event: Option<bool>,
+    // Gemini dialect only.
+    thought_signature: Option<String>,
     // OpenAI-compatible vendors' dialects.
     finish_reason: Option<String>,
     fail_body: Option<Value>,
@@ -73,10 +79,15 @@ pub struct Knobs {
     pub cache_read_tokens: u64,
     /// Anthropic `cache_creation_input_tokens`, likewise.
     pub cache_write_tokens: u64,
-    /// Anthropic: answer with these `tool_use` blocks (after the text only if `reply` is set).
+    /// Answer with these tool calls (Anthropic `tool_use` blocks, OpenAI `tool_calls`),
+    /// after the text only if `reply` is set; streamed, each call's arguments arrive in
+    /// `pieces` deltas.
     pub tool_calls: Vec<ToolCallKnob>,
     /// Anthropic: an in-band `error` event after the text, instead of the normal end.
     pub error_event: bool,
+    /// Gemini: sign the first function call with this, and refuse a request whose model
+    /// turns do not carry it back on their first call.
+    pub thought_signature: Option<String>,
     /// The final `finish_reason` (e.g. Zhipu's `sensitive` or `network_error`).
     pub finish_reason: String,
     /// The body sent with `fail_status` instead of OpenAI's error shape (vendor dialects).
@@ -127,6 +138,7 @@ impl Knobs {
                 Some(ToolCalls::Many(calls)) => calls,
             },
             error_event: raw.error_event.unwrap_or(false),
+            thought_signature: raw.thought_signature,
             finish_reason: raw.finish_reason.unwrap_or_else(|| "stop".to_owned()),
             fail_body: raw.fail_body,
             reasoning: raw.reasoning,

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::chat::Completion;
 use crate::knobs::Knobs;
-use crate::tokens::split_reply;
+use crate::tokens::{split_even, split_reply};
 
 /// Minimal pause that makes the body stream return Pending, so hyper flushes
 /// what it has: between the pieces of a split event (so they arrive as
@@ -73,12 +73,33 @@ fn events(c: &Completion, knobs: &Knobs) -> Vec<Option<String>> {
     if let Some(reasoning) = &knobs.reasoning {
         out.push(data(c.chunk(json!({"reasoning_content": reasoning}), None)));
     }
-    let pieces = split_reply(&c.reply, knobs.chunks);
+    // An answer that is only tool calls has no content deltas.
+    let pieces = if c.reply.is_empty() && !c.tool_calls.is_empty() {
+        Vec::new()
+    } else {
+        split_reply(&c.reply, knobs.chunks)
+    };
     let sent = knobs
         .drop_after_chunks
         .map_or(pieces.len(), |n| n.min(pieces.len()));
     for piece in &pieces[..sent] {
         out.push(data(c.chunk(json!({"content": piece}), None)));
+    }
+    if knobs.drop_after_chunks.is_none() {
+        for (k, call) in c.tool_calls.iter().enumerate() {
+            out.push(data(c.chunk(
+                json!({"tool_calls": [{"index": k, "id": call.id,
+                "type": "function", "function": {"name": call.name, "arguments": ""}}]}),
+                None,
+            )));
+            for piece in split_even(&call.arguments, call.pieces) {
+                out.push(data(c.chunk(
+                    json!({"tool_calls": [{"index": k,
+                    "function": {"arguments": piece}}]}),
+                    None,
+                )));
+            }
+        }
     }
     if knobs.drop_after_chunks.is_some() {
         out.push(None);
@@ -91,7 +112,7 @@ fn events(c: &Completion, knobs: &Knobs) -> Vec<Option<String>> {
         out.push(data(error));
         return out;
     }
-    let mut finish = c.chunk(json!({}), Some(&knobs.finish_reason));
+    let mut finish = c.chunk(json!({}), Some(&c.finish_reason));
     if knobs.usage && knobs.usage_in_choice {
         // Moonshot quirk: usage rides inside the final choice.
         finish["choices"][0]["usage"] = c.usage.clone();

@@ -19,6 +19,9 @@ const PER_MESSAGE_TOKENS: u64 = 3;
 /// Prefix of the default reply; the text of the last user message follows it.
 pub const REPLY_PREFIX: &str = "Hello from mock-upstream! You said: ";
 
+/// Prefix of the reply under the `echo_tool_result` knob; the last tool result follows.
+pub const TOOL_REPLY_PREFIX: &str = "The tool said: ";
+
 fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
@@ -85,15 +88,17 @@ pub fn input_tokens(inputs: &[String]) -> u64 {
     inputs.iter().map(|s| words(s)).sum()
 }
 
-/// The reply the mock gives to a chat request: the `mock.reply` knob if set,
-/// else [`REPLY_PREFIX`] followed by the text of the last user message.
+/// The reply the mock gives to a chat request: the `mock.reply` knob if set; with the
+/// `echo_tool_result` knob, [`TOOL_REPLY_PREFIX`] followed by the last tool result
+/// (so a tool round trip shows that the result reached the upstream); else
+/// [`REPLY_PREFIX`] followed by the text of the last user message.
 pub fn reply_for(request: &Value) -> String {
-    if let Some(reply) = request
-        .get("mock")
-        .and_then(|m| m.get("reply"))
-        .and_then(Value::as_str)
-    {
+    let knobs = request.get("mock");
+    if let Some(reply) = knobs.and_then(|m| m.get("reply")).and_then(Value::as_str) {
         return reply.to_owned();
+    }
+    if knobs.and_then(|m| m.get("echo_tool_result")) == Some(&Value::Bool(true)) {
+        return format!("{TOOL_REPLY_PREFIX}{}", last_tool_result(request));
     }
     let last_user = request
         .get("messages")
@@ -107,6 +112,32 @@ pub fn reply_for(request: &Value) -> String {
         .map(content_text)
         .unwrap_or_default();
     format!("{REPLY_PREFIX}{last_user}")
+}
+
+/// The text of the last tool result in `messages`: an OpenAI `tool` message, or the
+/// `tool_result` blocks of an Anthropic user turn (their string or text-block content).
+fn last_tool_result(request: &Value) -> String {
+    let messages = request.get("messages").and_then(Value::as_array);
+    for message in messages.into_iter().flatten().rev() {
+        let content = message.get("content").unwrap_or(&Value::Null);
+        match message.get("role").and_then(Value::as_str) {
+            Some("tool") => return content_text(content),
+            Some("user") => {
+                let results: Vec<String> = content
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+                    .map(|b| content_text(b.get("content").unwrap_or(&Value::Null)))
+                    .collect();
+                if !results.is_empty() {
+                    return results.concat();
+                }
+            }
+            _ => {}
+        }
+    }
+    String::new()
 }
 
 /// Splits `reply` into at most `chunks` pieces on word boundaries, each word
@@ -131,6 +162,22 @@ pub fn split_reply(reply: &str, chunks: usize) -> Vec<String> {
         rest = tail;
     }
     out
+}
+
+/// `text` cut into `n` pieces of nearly equal length (in characters, earlier pieces
+/// longer), never more pieces than characters, always at least one.
+pub fn split_even(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let n = n.clamp(1, chars.len().max(1));
+    let (base, extra) = (chars.len() / n, chars.len() % n);
+    let mut rest = chars.as_slice();
+    (0..n)
+        .map(|i| {
+            let (head, tail) = rest.split_at(base + usize::from(i < extra));
+            rest = tail;
+            head.iter().collect()
+        })
+        .collect()
 }
 
 /// Words with their trailing whitespace; leading whitespace stays with the
@@ -226,5 +273,37 @@ mod tests {
         assert_eq!(reply_for(&req), format!("{REPLY_PREFIX}second"));
         let req = json!({"messages": [], "mock": {"reply": "fixed"}});
         assert_eq!(reply_for(&req), "fixed");
+    }
+
+    #[test]
+    fn echo_tool_result_replies_with_the_last_result_in_either_dialect() {
+        let openai = json!({"mock": {"echo_tool_result": true}, "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+                "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c", "content": "21 C"}
+        ]});
+        assert_eq!(reply_for(&openai), format!("{TOOL_REPLY_PREFIX}21 C"));
+        let anthropic = json!({"mock": {"echo_tool_result": true}, "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+                "content": [{"type": "text", "text": "sunny"}]}]}
+        ]});
+        assert_eq!(reply_for(&anthropic), format!("{TOOL_REPLY_PREFIX}sunny"));
+        let none = json!({"mock": {"echo_tool_result": true}, "messages": [{"role": "user", "content": "x"}]});
+        assert_eq!(reply_for(&none), TOOL_REPLY_PREFIX);
+    }
+
+    #[test]
+    fn split_even_concatenates_exactly() {
+        let json = r#"{"city":"Paris"}"#;
+        for n in 0..20 {
+            let pieces = split_even(json, n);
+            assert_eq!(pieces.concat(), json);
+            assert_eq!(pieces.len(), n.clamp(1, json.len()));
+        }
+        assert_eq!(split_even("abcde", 2), ["abc", "de"]);
+        assert_eq!(split_even("", 3), [""]);
     }
 }

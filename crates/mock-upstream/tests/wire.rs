@@ -177,6 +177,87 @@ async fn stream_usage_chunk_only_with_include_usage() {
 }
 
 #[tokio::test]
+async fn tool_call_knob_answers_with_tool_calls_whole_or_in_pieces() {
+    let server = MockServer::start().await.expect("start");
+    let call = json!({"name": "get_weather", "arguments": {"city": "Paris"}, "pieces": 3});
+    let body = json_of(
+        post(
+            &server,
+            "/v1/chat/completions",
+            &chat(json!({"mock": {"tool_call": call}})),
+        )
+        .await,
+    )
+    .await;
+    let id = body["choices"][0]["message"]["tool_calls"][0]["id"].clone();
+    assert!(id.as_str().unwrap().starts_with("call_mock_"), "{id}");
+    assert_eq!(
+        body["choices"][0],
+        json!({"index": 0, "logprobs": null, "finish_reason": "tool_calls",
+               "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
+                   {"id": id, "type": "function",
+                    "function": {"name": "get_weather", "arguments": r#"{"city":"Paris"}"#}}]}})
+    );
+    // Name (1 word) + compact arguments (1 word).
+    assert_eq!(body["usage"]["completion_tokens"], 2);
+
+    let streamed = chat(json!({"stream": true, "mock": {"tool_call": call}}));
+    let text = post(&server, "/v1/chat/completions", &streamed)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let chunks = parsed(&data_events(&text));
+    assert_eq!(
+        content_of(&chunks),
+        "",
+        "no content deltas for a tool-only answer"
+    );
+    let deltas: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0"))
+        .collect();
+    assert_eq!(deltas.len(), 4, "the opening delta, then 3 pieces");
+    assert_eq!(
+        deltas[0]["function"],
+        json!({"name": "get_weather", "arguments": ""})
+    );
+    assert!(deltas[0]["id"].as_str().unwrap().starts_with("call_mock_"));
+    let arguments: String = deltas[1..]
+        .iter()
+        .map(|d| d["function"]["arguments"].as_str().unwrap())
+        .collect();
+    assert_eq!(arguments, r#"{"city":"Paris"}"#);
+    assert!(
+        deltas[1..]
+            .iter()
+            .all(|d| d["index"] == 0 && d.get("id").is_none())
+    );
+    let finish = chunks.iter().find_map(|c| {
+        c.pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str)
+    });
+    assert_eq!(finish, Some("tool_calls"));
+}
+
+#[tokio::test]
+async fn echo_tool_result_replies_with_the_tool_result() {
+    let server = MockServer::start().await.expect("start");
+    let request = json!({"model": "mock-gpt", "mock": {"echo_tool_result": true}, "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "21 C and sunny"}
+    ]});
+    let body = json_of(post(&server, "/v1/chat/completions", &request).await).await;
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "The tool said: 21 C and sunny"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test]
 async fn usage_in_choice_moonshot_quirk() {
     let server = MockServer::start().await.expect("start");
     let req = chat(

@@ -254,7 +254,8 @@ impl Catalog {
             let prices = Prices {
                 input: PerMillion(model.input_price),
                 cached_input: PerMillion(model.cached_input_price.unwrap_or(model.input_price)),
-                cache_write_input: PerMillion(model.input_price),
+                // Unset means no surcharge: a write costs what plain input costs.
+                cache_write_input: PerMillion(model.cache_write_price.unwrap_or(model.input_price)),
                 output: PerMillion(model.output_price),
             };
             let context = u64::try_from(model.context).unwrap_or(0);
@@ -394,6 +395,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::ledger::money::TokenCounts;
 
     fn channel(id: i64, name: &str, priority: i64, api_key_env: Option<&str>) -> ChannelRow {
         ChannelRow {
@@ -503,6 +505,7 @@ mod tests {
             input_price: Nanos::ZERO,
             output_price: Nanos::ZERO,
             cached_input_price: None,
+            cache_write_price: None,
             enabled: true,
             created: 0,
         };
@@ -545,5 +548,40 @@ mod tests {
         assert!(!own.allows_ip("11.0.0.1".parse().unwrap()));
         assert!(catalog.model("old").is_some() && catalog.model("new").is_none());
         assert!(catalog.is_unpriced("new") && !catalog.is_unpriced("old"));
+    }
+
+    #[test]
+    fn unset_cache_prices_fall_back_to_the_input_price() {
+        let priced = |id: &str, read: Option<i64>, write: Option<i64>| ModelRow {
+            id: id.into(),
+            provider: "p".into(),
+            context: 0,
+            input_price: Nanos(3_000_000_000),
+            output_price: Nanos(15_000_000_000),
+            cached_input_price: read.map(Nanos),
+            cache_write_price: write.map(Nanos),
+            enabled: true,
+            created: 0,
+        };
+        let models = [
+            priced("plain", None, None),
+            priced("claude", Some(300_000_000), Some(3_750_000_000)),
+        ];
+        let catalog = Catalog::build(&[], &[], &models, &[], |_| None);
+        let prices = |id: &str| catalog.model(id).unwrap().prices;
+        let plain = prices("plain");
+        assert_eq!(plain.cached_input, plain.input);
+        assert_eq!(plain.cache_write_input, plain.input);
+        let claude = prices("claude");
+        assert_eq!(claude.cached_input, PerMillion(Nanos(300_000_000)));
+        assert_eq!(claude.cache_write_input, PerMillion(Nanos(3_750_000_000)));
+        // 1000 prompt tokens, all written to the cache: $3.75/1M, not $3/1M.
+        let written = TokenCounts {
+            prompt: 1000,
+            cache_write: 1000,
+            ..TokenCounts::default()
+        };
+        assert_eq!(claude.cost(written), Nanos(3_750_000));
+        assert_eq!(plain.cost(written), Nanos(3_000_000));
     }
 }

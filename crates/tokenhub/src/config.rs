@@ -172,22 +172,48 @@ pub struct ModelConfig {
     pub output_usd_per_mtok: String,
     #[serde(default)]
     pub cached_input_usd_per_mtok: Option<String>,
+    /// Prompt tokens written to the provider's cache (Anthropic: 1.25× input); absent =
+    /// the input price.
+    #[serde(default)]
+    pub cache_write_usd_per_mtok: Option<String>,
     /// Models to try, in order, when every channel of this one fails; absent = leave
     /// whatever the database has.
     #[serde(default)]
     pub fallbacks: Option<Vec<String>>,
 }
 
+/// A `[[models]]` entry's prices, parsed; the optional cache prices stay `None` when unset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelPrices {
+    pub input: Nanos,
+    pub output: Nanos,
+    pub cache_read: Option<Nanos>,
+    pub cache_write: Option<Nanos>,
+}
+
+impl ModelPrices {
+    fn any_negative(&self) -> bool {
+        [
+            Some(self.input),
+            Some(self.output),
+            self.cache_read,
+            self.cache_write,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|p| p < Nanos::ZERO)
+    }
+}
+
 impl ModelConfig {
-    pub fn prices(&self) -> Result<(Nanos, Nanos, Option<Nanos>), MoneyError> {
-        let input = self.input_usd_per_mtok.parse()?;
-        let output = self.output_usd_per_mtok.parse()?;
-        let cached = self
-            .cached_input_usd_per_mtok
-            .as_deref()
-            .map(str::parse)
-            .transpose()?;
-        Ok((input, output, cached))
+    pub fn prices(&self) -> Result<ModelPrices, MoneyError> {
+        let optional = |price: &Option<String>| price.as_deref().map(str::parse).transpose();
+        Ok(ModelPrices {
+            input: self.input_usd_per_mtok.parse()?,
+            output: self.output_usd_per_mtok.parse()?,
+            cache_read: optional(&self.cached_input_usd_per_mtok)?,
+            cache_write: optional(&self.cache_write_usd_per_mtok)?,
+        })
     }
 }
 
@@ -315,10 +341,7 @@ impl Settings {
             if let Err(e) = model.prices() {
                 return invalid(format!("models.{}", model.id), e.to_string());
             }
-            if model
-                .prices()
-                .is_ok_and(|(i, o, c)| i.0 < 0 || o.0 < 0 || c.is_some_and(|c| c.0 < 0))
-            {
+            if model.prices().is_ok_and(|p| p.any_negative()) {
                 return invalid(
                     format!("models.{}", model.id),
                     "prices must not be negative".into(),
@@ -411,6 +434,13 @@ mod tests {
             input_usd_per_mtok = "0.27"
             output_usd_per_mtok = "0.27"
             cached_input_usd_per_mtok = "0.07"
+
+            [[models]]
+            id = "claude-sonnet-4"
+            provider = "Anthropic"
+            input_usd_per_mtok = "3"
+            output_usd_per_mtok = "15"
+            cache_write_usd_per_mtok = "3.75"
         "#;
         let settings: Settings = toml::from_str(text).unwrap();
         settings.validate().unwrap();
@@ -418,9 +448,16 @@ mod tests {
             settings.channels[0].model_map["deepseek-r1"],
             "deepseek-reasoner"
         );
-        let (input, _, cached) = settings.models[0].prices().unwrap();
-        assert_eq!(input, Nanos(270_000_000));
-        assert_eq!(cached, Some(Nanos(70_000_000)));
+        let deepseek = settings.models[0].prices().unwrap();
+        assert_eq!(deepseek.input, Nanos(270_000_000));
+        assert_eq!(deepseek.cache_read, Some(Nanos(70_000_000)));
+        assert_eq!(
+            deepseek.cache_write, None,
+            "unset: billed at the input price"
+        );
+        let claude = settings.models[1].prices().unwrap();
+        assert_eq!(claude.cache_write, Some(Nanos(3_750_000_000)));
+        assert_eq!(claude.cache_read, None);
     }
 
     #[test]
@@ -442,6 +479,7 @@ mod tests {
             input_usd_per_mtok: "-1".into(),
             output_usd_per_mtok: "1".into(),
             cached_input_usd_per_mtok: None,
+            cache_write_usd_per_mtok: Some("1".into()),
             fallbacks: None,
         });
         assert!(
@@ -450,6 +488,17 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("negative")
+        );
+        settings.models[0].input_usd_per_mtok = "1".into();
+        settings.validate().unwrap();
+        settings.models[0].cache_write_usd_per_mtok = Some("-3.75".into());
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("negative"),
+            "a negative cache-write price is refused like any other"
         );
         assert!(toml::from_str::<Settings>("bogus = 1").is_err());
     }

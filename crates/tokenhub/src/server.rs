@@ -108,16 +108,17 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
 }
 
 fn model_row(model: &ModelConfig) -> Result<ModelRow, StartError> {
-    let (input, output, cached) = model
+    let prices = model
         .prices()
         .map_err(|e| StartError::Config(format!("model {}: {e}", model.id)))?;
     Ok(ModelRow {
         id: model.id.clone(),
         provider: model.provider.clone(),
         context: model.context,
-        input_price: input,
-        output_price: output,
-        cached_input_price: cached,
+        input_price: prices.input,
+        output_price: prices.output,
+        cached_input_price: prices.cache_read,
+        cache_write_price: prices.cache_write,
         enabled: true,
         created: 0,
     })

@@ -16,11 +16,11 @@ const MODEL: &str = "claude-sonnet-4";
 const UPSTREAM_MODEL: &str = "claude-sonnet-4-20250514";
 const CHANNEL_KEY: &str = "sk-ant-channel-key";
 
-/// $3 input (and cache writes, which have no price of their own yet), $0.30 cache
-/// reads, $15 output per 1M tokens: nano-USD per token.
+/// Anthropic's prices for Sonnet 4: $3 input, $0.30 cache reads, $3.75 cache writes
+/// (1.25× input), $15 output per 1M tokens: nano-USD per token.
 const INPUT: i64 = 3000;
 const CACHE_READ: i64 = 300;
-const CACHE_WRITE: i64 = 3000;
+const CACHE_WRITE: i64 = 3750;
 const OUTPUT: i64 = 15000;
 
 fn claude_cost(prompt: i64, read: i64, written: i64, completion: i64) -> Nanos {
@@ -43,6 +43,7 @@ async fn start(backend: Backend) -> Harness {
         settings.channels.push(claude);
         settings.models.push(ModelConfig {
             cached_input_usd_per_mtok: Some("0.30".into()),
+            cache_write_usd_per_mtok: Some("3.75".into()),
             ..model(MODEL, "3", "15")
         });
     })
@@ -101,15 +102,18 @@ async fn non_stream_answer_is_translated_and_billed_with_cache_prices() {
         );
 
         let cost = claude_cost(PROMPT, 3, 4, REPLY_WORDS);
-        assert_eq!(cost, Nanos(9_000 + 900 + 12_000 + 105_000));
+        // 3 plain input + 3 read + 4 written + 7 output tokens, each class at its price:
+        // the 4 writes cost 15 000 nano, not the 12 000 they would at the input price.
+        assert_eq!(cost, Nanos(9_000 + 900 + 15_000 + 105_000));
         let record = h.record(&id).await;
         assert_eq!(
             (
                 record.prompt_tokens,
                 record.cached_tokens,
+                record.cache_write_tokens,
                 record.completion_tokens
             ),
-            (PROMPT as u64, 3, REPLY_WORDS as u64)
+            (PROMPT as u64, 3, 4, REPLY_WORDS as u64)
         );
         assert_eq!(
             (record.cost, record.estimated, record.status),
@@ -133,7 +137,7 @@ async fn stream_is_translated_to_chunks_with_usage_when_asked() {
     for wants_usage in [true, false] {
         let request = json!({"model": MODEL, "stream": true, "messages": conversation(),
             "stream_options": {"include_usage": wants_usage},
-            "mock": {"chunks": 3, "cache_read_tokens": 5}});
+            "mock": {"chunks": 3, "cache_read_tokens": 5, "cache_write_tokens": 2}});
         let response = h.chat(&key, request).await;
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"].to_str().unwrap();
@@ -167,8 +171,8 @@ async fn stream_is_translated_to_chunks_with_usage_when_asked() {
             assert_eq!(usage.len(), 1, "{chunks:?}");
             assert_eq!(usage[0]["usage"]["prompt_tokens"], PROMPT);
             assert_eq!(
-                usage[0]["usage"]["prompt_tokens_details"]["cached_tokens"],
-                5
+                usage[0]["usage"]["prompt_tokens_details"],
+                json!({"cached_tokens": 5, "cache_write_tokens": 2})
             );
         } else {
             assert!(
@@ -181,11 +185,16 @@ async fn stream_is_translated_to_chunks_with_usage_when_asked() {
             (
                 record.prompt_tokens,
                 record.cached_tokens,
+                record.cache_write_tokens,
                 record.completion_tokens
             ),
-            (PROMPT as u64, 5, REPLY_WORDS as u64)
+            (PROMPT as u64, 5, 2, REPLY_WORDS as u64)
         );
-        assert_eq!(record.cost, claude_cost(PROMPT, 5, 0, REPLY_WORDS));
+        assert_eq!(record.cost, claude_cost(PROMPT, 5, 2, REPLY_WORDS));
+        assert_eq!(
+            record.cost,
+            Nanos(3 * 3000 + 5 * 300 + 2 * 3750 + 7 * 15000)
+        );
         assert!(record.stream && !record.estimated && record.error.is_none());
     }
     let seen = h.mock.journal();
@@ -347,6 +356,20 @@ async fn unsupported_requests_are_refused_before_the_upstream_and_cost_nothing()
     let record = h.record(&id).await;
     assert_eq!((record.status, record.cost), (400, Nanos::ZERO));
     assert_eq!(h.stored_balance(user.id).await, Nanos::from_usd(1));
+
+    // The whole answer, exactly as the README shows it.
+    let schema = json!({"type": "json_schema", "json_schema": {"name": "w", "schema": {}}});
+    let request = json!({"model": MODEL, "messages": conversation(), "response_format": schema});
+    let response = h.chat(&key, request).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": "`response_format` of type `json_schema` is not supported for models served by Anthropic",
+            "type": "invalid_request_error", "param": null, "code": null}})
+    );
+    assert!(h.mock.journal().is_empty());
     h.shutdown().await;
 }
 

@@ -312,6 +312,98 @@ async fn a_function_call_round_trip() {
     h.shutdown().await;
 }
 
+/// Gemini 3 signs its function calls and refuses a later turn whose call comes back
+/// unsigned (the mock's `thought_signature` knob does both). The signature travels in
+/// the tool call id, so an OpenAI client that replays the id keeps the conversation going.
+#[tokio::test]
+async fn thought_signatures_survive_a_round_trip_through_the_client() {
+    let h = start(Backend::Sqlite).await;
+    let (_, key) = h
+        .user_with_key("sig", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let signature = "CiQB+/90aG91Z2h0LXNpZ/4=";
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let call = json!({"name": "get_weather", "arguments": {"city": "Paris"}});
+    let knobs = json!({"tool_call": call, "thought_signature": signature});
+
+    // 1. Streamed: the signed call's id carries the signature (base64url, unpadded).
+    let request = json!({"model": MODEL, "stream": true, "tools": tools,
+        "messages": [{"role": "user", "content": "weather?"}], "mock": knobs});
+    let response = h.chat(&key, request).await;
+    assert_eq!(response.status(), 200);
+    let data = sse_data(&response.text().await.unwrap());
+    let calls: Vec<Value> = chunks_of(&data)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0).cloned())
+        .collect();
+    let id = "call_0_ts_CiQB-_90aG91Z2h0LXNpZ_4";
+    assert_eq!(
+        calls,
+        [json!({"index": 0, "id": id, "type": "function",
+                "function": {"name": "get_weather", "arguments": r#"{"city":"Paris"}"#}})]
+    );
+
+    // 2. The client replays the call with that id: Gemini gets its signature back.
+    let assistant = json!({"role": "assistant", "content": null, "tool_calls": [{"id": id,
+        "type": "function", "function": {"name": "get_weather", "arguments": r#"{"city":"Paris"}"#}}]});
+    let messages = json!([{"role": "user", "content": "weather?"}, assistant,
+        {"role": "tool", "tool_call_id": id, "content": "sunny"}]);
+    let replay = json!({"model": MODEL, "messages": messages, "tools": tools,
+        "mock": {"thought_signature": signature}});
+    let response = h.chat(&key, replay.clone()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        h.mock.journal()[1].body["contents"][1],
+        json!({"role": "model", "parts": [{"functionCall": {"name": "get_weather",
+            "args": {"city": "Paris"}}, "thoughtSignature": signature}]})
+    );
+
+    // 3. A client that rewrote the id loses the signature, and Gemini refuses the turn
+    // with its own message (a 400 is the client's: passed on, not retried).
+    let mut rewritten = replay;
+    rewritten["messages"][1]["tool_calls"][0]["id"] = json!("call_0");
+    rewritten["messages"][2]["tool_call_id"] = json!("call_0");
+    let response = h.chat(&key, rewritten).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Function call is missing a thought_signature"),
+        "{body}"
+    );
+    h.shutdown().await;
+}
+
+/// `reasoning_effort` and a `json_schema` response format reach Gemini as its own
+/// generation settings.
+#[tokio::test]
+async fn reasoning_effort_and_json_schema_become_generation_config() {
+    let h = start(Backend::Sqlite).await;
+    let (_, key) = h
+        .user_with_key("gen", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}});
+    let request = json!({"model": MODEL, "messages": conversation(), "reasoning_effort": "low",
+        "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": schema}},
+        "mock": {"reply": "{\"city\":\"Paris\"}"}});
+    let response = h.chat(&key, request).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        r#"{"city":"Paris"}"#
+    );
+    assert_eq!(
+        h.mock.journal()[0].body["generationConfig"],
+        json!({"responseMimeType": "application/json", "responseJsonSchema": schema,
+               "thinkingConfig": {"thinkingBudget": 1024}})
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn refusals_upstream_errors_and_finish_reasons() {
     let h = start(Backend::Sqlite).await;
@@ -337,6 +429,19 @@ async fn refusals_upstream_errors_and_finish_reasons() {
     let record = h.record(&id).await;
     assert_eq!((record.status, record.cost), (400, Nanos::ZERO));
     assert_eq!(h.stored_balance(user.id).await, Nanos::from_usd(1));
+
+    // The whole answer, exactly as the README shows it.
+    let request = json!({"model": MODEL, "messages": conversation(), "logprobs": true});
+    let response = h.chat(&key, request).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": "`logprobs` is not supported for models served by Gemini",
+            "type": "invalid_request_error", "param": null, "code": null}})
+    );
+    assert!(h.mock.journal().is_empty());
 
     // A Gemini error body keeps its message; a 400 stays the client's mistake.
     let response = h

@@ -1382,6 +1382,117 @@ async fn upstream_models_are_imported_and_refused_until_priced() {
     w.h.shutdown().await;
 }
 
+/// The cache-write price is one more optional price: set, read back, cleared (null = the
+/// input price), refused when negative, exported and imported in both formats.
+#[tokio::test]
+async fn cache_write_prices_travel_through_every_model_route() {
+    let w = world(Backend::Sqlite).await;
+    let path = "/api/admin/models/cached-model";
+    let priced = json!({"id": "cached-model", "provider": "Mock", "input_usd_per_mtok": "3",
+        "output_usd_per_mtok": "15", "cached_input_usd_per_mtok": "0.30",
+        "cache_write_usd_per_mtok": "3.75"});
+    let created = w
+        .admin
+        .ok(Method::POST, "/api/admin/models", Some(priced.clone()))
+        .await;
+    let prices = |m: &Value| {
+        (
+            m["cached_input_usd_per_mtok"].clone(),
+            m["cache_write_usd_per_mtok"].clone(),
+        )
+    };
+    assert_eq!(prices(&created), (json!("0.3"), json!("3.75")));
+    assert_eq!(
+        prices(&w.admin.ok(Method::GET, path, None).await),
+        prices(&created)
+    );
+    let listed = w.admin.ok(Method::GET, "/api/admin/models", None).await;
+    let in_list = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "cached-model")
+        .unwrap()
+        .clone();
+    assert_eq!(prices(&in_list), prices(&created));
+
+    let unset = json!({"id": "cached-model", "provider": "Mock", "input_usd_per_mtok": "3",
+        "output_usd_per_mtok": "15"});
+    let cleared = w.admin.ok(Method::PUT, path, Some(unset)).await;
+    assert_eq!(prices(&cleared), (Value::Null, Value::Null));
+    let mut negative = priced.clone();
+    negative["cache_write_usd_per_mtok"] = json!("-3.75");
+    let (status, body) = w.admin.call(Method::PUT, path, Some(negative)).await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let mut too_precise = priced.clone();
+    too_precise["cache_write_usd_per_mtok"] = json!("3.7500000001");
+    let (status, body) = w.admin.call(Method::PUT, path, Some(too_precise)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cache_write_usd_per_mtok: "),
+        "{body}"
+    );
+    w.admin.ok(Method::PUT, path, Some(priced)).await;
+
+    let exported = w
+        .admin
+        .ok(Method::GET, "/api/admin/models/export", None)
+        .await;
+    let entry = exported["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "cached-model")
+        .unwrap();
+    assert_eq!(entry["cache_write_usd_per_mtok"], "3.75");
+    let csv = w
+        .admin
+        .send(Method::GET, "/api/admin/models/export?format=csv", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("id,provider,context,input_usd_per_mtok,output_usd_per_mtok,cached_input_usd_per_mtok,cache_write_usd_per_mtok,enabled\r\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("cached-model,Mock,0,3,15,0.3,3.75,true\r\n"),
+        "{csv}"
+    );
+
+    let new_csv = "id,provider,input_usd_per_mtok,output_usd_per_mtok,cache_write_usd_per_mtok\r\ncached-model,Mock,3,15,4.5\r\n";
+    let response = w
+        .admin
+        .http
+        .post(format!("{}/api/admin/models/import", w.h.base))
+        .header("X-CSRF-Token", w.admin.csrf.clone().unwrap())
+        .header("Content-Type", "text/csv")
+        .body(new_csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let after = w.admin.ok(Method::GET, path, None).await;
+    assert_eq!(prices(&after), (Value::Null, json!("4.5")));
+    let json_import = json!({"models": [{"id": "cached-model", "provider": "Mock",
+        "input_usd_per_mtok": "3", "output_usd_per_mtok": "15", "cache_write_usd_per_mtok": "3.75"}]});
+    let counts = w
+        .admin
+        .ok(Method::POST, "/api/admin/models/import", Some(json_import))
+        .await;
+    assert_eq!(counts["updated"], 1);
+    let after = w.admin.ok(Method::GET, path, None).await;
+    assert_eq!(after["cache_write_usd_per_mtok"], "3.75");
+    w.h.shutdown().await;
+}
+
 #[tokio::test]
 async fn usage_listing_filters_aggregates_and_exports() {
     for backend in backends() {

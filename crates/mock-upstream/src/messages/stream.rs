@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::Answer;
 use crate::knobs::Knobs;
 use crate::sse;
-use crate::tokens::split_reply;
+use crate::tokens::{split_even, split_reply};
 
 pub(super) fn response(answer: &Answer, knobs: &Knobs) -> Response {
     sse::play(events(answer, knobs), knobs)
@@ -66,37 +66,4 @@ fn events(a: &Answer, knobs: &Knobs) -> Vec<Option<String>> {
         "usage": {"output_tokens": a.output_tokens}})));
     out.push(event(json!({"type": "message_stop"})));
     out
-}
-
-/// `text` cut into `n` pieces of nearly equal length (in characters, earlier pieces
-/// longer), never more pieces than characters, always at least one.
-fn split_even(text: &str, n: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let n = n.clamp(1, chars.len().max(1));
-    let (base, extra) = (chars.len() / n, chars.len() % n);
-    let mut rest = chars.as_slice();
-    (0..n)
-        .map(|i| {
-            let (head, tail) = rest.split_at(base + usize::from(i < extra));
-            rest = tail;
-            head.iter().collect()
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_even;
-
-    #[test]
-    fn split_even_concatenates_exactly() {
-        let json = r#"{"city":"Paris"}"#;
-        for n in 0..20 {
-            let pieces = split_even(json, n);
-            assert_eq!(pieces.concat(), json);
-            assert_eq!(pieces.len(), n.clamp(1, json.len()));
-        }
-        assert_eq!(split_even("abcde", 2), ["abc", "de"]);
-        assert_eq!(split_even("", 3), [""]);
-    }
 }

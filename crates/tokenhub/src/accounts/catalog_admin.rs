@@ -86,7 +86,8 @@ pub fn validate_model(model: &ModelRow) -> Result<(), AccountError> {
     }
     let negative = model.input_price < Nanos::ZERO
         || model.output_price < Nanos::ZERO
-        || model.cached_input_price.is_some_and(|p| p < Nanos::ZERO);
+        || model.cached_input_price.is_some_and(|p| p < Nanos::ZERO)
+        || model.cache_write_price.is_some_and(|p| p < Nanos::ZERO);
     if negative {
         return Err(AccountError::Invalid("prices must not be negative".into()));
     }
@@ -303,6 +304,7 @@ pub async fn import_models(
             input_price: input,
             output_price: output,
             cached_input_price: None,
+            cache_write_price: None,
             enabled: true,
             created: 0,
         };

@@ -9,7 +9,9 @@
 //!
 //! Gemini has no tool call ids: calls get `call_<k>` (k counts the calls of one answer
 //! from 0), and a tool result finds its function name through the `id` of the assistant
-//! tool call it answers.
+//! tool call it answers. A call the model signed (`thoughtSignature`) carries its
+//! signature in the id, and the signature goes back to Gemini when the id comes back
+//! (`signature`).
 //!
 //! Usage follows the OpenAI convention: `prompt_tokens` = `promptTokenCount` +
 //! `toolUsePromptTokenCount`, `prompt_tokens_details.cached_tokens` =
@@ -22,6 +24,7 @@
 
 pub mod request;
 pub mod response;
+pub mod signature;
 pub mod stream;
 pub mod wire;
 

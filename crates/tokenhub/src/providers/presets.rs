@@ -12,21 +12,90 @@ use crate::store::{ChannelRow, ModelRow};
 /// The free offline model served by the `demo` channel.
 pub const DEMO_MODEL: &str = "tokenhub-demo";
 
-/// (id, provider, context tokens, USD per 1M tokens for input and output).
-const MODELS: &[(&str, &str, i64, &str)] = &[
-    ("deepseek-chat", "DeepSeek", 65_536, "0.27"),
-    ("deepseek-v3.2", "DeepSeek", 131_072, "0.27"),
-    ("deepseek-r1", "DeepSeek (Reasoning)", 65_536, "0.55"),
-    ("qwen-plus", "Alibaba Qwen", 131_072, "0.11"),
-    ("qwen-max", "Alibaba Qwen", 32_768, "0.28"),
-    ("glm-4-flash", "Zhipu GLM", 131_072, "0"),
-    ("glm-5", "Zhipu GLM", 131_072, "0.14"),
-    ("doubao-pro", "ByteDance", 131_072, "0.14"),
-    ("doubao-lite", "ByteDance", 131_072, "0.01"),
-    ("kimi-k2.5", "Moonshot AI", 131_072, "0.14"),
-    ("gpt-4o", "OpenAI", 131_072, "2.50"),
-    ("claude-sonnet-4", "Anthropic", 200_000, "3.00"),
-    (DEMO_MODEL, "TokenHub", 8_192, "0"),
+/// One catalogue entry. Prices are decimal USD per 1M tokens; `None` means "the input
+/// price" (a provider without a cache discount, or without cache writes billed apart).
+struct BuiltinModel {
+    id: &'static str,
+    provider: &'static str,
+    context: i64,
+    input: &'static str,
+    output: &'static str,
+    cache_read: Option<&'static str>,
+    cache_write: Option<&'static str>,
+}
+
+const fn priced(
+    id: &'static str,
+    provider: &'static str,
+    context: i64,
+    input: &'static str,
+    output: &'static str,
+) -> BuiltinModel {
+    BuiltinModel {
+        id,
+        provider,
+        context,
+        input,
+        output,
+        cache_read: None,
+        cache_write: None,
+    }
+}
+
+const fn with_cache_read(model: BuiltinModel, price: &'static str) -> BuiltinModel {
+    BuiltinModel {
+        cache_read: Some(price),
+        ..model
+    }
+}
+
+/// Prices from the vendors' published tables as quoted in shared/docs/providers.md §2.6
+/// (CNY converted at 7.2 per USD). Migration 0005 moves rows still holding the old
+/// single-price seed to these values.
+const MODELS: &[BuiltinModel] = &[
+    // DeepSeek V3 (early 2025): cache hit $0.07, miss $0.27, output $1.10.
+    with_cache_read(
+        priced("deepseek-chat", "DeepSeek", 65_536, "0.27", "1.10"),
+        "0.07",
+    ),
+    // V3.2: $0.028 / $0.28 / $0.42.
+    with_cache_read(
+        priced("deepseek-v3.2", "DeepSeek", 131_072, "0.28", "0.42"),
+        "0.028",
+    ),
+    // R1: $0.14 / $0.55 / $2.19.
+    with_cache_read(
+        priced(
+            "deepseek-r1",
+            "DeepSeek (Reasoning)",
+            65_536,
+            "0.55",
+            "2.19",
+        ),
+        "0.14",
+    ),
+    priced("qwen-plus", "Alibaba Qwen", 131_072, "0.40", "1.20"),
+    priced("qwen-max", "Alibaba Qwen", 32_768, "1.60", "6.40"),
+    priced("glm-4-flash", "Zhipu GLM", 131_072, "0", "0"),
+    with_cache_read(
+        priced("glm-5", "Zhipu GLM", 131_072, "1.00", "3.20"),
+        "0.20",
+    ),
+    // Ark: ¥0.8 / ¥2 and ¥0.3 / ¥0.6, no cache tier.
+    priced("doubao-pro", "ByteDance", 131_072, "0.11", "0.28"),
+    priced("doubao-lite", "ByteDance", 131_072, "0.042", "0.083"),
+    with_cache_read(
+        priced("kimi-k2.5", "Moonshot AI", 131_072, "0.60", "3.00"),
+        "0.10",
+    ),
+    with_cache_read(priced("gpt-4o", "OpenAI", 131_072, "2.50", "10.00"), "1.25"),
+    // Anthropic bills cache reads at 0.1× input and 5-minute cache writes at 1.25× input.
+    BuiltinModel {
+        cache_read: Some("0.30"),
+        cache_write: Some("3.75"),
+        ..priced("claude-sonnet-4", "Anthropic", 200_000, "3.00", "15.00")
+    },
+    priced(DEMO_MODEL, "TokenHub", 8_192, "0", "0"),
 ];
 
 struct Preset {
@@ -101,20 +170,20 @@ const PRESETS: &[Preset] = &[
 ];
 
 pub fn builtin_models() -> Vec<ModelRow> {
+    // The table is checked by the unit test below, so a typo cannot reach a catalogue.
+    let usd = |price: &str| price.parse::<Nanos>().unwrap_or_default();
     MODELS
         .iter()
-        .map(|(id, provider, context, usd)| {
-            let price: Nanos = usd.parse().unwrap_or_default();
-            ModelRow {
-                id: id.to_string(),
-                provider: provider.to_string(),
-                context: *context,
-                input_price: price,
-                output_price: price,
-                cached_input_price: None,
-                enabled: true,
-                created: 0,
-            }
+        .map(|m| ModelRow {
+            id: m.id.to_string(),
+            provider: m.provider.to_string(),
+            context: m.context,
+            input_price: usd(m.input),
+            output_price: usd(m.output),
+            cached_input_price: m.cache_read.map(usd),
+            cache_write_price: m.cache_write.map(usd),
+            enabled: true,
+            created: 0,
         })
         .collect()
 }
@@ -165,11 +234,39 @@ pub fn preset_channels() -> Vec<ChannelRow> {
 mod tests {
     use super::*;
 
+    fn builtin(id: &str) -> ModelRow {
+        builtin_models().into_iter().find(|m| m.id == id).unwrap()
+    }
+
+    #[test]
+    fn claude_sonnet_4_has_anthropic_prices_for_every_token_class() {
+        let claude = builtin("claude-sonnet-4");
+        assert_eq!(claude.input_price, Nanos(3_000_000_000));
+        assert_eq!(claude.output_price, Nanos(15_000_000_000));
+        assert_eq!(claude.cached_input_price, Some(Nanos(300_000_000)));
+        assert_eq!(claude.cache_write_price, Some(Nanos(3_750_000_000)));
+    }
+
+    #[test]
+    fn paid_models_price_output_above_input() {
+        // The old table had one price for both; output is dearer at every vendor listed.
+        for model in builtin_models().iter().filter(|m| !m.input_price.is_zero()) {
+            assert!(model.output_price > model.input_price, "{}", model.id);
+            let read = model.cached_input_price.unwrap_or(model.input_price);
+            assert!(read <= model.input_price, "{}", model.id);
+        }
+        assert_eq!(builtin("deepseek-chat").output_price, Nanos(1_100_000_000));
+        assert_eq!(builtin("gpt-4o").output_price, Nanos(10_000_000_000));
+    }
+
     #[test]
     fn every_price_parses_and_every_preset_model_is_in_the_catalogue() {
         let models = builtin_models();
-        for (id, _, _, usd) in MODELS {
-            assert!(usd.parse::<Nanos>().is_ok(), "{id}");
+        for m in MODELS {
+            let prices = [Some(m.input), Some(m.output), m.cache_read, m.cache_write];
+            for price in prices.into_iter().flatten() {
+                assert!(price.parse::<Nanos>().is_ok(), "{}: {price}", m.id);
+            }
         }
         for channel in preset_channels() {
             assert!(

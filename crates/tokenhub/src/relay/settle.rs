@@ -74,6 +74,7 @@ impl Settlement {
                 channel_id: None,
                 prompt_tokens: 0,
                 cached_tokens: 0,
+                cache_write_tokens: 0,
                 completion_tokens: 0,
                 cost: Default::default(),
                 status: 0,
@@ -172,6 +173,7 @@ impl Settlement {
         let record = &mut self.record;
         record.prompt_tokens = counts.prompt;
         record.cached_tokens = counts.cached;
+        record.cache_write_tokens = counts.cache_write;
         record.completion_tokens = counts.completion;
         record.cost = cost;
         record.estimated = estimated;
@@ -235,6 +237,7 @@ fn observe(record: &UsageRecord) {
         stream = record.stream,
         prompt_tokens = record.prompt_tokens,
         cached_tokens = record.cached_tokens,
+        cache_write_tokens = record.cache_write_tokens,
         completion_tokens = record.completion_tokens,
         cost_usd = %record.cost.to_usd_string(),
         estimated = record.estimated,

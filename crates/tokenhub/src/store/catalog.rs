@@ -19,6 +19,8 @@ pub struct ModelRow {
     pub input_price: Nanos,
     pub output_price: Nanos,
     pub cached_input_price: Option<Nanos>,
+    /// Price of prompt tokens written to the provider's cache; `None` = the input price.
+    pub cache_write_price: Option<Nanos>,
     pub enabled: bool,
     /// Unix seconds; set by the store on insert (ignored when writing).
     pub created: i64,
@@ -68,14 +70,15 @@ impl Store {
             OnConflict::Overwrite => {
                 "DO UPDATE SET provider = excluded.provider, context = excluded.context, \
                  input_price_nano = excluded.input_price_nano, output_price_nano = excluded.output_price_nano, \
-                 cached_input_price_nano = excluded.cached_input_price_nano, enabled = excluded.enabled, \
+                 cached_input_price_nano = excluded.cached_input_price_nano, \
+                 cache_write_price_nano = excluded.cache_write_price_nano, enabled = excluded.enabled, \
                  unpriced = 0"
             }
         };
         let sql = format!(
             "INSERT INTO models (id, provider, context, input_price_nano, output_price_nano, \
-             cached_input_price_nano, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (id) {conflict}"
+             cached_input_price_nano, cache_write_price_nano, enabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) {conflict}"
         );
         let mut tx = self.begin_write().await?;
         sqlx::query(&sql)
@@ -85,6 +88,7 @@ impl Store {
             .bind(model.input_price.0)
             .bind(model.output_price.0)
             .bind(model.cached_input_price.map(|p| p.0))
+            .bind(model.cache_write_price.map(|p| p.0))
             .bind(i64::from(model.enabled))
             .bind(now_ms())
             .execute(&mut *tx)
@@ -134,8 +138,8 @@ impl Store {
 
     pub async fn all_models(&self) -> StoreResult<Vec<ModelRow>> {
         let rows = sqlx::query(
-            "SELECT id, provider, context, input_price_nano, output_price_nano, cached_input_price_nano, enabled, \
-             created_at FROM models ORDER BY id",
+            "SELECT id, provider, context, input_price_nano, output_price_nano, cached_input_price_nano, \
+             cache_write_price_nano, enabled, created_at FROM models ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -149,6 +153,9 @@ impl Store {
                     output_price: Nanos(row.try_get("output_price_nano")?),
                     cached_input_price: row
                         .try_get::<Option<i64>, _>("cached_input_price_nano")?
+                        .map(Nanos),
+                    cache_write_price: row
+                        .try_get::<Option<i64>, _>("cache_write_price_nano")?
                         .map(Nanos),
                     enabled: row.try_get::<i64, _>("enabled")? != 0,
                     created: row.try_get::<i64, _>("created_at")? / 1000,
@@ -199,6 +206,7 @@ mod tests {
             input_price: Nanos(price),
             output_price: Nanos(price),
             cached_input_price: None,
+            cache_write_price: None,
             enabled: true,
             created: 0,
         }
@@ -214,6 +222,100 @@ mod tests {
         let stored = store.all_models().await.unwrap().remove(0);
         assert_eq!(stored.input_price, Nanos(3));
         assert!(stored.created > 1_700_000_000);
+    }
+
+    #[tokio::test]
+    async fn cache_prices_round_trip_and_stay_unset_when_unset() {
+        let (store, _dir) = temp_store().await;
+        let cached = ModelRow {
+            cached_input_price: Some(Nanos(300)),
+            cache_write_price: Some(Nanos(3_750)),
+            ..model("claude", 3_000)
+        };
+        store.upsert_model(&cached).await.unwrap();
+        store.upsert_model(&model("plain", 1)).await.unwrap();
+        let stored = store.all_models().await.unwrap();
+        assert_eq!(
+            stored[0],
+            ModelRow {
+                created: stored[0].created,
+                ..cached
+            }
+        );
+        assert_eq!(
+            (stored[1].cached_input_price, stored[1].cache_write_price),
+            (None, None)
+        );
+    }
+
+    /// Migration 0005 moves rows still holding the old single-price seed to the presets'
+    /// prices: the two lists must agree, and an edited row must be left alone.
+    #[tokio::test]
+    async fn migration_0005_moves_untouched_seeds_to_the_preset_prices() {
+        const OLD_SEED: &[(&str, i64)] = &[
+            ("deepseek-chat", 270_000_000),
+            ("deepseek-v3.2", 270_000_000),
+            ("deepseek-r1", 550_000_000),
+            ("qwen-plus", 110_000_000),
+            ("qwen-max", 280_000_000),
+            ("glm-5", 140_000_000),
+            ("doubao-pro", 140_000_000),
+            ("doubao-lite", 10_000_000),
+            ("kimi-k2.5", 140_000_000),
+            ("gpt-4o", 2_500_000_000),
+            ("claude-sonnet-4", 3_000_000_000),
+        ];
+        let (store, _dir) = temp_store().await;
+        for (id, old) in OLD_SEED {
+            store.upsert_model(&model(id, *old)).await.unwrap();
+        }
+        let edited = ModelRow {
+            output_price: Nanos(9),
+            ..model("edited", 1)
+        };
+        store.upsert_model(&edited).await.unwrap();
+        let migration = include_str!("../../migrations/sqlite/0005_cache_write_price.sql");
+        // Comments may hold a `;`: drop them before cutting the file into statements.
+        let without_comments: Vec<&str> = migration
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("--"))
+            .collect();
+        let without_comments = without_comments.join("\n");
+        let updates = without_comments
+            .split(';')
+            .filter(|statement| statement.trim_start().starts_with("UPDATE"));
+        let mut applied = 0;
+        for update in updates {
+            sqlx::query(update).execute(&store.pool).await.unwrap();
+            applied += 1;
+        }
+        assert_eq!(applied, OLD_SEED.len());
+        let stored = store.all_models().await.unwrap();
+        for preset in crate::providers::presets::builtin_models() {
+            let Some(row) = stored.iter().find(|m| m.id == preset.id) else {
+                continue; // free models were seeded right the first time
+            };
+            let prices = |m: &ModelRow| {
+                (
+                    m.input_price,
+                    m.output_price,
+                    m.cached_input_price,
+                    m.cache_write_price,
+                )
+            };
+            assert_eq!(prices(row), prices(&preset), "{}", preset.id);
+        }
+        let untouched = stored.iter().find(|m| m.id == "edited").unwrap();
+        assert_eq!(untouched.output_price, Nanos(9));
+        // PostgreSQL runs the same data fix.
+        let postgres = include_str!("../../migrations/postgres/0005_cache_write_price.sql");
+        let updates_of = |sql: &str| -> Vec<String> {
+            sql.lines()
+                .skip_while(|line| !line.starts_with("UPDATE"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(updates_of(postgres), updates_of(migration));
     }
 
     #[tokio::test]

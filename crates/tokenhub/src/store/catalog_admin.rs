@@ -120,7 +120,8 @@ impl Store {
         for (model, unpriced) in models {
             sqlx::query(
                 "INSERT INTO models (id, provider, context, input_price_nano, output_price_nano, \
-                 cached_input_price_nano, enabled, created_at, unpriced) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 cached_input_price_nano, cache_write_price_nano, enabled, created_at, unpriced) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&model.id)
             .bind(&model.provider)
@@ -128,6 +129,7 @@ impl Store {
             .bind(model.input_price.0)
             .bind(model.output_price.0)
             .bind(model.cached_input_price.map(|p| p.0))
+            .bind(model.cache_write_price.map(|p| p.0))
             .bind(i64::from(model.enabled))
             .bind(now_ms())
             .bind(i64::from(*unpriced))
@@ -145,13 +147,15 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE models SET provider = $1, context = $2, input_price_nano = $3, output_price_nano = $4, \
-             cached_input_price_nano = $5, enabled = $6, unpriced = 0 WHERE id = $7",
+             cached_input_price_nano = $5, cache_write_price_nano = $6, enabled = $7, unpriced = 0 \
+             WHERE id = $8",
         )
         .bind(&model.provider)
         .bind(model.context)
         .bind(model.input_price.0)
         .bind(model.output_price.0)
         .bind(model.cached_input_price.map(|p| p.0))
+        .bind(model.cache_write_price.map(|p| p.0))
         .bind(i64::from(model.enabled))
         .bind(&model.id)
         .execute(&mut *tx)

@@ -18,6 +18,8 @@ pub struct UsageRecord {
     pub channel_id: Option<i64>,
     pub prompt_tokens: u64,
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's cache (priced apart; part of `prompt_tokens`).
+    pub cache_write_tokens: u64,
     pub completion_tokens: u64,
     pub cost: Nanos,
     /// The HTTP status the client saw (200 for a stream that started, even if it broke later).
@@ -44,6 +46,7 @@ pub(super) fn record_from_row(row: &sqlx::any::AnyRow) -> StoreResult<UsageRecor
         channel_id: row.try_get("channel_id")?,
         prompt_tokens: unsigned("prompt_tokens")?,
         cached_tokens: unsigned("cached_tokens")?,
+        cache_write_tokens: unsigned("cache_write_tokens")?,
         completion_tokens: unsigned("completion_tokens")?,
         cost: Nanos(row.try_get("cost_nano")?),
         status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
@@ -59,7 +62,8 @@ pub(super) fn record_from_row(row: &sqlx::any::AnyRow) -> StoreResult<UsageRecor
 }
 
 pub(super) const RECORD_COLUMNS: &str = "request_id, user_id, key_id, model, channel_id, prompt_tokens, cached_tokens, \
-     completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, ttft_ms, created_at";
+     cache_write_tokens, completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, ttft_ms, \
+     created_at";
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -88,8 +92,9 @@ impl Store {
         for record in records {
             sqlx::query(
                 "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, prompt_tokens, \
-                 cached_tokens, completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, \
-                 ttft_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 cached_tokens, cache_write_tokens, completion_tokens, cost_nano, status, error, stream, estimated, \
+                 latency_ms, ttft_ms, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
             .bind(&record.request_id)
             .bind(record.user_id)
@@ -98,6 +103,7 @@ impl Store {
             .bind(record.channel_id)
             .bind(to_i64(record.prompt_tokens))
             .bind(to_i64(record.cached_tokens))
+            .bind(to_i64(record.cache_write_tokens))
             .bind(to_i64(record.completion_tokens))
             .bind(record.cost.0)
             .bind(i64::from(record.status))
@@ -133,14 +139,11 @@ impl Store {
     }
 
     pub async fn usage_by_request_id(&self, request_id: &str) -> StoreResult<Option<UsageRecord>> {
-        let row = sqlx::query(
-            "SELECT request_id, user_id, key_id, model, channel_id, prompt_tokens, cached_tokens, \
-             completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, ttft_ms, created_at \
-             FROM usage_records WHERE request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM usage_records WHERE request_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(record_from_row).transpose()
     }
 
@@ -175,6 +178,7 @@ mod tests {
             channel_id: None,
             prompt_tokens: 10,
             cached_tokens: 0,
+            cache_write_tokens: 0,
             completion_tokens: 5,
             cost: Nanos(cost),
             status: 200,

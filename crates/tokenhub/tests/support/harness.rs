@@ -52,6 +52,7 @@ pub fn model(id: &str, input: &str, output: &str) -> ModelConfig {
         input_usd_per_mtok: input.into(),
         output_usd_per_mtok: output.into(),
         cached_input_usd_per_mtok: None,
+        cache_write_usd_per_mtok: None,
         fallbacks: None,
     }
 }

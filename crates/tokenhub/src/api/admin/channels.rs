@@ -21,7 +21,8 @@ use crate::store::ChannelRow;
 pub struct ChannelView {
     pub id: i64,
     pub name: String,
-    /// `openai` (any OpenAI-compatible host) or `demo`.
+    /// `openai` (any OpenAI-compatible host), a vendor dialect (`deepseek`, `qwen`,
+    /// `zhipu`, `doubao`, `moonshot`), `anthropic`, `gemini` or `demo`.
     #[serde(rename = "type")]
     pub kind: String,
     pub base_url: String,

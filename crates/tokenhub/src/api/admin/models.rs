@@ -17,15 +17,17 @@ use super::wire::{parse_usd, usd};
 use crate::accounts::catalog_admin as ops;
 use crate::accounts::{Role, audit};
 use crate::api::AppState;
+use crate::ledger::money::Nanos;
 use crate::store::ModelRow;
 
-const CSV_HEADER: [&str; 7] = [
+const CSV_HEADER: [&str; 8] = [
     "id",
     "provider",
     "context",
     "input_usd_per_mtok",
     "output_usd_per_mtok",
     "cached_input_usd_per_mtok",
+    "cache_write_usd_per_mtok",
     "enabled",
 ];
 /// Largest bulk import, in models.
@@ -40,9 +42,15 @@ pub struct ModelView {
     pub context: i64,
     pub input_usd_per_mtok: String,
     pub output_usd_per_mtok: String,
-    /// `null` = the input price.
+    /// Price of cache reads; `null` = the input price.
     #[serde(default)]
+    #[schema(example = "0.30")]
     pub cached_input_usd_per_mtok: Option<String>,
+    /// Price of prompt tokens written to the provider's cache (Anthropic bills 5-minute
+    /// writes at 1.25× input); `null` = the input price.
+    #[serde(default)]
+    #[schema(example = "3.75")]
+    pub cache_write_usd_per_mtok: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
     /// false while the model waits for a price (it is not served until then).
@@ -63,6 +71,7 @@ impl ModelView {
             input_usd_per_mtok: usd(row.input_price),
             output_usd_per_mtok: usd(row.output_price),
             cached_input_usd_per_mtok: row.cached_input_price.map(usd),
+            cache_write_usd_per_mtok: row.cache_write_price.map(usd),
             enabled: row.enabled,
             priced,
         }
@@ -75,16 +84,27 @@ impl ModelView {
             context: self.context,
             input_price: parse_usd("input_usd_per_mtok", &self.input_usd_per_mtok)?,
             output_price: parse_usd("output_usd_per_mtok", &self.output_usd_per_mtok)?,
-            cached_input_price: self
-                .cached_input_usd_per_mtok
-                .as_deref()
-                .filter(|p| !p.is_empty())
-                .map(|p| parse_usd("cached_input_usd_per_mtok", p))
-                .transpose()?,
+            cached_input_price: optional_usd(
+                "cached_input_usd_per_mtok",
+                &self.cached_input_usd_per_mtok,
+            )?,
+            cache_write_price: optional_usd(
+                "cache_write_usd_per_mtok",
+                &self.cache_write_usd_per_mtok,
+            )?,
             enabled: self.enabled,
             created: 0,
         })
     }
+}
+
+/// An optional price: absent, `null` and `""` all mean "the input price".
+fn optional_usd(field: &str, price: &Option<String>) -> Result<Option<Nanos>> {
+    price
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(|p| parse_usd(field, p))
+        .transpose()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -253,6 +273,7 @@ pub async fn export(
                         m.input_usd_per_mtok.clone(),
                         m.output_usd_per_mtok.clone(),
                         m.cached_input_usd_per_mtok.clone().unwrap_or_default(),
+                        m.cache_write_usd_per_mtok.clone().unwrap_or_default(),
                         m.enabled.to_string(),
                     ],
                 );
@@ -279,10 +300,11 @@ fn from_csv(text: &str) -> Result<Vec<ModelView>> {
         required("input_usd_per_mtok")?,
         required("output_usd_per_mtok")?,
     );
-    let (provider, context, cached, enabled) = (
+    let (provider, context, cached, cache_write, enabled) = (
         column("provider"),
         column("context"),
         column("cached_input_usd_per_mtok"),
+        column("cache_write_usd_per_mtok"),
         column("enabled"),
     );
     rows.iter()
@@ -310,6 +332,7 @@ fn from_csv(text: &str) -> Result<Vec<ModelView>> {
                 input_usd_per_mtok: cell(Some(input)),
                 output_usd_per_mtok: cell(Some(output)),
                 cached_input_usd_per_mtok: Some(cell(cached)).filter(|c| !c.is_empty()),
+                cache_write_usd_per_mtok: Some(cell(cache_write)).filter(|c| !c.is_empty()),
                 enabled: !matches!(cell(enabled).as_str(), "false" | "0"),
                 priced: true,
             })

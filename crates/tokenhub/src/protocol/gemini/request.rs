@@ -3,9 +3,9 @@
 //! Top-level members are handled in four ways:
 //! - translated: `messages` (see `contents`), `max_completion_tokens`/`max_tokens`,
 //!   `temperature`, `top_p`, `stop`, `presence_penalty`, `frequency_penalty`, `seed`,
-//!   `response_format` (`json_object` → `responseMimeType: application/json`), `tools`,
-//!   `tool_choice`, `stream` (which picks the endpoint; it is not a body member), `model`
-//!   (likewise, it is in the URL);
+//!   `response_format` and `reasoning_effort` (see `generation`), `tools`, `tool_choice`,
+//!   `stream` (which picks the endpoint; it is not a body member), `model` (likewise, it
+//!   is in the URL);
 //! - dropped, as hints Gemini has no member for: see [`DROPPED`];
 //! - refused with a 400, when dropping would change the answer the client expects: see
 //!   [`refuse_unsupported`] and the content part rules in `contents`;
@@ -17,6 +17,7 @@
 //! knobs in tests; Gemini itself answers 400 to a member it does not know.
 
 mod contents;
+mod generation;
 
 use crate::protocol::openai::chat::{ChatTool, ChatToolChoice, ResponseFormat, Stop};
 use serde::Deserialize;
@@ -43,7 +44,6 @@ pub const DROPPED: &[&str] = &[
     "verbosity",
     "user",
     "parallel_tool_calls",
-    "reasoning_effort",
 ];
 
 /// Members the translation writes itself, in both of the spellings Gemini accepts; a
@@ -102,6 +102,8 @@ struct ChatRequest {
     response_format: Option<ResponseFormat>,
     #[serde(default)]
     modalities: Option<Vec<String>>,
+    #[serde(default)]
+    reasoning_effort: Option<String>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -127,10 +129,13 @@ pub fn request_from_openai(openai_body: &[u8]) -> Result<Translated, TranslateEr
     for name in DROPPED.iter().chain(WRITTEN) {
         extra.remove(*name);
     }
-    let json_output = chat
-        .response_format
-        .as_ref()
-        .is_some_and(|f| f.kind == "json_object");
+    let (response_mime_type, response_json_schema) =
+        generation::json_output(chat.response_format.as_ref())?;
+    let thinking_budget = chat
+        .reasoning_effort
+        .as_deref()
+        .map(generation::thinking_budget)
+        .transpose()?;
     let generation_config = GenerationConfig {
         temperature: chat.temperature,
         top_p: chat.top_p,
@@ -139,12 +144,16 @@ pub fn request_from_openai(openai_body: &[u8]) -> Result<Translated, TranslateEr
         presence_penalty: chat.presence_penalty,
         frequency_penalty: chat.frequency_penalty,
         seed: chat.seed,
-        response_mime_type: json_output.then_some("application/json"),
+        response_mime_type,
+        response_json_schema,
     };
     // The translated settings win over the client's own members of the same name.
     let mut config = client_config;
     if let Ok(Value::Object(translated)) = serde_json::to_value(&generation_config) {
         config.extend(translated);
+    }
+    if let Some(budget) = thinking_budget {
+        generation::apply_thinking_budget(&mut config, budget);
     }
     let tools = translate_tools(chat.tools.unwrap_or_default())?;
     let tool_config = if tools.is_empty() {
@@ -184,15 +193,6 @@ fn refuse_unsupported(chat: &ChatRequest) -> Result<(), TranslateError> {
     }
     if chat.logprobs == Some(true) {
         return Err(TranslateError::unsupported("`logprobs`"));
-    }
-    if let Some(format) = &chat.response_format
-        && format.kind != "text"
-        && format.kind != "json_object"
-    {
-        return Err(TranslateError::unsupported(&format!(
-            "`response_format` of type `{}`",
-            format.kind
-        )));
     }
     if chat
         .modalities

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::TranslateError;
+use super::signature::call_id;
 use super::wire::{GenerateContentResponse, Part, UsageMetadata};
 
 /// Used as `id` when the upstream sends no `responseId`.
@@ -33,8 +34,8 @@ pub fn response_to_openai(
         match classify(part) {
             Piece::Text(piece) => text.push_str(piece),
             Piece::Thought(piece) => reasoning.push_str(piece),
-            Piece::Call(name, arguments) => tool_calls.push(json!({
-                "id": call_id(tool_calls.len()),
+            Piece::Call(name, arguments, signature) => tool_calls.push(json!({
+                "id": call_id(tool_calls.len(), signature),
                 "type": "function",
                 "function": {"name": name, "arguments": arguments},
             })),
@@ -81,8 +82,9 @@ pub fn response_to_openai(
 pub(super) enum Piece<'a> {
     Text(&'a str),
     Thought(&'a str),
-    /// A function call: its name and its arguments as a JSON string.
-    Call(&'a str, String),
+    /// A function call: its name, its arguments as a JSON string, and its
+    /// `thoughtSignature` if the model signed it.
+    Call(&'a str, String, Option<&'a str>),
     /// A part OpenAI has no place for (a bare `thoughtSignature`, executable code, …).
     Nothing,
 }
@@ -94,18 +96,13 @@ pub(super) fn classify(part: &Part) -> Piece<'_> {
         } else {
             call.args.to_string()
         };
-        return Piece::Call(&call.name, arguments);
+        return Piece::Call(&call.name, arguments, part.thought_signature.as_deref());
     }
     match &part.text {
         Some(text) if part.thought == Some(true) => Piece::Thought(text),
         Some(text) => Piece::Text(text),
         None => Piece::Nothing,
     }
-}
-
-/// The id of an answer's k-th tool call: Gemini gives calls none, so they are numbered.
-pub fn call_id(k: usize) -> String {
-    format!("call_{k}")
 }
 
 /// `finishReason` → `finish_reason`; `None` while the candidate is unfinished. A normal

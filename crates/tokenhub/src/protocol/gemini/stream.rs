@@ -7,7 +7,7 @@
 //! |---|---|
 //! | the first event | first a chunk with `delta: {role: "assistant", content: ""}` |
 //! | a `text` part / a `thought: true` text part | a `content` / `reasoning_content` delta |
-//! | a `functionCall` part | a `tool_calls` delta with `index` k, `id` `call_<k>`, the name and the whole arguments JSON |
+//! | a `functionCall` part | a `tool_calls` delta with `index` k, `id` `call_<k>` (`call_<k>_ts_<signature>` when signed, see `gemini::signature`), the name and the whole arguments JSON |
 //! | `finishReason` | a chunk with `delta: {}` and the mapped `finish_reason` (once) |
 //! | `usageMetadata` | nothing; the latest counts are kept |
 //! | `{"error": …}` | `{"error": {message, type: <status>, param: null, code: null}}`, and nothing after it |
@@ -20,7 +20,8 @@
 use serde_json::{Value, json};
 
 use super::TranslateError;
-use super::response::{FALLBACK_ID, Piece, call_id, classify, finish_reason, usage_to_openai};
+use super::response::{FALLBACK_ID, Piece, classify, finish_reason, usage_to_openai};
+use super::signature::call_id;
 use super::wire::{GenerateContentResponse, UsageMetadata};
 use crate::protocol::sse::SseEvent;
 
@@ -115,10 +116,10 @@ impl StreamTranslator {
             let delta = match classify(part) {
                 Piece::Text(text) if !text.is_empty() => json!({"content": text}),
                 Piece::Thought(text) if !text.is_empty() => json!({"reasoning_content": text}),
-                Piece::Call(name, arguments) => {
+                Piece::Call(name, arguments, signature) => {
                     let k = self.tool_calls;
                     self.tool_calls += 1;
-                    json!({"tool_calls": [{"index": k, "id": call_id(k), "type": "function",
+                    json!({"tool_calls": [{"index": k, "id": call_id(k, signature), "type": "function",
                         "function": {"name": name, "arguments": arguments}}]})
                 }
                 _ => continue,

@@ -59,6 +59,10 @@ pub struct Part {
     pub function_call: Option<FunctionCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_response: Option<FunctionResponse>,
+    /// Opaque base64 that a thinking model attaches to a part (notably its function
+    /// calls) and wants back on that part in later turns; see `gemini::signature`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thought_signature: Option<String>,
 }
 
 impl Part {
@@ -148,6 +152,9 @@ pub struct GenerationConfig {
     pub seed: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_mime_type: Option<&'static str>,
+    /// A JSON Schema the answer must match (`response_format` `json_schema`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_json_schema: Option<Value>,
 }
 
 /// A whole answer, or one `data:` event of a stream (a delta of the answer).

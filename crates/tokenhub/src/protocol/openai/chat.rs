@@ -53,9 +53,19 @@ pub struct FunctionName {
     pub name: String,
 }
 
-/// `response_format`: only its `type` matters to translators.
+/// `response_format`: its `type`, and for `json_schema` the schema the answer must match.
 #[derive(Debug, Deserialize)]
 pub struct ResponseFormat {
     #[serde(rename = "type")]
     pub kind: String,
+    #[serde(default)]
+    pub json_schema: Option<JsonSchemaFormat>,
+}
+
+/// `response_format.json_schema`: `{name, description?, schema?, strict?}`. Only the
+/// schema constrains the answer; the name and the strictness flag are OpenAI's.
+#[derive(Debug, Deserialize)]
+pub struct JsonSchemaFormat {
+    #[serde(default)]
+    pub schema: Option<Value>,
 }

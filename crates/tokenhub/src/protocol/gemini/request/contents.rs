@@ -3,7 +3,8 @@
 //! - `system` and `developer` messages, wherever they are, become `systemInstruction`
 //!   text parts in order.
 //! - `assistant` becomes a `model` turn: its text, then one `functionCall` part per tool
-//!   call (arguments parsed into the object Gemini wants).
+//!   call (arguments parsed into the object Gemini wants), with the `thoughtSignature`
+//!   the call's id carries (see `gemini::signature`).
 //! - `tool` becomes a `functionResponse` part of a user turn. Its `name` is that of the
 //!   assistant tool call whose `id` it answers (Gemini has no call ids). Its `response`
 //!   is the result when the result text is a JSON object, else `{"content": <text>}`.
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::super::TranslateError;
+use super::super::signature::signature_of;
 use super::super::wire::{
     Blob, Content, FileData, FunctionCall, FunctionResponse, MODEL, Part, USER,
 };
@@ -250,12 +252,15 @@ fn assistant_parts(
     let mut parts = parts_of(message.content, i, Media::TextOnly)?;
     for (k, call) in message.tool_calls.into_iter().flatten().enumerate() {
         let args = call_args(&call.function.arguments, i, k)?;
+        // A signed call must go back with its signature, which its id carries.
+        let thought_signature = signature_of(&call.id);
         call_names.insert(call.id, call.function.name.clone());
         parts.push(Part {
             function_call: Some(FunctionCall {
                 name: call.function.name,
                 args,
             }),
+            thought_signature,
             ..Part::default()
         });
     }
