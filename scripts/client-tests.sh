@@ -20,80 +20,16 @@ INSTALL_TIMEOUT_S=900      # pip install / npm ci
 SUITE_TIMEOUT_S=300        # each client suite
 SHUTDOWN_TIMEOUT_S=15      # graceful stop after SIGTERM
 
-log() { printf '[client-tests] %s\n' "$*" >&2; }
-
+LOG_TAG=client-tests
 TMP="$(mktemp -d -t tokenhub-client-tests.XXXXXX)"
 MOCK_PID=""
 GATEWAY_PID=""
 KEEP_TMP=0
-
-dump_logs() {
-  local f
-  for f in "$TMP/mock.out" "$TMP/mock.err" "$TMP/gateway.err" "$TMP/gateway.out"; do
-    if [[ -s "$f" ]]; then
-      printf '\n----- tail -n 60 %s -----\n' "$f" >&2
-      tail -n 60 "$f" >&2
-    fi
-  done
-  printf '\n(full logs kept in %s)\n' "$TMP" >&2
-  KEEP_TMP=1
-}
-
-die() {
-  printf '\n[client-tests] FAILED: %s\n' "$*" >&2
-  dump_logs
-  exit 1
-}
-
-# stop_process PID NAME: SIGTERM, wait (bounded), then SIGKILL. Returns 1 if it had to kill.
-stop_process() {
-  local pid="$1" name="$2" i
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < SHUTDOWN_TIMEOUT_S * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  log "$name (pid $pid) ignored SIGTERM for ${SHUTDOWN_TIMEOUT_S}s: killing it"
-  kill -KILL "$pid" 2>/dev/null || true
-  return 1
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_process "$GATEWAY_PID" gateway || true
-  stop_process "$MOCK_PID" mock-upstream || true
-  if ((status == 0 && KEEP_TMP == 0)); then
-    rm -rf "$TMP"
-  elif ((KEEP_TMP == 0)); then
-    dump_logs
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
 
 # ---------------------------------------------------------------- build
-# `--tests` makes cargo resolve features with the dev-dependencies, exactly as
-# `cargo test --workspace` does: after a `cargo test` (scripts/test.sh) this build is a
-# no-op, and the binaries are the ones the Rust integration tests ran. A plain
-# `cargo build --bins` resolves some shared crates with other features and recompiles
-# them (~45 s cold on 2 cores).
-log "building the workspace binaries (cargo build --workspace --bins --tests)"
-if ! cargo build --workspace --bins --tests; then
-  # Broken Rust tests must not hide the client results: build just the binaries.
-  log "WARNING: building the test targets failed (see above); building only the binaries"
-  cargo build --workspace --bins || die "cargo build --workspace --bins failed"
-fi
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-BIN_DIR="$TARGET_DIR/debug"
-for bin in tokenhub mock-upstream; do
-  [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin was not built"
-done
+build_binaries
 
 # ---------------------------------------------------------------- client dependencies
 sha() { sha256sum "$1" | cut -d' ' -f1; }
@@ -115,34 +51,11 @@ install_python() {
   echo "$want" >"$stamp"
 }
 
-install_node() {
-  local dir="$ROOT/clients/node"
-  local want stamp="$dir/node_modules/.package-lock.sha256"
-  want="$(sha "$dir/package-lock.json")"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -d "$dir/node_modules/openai" ]]; then
-    log "reusing clients/node/node_modules"
-    return 0
-  fi
-  log "installing clients/node/node_modules (npm ci)"
-  (cd "$dir" && timeout "$INSTALL_TIMEOUT_S" npm ci --no-audit --no-fund --loglevel=error) || return 1
-  echo "$want" >"$stamp"
-}
-
 install_python || die "could not install the Python client dependencies"
-install_node || die "could not install the Node client dependencies"
+npm_install "$ROOT/clients/node" openai || die "could not install the Node client dependencies"
 
 # ---------------------------------------------------------------- mock-upstream
-NO_COLOR=1 "$BIN_DIR/mock-upstream" --listen 127.0.0.1:0 >"$TMP/mock.out" 2>"$TMP/mock.err" &
-MOCK_PID=$!
-MOCK_BASE_URL=""
-for ((i = 0; i < STARTUP_TIMEOUT_S * 10; i++)); do
-  MOCK_BASE_URL="$(sed -n 's#^mock-upstream listening on \(http://[0-9.]*:[0-9]*\).*#\1#p' "$TMP/mock.out" | head -n1)"
-  [[ -n "$MOCK_BASE_URL" ]] && break
-  kill -0 "$MOCK_PID" 2>/dev/null || die "mock-upstream exited before listening"
-  sleep 0.1
-done
-[[ -n "$MOCK_BASE_URL" ]] || die "mock-upstream did not report its address within ${STARTUP_TIMEOUT_S}s"
-log "mock-upstream at $MOCK_BASE_URL"
+start_mock
 
 # ---------------------------------------------------------------- gateway
 cat >"$TMP/tokenhub.toml" <<EOF
@@ -204,40 +117,9 @@ export MOCK_BASE_URL
 export NO_COLOR=1 # plain server logs
 log "database: ${TOKENHUB_DATABASE_URL}"
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# The free port can be taken between probing and binding: retry a few times.
-GATEWAY_URL=""
-for attempt in 1 2 3; do
-  PORT="$(free_port)"
-  : >"$TMP/gateway.err"
-  TOKENHUB_LISTEN="127.0.0.1:$PORT" "$TOKENHUB_BIN" serve >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
-  GATEWAY_PID=$!
-  for ((i = 0; i < STARTUP_TIMEOUT_S * 10; i++)); do
-    if [[ "$(curl -sS --max-time 2 "http://127.0.0.1:$PORT/healthz" 2>/dev/null || true)" == ok ]]; then
-      GATEWAY_URL="http://127.0.0.1:$PORT"
-      break
-    fi
-    kill -0 "$GATEWAY_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  [[ -n "$GATEWAY_URL" ]] && break
-  if ! kill -0 "$GATEWAY_PID" 2>/dev/null && grep -qi 'address.*in use' "$TMP/gateway.err"; then
-    log "port $PORT was taken (attempt $attempt); retrying"
-    GATEWAY_PID=""
-    continue
-  fi
-  if kill -0 "$GATEWAY_PID" 2>/dev/null; then
-    die "gateway did not answer /healthz within ${STARTUP_TIMEOUT_S}s"
-  fi
-  die "gateway exited during startup"
-done
-[[ -n "$GATEWAY_URL" ]] || die "could not start the gateway on a free port"
+start_gateway
 grep -q "TokenHub is listening on $GATEWAY_URL/v1" "$TMP/gateway.err" ||
   die "gateway did not print 'TokenHub is listening on $GATEWAY_URL/v1'"
-log "gateway at $GATEWAY_URL (pid $GATEWAY_PID)"
 
 # ---------------------------------------------------------------- account
 "$TOKENHUB_BIN" users create client-tests --balance-usd 5 >&2 || die "tokenhub users create failed"

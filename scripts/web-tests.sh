@@ -25,24 +25,6 @@ KEEP_TMP=0
 # shellcheck source=lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
 
-die() {
-  printf '\n[web-tests] FAILED: %s\n' "$*" >&2
-  dump_logs
-  exit 1
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_process "$GATEWAY_PID" gateway || true
-  stop_process "$MOCK_PID" mock-upstream || true
-  if ((status == 0 && KEEP_TMP == 0)); then rm -rf "$TMP"; elif ((KEEP_TMP == 0)); then dump_logs; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 if [[ ! -x "$CHROMIUM" ]]; then
   if [[ "${CI:-}" == true || "${CI:-}" == 1 ]]; then
     die "$CHROMIUM not found (install Debian's chromium package)"
@@ -54,14 +36,7 @@ fi
 build_binaries
 
 dir="$ROOT/clients/browser"
-stamp="$dir/node_modules/.package-lock.sha256"
-want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" || ! -d "$dir/node_modules/playwright-core" ]]; then
-  log "installing clients/browser/node_modules (npm ci)"
-  (cd "$dir" && timeout "$INSTALL_TIMEOUT_S" npm ci --no-audit --no-fund --loglevel=error) ||
-    die "npm ci failed in clients/browser"
-  echo "$want" >"$stamp"
-fi
+npm_install "$dir" playwright-core || die "npm ci failed in clients/browser"
 
 # Slow enough that the page's intermediate states can be observed as the reply streams.
 start_mock --chunk-delay-ms 150 --chunks 8

@@ -5,7 +5,9 @@
 #   start_gateway              sets GATEWAY_PID, GATEWAY_URL (env configures the gateway)
 #   stop_process PID NAME      SIGTERM, bounded wait, then SIGKILL (returns 1 if killed)
 #   dump_logs                  prints the tails of the servers' logs
-# `die MESSAGE` must be defined by the caller.
+#   npm_install DIR MODULE     `npm ci` in DIR unless node_modules matches package-lock.json
+#   die MESSAGE                prints the failure and the logs, exits 1
+# and installs a trap that stops both servers at exit (removing TMP after a success).
 
 SHUTDOWN_TIMEOUT_S="${SHUTDOWN_TIMEOUT_S:-15}"
 
@@ -73,6 +75,18 @@ start_mock() {
   log "mock-upstream at $MOCK_BASE_URL"
 }
 
+npm_install() {
+  local dir="$1" module="$2" want stamp="$1/node_modules/.package-lock.sha256"
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -d "$dir/node_modules/$module" ]]; then
+    log "reusing ${dir#"$ROOT"/}/node_modules"
+    return 0
+  fi
+  log "installing ${dir#"$ROOT"/}/node_modules (npm ci)"
+  (cd "$dir" && timeout "${INSTALL_TIMEOUT_S:-900}" npm ci --no-audit --no-fund --loglevel=error) || return 1
+  echo "$want" >"$stamp"
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
@@ -108,3 +122,25 @@ start_gateway() {
   [[ -n "$GATEWAY_URL" ]] || die "could not start the gateway on a free port"
   log "gateway at $GATEWAY_URL (pid $GATEWAY_PID)"
 }
+
+die() {
+  printf '\n[%s] FAILED: %s\n' "${LOG_TAG:-services}" "$*" >&2
+  dump_logs
+  exit 1
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  stop_process "${GATEWAY_PID:-}" gateway || true
+  stop_process "${MOCK_PID:-}" mock-upstream || true
+  if ((status == 0 && KEEP_TMP == 0)); then
+    rm -rf "$TMP"
+  elif ((KEEP_TMP == 0)); then
+    dump_logs
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
