@@ -38,7 +38,12 @@ pub struct Web {
     pub anonymous_user_id: Option<i64>,
     /// Anonymous chat requests per client address.
     chat_limits: RateLimits,
+    /// Admissions since idle addresses were last forgotten.
+    admissions: std::sync::atomic::AtomicU32,
 }
+
+/// Idle addresses are forgotten every this many anonymous requests.
+const FORGET_EVERY: u32 = 1024;
 
 impl Web {
     pub fn new(public_url: Option<String>, anonymous_user_id: Option<i64>) -> Web {
@@ -46,12 +51,20 @@ impl Web {
             public_url,
             anonymous_user_id,
             chat_limits: RateLimits::default(),
+            admissions: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
     /// Counts one anonymous chat request from `ip` against `rpm`.
     fn admit_anonymous(&self, ip: Option<IpAddr>, rpm: u32) -> Result<(), ApiError> {
         let bucket = ip.map_or(0, address_bucket);
+        let seen = self
+            .admissions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if seen % FORGET_EVERY == FORGET_EVERY - 1 {
+            self.chat_limits.forget_idle(Instant::now());
+        }
+
         self.chat_limits
             .admit(bucket, Some(u64::from(rpm)), None, 0, Instant::now())
             .map(|_| ())

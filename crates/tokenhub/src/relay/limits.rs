@@ -138,7 +138,24 @@ impl RateLimits {
         Ok(hold)
     }
 
+    /// Drops the buckets of callers idle for a minute or more. Such buckets have refilled
+    /// completely, so forgetting them changes no decision; it bounds memory where callers
+    /// come and go (the chat demo's per-address buckets).
+    pub fn forget_idle(&self, now: Instant) {
+        let idle = |bucket: &Option<Bucket>| {
+            bucket
+                .is_none_or(|b| now.saturating_duration_since(b.updated) >= Duration::from_secs(60))
+        };
+        self.keys()
+            .retain(|_, buckets| !(idle(&buckets.requests) && idle(&buckets.tokens)));
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.keys().len()
+    }
+
     /// Replaces the estimate taken at admission by the tokens actually used.
+
     pub fn settle(&self, hold: TokenHold, actual: u64) {
         let mut keys = self.keys();
         if let Some(bucket) = keys.get_mut(&hold.key_id).and_then(|b| b.tokens.as_mut()) {
@@ -151,6 +168,26 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_callers_are_forgotten_without_changing_decisions() {
+        let limits = RateLimits::default();
+        let t0 = Instant::now();
+        assert!(limits.admit(1, Some(1), None, 0, t0).is_ok());
+        assert!(
+            limits
+                .admit(2, Some(1), None, 0, t0 + Duration::from_secs(30))
+                .is_ok()
+        );
+        limits.forget_idle(t0 + Duration::from_secs(60));
+        assert_eq!(limits.tracked(), 1, "key 1 refilled and was dropped");
+        assert!(
+            limits
+                .admit(2, Some(1), None, 0, t0 + Duration::from_secs(60))
+                .is_err(),
+            "key 2 is still limited"
+        );
+    }
 
     #[test]
     fn rpm_allows_a_burst_up_to_the_limit_then_refills() {
