@@ -150,12 +150,12 @@ impl RateLimits {
             .retain(|_, buckets| !(idle(&buckets.requests) && idle(&buckets.tokens)));
     }
 
+    /// How many callers have buckets.
     pub fn tracked(&self) -> usize {
         self.keys().len()
     }
 
     /// Replaces the estimate taken at admission by the tokens actually used.
-
     pub fn settle(&self, hold: TokenHold, actual: u64) {
         let mut keys = self.keys();
         if let Some(bucket) = keys.get_mut(&hold.key_id).and_then(|b| b.tokens.as_mut()) {
