@@ -146,6 +146,43 @@ pub struct ChannelConfig {
     pub weight: i64,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Several upstream keys, used in turn (each with its own health); added to `api_key`.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Overrides of the global `upstream_*_timeout_ms` for this channel only.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub first_token_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub total_timeout_ms: Option<u64>,
+    /// Requests in flight on this channel at most; beyond it the router skips the channel.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+}
+
+impl ChannelConfig {
+    /// Every key the entry declares, `api_key` first.
+    pub fn keys(&self) -> Vec<String> {
+        self.api_key
+            .iter()
+            .flat_map(|text| crate::catalog::keys::split_keys(text))
+            .chain(self.api_keys.iter().cloned())
+            .collect()
+    }
+
+    pub fn limits(&self) -> crate::store::ChannelLimits {
+        let ms = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok());
+        crate::store::ChannelLimits {
+            connect_timeout_ms: ms(self.connect_timeout_ms),
+            first_token_timeout_ms: ms(self.first_token_timeout_ms),
+            idle_timeout_ms: ms(self.idle_timeout_ms),
+            total_timeout_ms: ms(self.total_timeout_ms),
+            max_concurrency: self.max_concurrency.map(i64::from),
+        }
+    }
 }
 
 fn one() -> i64 {
@@ -321,6 +358,24 @@ impl Settings {
             let name = format!("channels.{}", channel.name);
             if channel.weight < 0 {
                 return invalid(name, "weight must not be negative".into());
+            }
+            if channel.max_concurrency == Some(0) {
+                return invalid(
+                    name,
+                    "max_concurrency must be at least 1 (omit it for no cap)".into(),
+                );
+            }
+            let timeouts = [
+                channel.connect_timeout_ms,
+                channel.first_token_timeout_ms,
+                channel.idle_timeout_ms,
+                channel.total_timeout_ms,
+            ];
+            if timeouts.contains(&Some(0)) {
+                return invalid(
+                    name,
+                    "a timeout must be at least 1 ms (omit it for the default)".into(),
+                );
             }
             if crate::catalog::ChannelKind::parse(&channel.kind).is_none() {
                 return invalid(

@@ -50,6 +50,10 @@ pub struct RunningGateway {
     pub books: Arc<Books>,
     pub writer: LedgerWriter,
     pub health: Arc<Health>,
+    /// The live snapshot, e.g. for a channel's keys when reading its health.
+    pub catalog: Arc<ArcSwap<Catalog>>,
+    /// In-flight requests of channels with `max_concurrency`.
+    pub slots: Arc<crate::relay::concurrency::ChannelSlots>,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -129,13 +133,14 @@ fn channel_row(channel: &ChannelConfig) -> ChannelRow {
         name: channel.name.clone(),
         kind: channel.kind.clone(),
         base_url: channel.base_url.clone(),
-        api_key: channel.api_key.clone(),
+        api_key: crate::catalog::keys::join_keys(&channel.keys()),
         api_key_env: channel.api_key_env.clone(),
         models: channel.models.clone(),
         model_map: channel.model_map.clone(),
         priority: channel.priority,
         weight: channel.weight,
         enabled: channel.enabled,
+        limits: channel.limits(),
     }
 }
 
@@ -174,11 +179,9 @@ pub async fn start(
     );
     let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
 
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(settings.upstream_connect_timeout_ms))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()?;
+    let clients = crate::relay::clients::UpstreamClients::new(Duration::from_millis(
+        settings.upstream_connect_timeout_ms,
+    ))?;
     let policy = RelayPolicy {
         default_output_reserve_tokens: settings.default_output_reserve_tokens,
         deadlines: Deadlines {
@@ -190,13 +193,17 @@ pub async fn start(
         max_response_bytes: 64 * 1024 * 1024,
     };
     let streams_end = CancellationToken::new();
+    let slots = Arc::new(crate::relay::concurrency::ChannelSlots::default());
+    let catalog_handle = catalog.clone();
     let relay = Relay {
         catalog,
         books: books.clone(),
         writer: writer.clone(),
-        http,
+        http: clients.default_client().clone(),
+        clients: Arc::new(clients),
         policy: Arc::new(policy),
         health: health.clone(),
+        slots: slots.clone(),
         limits: Arc::new(crate::relay::limits::RateLimits::default()),
         shutdown: streams_end.clone(),
     };
@@ -262,6 +269,8 @@ pub async fn start(
         books,
         writer,
         health,
+        catalog: catalog_handle,
+        slots,
         stop: Some(stop),
         served,
     })

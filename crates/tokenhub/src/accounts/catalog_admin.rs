@@ -333,16 +333,7 @@ pub fn merge_secret(existing: &ChannelRow, new_key: Option<String>) -> Option<St
     }
 }
 
-/// `sk-…abcd`: enough to tell two keys apart, useless to an attacker.
-pub fn mask_secret(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() < 12 {
-        return "…".into();
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail}")
-}
+pub use crate::catalog::keys::mask_secret;
 
 /// The model map of a channel as given, for callers that build one from a JSON object.
 pub fn model_map(pairs: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
@@ -366,6 +357,7 @@ mod tests {
             priority: 0,
             weight: 1,
             enabled: true,
+            limits: Default::default(),
         }
     }
 

@@ -75,6 +75,7 @@ impl From<RelayError> for ApiError {
                 Some("channels_cooling_down"),
                 Some("model"),
             ),
+            RelayError::Saturated { .. } => ("rate_limit_error", Some("channel_saturated"), None),
             RelayError::RateLimited(limited) => match limited.kind {
                 LimitKind::Requests => ("requests", Some("rate_limit_exceeded"), None),
                 LimitKind::Tokens => ("tokens", Some("rate_limit_exceeded"), None),

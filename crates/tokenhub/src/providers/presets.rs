@@ -143,6 +143,7 @@ pub fn preset_channels() -> Vec<ChannelRow> {
             priority: 0,
             weight: 1,
             enabled: true,
+            limits: Default::default(),
         })
         .collect();
     channels.push(ChannelRow {
@@ -157,6 +158,7 @@ pub fn preset_channels() -> Vec<ChannelRow> {
         priority: 0,
         weight: 1,
         enabled: true,
+        limits: Default::default(),
     });
     channels
 }

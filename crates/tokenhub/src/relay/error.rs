@@ -42,6 +42,13 @@ pub enum RelayError {
         model: String,
         retry_after: std::time::Duration,
     },
+    /// Every channel that could serve the request is at its `max_concurrency`. Nothing was
+    /// sent upstream; the client may retry shortly.
+    #[error("Every channel serving `{model}` is at its concurrency limit; retry in {} s.", .retry_after.as_secs().max(1))]
+    Saturated {
+        model: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl RelayError {
@@ -53,7 +60,9 @@ impl RelayError {
             RelayError::InvalidRequest(_) => 400,
             RelayError::ModelNotFound(_) => 404,
             RelayError::Unsupported { .. } => 400,
-            RelayError::Insufficient(_) | RelayError::RateLimited(_) => 429,
+            RelayError::Insufficient(_)
+            | RelayError::RateLimited(_)
+            | RelayError::Saturated { .. } => 429,
             RelayError::IpNotAllowed(_) | RelayError::Forbidden(_) => 403,
             RelayError::ChannelNotServing { .. } => 400,
             RelayError::NoChannel { .. } | RelayError::CoolingDown { .. } => 503,
@@ -74,7 +83,8 @@ impl RelayError {
     /// Seconds a client should wait before retrying, when the gateway knows.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            RelayError::CoolingDown { retry_after, .. } => Some(*retry_after),
+            RelayError::CoolingDown { retry_after, .. }
+            | RelayError::Saturated { retry_after, .. } => Some(*retry_after),
             RelayError::RateLimited(limited) => Some(limited.retry_after),
             RelayError::Upstream(failure) => failure.retry_after,
             _ => None,

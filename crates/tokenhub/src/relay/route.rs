@@ -44,10 +44,12 @@ mod tests {
             name: format!("c{id}"),
             kind: ChannelKind::OpenAi(crate::providers::dialect::Dialect::Generic),
             base_url: String::new(),
-            api_key: None,
+            keys: Vec::new(),
             model_map: HashMap::new(),
             priority,
             weight,
+            timeouts: Default::default(),
+            max_concurrency: None,
         })
     }
 
