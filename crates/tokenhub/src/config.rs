@@ -17,6 +17,8 @@
 //! | `shutdown_grace_ms` | `TOKENHUB_SHUTDOWN_GRACE_MS` | `30000` |
 //! | `trusted_proxies` | `TOKENHUB_TRUSTED_PROXIES` (comma-separated) | none |
 //! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
+//! | `header_read_timeout_ms` | `TOKENHUB_HEADER_READ_TIMEOUT_MS` | `30000` |
+//! | `body_read_timeout_ms` | `TOKENHUB_BODY_READ_TIMEOUT_MS` | `60000` |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
 //!
 //! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`.
@@ -65,6 +67,11 @@ pub struct Settings {
     pub breaker_cooldown_ms: u64,
     pub shutdown_grace_ms: u64,
     pub max_body_bytes: usize,
+    /// A client must send its request headers within this time (also the longest an idle
+    /// keep-alive connection stays open).
+    pub header_read_timeout_ms: u64,
+    /// A client must send its whole request body within this time after its headers.
+    pub body_read_timeout_ms: u64,
     /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<String>,
     pub log_format: LogFormat,
@@ -113,6 +120,8 @@ impl Default for Settings {
             breaker_cooldown_ms: 30_000,
             shutdown_grace_ms: 30_000,
             max_body_bytes: 32 * 1024 * 1024,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 60_000,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             channels: Vec::new(),
@@ -323,6 +332,16 @@ impl Settings {
             &mut self.shutdown_grace_ms,
         )?;
         set(&var, "TOKENHUB_MAX_BODY_BYTES", &mut self.max_body_bytes)?;
+        set(
+            &var,
+            "TOKENHUB_HEADER_READ_TIMEOUT_MS",
+            &mut self.header_read_timeout_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_BODY_READ_TIMEOUT_MS",
+            &mut self.body_read_timeout_ms,
+        )?;
         if let Some(list) = var("TOKENHUB_TRUSTED_PROXIES") {
             self.trusted_proxies = list
                 .split(',')
@@ -339,6 +358,14 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |name: String, message: String| Err(ConfigError::Invalid { name, message });
+        for (name, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+        ] {
+            if value == 0 {
+                return invalid(name.into(), "must be at least 1 ms".into());
+            }
+        }
         self.accounts.trial_credit()?;
         for model in &self.models {
             if let Err(e) = model.prices() {

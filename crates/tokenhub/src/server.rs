@@ -8,10 +8,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Mutex, oneshot};
 use tokio_util::sync::CancellationToken;
+
+mod serve;
 
 use crate::accounts;
 use crate::api::{self, AppState};
@@ -170,7 +171,6 @@ pub async fn start(
         catalog.clone(),
         books.clone(),
         flush_lock.clone(),
-        health.clone(),
     );
     let revision = reloader.reload().await?;
     reloader.clone().spawn_polling(
@@ -217,7 +217,14 @@ pub async fn start(
                 .map_err(StartError::Config)?,
         ),
     };
-    let app = api::router(state, settings.max_body_bytes);
+    let app = api::router(
+        state,
+        api::body_deadline::BodyPolicy {
+            read_timeout: Duration::from_millis(settings.body_read_timeout_ms.max(1)),
+            max_bytes: settings.max_body_bytes,
+        },
+    );
+    let header_read_timeout = Duration::from_millis(settings.header_read_timeout_ms.max(1));
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -246,21 +253,7 @@ pub async fn start(
             streams_end.cancel();
         });
     };
-    let served = tokio::spawn(async move {
-        // Without TCP_NODELAY, Nagle's algorithm holds small SSE events back until the
-        // client's delayed ACK (~40 ms), releasing them in bursts.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY on a client connection");
-            }
-        });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await
-    });
+    let served = tokio::spawn(serve::serve(listener, app, header_read_timeout, signal));
     tracing::info!(%addr, "TokenHub listening");
     Ok(RunningGateway {
         addr,

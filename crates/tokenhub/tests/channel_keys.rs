@@ -137,6 +137,17 @@ async fn a_rejected_key_is_disabled_alone_and_the_next_key_answers_the_same_requ
         (health.keys[1].state, health.keys[1].successes),
         ("closed", 3)
     );
+
+    // An unrelated change reloads the snapshot; the rejected key stays disabled.
+    h.user_with_key("bystander", Nanos::ZERO, KeyOptions::default())
+        .await;
+    chat_ok(&h, &key, json!({})).await;
+    assert_eq!(
+        presented_keys(&strict).last().map(String::as_str),
+        Some(KEY_B)
+    );
+    assert_eq!(presented_keys(&strict).len(), 5);
+    assert_eq!(h.health_of("multi").await.keys[0].state, "disabled");
     h.shutdown().await;
 }
 

@@ -4,8 +4,9 @@
 //! A key that fails `threshold` times within `window` is opened (skipped) for `cooldown`;
 //! after it, one request probes it (half-open): success closes the circuit, failure opens
 //! it again. An upstream `Retry-After` opens it at least that long. A key the upstream
-//! rejects (401/403) is disabled until the configuration is reloaded: retrying a wrong
-//! key only burns time. A channel is unusable only when none of its keys may be called.
+//! rejects (401/403) is disabled: retrying a wrong key only burns time. It stays disabled
+//! until the operator replaces it (a new text is a new key) or a channel test passes with
+//! it. A channel is unusable only when none of its keys may be called.
 //!
 //! Keys are identified by `UpstreamKey::id` (a fingerprint of their text), so editing a
 //! channel's other keys keeps each key's state. A channel without a key has one implicit
@@ -50,7 +51,7 @@ pub enum Admission {
     Probe,
     /// Skip it until then.
     Open { until: Instant },
-    /// The upstream rejected it; skip it until the configuration changes.
+    /// The upstream rejected it; skip it until it is replaced or passes a channel test.
     Disabled { reason: String },
 }
 
@@ -257,6 +258,8 @@ impl Health {
         breaker.open_until = None;
         breaker.probing_since = None;
         breaker.recent_failures.clear();
+        // Only a channel test calls a rejected key; its success re-enables the key.
+        breaker.disabled = None;
     }
 
     /// Records a failed attempt with one key. Client mistakes (not retryable) say nothing
@@ -308,15 +311,6 @@ impl Health {
                 set_circuit_gauge(channel_id, key_index, true);
             }
             breaker.open_until = breaker.open_until.max(Some(until));
-        }
-    }
-
-    /// Forgets rejected keys (the configuration changed; a key may be fixed).
-    pub fn clear_disabled(&self) {
-        for health in self.channels().values_mut() {
-            for breaker in health.keys.values_mut() {
-                breaker.disabled = None;
-            }
         }
     }
 
@@ -488,8 +482,12 @@ mod tests {
             health.admit(2, NO_KEY, t0),
             Admission::Disabled { .. }
         ));
-        health.clear_disabled();
-        assert_eq!(health.admit(2, NO_KEY, t0), Admission::Closed);
+        health.succeeded(2, 0, NO_KEY, Duration::from_millis(5));
+        assert_eq!(
+            health.admit(2, NO_KEY, t0),
+            Admission::Closed,
+            "a passing channel test re-enables a rejected key"
+        );
         health.failed(3, 0, NO_KEY, &failure(FailureKind::Status(400)), t0);
         assert_eq!(
             health.report(3, &[], t0).failures,
