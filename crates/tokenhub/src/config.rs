@@ -478,6 +478,16 @@ mod tests {
             priority = 0
             weight = 1
 
+            [[channels]]
+            name = "openai-pool"
+            type = "openai"
+            base_url = "https://api.openai.com"
+            api_keys = ["sk-first", "sk-second"]
+            models = ["gpt-4o"]
+            first_token_timeout_ms = 20000
+            idle_timeout_ms = 30000
+            max_concurrency = 8
+
             [[models]]
             id = "deepseek-chat"
             provider = "DeepSeek"
@@ -491,6 +501,17 @@ mod tests {
         assert_eq!(
             settings.channels[0].model_map["deepseek-r1"],
             "deepseek-reasoner"
+        );
+        let pool = &settings.channels[1];
+        assert_eq!(pool.keys(), ["sk-first", "sk-second"]);
+        let limits = pool.limits();
+        assert_eq!(
+            (limits.first_token_timeout_ms, limits.idle_timeout_ms),
+            (Some(20000), Some(30000))
+        );
+        assert_eq!(
+            (limits.connect_timeout_ms, limits.max_concurrency),
+            (None, Some(8))
         );
         let (input, _, cached) = settings.models[0].prices().unwrap();
         assert_eq!(input, Nanos(270_000_000));

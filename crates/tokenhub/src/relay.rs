@@ -385,6 +385,8 @@ impl Relay {
                 Ok(slot) => slot,
                 Err(concurrency::Saturated) => {
                     skipped.saturated = true;
+                    metrics::counter!("tokenhub_channel_saturated_total", "channel" => channel.name.clone())
+                        .increment(1);
                     continue;
                 }
             };

@@ -288,6 +288,21 @@ async fn operators_view(backend: Backend) {
             response.text().await.unwrap()
         }
     };
+    let openapi = admin_get("/api/openapi.json".to_string()).await;
+    for field in [
+        "api_keys_masked",
+        "connect_timeout_ms",
+        "first_token_timeout_ms",
+        "idle_timeout_ms",
+        "total_timeout_ms",
+        "max_concurrency",
+        "KeyHealthView",
+    ] {
+        assert!(
+            openapi.contains(field),
+            "the OpenAPI document describes {field}"
+        );
+    }
     let view = admin_get(format!("/api/admin/channels/{id}")).await;
     assert!(!view.contains(KEY_A) && !view.contains(KEY_B), "{view}");
     let view: Value = serde_json::from_str(&view).unwrap();
