@@ -247,3 +247,73 @@ async fn channel_idle_and_total_timeouts_cut_streams_that_the_globals_would_let_
     }
     h.shutdown().await;
 }
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+/// to it hangs until the client's connect timeout. The returned sockets keep it full.
+async fn blackhole() -> (
+    std::net::SocketAddr,
+    Vec<tokio::net::TcpStream>,
+    tokio::net::TcpListener,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => held.push(stream),
+            _ => break,
+        }
+    }
+    (addr, held, listener)
+}
+
+#[tokio::test]
+async fn a_channel_connect_timeout_fails_over_sooner_than_the_global_one() {
+    let (addr, _held, _listener) = blackhole().await;
+    let probe = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    if probe.is_ok() {
+        eprintln!(
+            "this kernel accepts connections beyond a full backlog: cannot test connect timeouts here"
+        );
+        return;
+    }
+    let url = format!("http://{addr}");
+    let h = Harness::start_with(Backend::Sqlite, move |settings, _| {
+        // Globally 10 s to connect (3 s to the first byte in the harness).
+        settings.upstream_connect_timeout_ms = 10_000;
+        let mut unreachable = channel("unreachable", &url, &["mock-gpt"], 10);
+        unreachable.connect_timeout_ms = Some(200);
+        settings.channels.push(unreachable);
+    })
+    .await;
+    let (_, key) = h
+        .user_with_key("connect", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let started = Instant::now();
+    let response = h
+        .chat(
+            &key,
+            json!({"model": "mock-gpt", "messages": user_says("hi")}),
+        )
+        .await;
+    cost_of_answer(&h, response).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "gave up connecting after 200 ms, not 3 s: {elapsed:?}"
+    );
+    assert_eq!(h.health_of("unreachable").await.failures, 1);
+    assert_eq!(presented_keys(&h.mock), ["mock-upstream-key"]);
+    h.shutdown().await;
+}
