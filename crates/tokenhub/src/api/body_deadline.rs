@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::StatusCode;
 
@@ -63,19 +64,42 @@ async fn collect(
     body: Body,
     deadline: tokio::time::Instant,
     limit: usize,
-) -> Result<Vec<u8>, Refusal> {
+) -> Result<Bytes, Refusal> {
     let mut stream = body.into_data_stream();
-    let mut collected = Vec::new();
+    // Most bodies arrive in one chunk: keep it as is, copy only to join several.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut size = 0;
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
     loop {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => return Err(Refusal::TooSlow),
-            Ok(None) => return Ok(collected),
-            Ok(Some(Err(_))) => return Err(Refusal::Broken),
-            Ok(Some(Ok(chunk))) => {
-                if collected.len() + chunk.len() > limit {
+        let chunk = tokio::select! {
+            biased;
+            next = stream.next() => next,
+            () = &mut sleep => return Err(Refusal::TooSlow),
+        };
+        match chunk {
+            None => {
+                return Ok(match first {
+                    Some(only) if joined.is_empty() => only,
+                    _ => Bytes::from(joined),
+                });
+            }
+            Some(Err(_)) => return Err(Refusal::Broken),
+            Some(Ok(chunk)) => {
+                size += chunk.len();
+                if size > limit {
                     return Err(Refusal::TooLarge);
                 }
-                collected.extend_from_slice(&chunk);
+                match first.take() {
+                    None if joined.is_empty() => first = Some(chunk),
+                    earlier => {
+                        if let Some(earlier) = earlier {
+                            joined.extend_from_slice(&earlier);
+                        }
+                        joined.extend_from_slice(&chunk);
+                    }
+                }
             }
         }
     }
