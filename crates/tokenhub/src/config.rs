@@ -386,6 +386,16 @@ impl Settings {
             if channel.weight < 0 {
                 return invalid(name, "weight must not be negative".into());
             }
+            let keys = channel.keys();
+            if keys.len() > crate::catalog::MAX_KEYS_PER_CHANNEL {
+                return invalid(
+                    name,
+                    format!("at most {} keys", crate::catalog::MAX_KEYS_PER_CHANNEL),
+                );
+            }
+            if keys.len() != keys.iter().collect::<std::collections::BTreeSet<_>>().len() {
+                return invalid(name, "a key is listed twice".into());
+            }
             if channel.max_concurrency == Some(0) {
                 return invalid(
                     name,
