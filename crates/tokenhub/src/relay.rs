@@ -374,7 +374,7 @@ impl Relay {
             });
         }
         let max_attempts = self.policy.max_attempts.max(1);
-        let mut skipped = Skipped::default();
+        let mut skipped = route::Skipped::default();
         let mut last_failure = None;
         let mut attempts = 0;
         'channels: for channel in &candidates {
@@ -507,44 +507,6 @@ impl Relay {
         Ok(Answer::Json(bytes.slice(start..), meter, waited))
     }
 }
-
-/// Why candidates were passed over without an attempt, for the error when none answered.
-#[derive(Default)]
-struct Skipped {
-    saturated: bool,
-    /// The earliest moment a cooling key reopens.
-    cooling_until: Option<Instant>,
-}
-
-impl Skipped {
-    fn cooling(&mut self, until: Option<Instant>) {
-        if let Some(until) = until {
-            self.cooling_until = Some(self.cooling_until.map_or(until, |u| u.min(until)));
-        }
-    }
-
-    /// Saturation first: it clears as soon as a request ends, sooner than any cooldown.
-    fn into_error(self, model: &str) -> RelayError {
-        match (self.saturated, self.cooling_until) {
-            (true, _) => RelayError::Saturated {
-                model: model.to_string(),
-                retry_after: SATURATED_RETRY_AFTER,
-            },
-            (false, Some(until)) => RelayError::CoolingDown {
-                model: model.to_string(),
-                retry_after: until.saturating_duration_since(Instant::now()),
-            },
-            (false, None) => RelayError::NoChannel {
-                model: model.to_string(),
-                missing: Vec::new(),
-            },
-        }
-    }
-}
-
-/// What a client refused for saturation is told to wait: requests to LLMs last seconds,
-/// so a slot is likely free by then.
-const SATURATED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 enum Answer {
     Stream(Box<MeteredStream>),
