@@ -400,7 +400,7 @@ impl Relay {
                     {
                         health::Pick::Use(index) => index,
                         health::Pick::Unavailable { until } => {
-                            skipped.cooling(until);
+                            skipped.unavailable(until);
                             break;
                         }
                     };

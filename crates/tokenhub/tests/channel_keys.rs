@@ -366,3 +366,56 @@ async fn operators_view(backend: Backend) {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn when_every_key_of_a_model_is_rejected_clients_get_clean_errors_and_pay_nothing() {
+    let strict = MockServer::start_with(Defaults {
+        api_key: Some("the-right-key".into()),
+        ..Defaults::default()
+    })
+    .await
+    .unwrap();
+    let strict_url = strict.base_url();
+    let h = Harness::start_with(Backend::Sqlite, move |settings, _| {
+        let mut locked = multi_key_channel("locked", &strict_url, &[KEY_A, KEY_B]);
+        locked.models = vec!["locked-model".into()];
+        locked
+            .model_map
+            .insert("locked-model".into(), "mock-gpt".into());
+        settings.channels.push(locked);
+        settings.models.push(model("locked-model", "1", "2"));
+    })
+    .await;
+    let (user, key) = h
+        .user_with_key("locked", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let body = json!({"model": "locked-model", "messages": user_says("hi")});
+
+    let first = h.chat(&key, body.clone()).await;
+    assert_eq!(
+        first.status(),
+        502,
+        "the upstream's refusal, after both keys"
+    );
+    let first_id = request_id(&first);
+    let error: Value = first.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "upstream_error");
+    assert_eq!(presented_keys(&strict), [KEY_A, KEY_B]);
+
+    let second = h.chat(&key, body).await;
+    assert_eq!(second.status(), 503, "no key left to try");
+    let second_id = request_id(&second);
+    let error: Value = second.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "model_not_available");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("rejected the keys"), "{message}");
+    assert!(!message.contains(KEY_A) && !message.contains(KEY_B));
+    assert_eq!(presented_keys(&strict).len(), 2, "nothing more was sent");
+
+    for id in [first_id, second_id] {
+        let record = h.record(&id).await;
+        assert_eq!(record.cost, Nanos::ZERO, "failures cost nothing");
+    }
+    assert_eq!(h.stored_balance(user.id).await, Nanos::from_usd(1));
+    h.shutdown().await;
+}

@@ -65,7 +65,7 @@ impl From<RelayError> for ApiError {
                 Some("model"),
             ),
             RelayError::Insufficient(_) => ("insufficient_quota", Some("insufficient_quota"), None),
-            RelayError::NoChannel { .. } => (
+            RelayError::NoChannel { .. } | RelayError::KeysRejected { .. } => (
                 "service_unavailable_error",
                 Some("model_not_available"),
                 Some("model"),

@@ -42,6 +42,12 @@ pub enum RelayError {
         model: String,
         retry_after: std::time::Duration,
     },
+    /// The upstream rejected every key of every channel serving the model (401/403). Only
+    /// the operator can fix it; nothing was sent.
+    #[error(
+        "Model `{model}` is not available: the upstream rejected the keys of every channel serving it. The operator must replace them."
+    )]
+    KeysRejected { model: String },
     /// Every channel that could serve the request is at its `max_concurrency`. Nothing was
     /// sent upstream; the client may retry shortly.
     #[error("Every channel serving `{model}` is at its concurrency limit; retry in {} s.", .retry_after.as_secs().max(1))]
@@ -65,7 +71,9 @@ impl RelayError {
             | RelayError::Saturated { .. } => 429,
             RelayError::IpNotAllowed(_) | RelayError::Forbidden(_) => 403,
             RelayError::ChannelNotServing { .. } => 400,
-            RelayError::NoChannel { .. } | RelayError::CoolingDown { .. } => 503,
+            RelayError::NoChannel { .. }
+            | RelayError::CoolingDown { .. }
+            | RelayError::KeysRejected { .. } => 503,
             RelayError::Upstream(failure) => match failure.kind {
                 FailureKind::Status(status @ (400 | 413 | 422 | 429)) => status,
                 FailureKind::Status(503) => 503,

@@ -39,12 +39,19 @@ pub struct Skipped {
     pub saturated: bool,
     /// The earliest moment a cooling key reopens.
     cooling_until: Option<Instant>,
+    /// A channel had no key left but rejected ones.
+    rejected: bool,
 }
 
 impl Skipped {
-    pub fn cooling(&mut self, until: Option<Instant>) {
-        if let Some(until) = until {
-            self.cooling_until = Some(self.cooling_until.map_or(until, |u| u.min(until)));
+    /// A channel none of whose keys may be called: some reopen at `until`, or (`None`)
+    /// all were rejected by the upstream.
+    pub fn unavailable(&mut self, until: Option<Instant>) {
+        match until {
+            Some(until) => {
+                self.cooling_until = Some(self.cooling_until.map_or(until, |u| u.min(until)));
+            }
+            None => self.rejected = true,
         }
     }
 
@@ -58,6 +65,9 @@ impl Skipped {
             (false, Some(until)) => RelayError::CoolingDown {
                 model: model.to_string(),
                 retry_after: until.saturating_duration_since(Instant::now()),
+            },
+            (false, None) if self.rejected => RelayError::KeysRejected {
+                model: model.to_string(),
             },
             (false, None) => RelayError::NoChannel {
                 model: model.to_string(),
