@@ -23,6 +23,7 @@ struct Raw {
     fail_status: Option<u16>,
     fail_times: Option<u32>,
     fail_key: Option<String>,
+    fail_keys: Option<Vec<String>>,
     hang: Option<bool>,
     drop_after_chunks: Option<usize>,
     keepalive: Option<bool>,
@@ -68,6 +69,9 @@ pub struct Knobs {
     pub fail_times: Option<u32>,
     /// Counter key for `fail_times`; requests without one share `""`.
     pub fail_key: String,
+    /// Upstream API keys that get `fail_status` (default 500); requests presenting any
+    /// other key succeed. Empty = `fail_status` applies whatever the key.
+    pub fail_keys: Vec<String>,
     pub hang: bool,
     pub drop_after_chunks: Option<usize>,
     pub keepalive: bool,
@@ -123,6 +127,7 @@ impl Knobs {
             fail_status: raw.fail_status,
             fail_times: raw.fail_times,
             fail_key: raw.fail_key.unwrap_or_default(),
+            fail_keys: raw.fail_keys.unwrap_or_default(),
             hang: raw.hang.unwrap_or(false),
             drop_after_chunks: raw.drop_after_chunks,
             keepalive: raw.keepalive.unwrap_or(false),
@@ -186,6 +191,9 @@ mod tests {
         assert_eq!(k.fail_key, "k");
         assert!(!k.usage && k.usage_in_choice);
         assert_eq!(k.drop_after_chunks, Some(1));
+        let keyed = json!({"mock": {"fail_keys": ["a", "b"], "fail_status": 429}});
+        let k = Knobs::from_body(&keyed, &Defaults::default()).expect("valid");
+        assert_eq!(k.fail_keys, ["a", "b"]);
     }
 
     #[test]

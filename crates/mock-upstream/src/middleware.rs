@@ -72,3 +72,49 @@ pub async fn auth(State(state): State<MockState>, request: Request, next: Next) 
     }
     next.run(request).await
 }
+
+/// `fail_keys`: fails requests that present one of the listed upstream keys (as a bearer
+/// token, `x-api-key` or `x-goog-api-key`) with `fail_status` (default 500), so a test can
+/// make one key of a multi-key channel fail while the others answer.
+pub async fn fail_for_keys(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large or unreadable",
+            None,
+            None,
+        );
+    };
+    // Parse only bodies that can hold the knob: the mock also serves benchmarks.
+    let mentions_knob = bytes.windows(11).any(|w| w == b"\"fail_keys\"");
+    let knobs = mentions_knob
+        .then(|| serde_json::from_slice::<Value>(&bytes).ok())
+        .flatten()
+        .and_then(|body| body.get("mock").cloned());
+    let listed: Vec<&str> = knobs
+        .as_ref()
+        .and_then(|mock| mock.get("fail_keys"))
+        .and_then(Value::as_array)
+        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !listed.is_empty() {
+        let header =
+            |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let presented = header(header::AUTHORIZATION)
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| header(header::HeaderName::from_static("x-api-key")))
+            .or_else(|| header(header::HeaderName::from_static("x-goog-api-key")));
+        if presented.is_some_and(|key| listed.contains(&key)) {
+            let status = knobs
+                .as_ref()
+                .and_then(|mock| mock.get("fail_status"))
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(500);
+            return crate::error::mock_failure(status);
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}

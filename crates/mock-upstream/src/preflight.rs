@@ -36,7 +36,7 @@ fn custom_failure(status: u16, body: &Value) -> Response {
     (status, axum::Json(body.clone())).into_response()
 }
 
-/// Applies `hang`, `ttfb_ms` and `fail_*`. Returns the response to send
+/// Applies `hang`, `ttfb_ms` and `fail_*` (except `fail_keys`). Returns the response to send
 /// instead of the normal one, if any.
 pub async fn run(state: &MockState, knobs: &Knobs) -> Option<Response> {
     if knobs.hang {
@@ -54,7 +54,11 @@ pub async fn run(state: &MockState, knobs: &Knobs) -> Option<Response> {
         tokio::time::sleep(knobs.ttfb).await;
     }
     match knobs.fail_status {
-        Some(status) if state.should_fail(&knobs.fail_key, knobs.fail_times) => {
+        // With `fail_keys`, the key check in `middleware::fail_for_keys` already decided.
+        Some(status)
+            if knobs.fail_keys.is_empty()
+                && state.should_fail(&knobs.fail_key, knobs.fail_times) =>
+        {
             Some(match &knobs.fail_body {
                 Some(body) => custom_failure(status, body),
                 None => mock_failure(status),

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::error::error_response;
-use crate::middleware::{MAX_BODY, auth, record};
+use crate::middleware::{MAX_BODY, auth, fail_for_keys, record};
 use crate::state::{Defaults, MockState, RecordedRequest};
 use crate::{chat, embeddings, gemini, legacy, messages};
 
@@ -53,6 +53,8 @@ pub fn router(state: MockState) -> Router {
                 None,
             )
         })
+        // Inside `record`: keyed failures are journaled like any other request.
+        .layer(mw::from_fn(fail_for_keys))
         .layer(mw::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod anthropic;
+pub mod body_deadline;
 pub mod client_ip;
 pub mod error;
 pub mod openai;
@@ -33,7 +34,7 @@ pub struct AppState {
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
     let proxies = state.trusted_proxies.clone();
     Router::new()
         .merge(openai::routes())
@@ -49,7 +50,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(body.max_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            body_deadline::read_in_time(body, request, next)
+        }))
         .layer(axum::middleware::from_fn(request_id::assign))
         .layer(axum::middleware::from_fn(move |request, next| {
             client_ip::resolve(proxies.clone(), request, next)

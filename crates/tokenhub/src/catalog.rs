@@ -2,6 +2,7 @@
 //! keys by hash, and users. Built from the database, swapped atomically on change
 //! (`reload`), never locked by a request.
 
+pub mod keys;
 pub mod reload;
 
 use std::collections::{HashMap, HashSet};
@@ -80,10 +81,16 @@ pub struct Channel {
     pub name: String,
     pub kind: ChannelKind,
     pub base_url: String,
-    pub api_key: Option<String>,
+    /// The upstream keys, used in turn. Empty for a channel that needs none (demo, or an
+    /// upstream without authentication).
+    pub keys: Vec<UpstreamKey>,
     pub model_map: HashMap<String, String>,
     pub priority: i64,
     pub weight: u32,
+    /// Overrides of the global upstream timeouts; `None` = the global default.
+    pub timeouts: ChannelTimeouts,
+    /// Requests in flight on this channel at most; `None` = unbounded.
+    pub max_concurrency: Option<u32>,
 }
 
 impl Channel {
@@ -92,6 +99,8 @@ impl Channel {
         self.model_map.get(public).map_or(public, String::as_str)
     }
 }
+
+pub use crate::catalog::keys::{ChannelTimeouts, MAX_KEYS_PER_CHANNEL, UpstreamKey};
 
 /// Why a model has no usable channel, for a 503 that tells the operator what to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -282,13 +291,17 @@ impl Catalog {
             tracing::warn!(channel = %row.name, kind = %row.kind, "channel of unknown type ignored");
             return;
         };
-        let api_key = row.api_key.clone().filter(|k| !k.is_empty()).or_else(|| {
-            row.api_key_env
+        let stored = row.api_key.as_deref().map(keys::split_keys);
+        let keys = match stored {
+            Some(keys) if !keys.is_empty() => keys,
+            _ => row
+                .api_key_env
                 .as_deref()
                 .and_then(env)
-                .filter(|k| !k.is_empty())
-        });
-        if kind != ChannelKind::Demo && api_key.is_none() && row.api_key_env.is_some() {
+                .map(|value| keys::split_keys(&value))
+                .unwrap_or_default(),
+        };
+        if kind != ChannelKind::Demo && keys.is_empty() && row.api_key_env.is_some() {
             let missing = MissingCredential {
                 channel: row.name.clone(),
                 env_var: row.api_key_env.clone(),
@@ -306,7 +319,7 @@ impl Catalog {
             name: row.name.clone(),
             kind,
             base_url: row.base_url.clone(),
-            api_key,
+            keys: keys::upstream_keys(&row.name, keys),
             model_map: row
                 .model_map
                 .iter()
@@ -314,6 +327,12 @@ impl Catalog {
                 .collect(),
             priority: row.priority,
             weight: u32::try_from(row.weight).unwrap_or(0),
+            timeouts: ChannelTimeouts::from_row(row),
+            max_concurrency: row
+                .limits
+                .max_concurrency
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0),
         });
         for model in &row.models {
             self.routes
@@ -410,6 +429,7 @@ mod tests {
             priority,
             weight: 1,
             enabled: true,
+            limits: Default::default(),
         }
     }
 
@@ -432,10 +452,7 @@ mod tests {
             catalog.channels_for("m")[0].upstream_model("m"),
             "upstream-m"
         );
-        assert_eq!(
-            catalog.channels_for("m")[0].api_key.as_deref(),
-            Some("secret")
-        );
+        assert_eq!(catalog.channels_for("m")[0].keys[0].secret, "secret");
         assert_eq!(
             catalog.missing_credentials("m"),
             [MissingCredential {

@@ -17,6 +17,8 @@
 //! | `shutdown_grace_ms` | `TOKENHUB_SHUTDOWN_GRACE_MS` | `30000` |
 //! | `trusted_proxies` | `TOKENHUB_TRUSTED_PROXIES` (comma-separated) | none |
 //! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
+//! | `header_read_timeout_ms` | `TOKENHUB_HEADER_READ_TIMEOUT_MS` | `30000` |
+//! | `body_read_timeout_ms` | `TOKENHUB_BODY_READ_TIMEOUT_MS` | `60000` |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //!
@@ -66,6 +68,11 @@ pub struct Settings {
     pub breaker_cooldown_ms: u64,
     pub shutdown_grace_ms: u64,
     pub max_body_bytes: usize,
+    /// A client must send its request headers within this time (also the longest an idle
+    /// keep-alive connection stays open).
+    pub header_read_timeout_ms: u64,
+    /// A client must send its whole request body within this time after its headers.
+    pub body_read_timeout_ms: u64,
     /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<String>,
     pub log_format: LogFormat,
@@ -116,6 +123,8 @@ impl Default for Settings {
             breaker_cooldown_ms: 30_000,
             shutdown_grace_ms: 30_000,
             max_body_bytes: 32 * 1024 * 1024,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 60_000,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             public_url: None,
@@ -150,6 +159,43 @@ pub struct ChannelConfig {
     pub weight: i64,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Several upstream keys, used in turn (each with its own health); added to `api_key`.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Overrides of the global `upstream_*_timeout_ms` for this channel only.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub first_token_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub total_timeout_ms: Option<u64>,
+    /// Requests in flight on this channel at most; beyond it the router skips the channel.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+}
+
+impl ChannelConfig {
+    /// Every key the entry declares, `api_key` first.
+    pub fn keys(&self) -> Vec<String> {
+        self.api_key
+            .iter()
+            .flat_map(|text| crate::catalog::keys::split_keys(text))
+            .chain(self.api_keys.iter().cloned())
+            .collect()
+    }
+
+    pub fn limits(&self) -> crate::store::ChannelLimits {
+        let ms = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok());
+        crate::store::ChannelLimits {
+            connect_timeout_ms: ms(self.connect_timeout_ms),
+            first_token_timeout_ms: ms(self.first_token_timeout_ms),
+            idle_timeout_ms: ms(self.idle_timeout_ms),
+            total_timeout_ms: ms(self.total_timeout_ms),
+            max_concurrency: self.max_concurrency.map(i64::from),
+        }
+    }
 }
 
 fn one() -> i64 {
@@ -320,6 +366,16 @@ impl Settings {
             &mut self.shutdown_grace_ms,
         )?;
         set(&var, "TOKENHUB_MAX_BODY_BYTES", &mut self.max_body_bytes)?;
+        set(
+            &var,
+            "TOKENHUB_HEADER_READ_TIMEOUT_MS",
+            &mut self.header_read_timeout_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_BODY_READ_TIMEOUT_MS",
+            &mut self.body_read_timeout_ms,
+        )?;
         if let Some(list) = var("TOKENHUB_TRUSTED_PROXIES") {
             self.trusted_proxies = list
                 .split(',')
@@ -336,6 +392,14 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |name: String, message: String| Err(ConfigError::Invalid { name, message });
+        for (name, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+        ] {
+            if value == 0 {
+                return invalid(name.into(), "must be at least 1 ms".into());
+            }
+        }
         self.accounts.trial_credit()?;
         for model in &self.models {
             if let Err(e) = model.prices() {
@@ -352,6 +416,34 @@ impl Settings {
             let name = format!("channels.{}", channel.name);
             if channel.weight < 0 {
                 return invalid(name, "weight must not be negative".into());
+            }
+            let keys = channel.keys();
+            if keys.len() > crate::catalog::MAX_KEYS_PER_CHANNEL {
+                return invalid(
+                    name,
+                    format!("at most {} keys", crate::catalog::MAX_KEYS_PER_CHANNEL),
+                );
+            }
+            if keys.len() != keys.iter().collect::<std::collections::BTreeSet<_>>().len() {
+                return invalid(name, "a key is listed twice".into());
+            }
+            if channel.max_concurrency == Some(0) {
+                return invalid(
+                    name,
+                    "max_concurrency must be at least 1 (omit it for no cap)".into(),
+                );
+            }
+            let timeouts = [
+                channel.connect_timeout_ms,
+                channel.first_token_timeout_ms,
+                channel.idle_timeout_ms,
+                channel.total_timeout_ms,
+            ];
+            if timeouts.contains(&Some(0)) {
+                return invalid(
+                    name,
+                    "a timeout must be at least 1 ms (omit it for the default)".into(),
+                );
             }
             if crate::catalog::ChannelKind::parse(&channel.kind).is_none() {
                 return invalid(
@@ -427,6 +519,16 @@ mod tests {
             priority = 0
             weight = 1
 
+            [[channels]]
+            name = "openai-pool"
+            type = "openai"
+            base_url = "https://api.openai.com"
+            api_keys = ["sk-first", "sk-second"]
+            models = ["gpt-4o"]
+            first_token_timeout_ms = 20000
+            idle_timeout_ms = 30000
+            max_concurrency = 8
+
             [[models]]
             id = "deepseek-chat"
             provider = "DeepSeek"
@@ -447,6 +549,17 @@ mod tests {
         assert_eq!(
             settings.channels[0].model_map["deepseek-r1"],
             "deepseek-reasoner"
+        );
+        let pool = &settings.channels[1];
+        assert_eq!(pool.keys(), ["sk-first", "sk-second"]);
+        let limits = pool.limits();
+        assert_eq!(
+            (limits.first_token_timeout_ms, limits.idle_timeout_ms),
+            (Some(20000), Some(30000))
+        );
+        assert_eq!(
+            (limits.connect_timeout_ms, limits.max_concurrency),
+            (None, Some(8))
         );
         let deepseek = settings.models[0].prices().unwrap();
         assert_eq!(deepseek.input, Nanos(270_000_000));

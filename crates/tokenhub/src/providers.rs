@@ -70,6 +70,14 @@ impl UpstreamFailure {
             | FailureKind::Broken => true,
         }
     }
+
+    /// Whether the failure is about the key used rather than the upstream: rejected
+    /// (401/403), out of credit (402) or rate-limited (429). Another key of the same
+    /// channel may succeed; after any other failure the next channel is tried instead,
+    /// since the channel's other keys reach the same failing host.
+    pub fn key_scoped(&self) -> bool {
+        matches!(self.kind, FailureKind::Status(401 | 402 | 403 | 429))
+    }
 }
 
 /// Deadlines shared by all adapters.
@@ -79,21 +87,32 @@ pub struct Deadlines {
     pub first_byte: Duration,
 }
 
-/// Sends an OpenAI-format body of `operation` to the channel. Routing only picks channels
-/// whose kind supports the operation (`ChannelKind::supports`).
+/// Sends an OpenAI-format body of `operation` to the channel, authenticated with `key`
+/// (one of the channel's keys, chosen by the relay). Routing only picks channels whose
+/// kind supports the operation (`ChannelKind::supports`).
 pub async fn send(
     client: &reqwest::Client,
     channel: &Channel,
+    key: Option<&str>,
     operation: Operation,
     body: Bytes,
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
     match channel.kind {
         ChannelKind::OpenAi(dialect) => {
-            openai_compat::send(client, channel, dialect, operation.path(), body, deadlines).await
+            openai_compat::send(
+                client,
+                channel,
+                key,
+                dialect,
+                operation.path(),
+                body,
+                deadlines,
+            )
+            .await
         }
-        ChannelKind::Anthropic => anthropic::send_chat(client, channel, body, deadlines).await,
-        ChannelKind::Gemini => gemini::send_chat(client, channel, body, deadlines).await,
+        ChannelKind::Anthropic => anthropic::send_chat(client, channel, key, body, deadlines).await,
+        ChannelKind::Gemini => gemini::send_chat(client, channel, key, body, deadlines).await,
         ChannelKind::Demo => demo::send_chat(&body),
     }
 }
@@ -114,5 +133,8 @@ mod tests {
         );
         assert!(status(503).retryable());
         assert!(UpstreamFailure::new(FailureKind::Connect, "x").retryable());
+        assert!(status(401).key_scoped() && status(429).key_scoped());
+        assert!(!status(503).key_scoped() && !status(400).key_scoped());
+        assert!(!UpstreamFailure::new(FailureKind::Timeout, "x").key_scoped());
     }
 }

@@ -6,6 +6,8 @@
 //! provider adapters; it never touches the database or writes wire errors itself.
 
 mod authenticate;
+pub mod clients;
+pub mod concurrency;
 pub mod error;
 pub mod health;
 pub mod limits;
@@ -56,9 +58,14 @@ pub struct Relay {
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub books: Arc<Books>,
     pub writer: LedgerWriter,
+    /// The default upstream client, for operator actions outside the pipeline.
     pub http: reqwest::Client,
+    /// Upstream clients per connect timeout (channels may override it).
+    pub clients: Arc<clients::UpstreamClients>,
     pub policy: Arc<RelayPolicy>,
     pub health: Arc<health::Health>,
+    /// In-flight requests of channels with `max_concurrency`.
+    pub slots: Arc<concurrency::ChannelSlots>,
     pub limits: Arc<limits::RateLimits>,
     /// Cancelled when a graceful shutdown's grace period is over: open streams end then.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -338,7 +345,11 @@ impl Relay {
         Ok(())
     }
 
-    /// Tries one model's capable channels, skipping those whose circuit is open.
+    /// Tries one model's capable channels in route order. A channel at its concurrency
+    /// cap, or whose keys are all cooling down or rejected, is skipped without using up an
+    /// attempt. Within a channel its keys take turns: a failure about the key (see
+    /// `UpstreamFailure::key_scoped`) moves to the channel's next key, any other retryable
+    /// failure to the next channel.
     async fn try_channels(
         &self,
         catalog: &Catalog,
@@ -379,75 +390,107 @@ impl Relay {
                 }
             });
         }
+        let max_attempts = self.policy.max_attempts.max(1);
+        let mut skipped = route::Skipped::default();
         let mut last_failure = None;
         let mut attempts = 0;
-        let mut cooling_until: Option<Instant> = None;
-        for channel in &candidates {
-            if attempts == self.policy.max_attempts.max(1) {
+        'channels: for channel in &candidates {
+            if attempts == max_attempts {
                 break;
             }
-            match self.health.admit(channel.id, Instant::now()) {
-                health::Admission::Closed | health::Admission::Probe => {}
-                health::Admission::Open { until } => {
-                    cooling_until = Some(cooling_until.map_or(until, |u| u.min(until)));
+            let mut slot = match self.slots.acquire(channel.id, channel.max_concurrency) {
+                Ok(slot) => slot,
+                Err(concurrency::Saturated) => {
+                    skipped.saturated = true;
+                    metrics::counter!("tokenhub_channel_saturated_total", "channel" => channel.name.clone())
+                        .increment(1);
                     continue;
                 }
-                health::Admission::Disabled { .. } => continue,
-            }
-            attempts += 1;
-            let upstream_body = upstream_body(object, facts, &model.id, channel);
-            settlement.attempt(channel.id);
-            let started = Instant::now();
-            match self.attempt(channel, upstream_body, facts).await {
-                Ok(answer) => {
-                    self.health.succeeded(channel.id, started.elapsed());
-                    return Ok(answer);
-                }
-                Err(failure) => {
-                    *upstream_time += started.elapsed();
-                    settlement.attempt_failed();
-                    self.health.failed(channel.id, &failure, Instant::now());
-                    tracing::warn!(channel = %channel.name, error = %failure, "upstream attempt failed");
-                    metrics::counter!("tokenhub_upstream_failures_total", "channel" => channel.name.clone()).increment(1);
-                    let retry = failure.retryable();
-                    last_failure = Some(failure);
-                    if !retry {
-                        break;
+            };
+            let mut upstream_body_once = None;
+            let mut tried_keys = 0u64;
+            while attempts < max_attempts {
+                let index =
+                    match self
+                        .health
+                        .pick(channel.id, &channel.keys, tried_keys, Instant::now())
+                    {
+                        health::Pick::Use(index) => index,
+                        health::Pick::Unavailable { until } => {
+                            skipped.unavailable(until);
+                            break;
+                        }
+                    };
+                tried_keys |= 1 << index;
+                attempts += 1;
+                let key = channel.keys.get(index);
+                let key_id = key.map_or(health::NO_KEY, |k| k.id);
+                let body = upstream_body_once
+                    .get_or_insert_with(|| upstream_body(object, facts, &model.id, channel))
+                    .clone();
+                settlement.attempt(channel.id);
+                let started = Instant::now();
+                let secret = key.map(|k| k.secret.as_str());
+                match self.attempt(channel, secret, body, facts).await {
+                    Ok(mut answer) => {
+                        self.health
+                            .succeeded(channel.id, index, key_id, started.elapsed());
+                        if let Answer::Stream(stream) = &mut answer {
+                            stream.hold_slot(slot.take());
+                        }
+                        return Ok(answer);
+                    }
+                    Err(failure) => {
+                        *upstream_time += started.elapsed();
+                        settlement.attempt_failed();
+                        self.health
+                            .failed(channel.id, index, key_id, &failure, Instant::now());
+                        tracing::warn!(channel = %channel.name, key = index, error = %failure, "upstream attempt failed");
+                        metrics::counter!("tokenhub_upstream_failures_total", "channel" => channel.name.clone()).increment(1);
+                        let (retry, next_key) = (failure.retryable(), failure.key_scoped());
+                        last_failure = Some(failure);
+                        if !retry {
+                            break 'channels;
+                        }
+                        if !next_key {
+                            break;
+                        }
                     }
                 }
             }
         }
-        Err(match (last_failure, cooling_until) {
-            (Some(failure), _) => RelayError::Upstream(failure),
-            (None, Some(until)) => RelayError::CoolingDown {
-                model: model.id.clone(),
-                retry_after: until.saturating_duration_since(Instant::now()),
-            },
-            (None, None) => RelayError::NoChannel {
-                model: model.id.clone(),
-                missing: Vec::new(),
-            },
+        Err(match last_failure {
+            Some(failure) => RelayError::Upstream(failure),
+            None => skipped.into_error(&model.id),
         })
     }
 
     async fn attempt(
         &self,
         channel: &crate::catalog::Channel,
+        key: Option<&str>,
         body: Bytes,
         facts: &RequestFacts,
     ) -> Result<Answer, UpstreamFailure> {
-        let deadlines = self.policy.deadlines;
+        let timeouts = &channel.timeouts;
+        let deadlines = Deadlines {
+            first_byte: timeouts
+                .first_token
+                .unwrap_or(self.policy.deadlines.first_byte),
+        };
+        let total_timeout = timeouts.total.unwrap_or(self.policy.total_timeout);
         let dialect = match channel.kind {
             ChannelKind::OpenAi(dialect) => dialect,
             ChannelKind::Anthropic | ChannelKind::Gemini | ChannelKind::Demo => Dialect::Generic,
         };
         let waiting = Instant::now();
+        let client = self.clients.for_connect(timeouts.connect);
         let response =
-            providers::send(&self.http, channel, facts.operation, body, deadlines).await?;
+            providers::send(&client, channel, key, facts.operation, body, deadlines).await?;
         if facts.stream {
             let limits = stream::StreamLimits {
-                idle: self.policy.idle_timeout,
-                deadline: tokio::time::Instant::now() + self.policy.total_timeout,
+                idle: timeouts.idle.unwrap_or(self.policy.idle_timeout),
+                deadline: tokio::time::Instant::now() + total_timeout,
                 shutdown: self.shutdown.clone(),
             };
             let mut stream = MeteredStream::new(response.body, facts, dialect, limits);
@@ -459,7 +502,7 @@ impl Relay {
             return Ok(Answer::Stream(Box::new(stream)));
         }
         let bytes = tokio::time::timeout(
-            self.policy.total_timeout,
+            total_timeout,
             read_bounded(response.body, self.policy.max_response_bytes),
         )
         .await

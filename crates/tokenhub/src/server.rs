@@ -8,10 +8,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Mutex, oneshot};
 use tokio_util::sync::CancellationToken;
+
+mod serve;
 
 use crate::accounts;
 use crate::api::{self, AppState};
@@ -50,6 +51,10 @@ pub struct RunningGateway {
     pub books: Arc<Books>,
     pub writer: LedgerWriter,
     pub health: Arc<Health>,
+    /// The live snapshot, e.g. for a channel's keys when reading its health.
+    pub catalog: Arc<ArcSwap<Catalog>>,
+    /// In-flight requests of channels with `max_concurrency`.
+    pub slots: Arc<crate::relay::concurrency::ChannelSlots>,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -130,13 +135,14 @@ fn channel_row(channel: &ChannelConfig) -> ChannelRow {
         name: channel.name.clone(),
         kind: channel.kind.clone(),
         base_url: channel.base_url.clone(),
-        api_key: channel.api_key.clone(),
+        api_key: crate::catalog::keys::join_keys(&channel.keys()),
         api_key_env: channel.api_key_env.clone(),
         models: channel.models.clone(),
         model_map: channel.model_map.clone(),
         priority: channel.priority,
         weight: channel.weight,
         enabled: channel.enabled,
+        limits: channel.limits(),
     }
 }
 
@@ -166,7 +172,6 @@ pub async fn start(
         catalog.clone(),
         books.clone(),
         flush_lock.clone(),
-        health.clone(),
     );
     let anonymous_user =
         accounts::site_settings::system_user(&store, api::web::chat::ANONYMOUS_USER)
@@ -183,11 +188,9 @@ pub async fn start(
     );
     let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
 
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(settings.upstream_connect_timeout_ms))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()?;
+    let clients = crate::relay::clients::UpstreamClients::new(Duration::from_millis(
+        settings.upstream_connect_timeout_ms,
+    ))?;
     let policy = RelayPolicy {
         default_output_reserve_tokens: settings.default_output_reserve_tokens,
         deadlines: Deadlines {
@@ -199,13 +202,17 @@ pub async fn start(
         max_response_bytes: 64 * 1024 * 1024,
     };
     let streams_end = CancellationToken::new();
+    let slots = Arc::new(crate::relay::concurrency::ChannelSlots::default());
+    let catalog_handle = catalog.clone();
     let relay = Relay {
         catalog,
         books: books.clone(),
         writer: writer.clone(),
-        http,
+        http: clients.default_client().clone(),
+        clients: Arc::new(clients),
         policy: Arc::new(policy),
         health: health.clone(),
+        slots: slots.clone(),
         limits: Arc::new(crate::relay::limits::RateLimits::default()),
         shutdown: streams_end.clone(),
     };
@@ -224,7 +231,14 @@ pub async fn start(
                 .map_err(StartError::Config)?,
         ),
     };
-    let app = api::router(state, settings.max_body_bytes);
+    let app = api::router(
+        state,
+        api::body_deadline::BodyPolicy {
+            read_timeout: Duration::from_millis(settings.body_read_timeout_ms.max(1)),
+            max_bytes: settings.max_body_bytes,
+        },
+    );
+    let header_read_timeout = Duration::from_millis(settings.header_read_timeout_ms.max(1));
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -253,21 +267,7 @@ pub async fn start(
             streams_end.cancel();
         });
     };
-    let served = tokio::spawn(async move {
-        // Without TCP_NODELAY, Nagle's algorithm holds small SSE events back until the
-        // client's delayed ACK (~40 ms), releasing them in bursts.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY on a client connection");
-            }
-        });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await
-    });
+    let served = tokio::spawn(serve::serve(listener, app, header_read_timeout, signal));
     tracing::info!(%addr, "TokenHub listening");
     Ok(RunningGateway {
         addr,
@@ -276,6 +276,8 @@ pub async fn start(
         books,
         writer,
         health,
+        catalog: catalog_handle,
+        slots,
         stop: Some(stop),
         served,
     })

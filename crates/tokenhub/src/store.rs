@@ -28,7 +28,7 @@ mod users;
 use std::path::Path;
 
 pub use audit::AuditEntry;
-pub use catalog::{ChannelRow, ModelRow};
+pub use catalog::{ChannelLimits, ChannelRow, ModelRow};
 pub use keys::{KeyRow, KeyUpdate, NewKey};
 pub use ledger_query::LedgerEntry;
 pub use limits::{KeyLimits, UserLimits};

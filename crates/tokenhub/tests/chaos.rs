@@ -1,5 +1,6 @@
 //! Chaos: upstreams failing at random (5xx, 429, silence, drops mid-stream, slow first
-//! token, missing usage) under concurrent load, bounded in count and time. Afterwards every
+//! token, missing usage, one upstream key rate-limited) under concurrent load, on channels
+//! with several keys and a concurrency cap, bounded in count and time. Afterwards every
 //! request either succeeded or got a clean OpenAI-style error, each left exactly one usage
 //! record, and the ledger balances to the nano-dollar.
 
@@ -22,7 +23,7 @@ const CONCURRENCY: usize = 16;
 
 fn chaotic_knobs(rng: &mut impl Rng, n: usize) -> (&'static str, Value) {
     let key = format!("chaos-{n}");
-    match rng.random_range(0..10) {
+    match rng.random_range(0..11) {
         0 => (
             "5xx once",
             json!({"fail_status": 500, "fail_times": 1, "fail_key": key}),
@@ -40,6 +41,10 @@ fn chaotic_knobs(rng: &mut impl Rng, n: usize) -> (&'static str, Value) {
         5 => ("slow first token", json!({"ttfb_ms": 150})),
         6 => ("no usage", json!({"usage": false})),
         7 => ("mid-stream error", json!({"mid_stream_error": true})),
+        9 => (
+            "one key 429",
+            json!({"fail_keys": ["chaos-b-1"], "fail_status": 429}),
+        ),
         _ => ("healthy", json!({})),
     }
 }
@@ -50,9 +55,11 @@ async fn random_upstream_failures_never_lose_or_double_bill_a_request() {
         settings.upstream_first_byte_timeout_ms = 300;
         settings.breaker_threshold = 40;
         settings.breaker_cooldown_ms = 200;
-        settings
-            .channels
-            .push(channel("chaos-b", mock, &["mock-gpt"], 0));
+        let mut pooled = channel("chaos-b", mock, &["mock-gpt"], 0);
+        pooled.api_key = None;
+        pooled.api_keys = vec!["chaos-b-1".into(), "chaos-b-2".into()];
+        pooled.max_concurrency = Some(4);
+        settings.channels.push(pooled);
         settings
             .channels
             .push(channel("chaos-c", mock, &["mock-gpt"], 0));

@@ -28,16 +28,6 @@ async fn a_channel_that_keeps_failing_is_skipped_until_its_cooldown_ends() {
     let (_, key) = h
         .user_with_key("ab", Nanos::from_usd(1), KeyOptions::default())
         .await;
-    let dead_id = h
-        .gateway()
-        .store
-        .all_channels()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "dead")
-        .unwrap()
-        .id;
     for _ in 0..4 {
         let response = h
             .chat(
@@ -47,7 +37,7 @@ async fn a_channel_that_keeps_failing_is_skipped_until_its_cooldown_ends() {
             .await;
         assert_eq!(response.status(), 200, "the lower tier answers every time");
     }
-    let report = h.gateway().health.report(dead_id, Instant::now());
+    let report = h.health_of("dead").await;
     assert_eq!(report.state, "open");
     assert_eq!(
         report.failures, 2,
@@ -123,17 +113,7 @@ async fn a_rejected_channel_credential_disables_that_channel() {
         1,
         "a 401 from upstream disables the channel after one try"
     );
-    let wrong_id = h
-        .gateway()
-        .store
-        .all_channels()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "wrong-key")
-        .unwrap()
-        .id;
-    let report = h.gateway().health.report(wrong_id, Instant::now());
+    let report = h.health_of("wrong-key").await;
     assert_eq!(report.state, "disabled");
     assert!(
         report

@@ -50,6 +50,20 @@ pub fn validate_channel(channel: &ChannelRow) -> Result<(), AccountError> {
     if channel.weight < 0 {
         return invalid("weight must not be negative".into());
     }
+    let keys = channel
+        .api_key
+        .as_deref()
+        .map(crate::catalog::keys::split_keys)
+        .unwrap_or_default();
+    if keys.len() > crate::catalog::MAX_KEYS_PER_CHANNEL {
+        return invalid(format!(
+            "a channel holds at most {} keys",
+            crate::catalog::MAX_KEYS_PER_CHANNEL
+        ));
+    }
+    if keys.len() != keys.iter().collect::<BTreeSet<_>>().len() {
+        return invalid("a key is listed twice".into());
+    }
     if channel.models.len() > MAX_MODELS_PER_CHANNEL {
         return invalid(format!(
             "a channel serves at most {MAX_MODELS_PER_CHANNEL} models"
@@ -335,16 +349,7 @@ pub fn merge_secret(existing: &ChannelRow, new_key: Option<String>) -> Option<St
     }
 }
 
-/// `sk-…abcd`: enough to tell two keys apart, useless to an attacker.
-pub fn mask_secret(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() < 12 {
-        return "…".into();
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail}")
-}
+pub use crate::catalog::keys::mask_secret;
 
 /// The model map of a channel as given, for callers that build one from a JSON object.
 pub fn model_map(pairs: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
@@ -368,6 +373,7 @@ mod tests {
             priority: 0,
             weight: 1,
             enabled: true,
+            limits: Default::default(),
         }
     }
 
@@ -384,6 +390,21 @@ mod tests {
             ..channel()
         };
         assert!(validate_channel(&twice).is_err());
+        let same_key = ChannelRow {
+            api_key: Some("sk-one\nsk-one".into()),
+            ..channel()
+        };
+        assert!(validate_channel(&same_key).is_err());
+        let many_keys = ChannelRow {
+            api_key: Some(
+                (0..65)
+                    .map(|i| format!("k{i}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            ..channel()
+        };
+        assert!(validate_channel(&many_keys).is_err());
         let weight = ChannelRow {
             weight: -1,
             ..channel()

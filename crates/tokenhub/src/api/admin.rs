@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod channel_health;
+pub mod channel_limits;
 pub mod channels;
 pub mod csv;
 pub mod error;

@@ -72,7 +72,7 @@ impl From<RelayError> for ApiError {
                 Some("model"),
             ),
             RelayError::Insufficient(_) => ("insufficient_quota", Some("insufficient_quota"), None),
-            RelayError::NoChannel { .. } => (
+            RelayError::NoChannel { .. } | RelayError::KeysRejected { .. } => (
                 "service_unavailable_error",
                 Some("model_not_available"),
                 Some("model"),
@@ -82,6 +82,7 @@ impl From<RelayError> for ApiError {
                 Some("channels_cooling_down"),
                 Some("model"),
             ),
+            RelayError::Saturated { .. } => ("rate_limit_error", Some("channel_saturated"), None),
             RelayError::RateLimited(limited) => match limited.kind {
                 LimitKind::Requests => ("requests", Some("rate_limit_exceeded"), None),
                 LimitKind::Tokens => ("tokens", Some("rate_limit_exceeded"), None),

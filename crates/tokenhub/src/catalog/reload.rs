@@ -13,7 +13,6 @@ use tokio::sync::{Mutex, Notify};
 
 use super::{AccountExtras, Catalog};
 use crate::ledger::books::Books;
-use crate::relay::health::Health;
 use crate::store::{Store, StoreResult};
 
 #[derive(Clone)]
@@ -22,7 +21,6 @@ pub struct Reloader {
     catalog: Arc<ArcSwap<Catalog>>,
     books: Arc<Books>,
     flush_lock: Arc<Mutex<()>>,
-    health: Arc<Health>,
 }
 
 impl Reloader {
@@ -31,14 +29,12 @@ impl Reloader {
         catalog: Arc<ArcSwap<Catalog>>,
         books: Arc<Books>,
         flush_lock: Arc<Mutex<()>>,
-        health: Arc<Health>,
     ) -> Self {
         Reloader {
             store,
             catalog,
             books,
             flush_lock,
-            health,
         }
     }
 
@@ -68,8 +64,9 @@ impl Reloader {
         });
         catalog.set_fallbacks(fallbacks);
         self.catalog.store(Arc::new(catalog));
-        // A channel whose key was rejected may have been given a new one.
-        self.health.clear_disabled();
+        // Rejected keys stay disabled: any change bumps the revision (a new user, a
+        // redemption), so clearing them here would retry bad keys every few seconds. A key
+        // whose text changed is a new key with fresh health (health is per key text).
         Ok(revision)
     }
 

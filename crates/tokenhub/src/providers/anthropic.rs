@@ -39,6 +39,7 @@ pub fn endpoint(base_url: &str) -> String {
 pub async fn send_chat(
     client: &reqwest::Client,
     channel: &Channel,
+    key: Option<&str>,
     body: Bytes,
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
@@ -50,7 +51,7 @@ pub async fn send_chat(
         .header(http::header::CONTENT_TYPE, "application/json")
         .header("anthropic-version", API_VERSION)
         .body(translated.body);
-    if let Some(key) = &channel.api_key {
+    if let Some(key) = key {
         request = request.header("x-api-key", key);
     }
     let response = tokio::time::timeout(deadlines.first_byte, request.send())

@@ -61,6 +61,7 @@ fn escape_segment(segment: &str) -> String {
 pub async fn send_chat(
     client: &reqwest::Client,
     channel: &Channel,
+    key: Option<&str>,
     body: Bytes,
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
@@ -72,7 +73,7 @@ pub async fn send_chat(
         .post(url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(translated.body);
-    if let Some(key) = &channel.api_key {
+    if let Some(key) = key {
         request = request.header("x-goog-api-key", key);
     }
     let response = tokio::time::timeout(deadlines.first_byte, request.send())

@@ -28,6 +28,7 @@ pub fn endpoint(base_url: &str, operation: &str) -> String {
 pub async fn send(
     client: &reqwest::Client,
     channel: &Channel,
+    key: Option<&str>,
     dialect: Dialect,
     path: &str,
     body: Bytes,
@@ -37,7 +38,7 @@ pub async fn send(
         .post(endpoint(&channel.base_url, path))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
-    if let Some(key) = &channel.api_key {
+    if let Some(key) = key {
         request = request.bearer_auth(key);
     }
     let response = tokio::time::timeout(deadlines.first_byte, request.send())

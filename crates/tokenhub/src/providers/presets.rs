@@ -212,6 +212,7 @@ pub fn preset_channels() -> Vec<ChannelRow> {
             priority: 0,
             weight: 1,
             enabled: true,
+            limits: Default::default(),
         })
         .collect();
     channels.push(ChannelRow {
@@ -226,6 +227,7 @@ pub fn preset_channels() -> Vec<ChannelRow> {
         priority: 0,
         weight: 1,
         enabled: true,
+        limits: Default::default(),
     });
     channels
 }

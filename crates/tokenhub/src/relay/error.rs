@@ -42,6 +42,19 @@ pub enum RelayError {
         model: String,
         retry_after: std::time::Duration,
     },
+    /// The upstream rejected every key of every channel serving the model (401/403). Only
+    /// the operator can fix it; nothing was sent.
+    #[error(
+        "Model `{model}` is not available: the upstream rejected the keys of every channel serving it. The operator must replace them."
+    )]
+    KeysRejected { model: String },
+    /// Every channel that could serve the request is at its `max_concurrency`. Nothing was
+    /// sent upstream; the client may retry shortly.
+    #[error("Every channel serving `{model}` is at its concurrency limit; retry in {} s.", .retry_after.as_secs().max(1))]
+    Saturated {
+        model: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl RelayError {
@@ -53,10 +66,14 @@ impl RelayError {
             RelayError::InvalidRequest(_) => 400,
             RelayError::ModelNotFound(_) => 404,
             RelayError::Unsupported { .. } => 400,
-            RelayError::Insufficient(_) | RelayError::RateLimited(_) => 429,
+            RelayError::Insufficient(_)
+            | RelayError::RateLimited(_)
+            | RelayError::Saturated { .. } => 429,
             RelayError::IpNotAllowed(_) | RelayError::Forbidden(_) => 403,
             RelayError::ChannelNotServing { .. } => 400,
-            RelayError::NoChannel { .. } | RelayError::CoolingDown { .. } => 503,
+            RelayError::NoChannel { .. }
+            | RelayError::CoolingDown { .. }
+            | RelayError::KeysRejected { .. } => 503,
             RelayError::Upstream(failure) => match failure.kind {
                 FailureKind::Status(status @ (400 | 413 | 422 | 429)) => status,
                 FailureKind::Status(503) => 503,
@@ -74,7 +91,8 @@ impl RelayError {
     /// Seconds a client should wait before retrying, when the gateway knows.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            RelayError::CoolingDown { retry_after, .. } => Some(*retry_after),
+            RelayError::CoolingDown { retry_after, .. }
+            | RelayError::Saturated { retry_after, .. } => Some(*retry_after),
             RelayError::RateLimited(limited) => Some(limited.retry_after),
             RelayError::Upstream(failure) => failure.retry_after,
             _ => None,

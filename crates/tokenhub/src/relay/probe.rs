@@ -12,7 +12,8 @@ use super::Relay;
 use crate::protocol::openai::operation::Operation;
 use crate::providers::{self, FailureKind, UpstreamFailure};
 
-/// What a probe found.
+/// What a probe found. With several keys, every key is tested: the top-level fields
+/// are those of the first failing key (or of the first key when all pass).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ProbeResult {
     pub ok: bool,
@@ -21,8 +22,20 @@ pub struct ProbeResult {
     /// The upstream's HTTP status when it answered with an error.
     pub status: Option<u16>,
     pub error: Option<String>,
+    /// One result per key, in the channel's order (empty for a channel without keys).
+    pub keys: Vec<KeyProbe>,
 }
 
+/// One key's test.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KeyProbe {
+    pub index: usize,
+    pub masked: String,
+    pub ok: bool,
+    pub latency_ms: u64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProbeError {
     #[error("channel {0} is not usable: it is disabled, unknown, or has no API key")]
@@ -50,21 +63,65 @@ impl Relay {
                 .next()
                 .ok_or(ProbeError::NoModel(channel_id))?,
         };
-        let body = json!({
-            "model": channel.upstream_model(&model),
-            "messages": [{"role": "user", "content": "ping"}],
-            "max_tokens": 1,
-        });
+        let body = Bytes::from(
+            json!({
+                "model": channel.upstream_model(&model),
+                "messages": [{"role": "user", "content": "ping"}],
+                "max_tokens": 1,
+            })
+            .to_string(),
+        );
+        let count = channel.keys.len().max(1);
+        let mut keys = Vec::with_capacity(channel.keys.len());
+        for index in 0..count {
+            let key = channel.keys.get(index);
+            let found = self.probe_key(&channel, index, key, body.clone()).await;
+            keys.push(KeyProbe {
+                index,
+                masked: key.map(|k| k.masked.clone()).unwrap_or_default(),
+                ..found
+            });
+        }
+        let shown = keys
+            .iter()
+            .find(|k| !k.ok)
+            .or(keys.first())
+            .cloned()
+            .ok_or(ProbeError::NotUsable(channel_id))?;
+        if channel.keys.is_empty() {
+            keys.clear();
+        }
+        Ok(ProbeResult {
+            ok: shown.ok,
+            model,
+            latency_ms: shown.latency_ms,
+            status: shown.status,
+            error: shown.error,
+            keys,
+        })
+    }
+
+    /// One timed request with one key, counted in that key's health.
+    async fn probe_key(
+        &self,
+        channel: &crate::catalog::Channel,
+        index: usize,
+        key: Option<&crate::catalog::UpstreamKey>,
+        body: Bytes,
+    ) -> KeyProbe {
+        let key_id = key.map_or(super::health::NO_KEY, |k| k.id);
+        let deadlines = crate::providers::Deadlines {
+            first_byte: channel
+                .timeouts
+                .first_token
+                .unwrap_or(self.policy.deadlines.first_byte),
+        };
+        let client = self.clients.for_connect(channel.timeouts.connect);
         let started = Instant::now();
         let outcome = async {
-            let response = providers::send(
-                &self.http,
-                &channel,
-                Operation::Chat,
-                Bytes::from(body.to_string()),
-                self.policy.deadlines,
-            )
-            .await?;
+            let secret = key.map(|k| k.secret.as_str());
+            let response =
+                providers::send(&client, channel, secret, Operation::Chat, body, deadlines).await?;
             let mut body = response.body;
             while let Some(chunk) = body.next().await {
                 chunk?;
@@ -74,31 +131,32 @@ impl Relay {
         .await;
         let latency = started.elapsed();
         let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
-        Ok(match outcome {
+        let probe = KeyProbe {
+            index,
+            masked: String::new(),
+            ok: true,
+            latency_ms,
+            status: None,
+            error: None,
+        };
+        match outcome {
             Ok(()) => {
-                self.health.succeeded(channel.id, latency);
-                ProbeResult {
-                    ok: true,
-                    model,
-                    latency_ms,
-                    status: None,
-                    error: None,
-                }
+                self.health.succeeded(channel.id, index, key_id, latency);
+                probe
             }
             Err(failure) => {
-                self.health.failed(channel.id, &failure, Instant::now());
-                let status = match failure.kind {
-                    FailureKind::Status(status) => Some(status),
-                    _ => None,
-                };
-                ProbeResult {
+                self.health
+                    .failed(channel.id, index, key_id, &failure, Instant::now());
+                KeyProbe {
                     ok: false,
-                    model,
-                    latency_ms,
-                    status,
+                    status: match failure.kind {
+                        FailureKind::Status(status) => Some(status),
+                        _ => None,
+                    },
                     error: Some(failure.message),
+                    ..probe
                 }
             }
-        })
+        }
     }
 }

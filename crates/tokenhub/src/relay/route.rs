@@ -1,10 +1,14 @@
 //! Channel order for one request: priority tiers from highest, and within a tier a
 //! weighted random order (a channel with twice the weight is first twice as often).
+//! Plus what routing says when no candidate could even be tried (`Skipped`).
 
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
 use rand::Rng;
 
+use super::RelayError;
 use crate::catalog::Channel;
 
 /// `channels` must be sorted by priority, highest first (as the catalogue keeps them).
@@ -29,6 +33,54 @@ pub fn order(channels: &[Arc<Channel>], rng: &mut impl Rng) -> Vec<Arc<Channel>>
     ordered
 }
 
+/// Why candidates were passed over without an attempt, for the error when none answered.
+#[derive(Default)]
+pub struct Skipped {
+    pub saturated: bool,
+    /// The earliest moment a cooling key reopens.
+    cooling_until: Option<Instant>,
+    /// A channel had no key left but rejected ones.
+    rejected: bool,
+}
+
+impl Skipped {
+    /// A channel none of whose keys may be called: some reopen at `until`, or (`None`)
+    /// all were rejected by the upstream.
+    pub fn unavailable(&mut self, until: Option<Instant>) {
+        match until {
+            Some(until) => {
+                self.cooling_until = Some(self.cooling_until.map_or(until, |u| u.min(until)));
+            }
+            None => self.rejected = true,
+        }
+    }
+
+    /// Saturation first: it clears as soon as a request ends, sooner than any cooldown.
+    pub fn into_error(self, model: &str) -> RelayError {
+        match (self.saturated, self.cooling_until) {
+            (true, _) => RelayError::Saturated {
+                model: model.to_string(),
+                retry_after: SATURATED_RETRY_AFTER,
+            },
+            (false, Some(until)) => RelayError::CoolingDown {
+                model: model.to_string(),
+                retry_after: until.saturating_duration_since(Instant::now()),
+            },
+            (false, None) if self.rejected => RelayError::KeysRejected {
+                model: model.to_string(),
+            },
+            (false, None) => RelayError::NoChannel {
+                model: model.to_string(),
+                missing: Vec::new(),
+            },
+        }
+    }
+}
+
+/// What a client refused for saturation is told to wait: requests to LLMs last seconds,
+/// so a slot is likely free by then.
+const SATURATED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -44,10 +96,12 @@ mod tests {
             name: format!("c{id}"),
             kind: ChannelKind::OpenAi(crate::providers::dialect::Dialect::Generic),
             base_url: String::new(),
-            api_key: None,
+            keys: Vec::new(),
             model_map: HashMap::new(),
             priority,
             weight,
+            timeouts: Default::default(),
+            max_concurrency: None,
         })
     }
 

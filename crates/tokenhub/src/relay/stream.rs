@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
+use super::concurrency::SlotPermit;
 use super::settle::{Meter, Outcome, Settlement};
 use crate::protocol::openai::chunk::{CompletionView, usage_chunk_json};
 use crate::protocol::openai::error::upstream_error_message;
@@ -63,6 +64,8 @@ pub struct MeteredStream {
     idle: Pin<Box<tokio::time::Sleep>>,
     deadline: Pin<Box<tokio::time::Sleep>>,
     shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// The stream's place on a channel with `max_concurrency`, freed when it ends.
+    slot: Option<SlotPermit>,
 }
 
 impl MeteredStream {
@@ -92,7 +95,13 @@ impl MeteredStream {
             idle: Box::pin(tokio::time::sleep(limits.idle)),
             deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
             shutdown: Box::pin(limits.shutdown.cancelled_owned()),
+            slot: None,
         }
+    }
+
+    /// Keeps the channel's concurrency slot taken until the stream ends.
+    pub fn hold_slot(&mut self, slot: Option<SlotPermit>) {
+        self.slot = slot;
     }
 
     /// Reads until the first data event, so that a channel that fails before producing
@@ -239,6 +248,9 @@ impl MeteredStream {
     /// The upstream is finished (cleanly or not): close the client's stream properly.
     fn end(&mut self, failure: Option<UpstreamFailure>) {
         self.ended = true;
+        // The upstream is done with: the channel may take another request now, not only
+        // once the client has read the last bytes.
+        self.slot = None;
         let error = match failure {
             Some(failure) => Some(failure.message),
             None if self.saw_done => None,

@@ -39,6 +39,45 @@ pub struct ChannelRow {
     pub priority: i64,
     pub weight: i64,
     pub enabled: bool,
+    pub limits: ChannelLimits,
+}
+
+/// Per-channel overrides (migration 0006). `None` = the global default (timeouts, in
+/// milliseconds) or no cap (`max_concurrency`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelLimits {
+    pub connect_timeout_ms: Option<i64>,
+    pub first_token_timeout_ms: Option<i64>,
+    pub idle_timeout_ms: Option<i64>,
+    pub total_timeout_ms: Option<i64>,
+    pub max_concurrency: Option<i64>,
+}
+
+/// The columns of `ChannelLimits`, in bind order after the channel's other columns.
+pub(super) const LIMIT_COLUMNS: &str = "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, total_timeout_ms, max_concurrency";
+
+impl ChannelLimits {
+    pub(super) fn bind<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query
+            .bind(self.connect_timeout_ms)
+            .bind(self.first_token_timeout_ms)
+            .bind(self.idle_timeout_ms)
+            .bind(self.total_timeout_ms)
+            .bind(self.max_concurrency)
+    }
+
+    fn read(row: &sqlx::any::AnyRow) -> Result<ChannelLimits, sqlx::Error> {
+        Ok(ChannelLimits {
+            connect_timeout_ms: row.try_get("connect_timeout_ms")?,
+            first_token_timeout_ms: row.try_get("first_token_timeout_ms")?,
+            idle_timeout_ms: row.try_get("idle_timeout_ms")?,
+            total_timeout_ms: row.try_get("total_timeout_ms")?,
+            max_concurrency: row.try_get("max_concurrency")?,
+        })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -108,16 +147,21 @@ impl Store {
             OnConflict::Overwrite => {
                 "DO UPDATE SET kind = excluded.kind, base_url = excluded.base_url, api_key = excluded.api_key, \
                  api_key_env = excluded.api_key_env, models = excluded.models, model_map = excluded.model_map, \
-                 priority = excluded.priority, weight = excluded.weight, enabled = excluded.enabled"
+                 priority = excluded.priority, weight = excluded.weight, enabled = excluded.enabled, \
+                 connect_timeout_ms = excluded.connect_timeout_ms, \
+                 first_token_timeout_ms = excluded.first_token_timeout_ms, \
+                 idle_timeout_ms = excluded.idle_timeout_ms, total_timeout_ms = excluded.total_timeout_ms, \
+                 max_concurrency = excluded.max_concurrency"
             }
         };
         let sql = format!(
             "INSERT INTO channels (name, kind, base_url, api_key, api_key_env, models, model_map, priority, \
-             weight, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             weight, enabled, created_at, {LIMIT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (name) {conflict}"
         );
         let mut tx = self.begin_write().await?;
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&channel.name)
             .bind(&channel.kind)
             .bind(&channel.base_url)
@@ -128,9 +172,8 @@ impl Store {
             .bind(channel.priority)
             .bind(channel.weight)
             .bind(i64::from(channel.enabled))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+            .bind(now_ms());
+        channel.limits.bind(query).execute(&mut *tx).await?;
         bump_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -165,12 +208,11 @@ impl Store {
     }
 
     pub async fn all_channels(&self) -> StoreResult<Vec<ChannelRow>> {
-        let rows = sqlx::query(
-            "SELECT id, name, kind, base_url, api_key, api_key_env, models, model_map, priority, weight, enabled \
-             FROM channels ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT id, name, kind, base_url, api_key, api_key_env, models, model_map, priority, weight, enabled, \
+             {LIMIT_COLUMNS} FROM channels ORDER BY id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let models: String = row.try_get("models")?;
@@ -187,6 +229,7 @@ impl Store {
                     priority: row.try_get("priority")?,
                     weight: row.try_get("weight")?,
                     enabled: row.try_get::<i64, _>("enabled")? != 0,
+                    limits: ChannelLimits::read(row)?,
                 })
             })
             .collect()
@@ -333,6 +376,11 @@ mod tests {
             priority: 5,
             weight: 2,
             enabled: true,
+            limits: ChannelLimits {
+                first_token_timeout_ms: Some(1500),
+                max_concurrency: Some(4),
+                ..ChannelLimits::default()
+            },
         };
         store.upsert_channel(&channel).await.unwrap();
         let loaded = store.all_channels().await.unwrap().remove(0);

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
+use super::catalog::LIMIT_COLUMNS;
 use super::{ChannelRow, ModelRow, Store, StoreError, StoreResult, bump_revision, now_ms};
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -29,24 +30,30 @@ impl Store {
     /// Inserts a new channel; a taken name is a conflict.
     pub async fn create_channel(&self, channel: &ChannelRow) -> StoreResult<ChannelRow> {
         let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
+        let sql = format!(
             "INSERT INTO channels (name, kind, base_url, api_key, api_key_env, models, model_map, priority, \
-             weight, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-        )
-        .bind(&channel.name)
-        .bind(&channel.kind)
-        .bind(&channel.base_url)
-        .bind(channel.api_key.as_deref())
-        .bind(channel.api_key_env.as_deref())
-        .bind(serde_json::Value::from(channel.models.clone()).to_string())
-        .bind(serde_json::to_string(&channel.model_map).unwrap_or_else(|_| "{}".into()))
-        .bind(channel.priority)
-        .bind(channel.weight)
-        .bind(i64::from(channel.enabled))
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| conflict_or(e, format!("a channel named '{}' exists", channel.name)))?;
+             weight, enabled, created_at, {LIMIT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"
+        );
+        let query = sqlx::query(&sql)
+            .bind(&channel.name)
+            .bind(&channel.kind)
+            .bind(&channel.base_url)
+            .bind(channel.api_key.as_deref())
+            .bind(channel.api_key_env.as_deref())
+            .bind(serde_json::Value::from(channel.models.clone()).to_string())
+            .bind(serde_json::to_string(&channel.model_map).unwrap_or_else(|_| "{}".into()))
+            .bind(channel.priority)
+            .bind(channel.weight)
+            .bind(i64::from(channel.enabled))
+            .bind(now_ms());
+        let id: i64 = channel
+            .limits
+            .bind(query)
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|row| row.try_get("id"))
+            .map_err(|e| conflict_or(e, format!("a channel named '{}' exists", channel.name)))?;
         bump_revision(&mut tx).await?;
         tx.commit().await?;
         self.channel_by_id(id)
@@ -57,9 +64,11 @@ impl Store {
     /// Overwrites every field of channel `channel.id`.
     pub async fn update_channel(&self, channel: &ChannelRow) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
+        let query = sqlx::query(
             "UPDATE channels SET name = $1, kind = $2, base_url = $3, api_key = $4, api_key_env = $5, models = $6, \
-             model_map = $7, priority = $8, weight = $9, enabled = $10 WHERE id = $11",
+             model_map = $7, priority = $8, weight = $9, enabled = $10, connect_timeout_ms = $12, \
+             first_token_timeout_ms = $13, idle_timeout_ms = $14, total_timeout_ms = $15, max_concurrency = $16 \
+             WHERE id = $11",
         )
         .bind(&channel.name)
         .bind(&channel.kind)
@@ -71,10 +80,13 @@ impl Store {
         .bind(channel.priority)
         .bind(channel.weight)
         .bind(i64::from(channel.enabled))
-        .bind(channel.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_or(e, format!("a channel named '{}' exists", channel.name)))?;
+        .bind(channel.id);
+        let updated = channel
+            .limits
+            .bind(query)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or(e, format!("a channel named '{}' exists", channel.name)))?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
                 "no channel with id {}",

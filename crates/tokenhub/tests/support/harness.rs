@@ -69,6 +69,12 @@ pub fn channel(name: &str, base_url: &str, models: &[&str], priority: i64) -> Ch
         priority,
         weight: 1,
         enabled: true,
+        api_keys: Vec::new(),
+        connect_timeout_ms: None,
+        first_token_timeout_ms: None,
+        idle_timeout_ms: None,
+        total_timeout_ms: None,
+        max_concurrency: None,
     }
 }
 
@@ -153,6 +159,34 @@ impl Harness {
             .expect("key");
         self.reload().await;
         (user, secret)
+    }
+
+    /// A channel's id by name.
+    pub async fn channel_id(&self, name: &str) -> i64 {
+        self.gateway()
+            .store
+            .all_channels()
+            .await
+            .expect("store")
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no channel named {name}"))
+            .id
+    }
+
+    /// A channel's health now, with its keys as the running gateway knows them.
+    pub async fn health_of(&self, name: &str) -> tokenhub::relay::health::HealthReport {
+        let id = self.channel_id(name).await;
+        let keys = self
+            .gateway()
+            .catalog
+            .load()
+            .channel(id)
+            .map(|c| c.keys.clone())
+            .unwrap_or_default();
+        self.gateway()
+            .health
+            .report(id, &keys, std::time::Instant::now())
     }
 
     pub async fn reload(&self) {

@@ -28,6 +28,23 @@ pub struct HealthView {
     pub failures: u64,
     /// successes / (successes + failures), when there were any.
     pub success_rate: Option<f64>,
+    /// Each upstream key's own circuit, in the channel's order (empty without keys).
+    pub keys: Vec<KeyHealthView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyHealthView {
+    /// Position of the key in the channel's list.
+    pub index: usize,
+    /// e.g. `sk-…abcd`; the key itself is never shown.
+    pub masked: String,
+    /// `closed`, `open`, `half_open` or `disabled` (the upstream rejected it).
+    pub state: String,
+    pub cooldown_remaining_ms: Option<u64>,
+    /// Why the key is disabled: the upstream's status and message.
+    pub disabled_reason: Option<String>,
+    pub successes: u64,
+    pub failures: u64,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -42,6 +59,18 @@ pub struct TestResult {
     pub model: String,
     pub latency_ms: u64,
     /// The upstream's HTTP status when it answered with an error.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    /// One result per upstream key (every key is tested).
+    pub keys: Vec<KeyTestView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyTestView {
+    pub index: usize,
+    pub masked: String,
+    pub ok: bool,
+    pub latency_ms: u64,
     pub status: Option<u16>,
     pub error: Option<String>,
 }
@@ -60,7 +89,16 @@ pub async fn health(
     if state.store.all_channels().await?.iter().all(|c| c.id != id) {
         return Err(ManageError::not_found(format!("no channel with id {id}")));
     }
-    let report = state.relay.health.report(id, Instant::now());
+    // The channel's current keys come from the snapshot; a channel that is not routed
+    // (disabled, or without a key) reports without them.
+    let keys = state
+        .relay
+        .catalog
+        .load()
+        .channel(id)
+        .map(|channel| channel.keys.clone())
+        .unwrap_or_default();
+    let report = state.relay.health.report(id, &keys, Instant::now());
     let total = report.successes + report.failures;
     Ok(Json(HealthView {
         channel_id: report.channel_id,
@@ -71,6 +109,19 @@ pub async fn health(
         successes: report.successes,
         failures: report.failures,
         success_rate: (total > 0).then(|| report.successes as f64 / total as f64),
+        keys: report
+            .keys
+            .into_iter()
+            .map(|key| KeyHealthView {
+                index: key.index,
+                masked: key.masked,
+                state: key.state.to_string(),
+                cooldown_remaining_ms: key.cooldown_remaining_ms,
+                disabled_reason: key.disabled_reason,
+                successes: key.successes,
+                failures: key.failures,
+            })
+            .collect(),
     }))
 }
 
@@ -98,5 +149,17 @@ pub async fn test(
         latency_ms: result.latency_ms,
         status: result.status,
         error: result.error,
+        keys: result
+            .keys
+            .into_iter()
+            .map(|key| KeyTestView {
+                index: key.index,
+                masked: key.masked,
+                ok: key.ok,
+                latency_ms: key.latency_ms,
+                status: key.status,
+                error: key.error,
+            })
+            .collect(),
     }))
 }

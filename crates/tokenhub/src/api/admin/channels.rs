@@ -10,11 +10,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::channel_limits::{ChannelLimitsPatch, ChannelLimitsView};
 use super::error::{Body, ErrorBody, Path, Result};
 use super::wire::parse_usd;
 use crate::accounts::catalog_admin::{self as ops, ImportOptions};
 use crate::accounts::{Role, audit};
 use crate::api::AppState;
+use crate::catalog::keys::{join_keys, split_keys};
 use crate::store::ChannelRow;
 
 #[derive(Serialize, ToSchema, Clone)]
@@ -28,8 +30,10 @@ pub struct ChannelView {
     pub base_url: String,
     /// Whether an upstream key is stored (it is never returned).
     pub api_key_set: bool,
-    /// e.g. `sk-…abcd`.
+    /// The first key, e.g. `sk-…abcd`.
     pub api_key_masked: Option<String>,
+    /// Every stored key, masked, in the order they take turns.
+    pub api_keys_masked: Vec<String>,
     /// Environment variable the key is read from, if any.
     pub api_key_env: Option<String>,
     pub models: Vec<String>,
@@ -38,24 +42,29 @@ pub struct ChannelView {
     pub priority: i64,
     pub weight: i64,
     pub enabled: bool,
+    #[serde(flatten)]
+    pub limits: ChannelLimitsView,
 }
 
 impl From<&ChannelRow> for ChannelView {
     fn from(row: &ChannelRow) -> Self {
-        let key = row.api_key.as_deref().filter(|k| !k.is_empty());
+        let keys = row.api_key.as_deref().map(split_keys).unwrap_or_default();
+        let key = keys.first();
         ChannelView {
             id: row.id,
             name: row.name.clone(),
             kind: row.kind.clone(),
             base_url: row.base_url.clone(),
             api_key_set: key.is_some(),
-            api_key_masked: key.map(ops::mask_secret),
+            api_key_masked: key.map(|k| ops::mask_secret(k)),
+            api_keys_masked: keys.iter().map(|k| ops::mask_secret(k)).collect(),
             api_key_env: row.api_key_env.clone(),
             models: row.models.clone(),
             model_map: row.model_map.clone(),
             priority: row.priority,
             weight: row.weight,
             enabled: row.enabled,
+            limits: ChannelLimitsView::from_row(&row.limits),
         }
     }
 }
@@ -68,6 +77,9 @@ pub struct NewChannel {
     #[serde(default)]
     pub base_url: String,
     pub api_key: Option<String>,
+    /// Several upstream keys, used in turn, each with its own health (added to `api_key`).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
     pub api_key_env: Option<String>,
     #[serde(default)]
     pub models: Vec<String>,
@@ -79,6 +91,8 @@ pub struct NewChannel {
     pub weight: i64,
     #[serde(default = "yes")]
     pub enabled: bool,
+    #[serde(flatten)]
+    pub limits: ChannelLimitsPatch,
 }
 
 fn openai() -> String {
@@ -93,7 +107,9 @@ fn yes() -> bool {
     true
 }
 
-/// Omitted members stay. `api_key`: a new key replaces the stored one, `""` removes it.
+/// Omitted members stay. `api_key`: a new key replaces every stored one, `""` removes
+/// them; `api_keys`: the new list of keys (`[]` removes them). Timeouts and
+/// `max_concurrency`: a number replaces, `0` goes back to the default.
 #[derive(Deserialize, ToSchema, Default)]
 pub struct ChannelPatch {
     pub name: Option<String>,
@@ -101,12 +117,15 @@ pub struct ChannelPatch {
     pub kind: Option<String>,
     pub base_url: Option<String>,
     pub api_key: Option<String>,
+    pub api_keys: Option<Vec<String>>,
     pub api_key_env: Option<String>,
     pub models: Option<Vec<String>>,
     pub model_map: Option<BTreeMap<String, String>>,
     pub priority: Option<i64>,
     pub weight: Option<i64>,
     pub enabled: Option<bool>,
+    #[serde(flatten)]
+    pub limits: ChannelLimitsPatch,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -167,13 +186,21 @@ pub async fn create(
         name: body.name.trim().to_string(),
         kind: body.kind,
         base_url: body.base_url.trim().to_string(),
-        api_key: body.api_key.filter(|k| !k.is_empty()),
+        api_key: join_keys(
+            &body
+                .api_key
+                .iter()
+                .flat_map(|k| split_keys(k))
+                .chain(body.api_keys)
+                .collect::<Vec<_>>(),
+        ),
         api_key_env: body.api_key_env.filter(|k| !k.is_empty()),
         models: body.models,
         model_map: body.model_map,
         priority: body.priority,
         weight: body.weight,
         enabled: body.enabled,
+        limits: ChannelLimitsView::default().merged(body.limits),
     };
     let created = ChannelView::from(&ops::create_channel(&state.store, &row).await?);
     audit::record(
@@ -226,7 +253,10 @@ pub async fn update(
         base_url: patch
             .base_url
             .map_or(current.base_url.clone(), |u| u.trim().to_string()),
-        api_key: ops::merge_secret(&current, patch.api_key),
+        api_key: match patch.api_keys {
+            Some(keys) => join_keys(&keys),
+            None => ops::merge_secret(&current, patch.api_key),
+        },
         api_key_env: match patch.api_key_env {
             Some(env) if env.is_empty() => None,
             Some(env) => Some(env),
@@ -237,6 +267,7 @@ pub async fn update(
         priority: patch.priority.unwrap_or(current.priority),
         weight: patch.weight.unwrap_or(current.weight),
         enabled: patch.enabled.unwrap_or(current.enabled),
+        limits: before.limits.merged(patch.limits),
     };
     let after = ChannelView::from(&ops::update_channel(&state.store, &row).await?);
     audit::record(
