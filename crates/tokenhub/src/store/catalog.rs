@@ -56,6 +56,26 @@ pub struct ChannelLimits {
 /// The columns of `ChannelLimits`, in bind order after the channel's other columns.
 pub(super) const LIMIT_COLUMNS: &str = "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, total_timeout_ms, max_concurrency";
 
+impl ChannelRow {
+    /// Binds `name` … `enabled`, the first ten columns of every channel write, in order.
+    pub(super) fn bind_fields<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query
+            .bind(&self.name)
+            .bind(&self.kind)
+            .bind(&self.base_url)
+            .bind(self.api_key.as_deref())
+            .bind(self.api_key_env.as_deref())
+            .bind(serde_json::Value::from(self.models.clone()).to_string())
+            .bind(serde_json::to_string(&self.model_map).unwrap_or_else(|_| "{}".into()))
+            .bind(self.priority)
+            .bind(self.weight)
+            .bind(i64::from(self.enabled))
+    }
+}
+
 impl ChannelLimits {
     pub(super) fn bind<'q>(
         &self,
@@ -161,18 +181,7 @@ impl Store {
              ON CONFLICT (name) {conflict}"
         );
         let mut tx = self.begin_write().await?;
-        let query = sqlx::query(&sql)
-            .bind(&channel.name)
-            .bind(&channel.kind)
-            .bind(&channel.base_url)
-            .bind(channel.api_key.as_deref())
-            .bind(channel.api_key_env.as_deref())
-            .bind(serde_json::Value::from(channel.models.clone()).to_string())
-            .bind(serde_json::to_string(&channel.model_map).unwrap_or_else(|_| "{}".into()))
-            .bind(channel.priority)
-            .bind(channel.weight)
-            .bind(i64::from(channel.enabled))
-            .bind(now_ms());
+        let query = channel.bind_fields(sqlx::query(&sql)).bind(now_ms());
         channel.limits.bind(query).execute(&mut *tx).await?;
         bump_revision(&mut tx).await?;
         tx.commit().await?;

@@ -35,18 +35,7 @@ impl Store {
              weight, enabled, created_at, {LIMIT_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"
         );
-        let query = sqlx::query(&sql)
-            .bind(&channel.name)
-            .bind(&channel.kind)
-            .bind(&channel.base_url)
-            .bind(channel.api_key.as_deref())
-            .bind(channel.api_key_env.as_deref())
-            .bind(serde_json::Value::from(channel.models.clone()).to_string())
-            .bind(serde_json::to_string(&channel.model_map).unwrap_or_else(|_| "{}".into()))
-            .bind(channel.priority)
-            .bind(channel.weight)
-            .bind(i64::from(channel.enabled))
-            .bind(now_ms());
+        let query = channel.bind_fields(sqlx::query(&sql)).bind(now_ms());
         let id: i64 = channel
             .limits
             .bind(query)
@@ -69,18 +58,8 @@ impl Store {
              model_map = $7, priority = $8, weight = $9, enabled = $10, connect_timeout_ms = $12, \
              first_token_timeout_ms = $13, idle_timeout_ms = $14, total_timeout_ms = $15, max_concurrency = $16 \
              WHERE id = $11",
-        )
-        .bind(&channel.name)
-        .bind(&channel.kind)
-        .bind(&channel.base_url)
-        .bind(channel.api_key.as_deref())
-        .bind(channel.api_key_env.as_deref())
-        .bind(serde_json::Value::from(channel.models.clone()).to_string())
-        .bind(serde_json::to_string(&channel.model_map).unwrap_or_else(|_| "{}".into()))
-        .bind(channel.priority)
-        .bind(channel.weight)
-        .bind(i64::from(channel.enabled))
-        .bind(channel.id);
+        );
+        let query = channel.bind_fields(query).bind(channel.id);
         let updated = channel
             .limits
             .bind(query)
