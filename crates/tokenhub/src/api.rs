@@ -20,9 +20,26 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::relay::Relay;
 use crate::store::Store;
 
-/// What every handler may reach.
+/// What every handler may reach. One `Arc`: axum clones the state for every extractor
+/// of every request, and cloning a dozen `Arc` fields each time showed in profiles.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(std::sync::Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub relay: Relay,
     pub store: Store,
     pub metrics: Option<PrometheusHandle>,

@@ -216,7 +216,7 @@ pub async fn start(
         limits: Arc::new(crate::relay::limits::RateLimits::default()),
         shutdown: streams_end.clone(),
     };
-    let state = AppState {
+    let state = AppState::new(api::Shared {
         relay,
         store: store.clone(),
         metrics: prometheus(),
@@ -230,7 +230,7 @@ pub async fn start(
             crate::api::client_ip::parse_proxies(&settings.trusted_proxies)
                 .map_err(StartError::Config)?,
         ),
-    };
+    });
     let app = api::router(
         state,
         api::body_deadline::BodyPolicy {
