@@ -2,6 +2,7 @@
 //! database or the relay's state: inputs are bytes or JSON, outputs are bytes or JSON.
 
 pub mod anthropic;
+pub mod chunks;
 pub mod gemini;
 pub mod openai;
 pub mod sse;

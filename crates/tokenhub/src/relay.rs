@@ -556,17 +556,16 @@ async fn read_bounded(
     mut body: providers::ByteStream,
     limit: usize,
 ) -> Result<Bytes, UpstreamFailure> {
-    let mut collected = Vec::new();
+    let mut gathered = crate::protocol::chunks::Gathered::default();
     while let Some(chunk) = body.next().await {
-        collected.extend_from_slice(&chunk?);
-        if collected.len() > limit {
+        if gathered.push(chunk?) > limit {
             return Err(UpstreamFailure::new(
                 FailureKind::Protocol,
                 format!("upstream answer exceeded {limit} bytes"),
             ));
         }
     }
-    Ok(Bytes::from(collected))
+    Ok(gathered.finish())
 }
 
 /// Reads usage and text from a complete answer. Some upstreams pad with whitespace.

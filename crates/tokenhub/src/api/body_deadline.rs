@@ -19,6 +19,7 @@ use http::StatusCode;
 
 use super::admin::error::ManageError;
 use super::error::ApiError;
+use crate::protocol::chunks::Gathered;
 
 #[derive(Clone, Copy, Debug)]
 pub struct BodyPolicy {
@@ -66,10 +67,7 @@ async fn collect(
     limit: usize,
 ) -> Result<Bytes, Refusal> {
     let mut stream = body.into_data_stream();
-    // Most bodies arrive in one chunk: keep it as is, copy only to join several.
-    let mut first: Option<Bytes> = None;
-    let mut joined: Vec<u8> = Vec::new();
-    let mut size = 0;
+    let mut gathered = Gathered::default();
     let sleep = tokio::time::sleep_until(deadline);
     tokio::pin!(sleep);
     loop {
@@ -79,26 +77,11 @@ async fn collect(
             () = &mut sleep => return Err(Refusal::TooSlow),
         };
         match chunk {
-            None => {
-                return Ok(match first {
-                    Some(only) if joined.is_empty() => only,
-                    _ => Bytes::from(joined),
-                });
-            }
+            None => return Ok(gathered.finish()),
             Some(Err(_)) => return Err(Refusal::Broken),
             Some(Ok(chunk)) => {
-                size += chunk.len();
-                if size > limit {
+                if gathered.push(chunk) > limit {
                     return Err(Refusal::TooLarge);
-                }
-                match first.take() {
-                    None if joined.is_empty() => first = Some(chunk),
-                    earlier => {
-                        if let Some(earlier) = earlier {
-                            joined.extend_from_slice(&earlier);
-                        }
-                        joined.extend_from_slice(&chunk);
-                    }
                 }
             }
         }
