@@ -178,6 +178,20 @@ async fn visitors_chat_with_free_models_only_within_a_per_address_limit() {
         }
     };
 
+    // Unreadable bodies get the relay's 400s, before any rate limiting.
+    for (body, param) in [("{not json", None), ("{\"messages\": []}", Some("model"))] {
+        let bad = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = bad.json().await.unwrap();
+        assert_eq!(error["error"]["param"].as_str(), param, "{body}");
+    }
+
     let paid = ask("mock-gpt").await;
     assert_eq!(paid.status(), StatusCode::FORBIDDEN);
     let error: Value = paid.json().await.unwrap();

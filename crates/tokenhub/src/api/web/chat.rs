@@ -26,7 +26,7 @@ use crate::api::client_ip::ClientIp;
 use crate::api::error::ApiError;
 use crate::api::openai::into_response;
 use crate::api::request_id::RequestId;
-use crate::catalog::{Catalog, KeyEntry};
+use crate::catalog::KeyEntry;
 use crate::protocol::openai::operation::Operation;
 use crate::relay::{Credential, RelayCall};
 
@@ -113,7 +113,16 @@ async fn anonymous(
     };
     let settings = site_settings::load(&state.store, &state.management.site_defaults)
         .await
-        .map_err(|_| refuse("The chat demo is unavailable right now."))?;
+        .map_err(|error| {
+            tracing::warn!(%error, "cannot read the site settings");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable_error",
+                None,
+                None,
+                "The chat demo is unavailable right now; try again shortly.",
+            )
+        })?;
     let Some(owner) = state
         .web
         .anonymous_user_id
@@ -123,13 +132,14 @@ async fn anonymous(
             "Sign in to use the chat: this gateway has no anonymous trial.",
         ));
     };
-    let catalog = state.relay.catalog.load_full();
-    let free = free_models(&catalog);
-    let model = serde_json::from_slice::<ModelOnly>(body)
-        .ok()
-        .and_then(|m| m.model)
-        .unwrap_or_default();
-    if !free.contains(&model) {
+    let model = requested_model(body)?;
+    let free = state
+        .relay
+        .catalog
+        .load()
+        .model(&model)
+        .is_some_and(|m| m.prices.is_free());
+    if !free {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "invalid_request_error",
@@ -146,7 +156,8 @@ async fn anonymous(
         user_id: owner,
         name: "anonymous chat".into(),
         enabled: true,
-        allowed_models: Some(free),
+        // Only the model checked above: no fallback to a paid one.
+        allowed_models: Some(HashSet::from([model])),
         quota: None,
         expires_at: None,
         allowed_ips: None,
@@ -155,11 +166,21 @@ async fn anonymous(
     }))
 }
 
-fn free_models(catalog: &Catalog) -> HashSet<String> {
-    catalog
-        .routable_models()
-        .into_iter()
-        .filter(|m| m.prices.is_free())
-        .map(|m| m.id.clone())
-        .collect()
+/// The `model` of a chat request, or the 400 the relay would give for a body without one.
+fn requested_model(body: &[u8]) -> Result<String, ApiError> {
+    let parsed = serde_json::from_slice::<ModelOnly>(body).map_err(|e| {
+        ApiError::invalid_request(
+            StatusCode::BAD_REQUEST,
+            format!("We could not parse the JSON body of your request: {e}"),
+        )
+    })?;
+    parsed.model.filter(|m| !m.is_empty()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            Some("model"),
+            "You must provide a model parameter.",
+        )
+    })
 }

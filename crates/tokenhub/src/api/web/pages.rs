@@ -136,17 +136,19 @@ pub async fn docs(
     let catalog = state.relay.catalog.load_full();
     let models = catalog.routable_models();
     let base = base_url(state.web.public_url.as_deref(), &headers);
-    let key = match &viewer.0 {
-        Some(v) => v.key_hint.clone().unwrap_or_else(|| "sk-…".into()),
-        None => "sk-…".into(),
+    // Only this page needs the viewer's keys; it reads them itself.
+    let key_hint = match &viewer.0 {
+        Some(v) => v.key_hint(&state).await,
+        None => None,
     };
+    let key = key_hint.clone().unwrap_or_else(|| "sk-…".into());
     let sample_model = models
         .iter()
         .find(|m| !is_free(m))
         .or(models.first())
         .map_or("gpt-4o-mini", |m| m.id.as_str());
     let key_call = match &viewer.0 {
-        Some(v) if v.key_hint.is_some() => format!(
+        Some(_) if key_hint.is_some() => format!(
             "<p>Your samples use your key <code>{}</code> — paste the full secret you saved \
              when you created it. <a class=\"button small\" href=\"/token/#keys\">Create another key</a></p>",
             Esc(&key)

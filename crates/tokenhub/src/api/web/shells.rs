@@ -17,14 +17,7 @@ use crate::api::AppState;
 
 /// `/token/`: sign up or log in, then keys, balance, codes and usage.
 pub async fn console(State(state): State<AppState>, viewer: MaybeViewer) -> Response {
-    let signup_open = match site_settings::load(&state.store, &state.management.site_defaults).await
-    {
-        Ok(settings) => settings.signup_open,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read the site settings");
-            false
-        }
-    };
+    let signup_open = settings(&state).await.is_some_and(|s| s.signup_open);
     let catalog = state.relay.catalog.load_full();
     let model_ids: Vec<&str> = catalog
         .routable_models()
@@ -69,14 +62,7 @@ pub async fn admin(viewer: MaybeViewer) -> Response {
 /// `/chat`: the streaming chat demo. Free models come first; visitors who are not
 /// logged in may pick only those, when the operator allows the anonymous trial.
 pub async fn chat(State(state): State<AppState>, viewer: MaybeViewer) -> Response {
-    let anonymous_allowed =
-        match site_settings::load(&state.store, &state.management.site_defaults).await {
-            Ok(settings) => settings.anonymous_chat,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the site settings");
-                false
-            }
-        };
+    let anonymous_allowed = settings(&state).await.is_some_and(|s| s.anonymous_chat);
     let signed_in = viewer.0.is_some();
     let catalog = state.relay.catalog.load_full();
     let mut models = catalog.routable_models();
@@ -124,6 +110,14 @@ pub async fn chat(State(state): State<AppState>, viewer: MaybeViewer) -> Respons
          <p class=\"muted small\" id=\"chat-meter\"></p></div>"
     );
     page("Chat", Nav::Chat, &viewer, main, Some("chat.js"))
+}
+
+/// The settings in force; `None` (everything closed) when they cannot be read.
+async fn settings(state: &AppState) -> Option<site_settings::SiteSettings> {
+    site_settings::load(&state.store, &state.management.site_defaults)
+        .await
+        .inspect_err(|error| tracing::warn!(%error, "cannot read the site settings"))
+        .ok()
 }
 
 fn page(

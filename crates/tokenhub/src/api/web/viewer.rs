@@ -11,9 +11,8 @@ use crate::api::admin::auth::Caller;
 
 pub struct SignedIn {
     pub viewer: Viewer,
+    pub user_id: i64,
     pub role: Role,
-    /// The displayed prefix of the user's newest active key, for code samples.
-    pub key_hint: Option<String>,
 }
 
 pub struct MaybeViewer(pub Option<SignedIn>);
@@ -28,7 +27,22 @@ impl FromRequestParts<AppState> for MaybeViewer {
         let Ok(caller) = Caller::from_request_parts(parts, state).await else {
             return Ok(MaybeViewer(None));
         };
-        let key_hint = match state.store.keys_of_user(caller.user.id).await {
+        Ok(MaybeViewer(Some(SignedIn {
+            viewer: Viewer {
+                name: caller.user.name.clone(),
+                is_admin: caller.role >= Role::Admin,
+            },
+
+            user_id: caller.user.id,
+            role: caller.role,
+        })))
+    }
+}
+
+impl SignedIn {
+    /// The displayed prefix of the user's newest active key, for code samples.
+    pub async fn key_hint(&self, state: &AppState) -> Option<String> {
+        match state.store.keys_of_user(self.user_id).await {
             Ok(keys) => keys
                 .into_iter()
                 .filter(|k| k.status == "active")
@@ -38,15 +52,6 @@ impl FromRequestParts<AppState> for MaybeViewer {
                 tracing::warn!(%error, "cannot list the viewer's keys");
                 None
             }
-        };
-        Ok(MaybeViewer(Some(SignedIn {
-            viewer: Viewer {
-                name: caller.user.name.clone(),
-                is_admin: caller.role >= Role::Admin,
-            },
-
-            role: caller.role,
-            key_hint,
-        })))
+        }
     }
 }
