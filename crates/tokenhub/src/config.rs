@@ -401,6 +401,20 @@ impl Settings {
             }
         }
         self.accounts.trial_credit()?;
+        let rpm = self.accounts.anonymous_chat_rpm;
+        let max_rpm = crate::accounts::site_settings::MAX_ANONYMOUS_CHAT_RPM;
+        if !(1..=max_rpm).contains(&rpm) {
+            return invalid(
+                "accounts.anonymous_chat_rpm".into(),
+                format!("{rpm} is not between 1 and {max_rpm}"),
+            );
+        }
+        if let Some(url) = self.public_url.as_deref().filter(|u| !is_http_url(u)) {
+            return invalid(
+                "public_url".into(),
+                format!("'{url}' must start with http:// or https://"),
+            );
+        }
         for model in &self.models {
             if let Err(e) = model.prices() {
                 return invalid(format!("models.{}", model.id), e.to_string());
@@ -571,6 +585,22 @@ mod tests {
         let claude = settings.models[1].prices().unwrap();
         assert_eq!(claude.cache_write, Some(Nanos(3_750_000_000)));
         assert_eq!(claude.cache_read, None);
+    }
+
+    #[test]
+    fn rejects_a_bad_public_url_and_anonymous_chat_rate() {
+        let mut settings = Settings::default();
+        settings.validate().unwrap();
+        settings.public_url = Some("javascript:alert(1)".into());
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("public_url"), "{error}");
+        settings.public_url = Some("https://llm.example.com".into());
+        settings.validate().unwrap();
+        for rpm in [0, 601] {
+            settings.accounts.anonymous_chat_rpm = rpm;
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains("anonymous_chat_rpm"), "{error}");
+        }
     }
 
     #[test]

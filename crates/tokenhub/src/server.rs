@@ -293,9 +293,8 @@ fn management(settings: &Settings) -> Result<api::admin::Management, StartError>
                 .trial_credit()
                 .map_err(|e| StartError::Config(e.to_string()))?,
             anonymous_chat: config.anonymous_chat,
-            anonymous_chat_rpm: config
-                .anonymous_chat_rpm
-                .clamp(1, accounts::site_settings::MAX_ANONYMOUS_CHAT_RPM),
+            // Checked by `Settings::validate`.
+            anonymous_chat_rpm: config.anonymous_chat_rpm,
         },
         session_ttl_ms: config.session_ttl_ms(),
         cookie_secure: config.cookie_secure,
