@@ -14,7 +14,7 @@
 //! (see `protocol::openai::usage`).
 //!
 //! Everything here is a function of its inputs: the `created` timestamp is a parameter,
-//! so the golden tests (`tests/anthropic_golden.rs`) compare exact values.
+//! so the golden tests (`tests/it/anthropic_golden.rs`) compare exact values.
 
 pub mod inbound;
 pub mod request;

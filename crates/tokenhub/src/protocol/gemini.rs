@@ -20,7 +20,7 @@
 //! as output), with the thoughts also in `completion_tokens_details.reasoning_tokens`.
 //!
 //! Everything here is a function of its inputs (`created` is a parameter), so the golden
-//! tests (`tests/gemini_golden.rs`) compare exact values.
+//! tests (`tests/it/gemini_golden.rs`) compare exact values.
 
 pub mod request;
 pub mod response;

@@ -9,7 +9,7 @@
 //! OpenAI `prompt_tokens` includes cached and cache-written tokens, Anthropic's
 //! `input_tokens` excludes both, so `input_tokens = prompt − cached − cache_write`.
 //!
-//! Pure functions of their inputs, golden-tested in `tests/anthropic_inbound_golden.rs`.
+//! Pure functions of their inputs, golden-tested in `tests/it/anthropic_inbound_golden.rs`.
 
 pub mod request;
 pub mod response;

@@ -1,10 +1,7 @@
 //! `/v1/embeddings` and `/v1/completions` (legacy) through the same pipeline as chat:
 //! routed, metered, billed and recorded the same way.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;

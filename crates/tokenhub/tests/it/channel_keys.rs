@@ -3,10 +3,7 @@
 //! which key answered (the mock's journal), what the client saw, what was billed (once),
 //! and the resulting health.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use mock_upstream::{Defaults, MockServer};
 use serde_json::{Value, json};
 use tokenhub::accounts::{self, KeyOptions};

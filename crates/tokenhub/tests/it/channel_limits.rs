@@ -2,12 +2,9 @@
 //! gives a clean 429 that costs nothing) and per-channel timeouts overriding the global
 //! ones (first token, idle, total), driven by slow mock answers.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::harness::*;
 use mock_upstream::MockServer;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;

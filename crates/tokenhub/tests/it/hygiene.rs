@@ -2,12 +2,9 @@
 //! its headers within `header_read_timeout_ms` and its body within `body_read_timeout_ms`;
 //! bodies over `max_body_bytes` are refused. A normal client on the same server is served.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::harness::*;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;

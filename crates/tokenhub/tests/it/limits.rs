@@ -1,10 +1,7 @@
 //! Per-key limits enforced by the relay: requests and tokens per minute, client IP allow
 //! lists, and user defaults that keys inherit — each tested at its boundary.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;

@@ -1,12 +1,9 @@
 //! Routing and resilience: circuit breakers, cooldowns, Retry-After, stream timeouts and
 //! the shutdown grace period, driven by the mock upstream's failure modes.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::harness::*;
 use mock_upstream::{Defaults, MockServer};
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;

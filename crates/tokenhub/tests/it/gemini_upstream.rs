@@ -4,10 +4,7 @@
 //! mock refuses a key in the URL, and a stream without `alt=sse`); billing uses Gemini's
 //! usage, cached and thinking tokens included.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use mock_upstream::REPLY_PREFIX;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;

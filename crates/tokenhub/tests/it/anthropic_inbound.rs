@@ -3,10 +3,7 @@
 //! calls (which only the mock's Messages dialect can produce), an `anthropic` channel.
 //! The client sees Anthropic's format only; billing is the relay's as usual.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use mock_upstream::REPLY_PREFIX;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;

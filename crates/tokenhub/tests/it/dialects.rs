@@ -1,10 +1,7 @@
 //! Vendor quirks, each against the mock speaking that vendor's dialect: a request that
 //! works against OpenAI works against every model in the catalogue.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;

@@ -1,9 +1,6 @@
 //! The relay end to end: a real gateway in front of the mock upstream.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use mock_upstream::REPLY_PREFIX;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;

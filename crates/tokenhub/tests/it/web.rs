@@ -2,10 +2,7 @@
 //! check and the chat demo's endpoint (anonymous trial and session billing). What the
 //! pages do in a browser is tested in headless Chromium by scripts/web-tests.sh.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokenhub::ledger::money::Nanos;

@@ -2,10 +2,7 @@
 //! gateway in front of the mock's Messages dialect. The client sees OpenAI's format only;
 //! the upstream sees Anthropic's; billing uses Anthropic's usage, cache classes included.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use mock_upstream::REPLY_PREFIX;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;

@@ -1,12 +1,9 @@
 //! The management API end to end: sessions, CSRF, login throttling, self-service keys,
 //! admin operations, credits, usage, the OpenAPI document and the authorization matrix.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::collections::BTreeSet;
 
-use harness::*;
+use crate::harness::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokenhub::ledger::money::Nanos;

@@ -4,15 +4,12 @@
 //! request either succeeded or got a clean OpenAI-style error, each left exactly one usage
 //! record, and the ledger balances to the nano-dollar.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::harness::*;
 use futures_util::StreamExt;
-use harness::*;
 use rand::Rng;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;

@@ -1,0 +1,5 @@
+//! The mock's wire-level tests, linked into one test binary, one module per dialect.
+
+mod gemini_wire;
+mod messages_wire;
+mod wire;
