@@ -91,6 +91,8 @@ pub struct Channel {
     pub timeouts: ChannelTimeouts,
     /// Requests in flight on this channel at most; `None` = unbounded.
     pub max_concurrency: Option<u32>,
+    /// Its upstream URLs, parsed on first use.
+    pub urls: crate::providers::urls::ParsedUrls,
 }
 
 impl Channel {
@@ -333,6 +335,7 @@ impl Catalog {
                 .max_concurrency
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| *n > 0),
+            urls: Default::default(),
         });
         for model in &row.models {
             self.routes

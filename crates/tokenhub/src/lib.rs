@@ -6,6 +6,7 @@ pub mod api;
 pub mod catalog;
 pub mod config;
 pub mod ledger;
+pub mod logging;
 pub mod protocol;
 pub mod providers;
 pub mod relay;

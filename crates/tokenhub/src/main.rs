@@ -176,15 +176,13 @@ fn main() -> Result<()> {
     })
 }
 
-/// Log lines are written by a dedicated thread: a request's line costs its formatting,
-/// not a write syscall on a request thread. Not lossy: when the buffer is full, writers
-/// wait. The returned guard flushes what is left when `main` ends.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// Log lines are written in batches by a dedicated thread (see `tokenhub::logging`): a
+/// request's line costs its formatting, not a write syscall or a thread wake-up. The
+/// returned guard writes what is left when `main` ends.
+fn init_logging(format: LogFormat) -> tokenhub::logging::LogGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+    let (writer, guard) = tokenhub::logging::batched(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

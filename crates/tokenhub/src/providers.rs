@@ -9,6 +9,7 @@ pub mod gemini;
 pub mod openai_compat;
 pub mod presets;
 pub mod transport;
+pub mod urls;
 
 use std::pin::Pin;
 use std::time::Duration;

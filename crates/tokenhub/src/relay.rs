@@ -11,6 +11,7 @@ pub mod concurrency;
 pub mod error;
 pub mod health;
 pub mod limits;
+mod observe;
 pub mod probe;
 mod route;
 pub mod settle;
@@ -593,6 +594,9 @@ fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFail
         usage: view.usage_counts(),
         ..Meter::default()
     };
-    view.for_each_text(|text| meter.text.push_str(text));
+    // The text is only needed to count tokens locally when the upstream reported none.
+    if meter.usage.is_none() {
+        view.for_each_text(|text| meter.text.push_str(text));
+    }
     Ok(meter)
 }

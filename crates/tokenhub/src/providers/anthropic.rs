@@ -47,7 +47,7 @@ pub async fn send_chat(
     let translated = request_from_openai(&body, &RequestOptions::default())
         .map_err(|e| UpstreamFailure::new(FailureKind::Status(400), e.message))?;
     let mut request = client
-        .post(endpoint(&channel.base_url))
+        .post(channel.urls.parse(endpoint(&channel.base_url))?)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header("anthropic-version", API_VERSION)
         .body(translated.body);

@@ -68,7 +68,11 @@ pub async fn send_chat(
     // A request Gemini cannot serve is the client's mistake: a 400, never retried.
     let translated = request_from_openai(&body)
         .map_err(|e| UpstreamFailure::new(FailureKind::Status(400), e.message))?;
-    let url = endpoint(&channel.base_url, &translated.model, translated.stream);
+    let url = channel.urls.parse(endpoint(
+        &channel.base_url,
+        &translated.model,
+        translated.stream,
+    ))?;
     let mut request = client
         .post(url)
         .header(http::header::CONTENT_TYPE, "application/json")

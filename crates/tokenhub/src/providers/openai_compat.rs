@@ -35,7 +35,7 @@ pub async fn send(
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
     let mut request = client
-        .post(endpoint(&channel.base_url, path))
+        .post(channel.urls.parse(endpoint(&channel.base_url, path))?)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
     if let Some(key) = key {

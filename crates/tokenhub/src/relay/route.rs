@@ -102,6 +102,7 @@ mod tests {
             weight,
             timeouts: Default::default(),
             max_concurrency: None,
+            urls: Default::default(),
         })
     }
 

@@ -191,7 +191,7 @@ impl Settlement {
                 "cost without a reservation"
             ),
         }
-        observe(record);
+        super::observe::settled(record);
         self.writer.submit(record.clone());
     }
 }
@@ -210,40 +210,4 @@ impl Drop for Settlement {
 
 fn elapsed_ms(from: Instant, to: Instant) -> u64 {
     u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The request's one log line and its metrics.
-fn observe(record: &UsageRecord) {
-    let status = record.status.to_string();
-    metrics::counter!("tokenhub_requests_total", "model" => record.model.clone(), "status" => status).increment(1);
-    metrics::counter!("tokenhub_tokens_total", "model" => record.model.clone(), "kind" => "prompt")
-        .increment(record.prompt_tokens);
-    metrics::counter!("tokenhub_tokens_total", "model" => record.model.clone(), "kind" => "completion")
-        .increment(record.completion_tokens);
-    metrics::counter!("tokenhub_cost_nano_usd_total", "model" => record.model.clone())
-        .increment(u64::try_from(record.cost.0).unwrap_or(0));
-    metrics::histogram!("tokenhub_request_duration_seconds", "model" => record.model.clone())
-        .record(record.latency_ms as f64 / 1000.0);
-    if let Some(ttft) = record.ttft_ms {
-        metrics::histogram!("tokenhub_time_to_first_token_seconds", "model" => record.model.clone()).record(ttft as f64 / 1000.0);
-    }
-    tracing::info!(
-        request_id = %record.request_id,
-        user_id = record.user_id,
-        key_id = record.key_id,
-        model = %record.model,
-        channel_id = ?record.channel_id,
-        status = record.status,
-        stream = record.stream,
-        prompt_tokens = record.prompt_tokens,
-        cached_tokens = record.cached_tokens,
-        cache_write_tokens = record.cache_write_tokens,
-        completion_tokens = record.completion_tokens,
-        cost_usd = %record.cost.to_usd_string(),
-        estimated = record.estimated,
-        latency_ms = record.latency_ms,
-        ttft_ms = ?record.ttft_ms,
-        error = ?record.error,
-        "relay request settled"
-    );
 }

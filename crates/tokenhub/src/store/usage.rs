@@ -33,6 +33,75 @@ pub struct UsageRecord {
     pub created_at: i64,
 }
 
+/// Rows per multi-row `INSERT`, largest first. Each statement is one round trip to the
+/// database (for SQLite, a hop to its worker thread), so a batch of records goes out in
+/// a few statements rather than one per record; a fixed set of sizes keeps the prepared
+/// statement cache small. 64 rows × 17 columns stays under every backend's bind limit.
+const INSERT_ROW_COUNTS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+const INSERT_COLUMNS: usize = 17;
+
+/// The largest statement size that fits in `pending` records.
+fn insert_rows(pending: usize) -> usize {
+    INSERT_ROW_COUNTS
+        .into_iter()
+        .find(|rows| *rows <= pending)
+        .unwrap_or(1)
+}
+
+/// `INSERT INTO usage_records (…) VALUES ($1, …, $17), ($18, …)` for `rows` records.
+fn insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        INSERT_ROW_COUNTS
+            .iter()
+            .map(|rows| {
+                let values: Vec<String> = (0..*rows)
+                    .map(|row| {
+                        let params: Vec<String> = (1..=INSERT_COLUMNS)
+                            .map(|column| format!("${}", row * INSERT_COLUMNS + column))
+                            .collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, \
+                     prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, cost_nano, \
+                     status, error, stream, estimated, latency_ms, ttft_ms, created_at) VALUES {}",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    let index = INSERT_ROW_COUNTS
+        .iter()
+        .position(|n| *n == rows)
+        .expect("a size from INSERT_ROW_COUNTS");
+    &SQL[index]
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds one record's `INSERT_COLUMNS` values, in the statement's column order.
+fn bind_record<'q>(query: AnyQuery<'q>, record: &'q UsageRecord) -> AnyQuery<'q> {
+    query
+        .bind(&record.request_id)
+        .bind(record.user_id)
+        .bind(record.key_id)
+        .bind(&record.model)
+        .bind(record.channel_id)
+        .bind(to_i64(record.prompt_tokens))
+        .bind(to_i64(record.cached_tokens))
+        .bind(to_i64(record.cache_write_tokens))
+        .bind(to_i64(record.completion_tokens))
+        .bind(record.cost.0)
+        .bind(i64::from(record.status))
+        .bind(record.error.as_deref())
+        .bind(i64::from(record.stream))
+        .bind(i64::from(record.estimated))
+        .bind(to_i64(record.latency_ms))
+        .bind(record.ttft_ms.map(to_i64))
+        .bind(record.created_at)
+}
+
 /// Reads a row selected with `RECORD_COLUMNS`.
 pub(super) fn record_from_row(row: &sqlx::any::AnyRow) -> StoreResult<UsageRecord> {
     let unsigned = |name: &str| -> StoreResult<u64> {
@@ -89,36 +158,20 @@ impl Store {
         }
         let mut per_user: BTreeMap<i64, i64> = BTreeMap::new();
         let mut per_key: BTreeMap<i64, i64> = BTreeMap::new();
-        for record in records {
-            sqlx::query(
-                "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, prompt_tokens, \
-                 cached_tokens, cache_write_tokens, completion_tokens, cost_nano, status, error, stream, estimated, \
-                 latency_ms, ttft_ms, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            )
-            .bind(&record.request_id)
-            .bind(record.user_id)
-            .bind(record.key_id)
-            .bind(&record.model)
-            .bind(record.channel_id)
-            .bind(to_i64(record.prompt_tokens))
-            .bind(to_i64(record.cached_tokens))
-            .bind(to_i64(record.cache_write_tokens))
-            .bind(to_i64(record.completion_tokens))
-            .bind(record.cost.0)
-            .bind(i64::from(record.status))
-            .bind(record.error.as_deref())
-            .bind(i64::from(record.stream))
-            .bind(i64::from(record.estimated))
-            .bind(to_i64(record.latency_ms))
-            .bind(record.ttft_ms.map(to_i64))
-            .bind(record.created_at)
-            .execute(&mut *tx)
-            .await?;
-            if !record.cost.is_zero() {
-                *per_user.entry(record.user_id).or_default() += record.cost.0;
-                *per_key.entry(record.key_id).or_default() += record.cost.0;
+        let mut rest = records;
+        while !rest.is_empty() {
+            let rows = insert_rows(rest.len());
+            let (chunk, tail) = rest.split_at(rows);
+            let mut insert = sqlx::query(insert_sql(rows));
+            for record in chunk {
+                insert = bind_record(insert, record);
+                if !record.cost.is_zero() {
+                    *per_user.entry(record.user_id).or_default() += record.cost.0;
+                    *per_key.entry(record.key_id).or_default() += record.cost.0;
+                }
             }
+            insert.execute(&mut *tx).await?;
+            rest = tail;
         }
         for (user_id, cost) in per_user {
             sqlx::query("UPDATE users SET balance_nano = balance_nano - $1 WHERE id = $2")
@@ -223,5 +276,56 @@ mod tests {
             batch[1]
         );
         assert_eq!(store.total_usage_cost().await.unwrap(), Nanos(150));
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_any_size_is_written_whole_across_statements_of_several_sizes() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000_000))
+            .await
+            .unwrap();
+        // 64 + 32 + 8 + 2 + 1 rows: every statement size but two, and no row twice.
+        let batch: Vec<UsageRecord> = (0..107)
+            .map(|i| {
+                let mut r = record(&format!("r{i}"), user.id, 0, i);
+                r.error = (i % 2 == 0).then(|| format!("error {i}"));
+                r.ttft_ms = (i % 3 != 0).then_some(i as u64);
+                r.channel_id = (i % 5 != 0).then_some(i);
+                r
+            })
+            .collect();
+        store.write_usage_batch(&batch).await.unwrap();
+        assert_eq!(store.usage_count().await.unwrap(), 107);
+        for record in &batch {
+            assert_eq!(
+                store
+                    .usage_by_request_id(&record.request_id)
+                    .await
+                    .unwrap()
+                    .as_ref(),
+                Some(record)
+            );
+        }
+        let total: i64 = (0..107).sum();
+        assert_eq!(store.total_usage_cost().await.unwrap(), Nanos(total));
+        let user = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_eq!(user.balance, Nanos(1_000_000 - total));
+    }
+
+    #[test]
+    fn insert_statements_number_their_parameters_row_after_row() {
+        assert_eq!(insert_rows(107), 64);
+        assert_eq!(insert_rows(3), 2);
+        assert_eq!(insert_rows(1), 1);
+        let two = insert_sql(2);
+        assert!(
+            two.ends_with(
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17), \
+             ($18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)"
+            ),
+            "{two}"
+        );
+        assert!(insert_sql(64).ends_with("$1088)"));
     }
 }

@@ -1,0 +1,238 @@
+//! Log lines leave the process in batches. A request thread only appends its formatted
+//! line to a shared buffer; a background thread writes the buffer out every
+//! `FLUSH_INTERVAL` (sooner when it grows past `EAGER_BYTES`). Handing each line to a
+//! writer thread instead costs a thread wake-up and a `write(2)` per line, which showed
+//! as several per cent of the gateway's CPU at 10k+ requests per second.
+//!
+//! Nothing is dropped: when the buffer reaches `MAX_BYTES` (the sink is slower than the
+//! log rate), writers wait for the thread. What a `kill -9` can lose is at most the last
+//! `FLUSH_INTERVAL` of lines; a normal exit flushes everything through [`LogGuard`].
+
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// How long a line may wait in the buffer before the thread writes it.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+/// A buffer this large is written at once rather than at the next interval.
+const EAGER_BYTES: usize = 256 * 1024;
+/// Writers wait while the buffer holds this much.
+const MAX_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u8>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Wakes the writer thread early (a large buffer, or closing).
+    wake: Condvar,
+    /// Wakes writers waiting for room.
+    room: Condvar,
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        // A panic while holding the lock leaves only log bytes behind: keep logging.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The `MakeWriter` given to `tracing_subscriber`.
+#[derive(Clone)]
+pub struct BatchedLog {
+    shared: Arc<Shared>,
+}
+
+/// Stops the writer thread and writes what is left when dropped.
+pub struct LogGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the writer thread over `sink` (e.g. stderr).
+pub fn batched(sink: impl Write + Send + 'static) -> (BatchedLog, LogGuard) {
+    let shared = Arc::new(Shared::default());
+    let thread = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("tokenhub-log".into())
+            .spawn(move || write_batches(&shared, sink))
+            .expect("cannot start the log writer thread")
+    };
+    (
+        BatchedLog {
+            shared: shared.clone(),
+        },
+        LogGuard {
+            shared,
+            thread: Some(thread),
+        },
+    )
+}
+
+fn write_batches(shared: &Shared, mut sink: impl Write) {
+    let mut spare = Vec::new();
+    loop {
+        let closed = {
+            let mut pending = shared.pending();
+            if pending.lines.len() < EAGER_BYTES && !pending.closed {
+                pending = shared
+                    .wake
+                    .wait_timeout(pending, FLUSH_INTERVAL)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            std::mem::swap(&mut pending.lines, &mut spare);
+            pending.closed
+        };
+        shared.room.notify_all();
+        if !spare.is_empty() {
+            // Nowhere to report a failing log sink; the lines are gone either way.
+            let _ = sink.write_all(&spare).and_then(|()| sink.flush());
+            spare.clear();
+        }
+        if closed && shared.pending().lines.is_empty() {
+            return;
+        }
+    }
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.shared.pending().closed = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One event's writer: appends to the shared buffer.
+pub struct LineWriter<'a> {
+    shared: &'a Shared,
+}
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut pending = self.shared.pending();
+        while pending.lines.len() >= MAX_BYTES && !pending.closed {
+            self.shared.wake.notify_one();
+            pending = self
+                .shared
+                .room
+                .wait(pending)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        pending.lines.extend_from_slice(bytes);
+        if pending.lines.len() >= EAGER_BYTES {
+            self.shared.wake.notify_one();
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for BatchedLog {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter {
+            shared: &self.shared,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink the test can read after the thread has written to it.
+    #[derive(Clone, Default)]
+    struct Collected(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Collected {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(bytes.to_vec());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn log_lines(log: &BatchedLog, count: usize) {
+        for i in 0..count {
+            // One write per line, as `tracing_subscriber` does (`writeln!` writes pieces).
+            let line = format!("line {i}\n");
+            log.make_writer().write_all(line.as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn every_line_is_written_in_order_and_in_few_writes_by_the_time_the_guard_drops() {
+        let sink = Collected::default();
+        let (log, guard) = batched(sink.clone());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || log_lines(&log, 1000))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        drop(guard);
+        let writes = sink.0.lock().unwrap();
+        let text = String::from_utf8(writes.concat()).unwrap();
+        assert_eq!(text.lines().count(), 4000);
+        for i in [0, 999] {
+            assert_eq!(text.matches(&format!("line {i}\n")).count(), 4);
+        }
+        assert!(writes.len() < 400, "{} writes for 4000 lines", writes.len());
+    }
+
+    #[test]
+    fn lines_are_written_within_the_flush_interval_without_closing() {
+        let sink = Collected::default();
+        let (log, _guard) = batched(sink.clone());
+        log_lines(&log, 3);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sink.0.lock().unwrap().concat().len() < "line 0\n".len() * 3 {
+            assert!(std::time::Instant::now() < deadline, "lines never written");
+            std::thread::sleep(FLUSH_INTERVAL / 2);
+        }
+    }
+
+    #[test]
+    fn writers_wait_for_room_instead_of_dropping_lines() {
+        /// A sink slower than the writers: the buffer fills and writers must wait.
+        #[derive(Clone, Default)]
+        struct Slow(Arc<Mutex<usize>>);
+        impl Write for Slow {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                std::thread::sleep(Duration::from_millis(5));
+                *self.0.lock().unwrap() += bytes.len();
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Slow::default();
+        let (log, guard) = batched(sink.clone());
+        let line = vec![b'x'; 64 * 1024];
+        for _ in 0..200 {
+            log.make_writer().write_all(&line).unwrap();
+        }
+        drop(guard);
+        assert_eq!(*sink.0.lock().unwrap(), 200 * line.len());
+    }
+}
