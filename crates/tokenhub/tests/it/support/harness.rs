@@ -84,7 +84,42 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub base: String,
     pub database_url: String,
+    /// Declared after `gateway`, so a dropped harness's gateway goes first.
+    _database: Option<TestDatabase>,
     _dir: tempfile::TempDir,
+}
+
+/// A PostgreSQL database made for one harness, dropped with it (also when the test
+/// panics): without this every run left a few hundred MB of `th_test_*` databases behind.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop may run inside the test's runtime, which must not be blocked on: a thread
+        // with its own small runtime does the work, and is waited for.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                // FORCE ends the connections a gateway that was not shut down still holds.
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
 }
 
 impl Harness {
@@ -98,7 +133,7 @@ impl Harness {
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings, &str)) -> Harness {
         let mock = MockServer::start().await.expect("mock upstream starts");
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = database_url(backend, &dir).await;
+        let (database_url, database) = database_url(backend, &dir).await;
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: database_url.clone(),
@@ -135,6 +170,7 @@ impl Harness {
             http,
             base,
             database_url,
+            _database: database,
             _dir: dir,
         }
     }
@@ -250,9 +286,12 @@ impl Harness {
     }
 }
 
-async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> String {
+async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> (String, Option<TestDatabase>) {
     match backend {
-        Backend::Sqlite => format!("sqlite://{}/tokenhub.db", dir.path().display()),
+        Backend::Sqlite => (
+            format!("sqlite://{}/tokenhub.db", dir.path().display()),
+            None,
+        ),
         Backend::Postgres => {
             let admin_url =
                 std::env::var("TOKENHUB_TEST_POSTGRES_URL").expect("TOKENHUB_TEST_POSTGRES_URL");
@@ -265,7 +304,8 @@ async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> String {
                 .await
                 .expect("create database");
             let (server, _) = admin_url.rsplit_once('/').expect("URL names a database");
-            format!("{server}/{name}")
+            let url = format!("{server}/{name}");
+            (url, Some(TestDatabase { admin_url, name }))
         }
     }
 }
