@@ -9,7 +9,9 @@
 //! Values are compared as parsed JSON, exactly. Every case runs; failures are reported
 //! together, by case name.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::golden::{self, check, check_file, read_json, report};
 
 use serde_json::Value;
 use tokenhub::protocol::anthropic::{
@@ -20,45 +22,14 @@ use tokenhub::protocol::sse::SseDecoder;
 /// The `created` every translated answer reports in these tests.
 const CREATED: i64 = 1_700_000_000;
 
+const SUITE: &str = "anthropic";
+
 fn fixtures(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/anthropic")
-        .join(kind)
+    golden::fixtures(SUITE, kind)
 }
 
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// `(case, input path, expected path)` for every input with this suffix.
 fn cases(kind: &str, input_suffix: &str, expected_suffix: &str) -> Vec<(String, PathBuf, PathBuf)> {
-    let dir = fixtures(kind);
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            let case = name.strip_suffix(input_suffix)?.to_string();
-            let expected = dir.join(format!("{case}{expected_suffix}"));
-            Some((case, dir.join(name), expected))
-        })
-        .collect();
-    cases.sort();
-    assert!(!cases.is_empty(), "no fixtures in {}", dir.display());
-    cases
-}
-
-fn check(failures: &mut Vec<String>, case: &str, actual: &Value, expected: &Value) {
-    if actual != expected {
-        failures.push(format!(
-            "{case}:\n  expected {}\n  actual   {}",
-            expected, actual
-        ));
-    }
-}
-
-fn report(failures: Vec<String>) {
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    golden::cases(SUITE, kind, input_suffix, expected_suffix)
 }
 
 #[test]
@@ -69,7 +40,7 @@ fn requests_translate_to_anthropic() {
         match request_from_openai(&body, &RequestOptions::default()) {
             Ok(translated) => {
                 let actual: Value = serde_json::from_slice(&translated.body).unwrap();
-                check(&mut failures, &case, &actual, &read_json(&expected));
+                check_file(&mut failures, &case, &actual, &expected);
                 let wants_stream = actual.get("stream") == Some(&Value::Bool(true));
                 assert_eq!(translated.stream, wants_stream, "{case}: stream flag");
             }
@@ -105,7 +76,7 @@ fn responses_translate_to_chat_completions() {
     for (case, input, expected) in cases("response", ".anthropic.json", ".openai.json") {
         let body = std::fs::read(&input).unwrap();
         match response_to_openai(&body, CREATED) {
-            Ok(actual) => check(&mut failures, &case, &actual, &read_json(&expected)),
+            Ok(actual) => check_file(&mut failures, &case, &actual, &expected),
             Err(e) => failures.push(format!("{case}: refused: {e}")),
         }
     }
@@ -147,7 +118,7 @@ fn streams_translate_to_chunks() {
     let mut failures = Vec::new();
     for (case, input, expected) in cases("stream", ".anthropic.sse", ".openai.json") {
         let actual = Value::Array(translate_stream(&std::fs::read(&input).unwrap()));
-        check(&mut failures, &case, &actual, &read_json(&expected));
+        check_file(&mut failures, &case, &actual, &expected);
     }
     report(failures);
 }

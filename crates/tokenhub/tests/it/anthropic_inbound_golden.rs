@@ -9,7 +9,9 @@
 //! Values are compared as parsed JSON, exactly. `TOKENHUB_BLESS=1` writes expected files
 //! that do not exist yet (review them before committing).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::golden::{self, check_file, read, read_json, report};
 
 use serde_json::{Value, json};
 use tokenhub::protocol::anthropic::inbound::{
@@ -17,53 +19,14 @@ use tokenhub::protocol::anthropic::inbound::{
 };
 use tokenhub::protocol::sse::SseDecoder;
 
+const SUITE: &str = "anthropic_inbound";
+
 fn fixtures(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/anthropic_inbound")
-        .join(kind)
+    golden::fixtures(SUITE, kind)
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// `(case, input path, expected path)` for every input with this suffix.
 fn cases(kind: &str, input_suffix: &str, expected_suffix: &str) -> Vec<(String, PathBuf, PathBuf)> {
-    let dir = fixtures(kind);
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            let case = name.strip_suffix(input_suffix)?.to_string();
-            let expected = dir.join(format!("{case}{expected_suffix}"));
-            Some((case, dir.join(name), expected))
-        })
-        .collect();
-    cases.sort();
-    assert!(!cases.is_empty(), "no fixtures in {}", dir.display());
-    cases
-}
-
-fn check(failures: &mut Vec<String>, case: &str, actual: &Value, expected_path: &Path) {
-    if !expected_path.exists() && std::env::var_os("TOKENHUB_BLESS").is_some() {
-        let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
-        std::fs::write(expected_path, text).unwrap();
-        return;
-    }
-    let expected = read_json(expected_path);
-    if *actual != expected {
-        failures.push(format!(
-            "{case}:\n  expected {expected}\n  actual   {actual}"
-        ));
-    }
-}
-
-fn report(failures: Vec<String>) {
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    golden::cases(SUITE, kind, input_suffix, expected_suffix)
 }
 
 #[test]
@@ -72,7 +35,7 @@ fn requests_translate_to_openai() {
     for (case, input, expected) in cases("request", ".anthropic.json", ".openai.json") {
         let translated = InboundRequest::parse(read(&input).as_bytes()).and_then(request_to_openai);
         match translated {
-            Ok(actual) => check(&mut failures, &case, &actual, &expected),
+            Ok(actual) => check_file(&mut failures, &case, &actual, &expected),
             Err(e) => failures.push(format!("{case}: refused: {e}")),
         }
     }
@@ -103,7 +66,7 @@ fn responses_translate_to_messages() {
     let mut failures = Vec::new();
     for (case, input, expected) in cases("response", ".openai.json", ".anthropic.json") {
         match message_from_openai(read(&input).as_bytes()) {
-            Ok(actual) => check(&mut failures, &case, &actual, &expected),
+            Ok(actual) => check_file(&mut failures, &case, &actual, &expected),
             Err(e) => failures.push(format!("{case}: refused: {e}")),
         }
     }
@@ -142,7 +105,7 @@ fn streams_translate_to_events_in_order() {
     for (case, input, expected) in cases("stream", ".openai.sse", ".anthropic.json") {
         let sse = read(&input);
         let whole = translate_stream(&sse, sse.len().max(1));
-        check(&mut failures, &case, &whole, &expected);
+        check_file(&mut failures, &case, &whole, &expected);
         // Split reads must not change the events.
         for step in [1, 7, 64] {
             if translate_stream(&sse, step) != whole {

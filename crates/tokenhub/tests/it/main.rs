@@ -2,6 +2,8 @@
 //! one per file keeps CI's build time and disk use down). Each module starts its own
 //! gateway and mock upstream on ephemeral loopback ports; see `support/harness.rs`.
 
+#[path = "support/golden.rs"]
+mod golden;
 #[path = "support/harness.rs"]
 mod harness;
 
