@@ -287,7 +287,7 @@ pub async fn start(
 fn management(settings: &Settings) -> Result<api::admin::Management, StartError> {
     let config = &settings.accounts;
     Ok(api::admin::Management {
-        site_defaults: accounts::site_settings::SiteSettings {
+        site: accounts::site_settings::SettingsCache::new(accounts::site_settings::SiteSettings {
             signup_open: config.signup_open(settings.listen),
             trial_credit: config
                 .trial_credit()
@@ -295,7 +295,7 @@ fn management(settings: &Settings) -> Result<api::admin::Management, StartError>
             anonymous_chat: config.anonymous_chat,
             // Checked by `Settings::validate`.
             anonymous_chat_rpm: config.anonymous_chat_rpm,
-        },
+        }),
         session_ttl_ms: config.session_ttl_ms(),
         cookie_secure: config.cookie_secure,
         login_limiter: Arc::new(accounts::login_limit::MemoryLoginLimiter::new(

@@ -1,7 +1,9 @@
 //! Settings an operator changes at runtime from the admin panel. Each starts at the
 //! configuration file's value and is overridden by a saved row (`store::site_settings`).
-//! They are read from the database on every use: they guard rare actions (sign-up, the
-//! anonymous chat trial), and a save on one gateway instance is seen by all at once.
+//! Admin views read them from the database; the public paths any visitor can call
+//! (sign-up, the anonymous chat trial, page shells) go through a `SettingsCache`, so a
+//! flood of anonymous requests cannot turn into a flood of database reads. A save on one
+//! instance applies there at once and on the others within `SettingsCache::MAX_AGE`.
 
 use std::collections::HashMap;
 
@@ -80,6 +82,46 @@ fn parse_flag(value: &str, yes: &str, no: &str) -> Option<bool> {
         v if v == yes => Some(true),
         v if v == no => Some(false),
         _ => None,
+    }
+}
+
+/// The settings in force for the public paths, read again at most once per `MAX_AGE`.
+pub struct SettingsCache {
+    defaults: SiteSettings,
+    /// A tokio mutex, held while reading: concurrent misses wait for one read.
+    last: tokio::sync::Mutex<Option<(std::time::Instant, SiteSettings)>>,
+}
+
+impl SettingsCache {
+    pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// `defaults` are the configuration's values, which saved values override.
+    pub fn new(defaults: SiteSettings) -> SettingsCache {
+        SettingsCache {
+            defaults,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn defaults(&self) -> &SiteSettings {
+        &self.defaults
+    }
+
+    pub async fn current(&self, store: &Store) -> Result<SiteSettings, AccountError> {
+        let mut last = self.last.lock().await;
+        if let Some((read_at, settings)) = last.as_ref()
+            && read_at.elapsed() < Self::MAX_AGE
+        {
+            return Ok(settings.clone());
+        }
+        let settings = load(store, &self.defaults).await?;
+        *last = Some((std::time::Instant::now(), settings.clone()));
+        Ok(settings)
+    }
+
+    /// After a save on this instance: the next use reads the new values.
+    pub async fn forget(&self) {
+        *self.last.lock().await = None;
     }
 }
 
@@ -177,5 +219,21 @@ mod tests {
         settings.anonymous_chat_rpm = 5;
         settings.trial_credit = Nanos(-1);
         assert!(settings.validate().is_err());
+    }
+
+    #[tokio::test]
+    async fn the_cache_serves_the_last_read_until_it_is_told_of_a_save() {
+        let (store, _dir) = crate::store::test_support::temp_store().await;
+        let cache = SettingsCache::new(defaults());
+        assert!(cache.current(&store).await.unwrap().anonymous_chat);
+        // Another instance saves: this one keeps the values it read, for at most MAX_AGE.
+        store
+            .put_site_settings(&[(ANONYMOUS_CHAT, "off".into())])
+            .await
+            .unwrap();
+        assert!(cache.current(&store).await.unwrap().anonymous_chat);
+        cache.forget().await;
+        assert!(!cache.current(&store).await.unwrap().anonymous_chat);
+        assert_eq!(cache.defaults(), &defaults());
     }
 }

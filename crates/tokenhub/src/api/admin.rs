@@ -38,13 +38,13 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::accounts::login_limit::LoginLimiter;
-use crate::accounts::site_settings::SiteSettings;
+use crate::accounts::site_settings::SettingsCache;
 
 /// Settings and shared state of the management API.
 pub struct Management {
     /// Sign-up, trial credit and the anonymous chat trial as configured; saved admin
     /// changes override them (`accounts::site_settings`).
-    pub site_defaults: SiteSettings,
+    pub site: SettingsCache,
     pub session_ttl_ms: i64,
     /// Adds `Secure` to the session cookie (deployments behind https).
     pub cookie_secure: bool,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::auth::{Caller, SESSION_COOKIE, Via};
 use super::error::{Body, ErrorBody, ManageError, Result};
 use super::wire::UserView;
-use crate::accounts::{AccountError, session, site_settings};
+use crate::accounts::{AccountError, session};
 
 use crate::api::AppState;
 use crate::api::client_ip::ClientIp;
@@ -76,7 +76,7 @@ pub async fn signup(
 ) -> Result<Response> {
     // Without connect info (in-process tests) every caller shares one throttling bucket.
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let site = site_settings::load(&state.store, &state.management.site_defaults).await?;
+    let site = state.management.site.current(&state.store).await?;
     if !site.signup_open {
         return Err(ManageError::forbidden(
             "sign-up is closed on this gateway; ask an administrator for an account",

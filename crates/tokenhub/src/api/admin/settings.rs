@@ -52,7 +52,7 @@ pub struct SettingsChange {
     security(("session" = []), ("admin_token" = [])))]
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<SettingsView>> {
     caller.require(Role::Admin)?;
-    let current = site_settings::load(&state.store, &state.management.site_defaults).await?;
+    let current = site_settings::load(&state.store, state.management.site.defaults()).await?;
     Ok(Json(SettingsView::from(&current)))
 }
 
@@ -66,7 +66,7 @@ pub async fn update(
     Body(change): Body<SettingsChange>,
 ) -> Result<Json<SettingsView>> {
     caller.require(Role::Admin)?;
-    let before = site_settings::load(&state.store, &state.management.site_defaults).await?;
+    let before = site_settings::load(&state.store, state.management.site.defaults()).await?;
     let mut after = before.clone();
     if let Some(signup) = change.signup {
         after.signup_open = match signup.as_str() {
@@ -89,5 +89,6 @@ pub async fn update(
         after.anonymous_chat_rpm = rpm;
     }
     site_settings::save(&state.store, &caller.actor(), &before, &after).await?;
+    state.management.site.forget().await;
     Ok(Json(SettingsView::from(&after)))
 }

@@ -18,7 +18,6 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use crate::accounts::site_settings;
 use crate::api::AppState;
 use crate::api::admin::auth::{Caller, SESSION_COOKIE, cookie};
 use crate::api::admin::error::ManageError;
@@ -111,7 +110,10 @@ async fn anonymous(
             message,
         )
     };
-    let settings = site_settings::load(&state.store, &state.management.site_defaults)
+    let settings = state
+        .management
+        .site
+        .current(&state.store)
         .await
         .map_err(|error| {
             tracing::warn!(%error, "cannot read the site settings");

@@ -114,7 +114,10 @@ pub async fn chat(State(state): State<AppState>, viewer: MaybeViewer) -> Respons
 
 /// The settings in force; `None` (everything closed) when they cannot be read.
 async fn settings(state: &AppState) -> Option<site_settings::SiteSettings> {
-    site_settings::load(&state.store, &state.management.site_defaults)
+    state
+        .management
+        .site
+        .current(&state.store)
         .await
         .inspect_err(|error| tracing::warn!(%error, "cannot read the site settings"))
         .ok()
