@@ -20,10 +20,12 @@ impl ParsedUrls {
         if let Some(parsed) = self.kept().get(&url) {
             return Ok(parsed.clone());
         }
+        // The URL itself stays out of the message: it reaches the client and the usage
+        // record, and an operator may have put a credential in a base URL.
         let parsed = reqwest::Url::parse(&url).map_err(|e| {
             UpstreamFailure::new(
                 FailureKind::Broken,
-                format!("cannot reach upstream: invalid URL {url}: {e}"),
+                format!("cannot reach upstream: the channel's base URL is not a valid URL ({e})"),
             )
         })?;
         let mut kept = self.0.write().unwrap_or_else(|e| e.into_inner());
@@ -82,11 +84,14 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_url_is_an_upstream_failure_that_names_it() {
+    fn an_invalid_url_is_a_failure_that_does_not_repeat_the_url() {
         let failure = ParsedUrls::default()
-            .parse("not a url/chat/completions".into())
+            .parse("https://user:secret@exa mple.com/v1/chat/completions".into())
             .unwrap_err();
-        assert!(failure.to_string().contains("not a url"), "{failure}");
+        let message = failure.to_string();
+        assert!(message.contains("base URL is not a valid URL"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        assert!(failure.retryable(), "another channel may still answer");
     }
 
     #[test]
