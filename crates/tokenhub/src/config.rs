@@ -402,11 +402,10 @@ impl Settings {
         }
         self.accounts.trial_credit()?;
         let rpm = self.accounts.anonymous_chat_rpm;
-        let max_rpm = crate::accounts::site_settings::MAX_ANONYMOUS_CHAT_RPM;
-        if !(1..=max_rpm).contains(&rpm) {
+        if let Err(reason) = crate::accounts::site_settings::check_anonymous_chat_rpm(rpm) {
             return invalid(
                 "accounts.anonymous_chat_rpm".into(),
-                format!("{rpm} is not between 1 and {max_rpm}"),
+                format!("{rpm} {reason}"),
             );
         }
         if let Some(url) = self.public_url.as_deref().filter(|u| !is_http_url(u)) {

@@ -68,12 +68,17 @@ impl SiteSettings {
                 "trial_credit_usd must not be negative".into(),
             ));
         }
-        if self.anonymous_chat_rpm == 0 || self.anonymous_chat_rpm > MAX_ANONYMOUS_CHAT_RPM {
-            return Err(AccountError::Invalid(format!(
-                "anonymous_chat_rpm must be between 1 and {MAX_ANONYMOUS_CHAT_RPM}"
-            )));
-        }
+        check_anonymous_chat_rpm(self.anonymous_chat_rpm)
+            .map_err(|e| AccountError::Invalid(format!("anonymous_chat_rpm {e}")))
+    }
+}
+
+/// The one range check of the anonymous chat rate, for saved settings and the config file.
+pub fn check_anonymous_chat_rpm(rpm: u32) -> Result<(), String> {
+    if (1..=MAX_ANONYMOUS_CHAT_RPM).contains(&rpm) {
         Ok(())
+    } else {
+        Err(format!("must be between 1 and {MAX_ANONYMOUS_CHAT_RPM}"))
     }
 }
 
