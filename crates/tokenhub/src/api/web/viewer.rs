@@ -32,7 +32,6 @@ impl FromRequestParts<AppState> for MaybeViewer {
                 name: caller.user.name.clone(),
                 is_admin: caller.role >= Role::Admin,
             },
-
             user_id: caller.user.id,
             role: caller.role,
         })))
