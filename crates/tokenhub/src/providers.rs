@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod demo;
 pub mod dialect;
 pub mod gemini;
+pub mod http;
 pub mod openai_compat;
 pub mod presets;
 pub mod transport;
@@ -92,7 +93,7 @@ pub struct Deadlines {
 /// (one of the channel's keys, chosen by the relay). Routing only picks channels whose
 /// kind supports the operation (`ChannelKind::supports`).
 pub async fn send(
-    client: &reqwest::Client,
+    client: &http::HttpClient,
     channel: &Channel,
     key: Option<&str>,
     operation: Operation,

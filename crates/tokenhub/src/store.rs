@@ -34,7 +34,7 @@ pub use ledger_query::LedgerEntry;
 pub use limits::{KeyLimits, UserLimits};
 pub use redemptions::{NewCodes, RedeemRefusal, RedemptionRow};
 pub use sessions::{AdminTokenRow, SessionRow};
-pub use usage::UsageRecord;
+pub use usage::{BatchAttempt, UsageRecord};
 pub use usage_query::{GroupBy, LATENCY_SAMPLE_ROWS, StatusFilter, UsageAggregate, UsageFilter};
 pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
@@ -94,6 +94,9 @@ impl Store {
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            // A connection to a local file does not go stale the way a network one does;
+            // the ping would be one more hop to SQLite's thread on every acquire.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -5,13 +5,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::AccountError;
 use crate::catalog::ChannelKind;
 use crate::config::is_http_url;
 use crate::ledger::money::Nanos;
+use crate::providers::http::HttpClient;
 use crate::providers::openai_compat::endpoint;
+use crate::providers::transport;
+use crate::providers::urls::ParsedUrls;
+use crate::providers::{FailureKind, UpstreamFailure};
 use crate::store::{ChannelRow, ModelRow, Store, StoreError};
 
 const MAX_NAME_LEN: usize = 128;
@@ -202,7 +207,7 @@ pub async fn delete_model(store: &Store, id: &str) -> Result<ModelRow, AccountEr
 
 /// The model ids a channel's upstream reports at its `/models` endpoint.
 pub async fn upstream_models(
-    http: &reqwest::Client,
+    client: &HttpClient,
     channel: &ChannelRow,
 ) -> Result<Vec<String>, AccountError> {
     let failed =
@@ -220,28 +225,39 @@ pub async fn upstream_models(
                 .as_deref()
                 .and_then(|v| std::env::var(v).ok())
         });
-    let mut request = http
-        .get(endpoint(&channel.base_url, "models"))
-        .timeout(UPSTREAM_TIMEOUT);
+    // No error text below carries the URL or the key (the key is a header).
+    let url = ParsedUrls::default()
+        .parse(endpoint(&channel.base_url, "models"))
+        .map_err(|f| failed(f.message))?;
+    let mut request = http::Request::get(url);
     if let Some(key) = key {
-        request = request.bearer_auth(key);
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
     }
-    // The error text of reqwest can carry the URL, never the key: the key is a header.
-    let response = request
-        .send()
-        .await
-        .map_err(|e| failed(e.without_url().to_string()))?;
-    if !response.status().is_success() {
-        return Err(failed(format!("HTTP {}", response.status().as_u16())));
-    }
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk.map_err(|e| failed(e.without_url().to_string()))?);
-        if body.len() > MAX_MODELS_BODY {
-            return Err(failed("the model list is too large".into()));
+    let read = async {
+        let response = transport::send(client, request, Bytes::new(), UPSTREAM_TIMEOUT).await?;
+        if !response.status().is_success() {
+            return Err(UpstreamFailure::new(
+                FailureKind::Status(response.status().as_u16()),
+                format!("HTTP {}", response.status().as_u16()),
+            ));
         }
-    }
+        let mut body = Vec::new();
+        let mut stream = transport::body_stream(response.into_body());
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk?);
+            if body.len() > MAX_MODELS_BODY {
+                return Err(UpstreamFailure::new(
+                    FailureKind::Protocol,
+                    "the model list is too large",
+                ));
+            }
+        }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(UPSTREAM_TIMEOUT, read)
+        .await
+        .map_err(|_| failed("the upstream did not answer in time".into()))?
+        .map_err(|f| failed(f.message))?;
     #[derive(serde::Deserialize)]
     struct Listed {
         id: String,
@@ -284,13 +300,16 @@ pub struct ImportReport {
 /// one action. Chosen ids the upstream does not report are refused.
 pub async fn import_models(
     store: &Store,
-    http: &reqwest::Client,
+    client: &HttpClient,
     channel_id: i64,
     chosen: &[String],
     options: &ImportOptions,
 ) -> Result<ImportReport, AccountError> {
     let mut channel = self::channel(store, channel_id).await?;
-    let offered: BTreeSet<String> = upstream_models(http, &channel).await?.into_iter().collect();
+    let offered: BTreeSet<String> = upstream_models(client, &channel)
+        .await?
+        .into_iter()
+        .collect();
     if let Some(missing) = chosen.iter().find(|id| !offered.contains(*id)) {
         return Err(AccountError::Invalid(format!(
             "the upstream does not offer '{missing}'"

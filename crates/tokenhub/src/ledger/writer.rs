@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::ledger::books::Books;
 use crate::ledger::money::Nanos;
-use crate::store::{Store, UsageRecord};
+use crate::store::{BatchAttempt, Store, UsageRecord};
 
 const MAX_BATCH: usize = 512;
 
@@ -110,9 +110,10 @@ async fn commit_until_done(
     }
     let mut backoff = Duration::from_millis(50);
     let started = std::time::Instant::now();
+    let mut attempt = BatchAttempt::First;
     loop {
         let guard = flush_lock.lock().await;
-        match store.write_usage_batch(batch).await {
+        match store.write_usage_batch(batch, attempt).await {
             Ok(()) => {
                 let (users, keys) = costs_by_owner(batch);
                 books.flushed(&users, &keys);
@@ -130,6 +131,7 @@ async fn commit_until_done(
                 metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
+                attempt = BatchAttempt::Retry;
             }
         }
     }

@@ -5,8 +5,8 @@
 //! `protocol::anthropic`; this file only does the HTTP.
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 
+use super::http::HttpClient;
 use super::transport::{self, EventTranslator, TranslatedStream};
 use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
@@ -37,7 +37,7 @@ pub fn endpoint(base_url: &str) -> String {
 }
 
 pub async fn send_chat(
-    client: &reqwest::Client,
+    client: &HttpClient,
     channel: &Channel,
     key: Option<&str>,
     body: Bytes,
@@ -46,33 +46,29 @@ pub async fn send_chat(
     // A request Claude cannot serve is the client's mistake: a 400, never retried.
     let translated = request_from_openai(&body, &RequestOptions::default())
         .map_err(|e| UpstreamFailure::new(FailureKind::Status(400), e.message))?;
-    let mut request = client
-        .post(channel.urls.parse(endpoint(&channel.base_url))?)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header("anthropic-version", API_VERSION)
-        .body(translated.body);
+    let mut request = transport::json_post(channel.urls.parse(endpoint(&channel.base_url))?)
+        .header("anthropic-version", API_VERSION);
     if let Some(key) = key {
         request = request.header("x-api-key", key);
     }
-    let response = tokio::time::timeout(deadlines.first_byte, request.send())
-        .await
-        .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
-        .map_err(|e| transport::send_failure(&e))?;
+    let response = transport::send(
+        client,
+        request,
+        translated.body.into(),
+        deadlines.first_byte,
+    )
+    .await?;
     let status = response.status();
     if !status.is_success() {
         // `{"type":"error","error":{"type","message"}}`; 529 (overloaded) is retryable
         // like every status that is not the client's mistake.
         let code = status.as_u16();
-        let body = transport::read_error_body(response).await;
+        let body = transport::read_error_body(response.into_body()).await;
         let message = upstream_error_message(&body)
             .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
         return Err(UpstreamFailure::new(FailureKind::Status(code), message));
     }
-    let upstream: ByteStream = Box::pin(
-        response
-            .bytes_stream()
-            .map(|chunk| chunk.map_err(|e| transport::body_failure(&e))),
-    );
+    let upstream = transport::body_stream(response.into_body());
     let body: ByteStream = if translated.stream {
         let translator = StreamTranslator::new(transport::unix_now());
         Box::pin(TranslatedStream::new(upstream, translator))
@@ -104,6 +100,8 @@ impl EventTranslator for StreamTranslator {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::StreamExt;
+
     use super::*;
 
     #[test]

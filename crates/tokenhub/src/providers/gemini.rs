@@ -6,8 +6,8 @@
 //! `protocol::gemini`; this file only does the HTTP.
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 
+use super::http::HttpClient;
 use super::transport::{self, EventTranslator, TranslatedStream};
 use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
@@ -59,7 +59,7 @@ fn escape_segment(segment: &str) -> String {
 }
 
 pub async fn send_chat(
-    client: &reqwest::Client,
+    client: &HttpClient,
     channel: &Channel,
     key: Option<&str>,
     body: Bytes,
@@ -73,22 +73,22 @@ pub async fn send_chat(
         &translated.model,
         translated.stream,
     ))?;
-    let mut request = client
-        .post(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(translated.body);
+    let mut request = transport::json_post(url);
     if let Some(key) = key {
         request = request.header("x-goog-api-key", key);
     }
-    let response = tokio::time::timeout(deadlines.first_byte, request.send())
-        .await
-        .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
-        .map_err(|e| transport::send_failure(&e))?;
+    let response = transport::send(
+        client,
+        request,
+        translated.body.into(),
+        deadlines.first_byte,
+    )
+    .await?;
     let status = response.status();
     if !status.is_success() {
         // `{"error":{"code","message","status"}}`; the HTTP status decides the retry.
         let mut code = status.as_u16();
-        let body = transport::read_error_body(response).await;
+        let body = transport::read_error_body(response.into_body()).await;
         if code == 400 && rejects_the_key(&body) {
             code = 401;
         }
@@ -96,11 +96,7 @@ pub async fn send_chat(
             .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
         return Err(UpstreamFailure::new(FailureKind::Status(code), message));
     }
-    let upstream: ByteStream = Box::pin(
-        response
-            .bytes_stream()
-            .map(|chunk| chunk.map_err(|e| transport::body_failure(&e))),
-    );
+    let upstream = transport::body_stream(response.into_body());
     let body: ByteStream = if translated.stream {
         Box::pin(TranslatedStream::new(
             upstream,
@@ -140,6 +136,8 @@ impl EventTranslator for StreamTranslator {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::StreamExt;
+
     use super::*;
 
     #[test]

@@ -1,9 +1,9 @@
 //! Any OpenAI-compatible upstream: the body goes out as the relay prepared it.
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 
 use super::dialect::Dialect;
+use super::http::HttpClient;
 use super::transport;
 use super::{Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
@@ -26,7 +26,7 @@ pub fn endpoint(base_url: &str, operation: &str) -> String {
 
 /// POSTs `body` to `{base}/{path}` (e.g. `chat/completions`, `embeddings`).
 pub async fn send(
-    client: &reqwest::Client,
+    client: &HttpClient,
     channel: &Channel,
     key: Option<&str>,
     dialect: Dialect,
@@ -34,21 +34,15 @@ pub async fn send(
     body: Bytes,
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
-    let mut request = client
-        .post(channel.urls.parse(endpoint(&channel.base_url, path))?)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body);
+    let mut request = transport::json_post(channel.urls.parse(endpoint(&channel.base_url, path))?);
     if let Some(key) = key {
-        request = request.bearer_auth(key);
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
     }
-    let response = tokio::time::timeout(deadlines.first_byte, request.send())
-        .await
-        .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
-        .map_err(|e| transport::send_failure(&e))?;
+    let response = transport::send(client, request, body, deadlines.first_byte).await?;
     let status = response.status();
     if !status.is_success() {
         let retry_after = retry_after(response.headers());
-        let body = transport::read_error_body(response).await;
+        let body = transport::read_error_body(response.into_body()).await;
         let code = dialect.effective_status(status.as_u16(), &body);
         let message = upstream_error_message(&body)
             .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
@@ -57,11 +51,8 @@ pub async fn send(
             ..UpstreamFailure::new(FailureKind::Status(code), message)
         });
     }
-    let body = response
-        .bytes_stream()
-        .map(|chunk| chunk.map_err(|e| transport::body_failure(&e)));
     Ok(UpstreamResponse {
-        body: Box::pin(body),
+        body: transport::body_stream(response.into_body()),
     })
 }
 

@@ -1,23 +1,62 @@
-//! What every HTTP adapter shares: reading an error body within bounds, and turning
-//! transport errors into `UpstreamFailure`s with their root cause. Channel keys travel in
-//! headers, never in URLs, so a root cause never shows a credential.
+//! What every HTTP adapter shares: sending within the first-byte deadline, reading an
+//! error body within bounds, and turning transport errors into `UpstreamFailure`s with
+//! their root cause. Channel keys travel in headers, never in URLs, so a root cause never
+//! shows a credential.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
 
+use super::http::{HttpClient, SendError, UpstreamRequest, root_cause};
 use super::{ByteStream, FailureKind, UpstreamFailure};
 use crate::protocol::sse::{SseDecoder, SseEvent};
 
 /// An upstream error body is read up to this size for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-pub async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+/// A JSON `POST` to an upstream, for the adapter to add its authentication header to.
+pub fn json_post(url: http::Uri) -> http::request::Builder {
+    http::Request::post(url).header(http::header::CONTENT_TYPE, "application/json")
+}
+
+/// Sends a request built by an adapter and waits at most `first_byte` for the response
+/// headers, whatever their status.
+pub async fn send(
+    client: &HttpClient,
+    request: http::request::Builder,
+    body: Bytes,
+    first_byte: Duration,
+) -> Result<http::Response<Incoming>, UpstreamFailure> {
+    let request: UpstreamRequest = request.body(Full::new(body)).map_err(|e| {
+        // e.g. a channel key with a line break in it; the message never shows the value.
+        UpstreamFailure::new(
+            FailureKind::Broken,
+            format!("cannot build the upstream request: {e}"),
+        )
+    })?;
+    tokio::time::timeout(first_byte, client.send(request))
+        .await
+        .map_err(|_| UpstreamFailure::new(FailureKind::Timeout, "upstream did not answer in time"))?
+        .map_err(|e| send_failure(&e))
+}
+
+/// A 2xx answer's body, as it arrives.
+pub fn body_stream(body: Incoming) -> ByteStream {
+    Box::pin(BodyDataStream::new(body).map(|chunk| chunk.map_err(|e| body_failure(&e))))
+}
+
+pub async fn read_error_body(mut response: Incoming) -> Vec<u8> {
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
+    while let Some(Ok(frame)) = response.frame().await {
+        let Ok(chunk) = frame.into_data() else {
+            continue; // trailers
+        };
         body.extend_from_slice(&chunk);
         if body.len() >= ERROR_BODY_LIMIT {
             body.truncate(ERROR_BODY_LIMIT);
@@ -28,7 +67,7 @@ pub async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
 }
 
 /// A request that got no answer: connect failure, timeout, or a connection lost early.
-pub fn send_failure(error: &reqwest::Error) -> UpstreamFailure {
+pub fn send_failure(error: &SendError) -> UpstreamFailure {
     let kind = if error.is_timeout() {
         FailureKind::Timeout
     } else if error.is_connect() {
@@ -36,27 +75,15 @@ pub fn send_failure(error: &reqwest::Error) -> UpstreamFailure {
     } else {
         FailureKind::Broken
     };
-    UpstreamFailure::new(
-        kind,
-        format!("cannot reach upstream: {}", root_cause(error)),
-    )
+    UpstreamFailure::new(kind, format!("cannot reach upstream: {error}"))
 }
 
 /// A body that broke while it was being read.
-pub fn body_failure(error: &reqwest::Error) -> UpstreamFailure {
+pub fn body_failure(error: &hyper::Error) -> UpstreamFailure {
     UpstreamFailure::new(
         FailureKind::Broken,
         format!("upstream connection broke: {}", root_cause(error)),
     )
-}
-
-/// The innermost cause, which is the informative part (e.g. "Connection refused").
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 /// Seconds since the Unix epoch, for the `created` of translated answers.

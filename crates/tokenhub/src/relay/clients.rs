@@ -1,43 +1,36 @@
-//! HTTP clients for upstreams, one per connect timeout. reqwest sets the connect timeout
-//! per client, not per request, so a channel that overrides it gets a client of its own
-//! (built once, shared by every channel with the same value; its pool is separate).
+//! HTTP clients for upstreams, one per connect timeout. The connect timeout belongs to a
+//! client's connector, not to a request, so a channel that overrides it gets a client of
+//! its own (built once, shared by every channel with the same value; its pool is separate).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::providers::http::HttpClient;
+
 #[derive(Debug)]
 pub struct UpstreamClients {
-    default: reqwest::Client,
+    default: HttpClient,
     default_connect: Duration,
-    by_connect: Mutex<HashMap<Duration, reqwest::Client>>,
-}
-
-/// The one place upstream clients are configured, so every client behaves the same.
-pub fn build_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()
+    by_connect: Mutex<HashMap<Duration, HttpClient>>,
 }
 
 impl UpstreamClients {
-    pub fn new(default_connect: Duration) -> reqwest::Result<UpstreamClients> {
-        Ok(UpstreamClients {
-            default: build_client(default_connect)?,
+    pub fn new(default_connect: Duration) -> UpstreamClients {
+        UpstreamClients {
+            default: HttpClient::new(default_connect),
             default_connect,
             by_connect: Mutex::default(),
-        })
+        }
     }
 
     /// The client with the global connect timeout (operator actions use it too).
-    pub fn default_client(&self) -> &reqwest::Client {
+    pub fn default_client(&self) -> &HttpClient {
         &self.default
     }
 
     /// The client for a channel's connect timeout. Cloning a client only bumps a count.
-    pub fn for_connect(&self, connect: Option<Duration>) -> reqwest::Client {
+    pub fn for_connect(&self, connect: Option<Duration>) -> HttpClient {
         let Some(connect) = connect.filter(|c| *c != self.default_connect) else {
             return self.default.clone();
         };
@@ -50,13 +43,8 @@ impl UpstreamClients {
             return client.clone();
         }
         // Built outside the lock (it loads TLS roots); a racing twin is simply dropped.
-        match build_client(connect) {
-            Ok(client) => lock().entry(connect).or_insert(client).clone(),
-            Err(error) => {
-                tracing::warn!(%error, "cannot build an upstream client; using the default connect timeout");
-                self.default.clone()
-            }
-        }
+        let client = HttpClient::new(connect);
+        lock().entry(connect).or_insert(client).clone()
     }
 }
 
@@ -66,7 +54,7 @@ mod tests {
 
     #[test]
     fn one_client_per_distinct_connect_timeout() {
-        let clients = UpstreamClients::new(Duration::from_secs(10)).unwrap();
+        let clients = UpstreamClients::new(Duration::from_secs(10));
         clients.for_connect(None);
         clients.for_connect(Some(Duration::from_secs(10)));
         assert!(

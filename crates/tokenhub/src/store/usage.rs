@@ -143,6 +143,13 @@ pub(super) const RECORD_COLUMNS: &str = "request_id, user_id, key_id, model, cha
      cache_write_tokens, completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, ttft_ms, \
      created_at";
 
+/// Whether a batch was tried before (and so may have been committed already).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchAttempt {
+    First,
+    Retry,
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -150,20 +157,28 @@ fn to_i64(n: u64) -> i64 {
 impl Store {
     /// Writes a batch of records and applies their debits atomically.
     ///
-    /// Idempotent per batch: if the first record is already stored, an earlier attempt
-    /// committed (its acknowledgement was lost) and nothing is written again.
-    pub async fn write_usage_batch(&self, records: &[UsageRecord]) -> StoreResult<()> {
+    /// Idempotent per batch: when a retried batch's first record is already stored, an
+    /// earlier attempt committed (its acknowledgement was lost) and nothing is written
+    /// again. A first attempt skips that lookup (one statement, and for SQLite one hop to
+    /// its thread, per batch).
+    pub async fn write_usage_batch(
+        &self,
+        records: &[UsageRecord],
+        attempt: BatchAttempt,
+    ) -> StoreResult<()> {
         let Some(first) = records.first() else {
             return Ok(());
         };
         let mut tx = self.begin_write().await?;
-        let already: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM usage_records WHERE request_id = $1")
-                .bind(&first.request_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if already.is_some() {
-            return Ok(());
+        if attempt == BatchAttempt::Retry {
+            let already: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM usage_records WHERE request_id = $1")
+                    .bind(&first.request_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if already.is_some() {
+                return Ok(());
+            }
         }
         let mut per_user: BTreeMap<i64, i64> = BTreeMap::new();
         let mut per_key: BTreeMap<i64, i64> = BTreeMap::new();
@@ -271,8 +286,15 @@ mod tests {
             record("r1", user.id, key.id, 100),
             record("r2", user.id, key.id, 50),
         ];
-        store.write_usage_batch(&batch).await.unwrap();
-        store.write_usage_batch(&batch).await.unwrap(); // a retried batch is not applied twice
+        store
+            .write_usage_batch(&batch, BatchAttempt::First)
+            .await
+            .unwrap();
+        // A retry of a batch whose commit was not acknowledged is not applied twice.
+        store
+            .write_usage_batch(&batch, BatchAttempt::Retry)
+            .await
+            .unwrap();
         let user = store.user_by_id(user.id).await.unwrap().unwrap();
         assert_eq!(user.balance, Nanos(850));
         assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(850));
@@ -304,7 +326,10 @@ mod tests {
                 r
             })
             .collect();
-        store.write_usage_batch(&batch).await.unwrap();
+        store
+            .write_usage_batch(&batch, BatchAttempt::First)
+            .await
+            .unwrap();
         assert_eq!(store.usage_count().await.unwrap(), 107);
         for record in &batch {
             assert_eq!(
