@@ -34,7 +34,7 @@ pub use ledger_query::LedgerEntry;
 pub use limits::{KeyLimits, UserLimits};
 pub use redemptions::{NewCodes, RedeemRefusal, RedemptionRow};
 pub use sessions::{AdminTokenRow, SessionRow};
-pub use usage::{BatchAttempt, UsageRecord};
+pub use usage::{BatchAttempt, UsageRecord, UsageWriter};
 pub use usage_query::{GroupBy, LATENCY_SAMPLE_ROWS, StatusFilter, UsageAggregate, UsageFilter};
 pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
@@ -93,7 +93,8 @@ impl Store {
         };
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            // SQLite: one connection is the ledger writer's own (`UsageWriter`).
+            .max_connections(if backend == Backend::Sqlite { 5 } else { 16 })
             // A connection to a local file does not go stale the way a network one does;
             // the ping would be one more hop to SQLite's thread on every acquire.
             .test_before_acquire(backend == Backend::Postgres)

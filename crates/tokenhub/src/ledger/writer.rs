@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::ledger::books::Books;
 use crate::ledger::money::Nanos;
-use crate::store::{BatchAttempt, Store, UsageRecord};
+use crate::store::{BatchAttempt, Store, UsageRecord, UsageWriter};
 
 const MAX_BATCH: usize = 512;
 
@@ -69,6 +69,7 @@ async fn run(
     flush_lock: Arc<Mutex<()>>,
     mut receiver: mpsc::UnboundedReceiver<Command>,
 ) {
+    let mut usage = store.usage_writer();
     let mut commands = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut commands, MAX_BATCH).await > 0 {
         // Under load, a short wait gathers many records into one transaction instead of
@@ -92,7 +93,12 @@ async fn run(
                 Command::Flush(done) => waiters.push(done),
             }
         }
-        commit_until_done(&store, &books, &flush_lock, &batch).await;
+        commit_until_done(&mut usage, &books, &flush_lock, &batch).await;
+        if !waiters.is_empty() {
+            // A flush precedes closing the store (shutdown), which waits for every
+            // connection to come back.
+            usage.release();
+        }
         for done in waiters {
             let _ = done.send(());
         }
@@ -100,7 +106,7 @@ async fn run(
 }
 
 async fn commit_until_done(
-    store: &Store,
+    usage: &mut UsageWriter,
     books: &Books,
     flush_lock: &Mutex<()>,
     batch: &[UsageRecord],
@@ -113,7 +119,7 @@ async fn commit_until_done(
     let mut attempt = BatchAttempt::First;
     loop {
         let guard = flush_lock.lock().await;
-        match store.write_usage_batch(batch, attempt).await {
+        match usage.write(batch, attempt).await {
             Ok(()) => {
                 let (users, keys) = costs_by_owner(batch);
                 books.flushed(&users, &keys);
