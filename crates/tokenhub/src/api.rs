@@ -69,13 +69,25 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body.max_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {
-            body_deadline::read_in_time(body, request, next)
-        }))
-        .layer(axum::middleware::from_fn(request_id::assign))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            client_ip::resolve(proxies.clone(), request, next)
+            inbound(proxies.clone(), body, request, next)
         }))
         .with_state(state)
+}
+
+/// What every request goes through before its route, in one layer (each axum layer
+/// wraps every route in futures of its own): the client's address, the request id
+/// (also on a refusal below), and the body read within its deadline.
+async fn inbound(
+    proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
+    body: body_deadline::BodyPolicy,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    client_ip::resolve(&proxies, &mut request);
+    let id = request_id::assign(&mut request);
+    let mut response = body_deadline::read_in_time(body, request, next).await;
+    request_id::stamp(&mut response, id);
+    response
 }
 
 /// After a management write succeeds, reload the catalogue now rather than at the next

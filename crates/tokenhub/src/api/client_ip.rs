@@ -6,11 +6,8 @@
 //! header directly.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use http::request::Parts;
 
 /// The resolved address; `None` when the server runs without connect info (in-process tests).
@@ -29,12 +26,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// Middleware: resolves the address once per request and stores it as an extension.
-pub async fn resolve(
-    proxies: Arc<Vec<ipnet::IpNet>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Resolves the address once per request and stores it as an extension.
+pub fn resolve(proxies: &[ipnet::IpNet], request: &mut Request) {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -46,9 +39,8 @@ pub async fn resolve(
         .filter_map(|value| value.to_str().ok())
         .collect::<Vec<_>>()
         .join(",");
-    let client = peer.map(|peer| client_address(peer, &forwarded, &proxies));
+    let client = peer.map(|peer| client_address(peer, &forwarded, proxies));
     request.extensions_mut().insert(ClientIp(client));
-    next.run(request).await
 }
 
 fn client_address(peer: IpAddr, forwarded: &str, proxies: &[ipnet::IpNet]) -> IpAddr {

@@ -2,7 +2,6 @@
 //! and log line.
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderValue;
 
@@ -10,12 +9,17 @@ use http::HeaderValue;
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-pub async fn assign(mut request: Request, next: Next) -> Response {
+/// Names the request (time-ordered, so usage records are appended in index order) and
+/// answers the header value its response will carry.
+pub fn assign(request: &mut Request) -> Option<HeaderValue> {
     let id = format!("req_{}", uuid::Uuid::now_v7().simple());
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    let header = HeaderValue::from_str(&id).ok();
+    request.extensions_mut().insert(RequestId(id));
+    header
+}
+
+pub fn stamp(response: &mut Response, header: Option<HeaderValue>) {
+    if let Some(value) = header {
         response.headers_mut().insert("x-request-id", value);
     }
-    response
 }
