@@ -59,8 +59,6 @@ pub struct Relay {
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub books: Arc<Books>,
     pub writer: LedgerWriter,
-    /// The default upstream client, for operator actions outside the pipeline.
-    pub http: providers::http::HttpClient,
     /// Upstream clients per connect timeout (channels may override it).
     pub clients: Arc<clients::UpstreamClients>,
     pub policy: Arc<RelayPolicy>,

@@ -206,7 +206,6 @@ pub async fn start(
         catalog,
         books: books.clone(),
         writer: writer.clone(),
-        http: clients.default_client().clone(),
         clients: Arc::new(clients),
         policy: Arc::new(policy),
         health: health.clone(),
@@ -265,7 +264,14 @@ pub async fn start(
             streams_end.cancel();
         });
     };
-    let served = tokio::spawn(serve::serve(listener, app, header_read_timeout, signal));
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let served = tokio::spawn(serve::serve_on_threads(
+        listener,
+        threads,
+        app,
+        header_read_timeout,
+        signal,
+    ));
     tracing::info!(%addr, "TokenHub listening");
     Ok(RunningGateway {
         addr,

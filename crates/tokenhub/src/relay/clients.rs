@@ -1,50 +1,63 @@
-//! HTTP clients for upstreams, one per connect timeout. The connect timeout belongs to a
-//! client's connector, not to a request, so a channel that overrides it gets a client of
-//! its own (built once, shared by every channel with the same value; its pool is separate).
+//! HTTP clients for upstreams: per serving thread, one per connect timeout.
+//!
+//! Per thread because each serving thread runs its own runtime (see `server::serve`): a
+//! pooled upstream connection is driven by a task on the runtime that opened it, so a
+//! thread that reused another thread's connection would hand every request and answer
+//! across threads. Per connect timeout because the timeout belongs to a client's
+//! connector, not to a request: a channel that overrides it gets a client of its own
+//! (built once per thread, shared by every channel with the same value).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
+
+use thread_local::ThreadLocal;
 
 use crate::providers::http::HttpClient;
 
 #[derive(Debug)]
 pub struct UpstreamClients {
-    default: HttpClient,
     default_connect: Duration,
-    by_connect: Mutex<HashMap<Duration, HttpClient>>,
+    per_thread: ThreadLocal<ThreadClients>,
+}
+
+#[derive(Debug)]
+struct ThreadClients {
+    default: HttpClient,
+    by_connect: RefCell<HashMap<Duration, HttpClient>>,
 }
 
 impl UpstreamClients {
     pub fn new(default_connect: Duration) -> UpstreamClients {
         UpstreamClients {
-            default: HttpClient::new(default_connect),
             default_connect,
-            by_connect: Mutex::default(),
+            per_thread: ThreadLocal::new(),
         }
     }
 
+    fn here(&self) -> &ThreadClients {
+        self.per_thread.get_or(|| ThreadClients {
+            default: HttpClient::new(self.default_connect),
+            by_connect: RefCell::default(),
+        })
+    }
+
     /// The client with the global connect timeout (operator actions use it too).
-    pub fn default_client(&self) -> &HttpClient {
-        &self.default
+    pub fn default_client(&self) -> HttpClient {
+        self.here().default.clone()
     }
 
     /// The client for a channel's connect timeout. Cloning a client only bumps a count.
     pub fn for_connect(&self, connect: Option<Duration>) -> HttpClient {
+        let here = self.here();
         let Some(connect) = connect.filter(|c| *c != self.default_connect) else {
-            return self.default.clone();
+            return here.default.clone();
         };
-        let lock = || {
-            self.by_connect
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
-        if let Some(client) = lock().get(&connect) {
-            return client.clone();
-        }
-        // Built outside the lock (it loads TLS roots); a racing twin is simply dropped.
-        let client = HttpClient::new(connect);
-        lock().entry(connect).or_insert(client).clone()
+        here.by_connect
+            .borrow_mut()
+            .entry(connect)
+            .or_insert_with(|| HttpClient::new(connect))
+            .clone()
     }
 }
 
@@ -53,17 +66,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_client_per_distinct_connect_timeout() {
+    fn one_client_per_distinct_connect_timeout_and_thread() {
         let clients = UpstreamClients::new(Duration::from_secs(10));
         clients.for_connect(None);
         clients.for_connect(Some(Duration::from_secs(10)));
         assert!(
-            clients.by_connect.lock().unwrap().is_empty(),
+            clients.here().by_connect.borrow().is_empty(),
             "the default serves both"
         );
         clients.for_connect(Some(Duration::from_millis(250)));
         clients.for_connect(Some(Duration::from_millis(250)));
         clients.for_connect(Some(Duration::from_secs(2)));
-        assert_eq!(clients.by_connect.lock().unwrap().len(), 2);
+        assert_eq!(clients.here().by_connect.borrow().len(), 2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| assert!(clients.here().by_connect.borrow().is_empty()));
+        });
     }
 }

@@ -317,7 +317,7 @@ pub async fn upstream_models(
 ) -> Result<Json<UpstreamModels>> {
     caller.require(Role::Admin)?;
     let channel = ops::channel(&state.store, id).await?;
-    let data = ops::upstream_models(&state.relay.http, &channel).await?;
+    let data = ops::upstream_models(&state.relay.clients.default_client(), &channel).await?;
     Ok(Json(UpstreamModels { data }))
 }
 
@@ -344,8 +344,14 @@ pub async fn import_models(
         provider: body.provider,
         prices,
     };
-    let report =
-        ops::import_models(&state.store, &state.relay.http, id, &body.models, &options).await?;
+    let report = ops::import_models(
+        &state.store,
+        &state.relay.clients.default_client(),
+        id,
+        &body.models,
+        &options,
+    )
+    .await?;
     let result = ImportResult {
         created: report.created,
         unpriced: report.unpriced,
