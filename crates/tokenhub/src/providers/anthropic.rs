@@ -13,7 +13,6 @@ use crate::catalog::Channel;
 use crate::protocol::anthropic::{
     RequestOptions, StreamTranslator, TranslateError, request_from_openai, response_to_openai,
 };
-use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::sse::SseEvent;
 
 /// Used when a channel leaves `base_url` empty.
@@ -58,17 +57,9 @@ pub async fn send_chat(
         deadlines.first_byte,
     )
     .await?;
-    let status = response.status();
-    if !status.is_success() {
-        // `{"type":"error","error":{"type","message"}}`; 529 (overloaded) is retryable
-        // like every status that is not the client's mistake.
-        let code = status.as_u16();
-        let body = transport::read_error_body(response.into_body()).await;
-        let message = upstream_error_message(&body)
-            .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
-        return Err(UpstreamFailure::new(FailureKind::Status(code), message));
-    }
-    let upstream = transport::body_stream(response.into_body());
+    // `{"type":"error","error":{"type","message"}}`; 529 (overloaded) is retryable like
+    // every status that is not the client's mistake.
+    let upstream = transport::body_stream(transport::success_body(response, |s, _| s).await?);
     let body: ByteStream = if translated.stream {
         let translator = StreamTranslator::new(transport::unix_now());
         Box::pin(TranslatedStream::new(upstream, translator))

@@ -14,7 +14,6 @@ use crate::catalog::Channel;
 use crate::protocol::gemini::{
     StreamTranslator, TranslateError, rejects_the_key, request_from_openai, response_to_openai,
 };
-use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::sse::SseEvent;
 
 /// Used when a channel leaves `base_url` empty.
@@ -84,19 +83,16 @@ pub async fn send_chat(
         deadlines.first_byte,
     )
     .await?;
-    let status = response.status();
-    if !status.is_success() {
-        // `{"error":{"code","message","status"}}`; the HTTP status decides the retry.
-        let mut code = status.as_u16();
-        let body = transport::read_error_body(response.into_body()).await;
-        if code == 400 && rejects_the_key(&body) {
-            code = 401;
+    // `{"error":{"code","message","status"}}`; the HTTP status decides the retry.
+    let answered = transport::success_body(response, |status, body| {
+        if status == 400 && rejects_the_key(body) {
+            401
+        } else {
+            status
         }
-        let message = upstream_error_message(&body)
-            .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
-        return Err(UpstreamFailure::new(FailureKind::Status(code), message));
-    }
-    let upstream = transport::body_stream(response.into_body());
+    })
+    .await?;
+    let upstream = transport::body_stream(answered);
     let body: ByteStream = if translated.stream {
         Box::pin(TranslatedStream::new(
             upstream,

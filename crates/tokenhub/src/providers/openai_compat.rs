@@ -5,9 +5,8 @@ use bytes::Bytes;
 use super::dialect::Dialect;
 use super::http::HttpClient;
 use super::transport;
-use super::{Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
+use super::{Deadlines, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
-use crate::protocol::openai::error::upstream_error_message;
 
 /// `{base}/chat/completions`, adding `/v1` when the base URL has no path at all
 /// (`https://api.deepseek.com` → `…/v1/chat/completions`; `…/api/paas/v4` → `…/v4/chat/completions`).
@@ -39,44 +38,18 @@ pub async fn send(
         request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
     }
     let response = transport::send(client, request, body, deadlines.first_byte).await?;
-    let status = response.status();
-    if !status.is_success() {
-        let retry_after = retry_after(response.headers());
-        let body = transport::read_error_body(response.into_body()).await;
-        let code = dialect.effective_status(status.as_u16(), &body);
-        let message = upstream_error_message(&body)
-            .unwrap_or_else(|| format!("upstream returned HTTP {code}"));
-        return Err(UpstreamFailure {
-            retry_after,
-            ..UpstreamFailure::new(FailureKind::Status(code), message)
-        });
-    }
-    Ok(UpstreamResponse {
-        body: transport::body_stream(response.into_body()),
+    let body = transport::success_body(response, |status, body| {
+        dialect.effective_status(status, body)
     })
-}
-
-/// `retry-after-ms` (OpenAI) or `retry-after` in seconds; HTTP dates are rare here and ignored.
-pub fn retry_after(headers: &http::HeaderMap) -> Option<std::time::Duration> {
-    let number = |name: &str| {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
-    if let Some(ms) = number("retry-after-ms") {
-        return Some(std::time::Duration::from_secs_f64(ms / 1000.0));
-    }
-    number("retry-after").map(|secs| std::time::Duration::from_secs_f64(secs.min(86_400.0)))
+    .await?;
+    Ok(UpstreamResponse {
+        body: transport::body_stream(body),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{endpoint, retry_after};
+    use super::endpoint;
 
     #[test]
     fn joins_base_urls_like_the_vendors_document_them() {
@@ -96,27 +69,5 @@ mod tests {
             endpoint("http://127.0.0.1:9/v1/", "chat/completions"),
             "http://127.0.0.1:9/v1/chat/completions"
         );
-    }
-
-    #[test]
-    fn reads_retry_after_in_either_spelling() {
-        let mut headers = http::HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
-        headers.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(
-            retry_after(&headers),
-            Some(std::time::Duration::from_secs(7))
-        );
-        headers.insert("retry-after-ms", "250".parse().unwrap());
-        assert_eq!(
-            retry_after(&headers),
-            Some(std::time::Duration::from_millis(250))
-        );
-        headers.insert("retry-after-ms", "soon".parse().unwrap());
-        headers.insert(
-            "retry-after",
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 
 use super::http::{HttpClient, SendError, UpstreamRequest, root_cause};
 use super::{ByteStream, FailureKind, UpstreamFailure};
+use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::sse::{SseDecoder, SseEvent};
 
 /// An upstream error body is read up to this size for its message.
@@ -51,7 +52,47 @@ pub fn body_stream(body: Incoming) -> ByteStream {
     Box::pin(BodyDataStream::new(body).map(|chunk| chunk.map_err(|e| body_failure(&e))))
 }
 
-pub async fn read_error_body(mut response: Incoming) -> Vec<u8> {
+/// A 2xx answer's body. Any other status becomes the failure it means, with the
+/// upstream's own message and `Retry-After`; `effective_status` lets an adapter correct
+/// the status from the error body (a vendor's 400 that means a rejected key, …).
+pub async fn success_body(
+    response: http::Response<Incoming>,
+    effective_status: impl FnOnce(u16, &[u8]) -> u16,
+) -> Result<Incoming, UpstreamFailure> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response.into_body());
+    }
+    let retry_after = retry_after(response.headers());
+    let body = read_error_body(response.into_body()).await;
+    let code = effective_status(status.as_u16(), &body);
+    let message =
+        upstream_error_message(&body).unwrap_or_else(|| format!("upstream returned HTTP {code}"));
+    Err(UpstreamFailure {
+        retry_after,
+        ..UpstreamFailure::new(FailureKind::Status(code), message)
+    })
+}
+
+/// `retry-after-ms` (OpenAI) or `retry-after` in seconds; HTTP dates are rare here and ignored.
+fn retry_after(headers: &http::HeaderMap) -> Option<std::time::Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    if let Some(ms) = number("retry-after-ms") {
+        return Some(std::time::Duration::from_secs_f64(ms / 1000.0));
+    }
+    number("retry-after").map(|secs| std::time::Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+async fn read_error_body(mut response: Incoming) -> Vec<u8> {
     let mut body = Vec::new();
     while let Some(Ok(frame)) = response.frame().await {
         let Ok(chunk) = frame.into_data() else {
@@ -204,5 +245,32 @@ impl<T: EventTranslator> Stream for TranslatedStream<T> {
                 return Poll::Ready(Some(Err(failure)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after;
+
+    #[test]
+    fn reads_retry_after_in_either_spelling() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(
+            retry_after(&headers),
+            Some(std::time::Duration::from_secs(7))
+        );
+        headers.insert("retry-after-ms", "250".parse().unwrap());
+        assert_eq!(
+            retry_after(&headers),
+            Some(std::time::Duration::from_millis(250))
+        );
+        headers.insert("retry-after-ms", "soon".parse().unwrap());
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 }
