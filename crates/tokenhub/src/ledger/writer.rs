@@ -15,7 +15,10 @@ use crate::ledger::books::Books;
 use crate::ledger::money::Nanos;
 use crate::store::{BatchAttempt, Store, UsageRecord, UsageWriter};
 
-const MAX_BATCH: usize = 512;
+/// Records per transaction, at most. Larger batches gain little (per-batch costs are
+/// already shared by ~80 records at saturation) and bound the size of the SQL text the
+/// store keeps prepared per batch shape.
+const MAX_BATCH: usize = 128;
 
 /// How long the first record of a batch may wait for company. It is also the most a
 /// crash can add to the window of settled-but-unwritten records.
