@@ -75,7 +75,10 @@ pub async fn serve_on_threads(
         };
         match accepted.and_then(|(tcp, remote)| Ok((tcp.into_std()?, remote))) {
             Ok(connection) => {
-                let _ = dealt[turn].send(connection);
+                if dealt[turn].send(connection).is_err() {
+                    // Only if that thread's loop ended, which it does on shutdown alone.
+                    tracing::error!(thread = turn, "a serving thread is gone; connection closed");
+                }
             }
             Err(error) => {
                 // Per-connection errors (reset before accept) and descriptor exhaustion
