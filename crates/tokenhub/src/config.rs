@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ledger::money::{MoneyError, Nanos};
+use crate::providers::urls::http_uri;
 
 pub mod accounts;
 pub use accounts::{AccountSettings, SignupMode};
@@ -408,11 +409,8 @@ impl Settings {
                 format!("{rpm} {reason}"),
             );
         }
-        if let Some(url) = self.public_url.as_deref().filter(|u| !is_http_url(u)) {
-            return invalid(
-                "public_url".into(),
-                format!("'{url}' must start with http:// or https://"),
-            );
+        if let Some(Err(why)) = self.public_url.as_deref().map(http_uri) {
+            return invalid("public_url".into(), why);
         }
         for model in &self.models {
             if let Err(e) = model.prices() {
@@ -472,23 +470,15 @@ impl Settings {
             // default (https://api.anthropic.com, https://generativelanguage.googleapis.com).
             let default_url = matches!(channel.kind.as_str(), "anthropic" | "gemini")
                 && channel.base_url.is_empty();
-            if channel.kind != "demo" && !default_url && !is_http_url(&channel.base_url) {
-                return invalid(
-                    name,
-                    format!(
-                        "base_url '{}' must start with http:// or https://",
-                        channel.base_url
-                    ),
-                );
+            if channel.kind != "demo" && !default_url {
+                // The URL is not repeated: it may hold a credential, and this goes to the log.
+                if let Err(why) = http_uri(&channel.base_url) {
+                    return invalid(name, format!("base_url: {why}"));
+                }
             }
         }
         Ok(())
     }
-}
-
-pub fn is_http_url(url: &str) -> bool {
-    url.parse::<http::Uri>()
-        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
 }
 
 #[cfg(test)]

@@ -10,12 +10,11 @@ use futures_util::StreamExt;
 
 use super::AccountError;
 use crate::catalog::ChannelKind;
-use crate::config::is_http_url;
 use crate::ledger::money::Nanos;
 use crate::providers::http::HttpClient;
 use crate::providers::openai_compat::endpoint;
 use crate::providers::transport;
-use crate::providers::urls::ParsedUrls;
+use crate::providers::urls::{ParsedUrls, http_uri};
 use crate::providers::{FailureKind, UpstreamFailure};
 use crate::store::{ChannelRow, ModelRow, Store, StoreError};
 
@@ -46,11 +45,10 @@ pub fn validate_channel(channel: &ChannelRow) -> Result<(), AccountError> {
     let Some(kind) = ChannelKind::parse(&channel.kind) else {
         return invalid(format!("unknown channel type '{}'", channel.kind));
     };
-    if kind != ChannelKind::Demo && !is_http_url(&channel.base_url) {
-        return invalid(format!(
-            "base_url '{}' must be an http:// or https:// URL",
-            channel.base_url
-        ));
+    if kind != ChannelKind::Demo
+        && let Err(why) = http_uri(&channel.base_url)
+    {
+        return invalid(format!("base_url: {why}"));
     }
     if channel.weight < 0 {
         return invalid("weight must not be negative".into());
@@ -404,6 +402,15 @@ mod tests {
             ..channel()
         };
         assert!(validate_channel(&ftp).is_err());
+        let with_credentials = ChannelRow {
+            base_url: "https://user:secret@api.example.com".into(),
+            ..channel()
+        };
+        let refusal = validate_channel(&with_credentials).unwrap_err().to_string();
+        assert!(
+            refusal.contains("credentials") && !refusal.contains("secret"),
+            "{refusal}"
+        );
         let twice = ChannelRow {
             models: vec!["a".into(), "a".into()],
             ..channel()

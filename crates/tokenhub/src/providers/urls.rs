@@ -22,16 +22,12 @@ impl ParsedUrls {
         }
         // The URL itself stays out of the message: it reaches the client and the usage
         // record, and an operator may have put a credential in a base URL.
-        let invalid = |why: &dyn std::fmt::Display| {
+        let parsed = http_uri(&url).map_err(|why| {
             UpstreamFailure::new(
                 FailureKind::Broken,
                 format!("cannot reach upstream: the channel's base URL is not a valid URL ({why})"),
             )
-        };
-        let parsed: http::Uri = url.parse().map_err(|e| invalid(&e))?;
-        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
-            return Err(invalid(&"it must be an absolute http or https URL"));
-        }
+        })?;
         let mut kept = self.0.write().unwrap_or_else(|e| e.into_inner());
         if kept.len() < MAX_KEPT {
             kept.insert(url, parsed.clone());
@@ -43,6 +39,23 @@ impl ParsedUrls {
         // The map is only ever replaced whole under the lock: a poisoned one is intact.
         self.0.read().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The one rule for an upstream (or public) URL: absolute `http` or `https` with a host,
+/// and no `user:pass@` (the client sends credentials only in headers, so they would be
+/// silently dropped). Config and management validation use it too, so a URL they accept
+/// is one the client can call. The error never repeats the URL.
+pub fn http_uri(url: &str) -> Result<http::Uri, String> {
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+        return Err("it must be an absolute http or https URL".into());
+    }
+    if parsed.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("credentials in the URL are not sent; use the channel's API key".into());
+    }
+    Ok(parsed)
 }
 
 /// A cache, not part of the channel's identity: two snapshots' channels compare equal
@@ -96,6 +109,32 @@ mod tests {
         assert!(message.contains("base URL is not a valid URL"), "{message}");
         assert!(!message.contains("secret"), "{message}");
         assert!(failure.retryable(), "another channel may still answer");
+    }
+
+    #[test]
+    fn only_absolute_http_urls_without_credentials_pass() {
+        for good in [
+            "http://127.0.0.1:9/v1",
+            "https://api.deepseek.com/v1/chat/completions",
+        ] {
+            assert!(http_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ftp://example.com/v1",
+            "/v1/chat/completions",
+            "example.com/v1",
+            "javascript:alert(1)",
+            "https://user:secret@example.com/v1",
+            "",
+        ] {
+            let why = http_uri(bad).unwrap_err();
+            assert!(!why.contains("secret"), "{why}");
+        }
+        let failure = ParsedUrls::default()
+            .parse("https://user:secret@example.com/v1/chat/completions".into())
+            .unwrap_err();
+        assert!(failure.to_string().contains("credentials"), "{failure}");
+        assert!(!failure.to_string().contains("secret"), "{failure}");
     }
 
     #[test]
