@@ -191,8 +191,10 @@ impl Settlement {
                 "cost without a reservation"
             ),
         }
-        super::observe::settled(record);
-        self.writer.submit(record.clone());
+        // Settled once (`self.settled`): the record is handed over, not copied.
+        let record = std::mem::take(record);
+        super::observe::settled(&record);
+        self.writer.submit(record);
     }
 }
 

@@ -11,7 +11,7 @@ use sqlx::{Any, Connection, Row};
 use super::{Backend, Store, StoreResult};
 use crate::ledger::money::Nanos;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct UsageRecord {
     pub request_id: String,
     pub user_id: i64,
