@@ -101,6 +101,10 @@ impl Completion {
         } else {
             "tool_calls".to_owned()
         };
+        // OpenAI generates and bills `n` completions; the mock sends one choice but bills
+        // like the real API, which is what the gateway's reservation must cover.
+        let choices = request.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
+        let completion = completion.saturating_mul(choices);
         let mut usage = usage(prompt_tokens(request), completion, knobs.cached_tokens);
         if knobs.usage_style.as_deref() == Some("deepseek") {
             // DeepSeek reports cache hits beside the prompt, not in prompt_tokens_details.
@@ -112,6 +116,9 @@ impl Completion {
                 "prompt_cache_hit_tokens": knobs.cached_tokens,
                 "prompt_cache_miss_tokens": prompt.saturating_sub(knobs.cached_tokens),
             });
+        }
+        if let Some(reported) = &knobs.usage_override {
+            usage = reported.clone();
         }
         let include_usage = request
             .pointer("/stream_options/include_usage")
@@ -202,7 +209,7 @@ fn usage(prompt: u64, completion: u64, cached: u64) -> Value {
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": {"cached_tokens": cached},
         "completion_tokens_details": {"reasoning_tokens": 0},
     })

@@ -47,6 +47,7 @@ struct Raw {
     fail_body: Option<Value>,
     reasoning: Option<String>,
     usage_style: Option<String>,
+    usage_override: Option<Value>,
 }
 
 /// `tool_call` takes one call or a list of them.
@@ -100,6 +101,9 @@ pub struct Knobs {
     pub reasoning: Option<String>,
     /// `"deepseek"`: cache hits as `prompt_cache_hit_tokens`/`prompt_cache_miss_tokens`.
     pub usage_style: Option<String>,
+    /// OpenAI dialect: report this `usage` object verbatim (a hostile or buggy upstream's
+    /// figures) instead of the counted one.
+    pub usage_override: Option<Value>,
 }
 
 impl Knobs {
@@ -148,6 +152,7 @@ impl Knobs {
             fail_body: raw.fail_body,
             reasoning: raw.reasoning,
             usage_style: raw.usage_style,
+            usage_override: raw.usage_override,
         })
     }
 }

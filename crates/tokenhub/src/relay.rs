@@ -6,6 +6,7 @@
 //! provider adapters; it never touches the database or writes wire errors itself.
 
 mod authenticate;
+mod bounds;
 pub mod clients;
 pub mod concurrency;
 pub mod error;
@@ -187,6 +188,7 @@ impl Relay {
             return Err(RelayError::ModelNotFound(facts.model));
         };
         settlement.set_model(&model.id, model.prices, facts.stream);
+        settlement.bound_usage(bounds::token_ceiling(&model, &facts));
         if key.allowed_ips.is_some() && !client_ip.is_some_and(|ip| key.allows_ip(ip)) {
             return Err(RelayError::IpNotAllowed(client_ip));
         }
@@ -213,31 +215,18 @@ impl Relay {
         Ok((facts, model))
     }
 
-    /// The most tokens this request is expected to use, for reservations and TPM: prompt
-    /// estimated from the body size (≥ the real count for typical text: about 3 bytes per
-    /// token), plus the output the client allows, or the configured default, capped by
-    /// the context window.
     fn worst_case_tokens(
         &self,
         model: &Model,
         facts: &RequestFacts,
         body_len: usize,
     ) -> TokenCounts {
-        let prompt = (body_len as u64).div_ceil(3);
-        let mut output = facts.max_output_tokens.unwrap_or(
-            facts
-                .operation
-                .default_output_tokens(self.policy.default_output_reserve_tokens),
-        );
-        if model.context > 0 {
-            output = output.min(model.context);
-        }
-        TokenCounts {
-            prompt,
-            cached: 0,
-            cache_write: 0,
-            completion: output,
-        }
+        bounds::worst_case_tokens(
+            model,
+            facts,
+            body_len,
+            self.policy.default_output_reserve_tokens,
+        )
     }
 
     /// Route and call: tries the model's channels in order until one answers, then its
@@ -340,6 +329,7 @@ impl Relay {
             .reserve(key.user_id, key.id, key.quota, worst_case)
             .map_err(RelayError::Insufficient)?;
         settlement.set_model(&model.id, model.prices, facts.stream);
+        settlement.bound_usage(bounds::token_ceiling(model, facts));
         settlement.hold(reservation);
         Ok(())
     }

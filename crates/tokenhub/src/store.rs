@@ -56,6 +56,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// An amount that would leave the storable range (see `ledger::money::MAX_AMOUNT`).
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

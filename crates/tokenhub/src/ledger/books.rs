@@ -149,6 +149,18 @@ impl Books {
         }
     }
 
+    /// Called by the writer for records the database refused and that were parked instead
+    /// of written: their costs leave `unflushed` without reaching `stored`.
+    pub fn abandoned(&self, users: &HashMap<i64, Nanos>, keys: &HashMap<i64, Nanos>) {
+        let mut ledgers = self.ledgers();
+        for (id, cost) in users {
+            ledgers.users.entry(*id).or_default().unflushed -= *cost;
+        }
+        for (id, cost) in keys {
+            ledgers.keys.entry(*id).or_default().unflushed -= *cost;
+        }
+    }
+
     /// What the user could spend right now (for balance endpoints and tests).
     pub fn available(&self, user_id: i64) -> Nanos {
         let account = self

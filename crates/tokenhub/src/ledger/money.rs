@@ -8,6 +8,13 @@
 //! once from its token counts with exact integer arithmetic and rounded **up**
 //! to the next whole nano-USD. Prices are parsed from decimal strings exactly;
 //! more than 9 decimal places is an error, never a silent rounding.
+//!
+//! Bounds (why no sum can overflow): every amount that enters from outside (a price, a
+//! credit, a quota, a balance) is at most [`MAX_AMOUNT`] ($1 billion) in magnitude, and
+//! one request costs at most [`MAX_REQUEST_COST`] ($1 million). A ledger batch holds at
+//! most a few hundred records, so a balance minus a batch's debits stays far inside
+//! `i64`; the database refuses any balance or spend outside ±`MAX_AMOUNT` (migration
+//! 0008), and the writer parks a record it refuses instead of corrupting the books.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +30,14 @@ pub struct Nanos(pub i64);
 
 pub const NANOS_PER_USD: i64 = 1_000_000_000;
 
+/// The largest magnitude of any stored amount: a balance, a key's spend or quota, a
+/// credit, a price per 1M tokens. $1,000,000,000; the database enforces it too.
+pub const MAX_AMOUNT: Nanos = Nanos(1_000_000_000 * NANOS_PER_USD);
+
+/// The most a single request can cost: $1,000,000. A request priced above it (only an
+/// absurd usage report could do that) is billed this much.
+pub const MAX_REQUEST_COST: Nanos = Nanos(1_000_000 * NANOS_PER_USD);
+
 impl Nanos {
     pub const ZERO: Nanos = Nanos(0);
 
@@ -32,6 +47,17 @@ impl Nanos {
 
     pub fn is_zero(self) -> bool {
         self.0 == 0
+    }
+
+    /// Whether the amount may be stored (see [`MAX_AMOUNT`]).
+    pub fn is_storable(self) -> bool {
+        self.0.unsigned_abs() <= MAX_AMOUNT.0.unsigned_abs()
+    }
+
+    /// The exact sum of many amounts, or `None` if it leaves `i64`.
+    pub fn checked_sum(amounts: impl IntoIterator<Item = Nanos>) -> Option<Nanos> {
+        let total: i128 = amounts.into_iter().map(|n| i128::from(n.0)).sum();
+        i64::try_from(total).ok().map(Nanos)
     }
 
     /// Renders as a decimal USD string with trailing zeros removed, e.g. `"0.000276"`.
@@ -97,7 +123,7 @@ pub enum MoneyError {
     NotDecimal(String),
     #[error("'{0}' has more than 9 decimal places; the smallest unit is 1e-9 USD")]
     TooPrecise(String),
-    #[error("'{0}' is too large")]
+    #[error("'{0}' is too large (the limit is $1,000,000,000)")]
     TooLarge(String),
 }
 
@@ -129,8 +155,10 @@ impl FromStr for Nanos {
         let nanos = whole
             .checked_mul(NANOS_PER_USD)
             .and_then(|n| n.checked_add(frac_nanos))
+            .map(|n| Nanos(if negative { -n } else { n }))
+            .filter(|n| n.is_storable())
             .ok_or_else(too_large)?;
-        Ok(Nanos(if negative { -nanos } else { nanos }))
+        Ok(nanos)
     }
 }
 
@@ -142,7 +170,7 @@ impl PerMillion {
     /// `tokens × price` in nano-USD × 1e6: dividing by 1e6 gives nano-USD. Kept undivided so
     /// the token classes of one request are summed exactly before the single rounding.
     fn numerator(self, tokens: u64) -> i128 {
-        i128::from(tokens) * i128::from(self.0.0)
+        i128::from(tokens).saturating_mul(i128::from(self.0.0))
     }
 }
 
@@ -169,6 +197,43 @@ pub struct TokenCounts {
     pub completion: u64,
 }
 
+/// The most tokens of each class one request can be billed for. Upstream usage reports
+/// are clamped to it, so one absurd figure cannot bill a fortune or overflow a sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenCeiling {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+impl TokenCeiling {
+    pub const UNBOUNDED: TokenCeiling = TokenCeiling {
+        prompt: u64::MAX,
+        completion: u64::MAX,
+    };
+}
+
+impl Default for TokenCeiling {
+    fn default() -> Self {
+        TokenCeiling::UNBOUNDED
+    }
+}
+
+impl TokenCounts {
+    /// The counts within `ceiling` (the cache classes stay parts of the prompt), and
+    /// whether anything had to be cut.
+    pub fn clamped(self, ceiling: TokenCeiling) -> (TokenCounts, bool) {
+        let prompt = self.prompt.min(ceiling.prompt);
+        let cached = self.cached.min(prompt);
+        let clamped = TokenCounts {
+            prompt,
+            cached,
+            cache_write: self.cache_write.min(prompt - cached),
+            completion: self.completion.min(ceiling.completion),
+        };
+        (clamped, clamped != self)
+    }
+}
+
 impl Prices {
     pub fn is_free(&self) -> bool {
         self.input.0.is_zero()
@@ -177,17 +242,23 @@ impl Prices {
             && self.output.0.is_zero()
     }
 
-    /// The cost of a request: one exact sum, rounded up once to whole nano-USD. The cache
-    /// classes are parts of `prompt`; a report claiming more than the prompt is capped.
+    /// The cost of a request: one exact sum, rounded up once to whole nano-USD, at most
+    /// [`MAX_REQUEST_COST`]. The cache classes are parts of `prompt`; a report claiming
+    /// more than the prompt is capped. Every step saturates, so no count or price, however
+    /// absurd, can wrap around.
     pub fn cost(&self, tokens: TokenCounts) -> Nanos {
         let cached = tokens.cached.min(tokens.prompt);
         let cache_write = tokens.cache_write.min(tokens.prompt - cached);
-        let numerator = self.input.numerator(tokens.prompt - cached - cache_write)
-            + self.cached_input.numerator(cached)
-            + self.cache_write_input.numerator(cache_write)
-            + self.output.numerator(tokens.completion);
-        let nanos = (numerator + 999_999).div_euclid(1_000_000);
-        Nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
+        let numerator = [
+            self.input.numerator(tokens.prompt - cached - cache_write),
+            self.cached_input.numerator(cached),
+            self.cache_write_input.numerator(cache_write),
+            self.output.numerator(tokens.completion),
+        ]
+        .into_iter()
+        .fold(0i128, i128::saturating_add);
+        let nanos = numerator.saturating_add(999_999).div_euclid(1_000_000);
+        Nanos(i64::try_from(nanos.clamp(0, i128::from(MAX_REQUEST_COST.0))).unwrap_or(0))
     }
 }
 
@@ -349,5 +420,105 @@ mod tests {
                 ..tokens
             })
         );
+    }
+
+    #[test]
+    fn amounts_beyond_the_storable_bound_are_refused_when_parsed() {
+        assert_eq!(usd("1000000000"), MAX_AMOUNT);
+        assert_eq!(usd("-1000000000"), Nanos(-MAX_AMOUNT.0));
+        for text in [
+            "1000000000.000000001",
+            "9223372036.854775807",
+            "-9223372036.854775808",
+            "99999999999999999999",
+        ] {
+            assert!(
+                matches!(text.parse::<Nanos>(), Err(MoneyError::TooLarge(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn cost_is_capped_and_never_wraps_at_the_i64_edges() {
+        let absurd = Prices {
+            input: PerMillion(Nanos(i64::MAX)),
+            cached_input: PerMillion(Nanos(i64::MAX)),
+            cache_write_input: PerMillion(Nanos(i64::MAX)),
+            output: PerMillion(Nanos(i64::MAX)),
+        };
+        let every_class_full = TokenCounts {
+            prompt: u64::MAX,
+            cached: u64::MAX / 3,
+            cache_write: u64::MAX / 3,
+            completion: u64::MAX,
+        };
+        assert_eq!(absurd.cost(every_class_full), MAX_REQUEST_COST);
+        // The report in the issue: 10 + 10^15 tokens at $100/M is $10^11: capped.
+        let hundred = Prices {
+            input: PerMillion(usd("100")),
+            output: PerMillion(usd("100")),
+            ..Prices::default()
+        };
+        let report = TokenCounts {
+            prompt: 10,
+            completion: 1_000_000_000_000_000,
+            ..Default::default()
+        };
+        assert_eq!(hundred.cost(report), MAX_REQUEST_COST);
+        let negative = Prices {
+            input: PerMillion(Nanos(i64::MIN)),
+            ..Prices::default()
+        };
+        let one = TokenCounts {
+            prompt: u64::MAX,
+            ..Default::default()
+        };
+        assert_eq!(negative.cost(one), Nanos::ZERO, "never a negative cost");
+    }
+
+    #[test]
+    fn sums_are_exact_or_refused() {
+        let max = Nanos(i64::MAX);
+        assert_eq!(Nanos::checked_sum([max, Nanos(-1), Nanos(1)]), Some(max));
+        assert_eq!(Nanos::checked_sum([max, Nanos(1)]), None);
+        assert_eq!(Nanos::checked_sum([Nanos(i64::MIN), Nanos(-1)]), None);
+        // A batch of the largest requests stays far inside the bound.
+        let batch = std::iter::repeat_n(MAX_REQUEST_COST, 1024);
+        let total = Nanos::checked_sum(batch).unwrap();
+        assert!((MAX_AMOUNT - total).is_storable());
+        assert!((Nanos(-MAX_AMOUNT.0) - total).0 > i64::MIN / 2);
+    }
+
+    #[test]
+    fn clamping_keeps_the_cache_classes_inside_the_prompt() {
+        let ceiling = TokenCeiling {
+            prompt: 100,
+            completion: 50,
+        };
+        let report = TokenCounts {
+            prompt: 1_000,
+            cached: 80,
+            cache_write: 900,
+            completion: u64::MAX,
+        };
+        let (clamped, cut) = report.clamped(ceiling);
+        assert!(cut);
+        assert_eq!(
+            clamped,
+            TokenCounts {
+                prompt: 100,
+                cached: 80,
+                cache_write: 20,
+                completion: 50,
+            }
+        );
+        let honest = TokenCounts {
+            prompt: 10,
+            cached: 2,
+            cache_write: 3,
+            completion: 5,
+        };
+        assert_eq!(honest.clamped(ceiling), (honest, false));
     }
 }

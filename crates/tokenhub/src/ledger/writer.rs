@@ -108,41 +108,110 @@ async fn run(
     }
 }
 
+/// How often the database must refuse a record on its own, while answering other
+/// queries, before the record is parked: a transient error (a busy database) is retried.
+const REFUSALS_BEFORE_PARKING: u32 = 3;
+
+/// What committing a batch needs; shared by the halves of a split batch.
+struct Committer<'a> {
+    usage: &'a mut UsageWriter,
+    books: &'a Books,
+    flush_lock: &'a Mutex<()>,
+}
+
+/// Commits `batch`, however long the database takes to come back. A batch the database
+/// refuses while it answers is split in halves until the refused record is alone; that
+/// record is parked (see `park`) so every other record is written and debited.
 async fn commit_until_done(
     usage: &mut UsageWriter,
     books: &Books,
     flush_lock: &Mutex<()>,
     batch: &[UsageRecord],
 ) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut backoff = Duration::from_millis(50);
-    let started = std::time::Instant::now();
-    let mut attempt = BatchAttempt::First;
-    loop {
-        let guard = flush_lock.lock().await;
-        match usage.write(batch, attempt).await {
-            Ok(()) => {
-                let (users, keys) = costs_by_owner(batch);
-                books.flushed(&users, &keys);
-                drop(guard);
-                metrics::counter!("tokenhub_usage_records_written_total")
-                    .increment(batch.len() as u64);
-                metrics::gauge!("tokenhub_ledger_queue_depth").decrement(batch.len() as f64);
-                metrics::histogram!("tokenhub_ledger_flush_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                return;
-            }
-            Err(error) => {
-                drop(guard);
-                tracing::error!(%error, records = batch.len(), "usage batch not committed; retrying");
-                metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                attempt = BatchAttempt::Retry;
-            }
+    let mut committer = Committer {
+        usage,
+        books,
+        flush_lock,
+    };
+    committer.commit(batch, BatchAttempt::First).await;
+}
+
+impl Committer<'_> {
+    async fn commit(&mut self, batch: &[UsageRecord], mut attempt: BatchAttempt) {
+        if batch.is_empty() {
+            return;
         }
+        let mut backoff = Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        let mut refusals = 0;
+        loop {
+            let error = match self.try_commit(batch, attempt, started).await {
+                Ok(()) => return,
+                Err(error) => error,
+            };
+            // Any attempt after a failure may find its batch committed (a lost reply).
+            attempt = BatchAttempt::Retry;
+            metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
+            if self.usage.database_answers().await {
+                if batch.len() > 1 {
+                    tracing::warn!(%error, records = batch.len(), "usage batch refused; splitting it");
+                    let (left, right) = batch.split_at(batch.len() / 2);
+                    Box::pin(self.commit(left, BatchAttempt::Retry)).await;
+                    Box::pin(self.commit(right, BatchAttempt::Retry)).await;
+                    return;
+                }
+                refusals += 1;
+                if refusals >= REFUSALS_BEFORE_PARKING && self.park(&batch[0], &error).await {
+                    return;
+                }
+            } else {
+                refusals = 0;
+            }
+            tracing::error!(%error, records = batch.len(), "usage batch not committed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn try_commit(
+        &mut self,
+        batch: &[UsageRecord],
+        attempt: BatchAttempt,
+        started: std::time::Instant,
+    ) -> Result<(), crate::store::StoreError> {
+        let guard = self.flush_lock.lock().await;
+        self.usage.write(batch, attempt).await?;
+        let (users, keys) = costs_by_owner(batch);
+        self.books.flushed(&users, &keys);
+        drop(guard);
+        metrics::counter!("tokenhub_usage_records_written_total").increment(batch.len() as u64);
+        metrics::gauge!("tokenhub_ledger_queue_depth").decrement(batch.len() as f64);
+        metrics::histogram!("tokenhub_ledger_flush_seconds")
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Moves a record the database refuses to the dead-letter table. Its cost was never
+    /// debited, so the books forget it too (Σ cost of records = Σ debits still holds);
+    /// it stays visible to the operator in the table, the log and the metric.
+    async fn park(&mut self, record: &UsageRecord, error: &crate::store::StoreError) -> bool {
+        let reason = error.to_string();
+        if let Err(park_error) = self.usage.park(record, &reason).await {
+            tracing::error!(error = %park_error, request_id = %record.request_id, "could not park a refused usage record");
+            return false;
+        }
+        let (users, keys) = costs_by_owner(std::slice::from_ref(record));
+        self.books.abandoned(&users, &keys);
+        tracing::error!(
+            request_id = %record.request_id,
+            user_id = record.user_id,
+            cost = %record.cost,
+            error = %reason,
+            "usage record refused by the database; parked in usage_dead_letters"
+        );
+        metrics::counter!("tokenhub_usage_dead_letters_total").increment(1);
+        metrics::gauge!("tokenhub_ledger_queue_depth").decrement(1.0);
+        true
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::ledger::books::{Books, Reservation};
-use crate::ledger::money::{Prices, TokenCounts};
+use crate::ledger::money::{Prices, TokenCeiling, TokenCounts};
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::operation::Operation;
 use crate::relay::limits::{RateLimits, TokenHold};
@@ -37,6 +37,8 @@ pub struct Settlement {
     token_hold: Option<(Arc<RateLimits>, TokenHold)>,
     record: UsageRecord,
     prices: Prices,
+    /// The most tokens of each class the request can be billed for (`relay::bounds`).
+    ceiling: TokenCeiling,
     request_body: Bytes,
     operation: Operation,
     started: Instant,
@@ -86,6 +88,7 @@ impl Settlement {
                 created_at: now_ms(),
             },
             prices: Prices::default(),
+            ceiling: TokenCeiling::UNBOUNDED,
             request_body: body,
             operation,
             started: Instant::now(),
@@ -98,6 +101,10 @@ impl Settlement {
         self.record.model = model.to_string();
         self.prices = prices;
         self.record.stream = stream;
+    }
+
+    pub fn bound_usage(&mut self, ceiling: TokenCeiling) {
+        self.ceiling = ceiling;
     }
 
     pub fn hold(&mut self, reservation: Reservation) {
@@ -169,6 +176,7 @@ impl Settlement {
             }
             None => (TokenCounts::default(), false),
         };
+        let counts = self.within_ceiling(counts);
         let cost = self.prices.cost(counts);
         let record = &mut self.record;
         record.prompt_tokens = counts.prompt;
@@ -182,7 +190,7 @@ impl Settlement {
         record.latency_ms = elapsed_ms(self.started, Instant::now());
         record.ttft_ms = meter.first_token_at.map(|at| elapsed_ms(self.started, at));
         if let Some((limits, hold)) = self.token_hold.take() {
-            limits.settle(hold, counts.prompt + counts.completion);
+            limits.settle(hold, counts.prompt.saturating_add(counts.completion));
         }
         match self.reservation.take() {
             Some(reservation) => self.books.settle(reservation, cost),
@@ -195,6 +203,25 @@ impl Settlement {
         let record = std::mem::take(record);
         super::observe::settled(&record);
         self.writer.submit(record);
+    }
+}
+
+impl Settlement {
+    /// Usage clamped to what the request may be billed for. An upstream reporting more
+    /// (a bug, or output past the client's `max_tokens`) is logged and counted.
+    fn within_ceiling(&self, counts: TokenCounts) -> TokenCounts {
+        let (clamped, cut) = counts.clamped(self.ceiling);
+        if cut {
+            tracing::warn!(
+                request_id = %self.record.request_id,
+                model = %self.record.model,
+                reported = ?counts,
+                billed = ?clamped,
+                "usage beyond what the request allows; billed at the bound"
+            );
+            metrics::counter!("tokenhub_usage_clamped_total").increment(1);
+        }
+        clamped
     }
 }
 

@@ -8,8 +8,8 @@ use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 
-use super::{Backend, Store, StoreResult};
-use crate::ledger::money::Nanos;
+use super::{Backend, Store, StoreError, StoreResult};
+use crate::ledger::money::{MAX_REQUEST_COST, Nanos};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct UsageRecord {
@@ -70,16 +70,35 @@ struct Debits {
 }
 
 impl Debits {
-    fn of(records: &[UsageRecord]) -> Debits {
-        let mut debits = Debits {
-            users: BTreeMap::new(),
-            keys: BTreeMap::new(),
-        };
+    /// The batch's debits, summed exactly; a batch whose costs are negative or whose sums
+    /// leave the storable range is refused whole (the writer then isolates the record).
+    fn of(records: &[UsageRecord]) -> StoreResult<Debits> {
+        let mut users: BTreeMap<i64, i128> = BTreeMap::new();
+        let mut keys: BTreeMap<i64, i128> = BTreeMap::new();
         for record in records.iter().filter(|r| !r.cost.is_zero()) {
-            *debits.users.entry(record.user_id).or_default() += record.cost.0;
-            *debits.keys.entry(record.key_id).or_default() += record.cost.0;
+            if record.cost < Nanos::ZERO || record.cost > MAX_REQUEST_COST {
+                return Err(StoreError::OutOfRange(format!(
+                    "request {} costs {}, outside 0..={MAX_REQUEST_COST}",
+                    record.request_id, record.cost
+                )));
+            }
+            *users.entry(record.user_id).or_default() += i128::from(record.cost.0);
+            *keys.entry(record.key_id).or_default() += i128::from(record.cost.0);
         }
-        debits
+        let storable = |sums: BTreeMap<i64, i128>| -> StoreResult<BTreeMap<i64, i64>> {
+            sums.into_iter()
+                .map(|(id, sum)| match i64::try_from(sum) {
+                    Ok(sum) if Nanos(sum).is_storable() => Ok((id, sum)),
+                    _ => Err(StoreError::OutOfRange(format!(
+                        "a batch debits {sum} nano-USD from one account"
+                    ))),
+                })
+                .collect()
+        };
+        Ok(Debits {
+            users: storable(users)?,
+            keys: storable(keys)?,
+        })
     }
 }
 
@@ -216,6 +235,16 @@ impl Store {
         row.as_ref().map(record_from_row).transpose()
     }
 
+    /// Parked records (request id, error), oldest first.
+    pub async fn dead_letters(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT request_id, error FROM usage_dead_letters ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("request_id")?, row.try_get("error")?)))
+            .collect()
+    }
+
     pub async fn usage_count(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
             .fetch_one(&self.pool)
@@ -264,7 +293,7 @@ impl UsageWriter {
         {
             return Ok(());
         }
-        let debits = Debits::of(records);
+        let debits = Debits::of(records)?;
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             None => self.store.pool.acquire().await?,
@@ -280,6 +309,33 @@ impl UsageWriter {
             Err(_) => connection.close_on_drop(),
         }
         written
+    }
+
+    /// Whether the database answers a trivial query: tells a refused batch (split it)
+    /// from an unreachable database (wait for it). `&mut`: the kept connection is not
+    /// `Sync`, so the writer's future must not hold a shared borrow across an await.
+    pub async fn database_answers(&mut self) -> bool {
+        let ping = sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.store.pool);
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
+            Ok(Ok(1))
+        )
+    }
+
+    /// Keeps a record the database refused, whole, in `usage_dead_letters`.
+    pub async fn park(&mut self, record: &UsageRecord, error: &str) -> StoreResult<()> {
+        let json = serde_json::to_string(record).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO usage_dead_letters (request_id, record, error, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&record.request_id)
+        .bind(json)
+        .bind(error)
+        .bind(super::now_ms())
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
     }
 
     /// Hands the kept connection back to the pool (the next batch takes one again).

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, StoreResult, bump_revision, now_ms};
-use crate::ledger::money::Nanos;
+use crate::ledger::money::{MAX_AMOUNT, Nanos};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRow {
@@ -179,13 +179,35 @@ pub(super) async fn credit_in(
     kind: LedgerKind,
     reason: &str,
 ) -> StoreResult<()> {
-    let updated = sqlx::query("UPDATE users SET balance_nano = balance_nano + $1 WHERE id = $2")
-        .bind(amount.0)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    let out_of_range = || {
+        StoreError::OutOfRange(format!(
+            "a change of {amount} would take the balance beyond ±{MAX_AMOUNT}"
+        ))
+    };
+    if !amount.is_storable() {
+        return Err(out_of_range());
+    }
+    // Both terms are within ±MAX_AMOUNT, so the sum cannot overflow on either backend;
+    // the condition keeps the result inside the bound the schema enforces.
+    let updated = sqlx::query(
+        "UPDATE users SET balance_nano = balance_nano + $1 \
+         WHERE id = $2 AND balance_nano + $1 BETWEEN $3 AND $4",
+    )
+    .bind(amount.0)
+    .bind(user_id)
+    .bind(-MAX_AMOUNT.0)
+    .bind(MAX_AMOUNT.0)
+    .execute(&mut **tx)
+    .await?;
     if updated.rows_affected() == 0 {
-        return Err(StoreError::NotFound(format!("user id {user_id}")));
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        return Err(match exists {
+            Some(_) => out_of_range(),
+            None => StoreError::NotFound(format!("user id {user_id}")),
+        });
     }
     sqlx::query("INSERT INTO ledger_entries (user_id, amount_nano, kind, reason, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(user_id)

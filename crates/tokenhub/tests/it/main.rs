@@ -21,6 +21,7 @@ mod gemini_upstream;
 mod hygiene;
 mod limits;
 mod management;
+mod money_bounds;
 mod operations;
 mod relay;
 mod resilience;

@@ -147,6 +147,7 @@ impl From<StoreError> for ManageError {
         match error {
             StoreError::NotFound(m) => ManageError::not_found(m),
             StoreError::Conflict(m) => ManageError::new(Code::Conflict, m),
+            StoreError::OutOfRange(m) => ManageError::invalid(m),
             other => {
                 // The database's text may name tables or hosts: log it, say less.
                 tracing::error!(error = %other, "management request failed in the store");

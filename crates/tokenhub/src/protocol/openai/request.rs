@@ -128,6 +128,9 @@ impl Rewrite {
     }
 }
 
+/// The most completions one request may ask for (`n`, `best_of`), as OpenAI allows.
+pub const MAX_CHOICES: u64 = 128;
+
 /// What the gateway needs to know about a chat request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestFacts {
@@ -138,6 +141,9 @@ pub struct RequestFacts {
     pub client_wants_usage: bool,
     /// `max_completion_tokens`, else `max_tokens`.
     pub max_output_tokens: Option<u64>,
+    /// How many completions the upstream generates and bills: `n` (and, for legacy
+    /// completions, `best_of` when larger). 1 when absent.
+    pub choices: u64,
     /// An operator's choice of channel (the `x-tokenhub-channel` header), for debugging.
     pub pinned_channel: Option<String>,
 }
@@ -207,14 +213,36 @@ impl RawObject<'_> {
         let options = self.optional::<StreamOptions>("stream_options")?;
         let max_completion = self.optional::<u64>("max_completion_tokens")?;
         let max_tokens = self.optional::<u64>("max_tokens")?;
+        let choices = self.choices(operation)?;
         Ok(RequestFacts {
             operation,
             model,
             stream,
             client_wants_usage: options.and_then(|o| o.include_usage).unwrap_or(false),
             max_output_tokens: max_completion.or(max_tokens),
+            choices,
             pinned_channel: None,
         })
+    }
+
+    /// `n` (1..=128, OpenAI's range), or for legacy completions the larger of `n` and
+    /// `best_of` (the upstream generates and bills `best_of` completions).
+    fn choices(&self, operation: Operation) -> Result<u64, InvalidRequest> {
+        let count = |name: &'static str| -> Result<u64, InvalidRequest> {
+            match self.optional::<u64>(name)? {
+                None => Ok(1),
+                Some(n @ 1..=MAX_CHOICES) => Ok(n),
+                Some(_) => Err(invalid(
+                    format!("'{name}' must be an integer from 1 to {MAX_CHOICES}"),
+                    Some(name),
+                )),
+            }
+        };
+        let n = count("n")?;
+        match operation {
+            Operation::Completions => Ok(n.max(count("best_of")?)),
+            Operation::Chat | Operation::Embeddings => Ok(n),
+        }
     }
 
     fn optional<T: for<'de> Deserialize<'de>>(
@@ -261,6 +289,7 @@ mod tests {
                 stream: true,
                 client_wants_usage: false,
                 max_output_tokens: Some(64),
+                choices: 1,
                 pinned_channel: None,
             }
         );
@@ -320,6 +349,21 @@ mod tests {
             Some("max_tokens")
         );
         assert!(facts(br#"{"model":"m","messages":[],"stream":null,"max_tokens":null}"#).is_ok());
+        for n in ["0", "129", "-1", "1.5", "\"2\""] {
+            let body = format!(r#"{{"model":"m","messages":[],"n":{n}}}"#);
+            assert_eq!(facts(body.as_bytes()).unwrap_err().param, Some("n"), "{n}");
+        }
+        assert_eq!(
+            facts(br#"{"model":"m","messages":[],"n":128}"#)
+                .unwrap()
+                .choices,
+            128
+        );
+        let legacy = RawObject::parse(br#"{"model":"m","prompt":"p","n":2,"best_of":5}"#)
+            .unwrap()
+            .facts(Operation::Completions)
+            .unwrap();
+        assert_eq!(legacy.choices, 5);
         assert!(RawObject::parse(b"[1,2]").is_err());
         assert!(RawObject::parse(b"{\"a\":").is_err());
     }
