@@ -67,7 +67,7 @@ impl RunningGateway {
             .served
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        self.writer.flush().await;
+        flush_before_exit(&self.writer).await;
         self.store.close().await;
         served
     }
@@ -77,9 +77,26 @@ impl RunningGateway {
         let served = (&mut self.served)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        self.writer.flush().await;
+        flush_before_exit(&self.writer).await;
         self.store.close().await;
         served
+    }
+}
+
+/// How long an exiting gateway waits for the database to take its last usage records.
+const FLUSH_AT_EXIT: Duration = Duration::from_secs(30);
+
+/// Flushes the ledger, but not forever: with the database gone, a stop request must still
+/// stop the process (an orchestrator would `kill -9` it anyway, losing the same records).
+async fn flush_before_exit(writer: &LedgerWriter) {
+    if tokio::time::timeout(FLUSH_AT_EXIT, writer.flush())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            waited_s = FLUSH_AT_EXIT.as_secs(),
+            "the database did not take the last usage records; exiting without them"
+        );
     }
 }
 

@@ -36,7 +36,7 @@ fn presented_keys(mock: &MockServer) -> Vec<String> {
 }
 
 fn chat_body(mock: Value) -> Value {
-    json!({"model": "mock-gpt", "messages": user_says("hello"), "max_tokens": 5, "mock": mock})
+    json!({"model": "mock-gpt", "messages": user_says("hello"), "max_tokens": 50, "mock": mock})
 }
 
 /// Sends one chat, checks it answered 200, and returns its usage record's cost.
