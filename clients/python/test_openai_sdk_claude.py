@@ -14,7 +14,7 @@ import json
 from conftest import usage_record
 
 MODEL = "claude-sonnet-4"
-UPSTREAM_MODEL = "claude-sonnet-4-20250514"
+UPSTREAM_MODEL = "claude-sonnet-4-6"  # live: the mock refuses retired ids, as Anthropic does
 INPUT, CACHE_READ, CACHE_WRITE, OUTPUT = 3000, 300, 3750, 15000  # nano-USD per token
 
 WEATHER_TOOL = {
