@@ -134,7 +134,6 @@ pub fn request_from_openai(
     })?;
     refuse_unsupported(&chat)?;
     let (system, messages) = messages::translate(chat.messages)?;
-    let rules = rules_for(&chat.model);
     let limit = chat.max_completion_tokens.or(chat.max_tokens);
     let mut extra = chat.extra;
     for name in DROPPED.iter().chain(WRITTEN) {
@@ -146,29 +145,20 @@ pub fn request_from_openai(
     } else {
         translate_tool_choice(chat.tool_choice, chat.parallel_tool_calls)
     };
-    // Anthropic refuses thinking when `tool_choice` forces a tool (extended-thinking,
-    // "Tool use with thinking"). The forced call is the contract the client relies on,
-    // the effort only a hint: such a request goes without thinking.
     let forces_tool = matches!(
         tool_choice,
         Some(ToolChoice::Any { .. } | ToolChoice::Tool { .. })
     );
-    if forces_tool {
-        extra.remove("thinking");
-    }
-    let native_thinking = extra.get("thinking");
-    let effort = match &chat.reasoning_effort {
-        Some(effort) if native_thinking.is_none() && !forces_tool => Some(effort.as_str()),
-        _ => None,
-    };
-    let thinking_on = native_thinking.is_some_and(|t| t.get("type") != Some(&"disabled".into()));
-    let reasoning = reasoning::reasoning(effort, limit, rules, options)?;
-    let thinking_on = thinking_on || reasoning.thinking.is_some();
-    let (temperature, top_p) =
-        reasoning::sampling(rules, thinking_on, chat.temperature, chat.top_p, &mut extra);
-    if let Some(effort) = reasoning.effort {
-        set_effort(&mut extra, effort);
-    }
+    let effort = chat.reasoning_effort.as_deref();
+    let (reasoning, temperature, top_p) = reasoning_and_sampling(
+        effort,
+        (chat.temperature, chat.top_p),
+        forces_tool,
+        &chat.model,
+        limit,
+        &mut extra,
+        options,
+    )?;
     let stream = chat.stream.unwrap_or(false);
     let request = MessagesRequest {
         model: chat.model,
@@ -231,6 +221,36 @@ pub fn unsupported_member(name: &str) -> Option<&'static str> {
         "web_search_options" => "`web_search_options`",
         _ => return None,
     })
+}
+
+/// Thinking (from `reasoning_effort`, or a passed-through `thinking`) and the sampling
+/// parameters that go with it, for the model's family; edits the passed-through members.
+fn reasoning_and_sampling(
+    effort: Option<&str>,
+    (temperature, top_p): (Option<f64>, Option<f64>),
+    forces_tool: bool,
+    model: &str,
+    limit: Option<u64>,
+    extra: &mut Map<String, Value>,
+    options: &RequestOptions,
+) -> Result<(reasoning::Reasoning, Option<f64>, Option<f64>), TranslateError> {
+    let rules = rules_for(model);
+    // Anthropic refuses thinking when `tool_choice` forces a tool (extended-thinking,
+    // "Tool use with thinking", checked 2026-12-05). The forced call is the contract the
+    // client relies on, the effort only a hint: such a request goes without thinking.
+    if forces_tool {
+        extra.remove("thinking");
+    }
+    let native = extra.get("thinking");
+    let native_on = native.is_some_and(|t| t.get("type") != Some(&Value::from("disabled")));
+    let effort = effort.filter(|_| native.is_none() && !forces_tool);
+    let reasoning = reasoning::reasoning(effort, limit, rules, options)?;
+    let thinking_on = native_on || reasoning.thinking.is_some();
+    let (temperature, top_p) = reasoning::sampling(rules, thinking_on, temperature, top_p, extra);
+    if let Some(effort) = reasoning.effort {
+        set_effort(extra, effort);
+    }
+    Ok((reasoning, temperature, top_p))
 }
 
 /// `output_config.effort`, kept when the client set one itself (a passed-through
