@@ -90,7 +90,7 @@ type = "anthropic"
 base_url = "$MOCK_BASE_URL"
 api_key = "mock-key"
 models = ["claude-sonnet-4"]
-model_map = { "claude-sonnet-4" = "claude-sonnet-4-20250514" }
+model_map = { "claude-sonnet-4" = "claude-sonnet-4-6" }
 priority = 10
 
 [[models]]

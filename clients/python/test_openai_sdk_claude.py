@@ -14,7 +14,7 @@ import json
 from conftest import usage_record
 
 MODEL = "claude-sonnet-4"
-UPSTREAM_MODEL = "claude-sonnet-4-20250514"
+UPSTREAM_MODEL = "claude-sonnet-4-6"  # live: the mock refuses retired ids, as Anthropic does
 INPUT, CACHE_READ, CACHE_WRITE, OUTPUT = 3000, 300, 3750, 15000  # nano-USD per token
 
 WEATHER_TOOL = {
@@ -169,3 +169,92 @@ def test_tool_result_round_trip(client, mock):
     # user (6 + 3) + assistant tool_use (3) + user tool_result (3); "The tool said: 21 C and sunny".
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (15, 7)
     assert_record(raw.headers.get("x-request-id"), stream=False, prompt=15, completion=7)
+
+
+# The mock's thinking block when a request turns thinking on (crates/mock-upstream/src/
+# messages/thinking.rs): 9 words, billed as output like Anthropic's thinking.
+THOUGHT = "The user wants an answer; I will give it."
+
+
+def assert_thinking_replayed(sent, call_id):
+    """The second turn reached the upstream with the first turn's signed thinking first."""
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"], sent
+    thinking, tool_use = sent[1]["content"]
+    assert (thinking["type"], thinking["thinking"]) == ("thinking", THOUGHT), sent
+    assert thinking["signature"], sent
+    # The id the client holds carries the block; the upstream gets its own id back.
+    assert call_id.startswith(tool_use["id"] + "_th_"), (call_id, tool_use)
+    assert sent[2]["content"][0]["tool_use_id"] == tool_use["id"], sent
+
+
+def test_tool_loop_with_thinking_keeps_the_signed_thinking(client, mock):
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[ASK],
+        tools=[WEATHER_TOOL],
+        reasoning_effort="low",
+        extra_body={"mock": {"tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}}},
+    )
+    asked = raw.parse()
+    # The thought's 9 words are output, with the call's name and arguments (1 word each).
+    assert_record(raw.headers.get("x-request-id"), stream=False, prompt=9, completion=11)
+    [choice] = asked.choices
+    assert choice.message.reasoning_content == THOUGHT
+    [call] = choice.message.tool_calls
+    # Sonnet 4.6 takes adaptive thinking with an effort, not a budget.
+    first = mock.journal()[-1]["body"]
+    assert (first["thinking"], first["output_config"]) == ({"type": "adaptive"}, {"effort": "low"})
+
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[
+            ASK,
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "21 C and sunny"},
+        ],
+        tools=[WEATHER_TOOL],
+        reasoning_effort="low",
+        extra_body={"mock": {"echo_tool_result": True}},
+    )
+    answer = raw.parse()
+    assert answer.choices[0].message.content == "The tool said: 21 C and sunny"
+    # As in test_tool_result_round_trip (the thinking block has no text words), plus the thought.
+    assert_record(raw.headers.get("x-request-id"), stream=False, prompt=15, completion=7 + 9)
+    assert_thinking_replayed(mock.journal()[-1]["body"]["messages"], call.id)
+
+
+def test_streamed_tool_loop_with_thinking_keeps_the_signed_thinking(client, mock):
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[ASK],
+        tools=[WEATHER_TOOL],
+        reasoning_effort="medium",
+        stream=True,
+        extra_body={"mock": {"tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}, "pieces": 3}}},
+    )
+    call_id, name, arguments = "", "", ""
+    for chunk in stream:
+        for delta in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+            call_id += delta.id or ""
+            name += delta.function.name or "" if delta.function else ""
+            arguments += delta.function.arguments or "" if delta.function else ""
+    assert (name, json.loads(arguments)) == ("get_weather", {"city": "Paris"})
+
+    answer = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            ASK,
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": call_id, "content": "21 C and sunny"},
+        ],
+        tools=[WEATHER_TOOL],
+        reasoning_effort="medium",
+        extra_body={"mock": {"echo_tool_result": True}},
+    )
+    assert answer.choices[0].finish_reason == "stop"
+    assert_thinking_replayed(mock.journal()[-1]["body"]["messages"], call_id)

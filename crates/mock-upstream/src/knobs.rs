@@ -40,6 +40,7 @@ struct Raw {
     cache_read_tokens: Option<u64>,
     cache_write_tokens: Option<u64>,
     error_event: Option<bool>,
+    redacted_thinking: Option<bool>,
     // Gemini dialect only.
     thought_signature: Option<String>,
     // OpenAI-compatible vendors' dialects.
@@ -90,6 +91,8 @@ pub struct Knobs {
     pub tool_calls: Vec<ToolCallKnob>,
     /// Anthropic: an in-band `error` event after the text, instead of the normal end.
     pub error_event: bool,
+    /// Anthropic: with thinking on, a `redacted_thinking` block after the thinking block.
+    pub redacted_thinking: bool,
     /// Gemini: sign the first function call with this, and refuse a request whose model
     /// turns do not carry it back on their first call.
     pub thought_signature: Option<String>,
@@ -147,6 +150,7 @@ impl Knobs {
                 Some(ToolCalls::Many(calls)) => calls,
             },
             error_event: raw.error_event.unwrap_or(false),
+            redacted_thinking: raw.redacted_thinking.unwrap_or(false),
             thought_signature: raw.thought_signature,
             finish_reason: raw.finish_reason.unwrap_or_else(|| "stop".to_owned()),
             fail_body: raw.fail_body,

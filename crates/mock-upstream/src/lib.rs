@@ -20,6 +20,7 @@ mod knobs;
 mod legacy;
 pub mod messages;
 mod middleware;
+pub mod models;
 mod preflight;
 mod server;
 mod sse;

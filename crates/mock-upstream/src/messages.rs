@@ -11,11 +11,20 @@
 //! Anthropic reports them. `output_tokens` are the reply's words (at least 1) plus, per
 //! tool call, the words of its name and of its compact arguments JSON.
 //!
+//! Requests are held to the rules Anthropic documents (`rules`): live model ids only
+//! (`crate::models`), sampling parameters per model family, the thinking form each model
+//! takes, no thinking with a forced `tool_choice`, and, in a tool loop with thinking on,
+//! the last assistant turn back with its signed thinking blocks first. With thinking on
+//! the answer opens with a signed `thinking` block (`thinking`; streamed with a
+//! `signature_delta`), whose words count as output tokens.
+//!
 //! With the `tool_call` knob the answer is those `tool_use` blocks (preceded by a text
 //! block only if `reply` is set) and `stop_reason` is `tool_use`; when streamed, each
 //! call's arguments JSON arrives in `pieces` `input_json_delta` events.
 
+mod rules;
 mod stream;
+pub mod thinking;
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -57,6 +66,10 @@ fn one() -> usize {
 pub(crate) struct Answer {
     id: String,
     model: String,
+    /// The signed thinking block that opens the answer when the request turns thinking on.
+    thinking: Option<(&'static str, String)>,
+    /// A `redacted_thinking` block after it (the `redacted_thinking` knob).
+    redacted: bool,
     text: Option<String>,
     /// (id, name, compact arguments JSON, pieces)
     tools: Vec<(String, String, String, usize)>,
@@ -80,6 +93,9 @@ pub async fn messages(State(state): State<MockState>, body: Bytes) -> Response {
     };
     if !request.get("messages").is_some_and(Value::is_array) {
         return bad_request("messages: Field required");
+    }
+    if let Err((status, message)) = rules::check(&request, model, max_tokens) {
+        return error(status, &message);
     }
     // Timing and hanging as for chat; the scripted failure speaks this dialect.
     let timing = Knobs {
@@ -140,7 +156,12 @@ impl Answer {
             stop_reason = "max_tokens";
         }
         let text = (tools.is_empty() || knobs.reply.is_some()).then_some(text);
+        let thinking = thinking::is_on(request)
+            .then(|| (thinking::THOUGHT, thinking::sign(thinking::THOUGHT)));
         let output_tokens = text.as_deref().map_or(0, completion_tokens)
+            + thinking
+                .as_ref()
+                .map_or(0, |(thought, _)| word_count(thought))
             + tools
                 .iter()
                 .map(|(_, name, arguments, _)| word_count(name) + word_count(arguments))
@@ -149,6 +170,8 @@ impl Answer {
         Self {
             id: format!("msg_mock_{n}"),
             model: model.to_owned(),
+            redacted: thinking.is_some() && knobs.redacted_thinking,
+            thinking,
             text,
             tools,
             stop_reason,
@@ -171,6 +194,12 @@ impl Answer {
     /// The non-streaming Messages object.
     fn to_json(&self) -> Value {
         let mut content: Vec<Value> = Vec::new();
+        if let Some((thought, signature)) = &self.thinking {
+            content.push(json!({"type": "thinking", "thinking": thought, "signature": signature}));
+        }
+        if self.redacted {
+            content.push(json!({"type": "redacted_thinking", "data": thinking::REDACTED}));
+        }
         if let Some(text) = &self.text {
             content.push(json!({"type": "text", "text": text}));
         }

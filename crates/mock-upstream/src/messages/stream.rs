@@ -26,6 +26,22 @@ fn events(a: &Answer, knobs: &Knobs) -> Vec<Option<String>> {
         "content": [], "stop_reason": null, "stop_sequence": null, "usage": a.usage(1),
     }}))];
     let mut index = 0;
+    if let Some((thought, signature)) = &a.thinking {
+        out.push(event(json!({"type": "content_block_start", "index": index,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+        out.push(event(json!({"type": "content_block_delta", "index": index,
+            "delta": {"type": "thinking_delta", "thinking": thought}})));
+        out.push(event(json!({"type": "content_block_delta", "index": index,
+            "delta": {"type": "signature_delta", "signature": signature}})));
+        out.push(event(json!({"type": "content_block_stop", "index": index})));
+        index += 1;
+    }
+    if a.redacted {
+        out.push(event(json!({"type": "content_block_start", "index": index,
+            "content_block": {"type": "redacted_thinking", "data": super::thinking::REDACTED}})));
+        out.push(event(json!({"type": "content_block_stop", "index": index})));
+        index += 1;
+    }
     if let Some(text) = &a.text {
         out.push(event(json!({"type": "content_block_start", "index": index,
             "content_block": {"type": "text", "text": ""}})));

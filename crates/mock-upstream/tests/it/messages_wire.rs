@@ -15,7 +15,7 @@ async fn post(server: &MockServer, path: &str, body: &Value) -> reqwest::Respons
 
 fn request(extra: Value) -> Value {
     let mut body = json!({
-        "model": "claude-mock",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 100,
         "system": [{"type": "text", "text": "be brief"}],
         "messages": [{"role": "user", "content": [{"type": "text", "text": "hi there"}]}]
@@ -60,7 +60,7 @@ async fn non_stream_message_shape_and_usage() {
     assert_eq!(anthropic_prompt_tokens(&req), 10);
     assert!(body["id"].as_str().expect("id").starts_with("msg_mock_"));
     assert_eq!(body["type"], "message");
-    assert_eq!(body["model"], "claude-mock");
+    assert_eq!(body["model"], "claude-sonnet-4-6");
     assert_eq!(body["content"], json!([{"type": "text", "text": reply}]));
     assert_eq!(body["stop_reason"], "end_turn");
     assert_eq!(
@@ -264,4 +264,177 @@ async fn x_api_key_is_enforced_and_journaled() {
     assert_eq!(journal.len(), 2);
     assert_eq!(journal[0].header("x-api-key"), Some("sk-ant-test"));
     assert_eq!(journal[0].body["max_tokens"], 100);
+}
+
+/// Status and Anthropic error message of a request the strict dialect refuses.
+async fn refusal(server: &MockServer, body: &Value) -> (u16, String) {
+    let resp = post(server, "/v1/messages", body).await;
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["type"], "error", "{body}");
+    (
+        status,
+        body["error"]["message"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn retired_and_unknown_model_ids_are_not_found() {
+    let server = MockServer::start().await.expect("start");
+    for id in [
+        "claude-sonnet-4-20250514",
+        "claude-opus-4-1-20250805",
+        "claude-mock",
+    ] {
+        let (status, message) = refusal(&server, &request(json!({"model": id}))).await;
+        assert_eq!((status, message), (404, format!("model: {id}")));
+    }
+    for id in mock_upstream::models::ANTHROPIC.iter().map(|m| m.id) {
+        let resp = post(&server, "/v1/messages", &request(json!({"model": id}))).await;
+        assert_eq!(resp.status(), 200, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn sampling_rules_follow_the_model_family() {
+    let server = MockServer::start().await.expect("start");
+    let both = json!({"model": "claude-sonnet-4-6", "temperature": 0.5, "top_p": 0.9});
+    assert_eq!(
+        refusal(&server, &request(both)).await,
+        (
+            400,
+            "temperature and top_p cannot both be specified for this model. Please use only one."
+                .into()
+        )
+    );
+    let one = json!({"model": "claude-sonnet-4-6", "temperature": 0.5});
+    assert_eq!(
+        post(&server, "/v1/messages", &request(one)).await.status(),
+        200
+    );
+    for name in ["temperature", "top_p", "top_k"] {
+        let body = request(json!({"model": "claude-opus-4-7", name: 1}));
+        assert_eq!(
+            refusal(&server, &body).await,
+            (400, format!("`{name}` is deprecated for this model."))
+        );
+    }
+}
+
+#[tokio::test]
+async fn thinking_forms_and_efforts_follow_the_model() {
+    let server = MockServer::start().await.expect("start");
+    let enabled = json!({"type": "enabled", "budget_tokens": 1024});
+    let (status, message) = refusal(
+        &server,
+        &request(json!({"model": "claude-opus-4-7", "max_tokens": 2000, "thinking": enabled})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        message.starts_with("\"thinking.type.enabled\" is not supported"),
+        "{message}"
+    );
+    let adaptive = json!({"type": "adaptive"});
+    let (status, _) = refusal(
+        &server,
+        &request(json!({"model": "claude-haiku-4-5", "thinking": adaptive})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let xhigh = json!({"model": "claude-sonnet-4-6", "thinking": adaptive,
+                       "output_config": {"effort": "xhigh"}});
+    assert_eq!(refusal(&server, &request(xhigh)).await.0, 400);
+    let ok = json!({"model": "claude-opus-4-7", "thinking": adaptive,
+                    "output_config": {"effort": "xhigh"}});
+    let resp = post(&server, "/v1/messages", &request(ok)).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let thought = mock_upstream::messages::thinking::THOUGHT;
+    assert_eq!(
+        body["content"][0],
+        json!({"type": "thinking", "thinking": thought,
+               "signature": mock_upstream::messages::thinking::sign(thought)})
+    );
+    let small_budget =
+        json!({"model": "claude-haiku-4-5", "max_tokens": 1024, "thinking": enabled});
+    assert_eq!(refusal(&server, &request(small_budget)).await.0, 400);
+}
+
+#[tokio::test]
+async fn thinking_refuses_a_forced_tool_and_needs_its_blocks_back() {
+    let server = MockServer::start().await.expect("start");
+    let tools = json!([{"name": "f", "input_schema": {"type": "object"}}]);
+    let adaptive = json!({"type": "adaptive"});
+    for choice in [json!({"type": "any"}), json!({"type": "tool", "name": "f"})] {
+        let body = request(json!({"model": "claude-sonnet-4-6", "thinking": adaptive,
+                                  "tools": tools, "tool_choice": choice}));
+        assert_eq!(
+            refusal(&server, &body).await,
+            (
+                400,
+                "Thinking may not be enabled when tool_choice forces tool use.".into()
+            )
+        );
+    }
+    let thought = mock_upstream::messages::thinking::THOUGHT;
+    let signed = json!({"type": "thinking", "thinking": thought,
+                        "signature": mock_upstream::messages::thinking::sign(thought)});
+    let call = json!({"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}});
+    let loop_turn = |assistant: Value| {
+        request(
+            json!({"model": "claude-sonnet-4-6", "thinking": adaptive, "tools": tools,
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "go"}]},
+                {"role": "assistant", "content": assistant},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}
+            ]}),
+        )
+    };
+    let (status, message) = refusal(&server, &loop_turn(json!([call]))).await;
+    assert_eq!(status, 400);
+    assert!(message.starts_with("messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`"), "{message}");
+    let mut edited = signed.clone();
+    edited["thinking"] = json!("edited");
+    let (status, message) = refusal(&server, &loop_turn(json!([edited, call]))).await;
+    assert_eq!(
+        (status, message.as_str()),
+        (
+            400,
+            "messages.1.content.0: Invalid `signature` in `thinking` block"
+        )
+    );
+    let resp = post(&server, "/v1/messages", &loop_turn(json!([signed, call]))).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_thinking_stream_signs_its_block_with_a_signature_delta() {
+    let server = MockServer::start().await.expect("start");
+    let body = request(json!({"model": "claude-opus-4-7", "stream": true,
+        "thinking": {"type": "adaptive"}, "mock": {"redacted_thinking": true}}));
+    let text = post(&server, "/v1/messages", &body)
+        .await
+        .text()
+        .await
+        .expect("body");
+    let events = events(&text);
+    let thought = mock_upstream::messages::thinking::THOUGHT;
+    let deltas: Vec<&Value> = events
+        .iter()
+        .filter(|(name, data)| name == "content_block_delta" && data["index"] == 0)
+        .map(|(_, data)| &data["delta"])
+        .collect();
+    assert_eq!(
+        deltas,
+        [
+            &json!({"type": "thinking_delta", "thinking": thought}),
+            &json!({"type": "signature_delta", "signature": mock_upstream::messages::thinking::sign(thought)})
+        ]
+    );
+    let redacted = events
+        .iter()
+        .find(|(name, data)| name == "content_block_start" && data["index"] == 1)
+        .expect("second block");
+    assert_eq!(redacted.1["content_block"]["type"], "redacted_thinking");
 }

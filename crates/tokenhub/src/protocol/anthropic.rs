@@ -5,6 +5,8 @@
 //! - `response`: a Messages response → a `chat.completion` body.
 //! - `stream`: Messages stream events → `chat.completion.chunk` data, then `[DONE]`.
 //! - `inbound`: the other direction, an Anthropic client served by any upstream.
+//! - `model_rules`: what each model family accepts (sampling, thinking form).
+//! - `carry`: thinking blocks carried across turns in tool call ids.
 //!
 //! Usage follows the OpenAI convention on the way out: `prompt_tokens` is the whole
 //! prompt (`input_tokens` + `cache_read_input_tokens` + `cache_creation_input_tokens`,
@@ -16,7 +18,9 @@
 //! Everything here is a function of its inputs: the `created` timestamp is a parameter,
 //! so the golden tests (`tests/it/anthropic_golden.rs`) compare exact values.
 
+pub mod carry;
 pub mod inbound;
+pub mod model_rules;
 pub mod request;
 pub mod response;
 pub mod stream;

@@ -10,12 +10,17 @@ use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;
 
 const CLAUDE: &str = "claude-sonnet-4";
+/// A live Anthropic id: the mock refuses retired ones, as Anthropic does.
+const CLAUDE_UPSTREAM: &str = "claude-sonnet-4-6";
 
 /// The harness's gateway plus a `claude` channel speaking Anthropic to the mock.
 async fn start() -> Harness {
     Harness::start_with(Backend::Sqlite, |settings, mock_url| {
         let mut claude = channel("claude", &format!("{mock_url}/v1"), &[CLAUDE], 0);
         claude.kind = "anthropic".into();
+        claude
+            .model_map
+            .insert(CLAUDE.into(), CLAUDE_UPSTREAM.into());
         settings.channels.push(claude);
         settings.models.push(model(CLAUDE, "3", "15"));
     })

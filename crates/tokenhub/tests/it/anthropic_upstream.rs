@@ -10,7 +10,9 @@ use tokenhub::config::ModelConfig;
 use tokenhub::ledger::money::Nanos;
 
 const MODEL: &str = "claude-sonnet-4";
-const UPSTREAM_MODEL: &str = "claude-sonnet-4-20250514";
+/// A live Anthropic id: the mock refuses retired ones (such as `claude-sonnet-4-20250514`,
+/// retired 2026-06-15), as Anthropic does.
+const UPSTREAM_MODEL: &str = "claude-sonnet-4-6";
 const CHANNEL_KEY: &str = "sk-ant-channel-key";
 
 /// Anthropic's prices for Sonnet 4: $3 input, $0.30 cache reads, $3.75 cache writes

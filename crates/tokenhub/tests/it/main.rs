@@ -10,6 +10,7 @@ mod harness;
 mod anthropic_golden;
 mod anthropic_inbound;
 mod anthropic_inbound_golden;
+mod anthropic_rules;
 mod anthropic_upstream;
 mod channel_keys;
 mod channel_limits;

@@ -2,8 +2,10 @@
 //!
 //! Top-level members are handled in three ways:
 //! - translated: `messages`, `max_completion_tokens`/`max_tokens`, `temperature` (clamped
-//!   to [0, 1]), `top_p`, `stop`, `stream`, `tools`, `tool_choice`,
-//!   `parallel_tool_calls: false`, `reasoning_effort` (see [`thinking_budget`]), `user`;
+//!   to [0, 1]) and `top_p` as the model family takes them (`reasoning::sampling`),
+//!   `stop`, `stream`, `tools`, `tool_choice`, `parallel_tool_calls: false`,
+//!   `reasoning_effort` (a thinking budget, or adaptive thinking with
+//!   `output_config.effort`, per family: `reasoning`; none when a tool is forced), `user`;
 //! - dropped, as hints Claude has no use for: see [`DROPPED`];
 //! - refused with a 400, when dropping would change the answer the client expects: see
 //!   [`unsupported_member`] and the content part rules in `messages`.
@@ -11,15 +13,21 @@
 //! Any other member is passed through unchanged, so Anthropic-only parameters (`top_k`,
 //! `thinking`, …) can be sent from an OpenAI client. A member the translation sets itself
 //! is never overwritten by a passed-through one, except `thinking`, which when present
-//! replaces what `reasoning_effort` would have set.
+//! replaces what `reasoning_effort` would have set (and is dropped when a tool is forced),
+//! and `output_config`, whose own `effort` wins. The model family's rules are in
+//! `model_rules`; all of them are listed in `docs/providers/anthropic.md`.
 
 mod messages;
+mod reasoning;
+
+pub use reasoning::thinking_budget;
 
 use crate::protocol::openai::chat::{ChatTool, ChatToolChoice, ResponseFormat, Stop};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::TranslateError;
+use super::model_rules::rules_for;
 use super::wire::{MessagesRequest, Metadata, Tool, ToolChoice};
 
 /// Output budget when the client sets none: Anthropic requires `max_tokens`, OpenAI does not.
@@ -131,31 +139,30 @@ pub fn request_from_openai(
     for name in DROPPED.iter().chain(WRITTEN) {
         extra.remove(*name);
     }
-    let native_thinking = extra.contains_key("thinking");
-    let budget = match &chat.reasoning_effort {
-        Some(effort) if !native_thinking => thinking_budget(effort)?,
-        _ => None,
-    };
-    let (max_tokens, thinking) = match budget {
-        None => (limit.unwrap_or(options.default_max_tokens), None),
-        Some(budget) => with_thinking(limit, budget, options)?,
-    };
-    let (temperature, top_p) = if thinking.is_some() {
-        // Anthropic refuses sampling changes while thinking; the effort asked for wins.
-        (None, None)
-    } else {
-        (chat.temperature.map(|t| t.clamp(0.0, 1.0)), chat.top_p)
-    };
     let tools = translate_tools(chat.tools.unwrap_or_default())?;
     let tool_choice = if tools.is_empty() {
         None
     } else {
         translate_tool_choice(chat.tool_choice, chat.parallel_tool_calls)
     };
+    let forces_tool = matches!(
+        tool_choice,
+        Some(ToolChoice::Any { .. } | ToolChoice::Tool { .. })
+    );
+    let effort = chat.reasoning_effort.as_deref();
+    let (reasoning, temperature, top_p) = reasoning_and_sampling(
+        effort,
+        (chat.temperature, chat.top_p),
+        forces_tool,
+        &chat.model,
+        limit,
+        &mut extra,
+        options,
+    )?;
     let stream = chat.stream.unwrap_or(false);
     let request = MessagesRequest {
         model: chat.model,
-        max_tokens,
+        max_tokens: reasoning.max_tokens,
         messages,
         system,
         temperature,
@@ -164,7 +171,7 @@ pub fn request_from_openai(
         stream: stream.then_some(true),
         tools,
         tool_choice,
-        thinking,
+        thinking: reasoning.thinking,
         metadata: chat.user.map(|user_id| Metadata { user_id }),
         extra,
     };
@@ -216,52 +223,47 @@ pub fn unsupported_member(name: &str) -> Option<&'static str> {
     })
 }
 
-/// `reasoning_effort` → `thinking.budget_tokens`. The effort names are OpenAI's; the
-/// budgets are TokenHub's choice (Anthropic's minimum is 1024):
-///
-/// | effort | budget |
-/// |---|---|
-/// | `none` | thinking off |
-/// | `minimal`, `low` | 1024 |
-/// | `medium` | 4096 |
-/// | `high` | 16384 |
-/// | `xhigh` | 32768 |
-pub fn thinking_budget(effort: &str) -> Result<Option<u64>, TranslateError> {
-    Ok(match effort {
-        "none" => None,
-        "minimal" | "low" => Some(1024),
-        "medium" => Some(4096),
-        "high" => Some(16_384),
-        "xhigh" => Some(32_768),
-        other => {
-            return Err(TranslateError::invalid(format!(
-                "`reasoning_effort` must be one of none, minimal, low, medium, high, xhigh (got '{other}')"
-            )));
-        }
-    })
+/// Thinking (from `reasoning_effort`, or a passed-through `thinking`) and the sampling
+/// parameters that go with it, for the model's family; edits the passed-through members.
+fn reasoning_and_sampling(
+    effort: Option<&str>,
+    (temperature, top_p): (Option<f64>, Option<f64>),
+    forces_tool: bool,
+    model: &str,
+    limit: Option<u64>,
+    extra: &mut Map<String, Value>,
+    options: &RequestOptions,
+) -> Result<(reasoning::Reasoning, Option<f64>, Option<f64>), TranslateError> {
+    let rules = rules_for(model);
+    // Anthropic refuses thinking when `tool_choice` forces a tool (extended-thinking,
+    // "Tool use with thinking", checked 2026-12-05). The forced call is the contract the
+    // client relies on, the effort only a hint: such a request goes without thinking.
+    if forces_tool {
+        extra.remove("thinking");
+    }
+    let native = extra.get("thinking");
+    let native_on = native.is_some_and(|t| t.get("type") != Some(&Value::from("disabled")));
+    let effort = effort.filter(|_| native.is_none() && !forces_tool);
+    let reasoning = reasoning::reasoning(effort, limit, rules, options)?;
+    let thinking_on = native_on || reasoning.thinking.is_some();
+    let (temperature, top_p) = reasoning::sampling(rules, thinking_on, temperature, top_p, extra);
+    if let Some(effort) = reasoning.effort {
+        set_effort(extra, effort);
+    }
+    Ok((reasoning, temperature, top_p))
 }
 
-/// `max_tokens` and `thinking` for a thinking budget. Anthropic counts thinking inside
-/// `max_tokens` and needs `budget_tokens < max_tokens`: without a client limit the answer
-/// keeps the default on top of the budget; under a client limit (which, like OpenAI's
-/// `max_completion_tokens`, covers reasoning too) the budget shrinks to fit.
-fn with_thinking(
-    limit: Option<u64>,
-    budget: u64,
-    options: &RequestOptions,
-) -> Result<(u64, Option<Value>), TranslateError> {
-    const MIN_BUDGET: u64 = 1024;
-    let (max_tokens, budget) = match limit {
-        None => (budget + options.default_max_tokens, budget),
-        Some(limit) => (limit, budget.min(limit.saturating_sub(1))),
-    };
-    if budget < MIN_BUDGET {
-        return Err(TranslateError::invalid(format!(
-            "`reasoning_effort` needs `max_completion_tokens` (or `max_tokens`) above {MIN_BUDGET} for models served by Anthropic"
-        )));
+/// `output_config.effort`, kept when the client set one itself (a passed-through
+/// `output_config` keeps its other members, e.g. `format`).
+fn set_effort(extra: &mut Map<String, Value>, effort: &str) {
+    let config = extra
+        .entry("output_config")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(config) = config {
+        config
+            .entry("effort")
+            .or_insert_with(|| Value::from(effort));
     }
-    let thinking = serde_json::json!({"type": "enabled", "budget_tokens": budget});
-    Ok((max_tokens, Some(thinking)))
 }
 
 fn translate_tools(tools: Vec<ChatTool>) -> Result<Vec<Tool>, TranslateError> {

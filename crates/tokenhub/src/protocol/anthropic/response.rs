@@ -1,8 +1,13 @@
 //! Anthropic Messages response → OpenAI `chat.completion` (shared/docs/providers.md §3.7).
+//!
+//! Thinking text becomes `reasoning_content`; the thinking blocks themselves, signatures
+//! included, ride in the id of the tool call that follows them (`carry`), so the next turn
+//! of a tool loop can send them back.
 
 use serde_json::{Value, json};
 
 use super::TranslateError;
+use super::carry;
 use super::wire::{ContentBlock, MessagesResponse, Usage};
 
 /// Translates a complete Messages answer. `created` is the Unix time to report (Anthropic
@@ -23,14 +28,20 @@ pub fn response_to_openai(anthropic_json: &[u8], created: i64) -> Result<Value, 
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut tool_calls = Vec::new();
-    for block in &response.content {
+    // Thinking blocks since the last tool call, carried in the next one's id (`carry`).
+    let mut thinking_blocks = Vec::new();
+    for block in response.content {
         match block {
-            ContentBlock::Text { text: piece, .. } => text.push_str(piece),
-            ContentBlock::Thinking { thinking, .. } => reasoning.push_str(thinking),
+            ContentBlock::Text { text: piece, .. } => text.push_str(&piece),
+            ContentBlock::Thinking { ref thinking, .. } => {
+                reasoning.push_str(thinking);
+                thinking_blocks.push(block);
+            }
+            ContentBlock::RedactedThinking { .. } => thinking_blocks.push(block),
             ContentBlock::ToolUse {
                 id, name, input, ..
             } => tool_calls.push(json!({
-                "id": id,
+                "id": carry::tool_call_id(&id, &std::mem::take(&mut thinking_blocks)),
                 "type": "function",
                 "function": {"name": name, "arguments": input.to_string()},
             })),

@@ -5,10 +5,11 @@
 //! |---|---|
 //! | `message_start` | a chunk with `delta: {role: "assistant", content: ""}` |
 //! | `content_block_start` text / thinking | nothing (or the block's initial text, if any) |
-//! | `content_block_start` tool_use | a `tool_calls` delta with `index` k, `id`, `name`, `arguments: ""`; k counts tool blocks from 0, whatever the block's own index |
+//! | `content_block_start` tool_use | a `tool_calls` delta with `index` k, `id`, `name`, `arguments: ""`; k counts tool blocks from 0, whatever the block's own index; the id carries the thinking blocks since the last tool call (`carry`) |
 //! | `text_delta` / `thinking_delta` | `content` / `reasoning_content` delta |
 //! | `input_json_delta` | a `tool_calls` delta with index k and the `arguments` piece |
-//! | `signature_delta`, `content_block_stop`, `ping` | nothing |
+//! | `signature_delta`, `content_block_start` redacted_thinking | nothing (kept for the next tool call's id) |
+//! | `content_block_stop`, `ping` | nothing |
 //! | `message_delta` | a chunk with `delta: {}` and the mapped `finish_reason` |
 //! | `message_stop` | a usage chunk (`choices: []`, whole-request usage), then `[DONE]` |
 //! | `error` | `{"error": {message, type, param: null, code: null}}`, and nothing after it |
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::TranslateError;
+use super::carry;
 use super::response::{finish_reason, usage_to_openai};
 use super::wire::{ContentBlock, Delta, StreamEvent, Usage};
 use crate::protocol::sse::SseEvent;
@@ -36,6 +38,9 @@ pub struct StreamTranslator {
     usage: Usage,
     /// Anthropic block index → OpenAI tool call index.
     tool_calls: HashMap<u64, usize>,
+    /// Thinking blocks since the last tool call, as they are being streamed, by Anthropic
+    /// block index; the next tool call's id carries them.
+    thinking: Vec<(u64, ContentBlock)>,
     /// True after `message_stop` or `error`: the OpenAI stream is complete.
     finished: bool,
 }
@@ -49,6 +54,7 @@ impl StreamTranslator {
             model: String::new(),
             usage: Usage::default(),
             tool_calls: HashMap::new(),
+            thinking: Vec::new(),
             finished: false,
         }
     }
@@ -108,6 +114,9 @@ impl StreamTranslator {
             ContentBlock::ToolUse { id, name, .. } => {
                 let k = self.tool_calls.len();
                 self.tool_calls.insert(index, k);
+                let thinking: Vec<ContentBlock> =
+                    self.thinking.drain(..).map(|(_, block)| block).collect();
+                let id = carry::tool_call_id(&id, &thinking);
                 let call = json!({"index": k, "id": id, "type": "function",
                     "function": {"name": name, "arguments": ""}});
                 vec![self.chunk(json!({"tool_calls": [call]}), None)]
@@ -115,8 +124,18 @@ impl StreamTranslator {
             ContentBlock::Text { text, .. } if !text.is_empty() => {
                 vec![self.chunk(json!({"content": text}), None)]
             }
-            ContentBlock::Thinking { thinking, .. } if !thinking.is_empty() => {
-                vec![self.chunk(json!({"reasoning_content": thinking}), None)]
+            ContentBlock::Thinking { ref thinking, .. } => {
+                let out = if thinking.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![self.chunk(json!({"reasoning_content": thinking}), None)]
+                };
+                self.thinking.push((index, block));
+                out
+            }
+            ContentBlock::RedactedThinking { .. } => {
+                self.thinking.push((index, block));
+                Vec::new()
             }
             _ => Vec::new(),
         }
@@ -126,7 +145,21 @@ impl StreamTranslator {
         let delta = match delta {
             Delta::TextDelta { text } if !text.is_empty() => json!({"content": text}),
             Delta::ThinkingDelta { thinking } if !thinking.is_empty() => {
+                if let Some(ContentBlock::Thinking { thinking: kept, .. }) =
+                    self.open_thinking(index)
+                {
+                    kept.push_str(&thinking);
+                }
                 json!({"reasoning_content": thinking})
+            }
+            Delta::SignatureDelta { signature } => {
+                if let Some(ContentBlock::Thinking {
+                    signature: kept, ..
+                }) = self.open_thinking(index)
+                {
+                    kept.get_or_insert_default().push_str(&signature);
+                }
+                return Vec::new();
             }
             Delta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                 let Some(&k) = self.tool_calls.get(&index) else {
@@ -137,6 +170,14 @@ impl StreamTranslator {
             _ => return Vec::new(),
         };
         vec![self.chunk(delta, None)]
+    }
+
+    /// The thinking block being streamed at Anthropic block `index`, if any.
+    fn open_thinking(&mut self, index: u64) -> Option<&mut ContentBlock> {
+        self.thinking
+            .iter_mut()
+            .find(|(i, _)| *i == index)
+            .map(|(_, block)| block)
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {

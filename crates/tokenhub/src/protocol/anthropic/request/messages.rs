@@ -6,13 +6,17 @@
 //! - Consecutive turns of the same role are merged into one, as Anthropic needs
 //!   alternating turns: several tool results become one user turn, and user text that
 //!   follows them joins that turn after the `tool_result` blocks.
-//! - An assistant's `tool_calls` become `tool_use` blocks after its text; its
-//!   `reasoning_content` is dropped, because Anthropic refuses thinking it did not sign.
+//! - An assistant's `tool_calls` become `tool_use` blocks after its text. The thinking
+//!   blocks a call's id carries (`carry`) go back in front of it, those of the first call
+//!   in front of the text too, so the turn starts with its thinking as Anthropic requires.
+//!   `reasoning_content` is dropped: it is unsigned, and Anthropic refuses thinking it did
+//!   not sign.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::super::TranslateError;
+use super::super::carry;
 use super::super::wire::{ContentBlock, ImageSource, Message, Role, ToolResultContent};
 
 #[derive(Deserialize)]
@@ -183,15 +187,20 @@ fn image_source(url: String, i: usize, j: usize) -> Result<ImageSource, Translat
 }
 
 fn assistant_blocks(message: ChatMessage, i: usize) -> Result<Vec<ContentBlock>, TranslateError> {
-    let mut blocks = content_blocks(message.content, i, false)?;
+    let mut text = Some(content_blocks(message.content, i, false)?);
+    let mut blocks = Vec::new();
     for (k, call) in message.tool_calls.into_iter().flatten().enumerate() {
+        let (id, thinking) = carry::split(&call.id);
+        blocks.extend(thinking);
+        blocks.extend(text.take().into_iter().flatten());
         blocks.push(ContentBlock::ToolUse {
-            id: call.id,
+            id: id.to_string(),
             name: call.function.name,
             input: tool_input(&call.function.arguments, i, k)?,
             extra: Map::new(),
         });
     }
+    blocks.extend(text.into_iter().flatten());
     Ok(blocks)
 }
 
@@ -224,7 +233,7 @@ fn tool_result(message: ChatMessage, i: usize) -> Result<ContentBlock, Translate
         Some(parts) => ToolResultContent::Blocks(content_blocks(Some(parts), i, false)?),
     };
     Ok(ContentBlock::ToolResult {
-        tool_use_id,
+        tool_use_id: carry::split(&tool_use_id).0.to_string(),
         content,
         is_error: None,
     })
