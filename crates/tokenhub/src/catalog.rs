@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::ledger::money::{Nanos, PerMillion, Prices};
+use crate::ledger::price_tiers::Pricing;
 use crate::protocol::openai::operation::Operation;
 use crate::providers::dialect::Dialect;
 use crate::store::{ChannelRow, KeyLimits, KeyRow, ModelRow, UserLimits, UserRow};
@@ -20,7 +21,10 @@ pub struct Model {
     pub id: String,
     pub provider: String,
     pub context: u64,
+    /// The standard prices (what price lists show).
     pub prices: Prices,
+    /// The standard prices with the model's tiers, for billing.
+    pub pricing: Arc<Pricing>,
     /// Unix seconds, for `/v1/models`.
     pub created: i64,
 }
@@ -162,6 +166,28 @@ fn parse_nets(texts: &[String]) -> Vec<ipnet::IpNet> {
         .collect()
 }
 
+/// A model's standard prices, each optional class filled with its default.
+fn standard_prices(model: &ModelRow) -> Prices {
+    let cached_input = model.cached_input_price.unwrap_or(model.input_price);
+    Prices {
+        input: PerMillion(model.input_price),
+        cached_input: PerMillion(cached_input),
+        explicit_cached_input: PerMillion(
+            model.rules.explicit_cached_input.unwrap_or(cached_input),
+        ),
+        // Unset means no surcharge: a write costs what plain input costs.
+        cache_write_input: PerMillion(model.cache_write_price.unwrap_or(model.input_price)),
+        // Anthropic's rule; no other provider reports 1-hour writes.
+        cache_write_1h_input: PerMillion(
+            model
+                .rules
+                .cache_write_1h
+                .unwrap_or(Nanos(model.input_price.0.saturating_mul(2))),
+        ),
+        output: PerMillion(model.output_price),
+    }
+}
+
 fn positive(limit: Option<i64>) -> Option<u64> {
     limit.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0)
 }
@@ -262,19 +288,15 @@ impl Catalog {
                 catalog.unpriced.insert(model.id.clone());
                 continue;
             }
-            let prices = Prices {
-                input: PerMillion(model.input_price),
-                cached_input: PerMillion(model.cached_input_price.unwrap_or(model.input_price)),
-                // Unset means no surcharge: a write costs what plain input costs.
-                cache_write_input: PerMillion(model.cache_write_price.unwrap_or(model.input_price)),
-                output: PerMillion(model.output_price),
-            };
+            let prices = standard_prices(model);
+            let pricing = Arc::new(Pricing::new(prices, &model.rules.tiers));
             let context = u64::try_from(model.context).unwrap_or(0);
             let entry = Model {
                 id: model.id.clone(),
                 provider: model.provider.clone(),
                 context,
                 prices,
+                pricing,
                 created: model.created,
             };
             catalog.models.insert(model.id.clone(), Arc::new(entry));
@@ -526,6 +548,7 @@ mod tests {
             output_price: Nanos::ZERO,
             cached_input_price: None,
             cache_write_price: None,
+            rules: Default::default(),
             enabled: true,
             created: 0,
         };
@@ -580,6 +603,7 @@ mod tests {
             output_price: Nanos(15_000_000_000),
             cached_input_price: read.map(Nanos),
             cache_write_price: write.map(Nanos),
+            rules: Default::default(),
             enabled: true,
             created: 0,
         };
