@@ -47,6 +47,9 @@ struct Raw {
     fail_body: Option<Value>,
     reasoning: Option<String>,
     usage_style: Option<String>,
+    // Billing: OpenAI's `service_tier` in the answer; Anthropic 1-hour cache writes.
+    service_tier: Option<String>,
+    cache_write_1h_tokens: Option<u64>,
 }
 
 /// `tool_call` takes one call or a list of them.
@@ -99,7 +102,16 @@ pub struct Knobs {
     /// `reasoning_content` sent before the answer (DeepSeek, Qwen, GLM, Kimi).
     pub reasoning: Option<String>,
     /// `"deepseek"`: cache hits as `prompt_cache_hit_tokens`/`prompt_cache_miss_tokens`.
+    /// `"dashscope_explicit"`: DashScope's explicit context cache: `cached_tokens` are hits
+    /// and `cache_write_tokens` creations of it, with `cache_type: "ephemeral"` (plain
+    /// `cached_tokens` without this style is how DashScope reports implicit hits).
     pub usage_style: Option<String>,
+    /// OpenAI dialects: the `service_tier` the answer says served it (`priority`, `flex`).
+    pub service_tier: Option<String>,
+    /// Anthropic dialect: prompt tokens written to the 1-hour cache, reported in
+    /// `usage.cache_creation.ephemeral_1h_input_tokens` and counted in
+    /// `cache_creation_input_tokens` beside `cache_write_tokens` (the 5-minute writes).
+    pub cache_write_1h_tokens: u64,
 }
 
 impl Knobs {
@@ -148,6 +160,8 @@ impl Knobs {
             fail_body: raw.fail_body,
             reasoning: raw.reasoning,
             usage_style: raw.usage_style,
+            service_tier: raw.service_tier,
+            cache_write_1h_tokens: raw.cache_write_1h_tokens.unwrap_or(0),
         })
     }
 }

@@ -167,8 +167,14 @@ fn parse_nets(texts: &[String]) -> Vec<ipnet::IpNet> {
 }
 
 /// A model's standard prices, each optional class filled with its default.
-fn standard_prices(model: &ModelRow) -> Prices {
+fn standard_prices(model: &ModelRow, served_by_anthropic: bool) -> Prices {
     let cached_input = model.cached_input_price.unwrap_or(model.input_price);
+    let cache_write = model.cache_write_price.unwrap_or(model.input_price);
+    let cache_write_1h_default = if served_by_anthropic {
+        Nanos(model.input_price.0.saturating_mul(2))
+    } else {
+        cache_write
+    };
     Prices {
         input: PerMillion(model.input_price),
         cached_input: PerMillion(cached_input),
@@ -176,13 +182,11 @@ fn standard_prices(model: &ModelRow) -> Prices {
             model.rules.explicit_cached_input.unwrap_or(cached_input),
         ),
         // Unset means no surcharge: a write costs what plain input costs.
-        cache_write_input: PerMillion(model.cache_write_price.unwrap_or(model.input_price)),
-        // Anthropic's rule; no other provider reports 1-hour writes.
+        cache_write_input: PerMillion(cache_write),
+        // Unset: Anthropic's rule (2× input) for its models; no other provider reports
+        // 1-hour writes.
         cache_write_1h_input: PerMillion(
-            model
-                .rules
-                .cache_write_1h
-                .unwrap_or(Nanos(model.input_price.0.saturating_mul(2))),
+            model.rules.cache_write_1h.unwrap_or(cache_write_1h_default),
         ),
         output: PerMillion(model.output_price),
     }
@@ -283,12 +287,20 @@ impl Catalog {
             };
             catalog.keys.insert(key.key_hash.clone(), Arc::new(entry));
         }
+        // Anthropic's default price for 1-hour cache writes applies to the models its
+        // channels serve; elsewhere such writes are never reported, so the default must
+        // not inflate reservations.
+        let anthropic_models: HashSet<&str> = channels
+            .iter()
+            .filter(|c| c.enabled && c.kind == "anthropic")
+            .flat_map(|c| c.models.iter().map(String::as_str))
+            .collect();
         for model in models.iter().filter(|m| m.enabled) {
             if extras.unpriced_models.contains(&model.id) {
                 catalog.unpriced.insert(model.id.clone());
                 continue;
             }
-            let prices = standard_prices(model);
+            let prices = standard_prices(model, anthropic_models.contains(model.id.as_str()));
             let pricing = Arc::new(Pricing::new(prices, &model.rules.tiers));
             let context = u64::try_from(model.context).unwrap_or(0);
             let entry = Model {

@@ -224,7 +224,8 @@ pub struct ModelConfig {
     /// the input price.
     #[serde(default)]
     pub cache_write_usd_per_mtok: Option<String>,
-    /// Prompt tokens written to a 1-hour cache; absent = 2× the input price (Anthropic).
+    /// Prompt tokens written to a 1-hour cache; absent = 2× the input price for a model an
+    /// Anthropic channel serves, else the cache-write price.
     #[serde(default)]
     pub cache_write_1h_usd_per_mtok: Option<String>,
     /// Hits of an explicit cache (DashScope: 10 % of input); absent = the cache-read price.

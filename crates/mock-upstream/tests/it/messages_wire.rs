@@ -66,7 +66,8 @@ async fn non_stream_message_shape_and_usage() {
     assert_eq!(
         body["usage"],
         json!({"input_tokens": 3, "cache_creation_input_tokens": 4,
-               "cache_read_input_tokens": 3, "output_tokens": 7})
+               "cache_read_input_tokens": 3, "output_tokens": 7,
+               "cache_creation": {"ephemeral_5m_input_tokens": 4, "ephemeral_1h_input_tokens": 0}})
     );
     // Also served without the /v1 prefix.
     assert_eq!(post(&server, "/messages", &req).await.status(), 200);

@@ -1,5 +1,5 @@
 -- Billing that matches each provider's invoice (issue 19).
--- Per model: the price of 1-hour cache writes (NULL = 2x input, Anthropic's rule), of
+-- Per model: the price of 1-hour cache writes (NULL = 2x input on Anthropic channels), of
 -- explicit cache hits (NULL = the cache-read price; DashScope bills them apart from
 -- implicit hits), and its price tiers (service tiers, UTC time windows) as JSON.
 ALTER TABLE models ADD COLUMN cache_write_1h_price_nano INTEGER;

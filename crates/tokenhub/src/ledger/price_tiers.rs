@@ -364,8 +364,8 @@ pub fn validate(tiers: &[PriceTier]) -> Result<(), String> {
 /// A model's prices beyond input, output, cache reads and 5-minute cache writes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PriceRules {
-    /// 1-hour cache writes; `None` = 2× input, Anthropic's rule (the only provider whose
-    /// usage reports them).
+    /// 1-hour cache writes; `None` = 2× input for a model an Anthropic channel serves
+    /// (Anthropic's rule; no other provider reports them), else the cache-write price.
     pub cache_write_1h: Option<Nanos>,
     /// Hits of an explicit cache (DashScope); `None` = the cache-read price.
     pub explicit_cached_input: Option<Nanos>,

@@ -55,8 +55,8 @@ pub struct ModelView {
     #[serde(default)]
     #[schema(example = "3.75")]
     pub cache_write_usd_per_mtok: Option<String>,
-    /// Price of prompt tokens written to a 1-hour cache; `null` = 2× the input price
-    /// (Anthropic's rule; no other provider reports 1-hour writes).
+    /// Price of prompt tokens written to a 1-hour cache; `null` = 2× the input price for a
+    /// model an Anthropic channel serves (Anthropic's rule), else the cache-write price.
     #[serde(default)]
     #[schema(example = "6")]
     pub cache_write_1h_usd_per_mtok: Option<String>,
