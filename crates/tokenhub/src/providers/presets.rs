@@ -192,7 +192,7 @@ impl InvoiceRules {
                 Nanos(i64::try_from((exact + 99).div_euclid(100)).unwrap_or(i64::MAX))
             })
         };
-        let tiers = self.tiers.iter().filter_map(|seed| tier(seed)).collect();
+        let tiers = self.tiers.iter().filter_map(tier).collect();
         let cache_read = share(self.cache_read_percent);
         let cache_write = share(self.cache_write_percent);
         row.cached_input_price = cache_read.or(row.cached_input_price);
