@@ -102,7 +102,7 @@ const MODELS: &[BuiltinModel] = &[
 /// Prices a model's invoice has beyond its input, output and cache-read prices, by public
 /// model id. Cache prices are percentages of the model's input price, applied when the
 /// catalogue is built, so they follow any change of the input price. Sources and dates:
-/// docs/providers/ (one file per provider).
+/// docs/billing.md.
 struct InvoiceRules {
     id: &'static str,
     cache_read_percent: Option<u32>,
