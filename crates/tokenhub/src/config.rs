@@ -614,6 +614,38 @@ mod tests {
     }
 
     #[test]
+    fn price_tiers_are_read_from_models_and_validated() {
+        let text = r#"
+            [[models]]
+            id = "deepseek-chat"
+            provider = "DeepSeek"
+            input_usd_per_mtok = "0.15"
+            output_usd_per_mtok = "0.6"
+            cache_write_1h_usd_per_mtok = "0.3"
+            explicit_cached_input_usd_per_mtok = "0.01"
+
+            [[models.price_tiers]]
+            name = "peak"
+            utc = "01:00-04:00,06:00-10:00"
+            days = ["mon", "tue", "wed", "thu", "fri"]
+            multiplier = "2"
+        "#;
+        let mut settings: Settings = toml::from_str(text).unwrap();
+        settings.validate().unwrap();
+        let prices = settings.models[0].prices().unwrap();
+        assert_eq!(prices.rules.cache_write_1h, Some(Nanos(300_000_000)));
+        assert_eq!(prices.rules.explicit_cached_input, Some(Nanos(10_000_000)));
+        assert_eq!(prices.rules.tiers[0].name, "peak");
+        let overlapping: crate::ledger::price_tiers::PriceTier =
+            toml::from_str("name = \"late\"\nutc = \"09:00-11:00\"").unwrap();
+        settings.models[0].price_tiers.push(overlapping);
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("overlap"), "{error}");
+        let malformed = text.replace("01:00-04:00", "1:00-4:00");
+        assert!(toml::from_str::<Settings>(&malformed).is_err());
+    }
+
+    #[test]
     fn rejects_bad_channels_and_prices() {
         let mut settings: Settings =
             toml::from_str("[[channels]]\nname='x'\ntype='openai'\nbase_url='ftp://x'\n").unwrap();
