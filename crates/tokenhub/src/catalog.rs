@@ -639,5 +639,45 @@ mod tests {
         };
         assert_eq!(claude.cost(written), Nanos(3_750_000));
         assert_eq!(plain.cost(written), Nanos(3_000_000));
+        assert_eq!(plain.explicit_cached_input, plain.cached_input);
+        assert_eq!(
+            claude.cache_write_1h_input, claude.cache_write_input,
+            "not served by an Anthropic channel: no 1-hour surcharge"
+        );
+
+        // Served by an Anthropic channel, unset 1-hour writes cost 2× input; set, their own.
+        let mut anthropic = ChannelRow {
+            id: 1,
+            name: "claude".into(),
+            kind: "anthropic".into(),
+            base_url: String::new(),
+            api_key: Some("k".into()),
+            api_key_env: None,
+            models: vec!["claude".into(), "plain".into()],
+            model_map: Default::default(),
+            priority: 0,
+            weight: 1,
+            enabled: true,
+            limits: Default::default(),
+        };
+        let mut own_price = priced("plain", None, None);
+        own_price.rules.cache_write_1h = Some(Nanos(5_000_000_000));
+        let models = [own_price, models[1].clone()];
+        let catalog = Catalog::build(&[], &[], &models, &[anthropic.clone()], |_| None);
+        let prices = |id: &str| catalog.model(id).unwrap().prices;
+        assert_eq!(
+            prices("claude").cache_write_1h_input,
+            PerMillion(Nanos(6_000_000_000))
+        );
+        assert_eq!(
+            prices("plain").cache_write_1h_input,
+            PerMillion(Nanos(5_000_000_000))
+        );
+        anthropic.enabled = false;
+        let catalog = Catalog::build(&[], &[], &models, &[anthropic], |_| None);
+        assert_eq!(
+            catalog.model("claude").unwrap().prices.cache_write_1h_input,
+            PerMillion(Nanos(3_750_000_000))
+        );
     }
 }
