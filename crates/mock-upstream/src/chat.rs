@@ -32,6 +32,8 @@ pub(crate) struct Completion {
     pub usage: Value,
     /// `stream_options.include_usage` was true.
     pub include_usage: bool,
+    /// The `service_tier` knob, echoed as OpenAI reports the tier that served a request.
+    pub service_tier: Option<String>,
 }
 
 /// A tool call the `tool_call` knob scripted.
@@ -117,6 +119,15 @@ impl Completion {
                 "prompt_cache_miss_tokens": prompt.saturating_sub(knobs.cached_tokens),
             });
         }
+        if knobs.usage_style.as_deref() == Some("dashscope_explicit") {
+            // DashScope's explicit cache: hits in cached_tokens, creations beside them.
+            usage["prompt_tokens_details"] = json!({
+                "cached_tokens": knobs.cached_tokens,
+                "cache_creation_input_tokens": knobs.cache_write_tokens,
+                "cache_creation": {"ephemeral_5m_input_tokens": knobs.cache_write_tokens},
+                "cache_type": "ephemeral",
+            });
+        }
         if let Some(reported) = &knobs.usage_override {
             usage = reported.clone();
         }
@@ -133,6 +144,7 @@ impl Completion {
             finish_reason,
             usage,
             include_usage,
+            service_tier: knobs.service_tier.clone(),
         }
     }
 
@@ -171,7 +183,15 @@ impl Completion {
         if knobs.usage {
             body["usage"] = self.usage.clone();
         }
+        self.mark_tier(&mut body);
         body
+    }
+
+    /// OpenAI reports the tier that served the request in the body and in every chunk.
+    fn mark_tier(&self, object: &mut Value) {
+        if let Some(tier) = &self.service_tier {
+            object["service_tier"] = json!(tier);
+        }
     }
 
     /// One `chat.completion.chunk` with a single choice.
@@ -188,12 +208,13 @@ impl Completion {
         if self.include_usage {
             chunk["usage"] = Value::Null;
         }
+        self.mark_tier(&mut chunk);
         chunk
     }
 
     /// The trailing usage-only chunk of an `include_usage` stream.
     pub fn usage_chunk(&self) -> Value {
-        json!({
+        let mut chunk = json!({
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
@@ -201,7 +222,9 @@ impl Completion {
             "system_fingerprint": "fp_mock",
             "choices": [],
             "usage": self.usage,
-        })
+        });
+        self.mark_tier(&mut chunk);
+        chunk
     }
 }
 

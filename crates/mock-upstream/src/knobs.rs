@@ -49,6 +49,9 @@ struct Raw {
     reasoning: Option<String>,
     usage_style: Option<String>,
     usage_override: Option<Value>,
+    // Billing: OpenAI's `service_tier` in the answer; Anthropic 1-hour cache writes.
+    service_tier: Option<String>,
+    cache_write_1h_tokens: Option<u64>,
 }
 
 /// `tool_call` takes one call or a list of them.
@@ -103,10 +106,19 @@ pub struct Knobs {
     /// `reasoning_content` sent before the answer (DeepSeek, Qwen, GLM, Kimi).
     pub reasoning: Option<String>,
     /// `"deepseek"`: cache hits as `prompt_cache_hit_tokens`/`prompt_cache_miss_tokens`.
+    /// `"dashscope_explicit"`: DashScope's explicit context cache: `cached_tokens` are hits
+    /// and `cache_write_tokens` creations of it, with `cache_type: "ephemeral"` (plain
+    /// `cached_tokens` without this style is how DashScope reports implicit hits).
     pub usage_style: Option<String>,
     /// OpenAI dialect: report this `usage` object verbatim (a hostile or buggy upstream's
     /// figures) instead of the counted one.
     pub usage_override: Option<Value>,
+    /// OpenAI dialects: the `service_tier` the answer says served it (`priority`, `flex`).
+    pub service_tier: Option<String>,
+    /// Anthropic dialect: prompt tokens written to the 1-hour cache, reported in
+    /// `usage.cache_creation.ephemeral_1h_input_tokens` and counted in
+    /// `cache_creation_input_tokens` beside `cache_write_tokens` (the 5-minute writes).
+    pub cache_write_1h_tokens: u64,
 }
 
 impl Knobs {
@@ -157,6 +169,8 @@ impl Knobs {
             reasoning: raw.reasoning,
             usage_style: raw.usage_style,
             usage_override: raw.usage_override,
+            service_tier: raw.service_tier,
+            cache_write_1h_tokens: raw.cache_write_1h_tokens.unwrap_or(0),
         })
     }
 }

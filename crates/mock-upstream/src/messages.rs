@@ -8,7 +8,8 @@
 //! `max_tokens`). Usage: the whole prompt is [`anthropic_prompt_tokens`]; the
 //! `cache_read_tokens` / `cache_write_tokens` knobs move that many tokens out of
 //! `input_tokens` into `cache_read_input_tokens` / `cache_creation_input_tokens`, as
-//! Anthropic reports them. `output_tokens` are the reply's words (at least 1) plus, per
+//! Anthropic reports them; `cache_write_1h_tokens` adds 1-hour writes, which Anthropic
+//! counts in `cache_creation_input_tokens` and breaks down in `usage.cache_creation`. `output_tokens` are the reply's words (at least 1) plus, per
 //! tool call, the words of its name and of its compact arguments JSON.
 //!
 //! Requests are held to the rules Anthropic documents (`rules`): live model ids only
@@ -77,6 +78,7 @@ pub(crate) struct Answer {
     input_tokens: u64,
     cache_read: u64,
     cache_write: u64,
+    cache_write_1h: u64,
     output_tokens: u64,
 }
 
@@ -175,9 +177,12 @@ impl Answer {
             text,
             tools,
             stop_reason,
-            input_tokens: prompt.saturating_sub(knobs.cache_read_tokens + knobs.cache_write_tokens),
+            input_tokens: prompt.saturating_sub(
+                knobs.cache_read_tokens + knobs.cache_write_tokens + knobs.cache_write_1h_tokens,
+            ),
             cache_read: knobs.cache_read_tokens,
             cache_write: knobs.cache_write_tokens,
+            cache_write_1h: knobs.cache_write_1h_tokens,
             output_tokens: output_tokens.max(1),
         }
     }
@@ -185,8 +190,12 @@ impl Answer {
     fn usage(&self, output_tokens: u64) -> Value {
         json!({
             "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": self.cache_write,
+            "cache_creation_input_tokens": self.cache_write + self.cache_write_1h,
             "cache_read_input_tokens": self.cache_read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write,
+                "ephemeral_1h_input_tokens": self.cache_write_1h,
+            },
             "output_tokens": output_tokens,
         })
     }

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::ledger::money::{Nanos, PerMillion, Prices};
+use crate::ledger::price_tiers::Pricing;
 use crate::protocol::openai::operation::Operation;
 use crate::providers::dialect::Dialect;
 use crate::store::{ChannelRow, KeyLimits, KeyRow, ModelRow, UserLimits, UserRow};
@@ -20,7 +21,10 @@ pub struct Model {
     pub id: String,
     pub provider: String,
     pub context: u64,
+    /// The standard prices (what price lists show).
     pub prices: Prices,
+    /// The standard prices with the model's tiers, for billing.
+    pub pricing: Arc<Pricing>,
     /// Unix seconds, for `/v1/models`.
     pub created: i64,
 }
@@ -162,6 +166,32 @@ fn parse_nets(texts: &[String]) -> Vec<ipnet::IpNet> {
         .collect()
 }
 
+/// A model's standard prices, each optional class filled with its default.
+fn standard_prices(model: &ModelRow, served_by_anthropic: bool) -> Prices {
+    let cached_input = model.cached_input_price.unwrap_or(model.input_price);
+    let cache_write = model.cache_write_price.unwrap_or(model.input_price);
+    let cache_write_1h_default = if served_by_anthropic {
+        Nanos(model.input_price.0.saturating_mul(2))
+    } else {
+        cache_write
+    };
+    Prices {
+        input: PerMillion(model.input_price),
+        cached_input: PerMillion(cached_input),
+        explicit_cached_input: PerMillion(
+            model.rules.explicit_cached_input.unwrap_or(cached_input),
+        ),
+        // Unset means no surcharge: a write costs what plain input costs.
+        cache_write_input: PerMillion(cache_write),
+        // Unset: Anthropic's rule (2× input) for its models; no other provider reports
+        // 1-hour writes.
+        cache_write_1h_input: PerMillion(
+            model.rules.cache_write_1h.unwrap_or(cache_write_1h_default),
+        ),
+        output: PerMillion(model.output_price),
+    }
+}
+
 fn positive(limit: Option<i64>) -> Option<u64> {
     limit.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0)
 }
@@ -257,24 +287,28 @@ impl Catalog {
             };
             catalog.keys.insert(key.key_hash.clone(), Arc::new(entry));
         }
+        // Anthropic's default price for 1-hour cache writes applies to the models its
+        // channels serve; elsewhere such writes are never reported, so the default must
+        // not inflate reservations.
+        let anthropic_models: HashSet<&str> = channels
+            .iter()
+            .filter(|c| c.enabled && c.kind == "anthropic")
+            .flat_map(|c| c.models.iter().map(String::as_str))
+            .collect();
         for model in models.iter().filter(|m| m.enabled) {
             if extras.unpriced_models.contains(&model.id) {
                 catalog.unpriced.insert(model.id.clone());
                 continue;
             }
-            let prices = Prices {
-                input: PerMillion(model.input_price),
-                cached_input: PerMillion(model.cached_input_price.unwrap_or(model.input_price)),
-                // Unset means no surcharge: a write costs what plain input costs.
-                cache_write_input: PerMillion(model.cache_write_price.unwrap_or(model.input_price)),
-                output: PerMillion(model.output_price),
-            };
+            let prices = standard_prices(model, anthropic_models.contains(model.id.as_str()));
+            let pricing = Arc::new(Pricing::new(prices, &model.rules.tiers));
             let context = u64::try_from(model.context).unwrap_or(0);
             let entry = Model {
                 id: model.id.clone(),
                 provider: model.provider.clone(),
                 context,
                 prices,
+                pricing,
                 created: model.created,
             };
             catalog.models.insert(model.id.clone(), Arc::new(entry));
@@ -526,6 +560,7 @@ mod tests {
             output_price: Nanos::ZERO,
             cached_input_price: None,
             cache_write_price: None,
+            rules: Default::default(),
             enabled: true,
             created: 0,
         };
@@ -580,6 +615,7 @@ mod tests {
             output_price: Nanos(15_000_000_000),
             cached_input_price: read.map(Nanos),
             cache_write_price: write.map(Nanos),
+            rules: Default::default(),
             enabled: true,
             created: 0,
         };
@@ -603,5 +639,45 @@ mod tests {
         };
         assert_eq!(claude.cost(written), Nanos(3_750_000));
         assert_eq!(plain.cost(written), Nanos(3_000_000));
+        assert_eq!(plain.explicit_cached_input, plain.cached_input);
+        assert_eq!(
+            claude.cache_write_1h_input, claude.cache_write_input,
+            "not served by an Anthropic channel: no 1-hour surcharge"
+        );
+
+        // Served by an Anthropic channel, unset 1-hour writes cost 2× input; set, their own.
+        let mut anthropic = ChannelRow {
+            id: 1,
+            name: "claude".into(),
+            kind: "anthropic".into(),
+            base_url: String::new(),
+            api_key: Some("k".into()),
+            api_key_env: None,
+            models: vec!["claude".into(), "plain".into()],
+            model_map: Default::default(),
+            priority: 0,
+            weight: 1,
+            enabled: true,
+            limits: Default::default(),
+        };
+        let mut own_price = priced("plain", None, None);
+        own_price.rules.cache_write_1h = Some(Nanos(5_000_000_000));
+        let models = [own_price, models[1].clone()];
+        let catalog = Catalog::build(&[], &[], &models, &[anthropic.clone()], |_| None);
+        let prices = |id: &str| catalog.model(id).unwrap().prices;
+        assert_eq!(
+            prices("claude").cache_write_1h_input,
+            PerMillion(Nanos(6_000_000_000))
+        );
+        assert_eq!(
+            prices("plain").cache_write_1h_input,
+            PerMillion(Nanos(5_000_000_000))
+        );
+        anthropic.enabled = false;
+        let catalog = Catalog::build(&[], &[], &models, &[anthropic], |_| None);
+        assert_eq!(
+            catalog.model("claude").unwrap().prices.cache_write_1h_input,
+            PerMillion(Nanos(3_750_000_000))
+        );
     }
 }

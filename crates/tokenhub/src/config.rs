@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ledger::money::{MoneyError, Nanos};
+use crate::ledger::price_tiers::PriceRules;
 use crate::providers::urls::http_uri;
 
 pub mod accounts;
@@ -223,6 +224,16 @@ pub struct ModelConfig {
     /// the input price.
     #[serde(default)]
     pub cache_write_usd_per_mtok: Option<String>,
+    /// Prompt tokens written to a 1-hour cache; absent = 2× the input price for a model an
+    /// Anthropic channel serves, else the cache-write price.
+    #[serde(default)]
+    pub cache_write_1h_usd_per_mtok: Option<String>,
+    /// Hits of an explicit cache (DashScope: 10 % of input); absent = the cache-read price.
+    #[serde(default)]
+    pub explicit_cached_input_usd_per_mtok: Option<String>,
+    /// `[[models.price_tiers]]`: prices by service tier or UTC window (see README).
+    #[serde(default)]
+    pub price_tiers: Vec<crate::ledger::price_tiers::PriceTier>,
     /// Models to try, in order, when every channel of this one fails; absent = leave
     /// whatever the database has.
     #[serde(default)]
@@ -230,12 +241,13 @@ pub struct ModelConfig {
 }
 
 /// A `[[models]]` entry's prices, parsed; the optional cache prices stay `None` when unset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelPrices {
     pub input: Nanos,
     pub output: Nanos,
     pub cache_read: Option<Nanos>,
     pub cache_write: Option<Nanos>,
+    pub rules: PriceRules,
 }
 
 impl ModelPrices {
@@ -249,6 +261,7 @@ impl ModelPrices {
         .into_iter()
         .flatten()
         .any(|p| p < Nanos::ZERO)
+            || self.rules.any_negative()
     }
 }
 
@@ -260,6 +273,11 @@ impl ModelConfig {
             output: self.output_usd_per_mtok.parse()?,
             cache_read: optional(&self.cached_input_usd_per_mtok)?,
             cache_write: optional(&self.cache_write_usd_per_mtok)?,
+            rules: PriceRules {
+                cache_write_1h: optional(&self.cache_write_1h_usd_per_mtok)?,
+                explicit_cached_input: optional(&self.explicit_cached_input_usd_per_mtok)?,
+                tiers: self.price_tiers.clone(),
+            },
         })
     }
 }
@@ -421,6 +439,9 @@ impl Settings {
                     format!("models.{}", model.id),
                     "prices must not be negative".into(),
                 );
+            }
+            if let Err(why) = crate::ledger::price_tiers::validate(&model.price_tiers) {
+                return invalid(format!("models.{}", model.id), why);
             }
         }
         for channel in &self.channels {
@@ -593,6 +614,38 @@ mod tests {
     }
 
     #[test]
+    fn price_tiers_are_read_from_models_and_validated() {
+        let text = r#"
+            [[models]]
+            id = "deepseek-chat"
+            provider = "DeepSeek"
+            input_usd_per_mtok = "0.15"
+            output_usd_per_mtok = "0.6"
+            cache_write_1h_usd_per_mtok = "0.3"
+            explicit_cached_input_usd_per_mtok = "0.01"
+
+            [[models.price_tiers]]
+            name = "peak"
+            utc = "01:00-04:00,06:00-10:00"
+            days = ["mon", "tue", "wed", "thu", "fri"]
+            multiplier = "2"
+        "#;
+        let mut settings: Settings = toml::from_str(text).unwrap();
+        settings.validate().unwrap();
+        let prices = settings.models[0].prices().unwrap();
+        assert_eq!(prices.rules.cache_write_1h, Some(Nanos(300_000_000)));
+        assert_eq!(prices.rules.explicit_cached_input, Some(Nanos(10_000_000)));
+        assert_eq!(prices.rules.tiers[0].name, "peak");
+        let overlapping: crate::ledger::price_tiers::PriceTier =
+            toml::from_str("name = \"late\"\nutc = \"09:00-11:00\"").unwrap();
+        settings.models[0].price_tiers.push(overlapping);
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("overlap"), "{error}");
+        let malformed = text.replace("01:00-04:00", "1:00-4:00");
+        assert!(toml::from_str::<Settings>(&malformed).is_err());
+    }
+
+    #[test]
     fn rejects_bad_channels_and_prices() {
         let mut settings: Settings =
             toml::from_str("[[channels]]\nname='x'\ntype='openai'\nbase_url='ftp://x'\n").unwrap();
@@ -612,6 +665,9 @@ mod tests {
             output_usd_per_mtok: "1".into(),
             cached_input_usd_per_mtok: None,
             cache_write_usd_per_mtok: Some("1".into()),
+            cache_write_1h_usd_per_mtok: None,
+            explicit_cached_input_usd_per_mtok: None,
+            price_tiers: Vec::new(),
             fallbacks: None,
         });
         assert!(

@@ -6,4 +6,5 @@
 
 pub mod books;
 pub mod money;
+pub mod price_tiers;
 pub mod writer;

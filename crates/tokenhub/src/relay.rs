@@ -187,7 +187,7 @@ impl Relay {
         let Some(model) = model else {
             return Err(RelayError::ModelNotFound(facts.model));
         };
-        settlement.set_model(&model.id, model.prices, facts.stream);
+        settlement.set_model(&model.id, model.pricing.clone(), facts.stream);
         settlement.bound_usage(bounds::token_ceiling(&model, &facts));
         if key.allowed_ips.is_some() && !client_ip.is_some_and(|ip| key.allows_ip(ip)) {
             return Err(RelayError::IpNotAllowed(client_ip));
@@ -206,7 +206,7 @@ impl Relay {
         if let Some(hold) = hold {
             settlement.hold_tokens(self.limits.clone(), hold);
         }
-        let worst_case = model.prices.cost(worst_tokens);
+        let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
         let reservation = self
             .books
             .reserve(key.user_id, key.id, key.quota, worst_case)
@@ -319,16 +319,14 @@ impl Relay {
         object: &RawObject<'_>,
         settlement: &mut Settlement,
     ) -> Result<(), RelayError> {
-        let worst_case =
-            model
-                .prices
-                .cost(self.worst_case_tokens(model, facts, object.source_len()));
+        let worst_tokens = self.worst_case_tokens(model, facts, object.source_len());
+        let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
         settlement.release_reservation();
         let reservation = self
             .books
             .reserve(key.user_id, key.id, key.quota, worst_case)
             .map_err(RelayError::Insufficient)?;
-        settlement.set_model(&model.id, model.prices, facts.stream);
+        settlement.set_model(&model.id, model.pricing.clone(), facts.stream);
         settlement.bound_usage(bounds::token_ceiling(model, facts));
         settlement.hold(reservation);
         Ok(())
@@ -580,6 +578,7 @@ fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFail
     }
     let mut meter = Meter {
         usage: view.usage_counts(),
+        service_tier: view.service_tier.as_deref().map(str::to_owned),
         ..Meter::default()
     };
     // The text is only needed to count tokens locally when the upstream reported none.

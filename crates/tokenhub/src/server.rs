@@ -139,6 +139,7 @@ fn model_row(model: &ModelConfig) -> Result<ModelRow, StartError> {
         output_price: prices.output,
         cached_input_price: prices.cache_read,
         cache_write_price: prices.cache_write,
+        rules: prices.rules,
         enabled: true,
         created: 0,
     })

@@ -447,6 +447,11 @@
       input_usd_per_mtok: m.input_usd_per_mtok,
       output_usd_per_mtok: m.output_usd_per_mtok,
       cached_input_usd_per_mtok: m.cached_input_usd_per_mtok,
+      // Prices this form does not edit travel back unchanged (a PUT replaces them all).
+      cache_write_usd_per_mtok: m.cache_write_usd_per_mtok,
+      cache_write_1h_usd_per_mtok: m.cache_write_1h_usd_per_mtok,
+      explicit_cached_input_usd_per_mtok: m.explicit_cached_input_usd_per_mtok,
+      price_tiers: m.price_tiers,
       enabled: m.enabled,
       ...changes,
     };

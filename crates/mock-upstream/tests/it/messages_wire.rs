@@ -66,10 +66,29 @@ async fn non_stream_message_shape_and_usage() {
     assert_eq!(
         body["usage"],
         json!({"input_tokens": 3, "cache_creation_input_tokens": 4,
-               "cache_read_input_tokens": 3, "output_tokens": 7})
+               "cache_read_input_tokens": 3, "output_tokens": 7,
+               "cache_creation": {"ephemeral_5m_input_tokens": 4, "ephemeral_1h_input_tokens": 0}})
     );
     // Also served without the /v1 prefix.
     assert_eq!(post(&server, "/messages", &req).await.status(), 200);
+    // 1-hour writes count in cache_creation_input_tokens and are broken down apart.
+    let hour = request(json!({"mock": {"cache_write_tokens": 4, "cache_write_1h_tokens": 2}}));
+    let body: Value = post(&server, "/v1/messages", &hour)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (
+            body["usage"]["input_tokens"].clone(),
+            body["usage"]["cache_creation_input_tokens"].clone()
+        ),
+        (json!(4), json!(6))
+    );
+    assert_eq!(
+        body["usage"]["cache_creation"],
+        json!({"ephemeral_5m_input_tokens": 4, "ephemeral_1h_input_tokens": 2})
+    );
 }
 
 #[tokio::test]

@@ -593,3 +593,50 @@ async fn shutdown_releases_hanging_requests() {
         "listener closed"
     );
 }
+
+/// Billing knobs: the `service_tier` OpenAI says served the request, in the body and in
+/// every chunk; DashScope's explicit-cache usage shape.
+#[tokio::test]
+async fn service_tier_and_dashscope_cache_usage() {
+    let server = MockServer::start().await.expect("start");
+    let body = json_of(
+        post(
+            &server,
+            "/v1/chat/completions",
+            &chat(json!({"mock": {"service_tier": "priority"}})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["service_tier"], "priority");
+    let streamed = post(
+        &server,
+        "/v1/chat/completions",
+        &chat(
+            json!({"stream": true, "stream_options": {"include_usage": true},
+            "mock": {"service_tier": "flex"}}),
+        ),
+    )
+    .await
+    .text()
+    .await
+    .expect("body");
+    let chunks = parsed(&data_events(&streamed));
+    assert!(!chunks.is_empty());
+    assert!(
+        chunks.iter().all(|c| c["service_tier"] == "flex"),
+        "{streamed}"
+    );
+    let explicit = json!({"mock": {"usage_style": "dashscope_explicit",
+        "cached_tokens": 2, "cache_write_tokens": 5}});
+    let body = json_of(post(&server, "/v1/chat/completions", &chat(explicit)).await).await;
+    assert_eq!(
+        body["usage"]["prompt_tokens_details"],
+        json!({"cached_tokens": 2, "cache_creation_input_tokens": 5,
+               "cache_creation": {"ephemeral_5m_input_tokens": 5}, "cache_type": "ephemeral"})
+    );
+    assert!(
+        body.get("service_tier").is_none(),
+        "absent unless asked for"
+    );
+}

@@ -104,10 +104,12 @@ pub fn validate_model(model: &ModelRow) -> Result<(), AccountError> {
     let negative = model.input_price < Nanos::ZERO
         || model.output_price < Nanos::ZERO
         || model.cached_input_price.is_some_and(|p| p < Nanos::ZERO)
-        || model.cache_write_price.is_some_and(|p| p < Nanos::ZERO);
+        || model.cache_write_price.is_some_and(|p| p < Nanos::ZERO)
+        || model.rules.any_negative();
     if negative {
         return Err(AccountError::Invalid("prices must not be negative".into()));
     }
+    crate::ledger::price_tiers::validate(&model.rules.tiers).map_err(AccountError::Invalid)?;
     if model.context < 0 {
         return Err(AccountError::Invalid("context must not be negative".into()));
     }
@@ -336,6 +338,7 @@ pub async fn import_models(
             output_price: output,
             cached_input_price: None,
             cache_write_price: None,
+            rules: Default::default(),
             enabled: true,
             created: 0,
         };

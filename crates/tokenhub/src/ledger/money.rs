@@ -179,14 +179,21 @@ impl PerMillion {
 pub struct Prices {
     pub input: PerMillion,
     pub cached_input: PerMillion,
+    /// Cache hits of an explicit (client-marked) cache where the provider prices them apart
+    /// from automatic ones (DashScope: 10 % of input, against 20 % for implicit hits).
+    pub explicit_cached_input: PerMillion,
     /// Prompt tokens written to the provider's cache (Anthropic bills them above plain
     /// input: 1.25× for 5-minute writes). Equal to `input` unless a model sets its own.
     pub cache_write_input: PerMillion,
+    /// Prompt tokens written to a 1-hour cache (Anthropic: 2× input).
+    pub cache_write_1h_input: PerMillion,
     pub output: PerMillion,
 }
 
 /// Token counts of one request. `prompt` includes `cached` and `cache_write` (OpenAI
-/// convention: the prompt total, with the cache classes as a breakdown).
+/// convention: the prompt total, with the cache classes as a breakdown); `explicit_cached`
+/// is the part of `cached` read from an explicit cache, `cache_write_1h` the part of
+/// `cache_write` written with a 1-hour lifetime.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCounts {
     pub prompt: u64,
@@ -195,6 +202,26 @@ pub struct TokenCounts {
     #[serde(default)]
     pub cache_write: u64,
     pub completion: u64,
+    #[serde(default)]
+    pub explicit_cached: u64,
+    #[serde(default)]
+    pub cache_write_1h: u64,
+}
+
+impl TokenCounts {
+    /// The counts with every breakdown capped by what contains it: a report claiming more
+    /// cache tokens than the prompt (or more 1-hour writes than writes) is not believed.
+    pub fn capped(self) -> TokenCounts {
+        let cached = self.cached.min(self.prompt);
+        let cache_write = self.cache_write.min(self.prompt - cached);
+        TokenCounts {
+            cached,
+            cache_write,
+            explicit_cached: self.explicit_cached.min(cached),
+            cache_write_1h: self.cache_write_1h.min(cache_write),
+            ..self
+        }
+    }
 }
 
 /// The most tokens of each class one request can be billed for. Upstream usage reports
@@ -222,24 +249,30 @@ impl TokenCounts {
     /// The counts within `ceiling` (the cache classes stay parts of the prompt), and
     /// whether anything had to be cut.
     pub fn clamped(self, ceiling: TokenCeiling) -> (TokenCounts, bool) {
-        let prompt = self.prompt.min(ceiling.prompt);
-        let cached = self.cached.min(prompt);
         let clamped = TokenCounts {
-            prompt,
-            cached,
-            cache_write: self.cache_write.min(prompt - cached),
+            prompt: self.prompt.min(ceiling.prompt),
             completion: self.completion.min(ceiling.completion),
-        };
+            ..self
+        }
+        .capped();
         (clamped, clamped != self)
     }
 }
 
 impl Prices {
     pub fn is_free(&self) -> bool {
-        self.input.0.is_zero()
-            && self.cached_input.0.is_zero()
-            && self.cache_write_input.0.is_zero()
-            && self.output.0.is_zero()
+        self.classes().iter().all(|price| price.0.is_zero())
+    }
+
+    fn classes(&self) -> [PerMillion; 6] {
+        [
+            self.input,
+            self.cached_input,
+            self.explicit_cached_input,
+            self.cache_write_input,
+            self.cache_write_1h_input,
+            self.output,
+        ]
     }
 
     /// The cost of a request: one exact sum, rounded up once to whole nano-USD, at most
@@ -247,19 +280,60 @@ impl Prices {
     /// more than the prompt is capped. Every step saturates, so no count or price, however
     /// absurd, can wrap around.
     pub fn cost(&self, tokens: TokenCounts) -> Nanos {
-        let cached = tokens.cached.min(tokens.prompt);
-        let cache_write = tokens.cache_write.min(tokens.prompt - cached);
-        let numerator = [
-            self.input.numerator(tokens.prompt - cached - cache_write),
-            self.cached_input.numerator(cached),
-            self.cache_write_input.numerator(cache_write),
-            self.output.numerator(tokens.completion),
+        let t = tokens.capped();
+        round_up(sum(&[
+            self.input.numerator(t.prompt - t.cached - t.cache_write),
+            self.cached_input.numerator(t.cached - t.explicit_cached),
+            self.explicit_cached_input.numerator(t.explicit_cached),
+            self.cache_write_input
+                .numerator(t.cache_write - t.cache_write_1h),
+            self.cache_write_1h_input.numerator(t.cache_write_1h),
+            self.output.numerator(t.completion),
+        ]))
+    }
+
+    /// The most `prompt` + `completion` tokens can cost, whatever classes the upstream
+    /// later reports the prompt in: every prompt token at the dearest prompt class.
+    pub fn worst_case_cost(&self, prompt: u64, completion: u64) -> Nanos {
+        let dearest = [
+            self.input,
+            self.cached_input,
+            self.explicit_cached_input,
+            self.cache_write_input,
+            self.cache_write_1h_input,
         ]
         .into_iter()
-        .fold(0i128, i128::saturating_add);
-        let nanos = numerator.saturating_add(999_999).div_euclid(1_000_000);
-        Nanos(i64::try_from(nanos.clamp(0, i128::from(MAX_REQUEST_COST.0))).unwrap_or(0))
+        .max_by_key(|price| price.0)
+        .unwrap_or_default();
+        round_up(sum(&[
+            dearest.numerator(prompt),
+            self.output.numerator(completion),
+        ]))
     }
+
+    /// The same classes, each repriced by `price`.
+    pub fn map(&self, mut price: impl FnMut(PerMillion) -> PerMillion) -> Prices {
+        Prices {
+            input: price(self.input),
+            cached_input: price(self.cached_input),
+            explicit_cached_input: price(self.explicit_cached_input),
+            cache_write_input: price(self.cache_write_input),
+            cache_write_1h_input: price(self.cache_write_1h_input),
+            output: price(self.output),
+        }
+    }
+}
+
+/// nano-USD × 1e6 → nano-USD, rounded up: the one rounding of a cost.
+/// Token-price products summed without wrapping, however absurd a count or a price.
+fn sum(numerators: &[i128]) -> i128 {
+    numerators.iter().copied().fold(0, i128::saturating_add)
+}
+
+/// The one rounding: up to the next whole nano-USD, within `0..=MAX_REQUEST_COST`.
+fn round_up(numerator: i128) -> Nanos {
+    let nanos = numerator.saturating_add(999_999).div_euclid(1_000_000);
+    Nanos(i64::try_from(nanos.clamp(0, i128::from(MAX_REQUEST_COST.0))).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -318,6 +392,7 @@ mod tests {
             cached_input: PerMillion(usd("0.07")),
             cache_write_input: PerMillion(usd("0.27")),
             output: PerMillion(usd("1.10")),
+            ..Prices::default()
         };
         // 1000 prompt (200 cached) + 500 completion:
         // 800*0.27 + 200*0.07 + 500*1.10 = 216 + 14 + 550 = 780 micro-USD... per 1M → 780e-6 USD.
@@ -367,6 +442,7 @@ mod tests {
             cached_input: PerMillion(usd("0.30")),
             cache_write_input: PerMillion(usd("3.75")),
             output: PerMillion(usd("15")),
+            ..Prices::default()
         };
         // 1000 prompt = 100 plain + 300 read + 600 written; 7 completion:
         // 100·3000 + 300·300 + 600·3750 + 7·15000 = 300000 + 90000 + 2250000 + 105000 nano.
@@ -375,6 +451,7 @@ mod tests {
             cached: 300,
             cache_write: 600,
             completion: 7,
+            ..Default::default()
         };
         assert_eq!(prices.cost(tokens), Nanos(2_745_000));
         // One written token at $3.75/1M is 3750 nano; at $0.0000015/1M it rounds up to 1 nano,
@@ -406,6 +483,7 @@ mod tests {
             cached: 4,
             cache_write: 50,
             completion: 0,
+            ..Default::default()
         };
         assert_eq!(prices.cost(tokens), Nanos(12_000));
         // Without a cache price set apart, writes cost exactly what plain input costs.
@@ -445,6 +523,8 @@ mod tests {
             input: PerMillion(Nanos(i64::MAX)),
             cached_input: PerMillion(Nanos(i64::MAX)),
             cache_write_input: PerMillion(Nanos(i64::MAX)),
+            cache_write_1h_input: PerMillion(Nanos(i64::MAX)),
+            explicit_cached_input: PerMillion(Nanos(i64::MAX)),
             output: PerMillion(Nanos(i64::MAX)),
         };
         let every_class_full = TokenCounts {
@@ -452,6 +532,7 @@ mod tests {
             cached: u64::MAX / 3,
             cache_write: u64::MAX / 3,
             completion: u64::MAX,
+            ..Default::default()
         };
         assert_eq!(absurd.cost(every_class_full), MAX_REQUEST_COST);
         // The report in the issue: 10 + 10^15 tokens at $100/M is $10^11: capped.
@@ -501,6 +582,7 @@ mod tests {
             cached: 80,
             cache_write: 900,
             completion: u64::MAX,
+            ..Default::default()
         };
         let (clamped, cut) = report.clamped(ceiling);
         assert!(cut);
@@ -511,6 +593,7 @@ mod tests {
                 cached: 80,
                 cache_write: 20,
                 completion: 50,
+                ..Default::default()
             }
         );
         let honest = TokenCounts {
@@ -518,7 +601,84 @@ mod tests {
             cached: 2,
             cache_write: 3,
             completion: 5,
+            ..Default::default()
         };
         assert_eq!(honest.clamped(ceiling), (honest, false));
+    }
+
+    #[test]
+    fn one_hour_writes_and_explicit_hits_are_classes_of_their_own() {
+        // Anthropic: $3 input, $0.30 read, $3.75 5-minute write, $6 1-hour write, $15 output.
+        let claude = Prices {
+            input: PerMillion(usd("3")),
+            cached_input: PerMillion(usd("0.30")),
+            cache_write_input: PerMillion(usd("3.75")),
+            cache_write_1h_input: PerMillion(usd("6")),
+            output: PerMillion(usd("15")),
+            ..Prices::default()
+        };
+        // 1000 prompt = 100 plain + 300 read + 400 written for 5 min + 200 for 1 h; 7 out:
+        // 100·3000 + 300·300 + 400·3750 + 200·6000 + 7·15000 nano.
+        let tokens = TokenCounts {
+            prompt: 1000,
+            cached: 300,
+            cache_write: 600,
+            cache_write_1h: 200,
+            completion: 7,
+            ..Default::default()
+        };
+        assert_eq!(claude.cost(tokens), Nanos(3_195_000));
+        // DashScope qwen-plus at $0.40 input: implicit hits 20 %, explicit hits 10 %.
+        let qwen = Prices {
+            input: PerMillion(usd("0.40")),
+            cached_input: PerMillion(usd("0.08")),
+            explicit_cached_input: PerMillion(usd("0.04")),
+            cache_write_input: PerMillion(usd("0.50")),
+            output: PerMillion(usd("1.20")),
+            ..Prices::default()
+        };
+        let explicit_hit = TokenCounts {
+            prompt: 2000,
+            cached: 1000,
+            explicit_cached: 1000,
+            completion: 10,
+            ..Default::default()
+        };
+        // 1000·400 + 1000·40 + 10·1200.
+        assert_eq!(qwen.cost(explicit_hit), Nanos(452_000));
+        let overclaimed = TokenCounts {
+            explicit_cached: 5000,
+            cache_write_1h: 9,
+            ..explicit_hit
+        };
+        assert_eq!(
+            qwen.cost(overclaimed),
+            Nanos(452_000),
+            "breakdowns are capped by what contains them"
+        );
+    }
+
+    #[test]
+    fn the_worst_case_prices_every_prompt_token_at_the_dearest_prompt_class() {
+        let claude = Prices {
+            input: PerMillion(usd("3")),
+            cached_input: PerMillion(usd("0.30")),
+            cache_write_input: PerMillion(usd("3.75")),
+            cache_write_1h_input: PerMillion(usd("6")),
+            output: PerMillion(usd("15")),
+            ..Prices::default()
+        };
+        assert_eq!(claude.worst_case_cost(1000, 10), Nanos(6_150_000));
+        let all_written_for_an_hour = TokenCounts {
+            prompt: 1000,
+            cache_write: 1000,
+            cache_write_1h: 1000,
+            completion: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            claude.cost(all_written_for_an_hour),
+            claude.worst_case_cost(1000, 10)
+        );
     }
 }

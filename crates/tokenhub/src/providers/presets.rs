@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::ledger::money::Nanos;
+use crate::ledger::price_tiers::{PriceRules, PriceTier, PriceTierSpec};
 use crate::store::{ChannelRow, ModelRow};
 
 /// The free offline model served by the `demo` channel.
@@ -98,6 +99,125 @@ const MODELS: &[BuiltinModel] = &[
     priced(DEMO_MODEL, "TokenHub", 8_192, "0", "0"),
 ];
 
+/// Prices a model's invoice has beyond its input, output and cache-read prices, by public
+/// model id. Cache prices are percentages of the model's input price, applied when the
+/// catalogue is built, so they follow any change of the input price. Sources and dates:
+/// docs/billing.md.
+struct InvoiceRules {
+    id: &'static str,
+    cache_read_percent: Option<u32>,
+    explicit_cache_read_percent: Option<u32>,
+    cache_write_percent: Option<u32>,
+    cache_write_1h_percent: Option<u32>,
+    tiers: &'static [TierSeed],
+}
+
+/// A price tier in the catalogue data: `(name, service_tier, utc, days, multiplier)`.
+type TierSeed = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static [&'static str]>,
+    &'static str,
+);
+
+const fn rules(id: &'static str) -> InvoiceRules {
+    InvoiceRules {
+        id,
+        cache_read_percent: None,
+        explicit_cache_read_percent: None,
+        cache_write_percent: None,
+        cache_write_1h_percent: None,
+        tiers: &[],
+    }
+}
+
+/// DashScope context cache (Alibaba Model Studio, "Context cache", updated 2026-03-31):
+/// implicit hits 20 % of input, explicit hits 10 %, explicit cache creation 125 %.
+const fn dashscope(id: &'static str) -> InvoiceRules {
+    InvoiceRules {
+        cache_read_percent: Some(20),
+        explicit_cache_read_percent: Some(10),
+        cache_write_percent: Some(125),
+        ..rules(id)
+    }
+}
+
+/// DeepSeek (api-docs.deepseek.com/quick_start/pricing, from 2026-08-16 16:00 UTC): off-peak
+/// rates are half the peak rates; peak is 01:00-04:00 and 06:00-10:00 UTC, Monday to
+/// Friday (the Chinese page excludes China's public holidays, which a weekly window cannot
+/// express: those days bill at peak here, never below DeepSeek's invoice). The catalogue
+/// price of a DeepSeek model is its off-peak price.
+const DEEPSEEK_PEAK: &[TierSeed] = &[(
+    "peak",
+    None,
+    Some("01:00-04:00,06:00-10:00"),
+    Some(&["mon", "tue", "wed", "thu", "fri"]),
+    "2",
+)];
+
+const fn deepseek(id: &'static str) -> InvoiceRules {
+    InvoiceRules {
+        tiers: DEEPSEEK_PEAK,
+        ..rules(id)
+    }
+}
+
+const INVOICE_RULES: &[InvoiceRules] = &[
+    deepseek("deepseek-chat"),
+    deepseek("deepseek-v3.2"),
+    deepseek("deepseek-r1"),
+    dashscope("qwen-plus"),
+    dashscope("qwen-max"),
+    // Priority processing (openai.com/api-priority-processing): gpt-4o at $4.25 / $2.125
+    // cached / $17.00, 1.7x its standard $2.50 / $1.25 / $10. Flex is not offered for it.
+    InvoiceRules {
+        tiers: &[("priority", Some("priority"), None, None, "1.7")],
+        ..rules("gpt-4o")
+    },
+    // Anthropic prompt caching: 5-minute writes 1.25x input, 1-hour writes 2x, reads 0.1x.
+    InvoiceRules {
+        cache_read_percent: Some(10),
+        cache_write_percent: Some(125),
+        cache_write_1h_percent: Some(200),
+        ..rules("claude-sonnet-4")
+    },
+];
+
+impl InvoiceRules {
+    fn apply(&self, row: &mut ModelRow) {
+        let share = |percent: Option<u32>| {
+            percent.map(|p| {
+                let exact = i128::from(row.input_price.0) * i128::from(p);
+                Nanos(i64::try_from((exact + 99).div_euclid(100)).unwrap_or(i64::MAX))
+            })
+        };
+        let tiers = self.tiers.iter().filter_map(tier).collect();
+        let cache_read = share(self.cache_read_percent);
+        let cache_write = share(self.cache_write_percent);
+        row.cached_input_price = cache_read.or(row.cached_input_price);
+        row.cache_write_price = cache_write.or(row.cache_write_price);
+        row.rules = PriceRules {
+            cache_write_1h: share(self.cache_write_1h_percent),
+            explicit_cached_input: share(self.explicit_cache_read_percent),
+            tiers,
+        };
+    }
+}
+
+/// A seed as a tier; the unit tests check every seed converts.
+fn tier(&(name, service_tier, utc, days, multiplier): &TierSeed) -> Option<PriceTier> {
+    PriceTier::try_from(PriceTierSpec {
+        name: name.into(),
+        service_tier: service_tier.map(Into::into),
+        utc: utc.map(Into::into),
+        days: days.map(|days| days.iter().map(|d| d.to_string()).collect()),
+        multiplier: Some(multiplier.into()),
+        ..PriceTierSpec::default()
+    })
+    .ok()
+}
+
 struct Preset {
     name: &'static str,
     /// Channel type: "openai" (OpenAI-compatible) or "anthropic" (Messages API).
@@ -174,16 +294,23 @@ pub fn builtin_models() -> Vec<ModelRow> {
     let usd = |price: &str| price.parse::<Nanos>().unwrap_or_default();
     MODELS
         .iter()
-        .map(|m| ModelRow {
-            id: m.id.to_string(),
-            provider: m.provider.to_string(),
-            context: m.context,
-            input_price: usd(m.input),
-            output_price: usd(m.output),
-            cached_input_price: m.cache_read.map(usd),
-            cache_write_price: m.cache_write.map(usd),
-            enabled: true,
-            created: 0,
+        .map(|m| {
+            let mut row = ModelRow {
+                id: m.id.to_string(),
+                provider: m.provider.to_string(),
+                context: m.context,
+                input_price: usd(m.input),
+                output_price: usd(m.output),
+                cached_input_price: m.cache_read.map(usd),
+                cache_write_price: m.cache_write.map(usd),
+                rules: PriceRules::default(),
+                enabled: true,
+                created: 0,
+            };
+            if let Some(rules) = INVOICE_RULES.iter().find(|r| r.id == m.id) {
+                rules.apply(&mut row);
+            }
+            row
         })
         .collect()
 }
@@ -247,6 +374,50 @@ mod tests {
         assert_eq!(claude.output_price, Nanos(15_000_000_000));
         assert_eq!(claude.cached_input_price, Some(Nanos(300_000_000)));
         assert_eq!(claude.cache_write_price, Some(Nanos(3_750_000_000)));
+    }
+
+    #[test]
+    fn invoice_rules_follow_the_input_price_and_every_seed_is_a_valid_tier() {
+        let percent = |model: &ModelRow, p: i64| Nanos(model.input_price.0 * p / 100);
+        for id in ["qwen-plus", "qwen-max"] {
+            let qwen = builtin(id);
+            assert!(!qwen.input_price.is_zero(), "{id}");
+            assert_eq!(qwen.cached_input_price, Some(percent(&qwen, 20)), "{id}");
+            assert_eq!(
+                qwen.rules.explicit_cached_input,
+                Some(percent(&qwen, 10)),
+                "{id}"
+            );
+            assert_eq!(qwen.cache_write_price, Some(percent(&qwen, 125)), "{id}");
+        }
+        let claude = builtin("claude-sonnet-4");
+        assert_eq!(claude.rules.cache_write_1h, Some(percent(&claude, 200)));
+        assert_eq!(claude.cache_write_price, Some(percent(&claude, 125)));
+        for rules in INVOICE_RULES {
+            assert!(
+                builtin_models().iter().any(|m| m.id == rules.id),
+                "{} is not in the catalogue",
+                rules.id
+            );
+            for seed in rules.tiers {
+                assert!(tier(seed).is_some(), "{}: {seed:?}", rules.id);
+            }
+            let row = builtin(rules.id);
+            assert_eq!(row.rules.tiers.len(), rules.tiers.len());
+            crate::ledger::price_tiers::validate(&row.rules.tiers).unwrap();
+        }
+        let gpt = crate::ledger::price_tiers::Pricing::new(
+            crate::ledger::money::Prices {
+                input: crate::ledger::money::PerMillion(builtin("gpt-4o").input_price),
+                ..Default::default()
+            },
+            &builtin("gpt-4o").rules.tiers,
+        );
+        assert_eq!(
+            gpt.for_service_tier("priority").unwrap().prices.input.0,
+            Nanos(builtin("gpt-4o").input_price.0 * 17 / 10),
+            "gpt-4o priority is 1.7x standard ($4.25 for $2.50)"
+        );
     }
 
     #[test]

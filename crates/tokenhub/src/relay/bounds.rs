@@ -44,6 +44,7 @@ pub fn worst_case_tokens(
         cached: 0,
         cache_write: 0,
         completion: output.saturating_mul(facts.choices),
+        ..Default::default()
     }
 }
 
@@ -77,6 +78,7 @@ mod tests {
             provider: "p".into(),
             context,
             prices: Prices::default(),
+            pricing: Default::default(),
             created: 0,
         }
     }

@@ -12,7 +12,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::ledger::books::{Books, Reservation};
-use crate::ledger::money::{Prices, TokenCeiling, TokenCounts};
+use crate::ledger::money::{Nanos, TokenCeiling, TokenCounts};
+use crate::ledger::price_tiers::{PriceChoice, Pricing, STANDARD};
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::operation::Operation;
 use crate::relay::limits::{RateLimits, TokenHold};
@@ -27,6 +28,8 @@ pub struct Meter {
     pub text: String,
     pub first_token_at: Option<Instant>,
     pub error: Option<String>,
+    /// The `service_tier` the upstream said served the request.
+    pub service_tier: Option<String>,
 }
 
 pub struct Settlement {
@@ -36,7 +39,9 @@ pub struct Settlement {
     /// Estimated tokens taken from the key's TPM bucket, corrected when settling.
     token_hold: Option<(Arc<RateLimits>, TokenHold)>,
     record: UsageRecord,
-    prices: Prices,
+    /// The model's prices and tiers, and the prices in force when the request started.
+    pricing: Arc<Pricing>,
+    at_start: PriceChoice,
     /// The most tokens of each class the request can be billed for (`relay::bounds`).
     ceiling: TokenCeiling,
     request_body: Bytes,
@@ -77,6 +82,9 @@ impl Settlement {
                 prompt_tokens: 0,
                 cached_tokens: 0,
                 cache_write_tokens: 0,
+                cache_write_1h_tokens: 0,
+                explicit_cached_tokens: 0,
+                price_tier: STANDARD.to_string(),
                 completion_tokens: 0,
                 cost: Default::default(),
                 status: 0,
@@ -87,7 +95,11 @@ impl Settlement {
                 ttft_ms: None,
                 created_at: now_ms(),
             },
-            prices: Prices::default(),
+            pricing: Arc::default(),
+            at_start: PriceChoice {
+                tier: STANDARD.to_string(),
+                prices: Default::default(),
+            },
             ceiling: TokenCeiling::UNBOUNDED,
             request_body: body,
             operation,
@@ -97,14 +109,23 @@ impl Settlement {
         }
     }
 
-    pub fn set_model(&mut self, model: &str, prices: Prices, stream: bool) {
+    /// Bills the request to `model`, at the prices in force when the request started
+    /// (not when it settles: a stream may outlast a price window).
+    pub fn set_model(&mut self, model: &str, pricing: Arc<Pricing>, stream: bool) {
         self.record.model = model.to_string();
-        self.prices = prices;
+        self.at_start = pricing.at_start(self.record.created_at);
+        self.pricing = pricing;
         self.record.stream = stream;
     }
 
     pub fn bound_usage(&mut self, ceiling: TokenCeiling) {
         self.ceiling = ceiling;
+    }
+
+    /// The most the request may cost at `model`'s prices, for its reservation.
+    pub fn worst_case_cost(&self, pricing: &Pricing, tokens: TokenCounts) -> Nanos {
+        let at_start = pricing.at_start(self.record.created_at);
+        pricing.worst_case_cost(&at_start.prices, tokens.prompt, tokens.completion)
     }
 
     pub fn hold(&mut self, reservation: Reservation) {
@@ -115,8 +136,7 @@ impl Settlement {
     /// Gives back the money held so far (the request moves to another model).
     pub fn release_reservation(&mut self) {
         if let Some(reservation) = self.reservation.take() {
-            self.books
-                .settle(reservation, crate::ledger::money::Nanos::ZERO);
+            self.books.settle(reservation, Nanos::ZERO);
         }
     }
 
@@ -170,6 +190,7 @@ impl Settlement {
                         cached: 0,
                         cache_write: 0,
                         completion: tokens::count_text(&meter.text),
+                        ..Default::default()
                     },
                     true,
                 )
@@ -177,8 +198,17 @@ impl Settlement {
             None => (TokenCounts::default(), false),
         };
         let counts = self.within_ceiling(counts);
-        let cost = self.prices.cost(counts);
+        let choice = meter
+            .service_tier
+            .as_deref()
+            .and_then(|tier| self.pricing.for_service_tier(tier))
+            .unwrap_or(&self.at_start);
+        let cost = choice.prices.cost(counts);
+        let price_tier = choice.tier.clone();
         let record = &mut self.record;
+        record.price_tier = price_tier;
+        record.explicit_cached_tokens = counts.explicit_cached;
+        record.cache_write_1h_tokens = counts.cache_write_1h;
         record.prompt_tokens = counts.prompt;
         record.cached_tokens = counts.cached;
         record.cache_write_tokens = counts.cache_write;

@@ -191,6 +191,9 @@ impl MeteredStream {
             self.meter.error =
                 Some(upstream_error_message(data).unwrap_or_else(|| "upstream error event".into()));
         }
+        if let Some(tier) = &view.service_tier {
+            self.meter.service_tier = Some(tier.to_string());
+        }
         if let Some(counts) = view.usage_counts() {
             self.meter.usage = Some(counts);
         }
@@ -237,6 +240,7 @@ impl MeteredStream {
                 cached: 0,
                 cache_write: 0,
                 completion: tokens::count_text(&self.meter.text),
+                ..Default::default()
             });
         let (id, created, model) = self.identity.clone().unwrap_or_default();
         let object = self.operation.chunk_object();

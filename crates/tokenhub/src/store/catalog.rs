@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::{Store, StoreResult, bump_revision, now_ms};
 use crate::ledger::money::Nanos;
+use crate::ledger::price_tiers::PriceRules;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelRow {
@@ -21,6 +22,8 @@ pub struct ModelRow {
     pub cached_input_price: Option<Nanos>,
     /// Price of prompt tokens written to the provider's cache; `None` = the input price.
     pub cache_write_price: Option<Nanos>,
+    /// 1-hour cache writes, explicit cache hits and price tiers (migration 0010).
+    pub rules: PriceRules,
     pub enabled: bool,
     /// Unix seconds; set by the store on insert (ignored when writing).
     pub created: i64,
@@ -55,6 +58,36 @@ pub struct ChannelLimits {
 
 /// The columns of `ChannelLimits`, in bind order after the channel's other columns.
 pub(super) const LIMIT_COLUMNS: &str = "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, total_timeout_ms, max_concurrency";
+
+/// The columns of `PriceRules`, in bind order after a model's other columns.
+pub(super) const RULE_COLUMNS: &str =
+    "cache_write_1h_price_nano, explicit_cached_price_nano, price_tiers";
+
+impl ModelRow {
+    pub(super) fn bind_rules<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query
+            .bind(self.rules.cache_write_1h.map(|p| p.0))
+            .bind(self.rules.explicit_cached_input.map(|p| p.0))
+            .bind(self.rules.tiers_json())
+    }
+
+    fn read_rules(row: &sqlx::any::AnyRow) -> Result<PriceRules, sqlx::Error> {
+        let tiers: Option<String> = row.try_get("price_tiers")?;
+        Ok(PriceRules {
+            cache_write_1h: row
+                .try_get::<Option<i64>, _>("cache_write_1h_price_nano")?
+                .map(Nanos),
+            explicit_cached_input: row
+                .try_get::<Option<i64>, _>("explicit_cached_price_nano")?
+                .map(Nanos),
+            tiers: PriceRules::tiers_from_json(tiers.as_deref())
+                .map_err(|e| sqlx::Error::Decode(e.into()))?,
+        })
+    }
+}
 
 impl ChannelRow {
     /// Binds `name` … `enabled`, the first ten columns of every channel write, in order.
@@ -131,16 +164,18 @@ impl Store {
                  input_price_nano = excluded.input_price_nano, output_price_nano = excluded.output_price_nano, \
                  cached_input_price_nano = excluded.cached_input_price_nano, \
                  cache_write_price_nano = excluded.cache_write_price_nano, enabled = excluded.enabled, \
-                 unpriced = 0"
+                 cache_write_1h_price_nano = excluded.cache_write_1h_price_nano, \
+                 explicit_cached_price_nano = excluded.explicit_cached_price_nano, \
+                 price_tiers = excluded.price_tiers, unpriced = 0"
             }
         };
         let sql = format!(
             "INSERT INTO models (id, provider, context, input_price_nano, output_price_nano, \
-             cached_input_price_nano, cache_write_price_nano, enabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) {conflict}"
+             cached_input_price_nano, cache_write_price_nano, enabled, created_at, {RULE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) {conflict}"
         );
         let mut tx = self.begin_write().await?;
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&model.id)
             .bind(&model.provider)
             .bind(model.context)
@@ -149,9 +184,8 @@ impl Store {
             .bind(model.cached_input_price.map(|p| p.0))
             .bind(model.cache_write_price.map(|p| p.0))
             .bind(i64::from(model.enabled))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+            .bind(now_ms());
+        model.bind_rules(query).execute(&mut *tx).await?;
         bump_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -190,8 +224,10 @@ impl Store {
 
     pub async fn all_models(&self) -> StoreResult<Vec<ModelRow>> {
         let rows = sqlx::query(
-            "SELECT id, provider, context, input_price_nano, output_price_nano, cached_input_price_nano, \
-             cache_write_price_nano, enabled, created_at FROM models ORDER BY id",
+            &format!(
+                "SELECT id, provider, context, input_price_nano, output_price_nano, cached_input_price_nano, \
+                 cache_write_price_nano, enabled, created_at, {RULE_COLUMNS} FROM models ORDER BY id"
+            ),
         )
         .fetch_all(&self.pool)
         .await?;
@@ -209,6 +245,7 @@ impl Store {
                     cache_write_price: row
                         .try_get::<Option<i64>, _>("cache_write_price_nano")?
                         .map(Nanos),
+                    rules: ModelRow::read_rules(row)?,
                     enabled: row.try_get::<i64, _>("enabled")? != 0,
                     created: row.try_get::<i64, _>("created_at")? / 1000,
                 })
@@ -259,6 +296,7 @@ mod tests {
             output_price: Nanos(price),
             cached_input_price: None,
             cache_write_price: None,
+            rules: Default::default(),
             enabled: true,
             created: 0,
         }
@@ -355,7 +393,18 @@ mod tests {
                     m.cache_write_price,
                 )
             };
-            assert_eq!(prices(row), prices(&preset), "{}", preset.id);
+            // DashScope's cache prices came with migration 0010, which leaves existing rows
+            // alone: a row fixed by 0005 has none (hits billed at the input price).
+            let expected = if preset.id.starts_with("qwen-") {
+                ModelRow {
+                    cached_input_price: None,
+                    cache_write_price: None,
+                    ..preset.clone()
+                }
+            } else {
+                preset.clone()
+            };
+            assert_eq!(prices(row), prices(&expected), "{}", preset.id);
         }
         let untouched = stored.iter().find(|m| m.id == "edited").unwrap();
         assert_eq!(untouched.output_price, Nanos(9));

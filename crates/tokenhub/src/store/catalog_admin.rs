@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
-use super::catalog::LIMIT_COLUMNS;
+use super::catalog::{LIMIT_COLUMNS, RULE_COLUMNS};
 use super::{ChannelRow, ModelRow, Store, StoreError, StoreResult, bump_revision, now_ms};
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -108,25 +108,28 @@ impl Store {
     /// `unpriced` marks rows whose prices the operator has not set yet.
     pub async fn create_models(&self, models: &[(ModelRow, bool)]) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "INSERT INTO models (id, provider, context, input_price_nano, output_price_nano, \
+             cached_input_price_nano, cache_write_price_nano, enabled, created_at, unpriced, \
+             {RULE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
         for (model, unpriced) in models {
-            sqlx::query(
-                "INSERT INTO models (id, provider, context, input_price_nano, output_price_nano, \
-                 cached_input_price_nano, cache_write_price_nano, enabled, created_at, unpriced) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&model.id)
-            .bind(&model.provider)
-            .bind(model.context)
-            .bind(model.input_price.0)
-            .bind(model.output_price.0)
-            .bind(model.cached_input_price.map(|p| p.0))
-            .bind(model.cache_write_price.map(|p| p.0))
-            .bind(i64::from(model.enabled))
-            .bind(now_ms())
-            .bind(i64::from(*unpriced))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| conflict_or(e, format!("a model with id '{}' exists", model.id)))?;
+            let query = sqlx::query(&sql)
+                .bind(&model.id)
+                .bind(&model.provider)
+                .bind(model.context)
+                .bind(model.input_price.0)
+                .bind(model.output_price.0)
+                .bind(model.cached_input_price.map(|p| p.0))
+                .bind(model.cache_write_price.map(|p| p.0))
+                .bind(i64::from(model.enabled))
+                .bind(now_ms())
+                .bind(i64::from(*unpriced));
+            model
+                .bind_rules(query)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or(e, format!("a model with id '{}' exists", model.id)))?;
         }
         bump_revision(&mut tx).await?;
         tx.commit().await?;
@@ -136,9 +139,10 @@ impl Store {
     /// Overwrites a model's fields; writing it always counts as pricing it.
     pub async fn update_model(&self, model: &ModelRow) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
+        let query = sqlx::query(
             "UPDATE models SET provider = $1, context = $2, input_price_nano = $3, output_price_nano = $4, \
-             cached_input_price_nano = $5, cache_write_price_nano = $6, enabled = $7, unpriced = 0 \
+             cached_input_price_nano = $5, cache_write_price_nano = $6, enabled = $7, unpriced = 0, \
+             cache_write_1h_price_nano = $9, explicit_cached_price_nano = $10, price_tiers = $11 \
              WHERE id = $8",
         )
         .bind(&model.provider)
@@ -148,9 +152,8 @@ impl Store {
         .bind(model.cached_input_price.map(|p| p.0))
         .bind(model.cache_write_price.map(|p| p.0))
         .bind(i64::from(model.enabled))
-        .bind(&model.id)
-        .execute(&mut *tx)
-        .await?;
+        .bind(&model.id);
+        let updated = model.bind_rules(query).execute(&mut *tx).await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no model '{}'", model.id)));
         }

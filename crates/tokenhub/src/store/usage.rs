@@ -22,6 +22,12 @@ pub struct UsageRecord {
     pub cached_tokens: u64,
     /// Prompt tokens written to the provider's cache (priced apart; part of `prompt_tokens`).
     pub cache_write_tokens: u64,
+    /// The part of `cache_write_tokens` written for an hour (priced apart).
+    pub cache_write_1h_tokens: u64,
+    /// The part of `cached_tokens` read from an explicit cache (priced apart).
+    pub explicit_cached_tokens: u64,
+    /// Which of the model's prices applied: `standard`, or a price tier's name.
+    pub price_tier: String,
     pub completion_tokens: u64,
     pub cost: Nanos,
     /// The HTTP status the client saw (200 for a stream that started, even if it broke later).
@@ -38,9 +44,9 @@ pub struct UsageRecord {
 /// Rows per multi-row `INSERT`, largest first. Each statement is one round trip to the
 /// database (for SQLite, a hop to its worker thread), so a batch of records goes out in
 /// a few statements rather than one per record; a fixed set of sizes keeps the prepared
-/// statement cache small. 64 rows × 17 columns stays under every backend's bind limit.
+/// statement cache small. 64 rows × 20 columns stays under every backend's bind limit.
 const INSERT_ROW_COUNTS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
-const INSERT_COLUMNS: usize = 17;
+const INSERT_COLUMNS: usize = 20;
 
 /// The largest statement size that fits in `pending` records.
 fn insert_rows(pending: usize) -> usize {
@@ -102,7 +108,7 @@ impl Debits {
     }
 }
 
-/// `INSERT INTO usage_records (…) VALUES ($1, …, $17), ($18, …)` for `rows` records on
+/// `INSERT INTO usage_records (…) VALUES ($1, …, $20), ($21, …)` for `rows` records on
 /// PostgreSQL; plain positional `?` on SQLite, where sqlx resolves every `$N` by name
 /// through a linear scan of the statement's parameter list (quadratic in the row count:
 /// 3% of the gateway's CPU at 64 rows).
@@ -134,7 +140,8 @@ fn statements(backend: Backend) -> Vec<String> {
             format!(
                     "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, \
                      prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, cost_nano, \
-                     status, error, stream, estimated, latency_ms, ttft_ms, created_at) VALUES {}",
+                     status, error, stream, estimated, latency_ms, ttft_ms, created_at, \
+                     cache_write_1h_tokens, explicit_cached_tokens, price_tier) VALUES {}",
                 values.join(", ")
             )
         })
@@ -163,6 +170,9 @@ fn bind_record<'q>(query: AnyQuery<'q>, record: &'q UsageRecord) -> AnyQuery<'q>
         .bind(to_i64(record.latency_ms))
         .bind(record.ttft_ms.map(to_i64))
         .bind(record.created_at)
+        .bind(to_i64(record.cache_write_1h_tokens))
+        .bind(to_i64(record.explicit_cached_tokens))
+        .bind(&record.price_tier)
 }
 
 /// Reads a row selected with `RECORD_COLUMNS`.
@@ -179,6 +189,9 @@ pub(super) fn record_from_row(row: &sqlx::any::AnyRow) -> StoreResult<UsageRecor
         prompt_tokens: unsigned("prompt_tokens")?,
         cached_tokens: unsigned("cached_tokens")?,
         cache_write_tokens: unsigned("cache_write_tokens")?,
+        cache_write_1h_tokens: unsigned("cache_write_1h_tokens")?,
+        explicit_cached_tokens: unsigned("explicit_cached_tokens")?,
+        price_tier: row.try_get("price_tier")?,
         completion_tokens: unsigned("completion_tokens")?,
         cost: Nanos(row.try_get("cost_nano")?),
         status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
@@ -195,7 +208,7 @@ pub(super) fn record_from_row(row: &sqlx::any::AnyRow) -> StoreResult<UsageRecor
 
 pub(super) const RECORD_COLUMNS: &str = "request_id, user_id, key_id, model, channel_id, prompt_tokens, cached_tokens, \
      cache_write_tokens, completion_tokens, cost_nano, status, error, stream, estimated, latency_ms, ttft_ms, \
-     created_at";
+     created_at, cache_write_1h_tokens, explicit_cached_tokens, price_tier";
 
 /// Whether a batch was tried before (and so may have been committed already).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,6 +443,9 @@ mod tests {
             prompt_tokens: 10,
             cached_tokens: 0,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
+            explicit_cached_tokens: 0,
+            price_tier: "standard".into(),
             completion_tokens: 5,
             cost: Nanos(cost),
             status: 200,
@@ -568,12 +584,13 @@ mod tests {
         let two = insert_sql(Backend::Postgres, 2);
         assert!(
             two.ends_with(
-                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17), \
-                 ($18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)"
+                "$16, $17, $18, $19, $20), \
+                 ($21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, \
+                 $37, $38, $39, $40)"
             ),
             "{two}"
         );
-        assert!(insert_sql(Backend::Postgres, 64).ends_with("$1088)"));
+        assert!(insert_sql(Backend::Postgres, 64).ends_with("$1280)"));
         let sqlite = insert_sql(Backend::Sqlite, 64);
         assert_eq!(sqlite.matches('?').count(), 64 * INSERT_COLUMNS);
         assert!(!sqlite.contains('$'));

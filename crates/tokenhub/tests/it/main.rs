@@ -12,6 +12,7 @@ mod anthropic_inbound;
 mod anthropic_inbound_golden;
 mod anthropic_rules;
 mod anthropic_upstream;
+mod billing;
 mod channel_keys;
 mod channel_limits;
 mod chaos;

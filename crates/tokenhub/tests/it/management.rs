@@ -1456,11 +1456,11 @@ async fn cache_write_prices_travel_through_every_model_route() {
         .await
         .unwrap();
     assert!(
-        csv.starts_with("id,provider,context,input_usd_per_mtok,output_usd_per_mtok,cached_input_usd_per_mtok,cache_write_usd_per_mtok,enabled\r\n"),
+        csv.starts_with("id,provider,context,input_usd_per_mtok,output_usd_per_mtok,cached_input_usd_per_mtok,cache_write_usd_per_mtok,enabled,"),
         "{csv}"
     );
     assert!(
-        csv.contains("cached-model,Mock,0,3,15,0.3,3.75,true\r\n"),
+        csv.contains("cached-model,Mock,0,3,15,0.3,3.75,true,"),
         "{csv}"
     );
 
@@ -1487,6 +1487,126 @@ async fn cache_write_prices_travel_through_every_model_route() {
     assert_eq!(counts["updated"], 1);
     let after = w.admin.ok(Method::GET, path, None).await;
     assert_eq!(after["cache_write_usd_per_mtok"], "3.75");
+    w.h.shutdown().await;
+}
+
+/// 1-hour cache writes, explicit cache hits and price tiers are read back exactly as
+/// written, by every model route and through both export/import formats; tiers that
+/// would give a model two prices at once are refused.
+#[tokio::test]
+async fn price_tiers_travel_through_every_model_route() {
+    let w = world(Backend::Sqlite).await;
+    let path = "/api/admin/models/tiered";
+    let tiers = json!([
+        {"name": "priority", "service_tier": "priority", "multiplier": "2"},
+        {"name": "flex", "service_tier": "flex", "multiplier": "0.5", "output_usd_per_mtok": "4"},
+        {"name": "peak", "utc": "01:00-04:00,06:00-10:00", "days": ["mon", "tue", "wed", "thu", "fri"],
+         "multiplier": "2"},
+        {"name": "off_peak", "utc": "16:30-00:30", "input_usd_per_mtok": "0.135",
+         "cached_input_usd_per_mtok": "0.035", "explicit_cached_input_usd_per_mtok": "0.01",
+         "cache_write_usd_per_mtok": "0.2", "cache_write_1h_usd_per_mtok": "0.3"}
+    ]);
+    let model = json!({"id": "tiered", "provider": "Mock", "input_usd_per_mtok": "0.27",
+        "output_usd_per_mtok": "1.1", "cache_write_1h_usd_per_mtok": "0.54",
+        "explicit_cached_input_usd_per_mtok": "0.027", "price_tiers": tiers});
+    let extras = |m: &Value| {
+        (
+            m["cache_write_1h_usd_per_mtok"].clone(),
+            m["explicit_cached_input_usd_per_mtok"].clone(),
+            m["price_tiers"].clone(),
+        )
+    };
+    let written = extras(&model);
+    let created = w
+        .admin
+        .ok(Method::POST, "/api/admin/models", Some(model.clone()))
+        .await;
+    assert_eq!(extras(&created), written);
+    assert_eq!(extras(&w.admin.ok(Method::GET, path, None).await), written);
+    let listed = w.admin.ok(Method::GET, "/api/admin/models", None).await;
+    let in_list = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "tiered")
+        .cloned()
+        .unwrap();
+    assert_eq!(extras(&in_list), written);
+
+    // JSON export → delete → import gives the same model back.
+    let exported = w
+        .admin
+        .ok(Method::GET, "/api/admin/models/export", None)
+        .await;
+    let entry = exported["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "tiered")
+        .cloned()
+        .unwrap();
+    w.admin.ok(Method::DELETE, path, None).await;
+    let counts = w
+        .admin
+        .ok(
+            Method::POST,
+            "/api/admin/models/import",
+            Some(json!({"models": [entry]})),
+        )
+        .await;
+    assert_eq!(counts["created"], 1);
+    assert_eq!(extras(&w.admin.ok(Method::GET, path, None).await), written);
+
+    // CSV export → delete → import, likewise (the tiers travel as JSON in one cell).
+    let csv = w
+        .admin
+        .send(Method::GET, "/api/admin/models/export?format=csv", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let header = csv.lines().next().unwrap();
+    let row = csv.lines().find(|l| l.starts_with("tiered,")).unwrap();
+    w.admin.ok(Method::DELETE, path, None).await;
+    let response = w
+        .admin
+        .http
+        .post(format!("{}/api/admin/models/import", w.h.base))
+        .header("X-CSRF-Token", w.admin.csrf.clone().unwrap())
+        .header("Content-Type", "text/csv")
+        .body(format!("{header}\r\n{row}\r\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(extras(&w.admin.ok(Method::GET, path, None).await), written);
+
+    let refused = [
+        (
+            json!([{"name": "a", "utc": "16:30-00:30"}, {"name": "b", "utc": "00:00-01:00"}]),
+            "overlap",
+        ),
+        (
+            json!([{"name": "a", "service_tier": "flex"}, {"name": "b", "service_tier": "flex"}]),
+            "flex",
+        ),
+        (json!([{"name": "a", "utc": "25:00-01:00"}]), "HH:MM"),
+        (
+            json!([{"name": "standard", "service_tier": "flex"}]),
+            "standard",
+        ),
+    ];
+    for (tiers, reason) in refused {
+        let mut bad = model.clone();
+        bad["price_tiers"] = tiers.clone();
+        let (status, body) = w.admin.call(Method::PUT, path, Some(bad)).await;
+        assert_eq!(status, 400, "{tiers}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(reason),
+            "{tiers}: {body}"
+        );
+    }
+    assert_eq!(extras(&w.admin.ok(Method::GET, path, None).await), written);
     w.h.shutdown().await;
 }
 

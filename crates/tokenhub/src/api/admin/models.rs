@@ -18,9 +18,10 @@ use crate::accounts::catalog_admin as ops;
 use crate::accounts::{Role, audit};
 use crate::api::AppState;
 use crate::ledger::money::Nanos;
+use crate::ledger::price_tiers::{PriceRules, PriceTier, PriceTierSpec};
 use crate::store::ModelRow;
 
-const CSV_HEADER: [&str; 8] = [
+const CSV_HEADER: [&str; 11] = [
     "id",
     "provider",
     "context",
@@ -29,6 +30,9 @@ const CSV_HEADER: [&str; 8] = [
     "cached_input_usd_per_mtok",
     "cache_write_usd_per_mtok",
     "enabled",
+    "cache_write_1h_usd_per_mtok",
+    "explicit_cached_input_usd_per_mtok",
+    "price_tiers",
 ];
 /// Largest bulk import, in models.
 const MAX_IMPORT: usize = 10_000;
@@ -51,6 +55,21 @@ pub struct ModelView {
     #[serde(default)]
     #[schema(example = "3.75")]
     pub cache_write_usd_per_mtok: Option<String>,
+    /// Price of prompt tokens written to a 1-hour cache; `null` = 2× the input price for a
+    /// model an Anthropic channel serves (Anthropic's rule), else the cache-write price.
+    #[serde(default)]
+    #[schema(example = "6")]
+    pub cache_write_1h_usd_per_mtok: Option<String>,
+    /// Price of hits of an explicit cache, where the provider bills them apart from
+    /// automatic ones (DashScope: 10 % of input); `null` = the cache-read price.
+    #[serde(default)]
+    #[schema(example = "0.04")]
+    pub explicit_cached_input_usd_per_mtok: Option<String>,
+    /// Alternative prices: by the `service_tier` the upstream reports, or by the UTC window
+    /// the request started in. Windows may not overlap.
+    #[serde(default)]
+    #[schema(value_type = Vec<PriceTierSpec>)]
+    pub price_tiers: Vec<PriceTier>,
     #[serde(default = "yes")]
     pub enabled: bool,
     /// false while the model waits for a price (it is not served until then).
@@ -72,6 +91,9 @@ impl ModelView {
             output_usd_per_mtok: usd(row.output_price),
             cached_input_usd_per_mtok: row.cached_input_price.map(usd),
             cache_write_usd_per_mtok: row.cache_write_price.map(usd),
+            cache_write_1h_usd_per_mtok: row.rules.cache_write_1h.map(usd),
+            explicit_cached_input_usd_per_mtok: row.rules.explicit_cached_input.map(usd),
+            price_tiers: row.rules.tiers.clone(),
             enabled: row.enabled,
             priced,
         }
@@ -92,6 +114,17 @@ impl ModelView {
                 "cache_write_usd_per_mtok",
                 &self.cache_write_usd_per_mtok,
             )?,
+            rules: PriceRules {
+                cache_write_1h: optional_usd(
+                    "cache_write_1h_usd_per_mtok",
+                    &self.cache_write_1h_usd_per_mtok,
+                )?,
+                explicit_cached_input: optional_usd(
+                    "explicit_cached_input_usd_per_mtok",
+                    &self.explicit_cached_input_usd_per_mtok,
+                )?,
+                tiers: self.price_tiers.clone(),
+            },
             enabled: self.enabled,
             created: 0,
         })
@@ -275,6 +308,11 @@ pub async fn export(
                         m.cached_input_usd_per_mtok.clone().unwrap_or_default(),
                         m.cache_write_usd_per_mtok.clone().unwrap_or_default(),
                         m.enabled.to_string(),
+                        m.cache_write_1h_usd_per_mtok.clone().unwrap_or_default(),
+                        m.explicit_cached_input_usd_per_mtok
+                            .clone()
+                            .unwrap_or_default(),
+                        tiers_cell(&m.price_tiers),
                     ],
                 );
             }
@@ -284,6 +322,14 @@ pub async fn export(
             "format '{other}' is not json or csv"
         ))),
     }
+}
+
+/// A model's tiers in one CSV cell: their JSON, or nothing when there are none.
+fn tiers_cell(tiers: &[PriceTier]) -> String {
+    if tiers.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(tiers).unwrap_or_default()
 }
 
 fn from_csv(text: &str) -> Result<Vec<ModelView>> {
@@ -306,6 +352,11 @@ fn from_csv(text: &str) -> Result<Vec<ModelView>> {
         column("cached_input_usd_per_mtok"),
         column("cache_write_usd_per_mtok"),
         column("enabled"),
+    );
+    let (cache_write_1h, explicit_cached, tiers) = (
+        column("cache_write_1h_usd_per_mtok"),
+        column("explicit_cached_input_usd_per_mtok"),
+        column("price_tiers"),
     );
     rows.iter()
         .enumerate()
@@ -333,6 +384,12 @@ fn from_csv(text: &str) -> Result<Vec<ModelView>> {
                 output_usd_per_mtok: cell(Some(output)),
                 cached_input_usd_per_mtok: Some(cell(cached)).filter(|c| !c.is_empty()),
                 cache_write_usd_per_mtok: Some(cell(cache_write)).filter(|c| !c.is_empty()),
+                cache_write_1h_usd_per_mtok: Some(cell(cache_write_1h)).filter(|c| !c.is_empty()),
+                explicit_cached_input_usd_per_mtok: Some(cell(explicit_cached))
+                    .filter(|c| !c.is_empty()),
+                price_tiers: PriceRules::tiers_from_json(Some(&cell(tiers))).map_err(|e| {
+                    ManageError::invalid(format!("line {}: price_tiers: {e}", line + 2))
+                })?,
                 enabled: !matches!(cell(enabled).as_str(), "false" | "0"),
                 priced: true,
             })

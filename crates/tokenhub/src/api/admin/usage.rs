@@ -52,6 +52,13 @@ pub struct UsageView {
     pub cached_tokens: u64,
     /// Prompt tokens written to the provider's cache, billed at the cache-write price.
     pub cache_write_tokens: u64,
+    /// The part of `cache_write_tokens` written to a 1-hour cache (its own price).
+    pub cache_write_1h_tokens: u64,
+    /// The part of `cached_tokens` read from an explicit cache (its own price).
+    pub explicit_cached_tokens: u64,
+    /// Which prices applied: `standard`, or the name of one of the model's price tiers.
+    #[schema(example = "standard")]
+    pub price_tier: String,
     pub completion_tokens: u64,
     pub cost_usd: String,
     pub status: u16,
@@ -76,6 +83,9 @@ impl UsageView {
             prompt_tokens: r.prompt_tokens,
             cached_tokens: r.cached_tokens,
             cache_write_tokens: r.cache_write_tokens,
+            cache_write_1h_tokens: r.cache_write_1h_tokens,
+            explicit_cached_tokens: r.explicit_cached_tokens,
+            price_tier: r.price_tier,
             completion_tokens: r.completion_tokens,
             cost_usd: usd(r.cost),
             status: r.status,
@@ -235,6 +245,9 @@ async fn export(state: &AppState, params: &UsageParams, own: Option<i64>) -> Res
             "latency_ms",
             "ttft_ms",
             "error",
+            "cache_write_1h_tokens",
+            "explicit_cached_tokens",
+            "price_tier",
         ],
     );
     for (id, r) in records {
@@ -259,6 +272,9 @@ async fn export(state: &AppState, params: &UsageParams, own: Option<i64>) -> Res
                 r.latency_ms.to_string(),
                 r.ttft_ms.map(|t| t.to_string()).unwrap_or_default(),
                 r.error.unwrap_or_default(),
+                r.cache_write_1h_tokens.to_string(),
+                r.explicit_cached_tokens.to_string(),
+                r.price_tier,
             ],
         );
     }

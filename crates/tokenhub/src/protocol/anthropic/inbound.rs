@@ -34,12 +34,20 @@ pub fn usage_from_openai(usage: Option<&Value>) -> Value {
 }
 
 fn anthropic_usage(counts: TokenCounts) -> Value {
-    json!({
+    let mut usage = json!({
         "input_tokens": counts.prompt.saturating_sub(counts.cached + counts.cache_write),
         "cache_creation_input_tokens": counts.cache_write,
         "cache_read_input_tokens": counts.cached,
         "output_tokens": counts.completion,
-    })
+    });
+    // The writes by lifetime, as Anthropic reports them, when there were any.
+    if counts.cache_write > 0 {
+        usage["cache_creation"] = json!({
+            "ephemeral_5m_input_tokens": counts.cache_write - counts.cache_write_1h,
+            "ephemeral_1h_input_tokens": counts.cache_write_1h,
+        });
+    }
+    usage
 }
 
 /// `{"type":"error","error":{"type","message"}}`: Anthropic's error body and stream event.

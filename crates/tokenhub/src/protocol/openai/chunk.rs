@@ -29,6 +29,10 @@ pub struct CompletionView<'a> {
     pub usage: Option<WireUsage>,
     #[serde(borrow, default)]
     pub error: Option<&'a RawValue>,
+    /// OpenAI: the tier that served the request (`default`, `priority`, `flex`…), which
+    /// decides its price.
+    #[serde(borrow, default)]
+    pub service_tier: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +132,8 @@ struct CachedOut {
     /// Non-standard (see `usage`); only written when there were cache writes.
     #[serde(skip_serializing_if = "is_zero")]
     cache_write_tokens: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    cache_write_1h_tokens: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -156,6 +162,7 @@ pub fn usage_chunk_json(
             prompt_tokens_details: CachedOut {
                 cached_tokens: counts.cached,
                 cache_write_tokens: counts.cache_write,
+                cache_write_1h_tokens: counts.cache_write_1h,
             },
         },
     };
@@ -189,7 +196,8 @@ mod tests {
                 prompt: 3,
                 cached: 0,
                 cache_write: 0,
-                completion: 4
+                completion: 4,
+                ..Default::default()
             })
         );
         let kimi = br#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}]}"#;
@@ -201,7 +209,8 @@ mod tests {
                 prompt: 1,
                 cached: 0,
                 cache_write: 0,
-                completion: 2
+                completion: 2,
+                ..Default::default()
             })
         );
     }
@@ -225,6 +234,7 @@ mod tests {
                 cached: 1,
                 cache_write: 0,
                 completion: 2,
+                ..Default::default()
             },
         );
         let value: serde_json::Value = serde_json::from_slice(&json).unwrap();

@@ -53,6 +53,9 @@ pub fn model(id: &str, input: &str, output: &str) -> ModelConfig {
         output_usd_per_mtok: output.into(),
         cached_input_usd_per_mtok: None,
         cache_write_usd_per_mtok: None,
+        cache_write_1h_usd_per_mtok: None,
+        explicit_cached_input_usd_per_mtok: None,
+        price_tiers: Vec::new(),
         fallbacks: None,
     }
 }
