@@ -275,6 +275,27 @@ const PRESETS: &[Preset] = &[
     },
 ];
 
+/// Where a preset mapping comes from: the upstream id, the day it was checked and the
+/// source, for reports that name a failing mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    pub upstream: &'static str,
+    pub checked: &'static str,
+    pub source: &'static str,
+}
+
+/// The provenance of a preset channel's mapping of `public`, if that channel and name
+/// are a preset's.
+pub fn provenance(channel: &str, public: &str) -> Option<Provenance> {
+    let preset = PRESETS.iter().find(|p| p.name == channel)?;
+    let mapping = preset.models.iter().find(|m| m.public == public)?;
+    Some(Provenance {
+        upstream: mapping.upstream,
+        checked: mapping.checked,
+        source: mapping.source,
+    })
+}
+
 pub fn builtin_models() -> Vec<ModelRow> {
     // The table is checked by the unit test below, so a typo cannot reach a catalogue.
     let usd = |price: &str| price.parse::<Nanos>().unwrap_or_default();
@@ -349,6 +370,25 @@ mod tests {
         assert_eq!(claude.output_price, Nanos(15_000_000_000));
         assert_eq!(claude.cached_input_price, Some(Nanos(300_000_000)));
         assert_eq!(claude.cache_write_price, Some(Nanos(3_750_000_000)));
+    }
+
+    #[test]
+    fn every_preset_mapping_says_when_and_where_it_was_checked() {
+        for preset in PRESETS {
+            for mapping in preset.models {
+                let date = mapping.checked.as_bytes();
+                assert!(
+                    date.len() == 10 && date[4] == b'-' && date[7] == b'-',
+                    "{}: {}",
+                    mapping.public,
+                    mapping.checked
+                );
+                assert!(!mapping.source.is_empty(), "{}", mapping.public);
+            }
+        }
+        let claude = provenance("anthropic", "claude-sonnet-4").unwrap();
+        assert_eq!(claude.upstream, "claude-sonnet-4-6");
+        assert_eq!(provenance("anthropic", "gpt-4o"), None);
     }
 
     #[test]

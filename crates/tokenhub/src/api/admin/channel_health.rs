@@ -57,6 +57,11 @@ pub struct TestRequest {
 pub struct TestResult {
     pub ok: bool,
     pub model: String,
+    /// The id the upstream was asked for (the channel's `model_map` of `model`).
+    pub upstream_model: String,
+    /// The upstream does not serve `upstream_model` (unknown or retired id): fix the
+    /// channel's `model_map`; the error names both ids and quotes the upstream.
+    pub model_rejected: bool,
     pub latency_ms: u64,
     /// The upstream's HTTP status when it answered with an error.
     pub status: Option<u16>,
@@ -146,6 +151,8 @@ pub async fn test(
     Ok(Json(TestResult {
         ok: result.ok,
         model: result.model,
+        upstream_model: result.upstream_model,
+        model_rejected: result.model_rejected,
         latency_ms: result.latency_ms,
         status: result.status,
         error: result.error,
