@@ -11,6 +11,7 @@ mod anthropic_golden;
 mod anthropic_inbound;
 mod anthropic_inbound_golden;
 mod anthropic_upstream;
+mod channel_check;
 mod channel_keys;
 mod channel_limits;
 mod chaos;
