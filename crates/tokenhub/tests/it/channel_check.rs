@@ -185,3 +185,56 @@ output_usd_per_mtok = "2"
     );
     mock.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_startup_check_pings_each_mapping_in_the_background() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, mock_url| {
+        settings.startup_model_check = true;
+        let mut retired = channel("old-deepseek", mock_url, &["deepseek-chat"], 0);
+        retired.kind = "deepseek".into();
+        retired
+            .model_map
+            .insert("deepseek-chat".into(), "deepseek-reasoner".into());
+        settings.channels.push(retired);
+    })
+    .await;
+    // The gateway already serves while the check runs.
+    let (_, key) = h
+        .user_with_key(
+            "sc",
+            tokenhub::ledger::money::Nanos::from_usd(1),
+            Default::default(),
+        )
+        .await;
+    assert_eq!(
+        h.chat(
+            &key,
+            json!({"model": "mock-gpt", "messages": user_says("hi")})
+        )
+        .await
+        .status(),
+        200
+    );
+    let pinged = |model: &str| {
+        h.mock
+            .journal()
+            .iter()
+            .any(|r| r.body["model"] == model && r.body["max_tokens"] == 1)
+    };
+    for _ in 0..100 {
+        if pinged("deepseek-reasoner") && pinged("mock-gpt") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        pinged("deepseek-reasoner"),
+        "the retired mapping was checked"
+    );
+    assert!(pinged("mock-gpt"));
+    assert!(
+        !pinged("alias-model"),
+        "a mapping is pinged as its upstream id"
+    );
+    h.shutdown().await;
+}
