@@ -109,6 +109,28 @@ async fn a_retired_mapping_is_named_with_both_ids_and_the_upstreams_words() {
         message.contains("public name 'deepseek-chat'") && message.contains("Model Not Exist"),
         "{message}"
     );
+    // And the admin "test all" lists every mapping, this one as rejected.
+    let all: Value = h
+        .http
+        .post(format!("{}/api/admin/channels/check", h.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["ok"], false);
+    let mappings = all["mappings"].as_array().unwrap();
+    let rejected: Vec<&Value> = mappings.iter().filter(|m| m["ok"] == false).collect();
+    assert_eq!(rejected.len(), 1, "{all}");
+    assert_eq!(rejected[0]["channel"], "old-deepseek");
+    assert_eq!(rejected[0]["model_rejected"], true);
+    assert!(
+        mappings
+            .iter()
+            .any(|m| m["channel"] == "mock" && m["ok"] == true)
+    );
     h.shutdown().await;
 }
 
