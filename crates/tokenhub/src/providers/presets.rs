@@ -392,6 +392,24 @@ mod tests {
     }
 
     #[test]
+    fn migration_0011_moves_old_seeds_to_these_mappings() {
+        // The migration writes the maps as text; they must be what seeding writes now.
+        let sqlite = include_str!("../../migrations/sqlite/0011_live_preset_ids.sql");
+        let postgres = include_str!("../../migrations/postgres/0011_live_preset_ids.sql");
+        assert_eq!(sqlite, postgres);
+        for channel in preset_channels() {
+            if ["deepseek", "zhipu", "doubao", "anthropic"].contains(&channel.name.as_str()) {
+                let written = serde_json::to_string(&channel.model_map).unwrap();
+                assert!(
+                    sqlite.contains(&format!("'{written}'")),
+                    "{}: {written}",
+                    channel.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn paid_models_price_output_above_input() {
         // The old table had one price for both; output is dearer at every vendor listed.
         for model in builtin_models().iter().filter(|m| !m.input_price.is_zero()) {
