@@ -282,3 +282,54 @@ async fn zhipu_1312_is_an_overload_retried_elsewhere_not_an_empty_account() {
     );
     h.shutdown().await;
 }
+
+/// Issue 19, finding 6: DeepSeek's FIM (`/beta/completions` with `suffix`) and chat
+/// prefix completion (`/beta/chat/completions` with `prefix: true`) are reached through
+/// a DeepSeek channel whose base URL is `…/beta`, with their members intact.
+#[tokio::test]
+async fn deepseek_beta_features_are_reached_through_a_beta_channel() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, mock_url| {
+        let mut beta = channel(
+            "deepseek-beta",
+            &format!("{mock_url}/beta"),
+            &["ds-beta"],
+            0,
+        );
+        beta.kind = "deepseek".into();
+        beta.model_map
+            .insert("ds-beta".into(), "deepseek-flash".into());
+        settings.channels.push(beta);
+        settings.models.push(model("ds-beta", "1", "2"));
+    })
+    .await;
+    let (_, key) = h
+        .user_with_key("fim", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let fim = h
+        .http
+        .post(format!("{}/v1/completions", h.base))
+        .bearer_auth(&key)
+        .json(&json!({"model": "ds-beta", "prompt": "def add(a, b):", "suffix": "    return c", "max_tokens": 8}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fim.status(), 200);
+    let seen = h.mock.journal().last().unwrap().clone();
+    assert_eq!(seen.path, "/beta/completions");
+    assert_eq!(seen.body["suffix"], "    return c");
+    assert_eq!(seen.body["model"], "deepseek-flash");
+
+    let messages = json!([{"role": "user", "content": "Write a list"},
+        {"role": "assistant", "content": "```python\n", "prefix": true}]);
+    let prefix = h
+        .chat(
+            &key,
+            json!({"model": "ds-beta", "messages": messages, "stop": ["```"]}),
+        )
+        .await;
+    assert_eq!(prefix.status(), 200);
+    let seen = h.mock.journal().last().unwrap().clone();
+    assert_eq!(seen.path, "/beta/chat/completions");
+    assert_eq!(seen.body["messages"][1]["prefix"], true);
+    h.shutdown().await;
+}
