@@ -18,7 +18,7 @@ use crate::error::bad_request;
 use crate::knobs::Knobs;
 use crate::state::MockState;
 use crate::tokens::{completion_tokens, prompt_tokens, reply_for, word_count};
-use crate::{preflight, sse};
+use crate::{preflight, rules, sse};
 
 /// Everything needed to render one response, streamed or not.
 pub(crate) struct Completion {
@@ -56,6 +56,9 @@ pub async fn completions(State(state): State<MockState>, body: Bytes) -> Respons
     };
     if !request.get("messages").is_some_and(Value::is_array) {
         return bad_request("'messages' is a required property", Some("messages"));
+    }
+    if let Some(refusal) = rules::refuse(&request, model) {
+        return refusal;
     }
     if let Some(response) = preflight::run(&state, &knobs).await {
         return response;

@@ -20,6 +20,7 @@
 //!   with an in-band `{"error": …}` event after the text; `thought_signature` signs the
 //!   first call and requires the signature back in later turns (see `signature`).
 
+mod rules;
 mod signature;
 mod stream;
 
@@ -129,6 +130,17 @@ pub async fn generate(
             "* GenerateContentRequest.contents: contents is not specified",
         );
     }
+    if !crate::models::is_live(model) {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "models/{model} is not found for API version v1beta, or is not supported for generateContent."
+            ),
+        );
+    }
+    if let Some(message) = rules::refusal(&request, model) {
+        return error(StatusCode::BAD_REQUEST, &message);
+    }
     if let Some(signature) = &knobs.thought_signature
         && let Some(turn) = signature::unsigned_turn(&request, signature)
     {
@@ -146,6 +158,10 @@ pub async fn generate(
         && state.should_fail(&knobs.fail_key, knobs.fail_times)
     {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // `fail_body` scripts a specific error, e.g. a `FAILED_PRECONDITION`.
+        if let Some(body) = &knobs.fail_body {
+            return (status, Json(body.clone())).into_response();
+        }
         return error(status, &format!("mock failure {}", status.as_u16()));
     }
     let answer = Answer::new(&state, &request, model, &knobs);

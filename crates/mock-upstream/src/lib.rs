@@ -5,7 +5,8 @@
 //! `POST /v1/chat/completions`, `GET /v1/models`, `POST /v1/embeddings`, and
 //! `POST /v1/messages` in Anthropic's Messages dialect (see [`messages`]), and
 //! `POST /v1beta/models/{model}:generateContent` / `:streamGenerateContent` in Gemini's
-//! (see [`gemini`], not under `/v1`);
+//! (see [`gemini`], not under `/v1`); the OpenAI routes again under `/beta` (DeepSeek's
+//! beta features);
 //! plus `GET /mock/journal` and `POST /mock/reset` for out-of-process tests.
 //!
 //! Behaviour is scripted per request through an optional `"mock"` object in
@@ -22,6 +23,7 @@ pub mod messages;
 mod middleware;
 pub mod models;
 mod preflight;
+mod rules;
 mod server;
 mod sse;
 mod state;

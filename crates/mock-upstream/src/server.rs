@@ -41,6 +41,9 @@ pub fn router(state: MockState) -> Router {
         .route_layer(mw::from_fn_with_state(state.clone(), gemini::auth));
     Router::new()
         .nest("/v1", api.clone())
+        // DeepSeek's beta features (FIM completion, chat prefix completion) live under
+        // `/beta` (https://api-docs.deepseek.com/zh-cn/quick_start/pricing, 2026-12-05).
+        .nest("/beta", api.clone())
         .merge(api)
         .merge(gemini)
         .route("/mock/journal", get(journal))

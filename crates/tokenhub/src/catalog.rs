@@ -410,6 +410,18 @@ impl Catalog {
         self.routes.values().flatten().find(|c| c.id == id).cloned()
     }
 
+    /// Every usable channel once, by id.
+    pub fn channels(&self) -> Vec<Arc<Channel>> {
+        let mut channels: Vec<Arc<Channel>> = Vec::new();
+        for channel in self.routes.values().flatten() {
+            if !channels.iter().any(|c| c.id == channel.id) {
+                channels.push(channel.clone());
+            }
+        }
+        channels.sort_by_key(|c| c.id);
+        channels
+    }
+
     /// The public models a usable channel serves, sorted.
     pub fn models_of(&self, channel_id: i64) -> Vec<String> {
         let mut models: Vec<String> = self

@@ -15,6 +15,7 @@
 //! | `breaker_window_ms` | `TOKENHUB_BREAKER_WINDOW_MS` | `60000` |
 //! | `breaker_cooldown_ms` | `TOKENHUB_BREAKER_COOLDOWN_MS` | `30000` |
 //! | `shutdown_grace_ms` | `TOKENHUB_SHUTDOWN_GRACE_MS` | `30000` |
+//! | `startup_model_check` | `TOKENHUB_STARTUP_MODEL_CHECK` | `true`: ping every mapping of every keyed channel once at start-up, in the background, and log the ones the upstream rejects |
 //! | `trusted_proxies` | `TOKENHUB_TRUSTED_PROXIES` (comma-separated) | none |
 //! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
 //! | `header_read_timeout_ms` | `TOKENHUB_HEADER_READ_TIMEOUT_MS` | `30000` |
@@ -69,6 +70,7 @@ pub struct Settings {
     pub breaker_window_ms: u64,
     pub breaker_cooldown_ms: u64,
     pub shutdown_grace_ms: u64,
+    pub startup_model_check: bool,
     pub max_body_bytes: usize,
     /// A client must send its request headers within this time (also the longest an idle
     /// keep-alive connection stays open).
@@ -124,6 +126,7 @@ impl Default for Settings {
             breaker_window_ms: 60_000,
             breaker_cooldown_ms: 30_000,
             shutdown_grace_ms: 30_000,
+            startup_model_check: true,
             max_body_bytes: 32 * 1024 * 1024,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 60_000,
@@ -383,6 +386,11 @@ impl Settings {
             &var,
             "TOKENHUB_SHUTDOWN_GRACE_MS",
             &mut self.shutdown_grace_ms,
+        )?;
+        set(
+            &var,
+            "TOKENHUB_STARTUP_MODEL_CHECK",
+            &mut self.startup_model_check,
         )?;
         set(&var, "TOKENHUB_MAX_BODY_BYTES", &mut self.max_body_bytes)?;
         set(

@@ -68,6 +68,16 @@ enum Command {
     /// Redemption codes (prepaid credit).
     #[command(subcommand)]
     Codes(CodesCommand),
+    /// Upstream channels.
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ChannelsCommand {
+    /// Ping every model mapping of every channel with a key (one token each, nothing
+    /// billed) and print one line per mapping; exits 1 if the upstream rejects any.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -172,6 +182,7 @@ fn main() -> Result<()> {
             Command::Usage(command) => usage(&settings, command).await,
             Command::AdminTokens(command) => admin_tokens(&settings, command).await,
             Command::Codes(command) => codes(&settings, command).await,
+            Command::Channels(ChannelsCommand::Check) => check_channels(&settings).await,
         }
     })
 }
@@ -387,6 +398,36 @@ async fn codes(settings: &Settings, command: CodesCommand) -> Result<()> {
         println!("{code}");
     }
     store.close().await;
+    Ok(())
+}
+
+async fn check_channels(settings: &Settings) -> Result<()> {
+    let results = server::check_channels(settings).await?;
+    for check in &results {
+        let verdict = if check.ok { "ok" } else { "FAIL" };
+        let mut detail = check.error.clone().unwrap_or_default();
+        if let Some(preset) = tokenhub::providers::presets::provenance(&check.channel, &check.model)
+            .filter(|p| !check.ok && p.upstream == check.upstream_model)
+        {
+            detail.push_str(&format!(
+                " (preset mapping, checked {} against {})",
+                preset.checked, preset.source
+            ));
+        }
+        println!(
+            "{verdict}\t{}\t{} -> {}\t{detail}",
+            check.channel, check.model, check.upstream_model
+        );
+    }
+    let failed = results.iter().filter(|c| !c.ok).count();
+    let rejected = results.iter().filter(|c| c.model_rejected).count();
+    eprintln!(
+        "{} mappings checked, {failed} failed ({rejected} not served by the upstream)",
+        results.len()
+    );
+    if failed > 0 {
+        bail!("{failed} of {} mappings failed", results.len());
+    }
     Ok(())
 }
 

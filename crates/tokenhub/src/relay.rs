@@ -12,6 +12,7 @@ pub mod concurrency;
 pub mod error;
 pub mod health;
 pub mod limits;
+pub mod mapping_check;
 mod observe;
 pub mod probe;
 mod route;

@@ -127,6 +127,34 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     Ok(store)
 }
 
+/// Bounds of the start-up model check: per ping, and for the whole check.
+const STARTUP_CHECK_FIRST_BYTE: Duration = Duration::from_secs(20);
+const STARTUP_CHECK_LIMIT: Duration = Duration::from_secs(300);
+
+/// `tokenhub channels check`: pings every mapping of every channel with a key, from
+/// the catalog in the database, without starting a server.
+pub async fn check_channels(
+    settings: &Settings,
+) -> Result<Vec<crate::relay::mapping_check::MappingCheck>, StartError> {
+    let store = open_store(settings).await?;
+    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
+    let reloader = Reloader::new(
+        store.clone(),
+        catalog.clone(),
+        Arc::new(Books::default()),
+        Arc::new(Mutex::new(())),
+    );
+    reloader.reload().await?;
+    let clients = crate::relay::clients::UpstreamClients::new(Duration::from_millis(
+        settings.upstream_connect_timeout_ms,
+    ));
+    let first_byte = Duration::from_millis(settings.upstream_first_byte_timeout_ms);
+    let results =
+        crate::relay::mapping_check::check_all(&catalog.load_full(), &clients, first_byte).await;
+    store.close().await;
+    Ok(results)
+}
+
 fn model_row(model: &ModelConfig) -> Result<ModelRow, StartError> {
     let prices = model
         .prices()
@@ -217,6 +245,15 @@ pub async fn start(
         max_attempts: settings.max_attempts,
         max_response_bytes: 64 * 1024 * 1024,
     };
+    let clients = Arc::new(clients);
+    if settings.startup_model_check {
+        crate::relay::mapping_check::spawn_startup_check(
+            catalog.clone(),
+            clients.clone(),
+            policy.deadlines.first_byte.min(STARTUP_CHECK_FIRST_BYTE),
+            STARTUP_CHECK_LIMIT,
+        );
+    }
     let streams_end = CancellationToken::new();
     let slots = Arc::new(crate::relay::concurrency::ChannelSlots::default());
     let catalog_handle = catalog.clone();
@@ -224,7 +261,7 @@ pub async fn start(
         catalog,
         books: books.clone(),
         writer: writer.clone(),
-        clients: Arc::new(clients),
+        clients,
         policy: Arc::new(policy),
         health: health.clone(),
         slots: slots.clone(),

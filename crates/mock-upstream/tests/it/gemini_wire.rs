@@ -47,7 +47,7 @@ async fn answer_shape_usage_and_knobs() {
     let req = request(json!({"mock": {"cached_tokens": 2, "reasoning": "hmm ok"}}));
     let resp = post(
         &server,
-        "/v1beta/models/gemini-x:generateContent",
+        "/v1beta/models/gemini-3.5-flash:generateContent",
         Some(KEY),
         &req,
     )
@@ -59,7 +59,7 @@ async fn answer_shape_usage_and_knobs() {
         json!([{"text": "hmm ok", "thought": true}, {"text": format!("{REPLY_PREFIX}hi there")}])
     );
     assert_eq!(body["candidates"][0]["finishReason"], "STOP");
-    assert_eq!(body["modelVersion"], "gemini-x");
+    assert_eq!(body["modelVersion"], "gemini-3.5-flash");
     // (2 + 3) system + (2 + 3) user; 7 reply words; 2 thinking words.
     assert_eq!(
         body["usageMetadata"],
@@ -71,7 +71,7 @@ async fn answer_shape_usage_and_knobs() {
 #[tokio::test]
 async fn streams_need_alt_sse_and_end_with_finish_and_usage() {
     let server = MockServer::start().await.expect("start");
-    let path = "/v1beta/models/gemini-x:streamGenerateContent";
+    let path = "/v1beta/models/gemini-3.5-flash:streamGenerateContent";
     let req = request(json!({"mock": {"chunks": 2}}));
     assert_eq!(post(&server, path, None, &req).await.status(), 400);
     let resp = post(&server, &format!("{path}?alt=sse"), None, &req).await;
@@ -100,7 +100,7 @@ async fn streams_need_alt_sse_and_end_with_finish_and_usage() {
 #[tokio::test]
 async fn keys_travel_in_the_header_only() {
     let server = keyed_server().await;
-    let path = "/v1beta/models/gemini-x:generateContent";
+    let path = "/v1beta/models/gemini-3.5-flash:generateContent";
     let missing = post(&server, path, None, &request(json!({}))).await;
     assert_eq!(missing.status(), 400);
     let body: Value = missing.json().await.expect("json");
@@ -118,7 +118,7 @@ async fn keys_travel_in_the_header_only() {
 #[tokio::test]
 async fn unknown_members_and_scripted_failures_use_gemini_errors() {
     let server = MockServer::start().await.expect("start");
-    let path = "/v1beta/models/gemini-x:generateContent";
+    let path = "/v1beta/models/gemini-3.5-flash:generateContent";
     let resp = post(&server, path, None, &request(json!({"messages": []}))).await;
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.expect("json");

@@ -2,4 +2,5 @@
 
 mod gemini_wire;
 mod messages_wire;
+mod vendor_rules;
 mod wire;

@@ -114,6 +114,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(channels::import_models))
         .routes(routes!(channel_health::health))
         .routes(routes!(channel_health::test))
+        .routes(routes!(channel_health::check_all))
         .routes(routes!(models::list, models::create))
         .routes(routes!(models::export))
         .routes(routes!(models::import))

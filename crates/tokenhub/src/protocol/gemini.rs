@@ -70,3 +70,18 @@ pub fn rejects_the_key(error_body: &[u8]) -> bool {
             detail.get("reason").and_then(serde_json::Value::as_str) == Some("API_KEY_INVALID")
         })
 }
+
+/// Whether an error body is a `FAILED_PRECONDITION`: the channel's project cannot serve
+/// (billing not enabled, free tier not offered in the region it calls from; see
+/// https://ai.google.dev/gemini-api/docs/troubleshooting and the Vertex AI API errors
+/// table, read 2026-12-05). Gemini sends it with status 400, but it is no fault of the
+/// client: the adapter reports it as a 503, so another channel is tried and this one's
+/// health pays.
+pub fn channel_cannot_serve(error_body: &[u8]) -> bool {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(error_body) else {
+        return false;
+    };
+    body.pointer("/error/status")
+        .and_then(serde_json::Value::as_str)
+        == Some("FAILED_PRECONDITION")
+}

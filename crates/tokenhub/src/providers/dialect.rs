@@ -6,7 +6,7 @@
 //! | dialect | request | answer |
 //! |---|---|---|
 //! | all vendors | `developer` messages become `system` (not accepted there) | — |
-//! | moonshot | no `temperature`/`top_p` for fixed-sampling models (kimi-k2.5/k2.6, thinking) | usage inside the choice is hoisted (relay) |
+//! | moonshot | no `temperature`, `top_p`, `n`, `presence_penalty`, `frequency_penalty` for kimi-k2.5/k2.6, which fix them (kimi-k2-thinking keeps its temperature) | usage inside the choice is hoisted (relay) |
 //! | qwen | `enable_thinking: false` on non-streaming chat unless the client chose (DashScope refuses thinking without streaming) | — |
 //! | zhipu | — | business error codes → OpenAI statuses and retry decisions; `finish_reason` `sensitive` → `content_filter`, `model_context_window_exceeded` → `length`, `network_error` → an upstream error |
 //! | deepseek | `reasoning_content` passes both ways untouched | `prompt_cache_hit_tokens` priced as cached (usage) |
@@ -29,8 +29,20 @@ pub enum Dialect {
     Moonshot,
 }
 
-/// Models whose sampling Moonshot fixes: any other temperature is a 400.
-const MOONSHOT_FIXED_SAMPLING: &[&str] = &["kimi-k2.5", "kimi-k2.6", "kimi-k2-thinking"];
+/// Models whose sampling Moonshot fixes: any other value of [`MOONSHOT_FIXED`] is a 400
+/// ("cannot be modified" in https://platform.kimi.ai/docs/api/models-overview, read
+/// 2026-12-05). kimi-k2-thinking is not one of them: its temperature may be set there.
+const MOONSHOT_FIXED_SAMPLING: &[&str] = &["kimi-k2.5", "kimi-k2.6"];
+
+/// The members those models fix. Removed rather than refused: the model answers with
+/// its fixed values, as it would for a client that sent none.
+const MOONSHOT_FIXED: &[&str] = &[
+    "temperature",
+    "top_p",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+];
 
 /// How the relay must treat a `finish_reason` of this dialect.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,8 +89,9 @@ impl Dialect {
                     .iter()
                     .any(|m| upstream_model.starts_with(m)) =>
             {
-                rewrite.remove("temperature");
-                rewrite.remove("top_p");
+                for member in MOONSHOT_FIXED {
+                    rewrite.remove(member);
+                }
             }
             Dialect::Qwen if !facts.stream && object.get("enable_thinking").is_none() => {
                 rewrite.set("enable_thinking", "false".to_string());
@@ -88,33 +101,12 @@ impl Dialect {
     }
 
     /// The status an upstream error really means. Zhipu sends business codes whose HTTP
-    /// status does not tell a client mistake from a channel problem.
+    /// status does not tell a client mistake from a channel problem; DeepSeek answers an
+    /// unknown or retired model with a 400.
     pub fn effective_status(self, status: u16, body: &[u8]) -> u16 {
-        if self != Dialect::Zhipu {
-            return status;
-        }
-        #[derive(Deserialize)]
-        struct Body {
-            error: Code,
-        }
-        #[derive(Deserialize)]
-        struct Code {
-            code: Value,
-        }
-        let Ok(parsed) = serde_json::from_slice::<Body>(body) else {
-            return status;
-        };
-        let code = match &parsed.error.code {
-            Value::String(text) => text.parse::<u32>().unwrap_or(0),
-            Value::Number(number) => number.as_u64().unwrap_or(0) as u32,
-            _ => 0,
-        };
-        match code {
-            1000..=1004 => 401,               // the channel's key
-            1113 | 1308..=1313 => 402,        // the channel's account is out of quota
-            1211 => 404,                      // model unknown on this channel
-            1210 | 1214 | 1261 | 1301 => 400, // the request itself: parameters, length, content
-            1302 | 1303 | 1305 => 429,        // concurrency or frequency limits
+        match self {
+            Dialect::Zhipu => zhipu_status(status, body),
+            Dialect::DeepSeek if status == 400 && deepseek_model_missing(body) => 404,
             _ => status,
         }
     }
@@ -129,6 +121,45 @@ impl Dialect {
             _ => FinishFix::Keep,
         }
     }
+}
+
+/// Zhipu's business codes (https://docs.bigmodel.cn/cn/api/api-code, read 2026-12-05).
+fn zhipu_status(status: u16, body: &[u8]) -> u16 {
+    #[derive(Deserialize)]
+    struct Body {
+        error: Code,
+    }
+    #[derive(Deserialize)]
+    struct Code {
+        code: Value,
+    }
+    let Ok(parsed) = serde_json::from_slice::<Body>(body) else {
+        return status;
+    };
+    let code = match &parsed.error.code {
+        Value::String(text) => text.parse::<u32>().unwrap_or(0),
+        Value::Number(number) => number.as_u64().unwrap_or(0) as u32,
+        _ => 0,
+    };
+    match code {
+        1000..=1004 => 401,               // the channel's key
+        1113 | 1308..=1311 | 1313 => 402, // the channel's account is out of quota
+        1211 => 404,                      // model unknown on this channel
+        1210 | 1214 | 1261 | 1301 => 400, // the request itself: parameters, length, content
+        1302 | 1303 | 1305 => 429,        // concurrency or frequency limits
+        1312 => 503, // "model overloaded, try later": another channel may serve it
+        _ => status,
+    }
+}
+
+/// DeepSeek's unknown-model answer carries no code of its own, only this message
+/// (`{"error":{"message":"Model Not Exist","code":"invalid_request_error"}}`): it is
+/// the channel's mapping that is wrong, not the client's request.
+fn deepseek_model_missing(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
+        .is_some_and(|message| message == "Model Not Exist")
 }
 
 /// The messages with `developer` roles downgraded to `system`, or `None` when there are
@@ -189,13 +220,13 @@ mod tests {
     }
 
     #[test]
-    fn moonshot_fixed_sampling_models_get_no_temperature() {
-        let body =
-            r#"{"model":"kimi-k2.5","messages":[],"temperature":0.3,"top_p":0.9,"max_tokens":5}"#;
+    fn moonshot_fixed_sampling_models_get_none_of_the_fixed_members() {
+        let body = r#"{"model":"kimi-k2.5","messages":[],"temperature":0.3,"top_p":0.9,"n":2,"presence_penalty":0.5,"frequency_penalty":0.5,"max_tokens":5}"#;
         assert_eq!(
             rewritten(Dialect::Moonshot, body, "kimi-k2.5"),
             r#"{"model":"kimi-k2.5","messages":[],"max_tokens":5}"#
         );
+        assert_eq!(rewritten(Dialect::Moonshot, body, "kimi-k2-thinking"), body);
         assert_eq!(rewritten(Dialect::Moonshot, body, "moonshot-v1-8k"), body);
         assert_eq!(rewritten(Dialect::Generic, body, "kimi-k2.5"), body);
     }
@@ -245,7 +276,14 @@ mod tests {
             Dialect::Zhipu.effective_status(400, body("1211").as_bytes()),
             404
         );
+        assert_eq!(
+            Dialect::Zhipu.effective_status(429, body("1312").as_bytes()),
+            503,
+            "overloaded, not out of quota"
+        );
         assert_eq!(Dialect::Zhipu.effective_status(500, b"not json"), 500);
+        let missing = br#"{"error":{"message":"Model Not Exist","type":"invalid_request_error"}}"#;
+        assert_eq!(Dialect::DeepSeek.effective_status(400, missing), 404);
         assert_eq!(
             Dialect::Generic.effective_status(400, body("1113").as_bytes()),
             400

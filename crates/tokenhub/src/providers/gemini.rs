@@ -12,7 +12,8 @@ use super::transport::{self, EventTranslator, TranslatedStream};
 use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
 use crate::protocol::gemini::{
-    StreamTranslator, TranslateError, rejects_the_key, request_from_openai, response_to_openai,
+    StreamTranslator, TranslateError, channel_cannot_serve, rejects_the_key, request_from_openai,
+    response_to_openai,
 };
 use crate::protocol::sse::SseEvent;
 
@@ -84,12 +85,10 @@ pub async fn send_chat(
     )
     .await?;
     // `{"error":{"code","message","status"}}`; the HTTP status decides the retry.
-    let answered = transport::success_body(response, |status, body| {
-        if status == 400 && rejects_the_key(body) {
-            401
-        } else {
-            status
-        }
+    let answered = transport::success_body(response, |status, body| match status {
+        400 if rejects_the_key(body) => 401,
+        400 if channel_cannot_serve(body) => 503,
+        _ => status,
     })
     .await?;
     let upstream = transport::body_stream(answered);

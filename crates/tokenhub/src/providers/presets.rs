@@ -224,70 +224,197 @@ struct Preset {
     kind: &'static str,
     base_url: &'static str,
     key_env: &'static str,
-    /// (public model, upstream model id)
-    models: &'static [(&'static str, &'static str)],
+    models: &'static [Mapping],
 }
 
-/// Base URLs and upstream ids from each vendor's documentation (see shared/docs/providers.md).
+/// A public model name (the contract with clients, never renamed) and the upstream id it
+/// is sent as. Vendors retire ids; `checked` and `source` say when and where the id was
+/// last seen live, so the next review starts from a diff (docs/providers/<vendor>.md has
+/// the details). An operator remaps a name without a release: see docs/providers/README.md.
+struct Mapping {
+    public: &'static str,
+    upstream: &'static str,
+    /// The day the id was confirmed live (YYYY-MM-DD).
+    checked: &'static str,
+    /// Where: a vendor page (URL), or "2nd-hand: …" when a third party quoted it.
+    source: &'static str,
+}
+
+const fn map(
+    public: &'static str,
+    upstream: &'static str,
+    checked: &'static str,
+    source: &'static str,
+) -> Mapping {
+    Mapping {
+        public,
+        upstream,
+        checked,
+        source,
+    }
+}
+
+const DEEPSEEK_PRICING: &str = "https://api-docs.deepseek.com/zh-cn/quick_start/pricing";
+
 const PRESETS: &[Preset] = &[
+    // `deepseek-chat` and `deepseek-reasoner` were retired on 2026-07-24 (DeepSeek's V4
+    // release note, 2nd-hand). The pricing page lists two models: `deepseek-flash`
+    // (DeepSeek-V4.1-Flash; thinking on by default, `thinking: {"type":"disabled"}` turns
+    // it off) and `deepseek-v4-pro`.
     Preset {
         name: "deepseek",
         kind: "deepseek",
         base_url: "https://api.deepseek.com",
         key_env: "DEEPSEEK_API_KEY",
         models: &[
-            ("deepseek-chat", "deepseek-chat"),
-            ("deepseek-v3.2", "deepseek-chat"),
-            ("deepseek-r1", "deepseek-reasoner"),
+            map(
+                "deepseek-chat",
+                "deepseek-flash",
+                "2026-12-05",
+                DEEPSEEK_PRICING,
+            ),
+            map(
+                "deepseek-v3.2",
+                "deepseek-flash",
+                "2026-12-05",
+                DEEPSEEK_PRICING,
+            ),
+            map(
+                "deepseek-r1",
+                "deepseek-v4-pro",
+                "2026-12-05",
+                DEEPSEEK_PRICING,
+            ),
         ],
     },
+    // Stable aliases; neither was in Model Studio's 2026-10-10 decommission notice
+    // (qwen-turbo, qwen-vl-max, qwen-vl-plus, qwq-plus, qvq-max).
     Preset {
         name: "qwen",
         kind: "qwen",
         base_url: "https://dashscope.aliyuncs.com/compatible-mode/v1",
         key_env: "DASHSCOPE_API_KEY",
-        models: &[("qwen-plus", "qwen-plus"), ("qwen-max", "qwen-max")],
+        models: &[
+            map(
+                "qwen-plus",
+                "qwen-plus",
+                "2026-12-05",
+                "https://www.alibabacloud.com/help/en/model-studio/compatibility-of-openai-with-dashscope",
+            ),
+            map(
+                "qwen-max",
+                "qwen-max",
+                "2026-12-05",
+                "https://www.alibabacloud.com/zh/notice/model_studionotice_on_the_decommissioning_of_certain_historical_mainline_models_731",
+            ),
+        ],
     },
     Preset {
         name: "zhipu",
         kind: "zhipu",
         base_url: "https://open.bigmodel.cn/api/paas/v4",
         key_env: "ZHIPUAI_API_KEY",
-        models: &[("glm-4-flash", "glm-4-flash"), ("glm-5", "glm-5")],
+        models: &[
+            map(
+                "glm-4-flash",
+                "glm-4-flash-250414",
+                "2026-12-05",
+                "https://docs.bigmodel.cn/cn/guide/models/text/glm-4",
+            ),
+            map(
+                "glm-5",
+                "glm-5",
+                "2026-12-05",
+                "2nd-hand: https://www.ollama.com/search?q=glm4 (GLM-5 by Z.ai)",
+            ),
+        ],
     },
+    // The Doubao 1.5 and 1.6 series are discontinued (2nd-hand: CometAPI notice
+    // 2026-02-04); Seed 2.0 is the current generation on Ark.
     Preset {
         name: "doubao",
         kind: "doubao",
         base_url: "https://ark.cn-beijing.volces.com/api/v3",
         key_env: "ARK_API_KEY",
         models: &[
-            ("doubao-pro", "doubao-1-5-pro-32k-250115"),
-            ("doubao-lite", "doubao-1-5-lite-32k-250115"),
+            map(
+                "doubao-pro",
+                "doubao-seed-2-0-pro-260215",
+                "2026-12-05",
+                "2nd-hand: chatgpt-on-wechat docs/en/models/doubao.mdx (Ark model ids)",
+            ),
+            map(
+                "doubao-lite",
+                "doubao-seed-2-0-lite-260215",
+                "2026-12-05",
+                "2nd-hand: chatgpt-on-wechat docs/en/models/doubao.mdx (Ark model ids)",
+            ),
         ],
     },
+    // Moonshot plans to retire the K2 series at the end of December 2026 (new accounts
+    // lost it on 2026-10-31; 2nd-hand, dev.to/aihubmix): remap before then.
     Preset {
         name: "moonshot",
         kind: "moonshot",
         base_url: "https://api.moonshot.cn/v1",
         key_env: "MOONSHOT_API_KEY",
-        models: &[("kimi-k2.5", "kimi-k2.5")],
+        models: &[map(
+            "kimi-k2.5",
+            "kimi-k2.5",
+            "2026-12-05",
+            "https://platform.kimi.ai/docs/api/models-overview",
+        )],
     },
+    // Deprecated: OpenAI shuts gpt-4o down on 2027-01-14 (replacement gpt-6-luna).
     Preset {
         name: "openai",
         kind: "openai",
         base_url: "https://api.openai.com/v1",
         key_env: "OPENAI_API_KEY",
-        models: &[("gpt-4o", "gpt-4o")],
+        models: &[map(
+            "gpt-4o",
+            "gpt-4o",
+            "2026-12-05",
+            "https://developers.openai.com/api/docs/deprecations",
+        )],
     },
-    // The native Messages API, translated by providers/anthropic.rs.
+    // The native Messages API, translated by providers/anthropic.rs. Sonnet 4
+    // (`claude-sonnet-4-20250514`) was retired on 2026-06-15; the release notes name
+    // Sonnet 4.6 its upgrade (2nd-hand).
     Preset {
         name: "anthropic",
         kind: "anthropic",
         base_url: "https://api.anthropic.com",
         key_env: "ANTHROPIC_API_KEY",
-        models: &[("claude-sonnet-4", "claude-sonnet-4-20250514")],
+        models: &[map(
+            "claude-sonnet-4",
+            "claude-sonnet-4-6",
+            "2026-12-05",
+            "2nd-hand: https://platform.claude.com/docs/en/release-notes/overview via ai-provider-watch",
+        )],
     },
 ];
+
+/// Where a preset mapping comes from: the upstream id, the day it was checked and the
+/// source, for reports that name a failing mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    pub upstream: &'static str,
+    pub checked: &'static str,
+    pub source: &'static str,
+}
+
+/// The provenance of a preset channel's mapping of `public`, if that channel and name
+/// are a preset's.
+pub fn provenance(channel: &str, public: &str) -> Option<Provenance> {
+    let preset = PRESETS.iter().find(|p| p.name == channel)?;
+    let mapping = preset.models.iter().find(|m| m.public == public)?;
+    Some(Provenance {
+        upstream: mapping.upstream,
+        checked: mapping.checked,
+        source: mapping.source,
+    })
+}
 
 pub fn builtin_models() -> Vec<ModelRow> {
     // The table is checked by the unit test below, so a typo cannot reach a catalogue.
@@ -325,16 +452,12 @@ pub fn preset_channels() -> Vec<ChannelRow> {
             base_url: preset.base_url.to_string(),
             api_key: None,
             api_key_env: Some(preset.key_env.to_string()),
-            models: preset
-                .models
-                .iter()
-                .map(|(public, _)| public.to_string())
-                .collect(),
+            models: preset.models.iter().map(|m| m.public.to_string()).collect(),
             model_map: preset
                 .models
                 .iter()
-                .filter(|(public, upstream)| public != upstream)
-                .map(|(public, upstream)| (public.to_string(), upstream.to_string()))
+                .filter(|m| m.public != m.upstream)
+                .map(|m| (m.public.to_string(), m.upstream.to_string()))
                 .collect::<BTreeMap<_, _>>(),
             priority: 0,
             weight: 1,
@@ -421,6 +544,43 @@ mod tests {
     }
 
     #[test]
+    fn every_preset_mapping_says_when_and_where_it_was_checked() {
+        for preset in PRESETS {
+            for mapping in preset.models {
+                let date = mapping.checked.as_bytes();
+                assert!(
+                    date.len() == 10 && date[4] == b'-' && date[7] == b'-',
+                    "{}: {}",
+                    mapping.public,
+                    mapping.checked
+                );
+                assert!(!mapping.source.is_empty(), "{}", mapping.public);
+            }
+        }
+        let claude = provenance("anthropic", "claude-sonnet-4").unwrap();
+        assert_eq!(claude.upstream, "claude-sonnet-4-6");
+        assert_eq!(provenance("anthropic", "gpt-4o"), None);
+    }
+
+    #[test]
+    fn migration_0011_moves_old_seeds_to_these_mappings() {
+        // The migration writes the maps as text; they must be what seeding writes now.
+        let sqlite = include_str!("../../migrations/sqlite/0011_live_preset_ids.sql");
+        let postgres = include_str!("../../migrations/postgres/0011_live_preset_ids.sql");
+        assert_eq!(sqlite, postgres);
+        for channel in preset_channels() {
+            if ["deepseek", "zhipu", "doubao", "anthropic"].contains(&channel.name.as_str()) {
+                let written = serde_json::to_string(&channel.model_map).unwrap();
+                assert!(
+                    sqlite.contains(&format!("'{written}'")),
+                    "{}: {written}",
+                    channel.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn paid_models_price_output_above_input() {
         // The old table had one price for both; output is dearer at every vendor listed.
         for model in builtin_models().iter().filter(|m| !m.input_price.is_zero()) {
@@ -459,8 +619,8 @@ mod tests {
             .into_iter()
             .find(|c| c.name == "deepseek")
             .unwrap();
-        assert_eq!(deepseek.model_map["deepseek-r1"], "deepseek-reasoner");
-        assert!(!deepseek.model_map.contains_key("deepseek-chat"));
+        assert_eq!(deepseek.model_map["deepseek-r1"], "deepseek-v4-pro");
+        assert_eq!(deepseek.model_map["deepseek-chat"], "deepseek-flash");
         let anthropic = preset_channels()
             .into_iter()
             .find(|c| c.name == "anthropic")

@@ -18,6 +18,11 @@ use crate::providers::{self, FailureKind, UpstreamFailure};
 pub struct ProbeResult {
     pub ok: bool,
     pub model: String,
+    /// The id the upstream was asked for (the channel's `model_map` of `model`).
+    pub upstream_model: String,
+    /// The upstream does not serve `upstream_model` (unknown or retired id): the
+    /// mapping needs changing, not the key.
+    pub model_rejected: bool,
     pub latency_ms: u64,
     /// The upstream's HTTP status when it answered with an error.
     pub status: Option<u16>,
@@ -44,6 +49,46 @@ pub enum ProbeError {
     NoModel(i64),
 }
 
+/// The status an upstream's "no such model" becomes (dialects map their own codes to it,
+/// e.g. Zhipu 1211, DeepSeek's "Model Not Exist").
+pub const NOT_SERVED: u16 = 404;
+
+/// "ping" for one output token: the cheapest request that proves a model is served.
+pub fn ping_body(upstream_model: &str) -> Bytes {
+    Bytes::from(
+        json!({
+            "model": upstream_model,
+            "messages": [{"role": "user", "content": "ping"}],
+            "max_tokens": 1,
+        })
+        .to_string(),
+    )
+}
+
+/// Sends a ping and reads the whole answer.
+pub async fn ping(
+    client: &crate::providers::http::HttpClient,
+    channel: &crate::catalog::Channel,
+    secret: Option<&str>,
+    body: Bytes,
+    deadlines: crate::providers::Deadlines,
+) -> Result<(), UpstreamFailure> {
+    let response =
+        providers::send(client, channel, secret, Operation::Chat, body, deadlines).await?;
+    let mut body = response.body;
+    while let Some(chunk) = body.next().await {
+        chunk?;
+    }
+    Ok(())
+}
+
+/// Says which mapping is at fault, with the upstream's own words.
+pub fn not_served_message(public: &str, upstream: &str, upstream_message: &str) -> String {
+    format!(
+        "the upstream does not serve model '{upstream}' (public name '{public}'; unknown or retired id, change the channel's model_map): {upstream_message}"
+    )
+}
+
 impl Relay {
     /// Sends "ping" (one output token) to the channel's first model, or to `model`.
     pub async fn probe_channel(
@@ -63,19 +108,18 @@ impl Relay {
                 .next()
                 .ok_or(ProbeError::NoModel(channel_id))?,
         };
-        let body = Bytes::from(
-            json!({
-                "model": channel.upstream_model(&model),
-                "messages": [{"role": "user", "content": "ping"}],
-                "max_tokens": 1,
-            })
-            .to_string(),
-        );
+        let upstream_model = channel.upstream_model(&model).to_string();
+        let body = ping_body(&upstream_model);
         let count = channel.keys.len().max(1);
         let mut keys = Vec::with_capacity(channel.keys.len());
         for index in 0..count {
             let key = channel.keys.get(index);
-            let found = self.probe_key(&channel, index, key, body.clone()).await;
+            let mut found = self.probe_key(&channel, index, key, body.clone()).await;
+            if found.status == Some(NOT_SERVED) {
+                found.error = found
+                    .error
+                    .map(|message| not_served_message(&model, &upstream_model, &message));
+            }
             keys.push(KeyProbe {
                 index,
                 masked: key.map(|k| k.masked.clone()).unwrap_or_default(),
@@ -93,7 +137,9 @@ impl Relay {
         }
         Ok(ProbeResult {
             ok: shown.ok,
+            model_rejected: shown.status == Some(NOT_SERVED),
             model,
+            upstream_model,
             latency_ms: shown.latency_ms,
             status: shown.status,
             error: shown.error,
@@ -118,17 +164,8 @@ impl Relay {
         };
         let client = self.clients.for_connect(channel.timeouts.connect);
         let started = Instant::now();
-        let outcome = async {
-            let secret = key.map(|k| k.secret.as_str());
-            let response =
-                providers::send(&client, channel, secret, Operation::Chat, body, deadlines).await?;
-            let mut body = response.body;
-            while let Some(chunk) = body.next().await {
-                chunk?;
-            }
-            Ok::<(), UpstreamFailure>(())
-        }
-        .await;
+        let secret = key.map(|k| k.secret.as_str());
+        let outcome = ping(&client, channel, secret, body, deadlines).await;
         let latency = started.elapsed();
         let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         let probe = KeyProbe {

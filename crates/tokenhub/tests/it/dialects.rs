@@ -32,7 +32,7 @@ fn upstream_body(h: &Harness) -> Value {
 
 #[tokio::test]
 async fn deepseek_reasoning_passes_both_ways_and_cache_hits_are_priced_as_cached() {
-    let h = vendor("deepseek", "deepseek-reasoner").await;
+    let h = vendor("deepseek", "deepseek-v4-pro").await;
     let (_, key) = h
         .user_with_key("ds", Nanos::from_usd(1), KeyOptions::default())
         .await;
@@ -54,7 +54,7 @@ async fn deepseek_reasoning_passes_both_ways_and_cache_hits_are_priced_as_cached
         "reasoning reaches the client"
     );
     let sent = upstream_body(&h);
-    assert_eq!(sent["model"], "deepseek-reasoner");
+    assert_eq!(sent["model"], "deepseek-v4-pro");
     assert_eq!(
         sent["messages"][1]["reasoning_content"], "thought about it",
         "replayed reasoning reaches DeepSeek"
@@ -120,7 +120,7 @@ async fn qwen_non_streaming_calls_do_not_trip_over_thinking() {
 
 #[tokio::test]
 async fn developer_messages_reach_vendors_as_system() {
-    let h = vendor("doubao", "doubao-1-5-pro-32k-250115").await;
+    let h = vendor("doubao", "doubao-seed-2-0-pro-260215").await;
     let (_, key) = h
         .user_with_key("db", Nanos::from_usd(1), KeyOptions::default())
         .await;
@@ -133,7 +133,7 @@ async fn developer_messages_reach_vendors_as_system() {
         200
     );
     let sent = upstream_body(&h);
-    assert_eq!(sent["model"], "doubao-1-5-pro-32k-250115");
+    assert_eq!(sent["model"], "doubao-seed-2-0-pro-260215");
     assert_eq!(sent["messages"][0]["role"], "system");
     h.shutdown().await;
 }
@@ -213,5 +213,123 @@ async fn zhipu_finish_reasons_are_mapped_and_network_errors_are_failures() {
     );
     assert!(!text.contains("[DONE]"));
     assert!(h.record(&id).await.error.is_some());
+    h.shutdown().await;
+}
+
+/// Issue 19, finding 4: kimi-k2.5/k2.6 fix `n` and both penalties as well as their
+/// sampling (the strict mock refuses any other value); kimi-k2-thinking takes a
+/// temperature, which must reach it.
+#[tokio::test]
+async fn moonshot_fixed_parameters_are_all_removed_and_k2_thinking_keeps_its_temperature() {
+    let h = vendor("moonshot", "kimi-k2.6").await;
+    let (_, key) = h
+        .user_with_key("k2", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let request = json!({"model": "vendor-model", "messages": user_says("hi"), "n": 1,
+        "presence_penalty": 0.4, "frequency_penalty": 0.3, "temperature": 0.2, "seed": 3});
+    let response = h.chat(&key, request.clone()).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let sent = upstream_body(&h);
+    for fixed in ["n", "presence_penalty", "frequency_penalty", "temperature"] {
+        assert!(sent.get(fixed).is_none(), "{fixed}: {sent}");
+    }
+    assert_eq!(sent["seed"], 3);
+    h.shutdown().await;
+
+    let h = vendor("moonshot", "kimi-k2-thinking").await;
+    let (_, key) = h
+        .user_with_key("k2t", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let request = json!({"model": "vendor-model", "messages": user_says("hi"), "temperature": 0.7});
+    assert_eq!(h.chat(&key, request).await.status(), 200);
+    assert_eq!(upstream_body(&h)["temperature"], 0.7);
+    h.shutdown().await;
+}
+
+/// Issue 19, finding 6: Zhipu's 1312 is "model overloaded, try later": the next channel
+/// is tried, and when every channel is overloaded the client gets a 503, not a payment
+/// error.
+#[tokio::test]
+async fn zhipu_1312_is_an_overload_retried_elsewhere_not_an_empty_account() {
+    let h = vendor("zhipu", "glm-5").await;
+    let (_, key) = h
+        .user_with_key("zo", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let overloaded = |times: Option<u32>| {
+        let mut knob = json!({"fail_status": 429, "fail_key": format!("o{times:?}"),
+            "fail_body": {"error": {"code": "1312", "message": "该模型当前访问量过大，请您稍后再试"}}});
+        if let Some(times) = times {
+            knob["fail_times"] = json!(times);
+        }
+        json!({"model": "vendor-model", "messages": user_says("x"), "mock": knob})
+    };
+    let before = h.mock.journal().len();
+    assert_eq!(h.chat(&key, overloaded(Some(1))).await.status(), 200);
+    assert_eq!(
+        h.mock.journal().len() - before,
+        2,
+        "the second channel served it"
+    );
+    let response = h.chat(&key, overloaded(None)).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("稍后再试"),
+        "{body}"
+    );
+    h.shutdown().await;
+}
+
+/// Issue 19, finding 6: DeepSeek's FIM (`/beta/completions` with `suffix`) and chat
+/// prefix completion (`/beta/chat/completions` with `prefix: true`) are reached through
+/// a DeepSeek channel whose base URL is `…/beta`, with their members intact.
+#[tokio::test]
+async fn deepseek_beta_features_are_reached_through_a_beta_channel() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, mock_url| {
+        let mut beta = channel(
+            "deepseek-beta",
+            &format!("{mock_url}/beta"),
+            &["ds-beta"],
+            0,
+        );
+        beta.kind = "deepseek".into();
+        beta.model_map
+            .insert("ds-beta".into(), "deepseek-flash".into());
+        settings.channels.push(beta);
+        settings.models.push(model("ds-beta", "1", "2"));
+    })
+    .await;
+    let (_, key) = h
+        .user_with_key("fim", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let fim = h
+        .http
+        .post(format!("{}/v1/completions", h.base))
+        .bearer_auth(&key)
+        .json(&json!({"model": "ds-beta", "prompt": "def add(a, b):", "suffix": "    return c", "max_tokens": 8}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fim.status(), 200);
+    let seen = h.mock.journal().last().unwrap().clone();
+    assert_eq!(seen.path, "/beta/completions");
+    assert_eq!(seen.body["suffix"], "    return c");
+    assert_eq!(seen.body["model"], "deepseek-flash");
+
+    let messages = json!([{"role": "user", "content": "Write a list"},
+        {"role": "assistant", "content": "```python\n", "prefix": true}]);
+    let prefix = h
+        .chat(
+            &key,
+            json!({"model": "ds-beta", "messages": messages, "stop": ["```"]}),
+        )
+        .await;
+    assert_eq!(prefix.status(), 200);
+    let seen = h.mock.journal().last().unwrap().clone();
+    assert_eq!(seen.path, "/beta/chat/completions");
+    assert_eq!(seen.body["messages"][1]["prefix"], true);
     h.shutdown().await;
 }

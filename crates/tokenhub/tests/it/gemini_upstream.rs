@@ -12,7 +12,7 @@ use tokenhub::config::ModelConfig;
 use tokenhub::ledger::money::Nanos;
 
 const MODEL: &str = "gemini-2.5-flash";
-const UPSTREAM_MODEL: &str = "gemini-2.5-flash-001";
+const UPSTREAM_MODEL: &str = "gemini-2.5-flash-lite";
 const CHANNEL_KEY: &str = "AIza-channel-key";
 
 /// $0.30 input, $0.075 cached input, $2.50 output per 1M tokens: nano-USD per token.
@@ -47,8 +47,8 @@ fn conversation() -> Value {
 const PROMPT: i64 = 10;
 /// "Hello from mock-upstream! You said: hi there"
 const REPLY_WORDS: i64 = 7;
-const GENERATE: &str = "/v1beta/models/gemini-2.5-flash-001:generateContent";
-const STREAM: &str = "/v1beta/models/gemini-2.5-flash-001:streamGenerateContent";
+const GENERATE: &str = "/v1beta/models/gemini-2.5-flash-lite:generateContent";
+const STREAM: &str = "/v1beta/models/gemini-2.5-flash-lite:streamGenerateContent";
 
 fn chunks_of(data: &[String]) -> Vec<Value> {
     data.iter()
@@ -236,7 +236,8 @@ async fn a_function_call_round_trip() {
         json!({"functionCallingConfig": {"mode": "ANY"}})
     );
     assert_eq!(
-        upstream["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]["city"]["type"],
+        upstream["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]["properties"]["city"]
+            ["type"],
         "string"
     );
     // The name and the compact arguments are one mock word each.
@@ -506,5 +507,89 @@ async fn refusals_upstream_errors_and_finish_reasons() {
         record.estimated && record.completion_tokens > 0,
         "{record:?}"
     );
+    h.shutdown().await;
+}
+
+/// Issue 19, finding 3: a strict-mode tool with MCP-style schema keywords, penalties and
+/// `reasoning_effort: none` reach a Gemini 3 model in the form it accepts (the strict
+/// mock refuses JSON Schema keywords in `parameters`, penalties, and a thinking budget
+/// of 0 on Gemini 3).
+#[tokio::test]
+async fn strict_tools_penalties_and_no_thinking_reach_gemini_3_as_it_accepts_them() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, mock_url| {
+        let mut gemini = channel("gemini-3", mock_url, &[MODEL], 0);
+        gemini.kind = "gemini".into();
+        gemini
+            .model_map
+            .insert(MODEL.into(), "gemini-3.5-flash".into());
+        settings.channels.push(gemini);
+        settings.models.push(model(MODEL, "0.30", "2.50"));
+    })
+    .await;
+    let (_, key) = h
+        .user_with_key("g3", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "unit": {"const": "celsius"},
+            "city": {"type": ["string", "null"]}
+        },
+        "required": ["unit", "city"],
+        "additionalProperties": false
+    });
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "strict": true,
+        "parameters": schema}}]);
+    let request = json!({"model": MODEL, "messages": conversation(), "tools": tools,
+        "presence_penalty": 0.5, "frequency_penalty": 0.25, "reasoning_effort": "none"});
+    let response = h.chat(&key, request).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let sent = &h.mock.journal()[0].body;
+    assert_eq!(
+        sent["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"], schema,
+        "the schema as the client wrote it"
+    );
+    assert!(
+        sent["tools"][0]["functionDeclarations"][0]
+            .get("parameters")
+            .is_none()
+    );
+    assert_eq!(
+        sent["generationConfig"],
+        json!({"thinkingConfig": {"thinkingLevel": "minimal"}}),
+        "no penalties, and the least thinking Gemini 3 Flash allows"
+    );
+    h.shutdown().await;
+}
+
+/// Issue 19, finding 3: `400 FAILED_PRECONDITION` (billing or region of the channel's
+/// project) is the channel's fault: the next channel serves the request, and the
+/// failing channel's health pays for it.
+#[tokio::test]
+async fn failed_precondition_fails_over_and_counts_against_the_channel() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, mock_url| {
+        for (name, priority) in [("gemini-a", 10), ("gemini-b", 0)] {
+            let mut gemini = channel(name, mock_url, &[MODEL], priority);
+            gemini.kind = "gemini".into();
+            gemini.model_map.insert(MODEL.into(), UPSTREAM_MODEL.into());
+            settings.channels.push(gemini);
+        }
+        settings.models.push(model(MODEL, "0.30", "2.50"));
+    })
+    .await;
+    let (_, key) = h
+        .user_with_key("fp", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let precondition = json!({"error": {"code": 400,
+        "message": "User location is not supported for the API use.",
+        "status": "FAILED_PRECONDITION"}});
+    let request = json!({"model": MODEL, "messages": conversation(), "mock": {
+        "fail_status": 400, "fail_times": 1, "fail_key": "region", "fail_body": precondition}});
+    let response = h.chat(&key, request).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(h.mock.journal().len(), 2, "tried on the second channel");
+    assert_eq!(h.health_of("gemini-a").await.failures, 1);
+    assert_eq!(h.health_of("gemini-b").await.successes, 1);
     h.shutdown().await;
 }

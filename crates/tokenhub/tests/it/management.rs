@@ -307,6 +307,7 @@ fn matrix() -> Vec<Case> {
             Some(json!({"model": "mock-gpt"})),
             ADMINS,
         ),
+        case(M::POST, "/api/admin/channels/check", None, ADMINS),
         case(M::GET, "/api/admin/models", None, ADMINS),
         case(
             M::POST,

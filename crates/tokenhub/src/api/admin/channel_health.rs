@@ -1,5 +1,5 @@
-//! Channel health and the test action: `/api/admin/channels/{id}/health` and `…/test`
-//! (admin). Health is this gateway process's view: circuit state, cooldown, EWMA latency,
+//! Channel health and the test actions: `/api/admin/channels/{id}/health`, `…/test`, and
+//! `/api/admin/channels/check`, which tests every model mapping of every channel (admin). Health is this gateway process's view: circuit state, cooldown, EWMA latency,
 //! successes and failures since start.
 
 use std::time::Instant;
@@ -57,6 +57,11 @@ pub struct TestRequest {
 pub struct TestResult {
     pub ok: bool,
     pub model: String,
+    /// The id the upstream was asked for (the channel's `model_map` of `model`).
+    pub upstream_model: String,
+    /// The upstream does not serve `upstream_model` (unknown or retired id): fix the
+    /// channel's `model_map`; the error names both ids and quotes the upstream.
+    pub model_rejected: bool,
     pub latency_ms: u64,
     /// The upstream's HTTP status when it answered with an error.
     pub status: Option<u16>,
@@ -146,6 +151,8 @@ pub async fn test(
     Ok(Json(TestResult {
         ok: result.ok,
         model: result.model,
+        upstream_model: result.upstream_model,
+        model_rejected: result.model_rejected,
         latency_ms: result.latency_ms,
         status: result.status,
         error: result.error,
@@ -161,5 +168,67 @@ pub async fn test(
                 error: key.error,
             })
             .collect(),
+    }))
+}
+
+/// One mapping's result in a check of all channels.
+#[derive(Serialize, ToSchema)]
+pub struct MappingCheckView {
+    pub channel_id: i64,
+    pub channel: String,
+    /// The public model name.
+    pub model: String,
+    /// The id the upstream was asked for.
+    pub upstream_model: String,
+    pub ok: bool,
+    /// The upstream does not serve `upstream_model` (unknown or retired id).
+    pub model_rejected: bool,
+    pub status: Option<u16>,
+    /// Names both ids and quotes the upstream when the model is not served.
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckAllResult {
+    /// Whether every mapping passed.
+    pub ok: bool,
+    pub mappings: Vec<MappingCheckView>,
+}
+
+/// Sends a one-token request for every model mapping of every channel with a key (with
+/// its first key, one at a time) and reports each, so a retired upstream id shows up
+/// before clients hit it. Nothing is billed and channel health is left alone.
+#[utoipa::path(post, path = "/api/admin/channels/check", tag = "catalog",
+    responses((status = 200, body = CheckAllResult), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn check_all(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<CheckAllResult>> {
+    caller.require(Role::Admin)?;
+    let relay = &state.relay;
+    let catalog = relay.catalog.load_full();
+    let checks = crate::relay::mapping_check::check_all(
+        &catalog,
+        &relay.clients,
+        relay.policy.deadlines.first_byte,
+    )
+    .await;
+    let mappings: Vec<MappingCheckView> = checks
+        .into_iter()
+        .map(|c| MappingCheckView {
+            channel_id: c.channel_id,
+            channel: c.channel,
+            model: c.model,
+            upstream_model: c.upstream_model,
+            ok: c.ok,
+            model_rejected: c.model_rejected,
+            status: c.status,
+            error: c.error,
+        })
+        .collect();
+    Ok(Json(CheckAllResult {
+        ok: mappings.iter().all(|m| m.ok),
+        mappings,
     }))
 }

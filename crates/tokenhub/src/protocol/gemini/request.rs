@@ -2,8 +2,10 @@
 //!
 //! Top-level members are handled in four ways:
 //! - translated: `messages` (see `contents`), `max_completion_tokens`/`max_tokens`,
-//!   `temperature`, `top_p`, `stop`, `presence_penalty`, `frequency_penalty`, `seed`,
-//!   `response_format` and `reasoning_effort` (see `generation`), `tools`, `tool_choice`,
+//!   `temperature`, `top_p`, `stop`, `presence_penalty`, `frequency_penalty` (dropped
+//!   for Gemini 2.5 and later, which refuse them), `seed`, `response_format` and
+//!   `reasoning_effort` (see `generation` and `family`), `tools` (schemas as
+//!   `parametersJsonSchema`), `tool_choice`,
 //!   `stream` (which picks the endpoint; it is not a body member), `model` (likewise, it
 //!   is in the URL);
 //! - dropped, as hints Gemini has no member for: see [`DROPPED`];
@@ -17,6 +19,7 @@
 //! knobs in tests; Gemini itself answers 400 to a member it does not know.
 
 mod contents;
+mod family;
 mod generation;
 
 use crate::protocol::openai::chat::{ChatTool, ChatToolChoice, ResponseFormat, Stop};
@@ -131,18 +134,27 @@ pub fn request_from_openai(openai_body: &[u8]) -> Result<Translated, TranslateEr
     }
     let (response_mime_type, response_json_schema) =
         generation::json_output(chat.response_format.as_ref())?;
-    let thinking_budget = chat
+    let family = family::Family::of(&chat.model);
+    let thinking = chat
         .reasoning_effort
         .as_deref()
-        .map(generation::thinking_budget)
-        .transpose()?;
+        .map(generation::reasoning_effort)
+        .transpose()?
+        .map(|effort| family.thinking(effort));
+    // Gemini 2.5 and later refuse penalties outright; like other sampling hints without
+    // an equivalent, they are dropped rather than failing the request.
+    let (presence_penalty, frequency_penalty) = if family.takes_penalties() {
+        (chat.presence_penalty, chat.frequency_penalty)
+    } else {
+        (None, None)
+    };
     let generation_config = GenerationConfig {
         temperature: chat.temperature,
         top_p: chat.top_p,
         max_output_tokens: chat.max_completion_tokens.or(chat.max_tokens),
         stop_sequences: chat.stop.map(Stop::into_vec).unwrap_or_default(),
-        presence_penalty: chat.presence_penalty,
-        frequency_penalty: chat.frequency_penalty,
+        presence_penalty,
+        frequency_penalty,
         seed: chat.seed,
         response_mime_type,
         response_json_schema,
@@ -152,8 +164,8 @@ pub fn request_from_openai(openai_body: &[u8]) -> Result<Translated, TranslateEr
     if let Ok(Value::Object(translated)) = serde_json::to_value(&generation_config) {
         config.extend(translated);
     }
-    if let Some(budget) = thinking_budget {
-        generation::apply_thinking_budget(&mut config, budget);
+    if let Some(setting) = thinking {
+        generation::apply_thinking(&mut config, setting);
     }
     let tools = translate_tools(chat.tools.unwrap_or_default())?;
     let tool_config = if tools.is_empty() {
@@ -227,8 +239,11 @@ fn translate_tools(tools: Vec<ChatTool>) -> Result<Vec<FunctionDeclaration>, Tra
             ("function", Some(function)) => Ok(FunctionDeclaration {
                 name: function.name,
                 description: function.description,
-                // Gemini takes a function without `parameters` as one without arguments.
-                parameters: function.parameters,
+                // Full JSON Schema as the client wrote it (strict mode's
+                // `additionalProperties`, MCP's `$schema`, `const`, type lists), which
+                // `parameters` (an OpenAPI subset) refuses. Gemini takes a function
+                // without it as one without arguments.
+                parameters_json_schema: function.parameters,
             }),
             (kind, _) => Err(TranslateError::unsupported(&format!(
                 "a tool of type '{kind}' (only `function` tools are)"

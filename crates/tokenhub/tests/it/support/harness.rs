@@ -143,6 +143,8 @@ impl Harness {
             reload_interval_ms: 50,
             upstream_first_byte_timeout_ms: 3000,
             root_password: Some("root-password".into()),
+            // Its pings would land in the mock's journal, which tests read.
+            startup_model_check: false,
             ..Settings::default()
         };
         let mut mock_channel = channel(

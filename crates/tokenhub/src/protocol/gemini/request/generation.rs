@@ -1,43 +1,29 @@
 //! The `generationConfig` settings that need more than a rename: `reasoning_effort` →
-//! `thinkingConfig.thinkingBudget`, and `response_format` → `responseMimeType` plus
-//! `responseJsonSchema`.
+//! `thinkingConfig` (a budget or a level, by model family: see `family`), and
+//! `response_format` → `responseMimeType` plus `responseJsonSchema`.
 
 use serde_json::{Map, Value, json};
 
 use super::super::TranslateError;
+use super::family::Thinking;
 use crate::protocol::openai::chat::ResponseFormat;
 
-/// `reasoning_effort` → `thinkingBudget` (tokens). The effort names are OpenAI's; the
-/// budgets follow Google's own OpenAI-compatible endpoint (low 1024, medium 8192, high
-/// 24576, the largest budget Gemini 2.5 Flash takes):
-///
-/// | effort | budget |
-/// |---|---|
-/// | `none` | 0 (thinking off, where the model allows it) |
-/// | `minimal` | 512 |
-/// | `low` | 1024 |
-/// | `medium` | 8192 |
-/// | `high`, `xhigh` | 24576 |
-pub fn thinking_budget(effort: &str) -> Result<u64, TranslateError> {
-    Ok(match effort {
-        "none" => 0,
-        "minimal" => 512,
-        "low" => 1024,
-        "medium" => 8192,
-        "high" | "xhigh" => 24_576,
-        other => {
-            return Err(TranslateError::invalid(format!(
-                "`reasoning_effort` must be one of none, minimal, low, medium, high, xhigh (got '{other}')"
-            )));
-        }
-    })
+/// Checks a `reasoning_effort` (OpenAI's names); `family::Family::thinking` says what
+/// each becomes on the model at hand.
+pub fn reasoning_effort(effort: &str) -> Result<&str, TranslateError> {
+    match effort {
+        "none" | "minimal" | "low" | "medium" | "high" | "xhigh" => Ok(effort),
+        other => Err(TranslateError::invalid(format!(
+            "`reasoning_effort` must be one of none, minimal, low, medium, high, xhigh (got '{other}')"
+        ))),
+    }
 }
 
-/// Puts a budget into `config`'s thinking settings, unless the client set Gemini's own
-/// (`thinkingBudget` or `thinkingLevel`, in either spelling): the native setting is the
-/// more precise request, as `thinking` is for Anthropic channels. Other members the
-/// client put there (`includeThoughts`) are kept.
-pub fn apply_thinking_budget(config: &mut Map<String, Value>, budget: u64) {
+/// Puts a thinking setting into `config`'s thinking settings, unless the client set
+/// Gemini's own (`thinkingBudget` or `thinkingLevel`, in either spelling): the native
+/// setting is the more precise request, as `thinking` is for Anthropic channels. Other
+/// members the client put there (`includeThoughts`) are kept.
+pub fn apply_thinking(config: &mut Map<String, Value>, setting: Thinking) {
     let key = if config.contains_key("thinking_config") {
         "thinking_config"
     } else {
@@ -53,9 +39,13 @@ pub fn apply_thinking_budget(config: &mut Map<String, Value>, budget: u64) {
         "thinkingLevel",
         "thinking_level",
     ];
-    if !native.iter().any(|name| thinking.contains_key(*name)) {
-        thinking.insert("thinkingBudget".into(), json!(budget));
+    if native.iter().any(|name| thinking.contains_key(*name)) {
+        return;
     }
+    match setting {
+        Thinking::Budget(budget) => thinking.insert("thinkingBudget".into(), json!(budget)),
+        Thinking::Level(level) => thinking.insert("thinkingLevel".into(), json!(level)),
+    };
 }
 
 /// `response_format` → (`responseMimeType`, `responseJsonSchema`). `text` asks for
