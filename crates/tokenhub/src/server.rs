@@ -156,7 +156,10 @@ pub async fn start(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunningGateway, StartError> {
+    // Loaded in parallel with the store, before serving: no request pays for it.
+    let tokenizer = tokio::task::spawn_blocking(crate::tokens::warm_up);
     let store = open_store(&settings).await?;
+    let _ = tokenizer.await;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::default());
     let flush_lock = Arc::new(Mutex::new(()));

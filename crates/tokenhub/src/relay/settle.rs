@@ -2,9 +2,13 @@
 //!
 //! A `Settlement` is created as soon as a request is authenticated and travels with the
 //! request (into the response stream, for streams). It is settled exactly once: by an
-//! explicit call on every normal path, or by `Drop` when the client went away or a
-//! future was cancelled. Settling releases the reservation, books the cost in memory
-//! and hands the record to the ledger writer.
+//! explicit call on every normal path, or by `Drop` when the client went away, a future
+//! was cancelled or a panic unwinds the request. Settling releases the reservation,
+//! books the cost in memory and hands the record to the ledger writer.
+//!
+//! Settling must never panic: `Drop` may run while a panic unwinds, where a second
+//! panic aborts the process. Its only heavy step, the local token count, is bounded and
+//! panic-free (`tokens`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,8 +27,8 @@ use crate::tokens;
 #[derive(Debug, Default)]
 pub struct Meter {
     pub usage: Option<TokenCounts>,
-    /// Generated text seen so far, for a local count if no usage arrives.
-    pub text: String,
+    /// Generated text seen so far (bounded), for a local count if no usage arrives.
+    pub text: tokens::TextSample,
     pub first_token_at: Option<Instant>,
     pub error: Option<String>,
 }
@@ -119,7 +123,11 @@ impl Settlement {
 
     /// The prompt counted locally, for when the upstream reports no usage.
     pub fn estimate_prompt(&self) -> u64 {
-        tokens::count_prompt(self.operation, &self.request_body)
+        tokens::count_prompt(
+            self.operation,
+            &self.request_body,
+            tokens::Budget::SERVING_THREAD,
+        )
     }
 
     /// Marks that a channel was called, so a cancelled request may owe its prompt.
@@ -162,7 +170,7 @@ impl Settlement {
                         prompt,
                         cached: 0,
                         cache_write: 0,
-                        completion: tokens::count_text(&meter.text),
+                        completion: meter.text.count(),
                     },
                     true,
                 )
@@ -186,10 +194,11 @@ impl Settlement {
         }
         match self.reservation.take() {
             Some(reservation) => self.books.settle(reservation, cost),
-            None => debug_assert!(
-                cost.is_zero() || !self.upstream_contacted,
-                "cost without a reservation"
-            ),
+            // Not an assertion: this may run while a panic unwinds.
+            None if !cost.is_zero() && self.upstream_contacted => {
+                tracing::error!(request_id = %record.request_id, "cost without a reservation");
+            }
+            None => {}
         }
         // Settled once (`self.settled`): the record is handed over, not copied.
         let record = std::mem::take(record);
@@ -201,11 +210,23 @@ impl Settlement {
 impl Drop for Settlement {
     fn drop(&mut self) {
         if !self.settled {
-            let outcome = Outcome {
-                status: 499,
-                error: Some("client closed the request".into()),
+            self.finish(Meter::default(), Outcome::abandoned("request"));
+        }
+    }
+}
+
+impl Outcome {
+    /// A request or stream dropped unsettled: the client left, or a panic unwinds it.
+    pub fn abandoned(what: &str) -> Outcome {
+        if std::thread::panicking() {
+            return Outcome {
+                status: 500,
+                error: Some(format!("the gateway failed while serving the {what}")),
             };
-            self.finish(Meter::default(), outcome);
+        }
+        Outcome {
+            status: 499,
+            error: Some(format!("client closed the {what}")),
         }
     }
 }

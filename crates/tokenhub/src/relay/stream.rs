@@ -27,7 +27,6 @@ use crate::protocol::openai::request::RequestFacts;
 use crate::protocol::sse::{SseDecoder, SseEvent};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{ByteStream, FailureKind, UpstreamFailure};
-use crate::tokens;
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -194,7 +193,7 @@ impl MeteredStream {
         if let Some(counts) = view.usage_counts() {
             self.meter.usage = Some(counts);
         }
-        view.for_each_text(|text| self.meter.text.push_str(text));
+        view.for_each_text(|text| self.meter.text.push(text));
         if self.meter.first_token_at.is_none() && !self.meter.text.is_empty() {
             self.meter.first_token_at = Some(Instant::now());
         }
@@ -236,7 +235,7 @@ impl MeteredStream {
                     .map_or(0, Settlement::estimate_prompt),
                 cached: 0,
                 cache_write: 0,
-                completion: tokens::count_text(&self.meter.text),
+                completion: self.meter.text.count(),
             });
         let (id, created, model) = self.identity.clone().unwrap_or_default();
         let object = self.operation.chunk_object();
@@ -334,13 +333,7 @@ impl Drop for MeteredStream {
         if let Some(mut settlement) = self.settlement.take() {
             metrics::gauge!("tokenhub_streams_open").decrement(1.0);
             let meter = std::mem::take(&mut self.meter);
-            settlement.finish(
-                meter,
-                Outcome {
-                    status: 499,
-                    error: Some("client closed the stream".into()),
-                },
-            );
+            settlement.finish(meter, Outcome::abandoned("stream"));
         }
     }
 }
