@@ -18,6 +18,7 @@ mod crash;
 mod dialects;
 mod gemini_golden;
 mod gemini_upstream;
+mod hostile_prompts;
 mod hygiene;
 mod limits;
 mod management;
