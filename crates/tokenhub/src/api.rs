@@ -140,3 +140,25 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         body,
     )
 }
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_the_openai_shape() {
+        let response = answer_even_if_it_panics(async {
+            if std::hint::black_box(true) {
+                panic!("a bug in a handler");
+            }
+            "unreachable".into_response()
+        })
+        .await;
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error["error"]["code"], "internal_error");
+    }
+}

@@ -234,3 +234,71 @@ impl Outcome {
 fn elapsed_ms(from: Instant, to: Instant) -> u64 {
     u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::*;
+    use crate::ledger::money::{Nanos, PerMillion};
+    use crate::store::test_support::temp_store;
+
+    #[tokio::test]
+    async fn a_request_unwound_by_a_panic_is_settled_once_and_releases_its_reservation() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("panicky", "user", None, Nanos::from_usd(1))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos::from_usd(1))], []);
+        let writer = LedgerWriter::spawn(store.clone(), books.clone(), Default::default());
+        let body = format!(
+            r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#,
+            "x".repeat(1_000_000)
+        );
+        let mut settlement = Settlement::new(
+            books.clone(),
+            writer.clone(),
+            "req-unwound".into(),
+            Operation::Chat,
+            user.id,
+            0,
+            Bytes::from(body),
+        );
+        let dollar = PerMillion(Nanos::from_usd(1));
+        let prices = Prices {
+            input: dollar,
+            cached_input: dollar,
+            cache_write_input: dollar,
+            output: dollar,
+        };
+        settlement.set_model("m", prices, false);
+        settlement.hold(books.reserve(user.id, 0, None, Nanos::from_usd(1)).unwrap());
+        settlement.attempt(1);
+        assert_eq!(books.available(user.id), Nanos::ZERO);
+
+        let unwound = catch_unwind(AssertUnwindSafe(move || {
+            let _in_flight = settlement;
+            panic!("a bug in the middle of a request");
+        }));
+        assert!(unwound.is_err(), "the panic reached catch_unwind: no abort");
+
+        writer.flush().await;
+        let record = store
+            .usage_by_request_id("req-unwound")
+            .await
+            .unwrap()
+            .expect("one record");
+        assert_eq!(record.status, 500);
+        assert!(record.estimated && record.prompt_tokens > 1_000_000 / 16);
+        assert_eq!(
+            record.cost,
+            prices.cost(TokenCounts {
+                prompt: record.prompt_tokens,
+                ..TokenCounts::default()
+            })
+        );
+        assert_eq!(books.available(user.id), Nanos::from_usd(1) - record.cost);
+    }
+}
