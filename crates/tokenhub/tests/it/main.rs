@@ -21,6 +21,7 @@ mod gemini_upstream;
 mod hostile_prompts;
 mod hygiene;
 mod limits;
+mod login_throttle;
 mod management;
 mod operations;
 mod relay;

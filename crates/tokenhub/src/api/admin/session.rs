@@ -167,30 +167,48 @@ pub async fn current(State(state): State<AppState>, caller: Caller) -> Result<Js
     }))
 }
 
-/// Change the caller's own password.
+/// Change the caller's own password. Wrong current passwords count like failed logins
+/// of the same account from the same address: a stolen session must not become a way
+/// to guess the password fast.
 #[utoipa::path(put, path = "/api/auth/password", tag = "auth", request_body = PasswordChange,
     responses((status = 204), (status = "4XX", body = ErrorBody)),
     security(("session" = [])))]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     caller: Caller,
     Body(body): Body<PasswordChange>,
 ) -> Result<StatusCode> {
+    let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let limiter = &state.management.login_limiter;
+    let name = caller.user.name.as_str();
+    if let Err(wait) = limiter.check(ip, name) {
+        return Err(AccountError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        }
+        .into());
+    }
     let keep = match &caller.via {
         Via::Session { token, .. } => Some(token.as_str()),
         Via::AdminToken => None,
     };
-    session::change_password(
+    let changed = session::change_password(
         &state.store,
         &caller.user,
         &body.current_password,
         &body.new_password,
         keep,
     )
-    .await
-    .map_err(|e| match e {
-        AccountError::Unauthenticated(_) => ManageError::forbidden("the current password is wrong"),
-        other => other.into(),
-    })?;
-    Ok(StatusCode::NO_CONTENT)
+    .await;
+    match changed {
+        Ok(()) => {
+            limiter.succeeded(ip, name);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(AccountError::Unauthenticated(_)) => {
+            limiter.failed(ip, name);
+            Err(ManageError::forbidden("the current password is wrong"))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
