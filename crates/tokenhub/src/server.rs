@@ -238,7 +238,11 @@ pub async fn start(
             max_bytes: settings.max_body_bytes,
         },
     );
-    let header_read_timeout = Duration::from_millis(settings.header_read_timeout_ms.max(1));
+    let connections = serve::ConnectionPolicy {
+        header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms.max(1)),
+        first_bytes_timeout: Duration::from_millis(settings.first_bytes_timeout_ms.max(1)),
+        max_connections: settings.max_connections.max(1),
+    };
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -272,7 +276,7 @@ pub async fn start(
         listener,
         threads,
         app,
-        header_read_timeout,
+        connections,
         signal,
     ));
     tracing::info!(%addr, "TokenHub listening");

@@ -14,6 +14,7 @@ mod anthropic_upstream;
 mod channel_keys;
 mod channel_limits;
 mod chaos;
+mod connections;
 mod crash;
 mod dialects;
 mod gemini_golden;
