@@ -312,7 +312,7 @@ impl OpenConnections {
         drop(tcp);
         metrics::counter!("tokenhub_connections_refused_total").increment(1);
         let refused = self.refused.fetch_add(1, Ordering::Relaxed);
-        if refused % 1000 == 0 {
+        if refused.is_multiple_of(1000) {
             tracing::warn!(%remote, max_connections = self.max, refused = refused + 1,
                 "connection refused: max_connections are open");
         }

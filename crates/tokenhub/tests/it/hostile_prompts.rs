@@ -90,7 +90,7 @@ async fn a_paid_million_letter_prompt_is_billed_once_and_its_reservation_release
                 record.cost,
                 cost_of(record.prompt_tokens, record.completion_tokens)
             );
-            spent = spent + record.cost;
+            spent += record.cost;
         }
         assert_eq!(h.stored_balance(user.id).await, start - spent);
         assert_eq!(
