@@ -148,6 +148,10 @@ async fn count_tokens(
     {
         return Err(RelayError::ModelNotFound(translated.model).into());
     }
+    // A 1 MiB count takes up to about a second of CPU: two at a time, the others wait
+    // their turn here without holding a thread.
+    static COUNTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _turn = COUNTING.acquire().await;
     let tokens = tokio::task::spawn_blocking(move || count_input_tokens(&translated.chat))
         .await
         .map_err(|_| {
