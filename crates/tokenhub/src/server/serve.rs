@@ -39,6 +39,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+mod idle;
+
 /// Serves `app` on `threads` serving threads until `stop` resolves, then waits for
 /// every open connection to finish. This task accepts and deals connections to the
 /// threads in turn: threads racing on the listening socket let one of them take a whole
@@ -173,26 +175,58 @@ async fn connection(
             return;
         }
     };
-    let service = app.map_request(move |mut request: http::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(remote));
-        request
-    });
+    let activity = idle::Activity::new();
+    let requests = activity.clone();
+    let service = app
+        .map_request(move |mut request: http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            request
+        })
+        .map_future(move |answer| {
+            let in_flight = requests.request_started();
+            async move {
+                let response: axum::response::Response = answer.await?;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| axum::body::Body::new(idle::Tracked::new(body, in_flight))),
+                )
+            }
+        });
     let builder = http_builder(&policy, protocol);
-    let served = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+    let io = TokioIo::new(idle::Watched::new(tcp, activity.clone()));
+    let served = builder.serve_connection(io, TowerToHyperService::new(service));
     let mut served = pin!(served);
-    tokio::select! {
+    let idle_http2 = async {
+        match protocol {
+            // Like HTTP/1's idle keep-alive, which hyper's header timer ends.
+            Protocol::Http2 => activity.idle_for(policy.header_read_timeout).await,
+            Protocol::Http1 => std::future::pending().await,
+        }
+    };
+    let idle = tokio::select! {
         result = served.as_mut() => {
             if let Err(error) = result {
                 tracing::debug!(%error, %remote, "connection ended with an error");
             }
+            return;
         }
-        () = stopping.cancelled() => {
-            // Finish the requests in flight, take no new ones.
-            served.as_mut().graceful_shutdown();
-            if let Err(error) = served.await {
-                tracing::debug!(%error, %remote, "connection ended with an error");
-            }
+        () = stopping.cancelled() => false,
+        () = idle_http2 => {
+            metrics::counter!("tokenhub_connections_idle_closed_total").increment(1);
+            true
         }
+    };
+    // Finish the requests in flight, take no new ones (HTTP/2: GOAWAY).
+    served.as_mut().graceful_shutdown();
+    let finished = async {
+        if let Err(error) = served.await {
+            tracing::debug!(%error, %remote, "connection ended with an error");
+        }
+    };
+    if idle {
+        // Nothing is in flight: a client that ignores the GOAWAY gets no longer than this.
+        let _ = tokio::time::timeout(policy.header_read_timeout, finished).await;
+    } else {
+        finished.await;
     }
 }
 

@@ -1,6 +1,8 @@
 //! Connection bounds over raw TCP: a client that connects and sends nothing (or part of
-//! HTTP/2's preface) is closed at `first_bytes_timeout_ms`; past `max_connections` a new
-//! connection is closed at once, and the listener serves again when others close.
+//! HTTP/2's preface) is closed at `first_bytes_timeout_ms`; an HTTP/2 connection with
+//! nothing in flight is closed after `header_read_timeout_ms`, as HTTP/1 keep-alive is;
+//! past `max_connections` a new connection is closed at once, and the listener serves
+//! again when others close.
 
 use std::time::{Duration, Instant};
 
@@ -106,6 +108,58 @@ async fn http2_clients_are_served_after_detection() {
         .unwrap();
     let response = http2
         .get(format!("{}/healthz", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_a_slow_answer_is_not_cut() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, _| {
+        settings.header_read_timeout_ms = 400;
+    })
+    .await;
+    // The preface and an empty SETTINGS frame, then silence.
+    let mut silent = TcpStream::connect(h.gateway().addr).await.unwrap();
+    silent
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut frames = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut frames)).await;
+    assert!(
+        read.is_ok(),
+        "the server must close an idle HTTP/2 connection"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
+
+    // A non-streamed answer slower than the idle limit is in flight, so it is not cut.
+    let (_, key) = h
+        .user_with_key(
+            "h2",
+            tokenhub::ledger::money::Nanos::from_usd(1),
+            Default::default(),
+        )
+        .await;
+    let http2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = http2
+        .post(format!("{}/v1/chat/completions", h.base))
+        .bearer_auth(key)
+        .json(
+            &serde_json::json!({"model": "mock-gpt", "messages": user_says("slow"),
+            "mock": {"ttfb_ms": 1200}}),
+        )
         .send()
         .await
         .unwrap();
