@@ -116,3 +116,63 @@ async fn wrong_current_passwords_are_throttled_like_logins() {
     );
     h.shutdown().await;
 }
+
+/// Behind a trusted proxy the client is the `X-Forwarded-For` hop; an IPv6 client is its
+/// /64, so rotating addresses inside it buys nothing.
+#[tokio::test]
+async fn an_ipv6_network_behind_a_trusted_proxy_is_one_client() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, _| {
+        settings.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let signup = |n: u32, network: &'static str| {
+        let (http, url) = (h.http.clone(), format!("{}/api/auth/signup", h.base));
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", format!("{network}::{n:x}"))
+                .json(
+                    &json!({"username": format!("u{network}{n}").replace(':', ""),
+                    "password": "long-enough-password"}),
+                )
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for n in 1..=5 {
+        assert_eq!(signup(n, "2001:db8:1:2").await, StatusCode::CREATED);
+    }
+    assert_eq!(
+        signup(6, "2001:db8:1:2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(signup(1, "2001:db8:1:3").await, StatusCode::CREATED);
+
+    // Wrong passwords from one /64 do not lock out the owner in another.
+    let login_from = |address: &'static str, password: &'static str| {
+        let (http, url) = (h.http.clone(), format!("{}/api/auth/login", h.base));
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", address)
+                .json(&json!({"username": "root", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for n in 1..=5 {
+        let address = ["2001:db8:9:9::1", "2001:db8:9:9::2", "2001:db8:9:9::3"][n % 3];
+        assert_eq!(login_from(address, "guess").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from("2001:db8:9:9::abcd", "root-password").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_from("2001:db8:7:7::1", "root-password").await,
+        StatusCode::OK
+    );
+    h.shutdown().await;
+}

@@ -82,17 +82,18 @@ pub async fn signup(
             "sign-up is closed on this gateway; ask an administrator for an account",
         ));
     }
-    // Every sign-up is counted like a failed login of a per-IP pseudo-account: it costs an
-    // argon2 hash and creates credit, so one address gets a few per window.
+    // Every sign-up is counted like a failed login of a pseudo-account (`~` cannot start a
+    // real name) from the caller's network: it costs an argon2 hash and creates credit,
+    // so one address (IPv6: one /64) gets a few per window.
     let limiter = &state.management.login_limiter;
-    let bucket = format!("signup from {ip}");
-    if let Err(wait) = limiter.check(ip, &bucket) {
+    let bucket = "~signup";
+    if let Err(wait) = limiter.check(ip, bucket) {
         return Err(AccountError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         }
         .into());
     }
-    limiter.failed(ip, &bucket);
+    limiter.failed(ip, bucket);
     let user = session::sign_up(
         &state.store,
         body.username.trim(),
