@@ -611,6 +611,30 @@ mod tests {
     }
 
     #[test]
+    fn connection_bounds_come_from_the_environment_and_must_be_positive() {
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|name| match name {
+                "TOKENHUB_FIRST_BYTES_TIMEOUT_MS" => Some("2500".into()),
+                "TOKENHUB_MAX_CONNECTIONS" => Some("64".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            (settings.first_bytes_timeout_ms, settings.max_connections),
+            (2500, 64)
+        );
+        settings.validate().unwrap();
+        settings.max_connections = 0;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("max_connections"), "{error}");
+        settings.max_connections = 1;
+        settings.first_bytes_timeout_ms = 0;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("first_bytes_timeout_ms"), "{error}");
+    }
+
+    #[test]
     fn rejects_bad_channels_and_prices() {
         let mut settings: Settings =
             toml::from_str("[[channels]]\nname='x'\ntype='openai'\nbase_url='ftp://x'\n").unwrap();
