@@ -85,9 +85,33 @@ async fn inbound(
 ) -> axum::response::Response {
     client_ip::resolve(&proxies, &mut request);
     let id = request_id::assign(&mut request);
-    let mut response = body_deadline::read_in_time(body, request, next).await;
+    let mut response =
+        answer_even_if_it_panics(body_deadline::read_in_time(body, request, next)).await;
     request_id::stamp(&mut response, id);
     response
+}
+
+/// A panic in a handler becomes a 500 for this request alone: the connection and the
+/// process go on, and the request's settlement runs (from `Drop`) while it unwinds.
+async fn answer_even_if_it_panics(
+    handler: impl std::future::Future<Output = axum::response::Response>,
+) -> axum::response::Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("tokenhub_handler_panics_total").increment(1);
+            tracing::error!("a request handler panicked; answered 500");
+            error::ApiError::new(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                Some("internal_error"),
+                None,
+                "The gateway failed while serving this request.",
+            )
+            .into_response()
+        }
+    }
 }
 
 /// After a management write succeeds, reload the catalogue now rather than at the next
@@ -115,4 +139,26 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         body,
     )
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_the_openai_shape() {
+        let response = answer_even_if_it_panics(async {
+            if std::hint::black_box(true) {
+                panic!("a bug in a handler");
+            }
+            "unreachable".into_response()
+        })
+        .await;
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error["error"]["code"], "internal_error");
+    }
 }

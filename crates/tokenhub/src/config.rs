@@ -20,6 +20,8 @@
 //! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
 //! | `header_read_timeout_ms` | `TOKENHUB_HEADER_READ_TIMEOUT_MS` | `30000` |
 //! | `body_read_timeout_ms` | `TOKENHUB_BODY_READ_TIMEOUT_MS` | `60000` |
+//! | `first_bytes_timeout_ms` | `TOKENHUB_FIRST_BYTES_TIMEOUT_MS` | `10000` |
+//! | `max_connections` | `TOKENHUB_MAX_CONNECTIONS` | `10000` |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //!
@@ -77,6 +79,10 @@ pub struct Settings {
     pub header_read_timeout_ms: u64,
     /// A client must send its whole request body within this time after its headers.
     pub body_read_timeout_ms: u64,
+    /// A client must send its first bytes within this time after connecting.
+    pub first_bytes_timeout_ms: u64,
+    /// Open client connections at most; beyond it new ones are closed at once.
+    pub max_connections: usize,
     /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<String>,
     pub log_format: LogFormat,
@@ -130,6 +136,8 @@ impl Default for Settings {
             max_body_bytes: 32 * 1024 * 1024,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 60_000,
+            first_bytes_timeout_ms: 10_000,
+            max_connections: 10_000,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             public_url: None,
@@ -403,6 +411,12 @@ impl Settings {
             "TOKENHUB_BODY_READ_TIMEOUT_MS",
             &mut self.body_read_timeout_ms,
         )?;
+        set(
+            &var,
+            "TOKENHUB_FIRST_BYTES_TIMEOUT_MS",
+            &mut self.first_bytes_timeout_ms,
+        )?;
+        set(&var, "TOKENHUB_MAX_CONNECTIONS", &mut self.max_connections)?;
         if let Some(list) = var("TOKENHUB_TRUSTED_PROXIES") {
             self.trusted_proxies = list
                 .split(',')
@@ -422,10 +436,14 @@ impl Settings {
         for (name, value) in [
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("first_bytes_timeout_ms", self.first_bytes_timeout_ms),
         ] {
             if value == 0 {
                 return invalid(name.into(), "must be at least 1 ms".into());
             }
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections".into(), "must be at least 1".into());
         }
         self.accounts.trial_credit()?;
         let rpm = self.accounts.anonymous_chat_rpm;
@@ -651,6 +669,30 @@ mod tests {
         assert!(error.contains("overlap"), "{error}");
         let malformed = text.replace("01:00-04:00", "1:00-4:00");
         assert!(toml::from_str::<Settings>(&malformed).is_err());
+    }
+
+    #[test]
+    fn connection_bounds_come_from_the_environment_and_must_be_positive() {
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|name| match name {
+                "TOKENHUB_FIRST_BYTES_TIMEOUT_MS" => Some("2500".into()),
+                "TOKENHUB_MAX_CONNECTIONS" => Some("64".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            (settings.first_bytes_timeout_ms, settings.max_connections),
+            (2500, 64)
+        );
+        settings.validate().unwrap();
+        settings.max_connections = 0;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("max_connections"), "{error}");
+        settings.max_connections = 1;
+        settings.first_bytes_timeout_ms = 0;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("first_bytes_timeout_ms"), "{error}");
     }
 
     #[test]

@@ -584,7 +584,7 @@ fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFail
     };
     // The text is only needed to count tokens locally when the upstream reported none.
     if meter.usage.is_none() {
-        view.for_each_text(|text| meter.text.push_str(text));
+        view.for_each_text(|text| meter.text.push(text));
     }
     Ok(meter)
 }

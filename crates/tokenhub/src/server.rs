@@ -202,7 +202,10 @@ pub async fn start(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunningGateway, StartError> {
+    // Loaded in parallel with the store, before serving: no request pays for it.
+    let tokenizer = tokio::task::spawn_blocking(crate::tokens::warm_up);
     let store = open_store(&settings).await?;
+    let _ = tokenizer.await;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::default());
     let flush_lock = Arc::new(Mutex::new(()));
@@ -290,7 +293,11 @@ pub async fn start(
             max_bytes: settings.max_body_bytes,
         },
     );
-    let header_read_timeout = Duration::from_millis(settings.header_read_timeout_ms.max(1));
+    let connections = serve::ConnectionPolicy {
+        header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms.max(1)),
+        first_bytes_timeout: Duration::from_millis(settings.first_bytes_timeout_ms.max(1)),
+        max_connections: settings.max_connections.max(1),
+    };
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -324,7 +331,7 @@ pub async fn start(
         listener,
         threads,
         app,
-        header_read_timeout,
+        connections,
         signal,
     ));
     tracing::info!(%addr, "TokenHub listening");

@@ -1,8 +1,23 @@
-//! Local token counting, used only when an upstream reports no usage (the record is then
-//! marked `estimated`) and by the built-in demo model.
+//! Local token counting, used when an upstream reports no usage (the record is then
+//! marked `estimated`), by the built-in demo model and by `/v1/messages/count_tokens`.
 //!
 //! The count uses OpenAI's `o200k_base` encoding. For Qwen, GLM, DeepSeek or Doubao
 //! tokenizers it is an estimate, which is why records say so.
+//!
+//! Counting is linear in the text and bounded, whatever the text:
+//! - BPE is quadratic in the length of a piece, and a run without whitespace is one
+//!   piece (a million `x` overflowed the tokenizer's stack). So text is cut into
+//!   segments of at most `SEGMENT_BYTES`, before a whitespace character where there is
+//!   one, and each segment is encoded on its own. For ordinary text the count is the
+//!   same; for long runs it differs by a token per segment at most.
+//! - A count is exact for its first `Budget` bytes of text; the bytes beyond are
+//!   estimated at the tokens-per-byte ratio measured on the exact part (rounded up).
+//!   `Budget::SERVING_THREAD` keeps a count under about 2 ms of a serving thread;
+//!   `Budget::BLOCKING_POOL` is for counts run with `spawn_blocking`.
+//! - The tokenizer's own panics are caught; the text is then estimated at
+//!   `FALLBACK_BYTES_PER_TOKEN`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde::Deserialize;
 
@@ -13,13 +28,171 @@ use serde_json::value::RawValue;
 const PER_MESSAGE_OVERHEAD: u64 = 3;
 const REPLY_PRIMING: u64 = 3;
 
-pub fn count_text(text: &str) -> u64 {
+/// Longest text handed to the BPE encoder at once (see the module docs).
+const SEGMENT_BYTES: usize = 128;
+
+/// Used only when the encoder fails: about right for English text.
+const FALLBACK_BYTES_PER_TOKEN: u64 = 4;
+
+/// Bytes of text one count encodes exactly; the rest is extrapolated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget(usize);
+
+impl Budget {
+    /// About 1 ms of o200k work on ordinary text, 2 ms on the slowest shapes measured.
+    pub const SERVING_THREAD: Budget = Budget(8 * 1024);
+    /// Any realistic prompt (about 250,000 tokens), for counts off the serving threads.
+    pub const BLOCKING_POOL: Budget = Budget(1024 * 1024);
+}
+
+/// Loads the encoder's tables (about 130 ms) so no request pays for it on a serving
+/// thread. Call from a blocking context.
+pub fn warm_up() {
+    let _ = tiktoken_rs::o200k_base_singleton();
+}
+
+/// A running count over several texts sharing one budget.
+#[derive(Debug)]
+pub struct Tally {
+    exact_left: usize,
+    exact_bytes: u64,
+    exact_tokens: u64,
+    estimated_bytes: u64,
+    /// Tokens known without encoding (overheads, token-id arrays).
+    fixed_tokens: u64,
+}
+
+impl Tally {
+    pub fn new(budget: Budget) -> Tally {
+        Tally {
+            exact_left: budget.0,
+            exact_bytes: 0,
+            exact_tokens: 0,
+            estimated_bytes: 0,
+            fixed_tokens: 0,
+        }
+    }
+
+    pub fn text(&mut self, text: &str) {
+        let (exact, rest) = split_at_budget(text, self.exact_left);
+        self.exact_left -= exact.len();
+        self.exact_bytes += exact.len() as u64;
+        self.exact_tokens += encode_len(exact);
+        self.estimated_bytes += rest.len() as u64;
+    }
+
+    /// Text known only by its length (what was kept of it went through `text`).
+    pub fn uncounted_bytes(&mut self, bytes: u64) {
+        self.estimated_bytes = self.estimated_bytes.saturating_add(bytes);
+    }
+
+    pub fn tokens(&mut self, tokens: u64) {
+        self.fixed_tokens = self.fixed_tokens.saturating_add(tokens);
+    }
+
+    pub fn total(&self) -> u64 {
+        let estimated = if self.estimated_bytes == 0 {
+            0
+        } else if self.exact_bytes == 0 || self.exact_tokens == 0 {
+            self.estimated_bytes.div_ceil(FALLBACK_BYTES_PER_TOKEN)
+        } else {
+            let scaled = u128::from(self.estimated_bytes) * u128::from(self.exact_tokens);
+            u64::try_from(scaled.div_ceil(u128::from(self.exact_bytes))).unwrap_or(u64::MAX)
+        };
+        self.exact_tokens
+            .saturating_add(estimated)
+            .saturating_add(self.fixed_tokens)
+    }
+}
+
+/// The longest prefix of `text` within `budget` bytes that ends on a character boundary.
+fn split_at_budget(text: &str, budget: usize) -> (&str, &str) {
+    if text.len() <= budget {
+        return (text, "");
+    }
+    text.split_at(floor_char_boundary(text, budget))
+}
+
+/// `str::floor_char_boundary`, which is newer than this crate's minimum Rust.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn encode_len(text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
-    tiktoken_rs::o200k_base_singleton()
-        .encode_ordinary(text)
-        .len() as u64
+    let encoder = tiktoken_rs::o200k_base_singleton();
+    let counted = catch_unwind(AssertUnwindSafe(|| {
+        segments(text)
+            .map(|segment| encoder.encode_ordinary(segment).len() as u64)
+            .sum::<u64>()
+    }));
+    counted.unwrap_or_else(|_| {
+        tracing::error!(bytes = text.len(), "the tokenizer failed; text estimated");
+        (text.len() as u64).div_ceil(FALLBACK_BYTES_PER_TOKEN)
+    })
+}
+
+/// Consecutive pieces of `text` of at most `SEGMENT_BYTES`, each cut just before a
+/// whitespace character when the window has one (where o200k starts a new piece anyway).
+fn segments(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = if rest.len() <= SEGMENT_BYTES {
+            rest.len()
+        } else {
+            let window = &rest[..floor_char_boundary(rest, SEGMENT_BYTES)];
+            window
+                .rfind(char::is_whitespace)
+                .filter(|&at| at > 0)
+                .unwrap_or(window.len())
+        };
+        let (segment, after) = rest.split_at(end);
+        rest = after;
+        Some(segment)
+    })
+}
+
+pub fn count_text(text: &str) -> u64 {
+    let mut tally = Tally::new(Budget::SERVING_THREAD);
+    tally.text(text);
+    tally.total()
+}
+
+/// Generated text kept for a local count: the first `Budget::SERVING_THREAD` bytes, and
+/// the length of the rest (memory stays bounded however long the answer).
+#[derive(Debug, Default)]
+pub struct TextSample {
+    head: String,
+    rest_bytes: u64,
+}
+
+impl TextSample {
+    pub fn push(&mut self, text: &str) {
+        let room = Budget::SERVING_THREAD.0 - self.head.len();
+        let (kept, rest) = split_at_budget(text, room);
+        self.head.push_str(kept);
+        self.rest_bytes = self.rest_bytes.saturating_add(rest.len() as u64);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.rest_bytes == 0
+    }
+
+    pub fn count(&self) -> u64 {
+        let mut tally = Tally::new(Budget::SERVING_THREAD);
+        tally.text(&self.head);
+        tally.uncounted_bytes(self.rest_bytes);
+        tally.total()
+    }
 }
 
 #[derive(Deserialize)]
@@ -53,61 +226,71 @@ struct Part {
     text: Option<String>,
 }
 
-/// Estimated input tokens of a request body of any operation.
-pub fn count_prompt(operation: Operation, body: &[u8]) -> u64 {
+/// Estimated input tokens of a request body of any operation, within `budget`.
+pub fn count_prompt(operation: Operation, body: &[u8], budget: Budget) -> u64 {
+    let mut tally = Tally::new(budget);
     match operation {
-        Operation::Chat => count_chat_prompt(body),
+        Operation::Chat => tally_chat_prompt(&mut tally, body),
         Operation::Completions | Operation::Embeddings => {
-            count_input_texts(body, operation.input_field())
+            tally_input_texts(&mut tally, body, operation.input_field())
         }
     }
+    tally.total()
 }
 
 /// The strings of a `prompt`/`input` member (a string or an array of strings); token-id
 /// arrays count one token per id.
-fn count_input_texts(body: &[u8], field: &str) -> u64 {
+fn tally_input_texts(tally: &mut Tally, body: &[u8], field: &str) {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return 0;
+        return;
     };
-    fn count(value: &serde_json::Value) -> u64 {
+    fn add(tally: &mut Tally, value: &serde_json::Value) {
         match value {
-            serde_json::Value::String(text) => count_text(text),
-            serde_json::Value::Number(_) => 1,
-            serde_json::Value::Array(items) => items.iter().map(count).sum(),
-            _ => 0,
+            serde_json::Value::String(text) => tally.text(text),
+            serde_json::Value::Number(_) => tally.tokens(1),
+            serde_json::Value::Array(items) => items.iter().for_each(|item| add(tally, item)),
+            _ => {}
         }
     }
-    value.get(field).map_or(0, count)
+    if let Some(value) = value.get(field) {
+        add(tally, value);
+    }
 }
 
 /// Estimated prompt tokens of an OpenAI chat request body: role, name, text content and
 /// tool calls of each message plus OpenAI's fixed per-message overhead.
-pub fn count_chat_prompt(body: &[u8]) -> u64 {
+pub fn count_chat_prompt(body: &[u8], budget: Budget) -> u64 {
+    let mut tally = Tally::new(budget);
+    tally_chat_prompt(&mut tally, body);
+    tally.total()
+}
+
+fn tally_chat_prompt(tally: &mut Tally, body: &[u8]) {
     let Ok(request) = serde_json::from_slice::<MessagesOnly>(body) else {
-        return 0;
+        return;
     };
-    let mut total = REPLY_PRIMING;
+    tally.tokens(REPLY_PRIMING);
     for raw in request.messages {
         let Ok(message) = serde_json::from_str::<Message>(raw.get()) else {
             continue;
         };
-        total += PER_MESSAGE_OVERHEAD + count_text(&message.role);
-        total += message.name.as_deref().map_or(0, count_text);
-        total += match message.content {
-            Some(Content::Text(text)) => count_text(&text),
+        tally.tokens(PER_MESSAGE_OVERHEAD);
+        tally.text(&message.role);
+        if let Some(name) = &message.name {
+            tally.text(name);
+        }
+        match &message.content {
+            Some(Content::Text(text)) => tally.text(text),
             Some(Content::Parts(parts)) => parts
                 .iter()
                 .filter_map(|p| p.text.as_deref())
-                .map(count_text)
-                .sum(),
-            None => 0,
-        };
-        total += message
-            .tool_calls
-            .as_deref()
-            .map_or(0, |calls| count_text(calls.get()));
+                .for_each(|text| tally.text(text)),
+            None => {}
+        }
+        if let Some(calls) = &message.tool_calls {
+            tally.text(calls.get());
+        }
     }
-    total
 }
 
 #[cfg(test)]
@@ -124,29 +307,131 @@ mod tests {
     fn counts_chat_messages_with_overhead() {
         let body = br#"{"model":"m","messages":[{"role":"user","content":"Hello world"}]}"#;
         // priming 3 + overhead 3 + "user" 1 + "Hello world" 2
-        assert_eq!(count_chat_prompt(body), 9);
+        assert_eq!(count_chat_prompt(body, Budget::SERVING_THREAD), 9);
         let parts = br#"{"messages":[{"role":"user","content":[{"type":"text","text":"Hello world"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
-        assert_eq!(count_chat_prompt(parts), 9);
+        assert_eq!(count_chat_prompt(parts, Budget::SERVING_THREAD), 9);
     }
 
     #[test]
     fn counts_prompts_and_inputs_of_other_operations() {
         let completions = br#"{"model":"m","prompt":["Hello world","Hello world"]}"#;
-        assert_eq!(count_prompt(Operation::Completions, completions), 4);
-        let embeddings = br#"{"model":"m","input":[[1,2,3],[4]]}"#;
-        assert_eq!(count_prompt(Operation::Embeddings, embeddings), 4);
         assert_eq!(
-            count_prompt(Operation::Embeddings, br#"{"input":"Hello world"}"#),
+            count_prompt(Operation::Completions, completions, Budget::SERVING_THREAD),
+            4
+        );
+        let embeddings = br#"{"model":"m","input":[[1,2,3],[4]]}"#;
+        assert_eq!(
+            count_prompt(Operation::Embeddings, embeddings, Budget::SERVING_THREAD),
+            4
+        );
+        assert_eq!(
+            count_prompt(
+                Operation::Embeddings,
+                br#"{"input":"Hello world"}"#,
+                Budget::SERVING_THREAD
+            ),
             2
         );
     }
 
     #[test]
     fn tolerates_garbage() {
-        assert_eq!(count_chat_prompt(b"not json"), 0);
+        assert_eq!(count_chat_prompt(b"not json", Budget::SERVING_THREAD), 0);
         assert_eq!(
-            count_chat_prompt(br#"{"messages":[42,{"role":"user","content":null}]}"#),
+            count_chat_prompt(
+                br#"{"messages":[42,{"role":"user","content":null}]}"#,
+                Budget::SERVING_THREAD
+            ),
             3 + 3 + 1
+        );
+    }
+
+    /// Ordinary prose, longer than a segment.
+    fn prose(sentences: usize) -> String {
+        "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun. "
+            .repeat(sentences)
+    }
+
+    #[test]
+    fn segments_leave_ordinary_text_counts_unchanged() {
+        let text = prose(60);
+        assert!(text.len() > 10 * SEGMENT_BYTES && text.len() < Budget::SERVING_THREAD.0);
+        let whole = tiktoken_rs::o200k_base_singleton()
+            .encode_ordinary(&text)
+            .len() as u64;
+        assert_eq!(count_text(&text), whole);
+        assert_eq!(segments(&text).collect::<String>(), text);
+        assert!(segments(&text).all(|s| s.len() <= SEGMENT_BYTES));
+        let multibyte = "漢字のテキスト😀".repeat(100);
+        assert_eq!(segments(&multibyte).collect::<String>(), multibyte);
+    }
+
+    #[test]
+    fn a_million_letter_run_is_counted_quickly_and_without_panicking() {
+        warm_up();
+        for run in [
+            "x".repeat(1_000_000),
+            " ".repeat(1_000_000),
+            "aB1!".repeat(250_000),
+        ] {
+            let started = std::time::Instant::now();
+            let tokens = count_text(&run);
+            let took = started.elapsed();
+            assert!(tokens > 0 && tokens <= 1_000_000, "{tokens}");
+            // Debug build on a shared machine: the point is "not seconds" (it was 3.6 s at 100 KB).
+            assert!(took < std::time::Duration::from_millis(250), "{took:?}");
+        }
+    }
+
+    #[test]
+    fn text_beyond_the_budget_is_extrapolated_at_the_measured_ratio() {
+        let sample = prose(90);
+        let sample = &sample[..floor_char_boundary(&sample, Budget::SERVING_THREAD.0)];
+        let per_budget = count_text(sample);
+        let long = prose(900);
+        let estimated = count_text(&long);
+        let exact = tiktoken_rs::o200k_base_singleton()
+            .encode_ordinary(&long)
+            .len() as u64;
+        assert!(
+            estimated.abs_diff(exact) * 100 <= exact,
+            "{estimated} vs {exact}"
+        );
+        assert!(estimated > 9 * per_budget);
+        let mut wide = Tally::new(Budget::BLOCKING_POOL);
+        wide.text(&long);
+        assert_eq!(wide.total(), exact, "within the budget the count is exact");
+    }
+
+    #[test]
+    fn a_text_sample_keeps_bounded_memory_and_counts_the_rest() {
+        let mut sample = TextSample::default();
+        assert!(sample.is_empty());
+        for _ in 0..1000 {
+            sample.push(&prose(20));
+        }
+        assert!(sample.head.len() <= Budget::SERVING_THREAD.0);
+        let exact = tiktoken_rs::o200k_base_singleton()
+            .encode_ordinary(&prose(20_000))
+            .len() as u64;
+        assert!(sample.count().abs_diff(exact) * 100 <= exact);
+    }
+
+    #[test]
+    fn a_budget_is_shared_by_the_texts_of_one_request() {
+        let message = prose(5);
+        let messages: Vec<_> = (0..2000)
+            .map(|_| serde_json::json!({"role": "user", "content": message}))
+            .collect();
+        let body = serde_json::json!({"messages": messages}).to_string();
+        warm_up();
+        let started = std::time::Instant::now();
+        let tokens = count_chat_prompt(body.as_bytes(), Budget::SERVING_THREAD);
+        assert!(started.elapsed() < std::time::Duration::from_millis(250));
+        let per_message = count_text(&message) + 1 + PER_MESSAGE_OVERHEAD;
+        assert!(
+            tokens.abs_diff(3 + 2000 * per_message) * 50 <= tokens,
+            "{tokens}"
         );
     }
 }

@@ -92,9 +92,14 @@ pub async fn check_password(
     let stored = match stored {
         Some(stored) => stored,
         None => {
-            let dummy = DUMMY
-                .get_or_init(|| password::hash("not a password").unwrap_or_default())
-                .clone();
+            // The first call hashes (argon2): on the blocking pool, like every hash.
+            let dummy = tokio::task::spawn_blocking(|| {
+                DUMMY
+                    .get_or_init(|| password::hash("not a password").unwrap_or_default())
+                    .clone()
+            })
+            .await
+            .unwrap_or_default();
             verify_password(password, dummy).await;
             return Err(wrong());
         }

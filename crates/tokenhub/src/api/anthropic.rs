@@ -132,7 +132,8 @@ async fn relay_message(
 }
 
 /// Counted locally (o200k, as for unreported usage) over the translated messages and
-/// tools; an estimate for non-OpenAI tokenizers.
+/// tools; an estimate for non-OpenAI tokenizers. On the blocking pool, with its larger
+/// exact budget: a big prompt must not hold up the serving thread.
 async fn count_tokens(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -147,12 +148,30 @@ async fn count_tokens(
     {
         return Err(RelayError::ModelNotFound(translated.model).into());
     }
-    let body = translated.chat.to_string();
-    let mut tokens = crate::tokens::count_chat_prompt(body.as_bytes());
-    if let Some(tools) = translated.chat.get("tools") {
-        tokens += crate::tokens::count_text(&tools.to_string());
-    }
+    // A 1 MiB count takes up to about a second of CPU: two at a time, the others wait
+    // their turn here without holding a thread.
+    static COUNTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _turn = COUNTING.acquire().await;
+    let tokens = tokio::task::spawn_blocking(move || count_input_tokens(&translated.chat))
+        .await
+        .map_err(|_| {
+            AnthropicError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway could not count the tokens of this request; retry.",
+            )
+        })?;
     Ok(axum::Json(json!({"input_tokens": tokens})).into_response())
+}
+
+fn count_input_tokens(chat: &Value) -> u64 {
+    use crate::tokens::{Budget, Tally, count_chat_prompt};
+    let mut tokens = count_chat_prompt(chat.to_string().as_bytes(), Budget::BLOCKING_POOL);
+    if let Some(tools) = chat.get("tools") {
+        let mut tally = Tally::new(Budget::BLOCKING_POOL);
+        tally.text(&tools.to_string());
+        tokens += tally.total();
+    }
+    tokens
 }
 
 #[cfg(test)]

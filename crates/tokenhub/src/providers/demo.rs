@@ -102,7 +102,7 @@ pub fn send_chat(body: &[u8]) -> Result<UpstreamResponse, UpstreamFailure> {
         )
     })?;
     let reply = reply_to(&last_user_text(&request.messages));
-    let prompt_tokens = tokens::count_chat_prompt(body);
+    let prompt_tokens = tokens::count_chat_prompt(body, tokens::Budget::SERVING_THREAD);
     let completion_tokens = tokens::count_text(&reply);
     let usage = json!({
         "prompt_tokens": prompt_tokens,

@@ -2,9 +2,13 @@
 //!
 //! A `Settlement` is created as soon as a request is authenticated and travels with the
 //! request (into the response stream, for streams). It is settled exactly once: by an
-//! explicit call on every normal path, or by `Drop` when the client went away or a
-//! future was cancelled. Settling releases the reservation, books the cost in memory
-//! and hands the record to the ledger writer.
+//! explicit call on every normal path, or by `Drop` when the client went away, a future
+//! was cancelled or a panic unwinds the request. Settling releases the reservation,
+//! books the cost in memory and hands the record to the ledger writer.
+//!
+//! Settling must never panic: `Drop` may run while a panic unwinds, where a second
+//! panic aborts the process. Its only heavy step, the local token count, is bounded and
+//! panic-free (`tokens`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,8 +28,8 @@ use crate::tokens;
 #[derive(Debug, Default)]
 pub struct Meter {
     pub usage: Option<TokenCounts>,
-    /// Generated text seen so far, for a local count if no usage arrives.
-    pub text: String,
+    /// Generated text seen so far (bounded), for a local count if no usage arrives.
+    pub text: tokens::TextSample,
     pub first_token_at: Option<Instant>,
     pub error: Option<String>,
     /// The `service_tier` the upstream said served the request.
@@ -146,7 +150,11 @@ impl Settlement {
 
     /// The prompt counted locally, for when the upstream reports no usage.
     pub fn estimate_prompt(&self) -> u64 {
-        tokens::count_prompt(self.operation, &self.request_body)
+        tokens::count_prompt(
+            self.operation,
+            &self.request_body,
+            tokens::Budget::SERVING_THREAD,
+        )
     }
 
     /// Marks that a channel was called, so a cancelled request may owe its prompt.
@@ -189,7 +197,7 @@ impl Settlement {
                         prompt,
                         cached: 0,
                         cache_write: 0,
-                        completion: tokens::count_text(&meter.text),
+                        completion: meter.text.count(),
                         ..Default::default()
                     },
                     true,
@@ -224,10 +232,11 @@ impl Settlement {
         }
         match self.reservation.take() {
             Some(reservation) => self.books.settle(reservation, cost),
-            None => debug_assert!(
-                cost.is_zero() || !self.upstream_contacted,
-                "cost without a reservation"
-            ),
+            // Not an assertion: this may run while a panic unwinds.
+            None if !cost.is_zero() && self.upstream_contacted => {
+                tracing::error!(request_id = %record.request_id, "cost without a reservation");
+            }
+            None => {}
         }
         // Settled once (`self.settled`): the record is handed over, not copied.
         let record = std::mem::take(record);
@@ -258,15 +267,98 @@ impl Settlement {
 impl Drop for Settlement {
     fn drop(&mut self) {
         if !self.settled {
-            let outcome = Outcome {
-                status: 499,
-                error: Some("client closed the request".into()),
+            self.finish(Meter::default(), Outcome::abandoned("request"));
+        }
+    }
+}
+
+impl Outcome {
+    /// A request or stream dropped unsettled: the client left, or a panic unwinds it.
+    pub fn abandoned(what: &str) -> Outcome {
+        if std::thread::panicking() {
+            return Outcome {
+                status: 500,
+                error: Some(format!("the gateway failed while serving the {what}")),
             };
-            self.finish(Meter::default(), outcome);
+        }
+        Outcome {
+            status: 499,
+            error: Some(format!("client closed the {what}")),
         }
     }
 }
 
 fn elapsed_ms(from: Instant, to: Instant) -> u64 {
     u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::*;
+    use crate::ledger::money::{Nanos, PerMillion};
+    use crate::store::test_support::temp_store;
+
+    #[tokio::test]
+    async fn a_request_unwound_by_a_panic_is_settled_once_and_releases_its_reservation() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("panicky", "user", None, Nanos::from_usd(1))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos::from_usd(1))], []);
+        let writer = LedgerWriter::spawn(store.clone(), books.clone(), Default::default());
+        let body = format!(
+            r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#,
+            "x".repeat(1_000_000)
+        );
+        let mut settlement = Settlement::new(
+            books.clone(),
+            writer.clone(),
+            "req-unwound".into(),
+            Operation::Chat,
+            user.id,
+            0,
+            Bytes::from(body),
+        );
+        let dollar = PerMillion(Nanos::from_usd(1));
+        let standard = crate::ledger::money::Prices {
+            input: dollar,
+            cached_input: dollar,
+            cache_write_input: dollar,
+            cache_write_1h_input: dollar,
+            explicit_cached_input: dollar,
+            output: dollar,
+        };
+        let prices = Arc::new(crate::ledger::price_tiers::Pricing::new(standard, &[]));
+        settlement.set_model("m", prices, false);
+        settlement.hold(books.reserve(user.id, 0, None, Nanos::from_usd(1)).unwrap());
+        settlement.attempt(1);
+        assert_eq!(books.available(user.id), Nanos::ZERO);
+
+        let unwound = catch_unwind(AssertUnwindSafe(move || {
+            let _in_flight = settlement;
+            panic!("a bug in the middle of a request");
+        }));
+        assert!(unwound.is_err(), "the panic reached catch_unwind: no abort");
+
+        writer.flush().await;
+        let record = store
+            .usage_by_request_id("req-unwound")
+            .await
+            .unwrap()
+            .expect("one record");
+        assert_eq!(record.status, 500);
+        assert!(record.estimated && record.prompt_tokens > 1_000_000 / 16);
+        assert_eq!(
+            record.cost,
+            standard.cost(TokenCounts {
+                prompt: record.prompt_tokens,
+                ..TokenCounts::default()
+            })
+        );
+        assert_eq!(books.available(user.id), Nanos::from_usd(1) - record.cost);
+    }
 }

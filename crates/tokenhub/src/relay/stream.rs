@@ -27,7 +27,6 @@ use crate::protocol::openai::request::RequestFacts;
 use crate::protocol::sse::{SseDecoder, SseEvent};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{ByteStream, FailureKind, UpstreamFailure};
-use crate::tokens;
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -197,7 +196,7 @@ impl MeteredStream {
         if let Some(counts) = view.usage_counts() {
             self.meter.usage = Some(counts);
         }
-        view.for_each_text(|text| self.meter.text.push_str(text));
+        view.for_each_text(|text| self.meter.text.push(text));
         if self.meter.first_token_at.is_none() && !self.meter.text.is_empty() {
             self.meter.first_token_at = Some(Instant::now());
         }
@@ -239,7 +238,7 @@ impl MeteredStream {
                     .map_or(0, Settlement::estimate_prompt),
                 cached: 0,
                 cache_write: 0,
-                completion: tokens::count_text(&self.meter.text),
+                completion: self.meter.text.count(),
                 ..Default::default()
             });
         let (id, created, model) = self.identity.clone().unwrap_or_default();
@@ -304,6 +303,25 @@ impl Stream for MeteredStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.poll_events(cx)));
+        polled.unwrap_or_else(|_| {
+            // A bug in metering must not cost the client its answer's end or the request
+            // its settlement: end the stream with an error event, settled as it stands.
+            tracing::error!("the metered stream panicked; ended with an error event");
+            this.ready.clear();
+            this.end(Some(UpstreamFailure::new(
+                FailureKind::Protocol,
+                "the gateway failed while relaying the answer",
+            )));
+            Poll::Ready(this.ready.pop_front().map(Ok))
+        })
+    }
+}
+
+impl MeteredStream {
+    fn poll_events(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        let this = self;
         loop {
             if let Some(bytes) = this.ready.pop_front() {
                 return Poll::Ready(Some(Ok(bytes)));
@@ -338,13 +356,88 @@ impl Drop for MeteredStream {
         if let Some(mut settlement) = self.settlement.take() {
             metrics::gauge!("tokenhub_streams_open").decrement(1.0);
             let meter = std::mem::take(&mut self.meter);
-            settlement.finish(
-                meter,
-                Outcome {
-                    status: 499,
-                    error: Some("client closed the stream".into()),
-                },
-            );
+            settlement.finish(meter, Outcome::abandoned("stream"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::ledger::books::Books;
+    use crate::ledger::money::{Nanos, PerMillion};
+    use crate::ledger::writer::LedgerWriter;
+    use crate::protocol::openai::request::RawObject;
+    use crate::store::test_support::temp_store;
+
+    #[tokio::test]
+    async fn a_panic_while_relaying_ends_the_stream_with_an_error_and_settles() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("streamer", "user", None, Nanos::from_usd(1))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos::from_usd(1))], []);
+        let writer = LedgerWriter::spawn(store.clone(), books.clone(), Default::default());
+        let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let facts = RawObject::parse(body)
+            .unwrap()
+            .facts(Operation::Chat)
+            .unwrap();
+        let first = Bytes::from_static(
+            b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n",
+        );
+        let mut events = 0;
+        let upstream: ByteStream = Box::pin(futures_util::stream::poll_fn(move |_| {
+            events += 1;
+            assert!(events == 1, "a bug in the middle of the stream");
+            Poll::Ready(Some(Ok(first.clone())))
+        }));
+        let limits = StreamLimits {
+            idle: Duration::from_secs(5),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        };
+        let mut stream = MeteredStream::new(upstream, &facts, Dialect::Generic, limits);
+        stream.wait_for_first_event().await.unwrap();
+        let mut settlement = Settlement::new(
+            books.clone(),
+            writer.clone(),
+            "req-stream-panic".into(),
+            Operation::Chat,
+            user.id,
+            0,
+            Bytes::from_static(body),
+        );
+        let dollar = PerMillion(Nanos::from_usd(1));
+        let standard = crate::ledger::money::Prices {
+            input: dollar,
+            cached_input: dollar,
+            cache_write_input: dollar,
+            cache_write_1h_input: dollar,
+            explicit_cached_input: dollar,
+            output: dollar,
+        };
+        let prices = Arc::new(crate::ledger::price_tiers::Pricing::new(standard, &[]));
+        settlement.set_model("m", prices, true);
+        settlement.hold(books.reserve(user.id, 0, None, Nanos::from_usd(1)).unwrap());
+        settlement.attempt(1);
+        stream.attach(settlement);
+
+        let relayed: Vec<Bytes> = stream.map(|item| item.unwrap()).collect().await;
+        let last = String::from_utf8_lossy(relayed.last().unwrap()).into_owned();
+        assert!(String::from_utf8_lossy(&relayed[0]).contains("Hello"));
+        assert!(last.contains("the gateway failed while relaying"), "{last}");
+        writer.flush().await;
+        let record = store
+            .usage_by_request_id("req-stream-panic")
+            .await
+            .unwrap()
+            .expect("settled once");
+        assert!(record.estimated && record.completion_tokens == 1);
+        assert_eq!(books.available(user.id), Nanos::from_usd(1) - record.cost);
     }
 }

@@ -345,7 +345,10 @@ async fn count_tokens_is_answered_locally() {
     let body: Value = response.json().await.unwrap();
     let chat = json!({"messages": [{"role": "system", "content": "be brief"},
                                    {"role": "user", "content": "hi there"}]});
-    let expected = tokenhub::tokens::count_chat_prompt(chat.to_string().as_bytes());
+    let expected = tokenhub::tokens::count_chat_prompt(
+        chat.to_string().as_bytes(),
+        tokenhub::tokens::Budget::BLOCKING_POOL,
+    );
     assert_eq!(body, json!({"input_tokens": expected}));
     assert!(h.mock.journal().is_empty(), "no upstream call");
     h.shutdown().await;

@@ -82,17 +82,18 @@ pub async fn signup(
             "sign-up is closed on this gateway; ask an administrator for an account",
         ));
     }
-    // Every sign-up is counted like a failed login of a per-IP pseudo-account: it costs an
-    // argon2 hash and creates credit, so one address gets a few per window.
+    // Every sign-up is counted like a failed login of a pseudo-account (`~` cannot start a
+    // real name) from the caller's network: it costs an argon2 hash and creates credit,
+    // so one address (IPv6: one /64) gets a few per window.
     let limiter = &state.management.login_limiter;
-    let bucket = format!("signup from {ip}");
-    if let Err(wait) = limiter.check(ip, &bucket) {
+    let bucket = "~signup";
+    if let Err(wait) = limiter.check(ip, bucket) {
         return Err(AccountError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         }
         .into());
     }
-    limiter.failed(ip, &bucket);
+    limiter.failed(ip, bucket);
     let user = session::sign_up(
         &state.store,
         body.username.trim(),
@@ -167,30 +168,48 @@ pub async fn current(State(state): State<AppState>, caller: Caller) -> Result<Js
     }))
 }
 
-/// Change the caller's own password.
+/// Change the caller's own password. Wrong current passwords count like failed logins
+/// of the same account from the same address: a stolen session must not become a way
+/// to guess the password fast.
 #[utoipa::path(put, path = "/api/auth/password", tag = "auth", request_body = PasswordChange,
     responses((status = 204), (status = "4XX", body = ErrorBody)),
     security(("session" = [])))]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     caller: Caller,
     Body(body): Body<PasswordChange>,
 ) -> Result<StatusCode> {
+    let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let limiter = &state.management.login_limiter;
+    let name = caller.user.name.as_str();
+    if let Err(wait) = limiter.check(ip, name) {
+        return Err(AccountError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        }
+        .into());
+    }
     let keep = match &caller.via {
         Via::Session { token, .. } => Some(token.as_str()),
         Via::AdminToken => None,
     };
-    session::change_password(
+    let changed = session::change_password(
         &state.store,
         &caller.user,
         &body.current_password,
         &body.new_password,
         keep,
     )
-    .await
-    .map_err(|e| match e {
-        AccountError::Unauthenticated(_) => ManageError::forbidden("the current password is wrong"),
-        other => other.into(),
-    })?;
-    Ok(StatusCode::NO_CONTENT)
+    .await;
+    match changed {
+        Ok(()) => {
+            limiter.succeeded(ip, name);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(AccountError::Unauthenticated(_)) => {
+            limiter.failed(ip, name);
+            Err(ManageError::forbidden("the current password is wrong"))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
