@@ -104,7 +104,7 @@ impl Relay {
     /// One timed request with one key, counted in that key's health.
     async fn probe_key(
         &self,
-        channel: &crate::catalog::Channel,
+        channel: &std::sync::Arc<crate::catalog::Channel>,
         index: usize,
         key: Option<&crate::catalog::UpstreamKey>,
         body: Bytes,
@@ -153,7 +153,7 @@ impl Relay {
                         FailureKind::Status(status) => Some(status),
                         _ => None,
                     },
-                    error: Some(failure.message),
+                    error: Some(failure.into_message()),
                     ..probe
                 }
             }

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::concurrency::SlotPermit;
 use super::settle::{Meter, Outcome, Settlement};
+use crate::catalog::Channel;
 use crate::protocol::openai::chunk::{CompletionView, usage_chunk_json};
 use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::openai::operation::Operation;
@@ -48,6 +50,8 @@ pub struct MeteredStream {
     meter: Meter,
     settlement: Option<Settlement>,
     operation: Operation,
+    /// Whose keys an upstream error event must not carry to the client or the record.
+    channel: Arc<Channel>,
     dialect: Dialect,
     /// The gateway ended the answer with its own error event (an upstream "finish" that
     /// was really a failure); nothing the upstream sends afterwards is forwarded.
@@ -72,6 +76,7 @@ impl MeteredStream {
     pub fn new(
         upstream: ByteStream,
         facts: &RequestFacts,
+        channel: Arc<Channel>,
         dialect: Dialect,
         limits: StreamLimits,
     ) -> MeteredStream {
@@ -82,6 +87,7 @@ impl MeteredStream {
             meter: Meter::default(),
             settlement: None,
             operation: facts.operation,
+            channel,
             dialect,
             failed: false,
             client_wants_usage: facts.client_wants_usage,
@@ -187,9 +193,11 @@ impl MeteredStream {
             let model = view.model.as_deref().unwrap_or_default().to_string();
             self.identity = Some((id, view.created.unwrap_or(0), model));
         }
+        let mut redacted_error = None;
         if view.error.is_some() {
-            self.meter.error =
-                Some(upstream_error_message(data).unwrap_or_else(|| "upstream error event".into()));
+            let (message, redacted) = self.redact_error_event(data);
+            self.meter.error = Some(message);
+            redacted_error = redacted;
         }
         if let Some(counts) = view.usage_counts() {
             self.meter.usage = Some(counts);
@@ -198,7 +206,7 @@ impl MeteredStream {
         if self.meter.first_token_at.is_none() && !self.meter.text.is_empty() {
             self.meter.first_token_at = Some(Instant::now());
         }
-        let mut raw = event.raw;
+        let mut raw = redacted_error.unwrap_or(event.raw);
         if view.has_finish_reason() {
             match fix_finish_reasons(self.dialect, data) {
                 Ok(None) => {}
@@ -219,6 +227,18 @@ impl MeteredStream {
             self.usage_forwarded = true;
         }
         self.ready.push_back(raw);
+    }
+
+    /// An upstream's in-band error may echo its key: its message for the record, and the
+    /// event to forward instead when anything had to be redacted (the rest of the event
+    /// stays as the upstream wrote it).
+    fn redact_error_event(&self, data: &[u8]) -> (String, Option<Bytes>) {
+        let text = String::from_utf8_lossy(data);
+        let redacted = self.channel.redact(&text);
+        let message = upstream_error_message(redacted.as_bytes())
+            .unwrap_or_else(|| "upstream error event".into());
+        let event = (redacted != text).then(|| SseEvent::data_bytes(redacted.as_bytes()));
+        (message, event)
     }
 
     /// A client that asked for usage gets a usage chunk before `[DONE]`, whatever the upstream did.
@@ -252,7 +272,7 @@ impl MeteredStream {
         // once the client has read the last bytes.
         self.slot = None;
         let error = match failure {
-            Some(failure) => Some(failure.message),
+            Some(failure) => Some(failure.into_message()),
             None if self.saw_done => None,
             None if self.saw_finish && self.meter.error.is_none() => {
                 // Some upstreams end without `[DONE]`; the answer is complete, so finish it for them.
