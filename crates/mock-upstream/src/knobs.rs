@@ -34,6 +34,9 @@ struct Raw {
     // Read by `tokens::reply_for` from the body; listed so it passes the name check.
     #[allow(dead_code)]
     echo_tool_result: Option<bool>,
+    // Read by `middleware::fail_for_keys`; listed so it passes the name check.
+    #[allow(dead_code)]
+    echo_key: Option<bool>,
     // OpenAI and Anthropic dialects.
     tool_call: Option<ToolCalls>,
     // Anthropic dialect (`/v1/messages`) only.

@@ -22,6 +22,7 @@ mod hygiene;
 mod limits;
 mod management;
 mod operations;
+mod redaction;
 mod relay;
 mod resilience;
 mod web;
