@@ -21,6 +21,7 @@
 //! | `body_read_timeout_ms` | `TOKENHUB_BODY_READ_TIMEOUT_MS` | `60000` |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
+//! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
 //!
 //! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`.
 
@@ -52,6 +53,9 @@ pub enum ConfigError {
     Invalid { name: String, message: String },
 }
 
+/// A shorter `metrics_token` is refused at start: it would be guessable.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -79,6 +83,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How clients reach this gateway (e.g. `https://llm.example.com`), for the docs page.
     pub public_url: Option<String>,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<String>,
     pub channels: Vec<ChannelConfig>,
     pub models: Vec<ModelConfig>,
     /// Sign-up, trial credit and sessions (`[accounts]`; see `config/accounts.rs`).
@@ -129,6 +135,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             public_url: None,
+            metrics_token: None,
             channels: Vec::new(),
             models: Vec::new(),
             accounts: AccountSettings::default(),
@@ -386,6 +393,9 @@ impl Settings {
                 .collect();
         }
         set(&var, "TOKENHUB_LOG_FORMAT", &mut self.log_format)?;
+        if let Some(token) = var("TOKENHUB_METRICS_TOKEN") {
+            self.metrics_token = Some(token);
+        }
         self.accounts.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
         Ok(())
@@ -411,6 +421,16 @@ impl Settings {
         }
         if let Some(Err(why)) = self.public_url.as_deref().map(http_uri) {
             return invalid("public_url".into(), why);
+        }
+        if let Some(token) = &self.metrics_token
+            && (token.len() < MIN_METRICS_TOKEN_LEN || token.trim() != token)
+        {
+            return invalid(
+                "metrics_token".into(),
+                format!(
+                    "must be at least {MIN_METRICS_TOKEN_LEN} characters, without surrounding spaces"
+                ),
+            );
         }
         for model in &self.models {
             if let Err(e) = model.prices() {
@@ -590,6 +610,19 @@ mod tests {
             let error = settings.validate().unwrap_err().to_string();
             assert!(error.contains("anonymous_chat_rpm"), "{error}");
         }
+    }
+
+    #[test]
+    fn metrics_token_comes_from_the_env_and_must_be_long() {
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|n| (n == "TOKENHUB_METRICS_TOKEN").then(|| "short".into()))
+            .unwrap();
+        assert_eq!(settings.metrics_token.as_deref(), Some("short"));
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("metrics_token"), "{error}");
+        settings.metrics_token = Some("a-scrape-token-of-24-chars".into());
+        settings.validate().unwrap();
     }
 
     #[test]

@@ -217,6 +217,10 @@ pub async fn start(
         relay,
         store: store.clone(),
         metrics: prometheus(),
+        metrics_token: settings
+            .metrics_token
+            .as_deref()
+            .map(api::metrics::MetricsToken::new),
         management: Arc::new(management(&settings)?),
         catalog_nudge,
         web: Arc::new(api::web::Web::new(

@@ -21,6 +21,7 @@ mod gemini_upstream;
 mod hygiene;
 mod limits;
 mod management;
+mod metrics_token;
 mod operations;
 mod redaction;
 mod relay;
