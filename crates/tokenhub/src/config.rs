@@ -23,7 +23,8 @@
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
 //!
-//! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`.
+//! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`; nor is
+//! the key that seals upstream keys in the database: only `TOKENHUB_SECRET_KEY`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use serde::Deserialize;
 
 use crate::ledger::money::{MoneyError, Nanos};
 use crate::providers::urls::http_uri;
+use crate::store::SecretKey;
 
 pub mod accounts;
 pub use accounts::{AccountSettings, SignupMode};
@@ -91,6 +93,9 @@ pub struct Settings {
     pub accounts: AccountSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
+    /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
+    #[serde(skip)]
+    pub secret_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -140,6 +145,7 @@ impl Default for Settings {
             models: Vec::new(),
             accounts: AccountSettings::default(),
             root_password: None,
+            secret_key: None,
         }
     }
 }
@@ -398,6 +404,7 @@ impl Settings {
         }
         self.accounts.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
+        self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
         Ok(())
     }
 
@@ -421,6 +428,9 @@ impl Settings {
         }
         if let Some(Err(why)) = self.public_url.as_deref().map(http_uri) {
             return invalid("public_url".into(), why);
+        }
+        if let Some(Err(why)) = self.secret_key.as_deref().map(SecretKey::parse) {
+            return invalid("TOKENHUB_SECRET_KEY".into(), why);
         }
         if let Some(token) = &self.metrics_token
             && (token.len() < MIN_METRICS_TOKEN_LEN || token.trim() != token)
