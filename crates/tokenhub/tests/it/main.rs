@@ -26,4 +26,5 @@ mod operations;
 mod redaction;
 mod relay;
 mod resilience;
+mod secrets_at_rest;
 mod web;
