@@ -174,3 +174,62 @@ async fn admin_call(h: &Harness, token: &str, method: &str, path: &str) -> Value
     );
     response.json().await.unwrap()
 }
+
+/// Errors inside a 2xx answer (an in-band stream event, an `error` body with status 200)
+/// are upstream text too.
+#[tokio::test]
+async fn an_in_band_error_carrying_the_key_is_redacted() {
+    let h = Harness::start_with(Backend::Sqlite, |settings, mock| {
+        let mut keyed = channel("keyed", mock, &["keyed-gpt"], 10);
+        keyed.api_key = Some(SECRET.into());
+        settings.channels.push(keyed);
+        settings.models.push(model_of("keyed-gpt"));
+    })
+    .await;
+    let (_, key) = h
+        .user_with_key("in-band", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let echoed = format!("quota exceeded for key {SECRET} (x-api-key: {SECRET})");
+
+    let stream = json!({
+        "model": "keyed-gpt", "messages": user_says("hi"), "max_tokens": 5, "stream": true,
+        "mock": {"mid_stream_error": true, "error_message": echoed},
+    });
+    let response = h.chat(&key, stream).await;
+    assert_eq!(response.status(), 200, "the stream had started");
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert_redacted("the streamed error event", &text);
+    let event = sse_data(&text)
+        .into_iter()
+        .find(|data| data.contains("\"error\""))
+        .expect("the error event is forwarded");
+    let event: Value = serde_json::from_str(&event).expect("still JSON");
+    assert_eq!(
+        event["error"]["type"], "server_error",
+        "the rest is the upstream's"
+    );
+    let record = h.record_eventually(&id).await;
+    assert_redacted(
+        "the usage record",
+        record.error.as_deref().unwrap_or_default(),
+    );
+
+    let whole = json!({
+        "model": "keyed-gpt", "messages": user_says("hi"), "max_tokens": 5,
+        "mock": {"fail_status": 200, "fail_body": {"error": {"message": echoed}}},
+    });
+    let response = h.chat(&key, whole).await;
+    assert!(!response.status().is_success(), "{}", response.status());
+    let id = request_id(&response);
+    assert_redacted(
+        "the answer to an error body",
+        &response.text().await.unwrap(),
+    );
+    let record = h.record(&id).await;
+    assert_redacted(
+        "its usage record",
+        record.error.as_deref().unwrap_or_default(),
+    );
+    h.shutdown().await;
+}
