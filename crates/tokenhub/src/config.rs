@@ -623,6 +623,25 @@ mod tests {
     }
 
     #[test]
+    fn secret_key_comes_from_the_env_and_must_be_32_bytes() {
+        let mut settings = Settings::default();
+        let env = |value: &'static str| {
+            move |n: &str| (n == "TOKENHUB_SECRET_KEY").then(|| value.to_string())
+        };
+        settings.apply_env(env("not-a-key")).unwrap();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("TOKENHUB_SECRET_KEY"), "{error}");
+        settings
+            .apply_env(env(
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ))
+            .unwrap();
+        settings.validate().unwrap();
+        let file: Result<Settings, _> = toml::from_str("secret_key = \"x\"");
+        assert!(file.is_err(), "never read from the file");
+    }
+
+    #[test]
     fn metrics_token_comes_from_the_env_and_must_be_long() {
         let mut settings = Settings::default();
         settings
