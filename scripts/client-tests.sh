@@ -107,6 +107,9 @@ export TOKENHUB_CONFIG="$TMP/tokenhub.toml"
 if [[ -n "${TOKENHUB_CLIENT_TESTS_DATABASE_URL:-}" ]]; then
   export TOKENHUB_DATABASE_URL="$TOKENHUB_CLIENT_TESTS_DATABASE_URL"
   DB_LABEL="${TOKENHUB_DATABASE_URL%%:*}"
+  # PostgreSQL needs the key that seals channel keys (SQLite makes a key file itself).
+  TOKENHUB_SECRET_KEY="${TOKENHUB_SECRET_KEY:-$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')}"
+  export TOKENHUB_SECRET_KEY
 else
   export TOKENHUB_DATABASE_URL="sqlite://$TMP/tokenhub.db"
   DB_LABEL="sqlite"

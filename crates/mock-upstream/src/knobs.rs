@@ -30,10 +30,14 @@ struct Raw {
     usage: Option<bool>,
     usage_in_choice: Option<bool>,
     mid_stream_error: Option<bool>,
+    error_message: Option<String>,
     split_events: Option<bool>,
     // Read by `tokens::reply_for` from the body; listed so it passes the name check.
     #[allow(dead_code)]
     echo_tool_result: Option<bool>,
+    // Read by `middleware::fail_for_keys`; listed so it passes the name check.
+    #[allow(dead_code)]
+    echo_key: Option<bool>,
     // OpenAI and Anthropic dialects.
     tool_call: Option<ToolCalls>,
     // Anthropic dialect (`/v1/messages`) only.
@@ -83,6 +87,8 @@ pub struct Knobs {
     pub usage: bool,
     pub usage_in_choice: bool,
     pub mid_stream_error: bool,
+    /// The message of the `mid_stream_error` event (default "mock mid-stream failure").
+    pub error_message: Option<String>,
     pub split_events: bool,
     /// Anthropic `cache_read_input_tokens` (part of the prompt, excluded from `input_tokens`).
     pub cache_read_tokens: u64,
@@ -153,6 +159,7 @@ impl Knobs {
             usage: raw.usage.unwrap_or(true),
             usage_in_choice: raw.usage_in_choice.unwrap_or(false),
             mid_stream_error: raw.mid_stream_error.unwrap_or(false),
+            error_message: raw.error_message,
             split_events: raw.split_events.unwrap_or(false),
             cache_read_tokens: raw.cache_read_tokens.unwrap_or(0),
             cache_write_tokens: raw.cache_write_tokens.unwrap_or(0),

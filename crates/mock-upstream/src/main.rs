@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         chunks: args.chunks,
         api_key: args.api_key,
         models: args.models.unwrap_or_else(|| Defaults::default().models),
+        ..Defaults::default()
     };
     let server = MockServer::bind(args.listen, defaults)
         .await

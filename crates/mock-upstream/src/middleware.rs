@@ -76,7 +76,15 @@ pub async fn auth(State(state): State<MockState>, request: Request, next: Next) 
 /// `fail_keys`: fails requests that present one of the listed upstream keys (as a bearer
 /// token, `x-api-key` or `x-goog-api-key`) with `fail_status` (default 500), so a test can
 /// make one key of a multi-key channel fail while the others answer.
-pub async fn fail_for_keys(request: Request, next: Next) -> Response {
+///
+/// `echo_key` (knob or `Defaults::echo_key`): fails the request with `fail_status`
+/// (default 401) and an error message that repeats the credential it was sent, bare and
+/// as a bearer header, like a careless upstream would.
+pub async fn fail_for_keys(
+    State(state): State<MockState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return error_response(
@@ -86,34 +94,41 @@ pub async fn fail_for_keys(request: Request, next: Next) -> Response {
             None,
         );
     };
-    // Parse only bodies that can hold the knob: the mock also serves benchmarks.
-    let mentions_knob = bytes.windows(11).any(|w| w == b"\"fail_keys\"");
-    let knobs = mentions_knob
-        .then(|| serde_json::from_slice::<Value>(&bytes).ok())
-        .flatten()
-        .and_then(|body| body.get("mock").cloned());
-    let listed: Vec<&str> = knobs
-        .as_ref()
-        .and_then(|mock| mock.get("fail_keys"))
+    // Parse only bodies that can hold the knobs: the mock also serves benchmarks.
+    let mentions = |name: &[u8]| bytes.windows(name.len()).any(|w| w == name);
+    let knobs =
+        (state.defaults().echo_key || mentions(b"\"fail_keys\"") || mentions(b"\"echo_key\""))
+            .then(|| serde_json::from_slice::<Value>(&bytes).ok())
+            .flatten()
+            .and_then(|body| body.get("mock").cloned());
+    let knob = |name: &str| knobs.as_ref().and_then(|mock| mock.get(name));
+    let fail_status = |default: u16| {
+        knob("fail_status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(default)
+    };
+    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let presented = header(header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| header(header::HeaderName::from_static("x-api-key")))
+        .or_else(|| header(header::HeaderName::from_static("x-goog-api-key")));
+    let echo = state.defaults().echo_key && !parts.uri.path().starts_with("/mock/")
+        || knob("echo_key").and_then(Value::as_bool) == Some(true);
+    if echo {
+        let key = presented.unwrap_or_default();
+        let status = StatusCode::from_u16(fail_status(401)).unwrap_or(StatusCode::UNAUTHORIZED);
+        let message =
+            format!("The key {key} is not valid (received header Authorization: Bearer {key})");
+        let code = (status == StatusCode::UNAUTHORIZED).then_some("invalid_api_key");
+        return error_response(status, &message, None, code);
+    }
+    let listed: Vec<&str> = knob("fail_keys")
         .and_then(Value::as_array)
         .map(|keys| keys.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if !listed.is_empty() {
-        let header =
-            |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let presented = header(header::AUTHORIZATION)
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| header(header::HeaderName::from_static("x-api-key")))
-            .or_else(|| header(header::HeaderName::from_static("x-goog-api-key")));
-        if presented.is_some_and(|key| listed.contains(&key)) {
-            let status = knobs
-                .as_ref()
-                .and_then(|mock| mock.get("fail_status"))
-                .and_then(Value::as_u64)
-                .and_then(|s| u16::try_from(s).ok())
-                .unwrap_or(500);
-            return crate::error::mock_failure(status);
-        }
+    if presented.is_some_and(|key| listed.contains(&key)) {
+        return crate::error::mock_failure(fail_status(500));
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

@@ -57,7 +57,7 @@ pub fn router(state: MockState) -> Router {
             )
         })
         // Inside `record`: keyed failures are journaled like any other request.
-        .layer(mw::from_fn(fail_for_keys))
+        .layer(mw::from_fn_with_state(state.clone(), fail_for_keys))
         .layer(mw::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -106,8 +106,12 @@ fn events(c: &Completion, knobs: &Knobs) -> Vec<Option<String>> {
         return out;
     }
     if knobs.mid_stream_error {
+        let message = knobs
+            .error_message
+            .as_deref()
+            .unwrap_or("mock mid-stream failure");
         let error = json!({"error": {
-            "message": "mock mid-stream failure", "type": "server_error", "param": null, "code": null
+            "message": message, "type": "server_error", "param": null, "code": null
         }});
         out.push(data(error));
         return out;

@@ -22,6 +22,9 @@ pub struct Defaults {
     pub api_key: Option<String>,
     /// Models listed by `GET /v1/models`.
     pub models: Vec<String>,
+    /// Every API request fails as with the `echo_key` knob (its credential repeated in the
+    /// error message), also requests the test cannot put a knob in (a channel test).
+    pub echo_key: bool,
 }
 
 impl Default for Defaults {
@@ -34,6 +37,7 @@ impl Default for Defaults {
             models: ["mock-gpt", "mock-mini", "mock-embed"]
                 .map(String::from)
                 .to_vec(),
+            echo_key: false,
         }
     }
 }

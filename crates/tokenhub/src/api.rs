@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod body_deadline;
 pub mod client_ip;
 pub mod error;
+pub mod metrics;
 pub mod openai;
 pub mod request_id;
 pub mod web;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub relay: Relay,
     pub store: Store,
     pub metrics: Option<PrometheusHandle>,
+    /// When set, `/metrics` answers only this bearer token.
+    pub metrics_token: Option<metrics::MetricsToken>,
     pub management: std::sync::Arc<admin::Management>,
     /// Proxies whose `X-Forwarded-For` is believed (see `client_ip`).
     pub trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
@@ -64,7 +67,7 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
         )
         .merge(web::routes())
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::render))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body.max_bytes))
@@ -100,7 +103,7 @@ async fn answer_even_if_it_panics(
     match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
         Ok(response) => response,
         Err(_) => {
-            metrics::counter!("tokenhub_handler_panics_total").increment(1);
+            ::metrics::counter!("tokenhub_handler_panics_total").increment(1);
             tracing::error!("a request handler panicked; answered 500");
             error::ApiError::new(
                 http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,18 +130,6 @@ async fn reload_after_writes(
         state.catalog_nudge.notify_one();
     }
     response
-}
-
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state
-        .metrics
-        .as_ref()
-        .map(PrometheusHandle::render)
-        .unwrap_or_default();
-    (
-        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
 }
 
 #[cfg(test)]

@@ -104,6 +104,12 @@ impl Channel {
     pub fn upstream_model<'a>(&'a self, public: &'a str) -> &'a str {
         self.model_map.get(public).map_or(public, String::as_str)
     }
+
+    /// Upstream text with this channel's keys, and anything shaped like a credential,
+    /// taken out.
+    pub fn redact(&self, text: &str) -> String {
+        crate::providers::redact::redact(text, self.keys.iter().map(|k| k.secret.as_str()))
+    }
 }
 
 pub use crate::catalog::keys::{ChannelTimeouts, MAX_KEYS_PER_CHANNEL, UpstreamKey};

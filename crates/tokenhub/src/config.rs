@@ -24,8 +24,10 @@
 //! | `max_connections` | `TOKENHUB_MAX_CONNECTIONS` | `10000` |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
+//! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
 //!
-//! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`.
+//! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`; nor is
+//! the key that seals upstream keys in the database: only `TOKENHUB_SECRET_KEY`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ use serde::Deserialize;
 use crate::ledger::money::{MoneyError, Nanos};
 use crate::ledger::price_tiers::PriceRules;
 use crate::providers::urls::http_uri;
+use crate::store::SecretKey;
 
 pub mod accounts;
 pub use accounts::{AccountSettings, SignupMode};
@@ -55,6 +58,9 @@ pub enum ConfigError {
     #[error("invalid value for {name}: {message}")]
     Invalid { name: String, message: String },
 }
+
+/// A shorter `metrics_token` is refused at start: it would be guessable.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -88,12 +94,17 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How clients reach this gateway (e.g. `https://llm.example.com`), for the docs page.
     pub public_url: Option<String>,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<String>,
     pub channels: Vec<ChannelConfig>,
     pub models: Vec<ModelConfig>,
     /// Sign-up, trial credit and sessions (`[accounts]`; see `config/accounts.rs`).
     pub accounts: AccountSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
+    /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
+    #[serde(skip)]
+    pub secret_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -141,10 +152,12 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             public_url: None,
+            metrics_token: None,
             channels: Vec::new(),
             models: Vec::new(),
             accounts: AccountSettings::default(),
             root_password: None,
+            secret_key: None,
         }
     }
 }
@@ -426,8 +439,12 @@ impl Settings {
                 .collect();
         }
         set(&var, "TOKENHUB_LOG_FORMAT", &mut self.log_format)?;
+        if let Some(token) = var("TOKENHUB_METRICS_TOKEN") {
+            self.metrics_token = Some(token);
+        }
         self.accounts.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
+        self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
         Ok(())
     }
 
@@ -455,6 +472,19 @@ impl Settings {
         }
         if let Some(Err(why)) = self.public_url.as_deref().map(http_uri) {
             return invalid("public_url".into(), why);
+        }
+        if let Some(Err(why)) = self.secret_key.as_deref().map(SecretKey::parse) {
+            return invalid("TOKENHUB_SECRET_KEY".into(), why);
+        }
+        if let Some(token) = &self.metrics_token
+            && (token.len() < MIN_METRICS_TOKEN_LEN || token.trim() != token)
+        {
+            return invalid(
+                "metrics_token".into(),
+                format!(
+                    "must be at least {MIN_METRICS_TOKEN_LEN} characters, without surrounding spaces"
+                ),
+            );
         }
         for model in &self.models {
             if let Err(e) = model.prices() {
@@ -693,6 +723,38 @@ mod tests {
         settings.first_bytes_timeout_ms = 0;
         let error = settings.validate().unwrap_err().to_string();
         assert!(error.contains("first_bytes_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn secret_key_comes_from_the_env_and_must_be_32_bytes() {
+        let mut settings = Settings::default();
+        let env = |value: &'static str| {
+            move |n: &str| (n == "TOKENHUB_SECRET_KEY").then(|| value.to_string())
+        };
+        settings.apply_env(env("not-a-key")).unwrap();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("TOKENHUB_SECRET_KEY"), "{error}");
+        settings
+            .apply_env(env(
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ))
+            .unwrap();
+        settings.validate().unwrap();
+        let file: Result<Settings, _> = toml::from_str("secret_key = \"x\"");
+        assert!(file.is_err(), "never read from the file");
+    }
+
+    #[test]
+    fn metrics_token_comes_from_the_env_and_must_be_long() {
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|n| (n == "TOKENHUB_METRICS_TOKEN").then(|| "short".into()))
+            .unwrap();
+        assert_eq!(settings.metrics_token.as_deref(), Some("short"));
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("metrics_token"), "{error}");
+        settings.metrics_token = Some("a-scrape-token-of-24-chars".into());
+        settings.validate().unwrap();
     }
 
     #[test]

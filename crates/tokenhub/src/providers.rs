@@ -9,14 +9,16 @@ pub mod gemini;
 pub mod http;
 pub mod openai_compat;
 pub mod presets;
+pub mod redact;
 pub mod transport;
 pub mod urls;
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use crate::catalog::{Channel, ChannelKind};
 use crate::protocol::openai::operation::Operation;
@@ -29,11 +31,16 @@ pub struct UpstreamResponse {
 }
 
 /// What went wrong talking to an upstream, and whether another channel may be tried.
+///
+/// Its message reaches the client, the usage record, the health view and the log, and
+/// may quote the upstream: it is only built through [`UpstreamFailure::new`], which
+/// redacts anything shaped like a credential, and leaves the adapters through
+/// [`send`], which also redacts the channel's own keys.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct UpstreamFailure {
     pub kind: FailureKind,
-    pub message: String,
+    message: String,
     /// The upstream's `Retry-After`, when it gave one.
     pub retry_after: Option<Duration>,
 }
@@ -53,12 +60,27 @@ pub enum FailureKind {
 }
 
 impl UpstreamFailure {
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> UpstreamFailure {
+    pub fn new(kind: FailureKind, message: impl AsRef<str>) -> UpstreamFailure {
         UpstreamFailure {
             kind,
-            message: message.into(),
+            message: redact::redact(message.as_ref(), []),
             retry_after: None,
         }
+    }
+
+    /// The same failure with the channel's keys taken out of its message, for an upstream
+    /// that echoes its key in a shape no pattern knows.
+    pub fn without_keys(mut self, channel: &Channel) -> UpstreamFailure {
+        self.message = channel.redact(&self.message);
+        self
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn into_message(self) -> String {
+        self.message
     }
 
     /// Whether trying another channel could succeed. Client mistakes (400, 413, 422) would
@@ -91,16 +113,17 @@ pub struct Deadlines {
 
 /// Sends an OpenAI-format body of `operation` to the channel, authenticated with `key`
 /// (one of the channel's keys, chosen by the relay). Routing only picks channels whose
-/// kind supports the operation (`ChannelKind::supports`).
+/// kind supports the operation (`ChannelKind::supports`). Every failure that leaves
+/// here, before or during the body, has the channel's keys redacted from its message.
 pub async fn send(
     client: &http::HttpClient,
-    channel: &Channel,
+    channel: &Arc<Channel>,
     key: Option<&str>,
     operation: Operation,
     body: Bytes,
     deadlines: Deadlines,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
-    match channel.kind {
+    let sent = match channel.kind {
         ChannelKind::OpenAi(dialect) => {
             openai_compat::send(
                 client,
@@ -116,6 +139,19 @@ pub async fn send(
         ChannelKind::Anthropic => anthropic::send_chat(client, channel, key, body, deadlines).await,
         ChannelKind::Gemini => gemini::send_chat(client, channel, key, body, deadlines).await,
         ChannelKind::Demo => demo::send_chat(&body),
+    };
+    match sent {
+        Ok(response) if !channel.keys.is_empty() => {
+            let channel = Arc::clone(channel);
+            let body = response
+                .body
+                .map(move |item| item.map_err(|failure| failure.without_keys(&channel)));
+            Ok(UpstreamResponse {
+                body: Box::pin(body),
+            })
+        }
+        Ok(response) => Ok(response),
+        Err(failure) => Err(failure.without_keys(channel)),
     }
 }
 

@@ -455,7 +455,7 @@ impl Relay {
 
     async fn attempt(
         &self,
-        channel: &crate::catalog::Channel,
+        channel: &Arc<Channel>,
         key: Option<&str>,
         body: Bytes,
         facts: &RequestFacts,
@@ -481,7 +481,8 @@ impl Relay {
                 deadline: tokio::time::Instant::now() + total_timeout,
                 shutdown: self.shutdown.clone(),
             };
-            let mut stream = MeteredStream::new(response.body, facts, dialect, limits);
+            let mut stream =
+                MeteredStream::new(response.body, facts, Arc::clone(channel), dialect, limits);
             tokio::time::timeout(deadlines.first_byte, stream.wait_for_first_event())
                 .await
                 .map_err(|_| {
@@ -507,7 +508,8 @@ impl Relay {
             // A "finish" that is really a failure: nothing was sent, another channel may answer.
             Err(message) => return Err(UpstreamFailure::new(FailureKind::Status(502), message)),
         };
-        let meter = meter_answer(facts.operation, &bytes)?;
+        // An error in a 2xx body is the upstream's text: it may echo the key.
+        let meter = meter_answer(facts.operation, &bytes).map_err(|f| f.without_keys(channel))?;
         let start = bytes.len() - bytes.trim_ascii_start().len();
         Ok(Answer::Json(bytes.slice(start..), meter, waited))
     }

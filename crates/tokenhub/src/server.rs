@@ -24,7 +24,7 @@ use crate::ledger::writer::LedgerWriter;
 use crate::providers::{Deadlines, presets};
 use crate::relay::health::{BreakerPolicy, Health};
 use crate::relay::{Relay, RelayPolicy};
-use crate::store::{ChannelRow, ModelRow, Store, StoreError};
+use crate::store::{ChannelRow, ModelRow, SecretKey, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -102,7 +102,13 @@ async fn flush_before_exit(writer: &LedgerWriter) {
 
 /// Opens the store and applies seeds and the config file. Shared by `serve` and the CLI.
 pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
-    let store = Store::connect(&settings.database_url).await?;
+    let secret_key = settings
+        .secret_key
+        .as_deref()
+        .map(SecretKey::parse)
+        .transpose()
+        .map_err(|why| StartError::Config(format!("TOKENHUB_SECRET_KEY {why}")))?;
+    let store = Store::connect(&settings.database_url, secret_key.as_ref()).await?;
     for model in presets::builtin_models() {
         store.seed_model(&model).await?;
     }
@@ -275,6 +281,10 @@ pub async fn start(
         relay,
         store: store.clone(),
         metrics: prometheus(),
+        metrics_token: settings
+            .metrics_token
+            .as_deref()
+            .map(api::metrics::MetricsToken::new),
         management: Arc::new(management(&settings)?),
         catalog_nudge,
         web: Arc::new(api::web::Web::new(

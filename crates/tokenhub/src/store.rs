@@ -16,6 +16,8 @@ mod keys;
 mod ledger_query;
 mod limits;
 mod redemptions;
+mod sealing;
+pub mod secret_box;
 mod sessions;
 mod site_settings;
 
@@ -39,6 +41,7 @@ pub use usage_query::{GroupBy, LATENCY_SAMPLE_ROWS, StatusFilter, UsageAggregate
 pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
 
+pub use secret_box::SecretKey;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
@@ -59,6 +62,9 @@ pub enum StoreError {
     /// An amount that would leave the storable range (see `ledger::money::MAX_AMOUNT`).
     #[error("{0}")]
     OutOfRange(String),
+    /// The secret key is missing, malformed, or not the one the database was sealed with.
+    #[error("{0}")]
+    SecretKey(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -74,14 +80,19 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Seals upstream channel keys on write, opens them on load (`sealing.rs`).
+    secrets: secret_box::SecretBox,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Connects (creating a SQLite file and its directory if needed) and runs migrations.
-    pub async fn connect(url: &str) -> StoreResult<Store> {
+    /// Connects (creating a SQLite file and its directory if needed), runs migrations,
+    /// checks that `secret_key` is the database's and seals channel keys still stored
+    /// plain. Without `secret_key`, a SQLite database uses (or creates) the key file next
+    /// to it; PostgreSQL, shared by instances that must agree on one key, refuses to start.
+    pub async fn connect(url: &str, secret_key: Option<&SecretKey>) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -93,6 +104,10 @@ impl Store {
         let url = match backend {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => url.to_string(),
+        };
+        let key = match secret_key {
+            Some(key) => key.clone(),
+            None => default_secret_key(backend, &url)?,
         };
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
@@ -119,7 +134,14 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        let store = Store {
+            pool,
+            backend,
+            secrets: secret_box::SecretBox::new(&key),
+        };
+        store.check_secret_key().await?;
+        store.seal_plain_channel_keys().await?;
+        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
@@ -160,12 +182,36 @@ async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> StoreResult
 }
 
 /// Makes `sqlite://relative/path.db` create its file and directory on first use.
-fn prepare_sqlite_url(url: &str) -> StoreResult<String> {
+/// The SQLite database file a URL names, if it names one (not `:memory:`).
+fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return Ok(url.to_string());
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// The key when `TOKENHUB_SECRET_KEY` is not set.
+fn default_secret_key(backend: Backend, url: &str) -> StoreResult<SecretKey> {
+    match backend {
+        Backend::Postgres => Err(StoreError::SecretKey(
+            "TOKENHUB_SECRET_KEY is not set: a PostgreSQL database needs it (the same on every \
+             instance) to seal upstream channel keys; generate one with `openssl rand -hex 32`"
+                .into(),
+        )),
+        Backend::Sqlite => match sqlite_path(url) {
+            // In memory the database dies with the process, and so may its key.
+            None => Ok(SecretKey::generate()),
+            Some(path) => {
+                secret_box::load_or_create_key_file(&secret_box::key_file_for(Path::new(path)))
+                    .map_err(StoreError::SecretKey)
+            }
+        },
     }
+}
+
+fn prepare_sqlite_url(url: &str) -> StoreResult<String> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(url.to_string());
+    };
     if let Some(dir) = Path::new(path)
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -195,6 +241,6 @@ pub(crate) mod test_support {
     pub async fn temp_store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        (Store::connect(&url).await.expect("connect"), dir)
+        (Store::connect(&url, None).await.expect("connect"), dir)
     }
 }

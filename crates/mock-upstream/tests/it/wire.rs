@@ -640,3 +640,42 @@ async fn service_tier_and_dashscope_cache_usage() {
         "absent unless asked for"
     );
 }
+
+#[tokio::test]
+async fn echo_key_repeats_the_credential_in_the_error() {
+    let server = MockServer::start().await.expect("start");
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/v1/chat/completions", server.base_url()))
+        .bearer_auth("opaque-secret-1234")
+        .json(&chat(
+            json!({"mock": {"echo_key": true, "fail_status": 429}}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let message = json_of(response).await["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("opaque-secret-1234"), "{message}");
+    assert!(message.contains("Bearer opaque-secret-1234"), "{message}");
+
+    let echoing = MockServer::start_with(Defaults {
+        echo_key: true,
+        ..Defaults::default()
+    })
+    .await
+    .expect("start");
+    let response = client
+        .post(format!("{}/v1/chat/completions", echoing.base_url()))
+        .header("x-api-key", "another-secret-5678")
+        .json(&chat(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body = json_of(response).await;
+    assert!(body.to_string().contains("another-secret-5678"), "{body}");
+}

@@ -228,7 +228,7 @@ pub async fn upstream_models(
     // No error text below carries the URL or the key (the key is a header).
     let url = ParsedUrls::default()
         .parse(endpoint(&channel.base_url, "models"))
-        .map_err(|f| failed(f.message))?;
+        .map_err(|f| failed(f.into_message()))?;
     let mut request = http::Request::get(url);
     if let Some(key) = key {
         request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
@@ -257,7 +257,7 @@ pub async fn upstream_models(
     let body = tokio::time::timeout(UPSTREAM_TIMEOUT, read)
         .await
         .map_err(|_| failed("the upstream did not answer in time".into()))?
-        .map_err(|f| failed(f.message))?;
+        .map_err(|f| failed(f.into_message()))?;
     #[derive(serde::Deserialize)]
     struct Listed {
         id: String,

@@ -287,7 +287,7 @@ impl Health {
                     FailureKind::Status(status) => status,
                     _ => 0,
                 },
-                failure.message
+                failure.message()
             ));
             set_circuit_gauge(channel_id, key_index, true);
             return;

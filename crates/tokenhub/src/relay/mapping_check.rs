@@ -72,11 +72,11 @@ async fn check_one(
                 Some(probe::not_served_message(
                     model,
                     &upstream_model,
-                    &failure.message,
+                    failure.message(),
                 )),
             ),
-            FailureKind::Status(status) => (Some(status), Some(failure.message)),
-            _ => (None, Some(failure.message)),
+            FailureKind::Status(status) => (Some(status), Some(failure.message().to_string())),
+            _ => (None, Some(failure.message().to_string())),
         },
     };
     MappingCheck {

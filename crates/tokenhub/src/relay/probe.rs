@@ -68,7 +68,7 @@ pub fn ping_body(upstream_model: &str) -> Bytes {
 /// Sends a ping and reads the whole answer.
 pub async fn ping(
     client: &crate::providers::http::HttpClient,
-    channel: &crate::catalog::Channel,
+    channel: &std::sync::Arc<crate::catalog::Channel>,
     secret: Option<&str>,
     body: Bytes,
     deadlines: crate::providers::Deadlines,
@@ -150,7 +150,7 @@ impl Relay {
     /// One timed request with one key, counted in that key's health.
     async fn probe_key(
         &self,
-        channel: &crate::catalog::Channel,
+        channel: &std::sync::Arc<crate::catalog::Channel>,
         index: usize,
         key: Option<&crate::catalog::UpstreamKey>,
         body: Bytes,
@@ -190,7 +190,7 @@ impl Relay {
                         FailureKind::Status(status) => Some(status),
                         _ => None,
                     },
-                    error: Some(failure.message),
+                    error: Some(failure.into_message()),
                     ..probe
                 }
             }

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::concurrency::SlotPermit;
 use super::settle::{Meter, Outcome, Settlement};
+use crate::catalog::Channel;
 use crate::protocol::openai::chunk::{CompletionView, usage_chunk_json};
 use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::openai::operation::Operation;
@@ -47,6 +49,8 @@ pub struct MeteredStream {
     meter: Meter,
     settlement: Option<Settlement>,
     operation: Operation,
+    /// Whose keys an upstream error event must not carry to the client or the record.
+    channel: Arc<Channel>,
     dialect: Dialect,
     /// The gateway ended the answer with its own error event (an upstream "finish" that
     /// was really a failure); nothing the upstream sends afterwards is forwarded.
@@ -71,6 +75,7 @@ impl MeteredStream {
     pub fn new(
         upstream: ByteStream,
         facts: &RequestFacts,
+        channel: Arc<Channel>,
         dialect: Dialect,
         limits: StreamLimits,
     ) -> MeteredStream {
@@ -81,6 +86,7 @@ impl MeteredStream {
             meter: Meter::default(),
             settlement: None,
             operation: facts.operation,
+            channel,
             dialect,
             failed: false,
             client_wants_usage: facts.client_wants_usage,
@@ -186,9 +192,11 @@ impl MeteredStream {
             let model = view.model.as_deref().unwrap_or_default().to_string();
             self.identity = Some((id, view.created.unwrap_or(0), model));
         }
+        let mut redacted_error = None;
         if view.error.is_some() {
-            self.meter.error =
-                Some(upstream_error_message(data).unwrap_or_else(|| "upstream error event".into()));
+            let (message, redacted) = self.redact_error_event(data);
+            self.meter.error = Some(message);
+            redacted_error = redacted;
         }
         if let Some(tier) = &view.service_tier {
             self.meter.service_tier = Some(tier.to_string());
@@ -200,7 +208,7 @@ impl MeteredStream {
         if self.meter.first_token_at.is_none() && !self.meter.text.is_empty() {
             self.meter.first_token_at = Some(Instant::now());
         }
-        let mut raw = event.raw;
+        let mut raw = redacted_error.unwrap_or(event.raw);
         if view.has_finish_reason() {
             match fix_finish_reasons(self.dialect, data) {
                 Ok(None) => {}
@@ -221,6 +229,18 @@ impl MeteredStream {
             self.usage_forwarded = true;
         }
         self.ready.push_back(raw);
+    }
+
+    /// An upstream's in-band error may echo its key: its message for the record, and the
+    /// event to forward instead when anything had to be redacted (the rest of the event
+    /// stays as the upstream wrote it).
+    fn redact_error_event(&self, data: &[u8]) -> (String, Option<Bytes>) {
+        let text = String::from_utf8_lossy(data);
+        let redacted = self.channel.redact(&text);
+        let message = upstream_error_message(redacted.as_bytes())
+            .unwrap_or_else(|| "upstream error event".into());
+        let event = (redacted != text).then(|| SseEvent::data_bytes(redacted.as_bytes()));
+        (message, event)
     }
 
     /// A client that asked for usage gets a usage chunk before `[DONE]`, whatever the upstream did.
@@ -255,7 +275,7 @@ impl MeteredStream {
         // once the client has read the last bytes.
         self.slot = None;
         let error = match failure {
-            Some(failure) => Some(failure.message),
+            Some(failure) => Some(failure.into_message()),
             None if self.saw_done => None,
             None if self.saw_finish && self.meter.error.is_none() => {
                 // Some upstreams end without `[DONE]`; the answer is complete, so finish it for them.
@@ -401,7 +421,20 @@ mod tests {
             deadline: tokio::time::Instant::now() + Duration::from_secs(5),
             shutdown: tokio_util::sync::CancellationToken::new(),
         };
-        let mut stream = MeteredStream::new(upstream, &facts, Dialect::Generic, limits);
+        let channel = Arc::new(Channel {
+            id: 1,
+            name: "c1".into(),
+            kind: crate::catalog::ChannelKind::OpenAi(Dialect::Generic),
+            base_url: String::new(),
+            keys: Vec::new(),
+            model_map: Default::default(),
+            priority: 0,
+            weight: 1,
+            timeouts: Default::default(),
+            max_concurrency: None,
+            urls: Default::default(),
+        });
+        let mut stream = MeteredStream::new(upstream, &facts, channel, Dialect::Generic, limits);
         stream.wait_for_first_event().await.unwrap();
         let mut settlement = Settlement::new(
             books.clone(),

@@ -90,16 +90,18 @@ impl ModelRow {
 }
 
 impl ChannelRow {
-    /// Binds `name` … `enabled`, the first ten columns of every channel write, in order.
+    /// Binds `name` … `enabled`, the first ten columns of every channel write, in order,
+    /// with `sealed_key` (`Store::seal_channel_key`) in place of the plain key.
     pub(super) fn bind_fields<'q>(
         &'q self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        sealed_key: Option<String>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
         query
             .bind(&self.name)
             .bind(&self.kind)
             .bind(&self.base_url)
-            .bind(self.api_key.as_deref())
+            .bind(sealed_key)
             .bind(self.api_key_env.as_deref())
             .bind(serde_json::Value::from(self.models.clone()).to_string())
             .bind(serde_json::to_string(&self.model_map).unwrap_or_else(|_| "{}".into()))
@@ -215,7 +217,10 @@ impl Store {
              ON CONFLICT (name) {conflict}"
         );
         let mut tx = self.begin_write().await?;
-        let query = channel.bind_fields(sqlx::query(&sql)).bind(now_ms());
+        let sealed_key = self.seal_channel_key(channel.api_key.as_deref());
+        let query = channel
+            .bind_fields(sqlx::query(&sql), sealed_key)
+            .bind(now_ms());
         channel.limits.bind(query).execute(&mut *tx).await?;
         bump_revision(&mut tx).await?;
         tx.commit().await?;
@@ -263,12 +268,13 @@ impl Store {
             .map(|row| {
                 let models: String = row.try_get("models")?;
                 let model_map: String = row.try_get("model_map")?;
+                let name: String = row.try_get("name")?;
                 Ok(ChannelRow {
                     id: row.try_get("id")?,
-                    name: row.try_get("name")?,
+                    api_key: self.open_channel_key(&name, row.try_get("api_key")?)?,
+                    name,
                     kind: row.try_get("kind")?,
                     base_url: row.try_get("base_url")?,
-                    api_key: row.try_get("api_key")?,
                     api_key_env: row.try_get("api_key_env")?,
                     models: serde_json::from_str(&models).unwrap_or_default(),
                     model_map: serde_json::from_str(&model_map).unwrap_or_default(),

@@ -35,7 +35,10 @@ impl Store {
              weight, enabled, created_at, {LIMIT_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"
         );
-        let query = channel.bind_fields(sqlx::query(&sql)).bind(now_ms());
+        let sealed_key = self.seal_channel_key(channel.api_key.as_deref());
+        let query = channel
+            .bind_fields(sqlx::query(&sql), sealed_key)
+            .bind(now_ms());
         let id: i64 = channel
             .limits
             .bind(query)
@@ -59,7 +62,8 @@ impl Store {
              first_token_timeout_ms = $13, idle_timeout_ms = $14, total_timeout_ms = $15, max_concurrency = $16 \
              WHERE id = $11",
         );
-        let query = channel.bind_fields(query).bind(channel.id);
+        let sealed_key = self.seal_channel_key(channel.api_key.as_deref());
+        let query = channel.bind_fields(query, sealed_key).bind(channel.id);
         let updated = channel
             .limits
             .bind(query)

@@ -137,7 +137,7 @@ async fn kill_9_under_load_leaves_a_consistent_ledger_and_loses_little() {
     // Restart on the same database: it opens, and the ledger is consistent.
     let restarted = start(dir.path(), &config, port).await;
     drop(restarted);
-    let store = Store::connect(&format!("sqlite://{}/crash.db", dir.path().display()))
+    let store = Store::connect(&format!("sqlite://{}/crash.db", dir.path().display()), None)
         .await
         .unwrap();
     let user = store.user_by_name("crash").await.unwrap().unwrap();

@@ -74,7 +74,9 @@ async fn an_absurd_usage_report_is_billed_at_the_bound_and_the_books_stay_readab
             .await;
         assert_eq!(again.status(), 200);
         let balance = h.stored_balance(user.id).await;
-        let store = Store::connect(&h.database_url).await.expect("reopens");
+        let store = Store::connect(&h.database_url, h.secret_key.as_ref())
+            .await
+            .expect("reopens");
         assert_eq!(
             store.user_by_id(user.id).await.unwrap().unwrap().balance,
             balance
@@ -271,7 +273,7 @@ async fn credits_cannot_push_a_balance_beyond_the_bound() {
 async fn a_sqlite_database_corrupted_by_an_overflow_is_repaired_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/old.db", dir.path().display());
-    let store = Store::connect(&url).await.unwrap();
+    let store = Store::connect(&url, None).await.unwrap();
     let user = accounts::create_user(&store, "old", "user", Nanos::from_usd(2))
         .await
         .unwrap();
@@ -341,7 +343,7 @@ async fn a_sqlite_database_corrupted_by_an_overflow_is_repaired_on_open() {
     );
     pool.close().await;
 
-    let store = Store::connect(&url).await.expect("opens and repairs");
+    let store = Store::connect(&url, None).await.expect("opens and repairs");
     let repaired = store.user_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(repaired.balance, Nanos(Nanos::from_usd(2).0 - 250));
     assert_eq!(

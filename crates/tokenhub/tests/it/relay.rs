@@ -783,7 +783,7 @@ async fn graceful_shutdown_finishes_streams_and_flushes_every_record() {
     );
     shutdown.await.unwrap().unwrap();
     // Shutdown closed the store; reopen the same database to audit what it left.
-    let store = tokenhub::store::Store::connect(&h.database_url)
+    let store = tokenhub::store::Store::connect(&h.database_url, h.secret_key.as_ref())
         .await
         .unwrap();
     let record = store

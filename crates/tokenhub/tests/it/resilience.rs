@@ -181,7 +181,7 @@ async fn shutdown_ends_streams_that_outlive_the_grace_period_and_settles_them() 
         "the grace period bounds shutdown"
     );
     assert!(body.contains("shutting down"), "{body}");
-    let store = tokenhub::store::Store::connect(&h.database_url)
+    let store = tokenhub::store::Store::connect(&h.database_url, h.secret_key.as_ref())
         .await
         .unwrap();
     let record = store

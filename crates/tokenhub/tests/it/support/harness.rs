@@ -15,7 +15,11 @@ use tokenhub::accounts::{self, KeyOptions};
 use tokenhub::config::{ChannelConfig, ModelConfig, Settings};
 use tokenhub::ledger::money::Nanos;
 use tokenhub::server::{self, RunningGateway};
-use tokenhub::store::{UsageRecord, UserRow};
+use tokenhub::store::{SecretKey, UsageRecord, UserRow};
+
+/// `TOKENHUB_SECRET_KEY` of PostgreSQL harnesses.
+pub const TEST_SECRET_KEY: &str =
+    "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -87,6 +91,9 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub base: String,
     pub database_url: String,
+    /// The key that seals channel keys: given on PostgreSQL (which requires one), `None`
+    /// on SQLite (the key file next to the database).
+    pub secret_key: Option<SecretKey>,
     /// Declared after `gateway`, so a dropped harness's gateway goes first.
     _database: Option<TestDatabase>,
     _dir: tempfile::TempDir,
@@ -137,9 +144,11 @@ impl Harness {
         let mock = MockServer::start().await.expect("mock upstream starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, database) = database_url(backend, &dir).await;
+        let secret_key = (backend == Backend::Postgres).then_some(TEST_SECRET_KEY);
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: database_url.clone(),
+            secret_key: secret_key.map(str::to_string),
             reload_interval_ms: 50,
             upstream_first_byte_timeout_ms: 3000,
             root_password: Some("root-password".into()),
@@ -161,6 +170,10 @@ impl Harness {
         settings.models.push(model("alias-model", "1", "2"));
         settings.models.push(model("mock-free", "0", "0"));
         adjust(&mut settings, &mock.base_url());
+        let secret_key = settings
+            .secret_key
+            .as_deref()
+            .map(|key| SecretKey::parse(key).expect("a valid test key"));
         let gateway = server::start(settings, std::future::pending())
             .await
             .expect("gateway starts");
@@ -175,6 +188,7 @@ impl Harness {
             http,
             base,
             database_url,
+            secret_key,
             _database: database,
             _dir: dir,
         }
