@@ -87,7 +87,7 @@ async fn anthropic(backend: Backend) -> Harness {
         claude.kind = "anthropic".into();
         claude
             .model_map
-            .insert(CLAUDE.into(), "claude-sonnet-4-20250514".into());
+            .insert(CLAUDE.into(), "claude-sonnet-4-6".into());
         settings.channels.push(claude);
         settings.models.push(ModelConfig {
             cached_input_usd_per_mtok: Some("0.30".into()),
