@@ -17,6 +17,7 @@ mod serve;
 use crate::accounts;
 use crate::api::{self, AppState};
 use crate::catalog::Catalog;
+use crate::catalog::accounts::{AccountCache, CachePolicy};
 use crate::catalog::reload::Reloader;
 use crate::config::{ChannelConfig, ModelConfig, Settings};
 use crate::ledger::books::Books;
@@ -46,6 +47,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     pub store: Store,
     pub reloader: Reloader,
+    /// Keys and users in use (looked up on a miss).
+    pub accounts: Arc<AccountCache>,
     pub books: Arc<Books>,
     pub writer: LedgerWriter,
     pub health: Arc<Health>,
@@ -182,23 +185,29 @@ pub async fn start(
         window: Duration::from_millis(settings.breaker_window_ms),
         cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
     }));
-    let reloader = Reloader::new(
+    let key_cache = &settings.key_cache;
+    let accounts = Arc::new(AccountCache::new(
         store.clone(),
-        catalog.clone(),
         books.clone(),
         flush_lock.clone(),
-    );
+        CachePolicy {
+            capacity: key_cache.capacity,
+            negative_ttl: Duration::from_millis(key_cache.negative_ttl_ms),
+            lookups_per_address_per_s: key_cache.lookups_per_address_per_s,
+            lookups_per_s: key_cache.lookups_per_s,
+        },
+    ));
     let anonymous_user =
         accounts::site_settings::system_user(&store, api::web::chat::ANONYMOUS_USER)
             .await
             .map_err(|e| {
                 StartError::Config(format!("cannot create the anonymous chat user: {e}"))
             })?;
-    let revision = reloader.reload().await?;
+    let reloader = Reloader::start(store.clone(), catalog.clone(), accounts.clone()).await?;
     let catalog_nudge = Arc::new(tokio::sync::Notify::new());
     reloader.clone().spawn_polling(
         Duration::from_millis(settings.reload_interval_ms.max(10)),
-        revision,
+        Duration::from_millis(key_cache.balance_refresh_ms.max(1)),
         catalog_nudge.clone(),
     );
     let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
@@ -221,6 +230,7 @@ pub async fn start(
     let catalog_handle = catalog.clone();
     let relay = Relay {
         catalog,
+        accounts: accounts.clone(),
         books: books.clone(),
         writer: writer.clone(),
         clients: Arc::new(clients),
@@ -294,6 +304,7 @@ pub async fn start(
         addr,
         store,
         reloader,
+        accounts,
         books,
         writer,
         health,

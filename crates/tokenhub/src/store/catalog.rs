@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{Store, StoreResult, bump_revision, now_ms};
+use super::changes::{Change, record};
+use super::{Store, StoreResult, now_ms};
 use crate::ledger::money::Nanos;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +141,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) {conflict}"
         );
         let mut tx = self.begin_write().await?;
-        sqlx::query(&sql)
+        let written = sqlx::query(&sql)
             .bind(&model.id)
             .bind(&model.provider)
             .bind(model.context)
@@ -152,7 +153,10 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        bump_revision(&mut tx).await?;
+        // A seed that found its row changed nothing: running gateways need not hear of it.
+        if written.rows_affected() > 0 {
+            record(&mut tx, Change::Catalog).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -182,8 +186,10 @@ impl Store {
         );
         let mut tx = self.begin_write().await?;
         let query = channel.bind_fields(sqlx::query(&sql)).bind(now_ms());
-        channel.limits.bind(query).execute(&mut *tx).await?;
-        bump_revision(&mut tx).await?;
+        let written = channel.limits.bind(query).execute(&mut *tx).await?;
+        if written.rows_affected() > 0 {
+            record(&mut tx, Change::Catalog).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

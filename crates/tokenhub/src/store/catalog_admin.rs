@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use sqlx::Row;
 
 use super::catalog::LIMIT_COLUMNS;
-use super::{ChannelRow, ModelRow, Store, StoreError, StoreResult, bump_revision, now_ms};
+use super::changes::{Change, record};
+use super::{ChannelRow, ModelRow, Store, StoreError, StoreResult, now_ms};
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
@@ -43,7 +44,7 @@ impl Store {
             .await
             .and_then(|row| row.try_get("id"))
             .map_err(|e| conflict_or(e, format!("a channel named '{}' exists", channel.name)))?;
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         self.channel_by_id(id)
             .await?
@@ -72,7 +73,7 @@ impl Store {
                 channel.id
             )));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -87,7 +88,7 @@ impl Store {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no channel with id {id}")));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -128,7 +129,7 @@ impl Store {
             .await
             .map_err(|e| conflict_or(e, format!("a model with id '{}' exists", model.id)))?;
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -154,7 +155,7 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no model '{}'", model.id)));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -168,7 +169,7 @@ impl Store {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no model '{id}'")));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
