@@ -1,6 +1,7 @@
-//! Start-up and shutdown: open the store, seed the catalogue, apply the config file, load
-//! the snapshot, start the background tasks, serve; on a shutdown signal stop accepting,
-//! let in-flight requests (streams included) finish, then flush every usage record.
+//! Start-up and shutdown: open the store, seed the catalogue and apply the config file
+//! (when they changed), load the catalogue, start the background tasks, serve; on a
+//! shutdown signal stop accepting, let in-flight requests (streams included) finish, then
+//! flush every usage record.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Mutex, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod seed;
 mod serve;
 
 use crate::accounts;
@@ -19,13 +21,13 @@ use crate::api::{self, AppState};
 use crate::catalog::Catalog;
 use crate::catalog::accounts::{AccountCache, CachePolicy};
 use crate::catalog::reload::Reloader;
-use crate::config::{ChannelConfig, ModelConfig, Settings};
+use crate::config::Settings;
 use crate::ledger::books::Books;
 use crate::ledger::writer::LedgerWriter;
-use crate::providers::{Deadlines, presets};
+use crate::providers::Deadlines;
 use crate::relay::health::{BreakerPolicy, Health};
 use crate::relay::{Relay, RelayPolicy};
-use crate::store::{ChannelRow, ModelRow, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -103,24 +105,10 @@ async fn flush_before_exit(writer: &LedgerWriter) {
     }
 }
 
-/// Opens the store and applies seeds and the config file. Shared by `serve` and the CLI.
+/// Opens the store (running migrations) and creates the root account on first use. Shared
+/// by `serve` and the CLI; it writes nothing else, so a read-only command changes nothing.
 pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     let store = Store::connect(&settings.database_url).await?;
-    for model in presets::builtin_models() {
-        store.seed_model(&model).await?;
-    }
-    for channel in presets::preset_channels() {
-        store.seed_channel(&channel).await?;
-    }
-    for model in &settings.models {
-        store.upsert_model(&model_row(model)?).await?;
-        if let Some(fallbacks) = &model.fallbacks {
-            store.set_fallbacks(&model.id, fallbacks).await?;
-        }
-    }
-    for channel in &settings.channels {
-        store.upsert_channel(&channel_row(channel)).await?;
-    }
     if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await?
     {
         // Shown once, to whoever ran the first command. On stderr: stdout of CLI commands
@@ -128,40 +116,6 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
         eprintln!("Created the root account. User: root  Password: {password}  (shown only once)");
     }
     Ok(store)
-}
-
-fn model_row(model: &ModelConfig) -> Result<ModelRow, StartError> {
-    let prices = model
-        .prices()
-        .map_err(|e| StartError::Config(format!("model {}: {e}", model.id)))?;
-    Ok(ModelRow {
-        id: model.id.clone(),
-        provider: model.provider.clone(),
-        context: model.context,
-        input_price: prices.input,
-        output_price: prices.output,
-        cached_input_price: prices.cache_read,
-        cache_write_price: prices.cache_write,
-        enabled: true,
-        created: 0,
-    })
-}
-
-fn channel_row(channel: &ChannelConfig) -> ChannelRow {
-    ChannelRow {
-        id: 0,
-        name: channel.name.clone(),
-        kind: channel.kind.clone(),
-        base_url: channel.base_url.clone(),
-        api_key: crate::catalog::keys::join_keys(&channel.keys()),
-        api_key_env: channel.api_key_env.clone(),
-        models: channel.models.clone(),
-        model_map: channel.model_map.clone(),
-        priority: channel.priority,
-        weight: channel.weight,
-        enabled: channel.enabled,
-        limits: channel.limits(),
-    }
 }
 
 fn prometheus() -> Option<PrometheusHandle> {
@@ -177,6 +131,7 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunningGateway, StartError> {
     let store = open_store(&settings).await?;
+    seed::apply_seeds(&store, &settings).await?;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::default());
     let flush_lock = Arc::new(Mutex::new(()));

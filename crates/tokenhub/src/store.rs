@@ -32,7 +32,7 @@ use std::path::Path;
 pub use audit::AuditEntry;
 pub use auth::{KeyAuth, UserAuth};
 pub use catalog::{ChannelLimits, ChannelRow, ModelRow};
-pub use changes::{Change, ChangeRow};
+pub use changes::{Change, ChangeRow, SeedSource};
 pub use keys::{KeyRow, KeyUpdate, NewKey};
 pub use ledger_query::LedgerEntry;
 pub use limits::{KeyLimits, UserLimits};

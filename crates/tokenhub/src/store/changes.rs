@@ -40,6 +40,15 @@ impl Change {
     }
 }
 
+/// Where seeded rows come from; each remembers its own digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeedSource {
+    /// The operator's configuration file (`models`, `channels`).
+    ConfigFile = 1,
+    /// The built-in catalogue and preset channels of this binary.
+    BuiltIn = 2,
+}
+
 /// One row of the feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChangeRow {
@@ -114,20 +123,22 @@ impl Store {
         Ok(deleted.rows_affected())
     }
 
-    /// The SHA-256 of the configuration entries last applied (see `server::apply_config`).
-    pub async fn applied_config(&self) -> StoreResult<Option<String>> {
+    /// The SHA-256 of the seed set last applied from `source` (see `server::seed`).
+    pub async fn applied_seeds(&self, source: SeedSource) -> StoreResult<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT sha256 FROM applied_config WHERE id = 1")
+            sqlx::query_scalar("SELECT sha256 FROM applied_config WHERE id = $1")
+                .bind(source as i64)
                 .fetch_optional(&self.pool)
                 .await?,
         )
     }
 
-    pub async fn set_applied_config(&self, sha256: &str) -> StoreResult<()> {
+    pub async fn set_applied_seeds(&self, source: SeedSource, sha256: &str) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO applied_config (id, sha256, applied_at) VALUES (1, $1, $2) \
+            "INSERT INTO applied_config (id, sha256, applied_at) VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, applied_at = excluded.applied_at",
         )
+        .bind(source as i64)
         .bind(sha256)
         .bind(now_ms())
         .execute(&self.pool)

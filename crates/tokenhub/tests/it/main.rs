@@ -25,4 +25,5 @@ mod money_bounds;
 mod operations;
 mod relay;
 mod resilience;
+mod scale;
 mod web;
