@@ -71,14 +71,21 @@ pub struct AccountCache {
     lookups: AtomicU64,
 }
 
+/// Missing keys expire after the negative TTL; found ones stay until evicted or changed.
 struct NegativeExpiry(Duration);
 
-impl moka::Expiry<String, Lookup> for NegativeExpiry {
-    fn expire_after_create(&self, _: &String, value: &Lookup, _: Instant) -> Option<Duration> {
+impl NegativeExpiry {
+    fn ttl(&self, value: &Lookup) -> Option<Duration> {
         match value {
             Lookup::Missing => Some(self.0),
             Lookup::Found(..) => None,
         }
+    }
+}
+
+impl moka::Expiry<String, Lookup> for NegativeExpiry {
+    fn expire_after_create(&self, _: &String, value: &Lookup, _: Instant) -> Option<Duration> {
+        self.ttl(value)
     }
 
     fn expire_after_update(
@@ -88,7 +95,7 @@ impl moka::Expiry<String, Lookup> for NegativeExpiry {
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        self.expire_after_create(&String::new(), value, Instant::now())
+        self.ttl(value)
     }
 }
 
@@ -274,7 +281,7 @@ impl AccountCache {
     /// Re-reads the stored balance of a user held in the books (a credit).
     pub async fn balance_changed(&self, user_id: i64) -> StoreResult<()> {
         let _guard = self.flush_lock.lock().await;
-        if !self.books.held().0.contains(&user_id) {
+        if !self.books.holds_user(user_id) {
             return Ok(());
         }
         let balances = self.store.balances_of(&[user_id]).await?;

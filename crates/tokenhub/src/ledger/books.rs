@@ -112,6 +112,10 @@ impl Books {
         }
     }
 
+    pub fn holds_user(&self, user_id: i64) -> bool {
+        self.ledgers().users.contains_key(&user_id)
+    }
+
     /// The users and keys held, for a refresh of their stored amounts.
     pub fn held(&self) -> (Vec<i64>, Vec<i64>) {
         let ledgers = self.ledgers();

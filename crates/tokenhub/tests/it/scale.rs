@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokenhub::accounts::{self, KeyOptions, api_key};
 use tokenhub::ledger::money::Nanos;
 use tokenhub::server;
-use tokenhub::store::{NewKey, Store};
+use tokenhub::store::{LedgerKind, NewKey, Store};
 
 fn hello() -> Value {
     json!({"model": "mock-gpt", "messages": user_says("hi")})
@@ -240,5 +240,54 @@ async fn the_config_file_is_applied_only_when_it_changed_and_never_by_the_cli() 
         assert_eq!(edited.catalog.load().channels_for("mock-gpt").len(), 1);
         edited.shutdown().await.unwrap();
         store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_credit_and_a_disabled_owner_reach_a_running_gateway_through_the_feed() {
+    for backend in backends() {
+        let h = Harness::start(backend).await;
+        let (store, keys) = elsewhere(&h, "fay", 1).await;
+        let secret = &keys[0].1;
+        assert_eq!(h.chat(secret, hello()).await.status(), 200);
+        h.gateway().writer.flush().await;
+        let user = store.user_by_name("fay").await.unwrap().unwrap();
+
+        // A credit from another process: the books take it at the next poll, not at the
+        // periodic refresh (5 s).
+        store
+            .credit_user(user.id, Nanos::from_usd(5), LedgerKind::Admin, "top-up")
+            .await
+            .unwrap();
+        let credited = store.user_by_id(user.id).await.unwrap().unwrap().balance;
+        let started = Instant::now();
+        while h.gateway().books.balance(user.id) != credited {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "credit not seen"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        // The owner disabled: its cached key is refused within the poll interval.
+        store
+            .set_user_role_status(user.id, "user", "disabled")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            let response = h.chat(secret, hello()).await;
+            if response.status() == 401 {
+                let body: Value = response.json().await.unwrap();
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("account"), "{message}");
+                break;
+            }
+            assert_eq!(response.status(), 200);
+            assert!(started.elapsed() < Duration::from_secs(2), "still served");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        store.close().await;
+        h.shutdown().await;
     }
 }
