@@ -142,11 +142,10 @@ impl Relay {
         let (key, owner) = match &call.credential {
             Credential::Bearer(bearer) => self.caller(bearer.as_deref(), call.client_ip).await?,
             Credential::Resolved(key) => {
-                let owner = self
-                    .accounts
-                    .user(key.user_id)
-                    .await
-                    .map_err(|_| RelayError::KeyLookupFailed)?;
+                let owner = self.accounts.user(key.user_id).await.map_err(|error| {
+                    tracing::warn!(%error, "user lookup failed");
+                    RelayError::KeyLookupFailed
+                })?;
                 (key.clone(), authenticate::active_owner(owner)?)
             }
         };
