@@ -1,20 +1,22 @@
-//! The in-memory snapshot the hot path reads: models with prices, channels by model, API
-//! keys by hash, and users. Built from the database, swapped atomically on change
-//! (`reload`), never locked by a request.
+//! The in-memory snapshot the hot path reads: models with prices, channels by model and
+//! fallbacks. Built from the database, swapped atomically on change (`reload`), never
+//! locked by a request. API keys and users are not in it: `accounts` caches the ones in
+//! use, looked up on a miss.
 
+pub mod accounts;
 pub mod keys;
+mod lookup_budget;
 pub mod reload;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::ledger::money::{Nanos, PerMillion, Prices};
 use crate::ledger::price_tiers::Pricing;
 use crate::protocol::openai::operation::Operation;
 use crate::providers::dialect::Dialect;
-use crate::store::{ChannelRow, KeyLimits, KeyRow, ModelRow, UserLimits, UserRow};
+use crate::store::{ChannelRow, ModelRow};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Model {
@@ -152,26 +154,6 @@ impl KeyEntry {
     }
 }
 
-/// Account data kept beside the hot-path rows (migration 0002): limits and the models
-/// still waiting for a price.
-#[derive(Clone, Debug, Default)]
-pub struct AccountExtras {
-    pub key_limits: HashMap<i64, KeyLimits>,
-    pub user_limits: HashMap<i64, UserLimits>,
-    pub unpriced_models: HashSet<String>,
-}
-
-fn parse_nets(texts: &[String]) -> Vec<ipnet::IpNet> {
-    texts
-        .iter()
-        .filter_map(|text| {
-            ipnet::IpNet::from_str(text)
-                .ok()
-                .or_else(|| IpAddr::from_str(text).ok().map(ipnet::IpNet::from))
-        })
-        .collect()
-}
-
 /// A model's standard prices, each optional class filled with its default.
 fn standard_prices(model: &ModelRow, served_by_anthropic: bool) -> Prices {
     let cached_input = model.cached_input_price.unwrap_or(model.input_price);
@@ -198,10 +180,6 @@ fn standard_prices(model: &ModelRow, served_by_anthropic: bool) -> Prices {
     }
 }
 
-fn positive(limit: Option<i64>) -> Option<u64> {
-    limit.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0)
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserEntry {
     pub id: i64,
@@ -219,8 +197,6 @@ pub struct Catalog {
     /// Usable channels per public model, highest priority first.
     routes: HashMap<String, Vec<Arc<Channel>>>,
     missing: HashMap<String, Vec<MissingCredential>>,
-    keys: HashMap<String, Arc<KeyEntry>>,
-    users: HashMap<i64, Arc<UserEntry>>,
     /// Models in the database without a price: not in `models`, so never routed or billed.
     unpriced: HashSet<String>,
     /// Per model, the models to try when all of its channels fail.
@@ -231,68 +207,21 @@ impl Catalog {
     /// Builds a snapshot. `env` resolves `api_key_env` names (the process environment in
     /// production, a map in tests).
     pub fn build(
-        users: &[UserRow],
-        keys: &[KeyRow],
         models: &[ModelRow],
         channels: &[ChannelRow],
         env: impl Fn(&str) -> Option<String>,
     ) -> Catalog {
-        Catalog::build_with(
-            users,
-            keys,
-            models,
-            channels,
-            &AccountExtras::default(),
-            env,
-        )
+        Catalog::build_with(models, channels, &HashSet::new(), env)
     }
 
-    /// `build` plus limits and price status.
+    /// `build`, leaving out the `unpriced` models (imported, waiting for a price).
     pub fn build_with(
-        users: &[UserRow],
-        keys: &[KeyRow],
         models: &[ModelRow],
         channels: &[ChannelRow],
-        extras: &AccountExtras,
+        unpriced: &HashSet<String>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Catalog {
         let mut catalog = Catalog::default();
-        for user in users {
-            let limits = extras
-                .user_limits
-                .get(&user.id)
-                .copied()
-                .unwrap_or_default();
-            let entry = UserEntry {
-                id: user.id,
-                name: user.name.clone(),
-                role: user.role.clone(),
-                active: user.status == "active",
-                rpm_limit: positive(limits.rpm),
-                tpm_limit: positive(limits.tpm),
-            };
-            catalog.users.insert(user.id, Arc::new(entry));
-        }
-        for key in keys.iter().filter(|k| k.status != "revoked") {
-            let limits = extras.key_limits.get(&key.id).cloned().unwrap_or_default();
-            let owner = catalog.users.get(&key.user_id);
-            let entry = KeyEntry {
-                id: key.id,
-                user_id: key.user_id,
-                name: key.name.clone(),
-                enabled: key.status == "active",
-                allowed_models: key
-                    .allowed_models
-                    .as_ref()
-                    .map(|m| m.iter().cloned().collect()),
-                quota: key.quota,
-                expires_at: key.expires_at,
-                allowed_ips: limits.allowed_ips.as_deref().map(parse_nets),
-                rpm_limit: positive(limits.rpm).or(owner.and_then(|u| u.rpm_limit)),
-                tpm_limit: positive(limits.tpm).or(owner.and_then(|u| u.tpm_limit)),
-            };
-            catalog.keys.insert(key.key_hash.clone(), Arc::new(entry));
-        }
         // Anthropic's default price for 1-hour cache writes applies to the models its
         // channels serve; elsewhere such writes are never reported, so the default must
         // not inflate reservations.
@@ -302,7 +231,7 @@ impl Catalog {
             .flat_map(|c| c.models.iter().map(String::as_str))
             .collect();
         for model in models.iter().filter(|m| m.enabled) {
-            if extras.unpriced_models.contains(&model.id) {
+            if unpriced.contains(&model.id) {
                 catalog.unpriced.insert(model.id.clone());
                 continue;
             }
@@ -383,14 +312,6 @@ impl Catalog {
                 .or_default()
                 .push(channel.clone());
         }
-    }
-
-    pub fn key(&self, key_hash: &str) -> Option<&Arc<KeyEntry>> {
-        self.keys.get(key_hash)
-    }
-
-    pub fn user(&self, id: i64) -> Option<&Arc<UserEntry>> {
-        self.users.get(&id)
     }
 
     pub fn model(&self, id: &str) -> Option<&Arc<Model>> {
@@ -496,7 +417,7 @@ mod tests {
             channel(3, "nokey", 9, Some("UNSET")),
         ];
         let env = |name: &str| (name == "SET").then(|| "secret".to_string());
-        let catalog = Catalog::build(&[], &[], &[], &channels, env);
+        let catalog = Catalog::build(&[], &channels, env);
         let names: Vec<_> = catalog
             .channels_for("m")
             .iter()
@@ -518,58 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn revoked_keys_are_absent_and_disabled_keys_flagged() {
-        let key = |id: i64, status: &str| KeyRow {
-            id,
-            user_id: 1,
-            name: String::new(),
-            key_hash: format!("h{id}"),
-            key_prefix: String::new(),
-            status: status.into(),
-            allowed_models: Some(vec!["a".into()]),
-            quota: None,
-            spent: Nanos::ZERO,
-            expires_at: None,
-            created_at: 0,
-        };
-        let catalog = Catalog::build(
-            &[],
-            &[key(1, "active"), key(2, "revoked"), key(3, "disabled")],
-            &[],
-            &[],
-            |_| None,
-        );
-        assert!(
-            catalog
-                .key("h1")
-                .is_some_and(|k| k.enabled && k.allows_model("a") && !k.allows_model("b"))
-        );
-        assert!(catalog.key("h2").is_none());
-        assert!(catalog.key("h3").is_some_and(|k| !k.enabled));
-    }
-
-    #[test]
-    fn keys_inherit_their_owners_limits_and_unpriced_models_are_left_out() {
-        let user = |id: i64| UserRow {
-            id,
-            name: format!("u{id}"),
-            role: "user".into(),
-            status: "active".into(),
-            balance: Nanos::ZERO,
-        };
-        let key = |id: i64| KeyRow {
-            id,
-            user_id: 1,
-            name: String::new(),
-            key_hash: format!("h{id}"),
-            key_prefix: String::new(),
-            status: "active".into(),
-            allowed_models: None,
-            quota: None,
-            spent: Nanos::ZERO,
-            expires_at: None,
-            created_at: 0,
-        };
+    fn unpriced_models_are_left_out() {
         let model = |id: &str| ModelRow {
             id: id.into(),
             provider: "p".into(),
@@ -582,43 +452,12 @@ mod tests {
             enabled: true,
             created: 0,
         };
-        let extras = AccountExtras {
-            key_limits: HashMap::from([(
-                2,
-                KeyLimits {
-                    allowed_ips: Some(vec!["10.0.0.0/8".into(), "::1".into()]),
-                    rpm: Some(5),
-                    tpm: None,
-                },
-            )]),
-            user_limits: HashMap::from([(
-                1,
-                UserLimits {
-                    rpm: Some(60),
-                    tpm: Some(1000),
-                },
-            )]),
-            unpriced_models: HashSet::from(["new".to_string()]),
-        };
         let catalog = Catalog::build_with(
-            &[user(1)],
-            &[key(1), key(2)],
             &[model("old"), model("new")],
             &[],
-            &extras,
+            &HashSet::from(["new".to_string()]),
             |_| None,
         );
-        let inherited = catalog.key("h1").unwrap();
-        assert_eq!(
-            (inherited.rpm_limit, inherited.tpm_limit),
-            (Some(60), Some(1000))
-        );
-        assert!(inherited.allows_ip("8.8.8.8".parse().unwrap()));
-        let own = catalog.key("h2").unwrap();
-        assert_eq!((own.rpm_limit, own.tpm_limit), (Some(5), Some(1000)));
-        assert!(own.allows_ip("10.1.2.3".parse().unwrap()));
-        assert!(own.allows_ip("::1".parse().unwrap()));
-        assert!(!own.allows_ip("11.0.0.1".parse().unwrap()));
         assert!(catalog.model("old").is_some() && catalog.model("new").is_none());
         assert!(catalog.is_unpriced("new") && !catalog.is_unpriced("old"));
     }
@@ -641,7 +480,7 @@ mod tests {
             priced("plain", None, None),
             priced("claude", Some(300_000_000), Some(3_750_000_000)),
         ];
-        let catalog = Catalog::build(&[], &[], &models, &[], |_| None);
+        let catalog = Catalog::build(&models, &[], |_| None);
         let prices = |id: &str| catalog.model(id).unwrap().prices;
         let plain = prices("plain");
         assert_eq!(plain.cached_input, plain.input);
@@ -681,7 +520,7 @@ mod tests {
         let mut own_price = priced("plain", None, None);
         own_price.rules.cache_write_1h = Some(Nanos(5_000_000_000));
         let models = [own_price, models[1].clone()];
-        let catalog = Catalog::build(&[], &[], &models, &[anthropic.clone()], |_| None);
+        let catalog = Catalog::build(&models, &[anthropic.clone()], |_| None);
         let prices = |id: &str| catalog.model(id).unwrap().prices;
         assert_eq!(
             prices("claude").cache_write_1h_input,
@@ -692,7 +531,7 @@ mod tests {
             PerMillion(Nanos(5_000_000_000))
         );
         anthropic.enabled = false;
-        let catalog = Catalog::build(&[], &[], &models, &[anthropic], |_| None);
+        let catalog = Catalog::build(&models, &[anthropic], |_| None);
         assert_eq!(
             catalog.model("claude").unwrap().prices.cache_write_1h_input,
             PerMillion(Nanos(3_750_000_000))

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `listen` | `TOKENHUB_LISTEN` | `127.0.0.1:3000` |
 //! | `database_url` | `TOKENHUB_DATABASE_URL` | `sqlite://data/tokenhub.db` |
-//! | `reload_interval_ms` | `TOKENHUB_RELOAD_INTERVAL_MS` | `1000` |
+//! | `reload_interval_ms` | `TOKENHUB_RELOAD_INTERVAL_MS` | `100`: how often the change feed is read |
 //! | `default_output_reserve_tokens` | `TOKENHUB_DEFAULT_OUTPUT_RESERVE_TOKENS` | `1024` |
 //! | `upstream_connect_timeout_ms` | `TOKENHUB_UPSTREAM_CONNECT_TIMEOUT_MS` | `10000` |
 //! | `upstream_first_byte_timeout_ms` | `TOKENHUB_UPSTREAM_FIRST_BYTE_TIMEOUT_MS` | `120000` |
@@ -41,7 +41,9 @@ use crate::providers::urls::http_uri;
 use crate::store::SecretKey;
 
 pub mod accounts;
+pub mod key_cache;
 pub use accounts::{AccountSettings, SignupMode};
+pub use key_cache::KeyCacheSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -100,6 +102,8 @@ pub struct Settings {
     pub models: Vec<ModelConfig>,
     /// Sign-up, trial credit and sessions (`[accounts]`; see `config/accounts.rs`).
     pub accounts: AccountSettings,
+    /// Keys and users in memory, and lookups of unknown keys (`[key_cache]`).
+    pub key_cache: KeyCacheSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
     /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
@@ -132,7 +136,7 @@ impl Default for Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             database_url: "sqlite://data/tokenhub.db".into(),
-            reload_interval_ms: 1000,
+            reload_interval_ms: 100,
             default_output_reserve_tokens: 1024,
             upstream_connect_timeout_ms: 10_000,
             upstream_first_byte_timeout_ms: 120_000,
@@ -156,6 +160,7 @@ impl Default for Settings {
             channels: Vec::new(),
             models: Vec::new(),
             accounts: AccountSettings::default(),
+            key_cache: KeyCacheSettings::default(),
             root_password: None,
             secret_key: None,
         }
@@ -443,6 +448,7 @@ impl Settings {
             self.metrics_token = Some(token);
         }
         self.accounts.apply_env(&var)?;
+        self.key_cache.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
         self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
         Ok(())
@@ -463,6 +469,7 @@ impl Settings {
             return invalid("max_connections".into(), "must be at least 1".into());
         }
         self.accounts.trial_credit()?;
+        self.key_cache.validate()?;
         let rpm = self.accounts.anonymous_chat_rpm;
         if let Err(reason) = crate::accounts::site_settings::check_anonymous_chat_rpm(rpm) {
             return invalid(

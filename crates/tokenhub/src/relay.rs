@@ -2,8 +2,9 @@
 //! authenticate → parse → authorize → reserve → route → call upstream (with failover
 //! until the first byte reaches the client) → relay the answer → settle.
 //!
-//! The relay reads only in-memory state (catalogue snapshot, books) and talks only to
-//! provider adapters; it never touches the database or writes wire errors itself.
+//! The relay reads in-memory state (catalogue snapshot, key cache, books) and talks only
+//! to provider adapters; it never touches the database itself (a key the cache does not
+//! hold is looked up by `catalog::accounts`) and never writes wire errors.
 
 mod authenticate;
 mod bounds;
@@ -30,7 +31,8 @@ pub use error::RelayError;
 use settle::{Meter, Outcome, Settlement};
 use stream::MeteredStream;
 
-use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model};
+use crate::catalog::accounts::AccountCache;
+use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model, UserEntry};
 use crate::ledger::books::Books;
 use crate::ledger::money::TokenCounts;
 use crate::ledger::writer::LedgerWriter;
@@ -59,6 +61,8 @@ pub struct RelayPolicy {
 #[derive(Clone)]
 pub struct Relay {
     pub catalog: Arc<ArcSwap<Catalog>>,
+    /// API keys and their owners in use, looked up on a miss.
+    pub accounts: Arc<AccountCache>,
     pub books: Arc<Books>,
     pub writer: LedgerWriter,
     /// Upstream clients per connect timeout (channels may override it).
@@ -106,26 +110,47 @@ pub enum RelayReply {
 
 impl Relay {
     /// Phase 1 on its own, for surfaces that only need to know the caller.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         bearer: Option<&str>,
+        client_ip: Option<std::net::IpAddr>,
     ) -> Result<(Arc<Catalog>, Arc<KeyEntry>), RelayError> {
-        let catalog = self.catalog.load_full();
-        let key = authenticate::api_key(&catalog, bearer)?;
-        Ok((catalog, key))
+        let (key, _) = self.caller(bearer, client_ip).await?;
+        Ok((self.catalog.load_full(), key))
+    }
+
+    /// The key and its owner. A cached key is answered without awaiting anything.
+    async fn caller(
+        &self,
+        bearer: Option<&str>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<(Arc<KeyEntry>, Arc<UserEntry>), RelayError> {
+        let (secret, hash) = authenticate::bearer(bearer)?;
+        let lookup = match self.accounts.cached(&hash) {
+            Some(hit) => hit,
+            None => self
+                .accounts
+                .resolve(&hash, client_ip)
+                .await
+                .map_err(authenticate::lookup_failed)?,
+        };
+        authenticate::accept(lookup, secret)
     }
 
     /// Relays one request of any OpenAI operation through every phase.
     pub async fn relay(&self, call: RelayCall) -> Result<RelayReply, RelayError> {
         let operation = call.operation;
-        let (catalog, key) = match &call.credential {
-            Credential::Bearer(bearer) => self.authenticate(bearer.as_deref())?,
+        let (key, owner) = match &call.credential {
+            Credential::Bearer(bearer) => self.caller(bearer.as_deref(), call.client_ip).await?,
             Credential::Resolved(key) => {
-                let catalog = self.catalog.load_full();
-                authenticate::owner_active(&catalog, key.user_id)?;
-                (catalog, key.clone())
+                let owner = self.accounts.user(key.user_id).await.map_err(|error| {
+                    tracing::warn!(%error, "user lookup failed");
+                    RelayError::KeyLookupFailed
+                })?;
+                (key.clone(), authenticate::active_owner(owner)?)
             }
         };
+        let catalog = self.catalog.load_full();
 
         let mut settlement = Settlement::new(
             self.books.clone(),
@@ -147,7 +172,7 @@ impl Relay {
                 return Err(error);
             }
         };
-        match self.admit(&catalog, &key, &call, &object, &mut settlement) {
+        match self.admit(&catalog, &key, &owner, &call, &object, &mut settlement) {
             Ok((facts, model)) => {
                 self.forward(&catalog, &key, facts, model, &object, settlement)
                     .await
@@ -164,15 +189,14 @@ impl Relay {
         &self,
         catalog: &Catalog,
         key: &KeyEntry,
+        owner: &UserEntry,
         call: &RelayCall,
         object: &RawObject<'_>,
         settlement: &mut Settlement,
     ) -> Result<(RequestFacts, Arc<Model>), RelayError> {
         let mut facts = object.facts(call.operation)?;
         if let Some(pinned) = &call.pinned_channel {
-            let admin = catalog
-                .user(key.user_id)
-                .is_some_and(|user| matches!(user.role.as_str(), "admin" | "root"));
+            let admin = matches!(owner.role.as_str(), "admin" | "root");
             if !admin {
                 return Err(RelayError::Forbidden(
                     "Only administrators may choose a channel with x-tokenhub-channel.".into(),

@@ -1,6 +1,7 @@
-//! Start-up and shutdown: open the store, seed the catalogue, apply the config file, load
-//! the snapshot, start the background tasks, serve; on a shutdown signal stop accepting,
-//! let in-flight requests (streams included) finish, then flush every usage record.
+//! Start-up and shutdown: open the store, seed the catalogue and apply the config file
+//! (when they changed), load the catalogue, start the background tasks, serve; on a
+//! shutdown signal stop accepting, let in-flight requests (streams included) finish, then
+//! flush every usage record.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,19 +13,21 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Mutex, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod seed;
 mod serve;
 
 use crate::accounts;
 use crate::api::{self, AppState};
 use crate::catalog::Catalog;
+use crate::catalog::accounts::{AccountCache, CachePolicy};
 use crate::catalog::reload::Reloader;
-use crate::config::{ChannelConfig, ModelConfig, Settings};
+use crate::config::Settings;
 use crate::ledger::books::Books;
 use crate::ledger::writer::LedgerWriter;
-use crate::providers::{Deadlines, presets};
+use crate::providers::Deadlines;
 use crate::relay::health::{BreakerPolicy, Health};
 use crate::relay::{Relay, RelayPolicy};
-use crate::store::{ChannelRow, ModelRow, SecretKey, Store, StoreError};
+use crate::store::{SecretKey, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -46,6 +49,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     pub store: Store,
     pub reloader: Reloader,
+    /// Keys and users in use (looked up on a miss).
+    pub accounts: Arc<AccountCache>,
     pub books: Arc<Books>,
     pub writer: LedgerWriter,
     pub health: Arc<Health>,
@@ -100,7 +105,8 @@ async fn flush_before_exit(writer: &LedgerWriter) {
     }
 }
 
-/// Opens the store and applies seeds and the config file. Shared by `serve` and the CLI.
+/// Opens the store (running migrations) and creates the root account on first use. Shared
+/// by `serve` and the CLI; it writes nothing else, so a read-only command changes nothing.
 pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     let secret_key = settings
         .secret_key
@@ -109,21 +115,6 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
         .transpose()
         .map_err(|why| StartError::Config(format!("TOKENHUB_SECRET_KEY {why}")))?;
     let store = Store::connect(&settings.database_url, secret_key.as_ref()).await?;
-    for model in presets::builtin_models() {
-        store.seed_model(&model).await?;
-    }
-    for channel in presets::preset_channels() {
-        store.seed_channel(&channel).await?;
-    }
-    for model in &settings.models {
-        store.upsert_model(&model_row(model)?).await?;
-        if let Some(fallbacks) = &model.fallbacks {
-            store.set_fallbacks(&model.id, fallbacks).await?;
-        }
-    }
-    for channel in &settings.channels {
-        store.upsert_channel(&channel_row(channel)).await?;
-    }
     if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await?
     {
         // Shown once, to whoever ran the first command. On stderr: stdout of CLI commands
@@ -143,57 +134,20 @@ pub async fn check_channels(
     settings: &Settings,
 ) -> Result<Vec<crate::relay::mapping_check::MappingCheck>, StartError> {
     let store = open_store(settings).await?;
-    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
-    let reloader = Reloader::new(
-        store.clone(),
-        catalog.clone(),
-        Arc::new(Books::default()),
-        Arc::new(Mutex::new(())),
-    );
-    reloader.reload().await?;
+    let models = store.all_models().await?;
+    let channels = store.all_channels().await?;
+    let unpriced = store.unpriced_model_ids().await?;
+    let catalog = Catalog::build_with(&models, &channels, &unpriced, |name| {
+        std::env::var(name).ok()
+    });
     let clients = crate::relay::clients::UpstreamClients::new(Duration::from_millis(
         settings.upstream_connect_timeout_ms,
     ));
     let first_byte = Duration::from_millis(settings.upstream_first_byte_timeout_ms);
     let results =
-        crate::relay::mapping_check::check_all(&catalog.load_full(), &clients, first_byte).await;
+        crate::relay::mapping_check::check_all(&Arc::new(catalog), &clients, first_byte).await;
     store.close().await;
     Ok(results)
-}
-
-fn model_row(model: &ModelConfig) -> Result<ModelRow, StartError> {
-    let prices = model
-        .prices()
-        .map_err(|e| StartError::Config(format!("model {}: {e}", model.id)))?;
-    Ok(ModelRow {
-        id: model.id.clone(),
-        provider: model.provider.clone(),
-        context: model.context,
-        input_price: prices.input,
-        output_price: prices.output,
-        cached_input_price: prices.cache_read,
-        cache_write_price: prices.cache_write,
-        rules: prices.rules,
-        enabled: true,
-        created: 0,
-    })
-}
-
-fn channel_row(channel: &ChannelConfig) -> ChannelRow {
-    ChannelRow {
-        id: 0,
-        name: channel.name.clone(),
-        kind: channel.kind.clone(),
-        base_url: channel.base_url.clone(),
-        api_key: crate::catalog::keys::join_keys(&channel.keys()),
-        api_key_env: channel.api_key_env.clone(),
-        models: channel.models.clone(),
-        model_map: channel.model_map.clone(),
-        priority: channel.priority,
-        weight: channel.weight,
-        enabled: channel.enabled,
-        limits: channel.limits(),
-    }
 }
 
 fn prometheus() -> Option<PrometheusHandle> {
@@ -212,6 +166,7 @@ pub async fn start(
     let tokenizer = tokio::task::spawn_blocking(crate::tokens::warm_up);
     let store = open_store(&settings).await?;
     let _ = tokenizer.await;
+    seed::apply_seeds(&store, &settings).await?;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::default());
     let flush_lock = Arc::new(Mutex::new(()));
@@ -220,23 +175,29 @@ pub async fn start(
         window: Duration::from_millis(settings.breaker_window_ms),
         cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
     }));
-    let reloader = Reloader::new(
+    let key_cache = &settings.key_cache;
+    let accounts = Arc::new(AccountCache::new(
         store.clone(),
-        catalog.clone(),
         books.clone(),
         flush_lock.clone(),
-    );
+        CachePolicy {
+            capacity: key_cache.capacity,
+            negative_ttl: Duration::from_millis(key_cache.negative_ttl_ms),
+            lookups_per_address_per_s: key_cache.lookups_per_address_per_s,
+            lookups_per_s: key_cache.lookups_per_s,
+        },
+    ));
     let anonymous_user =
         accounts::site_settings::system_user(&store, api::web::chat::ANONYMOUS_USER)
             .await
             .map_err(|e| {
                 StartError::Config(format!("cannot create the anonymous chat user: {e}"))
             })?;
-    let revision = reloader.reload().await?;
+    let reloader = Reloader::start(store.clone(), catalog.clone(), accounts.clone()).await?;
     let catalog_nudge = Arc::new(tokio::sync::Notify::new());
     reloader.clone().spawn_polling(
         Duration::from_millis(settings.reload_interval_ms.max(10)),
-        revision,
+        Duration::from_millis(key_cache.balance_refresh_ms.max(1)),
         catalog_nudge.clone(),
     );
     let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
@@ -268,6 +229,7 @@ pub async fn start(
     let catalog_handle = catalog.clone();
     let relay = Relay {
         catalog,
+        accounts: accounts.clone(),
         books: books.clone(),
         writer: writer.clone(),
         clients,
@@ -349,6 +311,7 @@ pub async fn start(
         addr,
         store,
         reloader,
+        accounts,
         books,
         writer,
         health,

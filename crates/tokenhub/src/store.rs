@@ -9,8 +9,10 @@
 //! snapshots and hands usage to the batched ledger writer.
 
 mod audit;
+mod auth;
 mod catalog;
 mod catalog_admin;
+mod changes;
 mod fallbacks;
 mod keys;
 mod ledger_query;
@@ -30,7 +32,9 @@ mod users;
 use std::path::Path;
 
 pub use audit::AuditEntry;
+pub use auth::{KeyAuth, UserAuth};
 pub use catalog::{ChannelLimits, ChannelRow, ModelRow};
+pub use changes::{Change, ChangeRow, SeedSource};
 pub use keys::{KeyRow, KeyUpdate, NewKey};
 pub use ledger_query::LedgerEntry;
 pub use limits::{KeyLimits, UserLimits};
@@ -162,23 +166,6 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
         })
     }
-
-    /// The change counter that running gateways poll to know when to reload.
-    pub async fn revision(&self) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-}
-
-/// Bumps the change counter inside the caller's transaction, so a reload sees the change.
-async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> StoreResult<()> {
-    sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Makes `sqlite://relative/path.db` create its file and directory on first use.

@@ -49,14 +49,15 @@ fn api_key(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Authenticates, then parses and translates the body into an OpenAI chat request.
-fn translate(
+async fn translate(
     state: &AppState,
+    client: &ClientIp,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Option<String>, InboundTranslation), AnthropicError> {
     let key = api_key(headers);
     // Before the body: a caller without a valid key learns nothing about its request.
-    state.relay.authenticate(key.as_deref())?;
+    state.relay.authenticate(key.as_deref(), client.0).await?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         AnthropicError::new(status, rejection.body_text())
@@ -102,7 +103,7 @@ async fn relay_message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AnthropicError> {
-    let (key, translated) = translate(&state, &headers, body)?;
+    let (key, translated) = translate(&state, &client, &headers, body).await?;
     let call = RelayCall {
         pinned_channel: pinned_channel(&headers),
         operation: Operation::Chat,
@@ -136,11 +137,12 @@ async fn relay_message(
 /// exact budget: a big prompt must not hold up the serving thread.
 async fn count_tokens(
     State(state): State<AppState>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AnthropicError> {
-    let (key, translated) = translate(&state, &headers, body)?;
-    let (catalog, entry) = state.relay.authenticate(key.as_deref())?;
+    let (key, translated) = translate(&state, &client, &headers, body).await?;
+    let (catalog, entry) = state.relay.authenticate(key.as_deref(), client.0).await?;
     if catalog
         .model(&translated.model)
         .filter(|_| entry.allows_model(&translated.model))

@@ -60,6 +60,12 @@ impl From<RelayError> for ApiError {
             RelayError::Unauthenticated(_) => {
                 ("invalid_request_error", Some("invalid_api_key"), None)
             }
+            RelayError::KeyLookupThrottled { .. } => {
+                ("rate_limit_error", Some("key_lookups_exceeded"), None)
+            }
+            RelayError::KeyLookupFailed => {
+                ("service_unavailable_error", Some("key_lookup_failed"), None)
+            }
             RelayError::InvalidRequest(invalid) => ("invalid_request_error", None, invalid.param),
             RelayError::ModelNotFound(_) => (
                 "invalid_request_error",

@@ -132,9 +132,13 @@ struct ModelList<'a> {
 /// Models this key may call now: allowed for the key and served by a usable channel.
 async fn list_models(
     State(state): State<AppState>,
+    ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (catalog, key) = state.relay.authenticate(bearer(&headers).as_deref())?;
+    let (catalog, key) = state
+        .relay
+        .authenticate(bearer(&headers).as_deref(), client_ip)
+        .await?;
     let data = catalog
         .routable_models()
         .into_iter()
@@ -151,9 +155,13 @@ async fn list_models(
 async fn get_model(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (catalog, key) = state.relay.authenticate(bearer(&headers).as_deref())?;
+    let (catalog, key) = state
+        .relay
+        .authenticate(bearer(&headers).as_deref(), client_ip)
+        .await?;
     let model = catalog
         .model(&id)
         .filter(|m| key.allows_model(&m.id) && !catalog.channels_for(&m.id).is_empty());

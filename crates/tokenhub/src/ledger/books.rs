@@ -7,6 +7,10 @@
 //!
 //! Overspend bound: a request is admitted only if its reservation fits, so the balance
 //! can go below zero only by what admitted requests cost beyond their reservations.
+//!
+//! Entries follow the active set: a user's numbers enter when one of its keys is looked
+//! up (`catalog::accounts`) and leave with `forget_idle` once the user has left the key
+//! cache, has not been used for a sweep period and holds no unflushed or reserved money.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +22,8 @@ struct Account {
     stored: Nanos,
     unflushed: Nanos,
     reserved: Nanos,
+    /// Used since the last sweep.
+    touched: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,6 +31,14 @@ struct KeySpend {
     stored: Nanos,
     unflushed: Nanos,
     reserved: Nanos,
+    /// The owner: a key's numbers leave with its user's.
+    user_id: i64,
+}
+
+impl Account {
+    fn idle(&self) -> bool {
+        self.unflushed.is_zero() && self.reserved.is_zero()
+    }
 }
 
 #[derive(Default)]
@@ -84,6 +98,55 @@ impl Books {
         }
     }
 
+    /// Takes in a user's stored balance and one of its keys' spend, read from the database
+    /// under the writer's lock (a key cache miss).
+    pub fn load(&self, user_id: i64, balance: Nanos, key: Option<(i64, Nanos)>) {
+        let mut ledgers = self.ledgers();
+        let account = ledgers.users.entry(user_id).or_default();
+        account.stored = balance;
+        account.touched = true;
+        if let Some((key_id, spent)) = key {
+            let spend = ledgers.keys.entry(key_id).or_default();
+            spend.stored = spent;
+            spend.user_id = user_id;
+        }
+    }
+
+    pub fn holds_user(&self, user_id: i64) -> bool {
+        self.ledgers().users.contains_key(&user_id)
+    }
+
+    /// The users and keys held, for a refresh of their stored amounts.
+    pub fn held(&self) -> (Vec<i64>, Vec<i64>) {
+        let ledgers = self.ledgers();
+        (
+            ledgers.users.keys().copied().collect(),
+            ledgers.keys.keys().copied().collect(),
+        )
+    }
+
+    /// Drops users (and their keys) that `still_cached` no longer holds, that were not
+    /// used since the last sweep and hold no unflushed or reserved money; returns how many.
+    /// Money in flight is never dropped, so nothing is forgotten that the writer or a
+    /// settlement will still move.
+    pub fn forget_idle(&self, still_cached: impl Fn(i64) -> bool) -> usize {
+        let mut ledgers = self.ledgers();
+        let mut gone = std::collections::HashSet::new();
+        ledgers.users.retain(|id, account| {
+            let keep = std::mem::take(&mut account.touched) || !account.idle() || still_cached(*id);
+            if !keep {
+                gone.insert(*id);
+            }
+            keep
+        });
+        ledgers.keys.retain(|_, spend| {
+            !gone.contains(&spend.user_id)
+                || !spend.unflushed.is_zero()
+                || !spend.reserved.is_zero()
+        });
+        gone.len()
+    }
+
     /// Holds `amount` against the user's balance and the key's quota, or says why not.
     /// A zero amount (free model) is always admitted.
     pub fn reserve(
@@ -114,8 +177,12 @@ impl Books {
                 }
             }
         }
-        ledgers.users.entry(user_id).or_default().reserved += amount;
-        ledgers.keys.entry(key_id).or_default().reserved += amount;
+        let account = ledgers.users.entry(user_id).or_default();
+        account.reserved += amount;
+        account.touched = true;
+        let spend = ledgers.keys.entry(key_id).or_default();
+        spend.reserved += amount;
+        spend.user_id = user_id;
         Ok(Reservation {
             user_id,
             key_id,
@@ -129,6 +196,7 @@ impl Books {
         let account = ledgers.users.entry(reservation.user_id).or_default();
         account.reserved -= reservation.amount;
         account.unflushed += cost;
+        account.touched = true;
         let spend = ledgers.keys.entry(reservation.key_id).or_default();
         spend.reserved -= reservation.amount;
         spend.unflushed += cost;
@@ -274,5 +342,30 @@ mod tests {
         books.sync([(1, Nanos(60))], [(10, Nanos(40))]);
         assert_eq!(books.balance(1), Nanos(60));
         assert_eq!(books.key_spent(10), Nanos(40));
+    }
+
+    #[test]
+    fn only_idle_uncached_unused_users_are_forgotten_with_their_keys() {
+        let books = Books::default();
+        books.load(1, Nanos(100), Some((10, Nanos(5))));
+        books.load(2, Nanos(100), Some((20, Nanos(0))));
+        books.load(3, Nanos(100), None);
+        let unflushed = books.reserve(2, 20, None, Nanos(10)).unwrap();
+        books.settle(unflushed, Nanos(10));
+        let _in_flight = books.reserve(3, 30, None, Nanos(10)).unwrap();
+        // Loaded or used since the last sweep: all kept, and no longer marked used.
+        assert_eq!(books.forget_idle(|_| false), 0);
+        // User 1 is idle and uncached; 2 has unflushed money; 3 a reservation.
+        assert_eq!(books.forget_idle(|_| false), 1);
+        let (users, keys) = books.held();
+        let mut users = users;
+        users.sort();
+        assert_eq!(users, [2, 3]);
+        assert!(!keys.contains(&10));
+        // Still cached: kept however idle.
+        books.load(1, Nanos(100), None);
+        books.forget_idle(|_| true);
+        assert_eq!(books.forget_idle(|id| id == 1), 0);
+        assert_eq!(books.available(1), Nanos(100));
     }
 }

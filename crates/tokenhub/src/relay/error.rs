@@ -11,6 +11,13 @@ use crate::relay::limits::{LimitKind, Limited};
 pub enum RelayError {
     #[error("{0}")]
     Unauthenticated(String),
+    /// The key is not in memory and this address (or all addresses together) used up its
+    /// database lookups of unknown keys. Not a 401: the key may well be valid and new.
+    #[error("Too many requests with API keys this gateway does not know yet; retry in {} s.", .retry_after.as_secs().max(1))]
+    KeyLookupThrottled { retry_after: std::time::Duration },
+    /// The key is not in memory and the database did not answer its lookup.
+    #[error("Cannot check this API key right now; retry shortly.")]
+    KeyLookupFailed,
     #[error(transparent)]
     InvalidRequest(#[from] InvalidRequest),
     #[error("The model `{0}` does not exist or you do not have access to it.")]
@@ -68,10 +75,12 @@ impl RelayError {
             RelayError::Unsupported { .. } => 400,
             RelayError::Insufficient(_)
             | RelayError::RateLimited(_)
+            | RelayError::KeyLookupThrottled { .. }
             | RelayError::Saturated { .. } => 429,
             RelayError::IpNotAllowed(_) | RelayError::Forbidden(_) => 403,
             RelayError::ChannelNotServing { .. } => 400,
             RelayError::NoChannel { .. }
+            | RelayError::KeyLookupFailed
             | RelayError::CoolingDown { .. }
             | RelayError::KeysRejected { .. } => 503,
             RelayError::Upstream(failure) => match failure.kind {
@@ -92,7 +101,9 @@ impl RelayError {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             RelayError::CoolingDown { retry_after, .. }
-            | RelayError::Saturated { retry_after, .. } => Some(*retry_after),
+            | RelayError::Saturated { retry_after, .. }
+            | RelayError::KeyLookupThrottled { retry_after } => Some(*retry_after),
+            RelayError::KeyLookupFailed => Some(std::time::Duration::from_secs(1)),
             RelayError::RateLimited(limited) => Some(limited.retry_after),
             RelayError::Upstream(failure) => failure.retry_after,
             _ => None,

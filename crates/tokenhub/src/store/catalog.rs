@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{Store, StoreResult, bump_revision, now_ms};
+use super::changes::{Change, record};
+use super::{Store, StoreResult, now_ms};
 use crate::ledger::money::Nanos;
 use crate::ledger::price_tiers::PriceRules;
 
@@ -187,8 +188,11 @@ impl Store {
             .bind(model.cache_write_price.map(|p| p.0))
             .bind(i64::from(model.enabled))
             .bind(now_ms());
-        model.bind_rules(query).execute(&mut *tx).await?;
-        bump_revision(&mut tx).await?;
+        let written = model.bind_rules(query).execute(&mut *tx).await?;
+        // A seed that found its row changed nothing: running gateways need not hear of it.
+        if written.rows_affected() > 0 {
+            record(&mut tx, Change::Catalog).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -221,8 +225,10 @@ impl Store {
         let query = channel
             .bind_fields(sqlx::query(&sql), sealed_key)
             .bind(now_ms());
-        channel.limits.bind(query).execute(&mut *tx).await?;
-        bump_revision(&mut tx).await?;
+        let written = channel.limits.bind(query).execute(&mut *tx).await?;
+        if written.rows_affected() > 0 {
+            record(&mut tx, Change::Catalog).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

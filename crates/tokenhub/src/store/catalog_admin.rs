@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use sqlx::Row;
 
 use super::catalog::{LIMIT_COLUMNS, RULE_COLUMNS};
-use super::{ChannelRow, ModelRow, Store, StoreError, StoreResult, bump_revision, now_ms};
+use super::changes::{Change, record};
+use super::{ChannelRow, ModelRow, Store, StoreError, StoreResult, now_ms};
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
@@ -46,7 +47,7 @@ impl Store {
             .await
             .and_then(|row| row.try_get("id"))
             .map_err(|e| conflict_or(e, format!("a channel named '{}' exists", channel.name)))?;
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         self.channel_by_id(id)
             .await?
@@ -76,7 +77,7 @@ impl Store {
                 channel.id
             )));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -91,7 +92,7 @@ impl Store {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no channel with id {id}")));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -135,7 +136,7 @@ impl Store {
                 .await
                 .map_err(|e| conflict_or(e, format!("a model with id '{}' exists", model.id)))?;
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -161,7 +162,7 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no model '{}'", model.id)));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -175,7 +176,7 @@ impl Store {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no model '{id}'")));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }

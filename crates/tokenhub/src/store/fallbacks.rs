@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::{Store, StoreResult, bump_revision};
+use super::changes::{Change, record};
+use super::{Store, StoreResult};
 
 impl Store {
     /// Replaces a model's fallback list.
@@ -25,7 +26,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Catalog).await?;
         tx.commit().await?;
         Ok(())
     }

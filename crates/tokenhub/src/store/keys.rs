@@ -2,8 +2,9 @@
 
 use sqlx::Row;
 
+use super::changes::{Change, record};
 use super::limits::{KeyLimits, ips_json};
-use super::{Store, StoreError, StoreResult, bump_revision, now_ms};
+use super::{Store, StoreError, StoreResult, now_ms};
 use crate::ledger::money::Nanos;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +50,10 @@ pub struct KeyUpdate {
 
 const KEY_COLUMNS: &str = "id, user_id, name, key_hash, key_prefix, status, allowed_models, quota_nano, spent_nano, expires_at, created_at";
 
-fn key_from_row(row: &sqlx::any::AnyRow) -> StoreResult<KeyRow> {
+/// `KEY_COLUMNS` of a query where `api_keys` is `k`.
+pub(super) const KEY_COLUMNS_OF_K: &str = "k.id, k.user_id, k.name, k.key_hash, k.key_prefix, k.status, k.allowed_models, k.quota_nano, k.spent_nano, k.expires_at, k.created_at";
+
+pub(super) fn key_from_row(row: &sqlx::any::AnyRow) -> StoreResult<KeyRow> {
     let models: Option<String> = row.try_get("allowed_models")?;
     Ok(KeyRow {
         id: row.try_get("id")?,
@@ -91,7 +95,7 @@ impl Store {
         .bind(key.limits.tpm)
         .fetch_one(&mut *tx)
         .await?;
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Key(id)).await?;
         tx.commit().await?;
         self.key_by_id(id)
             .await?
@@ -153,7 +157,7 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no key with id {id}")));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Key(id)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -167,7 +171,7 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::User(user_id)).await?;
         tx.commit().await?;
         Ok(updated.rows_affected())
     }
@@ -182,7 +186,7 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no key with id {id}")));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Key(id)).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::{Store, StoreError, StoreResult, bump_revision};
+use super::changes::{Change, record};
+use super::{Store, StoreError, StoreResult};
 
 /// A key's own limits. `None` = no limit of that kind (RPM/TPM then fall back to the
 /// owner's defaults).
@@ -116,7 +117,7 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no user with id {user_id}")));
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::User(user_id)).await?;
         tx.commit().await?;
         Ok(())
     }

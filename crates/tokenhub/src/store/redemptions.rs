@@ -7,8 +7,9 @@ use sqlx::Row;
 
 use super::sql::Sql;
 
+use super::changes::{Change, record};
 use super::users::credit_in;
-use super::{LedgerKind, Store, StoreError, StoreResult, bump_revision, now_ms};
+use super::{LedgerKind, Store, StoreError, StoreResult, now_ms};
 use crate::ledger::money::Nanos;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +134,7 @@ impl Store {
             &reason,
         )
         .await?;
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Balance(user_id)).await?;
         tx.commit().await?;
         Ok(Ok(code.amount))
     }

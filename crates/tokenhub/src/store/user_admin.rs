@@ -6,9 +6,10 @@ use sqlx::Row;
 
 use super::sql::Sql;
 
+use super::changes::{Change, record};
 use super::limits::UserLimits;
 use super::users::UserRow;
-use super::{Store, StoreError, StoreResult, bump_revision};
+use super::{Store, StoreError, StoreResult};
 use crate::ledger::money::Nanos;
 
 /// A user with what the management API shows besides the hot-path fields.
@@ -138,7 +139,7 @@ impl Store {
         if status != "active" {
             end_sessions_in(&mut tx, user_id).await?;
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::User(user_id)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -158,7 +159,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         end_sessions_in(&mut tx, user_id).await?;
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::User(user_id)).await?;
         tx.commit().await?;
         Ok(())
     }

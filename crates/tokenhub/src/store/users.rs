@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, StoreResult, bump_revision, now_ms};
+use super::changes::{Change, record};
+use super::{Store, StoreError, StoreResult, now_ms};
 use crate::ledger::money::{MAX_AMOUNT, Nanos};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +95,7 @@ impl Store {
         if !opening.amount.is_zero() {
             credit_in(&mut tx, id, opening.amount, opening.kind, opening.reason).await?;
         }
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::User(id)).await?;
         tx.commit().await?;
         self.user_by_name(name)
             .await?
@@ -143,7 +144,7 @@ impl Store {
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         credit_in(&mut tx, user_id, amount, kind, reason).await?;
-        bump_revision(&mut tx).await?;
+        record(&mut tx, Change::Balance(user_id)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -229,7 +230,7 @@ mod tests {
     #[tokio::test]
     async fn opening_balance_and_credits_are_in_the_ledger() {
         let (store, _dir) = temp_store().await;
-        let before = store.revision().await.unwrap();
+        let before = store.last_change_id().await.unwrap();
         let user = store
             .create_user("ada", "user", None, Nanos::from_usd(2))
             .await
@@ -245,7 +246,15 @@ mod tests {
             store.recomputed_balance(user.id).await.unwrap(),
             user.balance
         );
-        assert!(store.revision().await.unwrap() >= before + 2);
+        let changes = store.changes_after(before, 10).await.unwrap();
+        let changes: Vec<_> = changes.iter().map(|c| c.change).collect();
+        assert_eq!(
+            changes,
+            [
+                Some(crate::store::Change::User(user.id)),
+                Some(crate::store::Change::Balance(user.id))
+            ]
+        );
         let duplicate = store.create_user("ada", "user", None, Nanos::ZERO).await;
         assert!(matches!(
             duplicate,

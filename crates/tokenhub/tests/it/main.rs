@@ -33,5 +33,6 @@ mod operations;
 mod redaction;
 mod relay;
 mod resilience;
+mod scale;
 mod secrets_at_rest;
 mod web;

@@ -15,7 +15,7 @@ use super::error::{Code, ErrorBody, ManageError, Query};
 use super::wire::usd;
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::api::openai::bearer;
+use crate::api::openai::{ClientIp, bearer};
 use crate::catalog::KeyEntry;
 use crate::ledger::money::Nanos;
 use crate::store::{GroupBy, UsageFilter};
@@ -53,13 +53,15 @@ async fn standing(state: &AppState, key: &KeyEntry) -> Result<Standing, ManageEr
     })
 }
 
-fn authenticate(
+async fn authenticate(
     state: &AppState,
+    client: ClientIp,
     headers: &HeaderMap,
 ) -> Result<std::sync::Arc<KeyEntry>, crate::relay::RelayError> {
     state
         .relay
-        .authenticate(bearer(headers).as_deref())
+        .authenticate(bearer(headers).as_deref(), client.0)
+        .await
         .map(|(_, key)| key)
 }
 
@@ -83,8 +85,12 @@ pub struct Subscription {
 #[utoipa::path(get, path = "/v1/dashboard/billing/subscription", tag = "compatibility",
     responses((status = 200, body = Subscription), (status = 401, description = "OpenAI-shaped error")),
     security(("api_key" = [])))]
-pub async fn subscription(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let key = match authenticate(&state, &headers) {
+pub async fn subscription(
+    State(state): State<AppState>,
+    client: ClientIp,
+    headers: HeaderMap,
+) -> Response {
+    let key = match authenticate(&state, client, &headers).await {
         Ok(key) => key,
         Err(error) => return ApiError::from(error).into_response(),
     };
@@ -153,10 +159,11 @@ fn day_ms(text: &str) -> Result<i64, ManageError> {
     security(("api_key" = [])))]
 pub async fn usage(
     State(state): State<AppState>,
+    client: ClientIp,
     headers: HeaderMap,
     Query(range): Query<DateRange>,
 ) -> Response {
-    let key = match authenticate(&state, &headers) {
+    let key = match authenticate(&state, client, &headers).await {
         Ok(key) => key,
         Err(error) => return ApiError::from(error).into_response(),
     };
@@ -212,9 +219,11 @@ pub struct KeyUsage {
     security(("api_key" = [])))]
 pub async fn key_usage(
     State(state): State<AppState>,
+    client: ClientIp,
     headers: HeaderMap,
 ) -> Result<Json<KeyUsage>, ManageError> {
-    let key = authenticate(&state, &headers)
+    let key = authenticate(&state, client, &headers)
+        .await
         .map_err(|e| ManageError::new(Code::Unauthenticated, e.to_string()))?;
     let standing = standing(&state, &key).await?;
     let row = state

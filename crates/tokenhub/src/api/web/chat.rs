@@ -52,7 +52,7 @@ pub async fn complete(
     let received = Instant::now();
     let body = body.map_err(|r| ApiError::invalid_request(r.status(), r.body_text()))?;
     let key = if cookie(&headers, SESSION_COOKIE).is_some() {
-        signed_in(&state, caller)?
+        signed_in(&state, caller).await?
     } else {
         anonymous(&state, client_ip, &body).await?
     };
@@ -67,7 +67,7 @@ pub async fn complete(
     Ok(into_response(state.relay.relay(call).await?, received))
 }
 
-fn signed_in(
+async fn signed_in(
     state: &AppState,
     caller: Result<Caller, ManageError>,
 ) -> Result<Arc<KeyEntry>, ApiError> {
@@ -80,8 +80,14 @@ fn signed_in(
             e.message(),
         )
     })?;
-    let catalog = state.relay.catalog.load();
-    let user = catalog.user(caller.user.id);
+    // The relay refuses the request if the user is gone or disabled; here only the limits.
+    let user = state
+        .relay
+        .accounts
+        .user(caller.user.id)
+        .await
+        .ok()
+        .flatten();
     Ok(Arc::new(KeyEntry {
         id: NO_KEY,
         user_id: caller.user.id,
@@ -91,7 +97,7 @@ fn signed_in(
         quota: None,
         expires_at: None,
         allowed_ips: None,
-        rpm_limit: user.and_then(|u| u.rpm_limit),
+        rpm_limit: user.as_ref().and_then(|u| u.rpm_limit),
         tpm_limit: user.and_then(|u| u.tpm_limit),
     }))
 }

@@ -144,31 +144,7 @@ impl Harness {
         let mock = MockServer::start().await.expect("mock upstream starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, database) = database_url(backend, &dir).await;
-        let secret_key = (backend == Backend::Postgres).then_some(TEST_SECRET_KEY);
-        let mut settings = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: database_url.clone(),
-            secret_key: secret_key.map(str::to_string),
-            reload_interval_ms: 50,
-            upstream_first_byte_timeout_ms: 3000,
-            root_password: Some("root-password".into()),
-            // Its pings would land in the mock's journal, which tests read.
-            startup_model_check: false,
-            ..Settings::default()
-        };
-        let mut mock_channel = channel(
-            "mock",
-            &mock.base_url(),
-            &["mock-gpt", "alias-model", "mock-free"],
-            0,
-        );
-        mock_channel
-            .model_map
-            .insert("alias-model".into(), "mock-gpt".into());
-        settings.channels.push(mock_channel);
-        settings.models.push(model("mock-gpt", "1", "2"));
-        settings.models.push(model("alias-model", "1", "2"));
-        settings.models.push(model("mock-free", "0", "0"));
+        let mut settings = base_settings(&database_url, &mock.base_url());
         adjust(&mut settings, &mock.base_url());
         let secret_key = settings
             .secret_key
@@ -192,6 +168,16 @@ impl Harness {
             _database: database,
             _dir: dir,
         }
+    }
+
+    /// Another gateway on the same database and mock (a second instance, or this one
+    /// restarted), with the same settings as `start` plus `adjust`.
+    pub async fn start_another(&self, adjust: impl FnOnce(&mut Settings, &str)) -> RunningGateway {
+        let mut settings = base_settings(&self.database_url, &self.mock.base_url());
+        adjust(&mut settings, &self.mock.base_url());
+        server::start(settings, std::future::pending())
+            .await
+            .expect("gateway starts")
     }
 
     pub fn gateway(&self) -> &RunningGateway {
@@ -303,6 +289,41 @@ impl Harness {
             gateway.shutdown().await.expect("clean shutdown");
         }
     }
+}
+
+/// What every harness gateway runs with: the mock channel `mock` serving `mock-gpt`
+/// ($1/$2), `alias-model` (→ mock-gpt) and the free `mock-free`.
+pub fn base_settings(database_url: &str, mock_url: &str) -> Settings {
+    // PostgreSQL needs a sealing key (SQLite makes a key file beside the database); every
+    // instance on one test database shares it.
+    let secret_key = database_url
+        .starts_with("postgres")
+        .then_some(TEST_SECRET_KEY);
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.to_string(),
+        secret_key: secret_key.map(str::to_string),
+        reload_interval_ms: 50,
+        upstream_first_byte_timeout_ms: 3000,
+        root_password: Some("root-password".into()),
+        // Its pings would land in the mock's journal, which tests read.
+        startup_model_check: false,
+        ..Settings::default()
+    };
+    let mut mock_channel = channel(
+        "mock",
+        mock_url,
+        &["mock-gpt", "alias-model", "mock-free"],
+        0,
+    );
+    mock_channel
+        .model_map
+        .insert("alias-model".into(), "mock-gpt".into());
+    settings.channels.push(mock_channel);
+    settings.models.push(model("mock-gpt", "1", "2"));
+    settings.models.push(model("alias-model", "1", "2"));
+    settings.models.push(model("mock-free", "0", "0"));
+    settings
 }
 
 async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> (String, Option<TestDatabase>) {
