@@ -128,12 +128,14 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
 const STARTUP_CHECK_FIRST_BYTE: Duration = Duration::from_secs(20);
 const STARTUP_CHECK_LIMIT: Duration = Duration::from_secs(300);
 
-/// `tokenhub channels check`: pings every mapping of every channel with a key, from
-/// the catalog in the database, without starting a server.
+/// `tokenhub channels check`: pings every mapping of every channel with a key, as
+/// `serve` would route them: the configuration file is applied first (only if it changed
+/// since last applied, like `serve` does), then the catalogue is read from the database.
 pub async fn check_channels(
     settings: &Settings,
 ) -> Result<Vec<crate::relay::mapping_check::MappingCheck>, StartError> {
     let store = open_store(settings).await?;
+    seed::apply_seeds(&store, settings).await?;
     let models = store.all_models().await?;
     let channels = store.all_channels().await?;
     let unpriced = store.unpriced_model_ids().await?;

@@ -91,6 +91,11 @@ impl Store {
         }
         if sealed > 0 {
             wipe_old_versions(self.backend, &mut conn).await?;
+            // Running instances re-read their channels (the text they hold may be a key
+            // written plain by hand since they last did).
+            let mut tx = self.begin_write().await?;
+            super::changes::record(&mut tx, super::changes::Change::Catalog).await?;
+            tx.commit().await?;
             tracing::info!(
                 channels = sealed,
                 "sealed upstream keys stored in plain text"
