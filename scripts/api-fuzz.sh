@@ -5,6 +5,7 @@
 #
 #   scripts/api-fuzz.sh                 # API_FUZZ_EXAMPLES (default 25) per operation and caller
 #   API_FUZZ_SEED=1234 scripts/api-fuzz.sh   # replay a run (the seed is printed)
+#   API_FUZZ_CALLERS=admin scripts/api-fuzz.sh  # one caller only (default: "user admin")
 #
 # Two runs against one live gateway (SQLite, mock upstream on loopback): as a user with a
 # session (cookie + X-CSRF-Token), then as root with a th-admin- token. The credentials
@@ -85,8 +86,9 @@ status="$(curl -sS --max-time 30 --interface "$LOGIN_SOURCE" -o "$TMP/signup.jso
   -d "{\"username\":\"$API_FUZZ_USER\",\"password\":\"$API_FUZZ_PASSWORD\"}")" ||
   die "sign-up request failed"
 [[ "$status" == 201 ]] || die "sign-up answered $status: $(cat "$TMP/signup.json")"
-"$TOKENHUB_BIN" keys create --user "$API_FUZZ_USER" --name api-fuzz >/dev/null ||
+API_FUZZ_API_KEY="$("$TOKENHUB_BIN" keys create --user "$API_FUZZ_USER" --name api-fuzz)" ||
   die "tokenhub keys create failed"
+export API_FUZZ_API_KEY
 
 # ---------------------------------------------------------------- runs
 export API_FUZZ_GATEWAY_URL="$GATEWAY_URL"
@@ -97,7 +99,8 @@ declare -A RESULT
 run_as() {
   local who="$1" rc=0
   printf '\n===== schemathesis as %s (%s examples per operation, seed %s) =====\n' "$who" "$EXAMPLES" "$SEED"
-  API_FUZZ_AS="$who" timeout "$RUN_TIMEOUT_S" "$ROOT/clients/schemathesis/.venv/bin/st" run \
+  API_FUZZ_AS="$who" timeout "$RUN_TIMEOUT_S" "$ROOT/clients/schemathesis/.venv/bin/st" \
+    --config-file "$ROOT/clients/schemathesis/schemathesis.toml" run \
     "$GATEWAY_URL/api/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "$EXAMPLES" --seed "$SEED" --workers 2 \
@@ -110,8 +113,9 @@ run_as() {
 
 SECONDS=0
 # The user first: the admin run may delete the user.
-run_as user
-run_as admin
+for who in ${API_FUZZ_CALLERS:-user admin}; do
+  run_as "$who"
+done
 kill -0 "$GATEWAY_PID" 2>/dev/null || RESULT[gateway]="FAIL (the gateway died)"
 
 printf '\n===== api fuzz summary (%ss, seed %s) =====\n' "$SECONDS" "$SEED"

@@ -1,8 +1,11 @@
 """Credentials for scripts/api-fuzz.sh's schemathesis runs (loaded via SCHEMATHESIS_HOOKS).
 
 API_FUZZ_AS picks who calls the management API:
-  admin  `Authorization: Bearer th-admin-…`, minted for root by `tokenhub tokens create`
+  admin  `Authorization: Bearer th-admin-…`, minted for root by `tokenhub admin-tokens create`
   user   the `th_session` cookie of API_FUZZ_USER, with its `X-CSRF-Token`
+
+The key-authenticated balance lookups (`security: api_key`) get API_FUZZ_API_KEY, an
+`sk-` key of the user, whoever the caller.
 
 The run itself may revoke the token (DELETE /api/admin/tokens/{id}) or end the session
 (POST /api/auth/logout): on a 401 schemathesis asks again, and a fresh credential is made.
@@ -21,6 +24,7 @@ import schemathesis
 
 AS = os.environ["API_FUZZ_AS"]
 GATEWAY = urllib.parse.urlsplit(os.environ["API_FUZZ_GATEWAY_URL"])
+KEY_PATHS = ("/api/usage/key", "/v1/dashboard/billing/")
 
 
 def login(username, password):
@@ -40,7 +44,7 @@ def login(username, password):
 
 def admin_token():
     token = subprocess.run(
-        [os.environ["TOKENHUB_BIN"], "tokens", "create", "--user", "root", "--name", "api-fuzz"],
+        [os.environ["TOKENHUB_BIN"], "admin-tokens", "create", "--user", "root", "--name", "api-fuzz"],
         check=True, capture_output=True, text=True, timeout=60,
     ).stdout.strip()
     if not token.startswith("th-admin-"):
@@ -58,7 +62,9 @@ class ManagementAuth:
 
     def set(self, case, data, ctx):
         case.headers = case.headers or {}
-        if "bearer" in data:
+        if case.operation.path.startswith(KEY_PATHS):
+            case.headers["Authorization"] = f"Bearer {os.environ['API_FUZZ_API_KEY']}"
+        elif "bearer" in data:
             case.headers["Authorization"] = f"Bearer {data['bearer']}"
         else:
             case.headers["Cookie"] = data["cookie"]
