@@ -99,14 +99,15 @@ declare -A RESULT
 run_as() {
   local who="$1" rc=0
   printf '\n===== schemathesis as %s (%s examples per operation, seed %s) =====\n' "$who" "$EXAMPLES" "$SEED"
-  API_FUZZ_AS="$who" timeout "$RUN_TIMEOUT_S" "$ROOT/clients/schemathesis/.venv/bin/st" \
+  # From TMP: schemathesis and hypothesis leave state folders in the working directory.
+  (cd "$TMP" && API_FUZZ_AS="$who" exec timeout "$RUN_TIMEOUT_S" "$ROOT/clients/schemathesis/.venv/bin/st" \
     --config-file "$ROOT/clients/schemathesis/schemathesis.toml" run \
     "$GATEWAY_URL/api/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "$EXAMPLES" --seed "$SEED" --workers 2 \
     --phases examples,coverage,fuzzing \
     --generation-database none --no-color \
-    --report junit --report-junit-path "$TMP/junit-$who.xml" || rc=$?
+    --report junit --report-junit-path "$TMP/junit-$who.xml") || rc=$?
   ((rc == 124)) && echo "schemathesis as $who: timed out after ${RUN_TIMEOUT_S}s"
   if ((rc == 0)); then RESULT[$who]=PASS; else RESULT[$who]="FAIL (exit $rc)"; fi
 }
