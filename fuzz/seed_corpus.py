@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes fuzz/corpus/<target>/ from the golden fixtures (crates/tokenhub/tests/fixtures/)
-and a few hand-written inputs. Rerun after adding fixtures; libFuzzer adds what it finds
-to the same folders, and `cargo fuzz cmin` can shrink them again."""
+and a few hand-written inputs, and fuzz/json.dict: every member name and `type` value of
+those fixtures, plus the integer edges. Rerun after adding fixtures. scripts/fuzz.sh
+keeps what the fuzzer finds in fuzz/target/corpus/, not here."""
 
 import glob
 import json
@@ -72,28 +73,95 @@ def readme_toml():
         yield f"readme_{i}.toml", "\n".join(l.strip() for l in block.splitlines()).encode()
 
 
+USAGE_COUNT = re.compile(r'("\w*(?:[Tt]okens?|TokenCount)\w*"\s*:\s*)\d+')
+
+
+def with_usage_at_u64_max(items):
+    """Each seed, and a copy whose token counts and limits (`*tokens*`, `*TokenCount*`) are
+    all u64::MAX: an upstream or a client is free to send any number, and blind mutation
+    seldom writes a 20-digit one in the right place."""
+    for name, raw in items:
+        yield name, raw
+        edged = USAGE_COUNT.sub(r"\g<1>18446744073709551615", raw.decode())
+        if edged != raw.decode():
+            yield name + ".u64max", edged.encode()
+
+
 def seeds():
-    openai_requests = list(fixtures("*/request/*.openai.json")) + list(error_cases("anthropic/request/errors.json")) + list(error_cases("gemini/request/errors.json"))
+    openai_requests = list(with_usage_at_u64_max(list(fixtures("*/request/*.openai.json")) + list(error_cases("anthropic/request/errors.json")) + list(error_cases("gemini/request/errors.json"))))
     yield "openai_request", openai_requests
     yield "tokens", openai_requests
-    yield "anthropic_request", list(fixtures("anthropic/request/*.openai.json")) + list(error_cases("anthropic/request/errors.json"))
-    yield "gemini_request", list(fixtures("gemini/request/*.openai.json")) + list(error_cases("gemini/request/errors.json"))
-    yield "anthropic_response", fixtures("anthropic/response/*.anthropic.json")
-    yield "gemini_response", fixtures("gemini/response/*.gemini.json")
-    yield "anthropic_inbound_request", list(fixtures("anthropic_inbound/request/*.anthropic.json")) + list(error_cases("anthropic_inbound/request/errors.json"))
-    yield "anthropic_inbound_response", fixtures("anthropic_inbound/response/*.openai.json")
+    yield "anthropic_request", with_usage_at_u64_max(list(fixtures("anthropic/request/*.openai.json")) + list(error_cases("anthropic/request/errors.json")))
+    yield "gemini_request", with_usage_at_u64_max(list(fixtures("gemini/request/*.openai.json")) + list(error_cases("gemini/request/errors.json")))
+    yield "anthropic_response", with_usage_at_u64_max(fixtures("anthropic/response/*.anthropic.json"))
+    yield "gemini_response", with_usage_at_u64_max(fixtures("gemini/response/*.gemini.json"))
+    yield "anthropic_inbound_request", with_usage_at_u64_max(list(fixtures("anthropic_inbound/request/*.anthropic.json")) + list(error_cases("anthropic_inbound/request/errors.json")))
+    yield "anthropic_inbound_response", with_usage_at_u64_max(fixtures("anthropic_inbound/response/*.openai.json"))
     split = lambda items: [(n, SPLIT_SEED + raw) for n, raw in items]
-    yield "anthropic_stream", split(fixtures("anthropic/stream/*.anthropic.sse"))
-    yield "gemini_stream", split(fixtures("gemini/stream/*.gemini.sse"))
-    yield "anthropic_inbound_stream", split(fixtures("anthropic_inbound/stream/*.openai.sse"))
+    yield "anthropic_stream", split(with_usage_at_u64_max(fixtures("anthropic/stream/*.anthropic.sse")))
+    yield "gemini_stream", split(with_usage_at_u64_max(fixtures("gemini/stream/*.gemini.sse")))
+    yield "anthropic_inbound_stream", split(with_usage_at_u64_max(fixtures("anthropic_inbound/stream/*.openai.sse")))
     yield "sse_decoder", split(fixtures("*/stream/*.sse"))
-    yield "openai_usage", list(fixtures("*/response/*.openai.json")) + list(sse_data("anthropic_inbound/stream/*.openai.sse"))
+    yield "openai_usage", with_usage_at_u64_max(list(fixtures("*/response/*.openai.json")) + list(sse_data("anthropic_inbound/stream/*.openai.sse")))
     yield "config", readme_toml()
     for target, hand in HAND.items():
         yield target, hand.items()
 
 
+EDGES = ["0", "-1", "1e400", "-0", "4294967295", "4294967296", "9007199254740993",
+         "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+         "18446744073709551615", "18446744073709551616", "1.5", "null", "true", "[]", "{}"]
+
+
+def libfuzzer_entry(word):
+    """A dictionary line: printable ASCII as is, but for `\\` and `"`; other bytes as \\xNN."""
+    out = []
+    for byte in word.encode():
+        if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C):
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02X}")
+    return '"' + "".join(out) + '"'
+
+
+def dictionary():
+    words = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                words.add(json.dumps(key))
+                if key in ("type", "role", "finish_reason", "stop_reason", "finishReason", "event"):
+                    if isinstance(inner, str):
+                        words.add(json.dumps(inner))
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    for name, raw in fixtures("*/*/*.json"):
+        walk(json.loads(raw))
+    for name, raw in fixtures("*/stream/*.sse"):
+        for line in raw.decode().splitlines():
+            field = line.split(":", 1)[0]
+            words.add(field + ":")
+            if line.startswith("data:"):
+                try:
+                    walk(json.loads(line[5:]))
+                except ValueError:
+                    pass
+    words.update(EDGES)
+    words.update(["data: ", "event: ", "\n\n", "\r\n", ": ping", "[DONE]"])
+    with open(os.path.join(HERE, "json.dict"), "w") as f:
+        f.write("# Generated by seed_corpus.py: member names and type values of the golden\n")
+        f.write("# fixtures (quoted, as in JSON), SSE field names, and the integer edges.\n")
+        for word in sorted(words):
+            f.write(libfuzzer_entry(word) + "\n")
+    print(f"json.dict: {len(words)} entries")
+
+
 def main():
+    dictionary()
     for target, items in seeds():
         folder = os.path.join(CORPUS, target)
         os.makedirs(folder, exist_ok=True)

@@ -12,7 +12,8 @@
 # with debug assertions (so an arithmetic overflow is a crash) and without a sanitizer
 # (the code under test is safe Rust; ASan would halve the executions).
 #
-# The seed corpus is fuzz/corpus/<target>/ (kept in git, written by fuzz/seed_corpus.py);
+# The seed corpus is fuzz/corpus/<target>/ and the dictionary fuzz/json.dict (kept in
+# git, written by fuzz/seed_corpus.py);
 # what the fuzzer learns goes to fuzz/target/corpus/<target>/ (kept between runs, not in
 # git). A crash leaves its input in fuzz/artifacts/<target>/; replay it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a <target> fuzz/artifacts/<target>/<file>
@@ -40,6 +41,9 @@ fi
 
 echo "[fuzz] building ${#TARGETS[@]} targets"
 cargo fuzz build "${FLAGS[@]}"
+# The binaries are run directly: `cargo fuzz run` would rebuild them in the middle of a
+# run whenever a source file changed.
+BIN_DIR="$ROOT/fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 declare -A RUNS CRASHES
 failed=0
@@ -48,11 +52,16 @@ for target in "${TARGETS[@]}"; do
   mkdir -p "$work" "$ROOT/fuzz/artifacts/$target"
   log="$ROOT/fuzz/target/fuzz-$target.log"
   printf '\n===== %s (%ss) =====\n' "$target" "$SECONDS_PER_TARGET"
+  # The dictionary (fuzz/json.dict: member names, type values, integer edges) helps
+  # every JSON and SSE target; the TOML target finds its keys in its seeds.
+  dict=()
+  [[ "$target" == config ]] || dict=(-dict="$ROOT/fuzz/json.dict")
   rc=0
   # -timeout: an input taking over 10 s is reported as a hang (a crash) too.
-  cargo fuzz run "${FLAGS[@]}" "$target" "$work" "$ROOT/fuzz/corpus/$target" -- \
+  "$BIN_DIR/$target" "$work" "$ROOT/fuzz/corpus/$target" \
+    -artifact_prefix="$ROOT/fuzz/artifacts/$target/" \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 >"$log" 2>&1 || rc=$?
+    -print_final_stats=1 "${dict[@]}" >"$log" 2>&1 || rc=$?
   RUNS[$target]="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)"
   if ((rc == 0)); then
     CRASHES[$target]=0

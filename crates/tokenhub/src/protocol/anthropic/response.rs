@@ -77,15 +77,20 @@ pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 }
 
 /// Anthropic usage in OpenAI's shape; `prompt_tokens` includes both cache classes.
+/// Sums saturate: a wrapped sum would turn an absurd count into a small one, a free answer.
 pub fn usage_to_openai(usage: &Usage) -> Value {
     let read = usage.cache_read_input_tokens.unwrap_or(0);
     let written = usage.cache_creation_input_tokens.unwrap_or(0);
-    let prompt = usage.input_tokens.unwrap_or(0) + read + written;
+    let prompt = usage
+        .input_tokens
+        .unwrap_or(0)
+        .saturating_add(read)
+        .saturating_add(written);
     let completion = usage.output_tokens.unwrap_or(0);
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
     })
 }

@@ -152,7 +152,7 @@ pub fn usage_chunk_json(
         usage: UsageOut {
             prompt_tokens: counts.prompt,
             completion_tokens: counts.completion,
-            total_tokens: counts.prompt + counts.completion,
+            total_tokens: counts.prompt.saturating_add(counts.completion),
             prompt_tokens_details: CachedOut {
                 cached_tokens: counts.cached,
                 cache_write_tokens: counts.cache_write,
