@@ -16,7 +16,7 @@
 # git, written by fuzz/seed_corpus.py);
 # what the fuzzer learns goes to fuzz/target/corpus/<target>/ (kept between runs, not in
 # git). A crash leaves its input in fuzz/artifacts/<target>/; replay it with
-#   RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a <target> fuzz/artifacts/<target>/<file>
+#   fuzz/target/x86_64-unknown-linux-gnu/release/<target> fuzz/artifacts/<target>/<file>
 # Exits non-zero if any target crashed.
 set -euo pipefail
 
