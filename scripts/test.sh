@@ -4,7 +4,9 @@
 #      127.0.0.1:5432, via TOKENHUB_TEST_POSTGRES_URL)
 #   2. scripts/client-tests.sh against SQLite
 #   3. scripts/client-tests.sh against a fresh PostgreSQL database (dropped at exit)
-#   4. scripts/web-tests.sh: the web app in headless Chromium (skipped without chromium
+#   4. scripts/api-fuzz.sh: schemathesis against /api/openapi.json (no 5xx, no answer
+#      outside the document), as a user and as root
+#   5. scripts/web-tests.sh: the web app in headless Chromium (skipped without chromium
 #      outside CI; screenshots in artifacts/screenshots/)
 # Outside CI a missing PostgreSQL only skips its parts; with CI=true it is a failure.
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
@@ -18,6 +20,7 @@ PG_PORT=5432
 PG_ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/test"
 CARGO_TEST_TIMEOUT_S=2400
 CLIENT_TESTS_TIMEOUT_S=1200
+API_FUZZ_TIMEOUT_S=900
 
 in_ci() { [[ "${CI:-}" == true || "${CI:-}" == 1 ]]; }
 log() { printf '[test] %s\n' "$*" >&2; }
@@ -112,7 +115,10 @@ else
   fi
 fi
 
-# ---------------------------------------------------------------- 4. web app in Chromium
+# ---------------------------------------------------------------- 4. management API fuzz
+run_step "api fuzz (schemathesis)" "$API_FUZZ_TIMEOUT_S" scripts/api-fuzz.sh
+
+# ---------------------------------------------------------------- 5. web app in Chromium
 run_step "web tests (chromium)" "$CLIENT_TESTS_TIMEOUT_S" scripts/web-tests.sh
 
 # ---------------------------------------------------------------- summary

@@ -454,7 +454,10 @@ impl Settings {
         Ok(())
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// The start-up checks; public for the fuzz targets (`fuzz/`), which parse the file
+    /// without `load`'s file and environment reads.
+    #[doc(hidden)]
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |name: String, message: String| Err(ConfigError::Invalid { name, message });
         for (name, value) in [
             ("header_read_timeout_ms", self.header_read_timeout_ms),

@@ -6,3 +6,6 @@ pub mod chunks;
 pub mod gemini;
 pub mod openai;
 pub mod sse;
+
+#[cfg(test)]
+mod fuzz_regressions;

@@ -171,4 +171,31 @@ mod tests {
         assert!(doc["paths"]["/api/me/keys/{id}"]["patch"].is_object());
         assert!(doc["components"]["securitySchemes"]["session"].is_object());
     }
+
+    /// Answers scripts/api-fuzz.sh found outside the document: the JSON model export
+    /// (only CSV was documented), an audit entry whose `after` is a masked token, and the
+    /// 400 of the legacy billing usage for a malformed date.
+    #[test]
+    fn the_document_describes_every_answer_shape() {
+        let doc = serde_json::to_value(super::openapi()).unwrap();
+        let export = &doc["paths"]["/api/admin/models/export"]["get"]["responses"]["200"];
+        assert!(
+            export["content"]["application/json"].is_object(),
+            "{export}"
+        );
+        assert!(export["content"]["text/csv"].is_object(), "{export}");
+        let audit = &doc["components"]["schemas"]["AuditView"]["properties"];
+        for side in ["before", "after"] {
+            assert!(
+                audit[side].get("type").is_none(),
+                "any JSON value: {}",
+                audit[side]
+            );
+        }
+        let billing = &doc["paths"]["/v1/dashboard/billing/usage"]["get"]["responses"];
+        assert!(
+            billing["400"]["content"]["application/json"].is_object(),
+            "{billing}"
+        );
+    }
 }

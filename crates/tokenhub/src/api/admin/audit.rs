@@ -19,9 +19,10 @@ pub struct AuditView {
     pub action: String,
     /// e.g. `user:7`, `channel:3`, `model:gpt-4o`.
     pub target: String,
-    #[schema(value_type = Option<Object>)]
+    /// The target as it was: any JSON value (an object for most actions; a masked
+    /// token for `admin_token.create`).
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    /// The target as it is now, like `before`.
     pub after: Option<serde_json::Value>,
     pub created_at: i64,
 }

@@ -155,7 +155,8 @@ fn day_ms(text: &str) -> Result<i64, ManageError> {
 
 /// OpenAI-legacy usage shape (`total_usage` in cents) for the calling key.
 #[utoipa::path(get, path = "/v1/dashboard/billing/usage", tag = "compatibility", params(DateRange),
-    responses((status = 200, body = BillingUsage), (status = 401, description = "OpenAI-shaped error")),
+    responses((status = 200, body = BillingUsage), (status = 401, description = "OpenAI-shaped error"),
+        (status = 400, body = ErrorBody, description = "a date that is not YYYY-MM-DD")),
     security(("api_key" = [])))]
 pub async fn usage(
     State(state): State<AppState>,

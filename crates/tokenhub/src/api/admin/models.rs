@@ -280,8 +280,7 @@ pub async fn delete(
 
 /// Every model and price, as JSON (`{"models":[…]}`, importable as is) or CSV.
 #[utoipa::path(get, path = "/api/admin/models/export", tag = "catalog", params(ExportFormat),
-    responses((status = 200, body = ModelImport, content_type = "application/json"),
-        (status = 200, body = String, content_type = "text/csv"),
+    responses((status = 200, content((ModelImport = "application/json"), (String = "text/csv"))),
         (status = "4XX", body = ErrorBody)),
     security(("session" = []), ("admin_token" = [])))]
 pub async fn export(

@@ -89,15 +89,23 @@ pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 
 /// Anthropic usage in OpenAI's shape; `prompt_tokens` includes both cache classes. The
 /// part of the writes made for an hour goes in `cache_write_1h_tokens`, only when there
-/// is one.
+/// is one. Sums saturate: a wrapped sum would turn an absurd count into a small one, a
+/// free answer.
 pub fn usage_to_openai(usage: &Usage) -> Value {
     let read = usage.cache_read_input_tokens.unwrap_or(0);
     let creation = usage.cache_creation.unwrap_or_default();
     let written_1h = creation.ephemeral_1h_input_tokens.unwrap_or(0);
-    let written = usage
-        .cache_creation_input_tokens
-        .unwrap_or_else(|| creation.ephemeral_5m_input_tokens.unwrap_or(0) + written_1h);
-    let prompt = usage.input_tokens.unwrap_or(0) + read + written;
+    let written = usage.cache_creation_input_tokens.unwrap_or_else(|| {
+        creation
+            .ephemeral_5m_input_tokens
+            .unwrap_or(0)
+            .saturating_add(written_1h)
+    });
+    let prompt = usage
+        .input_tokens
+        .unwrap_or(0)
+        .saturating_add(read)
+        .saturating_add(written);
     let completion = usage.output_tokens.unwrap_or(0);
     let mut details = json!({"cached_tokens": read, "cache_write_tokens": written});
     if written_1h > 0 {
@@ -106,7 +114,7 @@ pub fn usage_to_openai(usage: &Usage) -> Value {
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": details,
     })
 }

@@ -120,16 +120,22 @@ pub fn finish_reason(reason: Option<&str>, called_tools: bool) -> Option<&'stati
     })
 }
 
-/// Gemini usage in OpenAI's shape (see the module docs of `protocol::gemini`).
+/// Gemini usage in OpenAI's shape (see the module docs of `protocol::gemini`). Sums
+/// saturate: a wrapped sum would turn an absurd count into a small one, a free answer.
 pub fn usage_to_openai(usage: &UsageMetadata) -> Value {
-    let prompt =
-        usage.prompt_token_count.unwrap_or(0) + usage.tool_use_prompt_token_count.unwrap_or(0);
+    let prompt = usage
+        .prompt_token_count
+        .unwrap_or(0)
+        .saturating_add(usage.tool_use_prompt_token_count.unwrap_or(0));
     let thoughts = usage.thoughts_token_count.unwrap_or(0);
-    let completion = usage.candidates_token_count.unwrap_or(0) + thoughts;
+    let completion = usage
+        .candidates_token_count
+        .unwrap_or(0)
+        .saturating_add(thoughts);
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": {"cached_tokens": usage.cached_content_token_count.unwrap_or(0)},
         "completion_tokens_details": {"reasoning_tokens": thoughts},
     })
