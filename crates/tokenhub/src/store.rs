@@ -40,7 +40,7 @@ pub use ledger_query::LedgerEntry;
 pub use limits::{KeyLimits, UserLimits};
 pub use redemptions::{NewCodes, RedeemRefusal, RedemptionRow};
 pub use sessions::{AdminTokenRow, SessionRow};
-pub use usage::{BatchAttempt, UsageRecord, UsageWriter};
+pub use usage::{BatchAttempt, UsageRecord, UsageWriter, Written};
 pub use usage_query::{GroupBy, LATENCY_SAMPLE_ROWS, StatusFilter, UsageAggregate, UsageFilter};
 pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
@@ -69,6 +69,37 @@ pub enum StoreError {
     /// The secret key is missing, malformed, or not the one the database was sealed with.
     #[error("{0}")]
     SecretKey(String),
+}
+
+impl StoreError {
+    /// Whether the database refused the data itself (a constraint, a value out of range),
+    /// so the same statement cannot succeed later. Anything else (a timeout, a lost
+    /// connection, a busy or locked database) may pass on another attempt.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            StoreError::OutOfRange(_) => true,
+            StoreError::Database(sqlx::Error::Database(error)) => refuses_the_data(error.as_ref()),
+            _ => false,
+        }
+    }
+}
+
+fn refuses_the_data(error: &dyn sqlx::error::DatabaseError) -> bool {
+    if error.kind() != sqlx::error::ErrorKind::Other {
+        return true; // unique, foreign key, not null, check
+    }
+    if let Some(sqlite) = error.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        // Primary result codes (the low byte): 18 TOOBIG, 19 CONSTRAINT (a trigger's
+        // RAISE(ABORT) among them), 20 MISMATCH.
+        let primary =
+            sqlx::error::DatabaseError::code(sqlite).and_then(|code| code.parse::<i32>().ok());
+        return primary.is_some_and(|code| matches!(code & 0xff, 18..=20));
+    }
+    if let Some(postgres) = error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        // SQLSTATE class 22: data exception (bigint out of range); 23: integrity constraint.
+        return postgres.code().starts_with("22") || postgres.code().starts_with("23");
+    }
+    false
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -218,6 +249,24 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn only_a_refusal_of_the_data_is_a_refusal() {
+        assert!(StoreError::OutOfRange("too much".into()).is_refusal());
+        let transient = [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            sqlx::Error::WorkerCrashed,
+        ];
+        for error in transient {
+            assert!(!StoreError::Database(error).is_refusal());
+        }
+    }
 }
 
 #[cfg(test)]

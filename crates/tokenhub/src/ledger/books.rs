@@ -218,7 +218,8 @@ impl Books {
     }
 
     /// Called by the writer for records the database refused and that were parked instead
-    /// of written: their costs leave `unflushed` without reaching `stored`.
+    /// of written, and for a batch found committed earlier after the stored amounts were
+    /// read again: their costs leave `unflushed` without reaching `stored`.
     pub fn abandoned(&self, users: &HashMap<i64, Nanos>, keys: &HashMap<i64, Nanos>) {
         let mut ledgers = self.ledgers();
         for (id, cost) in users {

@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::ledger::books::Books;
 use crate::ledger::money::Nanos;
-use crate::store::{BatchAttempt, Store, UsageRecord, UsageWriter};
+use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
 
 /// Records per transaction, at most. Larger batches gain little (per-batch costs are
 /// already shared by ~80 records at saturation) and bound the size of the SQL text the
@@ -29,6 +29,21 @@ enum Command {
     Flush(oneshot::Sender<()>),
 }
 
+/// A seam for fault injection, used by the ledger simulation (`tests/it/ledger_sim`):
+/// around each real write it may fail the attempt before anything is written (a refused
+/// or timed-out commit), or after the batch committed (the acknowledgement was lost), and
+/// it may make the database look unreachable. Production writers have none.
+pub trait WriteFaults: Send + Sync {
+    /// An error fails this attempt; nothing is written.
+    fn before_write(&self, batch: &[UsageRecord]) -> Result<(), StoreError>;
+    /// Called once the batch committed; an error makes the writer believe it did not.
+    fn after_commit(&self, batch: &[UsageRecord]) -> Result<(), StoreError>;
+    /// False during a simulated outage: the writer's health check fails too.
+    fn database_answers(&self) -> bool {
+        true
+    }
+}
+
 /// A cheap handle for sending records to the writer task.
 #[derive(Clone)]
 pub struct LedgerWriter {
@@ -39,8 +54,18 @@ impl LedgerWriter {
     /// Starts the writer task. `flush_lock` is shared with the reloader so that a balance
     /// read from the database and the in-memory unflushed costs always agree.
     pub fn spawn(store: Store, books: Arc<Books>, flush_lock: Arc<Mutex<()>>) -> LedgerWriter {
+        Self::spawn_with_faults(store, books, flush_lock, None)
+    }
+
+    /// `spawn` with injected faults (see [`WriteFaults`]); for the ledger simulation.
+    pub fn spawn_with_faults(
+        store: Store,
+        books: Arc<Books>,
+        flush_lock: Arc<Mutex<()>>,
+        faults: Option<Arc<dyn WriteFaults>>,
+    ) -> LedgerWriter {
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, books, flush_lock, receiver));
+        tokio::spawn(run(store, books, flush_lock, faults, receiver));
         LedgerWriter { commands }
     }
 
@@ -70,6 +95,7 @@ async fn run(
     store: Store,
     books: Arc<Books>,
     flush_lock: Arc<Mutex<()>>,
+    faults: Option<Arc<dyn WriteFaults>>,
     mut receiver: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut usage = store.usage_writer();
@@ -96,7 +122,13 @@ async fn run(
                 Command::Flush(done) => waiters.push(done),
             }
         }
-        commit_until_done(&mut usage, &books, &flush_lock, &batch).await;
+        let mut committer = Committer {
+            usage: &mut usage,
+            books: &books,
+            flush_lock: &flush_lock,
+            faults: faults.as_deref(),
+        };
+        committer.commit(&batch, BatchAttempt::First).await;
         if !waiters.is_empty() {
             // A flush precedes closing the store (shutdown), which waits for every
             // connection to come back.
@@ -109,7 +141,7 @@ async fn run(
 }
 
 /// How often the database must refuse a record on its own, while answering other
-/// queries, before the record is parked: a transient error (a busy database) is retried.
+/// queries, before the record is parked.
 const REFUSALS_BEFORE_PARKING: u32 = 3;
 
 /// What committing a batch needs; shared by the halves of a split batch.
@@ -117,26 +149,14 @@ struct Committer<'a> {
     usage: &'a mut UsageWriter,
     books: &'a Books,
     flush_lock: &'a Mutex<()>,
-}
-
-/// Commits `batch`, however long the database takes to come back. A batch the database
-/// refuses while it answers is split in halves until the refused record is alone; that
-/// record is parked (see `park`) so every other record is written and debited.
-async fn commit_until_done(
-    usage: &mut UsageWriter,
-    books: &Books,
-    flush_lock: &Mutex<()>,
-    batch: &[UsageRecord],
-) {
-    let mut committer = Committer {
-        usage,
-        books,
-        flush_lock,
-    };
-    committer.commit(batch, BatchAttempt::First).await;
+    faults: Option<&'a dyn WriteFaults>,
 }
 
 impl Committer<'_> {
+    /// Commits `batch`, however long the database takes to come back. A batch the
+    /// database refuses while it answers is split in halves until the refused record is
+    /// alone; that record is parked (see `park`) so every other record is written and
+    /// debited.
     async fn commit(&mut self, batch: &[UsageRecord], mut attempt: BatchAttempt) {
         if batch.is_empty() {
             return;
@@ -152,7 +172,11 @@ impl Committer<'_> {
             // Any attempt after a failure may find its batch committed (a lost reply).
             attempt = BatchAttempt::Retry;
             metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
-            if self.usage.database_answers().await {
+            // Only a refusal of the data is split and, once alone, parked. A transient
+            // error (a timeout, a lost connection, a locked database) is retried however
+            // often it recurs: parking a record the database could take would bill
+            // nothing for a served request (found by the ledger simulation, seed 1).
+            if error.is_refusal() && self.database_answers().await {
                 if batch.len() > 1 {
                     tracing::warn!(%error, records = batch.len(), "usage batch refused; splitting it");
                     let (left, right) = batch.split_at(batch.len() / 2);
@@ -173,6 +197,11 @@ impl Committer<'_> {
         }
     }
 
+    async fn database_answers(&mut self) -> bool {
+        self.faults.is_none_or(|faults| faults.database_answers())
+            && self.usage.database_answers().await
+    }
+
     async fn try_commit(
         &mut self,
         batch: &[UsageRecord],
@@ -180,9 +209,30 @@ impl Committer<'_> {
         started: std::time::Instant,
     ) -> Result<(), crate::store::StoreError> {
         let guard = self.flush_lock.lock().await;
-        self.usage.write(batch, attempt).await?;
+        if let Some(faults) = self.faults {
+            faults.before_write(batch)?;
+        }
+        let written = self.usage.write(batch, attempt).await?;
+        if let Some(faults) = self.faults {
+            faults.after_commit(batch)?;
+        }
         let (users, keys) = costs_by_owner(batch);
-        self.books.flushed(&users, &keys);
+        match written {
+            Written::Now => self.books.flushed(&users, &keys),
+            // An earlier attempt committed the batch, and a reload since (between two
+            // attempts) may already have counted it in the stored amounts: moving the
+            // costs to `stored` again would count them twice (found by the ledger
+            // simulation, seed 99). The stored amounts are read again under this lock,
+            // and the costs leave `unflushed` only.
+            Written::Earlier => {
+                let (balances, spends) = self
+                    .usage
+                    .stored_amounts(users.keys().copied(), keys.keys().copied())
+                    .await?;
+                self.books.sync(balances, spends);
+                self.books.abandoned(&users, &keys);
+            }
+        }
         drop(guard);
         metrics::counter!("tokenhub_usage_records_written_total").increment(batch.len() as u64);
         metrics::gauge!("tokenhub_ledger_queue_depth").decrement(batch.len() as f64);

@@ -2,9 +2,10 @@
 //! the most it can be billed for whatever the upstream reports.
 //!
 //! Policy (README, "Billing"): a request is billed for at most the output its client
-//! allowed (`max_tokens`/`max_completion_tokens`) for each of its `n` choices, so an
-//! upstream that writes past the limit costs the user nothing extra and the reservation
-//! covers the output in full. Without a limit, the reservation holds the configured
+//! allowed (`max_tokens`/`max_completion_tokens`, capped by the model's context window
+//! when the catalogue gives one) for each of its `n` choices, so an upstream that writes
+//! past the limit costs the user nothing extra and the reservation covers the output in
+//! full. Without a limit, the reservation holds the configured
 //! default output per choice, and the bill is bounded by twice the context window per
 //! choice. The prompt is bounded by twice the context window (times 2,048 inputs for the
 //! batched operations). Twice: catalogue windows are a guide and an upstream may serve a
@@ -33,16 +34,17 @@ pub fn worst_case_tokens(
     default_output: u64,
 ) -> TokenCounts {
     let prompt = (body_len as u64).div_ceil(3);
-    let mut output = facts
-        .max_output_tokens
-        .unwrap_or(facts.operation.default_output_tokens(default_output));
-    if model.context > 0 {
-        output = output.min(model.context);
-    }
+    let output = within_window(
+        model,
+        facts
+            .max_output_tokens
+            .unwrap_or(facts.operation.default_output_tokens(default_output)),
+    );
+    // The prompt's class is priced by `Pricing::worst_case_cost`, at the dearest one: a
+    // prompt reported as written to the cache costs more than plain input (found by the
+    // ledger simulation, seed 7).
     TokenCounts {
         prompt,
-        cached: 0,
-        cache_write: 0,
         completion: output.saturating_mul(facts.choices),
         ..Default::default()
     }
@@ -62,8 +64,18 @@ pub fn token_ceiling(model: &Model, facts: &RequestFacts) -> TokenCeiling {
         prompt: window.saturating_mul(inputs),
         completion: facts
             .max_output_tokens
-            .unwrap_or(window)
+            .map_or(window, |limit| within_window(model, limit))
             .saturating_mul(facts.choices),
+    }
+}
+
+/// A client's output limit capped by the model's window, the same way for the
+/// reservation and the bill: otherwise a `max_tokens` above the window reserved the
+/// window and billed up to `max_tokens` (found by the ledger simulation, seed 1).
+fn within_window(model: &Model, output: u64) -> u64 {
+    match model.context {
+        0 => output,
+        context => output.min(context),
     }
 }
 
@@ -121,6 +133,14 @@ mod tests {
         let ceiling = token_ceiling(&model(8_192), &facts(Operation::Chat, Some(100), 4));
         assert_eq!(ceiling.completion, 400);
         assert_eq!(ceiling.prompt, 16_384);
+        let beyond_window = facts(Operation::Chat, Some(100_000), 2);
+        let ceiling = token_ceiling(&model(8_192), &beyond_window);
+        let worst = worst_case_tokens(&model(8_192), &beyond_window, 3, 1024);
+        assert_eq!(ceiling.completion, 2 * 8_192);
+        assert_eq!(
+            worst.completion, ceiling.completion,
+            "the reservation covers the bill"
+        );
         let unlimited = token_ceiling(&model(8_192), &facts(Operation::Chat, None, 1));
         assert_eq!(unlimited.completion, 16_384);
         let unknown = token_ceiling(&model(0), &facts(Operation::Chat, None, 1));

@@ -217,6 +217,15 @@ pub enum BatchAttempt {
     Retry,
 }
 
+/// What a successful write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// This call committed the batch.
+    Now,
+    /// A retry found the batch committed by an earlier attempt whose reply was lost.
+    Earlier,
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -227,7 +236,7 @@ impl Store {
         &self,
         records: &[UsageRecord],
         attempt: BatchAttempt,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written> {
         self.usage_writer().write(records, attempt).await
     }
 
@@ -293,9 +302,9 @@ impl UsageWriter {
         &mut self,
         records: &[UsageRecord],
         attempt: BatchAttempt,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written> {
         let Some(first) = records.first() else {
-            return Ok(());
+            return Ok(Written::Now);
         };
         if attempt == BatchAttempt::Retry
             && self
@@ -304,7 +313,7 @@ impl UsageWriter {
                 .await?
                 .is_some()
         {
-            return Ok(());
+            return Ok(Written::Earlier);
         }
         let debits = Debits::of(records)?;
         let mut connection = match self.connection.take() {
@@ -321,7 +330,7 @@ impl UsageWriter {
             // statement: closing it rolls that back, and it never goes back to the pool.
             Err(_) => connection.close_on_drop(),
         }
-        written
+        written.map(|()| Written::Now)
     }
 
     /// Whether the database answers a trivial query: tells a refused batch (split it)
@@ -349,6 +358,28 @@ impl UsageWriter {
         .execute(&self.store.pool)
         .await?;
         Ok(())
+    }
+
+    /// The stored balances of `users` and spends of `keys`, for the books to take again
+    /// after a retry found its batch committed earlier (see the ledger writer).
+    pub async fn stored_amounts(
+        &mut self,
+        users: impl IntoIterator<Item = i64>,
+        keys: impl IntoIterator<Item = i64>,
+    ) -> StoreResult<(Vec<(i64, Nanos)>, Vec<(i64, Nanos)>)> {
+        let mut balances = Vec::new();
+        for id in users {
+            if let Some(user) = self.store.user_by_id(id).await? {
+                balances.push((id, user.balance));
+            }
+        }
+        let mut spends = Vec::new();
+        for id in keys {
+            if let Some(key) = self.store.key_by_id(id).await? {
+                spends.push((id, key.spent));
+            }
+        }
+        Ok((balances, spends))
     }
 
     /// Hands the kept connection back to the pool (the next batch takes one again).
@@ -476,15 +507,24 @@ mod tests {
             record("r1", user.id, key.id, 100),
             record("r2", user.id, key.id, 50),
         ];
-        store
-            .write_usage_batch(&batch, BatchAttempt::First)
-            .await
-            .unwrap();
+        assert_eq!(
+            store
+                .write_usage_batch(&batch, BatchAttempt::First)
+                .await
+                .unwrap(),
+            Written::Now
+        );
         // A retry of a batch whose commit was not acknowledged is not applied twice.
-        store
-            .write_usage_batch(&batch, BatchAttempt::Retry)
-            .await
-            .unwrap();
+        assert_eq!(
+            store
+                .write_usage_batch(&batch, BatchAttempt::Retry)
+                .await
+                .unwrap(),
+            Written::Earlier
+        );
+        // Delivered again as new, it is refused whole, as data (not a transient error).
+        let again = store.write_usage_batch(&batch, BatchAttempt::First).await;
+        assert!(again.is_err_and(|error| error.is_refusal()));
         let user = store.user_by_id(user.id).await.unwrap().unwrap();
         assert_eq!(user.balance, Nanos(850));
         assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(850));
