@@ -260,6 +260,18 @@ impl TokenCounts {
 }
 
 impl Prices {
+    /// One price for every token class (tests and flat-priced models).
+    pub const fn uniform(price: PerMillion) -> Prices {
+        Prices {
+            input: price,
+            cached_input: price,
+            explicit_cached_input: price,
+            cache_write_input: price,
+            cache_write_1h_input: price,
+            output: price,
+        }
+    }
+
     pub fn is_free(&self) -> bool {
         self.classes().iter().all(|price| price.0.is_zero())
     }

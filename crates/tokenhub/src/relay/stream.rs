@@ -445,15 +445,7 @@ mod tests {
             0,
             Bytes::from_static(body),
         );
-        let dollar = PerMillion(Nanos::from_usd(1));
-        let standard = crate::ledger::money::Prices {
-            input: dollar,
-            cached_input: dollar,
-            cache_write_input: dollar,
-            cache_write_1h_input: dollar,
-            explicit_cached_input: dollar,
-            output: dollar,
-        };
+        let standard = crate::ledger::money::Prices::uniform(PerMillion(Nanos::from_usd(1)));
         let prices = Arc::new(crate::ledger::price_tiers::Pricing::new(standard, &[]));
         settlement.set_model("m", prices, true);
         settlement.hold(books.reserve(user.id, 0, None, Nanos::from_usd(1)).unwrap());
