@@ -63,9 +63,14 @@ async fn translate(
         AnthropicError::new(status, rejection.body_text())
     })?;
     let request = InboundRequest::parse(&body).map_err(invalid)?;
+    Ok((key, to_chat(request)?))
+}
+
+/// The chat request a Messages request stands for.
+fn to_chat(request: InboundRequest) -> Result<InboundTranslation, AnthropicError> {
     let model = request.model.clone();
     let chat = request_to_openai(request).map_err(invalid)?;
-    Ok((key, InboundTranslation { model, chat }))
+    Ok(InboundTranslation { model, chat })
 }
 
 struct InboundTranslation {
@@ -141,8 +146,13 @@ async fn count_tokens(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AnthropicError> {
-    let (key, translated) = translate(&state, &client, &headers, body).await?;
+    let key = api_key(&headers);
     let (catalog, entry) = state.relay.authenticate(key.as_deref(), client.0).await?;
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        AnthropicError::new(status, rejection.body_text())
+    })?;
+    let translated = to_chat(count_tokens_request(&body)?)?;
     if catalog
         .model(&translated.model)
         .filter(|_| entry.allows_model(&translated.model))
@@ -163,6 +173,18 @@ async fn count_tokens(
             )
         })?;
     Ok(axum::Json(json!({"input_tokens": tokens})).into_response())
+}
+
+/// Anthropic's count_tokens takes a Messages request without `max_tokens` (the SDKs never
+/// send one); the Messages parser requires it, so a count borrows a placeholder, which
+/// nothing counted depends on.
+fn count_tokens_request(body: &[u8]) -> Result<InboundRequest, AnthropicError> {
+    let mut request: Value = serde_json::from_slice(body)
+        .map_err(|e| AnthropicError::invalid_request(format!("invalid JSON body: {e}")))?;
+    if let Some(object) = request.as_object_mut() {
+        object.entry("max_tokens").or_insert(json!(1));
+    }
+    InboundRequest::parse(request.to_string().as_bytes()).map_err(invalid)
 }
 
 fn count_input_tokens(chat: &Value) -> u64 {

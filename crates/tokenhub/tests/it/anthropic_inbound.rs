@@ -331,25 +331,41 @@ async fn count_tokens_is_answered_locally() {
     let (_, key) = h
         .user_with_key("ed", Nanos::from_usd(1), KeyOptions::default())
         .await;
-    let request = json!({"model": "mock-gpt", "max_tokens": 10, "system": "be brief",
-        "messages": [{"role": "user", "content": "hi there"}]});
-    let response = h
-        .http
-        .post(format!("{}/v1/messages/count_tokens", h.base))
-        .header("x-api-key", &key)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
     let chat = json!({"messages": [{"role": "system", "content": "be brief"},
                                    {"role": "user", "content": "hi there"}]});
     let expected = tokenhub::tokens::count_chat_prompt(
         chat.to_string().as_bytes(),
         tokenhub::tokens::Budget::BLOCKING_POOL,
     );
-    assert_eq!(body, json!({"input_tokens": expected}));
+    // Anthropic's own shape has no max_tokens (what every Anthropic SDK sends); a client
+    // that adds one anyway is answered the same.
+    let anthropic = json!({"model": "mock-gpt", "system": "be brief",
+        "messages": [{"role": "user", "content": "hi there"}]});
+    let mut with_max_tokens = anthropic.clone();
+    with_max_tokens["max_tokens"] = json!(10);
+    for request in [anthropic, with_max_tokens] {
+        let response = h
+            .http
+            .post(format!("{}/v1/messages/count_tokens", h.base))
+            .header("x-api-key", &key)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{request}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"input_tokens": expected}));
+    }
+    let broken = h
+        .http
+        .post(format!("{}/v1/messages/count_tokens", h.base))
+        .header("x-api-key", &key)
+        .header("content-type", "application/json")
+        .body("{\"model\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 400);
     assert!(h.mock.journal().is_empty(), "no upstream call");
     h.shutdown().await;
 }
