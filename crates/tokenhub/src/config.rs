@@ -337,25 +337,6 @@ impl Settings {
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn set<T: std::str::FromStr>(
-            var: &impl Fn(&str) -> Option<String>,
-            name: &str,
-            field: &mut T,
-        ) -> Result<(), ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            if let Some(value) = var(name) {
-                *field = value
-                    .trim()
-                    .parse()
-                    .map_err(|e: T::Err| ConfigError::Invalid {
-                        name: name.into(),
-                        message: e.to_string(),
-                    })?;
-            }
-            Ok(())
-        }
         set(&var, "TOKENHUB_LISTEN", &mut self.listen)?;
         set(&var, "TOKENHUB_DATABASE_URL", &mut self.database_url)?;
         if let Some(url) = var("TOKENHUB_PUBLIC_URL") {
@@ -566,6 +547,27 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Sets `field` from the environment variable `name`, when it is set.
+fn set<T: std::str::FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    field: &mut T,
+) -> Result<(), ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(value) = var(name) {
+        *field = value
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name: name.into(),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,25 +41,7 @@ impl KeyCacheSettings {
         &mut self,
         var: &impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
-        fn set<T: std::str::FromStr>(
-            var: &impl Fn(&str) -> Option<String>,
-            name: &str,
-            field: &mut T,
-        ) -> Result<(), ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            if let Some(value) = var(name) {
-                *field = value
-                    .trim()
-                    .parse()
-                    .map_err(|e: T::Err| ConfigError::Invalid {
-                        name: name.into(),
-                        message: e.to_string(),
-                    })?;
-            }
-            Ok(())
-        }
+        use super::set;
         set(var, "TOKENHUB_KEY_CACHE_CAPACITY", &mut self.capacity)?;
         set(
             var,

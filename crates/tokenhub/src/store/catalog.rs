@@ -65,6 +65,24 @@ pub(super) const RULE_COLUMNS: &str =
     "cache_write_1h_price_nano, explicit_cached_price_nano, price_tiers";
 
 impl ModelRow {
+    /// Binds `id, provider, context, input_price_nano, output_price_nano,
+    /// cached_input_price_nano, cache_write_price_nano, enabled`, the order every
+    /// `INSERT INTO models` lists them in.
+    pub(super) fn bind_fields<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query
+            .bind(&self.id)
+            .bind(&self.provider)
+            .bind(self.context)
+            .bind(self.input_price.0)
+            .bind(self.output_price.0)
+            .bind(self.cached_input_price.map(|p| p.0))
+            .bind(self.cache_write_price.map(|p| p.0))
+            .bind(i64::from(self.enabled))
+    }
+
     pub(super) fn bind_rules<'q>(
         &self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -178,16 +196,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) {conflict}"
         );
         let mut tx = self.begin_write().await?;
-        let query = sqlx::query(&sql)
-            .bind(&model.id)
-            .bind(&model.provider)
-            .bind(model.context)
-            .bind(model.input_price.0)
-            .bind(model.output_price.0)
-            .bind(model.cached_input_price.map(|p| p.0))
-            .bind(model.cache_write_price.map(|p| p.0))
-            .bind(i64::from(model.enabled))
-            .bind(now_ms());
+        let query = model.bind_fields(sqlx::query(&sql)).bind(now_ms());
         let written = model.bind_rules(query).execute(&mut *tx).await?;
         // A seed that found its row changed nothing: running gateways need not hear of it.
         if written.rows_affected() > 0 {

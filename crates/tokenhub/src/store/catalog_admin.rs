@@ -119,15 +119,8 @@ impl Store {
              {RULE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         for (model, unpriced) in models {
-            let query = sqlx::query(&sql)
-                .bind(&model.id)
-                .bind(&model.provider)
-                .bind(model.context)
-                .bind(model.input_price.0)
-                .bind(model.output_price.0)
-                .bind(model.cached_input_price.map(|p| p.0))
-                .bind(model.cache_write_price.map(|p| p.0))
-                .bind(i64::from(model.enabled))
+            let query = model
+                .bind_fields(sqlx::query(&sql))
                 .bind(now_ms())
                 .bind(i64::from(*unpriced));
             model
