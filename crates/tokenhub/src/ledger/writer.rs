@@ -29,7 +29,7 @@ enum Command {
     Flush(oneshot::Sender<()>),
 }
 
-/// A seam for fault injection, used by the ledger simulation (`tests/it/ledger_sim`):
+/// A seam for fault injection, used by this module's tests (and by the ledger simulation):
 /// around each real write it may fail the attempt before anything is written (a refused
 /// or timed-out commit), or after the batch committed (the acknowledgement was lost), and
 /// it may make the database look unreachable. Production writers have none.
@@ -273,4 +273,133 @@ fn costs_by_owner(batch: &[UsageRecord]) -> (HashMap<i64, Nanos>, HashMap<i64, N
         *keys.entry(record.key_id).or_default() += record.cost;
     }
     (users, keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    /// Fails the next `transient` attempts before writing, and loses the reply of the
+    /// next `lost_replies` commits, running `between` (a reload) in the gap.
+    #[derive(Default)]
+    struct Script {
+        transient: StdMutex<u32>,
+        lost_replies: StdMutex<u32>,
+        between: StdMutex<Option<Box<dyn FnOnce() + Send>>>,
+    }
+
+    fn take(counter: &StdMutex<u32>) -> bool {
+        let mut left = counter.lock().unwrap();
+        let fire = *left > 0;
+        *left = left.saturating_sub(1);
+        fire
+    }
+
+    impl WriteFaults for Script {
+        fn before_write(&self, _: &[UsageRecord]) -> Result<(), StoreError> {
+            if take(&self.transient) {
+                return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+            }
+            Ok(())
+        }
+
+        fn after_commit(&self, _: &[UsageRecord]) -> Result<(), StoreError> {
+            if take(&self.lost_replies) {
+                if let Some(reload) = self.between.lock().unwrap().take() {
+                    reload();
+                }
+                return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+            }
+            Ok(())
+        }
+    }
+
+    fn record(user_id: i64, cost: i64) -> UsageRecord {
+        UsageRecord {
+            request_id: "r1".into(),
+            user_id,
+            model: "m".into(),
+            cost: Nanos(cost),
+            status: 200,
+            ..Default::default()
+        }
+    }
+
+    /// Seeds 1 and 5 of the ledger simulation: a commit that times out again and again
+    /// while the database answers is retried until it commits, never parked (parking
+    /// would serve the request for free).
+    #[tokio::test]
+    async fn a_commit_that_keeps_timing_out_is_retried_not_parked() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos(1_000))], []);
+        let script = Arc::new(Script {
+            transient: StdMutex::new(REFUSALS_BEFORE_PARKING + 1),
+            ..Script::default()
+        });
+        let writer = LedgerWriter::spawn_with_faults(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            Some(script),
+        );
+        let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+        books.settle(held, Nanos(40));
+        writer.submit(record(user.id, 40));
+        writer.flush().await;
+        assert_eq!(store.usage_count().await.unwrap(), 1);
+        assert!(store.dead_letters().await.unwrap().is_empty());
+        assert_eq!(
+            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            Nanos(960)
+        );
+        assert_eq!(books.balance(user.id), Nanos(960));
+    }
+
+    /// Seed 99: a batch committed, its reply was lost, and a reload read the committed
+    /// balance before the retry found the batch written: the cost is counted once.
+    #[tokio::test]
+    async fn a_lost_reply_and_a_reload_before_the_retry_count_the_batch_once() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos(1_000))], []);
+        let reloaded = books.clone();
+        let user_id = user.id;
+        let script = Arc::new(Script {
+            lost_replies: StdMutex::new(1),
+            // The reload sees the committed debit in the database.
+            between: StdMutex::new(Some(Box::new(move || {
+                reloaded.sync([(user_id, Nanos(960))], []);
+            }))),
+            ..Script::default()
+        });
+        let writer = LedgerWriter::spawn_with_faults(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            Some(script),
+        );
+        let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+        books.settle(held, Nanos(40));
+        writer.submit(record(user.id, 40));
+        writer.flush().await;
+        assert_eq!(store.usage_count().await.unwrap(), 1);
+        assert_eq!(
+            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            Nanos(960)
+        );
+        assert_eq!(books.balance(user.id), Nanos(960), "counted once");
+        assert_eq!(books.unflushed(user.id), Nanos::ZERO);
+    }
 }
