@@ -979,6 +979,7 @@
       field("Trial credit for new accounts (USD)", el("input", { name: "trial_credit_usd", inputmode: "decimal", pattern: USD_PATTERN, required: true, value: current.trial_credit_usd })),
       el("label", { class: "check" }, el("input", { type: "checkbox", name: "anonymous_chat", checked: current.anonymous_chat }), "Anonymous visitors may use the chat demo with free models"),
       field("Anonymous chat requests per minute, per address", el("input", { name: "anonymous_chat_rpm", type: "number", min: 1, max: 600, step: 1, required: true, value: current.anonymous_chat_rpm })),
+      field("Support contact on the docs page (empty hides “Need help?”)", el("input", { name: "support_contact", maxlength: 200, placeholder: "WeChat: TokenHub_Support", value: current.support_contact })),
       el("button", { type: "submit" }, "Save settings"),
     );
     form.addEventListener("submit", async (event) => {
@@ -989,6 +990,7 @@
         trial_credit_usd: f.trial_credit_usd.value.trim(),
         anonymous_chat: f.anonymous_chat.checked,
         anonymous_chat_rpm: Number(f.anonymous_chat_rpm.value),
+        support_contact: f.support_contact.value.trim(),
       };
       const saved = await run(form, () => api("PATCH", "/api/admin/settings", body));
       if (saved) done(form, "Settings saved; they apply at once.");

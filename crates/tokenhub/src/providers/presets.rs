@@ -34,6 +34,11 @@ pub const BUILTIN_MODELS: &[&str] = &[
     DEMO_MODEL,
 ];
 
+/// How many models the shipped catalogue lists.
+pub fn catalogue_size() -> usize {
+    catalogue::builtin().len()
+}
+
 /// Where `id` stands in the built-in list (the docs page's order), if it is built in.
 pub fn builtin_rank(id: &str) -> Option<usize> {
     BUILTIN_MODELS.iter().position(|m| *m == id)
