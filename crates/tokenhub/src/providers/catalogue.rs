@@ -75,12 +75,21 @@ pub struct Read {
     pub skipped: usize,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     TokenHub,
     LiteLlm,
     OpenRouter,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::TokenHub => "tokenhub",
+            Format::LiteLlm => "litellm",
+            Format::OpenRouter => "openrouter",
+        }
+    }
 }
 
 /// The shipped catalogue.
@@ -131,6 +140,23 @@ impl CatalogueEntry {
             rules: self.rules.clone().unwrap_or_default(),
             enabled: self.enabled.unwrap_or(true),
             created: 0,
+        }
+    }
+
+    /// A full row as an entry (a CSV import): every field is said.
+    pub fn from_row(row: ModelRow) -> CatalogueEntry {
+        CatalogueEntry {
+            id: row.id,
+            provider: row.provider,
+            context: row.context,
+            input: row.input_price,
+            output: row.output_price,
+            cached_input: row.cached_input_price,
+            cache_write: row.cache_write_price,
+            rules: Some(row.rules),
+            enabled: Some(row.enabled),
+            modalities: Modalities::default(),
+            source: None,
         }
     }
 

@@ -1319,7 +1319,7 @@ async fn upstream_models_are_imported_and_refused_until_priced() {
         .admin
         .ok(Method::POST, "/api/admin/models/import", Some(exported))
         .await;
-    assert_eq!(counts["created"], 0);
+    assert_eq!(counts["added"], 0);
     let csv = w
         .admin
         .send(Method::GET, "/api/admin/models/export?format=csv", None)
@@ -1345,7 +1345,7 @@ async fn upstream_models_are_imported_and_refused_until_priced() {
     assert_eq!(response.status(), 200);
     let counts: Value = response.json().await.unwrap();
     assert_eq!(
-        (counts["created"].as_u64(), counts["updated"].as_u64()),
+        (counts["added"].as_u64(), counts["updated"].as_u64()),
         (Some(2), Some(0))
     );
     // Ids with a slash travel percent-encoded.
@@ -1555,7 +1555,7 @@ async fn price_tiers_travel_through_every_model_route() {
             Some(json!({"models": [entry]})),
         )
         .await;
-    assert_eq!(counts["created"], 1);
+    assert_eq!(counts["added"], 1);
     assert_eq!(extras(&w.admin.ok(Method::GET, path, None).await), written);
 
     // CSV export → delete → import, likewise (the tiers travel as JSON in one cell).

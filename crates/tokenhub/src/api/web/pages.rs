@@ -229,7 +229,7 @@ pub async fn docs(
         more = if more > 0 {
             format!(
                 "<p id=\"more-models\">{more}+ more models available. Visit \
-                 <a href=\"/admin#models\">admin panel</a> for the full list.</p>"
+                 <a href=\"/admin#catalogue\">admin panel</a> for the full list.</p>"
             )
         } else {
             String::new()
