@@ -160,9 +160,18 @@ impl CatalogueEntry {
         }
     }
 
-    /// `stored` with this entry's prices: what the entry does not say stays as stored (a
-    /// LiteLLM file knows no DeepSeek peak tier and must not erase it).
+    /// `stored` with this entry's prices. An entry of our format is a whole row (a missing
+    /// cache price means "the input price"); a LiteLLM or OpenRouter entry says only its
+    /// prices and context, and the rest stays as stored (such a file knows no DeepSeek
+    /// peak tier and must not erase it).
     pub fn merged_into(&self, stored: &ModelRow) -> ModelRow {
+        if self.rules.is_some() {
+            return ModelRow {
+                enabled: self.enabled.unwrap_or(stored.enabled),
+                created: stored.created,
+                ..self.to_row()
+            };
+        }
         let mut row = stored.clone();
         row.input_price = self.input;
         row.output_price = self.output;
@@ -170,13 +179,6 @@ impl CatalogueEntry {
         row.cache_write_price = self.cache_write.or(stored.cache_write_price);
         if self.context > 0 {
             row.context = self.context;
-        }
-        if let Some(rules) = &self.rules {
-            row.provider = self.provider.clone();
-            row.rules = rules.clone();
-        }
-        if let Some(enabled) = self.enabled {
-            row.enabled = enabled;
         }
         row
     }

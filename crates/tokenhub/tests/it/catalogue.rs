@@ -540,6 +540,36 @@ async fn admins_see_the_whole_catalogue_and_serve_a_model_by_attaching_it() {
     assert_eq!(unserved["input_modalities"], json!(["text", "image"]));
 
     let channel_id = h.channel_id("mock").await;
+    let attach = json!({"model": "mistral-small-latest", "channel_id": channel_id});
+    let anonymous = reqwest::Client::new()
+        .post(format!("{}/api/admin/catalogue/attach", h.base))
+        .json(&attach)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let user = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let signup: Value = user
+        .post(format!("{}/api/auth/signup", h.base))
+        .json(&json!({"username": "plain-user", "password": "plain-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refused = call(
+        &h,
+        &(user, signup["csrf_token"].as_str().unwrap().to_string()),
+        Method::POST,
+        "/api/admin/catalogue/attach",
+        Some(attach.to_string()),
+    )
+    .await;
+    assert_eq!(refused.0, StatusCode::FORBIDDEN, "{}", refused.1);
     let (status, attached) = call(
         &h,
         &session,
