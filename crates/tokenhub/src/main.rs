@@ -197,7 +197,9 @@ fn main() -> Result<()> {
             Command::AdminTokens(command) => admin_tokens(&settings, command).await,
             Command::Codes(command) => codes(&settings, command).await,
             Command::Channels(ChannelsCommand::Check) => check_channels(&settings).await,
-            Command::Models(ModelsCommand::Import { file }) => import_models(&settings, &file).await,
+            Command::Models(ModelsCommand::Import { file }) => {
+                import_models(&settings, &file).await
+            }
         }
     })
 }
@@ -447,8 +449,8 @@ async fn check_channels(settings: &Settings) -> Result<()> {
 }
 
 async fn import_models(settings: &Settings, file: &std::path::Path) -> Result<()> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let store = server::open_store(settings).await?;
     let imported = accounts::catalog_admin::import_catalogue(&store, &text).await;
     store.close().await;

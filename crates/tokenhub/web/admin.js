@@ -1021,7 +1021,7 @@
     return el(
       "tr",
       { dataset: { modelId: m.id, provider: m.provider, served: m.served ? "yes" : "no" } },
-      el("td", { class: "wrap-anywhere" }, el("code", {}, m.id), m.source ? el("div", { class: "muted small", title: m.source }, m.priced ? "in the price list" : "catalogue") : null),
+      el("td", { class: "wrap-anywhere" }, el("code", {}, m.id), el("div", { class: "muted small", title: m.source || "" }, m.priced ? "in the price list" : "catalogue only")),
       el("td", {}, m.provider),
       el("td", { class: "num", "data-sort": m.context }, m.context ? count(m.context) : "—"),
       el("td", { class: "num", "data-sort": m.input_usd_per_mtok }, usd(m.input_usd_per_mtok, 9)),

@@ -32,7 +32,9 @@ static BUILTIN: LazyLock<Vec<CatalogueEntry>> =
 pub enum CatalogueError {
     #[error("not JSON: {0}")]
     NotJson(String),
-    #[error("not a catalogue: expected ours ({{\"models\":[…]}}), LiteLLM's or OpenRouter's format")]
+    #[error(
+        "not a catalogue: expected ours ({{\"models\":[…]}}), LiteLLM's or OpenRouter's format"
+    )]
     UnknownFormat,
     #[error("model '{id}': {why}")]
     Entry { id: String, why: String },
@@ -117,10 +119,7 @@ pub fn parse(text: &str) -> Result<Read, CatalogueError> {
     {
         return openrouter(data);
     }
-    if object
-        .values()
-        .any(|v| v.get("litellm_provider").is_some())
-    {
+    if object.values().any(|v| v.get("litellm_provider").is_some()) {
         return Ok(litellm(&object));
     }
     Err(CatalogueError::UnknownFormat)
@@ -309,9 +308,8 @@ fn litellm(object: &Map<String, Value>) -> Read {
         let per_token = |field: &str| spec.get(field).and_then(number_text);
         let prices = (
             per_token("input_cost_per_token").map(|t| per_million(&t)),
-            per_token("output_cost_per_token").map_or(Some(Ok(Nanos::ZERO)), |t| {
-                Some(per_million(&t))
-            }),
+            per_token("output_cost_per_token")
+                .map_or(Some(Ok(Nanos::ZERO)), |t| Some(per_million(&t))),
         );
         let (Some(Ok(input)), Some(Ok(output))) = prices else {
             skipped += 1;
@@ -410,7 +408,9 @@ fn openrouter(data: &[Value]) -> Result<Read, CatalogueError> {
                 })
                 .unwrap_or_default()
         };
-        let vendor = id.split_once('/').map_or("OpenRouter", |(vendor, _)| vendor);
+        let vendor = id
+            .split_once('/')
+            .map_or("OpenRouter", |(vendor, _)| vendor);
         entries.push(CatalogueEntry {
             id: id.to_string(),
             provider: vendor.to_string(),
@@ -502,7 +502,11 @@ mod tests {
         assert_eq!(per_million("0.0000025"), Ok(Nanos(2_500_000_000)));
         assert_eq!(per_million("8.625e-07"), Ok(Nanos(862_500_000)));
         assert_eq!(per_million("0"), Ok(Nanos::ZERO));
-        assert_eq!(per_million("1e-16"), Ok(Nanos(1)), "rounded up, not to zero");
+        assert_eq!(
+            per_million("1e-16"),
+            Ok(Nanos(1)),
+            "rounded up, not to zero"
+        );
         assert_eq!(per_million("1.0000000000000001e-15"), Ok(Nanos(2)));
         assert!(per_million("-1").is_err(), "OpenRouter's variable price");
         assert!(per_million("1e30").is_err());

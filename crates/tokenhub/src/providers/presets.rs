@@ -528,7 +528,12 @@ mod tests {
         ("doubao-lite", "ByteDance", 128_000, 10_000_000),
         ("kimi-k2.5", "Moonshot AI", 128_000, 140_000_000),
         ("gpt-4o", "OpenAI (via proxy)", 128_000, 2_500_000_000),
-        ("claude-sonnet-4", "Anthropic (via proxy)", 200_000, 3_000_000_000),
+        (
+            "claude-sonnet-4",
+            "Anthropic (via proxy)",
+            200_000,
+            3_000_000_000,
+        ),
     ];
 
     #[test]
@@ -538,7 +543,11 @@ mod tests {
             assert_eq!(model.input_price, Nanos(input), "{id}");
             assert_eq!(model.provider, provider, "{id}");
             assert_eq!(model.context, context, "{id}");
-            let source = catalogue::builtin_entry(id).unwrap().source.clone().unwrap();
+            let source = catalogue::builtin_entry(id)
+                .unwrap()
+                .source
+                .clone()
+                .unwrap();
             assert!(source.starts_with("TokenHub seed page"), "{id}: {source}");
         }
         let seeded: Vec<&str> = SEED_TABLE.iter().map(|row| row.0).collect();
@@ -560,7 +569,11 @@ mod tests {
     #[test]
     fn every_price_parses_and_every_preset_model_is_in_the_catalogue() {
         let models = builtin_models();
-        assert_eq!(models.len(), BUILTIN_MODELS.len(), "every built-in id is in the data");
+        assert_eq!(
+            models.len(),
+            BUILTIN_MODELS.len(),
+            "every built-in id is in the data"
+        );
         for channel in preset_channels() {
             assert!(
                 crate::catalog::ChannelKind::parse(&channel.kind).is_some(),

@@ -123,7 +123,9 @@ async fn seed_deployment(backend: Backend) -> Harness {
         settings.channels.clear();
         settings.models.clear();
         let seeded: Vec<&str> = presets::BUILTIN_MODELS[..12].to_vec();
-        settings.channels.push(channel("seed", mock_url, &seeded, 0));
+        settings
+            .channels
+            .push(channel("seed", mock_url, &seeded, 0));
         settings.channels.push(ChannelConfig {
             kind: "demo".into(),
             base_url: String::new(),
@@ -181,7 +183,10 @@ async fn the_docs_page_is_the_seed_page_with_its_models_samples_and_sections() {
 
         // Base URL and authentication, as the seed writes them.
         assert_eq!(seed_between("Base URL", "Authentication"), SEED_BASE);
-        assert_eq!(text_of(element(&html, "id=\"base-url\"", "code")), SEED_BASE);
+        assert_eq!(
+            text_of(element(&html, "id=\"base-url\"", "code")),
+            SEED_BASE
+        );
         let auth = seed_between(
             "Pass your API Key in the Authorization header:",
             "Get your API key →",
@@ -253,7 +258,9 @@ async fn without_a_support_contact_the_help_section_is_hidden_and_one_model_is_s
             enabled: false,
             ..channel("demo", "", &[presets::DEMO_MODEL], 0)
         });
-        settings.channels.push(channel("one", mock_url, &["gpt-4o"], 0));
+        settings
+            .channels
+            .push(channel("one", mock_url, &["gpt-4o"], 0));
     })
     .await;
     let html = h
@@ -433,7 +440,10 @@ async fn each_format_imports_with_counts_of_added_updated_and_unchanged_models()
                 Some(Nanos(28_000_000))
             )
         );
-        assert_eq!(deepseek.rules.tiers, tiers_before, "what the file lacks stays");
+        assert_eq!(
+            deepseek.rules.tiers, tiers_before,
+            "what the file lacks stays"
+        );
         assert_eq!(deepseek.provider, "DeepSeek");
         let small = stored_model(&h, "mistral-small-latest").await;
         assert_eq!(
@@ -525,7 +535,10 @@ async fn admins_see_the_whole_catalogue_and_serve_a_model_by_attaching_it() {
     assert!(data.len() >= 500, "{} models", data.len());
     let find = |data: &[Value], id: &str| data.iter().find(|m| m["id"] == id).cloned().unwrap();
     let mock = find(data, "mock-gpt");
-    assert_eq!((mock["priced"].clone(), mock["served"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (mock["priced"].clone(), mock["served"].clone()),
+        (json!(true), json!(true))
+    );
     let unserved = find(data, "mistral-small-latest");
     assert_eq!(
         (unserved["priced"].clone(), unserved["served"].clone()),

@@ -54,7 +54,12 @@ pub struct Attach {
     pub channel_id: i64,
 }
 
-fn view(entry: &CatalogueEntry, priced: bool, served: bool, channels: Vec<String>) -> CatalogueModel {
+fn view(
+    entry: &CatalogueEntry,
+    priced: bool,
+    served: bool,
+    channels: Vec<String>,
+) -> CatalogueModel {
     CatalogueModel {
         id: entry.id.clone(),
         provider: entry.provider.clone(),

@@ -436,7 +436,10 @@ pub async fn import(
             )));
         }
         let entries: Vec<_> = rows.into_iter().map(CatalogueEntry::from_row).collect();
-        ("csv".to_string(), ops::import_entries(&state.store, &entries).await?)
+        (
+            "csv".to_string(),
+            ops::import_entries(&state.store, &entries).await?,
+        )
     } else {
         let (format, counts) = ops::import_catalogue(&state.store, text).await?;
         (format.name().to_string(), counts)

@@ -65,7 +65,8 @@ fn base_url(configured: Option<&str>, headers: &HeaderMap) -> String {
     format!("{}://{host}/v1/", if https { "https" } else { "http" })
 }
 
-fn model_rows(models: &[&std::sync::Arc<Model>], with_cached: bool) -> String {
+/// The price list's rows: input, cached input and output prices, sortable.
+fn price_rows(models: &[&std::sync::Arc<Model>]) -> String {
     let mut rows = String::new();
     for model in models {
         let free = if is_free(model) {
@@ -85,14 +86,12 @@ fn model_rows(models: &[&std::sync::Arc<Model>], with_cached: bool) -> String {
             in_raw = model.prices.input.0.0,
             input = price(model.prices.input),
         );
-        if with_cached {
-            let _ = write!(
-                rows,
-                "<td class=\"num\" data-sort=\"{}\">{}</td>",
-                model.prices.cached_input.0.0,
-                price(model.prices.cached_input)
-            );
-        }
+        let _ = write!(
+            rows,
+            "<td class=\"num\" data-sort=\"{}\">{}</td>",
+            model.prices.cached_input.0.0,
+            price(model.prices.cached_input)
+        );
         let _ = write!(
             rows,
             "<td class=\"num\" data-sort=\"{}\">{}</td></tr>",
@@ -165,7 +164,12 @@ pub async fn docs(
     let catalog = state.relay.catalog.load_full();
     let mut models = catalog.routable_models();
     // The built-in models in the seed's order, then the operator's by id.
-    models.sort_by_key(|m| (presets::builtin_rank(&m.id).unwrap_or(usize::MAX), m.id.clone()));
+    models.sort_by_key(|m| {
+        (
+            presets::builtin_rank(&m.id).unwrap_or(usize::MAX),
+            m.id.clone(),
+        )
+    });
     let base = base_url(state.web.public_url.as_deref(), &headers);
     let site = super::shells::settings(&state).await;
     // Only this page needs the viewer's keys; it reads them itself.
@@ -173,7 +177,9 @@ pub async fn docs(
         Some(v) => v.key_hint(&state).await,
         None => None,
     };
-    let key = key_hint.clone().unwrap_or_else(|| "sk-your-tokenhub-key".into());
+    let key = key_hint
+        .clone()
+        .unwrap_or_else(|| "sk-your-tokenhub-key".into());
     let sample_model = ["deepseek-chat"]
         .into_iter()
         .chain(models.iter().filter(|m| !is_free(m)).map(|m| m.id.as_str()))
@@ -186,7 +192,9 @@ pub async fn docs(
              when you created it. <a href=\"/token/#keys\">Create another key</a></p>",
             Esc(&key)
         ),
-        Some(_) => "<p>You have no API key yet. <a href=\"/token/#keys\">Get your API key →</a></p>".into(),
+        Some(_) => {
+            "<p>You have no API key yet. <a href=\"/token/#keys\">Get your API key →</a></p>".into()
+        }
         None => "<p><a href=\"/token/\">Get your API key →</a></p>".into(),
     };
     let mut main = String::new();
@@ -351,7 +359,7 @@ pub async fn pricing(State(state): State<AppState>, viewer: MaybeViewer) -> Html
          <th scope=\"col\" class=\"num\"><button>Cached input</button></th>\
          <th scope=\"col\" class=\"num\"><button>Output</button></th></tr></thead>\
          <tbody>{rows}</tbody></table></div><p class=\"muted\" id=\"price-count\">{count} models</p>",
-        rows = model_rows(&models, true),
+        rows = price_rows(&models),
         count = models.len(),
     );
     Html(
