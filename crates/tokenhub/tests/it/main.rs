@@ -33,6 +33,7 @@ mod operations;
 mod redaction;
 mod relay;
 mod resilience;
+mod responses;
 mod scale;
 mod secrets_at_rest;
 mod web;

@@ -12,7 +12,8 @@
 //! | `text.format` | `response_format` (`json_schema` / `json_object`; `text` is the default) |
 //! | `reasoning.effort` | `reasoning_effort` |
 //! | `max_output_tokens` | `max_completion_tokens` |
-//! | `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream` | the same |
+//! | `stream: true` | the same, with `stream_options.include_usage` (the usage `response.completed` reports) |
+//! | any other member (`temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream`, …) | the same |
 //!
 //! Tools that only OpenAI runs (web search, file search, computer use, …) and items that
 //! point at OpenAI-side state (`item_reference`, file ids) are refused: a chat upstream
@@ -31,13 +32,28 @@ pub struct Translation {
     pub turn: Vec<Value>,
 }
 
-/// Members passed to the chat request unchanged.
-const SAME_NAME: [&str; 5] = [
-    "temperature",
-    "top_p",
-    "parallel_tool_calls",
-    "user",
-    "stream",
+/// Responses members that are translated above, or that mean nothing to a chat upstream
+/// (the gateway's own state, OpenAI-side features). Every other member passes through
+/// unchanged: `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream`,
+/// `service_tier`, `prompt_cache_key`, vendor extensions (and the mock's `mock` knobs).
+const NOT_PASSED: [&str; 17] = [
+    "model",
+    "input",
+    "instructions",
+    "max_output_tokens",
+    "reasoning",
+    "text",
+    "tools",
+    "tool_choice",
+    "store",
+    "previous_response_id",
+    "metadata",
+    "include",
+    "truncation",
+    "background",
+    "stream_options",
+    "max_tool_calls",
+    "conversation",
 ];
 
 /// Translates `request` continuing `history` (the chat messages of the conversation so
@@ -57,6 +73,19 @@ pub fn request_to_chat(request: &Value, history: &[Value]) -> Result<Translation
             "background",
         ));
     }
+    for (name, what) in [
+        ("conversation", "conversations"),
+        ("prompt", "prompt templates"),
+    ] {
+        if object.get(name).is_some_and(|v| !v.is_null()) {
+            return Err(TranslateError::new(
+                format!(
+                    "{what} are not supported by this gateway: use previous_response_id or send the input"
+                ),
+                name,
+            ));
+        }
+    }
     let turn = input_messages(object.get("input"))?;
     let mut messages = Vec::with_capacity(history.len() + turn.len() + 1);
     if let Some(instructions) = object.get("instructions").and_then(Value::as_str) {
@@ -68,10 +97,14 @@ pub fn request_to_chat(request: &Value, history: &[Value]) -> Result<Translation
     let mut chat = Map::new();
     chat.insert("model".into(), json!(model));
     chat.insert("messages".into(), Value::Array(messages));
-    for name in SAME_NAME {
-        if let Some(value) = object.get(name).filter(|v| !v.is_null()) {
-            chat.insert(name.into(), value.clone());
+    for (name, value) in object {
+        if !NOT_PASSED.contains(&name.as_str()) && !value.is_null() {
+            chat.insert(name.clone(), value.clone());
         }
+    }
+    if object.get("stream").and_then(Value::as_bool) == Some(true) {
+        // `response.completed` carries the usage, which a chat stream sends only when asked.
+        chat.insert("stream_options".into(), json!({"include_usage": true}));
     }
     if let Some(max) = object.get("max_output_tokens").filter(|v| !v.is_null()) {
         chat.insert("max_completion_tokens".into(), max.clone());
