@@ -158,7 +158,7 @@ run_suite() {
 
 SECONDS=0
 run_suite python bash -c 'cd clients/python && exec .venv/bin/python -m pytest -v test_openai_sdk.py test_anthropic_sdk.py test_anthropic_sdk_providers.py test_openai_sdk_claude.py test_openai_responses.py'
-run_suite node bash -c 'cd clients/node && exec node --test --test-reporter=spec test_openai.mjs'
+run_suite node bash -c 'cd clients/node && exec node --test --test-reporter=spec test_openai.mjs test_responses.mjs'
 run_suite curl clients/curl/test_curl.sh
 
 # The gateway must stop cleanly on SIGTERM and flush pending usage records on the way
