@@ -592,3 +592,41 @@ async fn input_tokens_counts_the_translated_prompt() {
     assert!(h.mock.journal().is_empty());
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn responses_past_their_retention_are_gone_and_purged() {
+    for backend in backends() {
+        let h = Harness::start_with(backend, |settings, _| settings.responses_retention_days = 0)
+            .await;
+        let (user, key) = h
+            .user_with_key("ada", Nanos::from_usd(1), KeyOptions::default())
+            .await;
+        let created = post(&h, &key, json!({"model": "mock-gpt", "input": "hi"})).await;
+        assert_eq!(created.status(), 200);
+        let created: Value = created.json().await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        assert_eq!(get(&h, &key, id).await.status(), 404);
+        let continued = post(
+            &h,
+            &key,
+            json!({"model": "mock-gpt", "input": "more", "previous_response_id": id}),
+        )
+        .await;
+        assert_eq!(continued.status(), 404);
+
+        let store = &h.gateway().store;
+        let keep = tokenhub::store::NewStoredResponse {
+            id: "resp_kept",
+            user_id: user.id,
+            key_id: 0,
+            response: "{}",
+            conversation: "[]",
+            expires_at: i64::MAX,
+        };
+        store.save_response(keep).await.unwrap();
+        assert_eq!(store.purge_expired_responses().await.unwrap(), 1);
+        assert!(store.stored_response(user.id, "resp_kept").await.unwrap().is_some());
+        assert!(store.stored_response(user.id + 1, "resp_kept").await.unwrap().is_none());
+        h.shutdown().await;
+    }
+}
