@@ -240,7 +240,7 @@ async fn stream_emits_openai_events_in_order_and_stores_the_result() {
     assert_eq!(completed["output"][0]["summary"][0]["text"], "think first");
     assert_eq!(completed["output"][1]["content"][0]["text"], text);
     let record = h.record_eventually(&id).await;
-    assert_eq!(record.stream, true);
+    assert!(record.stream);
     assert_eq!(completed["usage"]["input_tokens"], record.prompt_tokens);
     assert_eq!(
         completed["usage"]["output_tokens"],
@@ -596,8 +596,8 @@ async fn input_tokens_counts_the_translated_prompt() {
 #[tokio::test]
 async fn responses_past_their_retention_are_gone_and_purged() {
     for backend in backends() {
-        let h = Harness::start_with(backend, |settings, _| settings.responses_retention_days = 0)
-            .await;
+        let h =
+            Harness::start_with(backend, |settings, _| settings.responses_retention_days = 0).await;
         let (user, key) = h
             .user_with_key("ada", Nanos::from_usd(1), KeyOptions::default())
             .await;
@@ -625,8 +625,20 @@ async fn responses_past_their_retention_are_gone_and_purged() {
         };
         store.save_response(keep).await.unwrap();
         assert_eq!(store.purge_expired_responses().await.unwrap(), 1);
-        assert!(store.stored_response(user.id, "resp_kept").await.unwrap().is_some());
-        assert!(store.stored_response(user.id + 1, "resp_kept").await.unwrap().is_none());
+        assert!(
+            store
+                .stored_response(user.id, "resp_kept")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .stored_response(user.id + 1, "resp_kept")
+                .await
+                .unwrap()
+                .is_none()
+        );
         h.shutdown().await;
     }
 }

@@ -129,10 +129,13 @@ fn chat_answers_translate_to_responses() {
     report(failures);
 }
 
+/// A vendor's answer translator, to chat.
+type ToChat = fn(&[u8]) -> Result<Value, String>;
+
 #[test]
 fn anthropic_and_gemini_answers_translate_to_responses() {
     let mut failures = Vec::new();
-    let vendors: [(&str, &str, fn(&[u8]) -> Result<Value, String>); 2] = [
+    let vendors: [(&str, &str, ToChat); 2] = [
         ("anthropic", ".anthropic.json", |body| {
             anthropic::response_to_openai(body, CREATED).map_err(|e| e.message)
         }),
