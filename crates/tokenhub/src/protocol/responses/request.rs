@@ -2,7 +2,7 @@
 //!
 //! | Responses | chat |
 //! |---|---|
-//! | `instructions` | a leading `system` message (never carried to the next turn, as OpenAI) |
+//! | `instructions` (text, or a list of items) | leading `system` message(s) (never carried to the next turn, as OpenAI) |
 //! | `input` string | one `user` message |
 //! | `message` items (`input_text`, `input_image`, `input_file`, `output_text`, `refusal`) | messages with `text` / `image_url` / `file` parts; `developer` → `system` |
 //! | `function_call` items | the `tool_calls` of an assistant message (consecutive calls merge) |
@@ -36,7 +36,8 @@ pub struct Translation {
 /// (the gateway's own state, OpenAI-side features). Every other member passes through
 /// unchanged: `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream`,
 /// `service_tier`, `prompt_cache_key`, vendor extensions (and the mock's `mock` knobs).
-const NOT_PASSED: [&str; 17] = [
+const NOT_PASSED: [&str; 18] = [
+    "top_logprobs",
     "model",
     "input",
     "instructions",
@@ -88,8 +89,11 @@ pub fn request_to_chat(request: &Value, history: &[Value]) -> Result<Translation
     }
     let turn = input_messages(object.get("input"))?;
     let mut messages = Vec::with_capacity(history.len() + turn.len() + 1);
-    if let Some(instructions) = object.get("instructions").and_then(Value::as_str) {
-        messages.push(json!({"role": "system", "content": instructions}));
+    match object.get("instructions") {
+        Some(Value::String(text)) => messages.push(json!({"role": "system", "content": text})),
+        // A list of input items (OpenAI accepts one): their messages, in place of the text.
+        Some(items @ Value::Array(_)) => messages.extend(input_messages(Some(items))?),
+        _ => {}
     }
     messages.extend(history.iter().cloned());
     messages.extend(turn.iter().cloned());
