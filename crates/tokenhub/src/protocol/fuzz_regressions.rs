@@ -82,7 +82,7 @@ fn gemini_stream_counts_at_u64_max_saturate() {
         "\n\n",
     );
     let mut decoder = SseDecoder::default();
-    decoder.push(stream.as_bytes());
+    decoder.push(bytes::Bytes::from_static(stream.as_bytes()));
     let mut translator = gemini::StreamTranslator::new(0, "gemini");
     while let Some(event) = decoder.next_event().unwrap() {
         translator.on_event(&event).unwrap();

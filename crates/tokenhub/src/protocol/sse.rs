@@ -36,11 +36,65 @@ impl SseEvent {
 #[error("an SSE event exceeded {0} bytes")]
 pub struct EventTooLarge(pub usize);
 
+/// What the decoder holds of events not yet complete. An upstream frame usually ends on an
+/// event boundary: it is kept as received (`Shared`) and events are slices of it, never
+/// copied. Only bytes of an event split across frames are gathered into a buffer of the
+/// decoder's own (`Owned`), each byte once.
+#[derive(Debug)]
+enum Pending {
+    Shared(Bytes),
+    Owned(BytesMut),
+}
+
+impl Pending {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Pending::Shared(bytes) => bytes,
+            Pending::Owned(bytes) => bytes,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn push(&mut self, more: Bytes) {
+        if self.is_empty() {
+            *self = Pending::Shared(more);
+            return;
+        }
+        match self {
+            Pending::Shared(held) => {
+                let mut owned = BytesMut::with_capacity(held.len() + more.len());
+                owned.extend_from_slice(held);
+                owned.extend_from_slice(&more);
+                *self = Pending::Owned(owned);
+            }
+            Pending::Owned(owned) => owned.extend_from_slice(&more),
+        }
+    }
+
+    /// The first `at` bytes, removed.
+    fn split_to(&mut self, at: usize) -> Bytes {
+        match self {
+            Pending::Shared(bytes) => bytes.split_to(at),
+            Pending::Owned(bytes) => bytes.split_to(at).freeze(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct SseDecoder {
-    buffer: BytesMut,
-    /// Where the scan for the next line ending resumes (bytes before it are known lines).
+    pending: Pending,
+    /// Where the current line starts (bytes before it are complete lines of this event).
     scanned: usize,
+    /// Bytes from `scanned` up to here hold no line ending: a line split across frames is
+    /// not searched again when its next piece arrives.
+    searched: usize,
     /// Start offsets and lengths (without terminator) of the complete lines of the current event.
     lines: Vec<(usize, usize)>,
     max_event_bytes: usize,
@@ -55,41 +109,45 @@ impl Default for SseDecoder {
 impl SseDecoder {
     pub fn new(max_event_bytes: usize) -> SseDecoder {
         SseDecoder {
-            buffer: BytesMut::new(),
+            pending: Pending::Shared(Bytes::new()),
             scanned: 0,
+            searched: 0,
             lines: Vec::new(),
             max_event_bytes,
         }
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.buffer.extend_from_slice(bytes);
+    /// Takes the next piece of the stream; a piece that starts a new event is not copied.
+    pub fn push(&mut self, bytes: Bytes) {
+        self.pending.push(bytes);
     }
 
     /// True when bytes of an unfinished event are buffered.
     pub fn has_partial(&self) -> bool {
-        !self.buffer.is_empty()
+        !self.pending.is_empty()
     }
 
     /// The next complete event, if the buffered bytes hold one.
     pub fn next_event(&mut self) -> Result<Option<SseEvent>, EventTooLarge> {
         loop {
             let Some((line_len, terminator_len)) = self.next_line() else {
-                if self.buffer.len() > self.max_event_bytes {
+                if self.pending.len() > self.max_event_bytes {
                     return Err(EventTooLarge(self.max_event_bytes));
                 }
                 return Ok(None);
             };
             let start = self.scanned;
             self.scanned += line_len + terminator_len;
+            self.searched = self.scanned;
             if line_len > 0 {
                 self.lines.push((start, line_len));
                 continue;
             }
             if self.lines.is_empty() {
                 // Stray blank lines between events carry nothing: drop them.
-                let _ = self.buffer.split_to(self.scanned);
+                let _ = self.pending.split_to(self.scanned);
                 self.scanned = 0;
+                self.searched = 0;
                 continue;
             }
             return Ok(Some(self.take_event()));
@@ -98,36 +156,52 @@ impl SseDecoder {
 
     /// At end of stream: an event whose blank line never came, if it has a data field.
     pub fn finish(&mut self) -> Option<SseEvent> {
-        if self.buffer.is_empty() {
+        if self.pending.is_empty() {
             return None;
         }
-        if self.scanned < self.buffer.len() {
+        let len = self.pending.len();
+        if self.scanned < len {
             let start = self.scanned;
-            self.lines.push((start, self.buffer.len() - start));
-            self.scanned = self.buffer.len();
+            self.lines.push((start, len - start));
+            self.scanned = len;
         }
         let event = self.take_event();
         event.data.is_some().then_some(event)
     }
 
     /// Finds the next line ending at or after `scanned`: (line length, terminator length).
-    fn next_line(&self) -> Option<(usize, usize)> {
-        let rest = &self.buffer[self.scanned..];
-        let at = rest.iter().position(|&b| b == b'\n' || b == b'\r')?;
-        if rest[at] == b'\n' {
-            return Some((at, 1));
+    /// Remembers how far it looked when there is none yet.
+    fn next_line(&mut self) -> Option<(usize, usize)> {
+        let buffered = self.pending.as_slice();
+        let from = self.searched;
+        let Some(found) = buffered[from..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        else {
+            self.searched = buffered.len();
+            return None;
+        };
+        let at = from + found;
+        let line_len = at - self.scanned;
+        if buffered[at] == b'\n' {
+            return Some((line_len, 1));
         }
-        match rest.get(at + 1) {
-            Some(b'\n') => Some((at, 2)),
-            Some(_) => Some((at, 1)),
-            // A `\r` at the end of what we have may be the first half of `\r\n`.
-            None => None,
+        match buffered.get(at + 1) {
+            Some(b'\n') => Some((line_len, 2)),
+            Some(_) => Some((line_len, 1)),
+            // A `\r` at the end of what we have may be the first half of `\r\n`: look
+            // at it again when more arrives.
+            None => {
+                self.searched = at;
+                None
+            }
         }
     }
 
     fn take_event(&mut self) -> SseEvent {
-        let raw = self.buffer.split_to(self.scanned).freeze();
+        let raw = self.pending.split_to(self.scanned);
         self.scanned = 0;
+        self.searched = 0;
         let mut name = None;
         let mut data_lines: Vec<Bytes> = Vec::new();
         for (start, len) in self.lines.drain(..) {
@@ -167,7 +241,7 @@ mod tests {
         let mut decoder = SseDecoder::default();
         let mut events = Vec::new();
         for piece in pieces {
-            decoder.push(piece);
+            decoder.push(Bytes::copy_from_slice(piece));
             while let Some(event) = decoder.next_event().unwrap() {
                 events.push(event);
             }
@@ -217,9 +291,37 @@ mod tests {
     }
 
     #[test]
+    fn events_of_a_whole_frame_are_slices_of_it_not_copies() {
+        let frame = Bytes::from_static(b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
+        let mut decoder = SseDecoder::default();
+        decoder.push(frame.clone());
+        let first = decoder.next_event().unwrap().unwrap();
+        let second = decoder.next_event().unwrap().unwrap();
+        assert_eq!(first.raw.as_ptr(), frame.as_ptr());
+        assert_eq!(second.raw.as_ptr(), frame[first.raw.len()..].as_ptr());
+        assert!(!decoder.has_partial());
+    }
+
+    #[test]
+    fn a_line_split_across_frames_is_not_searched_again() {
+        let mut decoder = SseDecoder::default();
+        decoder.push(Bytes::from_static(b"data: {\"long\":"));
+        assert_eq!(decoder.next_event(), Ok(None));
+        assert_eq!(decoder.searched, 14, "everything held was searched once");
+        decoder.push(Bytes::from_static(b"true}\r"));
+        assert_eq!(decoder.next_event(), Ok(None));
+        assert_eq!(decoder.searched, 19, "a trailing CR is looked at again");
+        decoder.push(Bytes::from_static(b"\n\r\n"));
+        let event = decoder.next_event().unwrap().unwrap();
+        assert_eq!(&event.raw[..], b"data: {\"long\":true}\r\n\r\n");
+        assert_eq!(event.data.as_deref(), Some(&b"{\"long\":true}"[..]));
+        assert_eq!(decoder.searched, 0);
+    }
+
+    #[test]
     fn refuses_oversized_events() {
         let mut decoder = SseDecoder::new(16);
-        decoder.push(b"data: 0123456789abcdefghij");
+        decoder.push(Bytes::from_static(b"data: 0123456789abcdefghij"));
         assert_eq!(decoder.next_event(), Err(EventTooLarge(16)));
     }
 }

@@ -196,7 +196,7 @@ impl<T: EventTranslator> TranslatedStream<T> {
         Ok(())
     }
 
-    fn absorb(&mut self, bytes: &[u8]) -> Result<(), UpstreamFailure> {
+    fn absorb(&mut self, bytes: Bytes) -> Result<(), UpstreamFailure> {
         self.decoder.push(bytes);
         while let Some(event) = self
             .decoder
@@ -235,7 +235,7 @@ impl<T: EventTranslator> Stream for TranslatedStream<T> {
             }
             let step = match this.upstream.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(bytes))) => this.absorb(&bytes),
+                Poll::Ready(Some(Ok(bytes))) => this.absorb(bytes),
                 Poll::Ready(Some(Err(failure))) => Err(failure),
                 Poll::Ready(None) => this.end(),
             };

@@ -64,6 +64,9 @@ pub struct MeteredStream {
     /// id, created and model of the first chunk, for chunks the gateway writes itself.
     identity: Option<(String, i64, String)>,
     idle_limit: Duration,
+    /// When the last data event came. The idle timer is not moved on every event (a
+    /// timer-wheel update per event); when it fires early, it is re-armed from here.
+    last_data_at: tokio::time::Instant,
     idle: Pin<Box<tokio::time::Sleep>>,
     deadline: Pin<Box<tokio::time::Sleep>>,
     shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
@@ -97,6 +100,7 @@ impl MeteredStream {
             ended: false,
             identity: None,
             idle_limit: limits.idle,
+            last_data_at: tokio::time::Instant::now(),
             idle: Box::pin(tokio::time::sleep(limits.idle)),
             deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
             shutdown: Box::pin(limits.shutdown.cancelled_owned()),
@@ -114,7 +118,7 @@ impl MeteredStream {
     pub async fn wait_for_first_event(&mut self) -> Result<(), UpstreamFailure> {
         while !self.saw_data {
             match self.upstream.next().await {
-                Some(Ok(bytes)) => self.absorb(&bytes)?,
+                Some(Ok(bytes)) => self.absorb(bytes)?,
                 Some(Err(failure)) => return Err(failure),
                 None => {
                     self.drain_decoder_tail();
@@ -140,7 +144,7 @@ impl MeteredStream {
         self.settlement = Some(settlement);
     }
 
-    fn absorb(&mut self, bytes: &[u8]) -> Result<(), UpstreamFailure> {
+    fn absorb(&mut self, bytes: Bytes) -> Result<(), UpstreamFailure> {
         self.decoder.push(bytes);
         loop {
             match self.decoder.next_event() {
@@ -177,8 +181,7 @@ impl MeteredStream {
             return;
         }
         self.saw_data = true;
-        let idle_until = tokio::time::Instant::now() + self.idle_limit;
-        self.idle.as_mut().reset(idle_until);
+        self.last_data_at = tokio::time::Instant::now();
         let Ok(view) = CompletionView::parse(data) else {
             self.ready.push_back(event.raw);
             return;
@@ -306,8 +309,12 @@ impl MeteredStream {
         if self.deadline.as_mut().poll(cx).is_ready() {
             return Some("the answer took longer than the gateway's total timeout");
         }
-        if self.idle.as_mut().poll(cx).is_ready() {
-            return Some("the upstream went silent in the middle of the answer");
+        while self.idle.as_mut().poll(cx).is_ready() {
+            let silent_until = self.last_data_at + self.idle_limit;
+            if silent_until <= tokio::time::Instant::now() {
+                return Some("the upstream went silent in the middle of the answer");
+            }
+            self.idle.as_mut().reset(silent_until);
         }
         None
     }
@@ -357,7 +364,7 @@ impl MeteredStream {
                     this.end(Some(UpstreamFailure::new(FailureKind::Timeout, reason)));
                 }
                 Poll::Ready(Some(Ok(bytes))) => {
-                    if let Err(failure) = this.absorb(&bytes) {
+                    if let Err(failure) = this.absorb(bytes) {
                         this.end(Some(failure));
                     }
                 }
@@ -392,6 +399,63 @@ mod tests {
     use crate::protocol::openai::request::RawObject;
     use crate::store::test_support::temp_store;
 
+    fn test_channel() -> Arc<Channel> {
+        Arc::new(Channel {
+            id: 1,
+            name: "c1".into(),
+            kind: crate::catalog::ChannelKind::OpenAi(Dialect::Generic),
+            base_url: String::new(),
+            keys: Vec::new(),
+            model_map: Default::default(),
+            priority: 0,
+            weight: 1,
+            timeouts: Default::default(),
+            max_concurrency: None,
+            urls: Default::default(),
+        })
+    }
+
+    /// Events closer together than the idle limit keep a stream alive however long it
+    /// runs in total; silence longer than the limit ends it.
+    #[tokio::test]
+    async fn the_idle_limit_counts_from_the_last_data_event() {
+        let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let facts = RawObject::parse(body)
+            .unwrap()
+            .facts(Operation::Chat)
+            .unwrap();
+        let event = Bytes::from_static(
+            b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n",
+        );
+        let frames = futures_util::stream::unfold(0, move |sent| {
+            let event = event.clone();
+            async move {
+                if sent > 0 {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                (sent < 5).then_some((Ok(event), sent + 1))
+            }
+        });
+        let upstream: ByteStream = Box::pin(frames.chain(futures_util::stream::pending()));
+        let limits = StreamLimits {
+            idle: Duration::from_millis(400),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        };
+        let started = tokio::time::Instant::now();
+        let stream =
+            MeteredStream::new(upstream, &facts, test_channel(), Dialect::Generic, limits);
+        let relayed: Vec<Bytes> = stream.map(|item| item.unwrap()).collect().await;
+        assert_eq!(relayed.len(), 6, "five events, then the gateway's error event");
+        assert!(relayed[..5].iter().all(|e| e.starts_with(b"data: {\"id\"")));
+        assert!(String::from_utf8_lossy(&relayed[5]).contains("went silent"));
+        let ended_after = started.elapsed();
+        assert!(
+            ended_after >= Duration::from_millis(1000),
+            "4 gaps of 150 ms, then 400 ms of silence: {ended_after:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_panic_while_relaying_ends_the_stream_with_an_error_and_settles() {
         let (store, _dir) = temp_store().await;
@@ -421,20 +485,8 @@ mod tests {
             deadline: tokio::time::Instant::now() + Duration::from_secs(5),
             shutdown: tokio_util::sync::CancellationToken::new(),
         };
-        let channel = Arc::new(Channel {
-            id: 1,
-            name: "c1".into(),
-            kind: crate::catalog::ChannelKind::OpenAi(Dialect::Generic),
-            base_url: String::new(),
-            keys: Vec::new(),
-            model_map: Default::default(),
-            priority: 0,
-            weight: 1,
-            timeouts: Default::default(),
-            max_concurrency: None,
-            urls: Default::default(),
-        });
-        let mut stream = MeteredStream::new(upstream, &facts, channel, Dialect::Generic, limits);
+        let mut stream =
+            MeteredStream::new(upstream, &facts, test_channel(), Dialect::Generic, limits);
         stream.wait_for_first_event().await.unwrap();
         let mut settlement = Settlement::new(
             books.clone(),

@@ -52,7 +52,7 @@ where
     async fn pull(&mut self) {
         match self.upstream.next().await {
             Some(Ok(bytes)) => {
-                self.decoder.push(&bytes);
+                self.decoder.push(bytes);
                 loop {
                     match self.decoder.next_event() {
                         Ok(Some(event)) => {
