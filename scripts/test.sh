@@ -8,6 +8,9 @@
 #      outside the document), as a user and as root
 #   5. scripts/web-tests.sh: the web app in headless Chromium (skipped without chromium
 #      outside CI; screenshots in artifacts/screenshots/)
+#   6. scripts/perf-check.sh: 20,000 requests through the floor proxy and the gateway
+#      (debug binaries, mostly built by step 1); fails if gateway/floor throughput drops
+#      below its threshold (bench/RESULTS.md, addendum 6)
 # Outside CI a missing PostgreSQL only skips its parts; with CI=true it is a failure.
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
 set -euo pipefail
@@ -21,6 +24,7 @@ PG_ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/test"
 CARGO_TEST_TIMEOUT_S=2400
 CLIENT_TESTS_TIMEOUT_S=1200
 API_FUZZ_TIMEOUT_S=900
+PERF_CHECK_TIMEOUT_S=600
 
 in_ci() { [[ "${CI:-}" == true || "${CI:-}" == 1 ]]; }
 log() { printf '[test] %s\n' "$*" >&2; }
@@ -120,6 +124,9 @@ run_step "api fuzz (schemathesis)" "$API_FUZZ_TIMEOUT_S" scripts/api-fuzz.sh
 
 # ---------------------------------------------------------------- 5. web app in Chromium
 run_step "web tests (chromium)" "$CLIENT_TESTS_TIMEOUT_S" scripts/web-tests.sh
+
+# ---------------------------------------------------------------- 6. performance ratio
+run_step "perf check" "$PERF_CHECK_TIMEOUT_S" scripts/perf-check.sh
 
 # ---------------------------------------------------------------- summary
 

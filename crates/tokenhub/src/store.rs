@@ -160,6 +160,9 @@ impl Store {
                         // concurrent writers wait instead of failing with "database is locked".
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // FULL, not NORMAL: a committed credit must survive a power loss
+                        // (docs/operations.md, "Durability of the SQLite file").
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
                     Ok(())
