@@ -60,15 +60,17 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
         .merge(openai::routes())
         .merge(anthropic::routes())
         .merge(
-            admin::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                reload_after_writes,
-            )),
+            admin::routes()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    reload_after_writes,
+                ))
+                .layer(web::compression()),
         )
         .merge(web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
-        .fallback(error::not_found)
+        .fallback(web::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body.max_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {

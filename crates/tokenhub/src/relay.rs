@@ -195,6 +195,7 @@ impl Relay {
         settlement: &mut Settlement,
     ) -> Result<(RequestFacts, Arc<Model>), RelayError> {
         let mut facts = object.facts(call.operation)?;
+        settlement.name_requested_model(&facts.model);
         if let Some(pinned) = &call.pinned_channel {
             let admin = matches!(owner.role.as_str(), "admin" | "root");
             if !admin {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::AccountError;
-use crate::catalog::ChannelKind;
+use crate::catalog::{ChannelKind, valid_model_id};
 use crate::ledger::money::Nanos;
 use crate::providers::http::HttpClient;
 use crate::providers::openai_compat::endpoint;
@@ -30,10 +30,6 @@ fn store_error(error: StoreError) -> AccountError {
         StoreError::NotFound(m) => AccountError::NotFound(m),
         other => AccountError::Store(other),
     }
-}
-
-fn valid_model_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 200 && !id.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Checks a channel before it is written.

@@ -37,6 +37,8 @@ pub enum Nav {
     Chat,
     Console,
     Admin,
+    /// A page outside the navigation (the 404 page).
+    None,
 }
 
 /// Who is looking at a page, when logged in.

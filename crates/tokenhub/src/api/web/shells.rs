@@ -52,9 +52,10 @@ pub async fn admin(viewer: MaybeViewer) -> Response {
         return response;
     }
     let main = format!(
-        "<div id=\"admin\" data-root=\"{}\"><p class=\"muted\">Loading the admin panel…</p></div>\
+        "<div id=\"admin\" data-root=\"{}\" data-model-id-max=\"{}\"><p class=\"muted\">Loading the admin panel…</p></div>\
          <noscript><p>The admin panel needs JavaScript.</p></noscript>",
-        signed_in.role >= Role::Root
+        signed_in.role >= Role::Root,
+        crate::catalog::MAX_MODEL_ID_LEN,
     );
     page("Admin", Nav::Admin, &viewer, main, Some("admin.js"))
 }
@@ -123,7 +124,7 @@ async fn settings(state: &AppState) -> Option<site_settings::SiteSettings> {
         .ok()
 }
 
-fn page(
+pub(super) fn page(
     title: &str,
     nav: Nav,
     viewer: &MaybeViewer,
