@@ -78,13 +78,41 @@ const TH = (() => {
     return node;
   }
 
-  /** "$1.2345" from a decimal USD string, at most `digits` decimals (never rounds up). */
-  function usd(value, digits = 4) {
+  /**
+   * The one money format of every page (the server's price list uses the same rule):
+   * "$1.00", "$0.000123" — at least 2 decimals, up to 6 (cut, never rounded up).
+   */
+  function usd(value) {
     const text = String(value ?? "0");
     const negative = text.startsWith("-");
     const [whole, fraction = ""] = text.replace("-", "").split(".");
-    const shown = fraction.slice(0, digits).replace(/0+$/, "");
-    return `${negative ? "-" : ""}$${whole}${shown ? "." + shown : ""}`;
+    const shown = fraction.slice(0, 6).replace(/0+$/, "").padEnd(2, "0");
+    return `${negative ? "-" : ""}$${whole || "0"}.${shown}`;
+  }
+
+  /** The model id rule of the server (catalog::valid_model_id): 1 to `max` bytes, no whitespace or control characters. */
+  function validModelId(id, max = 200) {
+    return id.length > 0 && new TextEncoder().encode(id).length <= max && !/[\s\p{Cc}]/u.test(id);
+  }
+
+  /**
+   * Labels every cell with its column's header (`data-label`), so that on a phone the
+   * stylesheet can show each row as a card of "label: value" lines.
+   */
+  function labelCells(table) {
+    const head = table.tHead?.rows[0];
+    if (!head) return;
+    const labels = [...head.cells].map((th) => th.dataset.label ?? th.textContent.trim());
+    for (const body of table.tBodies) {
+      for (const row of body.rows) {
+        let column = 0;
+        for (const cell of row.cells) {
+          const label = labels[column];
+          if (label && cell.colSpan === 1 && !cell.hasAttribute("data-label")) cell.dataset.label = label;
+          column += cell.colSpan;
+        }
+      }
+    }
   }
 
   /** Decimal USD string from nano-USD (BigInt-safe). */
@@ -252,6 +280,32 @@ const TH = (() => {
     return out;
   }
 
+  // Every table, rendered by the server or built later by a page script, gets its labels.
+  document.querySelectorAll("table").forEach(labelCells);
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      for (const node of change.addedNodes) {
+        if (node.nodeType !== 1) continue;
+        if (node.tagName === "TABLE") labelCells(node);
+        else if (node.tagName === "TR" || node.tagName === "TBODY") {
+          const table = node.closest("table");
+          if (table) labelCells(table);
+        } else node.querySelectorAll?.("table").forEach(labelCells);
+      }
+    }
+  }).observe(document.body, { childList: true, subtree: true });
+
+  // The header's log-out button (signed-in pages): ends the session, back to the docs.
+  document.getElementById("header-logout")?.addEventListener("click", async (event) => {
+    event.currentTarget.disabled = true;
+    try {
+      if (!csrf) await session();
+      await api("POST", "/api/auth/logout");
+    } finally {
+      location.assign("/");
+    }
+  });
+
   // Copy buttons rendered by the server: <button data-copy-from="element-id">.
   document.addEventListener("click", (event) => {
     const button = event.target.closest("[data-copy-from]");
@@ -260,5 +314,5 @@ const TH = (() => {
     if (source) copy(source.textContent, button);
   });
 
-  return { api, session, setCsrf, csrfToken, el, usd, nanosToUsd, time, count, copy, copyButton, notice, guard, tabs, sortable, chart, lastDays, ApiError };
+  return { api, session, setCsrf, csrfToken, el, usd, validModelId, labelCells, nanosToUsd, time, count, copy, copyButton, notice, guard, tabs, sortable, chart, lastDays, ApiError };
 })();

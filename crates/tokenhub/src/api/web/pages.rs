@@ -13,12 +13,12 @@ use crate::api::AppState;
 use crate::catalog::Model;
 use crate::ledger::money::PerMillion;
 
-/// `$2.5` per 1M tokens, or `Free`.
+/// `$2.50` per 1M tokens, or `Free`.
 pub fn price(per_million: PerMillion) -> String {
     if per_million.0.is_zero() {
         "Free".into()
     } else {
-        format!("${}", per_million.0.to_usd_string())
+        super::html::usd(per_million.0)
     }
 }
 
@@ -214,8 +214,9 @@ pub async fn docs(
          cancelled and only the tokens already delivered are billed.</p></section>\
          <section><h2 id=\"errors\">Errors and limits</h2>\
          <p>Errors use OpenAI's shape: <code>{\"error\": {\"message\", \"type\", \"param\", \"code\"}}</code>. \
-         <code>401</code> bad key, <code>403</code> address or model not allowed for the key, \
-         <code>404</code> unknown model, <code>429</code> rate limited (see <code>Retry-After</code> \
+         <code>401</code> bad key, <code>403</code> address not allowed for the key, \
+         <code>404</code> unknown model or one the key may not use (as OpenAI answers: \
+         <code>model_not_found</code>), <code>429</code> rate limited (see <code>Retry-After</code> \
          and <code>x-ratelimit-*</code> headers) or balance/quota exhausted \
          (<code>insufficient_quota</code>), <code>5xx</code> every upstream failed. \
          Each response carries <code>x-request-id</code>.</p></section>",
@@ -281,7 +282,7 @@ mod tests {
     #[test]
     fn prices_and_contexts_read_like_a_price_list() {
         assert_eq!(price(PerMillion(Nanos::ZERO)), "Free");
-        assert_eq!(price(PerMillion(Nanos(2_500_000_000))), "$2.5");
+        assert_eq!(price(PerMillion(Nanos(2_500_000_000))), "$2.50");
         assert_eq!(context(128_000), "128K");
         assert_eq!(context(131_072), "128K");
         assert_eq!(context(0), "—");

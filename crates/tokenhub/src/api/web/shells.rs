@@ -99,10 +99,12 @@ pub async fn chat(State(state): State<AppState>, viewer: MaybeViewer) -> Respons
     };
     let main = format!(
         "<div class=\"chat\" id=\"chat\" data-signed-in=\"{signed_in}\">\
-         <div class=\"chat-bar\"><label>Model <select id=\"chat-model\">{options}</select></label>\
+         <div class=\"chat-bar\"><h1>Chat</h1><label>Model <select id=\"chat-model\">{options}</select></label>\
          <button type=\"button\" class=\"ghost\" id=\"chat-clear\">New chat</button></div>\
          <p class=\"muted small\" id=\"chat-notice\">{notice}</p>\
-         <ol class=\"messages\" id=\"chat-log\" aria-live=\"polite\"></ol>\
+         <p class=\"small\" id=\"chat-account\" hidden></p>\
+         <ol class=\"messages\" id=\"chat-log\" aria-label=\"Conversation\"></ol>\
+         <p class=\"sr-only\" id=\"chat-status\" aria-live=\"polite\"></p>\
          <form id=\"chat-form\" class=\"composer\">\
          <label class=\"sr-only\" for=\"chat-input\">Message</label>\
          <textarea id=\"chat-input\" rows=\"2\" placeholder=\"Ask anything…\" required></textarea>\
