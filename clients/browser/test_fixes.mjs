@@ -3,7 +3,7 @@
 // `mock-gpt` is paid, `mock-free` and `tokenhub-demo` are free).
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, SHOTS, ROOT_PASSWORD, problems, context, open, assertNoProblems, apiSession, signedIn, newUser, eventually } from "./support.mjs";
+import { BASE, MOCK, SHOTS, ROOT_PASSWORD, problems, context, open, assertNoProblems, apiSession, signedIn, newUser, eventually } from "./support.mjs";
 
 let root;
 const RUN = Date.now().toString(36);
@@ -451,5 +451,40 @@ test("(16) at 390 px no page scrolls sideways and key columns stay visible or be
     await page.setViewportSize({ width: 1280, height: 900 });
   }
   problems.splice(0).filter((p) => !p.includes("404")).forEach((p) => assert.fail(p));
+  await ctx.close();
+});
+
+test("the channel form sets a model map, several keys, timeouts and concurrency; fetches models; tests all", async () => {
+  const name = `full-${RUN}`;
+  const { ctx, page } = await adminPage("#channels");
+  await page.waitForSelector("#channel-form");
+  await page.fill("#channel-form [name=name]", name);
+  await page.selectOption("#channel-form [name=type]", "openai");
+  await page.fill("#channel-form [name=base_url]", MOCK);
+  await page.fill("#channel-form [name=api_key]", "key-one");
+  await page.fill("#channel-form [name=more_keys]", "key-two\nkey-three");
+  await page.fill("#channel-form [name=models]", `mapped-${RUN}`);
+  await page.fill("#channel-form [name=model_map]", `mapped-${RUN} = mock-gpt`);
+  await page.click("#channel-form details.channel-limits summary");
+  await page.fill("#channel-form [name=connect_timeout_ms]", "5000");
+  await page.fill("#channel-form [name=max_concurrency]", "4");
+  await page.click("#channel-form [type=submit]");
+  await page.waitForFunction((n) => document.querySelector("#channels-table")?.textContent.includes(n), name);
+  const stored = (await root("GET", "/api/admin/channels")).body.data.find((c) => c.name === name);
+  assert.equal(stored.api_keys_masked.length, 3);
+  assert.deepEqual(stored.model_map, { [`mapped-${RUN}`]: "mock-gpt" });
+  assert.deepEqual([stored.connect_timeout_ms, stored.max_concurrency], [5000, 4]);
+
+  await page.click(`button[aria-label="Edit channel ${name}"]`);
+  await page.click("#channel-edit-form .fetch-models");
+  await page.waitForFunction(() => /models offered by the upstream/.test(document.querySelector("#channel-edit-form").textContent));
+  assert.match(await page.inputValue("#channel-edit-form [name=models]"), new RegExp(`mapped-${RUN}, .+`));
+  assert.equal(await page.inputValue("#channel-edit-form [name=connect_timeout_ms]"), "5000");
+
+  await page.click("#channels-test-all");
+  await page.waitForSelector("#channel-checks-table");
+  assert.match(await page.textContent("#channel-checks-table"), new RegExp(`${name}.*mapped-${RUN}.*mock-gpt`));
+  await root("DELETE", `/api/admin/channels/${stored.id}`);
+  assert.deepEqual(problems.splice(0).filter((p) => !/status of 4\d\d/.test(p)), []);
   await ctx.close();
 });

@@ -246,7 +246,7 @@
         "div",
         { class: "admin-charts" },
         chart("Requests and error rate", traffic, { barLabel: "Requests", lineLabel: "Error rate (%)" }),
-        chart("Tokens and spend", volume, { barLabel: "Tokens", lineLabel: "Spend (USD)" }),
+        chart("Tokens and spend", volume, { barLabel: "Tokens", lineLabel: "Spend (USD)", lineFormat: (v) => `$${+v.toPrecision(2)}` }),
         chart("Latency", latency, { barLabel: "p50 (ms)", lineLabel: "p95 (ms)" }),
       ),
       el(
@@ -279,8 +279,33 @@
       await load("channels", true);
       done(panel, `Channel “${created.name}” added; it serves requests now.`);
     });
+    const checks = el("div", { id: "channel-checks", "aria-live": "polite" });
+    const testAll = button("Test all", async () => {
+      testAll.disabled = true;
+      checks.replaceChildren(el("p", { class: "muted" }, "Testing every model of every channel…"));
+      try {
+        const report = await api("POST", "/api/admin/channels/check");
+        checks.replaceChildren(
+          el("p", {}, badge(report.ok ? "all OK" : "failures", report.ok ? "ok" : "bad"), ` ${count(report.mappings.length)} model mappings tested.`),
+          table(
+            "channel-checks-table",
+            ["Channel", "Model", "Upstream id", "Status", "Detail"],
+            report.mappings.map((m) =>
+              el("tr", {}, el("td", {}, m.channel), el("td", {}, el("code", {}, m.model)), el("td", {}, el("code", {}, m.upstream_model)),
+                el("td", {}, badge(m.ok ? "OK" : m.status ? `HTTP ${m.status}` : "failed", m.ok ? "ok" : "bad")), el("td", { class: "wrap-anywhere" }, m.error || "—")),
+            ),
+            "No channel with a key serves a model.",
+          ),
+        );
+      } catch (error) {
+        checks.replaceChildren(el("div", { class: "notice error", role: "alert" }, error.message));
+      } finally {
+        testAll.disabled = false;
+      }
+    }, { id: "channels-test-all" });
     fill(panel, 
-      heading("Channels", refresh(() => load("channels", true))),
+      heading("Channels", testAll, refresh(() => load("channels", true))),
+      checks,
       el("p", { class: "muted small" }, "Upstream accounts that serve the models. Keys are write-only: only a mask is shown. Changes apply at once (other gateway instances: at their next reload)."),
       table(
         "channels-table",
@@ -375,12 +400,51 @@
     );
   }
 
+  const LIMITS = [
+    ["connect_timeout_ms", "Connect timeout (ms)"],
+    ["first_token_timeout_ms", "First token timeout (ms)"],
+    ["idle_timeout_ms", "Idle timeout (ms)"],
+    ["total_timeout_ms", "Total timeout (ms)"],
+    ["max_concurrency", "Max concurrent requests"],
+  ];
+
+  /** "public = upstream" lines to a model map (and back). */
+  function parseModelMap(text) {
+    const map = {};
+    for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) {
+      const at = line.indexOf("=");
+      if (at < 1) throw new Error(`Model map line “${line}”: write public-name = upstream-id`);
+      map[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    return map;
+  }
+
   /** The create form (`channel` null, id channel-form) or the edit form of `channel`. */
   function channelForm(channel, onSubmit) {
     const editing = Boolean(channel);
-    const v = channel || { name: "", type: "openai", base_url: "", models: [], priority: 0, weight: 1 };
+    const v = channel || { name: "", type: "openai", base_url: "", models: [], model_map: {}, priority: 0, weight: 1, api_keys_masked: [] };
     const prefix = editing ? `edit-${v.id}-` : "new-channel-";
     const cancel = editing ? button("Cancel", () => form.remove()) : null;
+    const keysKept = editing && v.api_key_set ? `keep ${v.api_keys_masked?.length > 1 ? `${v.api_keys_masked.length} keys` : v.api_key_masked}` : "sk-…";
+    const fetched = el("div", { class: "muted small", "aria-live": "polite" });
+    const fetchModels = editing
+      ? button("Fetch models from the upstream", async () => {
+        fetchModels.disabled = true;
+        fetched.textContent = "Asking the upstream…";
+        try {
+          const found = await api("GET", `/api/admin/channels/${v.id}/upstream-models`);
+          const current = splitList(form.elements.models.value);
+          const added = found.data.filter((id) => !current.includes(id) && TH.validModelId(id, MODEL_ID_MAX));
+          form.elements.models.value = [...current, ...added].join(", ");
+          fetched.textContent = `${count(found.data.length)} models offered by the upstream; ${count(added.length)} added to the list (save to keep them).`;
+        } catch (error) {
+          fetched.textContent = `The upstream did not list its models: ${error.message}`;
+        } finally {
+          fetchModels.disabled = false;
+        }
+      }, { class: "small ghost fetch-models" })
+      : null;
+    const mapText = Object.entries(v.model_map || {}).map(([k, u]) => `${k} = ${u}`).join("\n");
     const form = el(
       "form",
       { class: "card", id: editing ? "channel-edit-form" : "channel-form" },
@@ -393,14 +457,24 @@
         field("Base URL", el("input", { name: "base_url", type: "url", value: v.base_url, placeholder: "https://api.example.com/v1" }), "Not needed for demo"),
         field(
           "API key",
-          el("input", { name: "api_key", type: "password", autocomplete: "new-password", placeholder: editing && v.api_key_set ? `keep ${v.api_key_masked}` : "sk-…" }),
-          editing ? "Leave empty to keep the stored key" : null,
+          el("input", { name: "api_key", type: "password", autocomplete: "new-password", placeholder: keysKept }),
+          editing ? "Leave empty to keep the stored keys" : null,
         ),
-        field("Models (comma-separated)", el("input", { name: "models", value: v.models.join(", "), placeholder: "gpt-4o-mini, gpt-4o" })),
+        field("More keys (one per line)", el("textarea", { name: "more_keys", rows: 2, autocomplete: "off", class: "keys" }), "Requests spread over every key"),
+        field("Key from environment", el("input", { name: "api_key_env", value: v.api_key_env || "", placeholder: "DEEPSEEK_API_KEY" }), "Used when no key is stored"),
+        field("Models (comma-separated)", el("input", { name: "models", value: v.models.join(", "), placeholder: "gpt-4o-mini, gpt-4o" }), fetchModels),
+        field("Model map (public = upstream)", el("textarea", { name: "model_map", rows: 2, class: "keys" }, mapText), "Optional, one per line"),
         field("Priority", el("input", { name: "priority", type: "number", step: 1, value: v.priority, class: "narrow" }), "Higher first"),
         field("Weight", el("input", { name: "weight", type: "number", step: 1, min: 0, value: v.weight, class: "narrow" }), "Share within a priority"),
       ),
-      editing && v.api_key_set ? el("label", { class: "check" }, el("input", { type: "checkbox", name: "remove_key" }), "Remove the stored key") : null,
+      fetched,
+      el(
+        "details",
+        { class: "channel-limits", open: LIMITS.some(([name]) => v[name]) },
+        el("summary", {}, "Timeouts and concurrency"),
+        el("div", { class: "fields" }, LIMITS.map(([name, label]) => field(label, el("input", { name, type: "number", min: 0, step: 1, value: v[name] ?? "", placeholder: "default", class: "narrow" })))),
+      ),
+      editing && v.api_key_set ? el("label", { class: "check" }, el("input", { type: "checkbox", name: "remove_key" }), "Remove the stored keys") : null,
       el("div", { class: "actions" }, el("button", { type: "submit" }, editing ? "Save channel" : "Add channel"), cancel),
     );
     form.elements.models.addEventListener("input", () => checkModelIds(form.elements.models, splitList(form.elements.models.value)));
@@ -408,15 +482,33 @@
       event.preventDefault();
       const f = form.elements;
       if (!checkModelIds(f.models, splitList(f.models.value))) return f.models.reportValidity();
+      let modelMap;
+      try {
+        modelMap = parseModelMap(f.model_map.value);
+      } catch (error) {
+        return notice(form, error.message);
+      }
+      // Limits travel beside the other members; on an edit, an emptied field goes back
+      // to the default (0 clears it).
+      const limits = {};
+      for (const [name] of LIMITS) {
+        if (f[name].value !== "") limits[name] = Number(f[name].value);
+        else if (editing && v[name]) limits[name] = 0;
+      }
       const body = {
         name: f.name.value.trim(),
         type: f.type.value,
         base_url: f.base_url.value.trim(),
+        api_key_env: f.api_key_env.value.trim(),
         models: splitList(f.models.value),
+        model_map: modelMap,
         priority: Number(f.priority.value || 0),
         weight: Number(f.weight.value || 0),
+        ...limits,
       };
-      if (f.api_key.value) body.api_key = f.api_key.value;
+      const keys = [f.api_key.value.trim(), ...f.more_keys.value.split("\n").map((k) => k.trim())].filter(Boolean);
+      if (keys.length > 1) body.api_keys = keys;
+      else if (keys.length === 1) body.api_key = keys[0];
       else if (f.remove_key && f.remove_key.checked) body.api_key = "";
       const submit = form.querySelector('button[type="submit"]');
       submit.disabled = true;

@@ -233,7 +233,7 @@ const TH = (() => {
    * A bar chart (bars: first series) with an optional line (second series), drawn as
    * inline SVG. `points`: [{label, bar, line}].
    */
-  function chart(points, { barLabel, lineLabel, height = 180 } = {}) {
+  function chart(points, { barLabel, lineLabel, height = 180, barFormat = axisNumber, lineFormat = axisNumber } = {}) {
     const ns = "http://www.w3.org/2000/svg";
     const svg = (tag, attrs, text) => {
       const node = document.createElementNS(ns, tag);
@@ -242,7 +242,8 @@ const TH = (() => {
       return node;
     };
     const width = 640;
-    const pad = { left: 8, right: 8, top: 12, bottom: 22 };
+    // Room for the value axes: bars on the left, the line on the right.
+    const pad = { left: 52, right: lineLabel ? 52 : 8, top: 12, bottom: 22 };
     const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
     root.append(svg("title", {}, `${barLabel || ""}${lineLabel ? " and " + lineLabel : ""} per day`));
     const maxBar = Math.max(...points.map((p) => p.bar), 0) || 1;
@@ -250,6 +251,13 @@ const TH = (() => {
     const inner = { w: width - pad.left - pad.right, h: height - pad.top - pad.bottom };
     const step = inner.w / Math.max(points.length, 1);
     root.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: pad.top + inner.h, y2: pad.top + inner.h, class: "axis" }));
+    // Value axes: 0, half and the top of each scale, with faint grid lines.
+    for (const share of [0, 0.5, 1]) {
+      const y = pad.top + inner.h - share * inner.h;
+      if (share) root.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: "grid" }));
+      root.append(svg("text", { x: pad.left - 6, y: y + 4, "text-anchor": "end", class: "axis-value" }, barFormat(maxBar * share)));
+      if (lineLabel) root.append(svg("text", { x: width - pad.right + 6, y: y + 4, "text-anchor": "start", class: "axis-value line-value" }, lineFormat(maxLine * share)));
+    }
     const linePoints = [];
     points.forEach((p, i) => {
       const x = pad.left + i * step;
@@ -270,6 +278,14 @@ const TH = (() => {
 
     );
     return el("figure", { class: "card" }, root, legend);
+  }
+
+  /** A compact axis value: 1.2K, 3.4M, 0.0012. */
+  function axisNumber(value) {
+    if (value === 0) return "0";
+    if (Math.abs(value) >= 1e6) return `${+(value / 1e6).toPrecision(3)}M`;
+    if (Math.abs(value) >= 1e3) return `${+(value / 1e3).toPrecision(3)}K`;
+    return String(+value.toPrecision(2));
   }
 
   /** Days (YYYY-MM-DD, UTC) from `days` ago to today, for filling gaps in a series. */

@@ -54,11 +54,6 @@
     const account = el("section", { id: "account" });
     const keys = el("section", { id: "keys" });
     const usage = el("section", { id: "usage" });
-    const logout = el("button", { type: "button", class: "ghost small", id: "logout" }, "Log out");
-    logout.addEventListener("click", async () => {
-      await guard(root, () => api("POST", "/api/auth/logout"));
-      location.assign("/token/");
-    });
     const all = () => Promise.all([renderAccount(account), renderKeys(keys), renderUsage(usage)]);
     // One Refresh for the whole console: balance, key spend and usage move together.
     const refresh = el("button", { type: "button", class: "ghost small", id: "console-refresh" }, "Refresh");
@@ -71,7 +66,7 @@
       }
     });
     root.replaceChildren(
-      el("div", { class: "chat-bar" }, el("h1", {}, `Hello, ${session.user.name}`), refresh, logout),
+      el("div", { class: "chat-bar" }, el("h1", {}, `Hello, ${session.user.name}`), refresh),
       account,
       keys,
       usage,
@@ -257,7 +252,7 @@
     );
     section.replaceChildren(
       el("h2", {}, "Usage, last 30 days"),
-      TH.chart(points, { barLabel: "Spend (USD)", lineLabel: "Tokens" }),
+      TH.chart(points, { barLabel: "Spend (USD)", lineLabel: "Tokens", barFormat: (v) => `$${+v.toPrecision(2)}` }),
       el("h3", {}, "Recent requests"),
       el(
         "div",

@@ -36,3 +36,4 @@ mod resilience;
 mod scale;
 mod secrets_at_rest;
 mod web;
+mod web_fixes;

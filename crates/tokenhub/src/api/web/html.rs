@@ -33,7 +33,9 @@ impl Display for Esc<'_> {
 /// "$0.000123" — at least 2 decimals, at most 6, cut rather than rounded.
 pub fn usd(amount: crate::ledger::money::Nanos) -> String {
     let text = amount.to_usd_string();
-    let (sign, digits) = text.strip_prefix('-').map_or(("", text.as_str()), |d| ("-", d));
+    let (sign, digits) = text
+        .strip_prefix('-')
+        .map_or(("", text.as_str()), |d| ("-", d));
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
     let cut = &fraction[..fraction.len().min(6)];
     let shown = format!("{:0<2}", cut.trim_end_matches('0'));
