@@ -469,7 +469,7 @@ test("the channel form sets a model map, several keys, timeouts and concurrency;
   await page.fill("#channel-form [name=connect_timeout_ms]", "5000");
   await page.fill("#channel-form [name=max_concurrency]", "4");
   await page.click("#channel-form [type=submit]");
-  await page.waitForFunction((n) => document.querySelector("#channels-table")?.textContent.includes(n), name);
+  await page.waitForFunction((n) => document.querySelector("#channels-table")?.textContent.includes(n), name).catch(async (e) => assert.fail(`${e.message}: ${await page.textContent("#admin-panel-channels")}`));
   const stored = (await root("GET", "/api/admin/channels")).body.data.find((c) => c.name === name);
   assert.equal(stored.api_keys_masked.length, 3);
   assert.deepEqual(stored.model_map, { [`mapped-${RUN}`]: "mock-gpt" });
@@ -485,6 +485,45 @@ test("the channel form sets a model map, several keys, timeouts and concurrency;
   await page.waitForSelector("#channel-checks-table");
   assert.match(await page.textContent("#channel-checks-table"), new RegExp(`${name}.*mapped-${RUN}.*mock-gpt`));
   await root("DELETE", `/api/admin/channels/${stored.id}`);
+  assert.deepEqual(problems.splice(0).filter((p) => !/status of 4\d\d/.test(p)), []);
+  await ctx.close();
+});
+
+test("an admin's user page: keys (disable), ledger, usage, credit with confirmation, password reset", async () => {
+  const user = await userWithKey("page");
+  assert.equal((await v1(user.secret, { model: "mock-gpt", messages: [{ role: "user", content: "x" }] })).status, 200);
+  const { ctx, page } = await adminPage("#users");
+  await page.fill("#users-search [name=search]", user.name);
+  await page.click("#users-search button[type=submit]");
+  await page.click(`button[aria-label="Open ${user.name}'s page"]`);
+  await page.waitForSelector("#user-keys-table");
+  assert.match(await page.textContent("#user-ledger-table"), /opening balance/);
+  await eventually(page, async () => {
+    if (!(await page.$("#user-usage-table"))) {
+      await page.waitForSelector("#admin-tab-users");
+      await page.fill("#users-search [name=search]", user.name);
+      await page.click("#users-search button[type=submit]");
+      await page.click(`button[aria-label="Open ${user.name}'s page"]`);
+      await page.waitForSelector("#user-usage-table");
+    }
+    assert.match(await page.textContent("#user-usage-table"), /mock-gpt/);
+  }, "the user's request is not on their page");
+  await page.click('#user-keys-table button[aria-label="Disable key k"]');
+  await page.waitForFunction(() => /disabled/.test(document.querySelector("#user-keys-table")?.textContent || ""));
+  assert.equal((await v1(user.secret, { model: "mock-gpt", messages: [{ role: "user", content: "x" }] })).status, 401);
+
+  page.once("dialog", (d) => d.accept());
+  await page.fill("#user-page form.adjust [name=amount]", "1");
+  await page.fill("#user-page form.adjust [name=reason]", "page credit");
+  await page.click("#user-page form.adjust button[type=submit]");
+  await page.waitForFunction(() => /Balance now/.test(document.querySelector("#user-page").textContent));
+
+  page.once("dialog", (d) => d.accept());
+  await page.fill("#user-password-form [name=password]", "a-brand-new-password");
+  await page.click("#user-password-form button[type=submit]");
+  await page.waitForFunction(() => /Password set/.test(document.querySelector("#user-page").textContent));
+  assert.equal((await user.call("GET", "/api/me")).status, 401, "the old session ended");
+  await apiSession(user.name, "a-brand-new-password");
   assert.deepEqual(problems.splice(0).filter((p) => !/status of 4\d\d/.test(p)), []);
   await ctx.close();
 });

@@ -739,7 +739,7 @@
       guard(panel, show);
     });
     await show();
-    fill(panel, heading("Users", refresh(() => guard(panel, show))), form, results, newUserForm(panel, show));
+    fill(panel, heading("Users", refresh(() => guard(panel, show))), form, el("section", { id: "user-page", class: "card user-page", "aria-live": "polite" }), results, newUserForm(panel, show));
   }
 
   function userRow(panel, u) {
@@ -777,6 +777,24 @@
         done(panel, `${u.name} is now ${u.status}.`);
       }
     });
+    const adjust = adjustForm(u, () => (balance.textContent = usd(u.balance_usd)));
+    const open = button(u.name, () => userPage(panel, u), { class: "link user-open", "aria-label": `Open ${u.name}'s page` });
+    return el(
+      "tr",
+      { dataset: { userId: u.id } },
+      el("td", { class: "num" }, String(u.id)),
+      el("td", {}, open, u.system ? [" ", badge("system", "warn")] : null),
+      el("td", {}, role),
+      status,
+      balance,
+      el("td", { class: "hide-narrow" }, time(u.created_at)),
+      el("td", {}, deleted ? el("span", { class: "muted" }, "—") : adjust),
+      el("td", {}, toggle),
+    );
+  }
+
+  /** Credit or debit `u` with a reason, after a confirmation showing the balance before and after. */
+  function adjustForm(u, onSaved) {
     const adjust = el(
       "form",
       { class: "adjust" },
@@ -794,23 +812,68 @@
       const saved = await run(adjust, () => api("POST", `/api/admin/users/${u.id}/balance`, body));
       if (saved) {
         Object.assign(u, saved);
-        balance.textContent = usd(u.balance_usd);
         adjust.reset();
+        onSaved();
         done(adjust, `Balance now ${usd(u.balance_usd)}.`);
       }
     });
-    return el(
-      "tr",
-      { dataset: { userId: u.id } },
-      el("td", { class: "num" }, String(u.id)),
-      el("td", {}, u.name, u.system ? [" ", badge("system", "warn")] : null),
-      el("td", {}, role),
-      status,
-      balance,
-      el("td", { class: "hide-narrow" }, time(u.created_at)),
-      el("td", {}, deleted ? el("span", { class: "muted" }, "—") : adjust),
-      el("td", {}, toggle),
+    return adjust;
+  }
+
+  /** One user's page: account, keys (disable/enable), ledger, recent usage, credit, password reset. */
+  async function userPage(panel, u) {
+    const box = document.getElementById("user-page");
+    const [keys, ledger, recent] = await Promise.all([
+      api("GET", `/api/admin/users/${u.id}/keys`),
+      api("GET", `/api/admin/users/${u.id}/ledger?limit=20`),
+      api("GET", `/api/admin/usage?${query({ user_id: u.id, limit: 10 })}`),
+    ]);
+    const balance = el("b", { id: "user-page-balance" }, usd(u.balance_usd));
+    const keyRows = keys.data.map((k) => {
+      const active = k.status === "active";
+      const toggle = button(active ? "Disable" : "Enable", async () => {
+        const saved = await run(box, () => api("PATCH", `/api/admin/keys/${k.id}`, { enabled: !active }));
+        if (saved) userPage(panel, u);
+      }, { "aria-label": `${active ? "Disable" : "Enable"} key ${k.name || k.prefix}` });
+      return el("tr", { dataset: { keyId: k.id } }, el("td", {}, k.name || "—"), el("td", {}, el("code", {}, k.prefix)), el("td", {}, badge(k.status, active ? "ok" : "bad")),
+        el("td", { class: "num" }, `${usd(k.spent_usd)}${k.quota_usd ? " / " + usd(k.quota_usd) : ""}`), el("td", {}, toggle));
+    });
+    const reset = el(
+      "form",
+      { class: "row", id: "user-password-form" },
+      field("New password", el("input", { name: "password", type: "password", minlength: 8, required: true, autocomplete: "new-password" })),
+      el("button", { type: "submit", class: "small" }, "Reset password"),
     );
+    reset.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!confirm(`Set a new password for ${u.name}? Their sessions end.`)) return;
+      const ok = await run(reset, () => api("POST", `/api/admin/users/${u.id}/password`, { password: reset.elements.password.value }));
+      if (ok !== undefined) {
+        reset.reset();
+        done(reset, "Password set; the user's sessions ended.");
+      }
+    });
+    fill(
+      box,
+      el("div", { class: "admin-bar" }, el("h3", {}, `${u.name} (#${u.id})`), button("Close", () => box.replaceChildren())),
+      el("div", { class: "grid admin-stats" },
+        el("div", { class: "stat" }, balance, el("span", {}, "Balance")),
+        el("div", { class: "stat" }, el("b", {}, u.role), el("span", {}, "Role")),
+        el("div", { class: "stat" }, el("b", {}, u.status), el("span", {}, "Status"))),
+      u.system ? null : el("div", { class: "filters" }, field("Credit or debit (USD)", adjustForm(u, () => (balance.textContent = usd(u.balance_usd))))),
+      el("h4", {}, "API keys"),
+      table("user-keys-table", ["Name", "Key", "Status", ["Spent / quota", "num"], ""], keyRows, "No keys."),
+      el("h4", {}, "Balance history"),
+      table("user-ledger-table", ["Time", "Kind", ["Amount", "num"], "Reason"],
+        ledger.data.map((e) => el("tr", {}, el("td", {}, time(e.created_at)), el("td", {}, e.kind), el("td", { class: "num" }, usd(e.amount_usd)), el("td", { class: "wrap-anywhere" }, e.reason || "—"))),
+        "No entries."),
+      el("h4", {}, "Recent requests"),
+      table("user-usage-table", ["Time", "Model", ["Cost", "num"], "Status"],
+        recent.data.map((r) => el("tr", {}, el("td", {}, time(r.created_at)), el("td", {}, modelName(r.model)), el("td", { class: "num" }, usd(r.cost_usd)), el("td", {}, badge(String(r.status), r.status < 400 ? "ok" : "bad")))),
+        "No requests."),
+      u.system ? null : [el("h4", {}, "Password"), reset],
+    );
+    box.scrollIntoView({ block: "start" });
   }
 
   function newUserForm(panel, reload) {

@@ -211,6 +211,7 @@ pub async fn upstream_models(
     if ChannelKind::parse(&channel.kind) == Some(ChannelKind::Demo) {
         return Ok(channel.models.clone());
     }
+    // The first of the channel's keys: a channel with several stores them in one field.
     let key = channel
         .api_key
         .clone()
@@ -220,7 +221,8 @@ pub async fn upstream_models(
                 .api_key_env
                 .as_deref()
                 .and_then(|v| std::env::var(v).ok())
-        });
+        })
+        .and_then(|keys| crate::catalog::keys::split_keys(&keys).into_iter().next());
     // No error text below carries the URL or the key (the key is a header).
     let url = ParsedUrls::default()
         .parse(endpoint(&channel.base_url, "models"))

@@ -177,6 +177,21 @@ pub async fn delete(store: &Store, actor: &Actor, id: i64) -> Result<UserDetail,
     Ok(current)
 }
 
+/// Sets a user's password (a reset by an admin; only root resets root). System accounts
+/// have none to set.
+pub async fn reset_password(
+    store: &Store,
+    actor: &Actor,
+    id: i64,
+    new: &str,
+) -> Result<UserDetail, AccountError> {
+    let current = live_user(store, id).await?;
+    may_manage(actor, &current.user)?;
+    keep_system_account(&current.user)?;
+    session::set_password(store, id, new).await?;
+    Ok(current)
+}
+
 /// Credits (positive) or debits (negative) a user, with a reason, in the ledger.
 pub async fn adjust_balance(
     store: &Store,

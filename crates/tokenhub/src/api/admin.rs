@@ -103,6 +103,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::adjust_balance))
+        .routes(routes!(users::reset_password))
         .routes(routes!(users::keys))
         .routes(routes!(ledger::of_user))
         .routes(routes!(keys::admin_update, keys::admin_delete))
