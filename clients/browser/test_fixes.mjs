@@ -444,7 +444,7 @@ test("(16) at 390 px no page scrolls sideways and key columns stay visible or be
   await shoot(chat, "chat-signed-in");
   await signed.ctx.close();
   const { ctx, page } = await adminPage("#dashboard");
-  for (const tab of ["dashboard", "channels", "models", "users", "codes", "usage", "audit", "settings"]) {
+  for (const tab of ["dashboard", "channels", "models", "users", "keys", "codes", "usage", "audit", "settings"]) {
     await page.click(`#admin-tab-${tab}`);
     await page.waitForFunction((t) => !document.getElementById(`admin-panel-${t}`).hasAttribute("aria-busy") && !document.getElementById(`admin-panel-${t}`).textContent.startsWith("Loading"), tab);
     await shoot(page, `admin-${tab}`);
@@ -525,5 +525,22 @@ test("an admin's user page: keys (disable), ledger, usage, credit with confirmat
   assert.equal((await user.call("GET", "/api/me")).status, 401, "the old session ended");
   await apiSession(user.name, "a-brand-new-password");
   assert.deepEqual(problems.splice(0).filter((p) => !/status of 4\d\d/.test(p)), []);
+  await ctx.close();
+});
+
+test("the admin's key list searches by user, key name and prefix, and disables a key", async () => {
+  const user = await userWithKey("keylist");
+  const mine = (await user.call("GET", "/api/me/keys")).body.data[0];
+  const { ctx, page } = await adminPage("#keys");
+  for (const search of [user.name, mine.prefix]) {
+    await page.fill("#keys-search [name=search]", search);
+    await page.click("#keys-search button[type=submit]");
+    await page.waitForFunction((id) => document.querySelectorAll("#all-keys-table tbody tr").length === 1 && document.querySelector(`#all-keys-table tr[data-key-id="${id}"]`), mine.id);
+  }
+  page.once("dialog", (d) => d.accept());
+  await page.click(`#all-keys-table button[aria-label="Disable key ${mine.prefix}"]`);
+  await page.waitForFunction(() => /disabled/.test(document.querySelector("#all-keys-table tbody").textContent));
+  assert.equal((await v1(user.secret, { model: "mock-gpt", messages: [{ role: "user", content: "x" }] })).status, 401);
+  assertNoProblems();
   await ctx.close();
 });

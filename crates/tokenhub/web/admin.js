@@ -907,6 +907,56 @@
     return form;
   }
 
+  // ---------------------------------------------------------------- all keys
+
+  async function allKeys(panel) {
+    const state = { search: "", status: "", offset: 0 };
+    const results = el("div", { id: "keys-results" });
+    const form = el(
+      "form",
+      { class: "filters", id: "keys-search", role: "search" },
+      field("User, key name or prefix", el("input", { type: "search", name: "search", maxlength: 64 })),
+      field("Status", el("select", { name: "status" }, [["", "Any"], ["active", "active"], ["disabled", "disabled"]].map(([value, label]) => el("option", { value }, label)))),
+      el("button", { type: "submit" }, "Search"),
+    );
+    const show = async () => {
+      const page = await api("GET", `/api/admin/keys?${query({ search: state.search, status: state.status, limit: PAGE, offset: state.offset })}`);
+      const rows = page.data.map((k) => {
+        const active = k.status === "active";
+        const toggle = button(active ? "Disable" : "Enable", async () => {
+          if (active && !confirm(`Disable ${k.user_name}'s key “${k.name || k.prefix}”? Programs using it stop working.`)) return;
+          const saved = await run(panel, () => api("PATCH", `/api/admin/keys/${k.id}`, { enabled: !active }));
+          if (saved) {
+            await guard(panel, show);
+            done(panel, `Key ${k.prefix} ${saved.status}.`);
+          }
+        }, { "aria-label": `${active ? "Disable" : "Enable"} key ${k.prefix}` });
+        return el(
+          "tr",
+          { dataset: { keyId: k.id } },
+          el("td", {}, `${k.user_name} (#${k.user_id})`),
+          el("td", {}, k.name || "—"),
+          el("td", {}, el("code", { class: "nowrap" }, k.prefix)),
+          el("td", {}, badge(k.status, active ? "ok" : "bad")),
+          el("td", { class: "num" }, `${usd(k.spent_usd)}${k.quota_usd ? " / " + usd(k.quota_usd) : ""}`),
+          el("td", { class: "hide-narrow" }, time(k.created_at)),
+          el("td", {}, toggle),
+        );
+      });
+      fill(results,
+        table("all-keys-table", ["User", "Name", "Key", "Status", ["Spent / quota", "num"], ["Created", "hide-narrow"], ""], rows, "No keys match."),
+        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
+      );
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      Object.assign(state, { search: form.elements.search.value.trim(), status: form.elements.status.value, offset: 0 });
+      guard(panel, show);
+    });
+    await show();
+    fill(panel, heading("API keys", refresh(() => guard(panel, show))), el("p", { class: "muted small" }, "Every user's keys (never the secrets). A disabled key is refused at once."), form, results);
+  }
+
   // ---------------------------------------------------------------- redemption codes
 
   async function codes(panel) {
@@ -1218,6 +1268,7 @@
     ["channels", "Channels", channels],
     ["models", "Models", models],
     ["users", "Users", users],
+    ["keys", "Keys", allKeys],
     ["codes", "Codes", codes],
     ["usage", "Usage", usage],
     isRoot ? ["audit", "Audit log", audit] : null,

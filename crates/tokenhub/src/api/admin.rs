@@ -106,6 +106,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(users::reset_password))
         .routes(routes!(users::keys))
         .routes(routes!(ledger::of_user))
+        .routes(routes!(keys::admin_list))
         .routes(routes!(keys::admin_update, keys::admin_delete))
         .routes(routes!(redemptions::create, redemptions::list))
         .routes(routes!(redemptions::delete))

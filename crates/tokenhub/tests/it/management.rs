@@ -252,6 +252,7 @@ fn matrix() -> Vec<Case> {
         ),
         case(M::GET, "/api/admin/users/{user_b}/keys", None, ADMINS),
         case(M::GET, "/api/admin/users/{user_b}/ledger", None, ADMINS),
+        case(M::GET, "/api/admin/keys", None, ADMINS),
         case(
             M::PATCH,
             "/api/admin/keys/{b_key}",
