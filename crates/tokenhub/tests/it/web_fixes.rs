@@ -304,3 +304,59 @@ async fn a_channel_without_its_key_is_not_serving_and_names_the_variable() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn admins_search_every_key_by_owner_name_and_prefix() {
+    for backend in backends() {
+        let h = Harness::start(backend).await;
+        let (ada, _) = h
+            .user_with_key("ada-lovelace", Nanos::from_usd(1), KeyOptions::default())
+            .await;
+        h.user_with_key("bob", Nanos::from_usd(1), KeyOptions::default())
+            .await;
+        let (admin, csrf) = root(&h).await;
+        let search = |q: String| {
+            let admin = admin.clone();
+            let url = format!("{}/api/admin/keys?search={q}", h.base);
+            async move {
+                admin
+                    .get(url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+        let found = search("LOVELACE".into()).await;
+        assert_eq!(found["total"], 1, "{found}");
+        let key = &found["data"][0];
+        assert_eq!(
+            (key["user_name"].as_str(), key["user_id"].as_i64()),
+            (Some("ada-lovelace"), Some(ada.id))
+        );
+        let prefix = key["prefix"].as_str().unwrap().to_string();
+        assert_eq!(search(prefix.clone()).await["data"][0]["id"], key["id"]);
+        assert_eq!(search(String::new()).await["total"], 2);
+
+        let disabled = admin
+            .patch(format!("{}/api/admin/keys/{}", h.base, key["id"]))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"enabled": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(disabled.status(), StatusCode::OK);
+        let active: Value = admin
+            .get(format!("{}/api/admin/keys?status=active", h.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(active["total"], 1);
+        h.shutdown().await;
+    }
+}
