@@ -544,3 +544,39 @@ test("the admin's key list searches by user, key name and prefix, and disables a
   assertNoProblems();
   await ctx.close();
 });
+
+test("chat signed in: a heading, prices and balance, an editable input while streaming, the cost after Stop, one announcement per reply", async () => {
+  const user = await newUser(root, `chatter-${RUN}`, "3");
+  const { ctx } = await signedIn(`chatter-${RUN}`, user.password);
+  const { page } = await open(ctx, "/chat");
+  assert.equal(await page.textContent("main h1"), "Chat");
+  await page.selectOption("#chat-model", "mock-gpt");
+  await page.waitForFunction(() => /Balance \$3\.00/.test(document.querySelector("#chat-account").textContent));
+  assert.match(await page.textContent("#chat-account"), /mock-gpt: \$1\.00 input · \$2\.00 output per 1M tokens/);
+  assert.equal(await page.getAttribute("#chat-log", "aria-live"), null, "the log itself is not live");
+
+  const announcements = [];
+  await page.exposeFunction("__announce", (text) => announcements.push(text));
+  await page.evaluate(() => new MutationObserver(() => window.__announce(document.getElementById("chat-status").textContent))
+    .observe(document.getElementById("chat-status"), { childList: true, characterData: true, subtree: true }));
+  await page.fill("#chat-input", "a long answer please");
+  await page.click("#chat-send");
+  await page.waitForFunction(() => document.querySelector("#chat-log li.assistant")?.textContent.length > 0);
+  assert.equal(await page.isEditable("#chat-input"), true, "the next message can be written while streaming");
+  await page.fill("#chat-input", "drafting the next one");
+  await page.click("#chat-stop");
+  await page.waitForFunction(() => /Stopped: \d+ prompt \+ \d+ completion tokens · \$0\.\d+ billed\./.test(document.querySelector("#chat-meter").textContent));
+  assert.equal(await page.inputValue("#chat-input"), "drafting the next one");
+  await page.click("#chat-send");
+  await page.waitForFunction(() => {
+    const all = document.querySelectorAll("#chat-log li.assistant");
+    return all.length === 2 && !all[1].hasAttribute("aria-busy");
+  });
+  await page.waitForTimeout(100);
+  const replies = announcements.filter((a) => a.startsWith("Reply:"));
+  assert.equal(replies.length, 1, JSON.stringify(announcements));
+  assert.match(replies[0], /You said: drafting the next one/);
+  assert.ok(announcements.length <= 5, `announced ${announcements.length} times: ${JSON.stringify(announcements)}`);
+  assertNoProblems();
+  await ctx.close();
+});
