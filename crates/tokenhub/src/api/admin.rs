@@ -19,7 +19,6 @@ pub mod keys;
 pub mod ledger;
 pub mod me;
 pub mod models;
-pub mod password_reset;
 pub mod redemptions;
 pub mod session;
 pub mod settings;
@@ -50,8 +49,6 @@ pub struct Management {
     /// Adds `Secure` to the session cookie (deployments behind https).
     pub cookie_secure: bool,
     pub login_limiter: Arc<dyn LoginLimiter>,
-    /// Account mail (password resets); `None` when no SMTP server is configured.
-    pub mailer: Option<Arc<crate::accounts::mail::Mailer>>,
 }
 
 #[derive(OpenApi)]
@@ -97,9 +94,6 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(session::change_password))
         .routes(routes!(me::get_me))
         .routes(routes!(me::redeem))
-        .routes(routes!(me::set_email))
-        .routes(routes!(password_reset::request))
-        .routes(routes!(password_reset::confirm))
         .routes(routes!(ledger::mine))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get, keys::update, keys::delete))

@@ -8,8 +8,6 @@
 //! | `accounts.cookie_secure` | `TOKENHUB_COOKIE_SECURE` (`true`/`false`) | `false` (set `true` behind https) |
 //! | `accounts.anonymous_chat` | `TOKENHUB_ANONYMOUS_CHAT` (`true`/`false`) | `true`: visitors may try free models in `/chat` |
 //! | `accounts.anonymous_chat_rpm` | `TOKENHUB_ANONYMOUS_CHAT_RPM` | `5` requests per minute per client address |
-//! | `accounts.smtp_url` | `TOKENHUB_SMTP_URL` | none: no password reset by email. `smtps://user:pass@host` (TLS), `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtp://host:25` (plain, a local relay) |
-//! | `accounts.smtp_from` | `TOKENHUB_SMTP_FROM` | the sender of account mail, e.g. `TokenHub <noreply@example.com>` (required with `smtp_url`) |
 //!
 //! Sign-up, trial credit and the anonymous chat trial are defaults: an admin may change
 //! them at runtime (`/admin` → Settings), which then takes precedence.
@@ -50,9 +48,6 @@ pub struct AccountSettings {
     pub cookie_secure: bool,
     pub anonymous_chat: bool,
     pub anonymous_chat_rpm: u32,
-    /// Where account mail (password resets) is sent through; `None`: no mail.
-    pub smtp_url: Option<String>,
-    pub smtp_from: Option<String>,
 }
 
 impl Default for AccountSettings {
@@ -64,8 +59,6 @@ impl Default for AccountSettings {
             cookie_secure: false,
             anonymous_chat: true,
             anonymous_chat_rpm: 5,
-            smtp_url: None,
-            smtp_from: None,
         }
     }
 }
@@ -133,12 +126,6 @@ impl AccountSettings {
         }
         if let Some(v) = var("TOKENHUB_ANONYMOUS_CHAT_RPM") {
             self.anonymous_chat_rpm = parse("TOKENHUB_ANONYMOUS_CHAT_RPM", &v)?;
-        }
-        if let Some(v) = var("TOKENHUB_SMTP_URL") {
-            self.smtp_url = Some(v.trim().to_string()).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = var("TOKENHUB_SMTP_FROM") {
-            self.smtp_from = Some(v.trim().to_string()).filter(|v| !v.is_empty());
         }
 
         Ok(())

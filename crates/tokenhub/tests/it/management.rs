@@ -205,12 +205,6 @@ fn matrix() -> Vec<Case> {
             Some(json!({"code": "{fresh_code}"})),
             EVERYONE,
         ),
-        case(
-            M::PUT,
-            "/api/me/email",
-            Some(json!({"email": null})),
-            EVERYONE,
-        ),
         case(M::GET, "/api/me/keys", None, EVERYONE),
         case(
             M::POST,
@@ -372,8 +366,6 @@ const TESTED_ELSEWHERE: &[(&str, &str)] = &[
     ("post", "/api/auth/login"),
     ("post", "/api/auth/logout"),
     ("put", "/api/auth/password"),
-    ("post", "/api/auth/password-reset"),
-    ("post", "/api/auth/password-reset/confirm"),
 ];
 
 impl World {
