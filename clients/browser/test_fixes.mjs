@@ -444,7 +444,7 @@ test("(16) at 390 px no page scrolls sideways and key columns stay visible or be
   await shoot(chat, "chat-signed-in");
   await signed.ctx.close();
   const { ctx, page } = await adminPage("#dashboard");
-  for (const tab of ["dashboard", "channels", "models", "users", "keys", "codes", "usage", "audit", "settings"]) {
+  for (const tab of ["dashboard", "channels", "models", "catalogue", "users", "keys", "codes", "usage", "audit", "settings"]) {
     await page.click(`#admin-tab-${tab}`);
     await page.waitForFunction((t) => !document.getElementById(`admin-panel-${t}`).hasAttribute("aria-busy") && !document.getElementById(`admin-panel-${t}`).textContent.startsWith("Loading"), tab);
     await shoot(page, `admin-${tab}`);
