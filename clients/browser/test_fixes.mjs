@@ -425,7 +425,7 @@ test("(16) at 390 px no page scrolls sideways and key columns stay visible or be
       await page.setViewportSize({ width, height });
       await page.waitForTimeout(100);
       if (label === "phone") assert.deepEqual(await phoneProblems(page), [], name);
-      await page.screenshot({ path: `${SHOTS}/${name}-${label}.png`, fullPage: true });
+      await page.screenshot({ path: `${SHOTS}/${name}-${label}.png`, fullPage: true, timeout: 60_000 }); // long pages (the catalogue) on a busy machine
     }
   };
   const visitor = await context();
