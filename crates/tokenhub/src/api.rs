@@ -52,6 +52,8 @@ pub struct Shared {
     pub web: std::sync::Arc<web::Web>,
     /// Wakes the catalogue reloader (see `catalog::reload`).
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
+    /// With Redis: a management write also wakes the other instances' reloaders.
+    pub shared_state: Option<std::sync::Arc<crate::shared::SharedState>>,
 }
 
 pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
@@ -128,6 +130,11 @@ async fn reload_after_writes(
     let response = next.run(request).await;
     if writes && response.status().is_success() {
         state.catalog_nudge.notify_one();
+        if let Some(shared) = &state.shared_state {
+            if let Err(error) = shared.publish_change().await {
+                tracing::warn!(%error, "cannot notify other instances; they will poll");
+            }
+        }
     }
     response
 }

@@ -33,8 +33,9 @@ use stream::MeteredStream;
 
 use crate::catalog::accounts::AccountCache;
 use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model, UserEntry};
-use crate::ledger::books::Books;
-use crate::ledger::money::TokenCounts;
+use crate::ledger::books::{Books, Reservation};
+use crate::ledger::money::{Nanos, TokenCounts};
+use crate::shared::money::{Reading, Unloaded};
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::chunk::CompletionView;
 use crate::protocol::openai::operation::Operation;
@@ -172,7 +173,15 @@ impl Relay {
                 return Err(error);
             }
         };
-        match self.admit(&catalog, &key, &owner, &call, &object, &mut settlement) {
+        let admitted = match self.admit(&catalog, &key, &owner, &call, &object, &mut settlement) {
+            Ok((facts, model, None)) => Ok((facts, model)),
+            Ok((facts, model, Some(shared))) => self
+                .admit_shared(&key, shared, &mut settlement)
+                .await
+                .map(|()| (facts, model)),
+            Err(error) => Err(error),
+        };
+        match admitted {
             Ok((facts, model)) => {
                 self.forward(&catalog, &key, facts, model, &object, settlement)
                     .await
@@ -184,6 +193,59 @@ impl Relay {
         }
     }
 
+    /// With shared state, the limits and the reservation `admit` left to Redis.
+    async fn admit_shared(
+        &self,
+        key: &KeyEntry,
+        pending: SharedAdmission,
+        settlement: &mut Settlement,
+    ) -> Result<(), RelayError> {
+        let hold = self
+            .limits
+            .admit_shared(key.id, key.rpm_limit, key.tpm_limit, pending.tokens)
+            .await
+            .map_err(shared_unavailable)?
+            .map_err(RelayError::RateLimited)?;
+        if let Some(hold) = hold {
+            settlement.hold_tokens(self.limits.clone(), hold);
+        }
+        let reservation = self.reserve(key, pending.worst_case).await?;
+        settlement.hold(reservation);
+        Ok(())
+    }
+
+    /// Reserves the worst case in the books, or with shared state across instances
+    /// (reading an amount Redis does not hold from the database first).
+    async fn reserve(&self, key: &KeyEntry, amount: Nanos) -> Result<Reservation, RelayError> {
+        let Some(shared) = self.books.shared().filter(|_| amount > Nanos::ZERO) else {
+            if self.books.shared().is_some() {
+                return Ok(self.books.reserved_elsewhere(key.user_id, key.id, amount));
+            }
+            return self
+                .books
+                .reserve(key.user_id, key.id, key.quota, amount)
+                .map_err(RelayError::Insufficient);
+        };
+        for _ in 0..3 {
+            let decided = shared
+                .reserve(key.user_id, key.id, key.quota, amount)
+                .await
+                .map_err(shared_unavailable)?;
+            match decided {
+                Ok(()) => return Ok(self.books.reserved_elsewhere(key.user_id, key.id, amount)),
+                Err(Unloaded::Refused(refusal)) => return Err(RelayError::Insufficient(refusal)),
+                Err(Unloaded::Missing(account)) => {
+                    let reading = Reading::from_result(self.accounts.money_reading(account).await);
+                    shared
+                        .update_money(account, reading, Nanos::ZERO)
+                        .await
+                        .map_err(shared_unavailable)?;
+                }
+            }
+        }
+        Err(RelayError::SharedStateUnavailable)
+    }
+
     /// Parse, authorize and reserve: everything decided before any upstream is called.
     fn admit(
         &self,
@@ -193,7 +255,7 @@ impl Relay {
         call: &RelayCall,
         object: &RawObject<'_>,
         settlement: &mut Settlement,
-    ) -> Result<(RequestFacts, Arc<Model>), RelayError> {
+    ) -> Result<(RequestFacts, Arc<Model>, Option<SharedAdmission>), RelayError> {
         let mut facts = object.facts(call.operation)?;
         if let Some(pinned) = &call.pinned_channel {
             let admin = matches!(owner.role.as_str(), "admin" | "root");
@@ -218,26 +280,31 @@ impl Relay {
             return Err(RelayError::IpNotAllowed(client_ip));
         }
         let worst_tokens = self.worst_case_tokens(&model, &facts, object.source_len());
+        let tokens = worst_tokens.prompt + worst_tokens.completion;
+        let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
+        if self.limits.is_shared() {
+            let pending = SharedAdmission { tokens, worst_case };
+            return Ok((facts, model, Some(pending)));
+        }
         let hold = self
             .limits
             .admit(
                 key.id,
                 key.rpm_limit,
                 key.tpm_limit,
-                worst_tokens.prompt + worst_tokens.completion,
+                tokens,
                 Instant::now(),
             )
             .map_err(RelayError::RateLimited)?;
         if let Some(hold) = hold {
             settlement.hold_tokens(self.limits.clone(), hold);
         }
-        let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
         let reservation = self
             .books
             .reserve(key.user_id, key.id, key.quota, worst_case)
             .map_err(RelayError::Insufficient)?;
         settlement.hold(reservation);
-        Ok((facts, model))
+        Ok((facts, model, None))
     }
 
     fn worst_case_tokens(
@@ -279,8 +346,9 @@ impl Relay {
         let mut first_error = None;
         for (position, model) in std::iter::once(model.clone()).chain(fallbacks).enumerate() {
             if position > 0 {
-                if let Err(refusal) =
-                    self.switch_model(key, &facts, &model, object, &mut settlement)
+                if let Err(refusal) = self
+                    .switch_model(key, &facts, &model, object, &mut settlement)
+                    .await
                 {
                     first_error.get_or_insert(refusal);
                     continue;
@@ -336,7 +404,7 @@ impl Relay {
     }
 
     /// Moves the request to a fallback model: its price, its reservation.
-    fn switch_model(
+    async fn switch_model(
         &self,
         key: &KeyEntry,
         facts: &RequestFacts,
@@ -347,10 +415,7 @@ impl Relay {
         let worst_tokens = self.worst_case_tokens(model, facts, object.source_len());
         let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
         settlement.release_reservation();
-        let reservation = self
-            .books
-            .reserve(key.user_id, key.id, key.quota, worst_case)
-            .map_err(RelayError::Insufficient)?;
+        let reservation = self.reserve(key, worst_case).await?;
         settlement.set_model(&model.id, model.pricing.clone(), facts.stream);
         settlement.bound_usage(bounds::token_ceiling(model, facts));
         settlement.hold(reservation);
@@ -410,7 +475,15 @@ impl Relay {
             if attempts == max_attempts {
                 break;
             }
-            let mut slot = match self.slots.acquire(channel.id, channel.max_concurrency) {
+            let acquired = if self.slots.is_shared() {
+                self.slots
+                    .acquire_shared(channel.id, channel.max_concurrency)
+                    .await
+                    .map_err(shared_unavailable)?
+            } else {
+                self.slots.acquire(channel.id, channel.max_concurrency)
+            };
+            let mut slot = match acquired {
                 Ok(slot) => slot,
                 Err(concurrency::Saturated) => {
                     skipped.saturated = true;
@@ -548,6 +621,19 @@ enum Answer {
 /// The body as the upstream must see it: the public model name replaced by the channel's,
 /// streamed usage switched on so every stream can be billed, and the channel's dialect
 /// fixes. Everything else verbatim.
+/// What `admit` leaves to the shared state: the estimated tokens for the TPM bucket
+/// and the worst-case cost to reserve.
+struct SharedAdmission {
+    tokens: u64,
+    worst_case: Nanos,
+}
+
+fn shared_unavailable(error: crate::shared::SharedError) -> RelayError {
+    tracing::warn!(%error, "shared state unavailable; refusing the request");
+    metrics::counter!("tokenhub_shared_state_failures_total").increment(1);
+    RelayError::SharedStateUnavailable
+}
+
 fn upstream_body(
     object: &RawObject<'_>,
     facts: &RequestFacts,
