@@ -17,6 +17,7 @@ mod channel_check;
 mod channel_keys;
 mod channel_limits;
 mod chaos;
+mod cluster;
 mod connections;
 mod crash;
 mod dialects;
