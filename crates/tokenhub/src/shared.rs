@@ -44,6 +44,8 @@ pub struct SharedState {
     instance: String,
     /// An update was lost: the next heartbeat writes this instance's holds back.
     dirty: AtomicBool,
+    /// The Redis data set this instance last saw (a random id Redis keeps at `epoch`).
+    epoch: std::sync::Mutex<String>,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -71,6 +73,7 @@ impl SharedState {
             prefix: prefix.to_string(),
             instance: uuid::Uuid::new_v4().simple().to_string(),
             dirty: AtomicBool::new(false),
+            epoch: std::sync::Mutex::default(),
         });
         shared.beat().await?;
         Ok(shared)
@@ -96,18 +99,22 @@ impl SharedState {
     }
 
     /// Renews this instance's liveness key and says whether the shared state was lost
-    /// since the last beat (Redis restarted or flushed: the epoch key is gone).
+    /// since the last beat (Redis restarted or flushed: the epoch changed).
     async fn beat(&self) -> Result<bool, SharedError> {
         let alive = self.key(format_args!("inst:{}", self.instance));
-        let epoch = self.key(format_args!("epoch"));
+        let epoch_key = self.key(format_args!("epoch"));
         let mut connection = self.connection();
-        let lost: i64 = BEAT
+        let epoch: String = BEAT
             .key(alive)
-            .key(epoch)
+            .key(epoch_key)
             .arg(LEASE.as_millis() as u64)
+            .arg(uuid::Uuid::new_v4().simple().to_string())
             .invoke_async(&mut connection)
             .await?;
-        Ok(lost == 1)
+        let mut seen = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = !seen.is_empty() && *seen != epoch;
+        *seen = epoch;
+        Ok(lost)
     }
 
     /// Keeps this instance alive in Redis; after Redis lost its data, `rebuild` puts back
@@ -144,14 +151,14 @@ impl SharedState {
     }
 }
 
-/// Renews the instance's liveness key; returns 1 when the epoch key was missing (first
-/// start of the deployment, or Redis lost its data) and sets it.
+/// Renews the instance's liveness key and returns the data set's epoch, setting it to
+/// ARGV[2] when missing (first start of the deployment, or Redis lost its data).
 static BEAT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-if redis.call('SET', KEYS[2], '1', 'NX') then return 1 end
-return 0
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+return redis.call('GET', KEYS[2])
 ",
     )
 });
