@@ -35,7 +35,7 @@ use crate::catalog::accounts::AccountCache;
 use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model, UserEntry};
 use crate::ledger::books::{Books, Reservation};
 use crate::ledger::money::{Nanos, TokenCounts};
-use crate::shared::money::{Reading, Unloaded};
+use crate::shared::money::{Admission, Reading, Request};
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::chunk::CompletionView;
 use crate::protocol::openai::operation::Operation;
@@ -193,48 +193,76 @@ impl Relay {
         }
     }
 
-    /// With shared state, the limits and the reservation `admit` left to Redis.
+    /// With shared state, the limits and the reservation `admit` left to Redis, decided
+    /// in one round trip.
     async fn admit_shared(
         &self,
         key: &KeyEntry,
         pending: SharedAdmission,
         settlement: &mut Settlement,
     ) -> Result<(), RelayError> {
-        let hold = self
-            .limits
-            .admit_shared(key.id, key.rpm_limit, key.tpm_limit, pending.tokens)
-            .await
-            .map_err(shared_unavailable)?
-            .map_err(RelayError::RateLimited)?;
-        if let Some(hold) = hold {
+        let reservation = self
+            .admit_across(Request {
+                user_id: key.user_id,
+                key_id: key.id,
+                key_quota: key.quota,
+                rpm: key.rpm_limit,
+                tpm: key.tpm_limit,
+                tokens: pending.tokens,
+                amount: pending.worst_case,
+            })
+            .await?;
+        if let Some(limit) = key.tpm_limit {
+            let hold = limits::TokenHold {
+                key_id: key.id,
+                limit,
+                estimated: pending.tokens,
+            };
             settlement.hold_tokens(self.limits.clone(), hold);
         }
-        let reservation = self.reserve(key, pending.worst_case).await?;
         settlement.hold(reservation);
         Ok(())
     }
 
-    /// Reserves the worst case in the books, or with shared state across instances
-    /// (reading an amount Redis does not hold from the database first).
+    /// Reserves the worst case in the books, or with shared state across instances.
     async fn reserve(&self, key: &KeyEntry, amount: Nanos) -> Result<Reservation, RelayError> {
-        let Some(shared) = self.books.shared().filter(|_| amount > Nanos::ZERO) else {
-            if self.books.shared().is_some() {
-                return Ok(self.books.reserved_elsewhere(key.user_id, key.id, amount));
-            }
+        if self.books.shared().is_none() {
             return self
                 .books
                 .reserve(key.user_id, key.id, key.quota, amount)
                 .map_err(RelayError::Insufficient);
+        }
+        self.admit_across(Request {
+            user_id: key.user_id,
+            key_id: key.id,
+            key_quota: key.quota,
+            rpm: None,
+            tpm: None,
+            tokens: 0,
+            amount,
+        })
+        .await
+    }
+
+    /// Asks the shared state, reading an amount Redis does not hold from the database
+    /// first (first use, or after Redis lost its data), and books what it admitted.
+    async fn admit_across(&self, request: Request) -> Result<Reservation, RelayError> {
+        let Some(shared) = self.books.shared() else {
+            return Err(RelayError::SharedStateUnavailable);
         };
         for _ in 0..3 {
             let decided = shared
-                .reserve(key.user_id, key.id, key.quota, amount)
+                .admit_request(request)
                 .await
                 .map_err(shared_unavailable)?;
             match decided {
-                Ok(()) => return Ok(self.books.reserved_elsewhere(key.user_id, key.id, amount)),
-                Err(Unloaded::Refused(refusal)) => return Err(RelayError::Insufficient(refusal)),
-                Err(Unloaded::Missing(account)) => {
+                Admission::Admitted => {
+                    let (user, key) = (request.user_id, request.key_id);
+                    return Ok(self.books.reserved_elsewhere(user, key, request.amount));
+                }
+                Admission::Limited(limited) => return Err(RelayError::RateLimited(limited)),
+                Admission::Refused(refusal) => return Err(RelayError::Insufficient(refusal)),
+                Admission::Missing(account) => {
                     let reading = Reading::from_result(self.accounts.money_reading(account).await);
                     shared
                         .update_money(account, reading, Nanos::ZERO)
@@ -282,7 +310,7 @@ impl Relay {
         let worst_tokens = self.worst_case_tokens(&model, &facts, object.source_len());
         let tokens = worst_tokens.prompt + worst_tokens.completion;
         let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
-        if self.limits.is_shared() {
+        if self.books.shared().is_some() {
             let pending = SharedAdmission { tokens, worst_case };
             return Ok((facts, model, Some(pending)));
         }

@@ -6,8 +6,8 @@
 //! settles, the estimate is replaced by the real count, so TPM tracks real usage.
 //!
 //! In memory per gateway process; with Redis (`shared/limits.rs`) the same buckets are
-//! shared by every instance: `shared()` says which, and the relay then awaits
-//! `admit_shared` instead of calling `admit`.
+//! shared by every instance: the relay then takes a key's buckets in the script that
+//! also reserves its money (`shared/money.rs`), and the web chat awaits `admit_shared`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,10 +86,6 @@ impl RateLimits {
             keys: Mutex::default(),
             shared: shared.map(|shared| (shared, scope)),
         }
-    }
-
-    pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
     }
 
     /// `admit` across instances (only with Redis; without, `admit` decides alone).

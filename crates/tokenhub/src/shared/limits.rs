@@ -10,14 +10,12 @@ use super::{SharedError, SharedState};
 use crate::relay::limits::{LimitKind, Limited, TokenHold};
 
 /// Buckets idle this long have refilled; Redis forgets them.
-const BUCKET_TTL_MS: u64 = 120_000;
+pub(super) const BUCKET_TTL_MS: u64 = 120_000;
 
-/// KEYS: the RPM bucket, the TPM bucket. ARGV: rpm (0 = none), tpm (0 = none), tokens,
-/// TTL. Returns {0} when admitted, else {kind (1 requests, 2 tokens), limit, remaining,
-/// retry after ms}. Nothing is taken from either bucket when one refuses.
-static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
+/// Lua shared by the scripts that admit a request: the Redis clock and the buckets'
+/// check (`check_limits`: nil and the levels, or the refusal {kind (1 requests, 2
+/// tokens), limit, remaining, retry after ms}) and take (`take_limits`).
+pub(super) const LIMITS_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function level(key, limit)
@@ -26,32 +24,48 @@ local function level(key, limit)
   if a == nil then return limit end
   return math.min(limit, a + math.max(0, now - at) * limit / 60000)
 end
+local function check_limits(rkey, tkey, rpm, tpm, tokens)
+  local ra, ta
+  if rpm > 0 then
+    ra = level(rkey, rpm)
+    if ra < 1 then
+      return {1, rpm, math.floor(math.max(ra, 0)), math.ceil((1 - ra) * 60000 / rpm)}
+    end
+  end
+  if tpm > 0 then
+    ta = level(tkey, tpm)
+    local need = math.min(tokens, tpm)
+    if ta < need then
+      return {2, tpm, math.floor(math.max(ta, 0)), math.ceil((need - ta) * 60000 / tpm)}
+    end
+  end
+  return nil, ra, ta
+end
+local function take_limits(rkey, tkey, rpm, tpm, tokens, ra, ta, ttl)
+  if rpm > 0 then
+    redis.call('HSET', rkey, 'a', tostring(ra - 1), 't', now)
+    redis.call('PEXPIRE', rkey, ttl)
+  end
+  if tpm > 0 then
+    redis.call('HSET', tkey, 'a', tostring(ta - tokens), 't', now)
+    redis.call('PEXPIRE', tkey, ttl)
+  end
+end
+";
+
+/// KEYS: the RPM bucket, the TPM bucket. ARGV: rpm (0 = none), tpm (0 = none), tokens,
+/// TTL. Returns {0} when admitted, else the refusal. Nothing is taken from either
+/// bucket when one refuses.
+static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{LIMITS_LUA}
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local ra, ta
-if rpm > 0 then
-  ra = level(KEYS[1], rpm)
-  if ra < 1 then
-    return {1, rpm, math.floor(math.max(ra, 0)), math.ceil((1 - ra) * 60000 / rpm)}
-  end
-end
-if tpm > 0 then
-  ta = level(KEYS[2], tpm)
-  local need = math.min(tokens, tpm)
-  if ta < need then
-    return {2, tpm, math.floor(math.max(ta, 0)), math.ceil((need - ta) * 60000 / tpm)}
-  end
-end
-if rpm > 0 then
-  redis.call('HSET', KEYS[1], 'a', tostring(ra - 1), 't', now)
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-end
-if tpm > 0 then
-  redis.call('HSET', KEYS[2], 'a', tostring(ta - tokens), 't', now)
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-return {0}
-",
-    )
+local refusal, ra, ta = check_limits(KEYS[1], KEYS[2], rpm, tpm, tokens)
+if refusal then return refusal end
+take_limits(KEYS[1], KEYS[2], rpm, tpm, tokens, ra, ta, ARGV[4])
+return {{0}}
+"
+    ))
 });
 
 /// KEYS: the TPM bucket. ARGV: tokens to give back (negative: take more), limit.
@@ -66,8 +80,25 @@ return 1
     )
 });
 
+/// A limits refusal as the scripts return it.
+pub(super) fn limited(answer: &[i64]) -> Option<Limited> {
+    let [kind @ (1 | 2), limit, remaining, retry_ms] = answer else {
+        return None;
+    };
+    Some(Limited {
+        kind: if *kind == 1 {
+            LimitKind::Requests
+        } else {
+            LimitKind::Tokens
+        },
+        limit: *limit as u64,
+        remaining: (*remaining).max(0) as u64,
+        retry_after: Duration::from_millis((*retry_ms).max(0) as u64),
+    })
+}
+
 impl SharedState {
-    fn bucket(&self, scope: &str, id: i64, kind: &str) -> String {
+    pub(super) fn bucket(&self, scope: &str, id: i64, kind: &str) -> String {
         self.key(format_args!("rl:{scope}:{id}:{kind}"))
     }
 
@@ -93,17 +124,8 @@ impl SharedState {
             .await?;
         Ok(match answer.as_slice() {
             [0] => Ok(()),
-            [kind, limit, remaining, retry_ms] => Err(Limited {
-                kind: if *kind == 1 {
-                    LimitKind::Requests
-                } else {
-                    LimitKind::Tokens
-                },
-                limit: *limit as u64,
-                remaining: (*remaining).max(0) as u64,
-                retry_after: Duration::from_millis((*retry_ms).max(0) as u64),
-            }),
-            other => return Err(SharedError::Protocol(format!("admit: {other:?}"))),
+            refusal => Err(limited(refusal)
+                .ok_or_else(|| SharedError::Protocol(format!("admit: {refusal:?}")))?),
         })
     }
 
