@@ -24,7 +24,7 @@ const LEASE_END: Duration = Duration::from_millis(4500);
 /// `max_tokens` of priced requests, and what they report using.
 const MAX_TOKENS: u64 = 1000;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,13 +42,13 @@ impl Drop for Process {
     }
 }
 
-struct RedisServer {
+pub struct RedisServer {
     port: u16,
     process: Option<Process>,
 }
 
 impl RedisServer {
-    fn start(port: u16) -> RedisServer {
+    pub fn start(port: u16) -> RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
             .args(["--bind", "127.0.0.1"])
@@ -68,7 +68,7 @@ impl RedisServer {
         redis
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -81,7 +81,7 @@ impl RedisServer {
     }
 }
 
-fn redis_available() -> bool {
+pub fn redis_available() -> bool {
     Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())

@@ -36,4 +36,5 @@ mod relay;
 mod resilience;
 mod scale;
 mod secrets_at_rest;
+mod shared_state;
 mod web;
