@@ -10,6 +10,7 @@ pub mod error;
 pub mod metrics;
 pub mod openai;
 pub mod request_id;
+pub mod responses;
 pub mod web;
 
 use axum::Router;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
     /// With Redis: a management write also wakes the other instances' reloaders.
     pub shared_state: Option<std::sync::Arc<crate::shared::SharedState>>,
+    /// How long `/v1/responses` keeps stored responses.
+    pub responses_retention: responses::Retention,
 }
 
 pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
@@ -61,6 +64,7 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
+        .merge(responses::routes())
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
