@@ -134,10 +134,10 @@ async fn reload_after_writes(
     let response = next.run(request).await;
     if writes && response.status().is_success() {
         state.catalog_nudge.notify_one();
-        if let Some(shared) = &state.shared_state {
-            if let Err(error) = shared.publish_change().await {
-                tracing::warn!(%error, "cannot notify other instances; they will poll");
-            }
+        if let Some(shared) = &state.shared_state
+            && let Err(error) = shared.publish_change().await
+        {
+            tracing::warn!(%error, "cannot notify other instances; they will poll");
         }
     }
     response

@@ -35,13 +35,13 @@ use crate::catalog::accounts::AccountCache;
 use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model, UserEntry};
 use crate::ledger::books::{Books, Reservation};
 use crate::ledger::money::{Nanos, TokenCounts};
-use crate::shared::money::{Admission, Reading, Request};
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::chunk::CompletionView;
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts, Rewrite};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{self, Deadlines, FailureKind, UpstreamFailure};
+use crate::shared::money::{Admission, Reading, Request};
 
 /// Tunables of the pipeline, from `Settings`.
 #[derive(Clone, Debug)]
@@ -316,13 +316,7 @@ impl Relay {
         }
         let hold = self
             .limits
-            .admit(
-                key.id,
-                key.rpm_limit,
-                key.tpm_limit,
-                tokens,
-                Instant::now(),
-            )
+            .admit(key.id, key.rpm_limit, key.tpm_limit, tokens, Instant::now())
             .map_err(RelayError::RateLimited)?;
         if let Some(hold) = hold {
             settlement.hold_tokens(self.limits.clone(), hold);

@@ -258,9 +258,7 @@ pub async fn start(
         );
     }
     let streams_end = CancellationToken::new();
-    let slots = Arc::new(crate::relay::concurrency::ChannelSlots::new(
-        shared.clone(),
-    ));
+    let slots = Arc::new(crate::relay::concurrency::ChannelSlots::new(shared.clone()));
     let catalog_handle = catalog.clone();
     let relay = Relay {
         catalog,
@@ -271,10 +269,7 @@ pub async fn start(
         policy: Arc::new(policy),
         health: health.clone(),
         slots: slots.clone(),
-        limits: Arc::new(crate::relay::limits::RateLimits::new(
-            shared.clone(),
-            "key",
-        )),
+        limits: Arc::new(crate::relay::limits::RateLimits::new(shared.clone(), "key")),
         shutdown: streams_end.clone(),
     };
     let state = AppState::new(api::Shared {

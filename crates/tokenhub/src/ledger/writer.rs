@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::ledger::books::Books;
-use crate::shared::money::{Account, Reading};
 use crate::ledger::money::Nanos;
+use crate::shared::money::{Account, Reading};
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
 
 /// Records per transaction, at most. Larger batches gain little (per-batch costs are

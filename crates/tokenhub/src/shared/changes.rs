@@ -38,7 +38,9 @@ impl SharedState {
             loop {
                 match listen(&client, &channel, &own, &reload).await {
                     Ok(()) => tracing::warn!("Redis change notices ended; resubscribing"),
-                    Err(error) => tracing::warn!(%error, "Redis change notices lost; resubscribing"),
+                    Err(error) => {
+                        tracing::warn!(%error, "Redis change notices lost; resubscribing")
+                    }
                 }
                 // Whatever was published meanwhile is read by the next poll.
                 reload.notify_one();

@@ -21,8 +21,8 @@ use std::sync::LazyLock;
 use super::limits::{BUCKET_TTL_MS, LIMITS_LUA, limited};
 use super::{SharedError, SharedState};
 use crate::ledger::books::Refusal;
-use crate::relay::limits::Limited;
 use crate::ledger::money::Nanos;
+use crate::relay::limits::Limited;
 use crate::store::Versioned;
 
 /// Money hashes of callers idle this long are dropped (they are read again on use).
@@ -237,8 +237,7 @@ impl SharedState {
                 needed,
             }),
             other => Admission::Limited(
-                limited(other)
-                    .ok_or_else(|| SharedError::Protocol(format!("admit: {other:?}")))?,
+                limited(other).ok_or_else(|| SharedError::Protocol(format!("admit: {other:?}")))?,
             ),
         })
     }

@@ -34,10 +34,7 @@ impl Store {
     }
 
     async fn versioned(&self, sql: &'static str, id: i64) -> StoreResult<Option<Versioned>> {
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
         Ok(match row {
             Some(row) => Some(Versioned {
                 amount: Nanos(row.try_get(0)?),
@@ -51,13 +48,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::ledger::money::Nanos;
-    use crate::store::users::LedgerKind;
     use crate::store::test_support::temp_store;
+    use crate::store::users::LedgerKind;
 
     #[tokio::test]
     async fn every_balance_change_bumps_its_version() {
         let (store, _dir) = temp_store().await;
-        let user = store.create_user("v", "user", None, Nanos(100)).await.unwrap();
+        let user = store
+            .create_user("v", "user", None, Nanos(100))
+            .await
+            .unwrap();
         let before = store.balance_version(user.id).await.unwrap().unwrap();
         store
             .credit_user(user.id, Nanos(50), LedgerKind::Admin, "test")

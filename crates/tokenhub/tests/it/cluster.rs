@@ -50,7 +50,14 @@ pub struct RedisServer {
 impl RedisServer {
     pub fn start(port: u16) -> RedisServer {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--bind", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -260,7 +267,13 @@ impl Cluster {
     }
 
     async fn assert_ledger_exact(&self, user: &UserRow) -> Nanos {
-        let stored = self.store.user_by_id(user.id).await.unwrap().unwrap().balance;
+        let stored = self
+            .store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance;
         let recomputed = self.store.recomputed_balance(user.id).await.unwrap();
         assert_eq!(stored, recomputed, "Σ cost = Σ debits for {}", user.name);
         stored
@@ -296,9 +309,7 @@ async fn three_instances_decide_as_one_gateway() {
     let (poor, _, poor_key) = cluster
         .user_with_key("poor", Nanos(10_000_000), None, KeyLimits::default())
         .await;
-    let statuses = cluster
-        .burst(120, &poor_key, priced_body(0))
-        .await;
+    let statuses = cluster.burst(120, &poor_key, priced_body(0)).await;
     assert!(count(&statuses, 200) >= 1, "{statuses:?}");
     assert_eq!(
         count(&statuses, 200) + count(&statuses, 429),
@@ -343,11 +354,19 @@ async fn three_instances_decide_as_one_gateway() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    eprintln!("credit usable on another instance after {:?}", after_credit.elapsed());
+    eprintln!(
+        "credit usable on another instance after {:?}",
+        after_credit.elapsed()
+    );
 
     // Key quota $0.005 on a rich user.
     let (rich, quota_key_id, quota_key) = cluster
-        .user_with_key("rich", Nanos::from_usd(100), Some(Nanos(5_000_000)), KeyLimits::default())
+        .user_with_key(
+            "rich",
+            Nanos::from_usd(100),
+            Some(Nanos(5_000_000)),
+            KeyLimits::default(),
+        )
         .await;
     let statuses = cluster.burst(60, &quota_key, priced_body(2)).await;
     cluster.settled().await;
@@ -363,7 +382,10 @@ async fn three_instances_decide_as_one_gateway() {
         spent <= Nanos(5_000_000) + largest_reservation(),
         "quota overspent: {spent}"
     );
-    eprintln!("quota: {} of 60 admitted, spent {spent}", count(&statuses, 200));
+    eprintln!(
+        "quota: {} of 60 admitted, spent {spent}",
+        count(&statuses, 200)
+    );
 
     // RPM 60 across the three.
     let (_, _, rpm_key) = cluster
@@ -406,9 +428,15 @@ async fn three_instances_decide_as_one_gateway() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    assert!(real_tokens <= 1000 + 200, "TPM 1000 admitted {real_tokens} tokens");
+    assert!(
+        real_tokens <= 1000 + 200,
+        "TPM 1000 admitted {real_tokens} tokens"
+    );
     assert!(real_tokens >= 440, "TPM admitted too little: {real_tokens}");
-    eprintln!("tpm: {real_tokens} real tokens admitted ({})", tpm_user.name);
+    eprintln!(
+        "tpm: {real_tokens} real tokens admitted ({})",
+        tpm_user.name
+    );
 
     // max_concurrency 4 across the three.
     let (_, _, slow_key) = cluster
@@ -428,7 +456,12 @@ async fn three_instances_decide_as_one_gateway() {
     let mut delays = Vec::new();
     for trial in 0..5 {
         let (_, revoked_id, revoked) = cluster
-            .user_with_key(&format!("revoked{trial}"), Nanos::ZERO, None, KeyLimits::default())
+            .user_with_key(
+                &format!("revoked{trial}"),
+                Nanos::ZERO,
+                None,
+                KeyLimits::default(),
+            )
             .await;
         for instance in 0..3 {
             assert_eq!(cluster.chat(instance, &revoked, &free).await, 200);
@@ -454,7 +487,11 @@ async fn three_instances_decide_as_one_gateway() {
     }
     delays.sort();
     eprintln!("revocation reached both other instances after {delays:?}");
-    assert!(delays[2] < Duration::from_millis(100), "median {:?}", delays[2]);
+    assert!(
+        delays[2] < Duration::from_millis(100),
+        "median {:?}",
+        delays[2]
+    );
 
     // Redis restarted under load: 5xx only while it is down, and correct afterwards.
     let (_, _, load_key) = cluster
@@ -475,8 +512,11 @@ async fn three_instances_decide_as_one_gateway() {
     let mut workers = Vec::new();
     for worker in 0..6 {
         let (cluster, key, free) = (cluster.clone(), load_key.clone(), free.clone());
-        let (late_failures, answered, restarted_at) =
-            (late_failures.clone(), answered.clone(), restarted_at.clone());
+        let (late_failures, answered, restarted_at) = (
+            late_failures.clone(),
+            answered.clone(),
+            restarted_at.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut n = worker;
             while started.elapsed() < Duration::from_secs(5) {
@@ -507,7 +547,11 @@ async fn three_instances_decide_as_one_gateway() {
     for worker in workers {
         worker.await.unwrap();
     }
-    assert_eq!(late_failures.load(Ordering::Relaxed), 0, "failures after the restart window");
+    assert_eq!(
+        late_failures.load(Ordering::Relaxed),
+        0,
+        "failures after the restart window"
+    );
     assert!(answered.load(Ordering::Relaxed) > 50);
 
     // Limits and money are right after the restart: a fresh $0.01 user again.
@@ -531,7 +575,11 @@ async fn three_instances_decide_as_one_gateway() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(cluster.chat(0, &slow_key, &slow(0)).await, 429, "all 4 slots are held");
+    assert_eq!(
+        cluster.chat(0, &slow_key, &slow(0)).await,
+        429,
+        "all 4 slots are held"
+    );
     // SIGKILL instance 2 (it holds the four slots).
     let killed_at = Instant::now();
     kill(&cluster, 2);
@@ -542,10 +590,16 @@ async fn three_instances_decide_as_one_gateway() {
         if cluster.chat(0, &slow_key, &slow(0)).await == 200 {
             break;
         }
-        assert!(killed_at.elapsed() < LEASE_END, "slots of the killed instance still held");
+        assert!(
+            killed_at.elapsed() < LEASE_END,
+            "slots of the killed instance still held"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("slots of a killed instance free after {:?}", killed_at.elapsed());
+    eprintln!(
+        "slots of a killed instance free after {:?}",
+        killed_at.elapsed()
+    );
 }
 
 /// Kills one instance with SIGKILL (no shutdown, nothing released).

@@ -48,17 +48,32 @@ async fn admissions_are_shared_versioned_and_leased() {
 
     // An amount Redis does not hold is read first.
     let first = one.admit_request(request(1, 100)).await.unwrap();
-    assert!(matches!(first, Admission::Missing(Account::User(1))), "{first:?}");
+    assert!(
+        matches!(first, Admission::Missing(Account::User(1))),
+        "{first:?}"
+    );
     one.update_money(Account::User(1), reading(250, 1), Nanos::ZERO)
         .await
         .unwrap();
 
     // Two instances draw on one balance.
-    assert!(matches!(one.admit_request(request(1, 100)).await.unwrap(), Admission::Admitted));
-    assert!(matches!(two.admit_request(request(1, 100)).await.unwrap(), Admission::Admitted));
+    assert!(matches!(
+        one.admit_request(request(1, 100)).await.unwrap(),
+        Admission::Admitted
+    ));
+    assert!(matches!(
+        two.admit_request(request(1, 100)).await.unwrap(),
+        Admission::Admitted
+    ));
     let refused = one.admit_request(request(1, 100)).await.unwrap();
     assert!(
-        matches!(refused, Admission::Refused(Refusal::Balance { available: Nanos(50), .. })),
+        matches!(
+            refused,
+            Admission::Refused(Refusal::Balance {
+                available: Nanos(50),
+                ..
+            })
+        ),
         "{refused:?}"
     );
 
@@ -78,7 +93,13 @@ async fn admissions_are_shared_versioned_and_leased() {
     // 210 stored − 100 held by instance two.
     let refused = one.admit_request(request(1, 111)).await.unwrap();
     assert!(
-        matches!(refused, Admission::Refused(Refusal::Balance { available: Nanos(110), .. })),
+        matches!(
+            refused,
+            Admission::Refused(Refusal::Balance {
+                available: Nanos(110),
+                ..
+            })
+        ),
         "{refused:?}"
     );
 
@@ -89,33 +110,63 @@ async fn admissions_are_shared_versioned_and_leased() {
         .await
         .unwrap();
     let missing = one.admit_request(quota).await.unwrap();
-    assert!(matches!(missing, Admission::Missing(Account::Key(20))), "{missing:?}");
+    assert!(
+        matches!(missing, Admission::Missing(Account::Key(20))),
+        "{missing:?}"
+    );
     one.update_money(Account::Key(20), reading(0, 1), Nanos::ZERO)
         .await
         .unwrap();
-    assert!(matches!(one.admit_request(quota).await.unwrap(), Admission::Admitted));
+    assert!(matches!(
+        one.admit_request(quota).await.unwrap(),
+        Admission::Admitted
+    ));
     let over = two.admit_request(quota).await.unwrap();
     assert!(
-        matches!(over, Admission::Refused(Refusal::KeyQuota { remaining: Nanos(20), .. })),
+        matches!(
+            over,
+            Admission::Refused(Refusal::KeyQuota {
+                remaining: Nanos(20),
+                ..
+            })
+        ),
         "{over:?}"
     );
     let mut rpm = request(3, 0);
     rpm.rpm = Some(2);
-    assert!(matches!(one.admit_request(rpm).await.unwrap(), Admission::Admitted));
-    assert!(matches!(two.admit_request(rpm).await.unwrap(), Admission::Admitted));
-    assert!(matches!(one.admit_request(rpm).await.unwrap(), Admission::Limited(_)));
+    assert!(matches!(
+        one.admit_request(rpm).await.unwrap(),
+        Admission::Admitted
+    ));
+    assert!(matches!(
+        two.admit_request(rpm).await.unwrap(),
+        Admission::Admitted
+    ));
+    assert!(matches!(
+        one.admit_request(rpm).await.unwrap(),
+        Admission::Limited(_)
+    ));
 
     // Instance two dies: its hold of 100 on user 1 is gone within its lease.
     drop(two);
     let died = Instant::now();
     loop {
-        if matches!(one.admit_request(request(1, 200)).await.unwrap(), Admission::Admitted) {
+        if matches!(
+            one.admit_request(request(1, 200)).await.unwrap(),
+            Admission::Admitted
+        ) {
             break;
         }
-        assert!(died.elapsed() < Duration::from_secs(5), "the dead instance's hold stays");
+        assert!(
+            died.elapsed() < Duration::from_secs(5),
+            "the dead instance's hold stays"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("a dead instance's hold was released after {:?}", died.elapsed());
+    eprintln!(
+        "a dead instance's hold was released after {:?}",
+        died.elapsed()
+    );
 
     // What one admission (limits and reservation) adds to a request: one round trip.
     one.update_money(Account::User(4), reading(i64::MAX / 4, 1), Nanos::ZERO)
