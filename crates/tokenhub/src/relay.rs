@@ -250,6 +250,11 @@ impl Relay {
         let Some(shared) = self.books.shared() else {
             return Err(RelayError::SharedStateUnavailable);
         };
+        let (user, key) = (request.user_id, request.key_id);
+        if request.amount <= Nanos::ZERO && request.rpm.is_none() && request.tpm.is_none() {
+            // Nothing to decide: served even while Redis is down.
+            return Ok(self.books.reserved_elsewhere(user, key, Nanos::ZERO));
+        }
         for _ in 0..3 {
             let decided = shared
                 .admit_request(request)
@@ -257,7 +262,6 @@ impl Relay {
                 .map_err(shared_unavailable)?;
             match decided {
                 Admission::Admitted => {
-                    let (user, key) = (request.user_id, request.key_id);
                     return Ok(self.books.reserved_elsewhere(user, key, request.amount));
                 }
                 Admission::Limited(limited) => return Err(RelayError::RateLimited(limited)),
