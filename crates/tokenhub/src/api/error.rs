@@ -85,6 +85,11 @@ impl From<RelayError> for ApiError {
             RelayError::KeyLookupFailed => {
                 ("service_unavailable_error", Some("key_lookup_failed"), None)
             }
+            RelayError::SharedStateUnavailable => (
+                "service_unavailable_error",
+                Some("shared_state_unavailable"),
+                None,
+            ),
             RelayError::InvalidRequest(invalid) => ("invalid_request_error", None, invalid.param),
             RelayError::ModelNotFound(_) => (
                 "invalid_request_error",
