@@ -13,9 +13,10 @@
 # profile's threshold, or if any request fails. Only the ratio is judged: absolute
 # req/s depend on the machine and on what else runs on it.
 #
-# Thresholds (bench/RESULTS.md, addendum 6, measured spreads): each sits about 25 %
-# under the lowest ratio measured on a loaded 2-core machine, so noise does not fail
-# it but losing a quarter of the gateway's relative throughput does.
+# Thresholds (bench/RESULTS.md, addendum 7): debug 0.18, 25 % under the lowest of five
+# runs (0.240-0.342) on a loaded 2-core machine, so noise does not fail it but losing a
+# quarter of the gateway's relative throughput does; release 0.45 is provisional (addendum
+# 4 measured 0.63-0.74), to be re-derived from release runs on a quiet machine.
 # Override with PERF_CHECK_MIN_RATIO.
 #
 # With PERF_CHECK_SPIKE_STREAMS=N (not in CI: it takes ~90 s) it then holds N slow
@@ -31,7 +32,7 @@ REQUESTS=${PERF_CHECK_REQUESTS:-20000}
 ROUNDS=${PERF_CHECK_ROUNDS:-4}
 CONC=${PERF_CHECK_CONCURRENCY:-32}
 case $PROFILE in
-    debug) DEFAULT_MIN=0.20 ;;
+    debug) DEFAULT_MIN=0.18 ;;
     release) DEFAULT_MIN=0.45 ;;
     *) echo "PERF_CHECK_PROFILE must be debug or release" >&2; exit 2 ;;
 esac
@@ -106,7 +107,9 @@ tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$BIN/tokenhub" --config "$WORK/tokenhu
 tokenhub users create perf --balance-usd 1000000 >/dev/null
 KEY=$(tokenhub keys create --user perf --name perf)
 [[ $KEY == sk-* ]] || die "keys create printed '$KEY'"
-tokenhub serve >"$WORK/gateway.out" 2>"$WORK/gateway.err" &
+# Started directly (not through the function) so that $! is the gateway's own PID.
+TOKENHUB_LISTEN=127.0.0.1:0 "$BIN/tokenhub" --config "$WORK/tokenhub.toml" serve \
+    >"$WORK/gateway.out" 2>"$WORK/gateway.err" &
 GW_PID=$!
 PIDS+=("$GW_PID")
 GW=$(wait_line "$WORK/gateway.err" 'http://127\.0\.0\.1:[0-9]+' 60 "$GW_PID")

@@ -10,7 +10,7 @@
 #      outside CI; screenshots in artifacts/screenshots/)
 #   6. scripts/perf-check.sh: 20,000 requests through the floor proxy and the gateway
 #      (debug binaries, mostly built by step 1); fails if gateway/floor throughput drops
-#      below its threshold (bench/RESULTS.md, addendum 6)
+#      below its threshold (bench/RESULTS.md, addendum 7)
 # Outside CI a missing PostgreSQL only skips its parts; with CI=true it is a failure.
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
 set -euo pipefail

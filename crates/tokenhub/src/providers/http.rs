@@ -33,6 +33,10 @@ pub type UpstreamRequest = Request<Full<Bytes>>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Idle upstream connections kept per host, per client (one client per serving
+/// thread): enough for the concurrency a thread sustains between bursts.
+const MAX_IDLE_CONNECTIONS_PER_HOST: usize = 256;
+
 /// A cheap handle (cloning bumps a count); connections are pooled per host and kept idle
 /// for 90 s.
 #[derive(Clone, Debug)]
@@ -64,6 +68,10 @@ impl HttpClient {
             });
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            // After a spike (5,000 streams to one provider) every connection would stay
+            // pooled for the idle timeout, with its buffers: ~200 MB held for 90 s
+            // (bench/RESULTS.md, addendum 7). Beyond this many idle ones, close them.
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);

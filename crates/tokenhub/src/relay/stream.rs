@@ -443,10 +443,13 @@ mod tests {
             shutdown: tokio_util::sync::CancellationToken::new(),
         };
         let started = tokio::time::Instant::now();
-        let stream =
-            MeteredStream::new(upstream, &facts, test_channel(), Dialect::Generic, limits);
+        let stream = MeteredStream::new(upstream, &facts, test_channel(), Dialect::Generic, limits);
         let relayed: Vec<Bytes> = stream.map(|item| item.unwrap()).collect().await;
-        assert_eq!(relayed.len(), 6, "five events, then the gateway's error event");
+        assert_eq!(
+            relayed.len(),
+            6,
+            "five events, then the gateway's error event"
+        );
         assert!(relayed[..5].iter().all(|e| e.starts_with(b"data: {\"id\"")));
         assert!(String::from_utf8_lossy(&relayed[5]).contains("went silent"));
         let ended_after = started.elapsed();

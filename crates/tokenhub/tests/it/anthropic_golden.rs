@@ -102,7 +102,7 @@ fn translate_stream(sse: &[u8]) -> Vec<Value> {
         }
     };
     for piece in sse.chunks(7) {
-        decoder.push(piece);
+        decoder.push(bytes::Bytes::copy_from_slice(piece));
         while let Some(event) = decoder.next_event().unwrap() {
             take(event, &mut out);
         }
@@ -126,7 +126,9 @@ fn streams_translate_to_chunks() {
 #[test]
 fn an_unreadable_stream_event_is_an_error() {
     let mut decoder = SseDecoder::default();
-    decoder.push(b"event: message_start\ndata: {not json\n\n");
+    decoder.push(bytes::Bytes::from_static(
+        b"event: message_start\ndata: {not json\n\n",
+    ));
     let event = decoder.next_event().unwrap().unwrap();
     let error = StreamTranslator::new(CREATED).on_event(&event).unwrap_err();
     assert!(

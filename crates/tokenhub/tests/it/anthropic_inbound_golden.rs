@@ -79,7 +79,7 @@ fn translate_stream(sse: &str, step: usize) -> Value {
     let mut translator = InboundStream::new();
     let mut events = Vec::new();
     for piece in sse.as_bytes().chunks(step) {
-        decoder.push(piece);
+        decoder.push(bytes::Bytes::copy_from_slice(piece));
         while let Some(event) = decoder.next_event().expect("event fits") {
             if let Some(data) = &event.data {
                 events.extend(translator.on_data(data));

@@ -113,7 +113,7 @@ fn translate_stream(sse: &[u8]) -> Vec<Value> {
     let mut out = Vec::new();
     let parse = |data: String| serde_json::from_str(&data).unwrap_or(Value::String(data));
     for piece in sse.chunks(7) {
-        decoder.push(piece);
+        decoder.push(bytes::Bytes::copy_from_slice(piece));
         while let Some(event) = decoder.next_event().unwrap() {
             out.extend(
                 translator
@@ -150,7 +150,7 @@ fn streams_translate_to_chunks() {
 #[test]
 fn an_unreadable_stream_event_is_an_error() {
     let mut decoder = SseDecoder::default();
-    decoder.push(b"data: {not json\n\n");
+    decoder.push(bytes::Bytes::from_static(b"data: {not json\n\n"));
     let event = decoder.next_event().unwrap().unwrap();
     let error = StreamTranslator::new(CREATED, MODEL)
         .on_event(&event)

@@ -170,7 +170,7 @@ fn events_of_chat_sse(sse: &[u8]) -> Vec<Value> {
     let mut translator = ResponsesStream::new(frame());
     let mut out: Vec<Value> = translator.start().into_iter().map(|e| e.data).collect();
     for piece in sse.chunks(7) {
-        decoder.push(piece);
+        decoder.push(bytes::Bytes::copy_from_slice(piece));
         while let Some(event) = decoder.next_event().unwrap() {
             let data = event.data.expect("data");
             out.extend(translator.on_data(&data).into_iter().map(|e| e.data));
@@ -219,7 +219,7 @@ fn anthropic_and_gemini_streams_translate_to_response_events() {
 /// The chat `data:` payloads a vendor's stream fixture translates to.
 fn vendor_stream_to_chat(vendor: &str, input: &Path) -> Vec<String> {
     let mut decoder = SseDecoder::default();
-    decoder.push(&std::fs::read(input).unwrap());
+    decoder.push(std::fs::read(input).unwrap().into());
     let mut events = Vec::new();
     while let Some(event) = decoder.next_event().unwrap() {
         events.push(event);
