@@ -18,6 +18,7 @@ mod keys;
 mod ledger_query;
 mod limits;
 mod redemptions;
+mod rollups;
 mod sealing;
 pub mod secret_box;
 mod sessions;
@@ -41,7 +42,7 @@ pub use limits::{KeyLimits, UserLimits};
 pub use redemptions::{NewCodes, RedeemRefusal, RedemptionRow};
 pub use sessions::{AdminTokenRow, SessionRow};
 pub use usage::{BatchAttempt, UsageRecord, UsageWriter, Written};
-pub use usage_query::{GroupBy, LATENCY_SAMPLE_ROWS, StatusFilter, UsageAggregate, UsageFilter};
+pub use usage_query::{GroupBy, StatusFilter, UsageAggregate, UsageFilter};
 pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
 
