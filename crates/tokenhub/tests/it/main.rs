@@ -35,4 +35,5 @@ mod relay;
 mod resilience;
 mod scale;
 mod secrets_at_rest;
+mod usage_rollups;
 mod web;
