@@ -15,6 +15,8 @@ use crate::store::{Store, StoreResult};
 pub const PURGE_BATCH: i64 = 10_000;
 /// How often the purge runs.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// The first purge waits this long after start: a restart is not slowed by deleting.
+const FIRST_PURGE_AFTER: Duration = Duration::from_secs(300);
 /// A pause between batches, so other writers get the database in between.
 const BETWEEN_BATCHES: Duration = Duration::from_millis(50);
 
@@ -31,11 +33,12 @@ pub async fn purge_before(store: &Store, cutoff: i64) -> StoreResult<u64> {
     }
 }
 
-/// Purges records older than `retention` now and every hour after.
+/// Purges records older than `retention` five minutes after start and every hour after.
 pub fn spawn_purge(store: Store, retention: Duration) {
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(PURGE_EVERY);
+        let first = tokio::time::Instant::now() + FIRST_PURGE_AFTER;
+        let mut every = tokio::time::interval_at(first, PURGE_EVERY);
         loop {
             every.tick().await;
             let cutoff = crate::store::now_ms().saturating_sub(retention_ms);
