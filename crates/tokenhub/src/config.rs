@@ -265,7 +265,7 @@ pub struct ModelConfig {
     /// Hits of an explicit cache (DashScope: 10 % of input); absent = the cache-read price.
     #[serde(default)]
     pub explicit_cached_input_usd_per_mtok: Option<String>,
-    /// `[[models.price_tiers]]`: prices by service tier or UTC window (see README).
+    /// `[[models.price_tiers]]`: prices by service tier or UTC window (see docs/billing.md).
     #[serde(default)]
     pub price_tiers: Vec<crate::ledger::price_tiers::PriceTier>,
     /// Models to try, in order, when every channel of this one fails; absent = leave
