@@ -44,8 +44,12 @@ pub fn spawn_purge(store: Store, retention: Duration) {
             let cutoff = crate::store::now_ms().saturating_sub(retention_ms);
             match purge_before(&store, cutoff).await {
                 Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, cutoff, "purged usage records past their retention"),
-                Err(error) => tracing::warn!(%error, "usage record purge failed; retrying in an hour"),
+                Ok(purged) => {
+                    tracing::info!(purged, cutoff, "purged usage records past their retention")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "usage record purge failed; retrying in an hour")
+                }
             }
         }
     });

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use super::usage::{AnyQuery, UsageRecord, statement_chunks, to_i64};
 use super::{Backend, Store, StoreResult};
 use crate::ledger::money::Nanos;
-use super::usage::{AnyQuery, UsageRecord, statement_chunks, to_i64};
 
 /// Upper bounds (exclusive, ms) of the latency histogram's buckets; the last bucket holds
 /// everything from the last bound on. The histogram is the mergeable sketch latency
@@ -53,7 +53,10 @@ pub(super) fn latency_bucket_count(bucket: usize) -> String {
         .get(bucket)
         .map(|bound| format!("latency_ms < {bound}"));
     let condition: Vec<String> = lower.into_iter().chain(upper).collect();
-    format!("SUM(CASE WHEN {} THEN 1 ELSE 0 END)", condition.join(" AND "))
+    format!(
+        "SUM(CASE WHEN {} THEN 1 ELSE 0 END)",
+        condition.join(" AND ")
+    )
 }
 
 /// The latency at quantile `q` read from a histogram: the upper bound of the bucket that
@@ -159,15 +162,23 @@ impl BatchRollups {
 
     /// The upsert statements of this batch, in the order `bind` binds them.
     pub fn statements(&self, backend: Backend) -> impl Iterator<Item = &'static str> + '_ {
-        let owners = statement_chunks(&self.owners).map(move |c| upsert_sql(backend, Table::Owners, c.len()));
-        let global = statement_chunks(&self.global).map(move |c| upsert_sql(backend, Table::Global, c.len()));
+        let owners = statement_chunks(&self.owners)
+            .map(move |c| upsert_sql(backend, Table::Owners, c.len()));
+        let global = statement_chunks(&self.global)
+            .map(move |c| upsert_sql(backend, Table::Global, c.len()));
         owners.chain(global)
     }
 
     /// Binds every row of every statement of `statements`, in order.
     pub fn bind<'q>(&'q self, mut query: AnyQuery<'q>) -> AnyQuery<'q> {
         for ((hour, user, key, model, channel, status), totals) in &self.owners {
-            query = query.bind(*hour).bind(*user).bind(*key).bind(model).bind(*channel).bind(*status);
+            query = query
+                .bind(*hour)
+                .bind(*user)
+                .bind(*key)
+                .bind(model)
+                .bind(*channel)
+                .bind(*status);
             query = bind_totals(query, totals);
         }
         for ((hour, model, channel, status), totals) in &self.global {
@@ -183,7 +194,13 @@ impl BatchRollups {
         for chunk in statement_chunks(&self.owners) {
             let mut query = sqlx::query(upsert_sql(backend, Table::Owners, chunk.len()));
             for ((hour, user, key, model, channel, status), totals) in chunk {
-                query = query.bind(*hour).bind(*user).bind(*key).bind(model).bind(*channel).bind(*status);
+                query = query
+                    .bind(*hour)
+                    .bind(*user)
+                    .bind(*key)
+                    .bind(model)
+                    .bind(*channel)
+                    .bind(*status);
                 query = bind_totals(query, totals);
             }
             queries.push(query);
@@ -358,10 +375,17 @@ mod tests {
     #[test]
     fn upserts_add_to_the_stored_row() {
         let sql = upsert_sql(Backend::Postgres, Table::Global, 2);
-        assert!(sql.starts_with("INSERT INTO usage_rollups_global (hour, model, channel_id, status, requests"));
+        assert!(sql.starts_with(
+            "INSERT INTO usage_rollups_global (hour, model, channel_id, status, requests"
+        ));
         assert!(sql.contains("ON CONFLICT (hour, model, channel_id, status) DO UPDATE SET requests = usage_rollups_global.requests + excluded.requests"));
-        assert!(sql.contains("$56) ON CONFLICT") && !sql.contains("$57"), "{sql}");
-        assert!(sql.ends_with("latency_15 = usage_rollups_global.latency_15 + excluded.latency_15"));
+        assert!(
+            sql.contains("$56) ON CONFLICT") && !sql.contains("$57"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("latency_15 = usage_rollups_global.latency_15 + excluded.latency_15")
+        );
         assert_eq!(hour_of(HOUR_MS + 1), HOUR_MS);
     }
 }

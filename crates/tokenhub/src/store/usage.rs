@@ -328,8 +328,12 @@ impl UsageWriter {
             None => self.store.pool.acquire().await?,
         };
         let written = match self.store.backend {
-            Backend::Sqlite => write_in_one_command(&mut connection, records, &rollups, &debits).await,
-            Backend::Postgres => write_in_transaction(&mut connection, records, &rollups, &debits).await,
+            Backend::Sqlite => {
+                write_in_one_command(&mut connection, records, &rollups, &debits).await
+            }
+            Backend::Postgres => {
+                write_in_transaction(&mut connection, records, &rollups, &debits).await
+            }
         };
         match written {
             Ok(()) => self.connection = Some(connection),

@@ -105,9 +105,7 @@ fn raw_aggregates(
     groups
 }
 
-fn by_group(
-    aggregates: Vec<UsageAggregate>,
-) -> BTreeMap<String, (i64, i64, i64, i64, Nanos)> {
+fn by_group(aggregates: Vec<UsageAggregate>) -> BTreeMap<String, (i64, i64, i64, i64, Nanos)> {
     aggregates
         .into_iter()
         .map(|a| {
@@ -129,7 +127,11 @@ async fn assert_sums_agree(store: &Store) {
     let records = store.total_usage_cost().await.unwrap();
     let (owners, global) = store.rolled_up_cost(None).await.unwrap();
     assert!(records > Nanos::ZERO);
-    assert_eq!((owners, global), (records, records), "Σ rollups = Σ records");
+    assert_eq!(
+        (owners, global),
+        (records, records),
+        "Σ rollups = Σ records"
+    );
 }
 
 #[tokio::test]
@@ -169,7 +171,11 @@ async fn rollup_cost_equals_record_cost_after_mixed_traffic_and_a_writer_retry()
         }
         writer.flush().await;
         assert_eq!(
-            store.usage_by_request_id("synthetic-4").await.unwrap().map(|r| r.cost),
+            store
+                .usage_by_request_id("synthetic-4")
+                .await
+                .unwrap()
+                .map(|r| r.cost),
             Some(record(4, user.id, 0, now).cost)
         );
         assert_sums_agree(&store).await;
@@ -280,7 +286,12 @@ async fn the_retention_purge_deletes_old_records_and_keeps_rollups() {
             .await
             .unwrap();
         let everything = UsageFilter::default();
-        let before = by_group(store.usage_aggregates(&everything, GroupBy::Day).await.unwrap());
+        let before = by_group(
+            store
+                .usage_aggregates(&everything, GroupBy::Day)
+                .await
+                .unwrap(),
+        );
         let balance = store.recomputed_balance(user.id).await.unwrap();
 
         let cutoff = now - 90 * DAY;
@@ -290,10 +301,21 @@ async fn the_retention_purge_deletes_old_records_and_keeps_rollups() {
         let old = records.iter().filter(|r| r.created_at < cutoff).count();
         assert_eq!(purged, old as u64);
         assert_eq!(store.usage_count().await.unwrap(), (240 - old) as i64);
-        assert!(store.usage_by_request_id("synthetic-0").await.unwrap().is_none());
+        assert!(
+            store
+                .usage_by_request_id("synthetic-0")
+                .await
+                .unwrap()
+                .is_none()
+        );
         // Summaries, Σ rollup cost and the recomputed balance are as before the purge.
         assert_eq!(
-            by_group(store.usage_aggregates(&everything, GroupBy::Day).await.unwrap()),
+            by_group(
+                store
+                    .usage_aggregates(&everything, GroupBy::Day)
+                    .await
+                    .unwrap()
+            ),
             before
         );
         let total = records.iter().fold(Nanos::ZERO, |sum, r| sum + r.cost);
