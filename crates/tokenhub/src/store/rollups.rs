@@ -20,9 +20,10 @@ pub const LATENCY_BOUNDS_MS: [i64; 15] = [
 ];
 pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 
-/// The summed columns of both rollup tables, in binding order.
-pub(super) const SUM_COLUMNS: [&str; 8] = [
+/// The summed columns of every rollup table, in binding order.
+pub(super) const SUM_COLUMNS: [&str; 9] = [
     "requests",
+    "errors",
     "prompt_tokens",
     "cached_tokens",
     "cache_write_tokens",
@@ -33,6 +34,7 @@ pub(super) const SUM_COLUMNS: [&str; 8] = [
 ];
 
 pub(super) const HOUR_MS: i64 = 3_600_000;
+pub(super) const DAY_MS: i64 = 24 * HOUR_MS;
 
 pub(super) fn latency_column(bucket: usize) -> String {
     format!("latency_{bucket:02}")
@@ -86,14 +88,15 @@ pub(super) fn hour_of(ms: i64) -> i64 {
 /// What one rollup row adds up.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Totals {
-    pub sums: [i64; SUM_COLUMNS.len()],
-    pub latency: [i64; LATENCY_BUCKETS],
+    sums: [i64; SUM_COLUMNS.len()],
+    latency: [i64; LATENCY_BUCKETS],
 }
 
 impl Totals {
     fn add(&mut self, record: &UsageRecord) {
         let values = [
             1,
+            i64::from(record.status >= 400),
             to_i64(record.prompt_tokens),
             to_i64(record.cached_tokens),
             to_i64(record.cache_write_tokens),
@@ -107,134 +110,106 @@ impl Totals {
         }
         self.latency[latency_bucket(to_i64(record.latency_ms))] += 1;
     }
-
-    pub fn merge(&mut self, other: &Totals) {
-        for (sum, value) in self.sums.iter_mut().zip(other.sums) {
-            *sum = sum.saturating_add(value);
-        }
-        for (count, value) in self.latency.iter_mut().zip(other.latency) {
-            *count += value;
-        }
-    }
 }
 
-/// (hour, user, key, model, channel or 0, status)
-type OwnerKey = (i64, i64, i64, String, i64, i64);
-/// (hour, model, channel or 0, status)
-type GlobalKey = (i64, String, i64, i64);
+/// One grouping value of a rollup row, bound in its table's key column order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Dimension {
+    Number(i64),
+    Text(String),
+}
 
-/// A batch's rollups, in key order (so concurrent writers lock rows in the same order).
-#[derive(Default)]
+type Rows = BTreeMap<Vec<Dimension>, Totals>;
+
+/// A batch's rollups per table, each in key order (so concurrent writers lock rows in the
+/// same order).
 pub(super) struct BatchRollups {
-    owners: Vec<(OwnerKey, Totals)>,
-    global: Vec<(GlobalKey, Totals)>,
+    tables: [(Table, Rows); 3],
 }
 
 impl BatchRollups {
     pub fn of(records: &[UsageRecord]) -> BatchRollups {
-        let mut owners: BTreeMap<OwnerKey, Totals> = BTreeMap::new();
-        let mut global: BTreeMap<GlobalKey, Totals> = BTreeMap::new();
+        let mut tables = Table::ALL.map(|table| (table, Rows::new()));
         for record in records {
-            let hour = hour_of(record.created_at);
-            let channel = record.channel_id.unwrap_or(0);
-            let status = i64::from(record.status);
-            owners
-                .entry((
-                    hour,
-                    record.user_id,
-                    record.key_id,
-                    record.model.clone(),
-                    channel,
-                    status,
-                ))
-                .or_default()
-                .add(record);
-            global
-                .entry((hour, record.model.clone(), channel, status))
-                .or_default()
-                .add(record);
+            for (table, rows) in &mut tables {
+                rows.entry(table.key_of(record)).or_default().add(record);
+            }
         }
-        BatchRollups {
-            owners: owners.into_iter().collect(),
-            global: global.into_iter().collect(),
-        }
+        BatchRollups { tables }
+    }
+
+    /// Every row of every table as the statements that upsert them, with their rows:
+    /// `INSERT_ROW_COUNTS` runs per table.
+    fn chunks(&self) -> impl Iterator<Item = (Table, Vec<(&Vec<Dimension>, &Totals)>)> + '_ {
+        self.tables.iter().flat_map(|(table, rows)| {
+            let rows: Vec<(&Vec<Dimension>, &Totals)> = rows.iter().collect();
+            let mut chunks = Vec::new();
+            for chunk in statement_chunks(&rows) {
+                chunks.push((*table, chunk.to_vec()));
+            }
+            chunks
+        })
     }
 
     /// The upsert statements of this batch, in the order `bind` binds them.
-    pub fn statements(&self, backend: Backend) -> impl Iterator<Item = &'static str> + '_ {
-        let owners = statement_chunks(&self.owners)
-            .map(move |c| upsert_sql(backend, Table::Owners, c.len()));
-        let global = statement_chunks(&self.global)
-            .map(move |c| upsert_sql(backend, Table::Global, c.len()));
-        owners.chain(global)
+    pub fn statements(&self, backend: Backend) -> Vec<&'static str> {
+        self.chunks()
+            .map(|(table, rows)| upsert_sql(backend, table, rows.len()))
+            .collect()
     }
 
     /// Binds every row of every statement of `statements`, in order.
     pub fn bind<'q>(&'q self, mut query: AnyQuery<'q>) -> AnyQuery<'q> {
-        for ((hour, user, key, model, channel, status), totals) in &self.owners {
-            query = query
-                .bind(*hour)
-                .bind(*user)
-                .bind(*key)
-                .bind(model)
-                .bind(*channel)
-                .bind(*status);
-            query = bind_totals(query, totals);
-        }
-        for ((hour, model, channel, status), totals) in &self.global {
-            query = query.bind(*hour).bind(model).bind(*channel).bind(*status);
-            query = bind_totals(query, totals);
+        for (_, rows) in &self.tables {
+            for (key, totals) in rows {
+                query = bind_row(query, key, totals);
+            }
         }
         query
     }
 
     /// One query per statement, for PostgreSQL (one statement per query).
     pub fn queries(&self, backend: Backend) -> Vec<AnyQuery<'_>> {
-        let mut queries = Vec::new();
-        for chunk in statement_chunks(&self.owners) {
-            let mut query = sqlx::query(upsert_sql(backend, Table::Owners, chunk.len()));
-            for ((hour, user, key, model, channel, status), totals) in chunk {
-                query = query
-                    .bind(*hour)
-                    .bind(*user)
-                    .bind(*key)
-                    .bind(model)
-                    .bind(*channel)
-                    .bind(*status);
-                query = bind_totals(query, totals);
-            }
-            queries.push(query);
-        }
-        for chunk in statement_chunks(&self.global) {
-            let mut query = sqlx::query(upsert_sql(backend, Table::Global, chunk.len()));
-            for ((hour, model, channel, status), totals) in chunk {
-                query = query.bind(*hour).bind(model).bind(*channel).bind(*status);
-                query = bind_totals(query, totals);
-            }
-            queries.push(query);
-        }
-        queries
+        self.chunks()
+            .map(|(table, rows)| {
+                let mut query = sqlx::query(upsert_sql(backend, table, rows.len()));
+                for (key, totals) in rows {
+                    query = bind_row(query, key, totals);
+                }
+                query
+            })
+            .collect()
     }
 }
 
-fn bind_totals<'q>(mut query: AnyQuery<'q>, totals: &Totals) -> AnyQuery<'q> {
+fn bind_row<'q>(mut query: AnyQuery<'q>, key: &'q [Dimension], totals: &Totals) -> AnyQuery<'q> {
+    for dimension in key {
+        query = match dimension {
+            Dimension::Number(n) => query.bind(*n),
+            Dimension::Text(text) => query.bind(text.as_str()),
+        };
+    }
     for value in totals.sums.iter().chain(&totals.latency) {
         query = query.bind(*value);
     }
     query
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Table {
     Owners,
     Global,
+    Daily,
 }
 
 impl Table {
+    const ALL: [Table; 3] = [Table::Owners, Table::Global, Table::Daily];
+
     fn name(self) -> &'static str {
         match self {
             Table::Owners => "usage_rollups",
             Table::Global => "usage_rollups_global",
+            Table::Daily => "usage_rollups_daily",
         }
     }
 
@@ -243,6 +218,32 @@ impl Table {
         match self {
             Table::Owners => &["hour", "user_id", "key_id", "model", "channel_id", "status"],
             Table::Global => &["hour", "model", "channel_id", "status"],
+            Table::Daily => &["day", "user_id", "key_id"],
+        }
+    }
+
+    /// A record's row in this table, in `keys` order.
+    fn key_of(self, record: &UsageRecord) -> Vec<Dimension> {
+        use Dimension::{Number, Text};
+        let hour = Number(hour_of(record.created_at));
+        let channel = Number(record.channel_id.unwrap_or(0));
+        let status = Number(i64::from(record.status));
+        let model = Text(record.model.clone());
+        match self {
+            Table::Owners => vec![
+                hour,
+                Number(record.user_id),
+                Number(record.key_id),
+                model,
+                channel,
+                status,
+            ],
+            Table::Global => vec![hour, model, channel, status],
+            Table::Daily => vec![
+                Number(record.created_at.div_euclid(DAY_MS) * DAY_MS),
+                Number(record.user_id),
+                Number(record.key_id),
+            ],
         }
     }
 }
@@ -253,7 +254,7 @@ fn upsert_sql(backend: Backend, table: Table, rows: usize) -> &'static str {
     static SQL: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
         [Backend::Sqlite, Backend::Postgres]
             .into_iter()
-            .flat_map(|backend| [Table::Owners, Table::Global].map(|table| (backend, table)))
+            .flat_map(|backend| Table::ALL.map(|table| (backend, table)))
             .map(|(backend, table)| {
                 super::usage::INSERT_ROW_COUNTS
                     .iter()
@@ -266,7 +267,8 @@ fn upsert_sql(backend: Backend, table: Table, rows: usize) -> &'static str {
         .iter()
         .position(|n| *n == rows)
         .expect("a size from INSERT_ROW_COUNTS");
-    let set = usize::from(backend == Backend::Postgres) * 2 + usize::from(table == Table::Global);
+    let table_index = Table::ALL.iter().position(|t| *t == table).unwrap_or(0);
+    let set = usize::from(backend == Backend::Postgres) * Table::ALL.len() + table_index;
     &SQL[set][index]
 }
 
@@ -298,22 +300,31 @@ fn upsert_text(backend: Backend, table: Table, rows: usize) -> String {
 }
 
 impl Store {
-    /// Σ cost in the per-owner rollups and in the global rollups, optionally of one user;
-    /// both equal Σ cost of the records ever written (retention purges records only).
-    pub async fn rolled_up_cost(&self, user_id: Option<i64>) -> StoreResult<(Nanos, Nanos)> {
-        let owners: i64 = sqlx::query_scalar(
+    /// Σ cost of one user's rollups: Σ cost of every record of theirs ever written
+    /// (retention purges records only).
+    pub async fn rolled_up_cost(&self, user_id: i64) -> StoreResult<Nanos> {
+        let cost: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM usage_rollups \
-             WHERE $1 = 0 OR user_id = $1",
+             WHERE user_id = $1",
         )
-        .bind(user_id.unwrap_or(0))
+        .bind(user_id)
         .fetch_one(&self.pool)
         .await?;
-        let global: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM usage_rollups_global",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((Nanos(owners), Nanos(global)))
+        Ok(Nanos(cost))
+    }
+
+    /// Σ cost of each rollup table (per owner, global, daily); each equals Σ cost of the
+    /// records ever written.
+    pub async fn rollup_table_costs(&self) -> StoreResult<[Nanos; 3]> {
+        let mut costs = [Nanos::ZERO; 3];
+        for (cost, table) in costs.iter_mut().zip(Table::ALL) {
+            let sql = format!(
+                "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM {}",
+                table.name()
+            );
+            *cost = Nanos(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?);
+        }
+        Ok(costs)
     }
 
     /// Deletes up to `batch` usage records created before `before` (Unix ms), oldest
@@ -380,7 +391,7 @@ mod tests {
         ));
         assert!(sql.contains("ON CONFLICT (hour, model, channel_id, status) DO UPDATE SET requests = usage_rollups_global.requests + excluded.requests"));
         assert!(
-            sql.contains("$56) ON CONFLICT") && !sql.contains("$57"),
+            sql.contains("$58) ON CONFLICT") && !sql.contains("$59"),
             "{sql}"
         );
         assert!(

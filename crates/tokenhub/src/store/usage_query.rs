@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::sql::Sql;
 
 use super::rollups::{
-    HOUR_MS, LATENCY_BUCKETS, Totals, histogram_percentile, hour_of, latency_bucket_count,
+    DAY_MS, HOUR_MS, LATENCY_BUCKETS, histogram_percentile, hour_of, latency_bucket_count,
     latency_column,
 };
 use super::usage::{RECORD_COLUMNS, record_from_row};
@@ -56,6 +56,9 @@ enum Source {
     OwnerRollups,
     /// Everyone together (`usage_rollups_global`): no user or key filter or group.
     GlobalRollups,
+    /// Per key and day (`usage_rollups_daily`): grouped by user or key over whole days,
+    /// with no other filter.
+    DailyRollups,
     Records,
 }
 
@@ -64,6 +67,7 @@ impl Source {
         match self {
             Source::OwnerRollups => "usage_rollups",
             Source::GlobalRollups => "usage_rollups_global",
+            Source::DailyRollups => "usage_rollups_daily",
             Source::Records => "usage_records",
         }
     }
@@ -71,7 +75,8 @@ impl Source {
     fn time_column(self) -> &'static str {
         match self {
             Source::Records => "created_at",
-            _ => "hour",
+            Source::DailyRollups => "day",
+            Source::OwnerRollups | Source::GlobalRollups => "hour",
         }
     }
 
@@ -89,10 +94,7 @@ impl Source {
     fn aggregates(self) -> Vec<String> {
         let (requests, errors) = match self {
             Source::Records => ("COUNT(*)", "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)"),
-            _ => (
-                "SUM(requests)",
-                "SUM(CASE WHEN status >= 400 THEN requests ELSE 0 END)",
-            ),
+            _ => ("SUM(requests)", "SUM(errors)"),
         };
         let latency = (0..LATENCY_BUCKETS).map(|bucket| match self {
             Source::Records => latency_bucket_count(bucket),
@@ -108,6 +110,24 @@ impl Source {
             .chain(latency)
             .map(|sum| format!("CAST(COALESCE({sum}, 0) AS BIGINT)"))
             .collect()
+    }
+}
+
+impl Source {
+    /// The smallest rollup table that answers `filter` grouped by `group`.
+    fn rollups_for(filter: &UsageFilter, group: GroupBy) -> Source {
+        let owner_filter = filter.user_id.is_some() || filter.key_id.is_some();
+        let owner_group = matches!(group, GroupBy::User | GroupBy::Key);
+        let other_filter =
+            filter.model.is_some() || filter.channel_id.is_some() || filter.status.is_some();
+        let whole_days = [filter.from, filter.to]
+            .iter()
+            .all(|bound| bound.is_none_or(|ms| ms % DAY_MS == 0));
+        match (owner_filter, owner_group) {
+            (false, true) if !other_filter && whole_days => Source::DailyRollups,
+            (false, false) => Source::GlobalRollups,
+            _ => Source::OwnerRollups,
+        }
     }
 }
 
@@ -265,16 +285,9 @@ impl Store {
         filter: &UsageFilter,
         group: GroupBy,
     ) -> StoreResult<Vec<UsageAggregate>> {
-        let by_owner = filter.user_id.is_some()
-            || filter.key_id.is_some()
-            || matches!(group, GroupBy::User | GroupBy::Key);
-        let rollups = if by_owner {
-            Source::OwnerRollups
-        } else {
-            Source::GlobalRollups
-        };
+        let rollups = Source::rollups_for(filter, group);
         let spans = Spans::of(filter.from, filter.to);
-        let mut groups: BTreeMap<GroupKey, Totals> = BTreeMap::new();
+        let mut groups: BTreeMap<GroupKey, Summed> = BTreeMap::new();
         let parts = spans
             .hours
             .map(|(from, to)| (rollups, from, to))
@@ -299,36 +312,51 @@ impl Store {
                 groups
                     .entry(group_key(&row, group)?)
                     .or_default()
-                    .merge(&totals_from_row(&row)?);
+                    .add(&Summed::from_row(&row)?);
             }
         }
         Ok(groups
             .into_iter()
-            .map(|(key, totals)| UsageAggregate {
+            .map(|(key, summed)| UsageAggregate {
                 group: group_name(key, group),
-                requests: totals.sums[0],
-                errors: totals.sums[1],
-                prompt_tokens: totals.sums[2],
-                completion_tokens: totals.sums[3],
-                cost: Nanos(totals.sums[4]),
-                latency_p50_ms: histogram_percentile(&totals.latency, 0.50),
-                latency_p95_ms: histogram_percentile(&totals.latency, 0.95),
+                requests: summed.totals[0],
+                errors: summed.totals[1],
+                prompt_tokens: summed.totals[2],
+                completion_tokens: summed.totals[3],
+                cost: Nanos(summed.totals[4]),
+                latency_p50_ms: histogram_percentile(&summed.latency, 0.50),
+                latency_p95_ms: histogram_percentile(&summed.latency, 0.95),
             })
             .collect())
     }
 }
 
-/// Reads the columns of `Source::aggregates` (by position after the group key) into
-/// totals: requests, errors, prompt tokens, completion tokens, cost.
-fn totals_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Totals> {
-    let mut totals = Totals::default();
-    for (index, sum) in totals.sums.iter_mut().take(5).enumerate() {
-        *sum = row.try_get(index + 1)?;
+/// The columns of `Source::aggregates` of one group: requests, errors, prompt tokens,
+/// completion tokens, cost; then the latency histogram.
+#[derive(Default)]
+struct Summed {
+    totals: [i64; 5],
+    latency: [i64; LATENCY_BUCKETS],
+}
+
+impl Summed {
+    /// Reads the columns after the group key.
+    fn from_row(row: &sqlx::any::AnyRow) -> StoreResult<Summed> {
+        let mut summed = Summed::default();
+        let columns = summed.totals.iter_mut().chain(summed.latency.iter_mut());
+        for (index, value) in columns.enumerate() {
+            *value = row.try_get(index + 1)?;
+        }
+        Ok(summed)
     }
-    for (index, count) in totals.latency.iter_mut().enumerate() {
-        *count = row.try_get(index + 6)?;
+
+    fn add(&mut self, other: &Summed) {
+        let mine = self.totals.iter_mut().chain(self.latency.iter_mut());
+        let theirs = other.totals.iter().chain(&other.latency);
+        for (value, more) in mine.zip(theirs) {
+            *value += more;
+        }
     }
-    Ok(totals)
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ impl Store {
                 .bind(user_id)
                 .fetch_one(&self.pool)
                 .await?;
-        let (costs, _) = self.rolled_up_cost(Some(user_id)).await?;
+        let costs = self.rolled_up_cost(user_id).await?;
         Ok(Nanos(credits) - costs)
     }
 }
