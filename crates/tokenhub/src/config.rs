@@ -45,8 +45,10 @@ use crate::store::SecretKey;
 
 pub mod accounts;
 pub mod key_cache;
+pub mod usage;
 pub use accounts::{AccountSettings, SignupMode};
 pub use key_cache::KeyCacheSettings;
+pub use usage::UsageSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -112,6 +114,8 @@ pub struct Settings {
     pub accounts: AccountSettings,
     /// Keys and users in memory, and lookups of unknown keys (`[key_cache]`).
     pub key_cache: KeyCacheSettings,
+    /// How long raw usage records are kept (`[usage]`; see `config/usage.rs`).
+    pub usage: UsageSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
     /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
@@ -172,6 +176,7 @@ impl Default for Settings {
             models: Vec::new(),
             accounts: AccountSettings::default(),
             key_cache: KeyCacheSettings::default(),
+            usage: UsageSettings::default(),
             root_password: None,
             secret_key: None,
         }
@@ -450,6 +455,7 @@ impl Settings {
         }
         self.accounts.apply_env(&var)?;
         self.key_cache.apply_env(&var)?;
+        self.usage.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
         self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
         Ok(())

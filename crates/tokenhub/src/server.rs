@@ -233,6 +233,9 @@ pub async fn start(
         catalog_nudge.clone(),
     );
     let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
+    if let Some(retention) = settings.usage.retention() {
+        crate::ledger::retention::spawn_purge(store.clone(), retention);
+    }
     spawn_response_purge(store.clone());
 
     let clients = crate::relay::clients::UpstreamClients::new(Duration::from_millis(

@@ -21,6 +21,7 @@ mod limits;
 mod money_versions;
 mod redemptions;
 mod responses;
+mod rollups;
 mod sealing;
 pub mod secret_box;
 mod sessions;
@@ -47,7 +48,7 @@ pub use redemptions::{NewCodes, RedeemRefusal, RedemptionRow};
 pub use responses::{NewStoredResponse, StoredResponse};
 pub use sessions::{AdminTokenRow, SessionRow};
 pub use usage::{BatchAttempt, UsageRecord, UsageWriter, Written};
-pub use usage_query::{GroupBy, LATENCY_SAMPLE_ROWS, StatusFilter, UsageAggregate, UsageFilter};
+pub use usage_query::{GroupBy, StatusFilter, UsageAggregate, UsageFilter};
 pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
 

@@ -40,5 +40,6 @@ mod responses_golden;
 mod scale;
 mod secrets_at_rest;
 mod shared_state;
+mod usage_rollups;
 mod web;
 mod web_fixes;
