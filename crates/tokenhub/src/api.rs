@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod error;
 pub mod metrics;
 pub mod openai;
+pub mod probes;
 pub mod request_id;
 pub mod web;
 
@@ -52,6 +53,8 @@ pub struct Shared {
     pub web: std::sync::Arc<web::Web>,
     /// Wakes the catalogue reloader (see `catalog::reload`).
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
+    /// What `/readyz` checks.
+    pub readiness: std::sync::Arc<crate::cluster::Readiness>,
 }
 
 pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
@@ -66,7 +69,8 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
             )),
         )
         .merge(web::routes())
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
         .route("/metrics", get(metrics::render))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

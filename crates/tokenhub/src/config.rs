@@ -26,6 +26,9 @@
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
 //!
+//! The `[database]` (pool size, timeouts) and `[ledger]` (spill file) sections are in
+//! `config/operations.rs`.
+//!
 //! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`; nor is
 //! the key that seals upstream keys in the database: only `TOKENHUB_SECRET_KEY`.
 
@@ -42,8 +45,10 @@ use crate::store::SecretKey;
 
 pub mod accounts;
 pub mod key_cache;
+pub mod operations;
 pub use accounts::{AccountSettings, SignupMode};
 pub use key_cache::KeyCacheSettings;
+pub use operations::{DatabaseSettings, LedgerSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -104,6 +109,10 @@ pub struct Settings {
     pub accounts: AccountSettings,
     /// Keys and users in memory, and lookups of unknown keys (`[key_cache]`).
     pub key_cache: KeyCacheSettings,
+    /// The connection pool and database timeouts (`[database]`; see `config/operations.rs`).
+    pub database: DatabaseSettings,
+    /// Where usage records wait while the database is unreachable (`[ledger]`).
+    pub ledger: LedgerSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
     /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
@@ -161,6 +170,8 @@ impl Default for Settings {
             models: Vec::new(),
             accounts: AccountSettings::default(),
             key_cache: KeyCacheSettings::default(),
+            database: DatabaseSettings::default(),
+            ledger: LedgerSettings::default(),
             root_password: None,
             secret_key: None,
         }
@@ -430,6 +441,8 @@ impl Settings {
         }
         self.accounts.apply_env(&var)?;
         self.key_cache.apply_env(&var)?;
+        self.database.apply_env(&var)?;
+        self.ledger.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
         self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
         Ok(())
@@ -454,6 +467,7 @@ impl Settings {
         }
         self.accounts.trial_credit()?;
         self.key_cache.validate()?;
+        self.database.validate()?;
         let rpm = self.accounts.anonymous_chat_rpm;
         if let Err(reason) = crate::accounts::site_settings::check_anonymous_chat_rpm(rpm) {
             return invalid(

@@ -34,7 +34,7 @@ use stream::MeteredStream;
 use crate::catalog::accounts::AccountCache;
 use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model, UserEntry};
 use crate::ledger::books::Books;
-use crate::ledger::money::TokenCounts;
+use crate::ledger::money::{Nanos, TokenCounts};
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::chunk::CompletionView;
 use crate::protocol::openai::operation::Operation;
@@ -232,6 +232,9 @@ impl Relay {
             settlement.hold_tokens(self.limits.clone(), hold);
         }
         let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
+        if worst_case > Nanos::ZERO && self.writer.status().spill_full() {
+            return Err(RelayError::LedgerBacklog);
+        }
         let reservation = self
             .books
             .reserve(key.user_id, key.id, key.quota, worst_case)

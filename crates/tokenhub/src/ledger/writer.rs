@@ -4,16 +4,71 @@
 //! task writes them in batches, one transaction each, retrying a failed batch until it
 //! commits. `flush()` returns once everything sent before it is committed, which is how
 //! graceful shutdown (and tests) know nothing is left in memory.
+//!
+//! With a spill file (`ledger/spill.rs`, what `serve` uses), a batch the database does not
+//! take at once is appended to the file, and so is every batch formed after it, until the
+//! backlog is replayed in order; a crash meanwhile loses at most the batch being formed.
+//! Without one (unit tests, the ledger simulation), a failed batch is retried in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::ledger::books::Books;
 use crate::ledger::money::Nanos;
+use crate::ledger::spill::Spill;
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
+
+/// How long one write of a batch may take before the batch goes to the spill file (a
+/// database that stopped answering mid-statement would otherwise hold the writer, and
+/// every record behind it only in memory, until TCP gives up).
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(3);
+
+/// The longest wait between two replays of the backlog while the database is away.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What the writer holds that the database has not taken: read by readiness and by the
+/// relay, which refuses paid requests once the spill file is beyond its bound.
+#[derive(Debug, Default)]
+pub struct LedgerStatus {
+    spilled_bytes: AtomicU64,
+    backlog_batches: AtomicU64,
+    /// Zero: no bound.
+    spill_limit: u64,
+}
+
+impl LedgerStatus {
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Batches waiting for the database (in the spill file, or in memory without one).
+    pub fn backlog_batches(&self) -> u64 {
+        self.backlog_batches.load(Ordering::Relaxed)
+    }
+
+    pub fn spill_limit(&self) -> u64 {
+        self.spill_limit
+    }
+
+    /// True once the spill file outgrew its bound: a paid request would be served
+    /// without a durable record of its cost.
+    pub fn spill_full(&self) -> bool {
+        self.spill_limit > 0 && self.spilled_bytes() > self.spill_limit
+    }
+}
+
+/// Where the writer puts what the database does not take, and how much of it is allowed.
+pub struct SpillOptions {
+    pub spill: Spill,
+    /// Batches a previous run left in the file; replayed first, in order.
+    pub recovered: Vec<Vec<UsageRecord>>,
+    pub max_bytes: u64,
+}
 
 /// Records per transaction, at most. Larger batches gain little (per-batch costs are
 /// already shared by ~80 records at saturation) and bound the size of the SQL text the
@@ -48,6 +103,7 @@ pub trait WriteFaults: Send + Sync {
 #[derive(Clone)]
 pub struct LedgerWriter {
     commands: mpsc::UnboundedSender<Command>,
+    status: Arc<LedgerStatus>,
 }
 
 impl LedgerWriter {
@@ -64,9 +120,37 @@ impl LedgerWriter {
         flush_lock: Arc<Mutex<()>>,
         faults: Option<Arc<dyn WriteFaults>>,
     ) -> LedgerWriter {
+        Self::spawn_with(store, books, flush_lock, faults, None)
+    }
+
+    /// `spawn` with a spill file for outages (and optional faults).
+    pub fn spawn_with(
+        store: Store,
+        books: Arc<Books>,
+        flush_lock: Arc<Mutex<()>>,
+        faults: Option<Arc<dyn WriteFaults>>,
+        spill: Option<SpillOptions>,
+    ) -> LedgerWriter {
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, books, flush_lock, faults, receiver));
-        LedgerWriter { commands }
+        let status = Arc::new(LedgerStatus {
+            spill_limit: spill.as_ref().map_or(0, |s| s.max_bytes),
+            ..LedgerStatus::default()
+        });
+        let writer = Writer {
+            usage: store.usage_writer(),
+            books,
+            flush_lock,
+            faults,
+            status: status.clone(),
+            backlog: Backlog::new(spill),
+        };
+        tokio::spawn(writer.run(receiver));
+        LedgerWriter { commands, status }
+    }
+
+    /// What the writer holds that the database has not taken yet.
+    pub fn status(&self) -> &Arc<LedgerStatus> {
+        &self.status
     }
 
     /// Queues a record. Unbounded on purpose: a record is money, and dropping one is worse
@@ -91,53 +175,226 @@ impl LedgerWriter {
     }
 }
 
-async fn run(
-    store: Store,
+/// A batch waiting for the database, and whether its costs are among the books'
+/// unflushed amounts (a batch recovered from a previous run's spill file is not).
+struct Pending {
+    records: Vec<UsageRecord>,
+    in_books: bool,
+}
+
+/// Batches the database did not take, oldest first, with their spill file.
+struct Backlog {
+    pending: VecDeque<Pending>,
+    /// Flushes waiting for the backlog to be committed.
+    waiters: Vec<oneshot::Sender<()>>,
+    spill: Option<Spill>,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+impl Backlog {
+    fn new(options: Option<SpillOptions>) -> Backlog {
+        let (spill, recovered) = match options {
+            Some(options) => (Some(options.spill), options.recovered),
+            None => (None, Vec::new()),
+        };
+        if !recovered.is_empty() {
+            tracing::warn!(
+                batches = recovered.len(),
+                "replaying usage records spilled by a previous run"
+            );
+        }
+        Backlog {
+            pending: recovered
+                .into_iter()
+                .map(|records| Pending {
+                    records,
+                    in_books: false,
+                })
+                .collect(),
+            waiters: Vec::new(),
+            spill,
+            retry_at: Instant::now(),
+            backoff: Duration::from_millis(50),
+        }
+    }
+
+    /// Puts a batch behind the others, on disk first when there is a spill file.
+    fn push(&mut self, records: Vec<UsageRecord>, status: &LedgerStatus) {
+        if let Some(spill) = &mut self.spill {
+            if let Err(error) = spill.append(&records) {
+                // Still kept in memory: the records are lost only if the process dies too.
+                tracing::error!(%error, records = records.len(), "usage batch not spilled to disk");
+            }
+            status.spilled_bytes.store(spill.bytes(), Ordering::Relaxed);
+        }
+        self.pending.push_back(Pending {
+            records,
+            in_books: true,
+        });
+        status
+            .backlog_batches
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+    }
+
+    fn failed(&mut self) {
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// The oldest batch is committed.
+    fn committed(&mut self, status: &LedgerStatus) {
+        self.pending.pop_front();
+        self.retry_at = Instant::now();
+        self.backoff = Duration::from_millis(50);
+        status
+            .backlog_batches
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+        if !self.pending.is_empty() {
+            return;
+        }
+        if let Some(spill) = &mut self.spill {
+            if let Err(error) = spill.clear() {
+                tracing::error!(%error, "could not remove the replayed spill file");
+            }
+            tracing::info!("usage backlog committed; the spill file is empty");
+        }
+        status.spilled_bytes.store(0, Ordering::Relaxed);
+        for done in self.waiters.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// The writer task's state.
+struct Writer {
+    usage: UsageWriter,
     books: Arc<Books>,
     flush_lock: Arc<Mutex<()>>,
     faults: Option<Arc<dyn WriteFaults>>,
-    mut receiver: mpsc::UnboundedReceiver<Command>,
-) {
-    let mut usage = store.usage_writer();
-    let mut commands = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut commands, MAX_BATCH).await > 0 {
-        // Under load, a short wait gathers many records into one transaction instead of
-        // one tiny transaction per request (each statement is a hop to SQLite's thread).
-        // A flush, or a full batch, is served at once.
-        let flushing = commands.iter().any(|c| matches!(c, Command::Flush(_)));
-        if !flushing && commands.len() < MAX_BATCH {
-            tokio::time::sleep(BATCH_WINDOW).await;
-            while commands.len() < MAX_BATCH {
-                let Ok(command) = receiver.try_recv() else {
-                    break;
+    status: Arc<LedgerStatus>,
+    backlog: Backlog,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Command>) {
+        status_of(&self.status, &self.backlog);
+        let mut open = true;
+        while open || !self.backlog.pending.is_empty() {
+            if self.backlog.pending.is_empty() {
+                let Some((batch, waiters)) = next_batch(&mut receiver).await else {
+                    return;
                 };
-                commands.push(command);
+                self.write_now(batch, waiters).await;
+                continue;
+            }
+            tokio::select! {
+                received = next_batch(&mut receiver), if open => match received {
+                    None => open = false,
+                    Some((batch, waiters)) => {
+                        if !batch.is_empty() {
+                            self.backlog.push(batch, &self.status);
+                        }
+                        self.backlog.waiters.extend(waiters);
+                    }
+                },
+                () = tokio::time::sleep_until(self.backlog.retry_at) => self.replay_oldest().await,
             }
         }
-        let mut batch = Vec::with_capacity(commands.len());
-        let mut waiters = Vec::new();
-        for command in commands.drain(..) {
-            match command {
-                Command::Record(record) => batch.push(*record),
-                Command::Flush(done) => waiters.push(done),
-            }
+    }
+
+    /// Normal operation: commit the batch; if the database does not take it and there
+    /// is a spill file, the batch starts the backlog.
+    async fn write_now(&mut self, batch: Vec<UsageRecord>, waiters: Vec<oneshot::Sender<()>>) {
+        if self.backlog.spill.is_none() {
+            self.committer().commit(&batch, BatchAttempt::First, true).await;
+        } else if let Err(error) = self.committer().attempt(&batch, BatchAttempt::First, true).await {
+            tracing::error!(%error, records = batch.len(), "usage batch not committed; spilling to disk until the database answers");
+            self.backlog.push(batch, &self.status);
+            self.backlog.waiters.extend(waiters);
+            self.backlog.failed();
+            return;
         }
-        let mut committer = Committer {
-            usage: &mut usage,
-            books: &books,
-            flush_lock: &flush_lock,
-            faults: faults.as_deref(),
-        };
-        committer.commit(&batch, BatchAttempt::First).await;
         if !waiters.is_empty() {
             // A flush precedes closing the store (shutdown), which waits for every
             // connection to come back.
-            usage.release();
+            self.usage.release();
         }
         for done in waiters {
             let _ = done.send(());
         }
     }
+
+    async fn replay_oldest(&mut self) {
+        let Some(oldest) = self.backlog.pending.front_mut() else {
+            return;
+        };
+        let records = std::mem::take(&mut oldest.records);
+        let in_books = oldest.in_books;
+        let result = self.committer().attempt(&records, BatchAttempt::Retry, in_books).await;
+        match result {
+            Ok(()) => {
+                self.backlog.committed(&self.status);
+                if self.backlog.pending.is_empty() {
+                    self.usage.release();
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, backlog = self.backlog.pending.len(), "usage backlog not replayed yet");
+                self.backlog.pending.front_mut().expect("checked").records = records;
+                self.backlog.failed();
+            }
+        }
+    }
+
+    fn committer(&mut self) -> Committer<'_> {
+        Committer {
+            usage: &mut self.usage,
+            books: &self.books,
+            flush_lock: &self.flush_lock,
+            faults: self.faults.as_deref(),
+        }
+    }
+}
+
+fn status_of(status: &LedgerStatus, backlog: &Backlog) {
+    status
+        .backlog_batches
+        .store(backlog.pending.len() as u64, Ordering::Relaxed);
+    let bytes = backlog.spill.as_ref().map_or(0, Spill::bytes);
+    status.spilled_bytes.store(bytes, Ordering::Relaxed);
+}
+
+/// Waits for the next records and gathers a batch: under load, a short wait gathers
+/// many records into one transaction instead of one tiny transaction per request (each
+/// statement is a hop to SQLite's thread). A flush, or a full batch, is served at once.
+/// None once every sender is gone.
+async fn next_batch(
+    receiver: &mut mpsc::UnboundedReceiver<Command>,
+) -> Option<(Vec<UsageRecord>, Vec<oneshot::Sender<()>>)> {
+    let mut commands = Vec::with_capacity(MAX_BATCH);
+    if receiver.recv_many(&mut commands, MAX_BATCH).await == 0 {
+        return None;
+    }
+    let flushing = commands.iter().any(|c| matches!(c, Command::Flush(_)));
+    if !flushing && commands.len() < MAX_BATCH {
+        tokio::time::sleep(BATCH_WINDOW).await;
+        while commands.len() < MAX_BATCH {
+            let Ok(command) = receiver.try_recv() else {
+                break;
+            };
+            commands.push(command);
+        }
+    }
+    let mut batch = Vec::with_capacity(commands.len());
+    let mut waiters = Vec::new();
+    for command in commands {
+        match command {
+            Command::Record(record) => batch.push(*record),
+            Command::Flush(done) => waiters.push(done),
+        }
+    }
+    Some((batch, waiters))
 }
 
 /// How often the database must refuse a record on its own, while answering other
@@ -157,7 +414,7 @@ impl Committer<'_> {
     /// database refuses while it answers is split in halves until the refused record is
     /// alone; that record is parked (see `park`) so every other record is written and
     /// debited.
-    async fn commit(&mut self, batch: &[UsageRecord], mut attempt: BatchAttempt) {
+    async fn commit(&mut self, batch: &[UsageRecord], mut attempt: BatchAttempt, in_books: bool) {
         if batch.is_empty() {
             return;
         }
@@ -165,7 +422,7 @@ impl Committer<'_> {
         let started = std::time::Instant::now();
         let mut refusals = 0;
         loop {
-            let error = match self.try_commit(batch, attempt, started).await {
+            let error = match self.try_commit(batch, attempt, started, in_books).await {
                 Ok(()) => return,
                 Err(error) => error,
             };
@@ -180,12 +437,14 @@ impl Committer<'_> {
                 if batch.len() > 1 {
                     tracing::warn!(%error, records = batch.len(), "usage batch refused; splitting it");
                     let (left, right) = batch.split_at(batch.len() / 2);
-                    Box::pin(self.commit(left, BatchAttempt::Retry)).await;
-                    Box::pin(self.commit(right, BatchAttempt::Retry)).await;
+                    Box::pin(self.commit(left, BatchAttempt::Retry, in_books)).await;
+                    Box::pin(self.commit(right, BatchAttempt::Retry, in_books)).await;
                     return;
                 }
                 refusals += 1;
-                if refusals >= REFUSALS_BEFORE_PARKING && self.park(&batch[0], &error).await {
+                if refusals >= REFUSALS_BEFORE_PARKING
+                    && self.park(&batch[0], &error, in_books).await
+                {
                     return;
                 }
             } else {
@@ -194,6 +453,44 @@ impl Committer<'_> {
             tracing::error!(%error, records = batch.len(), "usage batch not committed; retrying");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One bounded attempt (for a writer with a spill file): a batch the database refuses
+    /// while it answers is split and parked as `commit` does; anything else is an error
+    /// the caller answers by keeping the batch in the backlog.
+    async fn attempt(
+        &mut self,
+        batch: &[UsageRecord],
+        attempt: BatchAttempt,
+        in_books: bool,
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let tried = tokio::time::timeout(
+            ATTEMPT_LIMIT,
+            self.try_commit(batch, attempt, started, in_books),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "no answer within {} s",
+                ATTEMPT_LIMIT.as_secs()
+            )))
+        });
+        match tried {
+            Ok(()) => Ok(()),
+            Err(error) if error.is_refusal() && self.database_answers().await => {
+                metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
+                self.commit(batch, BatchAttempt::Retry, in_books).await;
+                Ok(())
+            }
+            Err(error) => {
+                metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
+                Err(error)
+            }
         }
     }
 
@@ -207,6 +504,7 @@ impl Committer<'_> {
         batch: &[UsageRecord],
         attempt: BatchAttempt,
         started: std::time::Instant,
+        in_books: bool,
     ) -> Result<(), crate::store::StoreError> {
         let guard = self.flush_lock.lock().await;
         if let Some(faults) = self.faults {
@@ -217,14 +515,23 @@ impl Committer<'_> {
             faults.after_commit(batch)?;
         }
         let (users, keys) = costs_by_owner(batch);
-        match written {
-            Written::Now => self.books.flushed(&users, &keys),
+        match (written, in_books) {
+            (Written::Now, true) => self.books.flushed(&users, &keys),
+            // A batch from a previous run's spill file: the books never counted its costs,
+            // so they take the stored amounts as the database now has them.
+            (_, false) => {
+                let (balances, spends) = self
+                    .usage
+                    .stored_amounts(users.keys().copied(), keys.keys().copied())
+                    .await?;
+                self.books.sync(balances, spends);
+            }
             // An earlier attempt committed the batch, and a reload since (between two
             // attempts) may already have counted it in the stored amounts: moving the
             // costs to `stored` again would count them twice (found by the ledger
             // simulation, seed 99). The stored amounts are read again under this lock,
             // and the costs leave `unflushed` only.
-            Written::Earlier => {
+            (Written::Earlier, true) => {
                 let (balances, spends) = self
                     .usage
                     .stored_amounts(users.keys().copied(), keys.keys().copied())
@@ -244,14 +551,21 @@ impl Committer<'_> {
     /// Moves a record the database refuses to the dead-letter table. Its cost was never
     /// debited, so the books forget it too (Σ cost of records = Σ debits still holds);
     /// it stays visible to the operator in the table, the log and the metric.
-    async fn park(&mut self, record: &UsageRecord, error: &crate::store::StoreError) -> bool {
+    async fn park(
+        &mut self,
+        record: &UsageRecord,
+        error: &crate::store::StoreError,
+        in_books: bool,
+    ) -> bool {
         let reason = error.to_string();
         if let Err(park_error) = self.usage.park(record, &reason).await {
             tracing::error!(error = %park_error, request_id = %record.request_id, "could not park a refused usage record");
             return false;
         }
-        let (users, keys) = costs_by_owner(std::slice::from_ref(record));
-        self.books.abandoned(&users, &keys);
+        if in_books {
+            let (users, keys) = costs_by_owner(std::slice::from_ref(record));
+            self.books.abandoned(&users, &keys);
+        }
         tracing::error!(
             request_id = %record.request_id,
             user_id = record.user_id,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
@@ -11,7 +11,7 @@ use sqlx::{Any, Connection, Row};
 use super::{Backend, Store, StoreError, StoreResult};
 use crate::ledger::money::{MAX_REQUEST_COST, Nanos};
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub request_id: String,
     pub user_id: i64,
