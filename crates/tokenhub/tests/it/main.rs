@@ -6,6 +6,8 @@
 mod golden;
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 
 mod anthropic_golden;
 mod anthropic_inbound;
@@ -35,4 +37,5 @@ mod relay;
 mod resilience;
 mod scale;
 mod secrets_at_rest;
+mod startup;
 mod web;
