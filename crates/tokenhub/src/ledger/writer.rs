@@ -288,16 +288,22 @@ impl Writer {
                 self.write_now(batch, waiters).await;
                 continue;
             }
+            // Only `recv_many` may be cancelled by the replay's timer (it is cancel-safe);
+            // the batch window after it runs outside the `select!`, or the records it
+            // gathered would be dropped with it.
+            let mut commands = Vec::with_capacity(MAX_BATCH);
             tokio::select! {
-                received = next_batch(&mut receiver), if open => match received {
-                    None => open = false,
-                    Some((batch, waiters)) => {
-                        if !batch.is_empty() {
-                            self.backlog.push(batch, &self.status);
-                        }
-                        self.backlog.waiters.extend(waiters);
+                received = receiver.recv_many(&mut commands, MAX_BATCH), if open => {
+                    if received == 0 {
+                        open = false;
+                        continue;
                     }
-                },
+                    let (batch, waiters) = complete_batch(commands, &mut receiver).await;
+                    if !batch.is_empty() {
+                        self.backlog.push(batch, &self.status);
+                    }
+                    self.backlog.waiters.extend(waiters);
+                }
                 () = tokio::time::sleep_until(self.backlog.retry_at) => self.replay_oldest().await,
             }
         }
@@ -376,6 +382,14 @@ async fn next_batch(
     if receiver.recv_many(&mut commands, MAX_BATCH).await == 0 {
         return None;
     }
+    Some(complete_batch(commands, receiver).await)
+}
+
+/// The batch window after the first records arrived, then the batch and its flushes.
+async fn complete_batch(
+    mut commands: Vec<Command>,
+    receiver: &mut mpsc::UnboundedReceiver<Command>,
+) -> (Vec<UsageRecord>, Vec<oneshot::Sender<()>>) {
     let flushing = commands.iter().any(|c| matches!(c, Command::Flush(_)));
     if !flushing && commands.len() < MAX_BATCH {
         tokio::time::sleep(BATCH_WINDOW).await;
@@ -394,7 +408,7 @@ async fn next_batch(
             Command::Flush(done) => waiters.push(done),
         }
     }
-    Some((batch, waiters))
+    (batch, waiters)
 }
 
 /// How often the database must refuse a record on its own, while answering other

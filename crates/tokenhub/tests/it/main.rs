@@ -38,4 +38,5 @@ mod resilience;
 mod scale;
 mod secrets_at_rest;
 mod startup;
+mod outages;
 mod web;

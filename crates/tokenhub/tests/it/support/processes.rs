@@ -37,8 +37,9 @@ impl Process {
         self.child.wait().unwrap();
     }
 
-    /// SIGTERM, then waits for the graceful exit (usage flushed).
-    pub fn stop(&mut self, within: Duration) {
+    /// SIGTERM, then waits for the graceful exit (usage flushed). Async: the test's
+    /// runtime may be serving what the process needs to finish (a proxy, a mock).
+    pub async fn stop(&mut self, within: Duration) {
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -50,13 +51,20 @@ impl Process {
             if self.child.try_wait().unwrap().is_some() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("gateway on port {} did not stop in {within:?}", self.port);
+        panic!(
+            "gateway on port {} did not stop in {within:?}:\n{}",
+            self.port,
+            self.log_text()
+        );
     }
 
+    /// The last 40 lines of the process's log.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// Waits until `/readyz` answers 200; panics with the log if the process exits or
