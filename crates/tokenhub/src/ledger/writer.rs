@@ -691,6 +691,142 @@ mod tests {
         assert_eq!(books.balance(user.id), Nanos(960));
     }
 
+    /// The database is away: every attempt fails and the writer cannot reach it.
+    #[derive(Default)]
+    struct Outage {
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl WriteFaults for Outage {
+        fn before_write(&self, _: &[UsageRecord]) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+            }
+            Ok(())
+        }
+
+        fn after_commit(&self, _: &[UsageRecord]) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        fn database_answers(&self) -> bool {
+            !self.down.load(Ordering::SeqCst)
+        }
+    }
+
+    fn spill_at(path: &std::path::Path, max_bytes: u64) -> SpillOptions {
+        let (spill, recovered) = Spill::recover(path.to_path_buf()).unwrap();
+        SpillOptions {
+            spill,
+            recovered,
+            max_bytes,
+        }
+    }
+
+    /// During an outage the records go to the spill file (and past its bound the status
+    /// says so); when the database returns they are committed in order, once, and the
+    /// file is removed.
+    #[tokio::test]
+    async fn an_outage_spills_to_disk_and_the_backlog_is_replayed() {
+        let (store, dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000_000))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos(1_000_000))], []);
+        let outage = Arc::new(Outage::default());
+        outage.down.store(true, Ordering::SeqCst);
+        let path = dir.path().join("ledger.spill");
+        let writer = LedgerWriter::spawn_with(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            Some(outage.clone()),
+            Some(spill_at(&path, 1_000)),
+        );
+        for n in 0..50 {
+            let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+            books.settle(held, Nanos(10));
+            writer.submit(UsageRecord {
+                request_id: format!("r{n}"),
+                ..record(user.id, 10)
+            });
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let flushed = writer.flush();
+        tokio::pin!(flushed);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut flushed)
+                .await
+                .is_err(),
+            "nothing can be committed during the outage"
+        );
+        assert!(path.exists());
+        assert!(writer.status().spill_full(), "{:?}", writer.status());
+        assert_eq!(store.usage_count().await.unwrap(), 0);
+
+        outage.down.store(false, Ordering::SeqCst);
+        flushed.await;
+        assert_eq!(store.usage_count().await.unwrap(), 50);
+        assert_eq!(
+            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            Nanos(1_000_000 - 500)
+        );
+        assert_eq!(books.balance(user.id), Nanos(1_000_000 - 500));
+        assert_eq!(books.unflushed(user.id), Nanos::ZERO);
+        assert!(!path.exists(), "the replayed file is removed");
+        assert!(!writer.status().spill_full());
+        assert_eq!(writer.status().backlog_batches(), 0);
+    }
+
+    /// A previous run died with batches in its spill file, one of them committed before
+    /// the crash: each is counted once, and the books take the stored balance.
+    #[tokio::test]
+    async fn a_previous_runs_spill_file_is_replayed_once() {
+        let (store, dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000))
+            .await
+            .unwrap();
+        let path = dir.path().join("ledger.spill");
+        let batch = |ids: &[&str]| -> Vec<UsageRecord> {
+            ids.iter()
+                .map(|id| UsageRecord {
+                    request_id: (*id).into(),
+                    ..record(user.id, 10)
+                })
+                .collect()
+        };
+        let (mut spill, _) = Spill::recover(path.clone()).unwrap();
+        spill.append(&batch(&["a", "b"])).unwrap();
+        spill.append(&batch(&["c"])).unwrap();
+        drop(spill);
+        // The first batch reached the database before the crash.
+        store
+            .write_usage_batch(&batch(&["a", "b"]), BatchAttempt::First)
+            .await
+            .unwrap();
+
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos(980))], []);
+        let writer = LedgerWriter::spawn_with(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            None,
+            Some(spill_at(&path, 0)),
+        );
+        writer.flush().await;
+        assert_eq!(store.usage_count().await.unwrap(), 3);
+        assert_eq!(
+            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            Nanos(970)
+        );
+        assert_eq!(books.balance(user.id), Nanos(970));
+        assert!(!path.exists());
+    }
+
     /// Seed 99: a batch committed, its reply was lost, and a reload read the committed
     /// balance before the retry found the batch written: the cost is counted once.
     #[tokio::test]
