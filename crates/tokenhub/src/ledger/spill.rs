@@ -2,11 +2,11 @@
 //! that a crash during a database outage loses no more than one batch window.
 //!
 //! One JSON line per batch, appended and fsynced as the writer forms batches (so an
-//! outage costs one `fdatasync` per batch, not per record). Batches are replayed in order
-//! and whole: the store recognises a batch committed before (by its first record's
-//! request id, `BatchAttempt::Retry`), so replaying the file again after a crash between
-//! a commit and the file's removal counts nothing twice. A torn last line (a crash during
-//! the append) is ignored: that batch was never acknowledged as durable.
+//! outage costs one `fdatasync` per batch, not per record). Records are replayed in
+//! order; the store skips those it holds already (by request id, `BatchAttempt::Retry`),
+//! so replaying the file again after a crash between a commit and the file's removal
+//! counts nothing twice. A torn last line (a crash during the append) is ignored: that
+//! batch was never acknowledged as durable.
 //!
 //! The file is locked while open, so two instances configured with one path cannot
 //! interleave their batches; it is removed once every batch in it is committed.
@@ -28,6 +28,12 @@ pub enum SpillError {
     Locked(PathBuf),
 }
 
+/// A batch read back from the file, and the bytes its line takes there.
+pub struct SpilledBatch {
+    pub records: Vec<UsageRecord>,
+    pub bytes: u64,
+}
+
 pub struct Spill {
     path: PathBuf,
     file: Option<File>,
@@ -37,7 +43,7 @@ pub struct Spill {
 impl Spill {
     /// Opens the spill file at `path` if it exists (locking it) and reads the batches a
     /// previous run left in it, oldest first.
-    pub fn recover(path: PathBuf) -> Result<(Spill, Vec<Vec<UsageRecord>>), SpillError> {
+    pub fn recover(path: PathBuf) -> Result<(Spill, Vec<SpilledBatch>), SpillError> {
         let mut spill = Spill {
             path,
             file: None,
@@ -53,8 +59,12 @@ impl Spill {
             let line = line.map_err(|e| spill.io(e))?;
             match serde_json::from_slice::<Vec<UsageRecord>>(&line) {
                 Ok(batch) => {
-                    kept += line.len() as u64 + 1;
-                    batches.push(batch);
+                    let bytes = line.len() as u64 + 1;
+                    kept += bytes;
+                    batches.push(SpilledBatch {
+                        records: batch,
+                        bytes,
+                    });
                 }
                 Err(error) => {
                     tracing::warn!(path = %spill.path.display(), %error, "ignoring a torn batch at the end of the spill file");
@@ -78,8 +88,8 @@ impl Spill {
         self.bytes
     }
 
-    /// Appends one batch and waits until it is on disk.
-    pub fn append(&mut self, batch: &[UsageRecord]) -> Result<(), SpillError> {
+    /// Appends one batch and waits until it is on disk; returns the bytes it took.
+    pub fn append(&mut self, batch: &[UsageRecord]) -> Result<u64, SpillError> {
         let mut line = serde_json::to_vec(batch).expect("usage records serialize");
         line.push(b'\n');
         if self.file.is_none() {
@@ -89,7 +99,7 @@ impl Spill {
         let written = file.write_all(&line).and_then(|()| file.sync_data());
         written.map_err(|e| self.io(e))?;
         self.bytes += line.len() as u64;
-        Ok(())
+        Ok(line.len() as u64)
     }
 
     /// Every batch in the file is committed: the file goes.
@@ -158,7 +168,7 @@ mod tests {
         let (mut spill, batches) = Spill::recover(path.clone()).unwrap();
         let ids: Vec<Vec<&str>> = batches
             .iter()
-            .map(|b| b.iter().map(|r| r.request_id.as_str()).collect())
+            .map(|b| b.records.iter().map(|r| r.request_id.as_str()).collect())
             .collect();
         assert_eq!(ids, vec![vec!["a", "b"], vec!["c"]]);
         assert_eq!(spill.bytes(), whole);

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::ledger::books::Books;
 use crate::ledger::money::Nanos;
-use crate::ledger::spill::Spill;
+use crate::ledger::spill::{Spill, SpilledBatch};
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
 
 /// How long one write of a batch may take before the batch goes to the spill file (a
@@ -66,7 +66,7 @@ impl LedgerStatus {
 pub struct SpillOptions {
     pub spill: Spill,
     /// Batches a previous run left in the file; replayed first, in order.
-    pub recovered: Vec<Vec<UsageRecord>>,
+    pub recovered: Vec<SpilledBatch>,
     pub max_bytes: u64,
 }
 
@@ -180,6 +180,8 @@ impl LedgerWriter {
 struct Pending {
     records: Vec<UsageRecord>,
     in_books: bool,
+    /// What it takes in the spill file (0 if it is not there).
+    bytes: u64,
 }
 
 /// Batches the database did not take, oldest first, with their spill file.
@@ -207,9 +209,10 @@ impl Backlog {
         Backlog {
             pending: recovered
                 .into_iter()
-                .map(|records| Pending {
-                    records,
+                .map(|batch| Pending {
+                    records: batch.records,
                     in_books: false,
+                    bytes: batch.bytes,
                 })
                 .collect(),
             waiters: Vec::new(),
@@ -221,20 +224,33 @@ impl Backlog {
 
     /// Puts a batch behind the others, on disk first when there is a spill file.
     fn push(&mut self, records: Vec<UsageRecord>, status: &LedgerStatus) {
+        let mut bytes = 0;
         if let Some(spill) = &mut self.spill {
-            if let Err(error) = spill.append(&records) {
+            match spill.append(&records) {
+                Ok(written) => bytes = written,
                 // Still kept in memory: the records are lost only if the process dies too.
-                tracing::error!(%error, records = records.len(), "usage batch not spilled to disk");
+                Err(error) => {
+                    tracing::error!(%error, records = records.len(), "usage batch not spilled to disk");
+                }
             }
-            status.spilled_bytes.store(spill.bytes(), Ordering::Relaxed);
         }
         self.pending.push_back(Pending {
             records,
             in_books: true,
+            bytes,
         });
+        self.publish(status);
+    }
+
+    /// What readiness and admission read: the batches waiting, and the bytes of the
+    /// spill file they take (committed batches no longer count, though the file only
+    /// shrinks once it is empty).
+    fn publish(&self, status: &LedgerStatus) {
         status
             .backlog_batches
             .store(self.pending.len() as u64, Ordering::Relaxed);
+        let bytes = self.pending.iter().map(|p| p.bytes).sum();
+        status.spilled_bytes.store(bytes, Ordering::Relaxed);
     }
 
     fn failed(&mut self) {
@@ -242,14 +258,30 @@ impl Backlog {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// The oldest batch is committed.
-    fn committed(&mut self, status: &LedgerStatus) {
-        self.pending.pop_front();
+    /// The oldest batches, joined up to `MAX_BATCH` records (at least one batch), if
+    /// their costs are alike in the books; and how many batches they are.
+    fn oldest(&self) -> (Vec<UsageRecord>, usize, bool) {
+        let Some(first) = self.pending.front() else {
+            return (Vec::new(), 0, true);
+        };
+        let mut records = first.records.clone();
+        let mut batches = 1;
+        for next in self.pending.iter().skip(1) {
+            if next.in_books != first.in_books || records.len() + next.records.len() > MAX_BATCH {
+                break;
+            }
+            records.extend(next.records.iter().cloned());
+            batches += 1;
+        }
+        (records, batches, first.in_books)
+    }
+
+    /// The oldest `batches` are committed.
+    fn committed(&mut self, batches: usize, status: &LedgerStatus) {
+        self.pending.drain(..batches);
         self.retry_at = Instant::now();
         self.backoff = Duration::from_millis(50);
-        status
-            .backlog_batches
-            .store(self.pending.len() as u64, Ordering::Relaxed);
+        self.publish(status);
         if !self.pending.is_empty() {
             return;
         }
@@ -259,7 +291,6 @@ impl Backlog {
             }
             tracing::info!("usage backlog committed; the spill file is empty");
         }
-        status.spilled_bytes.store(0, Ordering::Relaxed);
         for done in self.waiters.drain(..) {
             let _ = done.send(());
         }
@@ -278,7 +309,7 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Command>) {
-        status_of(&self.status, &self.backlog);
+        self.backlog.publish(&self.status);
         let mut open = true;
         while open || !self.backlog.pending.is_empty() {
             if self.backlog.pending.is_empty() {
@@ -331,23 +362,27 @@ impl Writer {
         }
     }
 
+    /// Commits the oldest batches of the backlog, joined up to `MAX_BATCH` records: the
+    /// backlog drains faster than an outage's small batches arrive. Records are
+    /// idempotent by request id on a retry, so how they are grouped does not matter.
     async fn replay_oldest(&mut self) {
-        let Some(oldest) = self.backlog.pending.front_mut() else {
+        let (records, batches, in_books) = self.backlog.oldest();
+        if batches == 0 {
             return;
-        };
-        let records = std::mem::take(&mut oldest.records);
-        let in_books = oldest.in_books;
-        let result = self.committer().attempt(&records, BatchAttempt::Retry, in_books).await;
+        }
+        let result = self
+            .committer()
+            .attempt(&records, BatchAttempt::Retry, in_books)
+            .await;
         match result {
             Ok(()) => {
-                self.backlog.committed(&self.status);
+                self.backlog.committed(batches, &self.status);
                 if self.backlog.pending.is_empty() {
                     self.usage.release();
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, backlog = self.backlog.pending.len(), "usage backlog not replayed yet");
-                self.backlog.pending.front_mut().expect("checked").records = records;
                 self.backlog.failed();
             }
         }
@@ -361,14 +396,6 @@ impl Writer {
             faults: self.faults.as_deref(),
         }
     }
-}
-
-fn status_of(status: &LedgerStatus, backlog: &Backlog) {
-    status
-        .backlog_batches
-        .store(backlog.pending.len() as u64, Ordering::Relaxed);
-    let bytes = backlog.spill.as_ref().map_or(0, Spill::bytes);
-    status.spilled_bytes.store(bytes, Ordering::Relaxed);
 }
 
 /// Waits for the next records and gathers a batch: under load, a short wait gathers

@@ -115,8 +115,12 @@ fn load(
             };
             let id = response.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_string());
             // The body in full: a stream is answered once it ended.
-            if response.status() == 200 && response.bytes().await.is_ok() {
+            let ok = response.status() == 200;
+            if response.bytes().await.is_ok() && ok {
                 answered.lock().unwrap().push(id.expect("x-request-id"));
+            } else {
+                // As a client honouring Retry-After would, only sooner.
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     })
@@ -154,6 +158,10 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
             "TOKENHUB_LEDGER_SPILL_PATH",
             dir.path().join(format!("{name}.spill")),
         );
+        if name == "b" {
+            // A few hundred records: b's spill fills during the outage.
+            gateway.env("TOKENHUB_LEDGER_SPILL_MAX_BYTES", "100000");
+        }
         spawn(gateway, dir.path(), port)
     };
     let answered = Arc::new(Mutex::new(Vec::new()));
@@ -192,9 +200,28 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
     let detail: Value = ready.json().await.unwrap();
     assert!(detail["reasons"][0].as_str().unwrap().starts_with("database"), "{detail}");
 
+    // b's spill is beyond its bound by now: it refuses paid requests rather than serve
+    // them unbilled, and says why in /readyz.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let refused = http
+        .post(format!("{b}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ledger_backlog_full", "{body}");
+    let detail: Value = http.get(format!("{b}/readyz")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        detail["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().starts_with("ledger backlog")),
+        "{detail}"
+    );
+
     // kill -9 instance a in the middle of the outage. Its load stops a moment before, so
     // what it answered is older than a batch window (the loss bound) when it dies.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     instances[0].paused.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(300)).await;
     instances[0].process.kill_9();
@@ -212,12 +239,16 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
     instances[0].paused.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    // Its idle keep-alive connections would hold a graceful stop for its grace period.
+    drop(http);
     for instance in &mut instances {
         instance.running.store(false, Ordering::SeqCst);
         for worker in instance.workers.drain(..) {
             worker.await.unwrap();
         }
-        instance.process.stop(Duration::from_secs(30)).await;
+        let stopping = Instant::now();
+        instance.process.stop(Duration::from_secs(90)).await;
+        eprintln!("instance on port {} stopped in {:?}", instance.process.port, stopping.elapsed());
     }
 
     let store = Store::connect(&direct_url, Some(&SecretKey::parse(TEST_SECRET_KEY).unwrap()))

@@ -124,7 +124,7 @@ pub fn command(database_url: &str, config: &Path, port: u16) -> Command {
         .env("TOKENHUB_ROOT_PASSWORD", "root-password")
         .env("TOKENHUB_SECRET_KEY", TEST_SECRET_KEY)
         .env("TOKENHUB_STARTUP_MODEL_CHECK", "false")
-        .env("TOKENHUB_LOG", "warn")
+        .env("TOKENHUB_LOG", std::env::var("TEST_GATEWAY_LOG").unwrap_or("warn".into()))
         .stdin(Stdio::null());
     command
 }
