@@ -75,6 +75,7 @@ defaults
     timeout client 15m
     timeout server 15m
     option http-keep-alive
+    option forwardfor
 frontend tokenhub
     bind 127.0.0.1:$LB_PORT
     default_backend gateways
