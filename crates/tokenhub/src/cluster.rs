@@ -74,7 +74,10 @@ impl Instances {
             if let Some(warning) = self.warning_for(&peers) {
                 tracing::error!(peers = ?peers.iter().map(|p| &p.address).collect::<Vec<_>>(), "{warning}");
             } else {
-                tracing::info!(peers = peers.len(), "other gateway instances on this database");
+                tracing::info!(
+                    peers = peers.len(),
+                    "other gateway instances on this database"
+                );
             }
         }
     }

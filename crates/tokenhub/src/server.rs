@@ -21,9 +21,9 @@ use crate::api::{self, AppState};
 use crate::catalog::Catalog;
 use crate::catalog::accounts::{AccountCache, CachePolicy};
 use crate::catalog::reload::Reloader;
+use crate::cluster::{Instances, Readiness};
 use crate::config::Settings;
 use crate::ledger::books::Books;
-use crate::cluster::{Instances, Readiness};
 use crate::ledger::spill::Spill;
 use crate::ledger::writer::{LedgerWriter, SpillOptions};
 use crate::providers::Deadlines;
@@ -259,9 +259,7 @@ pub async fn start(
     let instances = Instances::new(addr.to_string(), false);
     instances.beat(&store).await;
     let background = CancellationToken::new();
-    instances
-        .clone()
-        .spawn(store.clone(), background.clone());
+    instances.clone().spawn(store.clone(), background.clone());
     let readiness = Arc::new(Readiness {
         store: store.clone(),
         ledger: writer.status().clone(),

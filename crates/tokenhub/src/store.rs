@@ -49,9 +49,9 @@ pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
 
 pub use secret_box::SecretKey;
-pub use startup::StartupLock;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+pub use startup::StartupLock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -232,10 +232,8 @@ impl Store {
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     } else if !statement_timeout.is_zero() {
-                        let set = format!(
-                            "SET statement_timeout = {}",
-                            statement_timeout.as_millis()
-                        );
+                        let set =
+                            format!("SET statement_timeout = {}", statement_timeout.as_millis());
                         conn.execute(set.as_str()).await?;
                     }
                     Ok(())
@@ -290,7 +288,9 @@ fn sqlite_path(url: &str) -> Option<&str> {
 
 /// The database file of a `sqlite:` URL (none for PostgreSQL or an in-memory database).
 pub fn sqlite_file(url: &str) -> Option<&str> {
-    url.starts_with("sqlite:").then(|| sqlite_path(url)).flatten()
+    url.starts_with("sqlite:")
+        .then(|| sqlite_path(url))
+        .flatten()
 }
 
 /// The key when `TOKENHUB_SECRET_KEY` is not set.

@@ -24,7 +24,9 @@ pub enum SpillError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("spill file {0} is locked by another running instance; give each instance its own ledger.spill_path")]
+    #[error(
+        "spill file {0} is locked by another running instance; give each instance its own ledger.spill_path"
+    )]
     Locked(PathBuf),
 }
 
@@ -175,7 +177,11 @@ mod tests {
         spill.append(&[record("e")]).unwrap();
         drop(spill);
         let (mut spill, batches) = Spill::recover(path.clone()).unwrap();
-        assert_eq!(batches.len(), 3, "the append after recovery follows the whole batches");
+        assert_eq!(
+            batches.len(),
+            3,
+            "the append after recovery follows the whole batches"
+        );
         spill.clear().unwrap();
         assert!(!path.exists());
     }
@@ -186,9 +192,6 @@ mod tests {
         let path = dir.path().join("ledger.spill");
         let (mut first, _) = Spill::recover(path.clone()).unwrap();
         first.append(&[record("a")]).unwrap();
-        assert!(matches!(
-            Spill::recover(path),
-            Err(SpillError::Locked(_))
-        ));
+        assert!(matches!(Spill::recover(path), Err(SpillError::Locked(_))));
     }
 }

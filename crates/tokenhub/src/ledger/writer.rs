@@ -344,8 +344,14 @@ impl Writer {
     /// is a spill file, the batch starts the backlog.
     async fn write_now(&mut self, batch: Vec<UsageRecord>, waiters: Vec<oneshot::Sender<()>>) {
         if self.backlog.spill.is_none() {
-            self.committer().commit(&batch, BatchAttempt::First, true).await;
-        } else if let Err(error) = self.committer().attempt(&batch, BatchAttempt::First, true).await {
+            self.committer()
+                .commit(&batch, BatchAttempt::First, true)
+                .await;
+        } else if let Err(error) = self
+            .committer()
+            .attempt(&batch, BatchAttempt::First, true)
+            .await
+        {
             tracing::error!(%error, records = batch.len(), "usage batch not committed; spilling to disk until the database answers");
             self.backlog.push(batch, &self.status);
             self.backlog.waiters.extend(waiters);

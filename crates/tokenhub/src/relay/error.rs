@@ -57,7 +57,9 @@ pub enum RelayError {
     KeysRejected { model: String },
     /// The database is away and the usage records waiting for it fill the spill file:
     /// a paid request would be served without a durable record of its cost.
-    #[error("The gateway cannot record usage right now (its database is unavailable and the local backlog is full); paid requests are refused until it recovers. Retry shortly.")]
+    #[error(
+        "The gateway cannot record usage right now (its database is unavailable and the local backlog is full); paid requests are refused until it recovers. Retry shortly."
+    )]
     LedgerBacklog,
     /// Every channel that could serve the request is at its `max_concurrency`. Nothing was
     /// sent upstream; the client may retry shortly.

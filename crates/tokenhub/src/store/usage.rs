@@ -330,9 +330,8 @@ impl UsageWriter {
         &mut self,
         records: &[UsageRecord],
     ) -> StoreResult<std::collections::HashSet<String>> {
-        let mut sql = super::sql::Sql::new(
-            "SELECT request_id FROM usage_records WHERE request_id IN (",
-        );
+        let mut sql =
+            super::sql::Sql::new("SELECT request_id FROM usage_records WHERE request_id IN (");
         for (n, record) in records.iter().enumerate() {
             if n > 0 {
                 sql.push(", ");

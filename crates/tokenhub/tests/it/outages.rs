@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use mock_upstream::MockServer;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 use tokenhub::ledger::money::Nanos;
 use tokenhub::store::{SecretKey, Store};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 use crate::harness::{TEST_SECRET_KEY, fresh_postgres_database};
 use crate::processes::{Process, command, free_port, run_cli, spawn, write_config};
@@ -76,9 +76,15 @@ impl Proxy {
 fn through(url: &str, addr: SocketAddr) -> (String, SocketAddr) {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, path) = rest.split_once('/').unwrap();
-    let (user, host) = authority.rsplit_once('@').map_or(("", authority), |(u, h)| (u, h));
+    let (user, host) = authority
+        .rsplit_once('@')
+        .map_or(("", authority), |(u, h)| (u, h));
     let target = host.parse().expect("a host:port address");
-    let user = if user.is_empty() { String::new() } else { format!("{user}@") };
+    let user = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
     (format!("{scheme}://{user}{addr}/{path}"), target)
 }
 
@@ -100,7 +106,7 @@ fn load(
                 continue;
             }
             n += 1;
-            let body = json!({"model": "mock-gpt", "stream": n % 2 == 0,
+            let body = json!({"model": "mock-gpt", "stream": n.is_multiple_of(2),
                 "messages": [{"role": "user", "content": format!("request {n}")}]});
             let sent = http
                 .post(format!("{base}/v1/chat/completions"))
@@ -113,7 +119,10 @@ fn load(
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             };
-            let id = response.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_string());
+            let id = response
+                .headers()
+                .get("x-request-id")
+                .map(|v| v.to_str().unwrap().to_string());
             // The body in full: a stream is answered once it ended.
             let ok = response.status() == 200;
             if response.bytes().await.is_ok() && ok {
@@ -148,8 +157,16 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
     let proxy = Proxy::start(target).await;
     let (proxied_url, _) = through(&direct_url, proxy.addr);
 
-    run_cli(&direct_url, &config, &["users", "create", "outage", "--balance-usd", "100"]);
-    let key = run_cli(&direct_url, &config, &["keys", "create", "--user", "outage"]);
+    run_cli(
+        &direct_url,
+        &config,
+        &["users", "create", "outage", "--balance-usd", "100"],
+    );
+    let key = run_cli(
+        &direct_url,
+        &config,
+        &["keys", "create", "--user", "outage"],
+    );
     let admin = run_cli(&direct_url, &config, &["admin-tokens", "create"]);
 
     let start_instance = |name: &str, port: u16| {
@@ -169,11 +186,27 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
     for name in ["a", "b"] {
         let mut process = start_instance(name, free_port());
         process.wait_ready(Duration::from_secs(30)).await;
-        let (running, paused) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+        let (running, paused) = (
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(AtomicBool::new(false)),
+        );
         let workers = (0..4)
-            .map(|_| load(process.base(), key.clone(), running.clone(), paused.clone(), answered.clone()))
+            .map(|_| {
+                load(
+                    process.base(),
+                    key.clone(),
+                    running.clone(),
+                    paused.clone(),
+                    answered.clone(),
+                )
+            })
             .collect();
-        instances.push(Instance { process, running, paused, workers });
+        instances.push(Instance {
+            process,
+            running,
+            paused,
+            workers,
+        });
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -192,13 +225,23 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
         .await
         .unwrap();
     assert_eq!(users.status(), 503, "{:?}", users.text().await);
-    assert!(asked.elapsed() < Duration::from_secs(2), "503 after {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "503 after {:?}",
+        asked.elapsed()
+    );
     let asked = Instant::now();
     let ready = http.get(format!("{b}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     assert!(asked.elapsed() < Duration::from_secs(2));
     let detail: Value = ready.json().await.unwrap();
-    assert!(detail["reasons"][0].as_str().unwrap().starts_with("database"), "{detail}");
+    assert!(
+        detail["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("database"),
+        "{detail}"
+    );
 
     // b's spill is beyond its bound by now: it refuses paid requests rather than serve
     // them unbilled, and says why in /readyz.
@@ -213,9 +256,20 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
     assert_eq!(refused.status(), 503);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "ledger_backlog_full", "{body}");
-    let detail: Value = http.get(format!("{b}/readyz")).send().await.unwrap().json().await.unwrap();
+    let detail: Value = http
+        .get(format!("{b}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(
-        detail["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().starts_with("ledger backlog")),
+        detail["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("ledger backlog")),
         "{detail}"
     );
 
@@ -225,7 +279,9 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
     instances[0].paused.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(300)).await;
     instances[0].process.kill_9();
-    let spilled = std::fs::metadata(dir.path().join("a.spill")).map(|m| m.len()).unwrap_or(0);
+    let spilled = std::fs::metadata(dir.path().join("a.spill"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     assert!(spilled > 0, "instance a spilled nothing before the kill");
     let during_outage = answered.lock().unwrap().len() - before_outage;
     assert!(during_outage > 0, "nothing was answered during the outage");
@@ -235,7 +291,10 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
     // Instance a comes back on its port and spill file, and replays it.
     let port = instances[0].process.port;
     instances[0].process = start_instance("a", port);
-    instances[0].process.wait_ready(Duration::from_secs(30)).await;
+    instances[0]
+        .process
+        .wait_ready(Duration::from_secs(30))
+        .await;
     instances[0].paused.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -248,12 +307,19 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
         }
         let stopping = Instant::now();
         instance.process.stop(Duration::from_secs(90)).await;
-        eprintln!("instance on port {} stopped in {:?}", instance.process.port, stopping.elapsed());
+        eprintln!(
+            "instance on port {} stopped in {:?}",
+            instance.process.port,
+            stopping.elapsed()
+        );
     }
 
-    let store = Store::connect(&direct_url, Some(&SecretKey::parse(TEST_SECRET_KEY).unwrap()))
-        .await
-        .unwrap();
+    let store = Store::connect(
+        &direct_url,
+        Some(&SecretKey::parse(TEST_SECRET_KEY).unwrap()),
+    )
+    .await
+    .unwrap();
     let answered = answered.lock().unwrap().clone();
     let mut db = sqlx::PgConnection::connect(&direct_url).await.unwrap();
     let recorded: HashSet<String> = sqlx::query_scalar("SELECT request_id FROM usage_records")
@@ -262,18 +328,33 @@ async fn a_database_outage_with_a_kill_9_loses_no_answered_request() {
         .unwrap()
         .into_iter()
         .collect();
-    let missing: Vec<&String> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|id| !recorded.contains(*id))
+        .collect();
     eprintln!(
         "answered {} requests ({during_outage} during the outage, before the kill); {} spilled bytes on a",
         answered.len(),
         spilled
     );
-    assert!(missing.is_empty(), "{} answered requests have no usage record: {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} answered requests have no usage record: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     let user = store.user_by_name("outage").await.unwrap().unwrap();
     let spent = store.total_usage_cost().await.unwrap();
     assert!(spent > Nanos::ZERO);
-    assert_eq!(user.balance, Nanos::from_usd(100) - spent, "Σ cost = Σ debits");
-    assert!(!dir.path().join("a.spill").exists(), "replayed spill files are removed");
+    assert_eq!(
+        user.balance,
+        Nanos::from_usd(100) - spent,
+        "Σ cost = Σ debits"
+    );
+    assert!(
+        !dir.path().join("a.spill").exists(),
+        "replayed spill files are removed"
+    );
     assert!(!dir.path().join("b.spill").exists());
     store.close().await;
 }

@@ -154,8 +154,10 @@ impl From<StoreError> for ManageError {
             StoreError::OutOfRange(m) => ManageError::invalid(m),
             other if other.is_unavailable() => {
                 tracing::warn!(error = %other, "management request: database unavailable");
-                let mut error =
-                    ManageError::new(Code::Unavailable, "the database is unavailable; retry shortly");
+                let mut error = ManageError::new(
+                    Code::Unavailable,
+                    "the database is unavailable; retry shortly",
+                );
                 error.retry_after_secs = Some(2);
                 error
             }

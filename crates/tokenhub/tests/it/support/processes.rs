@@ -74,7 +74,11 @@ impl Process {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("gateway on port {} exited ({status}):\n{}", self.port, self.log_text());
+                panic!(
+                    "gateway on port {} exited ({status}):\n{}",
+                    self.port,
+                    self.log_text()
+                );
             }
             let ready = http
                 .get(format!("{}/readyz", self.base()))
@@ -86,7 +90,11 @@ impl Process {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("gateway on port {} not ready in {within:?}:\n{}", self.port, self.log_text());
+        panic!(
+            "gateway on port {} not ready in {within:?}:\n{}",
+            self.port,
+            self.log_text()
+        );
     }
 }
 
@@ -124,7 +132,10 @@ pub fn command(database_url: &str, config: &Path, port: u16) -> Command {
         .env("TOKENHUB_ROOT_PASSWORD", "root-password")
         .env("TOKENHUB_SECRET_KEY", TEST_SECRET_KEY)
         .env("TOKENHUB_STARTUP_MODEL_CHECK", "false")
-        .env("TOKENHUB_LOG", std::env::var("TEST_GATEWAY_LOG").unwrap_or("warn".into()))
+        .env(
+            "TOKENHUB_LOG",
+            std::env::var("TEST_GATEWAY_LOG").unwrap_or("warn".into()),
+        )
         .stdin(Stdio::null());
     command
 }
@@ -148,7 +159,10 @@ pub fn spawn(mut command: Command, dir: &Path, port: u16) -> Process {
 
 /// Runs a CLI command to completion and returns its stdout.
 pub fn run_cli(database_url: &str, config: &Path, args: &[&str]) -> String {
-    let output = command(database_url, config, 0).args(args).output().unwrap();
+    let output = command(database_url, config, 0)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "{args:?}: {}",
