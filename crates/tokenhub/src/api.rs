@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openai;
 pub mod probes;
 pub mod request_id;
+pub mod responses;
 pub mod web;
 
 use axum::Router;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
     /// What `/readyz` checks.
     pub readiness: std::sync::Arc<crate::cluster::Readiness>,
+    /// How long `/v1/responses` keeps stored responses.
+    pub responses_retention: responses::Retention,
 }
 
 pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
@@ -62,6 +65,7 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
+        .merge(responses::routes())
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),

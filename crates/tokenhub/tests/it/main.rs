@@ -36,6 +36,8 @@ mod outages;
 mod redaction;
 mod relay;
 mod resilience;
+mod responses;
+mod responses_golden;
 mod scale;
 mod secrets_at_rest;
 mod startup;
