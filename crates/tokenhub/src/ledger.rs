@@ -8,4 +8,5 @@ pub mod books;
 pub mod money;
 pub mod price_tiers;
 pub mod retention;
+pub mod spill;
 pub mod writer;

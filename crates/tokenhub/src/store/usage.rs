@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
@@ -12,7 +12,7 @@ use super::rollups::BatchRollups;
 use super::{Backend, Store, StoreError, StoreResult};
 use crate::ledger::money::{MAX_REQUEST_COST, Nanos};
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub request_id: String,
     pub user_id: i64,
@@ -228,7 +228,8 @@ pub enum BatchAttempt {
 pub enum Written {
     /// This call committed the batch.
     Now,
-    /// A retry found the batch committed by an earlier attempt whose reply was lost.
+    /// A retry found the batch, or some of its records, committed by an earlier attempt
+    /// whose reply was lost (the rest, if any, were written now).
     Earlier,
 }
 
@@ -305,26 +306,56 @@ impl UsageWriter {
 
     /// Writes a batch of records and applies their debits atomically.
     ///
-    /// Idempotent per batch: when a retried batch's first record is already stored, an
-    /// earlier attempt committed (its acknowledgement was lost) and nothing is written
-    /// again. A first attempt skips that lookup: only a retry can find its batch written.
+    /// Idempotent per record on a retry: records already stored (an earlier attempt
+    /// committed them and its acknowledgement was lost, or a replayed spill file holds
+    /// them again) are neither written nor debited again. A first attempt skips that
+    /// lookup: only a retry can find its records written.
     pub async fn write(
         &mut self,
         records: &[UsageRecord],
         attempt: BatchAttempt,
     ) -> StoreResult<Written> {
-        let Some(first) = records.first() else {
+        if records.is_empty() {
             return Ok(Written::Now);
-        };
-        if attempt == BatchAttempt::Retry
-            && self
-                .store
-                .usage_by_request_id(&first.request_id)
-                .await?
-                .is_some()
-        {
-            return Ok(Written::Earlier);
         }
+        if attempt == BatchAttempt::Retry {
+            let stored = self.stored_request_ids(records).await?;
+            if !stored.is_empty() {
+                let rest: Vec<UsageRecord> = records
+                    .iter()
+                    .filter(|r| !stored.contains(&r.request_id))
+                    .cloned()
+                    .collect();
+                if !rest.is_empty() {
+                    self.write_new(&rest).await?;
+                }
+                return Ok(Written::Earlier);
+            }
+        }
+        self.write_new(records).await.map(|()| Written::Now)
+    }
+
+    /// Which of `records` are stored already, by request id.
+    async fn stored_request_ids(
+        &mut self,
+        records: &[UsageRecord],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut sql =
+            super::sql::Sql::new("SELECT request_id FROM usage_records WHERE request_id IN (");
+        for (n, record) in records.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.bind(record.request_id.clone());
+        }
+        sql.push(")");
+        let rows = sql.fetch_all(&self.store.pool).await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get("request_id")?))
+            .collect()
+    }
+
+    async fn write_new(&mut self, records: &[UsageRecord]) -> StoreResult<()> {
         let debits = Debits::of(records)?;
         let rollups = BatchRollups::of(records);
         let mut connection = match self.connection.take() {
@@ -345,7 +376,7 @@ impl UsageWriter {
             // statement: closing it rolls that back, and it never goes back to the pool.
             Err(_) => connection.close_on_drop(),
         }
-        written.map(|()| Written::Now)
+        written
     }
 
     /// Whether the database answers a trivial query: tells a refused batch (split it)
@@ -547,21 +578,31 @@ mod tests {
                 .unwrap(),
             Written::Earlier
         );
+        // A retry that overlaps stored records writes and debits only the new one.
+        let overlapping = vec![batch[1].clone(), record("r3", user.id, key.id, 25)];
+        assert_eq!(
+            store
+                .write_usage_batch(&overlapping, BatchAttempt::Retry)
+                .await
+                .unwrap(),
+            Written::Earlier
+        );
+        let batch = vec![batch[0].clone(), batch[1].clone(), overlapping[1].clone()];
         // Delivered again as new, it is refused whole, as data (not a transient error).
         let again = store.write_usage_batch(&batch, BatchAttempt::First).await;
         assert!(again.is_err_and(|error| error.is_refusal()));
         let user = store.user_by_id(user.id).await.unwrap().unwrap();
-        assert_eq!(user.balance, Nanos(850));
-        assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(850));
+        assert_eq!(user.balance, Nanos(825));
+        assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(825));
         assert_eq!(
             store.key_by_id(key.id).await.unwrap().unwrap().spent,
-            Nanos(150)
+            Nanos(175)
         );
         assert_eq!(
             store.usage_by_request_id("r2").await.unwrap().unwrap(),
             batch[1]
         );
-        assert_eq!(store.total_usage_cost().await.unwrap(), Nanos(150));
+        assert_eq!(store.total_usage_cost().await.unwrap(), Nanos(175));
     }
 
     #[tokio::test]

@@ -91,7 +91,14 @@ impl Store {
         .bind(role)
         .bind(now_ms())
         .fetch_one(&mut *tx)
-        .await?;
+        .await
+        .map_err(|error| match &error {
+            // Another instance inserted the name between the check and this insert.
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(format!("user '{name}' already exists"))
+            }
+            _ => StoreError::Database(error),
+        })?;
         if !opening.amount.is_zero() {
             credit_in(&mut tx, id, opening.amount, opening.kind, opening.reason).await?;
         }
