@@ -13,7 +13,7 @@
 # profile's threshold, or if any request fails. Only the ratio is judged: absolute
 # req/s depend on the machine and on what else runs on it.
 #
-# Thresholds (bench/RESULTS.md, addendum 7): debug 0.18, 25 % under the lowest of five
+# Thresholds (bench/RESULTS.md, addendum 9): debug 0.18, 25 % under the lowest of five
 # runs (0.240-0.342) on a loaded 2-core machine, so noise does not fail it but losing a
 # quarter of the gateway's relative throughput does; release 0.45 is provisional (addendum
 # 4 measured 0.63-0.74), to be re-derived from release runs on a quiet machine.

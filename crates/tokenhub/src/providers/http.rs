@@ -70,7 +70,7 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             // After a spike (5,000 streams to one provider) every connection would stay
             // pooled for the idle timeout, with its buffers: ~200 MB held for 90 s
-            // (bench/RESULTS.md, addendum 7). Beyond this many idle ones, close them.
+            // (bench/RESULTS.md, addendum 9). Beyond this many idle ones, close them.
             .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())

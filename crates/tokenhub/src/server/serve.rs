@@ -118,16 +118,14 @@ pub async fn serve_on_threads(
     result
 }
 
-/// One serving thread: serves the connections dealt to it until the server stops, then
-/// waits for them to finish.
 /// How often a serving thread hands the memory it freed back to the system.
 const RETURN_FREED_MEMORY_EVERY: Duration = Duration::from_secs(5);
 
 /// mimalloc keeps a thread's freed pages for reuse until that thread calls into it
-/// again, and never gives them back on its own: after a spike of 5,000 streams the
-/// gateway stayed at ~10 x its idle RSS (bench/RESULTS.md, addendum 7). A forced collect
-/// of the thread's heap every few seconds returns them; it walks only this thread's
-/// pages, so it costs little. (Harmless when mimalloc is not the global allocator.)
+/// again: after a spike of 5,000 streams the gateway's RSS stayed far above idle
+/// (bench/RESULTS.md, addendum 9). A forced collect of the thread's heap every few
+/// seconds returns them; it walks only this thread's pages, so it costs little.
+/// (Harmless when mimalloc is not the global allocator.)
 async fn return_freed_memory() {
     let mut every = tokio::time::interval(RETURN_FREED_MEMORY_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -138,6 +136,8 @@ async fn return_freed_memory() {
     }
 }
 
+/// One serving thread: serves the connections dealt to it until the server stops, then
+/// waits for them to finish.
 async fn serve_thread(
     mut incoming: mpsc::UnboundedReceiver<Accepted>,
     app: Router,
