@@ -8,3 +8,5 @@ pub mod books;
 pub mod money;
 pub mod price_tiers;
 pub mod writer;
+#[cfg(any(test, feature = "simulation"))]
+pub mod simulation;
