@@ -33,12 +33,10 @@ pub enum FaultKind {
     Outage,
     /// A committed batch delivered to the database again, first and retry alike.
     DuplicateBatch,
-    /// A committed record submitted to the writer again (a replayed spill).
-    RedeliveredRecord,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::CommitFailed,
         FaultKind::CommitTimedOut,
         FaultKind::ReplyLost,
@@ -47,7 +45,6 @@ impl FaultKind {
         FaultKind::Crash,
         FaultKind::Outage,
         FaultKind::DuplicateBatch,
-        FaultKind::RedeliveredRecord,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,7 +57,6 @@ impl FaultKind {
             FaultKind::Crash => "process crash",
             FaultKind::Outage => "database outage",
             FaultKind::DuplicateBatch => "duplicate batch delivery",
-            FaultKind::RedeliveredRecord => "record redelivered to the writer",
         }
     }
 }
