@@ -208,6 +208,8 @@ struct InFlight {
     ceiling: TokenCeiling,
     model: usize,
     contacted: bool,
+    /// The client set `max_tokens`.
+    output_limited: bool,
     /// The writer its settlement sends to (see `Process::restart_writer`).
     writer_generation: u64,
 }

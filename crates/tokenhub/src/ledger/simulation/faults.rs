@@ -69,6 +69,9 @@ pub struct WriterFaultRates {
 }
 
 pub struct FaultPlan {
+    /// Woken when a reply is lost: the process's balance refresh then runs before the
+    /// writer's retry, as a reloader's poll may (`Process::start`).
+    pub reply_lost: tokio::sync::Notify,
     seed: u64,
     rates: WriterFaultRates,
     outage: AtomicBool,
@@ -89,6 +92,7 @@ struct PlanState {
 impl FaultPlan {
     pub fn new(seed: u64, rates: WriterFaultRates) -> FaultPlan {
         FaultPlan {
+            reply_lost: tokio::sync::Notify::new(),
             seed,
             rates,
             outage: AtomicBool::new(false),
@@ -132,6 +136,18 @@ impl FaultPlan {
         self.state().last_committed.clone()
     }
 
+    /// How many attempts in a row a batch starting with this record times out: 1 % of
+    /// batches, 1 to 6 attempts (more than the writer's refusals before parking).
+    fn stuck_attempts(&self, batch: &[UsageRecord]) -> u32 {
+        let first = batch.first().map_or("", |r| r.request_id.as_str());
+        let roll = hash_text(self.seed ^ 3, first);
+        if roll % 1000 < 10 {
+            1 + (roll / 1000 % 6) as u32
+        } else {
+            0
+        }
+    }
+
     /// A number in 0..1000 decided by this batch and attempt alone.
     fn roll(&self, batch: &[UsageRecord], attempt: u32, salt: u64) -> u64 {
         let first = batch.first().map_or("", |r| r.request_id.as_str());
@@ -161,6 +177,11 @@ impl WriteFaults for FaultPlan {
             *attempts
         };
         let roll = self.roll(batch, attempt, 1);
+        if attempt <= self.stuck_attempts(batch) {
+            // A commit that keeps timing out, then goes through.
+            *state.counts.entry(FaultKind::CommitTimedOut).or_default() += 1;
+            return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+        }
         if roll < self.rates.fail {
             let (kind, error) = if roll % 2 == 0 {
                 (
@@ -185,6 +206,7 @@ impl WriteFaults for FaultPlan {
         if self.roll(batch, attempt, 2) < self.rates.lost_reply {
             // The count stays: the retry is another attempt, with another roll.
             *state.counts.entry(FaultKind::ReplyLost).or_default() += 1;
+            self.reply_lost.notify_one();
             return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
         }
         state.attempts.remove(&batch_key);

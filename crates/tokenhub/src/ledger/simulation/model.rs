@@ -16,6 +16,9 @@ pub struct UserModel {
     /// balance, and what settled requests cost beyond their reservations.
     pub allowance: i128,
     pub keys: Vec<usize>,
+    /// Credited since the books last applied the change feed: their stored balance may
+    /// lag the database's until the next reload.
+    pub credited_since_reload: bool,
 }
 
 pub struct KeyModel {
@@ -49,6 +52,9 @@ pub struct Model {
     pub parked: i64,
     /// Records found committed after the crash that was thought to lose them.
     pub late_commits: u64,
+    /// Since a crash and until a reload, a commit of the dead process may have landed
+    /// after the new one loaded a balance or spend.
+    pub books_may_lag: bool,
     /// Request ids parked (none may be billed too).
     pub parked_ids: HashSet<String>,
 }

@@ -127,6 +127,7 @@ impl Sim<'_> {
                 committed_cost: 0,
                 allowance: i128::from((-opening.0).max(0)),
                 keys,
+                credited_since_reload: false,
             });
         }
         Ok(())
@@ -178,7 +179,9 @@ impl Sim<'_> {
                 let process = self.process();
                 process
                     .reload(money)
-                    .map_err(|e| self.broken("reload", e))
+                    .map_err(|e| self.broken("reload", e))?;
+                self.reloaded();
+                Ok(())
             }
             Op::Flush => {
                 self.operation("flush", String::new());
@@ -211,6 +214,14 @@ impl Sim<'_> {
             }
             Op::DuplicateBatch => self.duplicate_batch(),
         }
+    }
+
+    /// The change feed was applied: every credit made so far is in the books.
+    pub(super) fn reloaded(&mut self) {
+        for user in &mut self.model.users {
+            user.credited_since_reload = false;
+        }
+        self.model.books_may_lag = false;
     }
 
     pub(super) fn flush(&mut self) {
@@ -270,6 +281,8 @@ impl Sim<'_> {
             "{request_id} user {user_id} key {key_id} model {} n {} max_tokens {:?} worst {worst:?}: {amount:?}",
             model.id, facts.choices, facts.max_output_tokens,
         );
+        // Drawn whatever the outcome, so the stream of draws does not depend on it.
+        let contacted = self.rng.chance(900);
         match books.reserve(user_id, key_id, entry.quota, amount) {
             Ok(reservation) => {
                 self.operation("reserve", detail);
@@ -283,7 +296,6 @@ impl Sim<'_> {
                     || format!("available {after:?} after reserving {amount:?}"),
                 )?;
                 settlement.hold(reservation);
-                let contacted = self.rng.chance(900);
                 if contacted {
                     settlement.attempt(1);
                 }
@@ -298,6 +310,7 @@ impl Sim<'_> {
                     ceiling,
                     model: m,
                     contacted,
+                    output_limited: facts.max_output_tokens.is_some(),
                     writer_generation,
                 });
             }
@@ -424,6 +437,18 @@ impl Sim<'_> {
             "usage within the reservation costs at most it",
             mode == 2 || expected <= amount,
             || format!("cost {expected:?} > reservation {amount:?} for {counts:?}"),
+        )?;
+        // With max_tokens set, only a prompt beyond its estimate may cost more than the
+        // reservation: the output billed is the output reserved, at most.
+        let bound = pricing.worst_case_cost(
+            &pricing.standard,
+            billed.prompt.max(request.worst.prompt),
+            request.worst.completion,
+        );
+        self.check(
+            "the output billed never exceeds what the client allowed",
+            !request.output_limited || expected <= bound,
+            || format!("cost {expected:?} > {bound:?} for {billed:?}, reserved {:?}", request.worst),
         )?;
         self.close(request.request_id, request.user, request.key, amount, expected);
         Ok(())
@@ -607,6 +632,7 @@ impl Sim<'_> {
         match result {
             Ok(()) => {
                 self.model.users[user].credits += i128::from(amount);
+                self.model.users[user].credited_since_reload = true;
                 self.model.users[user].allowance += i128::from(amount).min(0).abs();
                 Ok(())
             }
@@ -660,6 +686,7 @@ impl Sim<'_> {
                     format!("{credited:?} for a code of {amount:?}")
                 })?;
                 self.model.users[user].credits += i128::from(credited.0);
+                self.model.users[user].credited_since_reload = true;
             }
         }
         Ok(())

@@ -68,6 +68,14 @@ impl Process {
             let reloader = Reloader::start(store.clone(), catalog, accounts.clone())
                 .await
                 .map_err(|e| format!("reloader: {e}"))?;
+            let (refresh, lost) = (accounts.clone(), faults.clone());
+            tokio::spawn(async move {
+                loop {
+                    lost.reply_lost.notified().await;
+                    // An error leaves the books as they were; the audit reports the store.
+                    let _ = refresh.refresh_money().await;
+                }
+            });
             let seam: Arc<dyn WriteFaults> = faults.clone();
             let writer = LedgerWriter::spawn_with_faults(
                 store.clone(),
