@@ -85,7 +85,10 @@ fn main() {
                     std::process::exit(2);
                 }
             };
-            eprintln!("simulating seed {seed} on {backend}, {} steps", options.steps);
+            eprintln!(
+                "simulating seed {seed} on {backend}, {} steps",
+                options.steps
+            );
             let config = SimConfig::new(seed, options.steps, &database);
             match simulation::run(&config, &InMemory) {
                 Ok(report) => println!("{report}\n"),

@@ -7,6 +7,6 @@
 pub mod books;
 pub mod money;
 pub mod price_tiers;
-pub mod writer;
 #[cfg(any(test, feature = "simulation"))]
 pub mod simulation;
+pub mod writer;

@@ -197,7 +197,9 @@ impl Committer<'_> {
                 refusals = 0;
             }
             tracing::error!(%error, records = batch.len(), "usage batch not committed; retrying");
-            let delay = self.faults.map_or(backoff, |faults| faults.retry_delay(backoff));
+            let delay = self
+                .faults
+                .map_or(backoff, |faults| faults.retry_delay(backoff));
             tokio::time::sleep(delay).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }

@@ -59,14 +59,20 @@ impl Store {
         let credits = "SELECT user_id, CAST(SUM(amount_nano) AS BIGINT) AS total \
                        FROM ledger_entries GROUP BY user_id";
         for row in sqlx::query(credits).fetch_all(&self.pool).await? {
-            audit.users.entry(row.try_get("user_id")?).or_default().credits =
-                Nanos(row.try_get("total")?);
+            audit
+                .users
+                .entry(row.try_get("user_id")?)
+                .or_default()
+                .credits = Nanos(row.try_get("total")?);
         }
         let costs = "SELECT user_id, CAST(SUM(cost_nano) AS BIGINT) AS total \
                      FROM usage_records GROUP BY user_id";
         for row in sqlx::query(costs).fetch_all(&self.pool).await? {
-            audit.users.entry(row.try_get("user_id")?).or_default().costs =
-                Nanos(row.try_get("total")?);
+            audit
+                .users
+                .entry(row.try_get("user_id")?)
+                .or_default()
+                .costs = Nanos(row.try_get("total")?);
         }
         for row in sqlx::query("SELECT id, spent_nano FROM api_keys")
             .fetch_all(&self.pool)

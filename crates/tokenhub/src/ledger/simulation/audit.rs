@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{FaultKind, Failure, Process, Sim};
+use super::{Failure, FaultKind, Process, Sim};
 use crate::catalog::accounts::Lookup;
 use crate::ledger::money::Nanos;
 
@@ -25,7 +25,11 @@ impl Sim<'_> {
             self.check(
                 "reservations = requests in flight",
                 reserved == expected,
-                || format!("user {id}: books reserve {reserved}, requests in flight hold {expected}"),
+                || {
+                    format!(
+                        "user {id}: books reserve {reserved}, requests in flight hold {expected}"
+                    )
+                },
             )?;
             self.check("unflushed never negative", unflushed >= Nanos::ZERO, || {
                 format!("user {id}: unflushed {unflushed:?}")
@@ -51,7 +55,13 @@ impl Sim<'_> {
             .map_err(|e| self.broken("reload", e))?;
         self.reloaded();
         self.collect_outcomes()?;
-        let unresolved = self.model.pending.keys().take(3).cloned().collect::<Vec<_>>();
+        let unresolved = self
+            .model
+            .pending
+            .keys()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>();
         let missing = self.model.pending.len();
         self.check(
             "every settled request is written or parked once the writer drained",
@@ -67,7 +77,12 @@ impl Sim<'_> {
         self.check(
             "no request billed twice",
             audit.records == audit.distinct_requests && audit.records == committed,
-            || format!("{} records, {} request ids, {committed} expected", audit.records, audit.distinct_requests),
+            || {
+                format!(
+                    "{} records, {} request ids, {committed} expected",
+                    audit.records, audit.distinct_requests
+                )
+            },
         )?;
         let (mut costs, mut debits) = (0_i128, 0_i128);
         for money in audit.users.values() {
@@ -95,7 +110,12 @@ impl Sim<'_> {
                 self.check(
                     "the books agree with the database once drained",
                     balance == stored.balance && unflushed.is_zero(),
-                    || format!("user {id}: books {balance:?} (unflushed {unflushed:?}), database {:?}", stored.balance),
+                    || {
+                        format!(
+                            "user {id}: books {balance:?} (unflushed {unflushed:?}), database {:?}",
+                            stored.balance
+                        )
+                    },
                 )?;
             }
         }
@@ -112,9 +132,16 @@ impl Sim<'_> {
             )?;
             if held_keys.contains(&id) {
                 let spent = self.process().books.key_spent(id);
-                self.check("the books agree with the database once drained", spent == stored.spent, || {
-                    format!("key {id}: books spent {spent:?}, database {:?}", stored.spent)
-                })?;
+                self.check(
+                    "the books agree with the database once drained",
+                    spent == stored.spent,
+                    || {
+                        format!(
+                            "key {id}: books spent {spent:?}, database {:?}",
+                            stored.spent
+                        )
+                    },
+                )?;
             }
             let accounts = self.process().accounts.clone();
             let found = self
@@ -124,9 +151,16 @@ impl Sim<'_> {
             let Lookup::Found(entry, _) = found else {
                 return Err(self.failure("keys stay found", format!("key {id} missing")));
             };
-            self.check("a quota change reaches the books after a reload", entry.quota == quota, || {
-                format!("key {id}: cached quota {:?}, written {quota:?}", entry.quota)
-            })?;
+            self.check(
+                "a quota change reaches the books after a reload",
+                entry.quota == quota,
+                || {
+                    format!(
+                        "key {id}: cached quota {:?}, written {quota:?}",
+                        entry.quota
+                    )
+                },
+            )?;
         }
         Ok(())
     }
@@ -167,9 +201,11 @@ impl Sim<'_> {
         }
         for (id, stored) in spends {
             let spent = books.key_spent(id);
-            self.check("the books count each committed cost once", spent == stored, || {
-                format!("key {id}: books spent {spent:?}, database {stored:?}")
-            })?;
+            self.check(
+                "the books count each committed cost once",
+                spent == stored,
+                || format!("key {id}: books spent {spent:?}, database {stored:?}"),
+            )?;
         }
         Ok(())
     }
@@ -198,14 +234,23 @@ impl Sim<'_> {
             let Some(pending) = known else {
                 return Err(self.failure(
                     "no request billed twice",
-                    format!("record {} is not a settled request awaiting its record", record.request_id),
+                    format!(
+                        "record {} is not a settled request awaiting its record",
+                        record.request_id
+                    ),
                 ));
             };
-            let (user, key) = (&self.model.users[pending.user], &self.model.keys[pending.key]);
-            let matches = record.cost == pending.cost && record.user_id == user.id && record.key_id == key.id;
-            self.check("a record bills what its settlement decided", matches, || {
-                format!("{record:?}, expected {pending:?}")
-            })?;
+            let (user, key) = (
+                &self.model.users[pending.user],
+                &self.model.keys[pending.key],
+            );
+            let matches =
+                record.cost == pending.cost && record.user_id == user.id && record.key_id == key.id;
+            self.check(
+                "a record bills what its settlement decided",
+                matches,
+                || format!("{record:?}, expected {pending:?}"),
+            )?;
             self.check(
                 "no request both parked and billed",
                 !self.model.parked_ids.contains(&record.request_id),
@@ -232,7 +277,10 @@ impl Sim<'_> {
     /// The process dies: its books, caches, requests in flight and every record not yet
     /// committed are gone. A new process starts on the same database.
     pub(super) fn crash(&mut self) -> Result<(), Failure> {
-        self.operation("crash", format!("{} requests in flight", self.in_flight.len()));
+        self.operation(
+            "crash",
+            format!("{} requests in flight", self.in_flight.len()),
+        );
         self.faults.count(FaultKind::Crash);
         let committed_before = self.model.committed;
         // The runtime goes first, so no record reaches the writer from a dropped request.
@@ -260,7 +308,12 @@ impl Sim<'_> {
         self.check(
             "nothing committed is lost in a crash",
             audit.records == committed && committed >= committed_before,
-            || format!("{} records after the crash, {committed} known committed", audit.records),
+            || {
+                format!(
+                    "{} records after the crash, {committed} known committed",
+                    audit.records
+                )
+            },
         )
     }
 }

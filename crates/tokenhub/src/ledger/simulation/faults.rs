@@ -170,7 +170,9 @@ impl WriteFaults for FaultPlan {
                 record.request_id
             )));
         }
-        let first = batch.first().map_or(String::new(), |r| r.request_id.clone());
+        let first = batch
+            .first()
+            .map_or(String::new(), |r| r.request_id.clone());
         let attempt = {
             let attempts = state.attempts.entry((first, batch.len())).or_default();
             *attempts += 1;
@@ -183,7 +185,7 @@ impl WriteFaults for FaultPlan {
             return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
         }
         if roll < self.rates.fail {
-            let (kind, error) = if roll % 2 == 0 {
+            let (kind, error) = if roll.is_multiple_of(2) {
                 (
                     FaultKind::CommitFailed,
                     sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
@@ -199,7 +201,9 @@ impl WriteFaults for FaultPlan {
 
     fn after_commit(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
         let mut state = self.state();
-        let first = batch.first().map_or(String::new(), |r| r.request_id.clone());
+        let first = batch
+            .first()
+            .map_or(String::new(), |r| r.request_id.clone());
         let batch_key = (first, batch.len());
         let attempt = state.attempts.get(&batch_key).copied().unwrap_or_default();
         state.last_committed = batch.to_vec();

@@ -162,7 +162,12 @@ impl Sim<'_> {
                 Ok(())
             }
             // The database is down for every client, not only the writer.
-            Op::Credit | Op::Debit | Op::Redeem | Op::QuotaChange | Op::Reload | Op::Flush
+            Op::Credit
+            | Op::Debit
+            | Op::Redeem
+            | Op::QuotaChange
+            | Op::Reload
+            | Op::Flush
             | Op::DuplicateBatch
                 if store_down =>
             {
@@ -287,14 +292,32 @@ impl Sim<'_> {
             Ok(reservation) => {
                 self.operation("reserve", detail);
                 let after = books.available(user_id);
-                self.check("a reservation holds exactly its amount", after == before - amount, || {
-                    format!("available {before:?} → {after:?} for {amount:?}")
-                })?;
+                self.check(
+                    "a reservation holds exactly its amount",
+                    after == before - amount,
+                    || format!("available {before:?} → {after:?} for {amount:?}"),
+                )?;
                 self.check(
                     "admitted only within the balance",
                     amount.is_zero() || after >= Nanos::ZERO,
                     || format!("available {after:?} after reserving {amount:?}"),
                 )?;
+                if let Some(quota) = entry.quota.filter(|_| !amount.is_zero()) {
+                    let held: i128 = self
+                        .in_flight
+                        .iter()
+                        .filter(|f| f.key == key)
+                        .map(|f| i128::from(f.amount.0))
+                        .sum::<i128>()
+                        + i128::from(amount.0);
+                    let spent = books.key_spent(key_id);
+                    let remaining = i128::from(quota.0) - i128::from(spent.0) - held;
+                    self.check(
+                        "admitted only within the key's quota",
+                        remaining >= 0,
+                        || format!("key {key_id}: quota {quota:?}, spent {spent:?}, held {held}"),
+                    )?;
+                }
                 settlement.hold(reservation);
                 if contacted {
                     settlement.attempt(1);
@@ -448,9 +471,20 @@ impl Sim<'_> {
         self.check(
             "the output billed never exceeds what the client allowed",
             !request.output_limited || expected <= bound,
-            || format!("cost {expected:?} > {bound:?} for {billed:?}, reserved {:?}", request.worst),
+            || {
+                format!(
+                    "cost {expected:?} > {bound:?} for {billed:?}, reserved {:?}",
+                    request.worst
+                )
+            },
         )?;
-        self.close(request.request_id, request.user, request.key, amount, expected);
+        self.close(
+            request.request_id,
+            request.user,
+            request.key,
+            amount,
+            expected,
+        );
         Ok(())
     }
 
@@ -470,7 +504,9 @@ impl Sim<'_> {
                 let completion = if self.rng.chance(100) {
                     u64::MAX
                 } else {
-                    worst.completion.saturating_add(self.rng.between(1, 1 << 20))
+                    worst
+                        .completion
+                        .saturating_add(self.rng.between(1, 1 << 20))
                 };
                 (prompt, completion)
             }
@@ -521,7 +557,9 @@ impl Sim<'_> {
         let cost = i128::from(amount.0) - (i128::from(after.0) - i128::from(before.0));
         self.operation(
             "cancel",
-            format!("{request_id} upstream contacted {contacted}: reserved {amount:?}, costs {cost}"),
+            format!(
+                "{request_id} upstream contacted {contacted}: reserved {amount:?}, costs {cost}"
+            ),
         );
         self.check(
             "a disconnect bills at most the prompt sent",
@@ -719,7 +757,10 @@ impl Sim<'_> {
             };
             store.update_key(key_id, row.user_id, &update).await
         });
-        self.operation("quota change", format!("key {key_id} → {quota:?}: {result:?}"));
+        self.operation(
+            "quota change",
+            format!("key {key_id} → {quota:?}: {result:?}"),
+        );
         match result {
             Ok(()) => {
                 self.model.keys[key].quota = quota;
@@ -747,7 +788,11 @@ impl Sim<'_> {
         });
         self.operation(
             "duplicate batch",
-            format!("{} records from {}: {retried:?} / {again:?}", batch.len(), batch[0].request_id),
+            format!(
+                "{} records from {}: {retried:?} / {again:?}",
+                batch.len(),
+                batch[0].request_id
+            ),
         );
         self.check(
             "a batch delivered again is not written again",

@@ -139,7 +139,8 @@ impl Process {
             }
         });
         // An old writer no request holds any more has nothing left to write.
-        self.old_writers.retain(|(generation, _)| generations_in_use(*generation));
+        self.old_writers
+            .retain(|(generation, _)| generations_in_use(*generation));
     }
 
     /// Applies the change feed and re-reads the balances held, as the reloader's poll does.

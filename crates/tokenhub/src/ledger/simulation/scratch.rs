@@ -88,7 +88,10 @@ impl Drop for ScratchDatabase {
             ),
         };
         if let Err(error) = outcome {
-            eprintln!("could not remove the simulation's database {}: {error}", self.url);
+            eprintln!(
+                "could not remove the simulation's database {}: {error}",
+                self.url
+            );
         }
     }
 }
