@@ -10,6 +10,7 @@ pub mod error;
 pub mod metrics;
 pub mod openai;
 pub mod request_id;
+pub mod responses;
 pub mod web;
 
 use axum::Router;
@@ -52,6 +53,8 @@ pub struct Shared {
     pub web: std::sync::Arc<web::Web>,
     /// Wakes the catalogue reloader (see `catalog::reload`).
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
+    /// How long `/v1/responses` keeps stored responses.
+    pub responses_retention: responses::Retention,
 }
 
 pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
@@ -59,6 +62,7 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
+        .merge(responses::routes())
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
