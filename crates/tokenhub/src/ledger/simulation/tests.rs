@@ -28,7 +28,7 @@ fn seed_1_a_commit_that_keeps_timing_out_is_retried_never_parked() {
 }
 
 /// Without the re-read of the stored amounts on `Written::Earlier`: failed at step
-/// 1161, a batch whose reply was lost was counted twice in a key's spend after a
+/// 572, a batch whose reply was lost was counted twice in a key's spend after a
 /// balance refresh ran before the retry.
 #[test]
 fn seed_4_a_lost_reply_and_a_refresh_before_the_retry_count_the_batch_once() {
