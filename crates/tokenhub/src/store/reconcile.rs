@@ -119,15 +119,22 @@ impl Store {
             .collect()
     }
 
-    /// Parked records after row `after`: (row id, request id), in row order.
-    pub async fn parked_after(&self, after: i64) -> StoreResult<Vec<(i64, String)>> {
-        let rows =
-            sqlx::query("SELECT id, request_id FROM usage_dead_letters WHERE id > $1 ORDER BY id")
-                .bind(after)
-                .fetch_all(&self.pool)
-                .await?;
+    /// Parked records after row `after`: (row id, request id, why), in row order.
+    pub async fn parked_after(&self, after: i64) -> StoreResult<Vec<(i64, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, request_id, error FROM usage_dead_letters WHERE id > $1 ORDER BY id",
+        )
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("id")?, row.try_get("request_id")?)))
+            .map(|row| {
+                Ok((
+                    row.try_get("id")?,
+                    row.try_get("request_id")?,
+                    row.try_get("error")?,
+                ))
+            })
             .collect()
     }
 }

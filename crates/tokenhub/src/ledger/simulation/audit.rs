@@ -308,7 +308,7 @@ impl Sim<'_> {
             )?;
             self.model.commit(pending);
         }
-        for (id, request_id) in parked {
+        for (id, request_id, why) in parked {
             self.last_parked = id;
             let refused = self.faults.is_refused(&request_id);
             let was_pending = self.model.pending.remove(&request_id).is_some()
@@ -316,7 +316,7 @@ impl Sim<'_> {
             self.check(
                 "only a record the database refuses is parked",
                 refused && was_pending,
-                || format!("{request_id} parked (refused by the database: {refused}, awaiting its record: {was_pending})"),
+                || format!("{request_id} parked: {why} (refusal injected: {refused}, awaiting its record: {was_pending})"),
             )?;
             self.model.parked += 1;
             self.model.parked_ids.insert(request_id);
