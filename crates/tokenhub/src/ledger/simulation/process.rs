@@ -65,7 +65,7 @@ impl Process {
                 policy,
             ));
             let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
-            let reloader = Reloader::start(store.clone(), catalog, accounts.clone())
+            let reloader = Reloader::start(store.clone(), catalog, accounts.clone(), None)
                 .await
                 .map_err(|e| format!("reloader: {e}"))?;
             let (refresh, lost) = (accounts.clone(), faults.clone());
