@@ -36,6 +36,7 @@ use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model, UserEntry};
 use crate::ledger::books::Books;
 use crate::ledger::money::TokenCounts;
 use crate::ledger::writer::LedgerWriter;
+use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::chunk::CompletionView;
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts, Rewrite};
@@ -103,6 +104,8 @@ pub enum RelayReply {
     Json {
         body: Bytes,
         upstream_time: Duration,
+        /// What it cost (also in the body's `usage.cost`), for the `x-tokenhub-cost-usd` header.
+        charge: Option<Charge>,
     },
     /// An SSE stream, already primed with its first upstream event.
     Stream(Box<MeteredStream>),
@@ -304,16 +307,20 @@ impl Relay {
                     return Ok(RelayReply::Stream(stream));
                 }
                 Ok(Answer::Json(body, meter, waited)) => {
-                    settlement.finish(
+                    let charge = settlement.finish(
                         meter,
                         Outcome {
                             status: 200,
                             error: None,
                         },
                     );
+                    let body = charge
+                        .and_then(|charge| charge.add_to_answer(&body))
+                        .map_or(body, Bytes::from);
                     return Ok(RelayReply::Json {
                         body,
                         upstream_time: upstream_time + waited,
+                        charge,
                     });
                 }
                 Err(error) => {

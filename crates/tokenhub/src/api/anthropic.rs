@@ -119,10 +119,12 @@ async fn relay_message(
         client_ip: client.0,
     };
     Ok(match state.relay.relay(call).await? {
-        RelayReply::Json { body, .. } => {
+        RelayReply::Json { body, charge, .. } => {
             let message = message_from_openai(&body)
                 .map_err(|e| AnthropicError::new(StatusCode::BAD_GATEWAY, e.message))?;
-            axum::Json(message).into_response()
+            let mut response = axum::Json(message).into_response();
+            super::openai::stamp_cost(&mut response, charge);
+            response
         }
         RelayReply::Stream(upstream) => (
             StatusCode::OK,

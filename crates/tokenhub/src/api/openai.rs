@@ -15,6 +15,7 @@ pub use super::client_ip::ClientIp;
 use super::error::ApiError;
 use super::request_id::RequestId;
 use crate::catalog::Model;
+use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::operation::Operation;
 use crate::relay::{Credential, RelayCall, RelayReply};
 
@@ -81,6 +82,7 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
         RelayReply::Json {
             body,
             upstream_time,
+            charge,
         } => {
             let overhead = received.elapsed().saturating_sub(upstream_time);
             metrics::histogram!("tokenhub_gateway_overhead_seconds").record(overhead.as_secs_f64());
@@ -89,6 +91,7 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
                 "x-tokenhub-overhead-us",
                 http::HeaderValue::from(overhead.as_micros() as u64),
             );
+            stamp_cost(&mut response, charge);
             response
         }
         RelayReply::Stream(stream) => (
@@ -103,6 +106,16 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
             .into_response(),
     }
 }
+
+/// `x-tokenhub-cost-usd` on a non-stream answer: the same decimal as its `usage.cost`.
+pub fn stamp_cost(response: &mut Response, charge: Option<Charge>) {
+    let value = charge.and_then(|c| http::HeaderValue::from_str(&c.header_value()).ok());
+    if let Some(value) = value {
+        response.headers_mut().insert(COST_HEADER, value);
+    }
+}
+
+pub const COST_HEADER: &str = "x-tokenhub-cost-usd";
 
 #[derive(Serialize)]
 struct ModelObject<'a> {

@@ -1,5 +1,6 @@
 //! OpenAI Chat Completions: the client-facing contract and the dialect of most upstreams.
 
+pub mod charge;
 pub mod chat;
 pub mod chunk;
 pub mod error;
