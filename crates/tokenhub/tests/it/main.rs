@@ -20,6 +20,7 @@ mod chaos;
 mod connections;
 mod crash;
 mod dialects;
+mod fidelity;
 mod gemini_golden;
 mod gemini_upstream;
 mod hostile_prompts;
