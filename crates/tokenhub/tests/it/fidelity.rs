@@ -123,7 +123,10 @@ async fn every_answer_carries_its_recorded_cost_and_the_balance_after_it() {
         assert_eq!(response.status(), 200);
         let (id, header) = (request_id(&response), cost_header(&response));
         let body: Value = response.json().await.unwrap();
-        assert!(!body["id"].as_str().unwrap().starts_with("msg_msg_"), "{body}");
+        assert!(
+            !body["id"].as_str().unwrap().starts_with("msg_msg_"),
+            "{body}"
+        );
         let record = h.record(&id).await;
         balance -= record.cost;
         assert_charge(&body["usage"], header.as_deref(), record.cost, balance);
@@ -174,7 +177,10 @@ fn validates(value: &Value, schema: &Value) -> bool {
     if let (Some(object), Some(properties)) = (value.as_object(), schema["properties"].as_object())
     {
         let required = schema["required"].as_array().cloned().unwrap_or_default();
-        if !required.iter().all(|r| object.contains_key(r.as_str().unwrap())) {
+        if !required
+            .iter()
+            .all(|r| object.contains_key(r.as_str().unwrap()))
+        {
             return false;
         }
         if schema["additionalProperties"] == json!(false)
@@ -230,7 +236,13 @@ async fn json_schema_and_json_object_are_served_by_claude() {
             };
             let answer: Value = serde_json::from_str(&content).expect("the content is JSON");
             assert_eq!(finish, "stop");
-            let upstream = &h.mock.journal().last().expect("upstream called").body.clone();
+            let upstream = &h
+                .mock
+                .journal()
+                .last()
+                .expect("upstream called")
+                .body
+                .clone();
             if format["type"] == "json_schema" {
                 assert!(validates(&answer, &person_schema()), "{answer}");
                 // Sonnet 4.6 has Anthropic's structured outputs: the native parameter.

@@ -9,7 +9,8 @@
 //!   `tool_choice`. The answer's call to it becomes the message `content` (its arguments
 //!   JSON) with `finish_reason: "stop"`, streamed as content deltas ([`answer_from_tool`]
 //!   and `StreamTranslator::answering_with_tool`). Not combined with the client's own
-//!   tools: which tool the model must call would be ambiguous.
+//!   tools: which tool the model must call would be ambiguous (`json_schema` is refused
+//!   then, `json_object` is dropped as the hint it is).
 //!
 //! Anthropic documents structured outputs at
 //! platform.claude.com/docs/en/build-with-claude/structured-outputs (GA form
@@ -63,6 +64,9 @@ pub fn structured(
                 .unwrap_or_else(|| JSON_OBJECT_TOOL.to_string());
             (name, schema)
         }
+        // JSON mode beside the client's own tools stays a hint Claude goes without, as
+        // before: forcing a tool would stop the model from calling the client's.
+        "json_object" if client_tools => return Ok(None),
         "json_object" => (
             JSON_OBJECT_TOOL.to_string(),
             json!({"type": "object", "additionalProperties": true}),
@@ -140,5 +144,62 @@ pub fn answer_from_tool(completion: &mut Value, tool: &str) {
     }
     if let Some(choice) = completion.pointer_mut("/choices/0") {
         choice["finish_reason"] = Value::from("stop");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::anthropic::StreamTranslator;
+    use crate::protocol::sse::{SseDecoder, SseEvent};
+
+    #[test]
+    fn the_answer_tool_call_becomes_the_content() {
+        let mut completion = json!({"choices": [{"index": 0, "finish_reason": "tool_calls",
+            "message": {"role": "assistant", "content": null, "tool_calls": [{"id": "t",
+                "type": "function", "function": {"name": "person", "arguments": "{\"name\":\"Ada\"}"}}]}}]});
+        answer_from_tool(&mut completion, "person");
+        assert_eq!(
+            completion["choices"][0],
+            json!({"index": 0, "finish_reason": "stop",
+                   "message": {"role": "assistant", "content": "{\"name\":\"Ada\"}"}})
+        );
+    }
+
+    #[test]
+    fn the_answer_tool_call_streams_as_content() {
+        let mut translator = StreamTranslator::new(1).answering_with_tool(Some("person".into()));
+        let events = [
+            json!({"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 3, "output_tokens": 0}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t", "name": "person", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"name\":"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"Ada\"}"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 4}}),
+        ];
+        let mut decoder = SseDecoder::default();
+        let mut chunks = Vec::new();
+        for event in events {
+            decoder.push(&SseEvent::data_bytes(event.to_string().as_bytes()));
+            let event = decoder.next_event().unwrap().unwrap();
+            chunks.extend(translator.on_event(&event).unwrap());
+        }
+        let chunks: Vec<Value> = chunks
+            .iter()
+            .map(|c| serde_json::from_str(c).unwrap())
+            .collect();
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "{\"name\":\"Ada\"}");
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c["choices"][0]["delta"].get("tool_calls").is_none())
+        );
+        assert_eq!(
+            chunks.last().unwrap()["choices"][0]["finish_reason"],
+            "stop"
+        );
     }
 }
