@@ -260,3 +260,76 @@ async fn json_schema_and_json_object_are_served_by_claude() {
     }
     h.shutdown().await;
 }
+
+/// A 1×1 PNG and a tiny PDF, base64.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+const PDF: &str =
+    "JVBERi0xLjQKJcOkw7zDtsOfCjEgMCBvYmoKPDw+PgplbmRvYmoKdHJhaWxlcgo8PD4+CiUlRU9GCg==";
+
+#[tokio::test]
+async fn cache_control_reaches_anthropic_on_every_block_type_and_no_other_vendor() {
+    let h = start(Backend::Sqlite).await;
+    let (_, key) = h
+        .user_with_key("cacher", Nanos::from_usd(5), KeyOptions::default())
+        .await;
+    let mark = json!({"type": "ephemeral"});
+    let conversation = json!([
+        {"role": "user", "content": [
+            {"type": "text", "text": "look at these", "cache_control": mark},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}, "cache_control": mark},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}, "title": "spec.pdf", "cache_control": mark}]},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "checking", "cache_control": mark},
+            {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "x"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found it", "cache_control": mark},
+            {"type": "text", "text": "and now?"}]}
+    ]);
+    let request = |model: &str| {
+        json!({"model": model, "max_tokens": 50,
+            "system": [{"type": "text", "text": "rules"}, {"type": "text", "text": "long context", "cache_control": mark}],
+            "tools": [{"name": "lookup", "input_schema": {"type": "object"}, "cache_control": mark}],
+            "messages": conversation})
+    };
+    let response = messages(&h, &key, request(CLAUDE)).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let upstream = h.mock.journal().last().unwrap().body.clone();
+    assert_eq!(
+        upstream["system"],
+        json!([{"type": "text", "text": "rules"},
+               {"type": "text", "text": "long context", "cache_control": mark}])
+    );
+    assert_eq!(upstream["tools"][0]["cache_control"], mark);
+    let first = &upstream["messages"][0]["content"];
+    assert_eq!(
+        first[0],
+        json!({"type": "text", "text": "look at these", "cache_control": mark})
+    );
+    assert_eq!(first[1]["type"], "image");
+    assert_eq!(first[1]["cache_control"], mark);
+    assert_eq!(
+        first[2],
+        json!({"type": "document", "title": "spec.pdf", "cache_control": mark,
+               "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}})
+    );
+    assert_eq!(upstream["messages"][1]["content"][0]["cache_control"], mark);
+    let result = &upstream["messages"][2]["content"][0];
+    assert_eq!(result["type"], "tool_result");
+    assert_eq!(
+        result["content"],
+        json!([{"type": "text", "text": "found it", "cache_control": mark}])
+    );
+
+    // An OpenAI-dialect upstream gets no marker (it has no use for one).
+    let mut plain = request("mock-gpt");
+    plain["messages"] = json!([{"role": "user", "content": [
+        {"type": "text", "text": "hello", "cache_control": mark}]}]);
+    let response = messages(&h, &key, plain).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let upstream = h.mock.journal().last().unwrap().body.clone();
+    assert!(
+        !upstream.to_string().contains("cache_control"),
+        "{upstream}"
+    );
+    h.shutdown().await;
+}

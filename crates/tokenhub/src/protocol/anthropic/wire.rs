@@ -63,6 +63,12 @@ pub enum ContentBlock {
         #[serde(flatten)]
         extra: Map<String, Value>,
     },
+    /// A PDF (or other document) the client sent as an OpenAI `file` part.
+    Document {
+        source: ImageSource,
+        #[serde(flatten)]
+        extra: Map<String, Value>,
+    },
     ToolUse {
         id: String,
         name: String,
