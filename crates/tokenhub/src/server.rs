@@ -259,6 +259,7 @@ pub async fn start(
             crate::api::client_ip::parse_proxies(&settings.trusted_proxies)
                 .map_err(StartError::Config)?,
         ),
+        cors: Arc::new(api::cors::CorsPolicy::new(&settings.cors_allowed_origins)),
     });
     let app = api::router(
         state,

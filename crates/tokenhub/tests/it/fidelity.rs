@@ -333,3 +333,81 @@ async fn cache_control_reaches_anthropic_on_every_block_type_and_no_other_vendor
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn browsers_may_call_v1_from_another_origin_but_never_api() {
+    let h = start(Backend::Sqlite).await;
+    let (_, key) = h
+        .user_with_key("browser", Nanos::from_usd(5), KeyOptions::default())
+        .await;
+    let origin = "https://app.example";
+    let preflight = h
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/chat/completions", h.base),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,x-stainless-os,anthropic-version",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204, "answered without a key");
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(
+        headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+    for name in [
+        "authorization",
+        "content-type",
+        "x-stainless-os",
+        "anthropic-version",
+    ] {
+        assert!(allowed.contains(name), "{allowed}");
+    }
+
+    let response = h
+        .http
+        .post(format!("{}/v1/chat/completions", h.base))
+        .header("origin", origin)
+        .bearer_auth(&key)
+        .json(&json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("x-request-id") && exposed.contains("x-tokenhub-cost-usd"));
+
+    // The cookie-authenticated management API gives a page from elsewhere nothing.
+    for method in [reqwest::Method::OPTIONS, reqwest::Method::GET] {
+        let response = h
+            .http
+            .request(method, format!("{}/api/me", h.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
+        assert_ne!(response.status(), 204);
+    }
+    h.shutdown().await;
+}
