@@ -144,6 +144,12 @@ async fn every_answer_carries_its_recorded_cost_and_the_balance_after_it() {
         let record = h.record(&id).await;
         balance -= record.cost;
         assert_charge(&delta["usage"], None, record.cost, balance);
+        // `message_start` gives the prompt's tokens as counted before the answer.
+        let start = &events[0];
+        assert_eq!(start["type"], "message_start");
+        let counted = start["message"]["usage"]["input_tokens"].as_u64().unwrap();
+        assert!(counted > 0 && counted <= 2 * record.prompt_tokens, "{start}");
+        assert_eq!(delta["usage"]["input_tokens"], record.prompt_tokens);
         h.shutdown().await;
     }
 }
