@@ -38,6 +38,7 @@ use crate::ledger::money::TokenCounts;
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::chunk::CompletionView;
+use crate::protocol::openai::embeddings::{Encoding, in_encoding};
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts, Rewrite};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
@@ -314,6 +315,13 @@ impl Relay {
                             error: None,
                         },
                     );
+                    let body = match facts.operation {
+                        Operation::Embeddings => {
+                            let wanted = Encoding::requested(object.get("encoding_format"));
+                            in_encoding(&body, wanted).map_or(body, Bytes::from)
+                        }
+                        Operation::Chat | Operation::Completions => body,
+                    };
                     let body = charge
                         .and_then(|charge| charge.add_to_answer(&body))
                         .map_or(body, Bytes::from);

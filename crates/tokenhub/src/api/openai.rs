@@ -142,7 +142,48 @@ struct ModelList<'a> {
     data: Vec<ModelObject<'a>>,
 }
 
-/// Models this key may call now: allowed for the key and served by a usable channel.
+/// Anthropic's model object (`GET /v1/models` with `anthropic-version`).
+#[derive(Serialize)]
+struct AnthropicModel<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    display_name: &'a str,
+    created_at: String,
+}
+
+impl<'a> From<&'a Model> for AnthropicModel<'a> {
+    fn from(model: &'a Model) -> Self {
+        let created_at = time::OffsetDateTime::from_unix_timestamp(model.created)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        AnthropicModel {
+            kind: "model",
+            id: &model.id,
+            display_name: &model.id,
+            created_at,
+        }
+    }
+}
+
+/// Anthropic SDKs list models with `anthropic-version` and their key in `x-api-key`.
+fn anthropic_client(headers: &HeaderMap) -> bool {
+    headers.contains_key("anthropic-version")
+}
+
+fn models_key(headers: &HeaderMap) -> Option<String> {
+    bearer(headers).or_else(|| {
+        let key = headers.get("x-api-key")?.to_str().ok()?.trim();
+        (!key.is_empty()).then(|| key.to_string())
+    })
+}
+
+/// Models this key may call now: allowed for the key and served by a usable channel. In
+/// Anthropic's shape (one page: `has_more` false) for Anthropic clients.
 async fn list_models(
     State(state): State<AppState>,
     ClientIp(client_ip): ClientIp,
@@ -150,14 +191,24 @@ async fn list_models(
 ) -> Result<Response, ApiError> {
     let (catalog, key) = state
         .relay
-        .authenticate(bearer(&headers).as_deref(), client_ip)
+        .authenticate(models_key(&headers).as_deref(), client_ip)
         .await?;
-    let data = catalog
+    let models: Vec<_> = catalog
         .routable_models()
         .into_iter()
         .filter(|m| key.allows_model(&m.id))
-        .map(|m| ModelObject::from(&**m))
         .collect();
+    if anthropic_client(&headers) {
+        let data: Vec<AnthropicModel> = models.iter().map(|m| (&***m).into()).collect();
+        return Ok(axum::Json(serde_json::json!({
+            "data": data,
+            "has_more": false,
+            "first_id": data.first().map(|m| m.id),
+            "last_id": data.last().map(|m| m.id),
+        }))
+        .into_response());
+    }
+    let data = models.iter().map(|m| ModelObject::from(&***m)).collect();
     Ok(axum::Json(ModelList {
         object: "list",
         data,
@@ -173,12 +224,15 @@ async fn get_model(
 ) -> Result<Response, ApiError> {
     let (catalog, key) = state
         .relay
-        .authenticate(bearer(&headers).as_deref(), client_ip)
+        .authenticate(models_key(&headers).as_deref(), client_ip)
         .await?;
     let model = catalog
         .model(&id)
         .filter(|m| key.allows_model(&m.id) && !catalog.channels_for(&m.id).is_empty());
     match model {
+        Some(model) if anthropic_client(&headers) => {
+            Ok(axum::Json(AnthropicModel::from(&**model)).into_response())
+        }
         Some(model) => Ok(axum::Json(ModelObject::from(&**model)).into_response()),
         None => Err(crate::relay::RelayError::ModelNotFound(id).into()),
     }

@@ -3,6 +3,7 @@
 pub mod charge;
 pub mod chat;
 pub mod chunk;
+pub mod embeddings;
 pub mod error;
 pub mod operation;
 pub mod request;

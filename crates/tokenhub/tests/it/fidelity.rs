@@ -148,7 +148,10 @@ async fn every_answer_carries_its_recorded_cost_and_the_balance_after_it() {
         let start = &events[0];
         assert_eq!(start["type"], "message_start");
         let counted = start["message"]["usage"]["input_tokens"].as_u64().unwrap();
-        assert!(counted > 0 && counted <= 2 * record.prompt_tokens, "{start}");
+        assert!(
+            counted > 0 && counted <= 2 * record.prompt_tokens,
+            "{start}"
+        );
         assert_eq!(delta["usage"]["input_tokens"], record.prompt_tokens);
         h.shutdown().await;
     }
@@ -415,5 +418,104 @@ async fn browsers_may_call_v1_from_another_origin_but_never_api() {
         );
         assert_ne!(response.status(), 204);
     }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn embeddings_come_back_in_the_encoding_asked_for() {
+    use base64::Engine;
+    let h = start(Backend::Sqlite).await;
+    let (_, key) = h
+        .user_with_key("embedder", Nanos::from_usd(5), KeyOptions::default())
+        .await;
+    let embed = |format: Option<&str>| {
+        let mut body = json!({"model": "mock-gpt", "input": "hello there"});
+        if let Some(format) = format {
+            body["encoding_format"] = json!(format);
+        }
+        let request = h
+            .http
+            .post(format!("{}/v1/embeddings", h.base))
+            .bearer_auth(&key)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let floats = embed(None).await["data"][0]["embedding"].clone();
+    assert!(floats.is_array(), "{floats}");
+    // The mock ignores `encoding_format`, as some upstreams do: the gateway encodes.
+    let encoded = embed(Some("base64")).await;
+    let text = encoded["data"][0]["embedding"].as_str().expect("base64");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let expected: Vec<f32> = floats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(decoded, expected);
+    assert!(encoded["usage"]["cost"].is_number(), "{encoded}");
+    assert!(embed(Some("float")).await["data"][0]["embedding"].is_array());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_clients_list_models_in_anthropic_shape() {
+    let h = start(Backend::Sqlite).await;
+    let (_, key) = h
+        .user_with_key("lister", Nanos::from_usd(5), KeyOptions::default())
+        .await;
+    let get = |path: &str| {
+        h.http
+            .get(format!("{}{path}", h.base))
+            .header("x-api-key", &key)
+            .header("anthropic-version", "2023-06-01")
+            .send()
+    };
+    let list: Value = get("/v1/models").await.unwrap().json().await.unwrap();
+    let data = list["data"].as_array().unwrap();
+    assert!(data.iter().any(|m| m["id"] == CLAUDE), "{list}");
+    for model in data {
+        assert_eq!(model["type"], "model");
+        assert!(model["display_name"].is_string());
+        assert!(
+            model["created_at"].as_str().unwrap().ends_with('Z'),
+            "{model}"
+        );
+    }
+    assert_eq!(list["has_more"], false);
+    assert_eq!(list["first_id"], data[0]["id"]);
+    assert_eq!(list["last_id"], data[data.len() - 1]["id"]);
+    let one: Value = get(&format!("/v1/models/{CLAUDE}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&one["type"], &one["id"]),
+        (&json!("model"), &json!(CLAUDE))
+    );
+    // OpenAI clients keep OpenAI's shape.
+    let openai: Value = h
+        .http
+        .get(format!("{}/v1/models", h.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(openai["object"], "list");
     h.shutdown().await;
 }
