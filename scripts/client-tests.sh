@@ -39,7 +39,7 @@ install_python() {
   local want stamp="$venv/.requirements.sha256"
   want="$(sha "$dir/requirements.txt")"
   if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]] &&
-    "$venv/bin/python" -c 'import openai, anthropic, pytest, httpx' 2>/dev/null; then
+    "$venv/bin/python" -c 'import openai, anthropic, pytest, httpx, agents' 2>/dev/null; then
     log "reusing clients/python/.venv"
     return 0
   fi
@@ -157,8 +157,8 @@ run_suite() {
 }
 
 SECONDS=0
-run_suite python bash -c 'cd clients/python && exec .venv/bin/python -m pytest -v test_openai_sdk.py test_anthropic_sdk.py test_anthropic_sdk_providers.py test_openai_sdk_claude.py test_fidelity.py'
-run_suite node bash -c 'cd clients/node && exec node --test --test-reporter=spec test_openai.mjs'
+run_suite python bash -c 'cd clients/python && exec .venv/bin/python -m pytest -v test_openai_sdk.py test_anthropic_sdk.py test_anthropic_sdk_providers.py test_openai_sdk_claude.py test_openai_responses.py test_fidelity.py'
+run_suite node bash -c 'cd clients/node && exec node --test --test-reporter=spec test_openai.mjs test_responses.mjs'
 run_suite curl clients/curl/test_curl.sh
 
 # The gateway must stop cleanly on SIGTERM and flush pending usage records on the way

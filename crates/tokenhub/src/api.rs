@@ -11,6 +11,7 @@ pub mod error;
 pub mod metrics;
 pub mod openai;
 pub mod request_id;
+pub mod responses;
 pub mod web;
 
 use axum::Router;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
     /// Origins allowed to call `/v1/` from a browser.
     pub cors: std::sync::Arc<cors::CorsPolicy>,
+    /// How long `/v1/responses` keeps stored responses.
+    pub responses_retention: responses::Retention,
 }
 
 pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
@@ -63,6 +66,7 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
+        .merge(responses::routes())
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),

@@ -26,6 +26,7 @@
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
+//! | `responses_retention_days` | `TOKENHUB_RESPONSES_RETENTION_DAYS` | `30`: how long `/v1/responses` keeps stored responses (`store`) |
 //!
 //! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`; nor is
 //! the key that seals upstream keys in the database: only `TOKENHUB_SECRET_KEY`.
@@ -101,6 +102,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<String>,
+    /// Days a stored Response (`store: true`) is kept for `GET` and `previous_response_id`.
+    pub responses_retention_days: u64,
     pub channels: Vec<ChannelConfig>,
     pub models: Vec<ModelConfig>,
     /// Sign-up, trial credit and sessions (`[accounts]`; see `config/accounts.rs`).
@@ -161,6 +164,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             public_url: None,
             metrics_token: None,
+            responses_retention_days: 30,
             channels: Vec::new(),
             models: Vec::new(),
             accounts: AccountSettings::default(),
@@ -264,7 +268,7 @@ pub struct ModelConfig {
     /// Hits of an explicit cache (DashScope: 10 % of input); absent = the cache-read price.
     #[serde(default)]
     pub explicit_cached_input_usd_per_mtok: Option<String>,
-    /// `[[models.price_tiers]]`: prices by service tier or UTC window (see README).
+    /// `[[models.price_tiers]]`: prices by service tier or UTC window (see docs/billing.md).
     #[serde(default)]
     pub price_tiers: Vec<crate::ledger::price_tiers::PriceTier>,
     /// Models to try, in order, when every channel of this one fails; absent = leave
@@ -420,6 +424,11 @@ impl Settings {
             &mut self.first_bytes_timeout_ms,
         )?;
         set(&var, "TOKENHUB_MAX_CONNECTIONS", &mut self.max_connections)?;
+        set(
+            &var,
+            "TOKENHUB_RESPONSES_RETENTION_DAYS",
+            &mut self.responses_retention_days,
+        )?;
         if let Some(list) = var("TOKENHUB_TRUSTED_PROXIES") {
             self.trusted_proxies = list
                 .split(',')

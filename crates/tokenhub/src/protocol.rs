@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod chunks;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 
 #[cfg(test)]

@@ -203,6 +203,7 @@ pub async fn start(
         catalog_nudge.clone(),
     );
     let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
+    spawn_response_purge(store.clone());
 
     let clients = crate::relay::clients::UpstreamClients::new(Duration::from_millis(
         settings.upstream_connect_timeout_ms,
@@ -251,6 +252,7 @@ pub async fn start(
             .map(api::metrics::MetricsToken::new),
         management: Arc::new(management(&settings)?),
         catalog_nudge,
+        responses_retention: api::responses::Retention(responses_retention(&settings)),
         web: Arc::new(api::web::Web::new(
             settings.public_url.clone(),
             Some(anonymous_user),
@@ -366,4 +368,27 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
+}
+
+/// How long stored responses are kept.
+fn responses_retention(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.responses_retention_days.saturating_mul(86_400))
+}
+
+/// How often responses past their retention are deleted (by every instance; the delete
+/// is idempotent). Reads already ignore expired rows, so this only bounds the table.
+const RESPONSE_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+fn spawn_response_purge(store: Store) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(RESPONSE_PURGE_EVERY);
+        loop {
+            every.tick().await;
+            match store.purge_expired_responses().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged expired stored responses"),
+                Err(error) => tracing::warn!(%error, "cannot purge expired stored responses"),
+            }
+        }
+    });
 }

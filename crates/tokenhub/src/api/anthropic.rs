@@ -168,19 +168,25 @@ async fn count_tokens(
     {
         return Err(RelayError::ModelNotFound(translated.model).into());
     }
+    let tokens = count_off_thread(translated.chat).await.ok_or_else(|| {
+        AnthropicError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway could not count the tokens of this request; retry.",
+        )
+    })?;
+    Ok(axum::Json(json!({"input_tokens": tokens})).into_response())
+}
+
+/// The prompt tokens of a chat request (messages and tools), counted on the blocking pool;
+/// `None` if the count could not run. Shared by the count endpoints of every surface.
+pub(super) async fn count_off_thread(chat: Value) -> Option<u64> {
     // A 1 MiB count takes up to about a second of CPU: two at a time, the others wait
     // their turn here without holding a thread.
     static COUNTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
     let _turn = COUNTING.acquire().await;
-    let tokens = tokio::task::spawn_blocking(move || count_input_tokens(&translated.chat))
+    tokio::task::spawn_blocking(move || count_input_tokens(&chat))
         .await
-        .map_err(|_| {
-            AnthropicError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The gateway could not count the tokens of this request; retry.",
-            )
-        })?;
-    Ok(axum::Json(json!({"input_tokens": tokens})).into_response())
+        .ok()
 }
 
 /// Anthropic's count_tokens takes a Messages request without `max_tokens` (the SDKs never

@@ -1,7 +1,7 @@
 //! How many tokens a request may use: the worst case it reserves money and TPM for, and
 //! the most it can be billed for whatever the upstream reports.
 //!
-//! Policy (README, "Billing"): a request is billed for at most the output its client
+//! Policy (docs/api/openai.md, "Billing"): a request is billed for at most the output its client
 //! allowed (`max_tokens`/`max_completion_tokens`, capped by the model's context window
 //! when the catalogue gives one) for each of its `n` choices, so an upstream that writes
 //! past the limit costs the user nothing extra and the reservation covers the output in

@@ -356,7 +356,7 @@ async fn unsupported_requests_are_refused_before_the_upstream_and_cost_nothing()
     assert_eq!((record.status, record.cost), (400, Nanos::ZERO));
     assert_eq!(h.stored_balance(user.id).await, Nanos::from_usd(1));
 
-    // The whole answer, exactly as the README shows it.
+    // The whole answer, exactly as docs/providers/anthropic.md shows it.
     let request = json!({"model": MODEL, "messages": conversation(), "n": 2});
     let response = h.chat(&key, request).await;
     assert_eq!(response.status(), 400);

@@ -428,7 +428,7 @@ async fn refusals_upstream_errors_and_finish_reasons() {
     assert_eq!((record.status, record.cost), (400, Nanos::ZERO));
     assert_eq!(h.stored_balance(user.id).await, Nanos::from_usd(1));
 
-    // The whole answer, exactly as the README shows it.
+    // The whole answer, exactly as docs/providers/gemini.md shows it.
     let request = json!({"model": MODEL, "messages": conversation(), "logprobs": true});
     let response = h.chat(&key, request).await;
     assert_eq!(response.status(), 400);

@@ -34,6 +34,8 @@ mod operations;
 mod redaction;
 mod relay;
 mod resilience;
+mod responses;
+mod responses_golden;
 mod scale;
 mod secrets_at_rest;
 mod web;

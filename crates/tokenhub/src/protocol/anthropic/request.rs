@@ -193,7 +193,7 @@ pub fn request_from_openai(
     })
 }
 
-/// Refuses members whose meaning would be lost. The texts are documented in the README.
+/// Refuses members whose meaning would be lost. The texts are documented in docs/providers/anthropic.md.
 fn refuse_unsupported(chat: &ChatRequest) -> Result<(), TranslateError> {
     if chat.n.is_some_and(|n| n > 1) {
         return Err(TranslateError::unsupported("`n` greater than 1"));

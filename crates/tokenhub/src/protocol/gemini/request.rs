@@ -196,7 +196,7 @@ pub fn request_from_openai(openai_body: &[u8]) -> Result<Translated, TranslateEr
     })
 }
 
-/// Refuses members whose meaning would be lost. The texts are documented in the README.
+/// Refuses members whose meaning would be lost. The texts are documented in docs/providers/gemini.md.
 fn refuse_unsupported(chat: &ChatRequest) -> Result<(), TranslateError> {
     // Gemini could return several candidates, but every other part of the gateway (and
     // the stream translation) serves one choice.
