@@ -519,3 +519,38 @@ async fn anthropic_clients_list_models_in_anthropic_shape() {
     assert_eq!(openai["object"], "list");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn responses_carry_the_recorded_cost_too() {
+    let h = start(Backend::Sqlite).await;
+    let (_, key) = h
+        .user_with_key("responder", Nanos::from_usd(5), KeyOptions::default())
+        .await;
+    let mut balance = Nanos::from_usd(5);
+    for stream in [false, true] {
+        let response = h
+            .http
+            .post(format!("{}/v1/responses", h.base))
+            .bearer_auth(&key)
+            .json(&json!({"model": "mock-gpt", "input": "what does it cost", "stream": stream}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let (id, header) = (request_id(&response), cost_header(&response));
+        let usage = if stream {
+            let completed = sse_data(&response.text().await.unwrap())
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .find(|e| e["type"] == "response.completed")
+                .expect("response.completed");
+            completed["response"]["usage"].clone()
+        } else {
+            response.json::<Value>().await.unwrap()["usage"].clone()
+        };
+        let record = h.record(&id).await;
+        balance -= record.cost;
+        assert_charge(&usage, header.as_deref(), record.cost, balance);
+    }
+    h.shutdown().await;
+}

@@ -32,11 +32,7 @@ pub fn usage_from_openai(usage: Option<&Value>) -> Value {
         .and_then(|u| u.counts())
         .unwrap_or_default();
     let mut out = anthropic_usage(counts);
-    for member in ["cost", "tokenhub"] {
-        if let Some(value) = usage.and_then(|u| u.get(member)) {
-            out[member] = value.clone();
-        }
-    }
+    crate::protocol::openai::charge::carry_cost(usage, &mut out);
     out
 }
 

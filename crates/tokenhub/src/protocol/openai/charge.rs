@@ -75,6 +75,16 @@ impl Charge {
     }
 }
 
+/// Copies the cost members of a chat answer's `usage` into another surface's usage
+/// object (`/v1/messages`, `/v1/responses`), unchanged.
+pub fn carry_cost(chat_usage: Option<&serde_json::Value>, usage: &mut serde_json::Value) {
+    for member in ["cost", "tokenhub"] {
+        if let Some(value) = chat_usage.and_then(|u| u.get(member)) {
+            usage[member] = value.clone();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
