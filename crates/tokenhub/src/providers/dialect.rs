@@ -197,9 +197,7 @@ impl Dialect {
 /// A JSON array (messages or tools) without any `cache_control` member in its items or
 /// their content parts; `None` when it has none (the common case: one substring search).
 fn without_cache_control(array: &str) -> Option<String> {
-    if memchr::memmem::find(array.as_bytes(), b"\"cache_control\"").is_none() {
-        return None;
-    }
+    memchr::memmem::find(array.as_bytes(), b"\"cache_control\"")?;
     let mut parsed: Vec<Value> = serde_json::from_str(array).ok()?;
     for item in &mut parsed {
         if let Some(object) = item.as_object_mut() {

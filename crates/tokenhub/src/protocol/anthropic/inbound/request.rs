@@ -96,10 +96,10 @@ pub fn request_to_openai(request: InboundRequest) -> Result<Value, TranslateErro
     let mut out = Map::new();
     out.insert("model".into(), Value::String(request.model));
     let mut chat = Vec::new();
-    if let Some(system) = request.system {
-        if let Some(content) = messages::system_content(system)? {
-            chat.push(json!({"role": "system", "content": content}));
-        }
+    if let Some(system) = request.system
+        && let Some(content) = messages::system_content(system)?
+    {
+        chat.push(json!({"role": "system", "content": content}));
     }
     for message in request.messages {
         match message.role {
