@@ -56,6 +56,8 @@ pub struct Shared {
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
     /// Origins allowed to call `/v1/` from a browser.
     pub cors: std::sync::Arc<cors::CorsPolicy>,
+    /// With Redis: a management write also wakes the other instances' reloaders.
+    pub shared_state: Option<std::sync::Arc<crate::shared::SharedState>>,
     /// How long `/v1/responses` keeps stored responses.
     pub responses_retention: responses::Retention,
 }
@@ -68,15 +70,17 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
         .merge(anthropic::routes())
         .merge(responses::routes())
         .merge(
-            admin::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                reload_after_writes,
-            )),
+            admin::routes()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    reload_after_writes,
+                ))
+                .layer(web::compression()),
         )
         .merge(web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
-        .fallback(error::not_found)
+        .fallback(web::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body.max_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {
@@ -147,6 +151,11 @@ async fn reload_after_writes(
     let response = next.run(request).await;
     if writes && response.status().is_success() {
         state.catalog_nudge.notify_one();
+        if let Some(shared) = &state.shared_state
+            && let Err(error) = shared.publish_change().await
+        {
+            tracing::warn!(%error, "cannot notify other instances; they will poll");
+        }
     }
     response
 }

@@ -24,6 +24,8 @@
 //! | `first_bytes_timeout_ms` | `TOKENHUB_FIRST_BYTES_TIMEOUT_MS` | `10000` |
 //! | `max_connections` | `TOKENHUB_MAX_CONNECTIONS` | `10000` |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
+//! | `redis_url` | `TOKENHUB_REDIS_URL` | none: limits, slots, health and reservations are per process (see docs/redis.md) |
+//! | `redis_prefix` | `TOKENHUB_REDIS_PREFIX` | `th:`: the namespace of every Redis key and channel |
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
 //! | `responses_retention_days` | `TOKENHUB_RESPONSES_RETENTION_DAYS` | `30`: how long `/v1/responses` keeps stored responses (`store`) |
@@ -44,8 +46,10 @@ use crate::store::SecretKey;
 
 pub mod accounts;
 pub mod key_cache;
+pub mod usage;
 pub use accounts::{AccountSettings, SignupMode};
 pub use key_cache::KeyCacheSettings;
+pub use usage::UsageSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -100,6 +104,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How clients reach this gateway (e.g. `https://llm.example.com`), for the docs page.
     pub public_url: Option<String>,
+    /// Shared state across instances (docs/redis.md); none = this process only.
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
     /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<String>,
     /// Days a stored Response (`store: true`) is kept for `GET` and `previous_response_id`.
@@ -110,6 +117,8 @@ pub struct Settings {
     pub accounts: AccountSettings,
     /// Keys and users in memory, and lookups of unknown keys (`[key_cache]`).
     pub key_cache: KeyCacheSettings,
+    /// How long raw usage records are kept (`[usage]`; see `config/usage.rs`).
+    pub usage: UsageSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
     /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
@@ -163,12 +172,15 @@ impl Default for Settings {
             cors_allowed_origins: vec!["*".to_string()],
             log_format: LogFormat::Text,
             public_url: None,
+            redis_url: None,
+            redis_prefix: "th:".into(),
             metrics_token: None,
             responses_retention_days: 30,
             channels: Vec::new(),
             models: Vec::new(),
             accounts: AccountSettings::default(),
             key_cache: KeyCacheSettings::default(),
+            usage: UsageSettings::default(),
             root_password: None,
             secret_key: None,
         }
@@ -347,6 +359,10 @@ impl Settings {
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         set(&var, "TOKENHUB_LISTEN", &mut self.listen)?;
         set(&var, "TOKENHUB_DATABASE_URL", &mut self.database_url)?;
+        if let Some(url) = var("TOKENHUB_REDIS_URL") {
+            self.redis_url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
+        }
+        set(&var, "TOKENHUB_REDIS_PREFIX", &mut self.redis_prefix)?;
         if let Some(url) = var("TOKENHUB_PUBLIC_URL") {
             self.public_url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
         }
@@ -451,6 +467,7 @@ impl Settings {
         }
         self.accounts.apply_env(&var)?;
         self.key_cache.apply_env(&var)?;
+        self.usage.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
         self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
         Ok(())

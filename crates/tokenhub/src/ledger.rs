@@ -7,4 +7,5 @@
 pub mod books;
 pub mod money;
 pub mod price_tiers;
+pub mod retention;
 pub mod writer;

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod catalogue;
 pub mod channel_health;
 pub mod channel_limits;
 pub mod channels;
@@ -103,8 +104,10 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::adjust_balance))
+        .routes(routes!(users::reset_password))
         .routes(routes!(users::keys))
         .routes(routes!(ledger::of_user))
+        .routes(routes!(keys::admin_list))
         .routes(routes!(keys::admin_update, keys::admin_delete))
         .routes(routes!(redemptions::create, redemptions::list))
         .routes(routes!(redemptions::delete))
@@ -115,6 +118,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(channel_health::health))
         .routes(routes!(channel_health::test))
         .routes(routes!(channel_health::check_all))
+        .routes(routes!(catalogue::list))
+        .routes(routes!(catalogue::attach))
         .routes(routes!(models::list, models::create))
         .routes(routes!(models::export))
         .routes(routes!(models::import))

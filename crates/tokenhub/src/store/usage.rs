@@ -8,6 +8,7 @@ use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 
+use super::rollups::BatchRollups;
 use super::{Backend, Store, StoreError, StoreResult};
 use crate::ledger::money::{MAX_REQUEST_COST, Nanos};
 
@@ -45,7 +46,7 @@ pub struct UsageRecord {
 /// database (for SQLite, a hop to its worker thread), so a batch of records goes out in
 /// a few statements rather than one per record; a fixed set of sizes keeps the prepared
 /// statement cache small. 64 rows × 20 columns stays under every backend's bind limit.
-const INSERT_ROW_COUNTS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+pub(super) const INSERT_ROW_COUNTS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 const INSERT_COLUMNS: usize = 20;
 
 /// The largest statement size that fits in `pending` records.
@@ -56,14 +57,14 @@ fn insert_rows(pending: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// `records` cut into runs of `INSERT_ROW_COUNTS` sizes, largest first.
-fn insert_chunks(mut records: &[UsageRecord]) -> impl Iterator<Item = &[UsageRecord]> {
+/// `items` cut into runs of `INSERT_ROW_COUNTS` sizes, largest first.
+pub(super) fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
-        if records.is_empty() {
+        if items.is_empty() {
             return None;
         }
-        let (chunk, rest) = records.split_at(insert_rows(records.len()));
-        records = rest;
+        let (chunk, rest) = items.split_at(insert_rows(items.len()));
+        items = rest;
         Some(chunk)
     })
 }
@@ -126,29 +127,34 @@ fn statements(backend: Backend) -> Vec<String> {
     INSERT_ROW_COUNTS
         .iter()
         .map(|rows| {
-            let values: Vec<String> = (0..*rows)
-                .map(|row| {
-                    let params: Vec<String> = (1..=INSERT_COLUMNS)
-                        .map(|column| match backend {
-                            Backend::Sqlite => "?".to_owned(),
-                            Backend::Postgres => format!("${}", row * INSERT_COLUMNS + column),
-                        })
-                        .collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
             format!(
-                    "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, \
-                     prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, cost_nano, \
-                     status, error, stream, estimated, latency_ms, ttft_ms, created_at, \
-                     cache_write_1h_tokens, explicit_cached_tokens, price_tier) VALUES {}",
-                values.join(", ")
+                "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, \
+                 prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, cost_nano, \
+                 status, error, stream, estimated, latency_ms, ttft_ms, created_at, \
+                 cache_write_1h_tokens, explicit_cached_tokens, price_tier) VALUES {}",
+                placeholders(backend, *rows, INSERT_COLUMNS)
             )
         })
         .collect()
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+/// `(?, …), (?, …)` on SQLite, `($1, …), ($n+1, …)` on PostgreSQL: `rows` rows of `columns`.
+pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=columns)
+                .map(|column| match backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", row * columns + column),
+                })
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    values.join(", ")
+}
+
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds one record's `INSERT_COLUMNS` values, in the statement's column order.
 fn bind_record<'q>(query: AnyQuery<'q>, record: &'q UsageRecord) -> AnyQuery<'q> {
@@ -226,7 +232,7 @@ pub enum Written {
     Earlier,
 }
 
-fn to_i64(n: u64) -> i64 {
+pub(super) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -293,6 +299,10 @@ pub struct UsageWriter {
 }
 
 impl UsageWriter {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Writes a batch of records and applies their debits atomically.
     ///
     /// Idempotent per batch: when a retried batch's first record is already stored, an
@@ -316,13 +326,18 @@ impl UsageWriter {
             return Ok(Written::Earlier);
         }
         let debits = Debits::of(records)?;
+        let rollups = BatchRollups::of(records);
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             None => self.store.pool.acquire().await?,
         };
         let written = match self.store.backend {
-            Backend::Sqlite => write_in_one_command(&mut connection, records, &debits).await,
-            Backend::Postgres => write_in_transaction(&mut connection, records, &debits).await,
+            Backend::Sqlite => {
+                write_in_one_command(&mut connection, records, &rollups, &debits).await
+            }
+            Backend::Postgres => {
+                write_in_transaction(&mut connection, records, &rollups, &debits).await
+            }
         };
         match written {
             Ok(()) => self.connection = Some(connection),
@@ -400,11 +415,16 @@ impl UsageWriter {
 async fn write_in_one_command(
     connection: &mut AnyConnection,
     records: &[UsageRecord],
+    rollups: &BatchRollups,
     debits: &Debits,
 ) -> StoreResult<()> {
     let mut sql = String::from("BEGIN IMMEDIATE;\n");
-    for chunk in insert_chunks(records) {
+    for chunk in statement_chunks(records) {
         sql.push_str(insert_sql(Backend::Sqlite, chunk.len()));
+        sql.push_str(";\n");
+    }
+    for upsert in rollups.statements(Backend::Sqlite) {
+        sql.push_str(upsert);
         sql.push_str(";\n");
     }
     for _ in &debits.users {
@@ -418,6 +438,7 @@ async fn write_in_one_command(
     for record in records {
         query = bind_record(query, record);
     }
+    query = rollups.bind(query);
     for (id, cost) in debits.users.iter().chain(&debits.keys) {
         query = query.bind(*cost).bind(*id);
     }
@@ -430,15 +451,19 @@ async fn write_in_one_command(
 async fn write_in_transaction(
     connection: &mut AnyConnection,
     records: &[UsageRecord],
+    rollups: &BatchRollups,
     debits: &Debits,
 ) -> StoreResult<()> {
     let mut tx = connection.begin().await?;
-    for chunk in insert_chunks(records) {
+    for chunk in statement_chunks(records) {
         let mut insert = sqlx::query(insert_sql(Backend::Postgres, chunk.len()));
         for record in chunk {
             insert = bind_record(insert, record);
         }
         insert.execute(&mut *tx).await?;
+    }
+    for upsert in rollups.queries(Backend::Postgres) {
+        upsert.execute(&mut *tx).await?;
     }
     for (user_id, cost) in &debits.users {
         sqlx::query("UPDATE users SET balance_nano = balance_nano - $1 WHERE id = $2")
