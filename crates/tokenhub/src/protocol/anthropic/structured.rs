@@ -179,7 +179,7 @@ mod tests {
         let mut decoder = SseDecoder::default();
         let mut chunks = Vec::new();
         for event in events {
-            decoder.push(&SseEvent::data_bytes(event.to_string().as_bytes()));
+            decoder.push(SseEvent::data_bytes(event.to_string().as_bytes()));
             let event = decoder.next_event().unwrap().unwrap();
             chunks.extend(translator.on_event(&event).unwrap());
         }
