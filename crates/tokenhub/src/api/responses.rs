@@ -78,6 +78,7 @@ impl Keeper {
                 response: &response.to_string(),
                 conversation: &Value::Array(conversation).to_string(),
                 expires_at: self.expires_at,
+                native: false,
             })
             .await;
         if let Err(error) = stored {

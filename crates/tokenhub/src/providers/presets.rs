@@ -463,6 +463,8 @@ pub fn preset_channels() -> Vec<ChannelRow> {
             weight: 1,
             enabled: true,
             limits: Default::default(),
+            // OpenAI's own API serves /v1/responses (hosted tools, stored reasoning).
+            responses_native: preset.name == "openai",
         })
         .collect();
     channels.push(ChannelRow {
@@ -478,6 +480,7 @@ pub fn preset_channels() -> Vec<ChannelRow> {
         weight: 1,
         enabled: true,
         limits: Default::default(),
+        responses_native: false,
     });
     channels
 }
