@@ -23,6 +23,7 @@ pub mod messages;
 mod middleware;
 pub mod models;
 mod preflight;
+mod responses;
 mod rules;
 mod server;
 mod sse;

@@ -419,6 +419,7 @@ mod tests {
             weight: 1,
             enabled: true,
             limits: Default::default(),
+            responses_native: false,
         }
     }
 
@@ -529,6 +530,7 @@ mod tests {
             weight: 1,
             enabled: true,
             limits: Default::default(),
+            responses_native: false,
         };
         let mut own_price = priced("plain", None, None);
         own_price.rules.cache_write_1h = Some(Nanos(5_000_000_000));

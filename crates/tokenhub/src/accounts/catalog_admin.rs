@@ -394,6 +394,7 @@ mod tests {
             weight: 1,
             enabled: true,
             limits: Default::default(),
+            responses_native: false,
         }
     }
 

@@ -69,7 +69,8 @@ impl Keeper {
             Ok(messages) => conversation.extend(messages),
             Err(error) => tracing::warn!(%error, "cannot store a response's output"),
         }
-        self.save(response, &Value::Array(conversation), false).await;
+        self.save(response, &Value::Array(conversation), false)
+            .await;
     }
 
     /// Records a native channel's Response: the upstream holds its conversation; the row

@@ -60,9 +60,7 @@ pub fn token_ceiling(model: &Model, facts: &RequestFacts) -> TokenCeiling {
         Operation::Chat => 1,
         // A native Response may run OpenAI's hosted tools: several model calls, each
         // re-reading the context, billed as one usage.
-        Operation::Completions | Operation::Embeddings | Operation::Responses => {
-            MAX_BATCHED_INPUTS
-        }
+        Operation::Completions | Operation::Embeddings | Operation::Responses => MAX_BATCHED_INPUTS,
     };
     TokenCeiling {
         prompt: window.saturating_mul(inputs),

@@ -452,6 +452,7 @@ mod tests {
             timeouts: Default::default(),
             max_concurrency: None,
             urls: Default::default(),
+            responses_native: false,
         });
         let mut stream = MeteredStream::new(upstream, &facts, channel, Dialect::Generic, limits);
         stream.wait_for_first_event().await.unwrap();

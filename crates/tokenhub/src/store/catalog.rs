@@ -477,6 +477,7 @@ mod tests {
                 max_concurrency: Some(4),
                 ..ChannelLimits::default()
             },
+            responses_native: false,
         };
         store.upsert_channel(&channel).await.unwrap();
         let loaded = store.all_channels().await.unwrap().remove(0);

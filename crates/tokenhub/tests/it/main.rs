@@ -35,6 +35,7 @@ mod relay;
 mod resilience;
 mod responses;
 mod responses_golden;
+mod responses_native;
 mod scale;
 mod secrets_at_rest;
 mod web;

@@ -80,17 +80,20 @@ fn recorded(
     upstream: Box<MeteredStream>,
     keeper: Option<Keeper>,
 ) -> impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
-    stream::unfold((upstream, keeper), |(mut upstream, mut keeper)| async move {
-        let item = upstream.next().await?;
-        if keeper.is_some()
-            && let Some(response) = upstream
-                .native_final_event()
-                .and_then(|data| serde_json::from_slice::<Value>(data).ok())
-                .map(|mut event| event["response"].take())
-            && let Some(keeper) = keeper.take()
-        {
-            keeper.keep_native(&response).await;
-        }
-        Some((item, (upstream, keeper)))
-    })
+    stream::unfold(
+        (upstream, keeper),
+        |(mut upstream, mut keeper)| async move {
+            let item = upstream.next().await?;
+            if keeper.is_some()
+                && let Some(response) = upstream
+                    .native_final_event()
+                    .and_then(|data| serde_json::from_slice::<Value>(data).ok())
+                    .map(|mut event| event["response"].take())
+                && let Some(keeper) = keeper.take()
+            {
+                keeper.keep_native(&response).await;
+            }
+            Some((item, (upstream, keeper)))
+        },
+    )
 }

@@ -39,7 +39,10 @@ impl NativeUsage {
         if self.input_tokens == 0 && self.output_tokens == 0 {
             return None;
         }
-        let cached = self.input_tokens_details.as_ref().map_or(0, |d| d.cached_tokens);
+        let cached = self
+            .input_tokens_details
+            .as_ref()
+            .map_or(0, |d| d.cached_tokens);
         Some(
             TokenCounts {
                 prompt: self.input_tokens,
@@ -136,9 +139,11 @@ impl NativeEvent {
                     .response
                     .as_ref()
                     .and_then(|r| r.error.as_ref())
-                    .and_then(|e| crate::protocol::openai::error::upstream_error_message(
-                        format!("{{\"error\":{}}}", e.get()).as_bytes(),
-                    ))
+                    .and_then(|e| {
+                        crate::protocol::openai::error::upstream_error_message(
+                            format!("{{\"error\":{}}}", e.get()).as_bytes(),
+                        )
+                    })
                     .unwrap_or_else(|| "the upstream response failed".into());
                 EventMeaning::Failed(message, counts)
             }
@@ -178,7 +183,10 @@ mod tests {
         let response = NativeResponse::parse(body).unwrap();
         assert!(response.is_answer());
         let counts = response.counts().unwrap();
-        assert_eq!((counts.prompt, counts.cached, counts.completion), (120, 100, 30));
+        assert_eq!(
+            (counts.prompt, counts.cached, counts.completion),
+            (120, 100, 30)
+        );
         assert_eq!(response.usage.unwrap().reasoning_tokens(), 20);
     }
 
@@ -189,7 +197,11 @@ mod tests {
         let error = br#"{"error":{"message":"bad key","type":"invalid_request_error"}}"#;
         assert!(!NativeResponse::parse(error).unwrap().is_answer());
         let ok_with_null_error = br#"{"id":"r","status":"completed","output":[],"error":null}"#;
-        assert!(NativeResponse::parse(ok_with_null_error).unwrap().is_answer());
+        assert!(
+            NativeResponse::parse(ok_with_null_error)
+                .unwrap()
+                .is_answer()
+        );
     }
 
     #[test]
@@ -207,13 +219,18 @@ mod tests {
         };
         assert_eq!((counts.prompt, counts.completion), (5, 2));
         assert_eq!(
-            meaning(r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"overloaded"}}}"#),
+            meaning(
+                r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"overloaded"}}}"#
+            ),
             EventMeaning::Failed("overloaded".into(), None)
         );
         assert_eq!(
             meaning(r#"{"type":"error","message":"rate limited"}"#),
             EventMeaning::Failed("rate limited".into(), None)
         );
-        assert_eq!(meaning(r#"{"type":"response.created"}"#), EventMeaning::Other);
+        assert_eq!(
+            meaning(r#"{"type":"response.created"}"#),
+            EventMeaning::Other
+        );
     }
 }
