@@ -306,3 +306,48 @@ async fn hosted_tools_are_refused_where_no_channel_runs_them() {
     assert_eq!(h.mock.journal()[0].path, "/v1/responses");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failed_or_broken_native_stream_is_recorded_as_failed_and_ends_with_an_error_event() {
+    let h = start(Backend::Sqlite).await;
+    let (user, key) = h
+        .user_with_key("ada", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let failed = post(
+        &h,
+        &key,
+        &json!({"model": NATIVE, "input": "x", "stream": true,
+            "mock": {"mid_stream_error": true, "error_message": "overloaded"}}),
+    )
+    .await;
+    let id = request_id(&failed);
+    let text = failed.text().await.unwrap();
+    assert!(text.trim_end().ends_with('}') && text.contains("event: response.failed"));
+    let record = h.record_eventually(&id).await;
+    assert_eq!(record.error.as_deref(), Some("overloaded"));
+
+    // Cut after three events: the gateway ends the stream with OpenAI's error event,
+    // numbered after the last relayed one.
+    let broken = post(
+        &h,
+        &key,
+        &json!({"model": NATIVE, "input": "y", "stream": true, "mock": {"drop_after_chunks": 3}}),
+    )
+    .await;
+    let id = request_id(&broken);
+    let text = broken.text().await.unwrap();
+    let last = text.split("\n\n").filter(|e| !e.is_empty()).last().unwrap();
+    let (name, data) = last.split_once('\n').unwrap();
+    assert_eq!(name, "event: error");
+    let data: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!((&data["type"], &data["sequence_number"]), (&json!("error"), &json!(3)));
+    let record = h.record_eventually(&id).await;
+    assert!(record.error.is_some() && record.estimated, "{record:?}");
+    assert!(record.prompt_tokens > 0);
+    h.gateway().writer.flush().await;
+    assert_eq!(
+        h.gateway().store.recomputed_balance(user.id).await.unwrap(),
+        h.stored_balance(user.id).await
+    );
+    h.shutdown().await;
+}
