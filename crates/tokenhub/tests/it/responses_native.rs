@@ -340,7 +340,10 @@ async fn a_failed_or_broken_native_stream_is_recorded_as_failed_and_ends_with_an
     let (name, data) = last.split_once('\n').unwrap();
     assert_eq!(name, "event: error");
     let data: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
-    assert_eq!((&data["type"], &data["sequence_number"]), (&json!("error"), &json!(3)));
+    assert_eq!(
+        (&data["type"], &data["sequence_number"]),
+        (&json!("error"), &json!(3))
+    );
     let record = h.record_eventually(&id).await;
     assert!(record.error.is_some() && record.estimated, "{record:?}");
     assert!(record.prompt_tokens > 0);
