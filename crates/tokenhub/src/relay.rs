@@ -652,7 +652,7 @@ fn meter_native_response(body: &[u8]) -> Result<Meter, UpstreamFailure> {
         ..Meter::default()
     };
     if meter.usage.is_none() {
-        meter.text.push(&String::from_utf8_lossy(body));
+        response.for_each_text(|text| meter.text.push(text));
     }
     Ok(meter)
 }

@@ -93,6 +93,34 @@ impl NativeResponse {
     pub fn counts(&self) -> Option<TokenCounts> {
         self.usage.as_ref().and_then(NativeUsage::counts)
     }
+
+    /// The generated texts of `output` (message text, reasoning summaries, tool call
+    /// arguments), for a local count when no usage was reported.
+    pub fn for_each_text(&self, mut f: impl FnMut(&str)) {
+        fn walk(value: &serde_json::Value, f: &mut impl FnMut(&str)) {
+            match value {
+                serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, f)),
+                serde_json::Value::Object(members) => {
+                    for (name, member) in members {
+                        match member {
+                            serde_json::Value::String(text)
+                                if matches!(name.as_str(), "text" | "arguments") =>
+                            {
+                                f(text)
+                            }
+                            _ => walk(member, f),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(output) = &self.output
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(output.get())
+        {
+            walk(&value, &mut f);
+        }
+    }
 }
 
 /// One streamed event's data, as much of it as metering reads.
@@ -188,6 +216,16 @@ mod tests {
             (120, 100, 30)
         );
         assert_eq!(response.usage.unwrap().reasoning_tokens(), 20);
+    }
+
+    #[test]
+    fn output_texts_are_found_for_a_local_count() {
+        let body = br#"{"id":"r","output":[{"type":"message","content":[{"type":"output_text","text":"Hello there"}]},{"type":"function_call","name":"f","arguments":"{\"a\":1}"}]}"#;
+        let mut texts = Vec::new();
+        NativeResponse::parse(body)
+            .unwrap()
+            .for_each_text(|t| texts.push(t.to_string()));
+        assert_eq!(texts, ["Hello there", "{\"a\":1}"]);
     }
 
     #[test]
