@@ -99,17 +99,19 @@ test("the docs and pricing pages list the live catalogue", async () => {
   const { page, response } = await open(ctx, "/");
   assert.equal(response.status(), 200);
   assert.match(response.headers()["content-security-policy"], /script-src 'self'/);
-  assert.equal(await page.textContent("#base-url"), `${BASE}/v1`);
+  assert.equal(await page.textContent("#base-url"), `${BASE}/v1/`);
+  // The seed page's columns (name, provider, context, input price), built-in models first.
   const rows = await page.$$eval("#model-table tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
   assert.deepEqual(rows, [
-    ["mock-free", "Mock", "4K", "Free", "Free"],
-    ["mock-gpt", "Mock", "8K", "$1", "$2"],
-    ["tokenhub-demo", "TokenHub", "8K", "Free", "Free"],
+    ["tokenhub-demo", "TokenHub", "8K", "Free"],
+    ["mock-free", "Mock", "4K", "Free"],
+    ["mock-gpt", "Mock", "8K", "$1.00"],
   ]);
-  assert.match(await page.textContent("#code-python"), new RegExp(`base_url="${BASE}/v1"`));
-  await page.click("#tab-curl");
-  assert.ok(await page.isVisible("#code-curl"));
-  assert.ok(!(await page.isVisible("#code-python")));
+  assert.match(await page.textContent("#code-python"), new RegExp(`base_url="${BASE}/v1/"`));
+  for (const sample of ["#code-python", "#code-node", "#code-curl"]) {
+    assert.ok(await page.isVisible(sample), sample);
+    assert.match(await page.textContent(sample), /stream/i, `${sample} streams`);
+  }
   await screenshots(page, "docs");
 
   const pricing = (await open(ctx, "/pricing")).page;
@@ -221,8 +223,17 @@ test("an admin creates a channel and a model and the docs table shows them", asy
   const docs = (await open(ctx, "/")).page;
   await eventually(docs, async () => {
     const rows = await docs.$$eval("#model-table tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
-    assert.deepEqual(rows.find((r) => r[0] === "web-model"), ["web-model", "WebCo", "32K", "$3", "$15"]);
+    assert.deepEqual(rows.find((r) => r[0] === "web-model"), ["web-model", "WebCo", "32K", "$3.00"]);
   }, "the new model did not appear on the docs page");
+  await page.click("#admin-tab-catalogue");
+  await page.waitForSelector("#catalogue-table tbody tr[data-model-id]");
+  await page.fill("#catalogue-search", "web-model");
+  assert.equal(await page.$$eval("#catalogue-table tbody tr[data-model-id]:not([hidden])", (trs) => trs.length), 1);
+  await page.fill("#catalogue-search", "");
+  await page.selectOption("#catalogue-served", "yes");
+  const servedRows = await page.$$eval("#catalogue-table tbody tr[data-model-id]:not([hidden])", (trs) => trs.map((tr) => tr.dataset.served));
+  assert.ok(servedRows.length > 0 && servedRows.every((s) => s === "yes"), JSON.stringify(servedRows));
+  await screenshots(page, "admin-catalogue");
   for (const tab of ["users", "codes", "usage", "audit", "settings"]) {
     await page.click(`#admin-tab-${tab}`);
     await page.waitForTimeout(300);

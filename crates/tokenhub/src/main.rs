@@ -71,6 +71,20 @@ enum Command {
     /// Upstream channels.
     #[command(subcommand)]
     Channels(ChannelsCommand),
+    /// The model catalogue.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Add or update models from a price list: ours (catalog/models.json, the admin
+    /// export), LiteLLM's model_prices_and_context_window.json or OpenRouter's
+    /// /api/v1/models. Prints how many were added, updated, unchanged and skipped.
+    Import {
+        /// The JSON file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,6 +197,9 @@ fn main() -> Result<()> {
             Command::AdminTokens(command) => admin_tokens(&settings, command).await,
             Command::Codes(command) => codes(&settings, command).await,
             Command::Channels(ChannelsCommand::Check) => check_channels(&settings).await,
+            Command::Models(ModelsCommand::Import { file }) => {
+                import_models(&settings, &file).await
+            }
         }
     })
 }
@@ -428,6 +445,24 @@ async fn check_channels(settings: &Settings) -> Result<()> {
     if failed > 0 {
         bail!("{failed} of {} mappings failed", results.len());
     }
+    Ok(())
+}
+
+async fn import_models(settings: &Settings, file: &std::path::Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let store = server::open_store(settings).await?;
+    let imported = accounts::catalog_admin::import_catalogue(&store, &text).await;
+    store.close().await;
+    let (format, counts) = imported?;
+    println!(
+        "{} format: {} added, {} updated, {} unchanged, {} skipped",
+        format.name(),
+        counts.added,
+        counts.updated,
+        counts.unchanged,
+        counts.skipped
+    );
     Ok(())
 }
 

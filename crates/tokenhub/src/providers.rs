@@ -3,6 +3,7 @@
 //! or the caller's identity.
 
 pub mod anthropic;
+pub mod catalogue;
 pub mod demo;
 pub mod dialect;
 pub mod gemini;

@@ -338,6 +338,7 @@ fn management(settings: &Settings) -> Result<api::admin::Management, StartError>
             anonymous_chat: config.anonymous_chat,
             // Checked by `Settings::validate`.
             anonymous_chat_rpm: config.anonymous_chat_rpm,
+            support_contact: config.support_contact.clone(),
         }),
         session_ttl_ms: config.session_ttl_ms(),
         cookie_secure: config.cookie_secure,

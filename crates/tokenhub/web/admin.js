@@ -965,6 +965,97 @@
     );
   }
 
+  // ---------------------------------------------------------------- catalogue
+
+  /** The shipped catalogue and the price list: search, provider, served filter, attach, import. */
+  async function catalogue(panel) {
+    const [list, channelList] = await Promise.all([api("GET", "/api/admin/catalogue"), api("GET", "/api/admin/channels")]);
+    const channelsById = channelList.data || channelList;
+    const providers = [...new Set(list.data.map((m) => m.provider))].sort();
+    const search = el("input", { type: "search", id: "catalogue-search", placeholder: "model id" });
+    const provider = el("select", { id: "catalogue-provider" }, el("option", { value: "" }, "All providers"), providers.map((p) => el("option", { value: p }, p)));
+    const served = el("select", { id: "catalogue-served" }, el("option", { value: "" }, "Served or not"), el("option", { value: "yes" }, "Served"), el("option", { value: "no" }, "Not served"));
+    const shown = el("p", { class: "muted small", id: "catalogue-count", role: "status" });
+    const rows = list.data.map((m) => catalogueRow(panel, m, channelsById));
+    const wrap = table(
+      "catalogue-table",
+      ["Model", "Provider", ["Context", "num"], ["Input", "num"], ["Output", "num"], "Modalities", "Status", "Serve through"],
+      rows,
+      "The catalogue is empty.",
+      { sortable: true },
+    );
+    const apply = () => {
+      const q = search.value.trim().toLowerCase();
+      let n = 0;
+      for (const row of wrap.querySelectorAll("tbody tr[data-model-id]")) {
+        const visible = (!q || row.dataset.modelId.toLowerCase().includes(q)) && (!provider.value || row.dataset.provider === provider.value) && (!served.value || row.dataset.served === served.value);
+        row.hidden = !visible;
+        if (visible) n++;
+      }
+      shown.textContent = `${count(n)} of ${count(list.data.length)} models shown`;
+    };
+    [search, provider, served].forEach((control) => control.addEventListener("input", apply));
+    fill(
+      panel,
+      heading("Model catalogue", refresh(() => load("catalogue", true))),
+      el("p", { class: "muted small" }, "Every model TokenHub knows, with list prices in USD per 1M tokens. A model is served once an enabled channel with a key lists it: pick a channel to attach it (it joins the price list at these prices)."),
+      el("div", { class: "filters" }, field("Search", search), field("Provider", provider), field("Status", served)),
+      shown,
+      wrap,
+      importForm(panel),
+    );
+    apply();
+  }
+
+  function catalogueRow(panel, m, channelList) {
+    const status = m.served ? badge("served", "ok") : badge(m.channels.length ? "not served (channel has no key or is off)" : "not served", "muted");
+    const select = el("select", { "aria-label": `Channel for ${m.id}` }, el("option", { value: "" }, "Channel…"), channelList.filter((c) => !m.channels.includes(c.name)).map((c) => el("option", { value: c.id }, c.name)));
+    const attach = button("Attach", async () => {
+      if (!select.value) return;
+      const result = await run(panel, () => api("POST", "/api/admin/catalogue/attach", { model: m.id, channel_id: Number(select.value) }));
+      if (!result) return;
+      done(panel, `“${m.id}” attached to ${result.channels[0]}${result.served ? "; it is served now." : "; it is served once that channel has a key and is enabled."}`);
+      load("catalogue", true);
+    });
+    const modalities = `${(m.input_modalities || []).join(", ") || "—"} → ${(m.output_modalities || []).join(", ") || "—"}`;
+    return el(
+      "tr",
+      { dataset: { modelId: m.id, provider: m.provider, served: m.served ? "yes" : "no" } },
+      el("td", { class: "wrap-anywhere" }, el("code", {}, m.id), el("div", { class: "muted small", title: m.source || "" }, m.priced ? "in the price list" : "catalogue only")),
+      el("td", {}, m.provider),
+      el("td", { class: "num", "data-sort": m.context }, m.context ? count(m.context) : "—"),
+      el("td", { class: "num", "data-sort": m.input_usd_per_mtok }, usd(m.input_usd_per_mtok, 9)),
+      el("td", { class: "num", "data-sort": m.output_usd_per_mtok }, usd(m.output_usd_per_mtok, 9)),
+      el("td", { class: "small" }, modalities),
+      el("td", {}, status, m.channels.length ? el("div", { class: "muted small" }, m.channels.join(", ")) : null),
+      el("td", {}, select, " ", attach),
+    );
+  }
+
+  /** Imports a price list file: ours, LiteLLM's or OpenRouter's JSON (the API also takes the export's CSV). */
+  function importForm(panel) {
+    const file = el("input", { type: "file", name: "file", accept: ".json,application/json", required: true });
+    const form = el(
+      "form",
+      { class: "card stack", id: "catalogue-import" },
+      el("h3", {}, "Import prices"),
+      el("p", { class: "muted small" }, "TokenHub's export or catalog/models.json, LiteLLM's model_prices_and_context_window.json, or OpenRouter's /api/v1/models. New models are added; known ones get the file's prices (price tiers the file does not carry are kept)."),
+      field("File", file),
+      el("button", { type: "submit" }, "Import"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const chosen = file.files[0];
+      if (!chosen) return;
+      const text = await chosen.text();
+      const counts = await run(form, () => api("POST", "/api/admin/models/import", JSON.parse(text)));
+      if (!counts) return;
+      done(panel, `Imported (${counts.format}): ${count(counts.added)} added, ${count(counts.updated)} updated, ${count(counts.unchanged)} unchanged, ${count(counts.skipped)} skipped.`);
+      load("catalogue", true);
+    });
+    return form;
+  }
+
   // ---------------------------------------------------------------- settings
 
   async function settings(panel) {
@@ -979,6 +1070,7 @@
       field("Trial credit for new accounts (USD)", el("input", { name: "trial_credit_usd", inputmode: "decimal", pattern: USD_PATTERN, required: true, value: current.trial_credit_usd })),
       el("label", { class: "check" }, el("input", { type: "checkbox", name: "anonymous_chat", checked: current.anonymous_chat }), "Anonymous visitors may use the chat demo with free models"),
       field("Anonymous chat requests per minute, per address", el("input", { name: "anonymous_chat_rpm", type: "number", min: 1, max: 600, step: 1, required: true, value: current.anonymous_chat_rpm })),
+      field("Support contact on the docs page (empty hides “Need help?”)", el("input", { name: "support_contact", maxlength: 200, placeholder: "WeChat: TokenHub_Support", value: current.support_contact })),
       el("button", { type: "submit" }, "Save settings"),
     );
     form.addEventListener("submit", async (event) => {
@@ -989,6 +1081,7 @@
         trial_credit_usd: f.trial_credit_usd.value.trim(),
         anonymous_chat: f.anonymous_chat.checked,
         anonymous_chat_rpm: Number(f.anonymous_chat_rpm.value),
+        support_contact: f.support_contact.value.trim(),
       };
       const saved = await run(form, () => api("PATCH", "/api/admin/settings", body));
       if (saved) done(form, "Settings saved; they apply at once.");
@@ -1002,6 +1095,7 @@
     ["dashboard", "Dashboard", dashboard],
     ["channels", "Channels", channels],
     ["models", "Models", models],
+    ["catalogue", "Catalogue", catalogue],
     ["users", "Users", users],
     ["codes", "Codes", codes],
     ["usage", "Usage", usage],

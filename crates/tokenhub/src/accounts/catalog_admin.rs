@@ -2,7 +2,7 @@
 //! unique model ids; and importing the model list a channel's upstream reports.
 //! Every change bumps the revision, so running gateways reload it without a restart.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use super::AccountError;
 use crate::catalog::ChannelKind;
 use crate::ledger::money::Nanos;
+use crate::providers::catalogue::{self, CatalogueEntry};
 use crate::providers::http::HttpClient;
 use crate::providers::openai_compat::endpoint;
 use crate::providers::transport;
@@ -175,28 +176,112 @@ pub async fn update_model(store: &Store, model: &ModelRow) -> Result<ModelRow, A
     self::model(store, &model.id).await
 }
 
-/// Creates the new models and overwrites the existing ones (bulk import).
-pub async fn upsert_models(
+/// What a catalogue import did, per model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CatalogueImport {
+    /// New catalogue rows.
+    pub added: usize,
+    /// Rows whose prices, context or fields changed (or that were waiting for a price).
+    pub updated: usize,
+    /// Rows the file gives exactly as stored.
+    pub unchanged: usize,
+    /// Entries left out: no token price, a mode the gateway does not relay, an invalid
+    /// id, or an id listed earlier in the same file.
+    pub skipped: usize,
+}
+
+/// Imports a catalogue file in any format `providers::catalogue` reads: new models are
+/// added, known ones get the file's prices (what the file does not say, such as a LiteLLM
+/// file's missing price tiers, stays as stored). An operator's import overwrites prices
+/// edited in the admin panel: that is what it is for (docs/catalogue.md).
+pub async fn import_catalogue(
     store: &Store,
-    models: &[ModelRow],
-) -> Result<(usize, usize), AccountError> {
-    let existing: BTreeSet<String> = store
+    text: &str,
+) -> Result<(catalogue::Format, CatalogueImport), AccountError> {
+    let read = catalogue::parse(text).map_err(|e| AccountError::Invalid(e.to_string()))?;
+    let counts = import_entries(store, &read.entries).await?;
+    Ok((
+        read.format,
+        CatalogueImport {
+            skipped: counts.skipped + read.skipped,
+            ..counts
+        },
+    ))
+}
+
+/// Adds or updates `entries` (the first of a repeated id wins).
+pub async fn import_entries(
+    store: &Store,
+    entries: &[CatalogueEntry],
+) -> Result<CatalogueImport, AccountError> {
+    let stored: HashMap<String, ModelRow> = store
         .all_models()
         .await?
         .into_iter()
-        .map(|m| m.id)
+        .map(|m| (m.id.clone(), m))
         .collect();
-    let (updates, creates): (Vec<_>, Vec<_>) =
-        models.iter().partition(|m| existing.contains(&m.id));
-    let creates: Vec<(ModelRow, bool)> = creates.into_iter().map(|m| (m.clone(), false)).collect();
-    for model in &updates {
-        validate_model(model)?;
+    let unpriced = store.unpriced_model_ids().await?;
+    let mut counts = CatalogueImport::default();
+    let mut seen = BTreeSet::new();
+    let mut creates = Vec::new();
+    let mut updates = Vec::new();
+    for entry in entries {
+        if !seen.insert(entry.id.as_str()) {
+            counts.skipped += 1;
+            continue;
+        }
+        let row = match stored.get(&entry.id) {
+            Some(before) => {
+                let after = entry.merged_into(before);
+                if after == *before && !unpriced.contains(&entry.id) {
+                    counts.unchanged += 1;
+                    continue;
+                }
+                after
+            }
+            None => entry.to_row(),
+        };
+        if validate_model(&row).is_err() {
+            counts.skipped += 1;
+        } else if stored.contains_key(&row.id) {
+            updates.push(row);
+        } else {
+            creates.push((row, false));
+        }
     }
-    create_models(store, &creates).await?;
-    for model in &updates {
-        store.update_model(model).await.map_err(store_error)?;
+    store.create_models(&creates).await.map_err(store_error)?;
+    for row in &updates {
+        store.update_model(row).await.map_err(store_error)?;
     }
-    Ok((creates.len(), updates.len()))
+    counts.added = creates.len();
+    counts.updated = updates.len();
+    Ok(counts)
+}
+
+/// Serves `model_id` through channel `channel_id`: the model joins the price list from the
+/// shipped catalogue if it is not there yet, and the channel's model list if it is not on
+/// it. Returns the model and the channel as written.
+pub async fn attach_model(
+    store: &Store,
+    model_id: &str,
+    channel_id: i64,
+) -> Result<(ModelRow, ChannelRow), AccountError> {
+    let mut channel = self::channel(store, channel_id).await?;
+    let row = match store.model_by_id(model_id).await? {
+        Some(row) => row,
+        None => {
+            let entry = catalogue::builtin_entry(model_id).ok_or_else(|| {
+                AccountError::NotFound(format!("no model '{model_id}' in the catalogue"))
+            })?;
+            create_models(store, &[(entry.to_row(), false)]).await?;
+            self::model(store, model_id).await?
+        }
+    };
+    if !channel.models.iter().any(|m| m == model_id) {
+        channel.models.push(model_id.to_string());
+        channel = update_channel(store, &channel).await?;
+    }
+    Ok((row, channel))
 }
 
 pub async fn delete_model(store: &Store, id: &str) -> Result<ModelRow, AccountError> {

@@ -24,12 +24,19 @@ pub struct SiteSettings {
     pub anonymous_chat: bool,
     /// Anonymous chat requests per minute, per client address.
     pub anonymous_chat_rpm: u32,
+    /// How users reach the operator ("WeChat: TokenHub_Support"), shown under "Need
+    /// help?" on the docs page; empty hides it.
+    pub support_contact: String,
 }
 
 const SIGNUP: &str = "signup";
 const TRIAL_CREDIT: &str = "trial_credit_nano";
 const ANONYMOUS_CHAT: &str = "anonymous_chat";
 const ANONYMOUS_CHAT_RPM: &str = "anonymous_chat_rpm";
+const SUPPORT_CONTACT: &str = "support_contact";
+
+/// The longest support contact: one line on the docs page.
+pub const MAX_SUPPORT_CONTACT_CHARS: usize = 200;
 
 /// The largest anonymous rate an operator may set: the trial is a demo, not an API.
 pub const MAX_ANONYMOUS_CHAT_RPM: u32 = 600;
@@ -43,6 +50,10 @@ impl SiteSettings {
                 TRIAL_CREDIT => value.parse().ok().map(|v| self.trial_credit = Nanos(v)),
                 ANONYMOUS_CHAT => parse_flag(value, "on", "off").map(|v| self.anonymous_chat = v),
                 ANONYMOUS_CHAT_RPM => value.parse().ok().map(|v| self.anonymous_chat_rpm = v),
+                SUPPORT_CONTACT => {
+                    self.support_contact = value.clone();
+                    Some(())
+                }
                 _ => Some(()),
             };
             if applied.is_none() {
@@ -59,6 +70,7 @@ impl SiteSettings {
             (TRIAL_CREDIT, self.trial_credit.0.to_string()),
             (ANONYMOUS_CHAT, flag(self.anonymous_chat, "on", "off")),
             (ANONYMOUS_CHAT_RPM, self.anonymous_chat_rpm.to_string()),
+            (SUPPORT_CONTACT, self.support_contact.clone()),
         ]
     }
 
@@ -67,6 +79,13 @@ impl SiteSettings {
             return Err(AccountError::Invalid(
                 "trial_credit_usd must not be negative".into(),
             ));
+        }
+        if self.support_contact.chars().count() > MAX_SUPPORT_CONTACT_CHARS
+            || self.support_contact.chars().any(char::is_control)
+        {
+            return Err(AccountError::Invalid(format!(
+                "support_contact is one line of at most {MAX_SUPPORT_CONTACT_CHARS} characters"
+            )));
         }
         check_anonymous_chat_rpm(self.anonymous_chat_rpm)
             .map_err(|e| AccountError::Invalid(format!("anonymous_chat_rpm {e}")))
@@ -187,6 +206,7 @@ mod tests {
             trial_credit: Nanos::from_usd(1),
             anonymous_chat: true,
             anonymous_chat_rpm: 5,
+            support_contact: String::new(),
         }
     }
 
@@ -197,6 +217,7 @@ mod tests {
             trial_credit: Nanos(250_000_000),
             anonymous_chat: false,
             anonymous_chat_rpm: 12,
+            support_contact: "WeChat: TokenHub_Support".into(),
         };
         let saved: HashMap<String, String> = changed
             .pairs()
@@ -223,6 +244,9 @@ mod tests {
         assert!(settings.validate().is_err());
         settings.anonymous_chat_rpm = 5;
         settings.trial_credit = Nanos(-1);
+        assert!(settings.validate().is_err());
+        settings.trial_credit = Nanos::ZERO;
+        settings.support_contact = "line one\nline two".into();
         assert!(settings.validate().is_err());
     }
 

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod catalogue;
 pub mod channel_health;
 pub mod channel_limits;
 pub mod channels;
@@ -115,6 +116,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(channel_health::health))
         .routes(routes!(channel_health::test))
         .routes(routes!(channel_health::check_all))
+        .routes(routes!(catalogue::list))
+        .routes(routes!(catalogue::attach))
         .routes(routes!(models::list, models::create))
         .routes(routes!(models::export))
         .routes(routes!(models::import))

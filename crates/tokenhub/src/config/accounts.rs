@@ -8,8 +8,9 @@
 //! | `accounts.cookie_secure` | `TOKENHUB_COOKIE_SECURE` (`true`/`false`) | `false` (set `true` behind https) |
 //! | `accounts.anonymous_chat` | `TOKENHUB_ANONYMOUS_CHAT` (`true`/`false`) | `true`: visitors may try free models in `/chat` |
 //! | `accounts.anonymous_chat_rpm` | `TOKENHUB_ANONYMOUS_CHAT_RPM` | `5` requests per minute per client address |
+//! | `accounts.support_contact` | `TOKENHUB_SUPPORT_CONTACT` | empty: the docs page's "Need help?" is hidden (e.g. `WeChat: TokenHub_Support`) |
 //!
-//! Sign-up, trial credit and the anonymous chat trial are defaults: an admin may change
+//! Sign-up, trial credit, the anonymous chat trial and the support contact are defaults: an admin may change
 //! them at runtime (`/admin` → Settings), which then takes precedence.
 
 use std::net::SocketAddr;
@@ -48,6 +49,7 @@ pub struct AccountSettings {
     pub cookie_secure: bool,
     pub anonymous_chat: bool,
     pub anonymous_chat_rpm: u32,
+    pub support_contact: String,
 }
 
 impl Default for AccountSettings {
@@ -59,6 +61,7 @@ impl Default for AccountSettings {
             cookie_secure: false,
             anonymous_chat: true,
             anonymous_chat_rpm: 5,
+            support_contact: String::new(),
         }
     }
 }
@@ -126,6 +129,9 @@ impl AccountSettings {
         }
         if let Some(v) = var("TOKENHUB_ANONYMOUS_CHAT_RPM") {
             self.anonymous_chat_rpm = parse("TOKENHUB_ANONYMOUS_CHAT_RPM", &v)?;
+        }
+        if let Some(v) = var("TOKENHUB_SUPPORT_CONTACT") {
+            self.support_contact = v.trim().to_string();
         }
 
         Ok(())

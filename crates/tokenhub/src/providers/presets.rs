@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::catalogue;
 use crate::ledger::money::Nanos;
 use crate::ledger::price_tiers::{PriceRules, PriceTier, PriceTierSpec};
 use crate::store::{ChannelRow, ModelRow};
@@ -13,91 +14,35 @@ use crate::store::{ChannelRow, ModelRow};
 /// The free offline model served by the `demo` channel.
 pub const DEMO_MODEL: &str = "tokenhub-demo";
 
-/// One catalogue entry. Prices are decimal USD per 1M tokens; `None` means "the input
-/// price" (a provider without a cache discount, or without cache writes billed apart).
-struct BuiltinModel {
-    id: &'static str,
-    provider: &'static str,
-    context: i64,
-    input: &'static str,
-    output: &'static str,
-    cache_read: Option<&'static str>,
-    cache_write: Option<&'static str>,
-}
-
-const fn priced(
-    id: &'static str,
-    provider: &'static str,
-    context: i64,
-    input: &'static str,
-    output: &'static str,
-) -> BuiltinModel {
-    BuiltinModel {
-        id,
-        provider,
-        context,
-        input,
-        output,
-        cache_read: None,
-        cache_write: None,
-    }
-}
-
-const fn with_cache_read(model: BuiltinModel, price: &'static str) -> BuiltinModel {
-    BuiltinModel {
-        cache_read: Some(price),
-        ..model
-    }
-}
-
-/// Prices from the vendors' published tables as quoted in shared/docs/providers.md §2.6
-/// (CNY converted at 7.2 per USD). Migration 0005 moves rows still holding the old
-/// single-price seed to these values.
-const MODELS: &[BuiltinModel] = &[
-    // DeepSeek V3 (early 2025): cache hit $0.07, miss $0.27, output $1.10.
-    with_cache_read(
-        priced("deepseek-chat", "DeepSeek", 65_536, "0.27", "1.10"),
-        "0.07",
-    ),
-    // V3.2: $0.028 / $0.28 / $0.42.
-    with_cache_read(
-        priced("deepseek-v3.2", "DeepSeek", 131_072, "0.28", "0.42"),
-        "0.028",
-    ),
-    // R1: $0.14 / $0.55 / $2.19.
-    with_cache_read(
-        priced(
-            "deepseek-r1",
-            "DeepSeek (Reasoning)",
-            65_536,
-            "0.55",
-            "2.19",
-        ),
-        "0.14",
-    ),
-    priced("qwen-plus", "Alibaba Qwen", 131_072, "0.40", "1.20"),
-    priced("qwen-max", "Alibaba Qwen", 32_768, "1.60", "6.40"),
-    priced("glm-4-flash", "Zhipu GLM", 131_072, "0", "0"),
-    with_cache_read(
-        priced("glm-5", "Zhipu GLM", 131_072, "1.00", "3.20"),
-        "0.20",
-    ),
-    // Ark: ¥0.8 / ¥2 and ¥0.3 / ¥0.6, no cache tier.
-    priced("doubao-pro", "ByteDance", 131_072, "0.11", "0.28"),
-    priced("doubao-lite", "ByteDance", 131_072, "0.042", "0.083"),
-    with_cache_read(
-        priced("kimi-k2.5", "Moonshot AI", 131_072, "0.60", "3.00"),
-        "0.10",
-    ),
-    with_cache_read(priced("gpt-4o", "OpenAI", 131_072, "2.50", "10.00"), "1.25"),
-    // Anthropic bills cache reads at 0.1× input and 5-minute cache writes at 1.25× input.
-    BuiltinModel {
-        cache_read: Some("0.30"),
-        cache_write: Some("3.75"),
-        ..priced("claude-sonnet-4", "Anthropic", 200_000, "3.00", "15.00")
-    },
-    priced(DEMO_MODEL, "TokenHub", 8_192, "0", "0"),
+/// The models seeded into the database, in the order the docs page lists them: the seed
+/// page's twelve (its table is the contract) and the demo model. Their prices, contexts
+/// and the source of each figure are in `catalog/models.json` (providers/catalogue.rs);
+/// migration 0016 moves rows still holding an earlier seed to them.
+pub const BUILTIN_MODELS: &[&str] = &[
+    "deepseek-chat",
+    "deepseek-v3.2",
+    "deepseek-r1",
+    "qwen-plus",
+    "qwen-max",
+    "glm-4-flash",
+    "glm-5",
+    "doubao-pro",
+    "doubao-lite",
+    "kimi-k2.5",
+    "gpt-4o",
+    "claude-sonnet-4",
+    DEMO_MODEL,
 ];
+
+/// How many models the shipped catalogue lists.
+pub fn catalogue_size() -> usize {
+    catalogue::builtin().len()
+}
+
+/// Where `id` stands in the built-in list (the docs page's order), if it is built in.
+pub fn builtin_rank(id: &str) -> Option<usize> {
+    BUILTIN_MODELS.iter().position(|m| *m == id)
+}
 
 /// Prices a model's invoice has beyond its input, output and cache-read prices, by public
 /// model id. Cache prices are percentages of the model's input price, applied when the
@@ -417,24 +362,13 @@ pub fn provenance(channel: &str, public: &str) -> Option<Provenance> {
 }
 
 pub fn builtin_models() -> Vec<ModelRow> {
-    // The table is checked by the unit test below, so a typo cannot reach a catalogue.
-    let usd = |price: &str| price.parse::<Nanos>().unwrap_or_default();
-    MODELS
+    // Every id is in the data file: the unit tests below check it.
+    BUILTIN_MODELS
         .iter()
-        .map(|m| {
-            let mut row = ModelRow {
-                id: m.id.to_string(),
-                provider: m.provider.to_string(),
-                context: m.context,
-                input_price: usd(m.input),
-                output_price: usd(m.output),
-                cached_input_price: m.cache_read.map(usd),
-                cache_write_price: m.cache_write.map(usd),
-                rules: PriceRules::default(),
-                enabled: true,
-                created: 0,
-            };
-            if let Some(rules) = INVOICE_RULES.iter().find(|r| r.id == m.id) {
+        .filter_map(|id| catalogue::builtin_entry(id))
+        .map(|entry| {
+            let mut row = entry.to_row();
+            if let Some(rules) = INVOICE_RULES.iter().find(|r| r.id == entry.id) {
                 rules.apply(&mut row);
             }
             row
@@ -583,6 +517,46 @@ mod tests {
         }
     }
 
+    /// The seed page's table (name, provider, context, price per 1M): its price is the
+    /// model's input price.
+    const SEED_TABLE: [(&str, &str, i64, i64); 12] = [
+        ("deepseek-chat", "DeepSeek", 65_536, 270_000_000),
+        ("deepseek-v3.2", "DeepSeek", 128_000, 270_000_000),
+        ("deepseek-r1", "DeepSeek (Reasoning)", 65_536, 550_000_000),
+        ("qwen-plus", "Alibaba Qwen", 131_072, 110_000_000),
+        ("qwen-max", "Alibaba Qwen", 32_768, 280_000_000),
+        ("glm-4-flash", "Zhipu GLM", 128_000, 0),
+        ("glm-5", "Zhipu GLM", 128_000, 140_000_000),
+        ("doubao-pro", "ByteDance", 128_000, 140_000_000),
+        ("doubao-lite", "ByteDance", 128_000, 10_000_000),
+        ("kimi-k2.5", "Moonshot AI", 128_000, 140_000_000),
+        ("gpt-4o", "OpenAI (via proxy)", 128_000, 2_500_000_000),
+        (
+            "claude-sonnet-4",
+            "Anthropic (via proxy)",
+            200_000,
+            3_000_000_000,
+        ),
+    ];
+
+    #[test]
+    fn the_catalogue_input_price_of_each_seed_model_is_the_seed_page_price() {
+        for (id, provider, context, input) in SEED_TABLE {
+            let model = builtin(id);
+            assert_eq!(model.input_price, Nanos(input), "{id}");
+            assert_eq!(model.provider, provider, "{id}");
+            assert_eq!(model.context, context, "{id}");
+            let source = catalogue::builtin_entry(id)
+                .unwrap()
+                .source
+                .clone()
+                .unwrap();
+            assert!(source.starts_with("TokenHub seed page"), "{id}: {source}");
+        }
+        let seeded: Vec<&str> = SEED_TABLE.iter().map(|row| row.0).collect();
+        assert_eq!(&BUILTIN_MODELS[..12], seeded.as_slice(), "the seed's order");
+    }
+
     #[test]
     fn paid_models_price_output_above_input() {
         // The old table had one price for both; output is dearer at every vendor listed.
@@ -598,12 +572,11 @@ mod tests {
     #[test]
     fn every_price_parses_and_every_preset_model_is_in_the_catalogue() {
         let models = builtin_models();
-        for m in MODELS {
-            let prices = [Some(m.input), Some(m.output), m.cache_read, m.cache_write];
-            for price in prices.into_iter().flatten() {
-                assert!(price.parse::<Nanos>().is_ok(), "{}: {price}", m.id);
-            }
-        }
+        assert_eq!(
+            models.len(),
+            BUILTIN_MODELS.len(),
+            "every built-in id is in the data"
+        );
         for channel in preset_channels() {
             assert!(
                 crate::catalog::ChannelKind::parse(&channel.kind).is_some(),

@@ -376,10 +376,25 @@ mod tests {
         );
     }
 
-    /// Migration 0005 moves rows still holding the old single-price seed to the presets'
-    /// prices: the two lists must agree, and an edited row must be left alone.
+    /// The data `UPDATE`s of a migration file (comments may hold a `;`: they go first).
+    fn data_updates(migration: &str) -> Vec<String> {
+        let without_comments: Vec<&str> = migration
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("--"))
+            .collect();
+        without_comments
+            .join("\n")
+            .split(';')
+            .filter(|statement| statement.trim_start().starts_with("UPDATE"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Migration 0005 moved rows still holding the old single-price seed to the vendors'
+    /// prices, and 0016 moves those to the seed page's: a row nobody edited ends at the
+    /// built-in prices, and an edited row is left alone.
     #[tokio::test]
-    async fn migration_0005_moves_untouched_seeds_to_the_preset_prices() {
+    async fn migrations_0005_and_0016_move_untouched_seeds_to_the_built_in_prices() {
         const OLD_SEED: &[(&str, i64)] = &[
             ("deepseek-chat", 270_000_000),
             ("deepseek-v3.2", 270_000_000),
@@ -403,21 +418,14 @@ mod tests {
         };
         store.upsert_model(&edited).await.unwrap();
         let migration = include_str!("../../migrations/sqlite/0005_cache_write_price.sql");
-        // Comments may hold a `;`: drop them before cutting the file into statements.
-        let without_comments: Vec<&str> = migration
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("--"))
-            .collect();
-        let without_comments = without_comments.join("\n");
-        let updates = without_comments
-            .split(';')
-            .filter(|statement| statement.trim_start().starts_with("UPDATE"));
-        let mut applied = 0;
-        for update in updates {
+        let seed_page = include_str!("../../migrations/sqlite/0016_seed_page_prices.sql");
+        assert_eq!(data_updates(migration).len(), OLD_SEED.len());
+        for update in data_updates(migration)
+            .iter()
+            .chain(&data_updates(seed_page))
+        {
             sqlx::query(update).execute(&store.pool).await.unwrap();
-            applied += 1;
         }
-        assert_eq!(applied, OLD_SEED.len());
         let stored = store.all_models().await.unwrap();
         for preset in crate::providers::presets::builtin_models() {
             let Some(row) = stored.iter().find(|m| m.id == preset.id) else {
@@ -455,6 +463,8 @@ mod tests {
                 .collect()
         };
         assert_eq!(updates_of(postgres), updates_of(migration));
+        let postgres = include_str!("../../migrations/postgres/0016_seed_page_prices.sql");
+        assert_eq!(data_updates(postgres), data_updates(seed_page));
     }
 
     #[tokio::test]

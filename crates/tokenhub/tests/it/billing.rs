@@ -320,11 +320,11 @@ async fn dashscope_cache_hits_and_explicit_creation_are_billed_at_their_shares_o
             );
             records.push(record);
         }
-        if input == 400_000_000 && output == 1_200_000_000 {
-            // At today's seed ($0.40 / $1.20): 5·400 + 8·80 + 2·1200, 3·400 + 10·500 + 2·1200,
-            // 3·400 + 10·40 + 2·1200 nano-USD.
+        if input == 110_000_000 && output == 330_000_000 {
+            // At the seed page's price ($0.11 input, $0.33 output): 5·110 + 8·22 + 2·330,
+            // 3·110 + 10·137.5 + 2·330, 3·110 + 10·11 + 2·330 nano-USD.
             let costs: Vec<i64> = records.iter().map(|r| r.cost.0).collect();
-            assert_eq!(costs, [5_040, 8_600, 4_000]);
+            assert_eq!(costs, [1_386, 2_365, 1_100]);
         }
         assert_debits_match(&h, user.id, &records).await;
         h.shutdown().await;

@@ -13,6 +13,7 @@ mod anthropic_inbound_golden;
 mod anthropic_rules;
 mod anthropic_upstream;
 mod billing;
+mod catalogue;
 mod channel_check;
 mod channel_keys;
 mod channel_limits;

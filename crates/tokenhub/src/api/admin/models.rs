@@ -19,6 +19,7 @@ use crate::accounts::{Role, audit};
 use crate::api::AppState;
 use crate::ledger::money::Nanos;
 use crate::ledger::price_tiers::{PriceRules, PriceTier, PriceTierSpec};
+use crate::providers::catalogue::CatalogueEntry;
 use crate::store::ModelRow;
 
 const CSV_HEADER: [&str; 11] = [
@@ -150,10 +151,17 @@ pub struct ModelImport {
     pub models: Vec<ModelView>,
 }
 
+/// What an import did, per model.
 #[derive(Serialize, ToSchema)]
 pub struct ImportCounts {
-    pub created: usize,
+    /// The format read: `tokenhub` (this API's export, or `catalog/models.json`),
+    /// `litellm`, `openrouter` or `csv`.
+    pub format: String,
+    pub added: usize,
     pub updated: usize,
+    pub unchanged: usize,
+    /// Entries left out (no token price, not a relayed mode, invalid or repeated id).
+    pub skipped: usize,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -396,8 +404,10 @@ fn from_csv(text: &str) -> Result<Vec<ModelView>> {
         .collect()
 }
 
-/// Create or overwrite many models at once, from JSON (`{"models":[…]}`, the export's
-/// shape) or CSV (`Content-Type: text/csv`, the export's columns).
+/// Create or update many models at once, from JSON (the export's `{"models":[…]}`,
+/// LiteLLM's `model_prices_and_context_window.json` or OpenRouter's `/api/v1/models`) or
+/// CSV (`Content-Type: text/csv`, the export's columns). Says how many models were added,
+/// updated, unchanged and skipped.
 #[utoipa::path(post, path = "/api/admin/models/import", tag = "catalog",
     request_body(content((ModelImport = "application/json"), (String = "text/csv"))),
     responses((status = 200, body = ImportCounts), (status = "4XX", body = ErrorBody)),
@@ -413,35 +423,41 @@ pub async fn import(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
-    let models = if is_csv {
-        from_csv(
-            std::str::from_utf8(&body).map_err(|_| ManageError::invalid("the CSV is not UTF-8"))?,
-        )?
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ManageError::invalid("the file is not UTF-8"))?;
+    let (format, counts) = if is_csv {
+        let rows = from_csv(text)?
+            .iter()
+            .map(ModelView::to_row)
+            .collect::<Result<Vec<_>>>()?;
+        if rows.len() > MAX_IMPORT {
+            return Err(ManageError::invalid(format!(
+                "at most {MAX_IMPORT} models per import"
+            )));
+        }
+        let entries: Vec<_> = rows.into_iter().map(CatalogueEntry::from_row).collect();
+        (
+            "csv".to_string(),
+            ops::import_entries(&state.store, &entries).await?,
+        )
     } else {
-        serde_json::from_slice::<ModelImport>(&body)
-            .map_err(|e| ManageError::invalid(format!("invalid JSON: {e}")))?
-            .models
+        let (format, counts) = ops::import_catalogue(&state.store, text).await?;
+        (format.name().to_string(), counts)
     };
-    if models.len() > MAX_IMPORT {
-        return Err(ManageError::invalid(format!(
-            "at most {MAX_IMPORT} models per import"
-        )));
-    }
-    let rows = models
-        .iter()
-        .map(ModelView::to_row)
-        .collect::<Result<Vec<_>>>()?;
-    let (created, updated) = ops::upsert_models(&state.store, &rows).await?;
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let summary = serde_json::json!({"created": created, "updated": updated, "ids": ids});
     audit::record(
         &state.store,
         &caller.actor(),
         "model.import",
         "models",
         None::<&()>,
-        Some(&summary),
+        Some(&serde_json::json!({"format": format, "counts": counts})),
     )
     .await;
-    Ok(Json(ImportCounts { created, updated }))
+    Ok(Json(ImportCounts {
+        format,
+        added: counts.added,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        skipped: counts.skipped,
+    }))
 }

@@ -22,6 +22,8 @@ pub struct SettingsView {
     pub anonymous_chat: bool,
     /// Anonymous chat requests per minute per client address (1-600).
     pub anonymous_chat_rpm: u32,
+    /// Shown under "Need help?" on the docs page ("WeChat: TokenHub_Support"); empty hides it.
+    pub support_contact: String,
 }
 
 impl From<&SiteSettings> for SettingsView {
@@ -31,6 +33,7 @@ impl From<&SiteSettings> for SettingsView {
             trial_credit_usd: usd(s.trial_credit),
             anonymous_chat: s.anonymous_chat,
             anonymous_chat_rpm: s.anonymous_chat_rpm,
+            support_contact: s.support_contact.clone(),
         }
     }
 }
@@ -44,6 +47,7 @@ pub struct SettingsChange {
     pub trial_credit_usd: Option<String>,
     pub anonymous_chat: Option<bool>,
     pub anonymous_chat_rpm: Option<u32>,
+    pub support_contact: Option<String>,
 }
 
 /// The settings in force.
@@ -87,6 +91,9 @@ pub async fn update(
     }
     if let Some(rpm) = change.anonymous_chat_rpm {
         after.anonymous_chat_rpm = rpm;
+    }
+    if let Some(contact) = change.support_contact {
+        after.support_contact = contact.trim().to_string();
     }
     site_settings::save(&state.store, &caller.actor(), &before, &after).await?;
     state.management.site.forget().await;

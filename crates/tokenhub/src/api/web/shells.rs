@@ -113,7 +113,7 @@ pub async fn chat(State(state): State<AppState>, viewer: MaybeViewer) -> Respons
 }
 
 /// The settings in force; `None` (everything closed) when they cannot be read.
-async fn settings(state: &AppState) -> Option<site_settings::SiteSettings> {
+pub(super) async fn settings(state: &AppState) -> Option<site_settings::SiteSettings> {
     state
         .management
         .site
