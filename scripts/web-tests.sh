@@ -3,6 +3,8 @@
 # from npm) against a live gateway and mock-upstream on loopback, SQLite database.
 #
 #   scripts/web-tests.sh
+#   WEB_TESTS_PATTERN='chat' scripts/web-tests.sh    # only the tests whose name matches
+#   WEB_TESTS_NO_BUILD=1 scripts/web-tests.sh         # reuse the debug binaries as built
 #
 # Screenshots of every page at desktop (1280 px) and phone (390 px) widths are written to
 # artifacts/screenshots/ (CI keeps that folder). Installs clients/browser/node_modules on
@@ -14,7 +16,7 @@ cd "$ROOT"
 
 STARTUP_TIMEOUT_S=30
 INSTALL_TIMEOUT_S=600
-SUITE_TIMEOUT_S=300
+SUITE_TIMEOUT_S=600
 LOG_TAG=web-tests
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
@@ -33,7 +35,11 @@ if [[ ! -x "$CHROMIUM" ]]; then
   exit 0
 fi
 
-build_binaries
+if [[ "${WEB_TESTS_NO_BUILD:-}" == 1 ]]; then
+  BIN_DIR="$ROOT/target/debug"
+else
+  build_binaries
+fi
 
 dir="$ROOT/clients/browser"
 npm_install "$dir" playwright-core || die "npm ci failed in clients/browser"
@@ -80,7 +86,8 @@ export CHROMIUM
 export SCREENSHOT_DIR="$ROOT/artifacts/screenshots"
 mkdir -p "$SCREENSHOT_DIR"
 rc=0
-(cd "$dir" && timeout "$SUITE_TIMEOUT_S" node --test --test-concurrency=1 --test-reporter=spec test_web.mjs) || rc=$?
+(cd "$dir" && timeout "$SUITE_TIMEOUT_S" node --test --test-concurrency=1 --test-reporter=spec \
+  ${WEB_TESTS_PATTERN:+--test-name-pattern="$WEB_TESTS_PATTERN"} test_web.mjs test_fixes.mjs) || rc=$?
 ((rc == 124)) && log "the browser suite timed out after ${SUITE_TIMEOUT_S}s"
 ((rc == 0)) || die "browser tests failed (exit $rc)"
 log "screenshots in $SCREENSHOT_DIR: $(ls "$SCREENSHOT_DIR" | wc -l) files"

@@ -121,6 +121,12 @@ pub async fn create_user(
     Ok(store.create_user(name, role, None, balance).await?)
 }
 
+/// System accounts (`~anonymous`, which owns the chat trial's usage) are named with a
+/// `~`, which user names cannot contain.
+pub fn is_system_user(name: &str) -> bool {
+    name.starts_with('~')
+}
+
 pub fn validate_user_name(name: &str) -> Result<(), AccountError> {
     let ok = !name.is_empty()
         && name.len() <= 64

@@ -53,6 +53,8 @@ pub struct Shared {
     pub web: std::sync::Arc<web::Web>,
     /// Wakes the catalogue reloader (see `catalog::reload`).
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
+    /// With Redis: a management write also wakes the other instances' reloaders.
+    pub shared_state: Option<std::sync::Arc<crate::shared::SharedState>>,
     /// How long `/v1/responses` keeps stored responses.
     pub responses_retention: responses::Retention,
 }
@@ -64,15 +66,17 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
         .merge(anthropic::routes())
         .merge(responses::routes())
         .merge(
-            admin::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                reload_after_writes,
-            )),
+            admin::routes()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    reload_after_writes,
+                ))
+                .layer(web::compression()),
         )
         .merge(web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
-        .fallback(error::not_found)
+        .fallback(web::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body.max_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {
@@ -132,6 +136,11 @@ async fn reload_after_writes(
     let response = next.run(request).await;
     if writes && response.status().is_success() {
         state.catalog_nudge.notify_one();
+        if let Some(shared) = &state.shared_state
+            && let Err(error) = shared.publish_change().await
+        {
+            tracing::warn!(%error, "cannot notify other instances; they will poll");
+        }
     }
     response
 }

@@ -43,6 +43,18 @@ pub enum ChannelKind {
     Demo,
 }
 
+/// The longest model id, in bytes.
+pub const MAX_MODEL_ID_LEN: usize = 200;
+
+/// The one model id rule, for the admin API, imports and the admin page (which reads
+/// it from `data-model-id-max` and applies the same test): 1 to [`MAX_MODEL_ID_LEN`]
+/// bytes, no whitespace or control characters (ids travel in URLs, CSV and lists).
+pub fn valid_model_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_MODEL_ID_LEN
+        && !id.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// Every `type` a channel may have.
 pub const CHANNEL_TYPES: &[&str] = &[
     "openai",

@@ -23,6 +23,8 @@
 //! | `first_bytes_timeout_ms` | `TOKENHUB_FIRST_BYTES_TIMEOUT_MS` | `10000` |
 //! | `max_connections` | `TOKENHUB_MAX_CONNECTIONS` | `10000` |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
+//! | `redis_url` | `TOKENHUB_REDIS_URL` | none: limits, slots, health and reservations are per process (see docs/redis.md) |
+//! | `redis_prefix` | `TOKENHUB_REDIS_PREFIX` | `th:`: the namespace of every Redis key and channel |
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
 //! | `responses_retention_days` | `TOKENHUB_RESPONSES_RETENTION_DAYS` | `30`: how long `/v1/responses` keeps stored responses (`store`) |
@@ -97,6 +99,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How clients reach this gateway (e.g. `https://llm.example.com`), for the docs page.
     pub public_url: Option<String>,
+    /// Shared state across instances (docs/redis.md); none = this process only.
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
     /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<String>,
     /// Days a stored Response (`store: true`) is kept for `GET` and `previous_response_id`.
@@ -159,6 +164,8 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             public_url: None,
+            redis_url: None,
+            redis_prefix: "th:".into(),
             metrics_token: None,
             responses_retention_days: 30,
             channels: Vec::new(),
@@ -347,6 +354,10 @@ impl Settings {
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         set(&var, "TOKENHUB_LISTEN", &mut self.listen)?;
         set(&var, "TOKENHUB_DATABASE_URL", &mut self.database_url)?;
+        if let Some(url) = var("TOKENHUB_REDIS_URL") {
+            self.redis_url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
+        }
+        set(&var, "TOKENHUB_REDIS_PREFIX", &mut self.redis_prefix)?;
         if let Some(url) = var("TOKENHUB_PUBLIC_URL") {
             self.public_url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
         }

@@ -11,5 +11,6 @@ pub mod protocol;
 pub mod providers;
 pub mod relay;
 pub mod server;
+pub mod shared;
 pub mod store;
 pub mod tokens;

@@ -152,6 +152,21 @@ pub async fn check_channels(
     Ok(results)
 }
 
+/// Connects to Redis when `redis_url` is set (docs/redis.md). A configured Redis that
+/// cannot be reached stops start-up: running alone would break every shared limit.
+async fn connect_shared(
+    settings: &Settings,
+) -> Result<Option<Arc<crate::shared::SharedState>>, StartError> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(None);
+    };
+    let shared = crate::shared::SharedState::connect(url, &settings.redis_prefix)
+        .await
+        .map_err(|e| StartError::Config(format!("cannot use redis_url: {e}")))?;
+    tracing::info!(instance = shared.instance(), "shared state in Redis");
+    Ok(Some(shared))
+}
+
 fn prometheus() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
@@ -169,8 +184,9 @@ pub async fn start(
     let store = open_store(&settings).await?;
     let _ = tokenizer.await;
     seed::apply_seeds(&store, &settings).await?;
+    let shared = connect_shared(&settings).await?;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
-    let books = Arc::new(Books::default());
+    let books = Arc::new(Books::new(shared.clone()));
     let flush_lock = Arc::new(Mutex::new(()));
     let health = Arc::new(Health::new(BreakerPolicy {
         threshold: settings.breaker_threshold.max(1),
@@ -195,8 +211,22 @@ pub async fn start(
             .map_err(|e| {
                 StartError::Config(format!("cannot create the anonymous chat user: {e}"))
             })?;
-    let reloader = Reloader::start(store.clone(), catalog.clone(), accounts.clone()).await?;
+    let reloader = Reloader::start(
+        store.clone(),
+        catalog.clone(),
+        accounts.clone(),
+        shared.clone(),
+    )
+    .await?;
     let catalog_nudge = Arc::new(tokio::sync::Notify::new());
+    if let Some(shared) = &shared {
+        shared.spawn_change_listener(catalog_nudge.clone());
+        let (restorer, books) = (shared.clone(), books.clone());
+        shared.spawn_heartbeat(move || {
+            let (restorer, holds) = (restorer.clone(), books.holds());
+            async move { restorer.note(restorer.restore_holds(holds).await) }
+        });
+    }
     reloader.clone().spawn_polling(
         Duration::from_millis(settings.reload_interval_ms.max(10)),
         Duration::from_millis(key_cache.balance_refresh_ms.max(1)),
@@ -228,7 +258,7 @@ pub async fn start(
         );
     }
     let streams_end = CancellationToken::new();
-    let slots = Arc::new(crate::relay::concurrency::ChannelSlots::default());
+    let slots = Arc::new(crate::relay::concurrency::ChannelSlots::new(shared.clone()));
     let catalog_handle = catalog.clone();
     let relay = Relay {
         catalog,
@@ -239,7 +269,7 @@ pub async fn start(
         policy: Arc::new(policy),
         health: health.clone(),
         slots: slots.clone(),
-        limits: Arc::new(crate::relay::limits::RateLimits::default()),
+        limits: Arc::new(crate::relay::limits::RateLimits::new(shared.clone(), "key")),
         shutdown: streams_end.clone(),
     };
     let state = AppState::new(api::Shared {
@@ -252,10 +282,12 @@ pub async fn start(
             .map(api::metrics::MetricsToken::new),
         management: Arc::new(management(&settings)?),
         catalog_nudge,
+        shared_state: shared.clone(),
         responses_retention: api::responses::Retention(responses_retention(&settings)),
         web: Arc::new(api::web::Web::new(
             settings.public_url.clone(),
             Some(anonymous_user),
+            shared.clone(),
         )),
         trusted_proxies: Arc::new(
             crate::api::client_ip::parse_proxies(&settings.trusted_proxies)

@@ -8,6 +8,15 @@
   const { api, el, usd, time, count, notice, guard } = TH;
   const root = document.getElementById("admin");
   const isRoot = root.dataset.root === "true";
+  const MODEL_ID_MAX = Number(root.dataset.modelIdMax || 200);
+  const MODEL_ID_RULE = `1 to ${MODEL_ID_MAX} characters without spaces`;
+
+  /** Marks `input` invalid unless every id in it passes the server's model id rule. */
+  function checkModelIds(input, ids) {
+    const bad = ids.find((id) => !TH.validModelId(id, MODEL_ID_MAX));
+    input.setCustomValidity(bad === undefined ? "" : `“${bad}” is not a valid model id: ${MODEL_ID_RULE}.`);
+    return bad === undefined;
+  }
   /** The channel types the API accepts (CHANNEL_TYPES in catalog.rs). */
   const CHANNEL_TYPES = ["openai", "deepseek", "qwen", "zhipu", "doubao", "moonshot", "anthropic", "gemini", "demo"];
   const PAGE = 50;
@@ -140,6 +149,11 @@
     setTimeout(() => node.remove(), 6000);
   }
 
+  /** A model id, or a note for requests refused before they named one. */
+  function modelName(id) {
+    return id ? el("code", { class: "nowrap" }, id) : el("span", { class: "muted" }, "no model (refused before one was named)");
+  }
+
   // ---------------------------------------------------------------- dashboard
 
   async function dashboard(panel) {
@@ -207,7 +221,7 @@
             el("td", {}, name(a)),
             el("td", { class: "num" }, count(a.requests)),
             el("td", { class: "num" }, count(a.prompt_tokens + a.completion_tokens)),
-            el("td", { class: "num" }, usd(a.cost_usd, 6)),
+            el("td", { class: "num" }, usd(a.cost_usd)),
             el("td", { class: "num" }, pct(a.error_rate)),
             el("td", { class: "num hide-narrow" }, ms(a.latency_p50_ms)),
           ),
@@ -223,7 +237,7 @@
         { class: "grid admin-stats" },
         stat(count(requests), "Requests", "stat-requests"),
         stat(count(tokens), "Tokens", "stat-tokens"),
-        stat(usd(spend, 6), "Spend", "stat-spend"),
+        stat(usd(spend), "Spend", "stat-spend"),
         stat(pct(requests ? errors / requests : 0), `Error rate (${count(errors)} errors)`, "stat-errors"),
         stat(ms(p50), "Latency p50 (daily, weighted)", "stat-p50"),
         stat(ms(p95), "Latency p95 (worst day)", "stat-p95"),
@@ -232,13 +246,13 @@
         "div",
         { class: "admin-charts" },
         chart("Requests and error rate", traffic, { barLabel: "Requests", lineLabel: "Error rate (%)" }),
-        chart("Tokens and spend", volume, { barLabel: "Tokens", lineLabel: "Spend (USD)" }),
+        chart("Tokens and spend", volume, { barLabel: "Tokens", lineLabel: "Spend (USD)", lineFormat: (v) => `$${+v.toPrecision(2)}` }),
         chart("Latency", latency, { barLabel: "p50 (ms)", lineLabel: "p95 (ms)" }),
       ),
       el(
         "div",
         { class: "admin-tops" },
-        el("section", {}, el("h3", {}, "Top models"), top("top-models", "Model", topModels, (a) => el("code", { class: "nowrap" }, a.group))),
+        el("section", {}, el("h3", {}, "Top models"), top("top-models", "Model", topModels, (a) => modelName(a.group))),
         el(
           "section",
           {},
@@ -265,8 +279,33 @@
       await load("channels", true);
       done(panel, `Channel “${created.name}” added; it serves requests now.`);
     });
+    const checks = el("div", { id: "channel-checks", "aria-live": "polite" });
+    const testAll = button("Test all", async () => {
+      testAll.disabled = true;
+      checks.replaceChildren(el("p", { class: "muted" }, "Testing every model of every channel…"));
+      try {
+        const report = await api("POST", "/api/admin/channels/check");
+        checks.replaceChildren(
+          el("p", {}, badge(report.ok ? "all OK" : "failures", report.ok ? "ok" : "bad"), ` ${count(report.mappings.length)} model mappings tested.`),
+          table(
+            "channel-checks-table",
+            ["Channel", "Model", "Upstream id", "Status", "Detail"],
+            report.mappings.map((m) =>
+              el("tr", {}, el("td", {}, m.channel), el("td", {}, el("code", {}, m.model)), el("td", {}, el("code", {}, m.upstream_model)),
+                el("td", {}, badge(m.ok ? "OK" : m.status ? `HTTP ${m.status}` : "failed", m.ok ? "ok" : "bad")), el("td", { class: "wrap-anywhere" }, m.error || "—")),
+            ),
+            "No channel with a key serves a model.",
+          ),
+        );
+      } catch (error) {
+        checks.replaceChildren(el("div", { class: "notice error", role: "alert" }, error.message));
+      } finally {
+        testAll.disabled = false;
+      }
+    }, { id: "channels-test-all" });
     fill(panel, 
-      heading("Channels", refresh(() => load("channels", true))),
+      heading("Channels", testAll, refresh(() => load("channels", true))),
+      checks,
       el("p", { class: "muted small" }, "Upstream accounts that serve the models. Keys are write-only: only a mask is shown. Changes apply at once (other gateway instances: at their next reload)."),
       table(
         "channels-table",
@@ -286,7 +325,7 @@
   /** The health state as a badge with cooldown, success rate and latency. */
   function healthView(h) {
     if (!h) return el("span", { class: "muted" }, "—");
-    const states = { closed: ["ok", "healthy"], half_open: ["warn", "probing"], open: ["bad", "cooling down"], disabled: ["bad", "disabled"] };
+    const states = { closed: ["ok", "healthy"], half_open: ["warn", "probing"], open: ["bad", "cooling down"], disabled: ["bad", "disabled"], not_serving: ["bad", "not serving"] };
     const [kind, label] = states[h.state] || ["", h.state];
     const details = [];
     if (h.cooldown_remaining_ms) details.push(`${Math.ceil(h.cooldown_remaining_ms / 1000)} s cooldown left`);
@@ -361,12 +400,51 @@
     );
   }
 
+  const LIMITS = [
+    ["connect_timeout_ms", "Connect timeout (ms)"],
+    ["first_token_timeout_ms", "First token timeout (ms)"],
+    ["idle_timeout_ms", "Idle timeout (ms)"],
+    ["total_timeout_ms", "Total timeout (ms)"],
+    ["max_concurrency", "Max concurrent requests"],
+  ];
+
+  /** "public = upstream" lines to a model map (and back). */
+  function parseModelMap(text) {
+    const map = {};
+    for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) {
+      const at = line.indexOf("=");
+      if (at < 1) throw new Error(`Model map line “${line}”: write public-name = upstream-id`);
+      map[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    return map;
+  }
+
   /** The create form (`channel` null, id channel-form) or the edit form of `channel`. */
   function channelForm(channel, onSubmit) {
     const editing = Boolean(channel);
-    const v = channel || { name: "", type: "openai", base_url: "", models: [], priority: 0, weight: 1 };
+    const v = channel || { name: "", type: "openai", base_url: "", models: [], model_map: {}, priority: 0, weight: 1, api_keys_masked: [] };
     const prefix = editing ? `edit-${v.id}-` : "new-channel-";
     const cancel = editing ? button("Cancel", () => form.remove()) : null;
+    const keysKept = editing && v.api_key_set ? `keep ${v.api_keys_masked?.length > 1 ? `${v.api_keys_masked.length} keys` : v.api_key_masked}` : "sk-…";
+    const fetched = el("div", { class: "muted small", "aria-live": "polite" });
+    const fetchModels = editing
+      ? button("Fetch models from the upstream", async () => {
+        fetchModels.disabled = true;
+        fetched.textContent = "Asking the upstream…";
+        try {
+          const found = await api("GET", `/api/admin/channels/${v.id}/upstream-models`);
+          const current = splitList(form.elements.models.value);
+          const added = found.data.filter((id) => !current.includes(id) && TH.validModelId(id, MODEL_ID_MAX));
+          form.elements.models.value = [...current, ...added].join(", ");
+          fetched.textContent = `${count(found.data.length)} models offered by the upstream; ${count(added.length)} added to the list (save to keep them).`;
+        } catch (error) {
+          fetched.textContent = `The upstream did not list its models: ${error.message}`;
+        } finally {
+          fetchModels.disabled = false;
+        }
+      }, { class: "small ghost fetch-models" })
+      : null;
+    const mapText = Object.entries(v.model_map || {}).map(([k, u]) => `${k} = ${u}`).join("\n");
     const form = el(
       "form",
       { class: "card", id: editing ? "channel-edit-form" : "channel-form" },
@@ -379,28 +457,58 @@
         field("Base URL", el("input", { name: "base_url", type: "url", value: v.base_url, placeholder: "https://api.example.com/v1" }), "Not needed for demo"),
         field(
           "API key",
-          el("input", { name: "api_key", type: "password", autocomplete: "new-password", placeholder: editing && v.api_key_set ? `keep ${v.api_key_masked}` : "sk-…" }),
-          editing ? "Leave empty to keep the stored key" : null,
+          el("input", { name: "api_key", type: "password", autocomplete: "new-password", placeholder: keysKept }),
+          editing ? "Leave empty to keep the stored keys" : null,
         ),
-        field("Models (comma-separated)", el("input", { name: "models", value: v.models.join(", "), placeholder: "gpt-4o-mini, gpt-4o" })),
+        field("More keys (one per line)", el("textarea", { name: "more_keys", rows: 2, autocomplete: "off", class: "keys" }), "Requests spread over every key"),
+        field("Key from environment", el("input", { name: "api_key_env", value: v.api_key_env || "", placeholder: "DEEPSEEK_API_KEY" }), "Used when no key is stored"),
+        field("Models (comma-separated)", el("input", { name: "models", value: v.models.join(", "), placeholder: "gpt-4o-mini, gpt-4o" }), fetchModels),
+        field("Model map (public = upstream)", el("textarea", { name: "model_map", rows: 2, class: "keys" }, mapText), "Optional, one per line"),
         field("Priority", el("input", { name: "priority", type: "number", step: 1, value: v.priority, class: "narrow" }), "Higher first"),
         field("Weight", el("input", { name: "weight", type: "number", step: 1, min: 0, value: v.weight, class: "narrow" }), "Share within a priority"),
       ),
-      editing && v.api_key_set ? el("label", { class: "check" }, el("input", { type: "checkbox", name: "remove_key" }), "Remove the stored key") : null,
+      fetched,
+      el(
+        "details",
+        { class: "channel-limits", open: LIMITS.some(([name]) => v[name]) },
+        el("summary", {}, "Timeouts and concurrency"),
+        el("div", { class: "fields" }, LIMITS.map(([name, label]) => field(label, el("input", { name, type: "number", min: 0, step: 1, value: v[name] ?? "", placeholder: "default", class: "narrow" })))),
+      ),
+      editing && v.api_key_set ? el("label", { class: "check" }, el("input", { type: "checkbox", name: "remove_key" }), "Remove the stored keys") : null,
       el("div", { class: "actions" }, el("button", { type: "submit" }, editing ? "Save channel" : "Add channel"), cancel),
     );
+    form.elements.models.addEventListener("input", () => checkModelIds(form.elements.models, splitList(form.elements.models.value)));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const f = form.elements;
+      if (!checkModelIds(f.models, splitList(f.models.value))) return f.models.reportValidity();
+      let modelMap;
+      try {
+        modelMap = parseModelMap(f.model_map.value);
+      } catch (error) {
+        return notice(form, error.message);
+      }
+      // Limits travel beside the other members; on an edit, an emptied field goes back
+      // to the default (0 clears it).
+      const limits = {};
+      for (const [name] of LIMITS) {
+        if (f[name].value !== "") limits[name] = Number(f[name].value);
+        else if (editing && v[name]) limits[name] = 0;
+      }
       const body = {
         name: f.name.value.trim(),
         type: f.type.value,
         base_url: f.base_url.value.trim(),
+        api_key_env: f.api_key_env.value.trim(),
         models: splitList(f.models.value),
+        model_map: modelMap,
         priority: Number(f.priority.value || 0),
         weight: Number(f.weight.value || 0),
+        ...limits,
       };
-      if (f.api_key.value) body.api_key = f.api_key.value;
+      const keys = [f.api_key.value.trim(), ...f.more_keys.value.split("\n").map((k) => k.trim())].filter(Boolean);
+      if (keys.length > 1) body.api_keys = keys;
+      else if (keys.length === 1) body.api_key = keys[0];
       else if (f.remove_key && f.remove_key.checked) body.api_key = "";
       const submit = form.querySelector('button[type="submit"]');
       submit.disabled = true;
@@ -469,6 +577,14 @@
       return true;
     };
 
+    /** Cache reads, and cache writes when they have their own price. */
+    function cachedCell() {
+      const reads = m.cached_input_usd_per_mtok ?? null;
+      const cell = el("td", { class: reads === null ? "num muted" : "num", dataset: { sort: Number(reads ?? m.input_usd_per_mtok) } }, reads === null ? "= input" : usd(reads));
+      if (m.cache_write_usd_per_mtok) cell.append(el("div", { class: "muted small" }, `write ${usd(m.cache_write_usd_per_mtok)}`));
+      return cell;
+    }
+
     function view() {
       const toggle = button(m.enabled ? "Disable" : "Enable", () => save(modelBody(m, { enabled: !m.enabled })), {
         disabled: !m.priced,
@@ -483,67 +599,68 @@
           done(panel, `Model “${m.id}” deleted.`);
         }
       }, { class: "small danger", "aria-label": `Delete ${m.id}` });
-      const price = (value) => el("td", { class: "num", dataset: { sort: Number(value) } }, usd(value, 6));
+      const price = (value) => el("td", { class: "num", dataset: { sort: Number(value) } }, usd(value));
       row.replaceChildren(
-        el("td", {}, el("code", { class: "nowrap" }, m.id), m.priced ? null : [" ", badge("unpriced", "warn")]),
+        el("td", { class: "model-id" }, el("code", {}, m.id), m.priced ? null : [" ", badge("unpriced", "warn")]),
         el("td", {}, m.provider || "—"),
         el("td", { class: "num", dataset: { sort: m.context } }, m.context ? count(m.context) : "—"),
         price(m.input_usd_per_mtok),
         price(m.output_usd_per_mtok),
-        m.cached_input_usd_per_mtok === null || m.cached_input_usd_per_mtok === undefined
-          ? el("td", { class: "num muted", dataset: { sort: Number(m.input_usd_per_mtok) } }, "= input")
-          : price(m.cached_input_usd_per_mtok),
+        cachedCell(),
         el("td", {}, badge(m.enabled ? "on" : "off", m.enabled ? "ok" : "bad")),
         el("td", {}, el("div", { class: "actions" }, button("Edit", edit, { "aria-label": `Edit ${m.id}` }), toggle, remove)),
       );
     }
 
+    /** Every field of the model in a form under its row: what is not edited travels back as it was. */
     function edit() {
-      const input = (name, value, label, attrs = {}) => el("input", { name, value: value ?? "", "aria-label": `${label} of ${m.id}`, ...attrs });
-      const money = (name, value, label, required = true) => input(name, value, label, { inputmode: "decimal", pattern: USD_PATTERN, required, class: "price" });
-      const provider = input("provider", m.provider, "Provider");
-      const context = input("context", m.context, "Context", { type: "number", min: 0, step: 1 });
-      const inPrice = money("input_usd_per_mtok", m.input_usd_per_mtok, "Input price");
-      const outPrice = money("output_usd_per_mtok", m.output_usd_per_mtok, "Output price");
-      const cached = money("cached_input_usd_per_mtok", m.cached_input_usd_per_mtok, "Cached input price", false);
-      cached.placeholder = "= input";
-      const enabled = el("input", { type: "checkbox", name: "enabled", checked: m.enabled, "aria-label": `${m.id} enabled` });
-      const controls = [provider, context, inPrice, outPrice, cached];
-      const saveButton = button("Save", async () => {
-        const invalid = controls.find((c) => !c.checkValidity());
-        if (invalid) {
-          invalid.reportValidity();
-          return;
-        }
-        await save(
+      row.nextElementSibling?.classList.contains("model-editor") && row.nextElementSibling.remove();
+      const money = (name, label, required, hint) =>
+        field(label, el("input", { name, value: m[name] ?? "", inputmode: "decimal", pattern: USD_PATTERN, required, class: "narrow", placeholder: required ? "0.15" : "= default" }), hint);
+      const form = el(
+        "form",
+        { class: "model-edit", id: `model-edit-${m.id}`, "aria-label": `Edit ${m.id}` },
+        el("div", { class: "fields" },
+          field("Provider", el("input", { name: "provider", value: m.provider, maxlength: 64 })),
+          field("Context (tokens)", el("input", { name: "context", type: "number", min: 0, step: 1, value: m.context, class: "narrow" })),
+          money("input_usd_per_mtok", "Input $/1M", true),
+          money("output_usd_per_mtok", "Output $/1M", true),
+          money("cached_input_usd_per_mtok", "Cached input $/1M", false, "Empty: the input price"),
+          money("cache_write_usd_per_mtok", "Cache write $/1M", false, "Empty: the input price"),
+          money("cache_write_1h_usd_per_mtok", "Cache write 1 h $/1M", false, "Empty: provider rule"),
+          money("explicit_cached_input_usd_per_mtok", "Explicit cache hit $/1M", false, "Empty: cached input"),
+          el("label", { class: "check" }, el("input", { type: "checkbox", name: "enabled", checked: m.enabled }), "Enabled"),
+        ),
+        m.price_tiers?.length ? el("p", { class: "muted small" }, `${m.price_tiers.length} price tier(s) are kept as they are (edit them through the API).`) : null,
+        el("div", { class: "actions" }, el("button", { type: "submit", class: "small" }, "Save"), button("Cancel", () => close())),
+      );
+      const editor = el("tr", { class: "model-editor" }, el("td", { colspan: 8 }, form));
+      const close = () => {
+        editor.remove();
+        row.querySelector("button")?.focus();
+      };
+      form.addEventListener("keydown", (event) => event.key === "Escape" && close());
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const f = form.elements;
+        const optional = (name) => f[name].value.trim() || null;
+        const saved = await save(
           modelBody(m, {
-            provider: provider.value.trim(),
-            context: Number(context.value || 0),
-            input_usd_per_mtok: inPrice.value.trim(),
-            output_usd_per_mtok: outPrice.value.trim(),
-            cached_input_usd_per_mtok: cached.value.trim() || null,
-            enabled: enabled.checked,
+            provider: f.provider.value.trim(),
+            context: Number(f.context.value || 0),
+            input_usd_per_mtok: f.input_usd_per_mtok.value.trim(),
+            output_usd_per_mtok: f.output_usd_per_mtok.value.trim(),
+            cached_input_usd_per_mtok: optional("cached_input_usd_per_mtok"),
+            cache_write_usd_per_mtok: optional("cache_write_usd_per_mtok"),
+            cache_write_1h_usd_per_mtok: optional("cache_write_1h_usd_per_mtok"),
+            explicit_cached_input_usd_per_mtok: optional("explicit_cached_input_usd_per_mtok"),
+            enabled: f.enabled.checked,
           }),
         );
-      }, { class: "small" });
-      row.replaceChildren(
-        el("td", {}, el("code", { class: "nowrap" }, m.id)),
-        el("td", {}, provider),
-        el("td", { class: "num" }, context),
-        el("td", { class: "num" }, inPrice),
-        el("td", { class: "num" }, outPrice),
-        el("td", { class: "num" }, cached),
-        el("td", {}, enabled),
-        el("td", {}, el("div", { class: "actions" }, saveButton, button("Cancel", view))),
-      );
-      row.addEventListener("keydown", function onKey(event) {
-        if (!row.contains(saveButton)) return row.removeEventListener("keydown", onKey);
-        if (event.key === "Enter" && event.target.tagName === "INPUT") {
-          event.preventDefault();
-          saveButton.click();
-        } else if (event.key === "Escape") view();
+        if (saved) close();
       });
-      inPrice.focus();
+      row.after(editor);
+      form.elements.input_usd_per_mtok.focus();
     }
 
     view();
@@ -559,7 +676,7 @@
       el(
         "div",
         { class: "fields" },
-        field("Model id", el("input", { name: "id", required: true, maxlength: 128, placeholder: "gpt-4o-mini" })),
+        field("Model id", el("input", { name: "id", required: true, maxlength: MODEL_ID_MAX, placeholder: "gpt-4o-mini" }), MODEL_ID_RULE),
         field("Provider", el("input", { name: "provider", required: true, maxlength: 64, placeholder: "OpenAI" })),
         field("Context (tokens)", el("input", { name: "context", type: "number", min: 0, step: 1, placeholder: "128000", class: "narrow" })),
         field("Input $/1M", money("input_usd_per_mtok", true)),
@@ -568,9 +685,11 @@
       ),
       el("button", { type: "submit" }, "Add model"),
     );
+    form.elements.id.addEventListener("input", () => checkModelIds(form.elements.id, [form.elements.id.value.trim()]));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const f = form.elements;
+      if (!checkModelIds(f.id, [f.id.value.trim()])) return f.id.reportValidity();
       const body = {
         id: f.id.value.trim(),
         provider: f.provider.value.trim(),
@@ -620,7 +739,7 @@
       guard(panel, show);
     });
     await show();
-    fill(panel, heading("Users", refresh(() => guard(panel, show))), form, results, newUserForm(panel, show));
+    fill(panel, heading("Users", refresh(() => guard(panel, show))), form, el("section", { id: "user-page", class: "card user-page", "aria-live": "polite" }), results, newUserForm(panel, show));
   }
 
   function userRow(panel, u) {
@@ -628,16 +747,16 @@
     const deleted = u.status === "deleted";
     const role = el(
       "select",
-      { "aria-label": `Role of ${u.name}`, disabled: deleted || (u.role === "root" && !isRoot) },
+      { "aria-label": `Role of ${u.name}`, disabled: deleted || u.system || (u.role === "root" && !isRoot), title: u.system ? "A system account keeps its role" : null },
       roles.map((r) => el("option", { value: r, selected: r === u.role }, r)),
     );
-    const balance = el("td", { class: "num" }, usd(u.balance_usd, 6));
+    const balance = el("td", { class: "num" }, usd(u.balance_usd));
     const status = el("td", {});
     const toggle = button("", null);
     const paint = () => {
       status.replaceChildren(badge(u.status, u.status === "active" ? "ok" : "bad"));
       toggle.textContent = u.status === "active" ? "Disable" : "Enable";
-      toggle.hidden = deleted;
+      toggle.hidden = deleted || u.system;
       toggle.setAttribute("aria-label", `${toggle.textContent} ${u.name}`);
     };
     paint();
@@ -658,6 +777,24 @@
         done(panel, `${u.name} is now ${u.status}.`);
       }
     });
+    const adjust = adjustForm(u, () => (balance.textContent = usd(u.balance_usd)));
+    const open = button(u.name, () => userPage(panel, u), { class: "link user-open", "aria-label": `Open ${u.name}'s page` });
+    return el(
+      "tr",
+      { dataset: { userId: u.id } },
+      el("td", { class: "num" }, String(u.id)),
+      el("td", {}, open, u.system ? [" ", badge("system", "warn")] : null),
+      el("td", {}, role),
+      status,
+      balance,
+      el("td", { class: "hide-narrow" }, time(u.created_at)),
+      el("td", {}, deleted ? el("span", { class: "muted" }, "—") : adjust),
+      el("td", {}, toggle),
+    );
+  }
+
+  /** Credit or debit `u` with a reason, after a confirmation showing the balance before and after. */
+  function adjustForm(u, onSaved) {
     const adjust = el(
       "form",
       { class: "adjust" },
@@ -668,26 +805,75 @@
     adjust.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = { amount_usd: adjust.elements.amount.value.trim(), reason: adjust.elements.reason.value.trim() };
+      const amount = toNanos(body.amount_usd);
+      const after = TH.nanosToUsd(toNanos(u.balance_usd) + amount);
+      const verb = amount < 0n ? `Debit ${usd(body.amount_usd.replace("-", ""))} from` : `Credit ${usd(body.amount_usd)} to`;
+      if (!confirm(`${verb} ${u.name}?\nBalance ${usd(u.balance_usd)} → ${usd(after)}\nReason: ${body.reason}`)) return;
       const saved = await run(adjust, () => api("POST", `/api/admin/users/${u.id}/balance`, body));
       if (saved) {
         Object.assign(u, saved);
-        balance.textContent = usd(u.balance_usd, 6);
         adjust.reset();
-        done(adjust, `Balance now ${usd(u.balance_usd, 6)}.`);
+        onSaved();
+        done(adjust, `Balance now ${usd(u.balance_usd)}.`);
       }
     });
-    return el(
-      "tr",
-      { dataset: { userId: u.id } },
-      el("td", { class: "num" }, String(u.id)),
-      el("td", {}, u.name),
-      el("td", {}, role),
-      status,
-      balance,
-      el("td", { class: "hide-narrow" }, time(u.created_at)),
-      el("td", {}, deleted ? el("span", { class: "muted" }, "—") : adjust),
-      el("td", {}, toggle),
+    return adjust;
+  }
+
+  /** One user's page: account, keys (disable/enable), ledger, recent usage, credit, password reset. */
+  async function userPage(panel, u) {
+    const box = document.getElementById("user-page");
+    const [keys, ledger, recent] = await Promise.all([
+      api("GET", `/api/admin/users/${u.id}/keys`),
+      api("GET", `/api/admin/users/${u.id}/ledger?limit=20`),
+      api("GET", `/api/admin/usage?${query({ user_id: u.id, limit: 10 })}`),
+    ]);
+    const balance = el("b", { id: "user-page-balance" }, usd(u.balance_usd));
+    const keyRows = keys.data.map((k) => {
+      const active = k.status === "active";
+      const toggle = button(active ? "Disable" : "Enable", async () => {
+        const saved = await run(box, () => api("PATCH", `/api/admin/keys/${k.id}`, { enabled: !active }));
+        if (saved) userPage(panel, u);
+      }, { "aria-label": `${active ? "Disable" : "Enable"} key ${k.name || k.prefix}` });
+      return el("tr", { dataset: { keyId: k.id } }, el("td", {}, k.name || "—"), el("td", {}, el("code", {}, k.prefix)), el("td", {}, badge(k.status, active ? "ok" : "bad")),
+        el("td", { class: "num" }, `${usd(k.spent_usd)}${k.quota_usd ? " / " + usd(k.quota_usd) : ""}`), el("td", {}, toggle));
+    });
+    const reset = el(
+      "form",
+      { class: "row", id: "user-password-form" },
+      field("New password", el("input", { name: "password", type: "password", minlength: 8, required: true, autocomplete: "new-password" })),
+      el("button", { type: "submit", class: "small" }, "Reset password"),
     );
+    reset.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!confirm(`Set a new password for ${u.name}? Their sessions end.`)) return;
+      const ok = await run(reset, () => api("POST", `/api/admin/users/${u.id}/password`, { password: reset.elements.password.value }));
+      if (ok !== undefined) {
+        reset.reset();
+        done(reset, "Password set; the user's sessions ended.");
+      }
+    });
+    fill(
+      box,
+      el("div", { class: "admin-bar" }, el("h3", {}, `${u.name} (#${u.id})`), button("Close", () => box.replaceChildren())),
+      el("div", { class: "grid admin-stats" },
+        el("div", { class: "stat" }, balance, el("span", {}, "Balance")),
+        el("div", { class: "stat" }, el("b", {}, u.role), el("span", {}, "Role")),
+        el("div", { class: "stat" }, el("b", {}, u.status), el("span", {}, "Status"))),
+      u.system ? null : el("div", { class: "filters" }, field("Credit or debit (USD)", adjustForm(u, () => (balance.textContent = usd(u.balance_usd))))),
+      el("h4", {}, "API keys"),
+      table("user-keys-table", ["Name", "Key", "Status", ["Spent / quota", "num"], ""], keyRows, "No keys."),
+      el("h4", {}, "Balance history"),
+      table("user-ledger-table", ["Time", "Kind", ["Amount", "num"], "Reason"],
+        ledger.data.map((e) => el("tr", {}, el("td", {}, time(e.created_at)), el("td", {}, e.kind), el("td", { class: "num" }, usd(e.amount_usd)), el("td", { class: "wrap-anywhere" }, e.reason || "—"))),
+        "No entries."),
+      el("h4", {}, "Recent requests"),
+      table("user-usage-table", ["Time", "Model", ["Cost", "num"], "Status"],
+        recent.data.map((r) => el("tr", {}, el("td", {}, time(r.created_at)), el("td", {}, modelName(r.model)), el("td", { class: "num" }, usd(r.cost_usd)), el("td", {}, badge(String(r.status), r.status < 400 ? "ok" : "bad")))),
+        "No requests."),
+      u.system ? null : [el("h4", {}, "Password"), reset],
+    );
+    box.scrollIntoView({ block: "start" });
   }
 
   function newUserForm(panel, reload) {
@@ -719,6 +905,56 @@
       done(form, `User “${created.name}” created (#${created.id}).`);
     });
     return form;
+  }
+
+  // ---------------------------------------------------------------- all keys
+
+  async function allKeys(panel) {
+    const state = { search: "", status: "", offset: 0 };
+    const results = el("div", { id: "keys-results" });
+    const form = el(
+      "form",
+      { class: "filters", id: "keys-search", role: "search" },
+      field("User, key name or prefix", el("input", { type: "search", name: "search", maxlength: 64 })),
+      field("Status", el("select", { name: "status" }, [["", "Any"], ["active", "active"], ["disabled", "disabled"]].map(([value, label]) => el("option", { value }, label)))),
+      el("button", { type: "submit" }, "Search"),
+    );
+    const show = async () => {
+      const page = await api("GET", `/api/admin/keys?${query({ search: state.search, status: state.status, limit: PAGE, offset: state.offset })}`);
+      const rows = page.data.map((k) => {
+        const active = k.status === "active";
+        const toggle = button(active ? "Disable" : "Enable", async () => {
+          if (active && !confirm(`Disable ${k.user_name}'s key “${k.name || k.prefix}”? Programs using it stop working.`)) return;
+          const saved = await run(panel, () => api("PATCH", `/api/admin/keys/${k.id}`, { enabled: !active }));
+          if (saved) {
+            await guard(panel, show);
+            done(panel, `Key ${k.prefix} ${saved.status}.`);
+          }
+        }, { "aria-label": `${active ? "Disable" : "Enable"} key ${k.prefix}` });
+        return el(
+          "tr",
+          { dataset: { keyId: k.id } },
+          el("td", {}, `${k.user_name} (#${k.user_id})`),
+          el("td", {}, k.name || "—"),
+          el("td", {}, el("code", { class: "nowrap" }, k.prefix)),
+          el("td", {}, badge(k.status, active ? "ok" : "bad")),
+          el("td", { class: "num" }, `${usd(k.spent_usd)}${k.quota_usd ? " / " + usd(k.quota_usd) : ""}`),
+          el("td", { class: "hide-narrow" }, time(k.created_at)),
+          el("td", {}, toggle),
+        );
+      });
+      fill(results,
+        table("all-keys-table", ["User", "Name", "Key", "Status", ["Spent / quota", "num"], ["Created", "hide-narrow"], ""], rows, "No keys match."),
+        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
+      );
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      Object.assign(state, { search: form.elements.search.value.trim(), status: form.elements.status.value, offset: 0 });
+      guard(panel, show);
+    });
+    await show();
+    fill(panel, heading("API keys", refresh(() => guard(panel, show))), el("p", { class: "muted small" }, "Every user's keys (never the secrets). A disabled key is refused at once."), form, results);
   }
 
   // ---------------------------------------------------------------- redemption codes
@@ -854,6 +1090,7 @@
 
   async function usage(panel) {
     const state = { offset: 0, params: {} };
+    const cache = { users: new Map(), keys: new Map(), channels: null };
     const catalog = await api("GET", "/api/admin/models").catch(() => ({ data: [] }));
     const statuses = [["", "Any"], ["ok", "Success (< 400)"], ["error", "Errors (≥ 400)"], ...["400", "401", "402", "403", "404", "408", "429", "499", "500", "502", "503", "504"].map((s) => [s, s])];
     const form = el(
@@ -873,11 +1110,12 @@
       const filters = state.params;
       exportLink.href = `/api/admin/usage/export?${query(filters)}`;
       const page = await api("GET", `/api/admin/usage?${query({ ...filters, limit: PAGE, offset: state.offset })}`);
+      const names = await nameBook(page.data, cache);
       fill(results, 
         table(
           "admin-usage-table",
-          ["Time", ["User", "num"], "Model", ["Tokens in → out", "num"], ["Cost", "num"], "Status", ["Latency", "num"]],
-          page.data.map(usageRow),
+          ["Time", "User and key", "Model and channel", ["Tokens in → out", "num"], ["Cost", "num"], "Status", ["Latency", "num"]],
+          page.data.map((r) => usageRow(r, names)),
           "No requests match.",
         ),
         pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
@@ -904,7 +1142,34 @@
     fill(panel, heading("Usage logs", exportLink, refresh(() => guard(panel, show))), form, results);
   }
 
-  function usageRow(r) {
+  /**
+   * Names for the ids in usage records (users, their keys, channels), fetched once per
+   * id and kept in `cache`; an id that cannot be read shows as its number.
+   */
+  async function nameBook(records, cache) {
+    if (!cache.channels) {
+      const list = await api("GET", "/api/admin/channels").catch(() => ({ data: [] }));
+      cache.channels = new Map(list.data.map((c) => [c.id, c.name]));
+    }
+    const users = [...new Set(records.map((r) => r.user_id))].filter((id) => !cache.users.has(id));
+    await Promise.all(
+      users.map(async (id) => {
+        const [user, keys] = await Promise.all([
+          api("GET", `/api/admin/users/${id}`).catch(() => null),
+          api("GET", `/api/admin/users/${id}/keys`).catch(() => ({ data: [] })),
+        ]);
+        cache.users.set(id, user ? user.name : null);
+        for (const key of keys.data) cache.keys.set(key.id, key.name || key.prefix);
+      }),
+    );
+    return {
+      user: (id) => (cache.users.get(id) ? `${cache.users.get(id)} (#${id})` : `#${id}`),
+      key: (id) => (id === 0 ? "web chat" : cache.keys.has(id) ? `key “${cache.keys.get(id)}”` : `key ${id}`),
+      channel: (id) => (cache.channels.has(id) ? `via ${cache.channels.get(id)}` : `channel ${id}`),
+    };
+  }
+
+  function usageRow(r, names) {
     const shortId = r.request_id.length > 16 ? `${r.request_id.slice(0, 14)}…` : r.request_id;
     const tokens = el("td", { class: "num" }, `${count(r.prompt_tokens)} → ${count(r.completion_tokens)}`);
     if (r.cached_tokens) tokens.append(el("div", { class: "muted small" }, `${count(r.cached_tokens)} cached`));
@@ -914,10 +1179,10 @@
       "tr",
       { dataset: { usageId: r.id } },
       el("td", { class: "usage-time" }, time(r.created_at), el("div", { class: "muted small", title: r.request_id }, shortId)),
-      el("td", { class: "num" }, `#${r.user_id}`, el("div", { class: "muted small" }, `key ${r.key_id}`)),
-      el("td", {}, el("code", { class: "nowrap" }, r.model), el("div", { class: "muted small" }, r.channel_id === null ? "no channel" : `channel ${r.channel_id}`)),
+      el("td", {}, names.user(r.user_id), el("div", { class: "muted small" }, names.key(r.key_id))),
+      el("td", {}, modelName(r.model), el("div", { class: "muted small" }, r.channel_id === null ? "no channel" : names.channel(r.channel_id))),
       tokens,
-      el("td", { class: "num" }, usd(r.cost_usd, 6)),
+      el("td", { class: "num" }, usd(r.cost_usd)),
       el("td", { class: "usage-status" }, badge(String(r.status), r.status < 400 ? "ok" : "bad"), r.error ? el("div", { class: "muted small" }, r.error) : null),
       el("td", { class: "num" }, ms(r.latency_ms), timing ? el("div", { class: "muted small" }, timing) : null),
     );
@@ -1097,6 +1362,7 @@
     ["models", "Models", models],
     ["catalogue", "Catalogue", catalogue],
     ["users", "Users", users],
+    ["keys", "Keys", allKeys],
     ["codes", "Codes", codes],
     ["usage", "Usage", usage],
     isRoot ? ["audit", "Audit log", audit] : null,
@@ -1139,11 +1405,30 @@
         el("section", { role: "tabpanel", id: `admin-panel-${name}`, "aria-labelledby": `admin-tab-${name}`, tabindex: 0, hidden: name !== initial }, el("p", { class: "muted" }, "Loading…")),
       );
       root.replaceChildren(el("h1", {}, "Admin"), tablist, ...panels);
-      TH.tabs(root, (tab) => {
+      // The URL hash names the open section: links to #users work, and each tab the
+      // operator opens is a history entry that Back and Forward return to.
+      let following = false;
+      const select = TH.tabs(root, (tab) => {
         const name = tab.id.replace("admin-tab-", "");
-        history.replaceState(null, "", `#${name}`);
+        if (!following && location.hash.slice(1) !== name) {
+          if (location.hash) history.pushState(null, "", `#${name}`);
+          else history.replaceState(null, "", `#${name}`);
+        }
         load(name);
       });
+      const follow = () => {
+        const wanted = location.hash.slice(1) || "dashboard";
+        const tab = document.getElementById(`admin-tab-${wanted}`);
+        if (!tab || tab.getAttribute("aria-selected") === "true") return;
+        following = true;
+        try {
+          select(tab);
+        } finally {
+          following = false;
+        }
+      };
+      window.addEventListener("hashchange", follow);
+      window.addEventListener("popstate", follow);
     } catch (error) {
       notice(root, `The admin panel could not load: ${error.message}`);
     }

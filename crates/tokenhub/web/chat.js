@@ -13,9 +13,13 @@
   const send = document.getElementById("chat-send");
   const stop = document.getElementById("chat-stop");
   const meter = document.getElementById("chat-meter");
+  const status = document.getElementById("chat-status");
+  const account = document.getElementById("chat-account");
   const signedIn = root.dataset.signedIn === "true";
   let history = [];
   let controller = null;
+  /** Bumped by "New chat": a reply still streaming for an older conversation is dropped. */
+  let conversation = 0;
 
   if (!picker.options.length || [...picker.options].every((o) => o.disabled)) {
     send.disabled = true;
@@ -25,7 +29,13 @@
   }
 
   // ---------------------------------------------------------------- markdown
-  const INLINE = /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\n]+\*|_[^_\n]+_)|\[([^\]\n]+)\]\((https?:\/\/[^)\s]+)\)/g;
+  // Emphasis only at word edges: `DEEPSEEK_API_KEY` and `2*3*4` stay as they are.
+  const EM_STAR = String.raw`(?<![\p{L}\p{N}_*])\*(?![\s*])[^*\n]+?(?<![\s*])\*(?![\p{L}\p{N}_*])`;
+  const EM_UNDERSCORE = String.raw`(?<![\p{L}\p{N}_])_(?![\s_])[^_\n]+?(?<![\s_])_(?![\p{L}\p{N}_])`;
+  const INLINE = new RegExp(
+    String.raw`(\x60[^\x60\n]+\x60)|(\*\*[^*\n]+\*\*)|(${EM_STAR}|${EM_UNDERSCORE})|\[([^\]\n]+)\]\((https?:\/\/[^)\s]+)\)`,
+    "gu",
+  );
 
   function inline(text) {
     const nodes = [];
@@ -138,21 +148,55 @@
   function busy(on) {
     send.hidden = on;
     stop.hidden = !on;
-    input.disabled = on;
+    // The input stays editable: the next message can be written while this one streams.
     picker.disabled = on;
   }
 
+  /** Prices of the chosen model and, signed in, the balance (refreshed after each reply). */
+  async function showAccount() {
+    if (!signedIn) return;
+    const option = picker.selectedOptions[0];
+    const price = (nanos) => TH.usd(TH.nanosToUsd(nanos));
+    const prices = option ? `${option.value}: ${price(option.dataset.in)} input · ${price(option.dataset.out)} output per 1M tokens` : "";
+    let balance = "";
+    try {
+      const me = await TH.api("GET", "/api/me");
+      balance = ` · Balance ${TH.usd(me.live_balance_usd)}`;
+    } catch {
+      // The prices still show; the balance comes back with the next reply.
+    }
+    account.textContent = prices + balance;
+    account.hidden = false;
+  }
+
+  /** The billed cost of request `id`, once its usage record is written (signed in only). */
+  async function billedCost(id) {
+    for (let attempt = 0; attempt < 10 && id; attempt++) {
+      const recent = await TH.api("GET", "/api/me/usage?limit=20").catch(() => null);
+      const record = recent?.data.find((r) => r.request_id === id);
+      if (record) return record;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return null;
+  }
+
   async function ask(text) {
+    const mine = conversation;
+    const current = () => mine === conversation;
     const option = picker.selectedOptions[0];
     history.push({ role: "user", content: text });
+    // What this request sends: later edits of `history` (New chat) cannot reach it.
+    const messages = history.slice();
     message("user", text);
     const reply = message("assistant", "");
     reply.setAttribute("aria-busy", "true");
     let answer = "";
     let usage = null;
+    let requestId = null;
     controller = new AbortController();
     busy(true);
     meter.textContent = "";
+    status.textContent = "Waiting for the reply…";
     try {
       const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
       if (signedIn && TH.csrfToken()) headers["X-CSRF-Token"] = TH.csrfToken();
@@ -161,8 +205,9 @@
         headers,
         credentials: "same-origin",
         signal: controller.signal,
-        body: JSON.stringify({ model: option.value, messages: history, stream: true, stream_options: { include_usage: true } }),
+        body: JSON.stringify({ model: option.value, messages, stream: true, stream_options: { include_usage: true } }),
       });
+      requestId = response.headers.get("x-request-id");
       if (!response.ok) {
         const failure = await response.json().catch(() => ({}));
         throw new Error(failure.error?.message || `HTTP ${response.status}`);
@@ -177,24 +222,38 @@
         }
         if (event.usage) usage = event.usage;
       });
+      if (!current()) return;
       history.push({ role: "assistant", content: answer });
+      status.textContent = `Reply: ${answer}`;
       if (usage) {
-        meter.textContent = `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens · ${TH.usd(cost(usage, option), 6)}`;
+        meter.textContent = `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens · ${TH.usd(cost(usage, option))}`;
       }
     } catch (error) {
+      if (!current()) return;
       if (error.name === "AbortError") {
         if (answer) history.push({ role: "assistant", content: answer });
+        status.textContent = "Stopped.";
         meter.textContent = "Stopped. Only the tokens already received are billed.";
+        if (signedIn) {
+          const record = await billedCost(requestId);
+          if (record && current()) {
+            meter.textContent = `Stopped: ${record.prompt_tokens} prompt + ${record.completion_tokens} completion tokens · ${TH.usd(record.cost_usd)} billed.`;
+          }
+        }
       } else {
         history.pop();
         if (!answer) reply.remove();
-        message("error", error.message);
+        message("error", error.message).setAttribute("role", "alert");
+        status.textContent = "";
       }
     } finally {
       reply.removeAttribute("aria-busy");
-      controller = null;
-      busy(false);
-      input.focus();
+      if (current()) {
+        controller = null;
+        busy(false);
+        input.focus();
+        showAccount();
+      }
     }
   }
 
@@ -212,12 +271,19 @@
     }
   });
   stop.addEventListener("click", () => controller?.abort());
+  picker.addEventListener("change", showAccount);
   document.getElementById("chat-clear").addEventListener("click", () => {
+    // The streaming reply belongs to the old conversation: stop it and forget it.
+    conversation++;
     controller?.abort();
+    controller = null;
+    busy(false);
     history = [];
     log.replaceChildren();
     meter.textContent = "";
+    status.textContent = "New chat.";
+    input.focus();
   });
 
-  if (signedIn) TH.session();
+  if (signedIn) TH.session().then(showAccount);
 })();

@@ -78,13 +78,41 @@ const TH = (() => {
     return node;
   }
 
-  /** "$1.2345" from a decimal USD string, at most `digits` decimals (never rounds up). */
-  function usd(value, digits = 4) {
+  /**
+   * The one money format of every page (the server's price list uses the same rule):
+   * "$1.00", "$0.000123" — at least 2 decimals, up to 6 (cut, never rounded up).
+   */
+  function usd(value) {
     const text = String(value ?? "0");
     const negative = text.startsWith("-");
     const [whole, fraction = ""] = text.replace("-", "").split(".");
-    const shown = fraction.slice(0, digits).replace(/0+$/, "");
-    return `${negative ? "-" : ""}$${whole}${shown ? "." + shown : ""}`;
+    const shown = fraction.slice(0, 6).replace(/0+$/, "").padEnd(2, "0");
+    return `${negative ? "-" : ""}$${whole || "0"}.${shown}`;
+  }
+
+  /** The model id rule of the server (catalog::valid_model_id): 1 to `max` bytes, no whitespace or control characters. */
+  function validModelId(id, max = 200) {
+    return id.length > 0 && new TextEncoder().encode(id).length <= max && !/[\s\p{Cc}]/u.test(id);
+  }
+
+  /**
+   * Labels every cell with its column's header (`data-label`), so that on a phone the
+   * stylesheet can show each row as a card of "label: value" lines.
+   */
+  function labelCells(table) {
+    const head = table.tHead?.rows[0];
+    if (!head) return;
+    const labels = [...head.cells].map((th) => th.dataset.label ?? th.textContent.trim());
+    for (const body of table.tBodies) {
+      for (const row of body.rows) {
+        let column = 0;
+        for (const cell of row.cells) {
+          const label = labels[column];
+          if (label && cell.colSpan === 1 && !cell.hasAttribute("data-label")) cell.dataset.label = label;
+          column += cell.colSpan;
+        }
+      }
+    }
   }
 
   /** Decimal USD string from nano-USD (BigInt-safe). */
@@ -205,7 +233,7 @@ const TH = (() => {
    * A bar chart (bars: first series) with an optional line (second series), drawn as
    * inline SVG. `points`: [{label, bar, line}].
    */
-  function chart(points, { barLabel, lineLabel, height = 180 } = {}) {
+  function chart(points, { barLabel, lineLabel, height = 180, barFormat = axisNumber, lineFormat = axisNumber } = {}) {
     const ns = "http://www.w3.org/2000/svg";
     const svg = (tag, attrs, text) => {
       const node = document.createElementNS(ns, tag);
@@ -214,7 +242,8 @@ const TH = (() => {
       return node;
     };
     const width = 640;
-    const pad = { left: 8, right: 8, top: 12, bottom: 22 };
+    // Room for the value axes: bars on the left, the line on the right.
+    const pad = { left: 52, right: lineLabel ? 52 : 8, top: 12, bottom: 22 };
     const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
     root.append(svg("title", {}, `${barLabel || ""}${lineLabel ? " and " + lineLabel : ""} per day`));
     const maxBar = Math.max(...points.map((p) => p.bar), 0) || 1;
@@ -222,6 +251,13 @@ const TH = (() => {
     const inner = { w: width - pad.left - pad.right, h: height - pad.top - pad.bottom };
     const step = inner.w / Math.max(points.length, 1);
     root.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: pad.top + inner.h, y2: pad.top + inner.h, class: "axis" }));
+    // Value axes: 0, half and the top of each scale, with faint grid lines.
+    for (const share of [0, 0.5, 1]) {
+      const y = pad.top + inner.h - share * inner.h;
+      if (share) root.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: "grid" }));
+      root.append(svg("text", { x: pad.left - 6, y: y + 4, "text-anchor": "end", class: "axis-value" }, barFormat(maxBar * share)));
+      if (lineLabel) root.append(svg("text", { x: width - pad.right + 6, y: y + 4, "text-anchor": "start", class: "axis-value line-value" }, lineFormat(maxLine * share)));
+    }
     const linePoints = [];
     points.forEach((p, i) => {
       const x = pad.left + i * step;
@@ -244,6 +280,14 @@ const TH = (() => {
     return el("figure", { class: "card" }, root, legend);
   }
 
+  /** A compact axis value: 1.2K, 3.4M, 0.0012. */
+  function axisNumber(value) {
+    if (value === 0) return "0";
+    if (Math.abs(value) >= 1e6) return `${+(value / 1e6).toPrecision(3)}M`;
+    if (Math.abs(value) >= 1e3) return `${+(value / 1e3).toPrecision(3)}K`;
+    return String(+value.toPrecision(2));
+  }
+
   /** Days (YYYY-MM-DD, UTC) from `days` ago to today, for filling gaps in a series. */
   function lastDays(days) {
     const out = [];
@@ -251,6 +295,32 @@ const TH = (() => {
     for (let i = days - 1; i >= 0; i--) out.push(new Date(now - i * 86400000).toISOString().slice(0, 10));
     return out;
   }
+
+  // Every table, rendered by the server or built later by a page script, gets its labels.
+  document.querySelectorAll("table").forEach(labelCells);
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      for (const node of change.addedNodes) {
+        if (node.nodeType !== 1) continue;
+        if (node.tagName === "TABLE") labelCells(node);
+        else if (node.tagName === "TR" || node.tagName === "TBODY") {
+          const table = node.closest("table");
+          if (table) labelCells(table);
+        } else node.querySelectorAll?.("table").forEach(labelCells);
+      }
+    }
+  }).observe(document.body, { childList: true, subtree: true });
+
+  // The header's log-out button (signed-in pages): ends the session, back to the docs.
+  document.getElementById("header-logout")?.addEventListener("click", async (event) => {
+    event.currentTarget.disabled = true;
+    try {
+      if (!csrf) await session();
+      await api("POST", "/api/auth/logout");
+    } finally {
+      location.assign("/");
+    }
+  });
 
   // Copy buttons rendered by the server: <button data-copy-from="element-id">.
   document.addEventListener("click", (event) => {
@@ -260,5 +330,5 @@ const TH = (() => {
     if (source) copy(source.textContent, button);
   });
 
-  return { api, session, setCsrf, csrfToken, el, usd, nanosToUsd, time, count, copy, copyButton, notice, guard, tabs, sortable, chart, lastDays, ApiError };
+  return { api, session, setCsrf, csrfToken, el, usd, validModelId, labelCells, nanosToUsd, time, count, copy, copyButton, notice, guard, tabs, sortable, chart, lastDays, ApiError };
 })();

@@ -54,18 +54,49 @@
     const account = el("section", { id: "account" });
     const keys = el("section", { id: "keys" });
     const usage = el("section", { id: "usage" });
-    const logout = el("button", { type: "button", class: "ghost small", id: "logout" }, "Log out");
-    logout.addEventListener("click", async () => {
-      await guard(root, () => api("POST", "/api/auth/logout"));
-      location.assign("/token/");
+    const all = () => Promise.all([renderAccount(account), renderKeys(keys), renderUsage(usage)]);
+    // One Refresh for the whole console: balance, key spend and usage move together.
+    const refresh = el("button", { type: "button", class: "ghost small", id: "console-refresh" }, "Refresh");
+    refresh.addEventListener("click", async () => {
+      refresh.disabled = true;
+      try {
+        await guard(root, all);
+      } finally {
+        refresh.disabled = false;
+      }
     });
     root.replaceChildren(
-      el("div", { class: "chat-bar" }, el("h1", {}, `Hello, ${session.user.name}`), logout),
+      el("div", { class: "chat-bar" }, el("h1", {}, `Hello, ${session.user.name}`), refresh),
       account,
       keys,
       usage,
+      passwordForm(),
     );
-    await Promise.all([renderAccount(account), renderKeys(keys), renderUsage(usage)]);
+    await all();
+  }
+
+  function passwordForm() {
+    const form = el(
+      "form",
+      { class: "card stack", id: "password-form" },
+      el("h2", {}, "Change password"),
+      el("label", {}, "Current password", el("input", { name: "current", type: "password", required: true, autocomplete: "current-password" })),
+      el("label", {}, "New password", el("input", { name: "next", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
+      el("button", { type: "submit" }, "Change password"),
+      el("p", { class: "form-status", role: "status", "aria-live": "polite" }),
+    );
+    const status = form.querySelector(".form-status");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      status.replaceChildren();
+      const body = { current_password: form.elements.current.value, new_password: form.elements.next.value };
+      const changed = await guard(form, () => api("PUT", "/api/auth/password", body));
+      if (changed !== undefined) {
+        form.reset();
+        status.replaceChildren(el("span", { class: "notice ok" }, "Password changed. Other sessions were signed out."));
+      }
+    });
+    return form;
   }
 
   async function renderAccount(section) {
@@ -77,23 +108,33 @@
       el("label", {}, "Redemption code", el("input", { name: "code", required: true, autocomplete: "off" })),
       el("button", { type: "submit" }, "Redeem"),
     );
+    // The outcome shows right under the form it answers, and only the latest one.
+    const outcome = el("div", { id: "redeem-outcome", "aria-live": "polite" });
+    const say = (message, kind) => outcome.replaceChildren(el("div", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, message));
+    redeem.elements.code.addEventListener("input", () => outcome.replaceChildren());
     redeem.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const done = await guard(redeem, () => api("POST", "/api/me/redeem", { code: redeem.elements.code.value.trim() }));
-      if (done) {
-        await renderAccount(section);
-        notice(section, `Credited ${usd(done.credited_usd)}.`, "ok");
+      outcome.replaceChildren();
+      try {
+        const done = await api("POST", "/api/me/redeem", { code: redeem.elements.code.value.trim() });
+        redeem.reset();
+        balance.textContent = usd((await api("GET", "/api/me")).live_balance_usd);
+        say(`Credited ${usd(done.credited_usd)}.`, "ok");
+      } catch (error) {
+        say(error.message, "error");
       }
     });
+    const balance = el("b", { id: "balance" }, usd(me.live_balance_usd));
     section.replaceChildren(
       el("h2", {}, "Balance"),
       el(
         "div",
         { class: "grid" },
-        el("div", { class: "stat" }, el("b", { id: "balance" }, usd(me.live_balance_usd)), el("span", {}, "Balance")),
+        el("div", { class: "stat" }, balance, el("span", {}, "Balance")),
         el("div", { class: "stat" }, el("b", {}, usd(String(trial))), el("span", {}, "Trial credit received")),
       ),
       redeem,
+      outcome,
     );
   }
 
@@ -200,20 +241,18 @@
       el(
         "tr",
         {},
-        el("td", {}, time(r.created_at)),
-        el("td", {}, el("code", {}, r.model)),
+        el("td", {}, time(r.created_at), el("div", { class: "muted small request-id" }, el("code", { title: "Request id (x-request-id)" }, r.request_id))),
+        el("td", {}, r.model ? el("code", {}, r.model) : el("span", { class: "muted" }, "no model")),
         el("td", { class: "num" }, count(r.prompt_tokens)),
         el("td", { class: "num" }, count(r.completion_tokens)),
-        el("td", { class: "num" }, usd(r.cost_usd, 6)),
+        el("td", { class: "num" }, usd(r.cost_usd)),
         el("td", {}, el("span", { class: `badge ${r.status < 400 ? "ok" : "bad"}` }, String(r.status)), r.error ? el("span", { class: "muted small" }, ` ${r.error}`) : null),
         el("td", { class: "num hide-narrow" }, `${count(r.latency_ms)} ms`),
       ),
     );
-    const refresh = el("button", { type: "button", class: "ghost small" }, "Refresh");
-    refresh.addEventListener("click", () => renderUsage(section));
     section.replaceChildren(
-      el("div", { class: "chat-bar" }, el("h2", {}, "Usage, last 30 days"), refresh),
-      TH.chart(points, { barLabel: "Spend (USD)", lineLabel: "Tokens" }),
+      el("h2", {}, "Usage, last 30 days"),
+      TH.chart(points, { barLabel: "Spend (USD)", lineLabel: "Tokens", barFormat: (v) => `$${+v.toPrecision(2)}` }),
       el("h3", {}, "Recent requests"),
       el(
         "div",

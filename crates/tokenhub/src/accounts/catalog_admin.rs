@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::AccountError;
-use crate::catalog::ChannelKind;
+use crate::catalog::{ChannelKind, valid_model_id};
 use crate::ledger::money::Nanos;
 use crate::providers::catalogue::{self, CatalogueEntry};
 use crate::providers::http::HttpClient;
@@ -31,10 +31,6 @@ fn store_error(error: StoreError) -> AccountError {
         StoreError::NotFound(m) => AccountError::NotFound(m),
         other => AccountError::Store(other),
     }
-}
-
-fn valid_model_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 200 && !id.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Checks a channel before it is written.
@@ -300,6 +296,7 @@ pub async fn upstream_models(
     if ChannelKind::parse(&channel.kind) == Some(ChannelKind::Demo) {
         return Ok(channel.models.clone());
     }
+    // The first of the channel's keys: a channel with several stores them in one field.
     let key = channel
         .api_key
         .clone()
@@ -309,7 +306,8 @@ pub async fn upstream_models(
                 .api_key_env
                 .as_deref()
                 .and_then(|v| std::env::var(v).ok())
-        });
+        })
+        .and_then(|keys| crate::catalog::keys::split_keys(&keys).into_iter().next());
     // No error text below carries the URL or the key (the key is a header).
     let url = ParsedUrls::default()
         .parse(endpoint(&channel.base_url, "models"))

@@ -131,6 +131,15 @@ pub async fn change_password(
     Ok(store.delete_other_sessions(user.id, &keep).await?)
 }
 
+/// Sets a password without the current one (an admin's reset): every session of the
+/// user ends, so whoever held one signs in again with the new password.
+pub async fn set_password(store: &Store, user_id: i64, new: &str) -> Result<(), AccountError> {
+    validate_password(new)?;
+    let hash = hash_password(new).await?;
+    store.set_password_hash(user_id, &hash).await?;
+    Ok(store.delete_other_sessions(user_id, "").await?)
+}
+
 pub async fn start(store: &Store, user_id: i64, ttl_ms: i64) -> Result<NewSession, AccountError> {
     let session = NewSession {
         token: api_key::random_token("", TOKEN_LEN),

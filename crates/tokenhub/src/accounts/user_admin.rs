@@ -1,9 +1,15 @@
 //! What admins do to users, with the role rules: only root touches root accounts or
 //! grants root; the last active root can be neither demoted, disabled nor deleted; nobody
-//! deletes or disables themselves (so an operator cannot lock themselves out by mistake).
+//! deletes or disables themselves (so an operator cannot lock themselves out by mistake);
+//! system accounts (`~anonymous`) keep their role and status; a balance adjustment is at
+//! most [`MAX_ADJUSTMENT`] and never takes a balance below zero.
 
 use super::{AccountError, Actor, Role, password, session};
-use crate::ledger::money::Nanos;
+use crate::ledger::money::{NANOS_PER_USD, Nanos};
+
+/// The largest credit or debit one adjustment may make: a typo of a few zeros is refused
+/// rather than booked.
+pub const MAX_ADJUSTMENT: Nanos = Nanos(100_000 * NANOS_PER_USD);
 use crate::store::{Credit, LedgerKind, Store, StoreError, UserDetail, UserLimits, UserRow};
 
 /// A change to a user; `None` leaves a field as it is (`Some(None)` clears a limit).
@@ -27,6 +33,17 @@ pub async fn live_user(store: &Store, id: i64) -> Result<UserDetail, AccountErro
 
 fn role_of(user: &UserRow) -> Role {
     Role::parse(&user.role).unwrap_or(Role::User)
+}
+
+fn keep_system_account(target: &UserRow) -> Result<(), AccountError> {
+    if super::is_system_user(&target.name) {
+        return Err(AccountError::Conflict(format!(
+            "{} is a system account (it owns the anonymous chat usage): it cannot be \
+             disabled, deleted or given another role",
+            target.name
+        )));
+    }
+    Ok(())
 }
 
 fn may_manage(actor: &Actor, target: &UserRow) -> Result<(), AccountError> {
@@ -117,6 +134,9 @@ pub async fn update(
             "status is 'active' or 'disabled'".into(),
         ));
     }
+    if role != role_of(&current.user) || status != current.user.status {
+        keep_system_account(&current.user)?;
+    }
     let demoted_or_disabled = role != role_of(&current.user) || status != "active";
     if demoted_or_disabled {
         keep_a_root(store, &current.user).await?;
@@ -151,8 +171,24 @@ pub async fn delete(store: &Store, actor: &Actor, id: i64) -> Result<UserDetail,
     if actor.user_id == Some(id) {
         return Err(AccountError::Conflict("you cannot delete yourself".into()));
     }
+    keep_system_account(&current.user)?;
     keep_a_root(store, &current.user).await?;
     store.delete_user(id).await?;
+    Ok(current)
+}
+
+/// Sets a user's password (a reset by an admin; only root resets root). System accounts
+/// have none to set.
+pub async fn reset_password(
+    store: &Store,
+    actor: &Actor,
+    id: i64,
+    new: &str,
+) -> Result<UserDetail, AccountError> {
+    let current = live_user(store, id).await?;
+    may_manage(actor, &current.user)?;
+    keep_system_account(&current.user)?;
+    session::set_password(store, id, new).await?;
     Ok(current)
 }
 
@@ -163,9 +199,22 @@ pub async fn adjust_balance(
     amount: Nanos,
     reason: &str,
 ) -> Result<UserDetail, AccountError> {
-    live_user(store, id).await?;
+    let current = live_user(store, id).await?;
     if amount.is_zero() {
         return Err(AccountError::Invalid("the amount must not be zero".into()));
+    }
+    if amount.0.unsigned_abs() > MAX_ADJUSTMENT.0.unsigned_abs() {
+        return Err(AccountError::Invalid(format!(
+            "one adjustment is at most ${} either way; split larger ones",
+            MAX_ADJUSTMENT.to_usd_string()
+        )));
+    }
+    if amount < Nanos::ZERO && current.user.balance.0 + amount.0 < 0 {
+        return Err(AccountError::Invalid(format!(
+            "a debit of ${} would take the balance (${}) below zero",
+            Nanos(-amount.0).to_usd_string(),
+            current.user.balance.to_usd_string()
+        )));
     }
     if reason.trim().is_empty() {
         return Err(AccountError::Invalid(

@@ -45,11 +45,30 @@ impl ApiError {
         ApiError::new(status, "invalid_request_error", None, None, message)
     }
 
+    /// The same error as an end user of the web app reads it: failures that are the
+    /// operator's to fix (no channel, a key missing from the environment, an upstream
+    /// refusing connections) become a plain sentence; the detail stays in the logs, the
+    /// usage record and the admin panel.
+    pub fn for_end_user(mut self) -> Self {
+        if let Some(plain) = plain_failure(self.status.as_u16()) {
+            self.body.message = plain.to_string();
+        }
+        self
+    }
+
     /// Adds `Retry-After` (whole seconds, rounded up).
     pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
         self.retry_after = Some(wait);
         self
     }
+}
+
+/// What an end user is told about a failure on the operator's side (any 5xx).
+pub fn plain_failure(status: u16) -> Option<&'static str> {
+    (500..=599).contains(&status).then_some(
+        "This model is not available right now: the service could not get an answer from \
+         its provider. Try again in a moment or choose another model.",
+    )
 }
 
 impl From<RelayError> for ApiError {
@@ -66,6 +85,11 @@ impl From<RelayError> for ApiError {
             RelayError::KeyLookupFailed => {
                 ("service_unavailable_error", Some("key_lookup_failed"), None)
             }
+            RelayError::SharedStateUnavailable => (
+                "service_unavailable_error",
+                Some("shared_state_unavailable"),
+                None,
+            ),
             RelayError::InvalidRequest(invalid) => ("invalid_request_error", None, invalid.param),
             RelayError::ModelNotFound(_) => (
                 "invalid_request_error",

@@ -24,10 +24,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::relay::limits::RateLimits;
+use viewer::MaybeViewer;
 
 /// The web app's settings and state.
 pub struct Web {
@@ -46,17 +49,22 @@ pub struct Web {
 const FORGET_EVERY: u32 = 1024;
 
 impl Web {
-    pub fn new(public_url: Option<String>, anonymous_user_id: Option<i64>) -> Web {
+    /// With `shared` (Redis), the anonymous budget per address holds across instances.
+    pub fn new(
+        public_url: Option<String>,
+        anonymous_user_id: Option<i64>,
+        shared: Option<std::sync::Arc<crate::shared::SharedState>>,
+    ) -> Web {
         Web {
             public_url,
             anonymous_user_id,
-            chat_limits: RateLimits::default(),
+            chat_limits: RateLimits::new(shared, "chat"),
             admissions: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
     /// Counts one anonymous chat request from `ip` against `rpm`.
-    fn admit_anonymous(&self, ip: Option<IpAddr>, rpm: u32) -> Result<(), ApiError> {
+    async fn admit_anonymous(&self, ip: Option<IpAddr>, rpm: u32) -> Result<(), ApiError> {
         let bucket = ip.map_or(0, address_bucket);
         let seen = self
             .admissions
@@ -66,7 +74,12 @@ impl Web {
         }
 
         self.chat_limits
-            .admit(bucket, Some(u64::from(rpm)), None, 0, Instant::now())
+            .admit_shared(bucket, Some(u64::from(rpm)), None, 0)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "anonymous chat budget unavailable");
+                ApiError::from(crate::relay::RelayError::SharedStateUnavailable)
+            })?
             .map(|_| ())
             .map_err(|limited| {
                 ApiError::new(
@@ -98,7 +111,7 @@ fn address_bucket(ip: IpAddr) -> i64 {
 }
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(pages::docs))
         .route("/pricing", get(pages::pricing))
         .route("/token", get(|| async { Redirect::permanent("/token/") }))
@@ -106,20 +119,63 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(shells::admin))
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
         .route("/chat", get(shells::chat))
-        .route("/chat/completions", post(chat::complete))
         .route("/assets/{name}", get(assets::serve))
         .route(
             "/favicon.ico",
             get(|| async { Redirect::permanent("/assets/favicon.svg") }),
         )
+        .layer(compression());
+    // The chat stream stays uncompressed: an encoder would hold tokens back.
+    let chat = Router::new().route("/chat/completions", post(chat::complete));
+    pages
+        .merge(chat)
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// gzip or brotli, as the client accepts, for pages, assets and management JSON (never
+/// the relayed `/v1` traffic, which streams). Event streams and tiny bodies stay as
+/// they are (the layer's default predicate).
+pub fn compression() -> CompressionLayer {
+    // Brotli's default (quality 11) costs milliseconds per page; 5 compresses about as
+    // well as gzip -9 at a fraction of the time.
+    CompressionLayer::new().quality(CompressionLevel::Precise(5))
+}
+
+/// Unknown URLs: an HTML page for browsers (they ask for `text/html`), the OpenAI-shaped
+/// JSON error for API clients.
+pub async fn not_found(viewer: MaybeViewer, headers: http::HeaderMap, uri: http::Uri) -> Response {
+    if !wants_html(&headers) {
+        return super::error::not_found(uri).await.into_response();
+    }
+    let main = format!(
+        "<h1>Page not found</h1><p>There is nothing at <code>{}</code>.</p>\
+         <p><a href=\"/\">API documentation</a> · <a href=\"/pricing\">Pricing</a> · \
+         <a href=\"/chat\">Chat</a> · <a href=\"/token/\">Console</a></p>",
+        html::Esc(uri.path())
+    );
+    let mut response = shells::page("Page not found", html::Nav::None, &viewer, main, None);
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    secure(response.headers_mut());
+    response
+}
+
+/// A browser navigating asks for HTML first; API clients ask for JSON or anything.
+fn wants_html(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await.into_response();
+    secure(response.headers_mut());
+    response
 }
 
 /// No framing, no sniffing, no inline or foreign script, and no referrer leaking
 /// key prefixes to other sites.
-async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await.into_response();
-    let headers = response.headers_mut();
+fn secure(headers: &mut http::HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -137,7 +193,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
 }
 
 #[cfg(test)]
@@ -155,14 +210,14 @@ mod tests {
         assert!(c > i64::from(u32::MAX));
     }
 
-    #[test]
-    fn anonymous_chat_is_limited_per_address() {
-        let web = Web::new(None, Some(1));
+    #[tokio::test]
+    async fn anonymous_chat_is_limited_per_address() {
+        let web = Web::new(None, Some(1), None);
         let one: IpAddr = "10.0.0.1".parse().unwrap();
         let two: IpAddr = "10.0.0.2".parse().unwrap();
-        assert!(web.admit_anonymous(Some(one), 2).is_ok());
-        assert!(web.admit_anonymous(Some(one), 2).is_ok());
-        assert!(web.admit_anonymous(Some(one), 2).is_err());
-        assert!(web.admit_anonymous(Some(two), 2).is_ok());
+        assert!(web.admit_anonymous(Some(one), 2).await.is_ok());
+        assert!(web.admit_anonymous(Some(one), 2).await.is_ok());
+        assert!(web.admit_anonymous(Some(one), 2).await.is_err());
+        assert!(web.admit_anonymous(Some(two), 2).await.is_ok());
     }
 }

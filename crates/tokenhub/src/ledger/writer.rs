@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::ledger::books::Books;
 use crate::ledger::money::Nanos;
+use crate::shared::money::{Account, Reading};
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
 
 /// Records per transaction, at most. Larger batches gain little (per-batch costs are
@@ -234,6 +235,7 @@ impl Committer<'_> {
             }
         }
         drop(guard);
+        self.share(&users, &keys).await;
         metrics::counter!("tokenhub_usage_records_written_total").increment(batch.len() as u64);
         metrics::gauge!("tokenhub_ledger_queue_depth").decrement(batch.len() as f64);
         metrics::histogram!("tokenhub_ledger_flush_seconds")
@@ -252,6 +254,7 @@ impl Committer<'_> {
         }
         let (users, keys) = costs_by_owner(std::slice::from_ref(record));
         self.books.abandoned(&users, &keys);
+        self.share(&users, &keys).await;
         tracing::error!(
             request_id = %record.request_id,
             user_id = record.user_id,
@@ -262,6 +265,33 @@ impl Committer<'_> {
         metrics::counter!("tokenhub_usage_dead_letters_total").increment(1);
         metrics::gauge!("tokenhub_ledger_queue_depth").decrement(1.0);
         true
+    }
+}
+
+impl Committer<'_> {
+    /// With shared state: the committed (or parked) costs leave this instance's holds in
+    /// Redis, together with the balances and spends read after the commit (a newer
+    /// version replaces the older; see `shared/money.rs`). A failure marks the shared
+    /// state for a rebuild from the books.
+    async fn share(&mut self, users: &HashMap<i64, Nanos>, keys: &HashMap<i64, Nanos>) {
+        let Some(shared) = self.books.shared().cloned() else {
+            return;
+        };
+        let store = self.usage.store().clone();
+        for (id, cost) in users {
+            let reading = Reading::from_result(store.balance_version(*id).await);
+            let moved = shared
+                .update_money(Account::User(*id), reading, Nanos::ZERO - *cost)
+                .await;
+            shared.note(moved);
+        }
+        for (id, cost) in keys {
+            let reading = Reading::from_result(store.spent_version(*id).await);
+            let moved = shared
+                .update_money(Account::Key(*id), reading, Nanos::ZERO - *cost)
+                .await;
+            shared.note(moved);
+        }
     }
 }
 

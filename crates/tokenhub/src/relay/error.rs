@@ -18,6 +18,10 @@ pub enum RelayError {
     /// The key is not in memory and the database did not answer its lookup.
     #[error("Cannot check this API key right now; retry shortly.")]
     KeyLookupFailed,
+    /// The limits or money this request needs are shared across instances (Redis) and
+    /// Redis did not answer: refused rather than admitted unchecked (docs/redis.md).
+    #[error("The gateway cannot check your limits and balance right now; retry shortly.")]
+    SharedStateUnavailable,
     #[error(transparent)]
     InvalidRequest(#[from] InvalidRequest),
     #[error("The model `{0}` does not exist or you do not have access to it.")]
@@ -81,6 +85,7 @@ impl RelayError {
             RelayError::ChannelNotServing { .. } => 400,
             RelayError::NoChannel { .. }
             | RelayError::KeyLookupFailed
+            | RelayError::SharedStateUnavailable
             | RelayError::CoolingDown { .. }
             | RelayError::KeysRejected { .. } => 503,
             RelayError::Upstream(failure) => match failure.kind {
@@ -103,7 +108,9 @@ impl RelayError {
             RelayError::CoolingDown { retry_after, .. }
             | RelayError::Saturated { retry_after, .. }
             | RelayError::KeyLookupThrottled { retry_after } => Some(*retry_after),
-            RelayError::KeyLookupFailed => Some(std::time::Duration::from_secs(1)),
+            RelayError::KeyLookupFailed | RelayError::SharedStateUnavailable => {
+                Some(std::time::Duration::from_secs(1))
+            }
             RelayError::RateLimited(limited) => Some(limited.retry_after),
             RelayError::Upstream(failure) => failure.retry_after,
             _ => None,

@@ -113,6 +113,17 @@ impl Settlement {
         }
     }
 
+    /// Records the model the client asked for, before it is known to exist: a request
+    /// refused for an unknown or forbidden model is listed under the name it used, not
+    /// under an empty one. Long names are cut to what a model id may be.
+    pub fn name_requested_model(&mut self, requested: &str) {
+        let mut end = requested.len().min(crate::catalog::MAX_MODEL_ID_LEN);
+        while !requested.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.record.model = requested[..end].to_string();
+    }
+
     /// Bills the request to `model`, at the prices in force when the request started
     /// (not when it settles: a stream may outlast a price window).
     pub fn set_model(&mut self, model: &str, pricing: Arc<Pricing>, stream: bool) {

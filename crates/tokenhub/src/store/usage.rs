@@ -293,6 +293,10 @@ pub struct UsageWriter {
 }
 
 impl UsageWriter {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Writes a batch of records and applies their debits atomically.
     ///
     /// Idempotent per batch: when a retried batch's first record is already stored, an

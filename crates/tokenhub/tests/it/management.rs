@@ -245,8 +245,15 @@ fn matrix() -> Vec<Case> {
             Some(json!({"amount_usd": "0.01", "reason": "matrix"})),
             ADMINS,
         ),
+        case(
+            M::POST,
+            "/api/admin/users/{fresh_user}/password",
+            Some(json!({"password": "matrix-password"})),
+            ADMINS,
+        ),
         case(M::GET, "/api/admin/users/{user_b}/keys", None, ADMINS),
         case(M::GET, "/api/admin/users/{user_b}/ledger", None, ADMINS),
+        case(M::GET, "/api/admin/keys", None, ADMINS),
         case(
             M::PATCH,
             "/api/admin/keys/{b_key}",

@@ -13,12 +13,15 @@ use super::auth::Caller;
 use super::error::{Body, ErrorBody, ManageError, Path, Result};
 use crate::accounts::Role;
 use crate::api::AppState;
+use crate::relay::probe::ProbeError;
+use crate::store::ChannelRow;
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthView {
     pub channel_id: i64,
     /// `closed` (healthy), `open` (skipped until the cooldown ends), `half_open` (the next
-    /// request probes it) or `disabled` (its credential was rejected).
+    /// request probes it), `disabled` (its credential was rejected) or `not_serving` (it
+    /// is switched off or has no API key; `disabled_reason` says which and what to do).
     pub state: String,
     pub cooldown_remaining_ms: Option<u64>,
     pub disabled_reason: Option<String>,
@@ -91,19 +94,19 @@ pub async fn health(
     Path(id): Path<i64>,
 ) -> Result<Json<HealthView>> {
     caller.require(Role::Admin)?;
-    if state.store.all_channels().await?.iter().all(|c| c.id != id) {
-        return Err(ManageError::not_found(format!("no channel with id {id}")));
-    }
+    let row = stored_channel(&state, id).await?;
     // The channel's current keys come from the snapshot; a channel that is not routed
-    // (disabled, or without a key) reports without them.
-    let keys = state
-        .relay
-        .catalog
-        .load()
-        .channel(id)
+    // (disabled, or without a key) is reported as not serving, with the reason.
+    let routed = state.relay.catalog.load().channel(id);
+    let keys = routed
+        .as_ref()
         .map(|channel| channel.keys.clone())
         .unwrap_or_default();
-    let report = state.relay.health.report(id, &keys, Instant::now());
+    let mut report = state.relay.health.report(id, &keys, Instant::now());
+    if routed.is_none() {
+        report.state = "not_serving";
+        report.disabled_reason = Some(not_serving_reason(&row));
+    }
     let total = report.successes + report.failures;
     Ok(Json(HealthView {
         channel_id: report.channel_id,
@@ -130,6 +133,28 @@ pub async fn health(
     }))
 }
 
+async fn stored_channel(state: &AppState, id: i64) -> Result<ChannelRow> {
+    state
+        .store
+        .all_channels()
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| ManageError::not_found(format!("no channel with id {id}")))
+}
+
+/// Why a stored channel is not in the routing snapshot, as the fix the operator makes:
+/// switched off, or without a key (naming the preset's environment variable).
+fn not_serving_reason(row: &ChannelRow) -> String {
+    let has_stored_key = row.api_key.as_deref().is_some_and(|k| !k.trim().is_empty());
+    match (&row.api_key_env, has_stored_key) {
+        _ if !row.enabled => "disabled: enable it to serve requests".into(),
+        (Some(env), false) => format!("no API key: set {env} or add a key in the channel form"),
+        (None, false) => "no API key: add one in the channel form".into(),
+        (_, true) => "not loaded yet: the gateway picks changes up at its next reload".into(),
+    }
+}
+
 /// Sends a one-token request through the channel and reports latency and result. A
 /// passing test closes an open circuit. Nothing is billed.
 #[utoipa::path(post, path = "/api/admin/channels/{id}/test", tag = "catalog",
@@ -143,11 +168,15 @@ pub async fn test(
     Body(body): Body<TestRequest>,
 ) -> Result<Json<TestResult>> {
     caller.require(Role::Admin)?;
+    let row = stored_channel(&state, id).await?;
     let result = state
         .relay
         .probe_channel(id, body.model.as_deref())
         .await
-        .map_err(|e| ManageError::invalid(e.to_string()))?;
+        .map_err(|e| match e {
+            ProbeError::NotUsable(_) => ManageError::invalid(not_serving_reason(&row)),
+            other => ManageError::invalid(other.to_string()),
+        })?;
     Ok(Json(TestResult {
         ok: result.ok,
         model: result.model,

@@ -25,6 +25,20 @@ pub fn write_row<S: AsRef<str>>(out: &mut String, fields: &[S]) {
     out.push_str("\r\n");
 }
 
+/// A time in a CSV cell: RFC 3339 in UTC with milliseconds (`2026-01-02T03:04:05.006Z`),
+/// the format every export uses (the admin page's own CSVs use `Date.toISOString`, the
+/// same text), so spreadsheets and scripts read one format.
+pub fn time(unix_ms: i64) -> String {
+    let nanos = i128::from(unix_ms) * 1_000_000;
+    let Ok(at) = time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+        return unix_ms.to_string();
+    };
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.format(&format).unwrap_or_else(|_| unix_ms.to_string())
+}
+
 /// Parses CSV text into rows of fields. Errors on an unterminated quote.
 pub fn parse(text: &str) -> Result<Vec<Vec<String>>, String> {
     let mut rows = Vec::new();
@@ -83,5 +97,14 @@ mod tests {
             vec![vec!["x", "y"], vec!["1", "2"]]
         );
         assert!(parse("\"open").is_err());
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn times_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(super::time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::time(1_767_323_045_006), "2026-01-02T03:04:05.006Z");
     }
 }

@@ -1,6 +1,7 @@
 //! A user's own API keys: `/api/me/keys`. Every route works on the caller's keys only;
 //! another user's key id answers 404, exactly like an id that does not exist.
-//! Admins reach any key through `/api/admin/keys/{id}` (audited).
+//! Admins list every key (`/api/admin/keys`) and reach any through
+//! `/api/admin/keys/{id}` (audited).
 
 use axum::Json;
 use axum::extract::State;
@@ -9,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{Body, ErrorBody, ManageError, Path, Result};
-use super::wire::{KeyView, nullable, parse_usd};
+use super::error::{Body, ErrorBody, ManageError, Path, Query, Result};
+use super::wire::{KeyView, PageParams, nullable, parse_usd};
 use crate::accounts::keys::{self, KeyPatch};
 use crate::accounts::{self as ops, KeyOptions, Role, audit};
 use crate::api::AppState;
-use crate::store::{KeyLimits, Store};
+use crate::store::{KeyLimits, KeyQuery, Store};
 
 /// Live keys one user may hold: keeps the snapshot and lists bounded.
 const MAX_KEYS_PER_USER: usize = 200;
@@ -273,4 +274,63 @@ async fn get_view(store: &Store, owner: i64, id: i64) -> Result<KeyView> {
     let key = keys::owned_key(store, owner, id).await?;
     let limits = store.key_limits(id).await?;
     Ok(KeyView::new(&key, &limits))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyFilter {
+    /// Substring of the owner's name, the key's name or its prefix, case-insensitive.
+    pub search: Option<String>,
+    /// active or disabled (revoked keys are never listed).
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OwnedKeyView {
+    #[serde(flatten)]
+    pub key: KeyView,
+    /// The owner's user name.
+    pub user_name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OwnedKeyPage {
+    pub data: Vec<OwnedKeyView>,
+    pub total: i64,
+}
+
+/// Every user's keys, newest first, searched by owner, key name or prefix (admin).
+#[utoipa::path(get, path = "/api/admin/keys", tag = "admin", params(KeyFilter),
+    responses((status = 200, body = OwnedKeyPage), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn admin_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<KeyFilter>,
+) -> Result<Json<OwnedKeyPage>> {
+    caller.require(Role::Admin)?;
+    let (limit, offset) = PageParams {
+        limit: filter.limit,
+        offset: filter.offset,
+    }
+    .bounded();
+    let query = KeyQuery {
+        search: filter.search.filter(|s| !s.is_empty()),
+        status: filter.status.filter(|s| !s.is_empty()),
+        limit,
+        offset,
+    };
+    let (keys, total) = state.store.search_keys(&query).await?;
+    Ok(Json(OwnedKeyPage {
+        data: keys
+            .iter()
+            .map(|listed| OwnedKeyView {
+                key: KeyView::new(&listed.key, &listed.limits),
+                user_name: listed.owner.clone(),
+            })
+            .collect(),
+        total,
+    }))
 }

@@ -99,6 +99,17 @@ impl UsageView {
     }
 }
 
+impl UsageView {
+    /// A user's own record: an operator-side failure reads as a plain sentence (the
+    /// stored detail, with environment variable names or socket errors, is for admins).
+    fn for_end_user(mut self) -> Self {
+        if let Some(plain) = crate::api::error::plain_failure(self.status) {
+            self.error = self.error.map(|_| plain.to_string());
+        }
+        self
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct UsagePage {
     pub data: Vec<UsageView>,
@@ -197,6 +208,10 @@ async fn page(state: &AppState, params: &UsageParams, own: Option<i64>) -> Resul
         data: records
             .into_iter()
             .map(|(id, r)| UsageView::new(id, r))
+            .map(|view| match own {
+                Some(_) => view.for_end_user(),
+                None => view,
+            })
             .collect(),
         total,
     }))
@@ -256,7 +271,7 @@ async fn export(state: &AppState, params: &UsageParams, own: Option<i64>) -> Res
             &[
                 id.to_string(),
                 r.request_id,
-                r.created_at.to_string(),
+                csv::time(r.created_at),
                 r.user_id.to_string(),
                 r.key_id.to_string(),
                 r.model,
@@ -271,7 +286,10 @@ async fn export(state: &AppState, params: &UsageParams, own: Option<i64>) -> Res
                 r.estimated.to_string(),
                 r.latency_ms.to_string(),
                 r.ttft_ms.map(|t| t.to_string()).unwrap_or_default(),
-                r.error.unwrap_or_default(),
+                match (own, crate::api::error::plain_failure(r.status)) {
+                    (Some(_), Some(plain)) if r.error.is_some() => plain.to_string(),
+                    _ => r.error.unwrap_or_default(),
+                },
                 r.cache_write_1h_tokens.to_string(),
                 r.explicit_cached_tokens.to_string(),
                 r.price_tier,

@@ -240,6 +240,41 @@ pub async fn adjust_balance(
     Ok(Json(after))
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordReset {
+    /// The new password (at least 8 characters).
+    pub password: String,
+}
+
+/// Set a user's password (a reset: no current password asked). Every session of the
+/// user ends. The audit log records the reset, never the password.
+#[utoipa::path(post, path = "/api/admin/users/{id}/password", tag = "admin", params(("id" = i64, Path)),
+    request_body = PasswordReset,
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(body): Body<PasswordReset>,
+) -> Result<StatusCode> {
+    caller.require(Role::Admin)?;
+    let actor = caller.actor();
+    let user = UserView::from_detail(
+        &user_admin::reset_password(&state.store, &actor, id, &body.password).await?,
+    );
+    audit::record(
+        &state.store,
+        &actor,
+        "user.password_reset",
+        &format!("user:{id}"),
+        Some(&user),
+        None::<&UserView>,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A user's keys (prefixes only).
 #[utoipa::path(get, path = "/api/admin/users/{id}/keys", tag = "admin", params(("id" = i64, Path)),
     responses((status = 200, body = KeyList), (status = "4XX", body = ErrorBody)),

@@ -44,6 +44,8 @@ pub struct UserView {
     /// Default tokens-per-minute limit for keys without their own.
     pub tpm_limit: Option<i64>,
     pub created_at: Option<i64>,
+    /// A system account (`~anonymous`): its role and status cannot change.
+    pub system: bool,
 }
 
 impl UserView {
@@ -66,6 +68,7 @@ impl UserView {
             rpm_limit: None,
             tpm_limit: None,
             created_at: None,
+            system: crate::accounts::is_system_user(&user.name),
         }
     }
 }

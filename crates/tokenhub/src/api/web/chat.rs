@@ -18,6 +18,7 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
+use crate::accounts::Role;
 use crate::api::AppState;
 use crate::api::admin::auth::{Caller, SESSION_COOKIE, cookie};
 use crate::api::admin::error::ManageError;
@@ -51,6 +52,7 @@ pub async fn complete(
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
     let body = body.map_err(|r| ApiError::invalid_request(r.status(), r.body_text()))?;
+    let admin = caller.as_ref().is_ok_and(|c| c.role >= Role::Admin);
     let key = if cookie(&headers, SESSION_COOKIE).is_some() {
         signed_in(&state, caller).await?
     } else {
@@ -64,7 +66,12 @@ pub async fn complete(
         body,
         client_ip,
     };
-    Ok(into_response(state.relay.relay(call).await?, received))
+    match state.relay.relay(call).await {
+        Ok(reply) => Ok(into_response(reply, received)),
+        // Admins trying the chat see what to fix; everyone else a plain sentence.
+        Err(error) if admin => Err(error.into()),
+        Err(error) => Err(ApiError::from(error).for_end_user()),
+    }
 }
 
 async fn signed_in(
@@ -158,7 +165,8 @@ async fn anonymous(
     }
     state
         .web
-        .admit_anonymous(client_ip, settings.anonymous_chat_rpm)?;
+        .admit_anonymous(client_ip, settings.anonymous_chat_rpm)
+        .await?;
     Ok(Arc::new(KeyEntry {
         id: NO_KEY,
         user_id: owner,

@@ -29,6 +29,19 @@ impl Display for Esc<'_> {
     }
 }
 
+/// The one money format of the web app (`usd` in common.js is the same rule): "$1.00",
+/// "$0.000123" — at least 2 decimals, at most 6, cut rather than rounded.
+pub fn usd(amount: crate::ledger::money::Nanos) -> String {
+    let text = amount.to_usd_string();
+    let (sign, digits) = text
+        .strip_prefix('-')
+        .map_or(("", text.as_str()), |d| ("-", d));
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let cut = &fraction[..fraction.len().min(6)];
+    let shown = format!("{:0<2}", cut.trim_end_matches('0'));
+    format!("{sign}${whole}.{shown}")
+}
+
 /// The navigation entries, to mark the current one.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
@@ -37,6 +50,8 @@ pub enum Nav {
     Chat,
     Console,
     Admin,
+    /// A page outside the navigation (the 404 page).
+    None,
 }
 
 /// Who is looking at a page, when logged in.
@@ -119,7 +134,8 @@ impl Page<'_> {
             Some(viewer) => {
                 let _ = write!(
                     html,
-                    "<span class=\"who\">Signed in as <b>{}</b></span>",
+                    "<span class=\"who\">Signed in as <b>{}</b></span>\
+                     <button type=\"button\" class=\"ghost small\" id=\"header-logout\">Log out</button>",
                     Esc(&viewer.name)
                 );
             }
@@ -132,6 +148,16 @@ impl Page<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_has_two_to_six_decimals() {
+        use crate::ledger::money::Nanos;
+        assert_eq!(usd(Nanos(1_000_000_000)), "$1.00");
+        assert_eq!(usd(Nanos(2_500_000_000)), "$2.50");
+        assert_eq!(usd(Nanos(123_456_789)), "$0.123456");
+        assert_eq!(usd(Nanos(-150)), "-$0.00");
+        assert_eq!(usd(Nanos(-1_500_000_000)), "-$1.50");
+    }
 
     #[test]
     fn escapes_every_markup_character() {

@@ -14,18 +14,13 @@ use crate::catalog::Model;
 use crate::ledger::money::PerMillion;
 use crate::providers::presets;
 
-/// A price as the seed page writes it: `$2.50`, `$0.01`, `$0.042` (at least two decimals),
-/// or `Free`.
+/// A price as the seed page writes it (`$2.50`, `$0.01`, `$0.042`: at least two
+/// decimals), or `Free`: the web app's one money format (`html::usd`).
 pub fn price(per_million: PerMillion) -> String {
     if per_million.0.is_zero() {
-        return "Free".into();
-    }
-    let usd = per_million.0.to_usd_string();
-    let decimals = usd.split_once('.').map_or(0, |(_, frac)| frac.len());
-    match decimals {
-        0 => format!("${usd}.00"),
-        1 => format!("${usd}0"),
-        _ => format!("${usd}"),
+        "Free".into()
+    } else {
+        super::html::usd(per_million.0)
     }
 }
 
@@ -267,8 +262,9 @@ pub async fn docs(
          </tbody></table></section>\
          <section><h2 id=\"errors\">Errors and limits</h2>\
          <p>Errors use OpenAI's shape: <code>{\"error\": {\"message\", \"type\", \"param\", \"code\"}}</code>. \
-         <code>401</code> bad key, <code>403</code> address or model not allowed for the key, \
-         <code>404</code> unknown model, <code>429</code> rate limited (see <code>Retry-After</code> \
+         <code>401</code> bad key, <code>403</code> address not allowed for the key, \
+         <code>404</code> unknown model or one the key may not use (as OpenAI answers: \
+         <code>model_not_found</code>), <code>429</code> rate limited (see <code>Retry-After</code> \
          and <code>x-ratelimit-*</code> headers) or balance/quota exhausted \
          (<code>insufficient_quota</code>), <code>5xx</code> every upstream failed. \
          Each response carries <code>x-request-id</code>.</p></section>",

@@ -52,9 +52,10 @@ pub async fn admin(viewer: MaybeViewer) -> Response {
         return response;
     }
     let main = format!(
-        "<div id=\"admin\" data-root=\"{}\"><p class=\"muted\">Loading the admin panel…</p></div>\
+        "<div id=\"admin\" data-root=\"{}\" data-model-id-max=\"{}\"><p class=\"muted\">Loading the admin panel…</p></div>\
          <noscript><p>The admin panel needs JavaScript.</p></noscript>",
-        signed_in.role >= Role::Root
+        signed_in.role >= Role::Root,
+        crate::catalog::MAX_MODEL_ID_LEN,
     );
     page("Admin", Nav::Admin, &viewer, main, Some("admin.js"))
 }
@@ -98,10 +99,12 @@ pub async fn chat(State(state): State<AppState>, viewer: MaybeViewer) -> Respons
     };
     let main = format!(
         "<div class=\"chat\" id=\"chat\" data-signed-in=\"{signed_in}\">\
-         <div class=\"chat-bar\"><label>Model <select id=\"chat-model\">{options}</select></label>\
+         <div class=\"chat-bar\"><h1>Chat</h1><label>Model <select id=\"chat-model\">{options}</select></label>\
          <button type=\"button\" class=\"ghost\" id=\"chat-clear\">New chat</button></div>\
          <p class=\"muted small\" id=\"chat-notice\">{notice}</p>\
-         <ol class=\"messages\" id=\"chat-log\" aria-live=\"polite\"></ol>\
+         <p class=\"small\" id=\"chat-account\" hidden></p>\
+         <ol class=\"messages\" id=\"chat-log\" aria-label=\"Conversation\"></ol>\
+         <p class=\"sr-only\" id=\"chat-status\" aria-live=\"polite\"></p>\
          <form id=\"chat-form\" class=\"composer\">\
          <label class=\"sr-only\" for=\"chat-input\">Message</label>\
          <textarea id=\"chat-input\" rows=\"2\" placeholder=\"Ask anything…\" required></textarea>\
@@ -123,7 +126,7 @@ pub(super) async fn settings(state: &AppState) -> Option<site_settings::SiteSett
         .ok()
 }
 
-fn page(
+pub(super) fn page(
     title: &str,
     nav: Nav,
     viewer: &MaybeViewer,

@@ -327,7 +327,10 @@ pub fn base_settings(database_url: &str, mock_url: &str) -> Settings {
     settings
 }
 
-async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> (String, Option<TestDatabase>) {
+pub async fn database_url(
+    backend: Backend,
+    dir: &tempfile::TempDir,
+) -> (String, Option<TestDatabase>) {
     match backend {
         Backend::Sqlite => (
             format!("sqlite://{}/tokenhub.db", dir.path().display()),

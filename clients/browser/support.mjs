@@ -1,0 +1,131 @@
+// Helpers shared by the browser suites (test_web.mjs, test_fixes.mjs): one Chromium per
+// suite file, pages that record console errors, screenshots, Node-side API sessions.
+import { after, before } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+export const BASE = process.env.TOKENHUB_WEB_URL;
+export const MOCK = process.env.TOKENHUB_MOCK_URL;
+export const ROOT_PASSWORD = process.env.TOKENHUB_ROOT_PASSWORD;
+export const SHOTS = process.env.SCREENSHOT_DIR;
+export const XSS_MODEL = "<img/src=x/onerror=window.__xss=1>";
+export const XSS_PROVIDER = "<script>window.__xss=2</script>";
+
+let browser;
+/** Console errors and uncaught exceptions (CSP violations are console errors). */
+export const problems = [];
+
+before(async () => {
+  assert.ok(BASE, "TOKENHUB_WEB_URL is not set: run scripts/web-tests.sh");
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+export async function context() {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  ctx.setDefaultTimeout(10_000);
+  return ctx;
+}
+
+export async function open(ctx, path) {
+  const page = await ctx.newPage();
+  page.on("console", (m) => m.type() === "error" && problems.push(`${path}: ${m.text()}`));
+  page.on("pageerror", (e) => problems.push(`${path}: ${e.message}`));
+  const response = await page.goto(BASE + path);
+  return { page, response };
+}
+
+export async function screenshots(page, name) {
+  for (const [label, width, height] of [["desktop", 1280, 900], ["phone", 390, 844]]) {
+    await page.setViewportSize({ width, height });
+    await page.screenshot({ path: `${SHOTS}/${name}-${label}.png`, fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+export function assertNoProblems() {
+  const seen = problems.splice(0);
+  assert.deepEqual(seen, [], "console errors or uncaught exceptions");
+}
+
+/** Logs in through the API; returns {cookie, csrf} for Node-side calls. */
+export async function apiLogin(username, password) {
+  const response = await fetch(`${BASE}/api/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password }),
+  });
+  assert.equal(response.status, 200);
+  const cookie = response.headers.get("set-cookie").split(";")[0];
+  const { csrf_token } = await response.json();
+  return async (method, path, body) => {
+    const reply = await fetch(BASE + path, {
+      method,
+      headers: { "Content-Type": "application/json", Cookie: cookie, "X-CSRF-Token": csrf_token },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const value = await reply.json();
+    assert.ok(reply.ok, `${method} ${path}: ${reply.status} ${JSON.stringify(value)}`);
+    return value;
+  };
+}
+
+/** Reloads `page` until `check` passes (the gateway reloads its catalogue every 100 ms). */
+export async function eventually(page, check, what) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${what}: ${error.message}`);
+      await new Promise((r) => setTimeout(r, 300));
+      await page.reload();
+    }
+  }
+}
+
+/** Logs in through the API; the returned call answers {status, body} whatever the status. */
+export async function apiSession(username, password) {
+  const response = await fetch(`${BASE}/api/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password }),
+  });
+  assert.equal(response.status, 200, `login of ${username}`);
+  const cookie = response.headers.get("set-cookie").split(";")[0];
+  const { csrf_token } = await response.json();
+  const call = async (method, path, body) => {
+    const reply = await fetch(BASE + path, {
+      method,
+      headers: { "Content-Type": "application/json", Cookie: cookie, "X-CSRF-Token": csrf_token },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await reply.text();
+    return { status: reply.status, body: text ? JSON.parse(text) : null };
+  };
+  call.cookie = cookie;
+  return call;
+}
+
+/** A browser context already signed in as `username` (the session cookie set). */
+export async function signedIn(username, password) {
+  const call = await apiSession(username, password);
+  const ctx = await context();
+  const at = call.cookie.indexOf("=");
+  await ctx.addCookies([{ name: call.cookie.slice(0, at), value: call.cookie.slice(at + 1), url: BASE }]);
+  return { ctx, call };
+}
+
+/** Creates a user with a password and a balance (as root); returns its API session. */
+export async function newUser(root, username, balance = "5") {
+  const created = await root("POST", "/api/admin/users", { username, password: `${username}-password`, balance_usd: balance });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return { id: created.body.id, password: `${username}-password` };
+}
