@@ -29,6 +29,9 @@
 //! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
 //! | `responses_retention_days` | `TOKENHUB_RESPONSES_RETENTION_DAYS` | `30`: how long `/v1/responses` keeps stored responses (`store`) |
 //!
+//! The `[database]` (pool size, timeouts) and `[ledger]` (spill file) sections are in
+//! `config/operations.rs`.
+//!
 //! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`; nor is
 //! the key that seals upstream keys in the database: only `TOKENHUB_SECRET_KEY`.
 
@@ -45,8 +48,12 @@ use crate::store::SecretKey;
 
 pub mod accounts;
 pub mod key_cache;
+pub mod operations;
+pub mod usage;
 pub use accounts::{AccountSettings, SignupMode};
 pub use key_cache::KeyCacheSettings;
+pub use operations::{DatabaseSettings, LedgerSettings};
+pub use usage::UsageSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -112,6 +119,12 @@ pub struct Settings {
     pub accounts: AccountSettings,
     /// Keys and users in memory, and lookups of unknown keys (`[key_cache]`).
     pub key_cache: KeyCacheSettings,
+    /// How long raw usage records are kept (`[usage]`; see `config/usage.rs`).
+    pub usage: UsageSettings,
+    /// The connection pool and database timeouts (`[database]`; see `config/operations.rs`).
+    pub database: DatabaseSettings,
+    /// Where usage records wait while the database is unreachable (`[ledger]`).
+    pub ledger: LedgerSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
     /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
@@ -172,6 +185,9 @@ impl Default for Settings {
             models: Vec::new(),
             accounts: AccountSettings::default(),
             key_cache: KeyCacheSettings::default(),
+            usage: UsageSettings::default(),
+            database: DatabaseSettings::default(),
+            ledger: LedgerSettings::default(),
             root_password: None,
             secret_key: None,
         }
@@ -454,6 +470,9 @@ impl Settings {
         }
         self.accounts.apply_env(&var)?;
         self.key_cache.apply_env(&var)?;
+        self.usage.apply_env(&var)?;
+        self.database.apply_env(&var)?;
+        self.ledger.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
         self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
         Ok(())
@@ -478,6 +497,7 @@ impl Settings {
         }
         self.accounts.trial_credit()?;
         self.key_cache.validate()?;
+        self.database.validate()?;
         let rpm = self.accounts.anonymous_chat_rpm;
         if let Err(reason) = crate::accounts::site_settings::check_anonymous_chat_rpm(rpm) {
             return invalid(

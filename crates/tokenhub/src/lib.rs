@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod ledger;
 pub mod logging;

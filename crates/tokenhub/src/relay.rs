@@ -315,6 +315,9 @@ impl Relay {
         let worst_tokens = self.worst_case_tokens(&model, &facts, object.source_len());
         let tokens = worst_tokens.prompt + worst_tokens.completion;
         let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
+        if worst_case > Nanos::ZERO && self.writer.status().spill_full() {
+            return Err(RelayError::LedgerBacklog);
+        }
         if self.books.shared().is_some() {
             let pending = SharedAdmission { tokens, worst_case };
             return Ok((facts, model, Some(pending)));

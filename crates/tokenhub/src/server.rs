@@ -21,9 +21,11 @@ use crate::api::{self, AppState};
 use crate::catalog::Catalog;
 use crate::catalog::accounts::{AccountCache, CachePolicy};
 use crate::catalog::reload::Reloader;
+use crate::cluster::{Instances, Readiness};
 use crate::config::Settings;
 use crate::ledger::books::Books;
-use crate::ledger::writer::LedgerWriter;
+use crate::ledger::spill::Spill;
+use crate::ledger::writer::{LedgerWriter, SpillOptions};
 use crate::providers::Deadlines;
 use crate::relay::health::{BreakerPolicy, Health};
 use crate::relay::{Relay, RelayPolicy};
@@ -42,6 +44,8 @@ pub enum StartError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Spill(#[from] crate::ledger::spill::SpillError),
 }
 
 /// A gateway that is listening. Dropping it does not stop it; call `shutdown`.
@@ -58,6 +62,10 @@ pub struct RunningGateway {
     pub catalog: Arc<ArcSwap<Catalog>>,
     /// In-flight requests of channels with `max_concurrency`.
     pub slots: Arc<crate::relay::concurrency::ChannelSlots>,
+    /// This instance's heartbeat and the peers it sees.
+    pub instances: Arc<Instances>,
+    /// Stops the background tasks tied to serving (the heartbeat).
+    background: CancellationToken,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -68,13 +76,20 @@ impl RunningGateway {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let served = self
-            .served
+        let served = (&mut self.served)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        flush_before_exit(&self.writer).await;
-        self.store.close().await;
+        self.finish().await;
         served
+    }
+
+    /// After serving stopped: usage flushed, the heartbeat row removed, the pool closed.
+    async fn finish(&self) {
+        flush_before_exit(&self.writer).await;
+        self.background.cancel();
+        let gone = self.store.instance_gone(self.instances.id());
+        let _ = tokio::time::timeout(Duration::from_secs(2), gone).await;
+        self.store.close().await;
     }
 
     /// Waits until the server stops by itself (a signal), then flushes.
@@ -82,8 +97,7 @@ impl RunningGateway {
         let served = (&mut self.served)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        flush_before_exit(&self.writer).await;
-        self.store.close().await;
+        self.finish().await;
         served
     }
 }
@@ -114,9 +128,16 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
         .map(SecretKey::parse)
         .transpose()
         .map_err(|why| StartError::Config(format!("TOKENHUB_SECRET_KEY {why}")))?;
-    let store = Store::connect(&settings.database_url, secret_key.as_ref()).await?;
-    if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await?
-    {
+    let store = Store::connect_with(
+        &settings.database_url,
+        secret_key.as_ref(),
+        settings.database.pool(),
+    )
+    .await?;
+    let lock = store.startup_lock().await?;
+    let created = accounts::ensure_root(&store, settings.root_password.as_deref()).await?;
+    drop(lock);
+    if let Some(password) = created {
         // Shown once, to whoever ran the first command. On stderr: stdout of CLI commands
         // is for their result (e.g. a key captured by a script).
         eprintln!("Created the root account. User: root  Password: {password}  (shown only once)");
@@ -183,7 +204,29 @@ pub async fn start(
     let tokenizer = tokio::task::spawn_blocking(crate::tokens::warm_up);
     let store = open_store(&settings).await?;
     let _ = tokenizer.await;
+    // Bound before the start-up work: the port names this instance (its heartbeat, its
+    // default spill file); connections wait in the backlog until serving starts.
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.listen,
+        source,
+    })?;
+    // Instances starting together on one database take turns at writing the seeds and
+    // the system users (`store/startup.rs`).
+    let lock = store.startup_lock().await?;
     seed::apply_seeds(&store, &settings).await?;
+    let anonymous_user =
+        accounts::site_settings::system_user(&store, api::web::chat::ANONYMOUS_USER)
+            .await
+            .map_err(|e| {
+                StartError::Config(format!("cannot create the anonymous chat user: {e}"))
+            })?;
+    drop(lock);
     let shared = connect_shared(&settings).await?;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::new(shared.clone()));
@@ -205,12 +248,6 @@ pub async fn start(
             lookups_per_s: key_cache.lookups_per_s,
         },
     ));
-    let anonymous_user =
-        accounts::site_settings::system_user(&store, api::web::chat::ANONYMOUS_USER)
-            .await
-            .map_err(|e| {
-                StartError::Config(format!("cannot create the anonymous chat user: {e}"))
-            })?;
     let reloader = Reloader::start(
         store.clone(),
         catalog.clone(),
@@ -232,7 +269,40 @@ pub async fn start(
         Duration::from_millis(key_cache.balance_refresh_ms.max(1)),
         catalog_nudge.clone(),
     );
-    let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
+    let spill_path = settings
+        .ledger
+        .spill_file(&settings.database_url, addr.port());
+    let (spill, recovered) = Spill::recover(spill_path).map_err(StartError::Spill)?;
+    let writer = LedgerWriter::spawn_with(
+        store.clone(),
+        books.clone(),
+        flush_lock,
+        None,
+        Some(SpillOptions {
+            spill,
+            recovered,
+            max_bytes: settings.ledger.spill_max_bytes,
+        }),
+    );
+    if let Some(retention) = settings.usage.retention() {
+        crate::ledger::retention::spawn_purge(store.clone(), retention);
+    }
+    // Without shared state every instance keeps its own limits, which the heartbeat
+    // reports when it sees other instances on the same database.
+    let instances = Instances::new(addr.to_string(), shared.is_some());
+    instances.beat(&store).await;
+    let background = CancellationToken::new();
+    instances.clone().spawn(store.clone(), background.clone());
+    let mut checks: Vec<Arc<dyn crate::cluster::ReadinessCheck>> = Vec::new();
+    if let Some(shared) = &shared {
+        checks.push(Arc::new(crate::cluster::SharedStateCheck(shared.clone())));
+    }
+    let readiness = Arc::new(Readiness {
+        store: store.clone(),
+        ledger: writer.status().clone(),
+        instances: instances.clone(),
+        checks,
+    });
     spawn_response_purge(store.clone());
 
     let clients = crate::relay::clients::UpstreamClients::new(Duration::from_millis(
@@ -293,6 +363,7 @@ pub async fn start(
             crate::api::client_ip::parse_proxies(&settings.trusted_proxies)
                 .map_err(StartError::Config)?,
         ),
+        readiness,
     });
     let app = api::router(
         state,
@@ -307,16 +378,6 @@ pub async fn start(
         max_connections: settings.max_connections.max(1),
     };
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: settings.listen,
-        source,
-    })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
     let signal = async move {
@@ -353,6 +414,8 @@ pub async fn start(
         health,
         catalog: catalog_handle,
         slots,
+        instances,
+        background,
         stop: Some(stop),
         served,
     })

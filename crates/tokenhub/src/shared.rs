@@ -93,6 +93,15 @@ impl SharedState {
         &self.instance
     }
 
+    /// One round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), SharedError> {
+        let mut connection = self.connection();
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
     /// A connection to run one command on (cheap: a handle on the multiplexed one).
     pub fn connection(&self) -> ConnectionManager {
         self.connection.clone()

@@ -90,6 +90,11 @@ impl From<RelayError> for ApiError {
                 Some("shared_state_unavailable"),
                 None,
             ),
+            RelayError::LedgerBacklog => (
+                "service_unavailable_error",
+                Some("ledger_backlog_full"),
+                None,
+            ),
             RelayError::InvalidRequest(invalid) => ("invalid_request_error", None, invalid.param),
             RelayError::ModelNotFound(_) => (
                 "invalid_request_error",

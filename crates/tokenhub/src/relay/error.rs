@@ -59,6 +59,12 @@ pub enum RelayError {
         "Model `{model}` is not available: the upstream rejected the keys of every channel serving it. The operator must replace them."
     )]
     KeysRejected { model: String },
+    /// The database is away and the usage records waiting for it fill the spill file:
+    /// a paid request would be served without a durable record of its cost.
+    #[error(
+        "The gateway cannot record usage right now (its database is unavailable and the local backlog is full); paid requests are refused until it recovers. Retry shortly."
+    )]
+    LedgerBacklog,
     /// Every channel that could serve the request is at its `max_concurrency`. Nothing was
     /// sent upstream; the client may retry shortly.
     #[error("Every channel serving `{model}` is at its concurrency limit; retry in {} s.", .retry_after.as_secs().max(1))]
@@ -86,6 +92,7 @@ impl RelayError {
             RelayError::NoChannel { .. }
             | RelayError::KeyLookupFailed
             | RelayError::SharedStateUnavailable
+            | RelayError::LedgerBacklog
             | RelayError::CoolingDown { .. }
             | RelayError::KeysRejected { .. } => 503,
             RelayError::Upstream(failure) => match failure.kind {
@@ -111,6 +118,7 @@ impl RelayError {
             RelayError::KeyLookupFailed | RelayError::SharedStateUnavailable => {
                 Some(std::time::Duration::from_secs(1))
             }
+            RelayError::LedgerBacklog => Some(std::time::Duration::from_secs(5)),
             RelayError::RateLimited(limited) => Some(limited.retry_after),
             RelayError::Upstream(failure) => failure.retry_after,
             _ => None,

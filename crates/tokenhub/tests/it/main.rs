@@ -6,6 +6,8 @@
 mod golden;
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 
 mod anthropic_golden;
 mod anthropic_inbound;
@@ -32,6 +34,7 @@ mod management;
 mod metrics_token;
 mod money_bounds;
 mod operations;
+mod outages;
 mod redaction;
 mod relay;
 mod resilience;
@@ -41,5 +44,7 @@ mod responses_native;
 mod scale;
 mod secrets_at_rest;
 mod shared_state;
+mod startup;
+mod usage_rollups;
 mod web;
 mod web_fixes;

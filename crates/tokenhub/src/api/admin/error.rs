@@ -33,6 +33,8 @@ pub enum Code {
     RateLimited,
     /// 502: an upstream (a channel's `/models`) failed.
     UpstreamError,
+    /// 503: the database is unreachable; retry later.
+    Unavailable,
     /// 500.
     Internal,
 }
@@ -48,6 +50,7 @@ impl Code {
             Code::Conflict => "conflict",
             Code::RateLimited => "rate_limited",
             Code::UpstreamError => "upstream_error",
+            Code::Unavailable => "unavailable",
             Code::Internal => "internal_error",
         }
     }
@@ -61,6 +64,7 @@ impl Code {
             Code::Conflict => StatusCode::CONFLICT,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::UpstreamError => StatusCode::BAD_GATEWAY,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -148,6 +152,15 @@ impl From<StoreError> for ManageError {
             StoreError::NotFound(m) => ManageError::not_found(m),
             StoreError::Conflict(m) => ManageError::new(Code::Conflict, m),
             StoreError::OutOfRange(m) => ManageError::invalid(m),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "management request: database unavailable");
+                let mut error = ManageError::new(
+                    Code::Unavailable,
+                    "the database is unavailable; retry shortly",
+                );
+                error.retry_after_secs = Some(2);
+                error
+            }
             other => {
                 // The database's text may name tables or hosts: log it, say less.
                 tracing::error!(error = %other, "management request failed in the store");
