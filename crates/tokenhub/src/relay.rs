@@ -7,7 +7,7 @@
 //! hold is looked up by `catalog::accounts`) and never writes wire errors.
 
 mod authenticate;
-mod bounds;
+pub(crate) mod bounds;
 pub mod clients;
 pub mod concurrency;
 pub mod error;
