@@ -418,7 +418,7 @@ impl Relay {
                             let wanted = Encoding::requested(object.get("encoding_format"));
                             in_encoding(&body, wanted).map_or(body, Bytes::from)
                         }
-                        Operation::Chat | Operation::Completions => body,
+                        Operation::Chat | Operation::Completions | Operation::Responses => body,
                     };
                     let body = charge
                         .and_then(|charge| charge.add_to_answer(&body))
