@@ -345,7 +345,24 @@ fn management(settings: &Settings) -> Result<api::admin::Management, StartError>
         login_limiter: Arc::new(accounts::login_limit::MemoryLoginLimiter::new(
             Default::default(),
         )),
+        mailer: mailer(config)?,
     })
+}
+
+/// The SMTP mailer of `accounts.smtp_url`, checked at start (a typo fails the start,
+/// not the first reset).
+fn mailer(
+    config: &crate::config::accounts::AccountSettings,
+) -> Result<Option<Arc<accounts::mail::Mailer>>, StartError> {
+    let Some(url) = &config.smtp_url else {
+        return Ok(None);
+    };
+    let from = config.smtp_from.as_deref().ok_or_else(|| {
+        StartError::Config("accounts.smtp_url needs accounts.smtp_from (TOKENHUB_SMTP_FROM)".into())
+    })?;
+    accounts::mail::Mailer::new(url, from)
+        .map(|mailer| Some(Arc::new(mailer)))
+        .map_err(|e| StartError::Config(e.to_string()))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

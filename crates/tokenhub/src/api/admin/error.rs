@@ -33,6 +33,8 @@ pub enum Code {
     RateLimited,
     /// 502: an upstream (a channel's `/models`) failed.
     UpstreamError,
+    /// 503: a feature this deployment has not configured (mail).
+    Unavailable,
     /// 500.
     Internal,
 }
@@ -48,6 +50,7 @@ impl Code {
             Code::Conflict => "conflict",
             Code::RateLimited => "rate_limited",
             Code::UpstreamError => "upstream_error",
+            Code::Unavailable => "unavailable",
             Code::Internal => "internal_error",
         }
     }
@@ -61,6 +64,7 @@ impl Code {
             Code::Conflict => StatusCode::CONFLICT,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::UpstreamError => StatusCode::BAD_GATEWAY,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
