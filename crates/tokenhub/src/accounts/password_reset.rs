@@ -2,6 +2,8 @@
 //! the account. Asking never tells whether an address has an account (the answer is the
 //! same either way); only the token's SHA-256 is stored.
 
+use std::sync::Arc;
+
 use super::mail::{Mailer, valid_email};
 use super::{AccountError, api_key, session};
 use crate::store::Store;
@@ -10,18 +12,20 @@ use crate::store::Store;
 pub const RESET_TTL_MS: i64 = 60 * 60 * 1000;
 
 /// Mails a reset link for the account with `email`, if there is one. `site` is the URL
-/// the link starts with (`https://gateway.example`).
+/// the link starts with (`https://gateway.example`). The mail is sent in the background
+/// and its failure only logged: the answer (and its timing) must not tell whether the
+/// address has an account.
 pub async fn request(
     store: &Store,
-    mailer: &Mailer,
+    mailer: Arc<Mailer>,
     email: &str,
     site: &str,
 ) -> Result<(), AccountError> {
-    let email = email.trim();
-    if !valid_email(email) {
+    let email = email.trim().to_lowercase();
+    if !valid_email(&email) {
         return Err(AccountError::Invalid("this is not an email address".into()));
     }
-    let Some(user_id) = store.active_user_by_email(email).await? else {
+    let Some(user_id) = store.active_user_by_email(&email).await? else {
         return Ok(());
     };
     let token = api_key::random_token("thr_", 32);
@@ -29,20 +33,26 @@ pub async fn request(
     store
         .create_password_reset(&api_key::hash(&token), user_id, expires_at)
         .await?;
-    let body = format!(
+    let body = reset_mail_body(site, &token);
+    tokio::spawn(async move {
+        if let Err(e) = mailer
+            .send(&email, "Reset your TokenHub password", body)
+            .await
+        {
+            tracing::warn!(error = %e, "the password reset mail was not sent");
+        }
+    });
+    Ok(())
+}
+
+fn reset_mail_body(site: &str, token: &str) -> String {
+    format!(
         "Someone, hopefully you, asked to reset the password of\n\
          your TokenHub account. Choose a new one within an hour:\n\n\
          {}/token/#reset={token}\n\n\
          If it was not you, ignore this mail: your password stays.\n",
         site.trim_end_matches('/')
-    );
-    mailer
-        .send(email, "Reset your TokenHub password", body)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "the password reset mail was not sent");
-            AccountError::Upstream("the mail could not be sent; try again later".into())
-        })
+    )
 }
 
 /// Sets the new password of the account a reset link was issued for; the link works

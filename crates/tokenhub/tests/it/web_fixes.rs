@@ -441,12 +441,13 @@ async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
     for backend in backends() {
         let (smtp_url, mut mail) = smtp_sink().await;
         let h = Harness::start_with(backend, |settings, _| {
+            settings.public_url = Some("https://gateway.example".into());
             settings.accounts.smtp_url = Some(smtp_url.clone());
             settings.accounts.smtp_from = Some("TokenHub <noreply@example.com>".into());
         })
         .await;
         let (ada, csrf, status) = session_of(&h, "signup", "ada", "first-password").await;
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(status, StatusCode::CREATED);
         let me: Value = ada
             .put(format!("{}/api/me/email", h.base))
             .header("x-csrf-token", &csrf)
@@ -484,13 +485,37 @@ async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
             .expect("the reset mail arrives")
             .unwrap();
         assert!(message.contains("To: ada@example.com"), "{message}");
-        let token: String = message
-            .split("#reset=")
-            .nth(1)
+        let link = message
+            .lines()
+            .find(|line| line.contains("#reset="))
             .expect("a reset link")
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
+            .trim();
+        let (page, token) = link.split_once("#reset=").unwrap();
+        let token = token.to_string();
+        assert_eq!(
+            page, "https://gateway.example/token/",
+            "the link uses public_url"
+        );
+        assert!(token.starts_with("thr_"), "{token}");
+        // Following the link opens the console, whose script shows the reset form.
+        let page = page.replace("https://gateway.example", &h.base);
+        let console = h.http.get(&page).send().await.unwrap();
+        assert_eq!(console.status(), StatusCode::OK);
+        let html = console.text().await.unwrap();
+        assert!(html.contains("console.js"), "{html}");
+        let script = h
+            .http
+            .get(format!("{}/assets/console.js", h.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            script.contains("#reset="),
+            "the console handles reset links"
+        );
         assert!(mail.try_recv().is_err(), "no mail for an unknown address");
 
         let confirm = |password: &str| {

@@ -3,7 +3,7 @@
 //! Both are public; asking is throttled like failed logins (per address and email).
 
 use axum::extract::State;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -32,7 +32,6 @@ pub struct ResetConfirm {
 pub async fn request(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
     Body(body): Body<ResetRequest>,
 ) -> Result<StatusCode> {
     let Some(mailer) = &state.management.mailer else {
@@ -52,8 +51,10 @@ pub async fn request(
     }
     // Every request counts, so mail cannot be used to flood an inbox.
     limiter.failed(ip, &email);
-    let site = site_url(state.web.public_url.as_deref(), &headers);
-    password_reset::request(&state.store, mailer, &email, &site).await?;
+    // The server refuses to start with a mailer but no `public_url` (never the `Host`
+    // header: a forged one would send the victim a link to another site).
+    let site = state.web.public_url.as_deref().unwrap_or_default();
+    password_reset::request(&state.store, mailer.clone(), &email, site).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -66,20 +67,4 @@ pub async fn confirm(
 ) -> Result<StatusCode> {
     password_reset::confirm(&state.store, &body.token, &body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The site's own URL for links: `public_url`, else the request's host.
-fn site_url(configured: Option<&str>, headers: &HeaderMap) -> String {
-    if let Some(url) = configured {
-        return url.trim_end_matches('/').to_string();
-    }
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost:3000");
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    format!("{}://{host}", if https { "https" } else { "http" })
 }
