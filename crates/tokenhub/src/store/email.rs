@@ -84,3 +84,70 @@ impl Store {
         Ok(user)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ledger::money::Nanos;
+    use crate::store::now_ms;
+    use crate::store::test_support::temp_store;
+
+    #[tokio::test]
+    async fn a_reset_token_works_once_and_not_after_it_expires() {
+        let (store, _dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos::ZERO)
+            .await
+            .unwrap();
+        store
+            .create_password_reset("live", user.id, now_ms() + 60_000)
+            .await
+            .unwrap();
+        store
+            .create_password_reset("expired", user.id, now_ms() - 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.take_password_reset("live").await.unwrap(),
+            Some(user.id)
+        );
+        assert_eq!(
+            store.take_password_reset("live").await.unwrap(),
+            None,
+            "once"
+        );
+        assert_eq!(store.take_password_reset("expired").await.unwrap(), None);
+        assert_eq!(store.take_password_reset("unknown").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_address_belongs_to_one_active_user_whatever_its_case() {
+        let (store, _dir) = temp_store().await;
+        let ada = store
+            .create_user("ada", "user", None, Nanos::ZERO)
+            .await
+            .unwrap();
+        let bob = store
+            .create_user("bob", "user", None, Nanos::ZERO)
+            .await
+            .unwrap();
+        store
+            .set_user_email(ada.id, Some("Ada@Example.com"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.active_user_by_email("ADA@example.COM").await.unwrap(),
+            Some(ada.id)
+        );
+        assert!(
+            store
+                .set_user_email(bob.id, Some("ada@example.com"))
+                .await
+                .is_err()
+        );
+        store.set_user_email(ada.id, None).await.unwrap();
+        assert_eq!(
+            store.active_user_by_email("ada@example.com").await.unwrap(),
+            None
+        );
+    }
+}

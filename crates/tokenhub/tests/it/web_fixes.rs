@@ -553,6 +553,16 @@ async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
             session_of(&h, "login", "ada", "second-password").await.2,
             StatusCode::OK
         );
+        // Asking is throttled like logging in (5 per address and account per window), so
+        // nobody can flood an inbox through the gateway.
+        for _ in 0..5 {
+            let status = ask("flood@example.com").await.unwrap().status();
+            assert_eq!(status, StatusCode::ACCEPTED);
+        }
+        assert_eq!(
+            ask("flood@example.com").await.unwrap().status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
         h.shutdown().await;
     }
     let h = Harness::start(Backend::Sqlite).await;
