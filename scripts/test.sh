@@ -6,6 +6,7 @@
 #   3. scripts/client-tests.sh against a fresh PostgreSQL database (dropped at exit)
 #   4. scripts/api-fuzz.sh: schemathesis against /api/openapi.json (no 5xx, no answer
 #      outside the document), as a user and as root
+#   3b. scripts/cluster-smoke.sh: two gateways behind HAProxy (scripts/cluster.sh)
 #   5. scripts/web-tests.sh: the web app in headless Chromium (skipped without chromium
 #      outside CI; screenshots in artifacts/screenshots/)
 # Outside CI a missing PostgreSQL only skips its parts; with CI=true it is a failure.
@@ -114,6 +115,11 @@ else
     record "client tests (postgres)" "FAIL (could not create a database)"
   fi
 fi
+
+# ---------------------------------------------------------------- 3b. cluster smoke test
+# Two gateways behind HAProxy (scripts/cluster.sh); skips itself outside CI without
+# PostgreSQL or haproxy.
+run_step "cluster smoke (haproxy)" 300 scripts/cluster-smoke.sh
 
 # ---------------------------------------------------------------- 4. management API fuzz
 run_step "api fuzz (schemathesis)" "$API_FUZZ_TIMEOUT_S" scripts/api-fuzz.sh

@@ -215,10 +215,15 @@ pub async fn ensure_root(
     let generated = password.is_none().then(password::generate);
     let chosen = password.or(generated.as_deref()).unwrap_or_default();
     let hash = password::hash(chosen).map_err(AccountError::Invalid)?;
-    store
+    match store
         .create_user("root", "root", Some(&hash), Nanos::ZERO)
-        .await?;
-    Ok(generated)
+        .await
+    {
+        Ok(_) => Ok(generated),
+        // Another instance starting on the same database created it first.
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod error;
 pub mod metrics;
 pub mod openai;
+pub mod probes;
 pub mod request_id;
 pub mod responses;
 pub mod web;
@@ -53,6 +54,10 @@ pub struct Shared {
     pub web: std::sync::Arc<web::Web>,
     /// Wakes the catalogue reloader (see `catalog::reload`).
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
+    /// With Redis: a management write also wakes the other instances' reloaders.
+    pub shared_state: Option<std::sync::Arc<crate::shared::SharedState>>,
+    /// What `/readyz` checks.
+    pub readiness: std::sync::Arc<crate::cluster::Readiness>,
     /// How long `/v1/responses` keeps stored responses.
     pub responses_retention: responses::Retention,
 }
@@ -72,7 +77,8 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
                 .layer(web::compression()),
         )
         .merge(web::routes())
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
         .route("/metrics", get(metrics::render))
         .fallback(web::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -134,6 +140,11 @@ async fn reload_after_writes(
     let response = next.run(request).await;
     if writes && response.status().is_success() {
         state.catalog_nudge.notify_one();
+        if let Some(shared) = &state.shared_state
+            && let Err(error) = shared.publish_change().await
+        {
+            tracing::warn!(%error, "cannot notify other instances; they will poll");
+        }
     }
     response
 }

@@ -23,9 +23,14 @@
 //! | `first_bytes_timeout_ms` | `TOKENHUB_FIRST_BYTES_TIMEOUT_MS` | `10000` |
 //! | `max_connections` | `TOKENHUB_MAX_CONNECTIONS` | `10000` |
 //! | `log_format` | `TOKENHUB_LOG_FORMAT` (`text`/`json`) | `text` |
+//! | `redis_url` | `TOKENHUB_REDIS_URL` | none: limits, slots, health and reservations are per process (see docs/redis.md) |
+//! | `redis_prefix` | `TOKENHUB_REDIS_PREFIX` | `th:`: the namespace of every Redis key and channel |
 //! | `public_url` | `TOKENHUB_PUBLIC_URL` | none: the docs page uses the request's `Host` |
 //! | `metrics_token` | `TOKENHUB_METRICS_TOKEN` | none: `/metrics` is open |
 //! | `responses_retention_days` | `TOKENHUB_RESPONSES_RETENTION_DAYS` | `30`: how long `/v1/responses` keeps stored responses (`store`) |
+//!
+//! The `[database]` (pool size, timeouts) and `[ledger]` (spill file) sections are in
+//! `config/operations.rs`.
 //!
 //! The root password is never read from the file: only `TOKENHUB_ROOT_PASSWORD`; nor is
 //! the key that seals upstream keys in the database: only `TOKENHUB_SECRET_KEY`.
@@ -43,8 +48,12 @@ use crate::store::SecretKey;
 
 pub mod accounts;
 pub mod key_cache;
+pub mod operations;
+pub mod usage;
 pub use accounts::{AccountSettings, SignupMode};
 pub use key_cache::KeyCacheSettings;
+pub use operations::{DatabaseSettings, LedgerSettings};
+pub use usage::UsageSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -97,6 +106,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How clients reach this gateway (e.g. `https://llm.example.com`), for the docs page.
     pub public_url: Option<String>,
+    /// Shared state across instances (docs/redis.md); none = this process only.
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
     /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<String>,
     /// Days a stored Response (`store: true`) is kept for `GET` and `previous_response_id`.
@@ -107,6 +119,12 @@ pub struct Settings {
     pub accounts: AccountSettings,
     /// Keys and users in memory, and lookups of unknown keys (`[key_cache]`).
     pub key_cache: KeyCacheSettings,
+    /// How long raw usage records are kept (`[usage]`; see `config/usage.rs`).
+    pub usage: UsageSettings,
+    /// The connection pool and database timeouts (`[database]`; see `config/operations.rs`).
+    pub database: DatabaseSettings,
+    /// Where usage records wait while the database is unreachable (`[ledger]`).
+    pub ledger: LedgerSettings,
     #[serde(skip)]
     pub root_password: Option<String>,
     /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
@@ -159,12 +177,17 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             public_url: None,
+            redis_url: None,
+            redis_prefix: "th:".into(),
             metrics_token: None,
             responses_retention_days: 30,
             channels: Vec::new(),
             models: Vec::new(),
             accounts: AccountSettings::default(),
             key_cache: KeyCacheSettings::default(),
+            usage: UsageSettings::default(),
+            database: DatabaseSettings::default(),
+            ledger: LedgerSettings::default(),
             root_password: None,
             secret_key: None,
         }
@@ -343,6 +366,10 @@ impl Settings {
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         set(&var, "TOKENHUB_LISTEN", &mut self.listen)?;
         set(&var, "TOKENHUB_DATABASE_URL", &mut self.database_url)?;
+        if let Some(url) = var("TOKENHUB_REDIS_URL") {
+            self.redis_url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
+        }
+        set(&var, "TOKENHUB_REDIS_PREFIX", &mut self.redis_prefix)?;
         if let Some(url) = var("TOKENHUB_PUBLIC_URL") {
             self.public_url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
         }
@@ -439,6 +466,9 @@ impl Settings {
         }
         self.accounts.apply_env(&var)?;
         self.key_cache.apply_env(&var)?;
+        self.usage.apply_env(&var)?;
+        self.database.apply_env(&var)?;
+        self.ledger.apply_env(&var)?;
         self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
         self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
         Ok(())
@@ -463,6 +493,7 @@ impl Settings {
         }
         self.accounts.trial_credit()?;
         self.key_cache.validate()?;
+        self.database.validate()?;
         let rpm = self.accounts.anonymous_chat_rpm;
         if let Err(reason) = crate::accounts::site_settings::check_anonymous_chat_rpm(rpm) {
             return invalid(

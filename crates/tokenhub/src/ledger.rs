@@ -7,4 +7,6 @@
 pub mod books;
 pub mod money;
 pub mod price_tiers;
+pub mod retention;
+pub mod spill;
 pub mod writer;

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod ledger;
 pub mod logging;
@@ -11,5 +12,6 @@ pub mod protocol;
 pub mod providers;
 pub mod relay;
 pub mod server;
+pub mod shared;
 pub mod store;
 pub mod tokens;

@@ -33,14 +33,15 @@ use stream::MeteredStream;
 
 use crate::catalog::accounts::AccountCache;
 use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model, UserEntry};
-use crate::ledger::books::Books;
-use crate::ledger::money::TokenCounts;
+use crate::ledger::books::{Books, Reservation};
+use crate::ledger::money::{Nanos, TokenCounts};
 use crate::ledger::writer::LedgerWriter;
 use crate::protocol::openai::chunk::CompletionView;
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts, Rewrite};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{self, Deadlines, FailureKind, UpstreamFailure};
+use crate::shared::money::{Admission, Reading, Request};
 
 /// Tunables of the pipeline, from `Settings`.
 #[derive(Clone, Debug)]
@@ -172,7 +173,15 @@ impl Relay {
                 return Err(error);
             }
         };
-        match self.admit(&catalog, &key, &owner, &call, &object, &mut settlement) {
+        let admitted = match self.admit(&catalog, &key, &owner, &call, &object, &mut settlement) {
+            Ok((facts, model, None)) => Ok((facts, model)),
+            Ok((facts, model, Some(shared))) => self
+                .admit_shared(&key, shared, &mut settlement)
+                .await
+                .map(|()| (facts, model)),
+            Err(error) => Err(error),
+        };
+        match admitted {
             Ok((facts, model)) => {
                 self.forward(&catalog, &key, facts, model, &object, settlement)
                     .await
@@ -184,6 +193,91 @@ impl Relay {
         }
     }
 
+    /// With shared state, the limits and the reservation `admit` left to Redis, decided
+    /// in one round trip.
+    async fn admit_shared(
+        &self,
+        key: &KeyEntry,
+        pending: SharedAdmission,
+        settlement: &mut Settlement,
+    ) -> Result<(), RelayError> {
+        let reservation = self
+            .admit_across(Request {
+                user_id: key.user_id,
+                key_id: key.id,
+                key_quota: key.quota,
+                rpm: key.rpm_limit,
+                tpm: key.tpm_limit,
+                tokens: pending.tokens,
+                amount: pending.worst_case,
+            })
+            .await?;
+        if let Some(limit) = key.tpm_limit {
+            let hold = limits::TokenHold {
+                key_id: key.id,
+                limit,
+                estimated: pending.tokens,
+            };
+            settlement.hold_tokens(self.limits.clone(), hold);
+        }
+        settlement.hold(reservation);
+        Ok(())
+    }
+
+    /// Reserves the worst case in the books, or with shared state across instances.
+    async fn reserve(&self, key: &KeyEntry, amount: Nanos) -> Result<Reservation, RelayError> {
+        if self.books.shared().is_none() {
+            return self
+                .books
+                .reserve(key.user_id, key.id, key.quota, amount)
+                .map_err(RelayError::Insufficient);
+        }
+        self.admit_across(Request {
+            user_id: key.user_id,
+            key_id: key.id,
+            key_quota: key.quota,
+            rpm: None,
+            tpm: None,
+            tokens: 0,
+            amount,
+        })
+        .await
+    }
+
+    /// Asks the shared state, reading an amount Redis does not hold from the database
+    /// first (first use, or after Redis lost its data), and books what it admitted.
+    async fn admit_across(&self, request: Request) -> Result<Reservation, RelayError> {
+        let Some(shared) = self.books.shared() else {
+            return Err(RelayError::SharedStateUnavailable);
+        };
+        let (user, key) = (request.user_id, request.key_id);
+        if request.amount <= Nanos::ZERO && request.rpm.is_none() && request.tpm.is_none() {
+            // Nothing to decide: served even while Redis is down.
+            return Ok(self.books.reserved_elsewhere(user, key, Nanos::ZERO));
+        }
+        for _ in 0..3 {
+            let decided = shared
+                .admit_request(request)
+                .await
+                .map_err(shared_unavailable)?;
+            match decided {
+                Admission::Admitted => {
+                    return Ok(self.books.reserved_elsewhere(user, key, request.amount));
+                }
+                Admission::Limited(limited) => return Err(RelayError::RateLimited(limited)),
+                Admission::Refused(refusal) => return Err(RelayError::Insufficient(refusal)),
+                Admission::Missing(account) => {
+                    let reading = Reading::from_result(self.accounts.money_reading(account).await);
+                    shared
+                        .update_money(account, reading, Nanos::ZERO)
+                        .await
+                        .map_err(shared_unavailable)?;
+                }
+            }
+        }
+        Err(RelayError::SharedStateUnavailable)
+    }
+
     /// Parse, authorize and reserve: everything decided before any upstream is called.
     fn admit(
         &self,
@@ -193,7 +287,7 @@ impl Relay {
         call: &RelayCall,
         object: &RawObject<'_>,
         settlement: &mut Settlement,
-    ) -> Result<(RequestFacts, Arc<Model>), RelayError> {
+    ) -> Result<(RequestFacts, Arc<Model>, Option<SharedAdmission>), RelayError> {
         let mut facts = object.facts(call.operation)?;
         settlement.name_requested_model(&facts.model);
         if let Some(pinned) = &call.pinned_channel {
@@ -219,26 +313,28 @@ impl Relay {
             return Err(RelayError::IpNotAllowed(client_ip));
         }
         let worst_tokens = self.worst_case_tokens(&model, &facts, object.source_len());
+        let tokens = worst_tokens.prompt + worst_tokens.completion;
+        let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
+        if worst_case > Nanos::ZERO && self.writer.status().spill_full() {
+            return Err(RelayError::LedgerBacklog);
+        }
+        if self.books.shared().is_some() {
+            let pending = SharedAdmission { tokens, worst_case };
+            return Ok((facts, model, Some(pending)));
+        }
         let hold = self
             .limits
-            .admit(
-                key.id,
-                key.rpm_limit,
-                key.tpm_limit,
-                worst_tokens.prompt + worst_tokens.completion,
-                Instant::now(),
-            )
+            .admit(key.id, key.rpm_limit, key.tpm_limit, tokens, Instant::now())
             .map_err(RelayError::RateLimited)?;
         if let Some(hold) = hold {
             settlement.hold_tokens(self.limits.clone(), hold);
         }
-        let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
         let reservation = self
             .books
             .reserve(key.user_id, key.id, key.quota, worst_case)
             .map_err(RelayError::Insufficient)?;
         settlement.hold(reservation);
-        Ok((facts, model))
+        Ok((facts, model, None))
     }
 
     fn worst_case_tokens(
@@ -280,8 +376,9 @@ impl Relay {
         let mut first_error = None;
         for (position, model) in std::iter::once(model.clone()).chain(fallbacks).enumerate() {
             if position > 0 {
-                if let Err(refusal) =
-                    self.switch_model(key, &facts, &model, object, &mut settlement)
+                if let Err(refusal) = self
+                    .switch_model(key, &facts, &model, object, &mut settlement)
+                    .await
                 {
                     first_error.get_or_insert(refusal);
                     continue;
@@ -337,7 +434,7 @@ impl Relay {
     }
 
     /// Moves the request to a fallback model: its price, its reservation.
-    fn switch_model(
+    async fn switch_model(
         &self,
         key: &KeyEntry,
         facts: &RequestFacts,
@@ -348,10 +445,7 @@ impl Relay {
         let worst_tokens = self.worst_case_tokens(model, facts, object.source_len());
         let worst_case = settlement.worst_case_cost(&model.pricing, worst_tokens);
         settlement.release_reservation();
-        let reservation = self
-            .books
-            .reserve(key.user_id, key.id, key.quota, worst_case)
-            .map_err(RelayError::Insufficient)?;
+        let reservation = self.reserve(key, worst_case).await?;
         settlement.set_model(&model.id, model.pricing.clone(), facts.stream);
         settlement.bound_usage(bounds::token_ceiling(model, facts));
         settlement.hold(reservation);
@@ -411,7 +505,15 @@ impl Relay {
             if attempts == max_attempts {
                 break;
             }
-            let mut slot = match self.slots.acquire(channel.id, channel.max_concurrency) {
+            let acquired = if self.slots.is_shared() {
+                self.slots
+                    .acquire_shared(channel.id, channel.max_concurrency)
+                    .await
+                    .map_err(shared_unavailable)?
+            } else {
+                self.slots.acquire(channel.id, channel.max_concurrency)
+            };
+            let mut slot = match acquired {
                 Ok(slot) => slot,
                 Err(concurrency::Saturated) => {
                     skipped.saturated = true;
@@ -549,6 +651,19 @@ enum Answer {
 /// The body as the upstream must see it: the public model name replaced by the channel's,
 /// streamed usage switched on so every stream can be billed, and the channel's dialect
 /// fixes. Everything else verbatim.
+/// What `admit` leaves to the shared state: the estimated tokens for the TPM bucket
+/// and the worst-case cost to reserve.
+struct SharedAdmission {
+    tokens: u64,
+    worst_case: Nanos,
+}
+
+fn shared_unavailable(error: crate::shared::SharedError) -> RelayError {
+    tracing::warn!(%error, "shared state unavailable; refusing the request");
+    metrics::counter!("tokenhub_shared_state_failures_total").increment(1);
+    RelayError::SharedStateUnavailable
+}
+
 fn upstream_body(
     object: &RawObject<'_>,
     facts: &RequestFacts,

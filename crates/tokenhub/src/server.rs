@@ -21,9 +21,11 @@ use crate::api::{self, AppState};
 use crate::catalog::Catalog;
 use crate::catalog::accounts::{AccountCache, CachePolicy};
 use crate::catalog::reload::Reloader;
+use crate::cluster::{Instances, Readiness};
 use crate::config::Settings;
 use crate::ledger::books::Books;
-use crate::ledger::writer::LedgerWriter;
+use crate::ledger::spill::Spill;
+use crate::ledger::writer::{LedgerWriter, SpillOptions};
 use crate::providers::Deadlines;
 use crate::relay::health::{BreakerPolicy, Health};
 use crate::relay::{Relay, RelayPolicy};
@@ -42,6 +44,8 @@ pub enum StartError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Spill(#[from] crate::ledger::spill::SpillError),
 }
 
 /// A gateway that is listening. Dropping it does not stop it; call `shutdown`.
@@ -58,6 +62,10 @@ pub struct RunningGateway {
     pub catalog: Arc<ArcSwap<Catalog>>,
     /// In-flight requests of channels with `max_concurrency`.
     pub slots: Arc<crate::relay::concurrency::ChannelSlots>,
+    /// This instance's heartbeat and the peers it sees.
+    pub instances: Arc<Instances>,
+    /// Stops the background tasks tied to serving (the heartbeat).
+    background: CancellationToken,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -68,13 +76,20 @@ impl RunningGateway {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let served = self
-            .served
+        let served = (&mut self.served)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        flush_before_exit(&self.writer).await;
-        self.store.close().await;
+        self.finish().await;
         served
+    }
+
+    /// After serving stopped: usage flushed, the heartbeat row removed, the pool closed.
+    async fn finish(&self) {
+        flush_before_exit(&self.writer).await;
+        self.background.cancel();
+        let gone = self.store.instance_gone(self.instances.id());
+        let _ = tokio::time::timeout(Duration::from_secs(2), gone).await;
+        self.store.close().await;
     }
 
     /// Waits until the server stops by itself (a signal), then flushes.
@@ -82,8 +97,7 @@ impl RunningGateway {
         let served = (&mut self.served)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        flush_before_exit(&self.writer).await;
-        self.store.close().await;
+        self.finish().await;
         served
     }
 }
@@ -114,9 +128,16 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
         .map(SecretKey::parse)
         .transpose()
         .map_err(|why| StartError::Config(format!("TOKENHUB_SECRET_KEY {why}")))?;
-    let store = Store::connect(&settings.database_url, secret_key.as_ref()).await?;
-    if let Some(password) = accounts::ensure_root(&store, settings.root_password.as_deref()).await?
-    {
+    let store = Store::connect_with(
+        &settings.database_url,
+        secret_key.as_ref(),
+        settings.database.pool(),
+    )
+    .await?;
+    let lock = store.startup_lock().await?;
+    let created = accounts::ensure_root(&store, settings.root_password.as_deref()).await?;
+    drop(lock);
+    if let Some(password) = created {
         // Shown once, to whoever ran the first command. On stderr: stdout of CLI commands
         // is for their result (e.g. a key captured by a script).
         eprintln!("Created the root account. User: root  Password: {password}  (shown only once)");
@@ -152,6 +173,21 @@ pub async fn check_channels(
     Ok(results)
 }
 
+/// Connects to Redis when `redis_url` is set (docs/redis.md). A configured Redis that
+/// cannot be reached stops start-up: running alone would break every shared limit.
+async fn connect_shared(
+    settings: &Settings,
+) -> Result<Option<Arc<crate::shared::SharedState>>, StartError> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(None);
+    };
+    let shared = crate::shared::SharedState::connect(url, &settings.redis_prefix)
+        .await
+        .map_err(|e| StartError::Config(format!("cannot use redis_url: {e}")))?;
+    tracing::info!(instance = shared.instance(), "shared state in Redis");
+    Ok(Some(shared))
+}
+
 fn prometheus() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
@@ -168,9 +204,32 @@ pub async fn start(
     let tokenizer = tokio::task::spawn_blocking(crate::tokens::warm_up);
     let store = open_store(&settings).await?;
     let _ = tokenizer.await;
+    // Bound before the start-up work: the port names this instance (its heartbeat, its
+    // default spill file); connections wait in the backlog until serving starts.
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.listen,
+        source,
+    })?;
+    // Instances starting together on one database take turns at writing the seeds and
+    // the system users (`store/startup.rs`).
+    let lock = store.startup_lock().await?;
     seed::apply_seeds(&store, &settings).await?;
+    let anonymous_user =
+        accounts::site_settings::system_user(&store, api::web::chat::ANONYMOUS_USER)
+            .await
+            .map_err(|e| {
+                StartError::Config(format!("cannot create the anonymous chat user: {e}"))
+            })?;
+    drop(lock);
+    let shared = connect_shared(&settings).await?;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
-    let books = Arc::new(Books::default());
+    let books = Arc::new(Books::new(shared.clone()));
     let flush_lock = Arc::new(Mutex::new(()));
     let health = Arc::new(Health::new(BreakerPolicy {
         threshold: settings.breaker_threshold.max(1),
@@ -189,20 +248,61 @@ pub async fn start(
             lookups_per_s: key_cache.lookups_per_s,
         },
     ));
-    let anonymous_user =
-        accounts::site_settings::system_user(&store, api::web::chat::ANONYMOUS_USER)
-            .await
-            .map_err(|e| {
-                StartError::Config(format!("cannot create the anonymous chat user: {e}"))
-            })?;
-    let reloader = Reloader::start(store.clone(), catalog.clone(), accounts.clone()).await?;
+    let reloader = Reloader::start(
+        store.clone(),
+        catalog.clone(),
+        accounts.clone(),
+        shared.clone(),
+    )
+    .await?;
     let catalog_nudge = Arc::new(tokio::sync::Notify::new());
+    if let Some(shared) = &shared {
+        shared.spawn_change_listener(catalog_nudge.clone());
+        let (restorer, books) = (shared.clone(), books.clone());
+        shared.spawn_heartbeat(move || {
+            let (restorer, holds) = (restorer.clone(), books.holds());
+            async move { restorer.note(restorer.restore_holds(holds).await) }
+        });
+    }
     reloader.clone().spawn_polling(
         Duration::from_millis(settings.reload_interval_ms.max(10)),
         Duration::from_millis(key_cache.balance_refresh_ms.max(1)),
         catalog_nudge.clone(),
     );
-    let writer = LedgerWriter::spawn(store.clone(), books.clone(), flush_lock);
+    let spill_path = settings
+        .ledger
+        .spill_file(&settings.database_url, addr.port());
+    let (spill, recovered) = Spill::recover(spill_path).map_err(StartError::Spill)?;
+    let writer = LedgerWriter::spawn_with(
+        store.clone(),
+        books.clone(),
+        flush_lock,
+        None,
+        Some(SpillOptions {
+            spill,
+            recovered,
+            max_bytes: settings.ledger.spill_max_bytes,
+        }),
+    );
+    if let Some(retention) = settings.usage.retention() {
+        crate::ledger::retention::spawn_purge(store.clone(), retention);
+    }
+    // Without shared state every instance keeps its own limits, which the heartbeat
+    // reports when it sees other instances on the same database.
+    let instances = Instances::new(addr.to_string(), shared.is_some());
+    instances.beat(&store).await;
+    let background = CancellationToken::new();
+    instances.clone().spawn(store.clone(), background.clone());
+    let mut checks: Vec<Arc<dyn crate::cluster::ReadinessCheck>> = Vec::new();
+    if let Some(shared) = &shared {
+        checks.push(Arc::new(crate::cluster::SharedStateCheck(shared.clone())));
+    }
+    let readiness = Arc::new(Readiness {
+        store: store.clone(),
+        ledger: writer.status().clone(),
+        instances: instances.clone(),
+        checks,
+    });
     spawn_response_purge(store.clone());
 
     let clients = crate::relay::clients::UpstreamClients::new(Duration::from_millis(
@@ -228,7 +328,7 @@ pub async fn start(
         );
     }
     let streams_end = CancellationToken::new();
-    let slots = Arc::new(crate::relay::concurrency::ChannelSlots::default());
+    let slots = Arc::new(crate::relay::concurrency::ChannelSlots::new(shared.clone()));
     let catalog_handle = catalog.clone();
     let relay = Relay {
         catalog,
@@ -239,7 +339,7 @@ pub async fn start(
         policy: Arc::new(policy),
         health: health.clone(),
         slots: slots.clone(),
-        limits: Arc::new(crate::relay::limits::RateLimits::default()),
+        limits: Arc::new(crate::relay::limits::RateLimits::new(shared.clone(), "key")),
         shutdown: streams_end.clone(),
     };
     let state = AppState::new(api::Shared {
@@ -252,15 +352,18 @@ pub async fn start(
             .map(api::metrics::MetricsToken::new),
         management: Arc::new(management(&settings)?),
         catalog_nudge,
+        shared_state: shared.clone(),
         responses_retention: api::responses::Retention(responses_retention(&settings)),
         web: Arc::new(api::web::Web::new(
             settings.public_url.clone(),
             Some(anonymous_user),
+            shared.clone(),
         )),
         trusted_proxies: Arc::new(
             crate::api::client_ip::parse_proxies(&settings.trusted_proxies)
                 .map_err(StartError::Config)?,
         ),
+        readiness,
     });
     let app = api::router(
         state,
@@ -275,16 +378,6 @@ pub async fn start(
         max_connections: settings.max_connections.max(1),
     };
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: settings.listen,
-        source,
-    })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
     let signal = async move {
@@ -321,6 +414,8 @@ pub async fn start(
         health,
         catalog: catalog_handle,
         slots,
+        instances,
+        background,
         stop: Some(stop),
         served,
     })

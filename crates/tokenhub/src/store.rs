@@ -15,18 +15,22 @@ mod catalog_admin;
 mod changes;
 mod email;
 mod fallbacks;
+mod instances;
 mod key_search;
 mod keys;
 mod ledger_query;
 mod limits;
+mod money_versions;
 mod redemptions;
 mod responses;
+mod rollups;
 mod sealing;
 pub mod secret_box;
 mod sessions;
 mod site_settings;
 
 mod sql;
+mod startup;
 mod usage;
 mod usage_query;
 mod user_admin;
@@ -38,21 +42,24 @@ pub use audit::AuditEntry;
 pub use auth::{KeyAuth, UserAuth};
 pub use catalog::{ChannelLimits, ChannelRow, ModelRow};
 pub use changes::{Change, ChangeRow, SeedSource};
+pub use instances::PeerInstance;
 pub use key_search::{KeyQuery, ListedKey};
 pub use keys::{KeyRow, KeyUpdate, NewKey};
 pub use ledger_query::LedgerEntry;
 pub use limits::{KeyLimits, UserLimits};
+pub use money_versions::Versioned;
 pub use redemptions::{NewCodes, RedeemRefusal, RedemptionRow};
 pub use responses::{NewStoredResponse, StoredResponse};
 pub use sessions::{AdminTokenRow, SessionRow};
 pub use usage::{BatchAttempt, UsageRecord, UsageWriter, Written};
-pub use usage_query::{GroupBy, LATENCY_SAMPLE_ROWS, StatusFilter, UsageAggregate, UsageFilter};
+pub use usage_query::{GroupBy, StatusFilter, UsageAggregate, UsageFilter};
 pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
 
 pub use secret_box::SecretKey;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+pub use startup::StartupLock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,6 +75,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The database could not be reached in time (no connection within the acquire
+    /// timeout, a connection lost, a statement cancelled by its timeout or a shutdown).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// An amount that would leave the storable range (see `ledger::money::MAX_AMOUNT`).
     #[error("{0}")]
     OutOfRange(String),
@@ -86,6 +97,34 @@ impl StoreError {
             StoreError::Database(sqlx::Error::Database(error)) => refuses_the_data(error.as_ref()),
             _ => false,
         }
+    }
+}
+
+impl StoreError {
+    /// Whether the database is unreachable or overloaded rather than refusing anything:
+    /// callers answer 503 and may retry.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(error) => database_unavailable(error),
+            _ => false,
+        }
+    }
+}
+
+fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            // 08: connection exception; 57: operator intervention (a statement timeout,
+            // a shutdown); 53: insufficient resources (too many connections).
+            .is_some_and(|pg| ["08", "57", "53"].iter().any(|c| pg.code().starts_with(c))),
+        _ => false,
     }
 }
 
@@ -122,6 +161,26 @@ pub struct Store {
     backend: Backend,
     /// Seals upstream channel keys on write, opens them on load (`sealing.rs`).
     secrets: secret_box::SecretBox,
+    /// SQLite: the file instances lock while they start (`startup.rs`).
+    lock_file: Option<std::path::PathBuf>,
+}
+
+/// The connection pool's size and how long callers wait on the database.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    /// Connections on PostgreSQL (SQLite always uses 5).
+    pub size: u32,
+    /// How long a caller waits for a connection (including connecting) before failing.
+    pub acquire_timeout: std::time::Duration,
+    /// PostgreSQL's `statement_timeout` for every connection; zero for none.
+    pub statement_timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        let database = crate::config::DatabaseSettings::default();
+        database.pool()
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -133,6 +192,16 @@ impl Store {
     /// plain. Without `secret_key`, a SQLite database uses (or creates) the key file next
     /// to it; PostgreSQL, shared by instances that must agree on one key, refuses to start.
     pub async fn connect(url: &str, secret_key: Option<&SecretKey>) -> StoreResult<Store> {
+        Self::connect_with(url, secret_key, PoolSettings::default()).await
+    }
+
+    /// `connect` with the pool's size and timeouts. Migrations and the key check run
+    /// under the start-up lock, so instances starting together take turns.
+    pub async fn connect_with(
+        url: &str,
+        secret_key: Option<&SecretKey>,
+        settings: PoolSettings,
+    ) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -150,9 +219,15 @@ impl Store {
             None => default_secret_key(backend, &url)?,
         };
         let options: AnyConnectOptions = url.parse()?;
+        let statement_timeout = settings.statement_timeout;
         let pool = AnyPoolOptions::new()
             // SQLite: one connection is the ledger writer's own (`UsageWriter`).
-            .max_connections(if backend == Backend::Sqlite { 5 } else { 16 })
+            .max_connections(if backend == Backend::Sqlite {
+                5
+            } else {
+                settings.size
+            })
+            .acquire_timeout(settings.acquire_timeout)
             // A connection to a local file does not go stale the way a network one does;
             // the ping would be one more hop to SQLite's thread on every acquire.
             .test_before_acquire(backend == Backend::Postgres)
@@ -164,23 +239,30 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                    } else if !statement_timeout.is_zero() {
+                        let set =
+                            format!("SET statement_timeout = {}", statement_timeout.as_millis());
+                        conn.execute(set.as_str()).await?;
                     }
                     Ok(())
                 })
             })
             .connect_with(options)
             .await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
         let store = Store {
             pool,
             backend,
             secrets: secret_box::SecretBox::new(&key),
+            lock_file: sqlite_file(&url).map(|path| format!("{path}.startup-lock").into()),
         };
+        let lock = store.startup_lock().await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&store.pool).await?,
+        }
         store.check_secret_key().await?;
         store.seal_plain_channel_keys().await?;
+        drop(lock);
         Ok(store)
     }
 
@@ -210,6 +292,13 @@ fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// The database file of a `sqlite:` URL (none for PostgreSQL or an in-memory database).
+pub fn sqlite_file(url: &str) -> Option<&str> {
+    url.starts_with("sqlite:")
+        .then(|| sqlite_path(url))
+        .flatten()
 }
 
 /// The key when `TOKENHUB_SECRET_KEY` is not set.

@@ -85,6 +85,16 @@ impl From<RelayError> for ApiError {
             RelayError::KeyLookupFailed => {
                 ("service_unavailable_error", Some("key_lookup_failed"), None)
             }
+            RelayError::SharedStateUnavailable => (
+                "service_unavailable_error",
+                Some("shared_state_unavailable"),
+                None,
+            ),
+            RelayError::LedgerBacklog => (
+                "service_unavailable_error",
+                Some("ledger_backlog_full"),
+                None,
+            ),
             RelayError::InvalidRequest(invalid) => ("invalid_request_error", None, invalid.param),
             RelayError::ModelNotFound(_) => (
                 "invalid_request_error",

@@ -49,17 +49,22 @@ pub struct Web {
 const FORGET_EVERY: u32 = 1024;
 
 impl Web {
-    pub fn new(public_url: Option<String>, anonymous_user_id: Option<i64>) -> Web {
+    /// With `shared` (Redis), the anonymous budget per address holds across instances.
+    pub fn new(
+        public_url: Option<String>,
+        anonymous_user_id: Option<i64>,
+        shared: Option<std::sync::Arc<crate::shared::SharedState>>,
+    ) -> Web {
         Web {
             public_url,
             anonymous_user_id,
-            chat_limits: RateLimits::default(),
+            chat_limits: RateLimits::new(shared, "chat"),
             admissions: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
     /// Counts one anonymous chat request from `ip` against `rpm`.
-    fn admit_anonymous(&self, ip: Option<IpAddr>, rpm: u32) -> Result<(), ApiError> {
+    async fn admit_anonymous(&self, ip: Option<IpAddr>, rpm: u32) -> Result<(), ApiError> {
         let bucket = ip.map_or(0, address_bucket);
         let seen = self
             .admissions
@@ -69,7 +74,12 @@ impl Web {
         }
 
         self.chat_limits
-            .admit(bucket, Some(u64::from(rpm)), None, 0, Instant::now())
+            .admit_shared(bucket, Some(u64::from(rpm)), None, 0)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "anonymous chat budget unavailable");
+                ApiError::from(crate::relay::RelayError::SharedStateUnavailable)
+            })?
             .map(|_| ())
             .map_err(|limited| {
                 ApiError::new(
@@ -200,14 +210,14 @@ mod tests {
         assert!(c > i64::from(u32::MAX));
     }
 
-    #[test]
-    fn anonymous_chat_is_limited_per_address() {
-        let web = Web::new(None, Some(1));
+    #[tokio::test]
+    async fn anonymous_chat_is_limited_per_address() {
+        let web = Web::new(None, Some(1), None);
         let one: IpAddr = "10.0.0.1".parse().unwrap();
         let two: IpAddr = "10.0.0.2".parse().unwrap();
-        assert!(web.admit_anonymous(Some(one), 2).is_ok());
-        assert!(web.admit_anonymous(Some(one), 2).is_ok());
-        assert!(web.admit_anonymous(Some(one), 2).is_err());
-        assert!(web.admit_anonymous(Some(two), 2).is_ok());
+        assert!(web.admit_anonymous(Some(one), 2).await.is_ok());
+        assert!(web.admit_anonymous(Some(one), 2).await.is_ok());
+        assert!(web.admit_anonymous(Some(one), 2).await.is_err());
+        assert!(web.admit_anonymous(Some(two), 2).await.is_ok());
     }
 }

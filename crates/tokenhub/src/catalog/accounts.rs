@@ -100,6 +100,19 @@ impl moka::Expiry<String, Lookup> for NegativeExpiry {
 }
 
 impl AccountCache {
+    /// A balance or key spend with its version, for the shared reservations when Redis
+    /// does not hold it (first use, or after Redis lost its data).
+    pub async fn money_reading(
+        &self,
+        account: crate::shared::money::Account,
+    ) -> StoreResult<Option<crate::store::Versioned>> {
+        use crate::shared::money::Account;
+        match account {
+            Account::User(id) => self.store.balance_version(id).await,
+            Account::Key(id) => self.store.spent_version(id).await,
+        }
+    }
+
     pub fn new(
         store: Store,
         books: Arc<Books>,

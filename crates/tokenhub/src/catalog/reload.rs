@@ -16,6 +16,9 @@ use tokio::sync::{Mutex, Notify};
 
 use super::Catalog;
 use super::accounts::AccountCache;
+use crate::ledger::money::Nanos;
+use crate::shared::SharedState;
+use crate::shared::money::{Account, Reading};
 use crate::store::{Change, ChangeRow, Store, StoreResult, now_ms};
 
 /// Rows read per query; a longer backlog is read in several.
@@ -32,6 +35,8 @@ pub struct Reloader {
     catalog: Arc<ArcSwap<Catalog>>,
     accounts: Arc<AccountCache>,
     position: Arc<Mutex<Position>>,
+    /// With Redis: balance and spend changes (credits) go to the shared reservations.
+    shared: Option<Arc<SharedState>>,
 }
 
 /// How far the feed has been applied.
@@ -47,12 +52,14 @@ impl Reloader {
         store: Store,
         catalog: Arc<ArcSwap<Catalog>>,
         accounts: Arc<AccountCache>,
+        shared: Option<Arc<SharedState>>,
     ) -> StoreResult<Reloader> {
         let seen = store.last_change_id().await?;
         let reloader = Reloader {
             store,
             catalog,
             accounts,
+            shared,
             position: Arc::new(Mutex::new(Position {
                 seen,
                 read_at: Instant::now(),
@@ -98,12 +105,17 @@ impl Reloader {
                     if let Some(hash) = self.store.key_hash_of(id).await? {
                         self.accounts.key_changed(&hash);
                     }
+                    self.share(Account::Key(id)).await;
                 }
                 Some(Change::User(id)) => {
                     self.accounts.user_changed(id);
                     self.accounts.balance_changed(id).await?;
+                    self.share(Account::User(id)).await;
                 }
-                Some(Change::Balance(id)) => self.accounts.balance_changed(id).await?,
+                Some(Change::Balance(id)) => {
+                    self.accounts.balance_changed(id).await?;
+                    self.share(Account::User(id)).await;
+                }
                 Some(Change::Catalog) => catalog_changed = true,
                 None => {
                     // Written by a newer version: assume anything changed.
@@ -117,6 +129,14 @@ impl Reloader {
             tracing::info!("catalogue reloaded");
         }
         Ok(())
+    }
+
+    /// Hands a changed balance or spend to the shared reservations (every instance does;
+    /// the version keeps only the newest), so a credit is spendable everywhere at once.
+    async fn share(&self, account: Account) {
+        let Some(shared) = &self.shared else { return };
+        let reading = Reading::from_result(self.accounts.money_reading(account).await);
+        shared.note(shared.update_money(account, reading, Nanos::ZERO).await);
     }
 
     async fn rebuild_catalog(&self) -> StoreResult<()> {

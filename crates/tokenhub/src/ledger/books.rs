@@ -13,9 +13,11 @@
 //! cache, has not been used for a sweep period and holds no unflushed or reserved money.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::ledger::money::Nanos;
+use crate::shared::SharedState;
+use crate::shared::money::{Account as SharedAccount, Reading};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Account {
@@ -50,6 +52,9 @@ struct Ledgers {
 #[derive(Default)]
 pub struct Books {
     inner: Mutex<Ledgers>,
+    /// With Redis, reservations are decided across instances (`shared/money.rs`); these
+    /// books then keep this instance's part, which settlements move in Redis too.
+    shared: Option<Arc<SharedState>>,
 }
 
 /// Why a reservation was refused.
@@ -75,6 +80,17 @@ impl Reservation {
 }
 
 impl Books {
+    pub fn new(shared: Option<Arc<SharedState>>) -> Books {
+        Books {
+            inner: Mutex::default(),
+            shared,
+        }
+    }
+
+    pub fn shared(&self) -> Option<&Arc<SharedState>> {
+        self.shared.as_ref()
+    }
+
     fn ledgers(&self) -> std::sync::MutexGuard<'_, Ledgers> {
         // A panic while holding this lock leaves plain numbers behind, never a broken
         // invariant worth stopping the gateway for.
@@ -177,17 +193,41 @@ impl Books {
                 }
             }
         }
+        Ok(Self::take(&mut ledgers, user_id, key_id, amount))
+    }
+
+    /// Books a reservation the shared state already admitted across instances.
+    pub fn reserved_elsewhere(&self, user_id: i64, key_id: i64, amount: Nanos) -> Reservation {
+        Self::take(&mut self.ledgers(), user_id, key_id, amount)
+    }
+
+    fn take(ledgers: &mut Ledgers, user_id: i64, key_id: i64, amount: Nanos) -> Reservation {
         let account = ledgers.users.entry(user_id).or_default();
         account.reserved += amount;
         account.touched = true;
         let spend = ledgers.keys.entry(key_id).or_default();
         spend.reserved += amount;
         spend.user_id = user_id;
-        Ok(Reservation {
+        Reservation {
             user_id,
             key_id,
             amount,
-        })
+        }
+    }
+
+    /// What this instance holds (reserved plus unflushed) per user and key: written back
+    /// to Redis after it lost its data.
+    pub fn holds(&self) -> Vec<(SharedAccount, Nanos)> {
+        let ledgers = self.ledgers();
+        let users = ledgers
+            .users
+            .iter()
+            .map(|(id, a)| (SharedAccount::User(*id), a.reserved + a.unflushed));
+        let keys = ledgers
+            .keys
+            .iter()
+            .map(|(id, k)| (SharedAccount::Key(*id), k.reserved + k.unflushed));
+        users.chain(keys).collect()
     }
 
     /// Releases the reservation and books the actual cost as not yet written.
@@ -200,6 +240,20 @@ impl Books {
         let spend = ledgers.keys.entry(reservation.key_id).or_default();
         spend.reserved -= reservation.amount;
         spend.unflushed += cost;
+        drop(ledgers);
+        let change = cost - reservation.amount;
+        if let Some(shared) = self.shared.as_ref().filter(|_| !change.is_zero()) {
+            let update = shared.clone();
+            shared.spawn_update(async move {
+                let (user, key) = (reservation.user_id, reservation.key_id);
+                update
+                    .update_money(SharedAccount::User(user), Reading::None, change)
+                    .await?;
+                update
+                    .update_money(SharedAccount::Key(key), Reading::None, change)
+                    .await
+            });
+        }
     }
 
     /// Called by the writer after a batch committed: the costs moved from unflushed to stored.

@@ -4,16 +4,72 @@
 //! task writes them in batches, one transaction each, retrying a failed batch until it
 //! commits. `flush()` returns once everything sent before it is committed, which is how
 //! graceful shutdown (and tests) know nothing is left in memory.
+//!
+//! With a spill file (`ledger/spill.rs`, what `serve` uses), a batch the database does not
+//! take at once is appended to the file, and so is every batch formed after it, until the
+//! backlog is replayed in order; a crash meanwhile loses at most the batch being formed.
+//! Without one (unit tests, the ledger simulation), a failed batch is retried in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::ledger::books::Books;
 use crate::ledger::money::Nanos;
+use crate::ledger::spill::{Spill, SpilledBatch};
+use crate::shared::money::{Account, Reading};
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
+
+/// How long one write of a batch may take before the batch goes to the spill file (a
+/// database that stopped answering mid-statement would otherwise hold the writer, and
+/// every record behind it only in memory, until TCP gives up).
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(3);
+
+/// The longest wait between two replays of the backlog while the database is away.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What the writer holds that the database has not taken: read by readiness and by the
+/// relay, which refuses paid requests once the spill file is beyond its bound.
+#[derive(Debug, Default)]
+pub struct LedgerStatus {
+    spilled_bytes: AtomicU64,
+    backlog_batches: AtomicU64,
+    /// Zero: no bound.
+    spill_limit: u64,
+}
+
+impl LedgerStatus {
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Batches waiting for the database (in the spill file, or in memory without one).
+    pub fn backlog_batches(&self) -> u64 {
+        self.backlog_batches.load(Ordering::Relaxed)
+    }
+
+    pub fn spill_limit(&self) -> u64 {
+        self.spill_limit
+    }
+
+    /// True once the spill file outgrew its bound: a paid request would be served
+    /// without a durable record of its cost.
+    pub fn spill_full(&self) -> bool {
+        self.spill_limit > 0 && self.spilled_bytes() > self.spill_limit
+    }
+}
+
+/// Where the writer puts what the database does not take, and how much of it is allowed.
+pub struct SpillOptions {
+    pub spill: Spill,
+    /// Batches a previous run left in the file; replayed first, in order.
+    pub recovered: Vec<SpilledBatch>,
+    pub max_bytes: u64,
+}
 
 /// Records per transaction, at most. Larger batches gain little (per-batch costs are
 /// already shared by ~80 records at saturation) and bound the size of the SQL text the
@@ -48,6 +104,7 @@ pub trait WriteFaults: Send + Sync {
 #[derive(Clone)]
 pub struct LedgerWriter {
     commands: mpsc::UnboundedSender<Command>,
+    status: Arc<LedgerStatus>,
 }
 
 impl LedgerWriter {
@@ -64,9 +121,37 @@ impl LedgerWriter {
         flush_lock: Arc<Mutex<()>>,
         faults: Option<Arc<dyn WriteFaults>>,
     ) -> LedgerWriter {
+        Self::spawn_with(store, books, flush_lock, faults, None)
+    }
+
+    /// `spawn` with a spill file for outages (and optional faults).
+    pub fn spawn_with(
+        store: Store,
+        books: Arc<Books>,
+        flush_lock: Arc<Mutex<()>>,
+        faults: Option<Arc<dyn WriteFaults>>,
+        spill: Option<SpillOptions>,
+    ) -> LedgerWriter {
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, books, flush_lock, faults, receiver));
-        LedgerWriter { commands }
+        let status = Arc::new(LedgerStatus {
+            spill_limit: spill.as_ref().map_or(0, |s| s.max_bytes),
+            ..LedgerStatus::default()
+        });
+        let writer = Writer {
+            usage: store.usage_writer(),
+            books,
+            flush_lock,
+            faults,
+            status: status.clone(),
+            backlog: Backlog::new(spill),
+        };
+        tokio::spawn(writer.run(receiver));
+        LedgerWriter { commands, status }
+    }
+
+    /// What the writer holds that the database has not taken yet.
+    pub fn status(&self) -> &Arc<LedgerStatus> {
+        &self.status
     }
 
     /// Queues a record. Unbounded on purpose: a record is money, and dropping one is worse
@@ -91,53 +176,273 @@ impl LedgerWriter {
     }
 }
 
-async fn run(
-    store: Store,
+/// A batch waiting for the database, and whether its costs are among the books'
+/// unflushed amounts (a batch recovered from a previous run's spill file is not).
+struct Pending {
+    records: Vec<UsageRecord>,
+    in_books: bool,
+    /// What it takes in the spill file (0 if it is not there).
+    bytes: u64,
+}
+
+/// Batches the database did not take, oldest first, with their spill file.
+struct Backlog {
+    pending: VecDeque<Pending>,
+    /// Flushes waiting for the backlog to be committed.
+    waiters: Vec<oneshot::Sender<()>>,
+    spill: Option<Spill>,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+impl Backlog {
+    fn new(options: Option<SpillOptions>) -> Backlog {
+        let (spill, recovered) = match options {
+            Some(options) => (Some(options.spill), options.recovered),
+            None => (None, Vec::new()),
+        };
+        if !recovered.is_empty() {
+            tracing::warn!(
+                batches = recovered.len(),
+                "replaying usage records spilled by a previous run"
+            );
+        }
+        Backlog {
+            pending: recovered
+                .into_iter()
+                .map(|batch| Pending {
+                    records: batch.records,
+                    in_books: false,
+                    bytes: batch.bytes,
+                })
+                .collect(),
+            waiters: Vec::new(),
+            spill,
+            retry_at: Instant::now(),
+            backoff: Duration::from_millis(50),
+        }
+    }
+
+    /// Puts a batch behind the others, on disk first when there is a spill file.
+    fn push(&mut self, records: Vec<UsageRecord>, status: &LedgerStatus) {
+        let mut bytes = 0;
+        if let Some(spill) = &mut self.spill {
+            match spill.append(&records) {
+                Ok(written) => bytes = written,
+                // Still kept in memory: the records are lost only if the process dies too.
+                Err(error) => {
+                    tracing::error!(%error, records = records.len(), "usage batch not spilled to disk");
+                }
+            }
+        }
+        self.pending.push_back(Pending {
+            records,
+            in_books: true,
+            bytes,
+        });
+        self.publish(status);
+    }
+
+    /// What readiness and admission read: the batches waiting, and the bytes of the
+    /// spill file they take (committed batches no longer count, though the file only
+    /// shrinks once it is empty).
+    fn publish(&self, status: &LedgerStatus) {
+        status
+            .backlog_batches
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+        let bytes = self.pending.iter().map(|p| p.bytes).sum();
+        status.spilled_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    fn failed(&mut self) {
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// The oldest batches, joined up to `MAX_BATCH` records (at least one batch), if
+    /// their costs are alike in the books; and how many batches they are.
+    fn oldest(&self) -> (Vec<UsageRecord>, usize, bool) {
+        let Some(first) = self.pending.front() else {
+            return (Vec::new(), 0, true);
+        };
+        let mut records = first.records.clone();
+        let mut batches = 1;
+        for next in self.pending.iter().skip(1) {
+            if next.in_books != first.in_books || records.len() + next.records.len() > MAX_BATCH {
+                break;
+            }
+            records.extend(next.records.iter().cloned());
+            batches += 1;
+        }
+        (records, batches, first.in_books)
+    }
+
+    /// The oldest `batches` are committed.
+    fn committed(&mut self, batches: usize, status: &LedgerStatus) {
+        self.pending.drain(..batches);
+        self.retry_at = Instant::now();
+        self.backoff = Duration::from_millis(50);
+        self.publish(status);
+        if !self.pending.is_empty() {
+            return;
+        }
+        if let Some(spill) = &mut self.spill {
+            if let Err(error) = spill.clear() {
+                tracing::error!(%error, "could not remove the replayed spill file");
+            }
+            tracing::info!("usage backlog committed; the spill file is empty");
+        }
+        for done in self.waiters.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// The writer task's state.
+struct Writer {
+    usage: UsageWriter,
     books: Arc<Books>,
     flush_lock: Arc<Mutex<()>>,
     faults: Option<Arc<dyn WriteFaults>>,
-    mut receiver: mpsc::UnboundedReceiver<Command>,
-) {
-    let mut usage = store.usage_writer();
-    let mut commands = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut commands, MAX_BATCH).await > 0 {
-        // Under load, a short wait gathers many records into one transaction instead of
-        // one tiny transaction per request (each statement is a hop to SQLite's thread).
-        // A flush, or a full batch, is served at once.
-        let flushing = commands.iter().any(|c| matches!(c, Command::Flush(_)));
-        if !flushing && commands.len() < MAX_BATCH {
-            tokio::time::sleep(BATCH_WINDOW).await;
-            while commands.len() < MAX_BATCH {
-                let Ok(command) = receiver.try_recv() else {
-                    break;
+    status: Arc<LedgerStatus>,
+    backlog: Backlog,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Command>) {
+        self.backlog.publish(&self.status);
+        let mut open = true;
+        while open || !self.backlog.pending.is_empty() {
+            if self.backlog.pending.is_empty() {
+                let Some((batch, waiters)) = next_batch(&mut receiver).await else {
+                    return;
                 };
-                commands.push(command);
+                self.write_now(batch, waiters).await;
+                continue;
+            }
+            // Only `recv_many` may be cancelled by the replay's timer (it is cancel-safe);
+            // the batch window after it runs outside the `select!`, or the records it
+            // gathered would be dropped with it.
+            let mut commands = Vec::with_capacity(MAX_BATCH);
+            tokio::select! {
+                received = receiver.recv_many(&mut commands, MAX_BATCH), if open => {
+                    if received == 0 {
+                        open = false;
+                        continue;
+                    }
+                    let (batch, waiters) = complete_batch(commands, &mut receiver).await;
+                    if !batch.is_empty() {
+                        self.backlog.push(batch, &self.status);
+                    }
+                    self.backlog.waiters.extend(waiters);
+                }
+                () = tokio::time::sleep_until(self.backlog.retry_at) => self.replay_oldest().await,
             }
         }
-        let mut batch = Vec::with_capacity(commands.len());
-        let mut waiters = Vec::new();
-        for command in commands.drain(..) {
-            match command {
-                Command::Record(record) => batch.push(*record),
-                Command::Flush(done) => waiters.push(done),
-            }
+    }
+
+    /// Normal operation: commit the batch; if the database does not take it and there
+    /// is a spill file, the batch starts the backlog.
+    async fn write_now(&mut self, batch: Vec<UsageRecord>, waiters: Vec<oneshot::Sender<()>>) {
+        if self.backlog.spill.is_none() {
+            self.committer()
+                .commit(&batch, BatchAttempt::First, true)
+                .await;
+        } else if let Err(error) = self
+            .committer()
+            .attempt(&batch, BatchAttempt::First, true)
+            .await
+        {
+            tracing::error!(%error, records = batch.len(), "usage batch not committed; spilling to disk until the database answers");
+            self.backlog.push(batch, &self.status);
+            self.backlog.waiters.extend(waiters);
+            self.backlog.failed();
+            return;
         }
-        let mut committer = Committer {
-            usage: &mut usage,
-            books: &books,
-            flush_lock: &flush_lock,
-            faults: faults.as_deref(),
-        };
-        committer.commit(&batch, BatchAttempt::First).await;
         if !waiters.is_empty() {
             // A flush precedes closing the store (shutdown), which waits for every
             // connection to come back.
-            usage.release();
+            self.usage.release();
         }
         for done in waiters {
             let _ = done.send(());
         }
     }
+
+    /// Commits the oldest batches of the backlog, joined up to `MAX_BATCH` records: the
+    /// backlog drains faster than an outage's small batches arrive. Records are
+    /// idempotent by request id on a retry, so how they are grouped does not matter.
+    async fn replay_oldest(&mut self) {
+        let (records, batches, in_books) = self.backlog.oldest();
+        if batches == 0 {
+            return;
+        }
+        let result = self
+            .committer()
+            .attempt(&records, BatchAttempt::Retry, in_books)
+            .await;
+        match result {
+            Ok(()) => {
+                self.backlog.committed(batches, &self.status);
+                if self.backlog.pending.is_empty() {
+                    self.usage.release();
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, backlog = self.backlog.pending.len(), "usage backlog not replayed yet");
+                self.backlog.failed();
+            }
+        }
+    }
+
+    fn committer(&mut self) -> Committer<'_> {
+        Committer {
+            usage: &mut self.usage,
+            books: &self.books,
+            flush_lock: &self.flush_lock,
+            faults: self.faults.as_deref(),
+        }
+    }
+}
+
+/// Waits for the next records and gathers a batch: under load, a short wait gathers
+/// many records into one transaction instead of one tiny transaction per request (each
+/// statement is a hop to SQLite's thread). A flush, or a full batch, is served at once.
+/// None once every sender is gone.
+async fn next_batch(
+    receiver: &mut mpsc::UnboundedReceiver<Command>,
+) -> Option<(Vec<UsageRecord>, Vec<oneshot::Sender<()>>)> {
+    let mut commands = Vec::with_capacity(MAX_BATCH);
+    if receiver.recv_many(&mut commands, MAX_BATCH).await == 0 {
+        return None;
+    }
+    Some(complete_batch(commands, receiver).await)
+}
+
+/// The batch window after the first records arrived, then the batch and its flushes.
+async fn complete_batch(
+    mut commands: Vec<Command>,
+    receiver: &mut mpsc::UnboundedReceiver<Command>,
+) -> (Vec<UsageRecord>, Vec<oneshot::Sender<()>>) {
+    let flushing = commands.iter().any(|c| matches!(c, Command::Flush(_)));
+    if !flushing && commands.len() < MAX_BATCH {
+        tokio::time::sleep(BATCH_WINDOW).await;
+        while commands.len() < MAX_BATCH {
+            let Ok(command) = receiver.try_recv() else {
+                break;
+            };
+            commands.push(command);
+        }
+    }
+    let mut batch = Vec::with_capacity(commands.len());
+    let mut waiters = Vec::new();
+    for command in commands {
+        match command {
+            Command::Record(record) => batch.push(*record),
+            Command::Flush(done) => waiters.push(done),
+        }
+    }
+    (batch, waiters)
 }
 
 /// How often the database must refuse a record on its own, while answering other
@@ -157,7 +462,7 @@ impl Committer<'_> {
     /// database refuses while it answers is split in halves until the refused record is
     /// alone; that record is parked (see `park`) so every other record is written and
     /// debited.
-    async fn commit(&mut self, batch: &[UsageRecord], mut attempt: BatchAttempt) {
+    async fn commit(&mut self, batch: &[UsageRecord], mut attempt: BatchAttempt, in_books: bool) {
         if batch.is_empty() {
             return;
         }
@@ -165,7 +470,7 @@ impl Committer<'_> {
         let started = std::time::Instant::now();
         let mut refusals = 0;
         loop {
-            let error = match self.try_commit(batch, attempt, started).await {
+            let error = match self.try_commit(batch, attempt, started, in_books).await {
                 Ok(()) => return,
                 Err(error) => error,
             };
@@ -180,12 +485,14 @@ impl Committer<'_> {
                 if batch.len() > 1 {
                     tracing::warn!(%error, records = batch.len(), "usage batch refused; splitting it");
                     let (left, right) = batch.split_at(batch.len() / 2);
-                    Box::pin(self.commit(left, BatchAttempt::Retry)).await;
-                    Box::pin(self.commit(right, BatchAttempt::Retry)).await;
+                    Box::pin(self.commit(left, BatchAttempt::Retry, in_books)).await;
+                    Box::pin(self.commit(right, BatchAttempt::Retry, in_books)).await;
                     return;
                 }
                 refusals += 1;
-                if refusals >= REFUSALS_BEFORE_PARKING && self.park(&batch[0], &error).await {
+                if refusals >= REFUSALS_BEFORE_PARKING
+                    && self.park(&batch[0], &error, in_books).await
+                {
                     return;
                 }
             } else {
@@ -194,6 +501,44 @@ impl Committer<'_> {
             tracing::error!(%error, records = batch.len(), "usage batch not committed; retrying");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One bounded attempt (for a writer with a spill file): a batch the database refuses
+    /// while it answers is split and parked as `commit` does; anything else is an error
+    /// the caller answers by keeping the batch in the backlog.
+    async fn attempt(
+        &mut self,
+        batch: &[UsageRecord],
+        attempt: BatchAttempt,
+        in_books: bool,
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let tried = tokio::time::timeout(
+            ATTEMPT_LIMIT,
+            self.try_commit(batch, attempt, started, in_books),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "no answer within {} s",
+                ATTEMPT_LIMIT.as_secs()
+            )))
+        });
+        match tried {
+            Ok(()) => Ok(()),
+            Err(error) if error.is_refusal() && self.database_answers().await => {
+                metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
+                self.commit(batch, BatchAttempt::Retry, in_books).await;
+                Ok(())
+            }
+            Err(error) => {
+                metrics::counter!("tokenhub_usage_write_failures_total").increment(1);
+                Err(error)
+            }
         }
     }
 
@@ -207,6 +552,7 @@ impl Committer<'_> {
         batch: &[UsageRecord],
         attempt: BatchAttempt,
         started: std::time::Instant,
+        in_books: bool,
     ) -> Result<(), crate::store::StoreError> {
         let guard = self.flush_lock.lock().await;
         if let Some(faults) = self.faults {
@@ -217,14 +563,23 @@ impl Committer<'_> {
             faults.after_commit(batch)?;
         }
         let (users, keys) = costs_by_owner(batch);
-        match written {
-            Written::Now => self.books.flushed(&users, &keys),
+        match (written, in_books) {
+            (Written::Now, true) => self.books.flushed(&users, &keys),
+            // A batch from a previous run's spill file: the books never counted its costs,
+            // so they take the stored amounts as the database now has them.
+            (_, false) => {
+                let (balances, spends) = self
+                    .usage
+                    .stored_amounts(users.keys().copied(), keys.keys().copied())
+                    .await?;
+                self.books.sync(balances, spends);
+            }
             // An earlier attempt committed the batch, and a reload since (between two
             // attempts) may already have counted it in the stored amounts: moving the
             // costs to `stored` again would count them twice (found by the ledger
             // simulation, seed 99). The stored amounts are read again under this lock,
             // and the costs leave `unflushed` only.
-            Written::Earlier => {
+            (Written::Earlier, true) => {
                 let (balances, spends) = self
                     .usage
                     .stored_amounts(users.keys().copied(), keys.keys().copied())
@@ -234,6 +589,19 @@ impl Committer<'_> {
             }
         }
         drop(guard);
+        if in_books {
+            self.share(&users, &keys).await;
+        } else {
+            // This instance never held these costs in the shared state: only the new
+            // stored amounts are passed on.
+            let unheld = |costs: &HashMap<i64, Nanos>| {
+                costs
+                    .keys()
+                    .map(|id| (*id, Nanos::ZERO))
+                    .collect::<HashMap<_, _>>()
+            };
+            self.share(&unheld(&users), &unheld(&keys)).await;
+        }
         metrics::counter!("tokenhub_usage_records_written_total").increment(batch.len() as u64);
         metrics::gauge!("tokenhub_ledger_queue_depth").decrement(batch.len() as f64);
         metrics::histogram!("tokenhub_ledger_flush_seconds")
@@ -244,14 +612,22 @@ impl Committer<'_> {
     /// Moves a record the database refuses to the dead-letter table. Its cost was never
     /// debited, so the books forget it too (Σ cost of records = Σ debits still holds);
     /// it stays visible to the operator in the table, the log and the metric.
-    async fn park(&mut self, record: &UsageRecord, error: &crate::store::StoreError) -> bool {
+    async fn park(
+        &mut self,
+        record: &UsageRecord,
+        error: &crate::store::StoreError,
+        in_books: bool,
+    ) -> bool {
         let reason = error.to_string();
         if let Err(park_error) = self.usage.park(record, &reason).await {
             tracing::error!(error = %park_error, request_id = %record.request_id, "could not park a refused usage record");
             return false;
         }
-        let (users, keys) = costs_by_owner(std::slice::from_ref(record));
-        self.books.abandoned(&users, &keys);
+        if in_books {
+            let (users, keys) = costs_by_owner(std::slice::from_ref(record));
+            self.books.abandoned(&users, &keys);
+            self.share(&users, &keys).await;
+        }
         tracing::error!(
             request_id = %record.request_id,
             user_id = record.user_id,
@@ -262,6 +638,33 @@ impl Committer<'_> {
         metrics::counter!("tokenhub_usage_dead_letters_total").increment(1);
         metrics::gauge!("tokenhub_ledger_queue_depth").decrement(1.0);
         true
+    }
+}
+
+impl Committer<'_> {
+    /// With shared state: the committed (or parked) costs leave this instance's holds in
+    /// Redis, together with the balances and spends read after the commit (a newer
+    /// version replaces the older; see `shared/money.rs`). A failure marks the shared
+    /// state for a rebuild from the books.
+    async fn share(&mut self, users: &HashMap<i64, Nanos>, keys: &HashMap<i64, Nanos>) {
+        let Some(shared) = self.books.shared().cloned() else {
+            return;
+        };
+        let store = self.usage.store().clone();
+        for (id, cost) in users {
+            let reading = Reading::from_result(store.balance_version(*id).await);
+            let moved = shared
+                .update_money(Account::User(*id), reading, Nanos::ZERO - *cost)
+                .await;
+            shared.note(moved);
+        }
+        for (id, cost) in keys {
+            let reading = Reading::from_result(store.spent_version(*id).await);
+            let moved = shared
+                .update_money(Account::Key(*id), reading, Nanos::ZERO - *cost)
+                .await;
+            shared.note(moved);
+        }
     }
 }
 
@@ -361,6 +764,142 @@ mod tests {
             Nanos(960)
         );
         assert_eq!(books.balance(user.id), Nanos(960));
+    }
+
+    /// The database is away: every attempt fails and the writer cannot reach it.
+    #[derive(Default)]
+    struct Outage {
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl WriteFaults for Outage {
+        fn before_write(&self, _: &[UsageRecord]) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+            }
+            Ok(())
+        }
+
+        fn after_commit(&self, _: &[UsageRecord]) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        fn database_answers(&self) -> bool {
+            !self.down.load(Ordering::SeqCst)
+        }
+    }
+
+    fn spill_at(path: &std::path::Path, max_bytes: u64) -> SpillOptions {
+        let (spill, recovered) = Spill::recover(path.to_path_buf()).unwrap();
+        SpillOptions {
+            spill,
+            recovered,
+            max_bytes,
+        }
+    }
+
+    /// During an outage the records go to the spill file (and past its bound the status
+    /// says so); when the database returns they are committed in order, once, and the
+    /// file is removed.
+    #[tokio::test]
+    async fn an_outage_spills_to_disk_and_the_backlog_is_replayed() {
+        let (store, dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000_000))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos(1_000_000))], []);
+        let outage = Arc::new(Outage::default());
+        outage.down.store(true, Ordering::SeqCst);
+        let path = dir.path().join("ledger.spill");
+        let writer = LedgerWriter::spawn_with(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            Some(outage.clone()),
+            Some(spill_at(&path, 1_000)),
+        );
+        for n in 0..50 {
+            let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+            books.settle(held, Nanos(10));
+            writer.submit(UsageRecord {
+                request_id: format!("r{n}"),
+                ..record(user.id, 10)
+            });
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let flushed = writer.flush();
+        tokio::pin!(flushed);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut flushed)
+                .await
+                .is_err(),
+            "nothing can be committed during the outage"
+        );
+        assert!(path.exists());
+        assert!(writer.status().spill_full(), "{:?}", writer.status());
+        assert_eq!(store.usage_count().await.unwrap(), 0);
+
+        outage.down.store(false, Ordering::SeqCst);
+        flushed.await;
+        assert_eq!(store.usage_count().await.unwrap(), 50);
+        assert_eq!(
+            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            Nanos(1_000_000 - 500)
+        );
+        assert_eq!(books.balance(user.id), Nanos(1_000_000 - 500));
+        assert_eq!(books.unflushed(user.id), Nanos::ZERO);
+        assert!(!path.exists(), "the replayed file is removed");
+        assert!(!writer.status().spill_full());
+        assert_eq!(writer.status().backlog_batches(), 0);
+    }
+
+    /// A previous run died with batches in its spill file, one of them committed before
+    /// the crash: each is counted once, and the books take the stored balance.
+    #[tokio::test]
+    async fn a_previous_runs_spill_file_is_replayed_once() {
+        let (store, dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000))
+            .await
+            .unwrap();
+        let path = dir.path().join("ledger.spill");
+        let batch = |ids: &[&str]| -> Vec<UsageRecord> {
+            ids.iter()
+                .map(|id| UsageRecord {
+                    request_id: (*id).into(),
+                    ..record(user.id, 10)
+                })
+                .collect()
+        };
+        let (mut spill, _) = Spill::recover(path.clone()).unwrap();
+        spill.append(&batch(&["a", "b"])).unwrap();
+        spill.append(&batch(&["c"])).unwrap();
+        drop(spill);
+        // The first batch reached the database before the crash.
+        store
+            .write_usage_batch(&batch(&["a", "b"]), BatchAttempt::First)
+            .await
+            .unwrap();
+
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos(980))], []);
+        let writer = LedgerWriter::spawn_with(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            None,
+            Some(spill_at(&path, 0)),
+        );
+        writer.flush().await;
+        assert_eq!(store.usage_count().await.unwrap(), 3);
+        assert_eq!(
+            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            Nanos(970)
+        );
+        assert_eq!(books.balance(user.id), Nanos(970));
+        assert!(!path.exists());
     }
 
     /// Seed 99: a batch committed, its reply was lost, and a reload read the committed

@@ -3,27 +3,50 @@
 //! channel is skipped like a cooling one; routing tries the next candidate.
 //!
 //! The counters live here rather than in the snapshot, so a reload does not reset the
-//! count of requests still in flight. Per process, like `Health`.
+//! count of requests still in flight. Per process; with Redis the slots are leases
+//! shared by every instance (`shared/slots.rs`), taken with `acquire_shared`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::shared::slots::SlotLease;
+use crate::shared::{SharedError, SharedState};
+
 /// In-flight requests per channel id.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ChannelSlots {
     in_flight: Mutex<HashMap<i64, Arc<AtomicU32>>>,
+    shared: Option<Arc<SharedState>>,
 }
 
 /// One request's place on a channel; dropping it frees the place.
 #[derive(Debug)]
 pub struct SlotPermit {
-    count: Arc<AtomicU32>,
+    place: Place,
+}
+
+#[derive(Debug)]
+enum Place {
+    Local(Arc<AtomicU32>),
+    /// Released in Redis by a spawned task; if that is lost, the lease ends with the
+    /// instance.
+    Shared(Option<SlotLease>, Arc<SharedState>),
 }
 
 impl Drop for SlotPermit {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
+        match &mut self.place {
+            Place::Local(count) => {
+                count.fetch_sub(1, Ordering::AcqRel);
+            }
+            Place::Shared(lease, shared) => {
+                if let Some(lease) = lease.take() {
+                    let release = shared.clone();
+                    shared.spawn_update(async move { release.release_slot(lease).await });
+                }
+            }
+        }
     }
 }
 
@@ -32,6 +55,34 @@ impl Drop for SlotPermit {
 pub struct Saturated;
 
 impl ChannelSlots {
+    pub fn new(shared: Option<Arc<SharedState>>) -> ChannelSlots {
+        ChannelSlots {
+            in_flight: Mutex::default(),
+            shared,
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// `acquire` across instances (only with Redis; without, `acquire` decides alone).
+    pub async fn acquire_shared(
+        &self,
+        channel_id: i64,
+        max: Option<u32>,
+    ) -> Result<Result<Option<SlotPermit>, Saturated>, SharedError> {
+        let (Some(shared), Some(max)) = (&self.shared, max) else {
+            return Ok(self.acquire(channel_id, max));
+        };
+        Ok(match shared.acquire_slot(channel_id, max).await? {
+            Some(lease) => Ok(Some(SlotPermit {
+                place: Place::Shared(Some(lease), shared.clone()),
+            })),
+            None => Err(Saturated),
+        })
+    }
+
     /// Takes a place on the channel. Unbounded channels need none (and cost nothing).
     pub fn acquire(
         &self,
@@ -54,7 +105,9 @@ impl ChannelSlots {
                 (n < max).then_some(n + 1)
             })
             .map_err(|_| Saturated)?;
-        Ok(Some(SlotPermit { count }))
+        Ok(Some(SlotPermit {
+            place: Place::Local(count),
+        }))
     }
 
     /// Requests in flight on a channel (bounded channels only), for operators and tests.

@@ -18,6 +18,10 @@ pub enum RelayError {
     /// The key is not in memory and the database did not answer its lookup.
     #[error("Cannot check this API key right now; retry shortly.")]
     KeyLookupFailed,
+    /// The limits or money this request needs are shared across instances (Redis) and
+    /// Redis did not answer: refused rather than admitted unchecked (docs/redis.md).
+    #[error("The gateway cannot check your limits and balance right now; retry shortly.")]
+    SharedStateUnavailable,
     #[error(transparent)]
     InvalidRequest(#[from] InvalidRequest),
     #[error("The model `{0}` does not exist or you do not have access to it.")]
@@ -55,6 +59,12 @@ pub enum RelayError {
         "Model `{model}` is not available: the upstream rejected the keys of every channel serving it. The operator must replace them."
     )]
     KeysRejected { model: String },
+    /// The database is away and the usage records waiting for it fill the spill file:
+    /// a paid request would be served without a durable record of its cost.
+    #[error(
+        "The gateway cannot record usage right now (its database is unavailable and the local backlog is full); paid requests are refused until it recovers. Retry shortly."
+    )]
+    LedgerBacklog,
     /// Every channel that could serve the request is at its `max_concurrency`. Nothing was
     /// sent upstream; the client may retry shortly.
     #[error("Every channel serving `{model}` is at its concurrency limit; retry in {} s.", .retry_after.as_secs().max(1))]
@@ -81,6 +91,8 @@ impl RelayError {
             RelayError::ChannelNotServing { .. } => 400,
             RelayError::NoChannel { .. }
             | RelayError::KeyLookupFailed
+            | RelayError::SharedStateUnavailable
+            | RelayError::LedgerBacklog
             | RelayError::CoolingDown { .. }
             | RelayError::KeysRejected { .. } => 503,
             RelayError::Upstream(failure) => match failure.kind {
@@ -103,7 +115,10 @@ impl RelayError {
             RelayError::CoolingDown { retry_after, .. }
             | RelayError::Saturated { retry_after, .. }
             | RelayError::KeyLookupThrottled { retry_after } => Some(*retry_after),
-            RelayError::KeyLookupFailed => Some(std::time::Duration::from_secs(1)),
+            RelayError::KeyLookupFailed | RelayError::SharedStateUnavailable => {
+                Some(std::time::Duration::from_secs(1))
+            }
+            RelayError::LedgerBacklog => Some(std::time::Duration::from_secs(5)),
             RelayError::RateLimited(limited) => Some(limited.retry_after),
             RelayError::Upstream(failure) => failure.retry_after,
             _ => None,

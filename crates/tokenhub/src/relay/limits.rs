@@ -5,12 +5,15 @@
 //! one request and its estimated tokens (prompt + allowed output) at admission; when it
 //! settles, the estimate is replaced by the real count, so TPM tracks real usage.
 //!
-//! In memory per gateway process, behind this one type, so a shared (Redis) version can
-//! replace it when several gateways serve one deployment.
+//! In memory per gateway process; with Redis (`shared/limits.rs`) the same buckets are
+//! shared by every instance: the relay then takes a key's buckets in the script that
+//! also reserves its money (`shared/money.rs`), and the web chat awaits `admit_shared`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::shared::{SharedError, SharedState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitKind {
@@ -64,6 +67,8 @@ struct KeyBuckets {
 #[derive(Default)]
 pub struct RateLimits {
     keys: Mutex<HashMap<i64, KeyBuckets>>,
+    /// Redis and the bucket family's name there (`key`, `chat`).
+    shared: Option<(Arc<SharedState>, &'static str)>,
 }
 
 /// Tokens taken from a key's TPM bucket at admission, to be corrected at settlement.
@@ -75,6 +80,40 @@ pub struct TokenHold {
 }
 
 impl RateLimits {
+    /// Buckets shared across instances under `scope`, or per process without Redis.
+    pub fn new(shared: Option<Arc<SharedState>>, scope: &'static str) -> RateLimits {
+        RateLimits {
+            keys: Mutex::default(),
+            shared: shared.map(|shared| (shared, scope)),
+        }
+    }
+
+    /// `admit` across instances (only with Redis; without, `admit` decides alone).
+    pub async fn admit_shared(
+        &self,
+        key_id: i64,
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        tokens: u64,
+    ) -> Result<Result<Option<TokenHold>, Limited>, SharedError> {
+        let Some((shared, scope)) = &self.shared else {
+            return Ok(self.admit(key_id, rpm, tpm, tokens, Instant::now()));
+        };
+        if rpm.is_none() && tpm.is_none() {
+            return Ok(Ok(None));
+        }
+        Ok(shared
+            .admit(scope, key_id, rpm, tpm, tokens)
+            .await?
+            .map(|()| {
+                tpm.map(|limit| TokenHold {
+                    key_id,
+                    limit,
+                    estimated: tokens,
+                })
+            }))
+    }
+
     fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<i64, KeyBuckets>> {
         self.keys
             .lock()
@@ -157,6 +196,11 @@ impl RateLimits {
 
     /// Replaces the estimate taken at admission by the tokens actually used.
     pub fn settle(&self, hold: TokenHold, actual: u64) {
+        if let Some((shared, scope)) = &self.shared {
+            let (update, scope) = (shared.clone(), *scope);
+            shared.spawn_update(async move { update.correct_tokens(scope, &hold, actual).await });
+            return;
+        }
         let mut keys = self.keys();
         if let Some(bucket) = keys.get_mut(&hold.key_id).and_then(|b| b.tokens.as_mut()) {
             let corrected = bucket.available + hold.estimated as f64 - actual as f64;

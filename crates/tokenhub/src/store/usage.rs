@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 
+use super::rollups::BatchRollups;
 use super::{Backend, Store, StoreError, StoreResult};
 use crate::ledger::money::{MAX_REQUEST_COST, Nanos};
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub request_id: String,
     pub user_id: i64,
@@ -45,7 +46,7 @@ pub struct UsageRecord {
 /// database (for SQLite, a hop to its worker thread), so a batch of records goes out in
 /// a few statements rather than one per record; a fixed set of sizes keeps the prepared
 /// statement cache small. 64 rows × 20 columns stays under every backend's bind limit.
-const INSERT_ROW_COUNTS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+pub(super) const INSERT_ROW_COUNTS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 const INSERT_COLUMNS: usize = 20;
 
 /// The largest statement size that fits in `pending` records.
@@ -56,14 +57,14 @@ fn insert_rows(pending: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// `records` cut into runs of `INSERT_ROW_COUNTS` sizes, largest first.
-fn insert_chunks(mut records: &[UsageRecord]) -> impl Iterator<Item = &[UsageRecord]> {
+/// `items` cut into runs of `INSERT_ROW_COUNTS` sizes, largest first.
+pub(super) fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
-        if records.is_empty() {
+        if items.is_empty() {
             return None;
         }
-        let (chunk, rest) = records.split_at(insert_rows(records.len()));
-        records = rest;
+        let (chunk, rest) = items.split_at(insert_rows(items.len()));
+        items = rest;
         Some(chunk)
     })
 }
@@ -126,29 +127,34 @@ fn statements(backend: Backend) -> Vec<String> {
     INSERT_ROW_COUNTS
         .iter()
         .map(|rows| {
-            let values: Vec<String> = (0..*rows)
-                .map(|row| {
-                    let params: Vec<String> = (1..=INSERT_COLUMNS)
-                        .map(|column| match backend {
-                            Backend::Sqlite => "?".to_owned(),
-                            Backend::Postgres => format!("${}", row * INSERT_COLUMNS + column),
-                        })
-                        .collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
             format!(
-                    "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, \
-                     prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, cost_nano, \
-                     status, error, stream, estimated, latency_ms, ttft_ms, created_at, \
-                     cache_write_1h_tokens, explicit_cached_tokens, price_tier) VALUES {}",
-                values.join(", ")
+                "INSERT INTO usage_records (request_id, user_id, key_id, model, channel_id, \
+                 prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, cost_nano, \
+                 status, error, stream, estimated, latency_ms, ttft_ms, created_at, \
+                 cache_write_1h_tokens, explicit_cached_tokens, price_tier) VALUES {}",
+                placeholders(backend, *rows, INSERT_COLUMNS)
             )
         })
         .collect()
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+/// `(?, …), (?, …)` on SQLite, `($1, …), ($n+1, …)` on PostgreSQL: `rows` rows of `columns`.
+pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=columns)
+                .map(|column| match backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", row * columns + column),
+                })
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    values.join(", ")
+}
+
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds one record's `INSERT_COLUMNS` values, in the statement's column order.
 fn bind_record<'q>(query: AnyQuery<'q>, record: &'q UsageRecord) -> AnyQuery<'q> {
@@ -222,11 +228,12 @@ pub enum BatchAttempt {
 pub enum Written {
     /// This call committed the batch.
     Now,
-    /// A retry found the batch committed by an earlier attempt whose reply was lost.
+    /// A retry found the batch, or some of its records, committed by an earlier attempt
+    /// whose reply was lost (the rest, if any, were written now).
     Earlier,
 }
 
-fn to_i64(n: u64) -> i64 {
+pub(super) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -293,36 +300,75 @@ pub struct UsageWriter {
 }
 
 impl UsageWriter {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Writes a batch of records and applies their debits atomically.
     ///
-    /// Idempotent per batch: when a retried batch's first record is already stored, an
-    /// earlier attempt committed (its acknowledgement was lost) and nothing is written
-    /// again. A first attempt skips that lookup: only a retry can find its batch written.
+    /// Idempotent per record on a retry: records already stored (an earlier attempt
+    /// committed them and its acknowledgement was lost, or a replayed spill file holds
+    /// them again) are neither written nor debited again. A first attempt skips that
+    /// lookup: only a retry can find its records written.
     pub async fn write(
         &mut self,
         records: &[UsageRecord],
         attempt: BatchAttempt,
     ) -> StoreResult<Written> {
-        let Some(first) = records.first() else {
+        if records.is_empty() {
             return Ok(Written::Now);
-        };
-        if attempt == BatchAttempt::Retry
-            && self
-                .store
-                .usage_by_request_id(&first.request_id)
-                .await?
-                .is_some()
-        {
-            return Ok(Written::Earlier);
         }
+        if attempt == BatchAttempt::Retry {
+            let stored = self.stored_request_ids(records).await?;
+            if !stored.is_empty() {
+                let rest: Vec<UsageRecord> = records
+                    .iter()
+                    .filter(|r| !stored.contains(&r.request_id))
+                    .cloned()
+                    .collect();
+                if !rest.is_empty() {
+                    self.write_new(&rest).await?;
+                }
+                return Ok(Written::Earlier);
+            }
+        }
+        self.write_new(records).await.map(|()| Written::Now)
+    }
+
+    /// Which of `records` are stored already, by request id.
+    async fn stored_request_ids(
+        &mut self,
+        records: &[UsageRecord],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut sql =
+            super::sql::Sql::new("SELECT request_id FROM usage_records WHERE request_id IN (");
+        for (n, record) in records.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.bind(record.request_id.clone());
+        }
+        sql.push(")");
+        let rows = sql.fetch_all(&self.store.pool).await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get("request_id")?))
+            .collect()
+    }
+
+    async fn write_new(&mut self, records: &[UsageRecord]) -> StoreResult<()> {
         let debits = Debits::of(records)?;
+        let rollups = BatchRollups::of(records);
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             None => self.store.pool.acquire().await?,
         };
         let written = match self.store.backend {
-            Backend::Sqlite => write_in_one_command(&mut connection, records, &debits).await,
-            Backend::Postgres => write_in_transaction(&mut connection, records, &debits).await,
+            Backend::Sqlite => {
+                write_in_one_command(&mut connection, records, &rollups, &debits).await
+            }
+            Backend::Postgres => {
+                write_in_transaction(&mut connection, records, &rollups, &debits).await
+            }
         };
         match written {
             Ok(()) => self.connection = Some(connection),
@@ -330,7 +376,7 @@ impl UsageWriter {
             // statement: closing it rolls that back, and it never goes back to the pool.
             Err(_) => connection.close_on_drop(),
         }
-        written.map(|()| Written::Now)
+        written
     }
 
     /// Whether the database answers a trivial query: tells a refused batch (split it)
@@ -400,11 +446,16 @@ impl UsageWriter {
 async fn write_in_one_command(
     connection: &mut AnyConnection,
     records: &[UsageRecord],
+    rollups: &BatchRollups,
     debits: &Debits,
 ) -> StoreResult<()> {
     let mut sql = String::from("BEGIN IMMEDIATE;\n");
-    for chunk in insert_chunks(records) {
+    for chunk in statement_chunks(records) {
         sql.push_str(insert_sql(Backend::Sqlite, chunk.len()));
+        sql.push_str(";\n");
+    }
+    for upsert in rollups.statements(Backend::Sqlite) {
+        sql.push_str(upsert);
         sql.push_str(";\n");
     }
     for _ in &debits.users {
@@ -418,6 +469,7 @@ async fn write_in_one_command(
     for record in records {
         query = bind_record(query, record);
     }
+    query = rollups.bind(query);
     for (id, cost) in debits.users.iter().chain(&debits.keys) {
         query = query.bind(*cost).bind(*id);
     }
@@ -430,15 +482,19 @@ async fn write_in_one_command(
 async fn write_in_transaction(
     connection: &mut AnyConnection,
     records: &[UsageRecord],
+    rollups: &BatchRollups,
     debits: &Debits,
 ) -> StoreResult<()> {
     let mut tx = connection.begin().await?;
-    for chunk in insert_chunks(records) {
+    for chunk in statement_chunks(records) {
         let mut insert = sqlx::query(insert_sql(Backend::Postgres, chunk.len()));
         for record in chunk {
             insert = bind_record(insert, record);
         }
         insert.execute(&mut *tx).await?;
+    }
+    for upsert in rollups.queries(Backend::Postgres) {
+        upsert.execute(&mut *tx).await?;
     }
     for (user_id, cost) in &debits.users {
         sqlx::query("UPDATE users SET balance_nano = balance_nano - $1 WHERE id = $2")
@@ -522,21 +578,31 @@ mod tests {
                 .unwrap(),
             Written::Earlier
         );
+        // A retry that overlaps stored records writes and debits only the new one.
+        let overlapping = vec![batch[1].clone(), record("r3", user.id, key.id, 25)];
+        assert_eq!(
+            store
+                .write_usage_batch(&overlapping, BatchAttempt::Retry)
+                .await
+                .unwrap(),
+            Written::Earlier
+        );
+        let batch = vec![batch[0].clone(), batch[1].clone(), overlapping[1].clone()];
         // Delivered again as new, it is refused whole, as data (not a transient error).
         let again = store.write_usage_batch(&batch, BatchAttempt::First).await;
         assert!(again.is_err_and(|error| error.is_refusal()));
         let user = store.user_by_id(user.id).await.unwrap().unwrap();
-        assert_eq!(user.balance, Nanos(850));
-        assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(850));
+        assert_eq!(user.balance, Nanos(825));
+        assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(825));
         assert_eq!(
             store.key_by_id(key.id).await.unwrap().unwrap().spent,
-            Nanos(150)
+            Nanos(175)
         );
         assert_eq!(
             store.usage_by_request_id("r2").await.unwrap().unwrap(),
             batch[1]
         );
-        assert_eq!(store.total_usage_cost().await.unwrap(), Nanos(150));
+        assert_eq!(store.total_usage_cost().await.unwrap(), Nanos(175));
     }
 
     #[tokio::test]

@@ -7,6 +7,10 @@ use sqlx::Row;
 
 use super::sql::Sql;
 
+use super::rollups::{
+    DAY_MS, HOUR_MS, LATENCY_BUCKETS, histogram_percentile, hour_of, latency_bucket_count,
+    latency_column,
+};
 use super::usage::{RECORD_COLUMNS, record_from_row};
 use super::{Store, StoreResult, UsageRecord};
 use crate::ledger::money::Nanos;
@@ -44,15 +48,124 @@ pub enum GroupBy {
     Key,
 }
 
-impl GroupBy {
-    fn expression(self) -> &'static str {
+/// Where aggregates are read from: rollups for whole hours, records for the parts of
+/// hours at the edges of a range that does not start or end on the hour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// Per user and key (`usage_rollups`).
+    OwnerRollups,
+    /// Everyone together (`usage_rollups_global`): no user or key filter or group.
+    GlobalRollups,
+    /// Per key and day (`usage_rollups_daily`): grouped by user or key over whole days,
+    /// with no other filter.
+    DailyRollups,
+    Records,
+}
+
+impl Source {
+    fn table(self) -> &'static str {
         match self {
-            GroupBy::Day => "created_at / 86400000",
-            GroupBy::Model => "model",
-            GroupBy::User => "user_id",
-            GroupBy::Key => "key_id",
+            Source::OwnerRollups => "usage_rollups",
+            Source::GlobalRollups => "usage_rollups_global",
+            Source::DailyRollups => "usage_rollups_daily",
+            Source::Records => "usage_records",
         }
     }
+
+    fn time_column(self) -> &'static str {
+        match self {
+            Source::Records => "created_at",
+            Source::DailyRollups => "day",
+            Source::OwnerRollups | Source::GlobalRollups => "hour",
+        }
+    }
+
+    fn group_expression(self, group: GroupBy) -> String {
+        match group {
+            GroupBy::Day => format!("{} / 86400000", self.time_column()),
+            GroupBy::Model => "model".into(),
+            GroupBy::User => "user_id".into(),
+            GroupBy::Key => "key_id".into(),
+        }
+    }
+
+    /// The aggregate columns: requests, errors, prompt and completion tokens, cost, then
+    /// the latency histogram's buckets.
+    fn aggregates(self) -> Vec<String> {
+        let (requests, errors) = match self {
+            Source::Records => ("COUNT(*)", "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)"),
+            _ => ("SUM(requests)", "SUM(errors)"),
+        };
+        let latency = (0..LATENCY_BUCKETS).map(|bucket| match self {
+            Source::Records => latency_bucket_count(bucket),
+            _ => format!("SUM({})", latency_column(bucket)),
+        });
+        [requests, errors]
+            .into_iter()
+            .map(String::from)
+            .chain(
+                ["prompt_tokens", "completion_tokens", "cost_nano"]
+                    .map(|column| format!("SUM({column})")),
+            )
+            .chain(latency)
+            .map(|sum| format!("CAST(COALESCE({sum}, 0) AS BIGINT)"))
+            .collect()
+    }
+}
+
+impl Source {
+    /// The smallest rollup table that answers `filter` grouped by `group`.
+    fn rollups_for(filter: &UsageFilter, group: GroupBy) -> Source {
+        let owner_filter = filter.user_id.is_some() || filter.key_id.is_some();
+        let owner_group = matches!(group, GroupBy::User | GroupBy::Key);
+        let other_filter =
+            filter.model.is_some() || filter.channel_id.is_some() || filter.status.is_some();
+        let whole_days = [filter.from, filter.to]
+            .iter()
+            .all(|bound| bound.is_none_or(|ms| ms % DAY_MS == 0));
+        match (owner_filter, owner_group) {
+            (false, true) if !other_filter && whole_days => Source::DailyRollups,
+            (false, false) => Source::GlobalRollups,
+            _ => Source::OwnerRollups,
+        }
+    }
+}
+
+/// The parts of `[from, to)` read from rollups (whole hours) and from records (the parts
+/// of hours at either edge).
+#[derive(Debug, PartialEq, Eq)]
+struct Spans {
+    hours: Option<(Option<i64>, Option<i64>)>,
+    edges: Vec<(i64, i64)>,
+}
+
+impl Spans {
+    fn of(from: Option<i64>, to: Option<i64>) -> Spans {
+        let first_hour = from.map(|from| hour_of(from + HOUR_MS - 1));
+        let end_hour = to.map(hour_of);
+        if let (Some(from), Some(to), Some(first), Some(end)) = (from, to, first_hour, end_hour)
+            && first >= end
+        {
+            // Within one hour, or across one hour boundary with no whole hour between.
+            return Spans {
+                hours: None,
+                edges: (from < to).then_some((from, to)).into_iter().collect(),
+            };
+        }
+        let head = from.zip(first_hour).filter(|(from, first)| from < first);
+        let tail = end_hour.zip(to).filter(|(end, to)| end < to);
+        Spans {
+            hours: Some((first_hour, end_hour)),
+            edges: head.into_iter().chain(tail).collect(),
+        }
+    }
+}
+
+/// A group's key before it is written out: numbers order as numbers.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum GroupKey {
+    Number(i64),
+    Text(String),
 }
 
 /// Totals of one group.
@@ -68,10 +181,8 @@ pub struct UsageAggregate {
     pub latency_p95_ms: Option<i64>,
 }
 
-/// Latency percentiles are computed in Rust over at most this many of the newest rows.
-pub const LATENCY_SAMPLE_ROWS: i64 = 50_000;
-
-fn push_filters(builder: &mut Sql<'_>, filter: &UsageFilter) {
+/// The filter's conditions except its time range, which `Spans` splits.
+fn push_dimensions(builder: &mut Sql<'_>, filter: &UsageFilter) {
     builder.push(" WHERE 1 = 1");
     if let Some(user_id) = filter.user_id {
         builder.push(" AND user_id = ").bind(user_id);
@@ -97,20 +208,35 @@ fn push_filters(builder: &mut Sql<'_>, filter: &UsageFilter) {
         }
         None => {}
     }
-    if let Some(from) = filter.from {
-        builder.push(" AND created_at >= ").bind(from);
+}
+
+fn push_time(builder: &mut Sql<'_>, column: &str, from: Option<i64>, to: Option<i64>) {
+    if let Some(from) = from {
+        builder.push(&format!(" AND {column} >= ")).bind(from);
     }
-    if let Some(to) = filter.to {
-        builder.push(" AND created_at < ").bind(to);
+    if let Some(to) = to {
+        builder.push(&format!(" AND {column} < ")).bind(to);
     }
 }
 
-fn group_key(row: &sqlx::any::AnyRow, group: GroupBy) -> StoreResult<String> {
+fn push_filters(builder: &mut Sql<'_>, filter: &UsageFilter) {
+    push_dimensions(builder, filter);
+    push_time(builder, "created_at", filter.from, filter.to);
+}
+
+fn group_key(row: &sqlx::any::AnyRow, group: GroupBy) -> StoreResult<GroupKey> {
     Ok(match group {
-        GroupBy::Model => row.try_get("k")?,
-        GroupBy::User | GroupBy::Key => row.try_get::<i64, _>("k")?.to_string(),
-        GroupBy::Day => day_string(row.try_get::<i64, _>("k")?),
+        GroupBy::Model => GroupKey::Text(row.try_get("k")?),
+        GroupBy::User | GroupBy::Key | GroupBy::Day => GroupKey::Number(row.try_get("k")?),
     })
+}
+
+fn group_name(key: GroupKey, group: GroupBy) -> String {
+    match (key, group) {
+        (GroupKey::Number(days), GroupBy::Day) => day_string(days),
+        (GroupKey::Number(n), _) => n.to_string(),
+        (GroupKey::Text(text), _) => text,
+    }
 }
 
 fn day_string(days_since_epoch: i64) -> String {
@@ -123,15 +249,6 @@ fn day_string(days_since_epoch: i64) -> String {
         u8::from(date.month()),
         date.day()
     )
-}
-
-/// The value at quantile `q` of sorted values (nearest rank).
-fn percentile(sorted: &[i64], q: f64) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
 impl Store {
@@ -160,68 +277,85 @@ impl Store {
         Ok((records, total))
     }
 
-    /// Totals per group (exact over every matching row) with latency percentiles over the
-    /// newest `LATENCY_SAMPLE_ROWS` matching rows.
+    /// Totals per group, exact over every matching record, read from the hourly rollups
+    /// (and from records for the parts of hours at the edges of the range); latency
+    /// percentiles from the rollups' histograms (bucket bounds, see `store/rollups.rs`).
     pub async fn usage_aggregates(
         &self,
         filter: &UsageFilter,
         group: GroupBy,
     ) -> StoreResult<Vec<UsageAggregate>> {
-        let expression = group.expression();
-        let mut totals = Sql::new(format!(
-            "SELECT {expression} AS k, COUNT(*) AS requests, \
-             CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, \
-             CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
-             CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
-             CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) AS cost FROM usage_records"
-        ));
-        push_filters(&mut totals, filter);
-        totals.push(&format!(" GROUP BY {expression} ORDER BY {expression}"));
-        let rows = totals.fetch_all(&self.pool).await?;
-        let mut groups = BTreeMap::new();
-        let mut order = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let key = group_key(row, group)?;
-            order.push(key.clone());
-            groups.insert(
-                key.clone(),
-                UsageAggregate {
-                    group: key,
-                    requests: row.try_get("requests")?,
-                    errors: row.try_get("errors")?,
-                    prompt_tokens: row.try_get("prompt_tokens")?,
-                    completion_tokens: row.try_get("completion_tokens")?,
-                    cost: Nanos(row.try_get("cost")?),
-                    latency_p50_ms: None,
-                    latency_p95_ms: None,
-                },
+        let rollups = Source::rollups_for(filter, group);
+        let spans = Spans::of(filter.from, filter.to);
+        let mut groups: BTreeMap<GroupKey, Summed> = BTreeMap::new();
+        let parts = spans
+            .hours
+            .map(|(from, to)| (rollups, from, to))
+            .into_iter()
+            .chain(
+                spans
+                    .edges
+                    .iter()
+                    .map(|(from, to)| (Source::Records, Some(*from), Some(*to))),
             );
-        }
-        let mut sample = Sql::new(format!(
-            "SELECT {expression} AS k, latency_ms FROM usage_records"
-        ));
-        push_filters(&mut sample, filter);
-        sample
-            .push(" ORDER BY id DESC LIMIT ")
-            .bind(LATENCY_SAMPLE_ROWS);
-        let mut latencies: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for row in sample.fetch_all(&self.pool).await? {
-            latencies
-                .entry(group_key(&row, group)?)
-                .or_default()
-                .push(row.try_get("latency_ms")?);
-        }
-        for (key, mut values) in latencies {
-            values.sort_unstable();
-            if let Some(aggregate) = groups.get_mut(&key) {
-                aggregate.latency_p50_ms = percentile(&values, 0.50);
-                aggregate.latency_p95_ms = percentile(&values, 0.95);
+        for (source, from, to) in parts {
+            let expression = source.group_expression(group);
+            let mut select = Sql::new(format!(
+                "SELECT {expression} AS k, {} FROM {}",
+                source.aggregates().join(", "),
+                source.table()
+            ));
+            push_dimensions(&mut select, filter);
+            push_time(&mut select, source.time_column(), from, to);
+            select.push(&format!(" GROUP BY {expression}"));
+            for row in select.fetch_all(&self.pool).await? {
+                groups
+                    .entry(group_key(&row, group)?)
+                    .or_default()
+                    .add(&Summed::from_row(&row)?);
             }
         }
-        Ok(order
+        Ok(groups
             .into_iter()
-            .filter_map(|key| groups.remove(&key))
+            .map(|(key, summed)| UsageAggregate {
+                group: group_name(key, group),
+                requests: summed.totals[0],
+                errors: summed.totals[1],
+                prompt_tokens: summed.totals[2],
+                completion_tokens: summed.totals[3],
+                cost: Nanos(summed.totals[4]),
+                latency_p50_ms: histogram_percentile(&summed.latency, 0.50),
+                latency_p95_ms: histogram_percentile(&summed.latency, 0.95),
+            })
             .collect())
+    }
+}
+
+/// The columns of `Source::aggregates` of one group: requests, errors, prompt tokens,
+/// completion tokens, cost; then the latency histogram.
+#[derive(Default)]
+struct Summed {
+    totals: [i64; 5],
+    latency: [i64; LATENCY_BUCKETS],
+}
+
+impl Summed {
+    /// Reads the columns after the group key.
+    fn from_row(row: &sqlx::any::AnyRow) -> StoreResult<Summed> {
+        let mut summed = Summed::default();
+        let columns = summed.totals.iter_mut().chain(summed.latency.iter_mut());
+        for (index, value) in columns.enumerate() {
+            *value = row.try_get(index + 1)?;
+        }
+        Ok(summed)
+    }
+
+    fn add(&mut self, other: &Summed) {
+        let mine = self.totals.iter_mut().chain(self.latency.iter_mut());
+        let theirs = other.totals.iter().chain(&other.latency);
+        for (value, more) in mine.zip(theirs) {
+            *value += more;
+        }
     }
 }
 
@@ -230,13 +364,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_use_nearest_rank() {
-        let values: Vec<i64> = (1..=100).collect();
-        assert_eq!(percentile(&values, 0.5), Some(50));
-        assert_eq!(percentile(&values, 0.95), Some(95));
-        assert_eq!(percentile(&[7], 0.95), Some(7));
-        assert_eq!(percentile(&[], 0.5), None);
+    fn days_are_utc_dates() {
         assert_eq!(day_string(0), "1970-01-01");
         assert_eq!(day_string(20_000), "2024-10-04");
+    }
+
+    #[test]
+    fn ranges_read_whole_hours_from_rollups_and_their_edges_from_records() {
+        let h = HOUR_MS;
+        assert_eq!(
+            Spans::of(None, None),
+            Spans {
+                hours: Some((None, None)),
+                edges: vec![]
+            }
+        );
+        assert_eq!(
+            Spans::of(Some(2 * h), Some(5 * h)),
+            Spans {
+                hours: Some((Some(2 * h), Some(5 * h))),
+                edges: vec![]
+            }
+        );
+        assert_eq!(
+            Spans::of(Some(2 * h - 10), Some(5 * h + 7)),
+            Spans {
+                hours: Some((Some(2 * h), Some(5 * h))),
+                edges: vec![(2 * h - 10, 2 * h), (5 * h, 5 * h + 7)]
+            }
+        );
+        assert_eq!(
+            Spans::of(Some(2 * h + 1), None),
+            Spans {
+                hours: Some((Some(3 * h), None)),
+                edges: vec![(2 * h + 1, 3 * h)]
+            }
+        );
+        // No whole hour inside: records only.
+        assert_eq!(
+            Spans::of(Some(2 * h + 1), Some(3 * h + 5)),
+            Spans {
+                hours: None,
+                edges: vec![(2 * h + 1, 3 * h + 5)]
+            }
+        );
+        assert_eq!(
+            Spans::of(Some(5), Some(5)),
+            Spans {
+                hours: None,
+                edges: vec![]
+            }
+        );
     }
 }

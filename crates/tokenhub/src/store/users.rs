@@ -91,7 +91,14 @@ impl Store {
         .bind(role)
         .bind(now_ms())
         .fetch_one(&mut *tx)
-        .await?;
+        .await
+        .map_err(|error| match &error {
+            // Another instance inserted the name between the check and this insert.
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(format!("user '{name}' already exists"))
+            }
+            _ => StoreError::Database(error),
+        })?;
         if !opening.amount.is_zero() {
             credit_in(&mut tx, id, opening.amount, opening.kind, opening.reason).await?;
         }
@@ -150,18 +157,15 @@ impl Store {
     }
 
     /// Σ ledger entries − Σ usage costs: what the balance must be. Used by audits and tests.
+    /// Usage costs are read from the rollups, which outlive purged records.
     pub async fn recomputed_balance(&self, user_id: i64) -> StoreResult<Nanos> {
         let credits: i64 =
             sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount_nano), 0) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_one(&self.pool)
                 .await?;
-        let costs: i64 =
-            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM usage_records WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(Nanos(credits - costs))
+        let costs = self.rolled_up_cost(user_id).await?;
+        Ok(Nanos(credits) - costs)
     }
 }
 

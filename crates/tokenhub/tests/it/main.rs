@@ -6,6 +6,8 @@
 mod golden;
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 
 mod anthropic_golden;
 mod anthropic_inbound;
@@ -18,6 +20,7 @@ mod channel_check;
 mod channel_keys;
 mod channel_limits;
 mod chaos;
+mod cluster;
 mod connections;
 mod crash;
 mod dialects;
@@ -31,6 +34,7 @@ mod management;
 mod metrics_token;
 mod money_bounds;
 mod operations;
+mod outages;
 mod redaction;
 mod relay;
 mod resilience;
@@ -38,5 +42,8 @@ mod responses;
 mod responses_golden;
 mod scale;
 mod secrets_at_rest;
+mod shared_state;
+mod startup;
+mod usage_rollups;
 mod web;
 mod web_fixes;

@@ -33,7 +33,8 @@ pub enum Code {
     RateLimited,
     /// 502: an upstream (a channel's `/models`) failed.
     UpstreamError,
-    /// 503: a feature this deployment has not configured (mail).
+    /// 503: the database is unreachable, or a feature this deployment has not
+    /// configured (mail); the message says which.
     Unavailable,
     /// 500.
     Internal,
@@ -152,6 +153,15 @@ impl From<StoreError> for ManageError {
             StoreError::NotFound(m) => ManageError::not_found(m),
             StoreError::Conflict(m) => ManageError::new(Code::Conflict, m),
             StoreError::OutOfRange(m) => ManageError::invalid(m),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "management request: database unavailable");
+                let mut error = ManageError::new(
+                    Code::Unavailable,
+                    "the database is unavailable; retry shortly",
+                );
+                error.retry_after_secs = Some(2);
+                error
+            }
             other => {
                 // The database's text may name tables or hosts: log it, say less.
                 tracing::error!(error = %other, "management request failed in the store");

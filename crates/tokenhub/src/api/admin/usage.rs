@@ -127,7 +127,8 @@ pub struct AggregateView {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cost_usd: String,
-    /// Over the newest 50,000 matching records.
+    /// From the hourly latency histogram: the upper bound of the bucket holding the
+    /// percentile (see docs/usage-history.md).
     pub latency_p50_ms: Option<i64>,
     pub latency_p95_ms: Option<i64>,
 }

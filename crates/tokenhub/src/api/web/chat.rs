@@ -165,7 +165,8 @@ async fn anonymous(
     }
     state
         .web
-        .admit_anonymous(client_ip, settings.anonymous_chat_rpm)?;
+        .admit_anonymous(client_ip, settings.anonymous_chat_rpm)
+        .await?;
     Ok(Arc::new(KeyEntry {
         id: NO_KEY,
         user_id: owner,

@@ -326,28 +326,37 @@ pub fn base_settings(database_url: &str, mock_url: &str) -> Settings {
     settings
 }
 
-async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> (String, Option<TestDatabase>) {
+pub async fn database_url(
+    backend: Backend,
+    dir: &tempfile::TempDir,
+) -> (String, Option<TestDatabase>) {
     match backend {
         Backend::Sqlite => (
             format!("sqlite://{}/tokenhub.db", dir.path().display()),
             None,
         ),
         Backend::Postgres => {
-            let admin_url =
-                std::env::var("TOKENHUB_TEST_POSTGRES_URL").expect("TOKENHUB_TEST_POSTGRES_URL");
-            let name = format!("th_test_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to PostgreSQL");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .expect("create database");
-            let (server, _) = admin_url.rsplit_once('/').expect("URL names a database");
-            let url = format!("{server}/{name}");
-            (url, Some(TestDatabase { admin_url, name }))
+            let (url, database) = fresh_postgres_database().await;
+            (url, Some(database))
         }
     }
+}
+
+/// A new, empty database on `TOKENHUB_TEST_POSTGRES_URL`'s server, dropped with the guard.
+pub async fn fresh_postgres_database() -> (String, TestDatabase) {
+    let admin_url =
+        std::env::var("TOKENHUB_TEST_POSTGRES_URL").expect("TOKENHUB_TEST_POSTGRES_URL");
+    let name = format!("th_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let (server, _) = admin_url.rsplit_once('/').expect("URL names a database");
+    let url = format!("{server}/{name}");
+    (url, TestDatabase { admin_url, name })
 }
 
 pub fn request_id(response: &reqwest::Response) -> String {

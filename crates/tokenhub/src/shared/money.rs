@@ -1,0 +1,283 @@
+//! Reservations across instances. Per user one hash `<prefix>m:u:<id>` and per key one
+//! `<prefix>m:k:<id>`, each holding
+//! - `amount` and `version`: the database's balance (or key spend) and its version
+//!   (migration 0019), replaced only by a newer reading;
+//! - `h:<instance>`: what that instance holds against it, reserved plus settled but not
+//!   yet committed. A field counts only while its instance is alive.
+//!
+//! Available = amount − Σ live holds, checked and taken in one script (with the key's
+//! RPM/TPM buckets: one round trip per request), so the bound of one process holds for
+//! all: a request is admitted only if its worst case fits beside every reservation in
+//! flight on any instance.
+//!
+//! Moves: reserve (+worst case), settle (+cost − worst case), commit (the writer, after
+//! its transaction: −cost, with the newer reading of the amount, in one script so the
+//! available amount never jumps). The database stays the record: after Redis loses the
+//! hashes, the amount is read again from the database on the next reservation, and each
+//! instance writes back its holds from its own books (`restore_holds`).
+
+use std::sync::LazyLock;
+
+use super::limits::{BUCKET_TTL_MS, LIMITS_LUA, limited};
+use super::{SharedError, SharedState};
+use crate::ledger::books::Refusal;
+use crate::ledger::money::Nanos;
+use crate::relay::limits::Limited;
+use crate::store::Versioned;
+
+/// Money hashes of callers idle this long are dropped (they are read again on use).
+const MONEY_TTL_MS: u64 = 24 * 3600 * 1000;
+
+/// Lua of the reservation: `held` sums the holds of live instances (dropping the dead
+/// ones'), `check_money` returns nil or {-1} / {-2} when the user's / key's amount is not
+/// loaded, {3, available} or {4, remaining} when refused; `take_money` holds the amount.
+const MONEY_LUA: &str = r"
+local function held(key, instances)
+  local fields = redis.call('HGETALL', key)
+  local sum = 0
+  for i = 1, #fields, 2 do
+    local field = fields[i]
+    if string.sub(field, 1, 2) == 'h:' then
+      if redis.call('EXISTS', instances .. string.sub(field, 3)) == 1 then
+        sum = sum + tonumber(fields[i + 1])
+      else
+        redis.call('HDEL', key, field)
+      end
+    end
+  end
+  return sum
+end
+local function check_money(ukey, kkey, amount, quota, instances)
+  local balance = redis.call('HGET', ukey, 'amount')
+  if not balance then return {-1} end
+  local available = tonumber(balance) - held(ukey, instances)
+  if available < amount then return {3, available} end
+  if quota >= 0 then
+    local spent = redis.call('HGET', kkey, 'amount')
+    if not spent then return {-2} end
+    local remaining = quota - tonumber(spent) - held(kkey, instances)
+    if remaining < amount then return {4, remaining} end
+  end
+  return nil
+end
+local function take_money(ukey, kkey, field, amount, ttl)
+  for _, key in ipairs({ukey, kkey}) do
+    redis.call('HINCRBY', key, field, amount)
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+";
+
+/// One request's admission in one round trip: its key's RPM/TPM buckets, then its
+/// reservation. KEYS: RPM bucket, TPM bucket, user hash, key hash. ARGV: rpm, tpm (0 =
+/// none), tokens, bucket TTL, hold field, amount (0 = free: no reservation), quota (-1 =
+/// none), instances prefix, money TTL. Returns {0} when admitted, else what refused it;
+/// nothing is taken unless everything passes.
+static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{LIMITS_LUA}{MONEY_LUA}
+local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local refusal, ra, ta = check_limits(KEYS[1], KEYS[2], rpm, tpm, tokens)
+if refusal then return refusal end
+local amount = tonumber(ARGV[6])
+if amount > 0 then
+  refusal = check_money(KEYS[3], KEYS[4], amount, tonumber(ARGV[7]), ARGV[8])
+  if refusal then return refusal end
+end
+take_limits(KEYS[1], KEYS[2], rpm, tpm, tokens, ra, ta, ARGV[4])
+if amount > 0 then take_money(KEYS[3], KEYS[4], ARGV[5], amount, ARGV[9]) end
+return {{0}}
+"
+    ))
+});
+
+/// KEYS: one money hash. ARGV: hold field, hold change, amount, version (-1 = no
+/// reading, -2 = forget the one held), TTL. Takes the reading if it is newer than the
+/// one held, then moves the hold.
+static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local version = tonumber(ARGV[4])
+if version == -2 then
+  redis.call('HDEL', KEYS[1], 'amount', 'version')
+elseif version >= 0 then
+  local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
+  if version > held then
+    redis.call('HSET', KEYS[1], 'amount', ARGV[3], 'version', ARGV[4])
+  end
+end
+if tonumber(ARGV[2]) ~= 0 then
+  if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+",
+    )
+});
+
+/// KEYS: one money hash. ARGV: hold field, what this instance holds (absolute).
+static SET_HOLD: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if tonumber(ARGV[2]) == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 1
+",
+    )
+});
+
+/// What a money hash is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Account {
+    User(i64),
+    Key(i64),
+}
+
+/// What an update knows of the amount in the database.
+#[derive(Clone, Copy, Debug)]
+pub enum Reading {
+    /// Nothing new: only the hold moves.
+    None,
+    /// Read after the change: kept if newer than Redis's.
+    Read(Versioned),
+    /// The reading failed after a change: Redis must read it again before trusting it.
+    Unknown,
+}
+
+impl Reading {
+    pub fn from_result<E>(result: Result<Option<Versioned>, E>) -> Reading {
+        match result {
+            Ok(Some(reading)) => Reading::Read(reading),
+            Ok(None) => Reading::None,
+            Err(_) => Reading::Unknown,
+        }
+    }
+
+    fn args(self) -> (i64, i64) {
+        match self {
+            Reading::None => (0, -1),
+            Reading::Read(r) => (r.amount.0, r.version),
+            Reading::Unknown => (0, -2),
+        }
+    }
+}
+
+/// One request's admission, as the shared state decided it.
+#[derive(Debug)]
+pub enum Admission {
+    Admitted,
+    Limited(Limited),
+    Refused(Refusal),
+    /// Redis does not hold this amount: read it from the database, `update_money`, retry.
+    Missing(Account),
+}
+
+/// What one request asks the shared state for.
+#[derive(Clone, Copy, Debug)]
+pub struct Request {
+    pub user_id: i64,
+    pub key_id: i64,
+    pub key_quota: Option<Nanos>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    /// Estimated tokens, for the TPM bucket.
+    pub tokens: u64,
+    /// Worst-case cost, reserved (zero: nothing to reserve).
+    pub amount: Nanos,
+}
+
+impl SharedState {
+    fn money_key(&self, account: Account) -> String {
+        match account {
+            Account::User(id) => self.key(format_args!("m:u:{id}")),
+            Account::Key(id) => self.key(format_args!("m:k:{id}")),
+        }
+    }
+
+    fn hold_field(&self) -> String {
+        format!("h:{}", self.instance())
+    }
+
+    /// Admits one request across instances: takes from its key's buckets and reserves
+    /// its worst case against the user's balance and the key's quota, or says why not.
+    pub async fn admit_request(&self, request: Request) -> Result<Admission, SharedError> {
+        let mut connection = self.connection();
+        let answer: Vec<i64> = ADMIT
+            .key(self.bucket("key", request.key_id, "rpm"))
+            .key(self.bucket("key", request.key_id, "tpm"))
+            .key(self.money_key(Account::User(request.user_id)))
+            .key(self.money_key(Account::Key(request.key_id)))
+            .arg(request.rpm.unwrap_or(0))
+            .arg(request.tpm.unwrap_or(0))
+            .arg(request.tokens)
+            .arg(BUCKET_TTL_MS)
+            .arg(self.hold_field())
+            .arg(request.amount.0.max(0))
+            .arg(request.key_quota.map_or(-1, |q| q.0.max(0)))
+            .arg(self.instances_prefix())
+            .arg(MONEY_TTL_MS)
+            .invoke_async(&mut connection)
+            .await?;
+        let needed = request.amount;
+        Ok(match answer.as_slice() {
+            [0] => Admission::Admitted,
+            [-1] => Admission::Missing(Account::User(request.user_id)),
+            [-2] => Admission::Missing(Account::Key(request.key_id)),
+            [3, available] => Admission::Refused(Refusal::Balance {
+                available: Nanos(*available),
+                needed,
+            }),
+            [4, remaining] => Admission::Refused(Refusal::KeyQuota {
+                remaining: Nanos(*remaining),
+                needed,
+            }),
+            other => Admission::Limited(
+                limited(other).ok_or_else(|| SharedError::Protocol(format!("admit: {other:?}")))?,
+            ),
+        })
+    }
+
+    /// Takes a database reading of an amount (kept only if newer than Redis's) and moves
+    /// this instance's hold by `hold_change`.
+    pub async fn update_money(
+        &self,
+        account: Account,
+        reading: Reading,
+        hold_change: Nanos,
+    ) -> Result<(), SharedError> {
+        let (amount, version) = reading.args();
+        let mut connection = self.connection();
+        let _: i64 = UPDATE
+            .key(self.money_key(account))
+            .arg(self.hold_field())
+            .arg(hold_change.0)
+            .arg(amount)
+            .arg(version)
+            .arg(MONEY_TTL_MS)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// After Redis lost its data: writes back what this instance holds, from its books.
+    pub async fn restore_holds(
+        &self,
+        holds: impl IntoIterator<Item = (Account, Nanos)>,
+    ) -> Result<(), SharedError> {
+        let mut connection = self.connection();
+        for (account, held) in holds {
+            let _: i64 = SET_HOLD
+                .key(self.money_key(account))
+                .arg(self.hold_field())
+                .arg(held.0)
+                .invoke_async(&mut connection)
+                .await?;
+        }
+        Ok(())
+    }
+}

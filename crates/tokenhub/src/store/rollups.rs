@@ -1,0 +1,402 @@
+//! Per-hour usage rollups (migration 0018), written by the ledger writer in the same
+//! transaction as the records they count, so Σ rollup cost = Σ record cost exactly: a
+//! batch is either committed with its rollups or not at all, and a retried batch found
+//! committed earlier (`Written::Earlier`) is not counted again. Two tables: per owner
+//! (user, key, model, channel, status) for user, key and billing views, and everyone
+//! together (model, channel, status) for the admin summaries, whose cost then follows the
+//! number of hours and models, not of users, keys or records.
+
+use std::collections::BTreeMap;
+
+use super::usage::{AnyQuery, UsageRecord, statement_chunks, to_i64};
+use super::{Backend, Store, StoreResult};
+use crate::ledger::money::Nanos;
+
+/// Upper bounds (exclusive, ms) of the latency histogram's buckets; the last bucket holds
+/// everything from the last bound on. The histogram is the mergeable sketch latency
+/// percentiles are read from: summing buckets merges hours, keys and models exactly.
+pub const LATENCY_BOUNDS_MS: [i64; 15] = [
+    50, 100, 150, 250, 400, 600, 1000, 1500, 2500, 4000, 6000, 10000, 15000, 25000, 60000,
+];
+pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// The summed columns of every rollup table, in binding order.
+pub(super) const SUM_COLUMNS: [&str; 9] = [
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "explicit_cached_tokens",
+    "completion_tokens",
+    "cost_nano",
+];
+
+pub(super) const HOUR_MS: i64 = 3_600_000;
+pub(super) const DAY_MS: i64 = 24 * HOUR_MS;
+
+pub(super) fn latency_column(bucket: usize) -> String {
+    format!("latency_{bucket:02}")
+}
+
+/// The bucket of a latency.
+pub fn latency_bucket(latency_ms: i64) -> usize {
+    LATENCY_BOUNDS_MS.partition_point(|bound| *bound <= latency_ms)
+}
+
+/// `SUM(CASE …)` counting the records of one bucket: the histogram computed from raw
+/// records (the backfill of migration 0018 spells out the same conditions).
+pub(super) fn latency_bucket_count(bucket: usize) -> String {
+    let lower = bucket
+        .checked_sub(1)
+        .map(|b| format!("latency_ms >= {}", LATENCY_BOUNDS_MS[b]));
+    let upper = LATENCY_BOUNDS_MS
+        .get(bucket)
+        .map(|bound| format!("latency_ms < {bound}"));
+    let condition: Vec<String> = lower.into_iter().chain(upper).collect();
+    format!(
+        "SUM(CASE WHEN {} THEN 1 ELSE 0 END)",
+        condition.join(" AND ")
+    )
+}
+
+/// The latency at quantile `q` read from a histogram: the upper bound of the bucket that
+/// holds the nearest-rank value (the last bound for the open-ended bucket).
+pub fn histogram_percentile(buckets: &[i64; LATENCY_BUCKETS], q: f64) -> Option<i64> {
+    let total: i64 = buckets.iter().sum();
+    if total <= 0 {
+        return None;
+    }
+    let rank = ((q * total as f64).ceil() as i64).clamp(1, total);
+    let mut seen = 0;
+    for (bucket, count) in buckets.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            let last = LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1];
+            return Some(LATENCY_BOUNDS_MS.get(bucket).copied().unwrap_or(last));
+        }
+    }
+    None
+}
+
+/// The start of the UTC hour holding `ms`.
+pub(super) fn hour_of(ms: i64) -> i64 {
+    ms.div_euclid(HOUR_MS) * HOUR_MS
+}
+
+/// What one rollup row adds up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Totals {
+    sums: [i64; SUM_COLUMNS.len()],
+    latency: [i64; LATENCY_BUCKETS],
+}
+
+impl Totals {
+    fn add(&mut self, record: &UsageRecord) {
+        let values = [
+            1,
+            i64::from(record.status >= 400),
+            to_i64(record.prompt_tokens),
+            to_i64(record.cached_tokens),
+            to_i64(record.cache_write_tokens),
+            to_i64(record.cache_write_1h_tokens),
+            to_i64(record.explicit_cached_tokens),
+            to_i64(record.completion_tokens),
+            record.cost.0,
+        ];
+        for (sum, value) in self.sums.iter_mut().zip(values) {
+            *sum = sum.saturating_add(value);
+        }
+        self.latency[latency_bucket(to_i64(record.latency_ms))] += 1;
+    }
+}
+
+/// One grouping value of a rollup row, bound in its table's key column order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Dimension {
+    Number(i64),
+    Text(String),
+}
+
+type Rows = BTreeMap<Vec<Dimension>, Totals>;
+
+/// A batch's rollups per table, each in key order (so concurrent writers lock rows in the
+/// same order).
+pub(super) struct BatchRollups {
+    tables: [(Table, Rows); 3],
+}
+
+impl BatchRollups {
+    pub fn of(records: &[UsageRecord]) -> BatchRollups {
+        let mut tables = Table::ALL.map(|table| (table, Rows::new()));
+        for record in records {
+            for (table, rows) in &mut tables {
+                rows.entry(table.key_of(record)).or_default().add(record);
+            }
+        }
+        BatchRollups { tables }
+    }
+
+    /// Every row of every table as the statements that upsert them, with their rows:
+    /// `INSERT_ROW_COUNTS` runs per table.
+    fn chunks(&self) -> impl Iterator<Item = (Table, Vec<(&Vec<Dimension>, &Totals)>)> + '_ {
+        self.tables.iter().flat_map(|(table, rows)| {
+            let rows: Vec<(&Vec<Dimension>, &Totals)> = rows.iter().collect();
+            let mut chunks = Vec::new();
+            for chunk in statement_chunks(&rows) {
+                chunks.push((*table, chunk.to_vec()));
+            }
+            chunks
+        })
+    }
+
+    /// The upsert statements of this batch, in the order `bind` binds them.
+    pub fn statements(&self, backend: Backend) -> Vec<&'static str> {
+        self.chunks()
+            .map(|(table, rows)| upsert_sql(backend, table, rows.len()))
+            .collect()
+    }
+
+    /// Binds every row of every statement of `statements`, in order.
+    pub fn bind<'q>(&'q self, mut query: AnyQuery<'q>) -> AnyQuery<'q> {
+        for (_, rows) in &self.tables {
+            for (key, totals) in rows {
+                query = bind_row(query, key, totals);
+            }
+        }
+        query
+    }
+
+    /// One query per statement, for PostgreSQL (one statement per query).
+    pub fn queries(&self, backend: Backend) -> Vec<AnyQuery<'_>> {
+        self.chunks()
+            .map(|(table, rows)| {
+                let mut query = sqlx::query(upsert_sql(backend, table, rows.len()));
+                for (key, totals) in rows {
+                    query = bind_row(query, key, totals);
+                }
+                query
+            })
+            .collect()
+    }
+}
+
+fn bind_row<'q>(mut query: AnyQuery<'q>, key: &'q [Dimension], totals: &Totals) -> AnyQuery<'q> {
+    for dimension in key {
+        query = match dimension {
+            Dimension::Number(n) => query.bind(*n),
+            Dimension::Text(text) => query.bind(text.as_str()),
+        };
+    }
+    for value in totals.sums.iter().chain(&totals.latency) {
+        query = query.bind(*value);
+    }
+    query
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Table {
+    Owners,
+    Global,
+    Daily,
+}
+
+impl Table {
+    const ALL: [Table; 3] = [Table::Owners, Table::Global, Table::Daily];
+
+    fn name(self) -> &'static str {
+        match self {
+            Table::Owners => "usage_rollups",
+            Table::Global => "usage_rollups_global",
+            Table::Daily => "usage_rollups_daily",
+        }
+    }
+
+    /// The grouping columns, which are also the unique index the upsert conflicts on.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Table::Owners => &["hour", "user_id", "key_id", "model", "channel_id", "status"],
+            Table::Global => &["hour", "model", "channel_id", "status"],
+            Table::Daily => &["day", "user_id", "key_id"],
+        }
+    }
+
+    /// A record's row in this table, in `keys` order.
+    fn key_of(self, record: &UsageRecord) -> Vec<Dimension> {
+        use Dimension::{Number, Text};
+        let hour = Number(hour_of(record.created_at));
+        let channel = Number(record.channel_id.unwrap_or(0));
+        let status = Number(i64::from(record.status));
+        let model = Text(record.model.clone());
+        match self {
+            Table::Owners => vec![
+                hour,
+                Number(record.user_id),
+                Number(record.key_id),
+                model,
+                channel,
+                status,
+            ],
+            Table::Global => vec![hour, model, channel, status],
+            Table::Daily => vec![
+                Number(record.created_at.div_euclid(DAY_MS) * DAY_MS),
+                Number(record.user_id),
+                Number(record.key_id),
+            ],
+        }
+    }
+}
+
+/// `INSERT … VALUES (…), … ON CONFLICT (keys) DO UPDATE SET column = column + excluded.column`
+/// for `rows` rows: additive, so a row written by an earlier batch in the same hour grows.
+fn upsert_sql(backend: Backend, table: Table, rows: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
+        [Backend::Sqlite, Backend::Postgres]
+            .into_iter()
+            .flat_map(|backend| Table::ALL.map(|table| (backend, table)))
+            .map(|(backend, table)| {
+                super::usage::INSERT_ROW_COUNTS
+                    .iter()
+                    .map(|rows| upsert_text(backend, table, *rows))
+                    .collect()
+            })
+            .collect()
+    });
+    let index = super::usage::INSERT_ROW_COUNTS
+        .iter()
+        .position(|n| *n == rows)
+        .expect("a size from INSERT_ROW_COUNTS");
+    let table_index = Table::ALL.iter().position(|t| *t == table).unwrap_or(0);
+    let set = usize::from(backend == Backend::Postgres) * Table::ALL.len() + table_index;
+    &SQL[set][index]
+}
+
+fn upsert_text(backend: Backend, table: Table, rows: usize) -> String {
+    let summed: Vec<String> = SUM_COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain((0..LATENCY_BUCKETS).map(latency_column))
+        .collect();
+    let columns: Vec<String> = table
+        .keys()
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(summed.iter().cloned())
+        .collect();
+    let values = super::usage::placeholders(backend, rows, columns.len());
+    let updates: Vec<String> = summed
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}", table = table.name()))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
+        table.name(),
+        columns.join(", "),
+        values,
+        table.keys().join(", "),
+        updates.join(", ")
+    )
+}
+
+impl Store {
+    /// Σ cost of one user's rollups: Σ cost of every record of theirs ever written
+    /// (retention purges records only).
+    pub async fn rolled_up_cost(&self, user_id: i64) -> StoreResult<Nanos> {
+        let cost: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM usage_rollups \
+             WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Nanos(cost))
+    }
+
+    /// Σ cost of each rollup table (per owner, global, daily); each equals Σ cost of the
+    /// records ever written.
+    pub async fn rollup_table_costs(&self) -> StoreResult<[Nanos; 3]> {
+        let mut costs = [Nanos::ZERO; 3];
+        for (cost, table) in costs.iter_mut().zip(Table::ALL) {
+            let sql = format!(
+                "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM {}",
+                table.name()
+            );
+            *cost = Nanos(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?);
+        }
+        Ok(costs)
+    }
+
+    /// Deletes up to `batch` usage records created before `before` (Unix ms), oldest
+    /// first; the number deleted. Rollups are kept: summaries of old hours stay exact.
+    /// Small batches keep each transaction short, so the ledger writer is never held up
+    /// for long (SQLite has one writer).
+    pub async fn purge_usage_records(&self, before: i64, batch: i64) -> StoreResult<u64> {
+        let deleted = sqlx::query(
+            "DELETE FROM usage_records WHERE id IN \
+             (SELECT id FROM usage_records WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
+        Ok(deleted.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_fall_in_their_buckets_and_percentiles_read_bucket_bounds() {
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(49), 0);
+        assert_eq!(latency_bucket(50), 1);
+        assert_eq!(latency_bucket(59_999), 14);
+        assert_eq!(latency_bucket(60_000), 15);
+        let mut buckets = [0; LATENCY_BUCKETS];
+        buckets[0] = 50;
+        buckets[6] = 45;
+        buckets[15] = 5;
+        assert_eq!(histogram_percentile(&buckets, 0.5), Some(50));
+        assert_eq!(histogram_percentile(&buckets, 0.95), Some(1000));
+        assert_eq!(histogram_percentile(&buckets, 0.99), Some(60_000));
+        assert_eq!(histogram_percentile(&[0; LATENCY_BUCKETS], 0.5), None);
+    }
+
+    /// The backfill in migration 0018 must bucket old records as the writer buckets new ones.
+    #[test]
+    fn the_backfill_buckets_latencies_with_the_same_bounds() {
+        for backend in ["sqlite", "postgres"] {
+            let path = format!(
+                "{}/migrations/{backend}/0018_usage_rollups.sql",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let migration = std::fs::read_to_string(path).unwrap();
+            for bucket in 0..LATENCY_BUCKETS {
+                assert!(
+                    migration.contains(&latency_bucket_count(bucket)),
+                    "{backend}: bucket {bucket}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn upserts_add_to_the_stored_row() {
+        let sql = upsert_sql(Backend::Postgres, Table::Global, 2);
+        assert!(sql.starts_with(
+            "INSERT INTO usage_rollups_global (hour, model, channel_id, status, requests"
+        ));
+        assert!(sql.contains("ON CONFLICT (hour, model, channel_id, status) DO UPDATE SET requests = usage_rollups_global.requests + excluded.requests"));
+        assert!(
+            sql.contains("$58) ON CONFLICT") && !sql.contains("$59"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("latency_15 = usage_rollups_global.latency_15 + excluded.latency_15")
+        );
+        assert_eq!(hour_of(HOUR_MS + 1), HOUR_MS);
+    }
+}

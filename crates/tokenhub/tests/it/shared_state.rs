@@ -1,0 +1,188 @@
+//! The shared-state scripts against a real Redis this test starts (`redis-server` on a
+//! free port, no persistence): admission, versioned readings, an instance's lease, and
+//! the round trip one admission adds to a request (printed; bench/RESULTS.md).
+//!
+//! Skipped, with the reason printed, without a `redis-server` binary.
+
+use std::time::{Duration, Instant};
+
+use tokenhub::ledger::books::Refusal;
+use tokenhub::ledger::money::Nanos;
+use tokenhub::shared::SharedState;
+use tokenhub::shared::money::{Account, Admission, Reading, Request};
+use tokenhub::store::Versioned;
+
+use crate::cluster::{RedisServer, free_port, redis_available};
+
+fn request(user_id: i64, amount: i64) -> Request {
+    Request {
+        user_id,
+        key_id: user_id * 10,
+        key_quota: None,
+        rpm: None,
+        tpm: None,
+        tokens: 0,
+        amount: Nanos(amount),
+    }
+}
+
+fn reading(amount: i64, version: i64) -> Reading {
+    Reading::Read(Versioned {
+        amount: Nanos(amount),
+        version,
+    })
+}
+
+#[tokio::test]
+async fn admissions_are_shared_versioned_and_leased() {
+    if !redis_available() {
+        eprintln!("skipping the shared state test: no redis-server binary");
+        return;
+    }
+    let redis = RedisServer::start(free_port());
+    let prefix = format!("th-unit-{}:", uuid::Uuid::new_v4().simple());
+    let one = SharedState::connect(&redis.url(), &prefix).await.unwrap();
+    let two = SharedState::connect(&redis.url(), &prefix).await.unwrap();
+    one.spawn_heartbeat(|| async {});
+    two.spawn_heartbeat(|| async {});
+
+    // An amount Redis does not hold is read first.
+    let first = one.admit_request(request(1, 100)).await.unwrap();
+    assert!(
+        matches!(first, Admission::Missing(Account::User(1))),
+        "{first:?}"
+    );
+    one.update_money(Account::User(1), reading(250, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+
+    // Two instances draw on one balance.
+    assert!(matches!(
+        one.admit_request(request(1, 100)).await.unwrap(),
+        Admission::Admitted
+    ));
+    assert!(matches!(
+        two.admit_request(request(1, 100)).await.unwrap(),
+        Admission::Admitted
+    ));
+    let refused = one.admit_request(request(1, 100)).await.unwrap();
+    assert!(
+        matches!(
+            refused,
+            Admission::Refused(Refusal::Balance {
+                available: Nanos(50),
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+
+    // An older reading is ignored; a newer one replaces it.
+    one.update_money(Account::User(1), reading(10_000, 0), Nanos::ZERO)
+        .await
+        .unwrap();
+    let still = one.admit_request(request(1, 60)).await.unwrap();
+    assert!(matches!(still, Admission::Refused(_)), "{still:?}");
+    // Instance one's request settles at 40 and its batch commits: −40, with the new reading.
+    one.update_money(Account::User(1), Reading::None, Nanos(40 - 100))
+        .await
+        .unwrap();
+    one.update_money(Account::User(1), reading(210, 2), Nanos(-40))
+        .await
+        .unwrap();
+    // 210 stored − 100 held by instance two.
+    let refused = one.admit_request(request(1, 111)).await.unwrap();
+    assert!(
+        matches!(
+            refused,
+            Admission::Refused(Refusal::Balance {
+                available: Nanos(110),
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+
+    // A key's quota, and its RPM.
+    let mut quota = request(2, 30);
+    quota.key_quota = Some(Nanos(50));
+    one.update_money(Account::User(2), reading(1_000, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    let missing = one.admit_request(quota).await.unwrap();
+    assert!(
+        matches!(missing, Admission::Missing(Account::Key(20))),
+        "{missing:?}"
+    );
+    one.update_money(Account::Key(20), reading(0, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    assert!(matches!(
+        one.admit_request(quota).await.unwrap(),
+        Admission::Admitted
+    ));
+    let over = two.admit_request(quota).await.unwrap();
+    assert!(
+        matches!(
+            over,
+            Admission::Refused(Refusal::KeyQuota {
+                remaining: Nanos(20),
+                ..
+            })
+        ),
+        "{over:?}"
+    );
+    let mut rpm = request(3, 0);
+    rpm.rpm = Some(2);
+    assert!(matches!(
+        one.admit_request(rpm).await.unwrap(),
+        Admission::Admitted
+    ));
+    assert!(matches!(
+        two.admit_request(rpm).await.unwrap(),
+        Admission::Admitted
+    ));
+    assert!(matches!(
+        one.admit_request(rpm).await.unwrap(),
+        Admission::Limited(_)
+    ));
+
+    // Instance two dies: its hold of 100 on user 1 is gone within its lease.
+    drop(two);
+    let died = Instant::now();
+    loop {
+        if matches!(
+            one.admit_request(request(1, 200)).await.unwrap(),
+            Admission::Admitted
+        ) {
+            break;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(5),
+            "the dead instance's hold stays"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "a dead instance's hold was released after {:?}",
+        died.elapsed()
+    );
+
+    // What one admission (limits and reservation) adds to a request: one round trip.
+    one.update_money(Account::User(4), reading(i64::MAX / 4, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    let mut timed = request(4, 1);
+    (timed.rpm, timed.tpm, timed.tokens) = (Some(1_000_000), Some(1_000_000_000), 10);
+    let mut samples = Vec::new();
+    for _ in 0..2000 {
+        let started = Instant::now();
+        let admitted = one.admit_request(timed).await.unwrap();
+        samples.push(started.elapsed());
+        assert!(matches!(admitted, Admission::Admitted));
+    }
+    samples.sort();
+    let (p50, p99) = (samples[1000], samples[1980]);
+    eprintln!("one shared admission: p50 {p50:?}, p99 {p99:?}");
+    assert!(p50 < Duration::from_millis(20), "p50 {p50:?}");
+}
