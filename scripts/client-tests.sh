@@ -157,7 +157,7 @@ run_suite() {
 }
 
 SECONDS=0
-run_suite python bash -c 'cd clients/python && exec .venv/bin/python -m pytest -v test_openai_sdk.py test_anthropic_sdk.py test_anthropic_sdk_providers.py test_openai_sdk_claude.py test_openai_responses.py'
+run_suite python bash -c 'cd clients/python && exec .venv/bin/python -m pytest -v test_openai_sdk.py test_anthropic_sdk.py test_anthropic_sdk_providers.py test_openai_sdk_claude.py test_openai_responses.py test_fidelity.py'
 run_suite node bash -c 'cd clients/node && exec node --test --test-reporter=spec test_openai.mjs test_responses.mjs'
 run_suite curl clients/curl/test_curl.sh
 

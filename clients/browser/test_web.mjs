@@ -81,6 +81,23 @@ test("a visitor signs up, creates a key, calls the API with curl and sees the re
   const completion = JSON.parse(stdout);
   assert.equal(completion.choices[0].message.content, "Hello from mock-upstream! You said: hi from curl");
 
+  // A page from another origin (the mock's) calls /v1 with the key: CORS preflight and
+  // answer, with the cost header exposed to the page.
+  const foreign = await ctx.newPage();
+  await foreign.goto(MOCK + "/mock/journal");
+  const fromPage = await foreign.evaluate(async ([base, key]) => {
+    const r = await fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json", "x-stainless-os": "Linux" },
+      body: JSON.stringify({ model: "mock-gpt", messages: [{ role: "user", content: "hi from a page" }] }),
+    });
+    return { status: r.status, cost: r.headers.get("x-tokenhub-cost-usd"), body: await r.json() };
+  }, [BASE, secret]);
+  assert.equal(fromPage.status, 200);
+  assert.equal(fromPage.body.choices[0].message.content, "Hello from mock-upstream! You said: hi from a page");
+  assert.equal(String(fromPage.body.usage.cost), fromPage.cost, "x-tokenhub-cost-usd is readable by the page");
+  await foreign.close();
+
   await eventually(page, async () => {
     await page.waitForSelector("#usage-table");
     const usage = await page.textContent("#usage-table tbody");

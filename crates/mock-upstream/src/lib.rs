@@ -24,6 +24,7 @@ mod middleware;
 pub mod models;
 mod preflight;
 mod rules;
+pub mod schema_instance;
 mod server;
 mod sse;
 mod state;

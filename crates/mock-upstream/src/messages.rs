@@ -22,6 +22,11 @@
 //! With the `tool_call` knob the answer is those `tool_use` blocks (preceded by a text
 //! block only if `reply` is set) and `stop_reason` is `tool_use`; when streamed, each
 //! call's arguments JSON arrives in `pieces` `input_json_delta` events.
+//!
+//! Without those knobs the answer follows what the request constrains: with
+//! `output_config.format` (structured outputs) the text is a JSON instance of its schema,
+//! and a `tool_choice` forcing a tool is answered by a call whose input is an instance of
+//! that tool's `input_schema` (`schema_instance`).
 
 mod rules;
 mod stream;
@@ -38,6 +43,7 @@ use serde_json::{Value, json};
 
 use crate::knobs::Knobs;
 use crate::preflight;
+use crate::schema_instance;
 use crate::state::MockState;
 use crate::tokens::{
     anthropic_prompt_tokens, completion_tokens, reply_for, split_reply, word_count,
@@ -130,9 +136,12 @@ impl Answer {
         knobs: &Knobs,
     ) -> Self {
         let n = state.next_id();
-        let mut text = reply_for(request);
+        let mut text = match structured_output(request) {
+            Some(schema) if knobs.reply.is_none() => schema_instance::instance(schema).to_string(),
+            _ => reply_for(request),
+        };
         let mut stop_reason = "end_turn";
-        let tools: Vec<_> = knobs
+        let mut tools: Vec<_> = knobs
             .tool_calls
             .iter()
             .enumerate()
@@ -146,6 +155,12 @@ impl Answer {
                 )
             })
             .collect();
+        if tools.is_empty()
+            && let Some((name, schema)) = forced_tool(request)
+        {
+            let arguments = schema_instance::instance(schema).to_string();
+            tools.push((format!("toolu_mock_{n}_0"), name.to_owned(), arguments, 2));
+        }
         if !tools.is_empty() {
             stop_reason = "tool_use";
         } else if word_count(&text) > max_tokens {
@@ -230,6 +245,30 @@ impl Answer {
 }
 
 /// Anthropic's error type for a status.
+/// The schema of `output_config.format` (structured outputs), when the request sets one.
+fn structured_output(request: &Value) -> Option<&Value> {
+    let format = request.pointer("/output_config/format")?;
+    (format.get("type").and_then(Value::as_str) == Some("json_schema"))
+        .then(|| format.get("schema"))
+        .flatten()
+}
+
+/// The tool `tool_choice` forces (`{type: "tool", name}`) and its `input_schema`: the
+/// model must call it, so the answer does.
+fn forced_tool(request: &Value) -> Option<(&str, &Value)> {
+    let choice = request.get("tool_choice")?;
+    if choice.get("type").and_then(Value::as_str) != Some("tool") {
+        return None;
+    }
+    let name = choice.get("name").and_then(Value::as_str)?;
+    let tool = request
+        .get("tools")?
+        .as_array()?
+        .iter()
+        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))?;
+    Some((name, tool.get("input_schema")?))
+}
+
 fn error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "invalid_request_error",

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod anthropic;
 pub mod body_deadline;
 pub mod client_ip;
+pub mod cors;
 pub mod error;
 pub mod metrics;
 pub mod openai;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub web: std::sync::Arc<web::Web>,
     /// Wakes the catalogue reloader (see `catalog::reload`).
     pub catalog_nudge: std::sync::Arc<tokio::sync::Notify>,
+    /// Origins allowed to call `/v1/` from a browser.
+    pub cors: std::sync::Arc<cors::CorsPolicy>,
     /// With Redis: a management write also wakes the other instances' reloaders.
     pub shared_state: Option<std::sync::Arc<crate::shared::SharedState>>,
     /// What `/readyz` checks.
@@ -64,6 +67,7 @@ pub struct Shared {
 
 pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
     let proxies = state.trusted_proxies.clone();
+    let cors = state.cors.clone();
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
@@ -84,24 +88,35 @@ pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body.max_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {
-            inbound(proxies.clone(), body, request, next)
+            inbound(proxies.clone(), cors.clone(), body, request, next)
         }))
         .with_state(state)
 }
 
 /// What every request goes through before its route, in one layer (each axum layer
 /// wraps every route in futures of its own): the client's address, the request id
-/// (also on a refusal below), and the body read within its deadline.
+/// (also on a refusal below), CORS for `/v1/`, and the body read within its deadline.
 async fn inbound(
     proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
+    cors: std::sync::Arc<cors::CorsPolicy>,
     body: body_deadline::BodyPolicy,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     client_ip::resolve(&proxies, &mut request);
     let id = request_id::assign(&mut request);
+    let allowed_origin = cors.allow_origin(request.uri().path(), request.headers());
+    if let Some(origin) = &allowed_origin
+        && let Some(mut preflight) = cors.preflight(&request, origin.clone())
+    {
+        request_id::stamp(&mut preflight, id);
+        return preflight;
+    }
     let mut response =
         answer_even_if_it_panics(body_deadline::read_in_time(body, request, next)).await;
+    if let Some(origin) = allowed_origin {
+        cors.stamp(origin, &mut response);
+    }
     request_id::stamp(&mut response, id);
     response
 }

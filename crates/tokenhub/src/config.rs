@@ -17,6 +17,7 @@
 //! | `shutdown_grace_ms` | `TOKENHUB_SHUTDOWN_GRACE_MS` | `30000` |
 //! | `startup_model_check` | `TOKENHUB_STARTUP_MODEL_CHECK` | `true`: ping every mapping of every keyed channel once at start-up, in the background, and log the ones the upstream rejects |
 //! | `trusted_proxies` | `TOKENHUB_TRUSTED_PROXIES` (comma-separated) | none |
+//! | `cors_allowed_origins` | `TOKENHUB_CORS_ALLOWED_ORIGINS` (comma-separated; empty: off) | `["*"]`: any origin may call `/v1/` with a key (never `/api/`) |
 //! | `max_body_bytes` | `TOKENHUB_MAX_BODY_BYTES` | `33554432` (32 MiB) |
 //! | `header_read_timeout_ms` | `TOKENHUB_HEADER_READ_TIMEOUT_MS` | `30000` |
 //! | `body_read_timeout_ms` | `TOKENHUB_BODY_READ_TIMEOUT_MS` | `60000` |
@@ -103,6 +104,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<String>,
+    /// Origins a browser page may call `/v1/` from (`api::cors`); `*` is any, none is off.
+    pub cors_allowed_origins: Vec<String>,
     pub log_format: LogFormat,
     /// How clients reach this gateway (e.g. `https://llm.example.com`), for the docs page.
     pub public_url: Option<String>,
@@ -175,6 +178,7 @@ impl Default for Settings {
             first_bytes_timeout_ms: 10_000,
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
+            cors_allowed_origins: vec!["*".to_string()],
             log_format: LogFormat::Text,
             public_url: None,
             redis_url: None,
@@ -454,6 +458,14 @@ impl Settings {
         )?;
         if let Some(list) = var("TOKENHUB_TRUSTED_PROXIES") {
             self.trusted_proxies = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(list) = var("TOKENHUB_CORS_ALLOWED_ORIGINS") {
+            self.cors_allowed_origins = list
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())

@@ -9,4 +9,6 @@ pub mod money;
 pub mod price_tiers;
 pub mod retention;
 pub mod spill;
+#[cfg(any(test, feature = "simulation"))]
+pub mod simulation;
 pub mod writer;

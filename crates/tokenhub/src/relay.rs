@@ -7,7 +7,7 @@
 //! hold is looked up by `catalog::accounts`) and never writes wire errors.
 
 mod authenticate;
-mod bounds;
+pub(crate) mod bounds;
 pub mod clients;
 pub mod concurrency;
 pub mod error;
@@ -36,7 +36,9 @@ use crate::catalog::{Catalog, Channel, ChannelKind, KeyEntry, Model, UserEntry};
 use crate::ledger::books::{Books, Reservation};
 use crate::ledger::money::{Nanos, TokenCounts};
 use crate::ledger::writer::LedgerWriter;
+use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::chunk::CompletionView;
+use crate::protocol::openai::embeddings::{Encoding, in_encoding};
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts, Rewrite};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
@@ -104,6 +106,8 @@ pub enum RelayReply {
     Json {
         body: Bytes,
         upstream_time: Duration,
+        /// What it cost (also in the body's `usage.cost`), for the `x-tokenhub-cost-usd` header.
+        charge: Option<Charge>,
     },
     /// An SSE stream, already primed with its first upstream event.
     Stream(Box<MeteredStream>),
@@ -402,16 +406,27 @@ impl Relay {
                     return Ok(RelayReply::Stream(stream));
                 }
                 Ok(Answer::Json(body, meter, waited)) => {
-                    settlement.finish(
+                    let charge = settlement.finish(
                         meter,
                         Outcome {
                             status: 200,
                             error: None,
                         },
                     );
+                    let body = match facts.operation {
+                        Operation::Embeddings => {
+                            let wanted = Encoding::requested(object.get("encoding_format"));
+                            in_encoding(&body, wanted).map_or(body, Bytes::from)
+                        }
+                        Operation::Chat | Operation::Completions => body,
+                    };
+                    let body = charge
+                        .and_then(|charge| charge.add_to_answer(&body))
+                        .map_or(body, Bytes::from);
                     return Ok(RelayReply::Json {
                         body,
                         upstream_time: upstream_time + waited,
+                        charge,
                     });
                 }
                 Err(error) => {

@@ -364,6 +364,7 @@ pub async fn start(
                 .map_err(StartError::Config)?,
         ),
         readiness,
+        cors: Arc::new(api::cors::CorsPolicy::new(&settings.cors_allowed_origins)),
     });
     let app = api::router(
         state,

@@ -109,20 +109,28 @@ async fn relay_message(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AnthropicError> {
     let (key, translated) = translate(&state, &client, &headers, body).await?;
+    let body = Bytes::from(translated.chat.to_string());
+    // For `message_start`; bounded like the settlement's own estimate (`tokens`).
+    let input_tokens = if translated.chat.get("stream") == Some(&Value::Bool(true)) {
+        crate::tokens::count_chat_prompt(&body, crate::tokens::Budget::SERVING_THREAD)
+    } else {
+        0
+    };
     let call = RelayCall {
         pinned_channel: pinned_channel(&headers),
         operation: Operation::Chat,
         request_id,
         credential: Credential::Bearer(key),
-
-        body: Bytes::from(translated.chat.to_string()),
+        body,
         client_ip: client.0,
     };
     Ok(match state.relay.relay(call).await? {
-        RelayReply::Json { body, .. } => {
+        RelayReply::Json { body, charge, .. } => {
             let message = message_from_openai(&body)
                 .map_err(|e| AnthropicError::new(StatusCode::BAD_GATEWAY, e.message))?;
-            axum::Json(message).into_response()
+            let mut response = axum::Json(message).into_response();
+            super::openai::stamp_cost(&mut response, charge);
+            response
         }
         RelayReply::Stream(upstream) => (
             StatusCode::OK,
@@ -131,7 +139,7 @@ async fn relay_message(
                 (header::CACHE_CONTROL, "no-cache"),
                 (header::HeaderName::from_static("x-accel-buffering"), "no"),
             ],
-            Body::from_stream(stream::anthropic_sse(upstream)),
+            Body::from_stream(stream::anthropic_sse(upstream, input_tokens)),
         )
             .into_response(),
     })

@@ -15,6 +15,7 @@ pub use super::client_ip::ClientIp;
 use super::error::ApiError;
 use super::request_id::RequestId;
 use crate::catalog::Model;
+use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::operation::Operation;
 use crate::relay::{Credential, RelayCall, RelayReply};
 
@@ -81,6 +82,7 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
         RelayReply::Json {
             body,
             upstream_time,
+            charge,
         } => {
             let overhead = received.elapsed().saturating_sub(upstream_time);
             metrics::histogram!("tokenhub_gateway_overhead_seconds").record(overhead.as_secs_f64());
@@ -89,6 +91,7 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
                 "x-tokenhub-overhead-us",
                 http::HeaderValue::from(overhead.as_micros() as u64),
             );
+            stamp_cost(&mut response, charge);
             response
         }
         RelayReply::Stream(stream) => (
@@ -103,6 +106,16 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
             .into_response(),
     }
 }
+
+/// `x-tokenhub-cost-usd` on a non-stream answer: the same decimal as its `usage.cost`.
+pub fn stamp_cost(response: &mut Response, charge: Option<Charge>) {
+    let value = charge.and_then(|c| http::HeaderValue::from_str(&c.header_value()).ok());
+    if let Some(value) = value {
+        response.headers_mut().insert(COST_HEADER, value);
+    }
+}
+
+pub const COST_HEADER: &str = "x-tokenhub-cost-usd";
 
 #[derive(Serialize)]
 struct ModelObject<'a> {
@@ -129,7 +142,48 @@ struct ModelList<'a> {
     data: Vec<ModelObject<'a>>,
 }
 
-/// Models this key may call now: allowed for the key and served by a usable channel.
+/// Anthropic's model object (`GET /v1/models` with `anthropic-version`).
+#[derive(Serialize)]
+struct AnthropicModel<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    display_name: &'a str,
+    created_at: String,
+}
+
+impl<'a> From<&'a Model> for AnthropicModel<'a> {
+    fn from(model: &'a Model) -> Self {
+        let created_at = time::OffsetDateTime::from_unix_timestamp(model.created)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        AnthropicModel {
+            kind: "model",
+            id: &model.id,
+            display_name: &model.id,
+            created_at,
+        }
+    }
+}
+
+/// Anthropic SDKs list models with `anthropic-version` and their key in `x-api-key`.
+fn anthropic_client(headers: &HeaderMap) -> bool {
+    headers.contains_key("anthropic-version")
+}
+
+fn models_key(headers: &HeaderMap) -> Option<String> {
+    bearer(headers).or_else(|| {
+        let key = headers.get("x-api-key")?.to_str().ok()?.trim();
+        (!key.is_empty()).then(|| key.to_string())
+    })
+}
+
+/// Models this key may call now: allowed for the key and served by a usable channel. In
+/// Anthropic's shape (one page: `has_more` false) for Anthropic clients.
 async fn list_models(
     State(state): State<AppState>,
     ClientIp(client_ip): ClientIp,
@@ -137,14 +191,24 @@ async fn list_models(
 ) -> Result<Response, ApiError> {
     let (catalog, key) = state
         .relay
-        .authenticate(bearer(&headers).as_deref(), client_ip)
+        .authenticate(models_key(&headers).as_deref(), client_ip)
         .await?;
-    let data = catalog
+    let models: Vec<_> = catalog
         .routable_models()
         .into_iter()
         .filter(|m| key.allows_model(&m.id))
-        .map(|m| ModelObject::from(&**m))
         .collect();
+    if anthropic_client(&headers) {
+        let data: Vec<AnthropicModel> = models.iter().map(|m| (&***m).into()).collect();
+        return Ok(axum::Json(serde_json::json!({
+            "data": data,
+            "has_more": false,
+            "first_id": data.first().map(|m| m.id),
+            "last_id": data.last().map(|m| m.id),
+        }))
+        .into_response());
+    }
+    let data = models.iter().map(|m| ModelObject::from(&***m)).collect();
     Ok(axum::Json(ModelList {
         object: "list",
         data,
@@ -160,12 +224,15 @@ async fn get_model(
 ) -> Result<Response, ApiError> {
     let (catalog, key) = state
         .relay
-        .authenticate(bearer(&headers).as_deref(), client_ip)
+        .authenticate(models_key(&headers).as_deref(), client_ip)
         .await?;
     let model = catalog
         .model(&id)
         .filter(|m| key.allows_model(&m.id) && !catalog.channels_for(&m.id).is_empty());
     match model {
+        Some(model) if anthropic_client(&headers) => {
+            Ok(axum::Json(AnthropicModel::from(&**model)).into_response())
+        }
         Some(model) => Ok(axum::Json(ModelObject::from(&**model)).into_response()),
         None => Err(crate::relay::RelayError::ModelNotFound(id).into()),
     }

@@ -117,7 +117,7 @@ async fn create(
         client_ip: client.0,
     };
     Ok(match state.relay.relay(call).await? {
-        RelayReply::Json { body, .. } => {
+        RelayReply::Json { body, charge, .. } => {
             let response = response_from_chat(&frame, &body).map_err(|e| {
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -130,7 +130,9 @@ async fn create(
             if let Some(keeper) = keeper {
                 keeper.keep(&response).await;
             }
-            axum::Json(response).into_response()
+            let mut answer = axum::Json(response).into_response();
+            super::openai::stamp_cost(&mut answer, charge);
+            answer
         }
         RelayReply::Stream(upstream) => (
             StatusCode::OK,

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::ledger::money::Nanos;
+use crate::ledger::money::{MAX_AMOUNT, Nanos};
 use crate::shared::SharedState;
 use crate::shared::money::{Account as SharedAccount, Reading};
 
@@ -182,15 +182,18 @@ impl Books {
                     needed: amount,
                 });
             }
-            if let Some(quota) = key_quota {
-                let spend = ledgers.keys.get(&key_id).copied().unwrap_or_default();
-                let remaining = quota - spend.stored - spend.unflushed - spend.reserved;
-                if remaining < amount {
-                    return Err(Refusal::KeyQuota {
-                        remaining,
-                        needed: amount,
-                    });
-                }
+            // A key's spend is stored within MAX_AMOUNT like every amount: past it the
+            // database refuses the debit and the writer parks the record, serving the
+            // request for free. So a key without a quota has that one (found by the
+            // ledger simulation, seed 1769916737715584613, at step 336310).
+            let quota = key_quota.map_or(MAX_AMOUNT, |quota| quota.min(MAX_AMOUNT));
+            let spend = ledgers.keys.get(&key_id).copied().unwrap_or_default();
+            let remaining = quota - spend.stored - spend.unflushed - spend.reserved;
+            if remaining < amount {
+                return Err(Refusal::KeyQuota {
+                    remaining,
+                    needed: amount,
+                });
             }
         }
         Ok(Self::take(&mut ledgers, user_id, key_id, amount))
@@ -372,6 +375,31 @@ mod tests {
         let ok = books.reserve(1, 10, Some(Nanos(100)), Nanos(10)).unwrap();
         books.settle(ok, Nanos(10));
         assert_eq!(books.key_spent(10), Nanos(100));
+    }
+
+    /// Seed 1769916737715584613 of the ledger simulation: a key without a quota had
+    /// spent almost `MAX_AMOUNT`, and its next request was admitted, refused by the
+    /// database and parked (served for free).
+    #[test]
+    fn a_key_without_a_quota_spends_no_more_than_the_storable_bound() {
+        let books = Books::default();
+        let spent = MAX_AMOUNT - Nanos(10);
+        books.sync([(1, MAX_AMOUNT)], [(10, spent)]);
+        assert_eq!(
+            books.reserve(1, 10, None, Nanos(11)),
+            Err(Refusal::KeyQuota {
+                remaining: Nanos(10),
+                needed: Nanos(11)
+            })
+        );
+        let fits = books.reserve(1, 10, None, Nanos(10)).unwrap();
+        books.settle(fits, Nanos(10));
+        assert_eq!(books.key_spent(10), MAX_AMOUNT);
+        assert!(
+            books
+                .reserve(1, 10, Some(Nanos(i64::MAX)), Nanos(1))
+                .is_err()
+        );
     }
 
     #[test]

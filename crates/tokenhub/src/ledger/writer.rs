@@ -98,6 +98,11 @@ pub trait WriteFaults: Send + Sync {
     fn database_answers(&self) -> bool {
         true
     }
+    /// How long to wait before retrying a failed batch (a simulation does not wait
+    /// seconds of real time between its attempts).
+    fn retry_delay(&self, planned: Duration) -> Duration {
+        planned
+    }
 }
 
 /// A cheap handle for sending records to the writer task.
@@ -499,7 +504,10 @@ impl Committer<'_> {
                 refusals = 0;
             }
             tracing::error!(%error, records = batch.len(), "usage batch not committed; retrying");
-            tokio::time::sleep(backoff).await;
+            let delay = self
+                .faults
+                .map_or(backoff, |faults| faults.retry_delay(backoff));
+            tokio::time::sleep(delay).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }

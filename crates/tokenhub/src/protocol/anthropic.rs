@@ -24,6 +24,7 @@ pub mod model_rules;
 pub mod request;
 pub mod response;
 pub mod stream;
+pub mod structured;
 pub mod wire;
 
 pub use request::{RequestOptions, Translated, request_from_openai};

@@ -10,6 +10,7 @@ use super::http::HttpClient;
 use super::transport::{self, EventTranslator, TranslatedStream};
 use super::{ByteStream, Deadlines, FailureKind, UpstreamFailure, UpstreamResponse};
 use crate::catalog::Channel;
+use crate::protocol::anthropic::structured::answer_from_tool;
 use crate::protocol::anthropic::{
     RequestOptions, StreamTranslator, TranslateError, request_from_openai, response_to_openai,
 };
@@ -61,14 +62,18 @@ pub async fn send_chat(
     // every status that is not the client's mistake.
     let upstream = transport::body_stream(transport::success_body(response, |s, _| s).await?);
     let body: ByteStream = if translated.stream {
-        let translator = StreamTranslator::new(transport::unix_now());
+        let translator = StreamTranslator::new(transport::unix_now())
+            .answering_with_tool(translated.answer_tool);
         Box::pin(TranslatedStream::new(upstream, translator))
     } else {
         // Lazy: the relay's total deadline applies while this is read.
         Box::pin(futures_util::stream::once(async move {
             let answer = transport::read_answer(upstream).await?;
-            let completion =
+            let mut completion =
                 response_to_openai(&answer, transport::unix_now()).map_err(protocol_failure)?;
+            if let Some(tool) = &translated.answer_tool {
+                answer_from_tool(&mut completion, tool);
+            }
             Ok(Bytes::from(completion.to_string()))
         }))
     };

@@ -6,6 +6,7 @@
 //! | dialect | request | answer |
 //! |---|---|---|
 //! | all vendors | `developer` messages become `system` (not accepted there) | — |
+//! | all but qwen, and openai | `cache_control` markers dropped from messages, parts and tools (qwen keeps those on content parts: DashScope's explicit context cache) | — |
 //! | moonshot | no `temperature`, `top_p`, `n`, `presence_penalty`, `frequency_penalty` for kimi-k2.5/k2.6, which fix them (kimi-k2-thinking keeps its temperature) | usage inside the choice is hoisted (relay) |
 //! | qwen | `enable_thinking: false` on non-streaming chat unless the client chose (DashScope refuses thinking without streaming) | — |
 //! | zhipu | — | business error codes → OpenAI statuses and retry decisions; `finish_reason` `sensitive` → `content_filter`, `model_context_window_exceeded` → `length`, `network_error` → an upstream error |
@@ -74,14 +75,30 @@ impl Dialect {
         upstream_model: &str,
         rewrite: &mut Rewrite,
     ) {
-        if self == Dialect::Generic || facts.operation != Operation::Chat {
+        if facts.operation != Operation::Chat {
             return;
         }
-        if let Some(messages) = object
-            .get("messages")
-            .and_then(|raw| developer_as_system(raw.get()))
+        let mut messages = object.get("messages").and_then(|raw| {
+            (self != Dialect::Generic)
+                .then(|| developer_as_system(raw.get()))
+                .flatten()
+        });
+        if let Some(raw) = object.get("messages")
+            && let Some(stripped) = self.cache_hints_kept(messages.as_deref().unwrap_or(raw.get()))
         {
+            messages = Some(stripped);
+        }
+        if let Some(messages) = messages {
             rewrite.set("messages", messages);
+        }
+        if let Some(tools) = object
+            .get("tools")
+            .and_then(|raw| without_cache_control(raw.get()))
+        {
+            rewrite.set("tools", tools);
+        }
+        if self == Dialect::Generic {
+            return;
         }
         match self {
             Dialect::Moonshot
@@ -164,6 +181,38 @@ fn deepseek_model_missing(body: &[u8]) -> bool {
 
 /// The messages with `developer` roles downgraded to `system`, or `None` when there are
 /// none (the common case costs one substring search, no parse).
+impl Dialect {
+    /// The messages without the `cache_control` markers the vendor has no use for, when
+    /// there are any. Qwen (DashScope) takes them on content parts as its explicit
+    /// context cache; the others would refuse or ignore them. Markers arrive from
+    /// `/v1/messages` clients (Anthropic's prompt caching) or LiteLLM-style chat clients.
+    fn cache_hints_kept(self, messages: &str) -> Option<String> {
+        if self == Dialect::Qwen {
+            return None;
+        }
+        without_cache_control(messages)
+    }
+}
+
+/// A JSON array (messages or tools) without any `cache_control` member in its items or
+/// their content parts; `None` when it has none (the common case: one substring search).
+fn without_cache_control(array: &str) -> Option<String> {
+    memchr::memmem::find(array.as_bytes(), b"\"cache_control\"")?;
+    let mut parsed: Vec<Value> = serde_json::from_str(array).ok()?;
+    for item in &mut parsed {
+        if let Some(object) = item.as_object_mut() {
+            object.remove("cache_control");
+        }
+        let parts = item.get_mut("content").and_then(Value::as_array_mut);
+        for part in parts.into_iter().flatten() {
+            if let Some(part) = part.as_object_mut() {
+                part.remove("cache_control");
+            }
+        }
+    }
+    Some(Value::from(parsed).to_string())
+}
+
 fn developer_as_system(messages: &str) -> Option<String> {
     if !messages.contains("\"developer\"") {
         return None;
@@ -217,6 +266,26 @@ mod tests {
         let mut rewrite = Rewrite::default();
         dialect.adjust_request(&facts, &object, model, &mut rewrite);
         String::from_utf8(object.write_with(&rewrite)).unwrap()
+    }
+
+    #[test]
+    fn cache_markers_stay_only_where_the_vendor_caches_explicitly() {
+        let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}],"tools":[{"type":"function","function":{"name":"f"},"cache_control":{"type":"ephemeral"}}]}"#;
+        let parts = r#"[{"role":"user","content":[{"type":"text","text":"hi"}]}]"#;
+        let tools = r#"[{"type":"function","function":{"name":"f"}}]"#;
+        let stripped =
+            format!(r#"{{"model":"m","stream":true,"messages":{parts},"tools":{tools}}}"#);
+        assert_eq!(rewritten(Dialect::Generic, body, "m"), stripped);
+        assert_eq!(rewritten(Dialect::DeepSeek, body, "m"), stripped);
+        // DashScope's explicit context cache reads the markers on content parts.
+        let qwen = rewritten(Dialect::Qwen, body, "m");
+        assert!(
+            qwen.contains(r#""text":"hi","cache_control":{"type":"ephemeral"}"#),
+            "{qwen}"
+        );
+        assert!(qwen.ends_with(&format!(r#""tools":{tools}}}"#)), "{qwen}");
+        let plain = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        assert_eq!(rewritten(Dialect::Generic, plain, "m"), plain);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::ledger::books::{Books, Reservation};
 use crate::ledger::money::{Nanos, TokenCeiling, TokenCounts};
 use crate::ledger::price_tiers::{PriceChoice, Pricing, STANDARD};
 use crate::ledger::writer::LedgerWriter;
+use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::operation::Operation;
 use crate::relay::limits::{RateLimits, TokenHold};
 use crate::store::{UsageRecord, now_ms};
@@ -182,7 +183,7 @@ impl Settlement {
     /// Settles a request that failed before any output was produced: it costs nothing.
     pub fn fail(mut self, status: u16, error: &str) {
         self.upstream_contacted = false;
-        self.finish(
+        let _free = self.finish(
             Meter::default(),
             Outcome {
                 status,
@@ -193,9 +194,11 @@ impl Settlement {
 
     /// Settles with what the meter saw. Without reported usage, tokens are counted locally
     /// (prompt from the request, completion from the text seen) and marked estimated.
-    pub fn finish(&mut self, meter: Meter, outcome: Outcome) {
+    /// Returns what the request cost and the owner's balance after it (`None` when it was
+    /// settled before), for the answer's `usage.cost`.
+    pub fn finish(&mut self, meter: Meter, outcome: Outcome) -> Option<Charge> {
         if self.settled {
-            return;
+            return None;
         }
         self.settled = true;
         metrics::gauge!("tokenhub_requests_in_flight").decrement(1.0);
@@ -249,10 +252,15 @@ impl Settlement {
             }
             None => {}
         }
+        let charge = Charge {
+            cost,
+            balance: self.books.balance(record.user_id),
+        };
         // Settled once (`self.settled`): the record is handed over, not copied.
         let record = std::mem::take(record);
         super::observe::settled(&record);
         self.writer.submit(record);
+        Some(charge)
     }
 }
 
@@ -278,7 +286,7 @@ impl Settlement {
 impl Drop for Settlement {
     fn drop(&mut self) {
         if !self.settled {
-            self.finish(Meter::default(), Outcome::abandoned("request"));
+            let _abandoned = self.finish(Meter::default(), Outcome::abandoned("request"));
         }
     }
 }

@@ -22,6 +22,7 @@ use futures_util::{Stream, StreamExt};
 use super::concurrency::SlotPermit;
 use super::settle::{Meter, Outcome, Settlement};
 use crate::catalog::Channel;
+use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::chunk::{CompletionView, usage_chunk_json};
 use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::openai::operation::Operation;
@@ -227,8 +228,27 @@ impl MeteredStream {
                 return;
             }
             self.usage_forwarded = true;
+            raw = self.with_charge(data).unwrap_or(raw);
+        } else if !self.client_wants_usage {
+            raw = without_null_usage(raw);
         }
         self.ready.push_back(raw);
+    }
+
+    /// Settles at the usage chunk the client reads (its usage is final), so the chunk can
+    /// carry what the request cost: the event with `usage.cost` added.
+    fn with_charge(&mut self, data: &[u8]) -> Option<Bytes> {
+        let charge = self.settle(None)?;
+        let chunk = charge.add_to_answer(data)?;
+        Some(SseEvent::data_bytes(&chunk))
+    }
+
+    /// Settles with what was metered so far, once.
+    fn settle(&mut self, error: Option<String>) -> Option<Charge> {
+        let mut settlement = self.settlement.take()?;
+        metrics::gauge!("tokenhub_streams_open").decrement(1.0);
+        let meter = std::mem::take(&mut self.meter);
+        settlement.finish(meter, Outcome { status: 200, error })
     }
 
     /// An upstream's in-band error may echo its key: its message for the record, and the
@@ -264,6 +284,10 @@ impl MeteredStream {
         let (id, created, model) = self.identity.clone().unwrap_or_default();
         let object = self.operation.chunk_object();
         let chunk = usage_chunk_json(&id, object, created, &model, counts);
+        let chunk = self
+            .settle(None)
+            .and_then(|charge| charge.add_to_answer(&chunk))
+            .map_or(chunk, Bytes::from);
         self.ready.push_back(SseEvent::data_bytes(&chunk));
         self.usage_forwarded = true;
     }
@@ -289,10 +313,22 @@ impl MeteredStream {
         if let Some(message) = &error {
             self.ready.push_back(error_event(message));
         }
-        if let Some(mut settlement) = self.settlement.take() {
-            metrics::gauge!("tokenhub_streams_open").decrement(1.0);
-            let meter = std::mem::take(&mut self.meter);
-            settlement.finish(meter, Outcome { status: 200, error });
+        let _settled = self.settle(error);
+    }
+}
+
+/// A chunk without the `"usage":null` an upstream adds to every chunk once usage is
+/// asked for: the gateway asked on behalf of a client that did not, and OpenAI writes
+/// no `usage` member at all then. Only the compact form OpenAI writes is recognised.
+fn without_null_usage(raw: Bytes) -> Bytes {
+    const NULL_USAGE: &[u8] = br#","usage":null"#;
+    match memchr::memmem::find(&raw, NULL_USAGE) {
+        None => raw,
+        Some(at) => {
+            let mut edited = Vec::with_capacity(raw.len() - NULL_USAGE.len());
+            edited.extend_from_slice(&raw[..at]);
+            edited.extend_from_slice(&raw[at + NULL_USAGE.len()..]);
+            Bytes::from(edited)
         }
     }
 }
@@ -376,7 +412,7 @@ impl Drop for MeteredStream {
         if let Some(mut settlement) = self.settlement.take() {
             metrics::gauge!("tokenhub_streams_open").decrement(1.0);
             let meter = std::mem::take(&mut self.meter);
-            settlement.finish(meter, Outcome::abandoned("stream"));
+            let _abandoned = settlement.finish(meter, Outcome::abandoned("stream"));
         }
     }
 }

@@ -20,14 +20,17 @@ struct Translating<S> {
 /// Anthropic SSE from an OpenAI SSE stream. The upstream is read to its end even after
 /// `message_stop`: the relay settles the request when its stream ends, and dropping it
 /// early would record a client disconnect.
-pub fn anthropic_sse<S>(upstream: S) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
+pub fn anthropic_sse<S>(
+    upstream: S,
+    input_tokens: u64,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
 {
     let state = Translating {
         upstream,
         decoder: SseDecoder::default(),
-        translator: InboundStream::new(),
+        translator: InboundStream::new().with_input_tokens(input_tokens),
         pending: VecDeque::new(),
         ended: false,
     };

@@ -24,13 +24,16 @@ use serde_json::{Value, json};
 use crate::ledger::money::TokenCounts;
 use crate::protocol::openai::usage::WireUsage;
 
-/// OpenAI usage (any dialect the relay passes on) as Anthropic's usage object.
+/// OpenAI usage (any dialect the relay passes on) as Anthropic's usage object. The
+/// gateway's cost members (`protocol::openai::charge`) are carried over as they are.
 pub fn usage_from_openai(usage: Option<&Value>) -> Value {
     let counts = usage
         .and_then(|u| serde_json::from_value::<WireUsage>(u.clone()).ok())
         .and_then(|u| u.counts())
         .unwrap_or_default();
-    anthropic_usage(counts)
+    let mut out = anthropic_usage(counts);
+    crate::protocol::openai::charge::carry_cost(usage, &mut out);
+    out
 }
 
 fn anthropic_usage(counts: TokenCounts) -> Value {

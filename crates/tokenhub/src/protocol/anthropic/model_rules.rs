@@ -44,23 +44,30 @@ pub enum Thinking {
 pub struct ModelRules {
     pub sampling: Sampling,
     pub thinking: Thinking,
+    /// Takes `output_config.format` (structured outputs: Haiku 4.5, Sonnet 4.5, Opus 4.1
+    /// and later, per platform.claude.com/docs/en/build-with-claude/structured-outputs).
+    pub structured_outputs: bool,
 }
 
 const LATEST: ModelRules = ModelRules {
     sampling: Sampling::None,
     thinking: Thinking::AdaptiveOnly,
+    structured_outputs: true,
 };
 const ADAPTIVE: ModelRules = ModelRules {
     sampling: Sampling::OneOf,
     thinking: Thinking::Adaptive,
+    structured_outputs: true,
 };
 const ONE_SAMPLER: ModelRules = ModelRules {
     sampling: Sampling::OneOf,
     thinking: Thinking::Budget,
+    structured_outputs: true,
 };
 const LEGACY: ModelRules = ModelRules {
     sampling: Sampling::Any,
     thinking: Thinking::Budget,
+    structured_outputs: false,
 };
 
 /// (family, or `*` for any; lowest version; rules), newest first: the first row the id

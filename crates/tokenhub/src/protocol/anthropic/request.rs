@@ -28,6 +28,7 @@ use serde_json::{Map, Value};
 
 use super::TranslateError;
 use super::model_rules::rules_for;
+use super::structured::structured;
 use super::wire::{MessagesRequest, Metadata, Tool, ToolChoice};
 
 /// Output budget when the client sets none: Anthropic requires `max_tokens`, OpenAI does not.
@@ -80,6 +81,8 @@ impl Default for RequestOptions {
 pub struct Translated {
     pub body: Vec<u8>,
     pub stream: bool,
+    /// The forced tool whose call is the answer (`structured`), to be given back as content.
+    pub answer_tool: Option<String>,
 }
 
 /// The OpenAI members the translation reads; everything else lands in `extra`.
@@ -139,12 +142,18 @@ pub fn request_from_openai(
     for name in DROPPED.iter().chain(WRITTEN) {
         extra.remove(*name);
     }
-    let tools = translate_tools(chat.tools.unwrap_or_default())?;
-    let tool_choice = if tools.is_empty() {
+    let mut tools = translate_tools(chat.tools.unwrap_or_default())?;
+    let mut tool_choice = if tools.is_empty() {
         None
     } else {
         translate_tool_choice(chat.tool_choice, chat.parallel_tool_calls)
     };
+    let format = structured(
+        chat.response_format.as_ref(),
+        rules_for(&chat.model),
+        !tools.is_empty(),
+    )?;
+    let answer_tool = format.and_then(|f| f.apply(&mut tools, &mut tool_choice, &mut extra));
     let forces_tool = matches!(
         tool_choice,
         Some(ToolChoice::Any { .. } | ToolChoice::Tool { .. })
@@ -177,7 +186,11 @@ pub fn request_from_openai(
     };
     let body = serde_json::to_vec(&request)
         .map_err(|e| TranslateError::invalid(format!("cannot write the Anthropic request: {e}")))?;
-    Ok(Translated { body, stream })
+    Ok(Translated {
+        body,
+        stream,
+        answer_tool,
+    })
 }
 
 /// Refuses members whose meaning would be lost. The texts are documented in docs/providers/anthropic.md.
@@ -187,15 +200,6 @@ fn refuse_unsupported(chat: &ChatRequest) -> Result<(), TranslateError> {
     }
     if chat.logprobs == Some(true) {
         return Err(TranslateError::unsupported("`logprobs`"));
-    }
-    if chat
-        .response_format
-        .as_ref()
-        .is_some_and(|f| f.kind == "json_schema")
-    {
-        return Err(TranslateError::unsupported(
-            "`response_format` of type `json_schema`",
-        ));
     }
     if chat
         .modalities
@@ -285,6 +289,7 @@ fn translate_tools(tools: Vec<ChatTool>) -> Result<Vec<Tool>, TranslateError> {
                 input_schema: function
                     .parameters
                     .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+                cache_control: tool.cache_control,
             })
         })
         .collect()

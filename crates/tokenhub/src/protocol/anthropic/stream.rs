@@ -43,6 +43,11 @@ pub struct StreamTranslator {
     thinking: Vec<(u64, ContentBlock)>,
     /// True after `message_stop` or `error`: the OpenAI stream is complete.
     finished: bool,
+    /// The forced tool whose call is the answer (`structured`): its arguments stream as
+    /// `content`, and the answer finishes with `stop`.
+    answer_tool: Option<String>,
+    /// The Anthropic block index of the call to `answer_tool`, once it started.
+    answer_block: Option<u64>,
 }
 
 impl StreamTranslator {
@@ -56,7 +61,15 @@ impl StreamTranslator {
             tool_calls: HashMap::new(),
             thinking: Vec::new(),
             finished: false,
+            answer_tool: None,
+            answer_block: None,
         }
+    }
+
+    /// Streams the call to `tool` as the answer's content (see `structured`).
+    pub fn answering_with_tool(mut self, tool: Option<String>) -> StreamTranslator {
+        self.answer_tool = tool;
+        self
     }
 
     /// Whether the OpenAI stream has ended (`[DONE]` or an error was produced).
@@ -89,7 +102,10 @@ impl StreamTranslator {
             StreamEvent::ContentBlockDelta { index, delta } => self.block_delta(index, delta),
             StreamEvent::MessageDelta { delta, usage } => {
                 self.usage.update(&usage);
-                let reason = finish_reason(delta.stop_reason.as_deref());
+                let reason = match finish_reason(delta.stop_reason.as_deref()) {
+                    "tool_calls" if self.answer_block.is_some() => "stop",
+                    reason => reason,
+                };
                 vec![self.chunk(json!({}), Some(reason))]
             }
             StreamEvent::MessageStop => {
@@ -111,6 +127,10 @@ impl StreamTranslator {
 
     fn block_start(&mut self, index: u64, block: ContentBlock) -> Vec<String> {
         match block {
+            ContentBlock::ToolUse { name, .. } if self.answer_tool.as_ref() == Some(&name) => {
+                self.answer_block = Some(index);
+                Vec::new()
+            }
             ContentBlock::ToolUse { id, name, .. } => {
                 let k = self.tool_calls.len();
                 self.tool_calls.insert(index, k);
@@ -160,6 +180,11 @@ impl StreamTranslator {
                     kept.get_or_insert_default().push_str(&signature);
                 }
                 return Vec::new();
+            }
+            Delta::InputJsonDelta { partial_json }
+                if !partial_json.is_empty() && self.answer_block == Some(index) =>
+            {
+                json!({"content": partial_json})
             }
             Delta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                 let Some(&k) = self.tool_calls.get(&index) else {

@@ -63,6 +63,12 @@ pub enum ContentBlock {
         #[serde(flatten)]
         extra: Map<String, Value>,
     },
+    /// A PDF (or other document) the client sent as an OpenAI `file` part.
+    Document {
+        source: ImageSource,
+        #[serde(flatten)]
+        extra: Map<String, Value>,
+    },
     ToolUse {
         id: String,
         name: String,
@@ -121,6 +127,9 @@ pub struct Tool {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub input_schema: Value,
+    /// Anthropic's prompt-caching marker, kept from the client's tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,6 +29,9 @@ pub struct ChatTool {
     pub kind: String,
     #[serde(default)]
     pub function: Option<FunctionDef>,
+    /// Anthropic's prompt-caching marker on a tool, as LiteLLM and OpenRouter accept it.
+    #[serde(default)]
+    pub cache_control: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,4 +71,6 @@ pub struct ResponseFormat {
 pub struct JsonSchemaFormat {
     #[serde(default)]
     pub schema: Option<Value>,
+    #[serde(default)]
+    pub name: Option<String>,
 }

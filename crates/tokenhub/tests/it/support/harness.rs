@@ -393,3 +393,14 @@ pub fn streamed_text(data: &[String]) -> String {
 pub fn user_says(text: &str) -> Value {
     serde_json::json!([{"role": "user", "content": text}])
 }
+
+/// A `usage` object without the gateway's cost members (`usage.cost`, `usage.tokenhub`),
+/// for tests about the token counts; `tests/it/fidelity.rs` checks the cost.
+pub fn without_cost(usage: &Value) -> Value {
+    let mut usage = usage.clone();
+    if let Some(object) = usage.as_object_mut() {
+        object.remove("cost");
+        object.remove("tokenhub");
+    }
+    usage
+}

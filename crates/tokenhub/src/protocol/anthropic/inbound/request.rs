@@ -96,11 +96,10 @@ pub fn request_to_openai(request: InboundRequest) -> Result<Value, TranslateErro
     let mut out = Map::new();
     out.insert("model".into(), Value::String(request.model));
     let mut chat = Vec::new();
-    if let Some(system) = request.system {
-        let text = messages::system_text(system)?;
-        if !text.is_empty() {
-            chat.push(json!({"role": "system", "content": text}));
-        }
+    if let Some(system) = request.system
+        && let Some(content) = messages::system_content(system)?
+    {
+        chat.push(json!({"role": "system", "content": content}));
     }
     for message in request.messages {
         match message.role {
@@ -169,7 +168,11 @@ fn tool(mut tool: Map<String, Value>) -> Result<Value, TranslateError> {
     if let Some(schema) = tool.remove("input_schema") {
         function.insert("parameters".into(), schema);
     }
-    Ok(json!({"type": "function", "function": function}))
+    let mut tool_out = json!({"type": "function", "function": function});
+    if let Some(cache_control) = tool.remove("cache_control") {
+        tool_out["cache_control"] = cache_control;
+    }
+    Ok(tool_out)
 }
 
 /// The OpenAI `tool_choice`, and whether parallel calls must be switched off.

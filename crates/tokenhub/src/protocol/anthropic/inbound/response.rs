@@ -69,8 +69,12 @@ pub fn stop_reason(finish_reason: Option<&str>) -> &'static str {
     }
 }
 
-/// `msg_…` from an OpenAI completion id.
+/// `msg_…` from an OpenAI completion id; an id that already is one (an Anthropic
+/// upstream's) is kept as it is, not doubled.
 pub fn message_id(openai_id: &str) -> String {
+    if openai_id.starts_with("msg_") {
+        return openai_id.to_string();
+    }
     let bare = openai_id.strip_prefix("chatcmpl-").unwrap_or(openai_id);
     format!("msg_{bare}")
 }

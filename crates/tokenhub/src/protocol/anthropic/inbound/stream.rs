@@ -2,7 +2,7 @@
 //!
 //! | OpenAI data | Anthropic events |
 //! |---|---|
-//! | the first chunk | `message_start` (id, model; usage 0: the real counts come last) |
+//! | the first chunk | `message_start` (id, model; `input_tokens` as counted before the answer, see `with_input_tokens`: the real counts come last) |
 //! | `reasoning_content` / `reasoning` | a `thinking` block, `thinking_delta`s |
 //! | `content` | a `text` block, `text_delta`s |
 //! | a new `tool_calls[i]` (unseen index, or a new id) | a `tool_use` block `{id, name, input: {}}` |
@@ -65,11 +65,20 @@ pub struct InboundStream {
     stop_reason: Option<&'static str>,
     usage: Option<Value>,
     finished: bool,
+    /// The prompt's tokens as counted before the answer, for `message_start` (the real
+    /// counts come in `message_delta`, as Anthropic's own do).
+    input_tokens: u64,
 }
 
 impl InboundStream {
     pub fn new() -> InboundStream {
         InboundStream::default()
+    }
+
+    /// `message_start` reports `input_tokens` (older Anthropic SDKs read them there).
+    pub fn with_input_tokens(mut self, input_tokens: u64) -> InboundStream {
+        self.input_tokens = input_tokens;
+        self
     }
 
     /// True once `message_stop` or `error` was produced: the Anthropic stream is complete.
@@ -100,7 +109,7 @@ impl InboundStream {
         }
         if !self.started {
             self.started = true;
-            out.push(message_start(&chunk));
+            out.push(message_start(&chunk, self.input_tokens));
         }
         if let Some(choice) = chunk.pointer("/choices/0") {
             if let Some(delta) = choice.get("delta") {
@@ -248,7 +257,7 @@ impl InboundStream {
         }
         if !self.started {
             self.started = true;
-            out.push(message_start(&Value::Null));
+            out.push(message_start(&Value::Null, self.input_tokens));
         }
         self.close_block(out);
         self.finished = true;
@@ -267,7 +276,7 @@ impl InboundStream {
     }
 }
 
-fn message_start(chunk: &Value) -> AnthropicEvent {
+fn message_start(chunk: &Value, input_tokens: u64) -> AnthropicEvent {
     let id = chunk.get("id").and_then(Value::as_str).unwrap_or_default();
     let model = chunk
         .get("model")
@@ -278,7 +287,7 @@ fn message_start(chunk: &Value) -> AnthropicEvent {
         data: json!({"type": "message_start", "message": {
             "id": message_id(id), "type": "message", "role": "assistant", "model": model,
             "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": {"input_tokens": input_tokens, "output_tokens": 0},
         }}),
     }
 }

@@ -49,6 +49,18 @@ struct Part {
     /// Anthropic's prompt-caching marker, accepted on OpenAI parts as LiteLLM does.
     #[serde(default)]
     cache_control: Option<Value>,
+    #[serde(default)]
+    file: Option<FilePart>,
+}
+
+/// An OpenAI `file` part's `file`: inline data (a `data:` URL) is sent as a document;
+/// an uploaded `file_id` means nothing to Anthropic.
+#[derive(Deserialize)]
+struct FilePart {
+    #[serde(default)]
+    file_data: Option<String>,
+    #[serde(default)]
+    filename: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +163,24 @@ fn content_blocks(
                 });
             }
             "input_audio" => return Err(TranslateError::unsupported("audio input")),
+            "file" if images => {
+                let Some(FilePart {
+                    file_data: Some(data),
+                    filename,
+                }) = part.file
+                else {
+                    return Err(TranslateError::unsupported(
+                        "file input by `file_id` (send `file_data`)",
+                    ));
+                };
+                if let Some(title) = filename {
+                    extra.insert("title".into(), Value::from(title));
+                }
+                blocks.push(ContentBlock::Document {
+                    source: image_source(data, i, j)?,
+                    extra,
+                });
+            }
             "file" => return Err(TranslateError::unsupported("file input")),
             other => {
                 return Err(TranslateError::unsupported(&format!(

@@ -11,8 +11,17 @@
 //!   Kimi require it back on tool turns), `tool_use` → `tool_calls` with the input
 //!   object serialised as the `arguments` string. `content` is null when there is no text.
 //! - `redacted_thinking` is dropped (its payload is encrypted for Anthropic only);
-//!   `cache_control` and `citations` on blocks are dropped. Any other block type is
-//!   refused: dropping a document would silently change the answer.
+//!   `citations` on blocks are dropped. Any other block type is refused: dropping it
+//!   would silently change the answer.
+//! - `cache_control` is kept on the content part each block becomes (system, text,
+//!   image, document and tool result blocks; a tool result's on its last part), as
+//!   LiteLLM and OpenRouter accept it: a turn that carries one stays in parts rather
+//!   than being joined into a string. The Anthropic adapter puts it back on the block;
+//!   OpenAI-compatible dialects drop it, or keep it where the vendor has explicit
+//!   caching (`providers::dialect`).
+//! - A `document` with a base64 source becomes a `file` part (`file_data` as a `data:`
+//!   URL, `filename` from its title); a plain-text one a text part. URL sources are
+//!   refused (an OpenAI file part cannot point at one).
 
 use serde_json::{Value, json};
 
@@ -20,20 +29,50 @@ use super::super::super::TranslateError;
 use super::super::super::wire::ImageSource;
 use super::Content;
 
-/// The system prompt as one string; text blocks joined by a blank line.
-pub(super) fn system_text(system: Content) -> Result<String, TranslateError> {
+/// The system prompt as one string, text blocks joined by a blank line; or, when a
+/// block carries `cache_control`, as text parts (`None` when it is empty).
+pub(super) fn system_content(system: Content) -> Result<Option<Value>, TranslateError> {
     let blocks = match system {
-        Content::Text(text) => return Ok(text),
+        Content::Text(text) if text.is_empty() => return Ok(None),
+        Content::Text(text) => return Ok(Some(Value::String(text))),
         Content::Blocks(blocks) => blocks,
     };
-    let mut texts = Vec::new();
+    let mut parts = Vec::new();
     for block in &blocks {
         match kind(block) {
-            "text" => texts.push(text_of(block)),
+            "text" => parts.push(cached(
+                block,
+                json!({"type": "text", "text": text_of(block)}),
+            )),
             other => return Err(unsupported("system", other)),
         }
     }
-    Ok(texts.join("\n\n"))
+    Ok(joined_unless_cached(parts, "\n\n"))
+}
+
+/// Text parts as one string joined by `separator` unless one carries `cache_control`
+/// (or is not text); `None` when there are none or all are empty.
+fn joined_unless_cached(parts: Vec<Value>, separator: &str) -> Option<Value> {
+    if parts.is_empty() {
+        return None;
+    }
+    if parts
+        .iter()
+        .all(|p| p["type"] == "text" && p.get("cache_control").is_none())
+    {
+        let texts: Vec<&str> = parts.iter().filter_map(|p| p["text"].as_str()).collect();
+        let text = texts.join(separator);
+        return (!text.is_empty()).then_some(Value::String(text));
+    }
+    Some(Value::Array(parts))
+}
+
+/// `part` with the block's `cache_control`, if it has one.
+fn cached(block: &Value, mut part: Value) -> Value {
+    if let Some(cache_control) = block.get("cache_control") {
+        part["cache_control"] = cache_control.clone();
+    }
+    part
 }
 
 pub(super) fn user(content: Content, chat: &mut Vec<Value>) -> Result<(), TranslateError> {
@@ -47,12 +86,16 @@ pub(super) fn user(content: Content, chat: &mut Vec<Value>) -> Result<(), Transl
     let mut parts = Vec::new();
     for block in &blocks {
         match kind(block) {
-            "text" => parts.push(json!({"type": "text", "text": text_of(block)})),
-            "image" => parts.push(image_part(block)?),
+            "text" => parts.push(cached(
+                block,
+                json!({"type": "text", "text": text_of(block)}),
+            )),
+            "image" => parts.push(cached(block, image_part(block)?)),
+            "document" => parts.push(cached(block, document_part(block)?)),
             "tool_result" => {
-                let (text, images) = tool_result_content(block)?;
+                let (content, images) = tool_result_content(block)?;
                 let id = block.get("tool_use_id").and_then(Value::as_str);
-                chat.push(json!({"role": "tool", "tool_call_id": id.unwrap_or_default(), "content": text}));
+                chat.push(json!({"role": "tool", "tool_call_id": id.unwrap_or_default(), "content": content}));
                 parts.extend(images);
             }
             "redacted_thinking" | "thinking" => {}
@@ -62,15 +105,36 @@ pub(super) fn user(content: Content, chat: &mut Vec<Value>) -> Result<(), Transl
     if parts.is_empty() {
         return Ok(()); // a turn of tool results only
     }
-    let only_text = parts.iter().all(|p| p["type"] == "text");
-    let content = if only_text {
-        let texts: Vec<&str> = parts.iter().filter_map(|p| p["text"].as_str()).collect();
-        Value::String(texts.join("\n"))
-    } else {
-        Value::Array(parts)
-    };
+    let content = joined_unless_cached(parts, "\n").unwrap_or(Value::String(String::new()));
     chat.push(json!({"role": "user", "content": content}));
     Ok(())
+}
+
+/// A `document` block as an OpenAI part (see the module comment).
+fn document_part(block: &Value) -> Result<Value, TranslateError> {
+    let source = block.get("source").cloned().unwrap_or(Value::Null);
+    let data = source
+        .get("data")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let media_type = source.get("media_type").and_then(Value::as_str);
+    match source.get("type").and_then(Value::as_str) {
+        Some("base64") => {
+            let mut file = json!({"file_data": format!(
+                "data:{};base64,{data}",
+                media_type.unwrap_or("application/pdf")
+            )});
+            if let Some(title) = block.get("title").and_then(Value::as_str) {
+                file["filename"] = Value::from(title);
+            }
+            Ok(json!({"type": "file", "file": file}))
+        }
+        Some("text") => Ok(json!({"type": "text", "text": data})),
+        other => Err(TranslateError::invalid(format!(
+            "document source type `{}` is not supported on this gateway (base64 and text are)",
+            other.unwrap_or("")
+        ))),
+    }
 }
 
 pub(super) fn assistant(content: Content, chat: &mut Vec<Value>) -> Result<(), TranslateError> {
@@ -86,7 +150,10 @@ pub(super) fn assistant(content: Content, chat: &mut Vec<Value>) -> Result<(), T
     let mut calls = Vec::new();
     for block in &blocks {
         match kind(block) {
-            "text" => texts.push(text_of(block)),
+            "text" => texts.push(cached(
+                block,
+                json!({"type": "text", "text": text_of(block)}),
+            )),
             "thinking" => reasoning.push(
                 block
                     .get("thinking")
@@ -113,7 +180,7 @@ pub(super) fn assistant(content: Content, chat: &mut Vec<Value>) -> Result<(), T
     message["content"] = if texts.is_empty() && !calls.is_empty() {
         Value::Null
     } else {
-        Value::String(texts.join("\n"))
+        joined_unless_cached(texts, "\n").unwrap_or(Value::String(String::new()))
     };
     if !reasoning.is_empty() {
         message["reasoning_content"] = Value::String(reasoning.concat());
@@ -125,27 +192,38 @@ pub(super) fn assistant(content: Content, chat: &mut Vec<Value>) -> Result<(), T
     Ok(())
 }
 
-/// A tool result's text (blocks joined by a newline) and its images as content parts.
-fn tool_result_content(block: &Value) -> Result<(String, Vec<Value>), TranslateError> {
+/// A tool result's content (text blocks joined by a newline, or text parts when one
+/// carries `cache_control`; the block's own goes on the last part) and its images as
+/// content parts.
+fn tool_result_content(block: &Value) -> Result<(Value, Vec<Value>), TranslateError> {
+    let mut texts = Vec::new();
+    let mut images = Vec::new();
     match block.get("content") {
-        None | Some(Value::Null) => Ok((String::new(), Vec::new())),
-        Some(Value::String(text)) => Ok((text.clone(), Vec::new())),
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => texts.push(json!({"type": "text", "text": text})),
         Some(Value::Array(blocks)) => {
-            let mut texts = Vec::new();
-            let mut images = Vec::new();
             for inner in blocks {
                 match kind(inner) {
-                    "text" => texts.push(text_of(inner)),
-                    "image" => images.push(image_part(inner)?),
+                    "text" => texts.push(cached(
+                        inner,
+                        json!({"type": "text", "text": text_of(inner)}),
+                    )),
+                    "image" => images.push(cached(inner, image_part(inner)?)),
                     other => return Err(unsupported("tool_result", other)),
                 }
             }
-            Ok((texts.join("\n"), images))
         }
-        Some(_) => Err(TranslateError::invalid(
-            "tool_result content must be a string or a list of content blocks",
-        )),
+        Some(_) => {
+            return Err(TranslateError::invalid(
+                "tool_result content must be a string or a list of content blocks",
+            ));
+        }
     }
+    if let Some(last) = texts.last_mut() {
+        *last = cached(block, last.take());
+    }
+    let content = joined_unless_cached(texts, "\n").unwrap_or(Value::String(String::new()));
+    Ok((content, images))
 }
 
 fn image_part(block: &Value) -> Result<Value, TranslateError> {

@@ -1,0 +1,364 @@
+//! The invariants: after every step on the books (memory only), and every few hundred
+//! steps, once the writer has drained, against the database. And the crash.
+
+use std::collections::HashMap;
+
+use super::{Failure, FaultKind, Process, Sim};
+use crate::catalog::accounts::Lookup;
+use crate::ledger::money::Nanos;
+use crate::store::{KeyMoney, MoneyAudit, UserMoney};
+
+/// One audit in this many sums whole tables (and the last one does).
+const FULL_AUDIT_EVERY: u64 = 20;
+
+impl Sim<'_> {
+    /// After every step: what the books hold agrees with the requests in flight, and no
+    /// balance is below what reservations and known overruns allow.
+    pub(super) fn check_memory(&mut self) -> Result<(), Failure> {
+        let mut reserved_by_user: HashMap<usize, i128> = HashMap::new();
+        for request in &self.in_flight {
+            *reserved_by_user.entry(request.user).or_default() += i128::from(request.amount.0);
+        }
+        let books = self.process().books.clone();
+        for user in 0..self.model.users.len() {
+            let id = self.model.users[user].id;
+            let (available, balance, unflushed) =
+                (books.available(id), books.balance(id), books.unflushed(id));
+            let reserved = i128::from(balance.0) - i128::from(available.0);
+            let expected = reserved_by_user.get(&user).copied().unwrap_or(0);
+            self.check(
+                "reservations = requests in flight",
+                reserved == expected,
+                || {
+                    format!(
+                        "user {id}: books reserve {reserved}, requests in flight hold {expected}"
+                    )
+                },
+            )?;
+            self.check("unflushed never negative", unflushed >= Nanos::ZERO, || {
+                format!("user {id}: unflushed {unflushed:?}")
+            })?;
+            let allowance = self.model.users[user].allowance;
+            let floor = -(reserved + allowance);
+            self.check(
+                "no balance below −(reservations in flight)",
+                i128::from(balance.0) >= floor,
+                || format!("user {id}: balance {balance:?} below {floor} (reserved {reserved}, allowance {allowance})"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Drains the writer, applies the change feed, and checks the books and the model
+    /// against the database.
+    pub(super) fn audit(&mut self) -> Result<(), Failure> {
+        self.flush();
+        self.check_books_before_reload()?;
+        self.process()
+            .reload(true)
+            .map_err(|e| self.broken("reload", e))?;
+        self.reloaded();
+        self.collect_outcomes()?;
+        let unresolved = self
+            .model
+            .pending
+            .keys()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>();
+        let missing = self.model.pending.len();
+        self.check(
+            "every settled request is written or parked once the writer drained",
+            missing == 0,
+            || format!("{missing} records missing, e.g. {unresolved:?}"),
+        )?;
+        self.audits += 1;
+        let full = self.audits.is_multiple_of(FULL_AUDIT_EVERY) || self.step >= self.config.steps;
+        let audit = if full {
+            let store = self.process().store.clone();
+            self.process()
+                .block_on(store.money_audit())
+                .map_err(|e| self.broken("audit", e))?
+        } else {
+            self.light_money_audit()?
+        };
+        let committed = self.model.committed;
+        self.check(
+            "no request billed twice",
+            !full || audit.records == audit.distinct_requests && audit.records == committed,
+            || {
+                format!(
+                    "{} records, {} request ids, {committed} expected",
+                    audit.records, audit.distinct_requests
+                )
+            },
+        )?;
+        let (mut costs, mut debits) = (0_i128, 0_i128);
+        for money in audit.users.values() {
+            costs += i128::from(money.costs.0);
+            debits += i128::from(money.credits.0) - i128::from(money.balance.0);
+        }
+        self.check("Σ cost of records = Σ debits", costs == debits, || {
+            format!("records cost {costs}, balances were debited {debits}")
+        })?;
+        for user in 0..self.model.users.len() {
+            let expected = &self.model.users[user];
+            let stored = audit.users.get(&expected.id).copied().unwrap_or_default();
+            let (id, credits, committed) = (expected.id, expected.credits, expected.committed_cost);
+            self.check(
+                "balance = Σ credits − Σ committed cost",
+                i128::from(stored.balance.0)
+                    == i128::from(stored.credits.0) - i128::from(stored.costs.0)
+                    && i128::from(stored.credits.0) == credits
+                    && i128::from(stored.costs.0) == committed,
+                || format!("user {id}: stored {stored:?}; expected credits {credits}, costs {committed}"),
+            )?;
+            let books = self.process().books.clone();
+            if books.holds_user(id) {
+                let (balance, unflushed) = (books.balance(id), books.unflushed(id));
+                self.check(
+                    "the books agree with the database once drained",
+                    balance == stored.balance && unflushed.is_zero(),
+                    || {
+                        format!(
+                            "user {id}: books {balance:?} (unflushed {unflushed:?}), database {:?}",
+                            stored.balance
+                        )
+                    },
+                )?;
+            }
+        }
+        let (_, held_keys) = self.process().books.held();
+        for key in 0..self.model.keys.len() {
+            let expected = &self.model.keys[key];
+            let stored = audit.keys.get(&expected.id).copied().unwrap_or_default();
+            let (id, committed) = (expected.id, expected.committed_cost);
+            let (hash, quota) = (expected.hash.clone(), expected.quota);
+            self.check(
+                "key spend = Σ cost of its records",
+                stored.spent == stored.costs && i128::from(stored.costs.0) == committed,
+                || format!("key {id}: stored {stored:?}, expected {committed}"),
+            )?;
+            if held_keys.contains(&id) {
+                let spent = self.process().books.key_spent(id);
+                self.check(
+                    "the books agree with the database once drained",
+                    spent == stored.spent,
+                    || {
+                        format!(
+                            "key {id}: books spent {spent:?}, database {:?}",
+                            stored.spent
+                        )
+                    },
+                )?;
+            }
+            let accounts = self.process().accounts.clone();
+            let found = self
+                .process()
+                .block_on(accounts.resolve(&hash, None))
+                .map_err(|e| self.broken("key lookup", format!("{e:?}")))?;
+            let Lookup::Found(entry, _) = found else {
+                return Err(self.failure("keys stay found", format!("key {id} missing")));
+            };
+            self.check(
+                "a quota change reaches the books after a reload",
+                entry.quota == quota,
+                || {
+                    format!(
+                        "key {id}: cached quota {:?}, written {quota:?}",
+                        entry.quota
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The stored balances and spends, with the credits and costs the simulation knows
+    /// in place of the sums over whole tables (which grow with the run: a full audit
+    /// every `FULL_AUDIT_EVERY` keeps a long run linear). Every record was matched with
+    /// its request by `collect_outcomes` already.
+    fn light_money_audit(&mut self) -> Result<MoneyAudit, Failure> {
+        let users: Vec<i64> = self.model.users.iter().map(|u| u.id).collect();
+        let keys: Vec<i64> = self.model.keys.iter().map(|k| k.id).collect();
+        let store = self.process().store.clone();
+        let (balances, spends) = self
+            .process()
+            .block_on(async {
+                Ok::<_, crate::store::StoreError>((
+                    store.balances_of(&users).await?,
+                    store.spends_of(&keys).await?,
+                ))
+            })
+            .map_err(|e| self.broken("read balances", e))?;
+        let nanos = |sum: i128| Nanos(i64::try_from(sum).unwrap_or(i64::MAX));
+        let mut audit = MoneyAudit {
+            records: self.model.committed,
+            distinct_requests: self.model.committed,
+            ..MoneyAudit::default()
+        };
+        for user in &self.model.users {
+            let money = UserMoney {
+                balance: balances.get(&user.id).copied().unwrap_or_default(),
+                credits: nanos(user.credits),
+                costs: nanos(user.committed_cost),
+            };
+            audit.users.insert(user.id, money);
+        }
+        for key in &self.model.keys {
+            let money = KeyMoney {
+                spent: spends.get(&key.id).copied().unwrap_or_default(),
+                costs: nanos(key.committed_cost),
+            };
+            audit.keys.insert(key.id, money);
+        }
+        Ok(audit)
+    }
+
+    /// Once drained, and before a reload re-reads them: the books' stored amounts are
+    /// the database's, except balances credited since the last reload (the feed has not
+    /// brought the credit yet). A reload would hide a cost counted twice.
+    fn check_books_before_reload(&mut self) -> Result<(), Failure> {
+        if self.model.books_may_lag {
+            return Ok(());
+        }
+        let books = self.process().books.clone();
+        let (users, keys) = books.held();
+        let store = self.process().store.clone();
+        let (balances, spends) = self
+            .process()
+            .block_on(async {
+                Ok::<_, crate::store::StoreError>((
+                    store.balances_of(&users).await?,
+                    store.spends_of(&keys).await?,
+                ))
+            })
+            .map_err(|e| self.broken("read balances", e))?;
+        for user in 0..self.model.users.len() {
+            let id = self.model.users[user].id;
+            let Some(stored) = balances.get(&id).copied() else {
+                continue;
+            };
+            if self.model.users[user].credited_since_reload {
+                continue;
+            }
+            let balance = books.balance(id);
+            self.check(
+                "the books count each committed cost once",
+                balance == stored,
+                || format!("user {id}: books {balance:?}, database {stored:?}"),
+            )?;
+        }
+        for (id, stored) in spends {
+            let spent = books.key_spent(id);
+            self.check(
+                "the books count each committed cost once",
+                spent == stored,
+                || format!("key {id}: books spent {spent:?}, database {stored:?}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reads the records and parked records written since the last look, and matches
+    /// them with the requests settled.
+    fn collect_outcomes(&mut self) -> Result<(), Failure> {
+        let store = self.process().store.clone();
+        let (billed, parked) = self
+            .process()
+            .block_on(async {
+                Ok::<_, crate::store::StoreError>((
+                    store.billed_after(self.last_record).await?,
+                    store.parked_after(self.last_parked).await?,
+                ))
+            })
+            .map_err(|e| self.broken("read records", e))?;
+        for record in billed {
+            self.last_record = record.id;
+            let known = match self.model.pending.remove(&record.request_id) {
+                Some(pending) => Some(pending),
+                None => self.model.lost.remove(&record.request_id).inspect(|_| {
+                    self.model.late_commits += 1;
+                }),
+            };
+            let Some(pending) = known else {
+                return Err(self.failure(
+                    "no request billed twice",
+                    format!(
+                        "record {} is not a settled request awaiting its record",
+                        record.request_id
+                    ),
+                ));
+            };
+            let (user, key) = (
+                &self.model.users[pending.user],
+                &self.model.keys[pending.key],
+            );
+            let matches =
+                record.cost == pending.cost && record.user_id == user.id && record.key_id == key.id;
+            self.check(
+                "a record bills what its settlement decided",
+                matches,
+                || format!("{record:?}, expected {pending:?}"),
+            )?;
+            self.check(
+                "no request both parked and billed",
+                !self.model.parked_ids.contains(&record.request_id),
+                || record.request_id.clone(),
+            )?;
+            self.model.commit(pending);
+        }
+        for (id, request_id, why) in parked {
+            self.last_parked = id;
+            let refused = self.faults.is_refused(&request_id);
+            let was_pending = self.model.pending.remove(&request_id).is_some()
+                || self.model.lost.remove(&request_id).is_some();
+            self.check(
+                "only a record the database refuses is parked",
+                refused && was_pending,
+                || format!("{request_id} parked: {why} (refusal injected: {refused}, awaiting its record: {was_pending})"),
+            )?;
+            self.model.parked += 1;
+            self.model.parked_ids.insert(request_id);
+        }
+        Ok(())
+    }
+
+    /// The process dies: its books, caches, requests in flight and every record not yet
+    /// committed are gone. A new process starts on the same database.
+    pub(super) fn crash(&mut self) -> Result<(), Failure> {
+        self.operation(
+            "crash",
+            format!("{} requests in flight", self.in_flight.len()),
+        );
+        self.faults.count(FaultKind::Crash);
+        let committed_before = self.model.committed;
+        // The runtime goes first, so no record reaches the writer from a dropped request.
+        drop(self.process.take());
+        self.in_flight.clear();
+        let process = Process::start(
+            &self.config.database_url,
+            &self.secret,
+            self.faults.clone(),
+            self.shared,
+        )
+        .map_err(|e| self.broken("restart after a crash", e))?;
+        self.process = Some(process);
+        self.collect_outcomes()?;
+        self.model.books_may_lag = true;
+        let lost: Vec<_> = self.model.pending.drain().collect();
+        self.lost_in_crashes += lost.len() as u64;
+        self.model.lost.extend(lost);
+        let store = self.process().store.clone();
+        let records = self
+            .process()
+            .block_on(store.usage_count())
+            .map_err(|e| self.broken("audit", e))?;
+        let committed = self.model.committed;
+        self.check(
+            "nothing committed is lost in a crash",
+            records == committed && committed >= committed_before,
+            || format!("{records} records after the crash, {committed} known committed"),
+        )
+    }
+}
