@@ -8,7 +8,7 @@ pub mod books;
 pub mod money;
 pub mod price_tiers;
 pub mod retention;
-pub mod spill;
 #[cfg(any(test, feature = "simulation"))]
 pub mod simulation;
+pub mod spill;
 pub mod writer;
