@@ -23,6 +23,7 @@ pub mod messages;
 mod middleware;
 pub mod models;
 mod preflight;
+mod responses;
 mod rules;
 pub mod schema_instance;
 mod server;

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::error::error_response;
 use crate::middleware::{MAX_BODY, auth, fail_for_keys, record};
 use crate::state::{Defaults, MockState, RecordedRequest};
-use crate::{chat, embeddings, gemini, legacy, messages};
+use crate::{chat, embeddings, gemini, legacy, messages, responses};
 
 /// How long `shutdown()` waits for in-flight responses before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -29,6 +29,7 @@ pub fn router(state: MockState) -> Router {
         .route("/models", get(models))
         .route("/embeddings", post(embeddings::embeddings))
         .route("/completions", post(legacy::completions))
+        .route("/responses", post(responses::create))
         .route_layer(mw::from_fn_with_state(state.clone(), auth));
     // Anthropic's dialect authenticates with `x-api-key` instead of a bearer token.
     let anthropic = Router::new()

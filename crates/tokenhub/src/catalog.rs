@@ -84,7 +84,8 @@ impl ChannelKind {
     /// Which OpenAI operations an upstream of this kind can serve.
     pub fn supports(self, operation: Operation) -> bool {
         match self {
-            ChannelKind::OpenAi(_) => true,
+            // The Responses API only where a channel declares it (`Channel::serves`).
+            ChannelKind::OpenAi(_) => operation != Operation::Responses,
             ChannelKind::Anthropic | ChannelKind::Gemini | ChannelKind::Demo => {
                 operation == Operation::Chat
             }
@@ -111,9 +112,20 @@ pub struct Channel {
     pub max_concurrency: Option<u32>,
     /// Its upstream URLs, parsed on first use.
     pub urls: crate::providers::urls::ParsedUrls,
+    /// Serves OpenAI's Responses API itself (`Operation::Responses` is sent to it).
+    pub responses_native: bool,
 }
 
 impl Channel {
+    /// Whether routing may send `operation` here: what its kind supports, and the
+    /// Responses API only where the channel declares it serves it natively.
+    pub fn serves(&self, operation: Operation) -> bool {
+        match operation {
+            Operation::Responses => self.responses_native,
+            _ => self.kind.supports(operation),
+        }
+    }
+
     /// The model id the upstream knows this public model by.
     pub fn upstream_model<'a>(&'a self, public: &'a str) -> &'a str {
         self.model_map.get(public).map_or(public, String::as_str)
@@ -317,6 +329,7 @@ impl Catalog {
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| *n > 0),
             urls: Default::default(),
+            responses_native: row.responses_native && matches!(kind, ChannelKind::OpenAi(_)),
         });
         for model in &row.models {
             self.routes
@@ -418,6 +431,7 @@ mod tests {
             weight: 1,
             enabled: true,
             limits: Default::default(),
+            responses_native: false,
         }
     }
 
@@ -528,6 +542,7 @@ mod tests {
             weight: 1,
             enabled: true,
             limits: Default::default(),
+            responses_native: false,
         };
         let mut own_price = priced("plain", None, None);
         own_price.rules.cache_write_1h = Some(Nanos(5_000_000_000));

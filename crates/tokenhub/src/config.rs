@@ -236,6 +236,10 @@ pub struct ChannelConfig {
     /// Requests in flight on this channel at most; beyond it the router skips the channel.
     #[serde(default)]
     pub max_concurrency: Option<u32>,
+    /// The upstream serves OpenAI's Responses API itself (OpenAI's own API):
+    /// `/v1/responses` is passed through instead of translated to chat completions.
+    #[serde(default)]
+    pub responses_native: bool,
 }
 
 impl ChannelConfig {

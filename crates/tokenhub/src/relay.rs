@@ -418,7 +418,7 @@ impl Relay {
                             let wanted = Encoding::requested(object.get("encoding_format"));
                             in_encoding(&body, wanted).map_or(body, Bytes::from)
                         }
-                        Operation::Chat | Operation::Completions => body,
+                        Operation::Chat | Operation::Completions | Operation::Responses => body,
                     };
                     let body = charge
                         .and_then(|charge| charge.add_to_answer(&body))
@@ -484,7 +484,7 @@ impl Relay {
         let serving = catalog.channels_for(&model.id);
         let capable: Vec<_> = serving
             .iter()
-            .filter(|c| c.kind.supports(facts.operation))
+            .filter(|c| c.serves(facts.operation))
             .filter(|c| {
                 facts
                     .pinned_channel
@@ -644,7 +644,7 @@ impl Relay {
             )
         })??;
         let waited = waiting.elapsed();
-        let bytes = match fix_finish_reasons(dialect, bytes.trim_ascii()) {
+        let bytes = match fix_chat_finish_reasons(facts.operation, dialect, bytes.trim_ascii()) {
             Ok(None) => bytes,
             Ok(Some(fixed)) => Bytes::from(fixed),
             // A "finish" that is really a failure: nothing was sent, another channel may answer.
@@ -688,13 +688,26 @@ fn upstream_body(
     let upstream_model = channel.upstream_model(model);
     let mut rewrite = Rewrite::default();
     rewrite.set("model", serde_json::Value::from(upstream_model).to_string());
-    if facts.stream {
+    // A Responses stream always ends with its usage (`response.completed`).
+    if facts.stream && facts.operation != Operation::Responses {
         rewrite.set("stream_options", object.stream_options_with_usage());
     }
     if let ChannelKind::OpenAi(dialect) = channel.kind {
         dialect.adjust_request(facts, object, upstream_model, &mut rewrite);
     }
     Bytes::from(object.write_with(&rewrite))
+}
+
+/// A dialect's `finish_reason` fixes, for the chat-shaped answers they apply to.
+fn fix_chat_finish_reasons(
+    operation: Operation,
+    dialect: Dialect,
+    body: &[u8],
+) -> Result<Option<Vec<u8>>, String> {
+    match operation {
+        Operation::Responses => Ok(None),
+        _ => fix_finish_reasons(dialect, body),
+    }
 }
 
 async fn read_bounded(
@@ -716,6 +729,9 @@ async fn read_bounded(
 /// Reads usage and text from a complete answer. Some upstreams pad with whitespace.
 fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFailure> {
     let trimmed = body.trim_ascii();
+    if operation == Operation::Responses {
+        return meter_native_response(trimmed);
+    }
     let view = CompletionView::parse(trimmed).map_err(|e| {
         UpstreamFailure::new(
             FailureKind::Protocol,
@@ -728,6 +744,7 @@ fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFail
     let has_answer = match operation {
         Operation::Embeddings => view.data.is_some(),
         Operation::Chat | Operation::Completions => view.choices.is_some(),
+        Operation::Responses => unreachable!("metered by meter_native_response"),
     };
     if view.error.is_some() || !has_answer {
         let message = crate::protocol::openai::error::upstream_error_message(trimmed)
@@ -742,6 +759,31 @@ fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFail
     // The text is only needed to count tokens locally when the upstream reported none.
     if meter.usage.is_none() {
         view.for_each_text(|text| meter.text.push(text));
+    }
+    Ok(meter)
+}
+
+/// Reads usage from a native Responses answer (a Response object), which is relayed as is.
+fn meter_native_response(body: &[u8]) -> Result<Meter, UpstreamFailure> {
+    use crate::protocol::responses::native::NativeResponse;
+    let response = NativeResponse::parse(body).map_err(|e| {
+        UpstreamFailure::new(
+            FailureKind::Protocol,
+            format!("upstream answer is not a Response object: {e}"),
+        )
+    })?;
+    if !response.is_answer() {
+        let message = crate::protocol::openai::error::upstream_error_message(body)
+            .unwrap_or_else(|| "upstream response failed".into());
+        return Err(UpstreamFailure::new(FailureKind::Protocol, message));
+    }
+    let mut meter = Meter {
+        usage: response.counts(),
+        service_tier: response.service_tier.clone(),
+        ..Meter::default()
+    };
+    if meter.usage.is_none() {
+        response.for_each_text(|text| meter.text.push(text));
     }
     Ok(meter)
 }

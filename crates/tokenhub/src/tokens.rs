@@ -234,8 +234,33 @@ pub fn count_prompt(operation: Operation, body: &[u8], budget: Budget) -> u64 {
         Operation::Completions | Operation::Embeddings => {
             tally_input_texts(&mut tally, body, operation.input_field())
         }
+        Operation::Responses => tally_responses_prompt(&mut tally, body),
     }
     tally.total()
+}
+
+/// A native Responses request's `instructions` and the texts of its `input` (a string,
+/// or items whose `text`, `content`, `output` and `arguments` hold the words).
+fn tally_responses_prompt(tally: &mut Tally, body: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    fn add(tally: &mut Tally, value: &serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => tally.text(text),
+            serde_json::Value::Array(items) => items.iter().for_each(|item| add(tally, item)),
+            serde_json::Value::Object(members) => ["text", "content", "output", "arguments"]
+                .iter()
+                .filter_map(|name| members.get(*name))
+                .for_each(|member| add(tally, member)),
+            _ => {}
+        }
+    }
+    for member in ["instructions", "input"] {
+        if let Some(value) = value.get(member) {
+            add(tally, value);
+        }
+    }
 }
 
 /// The strings of a `prompt`/`input` member (a string or an array of strings); token-id

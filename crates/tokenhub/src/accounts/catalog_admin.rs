@@ -477,6 +477,7 @@ mod tests {
             weight: 1,
             enabled: true,
             limits: Default::default(),
+            responses_native: false,
         }
     }
 

@@ -12,6 +12,7 @@
 //! A request the translation refuses is answered here, before the relay, and leaves no
 //! usage record, like a body the HTTP layer rejects.
 
+mod native;
 mod stream;
 
 use std::time::Duration;
@@ -35,7 +36,7 @@ use crate::protocol::responses::{
     self, Frame, TranslateError, assistant_message, request_to_chat, response_from_chat,
 };
 use crate::relay::{Credential, RelayCall, RelayError, RelayReply};
-use crate::store::{NewStoredResponse, Store};
+use crate::store::{NewStoredResponse, Store, StoredResponse};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -62,13 +63,28 @@ pub struct Keeper {
 impl Keeper {
     /// Stores `response` with the conversation it ends. A failure is logged, not
     /// answered: the client has its Response, and only a later continuation misses it.
-    pub async fn keep(self, response: &Value) {
-        let mut conversation = self.conversation;
+    pub async fn keep(mut self, response: &Value) {
+        let mut conversation = std::mem::take(&mut self.conversation);
         match assistant_message(response) {
             Ok(messages) => conversation.extend(messages),
             Err(error) => tracing::warn!(%error, "cannot store a response's output"),
         }
+        self.save(response, &Value::Array(conversation), false)
+            .await;
+    }
+
+    /// Records a native channel's Response: the upstream holds its conversation; the row
+    /// says whose id it is, so only its owner may continue it (`previous_response_id`).
+    pub async fn keep_native(self, response: &Value) {
+        self.save(response, &Value::Array(Vec::new()), true).await;
+    }
+
+    async fn save(&self, response: &Value, conversation: &Value, native: bool) {
         let id = response["id"].as_str().unwrap_or_default();
+        if id.is_empty() {
+            tracing::warn!("a response without an id cannot be stored");
+            return;
+        }
         let stored = self
             .store
             .save_response(NewStoredResponse {
@@ -76,8 +92,9 @@ impl Keeper {
                 user_id: self.user_id,
                 key_id: self.key_id,
                 response: &response.to_string(),
-                conversation: &Value::Array(conversation).to_string(),
+                conversation: &conversation.to_string(),
                 expires_at: self.expires_at,
+                native,
             })
             .await;
         if let Err(error) = stored {
@@ -95,10 +112,34 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let key = bearer(&headers);
     // Before the body: a caller without a valid key learns nothing about its request.
-    let (_, entry) = state.relay.authenticate(key.as_deref(), client.0).await?;
-    let request = json_body(body)?;
-    let history = match responses::previous_response_id(&request) {
-        Some(previous) => conversation_of(&state.store, entry.user_id, previous).await?,
+    let (catalog, entry) = state.relay.authenticate(key.as_deref(), client.0).await?;
+    let (raw, request) = json_body(body)?;
+    let previous = match responses::previous_response_id(&request) {
+        Some(previous) => Some(stored_of(&state.store, entry.user_id, previous).await?),
+        None => None,
+    };
+    let pinned = pinned_channel(&headers);
+    let model = request["model"].as_str().unwrap_or_default();
+    let natively = native::served_natively(&catalog, model, pinned.as_deref());
+    match &previous {
+        Some(stored) if stored.native && !natively => return Err(native::not_continuable()),
+        Some(stored) if !stored.native => {}
+        _ if natively => {
+            let keeper = responses::stores(&request).then(|| keeper(&state, &entry, Vec::new()));
+            let call = RelayCall {
+                pinned_channel: pinned,
+                operation: Operation::Responses,
+                request_id,
+                credential: Credential::Bearer(key),
+                body: raw,
+                client_ip: client.0,
+            };
+            return native::relay(&state, call, keeper).await;
+        }
+        _ => {}
+    }
+    let history = match &previous {
+        Some(stored) => conversation_in(stored)?,
         None => Vec::new(),
     };
     let translation = request_to_chat(&request, &history).map_err(invalid)?;
@@ -109,7 +150,7 @@ async fn create(
         keeper(&state, &entry, conversation)
     });
     let call = RelayCall {
-        pinned_channel: pinned_channel(&headers),
+        pinned_channel: pinned,
         operation: Operation::Chat,
         request_id,
         credential: Credential::Bearer(key),
@@ -164,7 +205,17 @@ async fn conversation_of(
     user_id: i64,
     previous: &str,
 ) -> Result<Vec<Value>, ApiError> {
-    let stored = store
+    conversation_in(&stored_of(store, user_id, previous).await?)
+}
+
+/// The stored response `previous_response_id` names: the caller's own only (another
+/// user's id is a 404, as an unknown one is).
+async fn stored_of(
+    store: &Store,
+    user_id: i64,
+    previous: &str,
+) -> Result<StoredResponse, ApiError> {
+    store
         .stored_response(user_id, previous)
         .await
         .map_err(storage_failed)?
@@ -176,9 +227,12 @@ async fn conversation_of(
                 Some("previous_response_id"),
                 format!("Previous response with id '{previous}' not found."),
             )
-        })?;
+        })
+}
+
+fn conversation_in(stored: &StoredResponse) -> Result<Vec<Value>, ApiError> {
     serde_json::from_str(&stored.conversation).map_err(|error| {
-        tracing::error!(%error, response = previous, "a stored conversation is unreadable");
+        tracing::error!(%error, response = stored.id, "a stored conversation is unreadable");
         storage_failed(error)
     })
 }
@@ -238,7 +292,7 @@ async fn input_tokens(
         .relay
         .authenticate(bearer(&headers).as_deref(), client_ip)
         .await?;
-    let request = json_body(body)?;
+    let (_, request) = json_body(body)?;
     let history = match responses::previous_response_id(&request) {
         Some(previous) => conversation_of(&state.store, entry.user_id, previous).await?,
         None => Vec::new(),
@@ -269,16 +323,18 @@ async fn input_tokens(
     )
 }
 
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+/// The body as received (a native channel is sent it unchanged) and parsed.
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<(Bytes, Value), ApiError> {
     let body = body.map_err(|rejection| {
         ApiError::invalid_request(rejection.status(), rejection.body_text())
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
+    let value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid_request(
             StatusCode::BAD_REQUEST,
             format!("We could not parse the JSON body of your request: {e}"),
         )
-    })
+    })?;
+    Ok((body, value))
 }
 
 fn invalid(error: TranslateError) -> ApiError {

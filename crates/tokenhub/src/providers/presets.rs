@@ -397,6 +397,8 @@ pub fn preset_channels() -> Vec<ChannelRow> {
             weight: 1,
             enabled: true,
             limits: Default::default(),
+            // OpenAI's own API serves /v1/responses (hosted tools, stored reasoning).
+            responses_native: preset.name == "openai",
         })
         .collect();
     channels.push(ChannelRow {
@@ -412,6 +414,7 @@ pub fn preset_channels() -> Vec<ChannelRow> {
         weight: 1,
         enabled: true,
         limits: Default::default(),
+        responses_native: false,
     });
     channels
 }

@@ -58,7 +58,9 @@ pub fn token_ceiling(model: &Model, facts: &RequestFacts) -> TokenCeiling {
     };
     let inputs = match facts.operation {
         Operation::Chat => 1,
-        Operation::Completions | Operation::Embeddings => MAX_BATCHED_INPUTS,
+        // A native Response may run OpenAI's hosted tools: several model calls, each
+        // re-reading the context, billed as one usage.
+        Operation::Completions | Operation::Embeddings | Operation::Responses => MAX_BATCHED_INPUTS,
     };
     TokenCeiling {
         prompt: window.saturating_mul(inputs),

@@ -103,6 +103,7 @@ mod tests {
             timeouts: Default::default(),
             max_concurrency: None,
             urls: Default::default(),
+            responses_native: false,
         })
     }
 

@@ -31,6 +31,8 @@ use crate::protocol::sse::{SseDecoder, SseEvent};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{ByteStream, FailureKind, UpstreamFailure};
 
+mod native;
+
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
 /// When a stream must end even though the upstream has not.
@@ -70,6 +72,8 @@ pub struct MeteredStream {
     shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     /// The stream's place on a channel with `max_concurrency`, freed when it ends.
     slot: Option<SlotPermit>,
+    /// A native Responses stream's progress (`stream/native.rs`).
+    native: native::NativeProgress,
 }
 
 impl MeteredStream {
@@ -102,6 +106,7 @@ impl MeteredStream {
             deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
             shutdown: Box::pin(limits.shutdown.cancelled_owned()),
             slot: None,
+            native: native::NativeProgress::default(),
         }
     }
 
@@ -180,6 +185,9 @@ impl MeteredStream {
         self.saw_data = true;
         let idle_until = tokio::time::Instant::now() + self.idle_limit;
         self.idle.as_mut().reset(idle_until);
+        if self.operation == Operation::Responses {
+            return self.on_native_event(event);
+        }
         let Ok(view) = CompletionView::parse(data) else {
             self.ready.push_back(event.raw);
             return;
@@ -311,7 +319,8 @@ impl MeteredStream {
             None => Some("upstream stream ended before the answer was complete".to_string()),
         };
         if let Some(message) = &error {
-            self.ready.push_back(error_event(message));
+            let event = self.error_event(message);
+            self.ready.push_back(event);
         }
         let _settled = self.settle(error);
     }
@@ -346,6 +355,16 @@ impl MeteredStream {
             return Some("the upstream went silent in the middle of the answer");
         }
         None
+    }
+}
+
+impl MeteredStream {
+    /// The event a broken answer ends with, in the stream's own protocol.
+    fn error_event(&self, message: &str) -> Bytes {
+        match self.operation {
+            Operation::Responses => self.native_error_event(message),
+            _ => error_event(message),
+        }
     }
 }
 
@@ -469,6 +488,7 @@ mod tests {
             timeouts: Default::default(),
             max_concurrency: None,
             urls: Default::default(),
+            responses_native: false,
         });
         let mut stream = MeteredStream::new(upstream, &facts, channel, Dialect::Generic, limits);
         stream.wait_for_first_event().await.unwrap();

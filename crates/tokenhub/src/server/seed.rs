@@ -145,5 +145,6 @@ fn channel_row(channel: &ChannelConfig) -> ChannelRow {
         weight: channel.weight,
         enabled: channel.enabled,
         limits: channel.limits(),
+        responses_native: channel.responses_native,
     }
 }

@@ -44,6 +44,8 @@ pub struct ChannelRow {
     pub weight: i64,
     pub enabled: bool,
     pub limits: ChannelLimits,
+    /// Serves OpenAI's Responses API itself: `/v1/responses` is passed through (0021).
+    pub responses_native: bool,
 }
 
 /// Per-channel overrides (migration 0006). `None` = the global default (timeouts, in
@@ -59,6 +61,9 @@ pub struct ChannelLimits {
 
 /// The columns of `ChannelLimits`, in bind order after the channel's other columns.
 pub(super) const LIMIT_COLUMNS: &str = "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, total_timeout_ms, max_concurrency";
+
+/// The capability columns of a channel, bound after its limits (`ChannelRow::bind_capabilities`).
+pub(super) const CAPABILITY_COLUMNS: &str = "responses_native";
 
 /// The columns of `PriceRules`, in bind order after a model's other columns.
 pub(super) const RULE_COLUMNS: &str =
@@ -127,6 +132,16 @@ impl ChannelRow {
             .bind(self.priority)
             .bind(self.weight)
             .bind(i64::from(self.enabled))
+    }
+}
+
+impl ChannelRow {
+    /// Binds `CAPABILITY_COLUMNS`, after the limits.
+    pub(super) fn bind_capabilities<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query.bind(i64::from(self.responses_native))
     }
 }
 
@@ -220,13 +235,13 @@ impl Store {
                  connect_timeout_ms = excluded.connect_timeout_ms, \
                  first_token_timeout_ms = excluded.first_token_timeout_ms, \
                  idle_timeout_ms = excluded.idle_timeout_ms, total_timeout_ms = excluded.total_timeout_ms, \
-                 max_concurrency = excluded.max_concurrency"
+                 max_concurrency = excluded.max_concurrency, responses_native = excluded.responses_native"
             }
         };
         let sql = format!(
             "INSERT INTO channels (name, kind, base_url, api_key, api_key_env, models, model_map, priority, \
-             weight, enabled, created_at, {LIMIT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             weight, enabled, created_at, {LIMIT_COLUMNS}, {CAPABILITY_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (name) {conflict}"
         );
         let mut tx = self.begin_write().await?;
@@ -234,7 +249,8 @@ impl Store {
         let query = channel
             .bind_fields(sqlx::query(&sql), sealed_key)
             .bind(now_ms());
-        let written = channel.limits.bind(query).execute(&mut *tx).await?;
+        let query = channel.limits.bind(query);
+        let written = channel.bind_capabilities(query).execute(&mut *tx).await?;
         if written.rows_affected() > 0 {
             record(&mut tx, Change::Catalog).await?;
         }
@@ -276,7 +292,7 @@ impl Store {
     pub async fn all_channels(&self) -> StoreResult<Vec<ChannelRow>> {
         let sql = format!(
             "SELECT id, name, kind, base_url, api_key, api_key_env, models, model_map, priority, weight, enabled, \
-             {LIMIT_COLUMNS} FROM channels ORDER BY id"
+             {LIMIT_COLUMNS}, {CAPABILITY_COLUMNS} FROM channels ORDER BY id"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter()
@@ -297,6 +313,7 @@ impl Store {
                     weight: row.try_get("weight")?,
                     enabled: row.try_get::<i64, _>("enabled")? != 0,
                     limits: ChannelLimits::read(row)?,
+                    responses_native: row.try_get::<i64, _>("responses_native")? != 0,
                 })
             })
             .collect()
@@ -470,6 +487,7 @@ mod tests {
                 max_concurrency: Some(4),
                 ..ChannelLimits::default()
             },
+            responses_native: false,
         };
         store.upsert_channel(&channel).await.unwrap();
         let loaded = store.all_channels().await.unwrap().remove(0);

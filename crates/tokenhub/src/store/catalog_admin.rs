@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
-use super::catalog::{LIMIT_COLUMNS, RULE_COLUMNS};
+use super::catalog::{CAPABILITY_COLUMNS, LIMIT_COLUMNS, RULE_COLUMNS};
 use super::changes::{Change, record};
 use super::{ChannelRow, ModelRow, Store, StoreError, StoreResult, now_ms};
 
@@ -33,16 +33,16 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let sql = format!(
             "INSERT INTO channels (name, kind, base_url, api_key, api_key_env, models, model_map, priority, \
-             weight, enabled, created_at, {LIMIT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"
+             weight, enabled, created_at, {LIMIT_COLUMNS}, {CAPABILITY_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id"
         );
         let sealed_key = self.seal_channel_key(channel.api_key.as_deref());
         let query = channel
             .bind_fields(sqlx::query(&sql), sealed_key)
             .bind(now_ms());
+        let query = channel.limits.bind(query);
         let id: i64 = channel
-            .limits
-            .bind(query)
+            .bind_capabilities(query)
             .fetch_one(&mut *tx)
             .await
             .and_then(|row| row.try_get("id"))
@@ -60,14 +60,14 @@ impl Store {
         let query = sqlx::query(
             "UPDATE channels SET name = $1, kind = $2, base_url = $3, api_key = $4, api_key_env = $5, models = $6, \
              model_map = $7, priority = $8, weight = $9, enabled = $10, connect_timeout_ms = $12, \
-             first_token_timeout_ms = $13, idle_timeout_ms = $14, total_timeout_ms = $15, max_concurrency = $16 \
-             WHERE id = $11",
+             first_token_timeout_ms = $13, idle_timeout_ms = $14, total_timeout_ms = $15, max_concurrency = $16, \
+             responses_native = $17 WHERE id = $11",
         );
         let sealed_key = self.seal_channel_key(channel.api_key.as_deref());
         let query = channel.bind_fields(query, sealed_key).bind(channel.id);
+        let query = channel.limits.bind(query);
         let updated = channel
-            .limits
-            .bind(query)
+            .bind_capabilities(query)
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_or(e, format!("a channel named '{}' exists", channel.name)))?;

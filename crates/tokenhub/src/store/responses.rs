@@ -12,8 +12,12 @@ pub struct StoredResponse {
     pub id: String,
     /// The Response object, as JSON text.
     pub response: String,
-    /// The conversation's chat messages through this turn, as a JSON array.
+    /// The conversation's chat messages through this turn, as a JSON array (empty when
+    /// `native`).
     pub conversation: String,
+    /// A native channel's response (migration 0021): the upstream holds the conversation,
+    /// and this row only says whose the id is.
+    pub native: bool,
 }
 
 /// A response to keep.
@@ -24,14 +28,15 @@ pub struct NewStoredResponse<'a> {
     pub response: &'a str,
     pub conversation: &'a str,
     pub expires_at: i64,
+    pub native: bool,
 }
 
 impl Store {
     pub async fn save_response(&self, new: NewStoredResponse<'_>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO stored_responses \
-             (id, user_id, key_id, response, conversation, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             (id, user_id, key_id, response, conversation, created_at, expires_at, native) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new.id)
         .bind(new.user_id)
@@ -40,6 +45,7 @@ impl Store {
         .bind(new.conversation)
         .bind(now_ms())
         .bind(new.expires_at)
+        .bind(i64::from(new.native))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -52,7 +58,7 @@ impl Store {
         id: &str,
     ) -> StoreResult<Option<StoredResponse>> {
         let row = sqlx::query(
-            "SELECT id, response, conversation FROM stored_responses \
+            "SELECT id, response, conversation, native FROM stored_responses \
              WHERE id = $1 AND user_id = $2 AND expires_at > $3",
         )
         .bind(id)
@@ -65,6 +71,7 @@ impl Store {
                 id: row.try_get("id")?,
                 response: row.try_get("response")?,
                 conversation: row.try_get("conversation")?,
+                native: row.try_get::<i64, _>("native")? != 0,
             })
         })
         .transpose()

@@ -146,6 +146,7 @@ mod tests {
             weight: 1,
             enabled: true,
             limits: ChannelLimits::default(),
+            responses_native: false,
         }
     }
 

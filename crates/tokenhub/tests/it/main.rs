@@ -41,6 +41,7 @@ mod relay;
 mod resilience;
 mod responses;
 mod responses_golden;
+mod responses_native;
 mod scale;
 mod secrets_at_rest;
 mod shared_state;

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::harness::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;
 
 /// One caller of the API: its own cookie jar, and the CSRF token or bearer it sends.
@@ -1990,6 +1991,87 @@ async fn ledger_credits_minus_costs_equals_balance_and_codes_redeem_once() {
             .ok(Method::GET, "/api/admin/redemptions?used=true", None)
             .await;
         assert_eq!(used["data"].as_array().unwrap().len(), 3);
+        w.h.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_channel_declares_native_responses_through_the_management_api() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let mock = format!("{}/v1", w.h.mock.base_url());
+        let created = w
+            .admin
+            .ok(
+                Method::POST,
+                "/api/admin/channels",
+                Some(
+                    json!({"name": "openai-direct", "base_url": mock, "models": ["mock-gpt"],
+                    "api_key": "sk-native-0123456789", "responses_native": true}),
+                ),
+            )
+            .await;
+        assert_eq!(created["responses_native"], true);
+        let id = created["id"].as_i64().unwrap();
+        let plain = w
+            .admin
+            .ok(
+                Method::POST,
+                "/api/admin/channels",
+                Some(json!({"name": "plain", "base_url": mock})),
+            )
+            .await;
+        assert_eq!(plain["responses_native"], false, "off unless declared");
+        let (_, key) =
+            w.h.user_with_key("responder", Nanos::from_usd(1), KeyOptions::default())
+                .await;
+        w.h.reload().await;
+        let answered =
+            w.h.http
+                .post(format!("{}/v1/responses", w.h.base))
+                .bearer_auth(&key)
+                .json(&json!({"model": "mock-gpt", "input": "hi"}))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(answered.status(), 200);
+        assert_eq!(w.h.mock.journal().last().unwrap().path, "/v1/responses");
+
+        let patched = w
+            .admin
+            .ok(
+                Method::PATCH,
+                &format!("/api/admin/channels/{id}"),
+                Some(json!({"responses_native": false})),
+            )
+            .await;
+        assert_eq!(patched["responses_native"], false);
+        assert_eq!(patched["name"], "openai-direct", "other fields stay");
+        w.h.reload().await;
+        let answered =
+            w.h.http
+                .post(format!("{}/v1/responses", w.h.base))
+                .bearer_auth(&key)
+                .json(&json!({"model": "mock-gpt", "input": "hi"}))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(answered.status(), 200);
+        assert_eq!(
+            w.h.mock.journal().last().unwrap().path,
+            "/v1/chat/completions"
+        );
+
+        let openapi = w.root.ok(Method::GET, "/api/openapi.json", None).await;
+        let schemas = &openapi["components"]["schemas"];
+        for schema in ["ChannelView", "NewChannel", "ChannelPatch"] {
+            // Flattened members make the schema an `allOf`: look anywhere inside it.
+            assert!(
+                schemas[schema].to_string().contains("\"responses_native\""),
+                "{schema}: {}",
+                schemas[schema]
+            );
+        }
         w.h.shutdown().await;
     }
 }

@@ -622,6 +622,7 @@ async fn responses_past_their_retention_are_gone_and_purged() {
             response: "{}",
             conversation: "[]",
             expires_at: i64::MAX,
+            native: false,
         };
         store.save_response(keep).await.unwrap();
         assert_eq!(store.purge_expired_responses().await.unwrap(), 1);

@@ -44,6 +44,9 @@ pub struct ChannelView {
     pub enabled: bool,
     #[serde(flatten)]
     pub limits: ChannelLimitsView,
+    /// The upstream serves OpenAI's Responses API itself: `/v1/responses` is passed
+    /// through to it instead of being translated to chat completions.
+    pub responses_native: bool,
 }
 
 impl From<&ChannelRow> for ChannelView {
@@ -65,6 +68,7 @@ impl From<&ChannelRow> for ChannelView {
             weight: row.weight,
             enabled: row.enabled,
             limits: ChannelLimitsView::from_row(&row.limits),
+            responses_native: row.responses_native,
         }
     }
 }
@@ -93,6 +97,9 @@ pub struct NewChannel {
     pub enabled: bool,
     #[serde(flatten)]
     pub limits: ChannelLimitsPatch,
+    /// See `ChannelView::responses_native`; default false.
+    #[serde(default)]
+    pub responses_native: bool,
 }
 
 fn openai() -> String {
@@ -126,6 +133,7 @@ pub struct ChannelPatch {
     pub enabled: Option<bool>,
     #[serde(flatten)]
     pub limits: ChannelLimitsPatch,
+    pub responses_native: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -201,6 +209,7 @@ pub async fn create(
         weight: body.weight,
         enabled: body.enabled,
         limits: ChannelLimitsView::default().merged(body.limits),
+        responses_native: body.responses_native,
     };
     let created = ChannelView::from(&ops::create_channel(&state.store, &row).await?);
     audit::record(
@@ -268,6 +277,7 @@ pub async fn update(
         weight: patch.weight.unwrap_or(current.weight),
         enabled: patch.enabled.unwrap_or(current.enabled),
         limits: before.limits.merged(patch.limits),
+        responses_native: patch.responses_native.unwrap_or(current.responses_native),
     };
     let after = ChannelView::from(&ops::update_channel(&state.store, &row).await?);
     audit::record(

@@ -9,6 +9,9 @@ pub enum Operation {
     Completions,
     /// `POST /v1/embeddings`
     Embeddings,
+    /// `POST /v1/responses` passed through to a channel that serves it natively
+    /// (`Channel::serves`); elsewhere the Responses surface translates to `Chat`.
+    Responses,
 }
 
 impl Operation {
@@ -18,6 +21,7 @@ impl Operation {
             Operation::Chat => "chat/completions",
             Operation::Completions => "completions",
             Operation::Embeddings => "embeddings",
+            Operation::Responses => "responses",
         }
     }
 
@@ -26,7 +30,7 @@ impl Operation {
         match self {
             Operation::Chat => "messages",
             Operation::Completions => "prompt",
-            Operation::Embeddings => "input",
+            Operation::Embeddings | Operation::Responses => "input",
         }
     }
 
@@ -38,7 +42,7 @@ impl Operation {
     /// (OpenAI's documented default); embeddings produce none.
     pub fn default_output_tokens(self, configured: u64) -> u64 {
         match self {
-            Operation::Chat => configured,
+            Operation::Chat | Operation::Responses => configured,
             Operation::Completions => 16,
             Operation::Embeddings => 0,
         }
@@ -48,7 +52,9 @@ impl Operation {
     pub fn chunk_object(self) -> &'static str {
         match self {
             Operation::Completions => "text_completion",
-            Operation::Chat | Operation::Embeddings => "chat.completion.chunk",
+            Operation::Chat | Operation::Embeddings | Operation::Responses => {
+                "chat.completion.chunk"
+            }
         }
     }
 }

@@ -139,7 +139,7 @@ pub struct RequestFacts {
     pub stream: bool,
     /// The client's own `stream_options.include_usage`.
     pub client_wants_usage: bool,
-    /// `max_completion_tokens`, else `max_tokens`.
+    /// `max_completion_tokens`, else `max_tokens` (`max_output_tokens` for Responses).
     pub max_output_tokens: Option<u64>,
     /// How many completions the upstream generates and bills: `n` (and, for legacy
     /// completions, `best_of` when larger). 1 when absent.
@@ -212,7 +212,10 @@ impl RawObject<'_> {
         }
         let options = self.optional::<StreamOptions>("stream_options")?;
         let max_completion = self.optional::<u64>("max_completion_tokens")?;
-        let max_tokens = self.optional::<u64>("max_tokens")?;
+        let max_tokens = match operation {
+            Operation::Responses => self.optional::<u64>("max_output_tokens")?,
+            _ => self.optional::<u64>("max_tokens")?,
+        };
         let choices = self.choices(operation)?;
         Ok(RequestFacts {
             operation,
@@ -241,7 +244,7 @@ impl RawObject<'_> {
         let n = count("n")?;
         match operation {
             Operation::Completions => Ok(n.max(count("best_of")?)),
-            Operation::Chat | Operation::Embeddings => Ok(n),
+            Operation::Chat | Operation::Embeddings | Operation::Responses => Ok(n),
         }
     }
 

@@ -82,6 +82,7 @@ pub fn channel(name: &str, base_url: &str, models: &[&str], priority: i64) -> Ch
         idle_timeout_ms: None,
         total_timeout_ms: None,
         max_concurrency: None,
+        responses_native: false,
     }
 }
 
