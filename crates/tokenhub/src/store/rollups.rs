@@ -250,6 +250,9 @@ impl Table {
 
 /// `INSERT … VALUES (…), … ON CONFLICT (keys) DO UPDATE SET column = column + excluded.column`
 /// for `rows` rows: additive, so a row written by an earlier batch in the same hour grows.
+/// The sum saturates at `i64::MAX` like `Totals::add` (every summed value is ≥ 0): an
+/// absurd token count (stored as `i64::MAX`) would otherwise overflow PostgreSQL's
+/// `bigint` and the writer park the record (ledger simulation, seed 1, step 206).
 fn upsert_sql(backend: Backend, table: Table, rows: usize) -> &'static str {
     static SQL: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
         [Backend::Sqlite, Backend::Postgres]
@@ -287,7 +290,14 @@ fn upsert_text(backend: Backend, table: Table, rows: usize) -> String {
     let values = super::usage::placeholders(backend, rows, columns.len());
     let updates: Vec<String> = summed
         .iter()
-        .map(|c| format!("{c} = {table}.{c} + excluded.{c}", table = table.name()))
+        .map(|c| {
+            format!(
+                "{c} = CASE WHEN excluded.{c} > {max} - {table}.{c} THEN {max} \
+                 ELSE {table}.{c} + excluded.{c} END",
+                table = table.name(),
+                max = i64::MAX
+            )
+        })
         .collect();
     format!(
         "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
@@ -389,13 +399,13 @@ mod tests {
         assert!(sql.starts_with(
             "INSERT INTO usage_rollups_global (hour, model, channel_id, status, requests"
         ));
-        assert!(sql.contains("ON CONFLICT (hour, model, channel_id, status) DO UPDATE SET requests = usage_rollups_global.requests + excluded.requests"));
+        assert!(sql.contains("ON CONFLICT (hour, model, channel_id, status) DO UPDATE SET requests = CASE WHEN excluded.requests > 9223372036854775807 - usage_rollups_global.requests THEN 9223372036854775807 ELSE usage_rollups_global.requests + excluded.requests END"));
         assert!(
             sql.contains("$58) ON CONFLICT") && !sql.contains("$59"),
             "{sql}"
         );
         assert!(
-            sql.ends_with("latency_15 = usage_rollups_global.latency_15 + excluded.latency_15")
+            sql.ends_with("ELSE usage_rollups_global.latency_15 + excluded.latency_15 END")
         );
         assert_eq!(hour_of(HOUR_MS + 1), HOUR_MS);
     }
