@@ -343,6 +343,14 @@ impl Books {
             .map_or(Nanos::ZERO, |spend| spend.unflushed)
     }
 
+    /// What a key holds for its requests in flight.
+    pub fn key_reserved(&self, key_id: i64) -> Nanos {
+        self.ledgers()
+            .keys
+            .get(&key_id)
+            .map_or(Nanos::ZERO, |spend| spend.reserved)
+    }
+
     /// Key spend after every settled cost, ignoring reservations in flight.
     pub fn key_spent(&self, key_id: i64) -> Nanos {
         let spend = self

@@ -404,9 +404,7 @@ mod tests {
             sql.contains("$58) ON CONFLICT") && !sql.contains("$59"),
             "{sql}"
         );
-        assert!(
-            sql.ends_with("ELSE usage_rollups_global.latency_15 + excluded.latency_15 END")
-        );
+        assert!(sql.ends_with("ELSE usage_rollups_global.latency_15 + excluded.latency_15 END"));
         assert_eq!(hour_of(HOUR_MS + 1), HOUR_MS);
     }
 }

@@ -445,16 +445,15 @@ impl Sim<'_> {
         let priced = expected;
         let expected = charge.map_or(priced, |charge| charge.cost);
         let key_id = self.model.keys[request.key].id;
-        let (balance, spent) = (books.balance(user_id), books.key_spent(key_id));
+        // At the bound, counting what the requests still in flight hold.
+        let held = books.key_spent(key_id) + books.key_reserved(key_id);
+        let available = books.available(user_id);
         self.check(
             "the bill is the price, or less only at the storable bound",
             expected == priced
-                || (expected < priced && (spent == MAX_AMOUNT || balance == Nanos(-MAX_AMOUNT.0))),
-            || {
-                format!(
-                    "priced {priced:?}, billed {expected:?}; spent {spent:?}, balance {balance:?}"
-                )
-            },
+                || (expected < priced
+                    && (held == MAX_AMOUNT || available == Nanos(-MAX_AMOUNT.0))),
+            || format!("priced {priced:?}, billed {expected:?}; key holds {held:?}, available {available:?}"),
         )?;
         self.operation(
             "settle",
