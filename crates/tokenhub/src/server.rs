@@ -441,7 +441,30 @@ fn management(settings: &Settings) -> Result<api::admin::Management, StartError>
         login_limiter: Arc::new(accounts::login_limit::MemoryLoginLimiter::new(
             Default::default(),
         )),
+        mailer: mailer(settings)?,
     })
+}
+
+/// The SMTP mailer of `accounts.smtp_url`, checked at start (a typo fails the start,
+/// not the first reset). Reset links need `public_url`: a link built from the request's
+/// `Host` would let anyone have a victim's token mailed to a site of their choosing.
+fn mailer(settings: &Settings) -> Result<Option<Arc<accounts::mail::Mailer>>, StartError> {
+    let config = &settings.accounts;
+    let Some(url) = &config.smtp_url else {
+        return Ok(None);
+    };
+    let from = config.smtp_from.as_deref().ok_or_else(|| {
+        StartError::Config("accounts.smtp_url needs accounts.smtp_from (TOKENHUB_SMTP_FROM)".into())
+    })?;
+    if settings.public_url.is_none() {
+        return Err(StartError::Config(
+            "accounts.smtp_url needs public_url (TOKENHUB_PUBLIC_URL): reset links start with it"
+                .into(),
+        ));
+    }
+    accounts::mail::Mailer::new(url, from)
+        .map(|mailer| Some(Arc::new(mailer)))
+        .map_err(|e| StartError::Config(e.to_string()))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -13,6 +13,7 @@ mod auth;
 mod catalog;
 mod catalog_admin;
 mod changes;
+mod email;
 mod fallbacks;
 mod instances;
 mod key_search;

@@ -45,9 +45,53 @@
         ? el("div", { role: "tabpanel", id: "panel-signup", "aria-labelledby": "tab-signup", hidden: true }, el("p", { class: "muted" }, "New accounts start with trial credit."), form("signup"))
         : el("p", { class: "muted" }, "Sign-up is closed on this gateway; ask an administrator for an account."),
     );
-    root.replaceChildren(el("h1", {}, "Console"), el("p", { class: "lead" }, "Create API keys, watch your balance and usage."), panels);
+    root.replaceChildren(el("h1", {}, "Console"), el("p", { class: "lead" }, "Create API keys, watch your balance and usage."), panels, forgotForm());
+    const reset = location.hash.match(/^#reset=([A-Za-z0-9_]+)$/);
+    if (reset) root.replaceChildren(el("h1", {}, "Choose a new password"), resetForm(reset[1]));
     TH.tabs(panels);
     if (location.hash === "#signup" && signupOpen) document.getElementById("tab-signup").click();
+  }
+
+  /** "Forgot your password?": mails a reset link to the account's address. */
+  function forgotForm() {
+    const form = el(
+      "form",
+      { class: "row", id: "forgot-form" },
+      el("label", {}, "Email address", el("input", { name: "email", type: "email", required: true, autocomplete: "email" })),
+      el("button", { type: "submit", class: "ghost" }, "Mail me a reset link"),
+    );
+    const outcome = el("div", { "aria-live": "polite" });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      outcome.replaceChildren();
+      try {
+        await api("POST", "/api/auth/password-reset", { email: form.elements.email.value.trim() });
+        outcome.replaceChildren(el("div", { class: "notice ok", role: "status" }, "If an account uses this address, a reset link is on its way. It works for an hour."));
+      } catch (error) {
+        outcome.replaceChildren(el("div", { class: "notice error", role: "alert" }, error.message));
+      }
+    });
+    return el("details", { class: "card", id: "forgot" }, el("summary", {}, "Forgot your password?"), form, outcome);
+  }
+
+  /** The page a mailed reset link opens: a new password, then back to logging in. */
+  function resetForm(token) {
+    const form = el(
+      "form",
+      { class: "card stack", id: "reset-form" },
+      el("label", {}, "New password", el("input", { name: "password", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
+      el("button", { type: "submit" }, "Set the new password"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const done = await guard(form, () => api("POST", "/api/auth/password-reset/confirm", { token, new_password: form.elements.password.value }));
+      if (done !== undefined) {
+        history.replaceState(null, "", "/token/");
+        authView();
+        notice(root, "Password changed: log in with the new one.", "ok");
+      }
+    });
+    return form;
   }
 
   async function dashboard(session) {
@@ -125,6 +169,22 @@
       }
     });
     const balance = el("b", { id: "balance" }, usd(me.live_balance_usd));
+    const email = el(
+      "form",
+      { class: "row", id: "email-form" },
+      el("label", {}, "Email for password resets", el("input", { name: "email", type: "email", value: me.email || "", autocomplete: "email", placeholder: "you@example.com" })),
+      el("button", { type: "submit", class: "ghost" }, "Save email"),
+    );
+    const emailOutcome = el("div", { id: "email-outcome", "aria-live": "polite" });
+    email.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await api("PUT", "/api/me/email", { email: email.elements.email.value.trim() || null });
+        emailOutcome.replaceChildren(el("div", { class: "notice ok", role: "status" }, "Email saved."));
+      } catch (error) {
+        emailOutcome.replaceChildren(el("div", { class: "notice error", role: "alert" }, error.message));
+      }
+    });
     section.replaceChildren(
       el("h2", {}, "Balance"),
       el(
@@ -135,6 +195,7 @@
       ),
       redeem,
       outcome,
+      ...(me.password_reset_by_email ? [email, emailOutcome] : []),
     );
   }
 

@@ -22,7 +22,7 @@ pub struct NewSession {
     pub expires_at: i64,
 }
 
-fn validate_password(password: &str) -> Result<(), AccountError> {
+pub(crate) fn validate_password(password: &str) -> Result<(), AccountError> {
     let length = password.chars().count();
     if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&length) {
         Ok(())

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod ledger;
 pub mod me;
 pub mod models;
+pub mod password_reset;
 pub mod redemptions;
 pub mod session;
 pub mod settings;
@@ -50,6 +51,8 @@ pub struct Management {
     /// Adds `Secure` to the session cookie (deployments behind https).
     pub cookie_secure: bool,
     pub login_limiter: Arc<dyn LoginLimiter>,
+    /// Account mail (password resets); `None` when no SMTP server is configured.
+    pub mailer: Option<Arc<crate::accounts::mail::Mailer>>,
 }
 
 #[derive(OpenApi)]
@@ -95,6 +98,9 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(session::change_password))
         .routes(routes!(me::get_me))
         .routes(routes!(me::redeem))
+        .routes(routes!(me::set_email))
+        .routes(routes!(password_reset::request))
+        .routes(routes!(password_reset::confirm))
         .routes(routes!(ledger::mine))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get, keys::update, keys::delete))

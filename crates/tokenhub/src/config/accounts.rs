@@ -9,6 +9,8 @@
 //! | `accounts.anonymous_chat` | `TOKENHUB_ANONYMOUS_CHAT` (`true`/`false`) | `true`: visitors may try free models in `/chat` |
 //! | `accounts.anonymous_chat_rpm` | `TOKENHUB_ANONYMOUS_CHAT_RPM` | `5` requests per minute per client address |
 //! | `accounts.support_contact` | `TOKENHUB_SUPPORT_CONTACT` | empty: the docs page's "Need help?" is hidden (e.g. `WeChat: TokenHub_Support`) |
+//! | `accounts.smtp_url` | `TOKENHUB_SMTP_URL` | none: no password reset by email. `smtps://user:pass@host` (TLS), `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtp://host:25` (plain, a local relay) |
+//! | `accounts.smtp_from` | `TOKENHUB_SMTP_FROM` | the sender of account mail, e.g. `TokenHub <noreply@example.com>` (required with `smtp_url`) |
 //!
 //! Sign-up, trial credit, the anonymous chat trial and the support contact are defaults: an admin may change
 //! them at runtime (`/admin` → Settings), which then takes precedence.
@@ -50,6 +52,9 @@ pub struct AccountSettings {
     pub anonymous_chat: bool,
     pub anonymous_chat_rpm: u32,
     pub support_contact: String,
+    /// Where account mail (password resets) is sent through; `None`: no mail.
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 impl Default for AccountSettings {
@@ -62,6 +67,8 @@ impl Default for AccountSettings {
             anonymous_chat: true,
             anonymous_chat_rpm: 5,
             support_contact: String::new(),
+            smtp_url: None,
+            smtp_from: None,
         }
     }
 }
@@ -132,6 +139,12 @@ impl AccountSettings {
         }
         if let Some(v) = var("TOKENHUB_SUPPORT_CONTACT") {
             self.support_contact = v.trim().to_string();
+        }
+        if let Some(v) = var("TOKENHUB_SMTP_URL") {
+            self.smtp_url = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = var("TOKENHUB_SMTP_FROM") {
+            self.smtp_from = Some(v.trim().to_string()).filter(|v| !v.is_empty());
         }
 
         Ok(())

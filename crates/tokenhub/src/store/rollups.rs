@@ -250,9 +250,6 @@ impl Table {
 
 /// `INSERT … VALUES (…), … ON CONFLICT (keys) DO UPDATE SET column = column + excluded.column`
 /// for `rows` rows: additive, so a row written by an earlier batch in the same hour grows.
-/// The sum saturates at `i64::MAX` like `Totals::add` (every summed value is ≥ 0): an
-/// absurd token count (stored as `i64::MAX`) would otherwise overflow PostgreSQL's
-/// `bigint` and the writer park the record (ledger simulation, seed 1, step 206).
 fn upsert_sql(backend: Backend, table: Table, rows: usize) -> &'static str {
     static SQL: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
         [Backend::Sqlite, Backend::Postgres]
@@ -275,6 +272,22 @@ fn upsert_sql(backend: Backend, table: Table, rows: usize) -> &'static str {
     &SQL[set][index]
 }
 
+/// `column = stored + new`, saturating at `i64::MAX` as the batch's own sums do: a sum
+/// past the column's range would make the database refuse the whole batch (PostgreSQL:
+/// "bigint out of range"; SQLite would turn it into a float), and with it records and
+/// debits that are fine. Written without an intermediate that could overflow, in SQL both
+/// dialects run. Sums are never negative. Money cannot reach the cap in a per-key row
+/// (a key's whole spend is bounded by `MAX_AMOUNT`), only a global row could, after
+/// $9.2 billion in one hour on one model and channel (found by the ledger simulation,
+/// seed 1, step 206, on PostgreSQL).
+fn saturating_sum(column: &str, table: &str) -> String {
+    format!(
+        "{column} = CASE WHEN {table}.{column} > {max} - excluded.{column} THEN {max} \
+         ELSE {table}.{column} + excluded.{column} END",
+        max = i64::MAX
+    )
+}
+
 fn upsert_text(backend: Backend, table: Table, rows: usize) -> String {
     let summed: Vec<String> = SUM_COLUMNS
         .iter()
@@ -290,14 +303,7 @@ fn upsert_text(backend: Backend, table: Table, rows: usize) -> String {
     let values = super::usage::placeholders(backend, rows, columns.len());
     let updates: Vec<String> = summed
         .iter()
-        .map(|c| {
-            format!(
-                "{c} = CASE WHEN excluded.{c} > {max} - {table}.{c} THEN {max} \
-                 ELSE {table}.{c} + excluded.{c} END",
-                table = table.name(),
-                max = i64::MAX
-            )
-        })
+        .map(|c| saturating_sum(c, table.name()))
         .collect();
     format!(
         "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
@@ -399,7 +405,7 @@ mod tests {
         assert!(sql.starts_with(
             "INSERT INTO usage_rollups_global (hour, model, channel_id, status, requests"
         ));
-        assert!(sql.contains("ON CONFLICT (hour, model, channel_id, status) DO UPDATE SET requests = CASE WHEN excluded.requests > 9223372036854775807 - usage_rollups_global.requests THEN 9223372036854775807 ELSE usage_rollups_global.requests + excluded.requests END"));
+        assert!(sql.contains("ON CONFLICT (hour, model, channel_id, status) DO UPDATE SET requests = CASE WHEN usage_rollups_global.requests > 9223372036854775807 - excluded.requests THEN 9223372036854775807 ELSE usage_rollups_global.requests + excluded.requests END"), "{sql}");
         assert!(
             sql.contains("$58) ON CONFLICT") && !sql.contains("$59"),
             "{sql}"

@@ -206,6 +206,12 @@ fn matrix() -> Vec<Case> {
             Some(json!({"code": "{fresh_code}"})),
             EVERYONE,
         ),
+        case(
+            M::PUT,
+            "/api/me/email",
+            Some(json!({"email": null})),
+            EVERYONE,
+        ),
         case(M::GET, "/api/me/keys", None, EVERYONE),
         case(
             M::POST,
@@ -371,6 +377,8 @@ const TESTED_ELSEWHERE: &[(&str, &str)] = &[
     // Its body takes a numeric channel id, which the matrix's text placeholders cannot
     // write; it/catalogue.rs checks that only admins may call it.
     ("post", "/api/admin/catalogue/attach"),
+    ("post", "/api/auth/password-reset"),
+    ("post", "/api/auth/password-reset/confirm"),
 ];
 
 impl World {

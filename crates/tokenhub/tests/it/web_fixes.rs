@@ -360,3 +360,223 @@ async fn admins_search_every_key_by_owner_name_and_prefix() {
         h.shutdown().await;
     }
 }
+
+/// A minimal SMTP server on loopback that hands each received message (its DATA) to
+/// the test: enough for lettre's plain `smtp://` transport.
+async fn smtp_sink() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", listener.local_addr().unwrap());
+    let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            let _ = sent.send(std::mem::take(body));
+                            data = None;
+                            let _ = write.write_all(b"250 queued\r\n").await;
+                        } else {
+                            body.push_str(line.strip_prefix('.').unwrap_or(&line));
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 end with .\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (url, received)
+}
+
+/// A session of `name` (signing up first when `signup`): the client and CSRF token.
+async fn session_of(
+    h: &Harness,
+    route: &str,
+    name: &str,
+    password: &str,
+) -> (reqwest::Client, String, StatusCode) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let response = http
+        .post(format!("{}/api/auth/{route}", h.base))
+        .json(&json!({"username": name, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let csrf = body["csrf_token"].as_str().unwrap_or_default().to_string();
+    (http, csrf, status)
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
+    for backend in backends() {
+        let (smtp_url, mut mail) = smtp_sink().await;
+        let h = Harness::start_with(backend, |settings, _| {
+            settings.public_url = Some("https://gateway.example".into());
+            settings.accounts.smtp_url = Some(smtp_url.clone());
+            settings.accounts.smtp_from = Some("TokenHub <noreply@example.com>".into());
+        })
+        .await;
+        let (ada, csrf, status) = session_of(&h, "signup", "ada", "first-password").await;
+        assert_eq!(status, StatusCode::CREATED);
+        let me: Value = ada
+            .put(format!("{}/api/me/email", h.base))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"email": "Ada@Example.com"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                me["email"].as_str(),
+                me["password_reset_by_email"].as_bool()
+            ),
+            (Some("ada@example.com"), Some(true))
+        );
+
+        let ask = |email: &str| {
+            h.http
+                .post(format!("{}/api/auth/password-reset", h.base))
+                .json(&json!({"email": email}))
+                .send()
+        };
+        assert_eq!(
+            ask("nobody@example.com").await.unwrap().status(),
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(
+            ask("ADA@example.com").await.unwrap().status(),
+            StatusCode::ACCEPTED
+        );
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), mail.recv())
+            .await
+            .expect("the reset mail arrives")
+            .unwrap();
+        assert!(message.contains("To: ada@example.com"), "{message}");
+        let link = message
+            .lines()
+            .find(|line| line.contains("#reset="))
+            .expect("a reset link")
+            .trim();
+        let (page, token) = link.split_once("#reset=").unwrap();
+        let token = token.to_string();
+        assert_eq!(
+            page, "https://gateway.example/token/",
+            "the link uses public_url"
+        );
+        assert!(token.starts_with("thr_"), "{token}");
+        // Following the link opens the console, whose script shows the reset form.
+        let page = page.replace("https://gateway.example", &h.base);
+        let console = h.http.get(&page).send().await.unwrap();
+        assert_eq!(console.status(), StatusCode::OK);
+        let html = console.text().await.unwrap();
+        assert!(html.contains("console.js"), "{html}");
+        let script = h
+            .http
+            .get(format!("{}/assets/console.js", h.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            script.contains("#reset="),
+            "the console handles reset links"
+        );
+        assert!(mail.try_recv().is_err(), "no mail for an unknown address");
+
+        let confirm = |password: &str| {
+            h.http
+                .post(format!("{}/api/auth/password-reset/confirm", h.base))
+                .json(&json!({"token": token, "new_password": password}))
+                .send()
+        };
+        assert_eq!(
+            confirm("short").await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            confirm("second-password").await.unwrap().status(),
+            StatusCode::NO_CONTENT,
+            "a refused password leaves the link usable"
+        );
+        assert_eq!(
+            confirm("third-password").await.unwrap().status(),
+            StatusCode::BAD_REQUEST,
+            "once"
+        );
+
+        let old_session = ada.get(format!("{}/api/me", h.base)).send().await.unwrap();
+        assert_eq!(
+            old_session.status(),
+            StatusCode::UNAUTHORIZED,
+            "every session ended"
+        );
+        assert_eq!(
+            session_of(&h, "login", "ada", "first-password").await.2,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            session_of(&h, "login", "ada", "second-password").await.2,
+            StatusCode::OK
+        );
+        // Asking is throttled like logging in (5 per address and account per window), so
+        // nobody can flood an inbox through the gateway.
+        for _ in 0..5 {
+            let status = ask("flood@example.com").await.unwrap().status();
+            assert_eq!(status, StatusCode::ACCEPTED);
+        }
+        assert_eq!(
+            ask("flood@example.com").await.unwrap().status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        h.shutdown().await;
+    }
+    let h = Harness::start(Backend::Sqlite).await;
+    let refused = h
+        .http
+        .post(format!("{}/api/auth/password-reset", h.base))
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no SMTP server configured"
+    );
+    h.shutdown().await;
+}

@@ -33,7 +33,8 @@ pub enum Code {
     RateLimited,
     /// 502: an upstream (a channel's `/models`) failed.
     UpstreamError,
-    /// 503: the database is unreachable; retry later.
+    /// 503: the database is unreachable, or a feature this deployment has not
+    /// configured (mail); the message says which.
     Unavailable,
     /// 500.
     Internal,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{Body, ErrorBody, Result};
+use super::error::{Body, ErrorBody, ManageError, Result};
 use super::wire::{UserView, usd};
 use crate::accounts::redemption;
 use crate::api::AppState;
@@ -17,6 +17,16 @@ pub struct MeView {
     pub user: UserView,
     /// The stored balance minus costs settled but not yet written (decimal USD).
     pub live_balance_usd: String,
+    /// Where password reset links are mailed; `null`: none set.
+    pub email: Option<String>,
+    /// Whether this gateway can mail reset links (an SMTP server is configured).
+    pub password_reset_by_email: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EmailChange {
+    /// The new address; `null` removes it.
+    pub email: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -36,6 +46,8 @@ pub async fn me_view(state: &AppState, caller: &Caller) -> Result<MeView> {
     Ok(MeView {
         user: UserView::from_detail(&detail),
         live_balance_usd: usd(live),
+        email: state.store.user_email(caller.user.id).await?,
+        password_reset_by_email: state.management.mailer.is_some(),
     })
 }
 
@@ -62,4 +74,25 @@ pub async fn redeem(
         credited_usd: usd(amount),
         balance_usd: usd(detail.user.balance),
     }))
+}
+
+/// Set or remove the caller's email address (where password reset links go).
+#[utoipa::path(put, path = "/api/me/email", tag = "me", request_body = EmailChange,
+    responses((status = 200, body = MeView), (status = "4XX", body = ErrorBody)),
+    security(("session" = []), ("admin_token" = [])))]
+pub async fn set_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<EmailChange>,
+) -> Result<Json<MeView>> {
+    let email = body
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    if email.is_some_and(|e| !crate::accounts::mail::valid_email(e)) {
+        return Err(ManageError::invalid("this is not an email address"));
+    }
+    state.store.set_user_email(caller.user.id, email).await?;
+    Ok(Json(me_view(&state, &caller).await?))
 }

@@ -1,0 +1,70 @@
+//! Password reset by email for people who cannot log in: `POST /api/auth/password-reset`
+//! mails a one-use link, `POST /api/auth/password-reset/confirm` sets the new password.
+//! Both are public; asking is throttled like failed logins (per address and email).
+
+use axum::extract::State;
+use http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::error::{Body, ErrorBody, ManageError, Result};
+use crate::accounts::{AccountError, password_reset};
+use crate::api::AppState;
+use crate::api::client_ip::ClientIp;
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetConfirm {
+    /// The token from the mailed link (`/token/#reset=<token>`).
+    pub token: String,
+    /// At least 8 characters.
+    pub new_password: String,
+}
+
+/// Mail a password reset link to the account with this address. The answer is 202
+/// whether or not an account has it.
+#[utoipa::path(post, path = "/api/auth/password-reset", tag = "auth", request_body = ResetRequest,
+    responses((status = 202), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn request(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Body(body): Body<ResetRequest>,
+) -> Result<StatusCode> {
+    let Some(mailer) = &state.management.mailer else {
+        return Err(ManageError::new(
+            super::error::Code::Unavailable,
+            "this gateway cannot send mail: ask an administrator to reset your password",
+        ));
+    };
+    let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let limiter = &state.management.login_limiter;
+    let email = body.email.trim().to_lowercase();
+    if let Err(wait) = limiter.check(ip, &email) {
+        return Err(AccountError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        }
+        .into());
+    }
+    // Every request counts, so mail cannot be used to flood an inbox.
+    limiter.failed(ip, &email);
+    // The server refuses to start with a mailer but no `public_url` (never the `Host`
+    // header: a forged one would send the victim a link to another site).
+    let site = state.web.public_url.as_deref().unwrap_or_default();
+    password_reset::request(&state.store, mailer.clone(), &email, site).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Set a new password with a mailed reset token (once; within an hour).
+#[utoipa::path(post, path = "/api/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+    responses((status = 204), (status = "4XX", body = ErrorBody)))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    Body(body): Body<ResetConfirm>,
+) -> Result<StatusCode> {
+    password_reset::confirm(&state.store, &body.token, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
