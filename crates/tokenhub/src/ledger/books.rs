@@ -233,16 +233,32 @@ impl Books {
         users.chain(keys).collect()
     }
 
-    /// Releases the reservation and books the actual cost as not yet written.
-    pub fn settle(&self, reservation: Reservation, cost: Nanos) {
+    /// Releases the reservation and books the actual cost as not yet written; returns
+    /// the cost booked, which the usage record must carry.
+    ///
+    /// The cost is clamped so that neither the key's spend nor the user's balance leaves
+    /// the storable bound (`MAX_AMOUNT`): a request admitted within it may still cost
+    /// more than its reservation (a prompt beyond its estimate), and past the bound the
+    /// database would refuse the debit and the writer park the record, serving the whole
+    /// request for free (ledger simulation, seed 1789175032345228637). Clamping the bill
+    /// rather than reserving for the worst possible one keeps admission unchanged for
+    /// every key far from the bound and costs only the last request at it its overrun.
+    /// Other instances' unflushed costs (Redis) are not seen here; theirs clamp likewise.
+    pub fn settle(&self, reservation: Reservation, cost: Nanos) -> Nanos {
         let mut ledgers = self.ledgers();
         let account = ledgers.users.entry(reservation.user_id).or_default();
         account.reserved -= reservation.amount;
-        account.unflushed += cost;
-        account.touched = true;
+        let balance_room = MAX_AMOUNT + account.stored - account.unflushed - account.reserved;
         let spend = ledgers.keys.entry(reservation.key_id).or_default();
         spend.reserved -= reservation.amount;
+        let spend_room = MAX_AMOUNT - spend.stored - spend.unflushed - spend.reserved;
+        let cost = cost
+            .min(balance_room.max(Nanos::ZERO))
+            .min(spend_room.max(Nanos::ZERO));
         spend.unflushed += cost;
+        let account = ledgers.users.entry(reservation.user_id).or_default();
+        account.unflushed += cost;
+        account.touched = true;
         drop(ledgers);
         let change = cost - reservation.amount;
         if let Some(shared) = self.shared.as_ref().filter(|_| !change.is_zero()) {
@@ -257,6 +273,7 @@ impl Books {
                     .await
             });
         }
+        cost
     }
 
     /// Called by the writer after a batch committed: the costs moved from unflushed to stored.
@@ -324,6 +341,14 @@ impl Books {
             .keys
             .get(&key_id)
             .map_or(Nanos::ZERO, |spend| spend.unflushed)
+    }
+
+    /// What a key holds for its requests in flight.
+    pub fn key_reserved(&self, key_id: i64) -> Nanos {
+        self.ledgers()
+            .keys
+            .get(&key_id)
+            .map_or(Nanos::ZERO, |spend| spend.reserved)
     }
 
     /// Key spend after every settled cost, ignoring reservations in flight.
@@ -400,6 +425,32 @@ mod tests {
                 .reserve(1, 10, Some(Nanos(i64::MAX)), Nanos(1))
                 .is_err()
         );
+    }
+
+    /// Seed 1789175032345228637 of the ledger simulation (step 358,257): a request
+    /// admitted within the storable bound cost more than its reservation (its prompt
+    /// beyond the estimate), carrying the key's spend past `MAX_AMOUNT`; the database
+    /// refused the debit and the writer parked the record (served for free).
+    #[test]
+    fn an_overrun_is_billed_up_to_the_storable_bound() {
+        let books = Books::default();
+        books.sync([(1, MAX_AMOUNT)], [(10, MAX_AMOUNT - Nanos(100))]);
+        let other = books.reserve(1, 10, None, Nanos(30)).unwrap();
+        let overrun = books.reserve(1, 10, None, Nanos(50)).unwrap();
+        assert_eq!(books.settle(overrun, Nanos(500)), Nanos(70));
+        assert_eq!(books.key_spent(10), MAX_AMOUNT - Nanos(30));
+        assert_eq!(books.settle(other, Nanos(30)), Nanos(30));
+        assert_eq!(books.key_spent(10), MAX_AMOUNT);
+        assert_eq!(books.balance(1), MAX_AMOUNT - Nanos(100));
+
+        // The balance's lower bound the same way (a request reserving nothing is
+        // admitted even when the user is broke).
+        let broke = Books::default();
+        broke.sync([(2, Nanos(10 - MAX_AMOUNT.0))], [(20, Nanos::ZERO)]);
+        let held = broke.reserve(2, 20, None, Nanos::ZERO).unwrap();
+        assert_eq!(broke.settle(held, Nanos(50)), Nanos(10));
+        assert_eq!(broke.balance(2), Nanos(-MAX_AMOUNT.0));
+        assert_eq!(broke.key_spent(20), Nanos(10));
     }
 
     #[test]

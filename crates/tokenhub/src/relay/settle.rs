@@ -225,8 +225,9 @@ impl Settlement {
             .as_deref()
             .and_then(|tier| self.pricing.for_service_tier(tier))
             .unwrap_or(&self.at_start);
-        let cost = choice.prices.cost(counts);
+        let priced = choice.prices.cost(counts);
         let price_tier = choice.tier.clone();
+        let cost = self.book(priced);
         let record = &mut self.record;
         record.price_tier = price_tier;
         record.explicit_cached_tokens = counts.explicit_cached;
@@ -244,14 +245,6 @@ impl Settlement {
         if let Some((limits, hold)) = self.token_hold.take() {
             limits.settle(hold, counts.prompt.saturating_add(counts.completion));
         }
-        match self.reservation.take() {
-            Some(reservation) => self.books.settle(reservation, cost),
-            // Not an assertion: this may run while a panic unwinds.
-            None if !cost.is_zero() && self.upstream_contacted => {
-                tracing::error!(request_id = %record.request_id, "cost without a reservation");
-            }
-            None => {}
-        }
         let charge = Charge {
             cost,
             balance: self.books.balance(record.user_id),
@@ -265,6 +258,32 @@ impl Settlement {
 }
 
 impl Settlement {
+    /// Settles the reservation with the `priced` cost and returns what was booked: less
+    /// only where the bill would carry the key's spend or the user's balance past the
+    /// storable bound (`Books::settle`), logged and counted like a usage clamp.
+    fn book(&mut self, priced: Nanos) -> Nanos {
+        let request_id = &self.record.request_id;
+        let Some(reservation) = self.reservation.take() else {
+            // Not an assertion: this may run while a panic unwinds.
+            if !priced.is_zero() && self.upstream_contacted {
+                tracing::error!(request_id = %request_id, "cost without a reservation");
+            }
+            return priced;
+        };
+        let booked = self.books.settle(reservation, priced);
+        if booked < priced {
+            tracing::warn!(
+                request_id = %request_id,
+                model = %self.record.model,
+                priced = ?priced,
+                billed = ?booked,
+                "cost beyond the storable bound of the key's spend or the balance; billed at the bound"
+            );
+            metrics::counter!("tokenhub_cost_clamped_total").increment(1);
+        }
+        booked
+    }
+
     /// Usage clamped to what the request may be billed for. An upstream reporting more
     /// (a bug, or output past the client's `max_tokens`) is logged and counted.
     fn within_ceiling(&self, counts: TokenCounts) -> TokenCounts {

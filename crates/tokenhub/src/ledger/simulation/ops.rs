@@ -429,7 +429,7 @@ impl Sim<'_> {
         let user_id = self.model.users[request.user].id;
         let books = self.process().books.clone();
         let before = books.available(user_id);
-        request.settlement.finish(
+        let charge = request.settlement.finish(
             Meter {
                 usage: Some(counts),
                 service_tier: tier.clone(),
@@ -442,6 +442,19 @@ impl Sim<'_> {
         );
         let after = books.available(user_id);
         let amount = request.amount;
+        let priced = expected;
+        let expected = charge.map_or(priced, |charge| charge.cost);
+        let key_id = self.model.keys[request.key].id;
+        // At the bound, counting what the requests still in flight hold.
+        let held = books.key_spent(key_id) + books.key_reserved(key_id);
+        let available = books.available(user_id);
+        self.check(
+            "the bill is the price, or less only at the storable bound",
+            expected == priced
+                || (expected < priced
+                    && (held == MAX_AMOUNT || available == Nanos(-MAX_AMOUNT.0))),
+            || format!("priced {priced:?}, billed {expected:?}; key holds {held:?}, available {available:?}"),
+        )?;
         self.operation(
             "settle",
             format!(
