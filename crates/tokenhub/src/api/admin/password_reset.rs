@@ -26,18 +26,19 @@ pub struct ResetConfirm {
 }
 
 /// Mail a password reset link to the account with this address. The answer is 202
-/// whether or not an account has it.
+/// whether or not an account has it; 404 when this gateway has no mail server.
 #[utoipa::path(post, path = "/api/auth/password-reset", tag = "auth", request_body = ResetRequest,
-    responses((status = 202), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202), (status = "4XX", body = ErrorBody)))]
 pub async fn request(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     Body(body): Body<ResetRequest>,
 ) -> Result<StatusCode> {
     let Some(mailer) = &state.management.mailer else {
-        return Err(ManageError::new(
-            super::error::Code::Unavailable,
-            "this gateway cannot send mail: ask an administrator to reset your password",
+        // A lasting property of this deployment, not an outage: `GET /api/me` says so
+        // in `password_reset_by_email`, and nothing here will start working on a retry.
+        return Err(ManageError::not_found(
+            "password reset by email is not enabled on this gateway: ask an administrator to reset your password",
         ));
     };
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));

@@ -159,6 +159,10 @@ pub struct AggregateList {
     pub data: Vec<AggregateView>,
 }
 
+/// The end of year 9999 UTC: later (or negative) times are typos, and hour arithmetic on
+/// them would overflow.
+const LATEST_TIME_MS: i64 = 253_402_300_799_999;
+
 /// The filter a caller may apply: a user's own records only, unless `all` (admin).
 fn filter(params: &UsageParams, own: Option<i64>) -> Result<UsageFilter> {
     let status = match params.status.as_deref() {
@@ -169,6 +173,13 @@ fn filter(params: &UsageParams, own: Option<i64>) -> Result<UsageFilter> {
             ManageError::invalid("status is ok, error or an HTTP status code")
         })?)),
     };
+    for (name, time) in [("from", params.from), ("to", params.to)] {
+        if time.is_some_and(|ms| !(0..=LATEST_TIME_MS).contains(&ms)) {
+            return Err(ManageError::invalid(format!(
+                "{name} is a time in Unix milliseconds, from 0 to {LATEST_TIME_MS}"
+            )));
+        }
+    }
     Ok(UsageFilter {
         user_id: own.or(params.user_id),
         key_id: params.key_id,
