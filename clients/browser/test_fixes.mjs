@@ -179,11 +179,15 @@ test("(8) a balance adjustment asks for confirmation and is bounded", async () =
   await page.waitForSelector(row);
   await page.fill(`${row} [name=amount]`, "2.5");
   await page.fill(`${row} [name=reason]`, "goodwill");
-  const dialogs = [];
-  page.once("dialog", (d) => (dialogs.push(d.message()), d.dismiss()));
+  // Waits for the dialog itself, not for a fixed time (a busy machine shows it late).
+  const asked = new Promise((resolve) =>
+    page.once("dialog", (d) => {
+      resolve(d.message());
+      d.dismiss();
+    }),
+  );
   await page.click(`${row} form.adjust button[type=submit]`);
-  await page.waitForTimeout(300);
-  assert.match(dialogs[0], /Credit \$2\.50 to adjust-.*\n.*\$5\.00 → \$7\.50/);
+  assert.match(await asked, /Credit \$2\.50 to adjust-.*\n.*\$5\.00 → \$7\.50/);
   assert.equal((await root("GET", `/api/admin/users/${user.id}`)).body.balance_usd, "5", "dismissed: nothing booked");
   page.once("dialog", (d) => d.accept());
   await page.click(`${row} form.adjust button[type=submit]`);
