@@ -540,11 +540,11 @@ impl Relay {
             let mut upstream_body_once = None;
             let mut tried_keys = 0u64;
             while attempts < max_attempts {
-                let index =
-                    match self
-                        .health
-                        .pick(channel.id, &channel.keys, tried_keys, Instant::now())
-                    {
+                let index = match self
+                    .health
+                    .pick(channel.id, &channel.keys, tried_keys, Instant::now())
+                    .await
+                {
                         health::Pick::Use(index) => index,
                         health::Pick::Unavailable { until } => {
                             skipped.unavailable(until);
@@ -574,7 +574,8 @@ impl Relay {
                         *upstream_time += started.elapsed();
                         settlement.attempt_failed();
                         self.health
-                            .failed(channel.id, index, key_id, &failure, Instant::now());
+                            .failed(channel.id, index, key_id, &failure, Instant::now())
+                            .await;
                         tracing::warn!(channel = %channel.name, key = index, error = %failure, "upstream attempt failed");
                         metrics::counter!("tokenhub_upstream_failures_total", "channel" => channel.name.clone()).increment(1);
                         let (retry, next_key) = (failure.retryable(), failure.key_scoped());

@@ -231,11 +231,15 @@ pub async fn start(
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::new(shared.clone()));
     let flush_lock = Arc::new(Mutex::new(()));
-    let health = Arc::new(Health::new(BreakerPolicy {
+    let breakers = BreakerPolicy {
         threshold: settings.breaker_threshold.max(1),
         window: Duration::from_millis(settings.breaker_window_ms),
         cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
-    }));
+    };
+    let health = match &shared {
+        Some(shared) => Health::shared(breakers, shared.clone()),
+        None => Arc::new(Health::new(breakers)),
+    };
     let key_cache = &settings.key_cache;
     let accounts = Arc::new(AccountCache::new(
         store.clone(),
@@ -350,7 +354,7 @@ pub async fn start(
             .metrics_token
             .as_deref()
             .map(api::metrics::MetricsToken::new),
-        management: Arc::new(management(&settings)?),
+        management: Arc::new(management(&settings, shared.clone())?),
         catalog_nudge,
         shared_state: shared.clone(),
         responses_retention: api::responses::Retention(responses_retention(&settings)),
@@ -422,8 +426,11 @@ pub async fn start(
     })
 }
 
-/// The management API's settings and its (in-memory) login throttle.
-fn management(settings: &Settings) -> Result<api::admin::Management, StartError> {
+/// The management API's settings and its login throttle (in Redis when `shared`).
+fn management(
+    settings: &Settings,
+    shared: Option<Arc<crate::shared::SharedState>>,
+) -> Result<api::admin::Management, StartError> {
     let config = &settings.accounts;
     Ok(api::admin::Management {
         site: accounts::site_settings::SettingsCache::new(accounts::site_settings::SiteSettings {
@@ -438,8 +445,9 @@ fn management(settings: &Settings) -> Result<api::admin::Management, StartError>
         }),
         session_ttl_ms: config.session_ttl_ms(),
         cookie_secure: config.cookie_secure,
-        login_limiter: Arc::new(accounts::login_limit::MemoryLoginLimiter::new(
+        login_limiter: Arc::new(accounts::login_limit::LoginLimiter::new(
             Default::default(),
+            shared,
         )),
         mailer: mailer(settings)?,
     })

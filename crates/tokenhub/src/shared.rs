@@ -11,8 +11,10 @@
 //! and count only while that key exists, so a killed instance's slots and reservations
 //! free themselves within one lease.
 
+pub mod breakers;
 pub mod changes;
 pub mod limits;
+pub mod logins;
 pub mod money;
 pub mod slots;
 

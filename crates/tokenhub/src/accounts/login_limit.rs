@@ -12,24 +12,71 @@
 //! holds at most `capacity` entries: expired ones are swept when it is full, then the
 //! oldest quarter is evicted.
 //!
-//! Behind a trait so a shared (Redis) version can replace the in-memory one for several
-//! nodes.
+//! With Redis (`redis_url`) the counts are kept there (`shared/logins.rs`), so the
+//! limits hold for the deployment, not per instance. The in-memory table still counts
+//! this instance's attempts and decides alone while Redis is unreachable: logins keep
+//! working, throttled per instance as without Redis.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-pub trait LoginLimiter: Send + Sync {
+use crate::shared::SharedState;
+
+/// The throttle the management API uses: in memory, or in Redis when configured.
+pub struct LoginLimiter {
+    memory: MemoryLoginLimiter,
+    shared: Option<Arc<SharedState>>,
+}
+
+impl LoginLimiter {
+    pub fn new(limits: LoginLimits, shared: Option<Arc<SharedState>>) -> LoginLimiter {
+        LoginLimiter {
+            memory: MemoryLoginLimiter::new(limits),
+            shared,
+        }
+    }
+
     /// `Err(retry_after)` while attempts from `ip` for `account` (or from `ip` at all)
     /// are blocked.
-    fn check(&self, ip: IpAddr, account: &str) -> Result<(), Duration>;
-    fn failed(&self, ip: IpAddr, account: &str);
+    pub async fn check(&self, ip: IpAddr, account: &str) -> Result<(), Duration> {
+        let Some(shared) = &self.shared else {
+            return self.memory.check(ip, account);
+        };
+        let counts = self.memory.counts(ip, account).map(|(key, max)| (key.name(), max));
+        match shared.login_blocked(&counts).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(wait),
+            Err(error) => {
+                tracing::warn!(%error, "login throttle in Redis unavailable; counting per instance");
+                self.memory.check(ip, account)
+            }
+        }
+    }
+
+    pub async fn failed(&self, ip: IpAddr, account: &str) {
+        self.memory.failed(ip, account);
+        if let Some(shared) = &self.shared {
+            let names = self.memory.counts(ip, account).map(|(key, _)| key.name());
+            if let Err(error) = shared.login_failed(&names, self.memory.limits.window).await {
+                tracing::warn!(%error, "login failure not counted in Redis");
+            }
+        }
+    }
+
     /// A correct password clears the pair's count (not the network's: one attacker with
     /// one valid account must not reset the counter for the names it is guessing).
-    fn succeeded(&self, ip: IpAddr, account: &str);
+    pub async fn succeeded(&self, ip: IpAddr, account: &str) {
+        self.memory.succeeded(ip, account);
+        if let Some(shared) = &self.shared
+            && let Err(error) = shared.login_forget(&Key::pair(ip, account).name()).await
+        {
+            tracing::warn!(%error, "login success not recorded in Redis");
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +138,17 @@ impl Key {
         let mut id = [0; 16];
         id.copy_from_slice(&digest.finalize()[..16]);
         Key::Pair(Network::of(ip), id)
+    }
+
+    /// The count's name in Redis: fixed-size, like the key.
+    fn name(&self) -> String {
+        match self {
+            Key::Network(network) => format!("n:{:032x}", network.0),
+            Key::Pair(network, account) => {
+                let account: String = account.iter().map(|b| format!("{b:02x}")).collect();
+                format!("p:{:032x}:{account}", network.0)
+            }
+        }
     }
 }
 
@@ -161,8 +219,8 @@ impl MemoryLoginLimiter {
     }
 }
 
-impl LoginLimiter for MemoryLoginLimiter {
-    fn check(&self, ip: IpAddr, account: &str) -> Result<(), Duration> {
+impl MemoryLoginLimiter {
+    pub fn check(&self, ip: IpAddr, account: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let counts = self.counts(ip, account);
         let windows = self.windows();
@@ -177,7 +235,7 @@ impl LoginLimiter for MemoryLoginLimiter {
         longest.map_or(Ok(()), Err)
     }
 
-    fn failed(&self, ip: IpAddr, account: &str) {
+    pub fn failed(&self, ip: IpAddr, account: &str) {
         let now = Instant::now();
         let counts = self.counts(ip, account);
         let mut windows = self.windows();
@@ -199,7 +257,7 @@ impl LoginLimiter for MemoryLoginLimiter {
         }
     }
 
-    fn succeeded(&self, ip: IpAddr, account: &str) {
+    pub fn succeeded(&self, ip: IpAddr, account: &str) {
         let pair = Key::pair(ip, account);
         self.windows().remove(&pair);
     }

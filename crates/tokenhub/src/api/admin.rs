@@ -50,7 +50,7 @@ pub struct Management {
     pub session_ttl_ms: i64,
     /// Adds `Secure` to the session cookie (deployments behind https).
     pub cookie_secure: bool,
-    pub login_limiter: Arc<dyn LoginLimiter>,
+    pub login_limiter: Arc<LoginLimiter>,
     /// Account mail (password resets); `None` when no SMTP server is configured.
     pub mailer: Option<Arc<crate::accounts::mail::Mailer>>,
 }

@@ -183,7 +183,8 @@ impl Relay {
             }
             Err(failure) => {
                 self.health
-                    .failed(channel.id, index, key_id, &failure, Instant::now());
+                    .failed(channel.id, index, key_id, &failure, Instant::now())
+                    .await;
                 KeyProbe {
                     ok: false,
                     status: match failure.kind {

@@ -28,22 +28,40 @@ impl SharedState {
         Ok(())
     }
 
-    /// Nudges `reload` on every notice from another instance, resubscribing after a
-    /// lost connection.
+    /// Nudges `reload` on every notice from another instance. After a (re)subscription
+    /// it nudges too: whatever was published meanwhile is read by that reload.
     pub fn spawn_change_listener(self: &Arc<Self>, reload: Arc<Notify>) {
-        let client = self.client.clone();
-        let channel = self.changes_channel();
         let own = self.instance().to_string();
+        let nudge = reload.clone();
+        self.spawn_listener(
+            self.changes_channel(),
+            move || nudge.notify_one(),
+            move |from| {
+                if from != own {
+                    reload.notify_one();
+                }
+            },
+        );
+    }
+
+    /// Hands each message published on `channel` to `on_notice`, resubscribing after a
+    /// lost connection; `on_subscribed` runs after every subscription, so a listener
+    /// can catch up with what it missed.
+    pub(super) fn spawn_listener(
+        self: &Arc<Self>,
+        channel: String,
+        on_subscribed: impl Fn() + Send + Sync + 'static,
+        on_notice: impl Fn(String) + Send + Sync + 'static,
+    ) {
+        let client = self.client.clone();
         tokio::spawn(async move {
             loop {
-                match listen(&client, &channel, &own, &reload).await {
-                    Ok(()) => tracing::warn!("Redis change notices ended; resubscribing"),
+                match listen(&client, &channel, &on_subscribed, &on_notice).await {
+                    Ok(()) => tracing::warn!(channel, "Redis notices ended; resubscribing"),
                     Err(error) => {
-                        tracing::warn!(%error, "Redis change notices lost; resubscribing")
+                        tracing::warn!(channel, %error, "Redis notices lost; resubscribing")
                     }
                 }
-                // Whatever was published meanwhile is read by the next poll.
-                reload.notify_one();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
@@ -53,17 +71,15 @@ impl SharedState {
 async fn listen(
     client: &redis::Client,
     channel: &str,
-    own: &str,
-    reload: &Notify,
+    on_subscribed: &(impl Fn() + Send + Sync),
+    on_notice: &(impl Fn(String) + Send + Sync),
 ) -> Result<(), SharedError> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
+    on_subscribed();
     let mut notices = pubsub.into_on_message();
     while let Some(notice) = notices.next().await {
-        let from: String = notice.get_payload().unwrap_or_default();
-        if from != own {
-            reload.notify_one();
-        }
+        on_notice(notice.get_payload().unwrap_or_default());
     }
     Ok(())
 }

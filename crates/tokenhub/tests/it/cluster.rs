@@ -96,19 +96,25 @@ pub fn redis_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     instances: Vec<Option<Process>>,
     ports: Vec<u16>,
     redis: std::sync::Mutex<RedisServer>,
-    store: Store,
-    http: reqwest::Client,
-    _mock: MockServer,
+    pub(crate) store: Store,
+    pub(crate) http: reqwest::Client,
+    pub(crate) mock: MockServer,
     _database: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
     async fn start() -> Option<Cluster> {
+        Cluster::start_with("", &[]).await
+    }
+
+    /// Three instances with `extra_config` appended to the configuration (more channels
+    /// and models on the one mock upstream) and `env` set for each.
+    pub(crate) async fn start_with(extra_config: &str, env: &[(&str, &str)]) -> Option<Cluster> {
         if !crate::harness::backends().contains(&Backend::Postgres) {
             eprintln!("skipping the cluster test: it needs TOKENHUB_TEST_POSTGRES_URL");
             return None;
@@ -131,7 +137,7 @@ impl Cluster {
                  [[models]]\nid = \"mock-free\"\nprovider = \"Mock\"\ncontext = 8192\ninput_usd_per_mtok = \"0\"\noutput_usd_per_mtok = \"0\"\n\n\
                  [[models]]\nid = \"slow-free\"\nprovider = \"Mock\"\ncontext = 8192\ninput_usd_per_mtok = \"0\"\noutput_usd_per_mtok = \"0\"\n",
                 url = mock.base_url()
-            ),
+            ) + &extra_config.replace("{url}", &mock.base_url()),
         )
         .unwrap();
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -150,7 +156,7 @@ impl Cluster {
                 .pool_max_idle_per_host(64)
                 .build()
                 .unwrap(),
-            _mock: mock,
+            mock,
             _database: database,
             _dir: dir,
         };
@@ -170,6 +176,7 @@ impl Cluster {
                 .env("TOKENHUB_ROOT_PASSWORD", "cluster-test")
                 .env("TOKENHUB_STARTUP_MODEL_CHECK", "false")
                 .env("TOKENHUB_LOG", "warn")
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()
@@ -196,14 +203,14 @@ impl Cluster {
         panic!("instance on {port} did not start");
     }
 
-    fn url(&self, instance: usize, path: &str) -> String {
+    pub(crate) fn url(&self, instance: usize, path: &str) -> String {
         format!(
             "http://127.0.0.1:{}{path}",
             self.ports[instance % self.ports.len()]
         )
     }
 
-    async fn user_with_key(
+    pub(crate) async fn user_with_key(
         &self,
         name: &str,
         balance: Nanos,
@@ -227,7 +234,7 @@ impl Cluster {
     }
 
     /// Sends `body` through instance `instance` (modulo 3); the status, 0 when no answer.
-    async fn chat(&self, instance: usize, key: &str, body: &Value) -> u16 {
+    pub(crate) async fn chat(&self, instance: usize, key: &str, body: &Value) -> u16 {
         match self
             .http
             .post(self.url(instance, "/v1/chat/completions"))
@@ -246,7 +253,7 @@ impl Cluster {
     }
 
     /// `count` requests at once, spread over the instances; their statuses.
-    async fn burst(self: &Arc<Self>, count: usize, key: &str, body: Value) -> Vec<u16> {
+    pub(crate) async fn burst(self: &Arc<Self>, count: usize, key: &str, body: Value) -> Vec<u16> {
         let tasks: Vec<_> = (0..count)
             .map(|n| {
                 let (cluster, key, body) = (self.clone(), key.to_string(), body.clone());

@@ -102,7 +102,7 @@ pub async fn health(
         .as_ref()
         .map(|channel| channel.keys.clone())
         .unwrap_or_default();
-    let mut report = state.relay.health.report(id, &keys, Instant::now());
+    let mut report = state.relay.health.report(id, &keys, Instant::now()).await;
     if routed.is_none() {
         report.state = "not_serving";
         report.disabled_reason = Some(not_serving_reason(&row));

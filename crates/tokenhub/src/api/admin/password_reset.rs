@@ -44,14 +44,14 @@ pub async fn request(
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let limiter = &state.management.login_limiter;
     let email = body.email.trim().to_lowercase();
-    if let Err(wait) = limiter.check(ip, &email) {
+    if let Err(wait) = limiter.check(ip, &email).await {
         return Err(AccountError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         }
         .into());
     }
     // Every request counts, so mail cannot be used to flood an inbox.
-    limiter.failed(ip, &email);
+    limiter.failed(ip, &email).await;
     // The server refuses to start with a mailer but no `public_url` (never the `Host`
     // header: a forged one would send the victim a link to another site).
     let site = state.web.public_url.as_deref().unwrap_or_default();

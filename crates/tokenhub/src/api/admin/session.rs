@@ -87,13 +87,13 @@ pub async fn signup(
     // so one address (IPv6: one /64) gets a few per window.
     let limiter = &state.management.login_limiter;
     let bucket = "~signup";
-    if let Err(wait) = limiter.check(ip, bucket) {
+    if let Err(wait) = limiter.check(ip, bucket).await {
         return Err(AccountError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         }
         .into());
     }
-    limiter.failed(ip, bucket);
+    limiter.failed(ip, bucket).await;
     let user = session::sign_up(
         &state.store,
         body.username.trim(),
@@ -116,7 +116,7 @@ pub async fn login(
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let name = body.username.trim();
     let limiter = &state.management.login_limiter;
-    if let Err(wait) = limiter.check(ip, name) {
+    if let Err(wait) = limiter.check(ip, name).await {
         return Err(AccountError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         }
@@ -124,12 +124,12 @@ pub async fn login(
     }
     match session::check_password(&state.store, name, &body.password).await {
         Ok(user) => {
-            limiter.succeeded(ip, name);
+            limiter.succeeded(ip, name).await;
             start_session(&state, user, StatusCode::OK).await
         }
         Err(error) => {
             if matches!(error, AccountError::Unauthenticated(_)) {
-                limiter.failed(ip, name);
+                limiter.failed(ip, name).await;
             }
             Err(error.into())
         }
@@ -183,7 +183,7 @@ pub async fn change_password(
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let limiter = &state.management.login_limiter;
     let name = caller.user.name.as_str();
-    if let Err(wait) = limiter.check(ip, name) {
+    if let Err(wait) = limiter.check(ip, name).await {
         return Err(AccountError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         }
@@ -203,11 +203,11 @@ pub async fn change_password(
     .await;
     match changed {
         Ok(()) => {
-            limiter.succeeded(ip, name);
+            limiter.succeeded(ip, name).await;
             Ok(StatusCode::NO_CONTENT)
         }
         Err(AccountError::Unauthenticated(_)) => {
-            limiter.failed(ip, name);
+            limiter.failed(ip, name).await;
             Err(ManageError::forbidden("the current password is wrong"))
         }
         Err(other) => Err(other.into()),

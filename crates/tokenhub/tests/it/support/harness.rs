@@ -229,6 +229,7 @@ impl Harness {
         self.gateway()
             .health
             .report(id, &keys, std::time::Instant::now())
+            .await
     }
 
     pub async fn reload(&self) {
