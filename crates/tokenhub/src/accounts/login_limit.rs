@@ -46,7 +46,10 @@ impl LoginLimiter {
         let Some(shared) = &self.shared else {
             return self.memory.check(ip, account);
         };
-        let counts = self.memory.counts(ip, account).map(|(key, max)| (key.name(), max));
+        let counts = self
+            .memory
+            .counts(ip, account)
+            .map(|(key, max)| (key.name(), max));
         match shared.login_blocked(&counts).await {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(wait),

@@ -78,7 +78,9 @@ enum Next {
     Use(usize),
     /// Only with shared state: Redis decides whether this key may be called.
     Ask(usize),
-    Unavailable { until: Option<Instant> },
+    Unavailable {
+        until: Option<Instant>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -201,9 +203,7 @@ impl KeyState {
         let (state, cooldown_remaining_ms, disabled_reason) = match state {
             BreakerState::Closed { .. } => ("closed", None, None),
             BreakerState::HalfOpen | BreakerState::Probe => ("half_open", None, None),
-            BreakerState::Open { remaining } => {
-                ("open", Some(remaining.as_millis() as u64), None)
-            }
+            BreakerState::Open { remaining } => ("open", Some(remaining.as_millis() as u64), None),
             BreakerState::Disabled { reason } => ("disabled", None, Some(reason.clone())),
         };
         KeyState {
@@ -307,9 +307,21 @@ impl Health {
     }
 
     /// Runs `change` on one key's breaker (created if new).
-    fn with_breaker<T>(&self, channel_id: i64, key: u64, change: impl FnOnce(&mut Breaker) -> T) -> T {
+    fn with_breaker<T>(
+        &self,
+        channel_id: i64,
+        key: u64,
+        change: impl FnOnce(&mut Breaker) -> T,
+    ) -> T {
         let mut channels = self.channels();
-        change(channels.entry(channel_id).or_default().keys.entry(key).or_default())
+        change(
+            channels
+                .entry(channel_id)
+                .or_default()
+                .keys
+                .entry(key)
+                .or_default(),
+        )
     }
 
     /// The next key to call, in turn among those that may be called and are not in
@@ -334,7 +346,14 @@ impl Health {
     }
 
     /// What this process knows of the next key; `ask` lets it defer to Redis.
-    fn next(&self, channel_id: i64, keys: &[UpstreamKey], tried: u64, now: Instant, ask: bool) -> Next {
+    fn next(
+        &self,
+        channel_id: i64,
+        keys: &[UpstreamKey],
+        tried: u64,
+        now: Instant,
+        ask: bool,
+    ) -> Next {
         let count = keys.len().clamp(1, 64);
         let mut channels = self.channels();
         let health = match channels.get_mut(&channel_id) {
@@ -357,12 +376,17 @@ impl Health {
                 continue;
             }
             let breaker = health.keys.get_mut(&key_id(keys, index));
-            if ask && breaker.as_ref().is_some_and(|b| b.needs_shared_decision(now)) {
+            if ask
+                && breaker
+                    .as_ref()
+                    .is_some_and(|b| b.needs_shared_decision(now))
+            {
                 health.cursor = index + 1;
                 return Next::Ask(index);
             }
-            let admission =
-                breaker.map_or(Admission::Closed, |breaker| breaker.admit(&self.policy, now));
+            let admission = breaker.map_or(Admission::Closed, |breaker| {
+                breaker.admit(&self.policy, now)
+            });
             match admission {
                 Admission::Closed | Admission::Probe => {
                     health.cursor = index + 1;
@@ -438,7 +462,14 @@ impl Health {
         }
         let rejected = rejection(failure);
         if self
-            .fail_shared(channel_id, key_index, key, failure, rejected.as_deref(), now)
+            .fail_shared(
+                channel_id,
+                key_index,
+                key,
+                failure,
+                rejected.as_deref(),
+                now,
+            )
             .await
         {
             return;
@@ -458,7 +489,12 @@ impl Health {
     /// The channel's health with each of `keys` (its current keys, from the snapshot).
     /// With shared state the breakers' states are the deployment's (this process's when
     /// Redis does not answer); counters and latency are this instance's.
-    pub async fn report(&self, channel_id: i64, keys: &[UpstreamKey], now: Instant) -> HealthReport {
+    pub async fn report(
+        &self,
+        channel_id: i64,
+        keys: &[UpstreamKey],
+        now: Instant,
+    ) -> HealthReport {
         let ids: Vec<u64> = if keys.is_empty() {
             vec![NO_KEY]
         } else {
@@ -538,42 +574,59 @@ mod tests {
         let health = Health::new(policy());
         let t0 = Instant::now();
         for i in 0..2 {
-            health.failed(
-                1,
-                0,
-                NO_KEY,
-                &failure(FailureKind::Status(500)),
-                t0 + Duration::from_secs(i),
-            ).await;
+            health
+                .failed(
+                    1,
+                    0,
+                    NO_KEY,
+                    &failure(FailureKind::Status(500)),
+                    t0 + Duration::from_secs(i),
+                )
+                .await;
         }
         assert_eq!(
             health.admit(1, NO_KEY, t0 + Duration::from_secs(2)),
             Admission::Closed
         );
-        health.failed(
-            1,
-            0,
-            NO_KEY,
-            &failure(FailureKind::Connect),
-            t0 + Duration::from_secs(2),
-        ).await;
+        health
+            .failed(
+                1,
+                0,
+                NO_KEY,
+                &failure(FailureKind::Connect),
+                t0 + Duration::from_secs(2),
+            )
+            .await;
         assert!(matches!(
             health.admit(1, NO_KEY, t0 + Duration::from_secs(3)),
             Admission::Open { .. }
         ));
         assert_eq!(
-            health.report(1, &[], t0 + Duration::from_secs(3)).await.state,
+            health
+                .report(1, &[], t0 + Duration::from_secs(3))
+                .await
+                .state,
             "open"
         );
         let after = t0 + Duration::from_secs(8);
-        assert_eq!(health.pick(1, &[], 0, after).await, Pick::Use(0), "the probe");
+        assert_eq!(
+            health.pick(1, &[], 0, after).await,
+            Pick::Use(0),
+            "the probe"
+        );
         assert!(
-            matches!(health.pick(1, &[], 0, after).await, Pick::Unavailable { .. }),
+            matches!(
+                health.pick(1, &[], 0, after).await,
+                Pick::Unavailable { .. }
+            ),
             "one probe at a time"
         );
         health.succeeded(1, 0, NO_KEY, Duration::from_millis(40));
         assert_eq!(health.admit(1, NO_KEY, after), Admission::Closed);
-        assert_eq!(health.report(1, &[], after).await.ewma_latency_ms, Some(40.0));
+        assert_eq!(
+            health.report(1, &[], after).await.ewma_latency_ms,
+            Some(40.0)
+        );
     }
 
     #[tokio::test]
@@ -581,11 +634,15 @@ mod tests {
         let health = Health::new(policy());
         let t0 = Instant::now();
         for _ in 0..3 {
-            health.failed(1, 0, NO_KEY, &failure(FailureKind::Timeout), t0).await;
+            health
+                .failed(1, 0, NO_KEY, &failure(FailureKind::Timeout), t0)
+                .await;
         }
         let later = t0 + Duration::from_secs(6);
         assert_eq!(health.admit(1, NO_KEY, later), Admission::Probe);
-        health.failed(1, 0, NO_KEY, &failure(FailureKind::Timeout), later).await;
+        health
+            .failed(1, 0, NO_KEY, &failure(FailureKind::Timeout), later)
+            .await;
         assert!(matches!(
             health.admit(1, NO_KEY, later + Duration::from_secs(1)),
             Admission::Open { .. }
@@ -593,13 +650,15 @@ mod tests {
 
         let spaced = Health::new(policy());
         for i in 0..5 {
-            spaced.failed(
-                2,
-                0,
-                NO_KEY,
-                &failure(FailureKind::Status(502)),
-                t0 + Duration::from_secs(20 * i),
-            ).await;
+            spaced
+                .failed(
+                    2,
+                    0,
+                    NO_KEY,
+                    &failure(FailureKind::Status(502)),
+                    t0 + Duration::from_secs(20 * i),
+                )
+                .await;
         }
         assert_eq!(
             spaced.admit(2, NO_KEY, t0 + Duration::from_secs(81)),
@@ -619,7 +678,9 @@ mod tests {
             health.admit(1, NO_KEY, t0 + Duration::from_secs(30)),
             Admission::Open { .. }
         ));
-        health.failed(2, 0, NO_KEY, &failure(FailureKind::Status(401)), t0).await;
+        health
+            .failed(2, 0, NO_KEY, &failure(FailureKind::Status(401)), t0)
+            .await;
         assert!(matches!(
             health.admit(2, NO_KEY, t0),
             Admission::Disabled { .. }
@@ -630,7 +691,9 @@ mod tests {
             Admission::Closed,
             "a passing channel test re-enables a rejected key"
         );
-        health.failed(3, 0, NO_KEY, &failure(FailureKind::Status(400)), t0).await;
+        health
+            .failed(3, 0, NO_KEY, &failure(FailureKind::Status(400)), t0)
+            .await;
         assert_eq!(
             health.report(3, &[], t0).await.failures,
             0,
@@ -651,7 +714,9 @@ mod tests {
             turns,
             [Pick::Use(0), Pick::Use(1), Pick::Use(2), Pick::Use(0)]
         );
-        health.failed(7, 1, keys[1].id, &failure(FailureKind::Status(401)), t0).await;
+        health
+            .failed(7, 1, keys[1].id, &failure(FailureKind::Status(401)), t0)
+            .await;
         let mut turns = Vec::new();
         for _ in 0..3 {
             turns.push(health.pick(7, &keys, 0, t0).await);
@@ -689,8 +754,12 @@ mod tests {
         assert_eq!(report.keys[0].cooldown_remaining_ms, Some(9000));
         assert_eq!(report.keys[2].masked, "…", "short keys are fully hidden");
 
-        health.failed(7, 2, keys[2].id, &failure(FailureKind::Status(403)), t0).await;
-        health.failed(7, 0, keys[0].id, &failure(FailureKind::Status(401)), t0).await;
+        health
+            .failed(7, 2, keys[2].id, &failure(FailureKind::Status(403)), t0)
+            .await;
+        health
+            .failed(7, 0, keys[0].id, &failure(FailureKind::Status(401)), t0)
+            .await;
         let report = health.report(7, &keys, t0).await;
         assert_eq!(report.state, "disabled", "every key was rejected");
         assert!(report.disabled_reason.is_some());

@@ -57,7 +57,11 @@ impl SharedState {
         Ok((wait > 0).then(|| Duration::from_millis(wait as u64)))
     }
 
-    pub async fn login_failed(&self, counts: &[String], window: Duration) -> Result<(), SharedError> {
+    pub async fn login_failed(
+        &self,
+        counts: &[String],
+        window: Duration,
+    ) -> Result<(), SharedError> {
         let mut invocation = FAILED.prepare_invoke();
         for name in counts {
             invocation.key(self.login_key(name));

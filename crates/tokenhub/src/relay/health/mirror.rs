@@ -27,7 +27,12 @@ const SHARED_RETRY: Duration = Duration::from_secs(1);
 impl Breaker {
     /// Takes Redis's word for this key. Returns `Some(open)` when the key changed
     /// between callable and not.
-    fn mirror(&mut self, state: &BreakerState, policy: &BreakerPolicy, now: Instant) -> Option<bool> {
+    fn mirror(
+        &mut self,
+        state: &BreakerState,
+        policy: &BreakerPolicy,
+        now: Instant,
+    ) -> Option<bool> {
         let was_open = self.is_open();
         let watch = Some(now + policy.window);
         match state {
@@ -119,7 +124,14 @@ impl Health {
     }
 
     /// Takes Redis's word for one key, exporting a transition when `key_index` is known.
-    fn mirror(&self, channel_id: i64, key_index: Option<usize>, key: u64, state: &BreakerState, now: Instant) {
+    fn mirror(
+        &self,
+        channel_id: i64,
+        key_index: Option<usize>,
+        key: u64,
+        state: &BreakerState,
+        now: Instant,
+    ) {
         let changed = self.with_breaker(channel_id, key, |b| b.mirror(state, &self.policy, now));
         if let (Some(open), Some(index)) = (changed, key_index) {
             set_circuit_gauge(channel_id, index, open);
@@ -164,7 +176,14 @@ impl Health {
 
     /// Redis's decision for one key (a probe is handed out to one caller in the
     /// deployment), or this process's when Redis does not answer.
-    async fn ask(&self, shared: &SharedState, channel_id: i64, index: usize, key: u64, now: Instant) -> Admission {
+    async fn ask(
+        &self,
+        shared: &SharedState,
+        channel_id: i64,
+        index: usize,
+        key: u64,
+        now: Instant,
+    ) -> Admission {
         if self.reachable_shared(now).is_some() {
             match shared.breaker_admit(channel_id, key, self.limits()).await {
                 Ok(state) => {
@@ -191,7 +210,13 @@ impl Health {
             return false;
         };
         let counted = shared
-            .breaker_failed(channel_id, key, self.limits(), failure.retry_after, rejected)
+            .breaker_failed(
+                channel_id,
+                key,
+                self.limits(),
+                failure.retry_after,
+                rejected,
+            )
             .await;
         match counted {
             Ok(state) => {
@@ -222,7 +247,11 @@ impl Health {
     }
 
     /// The deployment's view of the keys, when there is one and Redis answers.
-    pub(super) async fn shared_views(&self, channel_id: i64, keys: &[u64]) -> Option<Vec<BreakerState>> {
+    pub(super) async fn shared_views(
+        &self,
+        channel_id: i64,
+        keys: &[u64],
+    ) -> Option<Vec<BreakerState>> {
         let shared = self.shared.as_ref()?;
         shared
             .breaker_views(channel_id, keys)
