@@ -220,9 +220,7 @@ impl MemoryLoginLimiter {
     fn entries(&self) -> usize {
         self.windows().len()
     }
-}
 
-impl MemoryLoginLimiter {
     pub fn check(&self, ip: IpAddr, account: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let counts = self.counts(ip, account);
