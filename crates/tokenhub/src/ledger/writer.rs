@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -23,6 +23,8 @@ use crate::ledger::money::Nanos;
 use crate::ledger::spill::{Spill, SpilledBatch};
 use crate::shared::money::{Account, Reading};
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
+
+mod supervise;
 
 /// How long one write of a batch may take before the batch goes to the spill file (a
 /// database that stopped answering mid-statement would otherwise hold the writer, and
@@ -38,6 +40,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub struct LedgerStatus {
     spilled_bytes: AtomicU64,
     backlog_batches: AtomicU64,
+    /// Set while the writer task waits to restart after a panic (`writer/supervise.rs`).
+    writer_down: AtomicBool,
     /// Zero: no bound.
     spill_limit: u64,
 }
@@ -54,6 +58,12 @@ impl LedgerStatus {
 
     pub fn spill_limit(&self) -> u64 {
         self.spill_limit
+    }
+
+    /// False while the writer task is down (it panicked and waits to restart): records
+    /// queue in memory meanwhile.
+    pub fn writer_running(&self) -> bool {
+        !self.writer_down.load(Ordering::Relaxed)
     }
 
     /// True once the spill file outgrew its bound: a paid request would be served
@@ -143,14 +153,18 @@ impl LedgerWriter {
             ..LedgerStatus::default()
         });
         let writer = Writer {
-            usage: store.usage_writer(),
-            books,
-            flush_lock,
-            faults,
+            io: WriterIo {
+                usage: store.usage_writer(),
+                books,
+                flush_lock,
+                faults,
+                accounted: 0,
+            },
             status: status.clone(),
             backlog: Backlog::new(spill),
+            in_flight: InFlight::default(),
         };
-        tokio::spawn(writer.run(receiver));
+        tokio::spawn(supervise::supervise(writer, receiver));
         LedgerWriter { commands, status }
     }
 
@@ -282,6 +296,31 @@ impl Backlog {
         (records, batches, first.in_books)
     }
 
+    /// The oldest `records` were committed (or parked) and the books took their costs,
+    /// by a replay that gave up or panicked before it could say so.
+    fn forget_oldest(&mut self, mut records: usize, status: &LedgerStatus) {
+        if records == 0 {
+            return;
+        }
+        while records > 0 {
+            let Some(oldest) = self.pending.front_mut() else {
+                break;
+            };
+            if oldest.records.len() <= records {
+                records -= oldest.records.len();
+                self.pending.pop_front();
+            } else {
+                oldest.records.drain(..records);
+                records = 0;
+            }
+        }
+        if self.pending.is_empty() {
+            self.committed(0, status);
+        } else {
+            self.publish(status);
+        }
+    }
+
     /// The oldest `batches` are committed.
     fn committed(&mut self, batches: usize, status: &LedgerStatus) {
         self.pending.drain(..batches);
@@ -303,23 +342,45 @@ impl Backlog {
     }
 }
 
-/// The writer task's state.
+/// The writer task's state. It outlives a panic of the task (`writer/supervise.rs`):
+/// the backlog and the batch in flight are taken up again by the restarted task.
 struct Writer {
+    io: WriterIo,
+    status: Arc<LedgerStatus>,
+    backlog: Backlog,
+    in_flight: InFlight,
+}
+
+/// What committing needs, apart from the records (so a `Committer` may borrow it while
+/// the records in flight are borrowed too).
+struct WriterIo {
     usage: UsageWriter,
     books: Arc<Books>,
     flush_lock: Arc<Mutex<()>>,
     faults: Option<Arc<dyn WriteFaults>>,
-    status: Arc<LedgerStatus>,
-    backlog: Backlog,
+    /// How many leading records of the batch in flight the books have taken (committed or
+    /// parked). A batch is committed in order, the left half of a split first, so these
+    /// are always a prefix of it.
+    accounted: usize,
+}
+
+/// The records the writer is committing now, held where a panic cannot drop them.
+#[derive(Default)]
+struct InFlight {
+    /// A new batch (`write_now`), and the flushes that wait for it.
+    batch: Vec<UsageRecord>,
+    waiters: Vec<oneshot::Sender<()>>,
+    /// Or the oldest batches of the backlog, which stay there until committed.
+    replaying: bool,
 }
 
 impl Writer {
-    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Command>) {
+    async fn run(&mut self, receiver: &mut mpsc::UnboundedReceiver<Command>) {
         self.backlog.publish(&self.status);
         let mut open = true;
         while open || !self.backlog.pending.is_empty() {
             if self.backlog.pending.is_empty() {
-                let Some((batch, waiters)) = next_batch(&mut receiver).await else {
+                let Some((batch, waiters)) = next_batch(receiver).await else {
                     return;
                 };
                 self.write_now(batch, waiters).await;
@@ -335,7 +396,7 @@ impl Writer {
                         open = false;
                         continue;
                     }
-                    let (batch, waiters) = complete_batch(commands, &mut receiver).await;
+                    let (batch, waiters) = complete_batch(commands, receiver).await;
                     if !batch.is_empty() {
                         self.backlog.push(batch, &self.status);
                     }
@@ -349,25 +410,35 @@ impl Writer {
     /// Normal operation: commit the batch; if the database does not take it and there
     /// is a spill file, the batch starts the backlog.
     async fn write_now(&mut self, batch: Vec<UsageRecord>, waiters: Vec<oneshot::Sender<()>>) {
-        if self.backlog.spill.is_none() {
-            self.committer()
-                .commit(&batch, BatchAttempt::First, true)
+        self.in_flight = InFlight {
+            batch,
+            waiters,
+            replaying: false,
+        };
+        self.io.accounted = 0;
+        let written = if self.backlog.spill.is_none() {
+            self.io
+                .committer()
+                .commit(&self.in_flight.batch, BatchAttempt::First, true)
                 .await;
-        } else if let Err(error) = self
-            .committer()
-            .attempt(&batch, BatchAttempt::First, true)
-            .await
-        {
+            Ok(())
+        } else {
+            self.io
+                .committer()
+                .attempt(&self.in_flight.batch, BatchAttempt::First, true)
+                .await
+        };
+        let InFlight { batch, waiters, .. } = std::mem::take(&mut self.in_flight);
+        if let Err(error) = written {
             tracing::error!(%error, records = batch.len(), "usage batch not committed; spilling to disk until the database answers");
-            self.backlog.push(batch, &self.status);
-            self.backlog.waiters.extend(waiters);
+            self.requeue(batch, waiters);
             self.backlog.failed();
             return;
         }
         if !waiters.is_empty() {
             // A flush precedes closing the store (shutdown), which waits for every
             // connection to come back.
-            self.usage.release();
+            self.io.usage.release();
         }
         for done in waiters {
             let _ = done.send(());
@@ -382,30 +453,58 @@ impl Writer {
         if batches == 0 {
             return;
         }
+        self.in_flight.replaying = true;
+        self.io.accounted = 0;
         let result = self
+            .io
             .committer()
             .attempt(&records, BatchAttempt::Retry, in_books)
             .await;
+        self.in_flight.replaying = false;
         match result {
             Ok(()) => {
                 self.backlog.committed(batches, &self.status);
                 if self.backlog.pending.is_empty() {
-                    self.usage.release();
+                    self.io.usage.release();
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, backlog = self.backlog.pending.len(), "usage backlog not replayed yet");
+                let accounted = std::mem::take(&mut self.io.accounted);
+                self.backlog.forget_oldest(accounted, &self.status);
                 self.backlog.failed();
             }
         }
     }
 
+    /// Puts the records of `batch` that the books have not taken back in the backlog
+    /// (an attempt may give up, or panic, after the books took some: its deadline can
+    /// pass while committed costs are shared); `waiters` are answered once it is empty.
+    fn requeue(&mut self, mut batch: Vec<UsageRecord>, waiters: Vec<oneshot::Sender<()>>) {
+        let accounted = std::mem::take(&mut self.io.accounted).min(batch.len());
+        let rest = batch.split_off(accounted);
+        if !rest.is_empty() {
+            self.backlog.push(rest, &self.status);
+        }
+        if self.backlog.pending.is_empty() {
+            for done in waiters {
+                let _ = done.send(());
+            }
+        } else {
+            self.backlog.waiters.extend(waiters);
+        }
+    }
+
+}
+
+impl WriterIo {
     fn committer(&mut self) -> Committer<'_> {
         Committer {
             usage: &mut self.usage,
             books: &self.books,
             flush_lock: &self.flush_lock,
             faults: self.faults.as_deref(),
+            accounted: &mut self.accounted,
         }
     }
 }
@@ -460,6 +559,8 @@ struct Committer<'a> {
     books: &'a Books,
     flush_lock: &'a Mutex<()>,
     faults: Option<&'a dyn WriteFaults>,
+    /// `WriterIo::accounted`: counts the records whose costs the books took.
+    accounted: &'a mut usize,
 }
 
 impl Committer<'_> {
@@ -596,6 +697,7 @@ impl Committer<'_> {
                 self.books.abandoned(&users, &keys);
             }
         }
+        *self.accounted += batch.len();
         drop(guard);
         if in_books {
             self.share(&users, &keys).await;
@@ -631,6 +733,7 @@ impl Committer<'_> {
             tracing::error!(error = %park_error, request_id = %record.request_id, "could not park a refused usage record");
             return false;
         }
+        *self.accounted += 1;
         if in_books {
             let (users, keys) = costs_by_owner(std::slice::from_ref(record));
             self.books.abandoned(&users, &keys);
