@@ -48,6 +48,7 @@ mod secrets_at_rest;
 mod shared_state;
 mod start_refusals;
 mod startup;
+mod unreadable_model;
 mod usage_rollups;
 mod web;
 mod web_fixes;
