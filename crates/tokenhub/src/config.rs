@@ -525,13 +525,21 @@ impl Settings {
             );
         }
         for origin in &self.cors_allowed_origins {
-            crate::api::cors::check_origin(origin)
-                .or_else(|why| invalid("cors_allowed_origins (TOKENHUB_CORS_ALLOWED_ORIGINS)".into(), why))?;
+            crate::api::cors::check_origin(origin).or_else(|why| {
+                invalid(
+                    "cors_allowed_origins (TOKENHUB_CORS_ALLOWED_ORIGINS)".into(),
+                    why,
+                )
+            })?;
         }
         if let Some(Err(why)) = self.public_url.as_deref().map(http_uri) {
             return invalid("public_url".into(), why);
         }
-        if let Some(Err(why)) = self.secret_key.as_ref().map(|k| SecretKey::parse(k.expose())) {
+        if let Some(Err(why)) = self
+            .secret_key
+            .as_ref()
+            .map(|k| SecretKey::parse(k.expose()))
+        {
             return invalid("TOKENHUB_SECRET_KEY".into(), why);
         }
         if let Some(token) = self.metrics_token.as_ref().map(Secret::expose)

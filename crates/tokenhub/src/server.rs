@@ -135,7 +135,8 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     )
     .await?;
     let lock = store.startup_lock().await?;
-    let created = accounts::ensure_root(&store, settings.root_password.as_ref().map(Secret::expose)).await?;
+    let created =
+        accounts::ensure_root(&store, settings.root_password.as_ref().map(Secret::expose)).await?;
     drop(lock);
     if let Some(password) = created {
         // Shown once, to whoever ran the first command. On stderr: stdout of CLI commands

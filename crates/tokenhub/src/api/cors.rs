@@ -157,7 +157,12 @@ mod tests {
 
     #[test]
     fn only_origins_as_browsers_send_them_are_accepted() {
-        for good in ["*", "https://app.example.com", "http://localhost:5173", "https://a.example/"] {
+        for good in [
+            "*",
+            "https://app.example.com",
+            "http://localhost:5173",
+            "https://a.example/",
+        ] {
             assert_eq!(check_origin(good), Ok(()), "{good}");
         }
         for bad in [

@@ -141,7 +141,9 @@ impl AccountSettings {
             self.support_contact = v.trim().to_string();
         }
         if let Some(v) = var("TOKENHUB_SMTP_URL") {
-            self.smtp_url = Some(v.trim()).filter(|v| !v.is_empty()).map(super::Secret::from);
+            self.smtp_url = Some(v.trim())
+                .filter(|v| !v.is_empty())
+                .map(super::Secret::from);
         }
         if let Some(v) = var("TOKENHUB_SMTP_FROM") {
             self.smtp_from = Some(v.trim().to_string()).filter(|v| !v.is_empty());

@@ -494,7 +494,6 @@ impl Writer {
             self.backlog.waiters.extend(waiters);
         }
     }
-
 }
 
 impl WriterIo {
@@ -796,6 +795,27 @@ mod tests {
     use super::*;
     use crate::store::test_support::temp_store;
 
+    /// A writer for one user holding 1,000 nano-USD (in the database and the books),
+    /// with the faults `faults` makes from the books and the user's id.
+    pub(super) async fn writer_for_one_user(
+        faults: impl FnOnce(&Arc<Books>, i64) -> Arc<dyn WriteFaults>,
+    ) -> (Store, tempfile::TempDir, Arc<Books>, LedgerWriter, i64) {
+        let (store, dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos(1_000))], []);
+        let writer = LedgerWriter::spawn_with_faults(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            Some(faults(&books, user.id)),
+        );
+        (store, dir, books, writer, user.id)
+    }
+
     /// Fails the next `transient` attempts before writing, and loses the reply of the
     /// next `lost_replies` commits, running `between` (a reload) in the gap.
     #[derive(Default)]
@@ -847,34 +867,24 @@ mod tests {
     /// would serve the request for free).
     #[tokio::test]
     async fn a_commit_that_keeps_timing_out_is_retried_not_parked() {
-        let (store, _dir) = temp_store().await;
-        let user = store
-            .create_user("u", "user", None, Nanos(1_000))
-            .await
-            .unwrap();
-        let books = Arc::new(Books::default());
-        books.sync([(user.id, Nanos(1_000))], []);
-        let script = Arc::new(Script {
-            transient: StdMutex::new(REFUSALS_BEFORE_PARKING + 1),
-            ..Script::default()
-        });
-        let writer = LedgerWriter::spawn_with_faults(
-            store.clone(),
-            books.clone(),
-            Default::default(),
-            Some(script),
-        );
-        let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+        let (store, _dir, books, writer, user_id) = writer_for_one_user(|_, _| {
+            Arc::new(Script {
+                transient: StdMutex::new(REFUSALS_BEFORE_PARKING + 1),
+                ..Script::default()
+            })
+        })
+        .await;
+        let held = books.reserve(user_id, 0, None, Nanos(100)).unwrap();
         books.settle(held, Nanos(40));
-        writer.submit(record(user.id, 40));
+        writer.submit(record(user_id, 40));
         writer.flush().await;
         assert_eq!(store.usage_count().await.unwrap(), 1);
         assert!(store.dead_letters().await.unwrap().is_empty());
         assert_eq!(
-            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            store.user_by_id(user_id).await.unwrap().unwrap().balance,
             Nanos(960)
         );
-        assert_eq!(books.balance(user.id), Nanos(960));
+        assert_eq!(books.balance(user_id), Nanos(960));
     }
 
     /// The database is away: every attempt fails and the writer cannot reach it.
@@ -1017,39 +1027,28 @@ mod tests {
     /// balance before the retry found the batch written: the cost is counted once.
     #[tokio::test]
     async fn a_lost_reply_and_a_reload_before_the_retry_count_the_batch_once() {
-        let (store, _dir) = temp_store().await;
-        let user = store
-            .create_user("u", "user", None, Nanos(1_000))
-            .await
-            .unwrap();
-        let books = Arc::new(Books::default());
-        books.sync([(user.id, Nanos(1_000))], []);
-        let reloaded = books.clone();
-        let user_id = user.id;
-        let script = Arc::new(Script {
-            lost_replies: StdMutex::new(1),
-            // The reload sees the committed debit in the database.
-            between: StdMutex::new(Some(Box::new(move || {
-                reloaded.sync([(user_id, Nanos(960))], []);
-            }))),
-            ..Script::default()
-        });
-        let writer = LedgerWriter::spawn_with_faults(
-            store.clone(),
-            books.clone(),
-            Default::default(),
-            Some(script),
-        );
-        let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+        let (store, _dir, books, writer, user_id) = writer_for_one_user(|books, user_id| {
+            let reloaded = books.clone();
+            Arc::new(Script {
+                lost_replies: StdMutex::new(1),
+                // The reload sees the committed debit in the database.
+                between: StdMutex::new(Some(Box::new(move || {
+                    reloaded.sync([(user_id, Nanos(960))], []);
+                }))),
+                ..Script::default()
+            })
+        })
+        .await;
+        let held = books.reserve(user_id, 0, None, Nanos(100)).unwrap();
         books.settle(held, Nanos(40));
-        writer.submit(record(user.id, 40));
+        writer.submit(record(user_id, 40));
         writer.flush().await;
         assert_eq!(store.usage_count().await.unwrap(), 1);
         assert_eq!(
-            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            store.user_by_id(user_id).await.unwrap().unwrap().balance,
             Nanos(960)
         );
-        assert_eq!(books.balance(user.id), Nanos(960), "counted once");
-        assert_eq!(books.unflushed(user.id), Nanos::ZERO);
+        assert_eq!(books.balance(user_id), Nanos(960), "counted once");
+        assert_eq!(books.unflushed(user_id), Nanos::ZERO);
     }
 }

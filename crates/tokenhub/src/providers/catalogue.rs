@@ -515,9 +515,16 @@ mod tests {
         assert_eq!(per_million("1.0000000000000001e-15"), Ok(Nanos(2)));
         assert!(per_million("-1").is_err(), "OpenRouter's variable price");
         assert!(per_million("1e30").is_err());
-        assert!(per_million("1e2147483647").is_err(), "no wrap to a tiny price");
+        assert!(
+            per_million("1e2147483647").is_err(),
+            "no wrap to a tiny price"
+        );
         assert!(per_million("1.5e-2147483648").is_err());
-        assert_eq!(per_million("1e-2147483000"), Ok(Nanos(1)), "tiny: rounded up");
+        assert_eq!(
+            per_million("1e-2147483000"),
+            Ok(Nanos(1)),
+            "tiny: rounded up"
+        );
         assert!(per_million("abc").is_err());
     }
 

@@ -356,7 +356,10 @@ mod tests {
             "overloaded, not out of quota"
         );
         assert_eq!(Dialect::Zhipu.effective_status(500, b"not json"), 500);
-        let beyond_u32 = format!(r#"{{"error":{{"code":{},"message":"x"}}}}"#, (1u64 << 32) + 1000);
+        let beyond_u32 = format!(
+            r#"{{"error":{{"code":{},"message":"x"}}}}"#,
+            (1u64 << 32) + 1000
+        );
         assert_eq!(
             Dialect::Zhipu.effective_status(500, beyond_u32.as_bytes()),
             500,

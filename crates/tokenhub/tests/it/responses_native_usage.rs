@@ -23,7 +23,10 @@ async fn start() -> Harness {
 fn reports() -> Vec<(&'static str, Value)> {
     vec![
         ("missing", json!({"usage": false})),
-        ("null", json!({"usage_override": {"input_tokens": null, "output_tokens": null}})),
+        (
+            "null",
+            json!({"usage_override": {"input_tokens": null, "output_tokens": null}}),
+        ),
         (
             "not numbers",
             json!({"usage_override": {"input_tokens": "many", "output_tokens": {"n": 3},
@@ -75,7 +78,9 @@ async fn a_native_answer_without_usable_usage_is_billed_by_the_local_count() {
                 "{what}, stream {stream}: {record:?}"
             );
             assert!(
-                record.prompt_tokens > 0 && record.completion_tokens > 0 && record.cost > Nanos::ZERO,
+                record.prompt_tokens > 0
+                    && record.completion_tokens > 0
+                    && record.cost > Nanos::ZERO,
                 "{what}, stream {stream}: counted locally: {record:?}"
             );
         }

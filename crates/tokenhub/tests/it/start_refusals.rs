@@ -61,7 +61,10 @@ fn a_malformed_cors_origin_stops_the_start() {
     );
     assert_refused(
         &output,
-        &["TOKENHUB_CORS_ALLOWED_ORIGINS", "'app.example.com' is not an origin"],
+        &[
+            "TOKENHUB_CORS_ALLOWED_ORIGINS",
+            "'app.example.com' is not an origin",
+        ],
         &[],
     );
 }
@@ -74,7 +77,10 @@ fn a_mail_server_without_public_url_stops_the_start() {
                 "TOKENHUB_SMTP_URL",
                 "smtps://mailer:smtp-password@mail.example.com".into(),
             ),
-            ("TOKENHUB_SMTP_FROM", "TokenHub <noreply@example.com>".into()),
+            (
+                "TOKENHUB_SMTP_FROM",
+                "TokenHub <noreply@example.com>".into(),
+            ),
         ],
         Duration::from_secs(30),
     );

@@ -61,13 +61,21 @@ async fn a_model_row_with_malformed_tiers_is_left_out_and_the_rest_is_served() {
             .collect();
         assert!(!ids.contains(&"alias-model".to_string()), "{backend:?}");
         assert_eq!(chat_status(&h, &h.base, &key, "mock-gpt").await, 200);
-        assert_eq!(chat_status(&h, &h.base, &key, "added-later").await, 200, "{backend:?}: the change was taken");
+        assert_eq!(
+            chat_status(&h, &h.base, &key, "added-later").await,
+            200,
+            "{backend:?}: the change was taken"
+        );
         assert_eq!(chat_status(&h, &h.base, &key, "alias-model").await, 404);
 
         // A restart on the same database comes up and serves the readable models.
         let restarted = h.start_another(|_, _| {}).await;
         let base = format!("http://{}", restarted.addr);
-        assert_eq!(chat_status(&h, &base, &key, "mock-gpt").await, 200, "{backend:?}");
+        assert_eq!(
+            chat_status(&h, &base, &key, "mock-gpt").await,
+            200,
+            "{backend:?}"
+        );
         restarted.shutdown().await.unwrap();
         h.shutdown().await;
     }

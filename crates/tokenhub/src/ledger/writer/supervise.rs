@@ -24,10 +24,7 @@ const STEADY_RUN: Duration = Duration::from_secs(60);
 
 /// Runs the writer until every sender is gone and its backlog is committed, restarting
 /// it after each panic.
-pub(super) async fn supervise(
-    mut writer: Writer,
-    mut receiver: mpsc::UnboundedReceiver<Command>,
-) {
+pub(super) async fn supervise(mut writer: Writer, mut receiver: mpsc::UnboundedReceiver<Command>) {
     let mut delay = FIRST_RESTART_DELAY;
     loop {
         let started = Instant::now();
@@ -81,10 +78,10 @@ mod tests {
     use std::sync::Mutex as StdMutex;
     use std::time::Duration;
 
+    use super::super::tests::writer_for_one_user;
     use super::super::{LedgerWriter, WriteFaults};
     use crate::ledger::books::Books;
     use crate::ledger::money::Nanos;
-    use crate::store::test_support::temp_store;
     use crate::store::{Store, StoreError, UsageRecord};
 
     /// Panics once where `panic_when` first says so; refuses (as the database refuses a
@@ -112,7 +109,11 @@ mod tests {
     impl WriteFaults for Faults {
         fn before_write(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
             panic_once(&self.panic_before_write, batch);
-            if self.refuse_when.as_ref().is_some_and(|refuse| refuse(batch)) {
+            if self
+                .refuse_when
+                .as_ref()
+                .is_some_and(|refuse| refuse(batch))
+            {
                 return Err(StoreError::OutOfRange("refused by the test".into()));
             }
             Ok(())
@@ -133,22 +134,10 @@ mod tests {
         Some(Box::new(|_: &[UsageRecord]| true))
     }
 
-    /// A user with $1,000 nano, the books holding it, and a writer with `faults`.
-    async fn writer_with(faults: Faults) -> (Store, tempfile::TempDir, Arc<Books>, LedgerWriter, i64) {
-        let (store, dir) = temp_store().await;
-        let user = store
-            .create_user("u", "user", None, Nanos(1_000))
-            .await
-            .unwrap();
-        let books = Arc::new(Books::default());
-        books.sync([(user.id, Nanos(1_000))], []);
-        let writer = LedgerWriter::spawn_with_faults(
-            store.clone(),
-            books.clone(),
-            Default::default(),
-            Some(Arc::new(faults)),
-        );
-        (store, dir, books, writer, user.id)
+    async fn writer_with(
+        faults: Faults,
+    ) -> (Store, tempfile::TempDir, Arc<Books>, LedgerWriter, i64) {
+        writer_for_one_user(|_, _| Arc::new(faults)).await
     }
 
     /// Settles requests `ids` of 10 nano each and sends their records.
