@@ -84,20 +84,20 @@ mod tests {
     use crate::ledger::money::Nanos;
     use crate::store::{Store, StoreError, UsageRecord};
 
-    /// Panics once where `panic_when` first says so; refuses (as the database refuses a
-    /// value) every batch `refuse_when` names.
+    /// Says whether a fault fires for this batch.
+    type BatchTest = Box<dyn Fn(&[UsageRecord]) -> bool + Send + Sync>;
+
+    /// Panics once, before a write or after a commit, at the first batch its test
+    /// names; refuses (as the database refuses a value) every batch `refuse_when` names.
     #[derive(Default)]
     struct Faults {
-        panic_before_write: StdMutex<Option<Box<dyn Fn(&[UsageRecord]) -> bool + Send>>>,
-        panic_after_commit: StdMutex<Option<Box<dyn Fn(&[UsageRecord]) -> bool + Send>>>,
-        refuse_when: Option<Box<dyn Fn(&[UsageRecord]) -> bool + Send + Sync>>,
+        panic_before_write: StdMutex<Option<BatchTest>>,
+        panic_after_commit: StdMutex<Option<BatchTest>>,
+        refuse_when: Option<BatchTest>,
     }
 
     /// Panics the first time `when` holds for `batch`, and never again.
-    fn panic_once(
-        when: &StdMutex<Option<Box<dyn Fn(&[UsageRecord]) -> bool + Send>>>,
-        batch: &[UsageRecord],
-    ) {
+    fn panic_once(when: &StdMutex<Option<BatchTest>>, batch: &[UsageRecord]) {
         let mut when = when.lock().unwrap();
         if when.as_ref().is_some_and(|fires| fires(batch)) {
             *when = None;
@@ -130,7 +130,7 @@ mod tests {
         }
     }
 
-    fn always() -> Option<Box<dyn Fn(&[UsageRecord]) -> bool + Send>> {
+    fn always() -> Option<BatchTest> {
         Some(Box::new(|_: &[UsageRecord]| true))
     }
 
