@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod anthropic;
+pub mod api_key;
 pub mod body_deadline;
 pub mod client_ip;
 pub mod cors;

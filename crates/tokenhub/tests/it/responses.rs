@@ -620,7 +620,8 @@ async fn responses_past_their_retention_are_gone_and_purged() {
             user_id: user.id,
             key_id: 0,
             response: "{}",
-            conversation: "[]",
+            previous_id: None,
+            input_items: "[]",
             expires_at: i64::MAX,
             native: false,
         };

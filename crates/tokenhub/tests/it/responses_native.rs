@@ -354,3 +354,48 @@ async fn a_failed_or_broken_native_stream_is_recorded_as_failed_and_ends_with_an
     );
     h.shutdown().await;
 }
+
+/// The last event of a native stream, as `(event name, data)`.
+fn final_event(body: &str) -> (String, Value) {
+    let last = body.split("\n\n").filter(|e| !e.is_empty()).last().unwrap();
+    let (name, data) = last.split_once('\n').expect("event: then data:");
+    let data = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+    (name.to_string(), data)
+}
+
+#[tokio::test]
+async fn native_answers_carry_the_recorded_cost_stream_or_not() {
+    for backend in backends() {
+        let h = start(backend).await;
+        let (_, key) = h
+            .user_with_key("ada", Nanos::from_usd(1), KeyOptions::default())
+            .await;
+        let mut balance = Nanos::from_usd(1);
+        for stream in [false, true] {
+            let request = json!({"model": NATIVE, "input": "what does it cost",
+                "stream": stream, "mock": {"cached_tokens": 1}});
+            let response = post(&h, &key, &request).await;
+            assert_eq!(response.status(), 200);
+            let (id, header) = (request_id(&response), cost_header(&response));
+            let answer = if stream {
+                assert_eq!(header, None, "a stream's cost is in its final event");
+                let (name, data) = final_event(&response.text().await.unwrap());
+                assert_eq!(name, "event: response.completed");
+                data["response"].clone()
+            } else {
+                response.json::<Value>().await.unwrap()
+            };
+            let record = h.record_eventually(&id).await;
+            balance -= record.cost;
+            assert_charge(&answer["usage"], header.as_deref(), record.cost, balance);
+            assert_eq!(
+                answer["usage"]["input_tokens"].as_u64(),
+                Some(record.prompt_tokens)
+            );
+            // Stored as answered, cost included.
+            let stored = get(&h, &key, answer["id"].as_str().unwrap()).await;
+            assert_eq!(stored.json::<Value>().await.unwrap(), answer);
+        }
+        h.shutdown().await;
+    }
+}

@@ -1,7 +1,9 @@
 //! The streamed Response: the relay's chat SSE bytes, decoded event by event and
 //! re-emitted as Responses events as soon as each arrives. The final Response is stored
 //! (when asked) before `response.completed` is sent, so a client that continues from it
-//! at once finds it.
+//! at once finds it. A client that goes away mid-stream is billed for what was produced
+//! (the relay settles the abandoned stream); that much is stored too, as an `incomplete`
+//! Response, so `previous_response_id` on it continues from what the client saw.
 
 use std::collections::VecDeque;
 
@@ -59,6 +61,17 @@ where
             state.pull().await;
         }
     })
+}
+
+impl<S> Drop for Translating<S> {
+    /// The body is dropped before its end only when the client went away.
+    fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.take()
+            && let Some(response) = self.translator.interrupted()
+        {
+            keeper.keep_detached(response);
+        }
+    }
 }
 
 impl<S> Translating<S>

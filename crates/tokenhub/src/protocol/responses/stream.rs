@@ -150,6 +150,32 @@ impl ResponsesStream {
         self.fail("the upstream stream ended before the answer was complete")
     }
 
+    /// The Response as far as it got, when the client went away before the stream's end
+    /// (`None` once it ended): `incomplete`, with the text and reasoning produced so far.
+    /// Function calls still open are left out: their arguments may be cut, and nobody can
+    /// answer a call the client never saw completed.
+    pub fn interrupted(&self) -> Option<Value> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let output = self
+            .items
+            .iter()
+            .filter_map(|item| match item.kind {
+                Kind::Reasoning => Some(reasoning_item(item.id.clone(), &item.text)),
+                Kind::Message => Some(message_item(
+                    item.id.clone(),
+                    if item.done { "completed" } else { "incomplete" },
+                    vec![output_text_part(&item.text)],
+                )),
+                Kind::Call(_) => item.done.then(|| self.item_value(item)),
+            })
+            .collect();
+        let mut response = self.frame.response("incomplete", output, Value::Null);
+        response["incomplete_details"] = json!({"reason": "client_disconnected"});
+        Some(response)
+    }
+
     /// The stream failed: `response.failed`, then nothing.
     pub fn fail(&mut self, message: &str) -> Vec<ResponseEvent> {
         if self.outcome.is_some() {
@@ -409,4 +435,38 @@ fn text<'a>(value: &'a Value, name: &str) -> Option<&'a str> {
         .get(name)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(delta: Value) -> Vec<u8> {
+        json!({"choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn an_interrupted_stream_keeps_its_text_and_drops_open_calls() {
+        let frame = Frame::new("resp_x".into(), 1, &json!({"model": "m"}));
+        let mut stream = ResponsesStream::new(frame);
+        stream.start();
+        stream.on_data(&chunk(json!({"content": "Hel"})));
+        stream.on_data(&chunk(json!({"content": "lo"})));
+        stream.on_data(&chunk(json!({"tool_calls": [{"index": 0, "id": "c1",
+            "function": {"name": "f", "arguments": "{\"a\":"}}]})));
+        let response = stream.interrupted().expect("not ended");
+        assert_eq!(response["status"], "incomplete");
+        assert_eq!(
+            response["incomplete_details"]["reason"],
+            "client_disconnected"
+        );
+        let output = response["output"].as_array().unwrap();
+        assert_eq!(output.len(), 1, "the open call is left out: {output:?}");
+        assert_eq!(output[0]["content"][0]["text"], "Hello");
+
+        stream.on_end();
+        assert!(stream.interrupted().is_none(), "an ended stream is not cut");
+    }
 }
