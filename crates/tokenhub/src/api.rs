@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod openai;
 pub mod probes;
+pub mod reencode;
 pub mod request_id;
 pub mod responses;
 pub mod web;
