@@ -15,12 +15,12 @@ mod error;
 mod stream;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -123,16 +123,9 @@ async fn relay_message(
             super::openai::stamp_cost(&mut response, charge);
             response
         }
-        RelayReply::Stream(upstream) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(stream::anthropic_sse(upstream, input_tokens)),
-        )
-            .into_response(),
+        RelayReply::Stream(upstream) => {
+            super::openai::event_stream(stream::anthropic_sse(upstream, input_tokens))
+        }
     })
 }
 

@@ -86,16 +86,7 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
             stamp_cost(&mut response, charge);
             response
         }
-        RelayReply::Stream(stream) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(stream),
-        )
-            .into_response(),
+        RelayReply::Stream(stream) => event_stream(stream),
     }
 }
 
@@ -105,6 +96,23 @@ pub fn stamp_cost(response: &mut Response, charge: Option<Charge>) {
     if let Some(value) = value {
         response.headers_mut().insert(COST_HEADER, value);
     }
+}
+
+/// A streamed answer: Server-Sent Events, never cached or buffered by a proxy.
+pub fn event_stream<S>(events: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response()
 }
 
 pub const COST_HEADER: &str = "x-tokenhub-cost-usd";

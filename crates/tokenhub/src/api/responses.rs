@@ -26,7 +26,7 @@ mod stream;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -130,16 +130,9 @@ async fn create(
             super::openai::stamp_cost(&mut answer, charge);
             answer
         }
-        RelayReply::Stream(upstream) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(stream::responses_sse(upstream, frame, keeper)),
-        )
-            .into_response(),
+        RelayReply::Stream(upstream) => {
+            super::openai::event_stream(stream::responses_sse(upstream, frame, keeper))
+        }
     })
 }
 

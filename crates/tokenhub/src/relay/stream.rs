@@ -573,7 +573,9 @@ mod tests {
             let standard = crate::ledger::money::Prices::uniform(PerMillion(Nanos::from_usd(1)));
             let prices = Arc::new(crate::ledger::price_tiers::Pricing::new(standard, &[]));
             settlement.set_model("m", prices, true);
-            let hold = self.books.reserve(self.user_id, 0, None, Nanos::from_usd(1));
+            let hold = self
+                .books
+                .reserve(self.user_id, 0, None, Nanos::from_usd(1));
             settlement.hold(hold.unwrap());
             settlement.attempt(1);
             stream.attach(settlement);

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;
 
-const NATIVE: &str = "gpt-native";
+pub(crate) const NATIVE: &str = "gpt-native";
 
 /// The harness's gateway plus a native channel serving `gpt-native`.
-async fn start(backend: Backend) -> Harness {
+pub(crate) async fn start(backend: Backend) -> Harness {
     Harness::start_with(backend, |settings, mock_url| {
         let mut native = channel("openai-native", &format!("{mock_url}/v1"), &[NATIVE], 0);
         native.responses_native = true;
@@ -23,22 +23,11 @@ async fn start(backend: Backend) -> Harness {
 }
 
 async fn post(h: &Harness, key: &str, body: &Value) -> reqwest::Response {
-    h.http
-        .post(format!("{}/v1/responses", h.base))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .expect("gateway answers")
+    h.post(key, "/v1/responses", body).await
 }
 
 async fn get(h: &Harness, key: &str, id: &str) -> reqwest::Response {
-    h.http
-        .get(format!("{}/v1/responses/{id}", h.base))
-        .bearer_auth(key)
-        .send()
-        .await
-        .expect("gateway answers")
+    h.get(key, &format!("/v1/responses/{id}")).await
 }
 
 #[tokio::test]

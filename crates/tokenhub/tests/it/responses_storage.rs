@@ -14,18 +14,7 @@ use sqlx::AnyPool;
 use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;
 
-const NATIVE: &str = "gpt-native";
-
-/// The harness's gateway plus a native channel serving `gpt-native`.
-async fn start(backend: Backend) -> Harness {
-    Harness::start_with(backend, |settings, mock_url| {
-        let mut native = channel("openai-native", &format!("{mock_url}/v1"), &[NATIVE], 0);
-        native.responses_native = true;
-        settings.channels.push(native);
-        settings.models.push(model(NATIVE, "2", "8"));
-    })
-    .await
-}
+use crate::responses_native::{NATIVE, start};
 
 /// Creates a response and returns its id.
 async fn respond(h: &Harness, key: &str, body: Value) -> String {
@@ -131,7 +120,11 @@ async fn each_stored_turn_holds_its_own_input_and_a_link_to_the_one_before() {
                 "type": "invalid_request_error", "param": "previous_response_id",
                 "code": "previous_response_not_found"})
         );
-        assert_eq!(h.mock.journal().len(), before, "nothing reached the upstream");
+        assert_eq!(
+            h.mock.journal().len(),
+            before,
+            "nothing reached the upstream"
+        );
         assert_eq!(
             h.get(&key, &format!("/v1/responses/{third}"))
                 .await
@@ -231,7 +224,10 @@ async fn input_items_lists_a_conversation_in_openai_shape_to_its_owner_only() {
         assert_eq!(listed.status(), 200);
         let listed: Value = listed.json().await.unwrap();
         assert_eq!(listed["object"], "list");
-        assert_eq!(texts(&listed), ["three", "two", reply("one").as_str(), "one"]);
+        assert_eq!(
+            texts(&listed),
+            ["three", "two", reply("one").as_str(), "one"]
+        );
         let data = listed["data"].as_array().unwrap();
         assert_eq!(
             (&listed["first_id"], &listed["last_id"], &listed["has_more"]),
@@ -293,8 +289,7 @@ async fn input_items_lists_a_conversation_in_openai_shape_to_its_owner_only() {
 }
 
 #[tokio::test]
-async fn a_client_that_disconnects_mid_stream_leaves_an_incomplete_response_it_can_continue()
-{
+async fn a_client_that_disconnects_mid_stream_leaves_an_incomplete_response_it_can_continue() {
     let h = start(Backend::Sqlite).await;
     let (_, key) = h
         .user_with_key("ada", Nanos::from_usd(1), KeyOptions::default())

@@ -34,8 +34,9 @@ pub async fn list(
     caller: ApiCaller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query
-        .map_err(|rejection| ApiError::invalid_request(rejection.status(), rejection.body_text()))?;
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::invalid_request(rejection.status(), rejection.body_text())
+    })?;
     let chain = chain::load(&state.store, caller.key.user_id, &id, true)
         .await?
         .ok_or_else(|| not_found(&id))?;

@@ -6,7 +6,6 @@
 //! (`Keeper::keep_native`) before the answer or its final event leaves, so only that user
 //! may continue it through the shared upstream key.
 
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, stream};
 use http::{StatusCode, header};
@@ -64,16 +63,9 @@ pub async fn relay(
             crate::api::openai::stamp_cost(&mut answer, charge);
             answer
         }
-        RelayReply::Stream(upstream) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(recorded(upstream, keeper)),
-        )
-            .into_response(),
+        RelayReply::Stream(upstream) => {
+            crate::api::openai::event_stream(recorded(upstream, keeper))
+        }
     })
 }
 

@@ -33,7 +33,10 @@ impl Reencode for Reencoding {
     /// Stores the Response once it is complete (or incomplete), before its final event
     /// leaves; a failed one is not kept.
     async fn after_read(&mut self) {
-        let finished = self.translator.outcome().filter(|r| r["status"] != "failed");
+        let finished = self
+            .translator
+            .outcome()
+            .filter(|r| r["status"] != "failed");
         if let Some(response) = finished
             && let Some(keeper) = self.keeper.take()
         {

@@ -14,9 +14,9 @@
 
 use serde_json::{Value, json};
 
+use super::TranslateError;
 use super::request::input_messages;
 use super::response::assistant_message;
-use super::TranslateError;
 
 /// One stored turn of a conversation.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,9 +68,7 @@ fn normalized_item(response_id: &str, n: usize, mut item: Value) -> Value {
             let parts = json!([{"type": part, "text": text}]);
             object.insert("content".into(), parts);
         }
-        object
-            .entry("status")
-            .or_insert_with(|| json!("completed"));
+        object.entry("status").or_insert_with(|| json!("completed"));
     }
     if object.get("id").is_none_or(Value::is_null) {
         let prefix = match kind.as_str() {
@@ -80,7 +78,10 @@ fn normalized_item(response_id: &str, n: usize, mut item: Value) -> Value {
             "reasoning" => "rs",
             _ => "item",
         };
-        object.insert("id".into(), json!(item_id(response_id, prefix, &format!("i{n:02}"))));
+        object.insert(
+            "id".into(),
+            json!(item_id(response_id, prefix, &format!("i{n:02}"))),
+        );
     }
     item
 }

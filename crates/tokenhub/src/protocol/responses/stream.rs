@@ -18,6 +18,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::protocol::openai::chunk::ChatData;
+
 use super::response::{function_call_item, message_item, output_text_part, reasoning_item};
 use super::{Frame, incomplete_reason, usage_from_chat};
 
@@ -105,21 +107,14 @@ impl ResponsesStream {
         if self.outcome.is_some() {
             return out;
         }
-        if data.trim_ascii() == b"[DONE]" {
-            self.finish(&mut out);
-            return out;
-        }
-        let chunk: Value = match serde_json::from_slice(data) {
-            Ok(chunk) => chunk,
-            Err(e) => return self.fail(&format!("upstream sent an unreadable chunk: {e}")),
+        let chunk = match ChatData::read(data) {
+            ChatData::Done => {
+                self.finish(&mut out);
+                return out;
+            }
+            ChatData::Error(message) => return self.fail(&message),
+            ChatData::Chunk(chunk) => chunk,
         };
-        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| error.to_string(), str::to_string);
-            return self.fail(&message);
-        }
         if let Some(choice) = chunk.pointer("/choices/0") {
             if let Some(delta) = choice.get("delta") {
                 self.on_delta(delta, &mut out);

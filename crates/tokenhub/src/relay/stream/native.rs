@@ -168,7 +168,10 @@ mod tests {
         let usage = &serde_json::from_str::<Value>(data).unwrap()["response"]["usage"];
         let cost = record.cost.to_usd_string();
         // The number as written (serde_json would read it back as a float).
-        assert!(data.contains(&format!(r#""cost":{cost},"tokenhub""#)), "{data}");
+        assert!(
+            data.contains(&format!(r#""cost":{cost},"tokenhub""#)),
+            "{data}"
+        );
         assert_eq!(usage["tokenhub"]["cost_usd"], cost.as_str());
         let balance = Nanos::from_usd(1) - record.cost;
         assert_eq!(
