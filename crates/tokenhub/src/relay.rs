@@ -545,12 +545,12 @@ impl Relay {
                     .pick(channel.id, &channel.keys, tried_keys, Instant::now())
                     .await
                 {
-                        health::Pick::Use(index) => index,
-                        health::Pick::Unavailable { until } => {
-                            skipped.unavailable(until);
-                            break;
-                        }
-                    };
+                    health::Pick::Use(index) => index,
+                    health::Pick::Unavailable { until } => {
+                        skipped.unavailable(until);
+                        break;
+                    }
+                };
                 tried_keys |= 1 << index;
                 attempts += 1;
                 let key = channel.keys.get(index);

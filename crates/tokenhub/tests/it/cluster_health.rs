@@ -44,7 +44,10 @@ async fn health_views(cluster: &Cluster, admin: &str, channel_id: i64) -> Vec<Va
     for instance in 0..3 {
         let response = cluster
             .http
-            .get(cluster.url(instance, &format!("/api/admin/channels/{channel_id}/health")))
+            .get(cluster.url(
+                instance,
+                &format!("/api/admin/channels/{channel_id}/health"),
+            ))
             .bearer_auth(admin)
             .send()
             .await
@@ -121,7 +124,10 @@ async fn breakers_and_login_throttle_are_the_deployments() {
 
     // After the cooldown: one probe in the whole deployment, however many ask at once.
     tokio::time::sleep(COOLDOWN + Duration::from_millis(300)).await;
-    assert_agree(&health_views(&cluster, &admin, channel_id).await, "half_open");
+    assert_agree(
+        &health_views(&cluster, &admin, channel_id).await,
+        "half_open",
+    );
     let before = upstream_calls(&cluster);
     let statuses = cluster.burst(12, &key, failing()).await;
     assert!(statuses.iter().all(|s| *s != 200), "{statuses:?}");
@@ -150,6 +156,10 @@ async fn breakers_and_login_throttle_are_the_deployments() {
         assert_eq!(login(attempt).await, 401, "attempt {}", attempt + 1);
     }
     for instance in 0..3 {
-        assert_eq!(login(instance).await, 429, "6th attempt on instance {instance}");
+        assert_eq!(
+            login(instance).await,
+            429,
+            "6th attempt on instance {instance}"
+        );
     }
 }

@@ -109,7 +109,11 @@ async fn one_breaker_one_probe_for_every_instance() {
     // The prober died without an answer: its lease ends after a cooldown, then the
     // other instance may probe; its success closes the breaker everywhere.
     tokio::time::sleep(policy().cooldown + Duration::from_millis(50)).await;
-    assert_eq!(pick(&two).await, Pick::Use(0), "a new probe after the lease");
+    assert_eq!(
+        pick(&two).await,
+        Pick::Use(0),
+        "a new probe after the lease"
+    );
     two.succeeded(CHANNEL, 0, NO_KEY, Duration::from_millis(20));
     until_state(&one, "closed").await;
     assert_eq!(pick(&one).await, Pick::Use(0));
@@ -119,7 +123,11 @@ async fn one_breaker_one_probe_for_every_instance() {
     until_state(&two, "disabled").await;
     let report = two.report(CHANNEL, &[], Instant::now()).await;
     assert!(
-        report.disabled_reason.as_deref().unwrap_or("").contains("401"),
+        report
+            .disabled_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("401"),
         "{report:?}"
     );
     assert_eq!(pick(&two).await, Pick::Unavailable { until: None });
@@ -130,8 +138,14 @@ async fn one_breaker_one_probe_for_every_instance() {
     // The cost on the request path: a healthy key is picked without Redis; a key that
     // failed lately asks Redis each time (bench/RESULTS.md).
     let healthy = pick_times(&one, 2).await;
-    one.failed(2, 0, NO_KEY, &failure(FailureKind::Status(500)), Instant::now())
-        .await;
+    one.failed(
+        2,
+        0,
+        NO_KEY,
+        &failure(FailureKind::Status(500)),
+        Instant::now(),
+    )
+    .await;
     let watched = pick_times(&one, 2).await;
     eprintln!("breaker pick p50: healthy key {healthy:?}, key with a recent failure {watched:?}");
     assert!(healthy < watched, "a healthy key must not wait for Redis");
@@ -178,7 +192,10 @@ async fn login_counts_are_shared_and_fall_back_to_memory() {
     assert!(two.check(ip, "alice").await.is_err());
     assert!(two.check(ip, "bob").await.is_ok(), "another account");
     two.succeeded(ip, "alice").await;
-    assert!(one.check(ip, "alice").await.is_ok(), "a success clears the pair");
+    assert!(
+        one.check(ip, "alice").await.is_ok(),
+        "a success clears the pair"
+    );
 
     // Redis gone: each instance throttles with its own counts.
     drop(redis);
