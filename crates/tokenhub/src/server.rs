@@ -366,7 +366,7 @@ pub async fn start(
         readiness,
         cors: Arc::new(api::cors::CorsPolicy::new(&settings.cors_allowed_origins)),
     });
-    let app = api::router(
+    let app = api::App::new(
         state,
         api::body_deadline::BodyPolicy {
             read_timeout: Duration::from_millis(settings.body_read_timeout_ms.max(1)),

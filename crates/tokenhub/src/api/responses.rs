@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode, header};
@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::openai::{ClientIp, bearer, pinned_channel};
-use super::request_id::RequestId;
+use super::relayed::{BodyRejection, RelayedRequest};
 use crate::catalog::KeyEntry;
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::responses::{
@@ -40,7 +40,6 @@ use crate::store::{NewStoredResponse, Store, StoredResponse};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/responses", post(create))
         .route("/v1/responses/input_tokens", post(input_tokens))
         .route("/v1/responses/{id}", get(retrieve).delete(delete))
 }
@@ -103,13 +102,19 @@ impl Keeper {
     }
 }
 
-async fn create(
-    State(state): State<AppState>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    client: ClientIp,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+pub(super) async fn create(state: AppState, request: RelayedRequest) -> Response {
+    create_response(state, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn create_response(state: AppState, request: RelayedRequest) -> Result<Response, ApiError> {
+    let RelayedRequest {
+        request_id,
+        client,
+        headers,
+        body,
+    } = request;
     let key = bearer(&headers);
     // Before the body: a caller without a valid key learns nothing about its request.
     let (catalog, entry) = state.relay.authenticate(key.as_deref(), client.0).await?;
@@ -292,7 +297,7 @@ async fn input_tokens(
         .relay
         .authenticate(bearer(&headers).as_deref(), client_ip)
         .await?;
-    let (_, request) = json_body(body)?;
+    let (_, request) = json_body(body.map_err(BodyRejection::from))?;
     let history = match responses::previous_response_id(&request) {
         Some(previous) => conversation_of(&state.store, entry.user_id, previous).await?,
         None => Vec::new(),
@@ -324,10 +329,8 @@ async fn input_tokens(
 }
 
 /// The body as received (a native channel is sent it unchanged) and parsed.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<(Bytes, Value), ApiError> {
-    let body = body.map_err(|rejection| {
-        ApiError::invalid_request(rejection.status(), rejection.body_text())
-    })?;
+fn json_body(body: Result<Bytes, BodyRejection>) -> Result<(Bytes, Value), ApiError> {
+    let body = body?;
     let value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid_request(
             StatusCode::BAD_REQUEST,

@@ -24,6 +24,7 @@ mod cluster;
 mod connections;
 mod crash;
 mod dialects;
+mod fast_path;
 mod fidelity;
 mod gemini_golden;
 mod gemini_upstream;
