@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod anthropic;
+pub mod api_key;
 pub mod body_deadline;
 pub mod client_ip;
 pub mod cors;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod openai;
 pub mod probes;
+pub mod reencode;
 pub mod relayed;
 pub mod request_id;
 pub mod responses;
@@ -159,8 +161,7 @@ async fn inbound(
         request_id::stamp(&mut preflight, id);
         return preflight;
     }
-    let response =
-        answer_even_if_it_panics(body_deadline::read_in_time(body, request, next)).await;
+    let response = answer_even_if_it_panics(body_deadline::read_in_time(body, request, next)).await;
     finish(&cors, response, allowed_origin, id)
 }
 

@@ -156,9 +156,11 @@ pub fn routes() -> Router<AppState> {
         .fold(Router::new(), |router, route| {
             router.route(
                 route.path(),
-                post(move |State(state): State<AppState>, request: RelayedRequest| {
-                    route.answer(state, request)
-                }),
+                post(
+                    move |State(state): State<AppState>, request: RelayedRequest| {
+                        route.answer(state, request)
+                    },
+                ),
             )
         })
 }
@@ -182,7 +184,10 @@ impl FastPath {
         let client = client_ip::of(&self.state.trusted_proxies, Some(peer.ip()), &parts.headers);
         let (request_id, id_header) = request_id::new();
         // A POST is never a preflight: those are OPTIONS, which the router answers.
-        let allowed_origin = self.state.cors.allow_origin(parts.uri.path(), &parts.headers);
+        let allowed_origin = self
+            .state
+            .cors
+            .allow_origin(parts.uri.path(), &parts.headers);
         let body = if body_deadline::declared_too_large(self.body, &parts.headers) {
             Err(BodyRejection::too_large())
         } else {

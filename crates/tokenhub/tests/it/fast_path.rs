@@ -127,7 +127,9 @@ async fn bodies_the_fast_path_cannot_take_are_refused_in_each_surfaces_shape() {
     };
     // Declared too large: 413 in OpenAI's shape, before anything is relayed.
     let chat = json!({"model": "mock-gpt", "messages": user_says(&big)}).to_string();
-    let refused = post("/v1/chat/completions", Some(&key), chat).await.unwrap();
+    let refused = post("/v1/chat/completions", Some(&key), chat)
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 413);
     assert!(refused.headers().contains_key("x-request-id"));
     let error: Value = refused.json().await.unwrap();
