@@ -95,7 +95,12 @@ impl App {
         match relayed::RelayedRoute::of(request.method(), request.uri().path()) {
             Some(route) => {
                 let fast = self.relayed.clone();
-                Either::Left(async move { fast.serve(route, request, peer).await })
+                // Boxed: the relay's future is several KB, and hyper moves the future a
+                // service returns a few times; inline, those moves cost ~45,000
+                // instructions of memcpy a request (bench/RESULTS.md, addendum 10).
+                Either::Left(Box::pin(
+                    async move { fast.serve(route, request, peer).await },
+                ))
             }
             None => {
                 request
