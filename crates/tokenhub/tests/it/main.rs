@@ -29,6 +29,7 @@ mod gemini_golden;
 mod gemini_upstream;
 mod hostile_prompts;
 mod hygiene;
+mod languages;
 mod limits;
 mod login_throttle;
 mod management;
