@@ -16,17 +16,19 @@ before(async () => {
 
 /**
  * English words shown by the interface: visible text and placeholders / aria-labels,
- * leaving out data (table cells, code, chat replies, options listing models) and the
- * names that stay as they are in Chinese (brands, protocols, units).
+ * leaving out data (table cells, code, chat replies, options listing models), what is
+ * marked as English (the language switch) and the names that stay as they are in
+ * Chinese (brands, protocols, units).
  */
 async function englishLeft(page) {
   return page.evaluate(() => {
     const KEPT = new Set([
       "TokenHub", "API", "OpenAI", "Anthropic", "Claude", "Code", "SDK", "Messages", "Base", "URL", "Server", "Sent", "Events",
       "SSE", "Chat", "Completions", "JSON", "CSV", "HTTP", "ID", "USD", "Token", "token", "tokens", "Authorization", "Bearer",
-      "LiteLLM", "OpenRouter", "demo", "TTFT", "English", "JavaScript", "WeChat",
+      "LiteLLM", "OpenRouter", "demo", "TTFT", "JavaScript", "Node", "Python", "curl", "POST", "GET", "IP", "WeChat", "sk",
     ]);
-    const SKIP = "code, pre, td, option, datalist, script, style, svg, #chat-log, .who b, .user-open, .notice.error, [role=alert]";
+    // Data, and what is marked as another language (the switch's "English").
+    const SKIP = "code, pre, td, option, datalist, script, style, svg, #chat-log, .who b, .user-open, .notice.error, [role=alert], [lang]:not([lang^=zh])";
     const words = (text) =>
       text
         .split(/\s+/)
@@ -118,15 +120,24 @@ test("in Chinese every admin tab is Chinese, with no English left and nothing of
     await checkChinese(page, `admin-${tab}`);
   }
   // A confirmation the script writes: crediting a user shows the balance before and after.
+  const name = `zh-admin-${RUN}`;
+  const user = await newUser(root, name);
   await page.click("#admin-tab-users");
-  const row = "#users-table tbody tr:has(form.adjust)";
+  await page.fill("#users-search [name=search]", name);
+  await page.click("#users-search button[type=submit]");
+  const row = `tr[data-user-id="${user.id}"]`;
   await page.waitForSelector(row);
-  await page.fill(`${row} .adjust [name=amount]`, "1");
-  await page.fill(`${row} .adjust [name=reason]`, "测试");
-  const [dialog] = await Promise.all([page.waitForEvent("dialog"), page.click(`${row} .adjust button[type=submit]`)]);
-  const question = dialog.message();
-  await dialog.dismiss();
-  assert.match(question, /^为 .+ 充值 \$1\.00？\n余额 .+ → .+\n原因：测试$/);
+  await page.fill(`${row} [name=amount]`, "1");
+  await page.fill(`${row} [name=reason]`, "测试");
+  const asked = new Promise((resolve) =>
+    page.once("dialog", (dialog) => {
+      resolve(dialog.message());
+      dialog.dismiss();
+    }),
+  );
+  await page.click(`${row} form.adjust button[type=submit]`);
+  const question = await asked;
+  assert.match(question, new RegExp(`^为 ${name} 充值 \\$1\\.00？\n余额 \\$5\\.00 → \\$6\\.00\n原因：测试$`));
   assertNoProblems();
   await ctx.close();
 });
