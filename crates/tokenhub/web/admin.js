@@ -65,12 +65,14 @@
     return el("div", { class: "table-wrap" }, node);
   }
 
-  /** Previous/next controls for offset paging; `total` may be unknown (null). */
-  function pager({ offset, limit, shown, total, onPage }) {
+  /** Previous/next controls for offset paging; `total` may be unknown (null), or a lower
+   *  bound when `capped` (the usage listing counts no further than 10,000: "of 10,000+"). */
+  function pager({ offset, limit, shown, total, capped = false, onPage }) {
     const end = offset + shown;
-    const more = total === null || total === undefined ? shown === limit : end < total;
+    const more = total === null || total === undefined ? shown === limit : end < total || (capped && shown === limit);
     if (offset === 0 && !more) return null;
-    const range = `${count(shown ? offset + 1 : offset)}–${count(end)}${total === null || total === undefined ? "" : ` of ${count(total)}`}`;
+    const of = total === null || total === undefined ? "" : ` of ${count(total)}${capped ? "+" : ""}`;
+    const range = `${count(shown ? offset + 1 : offset)}–${count(end)}${of}`;
     return el(
       "nav",
       { class: "pager", "aria-label": "Pages" },
@@ -1118,7 +1120,7 @@
           page.data.map((r) => usageRow(r, names)),
           "No requests match.",
         ),
-        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
+        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, capped: page.total_capped, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
       );
     };
     const apply = () => {
