@@ -208,7 +208,8 @@ enum Table {
 }
 
 impl Table {
-    const ALL: [Table; ROLLUP_TABLES] = [Table::Owners, Table::Global, Table::Daily, Table::UserDaily];
+    const ALL: [Table; ROLLUP_TABLES] =
+        [Table::Owners, Table::Global, Table::Daily, Table::UserDaily];
 
     fn name(self) -> &'static str {
         match self {

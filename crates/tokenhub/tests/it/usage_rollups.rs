@@ -374,7 +374,9 @@ async fn the_listing_counts_up_to_a_cap_and_says_when_more_match() {
                 .await
                 .unwrap();
         }
-        let root = tokenhub::accounts::user_named(&store, "root").await.unwrap();
+        let root = tokenhub::accounts::user_named(&store, "root")
+            .await
+            .unwrap();
         let (_, token) = tokenhub::accounts::admin_token::issue(
             &store,
             &tokenhub::accounts::Actor::cli(),
