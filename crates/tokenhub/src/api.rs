@@ -97,7 +97,7 @@ impl App {
                 let fast = self.relayed.clone();
                 // Boxed: the relay's future is several KB, and hyper moves the future a
                 // service returns a few times; inline, those moves cost ~45,000
-                // instructions of memcpy a request (bench/RESULTS.md, addendum 10).
+                // instructions of memcpy a request (bench/RESULTS.md, addendum 12).
                 Either::Left(Box::pin(
                     async move { fast.serve(route, request, peer).await },
                 ))

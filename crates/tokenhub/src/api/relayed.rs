@@ -4,7 +4,7 @@
 //! These routes carry nearly all the traffic. Through axum each request paid for the
 //! router's match and its boxed services, the `inbound` middleware's futures, request
 //! extensions (a map allocated per request), a copy of every header for the `HeaderMap`
-//! extractor and bodies boxed on the way in and out (bench/RESULTS.md, addendum 10). The
+//! extractor and bodies boxed on the way in and out (bench/RESULTS.md, addendum 12). The
 //! fast path matches method and path by hand and does what `api::inbound` and the
 //! extractors do, in the same order and with the same helpers: the client's address, the
 //! request id, CORS, the body within its deadline and size limit, the handler (a panic
