@@ -1336,6 +1336,7 @@
       el("label", { class: "check" }, el("input", { type: "checkbox", name: "anonymous_chat", checked: current.anonymous_chat }), "Anonymous visitors may use the chat demo with free models"),
       field("Anonymous chat requests per minute, per address", el("input", { name: "anonymous_chat_rpm", type: "number", min: 1, max: 600, step: 1, required: true, value: current.anonymous_chat_rpm })),
       field("Support contact on the docs page (empty hides “Need help?”)", el("input", { name: "support_contact", maxlength: 200, placeholder: "WeChat: TokenHub_Support", value: current.support_contact })),
+      el("label", { class: "check" }, el("input", { type: "checkbox", name: "email_verification", checked: current.email_verification }), "New accounts must confirm their email address before creating keys (needs mail)"),
       el("button", { type: "submit" }, "Save settings"),
     );
     form.addEventListener("submit", async (event) => {
@@ -1347,11 +1348,75 @@
         anonymous_chat: f.anonymous_chat.checked,
         anonymous_chat_rpm: Number(f.anonymous_chat_rpm.value),
         support_contact: f.support_contact.value.trim(),
+        email_verification: f.email_verification.checked,
       };
       const saved = await run(form, () => api("PATCH", "/api/admin/settings", body));
       if (saved) done(form, "Settings saved; they apply at once.");
     });
-    fill(panel, heading("Settings"), el("p", { class: "muted small" }, "These apply at once on every gateway sharing the database."), form);
+    fill(panel, heading("Settings"), el("p", { class: "muted small" }, "These apply at once on every gateway sharing the database."), form, await mailSettings());
+  }
+
+  const MAIL_SOURCES = { admin: "the server below", config: "the configuration's server (accounts.smtp_url)", none: "none: no mail is sent" };
+
+  /** The SMTP server account mail goes through; saved here, it overrides the configuration's. */
+  async function mailSettings() {
+    const card = el("div", { class: "card stack", id: "mail-settings" });
+    const render = (mail) => {
+      const saved = mail.saved || { host: "", port: 587, username: "", password_set: false, from: "", tls: "starttls" };
+      const tls = el(
+        "select",
+        { name: "tls" },
+        [["starttls", "STARTTLS (port 587)"], ["tls", "TLS (port 465)"], ["none", "None (a local relay)"]].map(([value, label]) => el("option", { value, selected: saved.tls === value }, label)),
+      );
+      const form = el(
+        "form",
+        { class: "stack", id: "mail-form" },
+        field("SMTP host", el("input", { name: "host", required: true, value: saved.host, placeholder: "smtp.example.com" })),
+        field("Port", el("input", { name: "port", type: "number", min: 1, max: 65535, required: true, value: saved.port })),
+        field("Security", tls),
+        field("User name (empty: no login)", el("input", { name: "username", autocomplete: "off", value: saved.username })),
+        field("Password", el("input", { name: "password", type: "password", autocomplete: "new-password", placeholder: saved.password_set ? "set (leave empty to keep)" : "" })),
+        field("Sender", el("input", { name: "from", required: true, value: saved.from, placeholder: "TokenHub <noreply@example.com>" })),
+        el("button", { type: "submit" }, "Save SMTP settings"),
+      );
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const f = form.elements;
+        const body = { host: f.host.value.trim(), port: Number(f.port.value), username: f.username.value.trim(), from: f.from.value.trim(), tls: f.tls.value };
+        if (f.password.value) body.password = f.password.value;
+        const next = await run(card, () => api("PUT", "/api/admin/mail", body));
+        if (next) {
+          render(next);
+          done(card, "SMTP settings saved.");
+        }
+      });
+      const revert = mail.saved ? button("Use the configuration's server", async () => {
+        const next = await run(card, () => api("DELETE", "/api/admin/mail"));
+        if (next) render(next);
+      }, { class: "ghost", id: "mail-revert" }) : null;
+      const test = el(
+        "form",
+        { class: "row", id: "mail-test" },
+        el("label", {}, "Send a test email to", el("input", { name: "to", type: "email", required: true, autocomplete: "email" })),
+        el("button", { type: "submit", class: "ghost" }, "Send test email"),
+      );
+      test.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const sent = await run(card, () => api("POST", "/api/admin/mail/test", { to: test.elements.to.value.trim() }));
+        if (sent !== undefined) done(card, "The server took the test mail.");
+      });
+      fill(
+        card,
+        el("h3", {}, "Mail (SMTP)"),
+        el("p", { class: "muted small", id: "mail-source" }, `Account mail (password resets, address confirmations) goes through ${MAIL_SOURCES[mail.source]}. Saved settings here override the configuration's.`),
+        mail.public_url_set ? null : el("p", { class: "small", id: "mail-public-url" }, el("b", {}, "Set public_url (TOKENHUB_PUBLIC_URL) first: links in mail start with it.")),
+        form,
+        revert,
+        test,
+      );
+    };
+    render(await api("GET", "/api/admin/mail"));
+    return card;
   }
 
   // ---------------------------------------------------------------- tabs
