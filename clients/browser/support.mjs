@@ -91,6 +91,17 @@ export async function eventually(page, check, what) {
   }
 }
 
+/** Waits for `check` (run in Node) to return a truthy value: polled every 50 ms for 10 s. */
+export async function until(check, what) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Logs in through the API; the returned call answers {status, body} whatever the status. */
 export async function apiSession(username, password) {
   const response = await fetch(`${BASE}/api/auth/login`, {
