@@ -220,11 +220,26 @@ async fn without_mail_verification_cannot_be_turned_on_and_smtp_needs_a_public_u
     assert_eq!(status, StatusCode::OK);
     assert_eq!((view["source"].as_str(), view["public_url_set"].as_bool()), (Some("none"), Some(false)));
     let smtp = json!({"host": "127.0.0.1", "port": 25, "from": SENDER, "tls": "none"});
-    let (status, error) = mail_call(&h, &root, reqwest::Method::PUT, "/api/admin/mail", Some(smtp)).await;
+    let (status, error) = mail_call(&h, &root, reqwest::Method::PUT, "/api/admin/mail", Some(smtp.clone())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error["error"]["message"].as_str().unwrap().contains("public_url"), "{error}");
     let user = h.signup_session("plain", "plain-password").await;
-    let (status, _) = mail_call(&h, &user, reqwest::Method::GET, "/api/admin/mail", None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "admins only");
+    let test = json!({"to": "ops@example.com"});
+    for (method, path, body) in [
+        (reqwest::Method::GET, "/api/admin/mail", None),
+        (reqwest::Method::PUT, "/api/admin/mail", Some(smtp)),
+        (reqwest::Method::DELETE, "/api/admin/mail", None),
+        (reqwest::Method::POST, "/api/admin/mail/test", Some(test)),
+    ] {
+        let (status, _) = mail_call(&h, &user, method.clone(), path, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: admins only");
+    }
+    let anonymous = h
+        .http
+        .post(format!("{}/api/me/email/verification", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     h.shutdown().await;
 }
