@@ -91,7 +91,9 @@ impl SmtpSettings {
         };
         let settings = read();
         if settings.is_none() {
-            tracing::warn!("ignoring unreadable saved SMTP settings: mail uses the configuration's");
+            tracing::warn!(
+                "ignoring unreadable saved SMTP settings: mail uses the configuration's"
+            );
         }
         settings
     }
@@ -168,8 +170,15 @@ pub async fn remove(store: &Store, actor: &Actor) -> Result<(), AccountError> {
     store
         .delete_site_settings(&[HOST, PORT, USERNAME, FROM, TLS, PASSWORD])
         .await?;
-    audit::record::<SmtpSettings, SmtpSettings>(store, actor, "mail.remove", "smtp", before.as_ref(), None)
-        .await;
+    audit::record::<SmtpSettings, SmtpSettings>(
+        store,
+        actor,
+        "mail.remove",
+        "smtp",
+        before.as_ref(),
+        None,
+    )
+    .await;
     Ok(())
 }
 
@@ -294,7 +303,9 @@ mod tests {
             save(&store, &root(), None, &settings()).await.is_err(),
             "links need public_url"
         );
-        save(&store, &root(), public_url, &settings()).await.unwrap();
+        save(&store, &root(), public_url, &settings())
+            .await
+            .unwrap();
         assert!(saved(&store).await.unwrap() == Some(settings()));
         let raw = store.site_settings().await.unwrap();
         assert!(!raw[PASSWORD].contains("smtp-secret"), "sealed at rest");

@@ -163,9 +163,16 @@ mod tests {
         let site = "https://gateway.example";
         let missing = sign_up(&store, mailer(), site, "eve", "long enough", " ").await;
         assert!(matches!(missing, Err(AccountError::Invalid(_))));
-        let eve = sign_up(&store, mailer(), site, "eve", "long enough", "eve@example.com")
-            .await
-            .unwrap();
+        let eve = sign_up(
+            &store,
+            mailer(),
+            site,
+            "eve",
+            "long enough",
+            "eve@example.com",
+        )
+        .await
+        .unwrap();
         assert!(matches!(
             require_confirmed(&store, eve.id).await,
             Err(AccountError::Forbidden(_))
@@ -174,9 +181,21 @@ mod tests {
             resend(&store, mailer(), site, eve.id).await,
             Err(AccountError::RateLimited { retry_after_secs }) if (1..=60).contains(&retry_after_secs)
         ));
-        assert!(confirm(&store, "thv_wrong", Nanos::from_usd(1)).await.is_err());
+        assert!(
+            confirm(&store, "thv_wrong", Nanos::from_usd(1))
+                .await
+                .is_err()
+        );
         assert!(matches!(
-            sign_up(&store, mailer(), site, "bob", "long enough", "EVE@example.com").await,
+            sign_up(
+                &store,
+                mailer(),
+                site,
+                "bob",
+                "long enough",
+                "EVE@example.com"
+            )
+            .await,
             Err(AccountError::Conflict(_))
         ));
     }

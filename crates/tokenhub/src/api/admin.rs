@@ -27,8 +27,8 @@ pub mod session;
 pub mod settings;
 pub mod tokens;
 pub mod usage;
-pub mod verification;
 pub mod users;
+pub mod verification;
 pub mod wire;
 
 use std::sync::Arc;

@@ -151,7 +151,7 @@ pub(super) async fn insert_user_in(
     role: &str,
     password_hash: Option<&str>,
 ) -> StoreResult<i64> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut **tx)
         .await?;

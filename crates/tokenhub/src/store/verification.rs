@@ -148,13 +148,22 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert!(store.last_email_verification_at(eve.id).await.unwrap().is_some());
+        assert!(
+            store
+                .last_email_verification_at(eve.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
         for token in ["first", "second"] {
             let confirmed = store.confirm_email_verification(token, trial()).await;
             assert_eq!(confirmed.unwrap(), Some(eve.id), "{token}");
         }
         assert_eq!(
-            store.confirm_email_verification("first", trial()).await.unwrap(),
+            store
+                .confirm_email_verification("first", trial())
+                .await
+                .unwrap(),
             None,
             "a link works once"
         );
@@ -183,13 +192,19 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert!(store.user_by_name("bob").await.unwrap().is_none(), "rolled back");
+        assert!(
+            store.user_by_name("bob").await.unwrap().is_none(),
+            "rolled back"
+        );
         store
             .create_email_verification("old", ada.id, now_ms() - 1)
             .await
             .unwrap();
         assert_eq!(
-            store.confirm_email_verification("old", trial()).await.unwrap(),
+            store
+                .confirm_email_verification("old", trial())
+                .await
+                .unwrap(),
             None
         );
         assert!(store.verification_pending(ada.id).await.unwrap());
@@ -226,7 +241,10 @@ mod tests {
                     "password_resets" => "SELECT COUNT(*) FROM password_resets",
                     _ => "SELECT COUNT(*) FROM email_verifications",
                 };
-                let n: i64 = sqlx::query_scalar(sql).fetch_one(&store.pool).await.unwrap();
+                let n: i64 = sqlx::query_scalar(sql)
+                    .fetch_one(&store.pool)
+                    .await
+                    .unwrap();
                 n
             }
         };

@@ -55,7 +55,12 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
         let root = h.root_session().await;
         let on = patch_settings(&h, &root, json!({"email_verification": true})).await;
         assert_eq!(on.status(), StatusCode::OK);
-        let console = h.http.get(format!("{}/token/", h.base)).send().await.unwrap();
+        let console = h
+            .http
+            .get(format!("{}/token/", h.base))
+            .send()
+            .await
+            .unwrap();
         assert!(
             console
                 .text()
@@ -66,8 +71,14 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
         );
 
         let no_email = h.signup_session("eve", "eve-password").await;
-        assert_eq!(no_email.status, StatusCode::BAD_REQUEST, "{}", no_email.body);
-        let eve_signup = json!({"username": "eve", "password": "eve-password", "email": "Eve@Example.com"});
+        assert_eq!(
+            no_email.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            no_email.body
+        );
+        let eve_signup =
+            json!({"username": "eve", "password": "eve-password", "email": "Eve@Example.com"});
         let eve = h.auth_session(cookie_client(), "signup", eve_signup).await;
         assert_eq!(eve.status, StatusCode::CREATED, "{}", eve.body);
         let pending = me(&h, &eve).await;
@@ -87,7 +98,10 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
         let message = smtp::next_mail(&mut mail).await;
         assert!(message.contains("To: eve@example.com"), "{message}");
         let (page, token) = smtp::link_token(&message, "#verify=");
-        assert_eq!(page, "https://gateway.example/token/", "built from public_url");
+        assert_eq!(
+            page, "https://gateway.example/token/",
+            "built from public_url"
+        );
         assert!(token.starts_with("thv_"), "{token}");
         let resend = eve
             .http
@@ -120,12 +134,21 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
             StatusCode::CREATED,
             "accounts made before are not asked"
         );
-        assert!(mail.try_recv().is_err(), "one mail: the throttled resend sent none");
+        assert!(
+            mail.try_recv().is_err(),
+            "one mail: the throttled resend sent none"
+        );
         h.shutdown().await;
     }
 }
 
-async fn mail_call(h: &Harness, root: &Session, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+async fn mail_call(
+    h: &Harness,
+    root: &Session,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut request = root
         .http
         .request(method, format!("{}{path}", h.base))
@@ -139,10 +162,7 @@ async fn mail_call(h: &Harness, root: &Session, method: reqwest::Method, path: &
 }
 
 fn sink_host_port(url: &str) -> (String, u16) {
-    let (host, port) = url
-        .trim_start_matches("smtp://")
-        .rsplit_once(':')
-        .unwrap();
+    let (host, port) = url.trim_start_matches("smtp://").rsplit_once(':').unwrap();
     (host.to_string(), port.parse().unwrap())
 }
 
@@ -160,36 +180,78 @@ async fn admin_smtp_settings_override_the_configuration_and_keep_the_password_se
         .await;
         let root = h.root_session().await;
         let (status, view) = mail_call(&h, &root, Method::GET, "/api/admin/mail", None).await;
-        assert_eq!((status, view["source"].as_str()), (StatusCode::OK, Some("config")));
+        assert_eq!(
+            (status, view["source"].as_str()),
+            (StatusCode::OK, Some("config"))
+        );
         let test = json!({"to": "ops@example.com"});
-        let sent = mail_call(&h, &root, Method::POST, "/api/admin/mail/test", Some(test.clone())).await;
+        let sent = mail_call(
+            &h,
+            &root,
+            Method::POST,
+            "/api/admin/mail/test",
+            Some(test.clone()),
+        )
+        .await;
         assert_eq!(sent.0, StatusCode::NO_CONTENT, "{}", sent.1);
-        assert!(smtp::next_mail(&mut config_mail).await.contains("TokenHub test mail"));
+        assert!(
+            smtp::next_mail(&mut config_mail)
+                .await
+                .contains("TokenHub test mail")
+        );
 
         let (host, port) = sink_host_port(&admin_url);
         let with_login = json!({"host": host, "port": port, "username": "mailer",
             "password": "smtp-secret-1", "from": SENDER, "tls": "none"});
-        let (status, view) = mail_call(&h, &root, Method::PUT, "/api/admin/mail", Some(with_login)).await;
+        let (status, view) =
+            mail_call(&h, &root, Method::PUT, "/api/admin/mail", Some(with_login)).await;
         assert_eq!(status, StatusCode::OK, "{view}");
         assert_eq!(view["source"], "admin");
         assert_eq!(view["saved"]["password_set"], true);
-        assert!(!view.to_string().contains("smtp-secret-1"), "never returned: {view}");
+        assert!(
+            !view.to_string().contains("smtp-secret-1"),
+            "never returned: {view}"
+        );
         let stored = h.gateway().store.site_settings().await.unwrap();
         assert!(
-            stored.values().all(|value| !value.contains("smtp-secret-1")),
+            stored
+                .values()
+                .all(|value| !value.contains("smtp-secret-1")),
             "sealed at rest"
         );
         // The sink offers no login: the test mail's failure is the server's answer.
-        let refused = mail_call(&h, &root, Method::POST, "/api/admin/mail/test", Some(test.clone())).await;
+        let refused = mail_call(
+            &h,
+            &root,
+            Method::POST,
+            "/api/admin/mail/test",
+            Some(test.clone()),
+        )
+        .await;
         assert_eq!(refused.0, StatusCode::BAD_GATEWAY, "{}", refused.1);
 
         let no_login = json!({"host": host, "port": port, "username": "", "password": "",
             "from": SENDER, "tls": "none"});
-        let (status, view) = mail_call(&h, &root, Method::PUT, "/api/admin/mail", Some(no_login)).await;
-        assert_eq!((status, view["saved"]["password_set"].as_bool()), (StatusCode::OK, Some(false)));
-        let sent = mail_call(&h, &root, Method::POST, "/api/admin/mail/test", Some(test.clone())).await;
+        let (status, view) =
+            mail_call(&h, &root, Method::PUT, "/api/admin/mail", Some(no_login)).await;
+        assert_eq!(
+            (status, view["saved"]["password_set"].as_bool()),
+            (StatusCode::OK, Some(false))
+        );
+        let sent = mail_call(
+            &h,
+            &root,
+            Method::POST,
+            "/api/admin/mail/test",
+            Some(test.clone()),
+        )
+        .await;
         assert_eq!(sent.0, StatusCode::NO_CONTENT, "{}", sent.1);
-        assert!(smtp::next_mail(&mut admin_mail).await.contains("To: ops@example.com"));
+        assert!(
+            smtp::next_mail(&mut admin_mail)
+                .await
+                .contains("To: ops@example.com")
+        );
         // Password resets go through the admin's server too.
         let reset = h
             .http
@@ -201,10 +263,17 @@ async fn admin_smtp_settings_override_the_configuration_and_keep_the_password_se
         assert_eq!(reset.status(), StatusCode::ACCEPTED);
 
         let (status, view) = mail_call(&h, &root, Method::DELETE, "/api/admin/mail", None).await;
-        assert_eq!((status, view["source"].as_str()), (StatusCode::OK, Some("config")));
+        assert_eq!(
+            (status, view["source"].as_str()),
+            (StatusCode::OK, Some("config"))
+        );
         let sent = mail_call(&h, &root, Method::POST, "/api/admin/mail/test", Some(test)).await;
         assert_eq!(sent.0, StatusCode::NO_CONTENT, "{}", sent.1);
-        assert!(smtp::next_mail(&mut config_mail).await.contains("To: ops@example.com"));
+        assert!(
+            smtp::next_mail(&mut config_mail)
+                .await
+                .contains("To: ops@example.com")
+        );
         assert!(admin_mail.try_recv().is_err());
         h.shutdown().await;
     }
@@ -218,11 +287,27 @@ async fn without_mail_verification_cannot_be_turned_on_and_smtp_needs_a_public_u
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     let (status, view) = mail_call(&h, &root, reqwest::Method::GET, "/api/admin/mail", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((view["source"].as_str(), view["public_url_set"].as_bool()), (Some("none"), Some(false)));
+    assert_eq!(
+        (view["source"].as_str(), view["public_url_set"].as_bool()),
+        (Some("none"), Some(false))
+    );
     let smtp = json!({"host": "127.0.0.1", "port": 25, "from": SENDER, "tls": "none"});
-    let (status, error) = mail_call(&h, &root, reqwest::Method::PUT, "/api/admin/mail", Some(smtp.clone())).await;
+    let (status, error) = mail_call(
+        &h,
+        &root,
+        reqwest::Method::PUT,
+        "/api/admin/mail",
+        Some(smtp.clone()),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(error["error"]["message"].as_str().unwrap().contains("public_url"), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("public_url"),
+        "{error}"
+    );
     let user = h.signup_session("plain", "plain-password").await;
     let test = json!({"to": "ops@example.com"});
     for (method, path, body) in [
@@ -232,7 +317,11 @@ async fn without_mail_verification_cannot_be_turned_on_and_smtp_needs_a_public_u
         (reqwest::Method::POST, "/api/admin/mail/test", Some(test)),
     ] {
         let (status, _) = mail_call(&h, &user, method.clone(), path, body).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: admins only");
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: admins only"
+        );
     }
     let anonymous = h
         .http

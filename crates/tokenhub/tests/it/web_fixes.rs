@@ -184,8 +184,8 @@ async fn balance_adjustments_are_bounded_and_never_overdraw() {
             .user_with_key("adjusted", Nanos::from_usd(5), KeyOptions::default())
             .await;
         let Session {
-        http: admin, csrf, ..
-    } = h.root_session().await;
+            http: admin, csrf, ..
+        } = h.root_session().await;
         let url = format!("{}/api/admin/users/{}/balance", h.base, user.id);
         let adjust = |amount: &str| {
             admin
@@ -304,8 +304,8 @@ async fn admins_search_every_key_by_owner_name_and_prefix() {
         h.user_with_key("bob", Nanos::from_usd(1), KeyOptions::default())
             .await;
         let Session {
-        http: admin, csrf, ..
-    } = h.root_session().await;
+            http: admin, csrf, ..
+        } = h.root_session().await;
         let search = |q: String| {
             let admin = admin.clone();
             let url = format!("{}/api/admin/keys?search={q}", h.base);

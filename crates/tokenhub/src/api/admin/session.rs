@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use super::auth::{Caller, SESSION_COOKIE, Via};
 use super::error::{Body, Code, ErrorBody, ManageError, Result};
-use super::wire::UserView;
 use super::password_reset::account_mail;
+use super::wire::UserView;
 use crate::accounts::{AccountError, session, verification};
 
 use crate::api::AppState;
@@ -117,8 +117,15 @@ pub async fn signup(
             ));
         };
         let email = body.email.as_deref().unwrap_or_default();
-        verification::sign_up(&state.store, mailer, &public_url, name, &body.password, email)
-            .await?
+        verification::sign_up(
+            &state.store,
+            mailer,
+            &public_url,
+            name,
+            &body.password,
+            email,
+        )
+        .await?
     } else {
         session::sign_up(&state.store, name, &body.password, site.trial_credit).await?
     };

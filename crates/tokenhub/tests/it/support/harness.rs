@@ -288,20 +288,27 @@ impl Harness {
     /// Root's session (its password is `base_settings`'s).
     pub async fn root_session(&self) -> Session {
         let root = self.login_session("root", "root-password").await;
-        assert_eq!(root.status, reqwest::StatusCode::OK, "root logs in: {}", root.body);
+        assert_eq!(
+            root.status,
+            reqwest::StatusCode::OK,
+            "root logs in: {}",
+            root.body
+        );
         root
     }
 
     /// Logs `name` in from a fresh cookie client; `status` says whether it worked.
     pub async fn login_session(&self, name: &str, password: &str) -> Session {
         let credentials = serde_json::json!({"username": name, "password": password});
-        self.auth_session(cookie_client(), "login", credentials).await
+        self.auth_session(cookie_client(), "login", credentials)
+            .await
     }
 
     /// Signs `name` up from a fresh cookie client; `status` says whether it worked.
     pub async fn signup_session(&self, name: &str, password: &str) -> Session {
         let credentials = serde_json::json!({"username": name, "password": password});
-        self.auth_session(cookie_client(), "signup", credentials).await
+        self.auth_session(cookie_client(), "signup", credentials)
+            .await
     }
 
     /// Posts `body` to `/api/auth/{route}` (`login` or `signup`) from `http`.
