@@ -119,7 +119,14 @@ impl Store {
 mod tests {
     use crate::ledger::money::Nanos;
     use crate::store::test_support::temp_store;
-    use crate::store::{Credit, LedgerKind, now_ms};
+    use crate::store::{Credit, LedgerKind, Store, now_ms};
+
+    async fn rows(store: &Store, count: &str) -> i64 {
+        sqlx::query_scalar(count)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+    }
 
     fn trial() -> Credit<'static> {
         Credit {
@@ -234,21 +241,15 @@ mod tests {
             .create_email_verification("live", ada.id, now_ms() + 60_000)
             .await
             .unwrap();
-        let count = |table: &'static str| {
-            let store = store.clone();
-            async move {
-                let sql = match table {
-                    "password_resets" => "SELECT COUNT(*) FROM password_resets",
-                    _ => "SELECT COUNT(*) FROM email_verifications",
-                };
-                let n: i64 = sqlx::query_scalar(sql)
-                    .fetch_one(&store.pool)
-                    .await
-                    .unwrap();
-                n
-            }
-        };
-        assert_eq!(count("password_resets").await, 0, "used and expired resets");
-        assert_eq!(count("email_verifications").await, 1, "only the live link");
+        assert_eq!(
+            rows(&store, "SELECT COUNT(*) FROM password_resets").await,
+            0,
+            "used and expired resets"
+        );
+        assert_eq!(
+            rows(&store, "SELECT COUNT(*) FROM email_verifications").await,
+            1,
+            "only the live link"
+        );
     }
 }
