@@ -83,7 +83,7 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
         assert_eq!(eve.status, StatusCode::CREATED, "{}", eve.body);
         let pending = me(&h, &eve).await;
         assert_eq!(pending["email_verification_pending"], true);
-        assert_eq!(pending["live_balance_usd"], "0.00", "the trial waits");
+        assert_eq!(pending["live_balance_usd"], "0", "the trial waits");
         let refused = create_key(&h, &eve).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         let error: Value = refused.json().await.unwrap();
@@ -127,7 +127,7 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
         );
         let confirmed = me(&h, &eve).await;
         assert_eq!(confirmed["email_verification_pending"], false);
-        assert_eq!(confirmed["live_balance_usd"], "1.00", "the trial, once");
+        assert_eq!(confirmed["live_balance_usd"], "1", "the trial, once");
         assert_eq!(create_key(&h, &eve).await.status(), StatusCode::CREATED);
         assert_eq!(
             create_key(&h, &earlier).await.status(),
