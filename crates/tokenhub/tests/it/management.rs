@@ -803,7 +803,7 @@ async fn settings_saved_by_an_admin_override_the_configuration() {
     assert_eq!(
         current,
         json!({"signup": "closed", "trial_credit_usd": "1", "anonymous_chat": true,
-            "anonymous_chat_rpm": 5, "support_contact": ""})
+            "anonymous_chat_rpm": 5, "support_contact": "", "email_verification": false})
     );
     for (bad, field) in [
         (json!({"signup": "ajar"}), "signup"),
