@@ -75,12 +75,17 @@ test("(2) New chat during a stream stops it and the next request carries only th
   page.on("request", (r) => r.url().endsWith("/chat/completions") && bodies.push(JSON.parse(r.postData())));
   await page.selectOption("#chat-model", "mock-free");
   await page.fill("#chat-input", "first question");
-  const first = page.waitForResponse((r) => r.url().endsWith("/chat/completions"));
+  // Settles when the first stream ends, finished or (here) aborted.
+  const firstEnded = new Promise((resolve) => {
+    const ended = (r) => r.url().endsWith("/chat/completions") && resolve();
+    page.on("requestfinished", ended);
+    page.on("requestfailed", ended);
+  });
   await page.click("#chat-send");
   await page.waitForFunction(() => document.querySelector("#chat-log li.assistant")?.textContent.length > 0);
   await page.click("#chat-clear");
   assert.equal(await page.$$eval("#chat-log li", (l) => l.length), 0);
-  await (await first).finished(); // the old stream has ended (aborted)
+  await firstEnded;
   await page.fill("#chat-input", "second question");
   await page.click("#chat-send");
   await page.waitForFunction(() => {
