@@ -4,6 +4,7 @@
 #
 #   bench/cluster.sh                      # 10 s per measurement, 64 connections
 #   BENCH_DURATION=5 BENCH_CONCURRENCY=32 bench/cluster.sh
+#   BENCH_SHARED=redis bench/cluster.sh   # only the setups with Redis (default: none redis)
 #
 # Needs haproxy and wrk (apt-get install -y haproxy wrk), psql and PostgreSQL at
 # PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/test). Uses the release
@@ -29,6 +30,8 @@ MOCK_PID=""
 REDIS_PID=""
 DB=""
 cleanup() {
+  local status=$?
+  ((status != 0)) && [[ -f "$TMP/cluster.log" ]] && tail -n 30 "$TMP/cluster.log" >&2
   [[ -n "$REDIS_PID" ]] && kill "$REDIS_PID" 2>/dev/null || true
   CLUSTER_DIR="$TMP/cluster" scripts/cluster.sh stop >/dev/null 2>&1 || true
   [[ -n "$MOCK_PID" ]] && kill "$MOCK_PID" 2>/dev/null || true
@@ -108,7 +111,10 @@ printf '|%s|%s|%s|%s|%s|%s|\n' "-------------------------------" "-----------" "
 REDIS_PORT="$(free_port)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
 REDIS_PID=$!
-for shared in "" "redis://127.0.0.1:$REDIS_PORT"; do
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+for mode in ${BENCH_SHARED:-none redis}; do # BENCH_SHARED=redis: only the shared setups
+  shared=""
+  [[ "$mode" == redis ]] && shared="redis://127.0.0.1:$REDIS_PORT"
   export REDIS_URL="$shared"
   suffix="${shared:+, Redis}"
   [[ -n "$shared" ]] && redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null

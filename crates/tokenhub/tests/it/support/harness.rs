@@ -149,8 +149,8 @@ impl Harness {
         adjust(&mut settings, &mock.base_url());
         let secret_key = settings
             .secret_key
-            .as_deref()
-            .map(|key| SecretKey::parse(key).expect("a valid test key"));
+            .as_ref()
+            .map(|key| SecretKey::parse(key.expose()).expect("a valid test key"));
         let gateway = server::start(settings, std::future::pending())
             .await
             .expect("gateway starts");
@@ -240,6 +240,27 @@ impl Harness {
             .post(format!("{}/v1/chat/completions", self.base))
             .bearer_auth(key)
             .json(&body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// `POST {path}` with a key and a JSON body.
+    pub async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// `GET {path}` with a key.
+    pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
             .send()
             .await
             .expect("gateway answers")
@@ -365,8 +386,8 @@ pub fn base_settings(database_url: &str, mock_url: &str) -> Settings {
         .then_some(TEST_SECRET_KEY);
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: database_url.to_string(),
-        secret_key: secret_key.map(str::to_string),
+        database_url: database_url.into(),
+        secret_key: secret_key.map(Into::into),
         reload_interval_ms: 50,
         upstream_first_byte_timeout_ms: 3000,
         root_password: Some("root-password".into()),
@@ -467,4 +488,27 @@ pub fn without_cost(usage: &Value) -> Value {
         object.remove("tokenhub");
     }
     usage
+}
+
+/// `usage.cost`, `usage.tokenhub` and the header (when given) all say the record's cost,
+/// and the balance is what the owner has left after it.
+pub fn assert_charge(usage: &Value, header: Option<&str>, cost: Nanos, balance: Nanos) {
+    let exact = cost.to_usd_string();
+    assert_eq!(usage["cost"].to_string(), exact, "{usage}");
+    assert_eq!(usage["tokenhub"]["cost_usd"], exact.as_str(), "{usage}");
+    assert_eq!(
+        usage["tokenhub"]["balance_usd"],
+        balance.to_usd_string().as_str(),
+        "{usage}"
+    );
+    if let Some(header) = header {
+        assert_eq!(header, exact);
+    }
+}
+
+pub fn cost_header(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("x-tokenhub-cost-usd")
+        .map(|v| v.to_str().unwrap().to_string())
 }
