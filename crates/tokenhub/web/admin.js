@@ -1340,7 +1340,7 @@
       el("label", { class: "check" }, el("input", { type: "checkbox", name: "anonymous_chat", checked: current.anonymous_chat }), t("admin.anonymous_chat")),
       field(t("admin.anonymous_rpm"), el("input", { name: "anonymous_chat_rpm", type: "number", min: 1, max: 600, step: 1, required: true, value: current.anonymous_chat_rpm })),
       field(t("admin.support_contact"), el("input", { name: "support_contact", maxlength: 200, placeholder: "WeChat: TokenHub_Support", value: current.support_contact })),
-      el("label", { class: "check" }, el("input", { type: "checkbox", name: "email_verification", checked: current.email_verification }), "New accounts must confirm their email address before creating keys (needs mail)"),
+      el("label", { class: "check" }, el("input", { type: "checkbox", name: "email_verification", checked: current.email_verification }), t("admin.email_verification")),
       el("button", { type: "submit" }, t("admin.save_settings")),
     );
     form.addEventListener("submit", async (event) => {
@@ -1360,9 +1360,7 @@
     fill(panel, heading(t("admin.tab_settings")), el("p", { class: "muted small" }, t("admin.settings_intro")), form, await mailSettings());
   }
 
-  const MAIL_SOURCES = { admin: "the server below", config: "the configuration's server (accounts.smtp_url)", none: "none: no mail is sent" };
-
-  /** The SMTP server account mail goes through; saved here, it overrides the configuration's. */
+    /** The SMTP server account mail goes through; saved here, it overrides the configuration's. */
   async function mailSettings() {
     const card = el("div", { class: "card stack", id: "mail-settings" });
     const render = (mail) => {
@@ -1370,18 +1368,18 @@
       const tls = el(
         "select",
         { name: "tls" },
-        [["starttls", "STARTTLS (port 587)"], ["tls", "TLS (port 465)"], ["none", "None (a local relay)"]].map(([value, label]) => el("option", { value, selected: saved.tls === value }, label)),
+        ["starttls", "tls", "none"].map((value) => el("option", { value, selected: saved.tls === value }, t(`admin.tls_${value}`))),
       );
       const form = el(
         "form",
         { class: "stack", id: "mail-form" },
-        field("SMTP host", el("input", { name: "host", required: true, value: saved.host, placeholder: "smtp.example.com" })),
-        field("Port", el("input", { name: "port", type: "number", min: 1, max: 65535, required: true, value: saved.port })),
-        field("Security", tls),
-        field("User name (empty: no login)", el("input", { name: "username", autocomplete: "off", value: saved.username })),
-        field("Password", el("input", { name: "password", type: "password", autocomplete: "new-password", placeholder: saved.password_set ? "set (leave empty to keep)" : "" })),
-        field("Sender", el("input", { name: "from", required: true, value: saved.from, placeholder: "TokenHub <noreply@example.com>" })),
-        el("button", { type: "submit" }, "Save SMTP settings"),
+        field(t("admin.smtp_host"), el("input", { name: "host", required: true, value: saved.host, placeholder: "smtp.example.com" })),
+        field(t("admin.smtp_port"), el("input", { name: "port", type: "number", min: 1, max: 65535, required: true, value: saved.port })),
+        field(t("admin.smtp_security"), tls),
+        field(t("admin.smtp_username"), el("input", { name: "username", autocomplete: "off", value: saved.username })),
+        field(t("admin.smtp_password"), el("input", { name: "password", type: "password", autocomplete: "new-password", placeholder: saved.password_set ? t("admin.smtp_password_kept") : "" })),
+        field(t("admin.smtp_sender"), el("input", { name: "from", required: true, value: saved.from, placeholder: "TokenHub <noreply@example.com>" })),
+        el("button", { type: "submit" }, t("admin.save_smtp")),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
@@ -1391,29 +1389,29 @@
         const next = await run(card, () => api("PUT", "/api/admin/mail", body));
         if (next) {
           render(next);
-          done(card, "SMTP settings saved.");
+          done(card, t("admin.smtp_saved"));
         }
       });
-      const revert = mail.saved ? button("Use the configuration's server", async () => {
+      const revert = mail.saved ? button(t("admin.use_config_smtp"), async () => {
         const next = await run(card, () => api("DELETE", "/api/admin/mail"));
         if (next) render(next);
       }, { class: "ghost", id: "mail-revert" }) : null;
       const test = el(
         "form",
         { class: "row", id: "mail-test" },
-        el("label", {}, "Send a test email to", el("input", { name: "to", type: "email", required: true, autocomplete: "email" })),
-        el("button", { type: "submit", class: "ghost" }, "Send test email"),
+        el("label", {}, t("admin.test_email_to"), el("input", { name: "to", type: "email", required: true, autocomplete: "email" })),
+        el("button", { type: "submit", class: "ghost" }, t("admin.send_test_email")),
       );
       test.addEventListener("submit", async (event) => {
         event.preventDefault();
         const sent = await run(card, () => api("POST", "/api/admin/mail/test", { to: test.elements.to.value.trim() }));
-        if (sent !== undefined) done(card, "The server took the test mail.");
+        if (sent !== undefined) done(card, t("admin.test_mail_sent"));
       });
       fill(
         card,
-        el("h3", {}, "Mail (SMTP)"),
-        el("p", { class: "muted small", id: "mail-source" }, `Account mail (password resets, address confirmations) goes through ${MAIL_SOURCES[mail.source]}. Saved settings here override the configuration's.`),
-        mail.public_url_set ? null : el("p", { class: "small", id: "mail-public-url" }, el("b", {}, "Set public_url (TOKENHUB_PUBLIC_URL) first: links in mail start with it.")),
+        el("h3", {}, t("admin.mail_heading")),
+        el("p", { class: "muted small", id: "mail-source" }, t("admin.mail_source", { source: t(`admin.mail_source_${mail.source}`) })),
+        mail.public_url_set ? null : el("p", { class: "small", id: "mail-public-url" }, el("b", {}, t("admin.mail_needs_public_url"))),
         form,
         revert,
         test,

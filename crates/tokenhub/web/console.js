@@ -22,7 +22,7 @@
         { class: "stack", id: `${mode}-form`, "aria-labelledby": `tab-${mode}` },
         el("label", {}, t("console.username"), el("input", { name: "username", autocomplete: "username", required: true, maxlength: 64 })),
         el("label", {}, t("console.password"), el("input", { name: "password", type: "password", required: true, minlength: mode === "signup" ? 8 : 1, autocomplete: mode === "signup" ? "new-password" : "current-password" })),
-        mode === "signup" && verifyEmail ? el("label", {}, "Email (we mail you a link to confirm it)", el("input", { name: "email", type: "email", required: true, autocomplete: "email" })) : null,
+        mode === "signup" && verifyEmail ? el("label", {}, t("console.signup_email"), el("input", { name: "email", type: "email", required: true, autocomplete: "email" })) : null,
         el("button", { type: "submit" }, mode === "signup" ? t("console.create_account") : t("console.log_in")),
       );
       f.addEventListener("submit", async (event) => {
@@ -151,7 +151,7 @@
     history.replaceState(null, "", "/token/");
     try {
       await api("POST", "/api/auth/verify-email", { token });
-      return ["Email address confirmed. You can now create API keys.", "ok"];
+      return [t("console.email_confirmed"), "ok"];
     } catch (error) {
       return [error.message, "error"];
     }
@@ -159,13 +159,13 @@
 
   /** For an account that has not confirmed its address yet: why, and a new link. */
   function pendingNotice(me) {
-    const resend = el("button", { type: "button", class: "ghost small", id: "resend-verification" }, "Mail a new link");
+    const resend = el("button", { type: "button", class: "ghost small", id: "resend-verification" }, t("console.resend_link"));
     const outcome = el("span", { role: "status", "aria-live": "polite" });
     resend.addEventListener("click", async () => {
       resend.disabled = true;
       try {
         await api("POST", "/api/me/email/verification");
-        outcome.textContent = "Sent. Check your inbox.";
+        outcome.textContent = t("console.link_sent");
       } catch (error) {
         outcome.textContent = error.message;
       } finally {
@@ -175,7 +175,7 @@
     return el(
       "div",
       { class: "notice", id: "verification-pending", role: "status" },
-      el("p", {}, `Confirm your email address (${me.email}) to create API keys and receive your trial credit: open the link we mailed you.`),
+      el("p", {}, t("console.confirm_email", { email: me.email })),
       el("div", { class: "row" }, resend, outcome),
     );
   }
