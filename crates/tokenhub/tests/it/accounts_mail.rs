@@ -46,7 +46,7 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
         let (smtp_url, mut mail) = smtp::sink().await;
         let h = Harness::start_with(backend, |settings, _| {
             settings.public_url = Some("https://gateway.example".into());
-            settings.accounts.smtp_url = Some(smtp_url.clone());
+            settings.accounts.smtp_url = Some(smtp_url.as_str().into());
             settings.accounts.smtp_from = Some(SENDER.into());
         })
         .await;
@@ -174,7 +174,7 @@ async fn admin_smtp_settings_override_the_configuration_and_keep_the_password_se
         let (admin_url, mut admin_mail) = smtp::sink().await;
         let h = Harness::start_with(backend, |settings, _| {
             settings.public_url = Some("https://gateway.example".into());
-            settings.accounts.smtp_url = Some(config_url.clone());
+            settings.accounts.smtp_url = Some(config_url.as_str().into());
             settings.accounts.smtp_from = Some(SENDER.into());
         })
         .await;
