@@ -65,13 +65,14 @@
     return el("div", { class: "table-wrap" }, node);
   }
 
-  /** Previous/next controls for offset paging; `total` may be unknown (null). */
-  function pager({ offset, limit, shown, total, onPage }) {
+  /** Previous/next controls for offset paging; `total` may be unknown (null), or a lower
+   *  bound when `capped` (the usage listing counts no further than 10,000: "of 10,000+"). */
+  function pager({ offset, limit, shown, total, capped = false, onPage }) {
     const end = offset + shown;
-    const more = total === null || total === undefined ? shown === limit : end < total;
+    const more = total === null || total === undefined ? shown === limit : end < total || (capped && shown === limit);
     if (offset === 0 && !more) return null;
     const first = count(shown ? offset + 1 : offset);
-    const range = total === null || total === undefined ? t("admin.range", { first, last: count(end) }) : t("admin.range_of", { first, last: count(end), total: count(total) });
+    const range = total === null || total === undefined ? t("admin.range", { first, last: count(end) }) : t("admin.range_of", { first, last: count(end), total: `${count(total)}${capped ? "+" : ""}` });
     return el(
       "nav",
       { class: "pager", "aria-label": t("admin.pages") },
@@ -1122,7 +1123,7 @@
           page.data.map((r) => usageRow(r, names)),
           t("admin.no_requests_match"),
         ),
-        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
+        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, capped: page.total_capped, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
       );
     };
     const apply = () => {
