@@ -8,7 +8,10 @@ mod golden;
 mod harness;
 #[path = "support/processes.rs"]
 mod processes;
+#[path = "support/smtp.rs"]
+mod smtp;
 
+mod accounts_mail;
 mod anthropic_golden;
 mod anthropic_inbound;
 mod anthropic_inbound_golden;
