@@ -2,6 +2,7 @@
 // suite file, pages that record console errors, screenshots, Node-side API sessions.
 import { after, before } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { chromium } from "playwright-core";
 
 export const BASE = process.env.TOKENHUB_WEB_URL;
@@ -27,8 +28,9 @@ after(async () => {
   await browser?.close();
 });
 
-export async function context() {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+/** A browser context; `locale` ("zh-CN") also sets the Accept-Language it sends. */
+export async function context({ locale } = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...(locale ? { locale } : {}) });
   ctx.setDefaultTimeout(10_000);
   return ctx;
 }
@@ -91,6 +93,17 @@ export async function eventually(page, check, what) {
   }
 }
 
+/** Waits for `check` (run in Node) to return a truthy value: polled every 50 ms for 10 s. */
+export async function until(check, what) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Logs in through the API; the returned call answers {status, body} whatever the status. */
 export async function apiSession(username, password) {
   const response = await fetch(`${BASE}/api/auth/login`, {
@@ -115,9 +128,9 @@ export async function apiSession(username, password) {
 }
 
 /** A browser context already signed in as `username` (the session cookie set). */
-export async function signedIn(username, password) {
+export async function signedIn(username, password, options) {
   const call = await apiSession(username, password);
-  const ctx = await context();
+  const ctx = await context(options);
   const at = call.cookie.indexOf("=");
   await ctx.addCookies([{ name: call.cookie.slice(0, at), value: call.cookie.slice(at + 1), url: BASE }]);
   return { ctx, call };
@@ -128,4 +141,86 @@ export async function newUser(root, username, balance = "5") {
   const created = await root("POST", "/api/admin/users", { username, password: `${username}-password`, balance_usd: balance });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   return { id: created.body.id, password: `${username}-password` };
+}
+
+/**
+ * A local SMTP sink on loopback for the account mail tests: `next()` resolves with the
+ * next message the gateway sends (its DATA, dot-unstuffed). Enough for a plain relay.
+ */
+export async function smtpSink() {
+  const received = [];
+  const waiting = [];
+  const deliver = (message) => (waiting.length ? waiting.shift()(message) : received.push(message));
+  const server = createServer((socket) => {
+    let buffer = "";
+    let data = null;
+    socket.write("220 sink ESMTP\r\n");
+    socket.on("data", (chunk) => {
+      buffer += chunk.toString("utf8");
+      let end;
+      while ((end = buffer.indexOf("\r\n")) >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (data !== null) {
+          if (line === ".") {
+            deliver(data);
+            data = null;
+            socket.write("250 queued\r\n");
+          } else data += (line.startsWith(".") ? line.slice(1) : line) + "\n";
+          continue;
+        }
+        const verb = line.split(" ")[0].toUpperCase();
+        if (verb === "EHLO") socket.write("250-sink\r\n250 8BITMIME\r\n");
+        else if (verb === "DATA") {
+          data = "";
+          socket.write("354 end with .\r\n");
+        } else if (verb === "QUIT") socket.end("221 bye\r\n");
+        else socket.write("250 OK\r\n");
+      }
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: server.address().port,
+    next: () => (received.length ? Promise.resolve(received.shift()) : new Promise((resolve) => waiting.push(resolve))),
+    close: () => server.close(),
+  };
+}
+
+/** The first link in a mail that contains `marker` (`#reset=`, `#verify=`). */
+export function mailedLink(message, marker) {
+  const line = message.split("\n").find((l) => l.includes(marker));
+  assert.ok(line, `no ${marker} link in ${message}`);
+  return line.trim();
+}
+
+/**
+ * At 390 px: the page does not scroll sideways, and in every visible table each cell of
+ * a key column (price, cost, status, actions…, in English or Chinese) is either inside
+ * the viewport or shown as a labelled card line. Returns the problems found.
+ */
+export async function phoneProblems(page) {
+  return page.evaluate(() => {
+    const found = [];
+    const width = document.documentElement.clientWidth;
+    if (document.documentElement.scrollWidth > width) found.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} > ${width}`);
+    const key = /price|input|output|cached|cost|spend|spent|balance|amount|status|health|enabled|redeemed|expires|latency|tokens|价格|输入|输出|缓存|费用|消费|已用|余额|金额|状态|健康|启用|已兑换|过期|延迟|token|^$/i;
+    for (const table of document.querySelectorAll("table")) {
+      if (!table.offsetParent || table.closest("[hidden]")) continue;
+      const labels = [...(table.tHead?.rows[0]?.cells || [])].map((th) => th.textContent.trim());
+      for (const row of table.tBodies[0]?.rows || []) {
+        if (row.hidden) continue;
+        [...row.cells].forEach((cell, i) => {
+          if (cell.colSpan > 1 || !key.test(labels[i] ?? "") || getComputedStyle(cell).display === "none") return;
+          const box = cell.getBoundingClientRect();
+          const inside = box.left >= 0 && box.right <= width + 0.5;
+          const card = getComputedStyle(cell).display !== "table-cell" && (cell.dataset.label !== undefined || labels[i] === "");
+          if (!inside && !card) found.push(`#${table.id || "?"} column "${labels[i]}" is off screen (${Math.round(box.left)}–${Math.round(box.right)})`);
+          if (getComputedStyle(cell).display !== "table-cell" && labels[i] && cell.dataset.label !== labels[i]) found.push(`#${table.id || "?"} card line "${labels[i]}" has no label`);
+        });
+      }
+    }
+    return found;
+  });
 }

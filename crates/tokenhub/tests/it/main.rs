@@ -8,7 +8,10 @@ mod golden;
 mod harness;
 #[path = "support/processes.rs"]
 mod processes;
+#[path = "support/smtp.rs"]
+mod smtp;
 
+mod accounts_mail;
 mod anthropic_golden;
 mod anthropic_inbound;
 mod anthropic_inbound_golden;
@@ -25,11 +28,13 @@ mod cluster_health;
 mod connections;
 mod crash;
 mod dialects;
+mod fast_path;
 mod fidelity;
 mod gemini_golden;
 mod gemini_upstream;
 mod hostile_prompts;
 mod hygiene;
+mod languages;
 mod limits;
 mod login_throttle;
 mod management;
