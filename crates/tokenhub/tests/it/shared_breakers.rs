@@ -86,7 +86,11 @@ async fn one_breaker_one_probe_for_every_instance() {
     for _ in 0..2 {
         fail(&one, FailureKind::Status(500)).await;
     }
-    assert_eq!(pick(&two).await, Pick::Use(0), "2 failures of 5: still closed");
+    assert_eq!(
+        pick(&two).await,
+        Pick::Use(0),
+        "2 failures of 5: still closed"
+    );
     for _ in 0..3 {
         fail(&two, FailureKind::Timeout).await;
     }
