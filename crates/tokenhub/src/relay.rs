@@ -29,8 +29,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 pub use error::RelayError;
-use settle::{Meter, Outcome, Settlement};
 use reserve::shared_unavailable;
+use settle::{Meter, Outcome, Settlement};
 use stream::MeteredStream;
 
 use crate::catalog::accounts::AccountCache;
@@ -629,7 +629,6 @@ struct SharedAdmission {
     tokens: u64,
     worst_case: Nanos,
 }
-
 
 fn upstream_body(
     object: &RawObject<'_>,

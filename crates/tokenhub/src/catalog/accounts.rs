@@ -23,8 +23,8 @@ use tokio::sync::OnceCell;
 
 use super::lookup_budget::LookupBudget;
 use super::{KeyEntry, UserEntry};
-use crate::shared::money::Reading;
 use crate::ledger::books::Books;
+use crate::shared::money::Reading;
 use crate::store::{KeyAuth, Store, StoreResult, UserAuth};
 
 /// What the cache knows about a key hash.
@@ -125,7 +125,11 @@ impl AccountCache {
         let _guard = self.flush_lock.lock().await;
         let mut holds = Vec::new();
         for (account, held) in self.books.holds() {
-            holds.push((account, held, Reading::from_result(self.money_reading(account).await)));
+            holds.push((
+                account,
+                held,
+                Reading::from_result(self.money_reading(account).await),
+            ));
         }
         shared.note(shared.restore_holds(holds).await);
     }

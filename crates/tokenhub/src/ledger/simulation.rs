@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use backend::{InMemory, SharedState};
-pub use redis::{Redis, ScratchRedis};
 pub use faults::{FaultKind, WriterFaultRates};
+pub use redis::{Redis, ScratchRedis};
 pub use scratch::ScratchDatabase;
 
 use faults::FaultPlan;

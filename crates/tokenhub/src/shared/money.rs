@@ -286,20 +286,20 @@ impl SharedState {
         self.run_money(
             ADMIT
                 .key(self.bucket("key", request.key_id, "rpm"))
-            .key(self.bucket("key", request.key_id, "tpm"))
-            .key(self.money_key(Account::User(request.user_id)))
-            .key(self.money_key(Account::Key(request.key_id)))
-            .key(self.epoch_key())
-            .key(self.settling_key())
-            .arg(request.rpm.unwrap_or(0))
-            .arg(request.tpm.unwrap_or(0))
-            .arg(request.tokens)
-            .arg(BUCKET_TTL_MS)
-            .arg(self.hold_field())
-            .arg(request.amount.0.max(0))
-            .arg(request.key_quota.map_or(-1, |q| q.0.max(0)))
-            .arg(self.instances_prefix())
-            .arg(MONEY_TTL_MS),
+                .key(self.bucket("key", request.key_id, "tpm"))
+                .key(self.money_key(Account::User(request.user_id)))
+                .key(self.money_key(Account::Key(request.key_id)))
+                .key(self.epoch_key())
+                .key(self.settling_key())
+                .arg(request.rpm.unwrap_or(0))
+                .arg(request.tpm.unwrap_or(0))
+                .arg(request.tokens)
+                .arg(BUCKET_TTL_MS)
+                .arg(self.hold_field())
+                .arg(request.amount.0.max(0))
+                .arg(request.key_quota.map_or(-1, |q| q.0.max(0)))
+                .arg(self.instances_prefix())
+                .arg(MONEY_TTL_MS),
         )
         .await
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokenhub::ledger::books::Refusal;
 use tokenhub::ledger::money::Nanos;
-use tokenhub::shared::{SharedState, Tuning};
 use tokenhub::shared::money::{Account, Admission, Reading, Request};
+use tokenhub::shared::{SharedState, Tuning};
 use tokenhub::store::Versioned;
 
 use crate::cluster::{RedisServer, free_port, redis_available};

@@ -140,9 +140,17 @@ impl Sim<'_> {
             self.check(
                 "no balance below −(reservations in flight, on any process)",
                 i128::from(stored.balance.0) >= floor,
-                || format!("user {id}: database balance {:?} below {floor}", stored.balance),
+                || {
+                    format!(
+                        "user {id}: database balance {:?} below {floor}",
+                        stored.balance
+                    )
+                },
             )?;
-            let books: Vec<_> = self.live_processes().map(|(_, p)| p.books.clone()).collect();
+            let books: Vec<_> = self
+                .live_processes()
+                .map(|(_, p)| p.books.clone())
+                .collect();
             for books in books.iter().filter(|books| books.holds_user(id)) {
                 let (balance, unflushed) = (books.balance(id), books.unflushed(id));
                 self.check(
@@ -366,7 +374,11 @@ impl Sim<'_> {
     /// shared state: as a new instance; the dead one's holds count until its lease ends).
     pub(super) fn crash(&mut self) -> Result<(), Failure> {
         let index = self.current;
-        let in_flight = self.in_flight.iter().filter(|r| r.instance == index).count();
+        let in_flight = self
+            .in_flight
+            .iter()
+            .filter(|r| r.instance == index)
+            .count();
         self.operation(
             "crash",
             format!("process {index}: {in_flight} requests in flight"),

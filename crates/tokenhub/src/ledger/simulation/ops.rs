@@ -15,8 +15,8 @@ use crate::ledger::money::{MAX_AMOUNT, NANOS_PER_USD, Nanos, PerMillion, Prices,
 use crate::ledger::price_tiers::{PriceTier, PriceTierSpec, Pricing};
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::RequestFacts;
-use crate::relay::bounds::{token_ceiling, worst_case_tokens};
 use crate::relay::RelayError;
+use crate::relay::bounds::{token_ceiling, worst_case_tokens};
 use crate::relay::reserve;
 use crate::relay::settle::{Meter, Outcome, Settlement};
 use crate::store::{BatchAttempt, KeyLimits, KeyUpdate, LedgerKind, NewKey, Written};
@@ -412,7 +412,10 @@ impl Sim<'_> {
             }
             Err(error) => {
                 // Redis unavailable, lost its data, or a reply lost: refused with a 503.
-                self.operation("reserve refused: shared state", format!("{detail}: {error}"));
+                self.operation(
+                    "reserve refused: shared state",
+                    format!("{detail}: {error}"),
+                );
                 let expected = matches!(error, RelayError::SharedStateUnavailable);
                 self.check("a refusal says why", expected, || format!("{error:?}"))?;
                 self.refused(settlement, request_id, user, key, 503);

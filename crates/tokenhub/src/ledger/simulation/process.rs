@@ -163,7 +163,9 @@ impl Process {
 
     /// This process's instance id in the shared state (with Redis).
     pub fn instance(&self) -> Option<String> {
-        self.books.shared().map(|shared| shared.instance().to_string())
+        self.books
+            .shared()
+            .map(|shared| shared.instance().to_string())
     }
 
     /// One heartbeat of the shared state, as the gateway's runs every third of a lease:

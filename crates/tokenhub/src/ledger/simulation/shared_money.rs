@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{Failure, FaultKind, Sim};
 use crate::ledger::books::Refusal;
 use crate::ledger::money::Nanos;
-use crate::shared::Loss;
+use crate::shared::{Loss, SharedError};
 use crate::shared::money::{Account, Admission, Request};
 use crate::store::MoneyAudit;
 
@@ -73,7 +73,9 @@ impl Sim<'_> {
     /// The next money script (any process's: admission, settlement, commit or rebuild)
     /// is lost, before Redis runs it or after (its reply).
     pub(super) fn lost_redis_script(&mut self) -> Result<(), Failure> {
-        let redis = self.redis().expect("scripts are lost only with shared state");
+        let redis = self
+            .redis()
+            .expect("scripts are lost only with shared state");
         let at = if self.rng.chance(500) {
             Loss::Request
         } else {
@@ -88,6 +90,9 @@ impl Sim<'_> {
     /// runs every third of a lease): Redis holds the database's amounts, and for each
     /// live process exactly what its books hold; and it decides to the nano-dollar.
     pub(super) fn check_shared_money(&mut self, audit: &MoneyAudit) -> Result<(), Failure> {
+        if let Some(redis) = self.redis() {
+            redis.disarm();
+        }
         let current = self.current;
         self.beat_all();
         self.current = current;
@@ -239,7 +244,18 @@ impl Sim<'_> {
                 "Redis refuses a nano-dollar beyond the available, exactly",
                 format!("{request:?} was admitted"),
             )),
-            _ => Ok(None),
+            Ok(Admission::Missing(_) | Admission::Rebuilding | Admission::Limited(_)) => Ok(None),
+            // No loss is armed during an audit: only the connection may fail, never the
+            // script (a script error refuses every such request with a 503).
+            Err(SharedError::Unavailable(error))
+                if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(self.failure(
+                "Redis decides every admission",
+                format!("{request:?}: {error}"),
+            )),
         }
     }
 }
