@@ -20,7 +20,7 @@ mod faults;
 mod model;
 mod ops;
 mod process;
-mod redis;
+mod redis_state;
 mod rng;
 mod scratch;
 mod shared_money;
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 pub use backend::{InMemory, SharedState};
 pub use faults::{FaultKind, WriterFaultRates};
-pub use redis::{Redis, ScratchRedis};
+pub use redis_state::{Redis, ScratchRedis};
 pub use scratch::ScratchDatabase;
 
 use faults::FaultPlan;
@@ -307,7 +307,7 @@ impl<'a> Sim<'a> {
     }
 
     /// The Redis of the shared state (borrowed from the run, not from `self`).
-    fn redis(&self) -> Option<&'a redis::Redis> {
+    fn redis(&self) -> Option<&'a Redis> {
         self.shared.redis()
     }
 

@@ -2,14 +2,14 @@
 //! backend plugs into.
 //!
 //! `InMemory` is the gateway without `redis_url`: one process with its own `Books`, so a
-//! crash loses its reservations and unwritten costs with it. `Redis` (`redis.rs`) runs
+//! crash loses its reservations and unwritten costs with it. `Redis` (`redis_state.rs`) runs
 //! several processes whose books decide reservations together in Redis; a crash is then
 //! "an instance died with reservations held", and Redis must release them when the
 //! instance's lease ends, which the invariant on reservations in flight checks.
 
 use std::sync::Arc;
 
-use super::redis::Redis;
+use super::redis_state::Redis;
 use crate::ledger::books::Books;
 
 pub trait SharedState {

@@ -207,7 +207,7 @@ impl Sim<'_> {
             let Some((spent, _)) = spend.amount else {
                 continue;
             };
-            let remaining = i128::from(quota.0) - spent - spend.held();
+            let remaining = i128::from(quota.0.max(0)) - spent - spend.held();
             let Ok(probe) = i64::try_from(remaining + 1) else {
                 continue;
             };
