@@ -4,11 +4,14 @@
 #
 #   bench/cluster.sh                      # 10 s per measurement, 64 connections
 #   BENCH_DURATION=5 BENCH_CONCURRENCY=32 bench/cluster.sh
+#   BENCH_SHARED=redis bench/cluster.sh   # only the setups with Redis (default: none redis)
 #
 # Needs haproxy and wrk (apt-get install -y haproxy wrk), psql and PostgreSQL at
 # PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/test). Uses the release
 # binaries when built (cargo build --release -p tokenhub -p mock-upstream), else debug.
-# Each run gets a fresh database, dropped afterwards. Prints one table.
+# Each run gets a fresh database, dropped afterwards. Every setup runs twice: each
+# gateway alone (no shared state), then with a redis-server of the bench's own as the
+# shared state (limits, money, slots: what makes N instances one gateway). Prints one table.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,11 +24,15 @@ PROFILE=release
 BIN="$ROOT/target/$PROFILE"
 TMP="$(mktemp -d -t tokenhub-bench-cluster.XXXXXX)"
 log() { printf '[bench-cluster] %s\n' "$*" >&2; }
-for tool in haproxy wrk psql; do command -v "$tool" >/dev/null || { log "$tool is missing"; exit 1; }; done
+for tool in haproxy wrk psql redis-server; do command -v "$tool" >/dev/null || { log "$tool is missing"; exit 1; }; done
 
 MOCK_PID=""
+REDIS_PID=""
 DB=""
 cleanup() {
+  local status=$?
+  ((status != 0)) && [[ -f "$TMP/cluster.log" ]] && tail -n 30 "$TMP/cluster.log" >&2
+  [[ -n "$REDIS_PID" ]] && kill "$REDIS_PID" 2>/dev/null || true
   CLUSTER_DIR="$TMP/cluster" scripts/cluster.sh stop >/dev/null 2>&1 || true
   [[ -n "$MOCK_PID" ]] && kill "$MOCK_PID" 2>/dev/null || true
   [[ -n "$DB" ]] && psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
@@ -95,13 +102,24 @@ LUA
   records="$(psql "$DATABASE_URL" -qAtc 'SELECT COUNT(*) FROM usage_records')"
   psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null
   DB=""
-  printf '| %-22s | %9s | %8s | %8s | %6s | %8s |\n' "$label" "$rps" "$p50" "$p99" "${errors:-0}" "$records"
+  printf '| %-29s | %9s | %8s | %8s | %6s | %8s |\n' "$label" "$rps" "$p50" "$p99" "${errors:-0}" "$records"
 }
 
 log "profile $PROFILE, ${DURATION}s per run, $CONC connections, load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-printf '| %-22s | %9s | %8s | %8s | %6s | %8s |\n' "setup" "req/s" "p50" "p99" "non-2xx" "records"
-printf '|%s|%s|%s|%s|%s|%s|\n' "------------------------" "-----------" "----------" "----------" "--------" "----------"
-measure "1 gateway, no balancer" 1 direct
-for n in 1 2 3; do
-  measure "$n behind HAProxy" "$n" lb
+printf '| %-29s | %9s | %8s | %8s | %6s | %8s |\n' "setup" "req/s" "p50" "p99" "non-2xx" "records"
+printf '|%s|%s|%s|%s|%s|%s|\n' "-------------------------------" "-----------" "----------" "----------" "--------" "----------"
+REDIS_PORT="$(free_port)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+REDIS_PID=$!
+for mode in ${BENCH_SHARED:-none redis}; do # BENCH_SHARED=redis: only the shared setups
+  shared=""
+  [[ "$mode" == redis ]] && shared="redis://127.0.0.1:$REDIS_PORT"
+  export REDIS_URL="$shared"
+  suffix="${shared:+, Redis}"
+  [[ -n "$shared" ]] && redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+  measure "1 gateway, no balancer$suffix" 1 direct
+  for n in 1 2 3; do
+    [[ -n "$shared" ]] && redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+    measure "$n behind HAProxy$suffix" "$n" lb
+  done
 done

@@ -2,6 +2,7 @@
 """Helpers of bench/scale.sh (issue 13), standard library only.
 
 scale.py populate DB USERS KEYS      bulk-insert users and keys (sk-scale-<i>) into SQLite
+scale.py populate-sql USERS KEYS     the same as PostgreSQL SQL on stdout (for psql)
 scale.py warm BASE KEYS ACTIVE       one request with each of ACTIVE distinct keys
 scale.py flood BASE RATE SECONDS     requests with distinct random keys at RATE/s
 scale.py until BASE KEY STATUS       [seconds, attempts] until KEY's request answers STATUS
@@ -36,6 +37,22 @@ def populate(db, n_users, n_keys):
           f"sk-scale-{i}"[:10], now) for i in range(n_keys)))
     con.commit()
     print(cur.execute("SELECT COUNT(*) FROM api_keys").fetchone()[0])
+
+
+def populate_sql(n_users, n_keys):
+    """PostgreSQL builds the rows itself: a million keys in seconds, no driver needed."""
+    now = int(time.time() * 1000)
+    print(f"""
+INSERT INTO users (name, role, status, balance_nano, created_at)
+  SELECT 'scale-user-' || i, 'user', 'active', {10**15}, {now} FROM generate_series(0, {n_users - 1}) AS i;
+INSERT INTO api_keys (user_id, name, key_hash, key_prefix, status, created_at)
+  SELECT first.id + i % {n_users}, 'scale-' || i,
+         encode(sha256(convert_to('sk-scale-' || i, 'UTF8')), 'hex'),
+         left('sk-scale-' || i, 10), 'active', {now}
+  FROM generate_series(0, {n_keys - 1}) AS i,
+       (SELECT MIN(id) AS id FROM users WHERE name LIKE 'scale-user-%') AS first;
+ANALYZE users; ANALYZE api_keys;
+SELECT COUNT(*) FROM api_keys;""")
 
 
 class Client:
@@ -117,6 +134,8 @@ if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "populate":
         populate(args[0], int(args[1]), int(args[2]))
+    elif command == "populate-sql":
+        populate_sql(int(args[0]), int(args[1]))
     elif command == "warm":
         warm(args[0], int(args[1]), int(args[2]))
     elif command == "flood":

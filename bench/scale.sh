@@ -4,11 +4,13 @@
 #   bench/scale.sh                       # release build, 1,000,000 keys over 10,000 users
 #   SCALE_KEYS=100000 bench/scale.sh     # smaller
 #   TOKENHUB_BIN=target/debug/tokenhub bench/scale.sh   # an existing binary, no build
+#   SCALE_BACKEND=postgres bench/scale.sh  # on PostgreSQL: a fresh database tokenhub_scale
+#                                          # on SCALE_PG (default postgres://postgres@127.0.0.1:5432)
 #
 # Measures: start-up time and RSS (idle, then with SCALE_ACTIVE keys in use), how soon a
 # key created by the CLI works and a revoked one stops, gateway CPU per change, and the
 # database lookups caused by a flood of random keys (SCALE_FLOOD_RATE/s for
-# SCALE_FLOOD_S s). SQLite, loopback only, the built-in demo model (no upstream).
+# SCALE_FLOOD_S s). SQLite or PostgreSQL, loopback only, the built-in demo model (no upstream).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,10 +35,22 @@ GW_PID=
 cleanup() {
     [[ -n $GW_PID ]] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
     rm -rf "$WORK"
+    [[ ${BACKEND:-} == postgres ]] && psql "$PG/postgres" -qc 'DROP DATABASE IF EXISTS tokenhub_scale' 2>/dev/null
+    true
 }
 trap cleanup EXIT
 
-export TOKENHUB_DATABASE_URL=sqlite://$WORK/scale.db
+BACKEND=${SCALE_BACKEND:-sqlite}
+PG=${SCALE_PG:-postgres://postgres@127.0.0.1:5432}
+case $BACKEND in
+    sqlite) export TOKENHUB_DATABASE_URL=sqlite://$WORK/scale.db ;;
+    postgres)
+        psql "$PG/postgres" -qc 'DROP DATABASE IF EXISTS tokenhub_scale' -c 'CREATE DATABASE tokenhub_scale'
+        export TOKENHUB_DATABASE_URL=$PG/tokenhub_scale
+        # PostgreSQL refuses to start without a key to seal channel secrets with.
+        export TOKENHUB_SECRET_KEY=${TOKENHUB_SECRET_KEY:-$(head -c 32 /dev/urandom | base64)} ;;
+    *) echo "SCALE_BACKEND is sqlite or postgres" >&2; exit 2 ;;
+esac
 export TOKENHUB_LISTEN=127.0.0.1:$PORT
 export TOKENHUB_ROOT_PASSWORD=scale-root-password
 export TOKENHUB_LOG=warn
@@ -49,7 +63,11 @@ GW_LOG=${SCALE_GATEWAY_LOG:-/dev/null}
 tokenhub users list >/dev/null # creates the database and root
 log "inserting $KEYS keys over $USERS users"
 start=$(date +%s.%N)
-python3 bench/scale.py populate "$WORK/scale.db" "$USERS" "$KEYS" >/dev/null
+if [[ $BACKEND == sqlite ]]; then
+    python3 bench/scale.py populate "$WORK/scale.db" "$USERS" "$KEYS" >/dev/null
+else
+    python3 bench/scale.py populate-sql "$USERS" "$KEYS" | psql -q "$TOKENHUB_DATABASE_URL" >/dev/null
+fi
 log "inserted in $(echo "$(date +%s.%N) - $start" | bc) s"
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$GW_PID/status"; }
@@ -98,7 +116,7 @@ VALID_AFTER=$(python3 bench/scale.py until "$BASE" sk-scale-0 200)
 WARM_REQUEST=$(python3 bench/scale.py until "$BASE" sk-scale-0 200)
 
 cat <<JSON
-{"keys": $KEYS, "users": $USERS, "active": $ACTIVE, "startup_s": $STARTUP,
+{"backend": "$BACKEND", "keys": $KEYS, "users": $USERS, "active": $ACTIVE, "startup_s": $STARTUP,
  "rss_idle_mb": $RSS_IDLE, "rss_active_mb": $RSS_ACTIVE, "warm": $WARM,
  "new_key_works_after": $NEW_KEY_S, "revoked_refused_after": $REVOKE_S,
  "cached_key_request": $WARM_REQUEST,

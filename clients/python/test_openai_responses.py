@@ -56,6 +56,24 @@ def test_stream_then_continue_with_previous_response_id(client, mock):
     assert client.responses.retrieve(final.id).output_text == MOCK_REPLY
 
 
+
+def test_input_items_lists_the_conversation_newest_first(client):
+    first = client.responses.create(model="mock-gpt", input="Hello there")
+    second = client.responses.create(
+        model="mock-gpt", input="And again", previous_response_id=first.id
+    )
+    page = client.responses.input_items.list(second.id)
+    texts = [item.content[0].text for item in page.data]
+    assert texts == ["And again", MOCK_REPLY, "Hello there"]
+    assert [item.role for item in page.data] == ["user", "assistant", "user"]
+    assert page.has_more is False
+    oldest = client.responses.input_items.list(second.id, order="asc", limit=1)
+    assert [item.content[0].text for item in oldest.data] == ["Hello there"]
+    assert oldest.has_more is True
+    # The SDK's auto-pagination follows `after` through every item.
+    every = client.responses.input_items.list(second.id, order="asc", limit=1)
+    assert [item.id for item in every] == [item.id for item in reversed(page.data)]
+
 def test_function_call_round_trip(client):
     tools = [
         {

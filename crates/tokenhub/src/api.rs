@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod anthropic;
+pub mod api_key;
 pub mod body_deadline;
 pub mod client_ip;
 pub mod cors;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod openai;
 pub mod probes;
+pub mod reencode;
 pub mod request_id;
 pub mod responses;
 pub mod web;

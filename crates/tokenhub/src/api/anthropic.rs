@@ -15,16 +15,17 @@ mod error;
 mod stream;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::openai::{ClientIp, bearer, pinned_channel};
+use super::api_key::api_key;
+use super::openai::{ClientIp, pinned_channel};
 use super::request_id::RequestId;
 use crate::protocol::anthropic::TranslateError;
 use crate::protocol::anthropic::inbound::{InboundRequest, message_from_openai, request_to_openai};
@@ -38,16 +39,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/messages/count_tokens", post(count_tokens))
 }
 
-/// Anthropic SDKs send `x-api-key`; `Authorization: Bearer` works too.
-fn api_key(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .or_else(|| bearer(headers))
-}
-
 /// Authenticates, then parses and translates the body into an OpenAI chat request.
 async fn translate(
     state: &AppState,
@@ -55,7 +46,7 @@ async fn translate(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Option<String>, InboundTranslation), AnthropicError> {
-    let key = api_key(headers);
+    let key = api_key(headers, true);
     // Before the body: a caller without a valid key learns nothing about its request.
     state.relay.authenticate(key.as_deref(), client.0).await?;
     let body = body.map_err(|rejection| {
@@ -132,16 +123,9 @@ async fn relay_message(
             super::openai::stamp_cost(&mut response, charge);
             response
         }
-        RelayReply::Stream(upstream) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(stream::anthropic_sse(upstream, input_tokens)),
-        )
-            .into_response(),
+        RelayReply::Stream(upstream) => {
+            super::openai::event_stream(stream::anthropic_sse(upstream, input_tokens))
+        }
     })
 }
 
@@ -154,7 +138,7 @@ async fn count_tokens(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AnthropicError> {
-    let key = api_key(&headers);
+    let key = api_key(&headers, true);
     let (catalog, entry) = state.relay.authenticate(key.as_deref(), client.0).await?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();
@@ -210,19 +194,4 @@ fn count_input_tokens(chat: &Value) -> u64 {
         tokens += tally.total();
     }
     tokens
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_either_key_header() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(api_key(&headers), None);
-        headers.insert(header::AUTHORIZATION, "Bearer sk-b".parse().unwrap());
-        assert_eq!(api_key(&headers).as_deref(), Some("sk-b"));
-        headers.insert("x-api-key", "sk-a".parse().unwrap());
-        assert_eq!(api_key(&headers).as_deref(), Some("sk-a"));
-    }
 }

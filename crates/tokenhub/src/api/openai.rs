@@ -11,6 +11,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 
 use super::AppState;
+use super::api_key::{ApiCaller, api_key};
 pub use super::client_ip::ClientIp;
 use super::error::ApiError;
 use super::request_id::RequestId;
@@ -32,15 +33,6 @@ pub fn routes() -> Router<AppState> {
 pub fn pinned_channel(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("x-tokenhub-channel")?.to_str().ok()?.trim();
     (!value.is_empty()).then(|| value.to_string())
-}
-
-/// The token after `Bearer `, if the header has that form.
-pub fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
 }
 
 const CHAT: u8 = 0;
@@ -69,7 +61,7 @@ async fn relayed<const OPERATION: u8>(
         pinned_channel: pinned_channel(&headers),
         operation,
         request_id,
-        credential: Credential::Bearer(bearer(&headers)),
+        credential: Credential::Bearer(api_key(&headers, false)),
         body,
         client_ip: client.0,
     };
@@ -94,16 +86,7 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
             stamp_cost(&mut response, charge);
             response
         }
-        RelayReply::Stream(stream) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(stream),
-        )
-            .into_response(),
+        RelayReply::Stream(stream) => event_stream(stream),
     }
 }
 
@@ -113,6 +96,23 @@ pub fn stamp_cost(response: &mut Response, charge: Option<Charge>) {
     if let Some(value) = value {
         response.headers_mut().insert(COST_HEADER, value);
     }
+}
+
+/// A streamed answer: Server-Sent Events, never cached or buffered by a proxy.
+pub fn event_stream<S>(events: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response()
 }
 
 pub const COST_HEADER: &str = "x-tokenhub-cost-usd";
@@ -175,24 +175,12 @@ fn anthropic_client(headers: &HeaderMap) -> bool {
     headers.contains_key("anthropic-version")
 }
 
-fn models_key(headers: &HeaderMap) -> Option<String> {
-    bearer(headers).or_else(|| {
-        let key = headers.get("x-api-key")?.to_str().ok()?.trim();
-        (!key.is_empty()).then(|| key.to_string())
-    })
-}
-
 /// Models this key may call now: allowed for the key and served by a usable channel. In
 /// Anthropic's shape (one page: `has_more` false) for Anthropic clients.
 async fn list_models(
-    State(state): State<AppState>,
-    ClientIp(client_ip): ClientIp,
+    ApiCaller { catalog, key, .. }: ApiCaller<true>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (catalog, key) = state
-        .relay
-        .authenticate(models_key(&headers).as_deref(), client_ip)
-        .await?;
     let models: Vec<_> = catalog
         .routable_models()
         .into_iter()
@@ -217,15 +205,10 @@ async fn list_models(
 }
 
 async fn get_model(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    ClientIp(client_ip): ClientIp,
+    ApiCaller { catalog, key, .. }: ApiCaller<true>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (catalog, key) = state
-        .relay
-        .authenticate(models_key(&headers).as_deref(), client_ip)
-        .await?;
     let model = catalog
         .model(&id)
         .filter(|m| key.allows_model(&m.id) && !catalog.channels_for(&m.id).is_empty());
@@ -235,22 +218,5 @@ async fn get_model(
         }
         Some(model) => Ok(axum::Json(ModelObject::from(&**model)).into_response()),
         None => Err(crate::relay::RelayError::ModelNotFound(id).into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_bearer_tokens() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(bearer(&headers), None);
-        headers.insert(header::AUTHORIZATION, "Bearer sk-1".parse().unwrap());
-        assert_eq!(bearer(&headers).as_deref(), Some("sk-1"));
-        headers.insert(header::AUTHORIZATION, "bearer   sk-2 ".parse().unwrap());
-        assert_eq!(bearer(&headers).as_deref(), Some("sk-2"));
-        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&headers), None);
     }
 }

@@ -1,5 +1,6 @@
 //! The Responses API: `POST /v1/responses` (streamed or not), `GET` and `DELETE
-//! /v1/responses/{id}`, and `POST /v1/responses/input_tokens`.
+//! /v1/responses/{id}`, `GET /v1/responses/{id}/input_items` and `POST
+//! /v1/responses/input_tokens`.
 //!
 //! A Responses request is translated to a chat request (`protocol::responses`) and goes
 //! through the relay like any other chat, so routing, failover, limits, reservation and
@@ -9,16 +10,23 @@
 //! is its own relayed request, billed once; a continued conversation is replayed to the
 //! upstream as the prompt, as OpenAI bills it.
 //!
+//! Each stored row holds its own turn, linked to the one it continued (`keeper.rs`);
+//! `chain.rs` walks the links back. `GET /v1/responses/{id}/input_items` lists a stored
+//! response's input (`input_items.rs`).
+//!
 //! A request the translation refuses is answered here, before the relay, and leaves no
 //! usage record, like a body the HTTP layer rejects.
 
+mod chain;
+mod input_items;
+mod keeper;
 mod native;
 mod stream;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -26,136 +34,83 @@ use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
+pub use keeper::Keeper;
+
 use super::AppState;
+use super::api_key::ApiCaller;
 use super::error::ApiError;
-use super::openai::{ClientIp, bearer, pinned_channel};
+use super::openai::pinned_channel;
 use super::request_id::RequestId;
 use crate::catalog::KeyEntry;
 use crate::protocol::openai::operation::Operation;
+use crate::protocol::responses::items::conversation;
 use crate::protocol::responses::{
-    self, Frame, TranslateError, assistant_message, request_to_chat, response_from_chat,
+    self, Frame, TranslateError, request_to_chat, response_from_chat,
 };
-use crate::relay::{Credential, RelayCall, RelayError, RelayReply};
-use crate::store::{NewStoredResponse, Store, StoredResponse};
+use crate::relay::{Credential, RelayCall, RelayReply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/responses", post(create))
         .route("/v1/responses/input_tokens", post(input_tokens))
         .route("/v1/responses/{id}", get(retrieve).delete(delete))
+        .route("/v1/responses/{id}/input_items", get(input_items::list))
 }
 
 /// How long stored responses are kept (`responses_retention_days`).
 #[derive(Clone, Copy, Debug)]
 pub struct Retention(pub Duration);
 
-/// Where a finished Response is kept, when the request asked for it.
-#[derive(Clone)]
-pub struct Keeper {
-    store: Store,
-    user_id: i64,
-    key_id: i64,
-    expires_at: i64,
-    /// The conversation through this turn's input; the answer is appended to it.
-    conversation: Vec<Value>,
-}
-
-impl Keeper {
-    /// Stores `response` with the conversation it ends. A failure is logged, not
-    /// answered: the client has its Response, and only a later continuation misses it.
-    pub async fn keep(mut self, response: &Value) {
-        let mut conversation = std::mem::take(&mut self.conversation);
-        match assistant_message(response) {
-            Ok(messages) => conversation.extend(messages),
-            Err(error) => tracing::warn!(%error, "cannot store a response's output"),
-        }
-        self.save(response, &Value::Array(conversation), false)
-            .await;
-    }
-
-    /// Records a native channel's Response: the upstream holds its conversation; the row
-    /// says whose id it is, so only its owner may continue it (`previous_response_id`).
-    pub async fn keep_native(self, response: &Value) {
-        self.save(response, &Value::Array(Vec::new()), true).await;
-    }
-
-    async fn save(&self, response: &Value, conversation: &Value, native: bool) {
-        let id = response["id"].as_str().unwrap_or_default();
-        if id.is_empty() {
-            tracing::warn!("a response without an id cannot be stored");
-            return;
-        }
-        let stored = self
-            .store
-            .save_response(NewStoredResponse {
-                id,
-                user_id: self.user_id,
-                key_id: self.key_id,
-                response: &response.to_string(),
-                conversation: &conversation.to_string(),
-                expires_at: self.expires_at,
-                native,
-            })
-            .await;
-        if let Err(error) = stored {
-            tracing::warn!(%error, response = id, "cannot store a response");
-        }
-    }
-}
-
 async fn create(
     State(state): State<AppState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
-    client: ClientIp,
+    caller: ApiCaller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let key = bearer(&headers);
-    // Before the body: a caller without a valid key learns nothing about its request.
-    let (catalog, entry) = state.relay.authenticate(key.as_deref(), client.0).await?;
     let (raw, request) = json_body(body)?;
-    let previous = match responses::previous_response_id(&request) {
-        Some(previous) => Some(stored_of(&state.store, entry.user_id, previous).await?),
+    let previous_id = responses::previous_response_id(&request);
+    let previous = match previous_id {
+        Some(id) => Some(
+            chain::load(&state.store, caller.key.user_id, id, false)
+                .await?
+                .ok_or_else(|| chain::previous_not_found(id))?,
+        ),
         None => None,
     };
     let pinned = pinned_channel(&headers);
     let model = request["model"].as_str().unwrap_or_default();
-    let natively = native::served_natively(&catalog, model, pinned.as_deref());
+    let natively = native::served_natively(&caller.catalog, model, pinned.as_deref());
+    let keeper = responses::stores(&request).then(|| keeper(&state, &caller.key, &request));
     match &previous {
-        Some(stored) if stored.native && !natively => return Err(native::not_continuable()),
-        Some(stored) if !stored.native => {}
+        Some(stored) if stored.head.native && !natively => return Err(native::not_continuable()),
+        Some(stored) if !stored.head.native => {}
         _ if natively => {
-            let keeper = responses::stores(&request).then(|| keeper(&state, &entry, Vec::new()));
             let call = RelayCall {
                 pinned_channel: pinned,
                 operation: Operation::Responses,
                 request_id,
-                credential: Credential::Bearer(key),
+                credential: Credential::Bearer(caller.token),
                 body: raw,
-                client_ip: client.0,
+                client_ip: caller.client_ip,
             };
             return native::relay(&state, call, keeper).await;
         }
         _ => {}
     }
     let history = match &previous {
-        Some(stored) => conversation_in(stored)?,
+        Some(chain) => conversation(&chain.turns).map_err(storage_failed)?,
         None => Vec::new(),
     };
     let translation = request_to_chat(&request, &history).map_err(invalid)?;
     let frame = Frame::new(new_response_id(), unix_seconds(), &request);
-    let keeper = responses::stores(&request).then(|| {
-        let mut conversation = history;
-        conversation.extend(translation.turn);
-        keeper(&state, &entry, conversation)
-    });
     let call = RelayCall {
         pinned_channel: pinned,
         operation: Operation::Chat,
         request_id,
-        credential: Credential::Bearer(key),
+        credential: Credential::Bearer(caller.token),
         body: Bytes::from(translation.chat.to_string()),
-        client_ip: client.0,
+        client_ip: caller.client_ip,
     };
     Ok(match state.relay.relay(call).await? {
         RelayReply::Json { body, charge, .. } => {
@@ -175,81 +130,33 @@ async fn create(
             super::openai::stamp_cost(&mut answer, charge);
             answer
         }
-        RelayReply::Stream(upstream) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(stream::responses_sse(upstream, frame, keeper)),
-        )
-            .into_response(),
+        RelayReply::Stream(upstream) => {
+            super::openai::event_stream(stream::responses_sse(upstream, frame, keeper))
+        }
     })
 }
 
-fn keeper(state: &AppState, entry: &KeyEntry, conversation: Vec<Value>) -> Keeper {
+/// What keeps this request's Response: its owner, retention, and the turn it adds.
+fn keeper(state: &AppState, entry: &KeyEntry, request: &Value) -> Keeper {
     let retention = i64::try_from(state.responses_retention.0.as_millis()).unwrap_or(i64::MAX);
     Keeper {
         store: state.store.clone(),
         user_id: entry.user_id,
         key_id: entry.id,
         expires_at: crate::store::now_ms().saturating_add(retention),
-        conversation,
+        previous_id: responses::previous_response_id(request).map(str::to_string),
+        input: request.get("input").cloned().unwrap_or(Value::Null),
     }
-}
-
-/// The stored conversation `previous_response_id` continues: the caller's own only.
-async fn conversation_of(
-    store: &Store,
-    user_id: i64,
-    previous: &str,
-) -> Result<Vec<Value>, ApiError> {
-    conversation_in(&stored_of(store, user_id, previous).await?)
-}
-
-/// The stored response `previous_response_id` names: the caller's own only (another
-/// user's id is a 404, as an unknown one is).
-async fn stored_of(
-    store: &Store,
-    user_id: i64,
-    previous: &str,
-) -> Result<StoredResponse, ApiError> {
-    store
-        .stored_response(user_id, previous)
-        .await
-        .map_err(storage_failed)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                Some("previous_response_not_found"),
-                Some("previous_response_id"),
-                format!("Previous response with id '{previous}' not found."),
-            )
-        })
-}
-
-fn conversation_in(stored: &StoredResponse) -> Result<Vec<Value>, ApiError> {
-    serde_json::from_str(&stored.conversation).map_err(|error| {
-        tracing::error!(%error, response = stored.id, "a stored conversation is unreadable");
-        storage_failed(error)
-    })
 }
 
 async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ClientIp(client_ip): ClientIp,
-    headers: HeaderMap,
+    caller: ApiCaller,
 ) -> Result<Response, ApiError> {
-    let (_, entry) = state
-        .relay
-        .authenticate(bearer(&headers).as_deref(), client_ip)
-        .await?;
     let stored = state
         .store
-        .stored_response(entry.user_id, &id)
+        .stored_response(caller.key.user_id, &id)
         .await
         .map_err(storage_failed)?
         .ok_or_else(|| not_found(&id))?;
@@ -263,16 +170,11 @@ async fn retrieve(
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ClientIp(client_ip): ClientIp,
-    headers: HeaderMap,
+    caller: ApiCaller,
 ) -> Result<Response, ApiError> {
-    let (_, entry) = state
-        .relay
-        .authenticate(bearer(&headers).as_deref(), client_ip)
-        .await?;
     let deleted = state
         .store
-        .delete_response(entry.user_id, &id)
+        .delete_response(caller.key.user_id, &id)
         .await
         .map_err(storage_failed)?;
     if !deleted {
@@ -284,27 +186,27 @@ async fn delete(
 /// Counted locally (o200k, as for unreported usage) over the translated chat request.
 async fn input_tokens(
     State(state): State<AppState>,
-    ClientIp(client_ip): ClientIp,
-    headers: HeaderMap,
+    ApiCaller { catalog, key, .. }: ApiCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (catalog, entry) = state
-        .relay
-        .authenticate(bearer(&headers).as_deref(), client_ip)
-        .await?;
     let (_, request) = json_body(body)?;
     let history = match responses::previous_response_id(&request) {
-        Some(previous) => conversation_of(&state.store, entry.user_id, previous).await?,
+        Some(previous) => {
+            let chain = chain::load(&state.store, key.user_id, previous, false)
+                .await?
+                .ok_or_else(|| chain::previous_not_found(previous))?;
+            conversation(&chain.turns).map_err(storage_failed)?
+        }
         None => Vec::new(),
     };
     let translation = request_to_chat(&request, &history).map_err(invalid)?;
     let model = translation.chat["model"].as_str().unwrap_or_default();
     if catalog
         .model(model)
-        .filter(|_| entry.allows_model(model))
+        .filter(|_| key.allows_model(model))
         .is_none()
     {
-        return Err(RelayError::ModelNotFound(model.to_string()).into());
+        return Err(crate::relay::RelayError::ModelNotFound(model.to_string()).into());
     }
     let tokens = super::anthropic::count_off_thread(translation.chat)
         .await

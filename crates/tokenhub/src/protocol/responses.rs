@@ -6,6 +6,8 @@
 //! - `response`: a `chat.completion` body → a Response object, and the assistant message
 //!   that continues the conversation.
 //! - `stream`: `chat.completion.chunk` data → Responses stream events, numbered.
+//! - `items`: a turn as stored (its input as Responses items), and the conversation
+//!   rebuilt from a chain of stored turns.
 //! - `native`: what the relay meters in a native channel's Responses answer, which
 //!   passes through unchanged.
 //! - `usage`: chat usage → the Responses usage object (one function, so it is one place
@@ -14,6 +16,7 @@
 //! Pure functions of their inputs (ids and the clock come in a `Frame`), golden-tested in
 //! `tests/it/responses_golden.rs`.
 
+pub mod items;
 pub mod native;
 pub mod request;
 pub mod response;

@@ -454,7 +454,7 @@ mod tests {
     use crate::protocol::openai::request::RawObject;
     use crate::store::test_support::temp_store;
 
-    fn test_channel() -> Arc<Channel> {
+    pub(super) fn test_channel() -> Arc<Channel> {
         Arc::new(Channel {
             id: 1,
             name: "c1".into(),
@@ -515,21 +515,78 @@ mod tests {
         );
     }
 
+    /// A user with $1 whose request is being relayed: what a stream test settles into.
+    pub(super) struct Fixture {
+        pub store: crate::store::Store,
+        pub books: Arc<Books>,
+        pub writer: LedgerWriter,
+        pub user_id: i64,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        pub async fn new() -> Fixture {
+            let (store, dir) = temp_store().await;
+            let user = store
+                .create_user("streamer", "user", None, Nanos::from_usd(1))
+                .await
+                .unwrap();
+            let books = Arc::new(Books::default());
+            books.sync([(user.id, Nanos::from_usd(1))], []);
+            let writer = LedgerWriter::spawn(store.clone(), books.clone(), Default::default());
+            Fixture {
+                store,
+                books,
+                writer,
+                user_id: user.id,
+                _dir: dir,
+            }
+        }
+
+        /// A stream of `body`'s request over `upstream`, primed and attached to the
+        /// settlement of `request_id` (model "m" at $1 per million tokens).
+        pub async fn stream(
+            &self,
+            upstream: ByteStream,
+            operation: Operation,
+            body: &'static [u8],
+            request_id: &str,
+        ) -> MeteredStream {
+            let facts = RawObject::parse(body).unwrap().facts(operation).unwrap();
+            let limits = StreamLimits {
+                idle: Duration::from_secs(5),
+                deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+                shutdown: tokio_util::sync::CancellationToken::new(),
+            };
+            let mut stream =
+                MeteredStream::new(upstream, &facts, test_channel(), Dialect::Generic, limits);
+            stream.wait_for_first_event().await.unwrap();
+            let mut settlement = Settlement::new(
+                self.books.clone(),
+                self.writer.clone(),
+                request_id.into(),
+                operation,
+                self.user_id,
+                0,
+                Bytes::from_static(body),
+            );
+            let standard = crate::ledger::money::Prices::uniform(PerMillion(Nanos::from_usd(1)));
+            let prices = Arc::new(crate::ledger::price_tiers::Pricing::new(standard, &[]));
+            settlement.set_model("m", prices, true);
+            let hold = self
+                .books
+                .reserve(self.user_id, 0, None, Nanos::from_usd(1));
+            settlement.hold(hold.unwrap());
+            settlement.attempt(1);
+            stream.attach(settlement);
+            stream
+        }
+    }
+
     #[tokio::test]
     async fn a_panic_while_relaying_ends_the_stream_with_an_error_and_settles() {
-        let (store, _dir) = temp_store().await;
-        let user = store
-            .create_user("streamer", "user", None, Nanos::from_usd(1))
-            .await
-            .unwrap();
-        let books = Arc::new(Books::default());
-        books.sync([(user.id, Nanos::from_usd(1))], []);
-        let writer = LedgerWriter::spawn(store.clone(), books.clone(), Default::default());
+        let fixture = Fixture::new().await;
         let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-        let facts = RawObject::parse(body)
-            .unwrap()
-            .facts(Operation::Chat)
-            .unwrap();
         let first = Bytes::from_static(
             b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n",
         );
@@ -539,41 +596,25 @@ mod tests {
             assert!(events == 1, "a bug in the middle of the stream");
             Poll::Ready(Some(Ok(first.clone())))
         }));
-        let limits = StreamLimits {
-            idle: Duration::from_secs(5),
-            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-        };
-        let mut stream =
-            MeteredStream::new(upstream, &facts, test_channel(), Dialect::Generic, limits);
-        stream.wait_for_first_event().await.unwrap();
-        let mut settlement = Settlement::new(
-            books.clone(),
-            writer.clone(),
-            "req-stream-panic".into(),
-            Operation::Chat,
-            user.id,
-            0,
-            Bytes::from_static(body),
-        );
-        let standard = crate::ledger::money::Prices::uniform(PerMillion(Nanos::from_usd(1)));
-        let prices = Arc::new(crate::ledger::price_tiers::Pricing::new(standard, &[]));
-        settlement.set_model("m", prices, true);
-        settlement.hold(books.reserve(user.id, 0, None, Nanos::from_usd(1)).unwrap());
-        settlement.attempt(1);
-        stream.attach(settlement);
+        let stream = fixture
+            .stream(upstream, Operation::Chat, body, "req-stream-panic")
+            .await;
 
         let relayed: Vec<Bytes> = stream.map(|item| item.unwrap()).collect().await;
         let last = String::from_utf8_lossy(relayed.last().unwrap()).into_owned();
         assert!(String::from_utf8_lossy(&relayed[0]).contains("Hello"));
         assert!(last.contains("the gateway failed while relaying"), "{last}");
-        writer.flush().await;
-        let record = store
+        fixture.writer.flush().await;
+        let record = fixture
+            .store
             .usage_by_request_id("req-stream-panic")
             .await
             .unwrap()
             .expect("settled once");
         assert!(record.estimated && record.completion_tokens == 1);
-        assert_eq!(books.available(user.id), Nanos::from_usd(1) - record.cost);
+        assert_eq!(
+            fixture.books.available(fixture.user_id),
+            Nanos::from_usd(1) - record.cost
+        );
     }
 }

@@ -36,29 +36,6 @@ async fn messages(h: &Harness, key: &str, body: Value) -> reqwest::Response {
         .expect("gateway answers")
 }
 
-/// `usage.cost`, `usage.tokenhub` and the header (when given) all say the record's cost,
-/// and the balance is what the owner has left after it.
-fn assert_charge(usage: &Value, header: Option<&str>, cost: Nanos, balance: Nanos) {
-    let exact = cost.to_usd_string();
-    assert_eq!(usage["cost"].to_string(), exact, "{usage}");
-    assert_eq!(usage["tokenhub"]["cost_usd"], exact.as_str(), "{usage}");
-    assert_eq!(
-        usage["tokenhub"]["balance_usd"],
-        balance.to_usd_string().as_str(),
-        "{usage}"
-    );
-    if let Some(header) = header {
-        assert_eq!(header, exact);
-    }
-}
-
-fn cost_header(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get("x-tokenhub-cost-usd")
-        .map(|v| v.to_str().unwrap().to_string())
-}
-
 #[tokio::test]
 async fn every_answer_carries_its_recorded_cost_and_the_balance_after_it() {
     for backend in backends() {

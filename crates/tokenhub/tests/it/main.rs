@@ -42,6 +42,7 @@ mod resilience;
 mod responses;
 mod responses_golden;
 mod responses_native;
+mod responses_storage;
 mod scale;
 mod secrets_at_rest;
 mod shared_state;

@@ -35,22 +35,11 @@ async fn start(backend: Backend) -> Harness {
 }
 
 async fn post(h: &Harness, key: &str, body: Value) -> reqwest::Response {
-    h.http
-        .post(format!("{}/v1/responses", h.base))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .expect("gateway answers")
+    h.post(key, "/v1/responses", &body).await
 }
 
 async fn get(h: &Harness, key: &str, id: &str) -> reqwest::Response {
-    h.http
-        .get(format!("{}/v1/responses/{id}", h.base))
-        .bearer_auth(key)
-        .send()
-        .await
-        .expect("gateway answers")
+    h.get(key, &format!("/v1/responses/{id}")).await
 }
 
 async fn delete(h: &Harness, key: &str, id: &str) -> reqwest::Response {
@@ -620,7 +609,8 @@ async fn responses_past_their_retention_are_gone_and_purged() {
             user_id: user.id,
             key_id: 0,
             response: "{}",
-            conversation: "[]",
+            previous_id: None,
+            input_items: "[]",
             expires_at: i64::MAX,
             native: false,
         };

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;
 
-const NATIVE: &str = "gpt-native";
+pub(crate) const NATIVE: &str = "gpt-native";
 
 /// The harness's gateway plus a native channel serving `gpt-native`.
-async fn start(backend: Backend) -> Harness {
+pub(crate) async fn start(backend: Backend) -> Harness {
     Harness::start_with(backend, |settings, mock_url| {
         let mut native = channel("openai-native", &format!("{mock_url}/v1"), &[NATIVE], 0);
         native.responses_native = true;
@@ -23,22 +23,11 @@ async fn start(backend: Backend) -> Harness {
 }
 
 async fn post(h: &Harness, key: &str, body: &Value) -> reqwest::Response {
-    h.http
-        .post(format!("{}/v1/responses", h.base))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .expect("gateway answers")
+    h.post(key, "/v1/responses", body).await
 }
 
 async fn get(h: &Harness, key: &str, id: &str) -> reqwest::Response {
-    h.http
-        .get(format!("{}/v1/responses/{id}", h.base))
-        .bearer_auth(key)
-        .send()
-        .await
-        .expect("gateway answers")
+    h.get(key, &format!("/v1/responses/{id}")).await
 }
 
 #[tokio::test]
@@ -353,4 +342,49 @@ async fn a_failed_or_broken_native_stream_is_recorded_as_failed_and_ends_with_an
         h.stored_balance(user.id).await
     );
     h.shutdown().await;
+}
+
+/// The last event of a native stream, as `(event name, data)`.
+fn final_event(body: &str) -> (String, Value) {
+    let last = body.split("\n\n").filter(|e| !e.is_empty()).last().unwrap();
+    let (name, data) = last.split_once('\n').expect("event: then data:");
+    let data = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+    (name.to_string(), data)
+}
+
+#[tokio::test]
+async fn native_answers_carry_the_recorded_cost_stream_or_not() {
+    for backend in backends() {
+        let h = start(backend).await;
+        let (_, key) = h
+            .user_with_key("ada", Nanos::from_usd(1), KeyOptions::default())
+            .await;
+        let mut balance = Nanos::from_usd(1);
+        for stream in [false, true] {
+            let request = json!({"model": NATIVE, "input": "what does it cost",
+                "stream": stream, "mock": {"cached_tokens": 1}});
+            let response = post(&h, &key, &request).await;
+            assert_eq!(response.status(), 200);
+            let (id, header) = (request_id(&response), cost_header(&response));
+            let answer = if stream {
+                assert_eq!(header, None, "a stream's cost is in its final event");
+                let (name, data) = final_event(&response.text().await.unwrap());
+                assert_eq!(name, "event: response.completed");
+                data["response"].clone()
+            } else {
+                response.json::<Value>().await.unwrap()
+            };
+            let record = h.record_eventually(&id).await;
+            balance -= record.cost;
+            assert_charge(&answer["usage"], header.as_deref(), record.cost, balance);
+            assert_eq!(
+                answer["usage"]["input_tokens"].as_u64(),
+                Some(record.prompt_tokens)
+            );
+            // Stored as answered, cost included.
+            let stored = get(&h, &key, answer["id"].as_str().unwrap()).await;
+            assert_eq!(stored.json::<Value>().await.unwrap(), answer);
+        }
+        h.shutdown().await;
+    }
 }

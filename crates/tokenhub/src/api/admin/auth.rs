@@ -14,7 +14,7 @@ use http::{HeaderMap, Method, header};
 use super::error::{Code, ManageError};
 use crate::accounts::{Actor, Role, admin_token, session};
 use crate::api::AppState;
-use crate::api::openai::bearer;
+use crate::api::api_key::api_key;
 use crate::store::UserRow;
 
 pub const SESSION_COOKIE: &str = "th_session";
@@ -81,7 +81,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ManageError> {
         let store = &state.store;
         let unauthenticated = |m: &str| ManageError::new(Code::Unauthenticated, m);
-        if let Some(token) = bearer(&parts.headers) {
+        if let Some(token) = api_key(&parts.headers, false) {
             if !admin_token::is_admin_token(&token) {
                 return Err(unauthenticated(
                     "API keys cannot call the management API; log in, or use an admin token (th-admin-…)",

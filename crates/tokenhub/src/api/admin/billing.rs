@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 use super::error::{Code, ErrorBody, ManageError, Query};
 use super::wire::usd;
 use crate::api::AppState;
-use crate::api::error::ApiError;
-use crate::api::openai::{ClientIp, bearer};
+use crate::api::api_key::{ApiCaller, api_key};
+use crate::api::client_ip::ClientIp;
 use crate::catalog::KeyEntry;
 use crate::ledger::money::Nanos;
 use crate::store::{GroupBy, UsageFilter};
@@ -60,7 +60,7 @@ async fn authenticate(
 ) -> Result<std::sync::Arc<KeyEntry>, crate::relay::RelayError> {
     state
         .relay
-        .authenticate(bearer(headers).as_deref(), client.0)
+        .authenticate(api_key(headers, false).as_deref(), client.0)
         .await
         .map(|(_, key)| key)
 }
@@ -87,13 +87,8 @@ pub struct Subscription {
     security(("api_key" = [])))]
 pub async fn subscription(
     State(state): State<AppState>,
-    client: ClientIp,
-    headers: HeaderMap,
+    ApiCaller { key, .. }: ApiCaller,
 ) -> Response {
-    let key = match authenticate(&state, client, &headers).await {
-        Ok(key) => key,
-        Err(error) => return ApiError::from(error).into_response(),
-    };
     match standing(&state, &key).await {
         Ok(standing) => {
             let limit = (standing.spent + standing.remaining).as_usd_f64();
@@ -160,14 +155,9 @@ fn day_ms(text: &str) -> Result<i64, ManageError> {
     security(("api_key" = [])))]
 pub async fn usage(
     State(state): State<AppState>,
-    client: ClientIp,
-    headers: HeaderMap,
+    ApiCaller { key, .. }: ApiCaller,
     Query(range): Query<DateRange>,
 ) -> Response {
-    let key = match authenticate(&state, client, &headers).await {
-        Ok(key) => key,
-        Err(error) => return ApiError::from(error).into_response(),
-    };
     let result = async {
         let filter = UsageFilter {
             key_id: Some(key.id),

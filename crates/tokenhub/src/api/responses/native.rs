@@ -1,11 +1,11 @@
 //! `/v1/responses` passed through to a channel that serves it natively (OpenAI's own
 //! API, `responses_native`): the body goes through the relay as `Operation::Responses`
 //! (routing, limits, reservation and billing are the pipeline's) and the answer comes
-//! back byte for byte. With `store` the Response is recorded as its user's
+//! back byte for byte but for the cost the gateway adds to its `usage` (docs/api/cost.md:
+//! the final event's, streamed). With `store` the Response is recorded as its user's
 //! (`Keeper::keep_native`) before the answer or its final event leaves, so only that user
 //! may continue it through the shared upstream key.
 
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, stream};
 use http::{StatusCode, header};
@@ -48,29 +48,24 @@ pub async fn relay(
     keeper: Option<Keeper>,
 ) -> Result<Response, ApiError> {
     Ok(match state.relay.relay(call).await? {
-        RelayReply::Json { body, .. } => {
+        RelayReply::Json { body, charge, .. } => {
             if let Some(keeper) = keeper
                 && let Ok(response) = serde_json::from_slice::<Value>(&body)
             {
                 keeper.keep_native(&response).await;
             }
-            (
+            let mut answer = (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
                 body,
             )
-                .into_response()
+                .into_response();
+            crate::api::openai::stamp_cost(&mut answer, charge);
+            answer
         }
-        RelayReply::Stream(upstream) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(recorded(upstream, keeper)),
-        )
-            .into_response(),
+        RelayReply::Stream(upstream) => {
+            crate::api::openai::event_stream(recorded(upstream, keeper))
+        }
     })
 }
 

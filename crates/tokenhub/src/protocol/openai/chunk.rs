@@ -169,9 +169,57 @@ pub fn usage_chunk_json(
     Bytes::from(serde_json::to_vec(&chunk).unwrap_or_default())
 }
 
+/// A chat stream's `data:` payload, as the translators to other protocols read it.
+#[derive(Debug, PartialEq)]
+pub enum ChatData {
+    /// `[DONE]`: the answer is over.
+    Done,
+    Chunk(serde_json::Value),
+    /// An in-band error, or a payload that is not JSON: the message to fail with.
+    Error(String),
+}
+
+impl ChatData {
+    pub fn read(data: &[u8]) -> ChatData {
+        if data.trim_ascii() == b"[DONE]" {
+            return ChatData::Done;
+        }
+        let chunk: serde_json::Value = match serde_json::from_slice(data) {
+            Ok(chunk) => chunk,
+            Err(e) => return ChatData::Error(format!("upstream sent an unreadable chunk: {e}")),
+        };
+        match chunk.get("error").filter(|e| !e.is_null()) {
+            Some(error) => ChatData::Error(
+                error
+                    .get("message")
+                    .and_then(serde_json::Value::as_str)
+                    .map_or_else(|| error.to_string(), str::to_string),
+            ),
+            None => ChatData::Chunk(chunk),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chat_data_is_done_a_chunk_or_an_error() {
+        assert_eq!(ChatData::read(b" [DONE]\n"), ChatData::Done);
+        assert_eq!(
+            ChatData::read(br#"{"choices":[]}"#),
+            ChatData::Chunk(serde_json::json!({"choices": []}))
+        );
+        assert_eq!(
+            ChatData::read(br#"{"error":{"message":"overloaded"}}"#),
+            ChatData::Error("overloaded".into())
+        );
+        let ChatData::Error(unreadable) = ChatData::read(b"{") else {
+            panic!("not JSON")
+        };
+        assert!(unreadable.starts_with("upstream sent an unreadable chunk"));
+    }
 
     #[test]
     fn reads_a_content_chunk() {

@@ -18,6 +18,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::protocol::openai::chunk::ChatData;
+
 use super::response::{function_call_item, message_item, output_text_part, reasoning_item};
 use super::{Frame, incomplete_reason, usage_from_chat};
 
@@ -105,21 +107,14 @@ impl ResponsesStream {
         if self.outcome.is_some() {
             return out;
         }
-        if data.trim_ascii() == b"[DONE]" {
-            self.finish(&mut out);
-            return out;
-        }
-        let chunk: Value = match serde_json::from_slice(data) {
-            Ok(chunk) => chunk,
-            Err(e) => return self.fail(&format!("upstream sent an unreadable chunk: {e}")),
+        let chunk = match ChatData::read(data) {
+            ChatData::Done => {
+                self.finish(&mut out);
+                return out;
+            }
+            ChatData::Error(message) => return self.fail(&message),
+            ChatData::Chunk(chunk) => chunk,
         };
-        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| error.to_string(), str::to_string);
-            return self.fail(&message);
-        }
         if let Some(choice) = chunk.pointer("/choices/0") {
             if let Some(delta) = choice.get("delta") {
                 self.on_delta(delta, &mut out);
@@ -148,6 +143,32 @@ impl ResponsesStream {
             return out;
         }
         self.fail("the upstream stream ended before the answer was complete")
+    }
+
+    /// The Response as far as it got, when the client went away before the stream's end
+    /// (`None` once it ended): `incomplete`, with the text and reasoning produced so far.
+    /// Function calls still open are left out: their arguments may be cut, and nobody can
+    /// answer a call the client never saw completed.
+    pub fn interrupted(&self) -> Option<Value> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let output = self
+            .items
+            .iter()
+            .filter_map(|item| match item.kind {
+                Kind::Reasoning => Some(reasoning_item(item.id.clone(), &item.text)),
+                Kind::Message => Some(message_item(
+                    item.id.clone(),
+                    if item.done { "completed" } else { "incomplete" },
+                    vec![output_text_part(&item.text)],
+                )),
+                Kind::Call(_) => item.done.then(|| self.item_value(item)),
+            })
+            .collect();
+        let mut response = self.frame.response("incomplete", output, Value::Null);
+        response["incomplete_details"] = json!({"reason": "client_disconnected"});
+        Some(response)
     }
 
     /// The stream failed: `response.failed`, then nothing.
@@ -409,4 +430,38 @@ fn text<'a>(value: &'a Value, name: &str) -> Option<&'a str> {
         .get(name)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(delta: Value) -> Vec<u8> {
+        json!({"choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn an_interrupted_stream_keeps_its_text_and_drops_open_calls() {
+        let frame = Frame::new("resp_x".into(), 1, &json!({"model": "m"}));
+        let mut stream = ResponsesStream::new(frame);
+        stream.start();
+        stream.on_data(&chunk(json!({"content": "Hel"})));
+        stream.on_data(&chunk(json!({"content": "lo"})));
+        stream.on_data(&chunk(json!({"tool_calls": [{"index": 0, "id": "c1",
+            "function": {"name": "f", "arguments": "{\"a\":"}}]})));
+        let response = stream.interrupted().expect("not ended");
+        assert_eq!(response["status"], "incomplete");
+        assert_eq!(
+            response["incomplete_details"]["reason"],
+            "client_disconnected"
+        );
+        let output = response["output"].as_array().unwrap();
+        assert_eq!(output.len(), 1, "the open call is left out: {output:?}");
+        assert_eq!(output[0]["content"][0]["text"], "Hello");
+
+        stream.on_end();
+        assert!(stream.interrupted().is_none(), "an ended stream is not cut");
+    }
 }

@@ -245,6 +245,27 @@ impl Harness {
             .expect("gateway answers")
     }
 
+    /// `POST {path}` with a key and a JSON body.
+    pub async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// `GET {path}` with a key.
+    pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
     /// The usage record of a request, after the writer has flushed.
     pub async fn record(&self, request_id: &str) -> UsageRecord {
         self.gateway().writer.flush().await;
@@ -404,4 +425,27 @@ pub fn without_cost(usage: &Value) -> Value {
         object.remove("tokenhub");
     }
     usage
+}
+
+/// `usage.cost`, `usage.tokenhub` and the header (when given) all say the record's cost,
+/// and the balance is what the owner has left after it.
+pub fn assert_charge(usage: &Value, header: Option<&str>, cost: Nanos, balance: Nanos) {
+    let exact = cost.to_usd_string();
+    assert_eq!(usage["cost"].to_string(), exact, "{usage}");
+    assert_eq!(usage["tokenhub"]["cost_usd"], exact.as_str(), "{usage}");
+    assert_eq!(
+        usage["tokenhub"]["balance_usd"],
+        balance.to_usd_string().as_str(),
+        "{usage}"
+    );
+    if let Some(header) = header {
+        assert_eq!(header, exact);
+    }
+}
+
+pub fn cost_header(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("x-tokenhub-cost-usd")
+        .map(|v| v.to_str().unwrap().to_string())
 }

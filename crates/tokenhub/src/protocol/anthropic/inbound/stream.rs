@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::protocol::openai::chunk::ChatData;
+
 use super::response::{message_id, stop_reason};
 use super::{error_body, usage_from_openai};
 
@@ -92,21 +94,14 @@ impl InboundStream {
         if self.finished {
             return out;
         }
-        if data.trim_ascii() == b"[DONE]" {
-            self.end_message(&mut out);
-            return out;
-        }
-        let chunk: Value = match serde_json::from_slice(data) {
-            Ok(chunk) => chunk,
-            Err(e) => return self.fail(&format!("upstream sent an unreadable chunk: {e}")),
+        let chunk = match ChatData::read(data) {
+            ChatData::Done => {
+                self.end_message(&mut out);
+                return out;
+            }
+            ChatData::Error(message) => return self.fail(&message),
+            ChatData::Chunk(chunk) => chunk,
         };
-        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| error.to_string(), str::to_string);
-            return self.fail(&message);
-        }
         if !self.started {
             self.started = true;
             out.push(message_start(&chunk, self.input_tokens));
