@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::{Failure, FaultKind, Sim};
 use crate::ledger::books::Refusal;
 use crate::ledger::money::Nanos;
-use crate::shared::{Loss, SharedError};
 use crate::shared::money::{Account, Admission, Request};
+use crate::shared::{Loss, SharedError};
 use crate::store::MoneyAudit;
 
 impl Sim<'_> {
