@@ -111,6 +111,7 @@ printf '|%s|%s|%s|%s|%s|%s|\n' "-------------------------------" "-----------" "
 REDIS_PORT="$(free_port)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
 REDIS_PID=$!
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 for mode in ${BENCH_SHARED:-none redis}; do # BENCH_SHARED=redis: only the shared setups
   shared=""
   [[ "$mode" == redis ]] && shared="redis://127.0.0.1:$REDIS_PORT"

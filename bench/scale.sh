@@ -104,8 +104,11 @@ sleep 1
 ELAPSED=$(echo "$(date +%s.%N) - $t0" | bc)
 CHANGE_TICKS=$(($(cpu_ticks) - before))
 HZ=$(getconf CLK_TCK)
+# Clock ticks are 10 ms and a change costs far less, so the idle-corrected figure can come
+# out negative; the upper bound charges all the gateway's CPU in the window to the changes.
 CPU_PER_CHANGE_MS=$(echo "scale=3; ($CHANGE_TICKS - $IDLE_TICKS * $ELAPSED / 5) * 1000 / $HZ / $CHANGES" | bc)
-log "CPU per change ${CPU_PER_CHANGE_MS} ms ($CHANGE_TICKS ticks over ${ELAPSED} s, idle $IDLE_TICKS per 5 s)"
+CPU_PER_CHANGE_MAX_MS=$(echo "scale=3; ($CHANGE_TICKS + 1) * 1000 / $HZ / $CHANGES" | bc)
+log "CPU per change ${CPU_PER_CHANGE_MS} ms, at most ${CPU_PER_CHANGE_MAX_MS} ms ($CHANGE_TICKS ticks over ${ELAPSED} s, idle $IDLE_TICKS per 5 s)"
 
 L0=$(lookups)
 FLOOD=$(python3 bench/scale.py flood "$BASE" "$FLOOD_RATE" "$FLOOD_S")
@@ -120,6 +123,6 @@ cat <<JSON
  "rss_idle_mb": $RSS_IDLE, "rss_active_mb": $RSS_ACTIVE, "warm": $WARM,
  "new_key_works_after": $NEW_KEY_S, "revoked_refused_after": $REVOKE_S,
  "cached_key_request": $WARM_REQUEST,
- "cpu_per_change_ms": $CPU_PER_CHANGE_MS, "flood": $FLOOD, "flood_lookups": $FLOOD_QUERIES,
+ "cpu_per_change_ms": $CPU_PER_CHANGE_MS, "cpu_per_change_max_ms": $CPU_PER_CHANGE_MAX_MS, "flood": $FLOOD, "flood_lookups": $FLOOD_QUERIES,
  "flood_seconds": $FLOOD_S, "valid_key_after_flood": $VALID_AFTER}
 JSON

@@ -63,9 +63,11 @@ for backend in $BACKENDS; do
             psql -q "$PG_ADMIN" -c "CREATE DATABASE $PG_DB" >/dev/null
             export TOKENHUB_DATABASE_URL=${PG_ADMIN%/*}/$PG_DB
         fi
-        tokenhub users create bench-user --balance-usd 1000 >/dev/null
+        # An admin, so that a token of its own reads its `/api/me/usage…` (the console's).
+        tokenhub users create bench-user --balance-usd 1000 --role admin >/dev/null
         KEY=$(tokenhub keys create --user bench-user --name bench)
         ADMIN=$(tokenhub admin-tokens create)
+        ME=$(tokenhub admin-tokens create --user bench-user)
         USER_ID=$(scalar "SELECT id FROM users WHERE name = 'bench-user'")
         KEY_ID=$(scalar "SELECT id FROM api_keys WHERE name = 'bench'")
         log "$backend: populating $records records"
@@ -74,7 +76,7 @@ for backend in $BACKENDS; do
         "$BIN" --config /dev/null serve >"$WORK/gateway.log" 2>&1 &
         GW_PID=$!
         until curl -s -o /dev/null "$BASE/healthz"; do sleep 0.05; done
-        TIMES=$(python3 bench/usage_history.py time "$BASE" "$ADMIN" "$KEY" "$USER_ID" "$RUNS")
+        TIMES=$(python3 bench/usage_history.py time "$BASE" "$ADMIN" "$KEY" "$USER_ID" "$ME" "$RUNS")
         echo "{\"backend\": \"$backend\", \"populated\": $POPULATED, \"endpoints\": $TIMES}"
         stop_gateway
         [[ $backend == postgres ]] && drop_pg

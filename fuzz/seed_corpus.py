@@ -59,6 +59,14 @@ HAND = {
         "plain.txt": b"upstream connect error",
         "gemini.json": b'{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}',
     },
+    "responses_native": {
+        "response.json": b'{"id":"resp_1","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"Hi"}]},{"type":"function_call","name":"f","arguments":"{}"}],"usage":{"input_tokens":120,"input_tokens_details":{"cached_tokens":100},"output_tokens":30,"output_tokens_details":{"reasoning_tokens":20},"total_tokens":150},"service_tier":"default"}',
+        "failed.json": b'{"id":"r","status":"failed","output":[],"error":{"code":"server_error","message":"boom"}}',
+        "completed_event.json": b'{"type":"response.completed","sequence_number":9,"response":{"id":"r","status":"completed","output":[],"usage":{"input_tokens":5,"output_tokens":2}}}',
+        "failed_event.json": b'{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"overloaded"},"usage":{"input_tokens":"x"}}}',
+        "delta_event.json": b'{"type":"response.output_text.delta","delta":"Hi","sequence_number":3}',
+        "error_event.json": b'{"type":"error","message":"rate limited","sequence_number":4}',
+    },
     "config": {
         "empty.toml": b"",
         "settings.toml": b'listen = "127.0.0.1:3000"\nmax_body_bytes = 1024\ntrusted_proxies = ["10.0.0.0/8"]\nlog_format = "json"\npublic_url = "https://gw.example.com"\n\n[accounts]\nsignup = "open"\n',

@@ -6,9 +6,9 @@
 #   WEB_TESTS_PATTERN='chat' scripts/web-tests.sh    # only the tests whose name matches
 #   WEB_TESTS_NO_BUILD=1 scripts/web-tests.sh         # reuse the debug binaries as built
 #
-# Screenshots of every page at desktop (1280 px) and phone (390 px) widths are written to
-# artifacts/screenshots/ (CI keeps that folder). Installs clients/browser/node_modules on
-# first use. Without /usr/bin/chromium it fails under CI=true and skips otherwise.
+# Screenshots of every page, in English and Chinese, at desktop (1280 px) and phone
+# (390 px) widths are written to artifacts/screenshots/ (CI keeps that folder). Installs
+# clients/browser/node_modules on first use. Without /usr/bin/chromium it fails under CI=true and skips otherwise.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,7 +87,7 @@ export SCREENSHOT_DIR="$ROOT/artifacts/screenshots"
 mkdir -p "$SCREENSHOT_DIR"
 rc=0
 (cd "$dir" && timeout "$SUITE_TIMEOUT_S" node --test --test-concurrency=1 --test-reporter=spec \
-  ${WEB_TESTS_PATTERN:+--test-name-pattern="$WEB_TESTS_PATTERN"} test_web.mjs test_fixes.mjs) || rc=$?
+  ${WEB_TESTS_PATTERN:+--test-name-pattern="$WEB_TESTS_PATTERN"} test_web.mjs test_fixes.mjs test_i18n.mjs) || rc=$?
 ((rc == 124)) && log "the browser suite timed out after ${SUITE_TIMEOUT_S}s"
 ((rc == 0)) || die "browser tests failed (exit $rc)"
 log "screenshots in $SCREENSHOT_DIR: $(ls "$SCREENSHOT_DIR" | wc -l) files"

@@ -27,8 +27,9 @@ after(async () => {
   await browser?.close();
 });
 
-export async function context() {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+/** A browser context; `locale` ("zh-CN") also sets the Accept-Language it sends. */
+export async function context({ locale } = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...(locale ? { locale } : {}) });
   ctx.setDefaultTimeout(10_000);
   return ctx;
 }
@@ -115,9 +116,9 @@ export async function apiSession(username, password) {
 }
 
 /** A browser context already signed in as `username` (the session cookie set). */
-export async function signedIn(username, password) {
+export async function signedIn(username, password, options) {
   const call = await apiSession(username, password);
-  const ctx = await context();
+  const ctx = await context(options);
   const at = call.cookie.indexOf("=");
   await ctx.addCookies([{ name: call.cookie.slice(0, at), value: call.cookie.slice(at + 1), url: BASE }]);
   return { ctx, call };
@@ -128,4 +129,34 @@ export async function newUser(root, username, balance = "5") {
   const created = await root("POST", "/api/admin/users", { username, password: `${username}-password`, balance_usd: balance });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   return { id: created.body.id, password: `${username}-password` };
+}
+
+/**
+ * At 390 px: the page does not scroll sideways, and in every visible table each cell of
+ * a key column (price, cost, status, actions…, in English or Chinese) is either inside
+ * the viewport or shown as a labelled card line. Returns the problems found.
+ */
+export async function phoneProblems(page) {
+  return page.evaluate(() => {
+    const found = [];
+    const width = document.documentElement.clientWidth;
+    if (document.documentElement.scrollWidth > width) found.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} > ${width}`);
+    const key = /price|input|output|cached|cost|spend|spent|balance|amount|status|health|enabled|redeemed|expires|latency|tokens|价格|输入|输出|缓存|费用|消费|已用|余额|金额|状态|健康|启用|已兑换|过期|延迟|token|^$/i;
+    for (const table of document.querySelectorAll("table")) {
+      if (!table.offsetParent || table.closest("[hidden]")) continue;
+      const labels = [...(table.tHead?.rows[0]?.cells || [])].map((th) => th.textContent.trim());
+      for (const row of table.tBodies[0]?.rows || []) {
+        if (row.hidden) continue;
+        [...row.cells].forEach((cell, i) => {
+          if (cell.colSpan > 1 || !key.test(labels[i] ?? "") || getComputedStyle(cell).display === "none") return;
+          const box = cell.getBoundingClientRect();
+          const inside = box.left >= 0 && box.right <= width + 0.5;
+          const card = getComputedStyle(cell).display !== "table-cell" && (cell.dataset.label !== undefined || labels[i] === "");
+          if (!inside && !card) found.push(`#${table.id || "?"} column "${labels[i]}" is off screen (${Math.round(box.left)}–${Math.round(box.right)})`);
+          if (getComputedStyle(cell).display !== "table-cell" && labels[i] && cell.dataset.label !== labels[i]) found.push(`#${table.id || "?"} card line "${labels[i]}" has no label`);
+        });
+      }
+    }
+    return found;
+  });
 }

@@ -3,7 +3,7 @@
 // `mock-gpt` is paid, `mock-free` and `tokenhub-demo` are free).
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, MOCK, SHOTS, ROOT_PASSWORD, problems, context, open, assertNoProblems, apiSession, signedIn, newUser, eventually } from "./support.mjs";
+import { BASE, MOCK, SHOTS, ROOT_PASSWORD, problems, context, open, assertNoProblems, apiSession, signedIn, newUser, eventually, phoneProblems } from "./support.mjs";
 
 let root;
 const RUN = Date.now().toString(36);
@@ -392,36 +392,6 @@ test("(18) one money format, ISO times in CSV, and a log-out in the header", asy
   assertNoProblems();
   await ctx.close();
 });
-
-/**
- * At 390 px: the page does not scroll sideways, and in every visible table each cell of
- * a key column (price, cost, status, actions…) is either inside the viewport or shown
- * as a labelled card line. Returns the problems found.
- */
-async function phoneProblems(page) {
-  return page.evaluate(() => {
-    const found = [];
-    const width = document.documentElement.clientWidth;
-    if (document.documentElement.scrollWidth > width) found.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} > ${width}`);
-    const key = /price|input|output|cached|cost|spend|spent|balance|amount|status|health|enabled|redeemed|expires|latency|tokens|^$/i;
-    for (const table of document.querySelectorAll("table")) {
-      if (!table.offsetParent || table.closest("[hidden]")) continue;
-      const labels = [...(table.tHead?.rows[0]?.cells || [])].map((th) => th.textContent.trim());
-      for (const row of table.tBodies[0]?.rows || []) {
-        if (row.hidden) continue;
-        [...row.cells].forEach((cell, i) => {
-          if (cell.colSpan > 1 || !key.test(labels[i] ?? "") || getComputedStyle(cell).display === "none") return;
-          const box = cell.getBoundingClientRect();
-          const inside = box.left >= 0 && box.right <= width + 0.5;
-          const card = getComputedStyle(cell).display !== "table-cell" && (cell.dataset.label !== undefined || labels[i] === "");
-          if (!inside && !card) found.push(`#${table.id || "?"} column "${labels[i]}" is off screen (${Math.round(box.left)}–${Math.round(box.right)})`);
-          if (getComputedStyle(cell).display !== "table-cell" && labels[i] && cell.dataset.label !== labels[i]) found.push(`#${table.id || "?"} card line "${labels[i]}" has no label`);
-        });
-      }
-    }
-    return found;
-  });
-}
 
 test("(16) at 390 px no page scrolls sideways and key columns stay visible or become labelled cards; screenshots of every page", async () => {
   const shoot = async (page, name) => {

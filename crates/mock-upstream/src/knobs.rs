@@ -116,7 +116,7 @@ pub struct Knobs {
     /// and `cache_write_tokens` creations of it, with `cache_type: "ephemeral"` (plain
     /// `cached_tokens` without this style is how DashScope reports implicit hits).
     pub usage_style: Option<String>,
-    /// OpenAI dialect: report this `usage` object verbatim (a hostile or buggy upstream's
+    /// OpenAI dialect (chat and Responses): report this `usage` object verbatim (a hostile or buggy upstream's
     /// figures) instead of the counted one.
     pub usage_override: Option<Value>,
     /// OpenAI dialects: the `service_tier` the answer says served it (`priority`, `flex`).

@@ -3,7 +3,9 @@
 //! knob); usage counts words: `input_tokens` over `instructions` and the input texts
 //! (`cached_tokens` from the knob, inside it), `output_tokens` over the reply plus the
 //! `reasoning` knob's words (`reasoning_tokens`). A hosted `web_search` tool adds a
-//! `web_search_call` item, as OpenAI runs it. `previous_response_id` is echoed.
+//! `web_search_call` item, as OpenAI runs it. `previous_response_id` is echoed. The
+//! `usage_override` knob replaces the usage object verbatim, and `usage: false` leaves it
+//! out (a buggy or hostile upstream's report).
 //! Streamed, the events are OpenAI's, each `event:` + `data:` with `sequence_number`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -85,7 +87,18 @@ impl Answer {
         let reasoning = knobs.reasoning.as_deref().map_or(0, word_count);
         let input = input_tokens(request);
         let output_tokens = word_count(&self.reply).max(1) + reasoning;
-        json!({
+        let usage = match &knobs.usage_override {
+            Some(reported) if done => reported.clone(),
+            _ if done => json!({
+                "input_tokens": input,
+                "input_tokens_details": {"cached_tokens": knobs.cached_tokens.min(input)},
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"reasoning_tokens": reasoning},
+                "total_tokens": input + output_tokens,
+            }),
+            _ => Value::Null,
+        };
+        let mut object = json!({
             "id": self.id,
             "object": "response",
             "created_at": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -95,14 +108,12 @@ impl Answer {
             "output": output,
             "previous_response_id": request.get("previous_response_id").cloned().unwrap_or(Value::Null),
             "store": request.get("store").cloned().unwrap_or(Value::Bool(true)),
-            "usage": if done { json!({
-                "input_tokens": input,
-                "input_tokens_details": {"cached_tokens": knobs.cached_tokens.min(input)},
-                "output_tokens": output_tokens,
-                "output_tokens_details": {"reasoning_tokens": reasoning},
-                "total_tokens": input + output_tokens,
-            }) } else { Value::Null },
-        })
+            "usage": usage,
+        });
+        if let Some(members) = object.as_object_mut().filter(|_| done && !knobs.usage) {
+            members.remove("usage");
+        }
+        object
     }
 
     fn message(&self, done: bool) -> Value {

@@ -171,6 +171,9 @@ impl Readiness {
                 self.ledger.spill_limit()
             ));
         }
+        if !self.ledger.writer_running() {
+            reasons.push("ledger writer down: it panicked and waits to restart".into());
+        }
         let mut checks = serde_json::Map::new();
         for check in &self.checks {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
@@ -192,6 +195,7 @@ impl Readiness {
                 "backlog_batches": self.ledger.backlog_batches(),
                 "spilled_bytes": self.ledger.spilled_bytes(),
                 "spill_limit_bytes": self.ledger.spill_limit(),
+                "writer_running": self.ledger.writer_running(),
             },
             "checks": checks,
             "instances": self.instances.view(),

@@ -50,10 +50,12 @@ use crate::store::SecretKey;
 pub mod accounts;
 pub mod key_cache;
 pub mod operations;
+pub mod secret;
 pub mod usage;
 pub use accounts::{AccountSettings, SignupMode};
 pub use key_cache::KeyCacheSettings;
 pub use operations::{DatabaseSettings, LedgerSettings};
+pub use secret::Secret;
 pub use usage::UsageSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +81,8 @@ pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub database_url: String,
+    /// May hold the database's password.
+    pub database_url: Secret,
     pub reload_interval_ms: u64,
     pub default_output_reserve_tokens: u64,
     pub upstream_connect_timeout_ms: u64,
@@ -110,10 +113,10 @@ pub struct Settings {
     /// How clients reach this gateway (e.g. `https://llm.example.com`), for the docs page.
     pub public_url: Option<String>,
     /// Shared state across instances (docs/redis.md); none = this process only.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
     pub redis_prefix: String,
     /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// Days a stored Response (`store: true`) is kept for `GET` and `previous_response_id`.
     pub responses_retention_days: u64,
     pub channels: Vec<ChannelConfig>,
@@ -129,10 +132,10 @@ pub struct Settings {
     /// Where usage records wait while the database is unreachable (`[ledger]`).
     pub ledger: LedgerSettings,
     #[serde(skip)]
-    pub root_password: Option<String>,
+    pub root_password: Option<Secret>,
     /// Seals upstream channel keys in the database; only from `TOKENHUB_SECRET_KEY`.
     #[serde(skip)]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<Secret>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -159,7 +162,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            database_url: "sqlite://data/tokenhub.db".into(),
+            database_url: Secret::from("sqlite://data/tokenhub.db"),
             reload_interval_ms: 100,
             default_output_reserve_tokens: 1024,
             upstream_connect_timeout_ms: 10_000,
@@ -208,7 +211,7 @@ pub struct ChannelConfig {
     #[serde(default)]
     pub base_url: String,
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     #[serde(default)]
     pub api_key_env: Option<String>,
     #[serde(default)]
@@ -223,7 +226,7 @@ pub struct ChannelConfig {
     pub enabled: bool,
     /// Several upstream keys, used in turn (each with its own health); added to `api_key`.
     #[serde(default)]
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<Secret>,
     /// Overrides of the global `upstream_*_timeout_ms` for this channel only.
     #[serde(default)]
     pub connect_timeout_ms: Option<u64>,
@@ -247,8 +250,8 @@ impl ChannelConfig {
     pub fn keys(&self) -> Vec<String> {
         self.api_key
             .iter()
-            .flat_map(|text| crate::catalog::keys::split_keys(text))
-            .chain(self.api_keys.iter().cloned())
+            .flat_map(|text| crate::catalog::keys::split_keys(text.expose()))
+            .chain(self.api_keys.iter().map(|key| key.expose().to_string()))
             .collect()
     }
 
@@ -375,7 +378,7 @@ impl Settings {
         set(&var, "TOKENHUB_LISTEN", &mut self.listen)?;
         set(&var, "TOKENHUB_DATABASE_URL", &mut self.database_url)?;
         if let Some(url) = var("TOKENHUB_REDIS_URL") {
-            self.redis_url = Some(url.trim().to_string()).filter(|u| !u.is_empty());
+            self.redis_url = Some(url.trim()).filter(|u| !u.is_empty()).map(Secret::from);
         }
         set(&var, "TOKENHUB_REDIS_PREFIX", &mut self.redis_prefix)?;
         if let Some(url) = var("TOKENHUB_PUBLIC_URL") {
@@ -478,15 +481,19 @@ impl Settings {
         }
         set(&var, "TOKENHUB_LOG_FORMAT", &mut self.log_format)?;
         if let Some(token) = var("TOKENHUB_METRICS_TOKEN") {
-            self.metrics_token = Some(token);
+            self.metrics_token = Some(Secret::from(token));
         }
         self.accounts.apply_env(&var)?;
         self.key_cache.apply_env(&var)?;
         self.usage.apply_env(&var)?;
         self.database.apply_env(&var)?;
         self.ledger.apply_env(&var)?;
-        self.root_password = var("TOKENHUB_ROOT_PASSWORD").filter(|p| !p.is_empty());
-        self.secret_key = var("TOKENHUB_SECRET_KEY").filter(|k| !k.trim().is_empty());
+        self.root_password = var("TOKENHUB_ROOT_PASSWORD")
+            .filter(|p| !p.is_empty())
+            .map(Secret::from);
+        self.secret_key = var("TOKENHUB_SECRET_KEY")
+            .filter(|k| !k.trim().is_empty())
+            .map(Secret::from);
         Ok(())
     }
 
@@ -517,13 +524,25 @@ impl Settings {
                 format!("{rpm} {reason}"),
             );
         }
+        for origin in &self.cors_allowed_origins {
+            crate::api::cors::check_origin(origin).or_else(|why| {
+                invalid(
+                    "cors_allowed_origins (TOKENHUB_CORS_ALLOWED_ORIGINS)".into(),
+                    why,
+                )
+            })?;
+        }
         if let Some(Err(why)) = self.public_url.as_deref().map(http_uri) {
             return invalid("public_url".into(), why);
         }
-        if let Some(Err(why)) = self.secret_key.as_deref().map(SecretKey::parse) {
+        if let Some(Err(why)) = self
+            .secret_key
+            .as_ref()
+            .map(|k| SecretKey::parse(k.expose()))
+        {
             return invalid("TOKENHUB_SECRET_KEY".into(), why);
         }
-        if let Some(token) = &self.metrics_token
+        if let Some(token) = self.metrics_token.as_ref().map(Secret::expose)
             && (token.len() < MIN_METRICS_TOKEN_LEN || token.trim() != token)
         {
             return invalid(
@@ -641,8 +660,11 @@ mod tests {
         };
         settings.apply_env(env).unwrap();
         assert_eq!(settings.listen.port(), 0);
-        assert_eq!(settings.database_url, "sqlite::memory:");
-        assert_eq!(settings.root_password.as_deref(), Some("hunter2"));
+        assert_eq!(settings.database_url.expose(), "sqlite::memory:");
+        assert_eq!(
+            settings.root_password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
     }
 
     #[test]
@@ -818,7 +840,10 @@ mod tests {
         settings
             .apply_env(|n| (n == "TOKENHUB_METRICS_TOKEN").then(|| "short".into()))
             .unwrap();
-        assert_eq!(settings.metrics_token.as_deref(), Some("short"));
+        assert_eq!(
+            settings.metrics_token.as_ref().map(Secret::expose),
+            Some("short")
+        );
         let error = settings.validate().unwrap_err().to_string();
         assert!(error.contains("metrics_token"), "{error}");
         settings.metrics_token = Some("a-scrape-token-of-24-chars".into());
@@ -869,5 +894,65 @@ mod tests {
             "a negative cache-write price is refused like any other"
         );
         assert!(toml::from_str::<Settings>("bogus = 1").is_err());
+    }
+
+    /// `{:?}` of the settings (a panic message, a debug log line) shows no credential.
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let text = r#"
+            database_url = "postgres://tokenhub:db-password@db/tokenhub"
+            redis_url = "redis://:redis-password@cache:6379"
+            metrics_token = "metrics-token-of-some-length"
+            [accounts]
+            smtp_url = "smtps://mailer:smtp-password@mail.example.com"
+            [[channels]]
+            name = "c"
+            type = "openai"
+            base_url = "https://api.example.com"
+            api_key = "sk-channel-key-one"
+            api_keys = ["sk-channel-key-two"]
+        "#;
+        let mut settings: Settings = toml::from_str(text).unwrap();
+        let env = |name: &str| match name {
+            "TOKENHUB_ROOT_PASSWORD" => Some("root-password".to_string()),
+            "TOKENHUB_SECRET_KEY" => Some("00112233445566778899aabbccddeeff".repeat(2)),
+            _ => None,
+        };
+        settings.apply_env(env).unwrap();
+        let printed = format!("{settings:?}");
+        for secret in [
+            "db-password",
+            "redis-password",
+            "metrics-token",
+            "smtp-password",
+            "sk-channel-key",
+            "root-password",
+            "00112233",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("[redacted]"), "{printed}");
+        assert_eq!(
+            settings.channels[0].keys(),
+            ["sk-channel-key-one", "sk-channel-key-two"]
+        );
+    }
+
+    #[test]
+    fn a_malformed_cors_origin_is_refused_with_the_variable_named() {
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|n| {
+                (n == "TOKENHUB_CORS_ALLOWED_ORIGINS")
+                    .then(|| "https://ok.example.com, app.example.com".into())
+            })
+            .unwrap();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("TOKENHUB_CORS_ALLOWED_ORIGINS") && error.contains("'app.example.com'"),
+            "{error}"
+        );
+        settings.cors_allowed_origins = vec!["https://app.example.com/".into(), "*".into()];
+        settings.validate().unwrap();
     }
 }

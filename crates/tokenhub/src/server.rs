@@ -22,7 +22,7 @@ use crate::catalog::Catalog;
 use crate::catalog::accounts::{AccountCache, CachePolicy};
 use crate::catalog::reload::Reloader;
 use crate::cluster::{Instances, Readiness};
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::ledger::books::Books;
 use crate::ledger::spill::Spill;
 use crate::ledger::writer::{LedgerWriter, SpillOptions};
@@ -124,18 +124,19 @@ async fn flush_before_exit(writer: &LedgerWriter) {
 pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     let secret_key = settings
         .secret_key
-        .as_deref()
-        .map(SecretKey::parse)
+        .as_ref()
+        .map(|key| SecretKey::parse(key.expose()))
         .transpose()
         .map_err(|why| StartError::Config(format!("TOKENHUB_SECRET_KEY {why}")))?;
     let store = Store::connect_with(
-        &settings.database_url,
+        settings.database_url.expose(),
         secret_key.as_ref(),
         settings.database.pool(),
     )
     .await?;
     let lock = store.startup_lock().await?;
-    let created = accounts::ensure_root(&store, settings.root_password.as_deref()).await?;
+    let created =
+        accounts::ensure_root(&store, settings.root_password.as_ref().map(Secret::expose)).await?;
     drop(lock);
     if let Some(password) = created {
         // Shown once, to whoever ran the first command. On stderr: stdout of CLI commands
@@ -181,9 +182,13 @@ async fn connect_shared(
     let Some(url) = &settings.redis_url else {
         return Ok(None);
     };
-    let shared = crate::shared::SharedState::connect(url, &settings.redis_prefix)
+    let shared = crate::shared::SharedState::connect(url.expose(), &settings.redis_prefix)
         .await
-        .map_err(|e| StartError::Config(format!("cannot use redis_url: {e}")))?;
+        .map_err(|e| {
+            StartError::Config(format!(
+                "cannot use redis_url (TOKENHUB_REDIS_URL): {e}; a configured Redis must answer at start, since every shared limit and reservation depends on it"
+            ))
+        })?;
     tracing::info!(instance = shared.instance(), "shared state in Redis");
     Ok(Some(shared))
 }
@@ -271,7 +276,7 @@ pub async fn start(
     );
     let spill_path = settings
         .ledger
-        .spill_file(&settings.database_url, addr.port());
+        .spill_file(settings.database_url.expose(), addr.port());
     let (spill, recovered) = Spill::recover(spill_path).map_err(StartError::Spill)?;
     let writer = LedgerWriter::spawn_with(
         store.clone(),
@@ -348,8 +353,8 @@ pub async fn start(
         metrics: prometheus(),
         metrics_token: settings
             .metrics_token
-            .as_deref()
-            .map(api::metrics::MetricsToken::new),
+            .as_ref()
+            .map(|token| api::metrics::MetricsToken::new(token.expose())),
         management: Arc::new(management(&settings)?),
         catalog_nudge,
         shared_state: shared.clone(),
@@ -462,7 +467,7 @@ fn mailer(settings: &Settings) -> Result<Option<Arc<accounts::mail::Mailer>>, St
                 .into(),
         ));
     }
-    accounts::mail::Mailer::new(url, from)
+    accounts::mail::Mailer::new(url.expose(), from)
         .map(|mailer| Some(Arc::new(mailer)))
         .map_err(|e| StartError::Config(e.to_string()))
 }

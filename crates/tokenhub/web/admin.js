@@ -5,16 +5,16 @@
 "use strict";
 
 (() => {
-  const { api, el, usd, time, count, notice, guard } = TH;
+  const { api, el, usd, time, count, notice, guard, t } = TH;
   const root = document.getElementById("admin");
   const isRoot = root.dataset.root === "true";
   const MODEL_ID_MAX = Number(root.dataset.modelIdMax || 200);
-  const MODEL_ID_RULE = `1 to ${MODEL_ID_MAX} characters without spaces`;
+  const MODEL_ID_RULE = t("admin.model_id_rule", { max: MODEL_ID_MAX });
 
   /** Marks `input` invalid unless every id in it passes the server's model id rule. */
   function checkModelIds(input, ids) {
     const bad = ids.find((id) => !TH.validModelId(id, MODEL_ID_MAX));
-    input.setCustomValidity(bad === undefined ? "" : `“${bad}” is not a valid model id: ${MODEL_ID_RULE}.`);
+    input.setCustomValidity(bad === undefined ? "" : t("admin.invalid_model_id", { id: bad, rule: MODEL_ID_RULE }));
     return bad === undefined;
   }
   /** The channel types the API accepts (CHANNEL_TYPES in catalog.rs). */
@@ -49,7 +49,7 @@
   }
 
   function refresh(action) {
-    return button("Refresh", action, { class: "small ghost refresh" });
+    return button(t("common.refresh"), action, { class: "small ghost refresh" });
   }
 
   /** A table in a scrolling wrapper. `columns`: label or [label, class] (class "num" etc.). */
@@ -65,18 +65,20 @@
     return el("div", { class: "table-wrap" }, node);
   }
 
-  /** Previous/next controls for offset paging; `total` may be unknown (null). */
-  function pager({ offset, limit, shown, total, onPage }) {
+  /** Previous/next controls for offset paging; `total` may be unknown (null), or a lower
+   *  bound when `capped` (the usage listing counts no further than 10,000: "of 10,000+"). */
+  function pager({ offset, limit, shown, total, capped = false, onPage }) {
     const end = offset + shown;
-    const more = total === null || total === undefined ? shown === limit : end < total;
+    const more = total === null || total === undefined ? shown === limit : end < total || (capped && shown === limit);
     if (offset === 0 && !more) return null;
-    const range = `${count(shown ? offset + 1 : offset)}–${count(end)}${total === null || total === undefined ? "" : ` of ${count(total)}`}`;
+    const first = count(shown ? offset + 1 : offset);
+    const range = total === null || total === undefined ? t("admin.range", { first, last: count(end) }) : t("admin.range_of", { first, last: count(end), total: `${count(total)}${capped ? "+" : ""}` });
     return el(
       "nav",
-      { class: "pager", "aria-label": "Pages" },
-      button("← Previous", () => onPage(Math.max(0, offset - limit)), { disabled: offset === 0 }),
+      { class: "pager", "aria-label": t("admin.pages") },
+      button(t("admin.previous"), () => onPage(Math.max(0, offset - limit)), { disabled: offset === 0 }),
       el("span", { class: "muted small" }, range),
-      button("Next →", () => onPage(offset + limit), { disabled: !more }),
+      button(t("admin.next"), () => onPage(offset + limit), { disabled: !more }),
     );
   }
 
@@ -114,7 +116,7 @@
   }
 
   function ms(value) {
-    return value === null || value === undefined ? "—" : `${count(Math.round(value))} ms`;
+    return value === null || value === undefined ? "—" : t("common.ms", { n: count(Math.round(value)) });
   }
 
   /** A CSV file built in the browser and downloaded (cells that look like formulas are defused). */
@@ -151,7 +153,7 @@
 
   /** A model id, or a note for requests refused before they named one. */
   function modelName(id) {
-    return id ? el("code", { class: "nowrap" }, id) : el("span", { class: "muted" }, "no model (refused before one was named)");
+    return id ? el("code", { class: "nowrap" }, id) : el("span", { class: "muted" }, t("admin.no_model"));
   }
 
   // ---------------------------------------------------------------- dashboard
@@ -192,13 +194,13 @@
       });
     const traffic = series((d) => ({
       bar: d ? d.requests : 0,
-      barText: `${count(d ? d.requests : 0)} requests`,
+      barText: TH.plural("count.requests", d ? d.requests : 0),
       line: d ? d.error_rate * 100 : 0,
-      lineText: `${pct(d ? d.error_rate : 0)} errors`,
+      lineText: t("admin.pct_errors", { pct: pct(d ? d.error_rate : 0) }),
     }));
     const volume = series((d) => ({
       bar: d ? d.prompt_tokens + d.completion_tokens : 0,
-      barText: `${count(d ? d.prompt_tokens + d.completion_tokens : 0)} tokens`,
+      barText: TH.plural("count.tokens", d ? d.prompt_tokens + d.completion_tokens : 0),
       line: d ? Number(d.cost_usd) : 0,
       lineText: usd(d ? d.cost_usd : "0"),
     }));
@@ -213,7 +215,7 @@
     const top = (id, label, data, name) =>
       table(
         id,
-        [label, ["Requests", "num"], ["Tokens", "num"], ["Spend", "num"], ["Errors", "num"], ["p50", "num hide-narrow"]],
+        [label, [t("admin.requests"), "num"], [t("chart.tokens"), "num"], [t("admin.spend"), "num"], [t("admin.errors"), "num"], ["p50", "num hide-narrow"]],
         data.map((a) =>
           el(
             "tr",
@@ -226,38 +228,38 @@
             el("td", { class: "num hide-narrow" }, ms(a.latency_p50_ms)),
           ),
         ),
-        "No requests in these 14 days.",
+        t("admin.no_requests_14"),
       );
     const topModels = [...byModel.data].sort((a, b) => b.requests - a.requests).slice(0, 10);
 
     fill(panel, 
-      heading("Last 14 days", refresh(() => load("dashboard", true))),
+      heading(t("admin.last_14_days"), refresh(() => load("dashboard", true))),
       el(
         "div",
         { class: "grid admin-stats" },
-        stat(count(requests), "Requests", "stat-requests"),
-        stat(count(tokens), "Tokens", "stat-tokens"),
-        stat(usd(spend), "Spend", "stat-spend"),
-        stat(pct(requests ? errors / requests : 0), `Error rate (${count(errors)} errors)`, "stat-errors"),
-        stat(ms(p50), "Latency p50 (daily, weighted)", "stat-p50"),
-        stat(ms(p95), "Latency p95 (worst day)", "stat-p95"),
+        stat(count(requests), t("admin.requests"), "stat-requests"),
+        stat(count(tokens), t("chart.tokens"), "stat-tokens"),
+        stat(usd(spend), t("admin.spend"), "stat-spend"),
+        stat(pct(requests ? errors / requests : 0), t("admin.error_rate_n", { n: count(errors) }), "stat-errors"),
+        stat(ms(p50), t("admin.p50_weighted"), "stat-p50"),
+        stat(ms(p95), t("admin.p95_worst"), "stat-p95"),
       ),
       el(
         "div",
         { class: "admin-charts" },
-        chart("Requests and error rate", traffic, { barLabel: "Requests", lineLabel: "Error rate (%)" }),
-        chart("Tokens and spend", volume, { barLabel: "Tokens", lineLabel: "Spend (USD)", lineFormat: (v) => `$${+v.toPrecision(2)}` }),
-        chart("Latency", latency, { barLabel: "p50 (ms)", lineLabel: "p95 (ms)" }),
+        chart(t("admin.requests_and_errors"), traffic, { barLabel: t("admin.requests"), lineLabel: t("admin.error_rate_pct") }),
+        chart(t("admin.tokens_and_spend"), volume, { barLabel: t("chart.tokens"), lineLabel: t("chart.spend_usd"), lineFormat: (v) => `$${+v.toPrecision(2)}` }),
+        chart(t("console.latency"), latency, { barLabel: t("admin.p50_ms"), lineLabel: t("admin.p95_ms") }),
       ),
       el(
         "div",
         { class: "admin-tops" },
-        el("section", {}, el("h3", {}, "Top models"), top("top-models", "Model", topModels, (a) => modelName(a.group))),
+        el("section", {}, el("h3", {}, t("admin.top_models")), top("top-models", t("price.model"), topModels, (a) => modelName(a.group))),
         el(
           "section",
           {},
-          el("h3", {}, "Top users"),
-          top("top-users", "User", topUsers, (a) => {
+          el("h3", {}, t("admin.top_users")),
+          top("top-users", t("admin.user"), topUsers, (a) => {
             const name = names.get(a.group);
             return name ? `${name} (#${a.group})` : `#${a.group}`;
           }),
@@ -277,24 +279,24 @@
       const created = await run(form, () => api("POST", "/api/admin/channels", body));
       if (!created) return;
       await load("channels", true);
-      done(panel, `Channel “${created.name}” added; it serves requests now.`);
+      done(panel, t("admin.channel_added", { name: created.name }));
     });
     const checks = el("div", { id: "channel-checks", "aria-live": "polite" });
-    const testAll = button("Test all", async () => {
+    const testAll = button(t("admin.test_all"), async () => {
       testAll.disabled = true;
-      checks.replaceChildren(el("p", { class: "muted" }, "Testing every model of every channel…"));
+      checks.replaceChildren(el("p", { class: "muted" }, t("admin.testing_all")));
       try {
         const report = await api("POST", "/api/admin/channels/check");
         checks.replaceChildren(
-          el("p", {}, badge(report.ok ? "all OK" : "failures", report.ok ? "ok" : "bad"), ` ${count(report.mappings.length)} model mappings tested.`),
+          el("p", {}, badge(report.ok ? t("admin.all_ok") : t("admin.failures"), report.ok ? "ok" : "bad"), " ", t("admin.mappings_tested", { n: count(report.mappings.length) })),
           table(
             "channel-checks-table",
-            ["Channel", "Model", "Upstream id", "Status", "Detail"],
+            [t("admin.channel"), t("price.model"), t("admin.upstream_id"), t("common.status"), t("admin.detail")],
             report.mappings.map((m) =>
               el("tr", {}, el("td", {}, m.channel), el("td", {}, el("code", {}, m.model)), el("td", {}, el("code", {}, m.upstream_model)),
-                el("td", {}, badge(m.ok ? "OK" : m.status ? `HTTP ${m.status}` : "failed", m.ok ? "ok" : "bad")), el("td", { class: "wrap-anywhere" }, m.error || "—")),
+                el("td", {}, badge(m.ok ? t("admin.ok") : m.status ? `HTTP ${m.status}` : t("admin.failed"), m.ok ? "ok" : "bad")), el("td", { class: "wrap-anywhere" }, m.error || "—")),
             ),
-            "No channel with a key serves a model.",
+            t("admin.no_channel_serves"),
           ),
         );
       } catch (error) {
@@ -304,14 +306,14 @@
       }
     }, { id: "channels-test-all" });
     fill(panel, 
-      heading("Channels", testAll, refresh(() => load("channels", true))),
+      heading(t("admin.tab_channels"), testAll, refresh(() => load("channels", true))),
       checks,
-      el("p", { class: "muted small" }, "Upstream accounts that serve the models. Keys are write-only: only a mask is shown. Changes apply at once (other gateway instances: at their next reload)."),
+      el("p", { class: "muted small" }, t("admin.channels_intro")),
       table(
         "channels-table",
-        ["Channel", "Key", "Models", ["Priority / weight", "num wrap"], "Health and test", ""],
+        [t("admin.channel"), t("console.key"), t("console.models"), [t("admin.priority_weight"), "num wrap"], t("admin.health_and_test"), ""],
         rows,
-        "No channels yet: add one below.",
+        t("admin.no_channels"),
       ),
       editor,
       create,
@@ -325,62 +327,62 @@
   /** The health state as a badge with cooldown, success rate and latency. */
   function healthView(h) {
     if (!h) return el("span", { class: "muted" }, "—");
-    const states = { closed: ["ok", "healthy"], half_open: ["warn", "probing"], open: ["bad", "cooling down"], disabled: ["bad", "disabled"], not_serving: ["bad", "not serving"] };
-    const [kind, label] = states[h.state] || ["", h.state];
+    const kinds = { closed: "ok", half_open: "warn", open: "bad", disabled: "bad", not_serving: "bad" };
+    const kind = kinds[h.state] || "";
     const details = [];
-    if (h.cooldown_remaining_ms) details.push(`${Math.ceil(h.cooldown_remaining_ms / 1000)} s cooldown left`);
+    if (h.cooldown_remaining_ms) details.push(t("admin.cooldown_left", { n: Math.ceil(h.cooldown_remaining_ms / 1000) }));
     if (h.disabled_reason) details.push(h.disabled_reason);
-    if (h.success_rate !== null && h.success_rate !== undefined) details.push(`${pct(h.success_rate)} of ${count(h.successes + h.failures)} ok`);
+    if (h.success_rate !== null && h.success_rate !== undefined) details.push(t("admin.success_of", { pct: pct(h.success_rate), n: count(h.successes + h.failures) }));
     if (h.ewma_latency_ms !== null && h.ewma_latency_ms !== undefined) details.push(`~${ms(h.ewma_latency_ms)}`);
-    return el("span", { class: "health" }, badge(label, kind), details.length ? el("span", { class: "muted small" }, details.join(" · ")) : null);
+    return el("span", { class: "health" }, badge(TH.label("health", h.state), kind), details.length ? el("span", { class: "muted small" }, details.join(" · ")) : null);
   }
 
   function channelRow(panel, c, health, editor) {
-    const enabled = badge(c.enabled ? "enabled" : "disabled", c.enabled ? "ok" : "bad");
+    const enabled = badge(c.enabled ? t("admin.enabled_state") : t("status.disabled"), c.enabled ? "ok" : "bad");
     const healthCell = el("div", { class: "channel-health" }, enabled, " ", healthView(health));
     const result = el("div", { class: "test-result small", "aria-live": "polite" });
-    const test = button("Test", null, { class: "small ghost test-channel", "aria-label": `Test channel ${c.name}` });
+    const test = button(t("admin.test"), null, { class: "small ghost test-channel", "aria-label": t("admin.test_channel", { name: c.name }) });
     test.addEventListener("click", async () => {
       test.disabled = true;
-      result.replaceChildren(el("span", { class: "muted" }, "Testing…"));
+      result.replaceChildren(el("span", { class: "muted" }, t("admin.testing")));
       try {
         const r = await api("POST", `/api/admin/channels/${c.id}/test`, {});
-        const detail = [`${count(r.latency_ms)} ms`, r.model, r.status ? `HTTP ${r.status}` : null, r.error].filter(Boolean).join(" · ");
-        result.replaceChildren(badge(r.ok ? "OK" : "failed", r.ok ? "ok" : "bad"), " ", el("span", { class: "test-latency" }, detail));
+        const detail = [t("common.ms", { n: count(r.latency_ms) }), r.model, r.status ? `HTTP ${r.status}` : null, r.error].filter(Boolean).join(" · ");
+        result.replaceChildren(badge(r.ok ? t("admin.ok") : t("admin.failed"), r.ok ? "ok" : "bad"), " ", el("span", { class: "test-latency" }, detail));
         healthCell.replaceChildren(enabled, " ", healthView(await channelHealth(c.id)));
       } catch (error) {
-        result.replaceChildren(badge("error", "bad"), " ", error.message);
+        result.replaceChildren(badge(t("admin.error"), "bad"), " ", error.message);
       } finally {
         test.disabled = false;
       }
     });
-    const edit = button("Edit", () => {
+    const edit = button(t("admin.edit"), () => {
       const form = channelForm(c, async (body) => {
         const saved = await run(form, () => api("PATCH", `/api/admin/channels/${c.id}`, body));
         if (!saved) return;
         await load("channels", true);
-        done(panel, `Channel “${saved.name}” saved.`);
+        done(panel, t("admin.channel_saved", { name: saved.name }));
       });
       editor.replaceChildren(form);
       form.elements.name.focus();
       form.scrollIntoView({ block: "nearest" });
-    }, { "aria-label": `Edit channel ${c.name}` });
-    const toggle = button(c.enabled ? "Disable" : "Enable", async () => {
+    }, { "aria-label": t("admin.edit_channel", { name: c.name }) });
+    const toggle = button(c.enabled ? t("common.disable") : t("common.enable"), async () => {
       const saved = await run(panel, () => api("PATCH", `/api/admin/channels/${c.id}`, { enabled: !c.enabled }));
       if (saved) {
         await load("channels", true);
-        done(panel, `Channel “${saved.name}” ${saved.enabled ? "enabled" : "disabled"}.`);
+        done(panel, t(saved.enabled ? "admin.channel_enabled" : "admin.channel_disabled", { name: saved.name }));
       }
-    }, { "aria-label": `${c.enabled ? "Disable" : "Enable"} channel ${c.name}` });
-    const remove = button("Delete", async () => {
-      if (!confirm(`Delete the channel “${c.name}”? Its models stop being served through it.`)) return;
+    }, { "aria-label": t(c.enabled ? "admin.disable_channel" : "admin.enable_channel", { name: c.name }) });
+    const remove = button(t("common.delete"), async () => {
+      if (!confirm(t("admin.confirm_delete_channel", { name: c.name }))) return;
       const gone = await run(panel, () => api("DELETE", `/api/admin/channels/${c.id}`));
       if (gone !== undefined) {
         await load("channels", true);
-        done(panel, `Channel “${c.name}” deleted.`);
+        done(panel, t("admin.channel_deleted", { name: c.name }));
       }
-    }, { class: "small danger", "aria-label": `Delete channel ${c.name}` });
-    const key = c.api_key_set ? el("code", {}, c.api_key_masked) : c.api_key_env ? el("span", { class: "small" }, `env ${c.api_key_env}`) : el("span", { class: "muted" }, "none");
+    }, { class: "small danger", "aria-label": t("admin.delete_channel", { name: c.name }) });
+    const key = c.api_key_set ? el("code", {}, c.api_key_masked) : c.api_key_env ? el("span", { class: "small" }, t("admin.key_env", { name: c.api_key_env })) : el("span", { class: "muted" }, t("admin.none"));
     return el(
       "tr",
       { dataset: { channelId: c.id } },
@@ -390,22 +392,22 @@
         el("b", {}, c.name),
         " ",
         badge(c.type),
-        el("div", { class: "muted small wrap-anywhere" }, c.base_url || "no base URL"),
+        el("div", { class: "muted small wrap-anywhere" }, c.base_url || t("admin.no_base_url")),
       ),
       el("td", {}, key),
-      el("td", { class: "chips" }, c.models.length ? c.models.map((m) => el("code", {}, m)) : el("span", { class: "muted" }, "none")),
-      el("td", { class: "num", title: "Priority / weight" }, `${c.priority} / ${c.weight}`),
+      el("td", { class: "chips" }, c.models.length ? c.models.map((m) => el("code", {}, m)) : el("span", { class: "muted" }, t("admin.none"))),
+      el("td", { class: "num", title: t("admin.priority_weight") }, `${c.priority} / ${c.weight}`),
       el("td", { class: "channel-state" }, healthCell, el("div", { class: "channel-test" }, test, result)),
       el("td", {}, el("div", { class: "actions" }, edit, toggle, remove)),
     );
   }
 
   const LIMITS = [
-    ["connect_timeout_ms", "Connect timeout (ms)"],
-    ["first_token_timeout_ms", "First token timeout (ms)"],
-    ["idle_timeout_ms", "Idle timeout (ms)"],
-    ["total_timeout_ms", "Total timeout (ms)"],
-    ["max_concurrency", "Max concurrent requests"],
+    ["connect_timeout_ms", t("admin.connect_timeout")],
+    ["first_token_timeout_ms", t("admin.first_token_timeout")],
+    ["idle_timeout_ms", t("admin.idle_timeout")],
+    ["total_timeout_ms", t("admin.total_timeout")],
+    ["max_concurrency", t("admin.max_concurrency")],
   ];
 
   /** "public = upstream" lines to a model map (and back). */
@@ -413,7 +415,7 @@
     const map = {};
     for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) {
       const at = line.indexOf("=");
-      if (at < 1) throw new Error(`Model map line “${line}”: write public-name = upstream-id`);
+      if (at < 1) throw new Error(t("admin.bad_map_line", { line }));
       map[line.slice(0, at).trim()] = line.slice(at + 1).trim();
     }
     return map;
@@ -424,21 +426,21 @@
     const editing = Boolean(channel);
     const v = channel || { name: "", type: "openai", base_url: "", models: [], model_map: {}, priority: 0, weight: 1, api_keys_masked: [] };
     const prefix = editing ? `edit-${v.id}-` : "new-channel-";
-    const cancel = editing ? button("Cancel", () => form.remove()) : null;
-    const keysKept = editing && v.api_key_set ? `keep ${v.api_keys_masked?.length > 1 ? `${v.api_keys_masked.length} keys` : v.api_key_masked}` : "sk-…";
+    const cancel = editing ? button(t("admin.cancel"), () => form.remove()) : null;
+    const keysKept = editing && v.api_key_set ? t("admin.keep_keys", { keys: v.api_keys_masked?.length > 1 ? t("admin.n_keys", { n: v.api_keys_masked.length }) : v.api_key_masked }) : "sk-…";
     const fetched = el("div", { class: "muted small", "aria-live": "polite" });
     const fetchModels = editing
-      ? button("Fetch models from the upstream", async () => {
+      ? button(t("admin.fetch_models"), async () => {
         fetchModels.disabled = true;
-        fetched.textContent = "Asking the upstream…";
+        fetched.textContent = t("admin.asking_upstream");
         try {
           const found = await api("GET", `/api/admin/channels/${v.id}/upstream-models`);
           const current = splitList(form.elements.models.value);
           const added = found.data.filter((id) => !current.includes(id) && TH.validModelId(id, MODEL_ID_MAX));
           form.elements.models.value = [...current, ...added].join(", ");
-          fetched.textContent = `${count(found.data.length)} models offered by the upstream; ${count(added.length)} added to the list (save to keep them).`;
+          fetched.textContent = t("admin.models_fetched", { offered: count(found.data.length), added: count(added.length) });
         } catch (error) {
-          fetched.textContent = `The upstream did not list its models: ${error.message}`;
+          fetched.textContent = t("admin.fetch_failed", { error: error.message });
         } finally {
           fetchModels.disabled = false;
         }
@@ -448,34 +450,34 @@
     const form = el(
       "form",
       { class: "card", id: editing ? "channel-edit-form" : "channel-form" },
-      el("h3", {}, editing ? `Edit channel “${v.name}”` : "Add a channel"),
+      el("h3", {}, editing ? t("admin.edit_channel_title", { name: v.name }) : t("admin.add_a_channel")),
       el(
         "div",
         { class: "fields" },
-        field("Name", el("input", { name: "name", id: `${prefix}name`, required: true, maxlength: 64, value: v.name })),
-        field("Type", el("select", { name: "type", required: true }, CHANNEL_TYPES.map((t) => el("option", { value: t, selected: t === v.type }, t)))),
-        field("Base URL", el("input", { name: "base_url", type: "url", value: v.base_url, placeholder: "https://api.example.com/v1" }), "Not needed for demo"),
+        field(t("console.key_name"), el("input", { name: "name", id: `${prefix}name`, required: true, maxlength: 64, value: v.name })),
+        field(t("admin.type"), el("select", { name: "type", required: true }, CHANNEL_TYPES.map((type) => el("option", { value: type, selected: type === v.type }, type)))),
+        field(t("admin.base_url"), el("input", { name: "base_url", type: "url", value: v.base_url, placeholder: "https://api.example.com/v1" }), t("admin.base_url_hint")),
         field(
-          "API key",
+          t("admin.api_key"),
           el("input", { name: "api_key", type: "password", autocomplete: "new-password", placeholder: keysKept }),
-          editing ? "Leave empty to keep the stored keys" : null,
+          editing ? t("admin.keep_stored_keys") : null,
         ),
-        field("More keys (one per line)", el("textarea", { name: "more_keys", rows: 2, autocomplete: "off", class: "keys" }), "Requests spread over every key"),
-        field("Key from environment", el("input", { name: "api_key_env", value: v.api_key_env || "", placeholder: "DEEPSEEK_API_KEY" }), "Used when no key is stored"),
-        field("Models (comma-separated)", el("input", { name: "models", value: v.models.join(", "), placeholder: "gpt-4o-mini, gpt-4o" }), fetchModels),
-        field("Model map (public = upstream)", el("textarea", { name: "model_map", rows: 2, class: "keys" }, mapText), "Optional, one per line"),
-        field("Priority", el("input", { name: "priority", type: "number", step: 1, value: v.priority, class: "narrow" }), "Higher first"),
-        field("Weight", el("input", { name: "weight", type: "number", step: 1, min: 0, value: v.weight, class: "narrow" }), "Share within a priority"),
+        field(t("admin.more_keys"), el("textarea", { name: "more_keys", rows: 2, autocomplete: "off", class: "keys" }), t("admin.more_keys_hint")),
+        field(t("admin.key_env_field"), el("input", { name: "api_key_env", value: v.api_key_env || "", placeholder: "DEEPSEEK_API_KEY" }), t("admin.key_env_hint")),
+        field(t("admin.models_field"), el("input", { name: "models", value: v.models.join(", "), placeholder: "gpt-4o-mini, gpt-4o" }), fetchModels),
+        field(t("admin.model_map"), el("textarea", { name: "model_map", rows: 2, class: "keys" }, mapText), t("admin.model_map_hint")),
+        field(t("admin.priority"), el("input", { name: "priority", type: "number", step: 1, value: v.priority, class: "narrow" }), t("admin.priority_hint")),
+        field(t("admin.weight"), el("input", { name: "weight", type: "number", step: 1, min: 0, value: v.weight, class: "narrow" }), t("admin.weight_hint")),
       ),
       fetched,
       el(
         "details",
         { class: "channel-limits", open: LIMITS.some(([name]) => v[name]) },
-        el("summary", {}, "Timeouts and concurrency"),
-        el("div", { class: "fields" }, LIMITS.map(([name, label]) => field(label, el("input", { name, type: "number", min: 0, step: 1, value: v[name] ?? "", placeholder: "default", class: "narrow" })))),
+        el("summary", {}, t("admin.timeouts")),
+        el("div", { class: "fields" }, LIMITS.map(([name, label]) => field(label, el("input", { name, type: "number", min: 0, step: 1, value: v[name] ?? "", placeholder: t("admin.default"), class: "narrow" })))),
       ),
-      editing && v.api_key_set ? el("label", { class: "check" }, el("input", { type: "checkbox", name: "remove_key" }), "Remove the stored keys") : null,
-      el("div", { class: "actions" }, el("button", { type: "submit" }, editing ? "Save channel" : "Add channel"), cancel),
+      editing && v.api_key_set ? el("label", { class: "check" }, el("input", { type: "checkbox", name: "remove_key" }), t("admin.remove_keys")) : null,
+      el("div", { class: "actions" }, el("button", { type: "submit" }, editing ? t("admin.save_channel") : t("admin.add_channel")), cancel),
     );
     form.elements.models.addEventListener("input", () => checkModelIds(form.elements.models, splitList(form.elements.models.value)));
     form.addEventListener("submit", async (event) => {
@@ -528,20 +530,20 @@
     const rows = list.data.map((m) => modelRow(panel, m));
     const wrap = table(
       "models-table",
-      ["Model", "Provider", ["Context", "num"], ["Input", "num"], ["Output", "num"], ["Cached input", "num"], "Enabled", ""],
+      [t("price.model"), t("price.provider"), [t("price.context"), "num"], [t("price.input"), "num"], [t("price.output"), "num"], [t("price.cached_input"), "num"], t("admin.enabled"), ""],
       rows,
-      "No models yet: add one below.",
+      t("admin.no_models"),
       { sortable: true },
     );
-    const filter = el("input", { type: "search", id: "models-filter", placeholder: "id or provider" });
+    const filter = el("input", { type: "search", id: "models-filter", placeholder: t("admin.id_or_provider") });
     filter.addEventListener("input", () => {
       const q = filter.value.trim().toLowerCase();
       for (const row of wrap.querySelectorAll("tbody tr[data-model-id]")) row.hidden = Boolean(q) && !row.dataset.search.includes(q);
     });
     fill(panel, 
-      heading("Models and prices", refresh(() => load("models", true))),
-      el("p", { class: "muted small" }, `Prices in USD per 1M tokens. ${count(list.data.length)} models; a model is served once an enabled channel lists it.`),
-      el("div", { class: "filters" }, field("Filter models", filter)),
+      heading(t("admin.models_and_prices"), refresh(() => load("models", true))),
+      el("p", { class: "muted small" }, t("admin.models_intro", { models: TH.plural("count.models", list.data.length) })),
+      el("div", { class: "filters" }, field(t("admin.filter_models"), filter)),
       wrap,
       modelForm(panel),
     );
@@ -573,42 +575,42 @@
       if (!saved) return false;
       Object.assign(m, saved);
       view();
-      done(panel, `Model “${m.id}” saved.`);
+      done(panel, t("admin.model_saved", { id: m.id }));
       return true;
     };
 
     /** Cache reads, and cache writes when they have their own price. */
     function cachedCell() {
       const reads = m.cached_input_usd_per_mtok ?? null;
-      const cell = el("td", { class: reads === null ? "num muted" : "num", dataset: { sort: Number(reads ?? m.input_usd_per_mtok) } }, reads === null ? "= input" : usd(reads));
-      if (m.cache_write_usd_per_mtok) cell.append(el("div", { class: "muted small" }, `write ${usd(m.cache_write_usd_per_mtok)}`));
+      const cell = el("td", { class: reads === null ? "num muted" : "num", dataset: { sort: Number(reads ?? m.input_usd_per_mtok) } }, reads === null ? t("admin.same_as_input") : usd(reads));
+      if (m.cache_write_usd_per_mtok) cell.append(el("div", { class: "muted small" }, t("admin.cache_write_price", { price: usd(m.cache_write_usd_per_mtok) })));
       return cell;
     }
 
     function view() {
-      const toggle = button(m.enabled ? "Disable" : "Enable", () => save(modelBody(m, { enabled: !m.enabled })), {
+      const toggle = button(m.enabled ? t("common.disable") : t("common.enable"), () => save(modelBody(m, { enabled: !m.enabled })), {
         disabled: !m.priced,
-        title: m.priced ? null : "Set its prices first",
-        "aria-label": `${m.enabled ? "Disable" : "Enable"} ${m.id}`,
+        title: m.priced ? null : t("admin.set_prices_first"),
+        "aria-label": t(m.enabled ? "admin.disable_x" : "admin.enable_x", { name: m.id }),
       });
-      const remove = button("Delete", async () => {
-        if (!confirm(`Delete the model “${m.id}” from the catalogue?`)) return;
+      const remove = button(t("common.delete"), async () => {
+        if (!confirm(t("admin.confirm_delete_model", { id: m.id }))) return;
         const gone = await run(panel, () => api("DELETE", path()));
         if (gone !== undefined) {
           row.remove();
-          done(panel, `Model “${m.id}” deleted.`);
+          done(panel, t("admin.model_deleted", { id: m.id }));
         }
-      }, { class: "small danger", "aria-label": `Delete ${m.id}` });
+      }, { class: "small danger", "aria-label": t("admin.delete_x", { name: m.id }) });
       const price = (value) => el("td", { class: "num", dataset: { sort: Number(value) } }, usd(value));
       row.replaceChildren(
-        el("td", { class: "model-id" }, el("code", {}, m.id), m.priced ? null : [" ", badge("unpriced", "warn")]),
+        el("td", { class: "model-id" }, el("code", {}, m.id), m.priced ? null : [" ", badge(t("admin.unpriced"), "warn")]),
         el("td", {}, m.provider || "—"),
         el("td", { class: "num", dataset: { sort: m.context } }, m.context ? count(m.context) : "—"),
         price(m.input_usd_per_mtok),
         price(m.output_usd_per_mtok),
         cachedCell(),
-        el("td", {}, badge(m.enabled ? "on" : "off", m.enabled ? "ok" : "bad")),
-        el("td", {}, el("div", { class: "actions" }, button("Edit", edit, { "aria-label": `Edit ${m.id}` }), toggle, remove)),
+        el("td", {}, badge(m.enabled ? t("admin.on") : t("admin.off"), m.enabled ? "ok" : "bad")),
+        el("td", {}, el("div", { class: "actions" }, button(t("admin.edit"), edit, { "aria-label": t("admin.edit_x", { name: m.id }) }), toggle, remove)),
       );
     }
 
@@ -616,23 +618,23 @@
     function edit() {
       row.nextElementSibling?.classList.contains("model-editor") && row.nextElementSibling.remove();
       const money = (name, label, required, hint) =>
-        field(label, el("input", { name, value: m[name] ?? "", inputmode: "decimal", pattern: USD_PATTERN, required, class: "narrow", placeholder: required ? "0.15" : "= default" }), hint);
+        field(label, el("input", { name, value: m[name] ?? "", inputmode: "decimal", pattern: USD_PATTERN, required, class: "narrow", placeholder: required ? "0.15" : t("admin.same_as_default") }), hint);
       const form = el(
         "form",
-        { class: "model-edit", id: `model-edit-${m.id}`, "aria-label": `Edit ${m.id}` },
+        { class: "model-edit", id: `model-edit-${m.id}`, "aria-label": t("admin.edit_x", { name: m.id }) },
         el("div", { class: "fields" },
-          field("Provider", el("input", { name: "provider", value: m.provider, maxlength: 64 })),
-          field("Context (tokens)", el("input", { name: "context", type: "number", min: 0, step: 1, value: m.context, class: "narrow" })),
-          money("input_usd_per_mtok", "Input $/1M", true),
-          money("output_usd_per_mtok", "Output $/1M", true),
-          money("cached_input_usd_per_mtok", "Cached input $/1M", false, "Empty: the input price"),
-          money("cache_write_usd_per_mtok", "Cache write $/1M", false, "Empty: the input price"),
-          money("cache_write_1h_usd_per_mtok", "Cache write 1 h $/1M", false, "Empty: provider rule"),
-          money("explicit_cached_input_usd_per_mtok", "Explicit cache hit $/1M", false, "Empty: cached input"),
-          el("label", { class: "check" }, el("input", { type: "checkbox", name: "enabled", checked: m.enabled }), "Enabled"),
+          field(t("price.provider"), el("input", { name: "provider", value: m.provider, maxlength: 64 })),
+          field(t("admin.context_tokens"), el("input", { name: "context", type: "number", min: 0, step: 1, value: m.context, class: "narrow" })),
+          money("input_usd_per_mtok", t("admin.input_per_m"), true),
+          money("output_usd_per_mtok", t("admin.output_per_m"), true),
+          money("cached_input_usd_per_mtok", t("admin.cached_per_m"), false, t("admin.empty_input_price")),
+          money("cache_write_usd_per_mtok", t("admin.cache_write_per_m"), false, t("admin.empty_input_price")),
+          money("cache_write_1h_usd_per_mtok", t("admin.cache_write_1h_per_m"), false, t("admin.empty_provider_rule")),
+          money("explicit_cached_input_usd_per_mtok", t("admin.explicit_cache_per_m"), false, t("admin.empty_cached_input")),
+          el("label", { class: "check" }, el("input", { type: "checkbox", name: "enabled", checked: m.enabled }), t("admin.enabled")),
         ),
-        m.price_tiers?.length ? el("p", { class: "muted small" }, `${m.price_tiers.length} price tier(s) are kept as they are (edit them through the API).`) : null,
-        el("div", { class: "actions" }, el("button", { type: "submit", class: "small" }, "Save"), button("Cancel", () => close())),
+        m.price_tiers?.length ? el("p", { class: "muted small" }, t("admin.tiers_kept", { n: m.price_tiers.length })) : null,
+        el("div", { class: "actions" }, el("button", { type: "submit", class: "small" }, t("admin.save")), button(t("admin.cancel"), () => close())),
       );
       const editor = el("tr", { class: "model-editor" }, el("td", { colspan: 8 }, form));
       const close = () => {
@@ -668,22 +670,22 @@
   }
 
   function modelForm(panel) {
-    const money = (name, required) => el("input", { name, inputmode: "decimal", pattern: USD_PATTERN, required, placeholder: required ? "0.15" : "= input", class: "narrow" });
+    const money = (name, required) => el("input", { name, inputmode: "decimal", pattern: USD_PATTERN, required, placeholder: required ? "0.15" : t("admin.same_as_input"), class: "narrow" });
     const form = el(
       "form",
       { class: "card", id: "model-form" },
-      el("h3", {}, "Add a model"),
+      el("h3", {}, t("admin.add_a_model")),
       el(
         "div",
         { class: "fields" },
-        field("Model id", el("input", { name: "id", required: true, maxlength: MODEL_ID_MAX, placeholder: "gpt-4o-mini" }), MODEL_ID_RULE),
-        field("Provider", el("input", { name: "provider", required: true, maxlength: 64, placeholder: "OpenAI" })),
-        field("Context (tokens)", el("input", { name: "context", type: "number", min: 0, step: 1, placeholder: "128000", class: "narrow" })),
-        field("Input $/1M", money("input_usd_per_mtok", true)),
-        field("Output $/1M", money("output_usd_per_mtok", true)),
-        field("Cached input $/1M", money("cached_input_usd_per_mtok", false), "Optional"),
+        field(t("admin.model_id"), el("input", { name: "id", required: true, maxlength: MODEL_ID_MAX, placeholder: "gpt-4o-mini" }), MODEL_ID_RULE),
+        field(t("price.provider"), el("input", { name: "provider", required: true, maxlength: 64, placeholder: "OpenAI" })),
+        field(t("admin.context_tokens"), el("input", { name: "context", type: "number", min: 0, step: 1, placeholder: "128000", class: "narrow" })),
+        field(t("admin.input_per_m"), money("input_usd_per_mtok", true)),
+        field(t("admin.output_per_m"), money("output_usd_per_mtok", true)),
+        field(t("admin.cached_per_m"), money("cached_input_usd_per_mtok", false), t("admin.optional")),
       ),
-      el("button", { type: "submit" }, "Add model"),
+      el("button", { type: "submit" }, t("admin.add_model")),
     );
     form.elements.id.addEventListener("input", () => checkModelIds(form.elements.id, [form.elements.id.value.trim()]));
     form.addEventListener("submit", async (event) => {
@@ -702,7 +704,7 @@
       const created = await run(form, () => api("POST", "/api/admin/models", body));
       if (!created) return;
       await load("models", true);
-      done(panel, `Model “${created.id}” added. It is served once an enabled channel lists it.`);
+      done(panel, t("admin.model_added", { id: created.id }));
     });
     return form;
   }
@@ -716,19 +718,19 @@
     const form = el(
       "form",
       { class: "filters", id: "users-search", role: "search" },
-      field("Search by name", el("input", { type: "search", name: "search", maxlength: 64 })),
-      field("Role", el("select", { name: "role" }, options([["", "Any"], ["user", "user"], ["admin", "admin"], ["root", "root"]]))),
-      field("Status", el("select", { name: "status" }, options([["", "Any"], ["active", "active"], ["disabled", "disabled"], ["deleted", "deleted"]]))),
-      el("button", { type: "submit" }, "Search"),
+      field(t("admin.search_by_name"), el("input", { type: "search", name: "search", maxlength: 64 })),
+      field(t("admin.role"), el("select", { name: "role" }, options([["", t("admin.any")], ...["user", "admin", "root"].map((r) => [r, TH.label("role", r)])]))),
+      field(t("common.status"), el("select", { name: "status" }, options([["", t("admin.any")], ...["active", "disabled", "deleted"].map((s) => [s, TH.label("status", s)])]))),
+      el("button", { type: "submit" }, t("price.search")),
     );
     const show = async () => {
       const page = await api("GET", `/api/admin/users?${query({ search: state.search, role: state.role, status: state.status, limit: PAGE, offset: state.offset })}`);
       fill(results, 
         table(
           "users-table",
-          [["ID", "num"], "Name", "Role", "Status", ["Balance", "num"], ["Created", "hide-narrow"], "Balance adjustment", ""],
+          [["ID", "num"], t("console.key_name"), t("admin.role"), t("common.status"), [t("console.balance"), "num"], [t("admin.created"), "hide-narrow"], t("admin.balance_adjustment"), ""],
           page.data.map((u) => userRow(panel, u)),
-          "No users match.",
+          t("admin.no_users"),
         ),
         pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
       );
@@ -739,7 +741,7 @@
       guard(panel, show);
     });
     await show();
-    fill(panel, heading("Users", refresh(() => guard(panel, show))), form, el("section", { id: "user-page", class: "card user-page", "aria-live": "polite" }), results, newUserForm(panel, show));
+    fill(panel, heading(t("admin.tab_users"), refresh(() => guard(panel, show))), form, el("section", { id: "user-page", class: "card user-page", "aria-live": "polite" }), results, newUserForm(panel, show));
   }
 
   function userRow(panel, u) {
@@ -747,43 +749,43 @@
     const deleted = u.status === "deleted";
     const role = el(
       "select",
-      { "aria-label": `Role of ${u.name}`, disabled: deleted || u.system || (u.role === "root" && !isRoot), title: u.system ? "A system account keeps its role" : null },
-      roles.map((r) => el("option", { value: r, selected: r === u.role }, r)),
+      { "aria-label": t("admin.role_of", { name: u.name }), disabled: deleted || u.system || (u.role === "root" && !isRoot), title: u.system ? t("admin.system_keeps_role") : null },
+      roles.map((r) => el("option", { value: r, selected: r === u.role }, TH.label("role", r))),
     );
     const balance = el("td", { class: "num" }, usd(u.balance_usd));
     const status = el("td", {});
     const toggle = button("", null);
     const paint = () => {
-      status.replaceChildren(badge(u.status, u.status === "active" ? "ok" : "bad"));
-      toggle.textContent = u.status === "active" ? "Disable" : "Enable";
+      status.replaceChildren(badge(TH.label("status", u.status), u.status === "active" ? "ok" : "bad"));
+      toggle.textContent = u.status === "active" ? t("common.disable") : t("common.enable");
       toggle.hidden = deleted || u.system;
-      toggle.setAttribute("aria-label", `${toggle.textContent} ${u.name}`);
+      toggle.setAttribute("aria-label", t(u.status === "active" ? "admin.disable_x" : "admin.enable_x", { name: u.name }));
     };
     paint();
     role.addEventListener("change", async () => {
       const saved = await run(panel, () => api("PATCH", `/api/admin/users/${u.id}`, { role: role.value }));
       if (saved) {
         Object.assign(u, saved);
-        done(panel, `${u.name} is now ${u.role}.`);
+        done(panel, t("admin.user_now", { name: u.name, state: TH.label("role", u.role) }));
       } else role.value = u.role;
     });
     toggle.addEventListener("click", async () => {
       const next = u.status === "active" ? "disabled" : "active";
-      if (next === "disabled" && !confirm(`Disable ${u.name}? Their keys and sessions stop working.`)) return;
+      if (next === "disabled" && !confirm(t("admin.confirm_disable_user", { name: u.name }))) return;
       const saved = await run(panel, () => api("PATCH", `/api/admin/users/${u.id}`, { status: next }));
       if (saved) {
         Object.assign(u, saved);
         paint();
-        done(panel, `${u.name} is now ${u.status}.`);
+        done(panel, t("admin.user_now", { name: u.name, state: TH.label("status", u.status) }));
       }
     });
     const adjust = adjustForm(u, () => (balance.textContent = usd(u.balance_usd)));
-    const open = button(u.name, () => userPage(panel, u), { class: "link user-open", "aria-label": `Open ${u.name}'s page` });
+    const open = button(u.name, () => userPage(panel, u), { class: "link user-open", "aria-label": t("admin.open_user_page", { name: u.name }) });
     return el(
       "tr",
       { dataset: { userId: u.id } },
       el("td", { class: "num" }, String(u.id)),
-      el("td", {}, open, u.system ? [" ", badge("system", "warn")] : null),
+      el("td", {}, open, u.system ? [" ", badge(t("admin.system"), "warn")] : null),
       el("td", {}, role),
       status,
       balance,
@@ -798,23 +800,26 @@
     const adjust = el(
       "form",
       { class: "adjust" },
-      el("input", { name: "amount", inputmode: "decimal", pattern: SIGNED_USD_PATTERN, required: true, placeholder: "±USD", "aria-label": `Amount in USD for ${u.name} (negative debits)`, class: "narrow" }),
-      el("input", { name: "reason", required: true, maxlength: 200, placeholder: "Reason", "aria-label": `Reason for adjusting ${u.name}'s balance` }),
-      el("button", { type: "submit", class: "small" }, "Apply"),
+      el("input", { name: "amount", inputmode: "decimal", pattern: SIGNED_USD_PATTERN, required: true, placeholder: t("admin.plus_minus_usd"), "aria-label": t("admin.amount_for", { name: u.name }), class: "narrow" }),
+      el("input", { name: "reason", required: true, maxlength: 200, placeholder: t("admin.reason"), "aria-label": t("admin.reason_for", { name: u.name }) }),
+      el("button", { type: "submit", class: "small" }, t("admin.apply")),
     );
     adjust.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = { amount_usd: adjust.elements.amount.value.trim(), reason: adjust.elements.reason.value.trim() };
       const amount = toNanos(body.amount_usd);
       const after = TH.nanosToUsd(toNanos(u.balance_usd) + amount);
-      const verb = amount < 0n ? `Debit ${usd(body.amount_usd.replace("-", ""))} from` : `Credit ${usd(body.amount_usd)} to`;
-      if (!confirm(`${verb} ${u.name}?\nBalance ${usd(u.balance_usd)} → ${usd(after)}\nReason: ${body.reason}`)) return;
+      const question = amount < 0n
+        ? t("admin.confirm_debit", { amount: usd(body.amount_usd.replace("-", "")), name: u.name })
+        : t("admin.confirm_credit", { amount: usd(body.amount_usd), name: u.name });
+      const change = t("admin.confirm_balance_change", { before: usd(u.balance_usd), after: usd(after), reason: body.reason });
+      if (!confirm(`${question}\n${change}`)) return;
       const saved = await run(adjust, () => api("POST", `/api/admin/users/${u.id}/balance`, body));
       if (saved) {
         Object.assign(u, saved);
         adjust.reset();
         onSaved();
-        done(adjust, `Balance now ${usd(u.balance_usd)}.`);
+        done(adjust, t("admin.balance_now", { amount: usd(u.balance_usd) }));
       }
     });
     return adjust;
@@ -831,47 +836,47 @@
     const balance = el("b", { id: "user-page-balance" }, usd(u.balance_usd));
     const keyRows = keys.data.map((k) => {
       const active = k.status === "active";
-      const toggle = button(active ? "Disable" : "Enable", async () => {
+      const toggle = button(active ? t("common.disable") : t("common.enable"), async () => {
         const saved = await run(box, () => api("PATCH", `/api/admin/keys/${k.id}`, { enabled: !active }));
         if (saved) userPage(panel, u);
-      }, { "aria-label": `${active ? "Disable" : "Enable"} key ${k.name || k.prefix}` });
-      return el("tr", { dataset: { keyId: k.id } }, el("td", {}, k.name || "—"), el("td", {}, el("code", {}, k.prefix)), el("td", {}, badge(k.status, active ? "ok" : "bad")),
+      }, { "aria-label": t(active ? "admin.disable_key" : "admin.enable_key", { name: k.name || k.prefix }) });
+      return el("tr", { dataset: { keyId: k.id } }, el("td", {}, k.name || "—"), el("td", {}, el("code", {}, k.prefix)), el("td", {}, badge(TH.label("status", k.status), active ? "ok" : "bad")),
         el("td", { class: "num" }, `${usd(k.spent_usd)}${k.quota_usd ? " / " + usd(k.quota_usd) : ""}`), el("td", {}, toggle));
     });
     const reset = el(
       "form",
       { class: "row", id: "user-password-form" },
-      field("New password", el("input", { name: "password", type: "password", minlength: 8, required: true, autocomplete: "new-password" })),
-      el("button", { type: "submit", class: "small" }, "Reset password"),
+      field(t("console.new_password"), el("input", { name: "password", type: "password", minlength: 8, required: true, autocomplete: "new-password" })),
+      el("button", { type: "submit", class: "small" }, t("admin.reset_password")),
     );
     reset.addEventListener("submit", async (event) => {
       event.preventDefault();
-      if (!confirm(`Set a new password for ${u.name}? Their sessions end.`)) return;
+      if (!confirm(t("admin.confirm_reset_password", { name: u.name }))) return;
       const ok = await run(reset, () => api("POST", `/api/admin/users/${u.id}/password`, { password: reset.elements.password.value }));
       if (ok !== undefined) {
         reset.reset();
-        done(reset, "Password set; the user's sessions ended.");
+        done(reset, t("admin.password_set"));
       }
     });
     fill(
       box,
-      el("div", { class: "admin-bar" }, el("h3", {}, `${u.name} (#${u.id})`), button("Close", () => box.replaceChildren())),
+      el("div", { class: "admin-bar" }, el("h3", {}, `${u.name} (#${u.id})`), button(t("admin.close"), () => box.replaceChildren())),
       el("div", { class: "grid admin-stats" },
-        el("div", { class: "stat" }, balance, el("span", {}, "Balance")),
-        el("div", { class: "stat" }, el("b", {}, u.role), el("span", {}, "Role")),
-        el("div", { class: "stat" }, el("b", {}, u.status), el("span", {}, "Status"))),
-      u.system ? null : el("div", { class: "filters" }, field("Credit or debit (USD)", adjustForm(u, () => (balance.textContent = usd(u.balance_usd))))),
-      el("h4", {}, "API keys"),
-      table("user-keys-table", ["Name", "Key", "Status", ["Spent / quota", "num"], ""], keyRows, "No keys."),
-      el("h4", {}, "Balance history"),
-      table("user-ledger-table", ["Time", "Kind", ["Amount", "num"], "Reason"],
-        ledger.data.map((e) => el("tr", {}, el("td", {}, time(e.created_at)), el("td", {}, e.kind), el("td", { class: "num" }, usd(e.amount_usd)), el("td", { class: "wrap-anywhere" }, e.reason || "—"))),
-        "No entries."),
-      el("h4", {}, "Recent requests"),
-      table("user-usage-table", ["Time", "Model", ["Cost", "num"], "Status"],
+        el("div", { class: "stat" }, balance, el("span", {}, t("console.balance"))),
+        el("div", { class: "stat" }, el("b", {}, TH.label("role", u.role)), el("span", {}, t("admin.role"))),
+        el("div", { class: "stat" }, el("b", {}, TH.label("status", u.status)), el("span", {}, t("common.status")))),
+      u.system ? null : el("div", { class: "filters" }, field(t("admin.credit_or_debit"), adjustForm(u, () => (balance.textContent = usd(u.balance_usd))))),
+      el("h4", {}, t("console.api_keys")),
+      table("user-keys-table", [t("console.key_name"), t("console.key"), t("common.status"), [t("console.spent_quota"), "num"], ""], keyRows, t("admin.no_keys")),
+      el("h4", {}, t("admin.balance_history")),
+      table("user-ledger-table", [t("common.time"), t("admin.kind"), [t("admin.amount"), "num"], t("admin.reason")],
+        ledger.data.map((e) => el("tr", {}, el("td", {}, time(e.created_at)), el("td", {}, TH.label("kind", e.kind)), el("td", { class: "num" }, usd(e.amount_usd)), el("td", { class: "wrap-anywhere" }, e.reason || "—"))),
+        t("admin.no_entries")),
+      el("h4", {}, t("console.recent_requests")),
+      table("user-usage-table", [t("common.time"), t("price.model"), [t("console.cost"), "num"], t("common.status")],
         recent.data.map((r) => el("tr", {}, el("td", {}, time(r.created_at)), el("td", {}, modelName(r.model)), el("td", { class: "num" }, usd(r.cost_usd)), el("td", {}, badge(String(r.status), r.status < 400 ? "ok" : "bad")))),
-        "No requests."),
-      u.system ? null : [el("h4", {}, "Password"), reset],
+        t("admin.no_requests")),
+      u.system ? null : [el("h4", {}, t("console.password")), reset],
     );
     box.scrollIntoView({ block: "start" });
   }
@@ -881,16 +886,16 @@
     const form = el(
       "form",
       { class: "card", id: "user-form" },
-      el("h3", {}, "Create a user"),
+      el("h3", {}, t("admin.create_a_user")),
       el(
         "div",
         { class: "fields" },
-        field("User name", el("input", { name: "username", required: true, maxlength: 64, autocomplete: "off" })),
-        field("Password", el("input", { name: "password", type: "password", minlength: 8, autocomplete: "new-password" }), "Optional: without one, only keys work"),
-        field("Role", el("select", { name: "role" }, roles.map((r) => el("option", { value: r }, r)))),
-        field("Opening balance (USD)", el("input", { name: "balance", inputmode: "decimal", pattern: USD_PATTERN, placeholder: "0", class: "narrow" })),
+        field(t("admin.user_name"), el("input", { name: "username", required: true, maxlength: 64, autocomplete: "off" })),
+        field(t("console.password"), el("input", { name: "password", type: "password", minlength: 8, autocomplete: "new-password" }), t("admin.password_optional")),
+        field(t("admin.role"), el("select", { name: "role" }, roles.map((r) => el("option", { value: r }, TH.label("role", r))))),
+        field(t("admin.opening_balance"), el("input", { name: "balance", inputmode: "decimal", pattern: USD_PATTERN, placeholder: "0", class: "narrow" })),
       ),
-      el("button", { type: "submit" }, "Create user"),
+      el("button", { type: "submit" }, t("admin.create_user")),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -902,7 +907,7 @@
       if (!created) return;
       form.reset();
       await guard(panel, reload);
-      done(form, `User “${created.name}” created (#${created.id}).`);
+      done(form, t("admin.user_created", { name: created.name, id: created.id }));
     });
     return form;
   }
@@ -915,36 +920,36 @@
     const form = el(
       "form",
       { class: "filters", id: "keys-search", role: "search" },
-      field("User, key name or prefix", el("input", { type: "search", name: "search", maxlength: 64 })),
-      field("Status", el("select", { name: "status" }, [["", "Any"], ["active", "active"], ["disabled", "disabled"]].map(([value, label]) => el("option", { value }, label)))),
-      el("button", { type: "submit" }, "Search"),
+      field(t("admin.user_key_prefix"), el("input", { type: "search", name: "search", maxlength: 64 })),
+      field(t("common.status"), el("select", { name: "status" }, [["", t("admin.any")], ["active", TH.label("status", "active")], ["disabled", TH.label("status", "disabled")]].map(([value, text]) => el("option", { value }, text)))),
+      el("button", { type: "submit" }, t("price.search")),
     );
     const show = async () => {
       const page = await api("GET", `/api/admin/keys?${query({ search: state.search, status: state.status, limit: PAGE, offset: state.offset })}`);
       const rows = page.data.map((k) => {
         const active = k.status === "active";
-        const toggle = button(active ? "Disable" : "Enable", async () => {
-          if (active && !confirm(`Disable ${k.user_name}'s key “${k.name || k.prefix}”? Programs using it stop working.`)) return;
+        const toggle = button(active ? t("common.disable") : t("common.enable"), async () => {
+          if (active && !confirm(t("admin.confirm_disable_key", { user: k.user_name, name: k.name || k.prefix }))) return;
           const saved = await run(panel, () => api("PATCH", `/api/admin/keys/${k.id}`, { enabled: !active }));
           if (saved) {
             await guard(panel, show);
-            done(panel, `Key ${k.prefix} ${saved.status}.`);
+            done(panel, t("admin.key_now", { prefix: k.prefix, state: TH.label("status", saved.status) }));
           }
-        }, { "aria-label": `${active ? "Disable" : "Enable"} key ${k.prefix}` });
+        }, { "aria-label": t(active ? "admin.disable_key" : "admin.enable_key", { name: k.prefix }) });
         return el(
           "tr",
           { dataset: { keyId: k.id } },
           el("td", {}, `${k.user_name} (#${k.user_id})`),
           el("td", {}, k.name || "—"),
           el("td", {}, el("code", { class: "nowrap" }, k.prefix)),
-          el("td", {}, badge(k.status, active ? "ok" : "bad")),
+          el("td", {}, badge(TH.label("status", k.status), active ? "ok" : "bad")),
           el("td", { class: "num" }, `${usd(k.spent_usd)}${k.quota_usd ? " / " + usd(k.quota_usd) : ""}`),
           el("td", { class: "hide-narrow" }, time(k.created_at)),
           el("td", {}, toggle),
         );
       });
       fill(results,
-        table("all-keys-table", ["User", "Name", "Key", "Status", ["Spent / quota", "num"], ["Created", "hide-narrow"], ""], rows, "No keys match."),
+        table("all-keys-table", [t("admin.user"), t("console.key_name"), t("console.key"), t("common.status"), [t("console.spent_quota"), "num"], [t("admin.created"), "hide-narrow"], ""], rows, t("admin.no_keys_match")),
         pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
       );
     };
@@ -954,7 +959,7 @@
       guard(panel, show);
     });
     await show();
-    fill(panel, heading("API keys", refresh(() => guard(panel, show))), el("p", { class: "muted small" }, "Every user's keys (never the secrets). A disabled key is refused at once."), form, results);
+    fill(panel, heading(t("console.api_keys"), refresh(() => guard(panel, show))), el("p", { class: "muted small" }, t("admin.keys_intro")), form, results);
   }
 
   // ---------------------------------------------------------------- redemption codes
@@ -968,9 +973,9 @@
       fill(results, 
         table(
           "codes-table",
-          ["Code", ["Amount", "num"], "Batch", ["Created", "hide-narrow"], "Expires", "Redeemed", ""],
+          [t("admin.code"), [t("admin.amount"), "num"], t("admin.batch"), [t("admin.created"), "hide-narrow"], t("console.expires"), t("admin.redeemed"), ""],
           page.data.map((c) => codeRow(panel, c, show)),
-          "No codes.",
+          t("admin.no_codes"),
         ),
         pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: null, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
       );
@@ -978,15 +983,15 @@
     const filter = el(
       "select",
       { name: "used", id: "codes-filter" },
-      el("option", { value: "" }, "All"),
-      el("option", { value: "false" }, "Unused"),
-      el("option", { value: "true" }, "Redeemed"),
+      el("option", { value: "" }, t("admin.all")),
+      el("option", { value: "false" }, t("admin.unused_option")),
+      el("option", { value: "true" }, t("admin.redeemed")),
     );
     filter.addEventListener("change", () => {
       Object.assign(state, { used: filter.value, offset: 0 });
       guard(panel, show);
     });
-    const exportAll = button("Export CSV", async () => {
+    const exportAll = button(t("admin.export_csv"), async () => {
       exportAll.disabled = true;
       try {
         await guard(panel, () => exportCodes(state.used));
@@ -996,24 +1001,24 @@
     }, { id: "codes-export" });
     await show();
     fill(panel, 
-      heading("Redemption codes", refresh(() => guard(panel, show))),
+      heading(t("admin.redemption_codes"), refresh(() => guard(panel, show))),
       codesForm(fresh, show),
       fresh,
-      el("div", { class: "filters" }, field("Show", filter), exportAll),
+      el("div", { class: "filters" }, field(t("admin.show"), filter), exportAll),
       results,
     );
   }
 
   function codeRow(panel, c, reload) {
     const remove = c.used_by === null || c.used_by === undefined
-      ? button("Delete", async () => {
-        if (!confirm(`Delete the unused code ${c.prefix}?`)) return;
+      ? button(t("common.delete"), async () => {
+        if (!confirm(t("admin.confirm_delete_code", { prefix: c.prefix }))) return;
         const gone = await run(panel, () => api("DELETE", `/api/admin/redemptions/${c.id}`));
         if (gone !== undefined) {
           await guard(panel, reload);
-          done(panel, `Code ${c.prefix} deleted.`);
+          done(panel, t("admin.code_deleted", { prefix: c.prefix }));
         }
-      }, { class: "small danger", "aria-label": `Delete code ${c.prefix}` })
+      }, { class: "small danger", "aria-label": t("admin.delete_code", { prefix: c.prefix }) })
       : null;
     return el(
       "tr",
@@ -1022,8 +1027,8 @@
       el("td", { class: "num" }, usd(c.amount_usd)),
       el("td", {}, c.batch || "—"),
       el("td", { class: "hide-narrow" }, time(c.created_at)),
-      el("td", {}, c.expires_at ? time(c.expires_at) : "never"),
-      el("td", {}, c.used_by ? `by #${c.used_by}, ${time(c.used_at)}` : badge("unused", "ok")),
+      el("td", {}, c.expires_at ? time(c.expires_at) : t("console.never")),
+      el("td", {}, c.used_by ? t("admin.redeemed_by", { user: c.used_by, time: time(c.used_at) }) : badge(t("admin.unused"), "ok")),
       el("td", {}, remove),
     );
   }
@@ -1046,16 +1051,16 @@
     const form = el(
       "form",
       { class: "card", id: "codes-form" },
-      el("h3", {}, "Generate codes"),
+      el("h3", {}, t("admin.generate_codes")),
       el(
         "div",
         { class: "fields" },
-        field("How many", el("input", { name: "count", type: "number", min: 1, max: 1000, step: 1, value: 10, required: true, class: "narrow" })),
-        field("Amount each (USD)", el("input", { name: "amount", inputmode: "decimal", pattern: USD_PATTERN, required: true, placeholder: "5", class: "narrow" })),
-        field("Batch label", el("input", { name: "batch", maxlength: 64, placeholder: "optional" })),
-        field("Expires (optional)", el("input", { name: "expires", type: "date" })),
+        field(t("admin.how_many"), el("input", { name: "count", type: "number", min: 1, max: 1000, step: 1, value: 10, required: true, class: "narrow" })),
+        field(t("admin.amount_each"), el("input", { name: "amount", inputmode: "decimal", pattern: USD_PATTERN, required: true, placeholder: "5", class: "narrow" })),
+        field(t("admin.batch_label"), el("input", { name: "batch", maxlength: 64, placeholder: t("admin.optional_lower") })),
+        field(t("console.expires_optional"), el("input", { name: "expires", type: "date" })),
       ),
-      el("button", { type: "submit" }, "Generate"),
+      el("button", { type: "submit" }, t("admin.generate")),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -1074,15 +1079,15 @@
   /** The codes just generated, in full: shown once, with CSV download and copy. */
   function createdCodes(list) {
     const text = list.map((c) => c.code).join("\n");
-    const csv = button("Download CSV", () =>
+    const csv = button(t("admin.download_csv"), () =>
       downloadCsv("new-redemption-codes.csv", [["code", "amount_usd", "batch", "expires_at"], ...list.map((c) => [c.code, c.amount_usd, c.batch, c.expires_at ? new Date(c.expires_at).toISOString() : ""])]),
     );
     return el(
       "div",
       { class: "notice ok", role: "status" },
-      el("p", {}, el("b", {}, `${count(list.length)} codes created. `), "Save them now: the full codes are not shown again."),
+      el("p", {}, el("b", {}, TH.plural("admin.codes_created", list.length)), " ", t("admin.save_codes_now")),
       el("pre", { class: "codes-list", id: "new-codes" }, el("code", {}, text)),
-      el("div", { class: "actions" }, csv, TH.copyButton(text, "Copy all")),
+      el("div", { class: "actions" }, csv, TH.copyButton(text, t("admin.copy_all"))),
     );
   }
 
@@ -1092,19 +1097,19 @@
     const state = { offset: 0, params: {} };
     const cache = { users: new Map(), keys: new Map(), channels: null };
     const catalog = await api("GET", "/api/admin/models").catch(() => ({ data: [] }));
-    const statuses = [["", "Any"], ["ok", "Success (< 400)"], ["error", "Errors (≥ 400)"], ...["400", "401", "402", "403", "404", "408", "429", "499", "500", "502", "503", "504"].map((s) => [s, s])];
+    const statuses = [["", t("admin.any")], ["ok", t("admin.success_lt_400")], ["error", t("admin.errors_ge_400")], ...["400", "401", "402", "403", "404", "408", "429", "499", "500", "502", "503", "504"].map((s) => [s, s])];
     const form = el(
       "form",
       { class: "filters", id: "usage-filters" },
-      field("User id", el("input", { name: "user_id", type: "number", min: 1, step: 1, class: "narrow" })),
-      field("Model", el("input", { name: "model", list: "usage-models", autocomplete: "off" })),
+      field(t("admin.user_id"), el("input", { name: "user_id", type: "number", min: 1, step: 1, class: "narrow" })),
+      field(t("price.model"), el("input", { name: "model", list: "usage-models", autocomplete: "off" })),
       el("datalist", { id: "usage-models" }, catalog.data.map((m) => el("option", { value: m.id }))),
-      field("Status", el("select", { name: "status" }, statuses.map(([value, label]) => el("option", { value }, label)))),
-      field("From", el("input", { name: "from", type: "date" })),
-      field("To", el("input", { name: "to", type: "date" })),
-      el("div", { class: "actions" }, el("button", { type: "submit" }, "Apply"), el("button", { type: "reset", class: "ghost" }, "Reset")),
+      field(t("common.status"), el("select", { name: "status" }, statuses.map(([value, text]) => el("option", { value }, text)))),
+      field(t("admin.from"), el("input", { name: "from", type: "date" })),
+      field(t("admin.to"), el("input", { name: "to", type: "date" })),
+      el("div", { class: "actions" }, el("button", { type: "submit" }, t("admin.apply")), el("button", { type: "reset", class: "ghost" }, t("admin.reset"))),
     );
-    const exportLink = el("a", { class: "button ghost small", id: "usage-export", download: "usage.csv" }, "Export CSV");
+    const exportLink = el("a", { class: "button ghost small", id: "usage-export", download: "usage.csv" }, t("admin.export_csv"));
     const results = el("div", { id: "usage-results" });
     const show = async () => {
       const filters = state.params;
@@ -1114,11 +1119,11 @@
       fill(results, 
         table(
           "admin-usage-table",
-          ["Time", "User and key", "Model and channel", ["Tokens in → out", "num"], ["Cost", "num"], "Status", ["Latency", "num"]],
+          [t("common.time"), t("admin.user_and_key"), t("admin.model_and_channel"), [t("admin.tokens_in_out"), "num"], [t("console.cost"), "num"], t("common.status"), [t("console.latency"), "num"]],
           page.data.map((r) => usageRow(r, names)),
-          "No requests match.",
+          t("admin.no_requests_match"),
         ),
-        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
+        pager({ offset: state.offset, limit: PAGE, shown: page.data.length, total: page.total, capped: page.total_capped, onPage: (offset) => ((state.offset = offset), guard(panel, show)) }),
       );
     };
     const apply = () => {
@@ -1139,7 +1144,7 @@
     });
     form.addEventListener("reset", () => setTimeout(apply));
     await show();
-    fill(panel, heading("Usage logs", exportLink, refresh(() => guard(panel, show))), form, results);
+    fill(panel, heading(t("admin.usage_logs"), exportLink, refresh(() => guard(panel, show))), form, results);
   }
 
   /**
@@ -1164,23 +1169,23 @@
     );
     return {
       user: (id) => (cache.users.get(id) ? `${cache.users.get(id)} (#${id})` : `#${id}`),
-      key: (id) => (id === 0 ? "web chat" : cache.keys.has(id) ? `key “${cache.keys.get(id)}”` : `key ${id}`),
-      channel: (id) => (cache.channels.has(id) ? `via ${cache.channels.get(id)}` : `channel ${id}`),
+      key: (id) => (id === 0 ? t("admin.web_chat") : cache.keys.has(id) ? t("admin.key_named", { name: cache.keys.get(id) }) : t("admin.key_id", { id })),
+      channel: (id) => (cache.channels.has(id) ? t("admin.via_channel", { name: cache.channels.get(id) }) : t("admin.channel_id", { id })),
     };
   }
 
   function usageRow(r, names) {
     const shortId = r.request_id.length > 16 ? `${r.request_id.slice(0, 14)}…` : r.request_id;
     const tokens = el("td", { class: "num" }, `${count(r.prompt_tokens)} → ${count(r.completion_tokens)}`);
-    if (r.cached_tokens) tokens.append(el("div", { class: "muted small" }, `${count(r.cached_tokens)} cached`));
-    if (r.estimated) tokens.append(el("div", { class: "muted small" }, "estimated"));
-    const timing = [r.ttft_ms === null ? null : `TTFT ${ms(r.ttft_ms)}`, r.stream ? "stream" : null].filter(Boolean).join(" · ");
+    if (r.cached_tokens) tokens.append(el("div", { class: "muted small" }, t("admin.n_cached", { n: count(r.cached_tokens) })));
+    if (r.estimated) tokens.append(el("div", { class: "muted small" }, t("admin.estimated")));
+    const timing = [r.ttft_ms === null ? null : `TTFT ${ms(r.ttft_ms)}`, r.stream ? t("admin.stream") : null].filter(Boolean).join(" · ");
     return el(
       "tr",
       { dataset: { usageId: r.id } },
       el("td", { class: "usage-time" }, time(r.created_at), el("div", { class: "muted small", title: r.request_id }, shortId)),
       el("td", {}, names.user(r.user_id), el("div", { class: "muted small" }, names.key(r.key_id))),
-      el("td", {}, modelName(r.model), el("div", { class: "muted small" }, r.channel_id === null ? "no channel" : names.channel(r.channel_id))),
+      el("td", {}, modelName(r.model), el("div", { class: "muted small" }, r.channel_id === null ? t("admin.no_channel") : names.channel(r.channel_id))),
       tokens,
       el("td", { class: "num" }, usd(r.cost_usd)),
       el("td", { class: "usage-status" }, badge(String(r.status), r.status < 400 ? "ok" : "bad"), r.error ? el("div", { class: "muted small" }, r.error) : null),
@@ -1196,28 +1201,28 @@
     const show = async () => {
       const before = cursors[cursors.length - 1];
       const page = await api("GET", `/api/admin/audit?${query({ limit: PAGE, before_id: before })}`);
-      const older = button("Older →", () => {
+      const older = button(t("admin.older"), () => {
         cursors.push(page.next_before_id);
         guard(panel, show);
       }, { disabled: page.next_before_id === null });
-      const newer = button("← Newer", () => {
+      const newer = button(t("admin.newer"), () => {
         cursors.pop();
         guard(panel, show);
       }, { disabled: cursors.length === 1 });
       fill(results, 
-        table("audit-table", ["Time", "Actor", "Action", "Target", "Change"], page.data.map(auditRow), "Nothing recorded yet."),
-        el("nav", { class: "pager", "aria-label": "Pages" }, newer, el("span", { class: "muted small" }, `Page ${cursors.length}`), older),
+        table("audit-table", [t("common.time"), t("admin.actor"), t("admin.action"), t("admin.target"), t("admin.change")], page.data.map(auditRow), t("admin.nothing_recorded")),
+        el("nav", { class: "pager", "aria-label": t("admin.pages") }, newer, el("span", { class: "muted small" }, t("admin.page_n", { n: cursors.length })), older),
       );
     };
     await show();
-    fill(panel, heading("Audit log", refresh(() => ((cursors.length = 1), guard(panel, show)))), el("p", { class: "muted small" }, "Every administrative change, newest first."), results);
+    fill(panel, heading(t("admin.tab_audit"), refresh(() => ((cursors.length = 1), guard(panel, show)))), el("p", { class: "muted small" }, t("admin.audit_intro")), results);
   }
 
   function auditRow(e) {
     const json = (label, value) =>
       value === null || value === undefined ? null : el("div", {}, el("div", { class: "muted small" }, label), el("pre", { class: "json" }, el("code", {}, JSON.stringify(value, null, 2))));
     const change = e.before || e.after
-      ? el("details", {}, el("summary", {}, e.before && e.after ? "Before and after" : e.after ? "After" : "Before"), el("div", { class: "json-pair" }, json("Before", e.before), json("After", e.after)))
+      ? el("details", {}, el("summary", {}, e.before && e.after ? t("admin.before_and_after") : e.after ? t("admin.after") : t("admin.before")), el("div", { class: "json-pair" }, json(t("admin.before"), e.before), json(t("admin.after"), e.after)))
       : el("span", { class: "muted" }, "—");
     return el(
       "tr",
@@ -1237,16 +1242,16 @@
     const [list, channelList] = await Promise.all([api("GET", "/api/admin/catalogue"), api("GET", "/api/admin/channels")]);
     const channelsById = channelList.data || channelList;
     const providers = [...new Set(list.data.map((m) => m.provider))].sort();
-    const search = el("input", { type: "search", id: "catalogue-search", placeholder: "model id" });
-    const provider = el("select", { id: "catalogue-provider" }, el("option", { value: "" }, "All providers"), providers.map((p) => el("option", { value: p }, p)));
-    const served = el("select", { id: "catalogue-served" }, el("option", { value: "" }, "Served or not"), el("option", { value: "yes" }, "Served"), el("option", { value: "no" }, "Not served"));
+    const search = el("input", { type: "search", id: "catalogue-search", placeholder: t("admin.model_id_lower") });
+    const provider = el("select", { id: "catalogue-provider" }, el("option", { value: "" }, t("price.all_providers")), providers.map((p) => el("option", { value: p }, p)));
+    const served = el("select", { id: "catalogue-served" }, el("option", { value: "" }, t("admin.served_or_not")), el("option", { value: "yes" }, t("admin.served_option")), el("option", { value: "no" }, t("admin.not_served_option")));
     const shown = el("p", { class: "muted small", id: "catalogue-count", role: "status" });
     const rows = list.data.map((m) => catalogueRow(panel, m, channelsById));
     const wrap = table(
       "catalogue-table",
-      ["Model", "Provider", ["Context", "num"], ["Input", "num"], ["Output", "num"], "Modalities", "Status", "Serve through"],
+      [t("price.model"), t("price.provider"), [t("price.context"), "num"], [t("price.input"), "num"], [t("price.output"), "num"], t("admin.modalities"), t("common.status"), t("admin.serve_through")],
       rows,
-      "The catalogue is empty.",
+      t("admin.catalogue_empty"),
       { sortable: true },
     );
     const apply = () => {
@@ -1257,14 +1262,14 @@
         row.hidden = !visible;
         if (visible) n++;
       }
-      shown.textContent = `${count(n)} of ${count(list.data.length)} models shown`;
+      shown.textContent = t("admin.models_shown", { n: count(n), total: count(list.data.length) });
     };
     [search, provider, served].forEach((control) => control.addEventListener("input", apply));
     fill(
       panel,
-      heading("Model catalogue", refresh(() => load("catalogue", true))),
-      el("p", { class: "muted small" }, "Every model TokenHub knows, with list prices in USD per 1M tokens. A model is served once an enabled channel with a key lists it: pick a channel to attach it (it joins the price list at these prices)."),
-      el("div", { class: "filters" }, field("Search", search), field("Provider", provider), field("Status", served)),
+      heading(t("admin.model_catalogue"), refresh(() => load("catalogue", true))),
+      el("p", { class: "muted small" }, t("admin.catalogue_intro")),
+      el("div", { class: "filters" }, field(t("price.search"), search), field(t("price.provider"), provider), field(t("common.status"), served)),
       shown,
       wrap,
       importForm(panel),
@@ -1273,20 +1278,20 @@
   }
 
   function catalogueRow(panel, m, channelList) {
-    const status = m.served ? badge("served", "ok") : badge(m.channels.length ? "not served (channel has no key or is off)" : "not served", "muted");
-    const select = el("select", { "aria-label": `Channel for ${m.id}` }, el("option", { value: "" }, "Channel…"), channelList.filter((c) => !m.channels.includes(c.name)).map((c) => el("option", { value: c.id }, c.name)));
-    const attach = button("Attach", async () => {
+    const status = m.served ? badge(t("admin.served"), "ok") : badge(m.channels.length ? t("admin.not_served_channel") : t("admin.not_served"), "muted");
+    const select = el("select", { "aria-label": t("admin.channel_for", { id: m.id }) }, el("option", { value: "" }, t("admin.channel_pick")), channelList.filter((c) => !m.channels.includes(c.name)).map((c) => el("option", { value: c.id }, c.name)));
+    const attach = button(t("admin.attach"), async () => {
       if (!select.value) return;
       const result = await run(panel, () => api("POST", "/api/admin/catalogue/attach", { model: m.id, channel_id: Number(select.value) }));
       if (!result) return;
-      done(panel, `“${m.id}” attached to ${result.channels[0]}${result.served ? "; it is served now." : "; it is served once that channel has a key and is enabled."}`);
+      done(panel, t(result.served ? "admin.attached_served" : "admin.attached_later", { id: m.id, channel: result.channels[0] }));
       load("catalogue", true);
     });
     const modalities = `${(m.input_modalities || []).join(", ") || "—"} → ${(m.output_modalities || []).join(", ") || "—"}`;
     return el(
       "tr",
       { dataset: { modelId: m.id, provider: m.provider, served: m.served ? "yes" : "no" } },
-      el("td", { class: "wrap-anywhere" }, el("code", {}, m.id), el("div", { class: "muted small", title: m.source || "" }, m.priced ? "in the price list" : "catalogue only")),
+      el("td", { class: "wrap-anywhere" }, el("code", {}, m.id), el("div", { class: "muted small", title: m.source || "" }, m.priced ? t("admin.in_price_list") : t("admin.catalogue_only"))),
       el("td", {}, m.provider),
       el("td", { class: "num", "data-sort": m.context }, m.context ? count(m.context) : "—"),
       el("td", { class: "num", "data-sort": m.input_usd_per_mtok }, usd(m.input_usd_per_mtok, 9)),
@@ -1303,10 +1308,10 @@
     const form = el(
       "form",
       { class: "card stack", id: "catalogue-import" },
-      el("h3", {}, "Import prices"),
-      el("p", { class: "muted small" }, "TokenHub's export or catalog/models.json, LiteLLM's model_prices_and_context_window.json, or OpenRouter's /api/v1/models. New models are added; known ones get the file's prices (price tiers the file does not carry are kept)."),
-      field("File", file),
-      el("button", { type: "submit" }, "Import"),
+      el("h3", {}, t("admin.import_prices")),
+      el("p", { class: "muted small" }, t("admin.import_intro")),
+      field(t("admin.file"), file),
+      el("button", { type: "submit" }, t("admin.import")),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -1315,7 +1320,7 @@
       const text = await chosen.text();
       const counts = await run(form, () => api("POST", "/api/admin/models/import", JSON.parse(text)));
       if (!counts) return;
-      done(panel, `Imported (${counts.format}): ${count(counts.added)} added, ${count(counts.updated)} updated, ${count(counts.unchanged)} unchanged, ${count(counts.skipped)} skipped.`);
+      done(panel, t("admin.imported", { format: counts.format, added: count(counts.added), updated: count(counts.updated), unchanged: count(counts.unchanged), skipped: count(counts.skipped) }));
       load("catalogue", true);
     });
     return form;
@@ -1329,14 +1334,14 @@
       "form",
       { class: "card stack", id: "settings-form" },
       field(
-        "Sign-up",
-        el("select", { name: "signup" }, el("option", { value: "open", selected: current.signup === "open" }, "Open: anyone may create an account"), el("option", { value: "closed", selected: current.signup === "closed" }, "Closed: admins create accounts")),
+        t("admin.signup"),
+        el("select", { name: "signup" }, el("option", { value: "open", selected: current.signup === "open" }, t("admin.signup_open")), el("option", { value: "closed", selected: current.signup === "closed" }, t("admin.signup_closed"))),
       ),
-      field("Trial credit for new accounts (USD)", el("input", { name: "trial_credit_usd", inputmode: "decimal", pattern: USD_PATTERN, required: true, value: current.trial_credit_usd })),
-      el("label", { class: "check" }, el("input", { type: "checkbox", name: "anonymous_chat", checked: current.anonymous_chat }), "Anonymous visitors may use the chat demo with free models"),
-      field("Anonymous chat requests per minute, per address", el("input", { name: "anonymous_chat_rpm", type: "number", min: 1, max: 600, step: 1, required: true, value: current.anonymous_chat_rpm })),
-      field("Support contact on the docs page (empty hides “Need help?”)", el("input", { name: "support_contact", maxlength: 200, placeholder: "WeChat: TokenHub_Support", value: current.support_contact })),
-      el("button", { type: "submit" }, "Save settings"),
+      field(t("admin.trial_credit"), el("input", { name: "trial_credit_usd", inputmode: "decimal", pattern: USD_PATTERN, required: true, value: current.trial_credit_usd })),
+      el("label", { class: "check" }, el("input", { type: "checkbox", name: "anonymous_chat", checked: current.anonymous_chat }), t("admin.anonymous_chat")),
+      field(t("admin.anonymous_rpm"), el("input", { name: "anonymous_chat_rpm", type: "number", min: 1, max: 600, step: 1, required: true, value: current.anonymous_chat_rpm })),
+      field(t("admin.support_contact"), el("input", { name: "support_contact", maxlength: 200, placeholder: "WeChat: TokenHub_Support", value: current.support_contact })),
+      el("button", { type: "submit" }, t("admin.save_settings")),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -1349,24 +1354,24 @@
         support_contact: f.support_contact.value.trim(),
       };
       const saved = await run(form, () => api("PATCH", "/api/admin/settings", body));
-      if (saved) done(form, "Settings saved; they apply at once.");
+      if (saved) done(form, t("admin.settings_saved"));
     });
-    fill(panel, heading("Settings"), el("p", { class: "muted small" }, "These apply at once on every gateway sharing the database."), form);
+    fill(panel, heading(t("admin.tab_settings")), el("p", { class: "muted small" }, t("admin.settings_intro")), form);
   }
 
   // ---------------------------------------------------------------- tabs
 
   const SECTIONS = [
-    ["dashboard", "Dashboard", dashboard],
-    ["channels", "Channels", channels],
-    ["models", "Models", models],
-    ["catalogue", "Catalogue", catalogue],
-    ["users", "Users", users],
-    ["keys", "Keys", allKeys],
-    ["codes", "Codes", codes],
-    ["usage", "Usage", usage],
-    isRoot ? ["audit", "Audit log", audit] : null,
-    ["settings", "Settings", settings],
+    ["dashboard", t("admin.tab_dashboard"), dashboard],
+    ["channels", t("admin.tab_channels"), channels],
+    ["models", t("console.models"), models],
+    ["catalogue", t("admin.tab_catalogue"), catalogue],
+    ["users", t("admin.tab_users"), users],
+    ["keys", t("admin.tab_keys"), allKeys],
+    ["codes", t("admin.tab_codes"), codes],
+    ["usage", t("admin.tab_usage"), usage],
+    isRoot ? ["audit", t("admin.tab_audit"), audit] : null,
+    ["settings", t("admin.tab_settings"), settings],
   ].filter(Boolean);
   const loaded = new Set();
 
@@ -1389,22 +1394,22 @@
     try {
       const session = await TH.session();
       if (!session) {
-        root.replaceChildren(el("p", {}, "Your session ended. ", el("a", { href: "/token/?next=/admin" }, "Log in again"), "."));
+        root.replaceChildren(el("p", {}, t("admin.session_ended"), " ", el("a", { href: "/token/?next=/admin" }, t("admin.log_in_again"))));
         return;
       }
       const wanted = location.hash.slice(1);
       const initial = SECTIONS.some(([n]) => n === wanted) ? wanted : "dashboard";
       const tablist = el(
         "div",
-        { role: "tablist", "aria-label": "Admin sections", class: "admin-tabs" },
+        { role: "tablist", "aria-label": t("admin.sections"), class: "admin-tabs" },
         SECTIONS.map(([name, label]) =>
           el("button", { type: "button", role: "tab", id: `admin-tab-${name}`, "aria-controls": `admin-panel-${name}`, "aria-selected": String(name === initial) }, label),
         ),
       );
       const panels = SECTIONS.map(([name]) =>
-        el("section", { role: "tabpanel", id: `admin-panel-${name}`, "aria-labelledby": `admin-tab-${name}`, tabindex: 0, hidden: name !== initial }, el("p", { class: "muted" }, "Loading…")),
+        el("section", { role: "tabpanel", id: `admin-panel-${name}`, "aria-labelledby": `admin-tab-${name}`, tabindex: 0, hidden: name !== initial }, el("p", { class: "muted" }, t("admin.loading_short"))),
       );
-      root.replaceChildren(el("h1", {}, "Admin"), tablist, ...panels);
+      root.replaceChildren(el("h1", {}, t("nav.admin")), tablist, ...panels);
       // The URL hash names the open section: links to #users work, and each tab the
       // operator opens is a history entry that Back and Forward return to.
       let following = false;
@@ -1430,7 +1435,7 @@
       window.addEventListener("hashchange", follow);
       window.addEventListener("popstate", follow);
     } catch (error) {
-      notice(root, `The admin panel could not load: ${error.message}`);
+      notice(root, t("admin.load_failed", { error: error.message }));
     }
   })();
 })();

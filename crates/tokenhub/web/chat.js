@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { el } = TH;
+  const { el, t } = TH;
   const root = document.getElementById("chat");
   const log = document.getElementById("chat-log");
   const form = document.getElementById("chat-form");
@@ -157,11 +157,11 @@
     if (!signedIn) return;
     const option = picker.selectedOptions[0];
     const price = (nanos) => TH.usd(TH.nanosToUsd(nanos));
-    const prices = option ? `${option.value}: ${price(option.dataset.in)} input · ${price(option.dataset.out)} output per 1M tokens` : "";
+    const prices = option ? t("chat.prices", { model: option.value, input: price(option.dataset.in), output: price(option.dataset.out) }) : "";
     let balance = "";
     try {
       const me = await TH.api("GET", "/api/me");
-      balance = ` · Balance ${TH.usd(me.live_balance_usd)}`;
+      balance = t("chat.balance", { amount: TH.usd(me.live_balance_usd) });
     } catch {
       // The prices still show; the balance comes back with the next reply.
     }
@@ -196,7 +196,7 @@
     controller = new AbortController();
     busy(true);
     meter.textContent = "";
-    status.textContent = "Waiting for the reply…";
+    status.textContent = t("chat.waiting");
     try {
       const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
       if (signedIn && TH.csrfToken()) headers["X-CSRF-Token"] = TH.csrfToken();
@@ -213,7 +213,7 @@
         throw new Error(failure.error?.message || `HTTP ${response.status}`);
       }
       await readEvents(response.body, (event) => {
-        if (event.error) throw new Error(event.error.message || "the upstream failed");
+        if (event.error) throw new Error(event.error.message || t("chat.upstream_failed"));
         const delta = event.choices?.[0]?.delta?.content;
         if (delta) {
           answer += delta;
@@ -224,20 +224,20 @@
       });
       if (!current()) return;
       history.push({ role: "assistant", content: answer });
-      status.textContent = `Reply: ${answer}`;
+      status.textContent = t("chat.reply", { text: answer });
       if (usage) {
-        meter.textContent = `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens · ${TH.usd(cost(usage, option))}`;
+        meter.textContent = t("chat.meter", { prompt: usage.prompt_tokens, completion: usage.completion_tokens, cost: TH.usd(cost(usage, option)) });
       }
     } catch (error) {
       if (!current()) return;
       if (error.name === "AbortError") {
         if (answer) history.push({ role: "assistant", content: answer });
-        status.textContent = "Stopped.";
-        meter.textContent = "Stopped. Only the tokens already received are billed.";
+        status.textContent = t("chat.stopped");
+        meter.textContent = t("chat.stopped_billing");
         if (signedIn) {
           const record = await billedCost(requestId);
           if (record && current()) {
-            meter.textContent = `Stopped: ${record.prompt_tokens} prompt + ${record.completion_tokens} completion tokens · ${TH.usd(record.cost_usd)} billed.`;
+            meter.textContent = t("chat.stopped_billed", { prompt: record.prompt_tokens, completion: record.completion_tokens, cost: TH.usd(record.cost_usd) });
           }
         }
       } else {
@@ -281,7 +281,7 @@
     history = [];
     log.replaceChildren();
     meter.textContent = "";
-    status.textContent = "New chat.";
+    status.textContent = t("chat.new_chat_started");
     input.focus();
   });
 

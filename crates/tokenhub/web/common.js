@@ -1,10 +1,32 @@
 // TokenHub web app: helpers shared by every page (loaded first, exposes `TH`).
 // Values from users, upstreams or the database only ever reach the page as text
 // nodes (`el` never parses HTML), so they cannot become markup.
+// Every word a page shows comes from the message catalogue of the page's language
+// (web/i18n/*.json, loaded before this script as `self.TH_MESSAGES`) through `t`.
 "use strict";
 
 const TH = (() => {
   let csrf = null;
+  const messages = self.TH_MESSAGES || {};
+  /** The page's language as the server chose it (`<html lang>`): "en" or "zh-CN". */
+  const locale = document.documentElement.lang || "en";
+
+  /** The message `id` of the page's language, `{name}` placeholders filled from `params`. */
+  function t(id, params) {
+    const template = messages[id] ?? id;
+    if (!params) return template;
+    return template.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+  }
+
+  /** A value the API names (a status, a kind) in the page's language: `group.value`, else as it is. */
+  function label(group, value) {
+    return messages[`${group}.${value}`] ?? String(value);
+  }
+
+  /** `one` or `other` form of a counted message (`id.one`, `id.other`), with `{n}` filled. */
+  function plural(id, n, params = {}) {
+    return t(`${id}.${Number(n) === 1 ? "one" : "other"}`, { n: count(n), ...params });
+  }
 
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -127,7 +149,7 @@ const TH = (() => {
 
   function time(ms) {
     if (ms === null || ms === undefined) return "—";
-    return new Date(ms).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    return new Date(ms).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
   }
 
   function count(n) {
@@ -146,12 +168,12 @@ const TH = (() => {
     }
     if (button) {
       const label = button.textContent;
-      button.textContent = "Copied";
+      button.textContent = t("common.copied");
       setTimeout(() => (button.textContent = label), 1500);
     }
   }
 
-  function copyButton(text, label = "Copy") {
+  function copyButton(text, label = t("common.copy")) {
     const button = el("button", { type: "button", class: "copy" }, label);
     button.addEventListener("click", () => copy(typeof text === "function" ? text() : text, button));
     return button;
@@ -245,7 +267,7 @@ const TH = (() => {
     // Room for the value axes: bars on the left, the line on the right.
     const pad = { left: 52, right: lineLabel ? 52 : 8, top: 12, bottom: 22 };
     const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
-    root.append(svg("title", {}, `${barLabel || ""}${lineLabel ? " and " + lineLabel : ""} per day`));
+    root.append(svg("title", {}, lineLabel ? t("chart.title_two", { bar: barLabel || "", line: lineLabel }) : t("chart.title_one", { bar: barLabel || "" })));
     const maxBar = Math.max(...points.map((p) => p.bar), 0) || 1;
     const maxLine = Math.max(...points.map((p) => p.line || 0), 0) || 1;
     const inner = { w: width - pad.left - pad.right, h: height - pad.top - pad.bottom };
@@ -322,6 +344,14 @@ const TH = (() => {
     }
   });
 
+  // The header's language switch: remembers the choice in a cookie (read by the server,
+  // so the next page is right from its first byte) and reloads this page, hash included.
+  document.getElementById("lang-switch")?.addEventListener("click", (event) => {
+    event.preventDefault();
+    document.cookie = `th_lang=${event.currentTarget.dataset.lang}; path=/; max-age=31536000; samesite=lax`;
+    location.reload();
+  });
+
   // Copy buttons rendered by the server: <button data-copy-from="element-id">.
   document.addEventListener("click", (event) => {
     const button = event.target.closest("[data-copy-from]");
@@ -330,5 +360,5 @@ const TH = (() => {
     if (source) copy(source.textContent, button);
   });
 
-  return { api, session, setCsrf, csrfToken, el, usd, validModelId, labelCells, nanosToUsd, time, count, copy, copyButton, notice, guard, tabs, sortable, chart, lastDays, ApiError };
+  return { t, plural, label, locale, api, session, setCsrf, csrfToken, el, usd, validModelId, labelCells, nanosToUsd, time, count, copy, copyButton, notice, guard, tabs, sortable, chart, lastDays, ApiError };
 })();

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, el, usd, time, count, notice, guard } = TH;
+  const { api, el, usd, time, count, notice, guard, t } = TH;
   const root = document.getElementById("console");
   const signupOpen = root.dataset.signup === "open";
   const models = JSON.parse(root.dataset.models || "[]");
@@ -19,9 +19,9 @@
       const f = el(
         "form",
         { class: "stack", id: `${mode}-form`, "aria-labelledby": `tab-${mode}` },
-        el("label", {}, "User name or email", el("input", { name: "username", autocomplete: "username", required: true, maxlength: 64 })),
-        el("label", {}, "Password", el("input", { name: "password", type: "password", required: true, minlength: mode === "signup" ? 8 : 1, autocomplete: mode === "signup" ? "new-password" : "current-password" })),
-        el("button", { type: "submit" }, mode === "signup" ? "Create account" : "Log in"),
+        el("label", {}, t("console.username"), el("input", { name: "username", autocomplete: "username", required: true, maxlength: 64 })),
+        el("label", {}, t("console.password"), el("input", { name: "password", type: "password", required: true, minlength: mode === "signup" ? 8 : 1, autocomplete: mode === "signup" ? "new-password" : "current-password" })),
+        el("button", { type: "submit" }, mode === "signup" ? t("console.create_account") : t("console.log_in")),
       );
       f.addEventListener("submit", async (event) => {
         event.preventDefault();
@@ -34,20 +34,20 @@
     const panels = el("div", { class: "card", id: "auth" });
     const tablist = el(
       "div",
-      { role: "tablist", "aria-label": "Account" },
-      el("button", { role: "tab", id: "tab-login", "aria-controls": "panel-login", "aria-selected": "true" }, "Log in"),
-      signupOpen ? el("button", { role: "tab", id: "tab-signup", "aria-controls": "panel-signup", "aria-selected": "false" }, "Sign up") : null,
+      { role: "tablist", "aria-label": t("console.account") },
+      el("button", { role: "tab", id: "tab-login", "aria-controls": "panel-login", "aria-selected": "true" }, t("console.log_in")),
+      signupOpen ? el("button", { role: "tab", id: "tab-signup", "aria-controls": "panel-signup", "aria-selected": "false" }, t("console.sign_up")) : null,
     );
     panels.append(
       tablist,
       el("div", { role: "tabpanel", id: "panel-login", "aria-labelledby": "tab-login" }, form("login")),
       signupOpen
-        ? el("div", { role: "tabpanel", id: "panel-signup", "aria-labelledby": "tab-signup", hidden: true }, el("p", { class: "muted" }, "New accounts start with trial credit."), form("signup"))
-        : el("p", { class: "muted" }, "Sign-up is closed on this gateway; ask an administrator for an account."),
+        ? el("div", { role: "tabpanel", id: "panel-signup", "aria-labelledby": "tab-signup", hidden: true }, el("p", { class: "muted" }, t("console.trial_note")), form("signup"))
+        : el("p", { class: "muted" }, t("console.signup_closed")),
     );
-    root.replaceChildren(el("h1", {}, "Console"), el("p", { class: "lead" }, "Create API keys, watch your balance and usage."), panels, forgotForm());
+    root.replaceChildren(el("h1", {}, t("nav.console")), el("p", { class: "lead" }, t("console.lead")), panels, forgotForm());
     const reset = location.hash.match(/^#reset=([A-Za-z0-9_]+)$/);
-    if (reset) root.replaceChildren(el("h1", {}, "Choose a new password"), resetForm(reset[1]));
+    if (reset) root.replaceChildren(el("h1", {}, t("console.choose_password")), resetForm(reset[1]));
     TH.tabs(panels);
     if (location.hash === "#signup" && signupOpen) document.getElementById("tab-signup").click();
   }
@@ -57,8 +57,8 @@
     const form = el(
       "form",
       { class: "row", id: "forgot-form" },
-      el("label", {}, "Email address", el("input", { name: "email", type: "email", required: true, autocomplete: "email" })),
-      el("button", { type: "submit", class: "ghost" }, "Mail me a reset link"),
+      el("label", {}, t("console.email_address"), el("input", { name: "email", type: "email", required: true, autocomplete: "email" })),
+      el("button", { type: "submit", class: "ghost" }, t("console.mail_reset_link")),
     );
     const outcome = el("div", { "aria-live": "polite" });
     form.addEventListener("submit", async (event) => {
@@ -66,12 +66,12 @@
       outcome.replaceChildren();
       try {
         await api("POST", "/api/auth/password-reset", { email: form.elements.email.value.trim() });
-        outcome.replaceChildren(el("div", { class: "notice ok", role: "status" }, "If an account uses this address, a reset link is on its way. It works for an hour."));
+        outcome.replaceChildren(el("div", { class: "notice ok", role: "status" }, t("console.reset_link_sent")));
       } catch (error) {
         outcome.replaceChildren(el("div", { class: "notice error", role: "alert" }, error.message));
       }
     });
-    return el("details", { class: "card", id: "forgot" }, el("summary", {}, "Forgot your password?"), form, outcome);
+    return el("details", { class: "card", id: "forgot" }, el("summary", {}, t("console.forgot_password")), form, outcome);
   }
 
   /** The page a mailed reset link opens: a new password, then back to logging in. */
@@ -79,8 +79,8 @@
     const form = el(
       "form",
       { class: "card stack", id: "reset-form" },
-      el("label", {}, "New password", el("input", { name: "password", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
-      el("button", { type: "submit" }, "Set the new password"),
+      el("label", {}, t("console.new_password"), el("input", { name: "password", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
+      el("button", { type: "submit" }, t("console.set_new_password")),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -88,7 +88,7 @@
       if (done !== undefined) {
         history.replaceState(null, "", "/token/");
         authView();
-        notice(root, "Password changed: log in with the new one.", "ok");
+        notice(root, t("console.password_reset_done"), "ok");
       }
     });
     return form;
@@ -100,7 +100,7 @@
     const usage = el("section", { id: "usage" });
     const all = () => Promise.all([renderAccount(account), renderKeys(keys), renderUsage(usage)]);
     // One Refresh for the whole console: balance, key spend and usage move together.
-    const refresh = el("button", { type: "button", class: "ghost small", id: "console-refresh" }, "Refresh");
+    const refresh = el("button", { type: "button", class: "ghost small", id: "console-refresh" }, t("common.refresh"));
     refresh.addEventListener("click", async () => {
       refresh.disabled = true;
       try {
@@ -110,7 +110,7 @@
       }
     });
     root.replaceChildren(
-      el("div", { class: "chat-bar" }, el("h1", {}, `Hello, ${session.user.name}`), refresh),
+      el("div", { class: "chat-bar" }, el("h1", {}, t("console.hello", { name: session.user.name })), refresh),
       account,
       keys,
       usage,
@@ -123,10 +123,10 @@
     const form = el(
       "form",
       { class: "card stack", id: "password-form" },
-      el("h2", {}, "Change password"),
-      el("label", {}, "Current password", el("input", { name: "current", type: "password", required: true, autocomplete: "current-password" })),
-      el("label", {}, "New password", el("input", { name: "next", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
-      el("button", { type: "submit" }, "Change password"),
+      el("h2", {}, t("console.change_password")),
+      el("label", {}, t("console.current_password"), el("input", { name: "current", type: "password", required: true, autocomplete: "current-password" })),
+      el("label", {}, t("console.new_password"), el("input", { name: "next", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
+      el("button", { type: "submit" }, t("console.change_password")),
       el("p", { class: "form-status", role: "status", "aria-live": "polite" }),
     );
     const status = form.querySelector(".form-status");
@@ -137,7 +137,7 @@
       const changed = await guard(form, () => api("PUT", "/api/auth/password", body));
       if (changed !== undefined) {
         form.reset();
-        status.replaceChildren(el("span", { class: "notice ok" }, "Password changed. Other sessions were signed out."));
+        status.replaceChildren(el("span", { class: "notice ok" }, t("console.password_changed")));
       }
     });
     return form;
@@ -149,8 +149,8 @@
     const redeem = el(
       "form",
       { class: "row", id: "redeem-form" },
-      el("label", {}, "Redemption code", el("input", { name: "code", required: true, autocomplete: "off" })),
-      el("button", { type: "submit" }, "Redeem"),
+      el("label", {}, t("console.redemption_code"), el("input", { name: "code", required: true, autocomplete: "off" })),
+      el("button", { type: "submit" }, t("console.redeem")),
     );
     // The outcome shows right under the form it answers, and only the latest one.
     const outcome = el("div", { id: "redeem-outcome", "aria-live": "polite" });
@@ -163,7 +163,7 @@
         const done = await api("POST", "/api/me/redeem", { code: redeem.elements.code.value.trim() });
         redeem.reset();
         balance.textContent = usd((await api("GET", "/api/me")).live_balance_usd);
-        say(`Credited ${usd(done.credited_usd)}.`, "ok");
+        say(t("console.credited", { amount: usd(done.credited_usd) }), "ok");
       } catch (error) {
         say(error.message, "error");
       }
@@ -172,26 +172,26 @@
     const email = el(
       "form",
       { class: "row", id: "email-form" },
-      el("label", {}, "Email for password resets", el("input", { name: "email", type: "email", value: me.email || "", autocomplete: "email", placeholder: "you@example.com" })),
-      el("button", { type: "submit", class: "ghost" }, "Save email"),
+      el("label", {}, t("console.reset_email"), el("input", { name: "email", type: "email", value: me.email || "", autocomplete: "email", placeholder: "you@example.com" })),
+      el("button", { type: "submit", class: "ghost" }, t("console.save_email")),
     );
     const emailOutcome = el("div", { id: "email-outcome", "aria-live": "polite" });
     email.addEventListener("submit", async (event) => {
       event.preventDefault();
       try {
         await api("PUT", "/api/me/email", { email: email.elements.email.value.trim() || null });
-        emailOutcome.replaceChildren(el("div", { class: "notice ok", role: "status" }, "Email saved."));
+        emailOutcome.replaceChildren(el("div", { class: "notice ok", role: "status" }, t("console.email_saved")));
       } catch (error) {
         emailOutcome.replaceChildren(el("div", { class: "notice error", role: "alert" }, error.message));
       }
     });
     section.replaceChildren(
-      el("h2", {}, "Balance"),
+      el("h2", {}, t("console.balance")),
       el(
         "div",
         { class: "grid" },
-        el("div", { class: "stat" }, balance, el("span", {}, "Balance")),
-        el("div", { class: "stat" }, el("b", {}, usd(String(trial))), el("span", {}, "Trial credit received")),
+        el("div", { class: "stat" }, balance, el("span", {}, t("console.balance"))),
+        el("div", { class: "stat" }, el("b", {}, usd(String(trial))), el("span", {}, t("console.trial_received"))),
       ),
       redeem,
       outcome,
@@ -204,18 +204,18 @@
     const form = el(
       "form",
       { class: "card", id: "key-form" },
-      el("h3", {}, "Create a key"),
+      el("h3", {}, t("console.create_a_key")),
       el(
         "div",
         { class: "row filters" },
-        el("label", {}, "Name", el("input", { name: "name", required: true, maxlength: 64, placeholder: "e.g. laptop" })),
-        el("label", {}, "Expires (optional)", el("input", { name: "expires", type: "date" })),
-        el("label", {}, "Quota in USD (optional)", el("input", { name: "quota", inputmode: "decimal", pattern: "[0-9]+(\\.[0-9]+)?", placeholder: "no limit" })),
+        el("label", {}, t("console.key_name"), el("input", { name: "name", required: true, maxlength: 64, placeholder: t("console.key_name_hint") })),
+        el("label", {}, t("console.expires_optional"), el("input", { name: "expires", type: "date" })),
+        el("label", {}, t("console.quota_optional"), el("input", { name: "quota", inputmode: "decimal", pattern: "[0-9]+(\\.[0-9]+)?", placeholder: t("console.no_limit") })),
       ),
       models.length
-        ? el("fieldset", {}, el("legend", {}, "Allowed models (none checked: all)"), el("div", { class: "filters" }, modelBoxes))
+        ? el("fieldset", {}, el("legend", {}, t("console.allowed_models")), el("div", { class: "filters" }, modelBoxes))
         : null,
-      el("button", { type: "submit" }, "Create key"),
+      el("button", { type: "submit" }, t("console.create_key")),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -237,7 +237,7 @@
     return el(
       "div",
       { class: "notice ok", role: "status", id: "new-key" },
-      el("p", {}, el("b", {}, `Key “${created.key.name}” created. `), "Copy it now: it will not be shown again."),
+      el("p", {}, el("b", {}, t("console.key_created", { name: created.key.name })), " ", t("console.copy_now")),
       el("div", { class: "secret" }, el("code", { id: "new-key-secret" }, created.secret), TH.copyButton(created.secret)),
     );
   }
@@ -245,27 +245,27 @@
   async function renderKeys(section, created) {
     const list = await api("GET", "/api/me/keys");
     const rows = list.data.map((key) => {
-      const toggle = el("button", { type: "button", class: "small ghost" }, key.status === "active" ? "Disable" : "Enable");
+      const toggle = el("button", { type: "button", class: "small ghost" }, key.status === "active" ? t("common.disable") : t("common.enable"));
       toggle.addEventListener("click", async () => {
         const done = await guard(section, () => api("PATCH", `/api/me/keys/${key.id}`, { enabled: key.status !== "active" }));
         if (done) renderKeys(section);
       });
-      const remove = el("button", { type: "button", class: "small danger" }, "Delete");
+      const remove = el("button", { type: "button", class: "small danger" }, t("common.delete"));
       remove.addEventListener("click", async () => {
-        if (!confirm(`Delete the key “${key.name}”? Programs using it will stop working.`)) return;
+        if (!confirm(t("console.confirm_delete_key", { name: key.name }))) return;
         const done = await guard(section, () => api("DELETE", `/api/me/keys/${key.id}`));
         if (done !== undefined) renderKeys(section);
       });
-      const status = el("span", { class: `badge ${key.status === "active" ? "ok" : "bad"}` }, key.status);
+      const status = el("span", { class: `badge ${key.status === "active" ? "ok" : "bad"}` }, TH.label("status", key.status));
       return el(
         "tr",
         { dataset: { keyId: key.id } },
         el("td", {}, key.name || "—"),
         el("td", {}, el("code", {}, key.prefix)),
         el("td", {}, status),
-        el("td", { class: "hide-narrow" }, key.allowed_models ? key.allowed_models.join(", ") : "all"),
+        el("td", { class: "hide-narrow" }, key.allowed_models ? key.allowed_models.join(", ") : t("console.all_models")),
         el("td", { class: "num" }, `${usd(key.spent_usd)}${key.quota_usd ? " / " + usd(key.quota_usd) : ""}`),
-        el("td", { class: "hide-narrow" }, key.expires_at ? time(key.expires_at) : "never"),
+        el("td", { class: "hide-narrow" }, key.expires_at ? time(key.expires_at) : t("console.never")),
         el("td", {}, el("div", { class: "filters" }, toggle, remove)),
       );
     });
@@ -275,11 +275,11 @@
       el(
         "table",
         { id: "keys-table" },
-        el("thead", {}, el("tr", {}, ["Name", "Key", "Status", "Models", "Spent / quota", "Expires", ""].map((h, i) => el("th", { scope: "col", class: i === 3 || i === 5 ? "hide-narrow" : i === 4 ? "num" : null }, h)))),
-        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No keys yet."))),
+        el("thead", {}, el("tr", {}, [t("console.key_name"), t("console.key"), t("common.status"), t("console.models"), t("console.spent_quota"), t("console.expires"), ""].map((h, i) => el("th", { scope: "col", class: i === 3 || i === 5 ? "hide-narrow" : i === 4 ? "num" : null }, h)))),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, t("console.no_keys")))),
       ),
     );
-    const parts = [el("h2", {}, "API keys"), created && secretBox(created), table, keyForm((newKey) => renderKeys(section, newKey))];
+    const parts = [el("h2", {}, t("console.api_keys")), created && secretBox(created), table, keyForm((newKey) => renderKeys(section, newKey))];
     section.replaceChildren(...parts.filter(Boolean));
 
     if (created) document.getElementById("new-key-secret").scrollIntoView({ block: "center" });
@@ -296,33 +296,33 @@
     const points = days.map((day) => {
       const d = byDay.get(day);
       const tokens = d ? d.prompt_tokens + d.completion_tokens : 0;
-      return { label: day.slice(5), bar: d ? Number(d.cost_usd) : 0, barText: usd(d ? d.cost_usd : "0"), line: tokens, lineText: `${count(tokens)} tokens` };
+      return { label: day.slice(5), bar: d ? Number(d.cost_usd) : 0, barText: usd(d ? d.cost_usd : "0"), line: tokens, lineText: TH.plural("count.tokens", tokens) };
     });
     const rows = recent.data.map((r) =>
       el(
         "tr",
         {},
-        el("td", {}, time(r.created_at), el("div", { class: "muted small request-id" }, el("code", { title: "Request id (x-request-id)" }, r.request_id))),
-        el("td", {}, r.model ? el("code", {}, r.model) : el("span", { class: "muted" }, "no model")),
+        el("td", {}, time(r.created_at), el("div", { class: "muted small request-id" }, el("code", { title: t("console.request_id") }, r.request_id))),
+        el("td", {}, r.model ? el("code", {}, r.model) : el("span", { class: "muted" }, t("console.no_model"))),
         el("td", { class: "num" }, count(r.prompt_tokens)),
         el("td", { class: "num" }, count(r.completion_tokens)),
         el("td", { class: "num" }, usd(r.cost_usd)),
         el("td", {}, el("span", { class: `badge ${r.status < 400 ? "ok" : "bad"}` }, String(r.status)), r.error ? el("span", { class: "muted small" }, ` ${r.error}`) : null),
-        el("td", { class: "num hide-narrow" }, `${count(r.latency_ms)} ms`),
+        el("td", { class: "num hide-narrow" }, t("common.ms", { n: count(r.latency_ms) })),
       ),
     );
     section.replaceChildren(
-      el("h2", {}, "Usage, last 30 days"),
-      TH.chart(points, { barLabel: "Spend (USD)", lineLabel: "Tokens", barFormat: (v) => `$${+v.toPrecision(2)}` }),
-      el("h3", {}, "Recent requests"),
+      el("h2", {}, t("console.usage_30_days")),
+      TH.chart(points, { barLabel: t("chart.spend_usd"), lineLabel: t("chart.tokens"), barFormat: (v) => `$${+v.toPrecision(2)}` }),
+      el("h3", {}, t("console.recent_requests")),
       el(
         "div",
         { class: "table-wrap" },
         el(
           "table",
           { id: "usage-table" },
-          el("thead", {}, el("tr", {}, ["Time", "Model", "Prompt", "Completion", "Cost", "Status", "Latency"].map((h, i) => el("th", { scope: "col", class: i >= 2 && i <= 4 ? "num" : i === 6 ? "num hide-narrow" : null }, h)))),
-          el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No requests yet."))),
+          el("thead", {}, el("tr", {}, [t("common.time"), t("price.model"), t("console.prompt"), t("console.completion"), t("console.cost"), t("common.status"), t("console.latency")].map((h, i) => el("th", { scope: "col", class: i >= 2 && i <= 4 ? "num" : i === 6 ? "num hide-narrow" : null }, h)))),
+          el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, t("console.no_requests")))),
         ),
       ),
     );
@@ -336,7 +336,7 @@
       if (session) await dashboard(session);
       else authView();
     } catch (error) {
-      notice(root, `The console could not load: ${error.message}`);
+      notice(root, t("console.load_failed", { error: error.message }));
     }
   })();
 })();

@@ -20,7 +20,7 @@ document.querySelectorAll("form[data-filter-table]").forEach((form) => {
       row.hidden = !visible;
       if (visible) shown++;
     }
-    if (counter) counter.textContent = `${shown} model${shown === 1 ? "" : "s"}`;
+    if (counter) counter.textContent = TH.plural("count.models", shown);
   };
   form.addEventListener("input", apply);
   form.addEventListener("submit", (event) => event.preventDefault());

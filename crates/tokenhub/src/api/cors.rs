@@ -26,6 +26,38 @@ pub struct CorsPolicy {
     origins: Vec<String>,
 }
 
+/// Whether `text` can be an entry of `cors_allowed_origins`: `*`, or an origin as
+/// browsers send it (`http(s)://host[:port]`, a trailing `/` tolerated). Anything else
+/// (no scheme, a path, credentials, `null`) would never match a request, so it is
+/// refused at start instead of leaving CORS silently off for that origin.
+pub fn check_origin(text: &str) -> Result<(), String> {
+    let origin = text.trim();
+    if origin == "*" {
+        return Ok(());
+    }
+    let refused = |why: &str| {
+        Err(format!(
+            "'{origin}' is not an origin ({why}): give scheme://host[:port], e.g. https://app.example.com, or *"
+        ))
+    };
+    let Ok(uri) = origin.parse::<http::Uri>() else {
+        return refused("not a URL");
+    };
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return refused("the scheme must be http or https");
+    }
+    let Some(authority) = uri.authority() else {
+        return refused("no host");
+    };
+    if authority.as_str().contains('@') || authority.host().is_empty() {
+        return refused("a host without credentials");
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return refused("an origin has no path or query");
+    }
+    Ok(())
+}
+
 impl CorsPolicy {
     /// `["*"]` allows any origin; an empty list switches CORS off.
     pub fn new(allowed: &[String]) -> CorsPolicy {
@@ -121,6 +153,31 @@ mod tests {
     fn preflight_of(policy: &CorsPolicy, request: &Request<()>) -> Option<Response> {
         let origin = policy.allow_origin(request.uri().path(), request.headers())?;
         policy.preflight(request, origin)
+    }
+
+    #[test]
+    fn only_origins_as_browsers_send_them_are_accepted() {
+        for good in [
+            "*",
+            "https://app.example.com",
+            "http://localhost:5173",
+            "https://a.example/",
+        ] {
+            assert_eq!(check_origin(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "app.example.com",
+            "ftp://app.example.com",
+            "https://app.example.com/path",
+            "https://app.example.com?x=1",
+            "https://user:pw@app.example.com",
+            "null",
+            "https://",
+            "https://exa mple.com",
+        ] {
+            let error = check_origin(bad).unwrap_err();
+            assert!(error.contains(bad.trim()), "{bad}: {error}");
+        }
     }
 
     #[test]

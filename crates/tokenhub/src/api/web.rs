@@ -11,6 +11,7 @@
 mod assets;
 pub mod chat;
 mod html;
+mod i18n;
 mod pages;
 mod shells;
 mod viewer;
@@ -119,6 +120,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(shells::admin))
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
         .route("/chat", get(shells::chat))
+        .route("/language/{code}", get(i18n::switch))
         .route("/assets/{name}", get(assets::serve))
         .route(
             "/favicon.ico",
@@ -143,17 +145,29 @@ pub fn compression() -> CompressionLayer {
 
 /// Unknown URLs: an HTML page for browsers (they ask for `text/html`), the OpenAI-shaped
 /// JSON error for API clients.
-pub async fn not_found(viewer: MaybeViewer, headers: http::HeaderMap, uri: http::Uri) -> Response {
+pub async fn not_found(
+    viewer: MaybeViewer,
+    lang: i18n::Lang,
+    headers: http::HeaderMap,
+    uri: http::Uri,
+) -> Response {
     if !wants_html(&headers) {
         return super::error::not_found(uri).await.into_response();
     }
+    let path = format!("<code>{}</code>", html::Esc(uri.path()));
     let main = format!(
-        "<h1>Page not found</h1><p>There is nothing at <code>{}</code>.</p>\
-         <p><a href=\"/\">API documentation</a> · <a href=\"/pricing\">Pricing</a> · \
-         <a href=\"/chat\">Chat</a> · <a href=\"/token/\">Console</a></p>",
-        html::Esc(uri.path())
+        "<h1>{title}</h1><p>{nothing}</p>\
+         <p><a href=\"/\">{docs}</a> · <a href=\"/pricing\">{pricing}</a> · \
+         <a href=\"/chat\">{chat}</a> · <a href=\"/token/\">{console}</a></p>",
+        title = lang.t("not_found.title"),
+        nothing = lang.tf("not_found.nothing_at", &[("path", &path)]),
+        docs = lang.t("docs.page_title"),
+        pricing = lang.t("nav.pricing"),
+        chat = lang.t("nav.chat"),
+        console = lang.t("nav.console"),
     );
-    let mut response = shells::page("Page not found", html::Nav::None, &viewer, main, None);
+    let title = lang.t("not_found.title");
+    let mut response = shells::page(lang, title, html::Nav::None, &viewer, main, None);
     *response.status_mut() = StatusCode::NOT_FOUND;
     secure(response.headers_mut());
     response

@@ -53,7 +53,7 @@ pub struct AccountSettings {
     pub anonymous_chat_rpm: u32,
     pub support_contact: String,
     /// Where account mail (password resets) is sent through; `None`: no mail.
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<super::Secret>,
     pub smtp_from: Option<String>,
 }
 
@@ -141,7 +141,9 @@ impl AccountSettings {
             self.support_contact = v.trim().to_string();
         }
         if let Some(v) = var("TOKENHUB_SMTP_URL") {
-            self.smtp_url = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+            self.smtp_url = Some(v.trim())
+                .filter(|v| !v.is_empty())
+                .map(super::Secret::from);
         }
         if let Some(v) = var("TOKENHUB_SMTP_FROM") {
             self.smtp_from = Some(v.trim().to_string()).filter(|v| !v.is_empty());

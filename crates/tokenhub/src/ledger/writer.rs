@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -23,6 +23,8 @@ use crate::ledger::money::Nanos;
 use crate::ledger::spill::{Spill, SpilledBatch};
 use crate::shared::money::{Account, Reading};
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
+
+mod supervise;
 
 /// How long one write of a batch may take before the batch goes to the spill file (a
 /// database that stopped answering mid-statement would otherwise hold the writer, and
@@ -38,6 +40,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub struct LedgerStatus {
     spilled_bytes: AtomicU64,
     backlog_batches: AtomicU64,
+    /// Set while the writer task waits to restart after a panic (`writer/supervise.rs`).
+    writer_down: AtomicBool,
     /// Zero: no bound.
     spill_limit: u64,
 }
@@ -54,6 +58,12 @@ impl LedgerStatus {
 
     pub fn spill_limit(&self) -> u64 {
         self.spill_limit
+    }
+
+    /// False while the writer task is down (it panicked and waits to restart): records
+    /// queue in memory meanwhile.
+    pub fn writer_running(&self) -> bool {
+        !self.writer_down.load(Ordering::Relaxed)
     }
 
     /// True once the spill file outgrew its bound: a paid request would be served
@@ -143,14 +153,18 @@ impl LedgerWriter {
             ..LedgerStatus::default()
         });
         let writer = Writer {
-            usage: store.usage_writer(),
-            books,
-            flush_lock,
-            faults,
+            io: WriterIo {
+                usage: store.usage_writer(),
+                books,
+                flush_lock,
+                faults,
+                accounted: 0,
+            },
             status: status.clone(),
             backlog: Backlog::new(spill),
+            in_flight: InFlight::default(),
         };
-        tokio::spawn(writer.run(receiver));
+        tokio::spawn(supervise::supervise(writer, receiver));
         LedgerWriter { commands, status }
     }
 
@@ -282,6 +296,31 @@ impl Backlog {
         (records, batches, first.in_books)
     }
 
+    /// The oldest `records` were committed (or parked) and the books took their costs,
+    /// by a replay that gave up or panicked before it could say so.
+    fn forget_oldest(&mut self, mut records: usize, status: &LedgerStatus) {
+        if records == 0 {
+            return;
+        }
+        while records > 0 {
+            let Some(oldest) = self.pending.front_mut() else {
+                break;
+            };
+            if oldest.records.len() <= records {
+                records -= oldest.records.len();
+                self.pending.pop_front();
+            } else {
+                oldest.records.drain(..records);
+                records = 0;
+            }
+        }
+        if self.pending.is_empty() {
+            self.committed(0, status);
+        } else {
+            self.publish(status);
+        }
+    }
+
     /// The oldest `batches` are committed.
     fn committed(&mut self, batches: usize, status: &LedgerStatus) {
         self.pending.drain(..batches);
@@ -303,23 +342,45 @@ impl Backlog {
     }
 }
 
-/// The writer task's state.
+/// The writer task's state. It outlives a panic of the task (`writer/supervise.rs`):
+/// the backlog and the batch in flight are taken up again by the restarted task.
 struct Writer {
+    io: WriterIo,
+    status: Arc<LedgerStatus>,
+    backlog: Backlog,
+    in_flight: InFlight,
+}
+
+/// What committing needs, apart from the records (so a `Committer` may borrow it while
+/// the records in flight are borrowed too).
+struct WriterIo {
     usage: UsageWriter,
     books: Arc<Books>,
     flush_lock: Arc<Mutex<()>>,
     faults: Option<Arc<dyn WriteFaults>>,
-    status: Arc<LedgerStatus>,
-    backlog: Backlog,
+    /// How many leading records of the batch in flight the books have taken (committed or
+    /// parked). A batch is committed in order, the left half of a split first, so these
+    /// are always a prefix of it.
+    accounted: usize,
+}
+
+/// The records the writer is committing now, held where a panic cannot drop them.
+#[derive(Default)]
+struct InFlight {
+    /// A new batch (`write_now`), and the flushes that wait for it.
+    batch: Vec<UsageRecord>,
+    waiters: Vec<oneshot::Sender<()>>,
+    /// Or the oldest batches of the backlog, which stay there until committed.
+    replaying: bool,
 }
 
 impl Writer {
-    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Command>) {
+    async fn run(&mut self, receiver: &mut mpsc::UnboundedReceiver<Command>) {
         self.backlog.publish(&self.status);
         let mut open = true;
         while open || !self.backlog.pending.is_empty() {
             if self.backlog.pending.is_empty() {
-                let Some((batch, waiters)) = next_batch(&mut receiver).await else {
+                let Some((batch, waiters)) = next_batch(receiver).await else {
                     return;
                 };
                 self.write_now(batch, waiters).await;
@@ -335,7 +396,7 @@ impl Writer {
                         open = false;
                         continue;
                     }
-                    let (batch, waiters) = complete_batch(commands, &mut receiver).await;
+                    let (batch, waiters) = complete_batch(commands, receiver).await;
                     if !batch.is_empty() {
                         self.backlog.push(batch, &self.status);
                     }
@@ -349,25 +410,35 @@ impl Writer {
     /// Normal operation: commit the batch; if the database does not take it and there
     /// is a spill file, the batch starts the backlog.
     async fn write_now(&mut self, batch: Vec<UsageRecord>, waiters: Vec<oneshot::Sender<()>>) {
-        if self.backlog.spill.is_none() {
-            self.committer()
-                .commit(&batch, BatchAttempt::First, true)
+        self.in_flight = InFlight {
+            batch,
+            waiters,
+            replaying: false,
+        };
+        self.io.accounted = 0;
+        let written = if self.backlog.spill.is_none() {
+            self.io
+                .committer()
+                .commit(&self.in_flight.batch, BatchAttempt::First, true)
                 .await;
-        } else if let Err(error) = self
-            .committer()
-            .attempt(&batch, BatchAttempt::First, true)
-            .await
-        {
+            Ok(())
+        } else {
+            self.io
+                .committer()
+                .attempt(&self.in_flight.batch, BatchAttempt::First, true)
+                .await
+        };
+        let InFlight { batch, waiters, .. } = std::mem::take(&mut self.in_flight);
+        if let Err(error) = written {
             tracing::error!(%error, records = batch.len(), "usage batch not committed; spilling to disk until the database answers");
-            self.backlog.push(batch, &self.status);
-            self.backlog.waiters.extend(waiters);
+            self.requeue(batch, waiters);
             self.backlog.failed();
             return;
         }
         if !waiters.is_empty() {
             // A flush precedes closing the store (shutdown), which waits for every
             // connection to come back.
-            self.usage.release();
+            self.io.usage.release();
         }
         for done in waiters {
             let _ = done.send(());
@@ -382,30 +453,57 @@ impl Writer {
         if batches == 0 {
             return;
         }
+        self.in_flight.replaying = true;
+        self.io.accounted = 0;
         let result = self
+            .io
             .committer()
             .attempt(&records, BatchAttempt::Retry, in_books)
             .await;
+        self.in_flight.replaying = false;
         match result {
             Ok(()) => {
                 self.backlog.committed(batches, &self.status);
                 if self.backlog.pending.is_empty() {
-                    self.usage.release();
+                    self.io.usage.release();
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, backlog = self.backlog.pending.len(), "usage backlog not replayed yet");
+                let accounted = std::mem::take(&mut self.io.accounted);
+                self.backlog.forget_oldest(accounted, &self.status);
                 self.backlog.failed();
             }
         }
     }
 
+    /// Puts the records of `batch` that the books have not taken back in the backlog
+    /// (an attempt may give up, or panic, after the books took some: its deadline can
+    /// pass while committed costs are shared); `waiters` are answered once it is empty.
+    fn requeue(&mut self, mut batch: Vec<UsageRecord>, waiters: Vec<oneshot::Sender<()>>) {
+        let accounted = std::mem::take(&mut self.io.accounted).min(batch.len());
+        let rest = batch.split_off(accounted);
+        if !rest.is_empty() {
+            self.backlog.push(rest, &self.status);
+        }
+        if self.backlog.pending.is_empty() {
+            for done in waiters {
+                let _ = done.send(());
+            }
+        } else {
+            self.backlog.waiters.extend(waiters);
+        }
+    }
+}
+
+impl WriterIo {
     fn committer(&mut self) -> Committer<'_> {
         Committer {
             usage: &mut self.usage,
             books: &self.books,
             flush_lock: &self.flush_lock,
             faults: self.faults.as_deref(),
+            accounted: &mut self.accounted,
         }
     }
 }
@@ -460,6 +558,8 @@ struct Committer<'a> {
     books: &'a Books,
     flush_lock: &'a Mutex<()>,
     faults: Option<&'a dyn WriteFaults>,
+    /// `WriterIo::accounted`: counts the records whose costs the books took.
+    accounted: &'a mut usize,
 }
 
 impl Committer<'_> {
@@ -596,6 +696,7 @@ impl Committer<'_> {
                 self.books.abandoned(&users, &keys);
             }
         }
+        *self.accounted += batch.len();
         // Shared under the lock too: a rebuild of the holds (`restore_shared_holds`) then
         // never reads the books after this commit and Redis before its share, which would
         // take the cost off the hold twice.
@@ -634,6 +735,7 @@ impl Committer<'_> {
             tracing::error!(error = %park_error, request_id = %record.request_id, "could not park a refused usage record");
             return false;
         }
+        *self.accounted += 1;
         if in_books {
             let (users, keys) = costs_by_owner(std::slice::from_ref(record));
             // Under the writer's lock, as a commit's share (see `commit`).
@@ -699,6 +801,27 @@ mod tests {
     use super::*;
     use crate::store::test_support::temp_store;
 
+    /// A writer for one user holding 1,000 nano-USD (in the database and the books),
+    /// with the faults `faults` makes from the books and the user's id.
+    pub(super) async fn writer_for_one_user(
+        faults: impl FnOnce(&Arc<Books>, i64) -> Arc<dyn WriteFaults>,
+    ) -> (Store, tempfile::TempDir, Arc<Books>, LedgerWriter, i64) {
+        let (store, dir) = temp_store().await;
+        let user = store
+            .create_user("u", "user", None, Nanos(1_000))
+            .await
+            .unwrap();
+        let books = Arc::new(Books::default());
+        books.sync([(user.id, Nanos(1_000))], []);
+        let writer = LedgerWriter::spawn_with_faults(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            Some(faults(&books, user.id)),
+        );
+        (store, dir, books, writer, user.id)
+    }
+
     /// Fails the next `transient` attempts before writing, and loses the reply of the
     /// next `lost_replies` commits, running `between` (a reload) in the gap.
     #[derive(Default)]
@@ -750,34 +873,24 @@ mod tests {
     /// would serve the request for free).
     #[tokio::test]
     async fn a_commit_that_keeps_timing_out_is_retried_not_parked() {
-        let (store, _dir) = temp_store().await;
-        let user = store
-            .create_user("u", "user", None, Nanos(1_000))
-            .await
-            .unwrap();
-        let books = Arc::new(Books::default());
-        books.sync([(user.id, Nanos(1_000))], []);
-        let script = Arc::new(Script {
-            transient: StdMutex::new(REFUSALS_BEFORE_PARKING + 1),
-            ..Script::default()
-        });
-        let writer = LedgerWriter::spawn_with_faults(
-            store.clone(),
-            books.clone(),
-            Default::default(),
-            Some(script),
-        );
-        let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+        let (store, _dir, books, writer, user_id) = writer_for_one_user(|_, _| {
+            Arc::new(Script {
+                transient: StdMutex::new(REFUSALS_BEFORE_PARKING + 1),
+                ..Script::default()
+            })
+        })
+        .await;
+        let held = books.reserve(user_id, 0, None, Nanos(100)).unwrap();
         books.settle(held, Nanos(40));
-        writer.submit(record(user.id, 40));
+        writer.submit(record(user_id, 40));
         writer.flush().await;
         assert_eq!(store.usage_count().await.unwrap(), 1);
         assert!(store.dead_letters().await.unwrap().is_empty());
         assert_eq!(
-            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            store.user_by_id(user_id).await.unwrap().unwrap().balance,
             Nanos(960)
         );
-        assert_eq!(books.balance(user.id), Nanos(960));
+        assert_eq!(books.balance(user_id), Nanos(960));
     }
 
     /// The database is away: every attempt fails and the writer cannot reach it.
@@ -920,39 +1033,28 @@ mod tests {
     /// balance before the retry found the batch written: the cost is counted once.
     #[tokio::test]
     async fn a_lost_reply_and_a_reload_before_the_retry_count_the_batch_once() {
-        let (store, _dir) = temp_store().await;
-        let user = store
-            .create_user("u", "user", None, Nanos(1_000))
-            .await
-            .unwrap();
-        let books = Arc::new(Books::default());
-        books.sync([(user.id, Nanos(1_000))], []);
-        let reloaded = books.clone();
-        let user_id = user.id;
-        let script = Arc::new(Script {
-            lost_replies: StdMutex::new(1),
-            // The reload sees the committed debit in the database.
-            between: StdMutex::new(Some(Box::new(move || {
-                reloaded.sync([(user_id, Nanos(960))], []);
-            }))),
-            ..Script::default()
-        });
-        let writer = LedgerWriter::spawn_with_faults(
-            store.clone(),
-            books.clone(),
-            Default::default(),
-            Some(script),
-        );
-        let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+        let (store, _dir, books, writer, user_id) = writer_for_one_user(|books, user_id| {
+            let reloaded = books.clone();
+            Arc::new(Script {
+                lost_replies: StdMutex::new(1),
+                // The reload sees the committed debit in the database.
+                between: StdMutex::new(Some(Box::new(move || {
+                    reloaded.sync([(user_id, Nanos(960))], []);
+                }))),
+                ..Script::default()
+            })
+        })
+        .await;
+        let held = books.reserve(user_id, 0, None, Nanos(100)).unwrap();
         books.settle(held, Nanos(40));
-        writer.submit(record(user.id, 40));
+        writer.submit(record(user_id, 40));
         writer.flush().await;
         assert_eq!(store.usage_count().await.unwrap(), 1);
         assert_eq!(
-            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            store.user_by_id(user_id).await.unwrap().unwrap().balance,
             Nanos(960)
         );
-        assert_eq!(books.balance(user.id), Nanos(960), "counted once");
-        assert_eq!(books.unflushed(user.id), Nanos::ZERO);
+        assert_eq!(books.balance(user_id), Nanos(960), "counted once");
+        assert_eq!(books.unflushed(user_id), Nanos::ZERO);
     }
 }

@@ -471,7 +471,12 @@ pub fn per_million(per_token: &str) -> Result<Nanos, String> {
         digits.parse().map_err(|_| bad())?
     };
     // value × 10^(exponent − |frac|) USD per token = value × 10^(shift) nano-USD per 1M.
-    let shift = exponent - frac.len() as i32 + 15;
+    // An exponent near i32's bounds must not wrap around (a huge price read as a tiny one).
+    let shift = i32::try_from(frac.len())
+        .ok()
+        .and_then(|places| exponent.checked_sub(places))
+        .and_then(|shift| shift.checked_add(15))
+        .ok_or_else(bad)?;
     let too_large = || format!("'{per_token}' is beyond $1e9 per 1M tokens");
     let nanos = if shift >= 0 {
         10i128
@@ -510,6 +515,16 @@ mod tests {
         assert_eq!(per_million("1.0000000000000001e-15"), Ok(Nanos(2)));
         assert!(per_million("-1").is_err(), "OpenRouter's variable price");
         assert!(per_million("1e30").is_err());
+        assert!(
+            per_million("1e2147483647").is_err(),
+            "no wrap to a tiny price"
+        );
+        assert!(per_million("1.5e-2147483648").is_err());
+        assert_eq!(
+            per_million("1e-2147483000"),
+            Ok(Nanos(1)),
+            "tiny: rounded up"
+        );
         assert!(per_million("abc").is_err());
     }
 

@@ -155,7 +155,12 @@ fn zhipu_status(status: u16, body: &[u8]) -> u16 {
     };
     let code = match &parsed.error.code {
         Value::String(text) => text.parse::<u32>().unwrap_or(0),
-        Value::Number(number) => number.as_u64().unwrap_or(0) as u32,
+        // A number beyond u32 is no code of theirs; cut to 32 bits it could pose as one
+        // (2^32 + 1000 as 1000, a rejected key).
+        Value::Number(number) => number
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
         _ => 0,
     };
     match code {
@@ -351,6 +356,15 @@ mod tests {
             "overloaded, not out of quota"
         );
         assert_eq!(Dialect::Zhipu.effective_status(500, b"not json"), 500);
+        let beyond_u32 = format!(
+            r#"{{"error":{{"code":{},"message":"x"}}}}"#,
+            (1u64 << 32) + 1000
+        );
+        assert_eq!(
+            Dialect::Zhipu.effective_status(500, beyond_u32.as_bytes()),
+            500,
+            "not taken for code 1000 (a rejected key)"
+        );
         let missing = br#"{"error":{"message":"Model Not Exist","type":"invalid_request_error"}}"#;
         assert_eq!(Dialect::DeepSeek.effective_status(400, missing), 404);
         assert_eq!(

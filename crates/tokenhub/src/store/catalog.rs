@@ -98,9 +98,31 @@ impl ModelRow {
             .bind(self.rules.tiers_json())
     }
 
+    fn read(row: &sqlx::any::AnyRow) -> Result<ModelRow, sqlx::Error> {
+        Ok(ModelRow {
+            id: row.try_get("id")?,
+            provider: row.try_get("provider")?,
+            context: row.try_get("context")?,
+            input_price: Nanos(row.try_get("input_price_nano")?),
+            output_price: Nanos(row.try_get("output_price_nano")?),
+            cached_input_price: row
+                .try_get::<Option<i64>, _>("cached_input_price_nano")?
+                .map(Nanos),
+            cache_write_price: row
+                .try_get::<Option<i64>, _>("cache_write_price_nano")?
+                .map(Nanos),
+            rules: ModelRow::read_rules(row)?,
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
+            created: row.try_get::<i64, _>("created_at")? / 1000,
+        })
+    }
+
+    /// A model's rules, refused if the row breaks what every way in checks (the
+    /// management API, the config file): it was written straight into the database.
     fn read_rules(row: &sqlx::any::AnyRow) -> Result<PriceRules, sqlx::Error> {
+        let malformed = |why: String| sqlx::Error::Decode(why.into());
         let tiers: Option<String> = row.try_get("price_tiers")?;
-        Ok(PriceRules {
+        let rules = PriceRules {
             cache_write_1h: row
                 .try_get::<Option<i64>, _>("cache_write_1h_price_nano")?
                 .map(Nanos),
@@ -108,8 +130,14 @@ impl ModelRow {
                 .try_get::<Option<i64>, _>("explicit_cached_price_nano")?
                 .map(Nanos),
             tiers: PriceRules::tiers_from_json(tiers.as_deref())
-                .map_err(|e| sqlx::Error::Decode(e.into()))?,
-        })
+                .map_err(|why| malformed(format!("price_tiers: {why}")))?,
+        };
+        crate::ledger::price_tiers::validate(&rules.tiers)
+            .map_err(|why| malformed(format!("price_tiers: {why}")))?;
+        if rules.any_negative() {
+            return Err(malformed("a cache price is negative".into()));
+        }
+        Ok(rules)
     }
 }
 
@@ -267,26 +295,24 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ModelRow {
-                    id: row.try_get("id")?,
-                    provider: row.try_get("provider")?,
-                    context: row.try_get("context")?,
-                    input_price: Nanos(row.try_get("input_price_nano")?),
-                    output_price: Nanos(row.try_get("output_price_nano")?),
-                    cached_input_price: row
-                        .try_get::<Option<i64>, _>("cached_input_price_nano")?
-                        .map(Nanos),
-                    cache_write_price: row
-                        .try_get::<Option<i64>, _>("cache_write_price_nano")?
-                        .map(Nanos),
-                    rules: ModelRow::read_rules(row)?,
-                    enabled: row.try_get::<i64, _>("enabled")? != 0,
-                    created: row.try_get::<i64, _>("created_at")? / 1000,
-                })
-            })
-            .collect()
+        let mut models = Vec::with_capacity(rows.len());
+        let mut unreadable: u32 = 0;
+        for row in &rows {
+            match ModelRow::read(row) {
+                Ok(model) => models.push(model),
+                // One row the database holds but the gateway cannot read (a malformed
+                // `price_tiers` written straight into it) must not take the whole
+                // catalogue down: start-up would fail, and running instances would
+                // keep their old snapshot through every later change.
+                Err(error) => {
+                    unreadable += 1;
+                    let id: String = row.try_get("id").unwrap_or_default();
+                    tracing::error!(model = %id, %error, "model row unreadable: the model is left out of the catalogue until its row is fixed");
+                }
+            }
+        }
+        metrics::gauge!("tokenhub_models_unreadable").set(f64::from(unreadable));
+        Ok(models)
     }
 
     pub async fn all_channels(&self) -> StoreResult<Vec<ChannelRow>> {
@@ -374,6 +400,34 @@ mod tests {
             (stored[1].cached_input_price, stored[1].cache_write_price),
             (None, None)
         );
+    }
+
+    /// A row written straight into the database with tiers the gateway cannot read is
+    /// left out; the other models are still read.
+    #[tokio::test]
+    async fn an_unreadable_model_row_is_skipped_and_the_others_are_read() {
+        let (store, _dir) = temp_store().await;
+        for id in ["bad-json", "fine", "overlapping"] {
+            store.upsert_model(&model(id, 1)).await.unwrap();
+        }
+        let overlapping = r#"[{"name":"a","service_tier":"flex","input_usd_per_mtok":"1","output_usd_per_mtok":"1"},
+            {"name":"b","service_tier":"flex","input_usd_per_mtok":"1","output_usd_per_mtok":"1"}]"#;
+        for (id, tiers) in [("bad-json", "{not json"), ("overlapping", overlapping)] {
+            sqlx::query("UPDATE models SET price_tiers = $1 WHERE id = $2")
+                .bind(tiers)
+                .bind(id)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+        let ids: Vec<String> = store
+            .all_models()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["fine"]);
     }
 
     /// The data `UPDATE`s of a migration file (comments may hold a `;`: they go first).

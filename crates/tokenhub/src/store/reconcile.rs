@@ -49,43 +49,32 @@ pub struct BilledRecord {
 impl Store {
     pub async fn money_audit(&self) -> StoreResult<MoneyAudit> {
         let mut audit = MoneyAudit::default();
-        for row in sqlx::query("SELECT id, balance_nano FROM users")
-            .fetch_all(&self.pool)
+        for (id, balance) in self
+            .amounts_by_id("SELECT id, balance_nano AS amount FROM users")
             .await?
         {
-            audit.users.entry(row.try_get("id")?).or_default().balance =
-                Nanos(row.try_get("balance_nano")?);
+            audit.users.entry(id).or_default().balance = balance;
         }
-        let credits = "SELECT user_id, CAST(SUM(amount_nano) AS BIGINT) AS total \
+        let credits = "SELECT user_id AS id, CAST(SUM(amount_nano) AS BIGINT) AS amount \
                        FROM ledger_entries GROUP BY user_id";
-        for row in sqlx::query(credits).fetch_all(&self.pool).await? {
-            audit
-                .users
-                .entry(row.try_get("user_id")?)
-                .or_default()
-                .credits = Nanos(row.try_get("total")?);
+        for (id, total) in self.amounts_by_id(credits).await? {
+            audit.users.entry(id).or_default().credits = total;
         }
-        let costs = "SELECT user_id, CAST(SUM(cost_nano) AS BIGINT) AS total \
+        let costs = "SELECT user_id AS id, CAST(SUM(cost_nano) AS BIGINT) AS amount \
                      FROM usage_records GROUP BY user_id";
-        for row in sqlx::query(costs).fetch_all(&self.pool).await? {
-            audit
-                .users
-                .entry(row.try_get("user_id")?)
-                .or_default()
-                .costs = Nanos(row.try_get("total")?);
+        for (id, total) in self.amounts_by_id(costs).await? {
+            audit.users.entry(id).or_default().costs = total;
         }
-        for row in sqlx::query("SELECT id, spent_nano FROM api_keys")
-            .fetch_all(&self.pool)
+        for (id, spent) in self
+            .amounts_by_id("SELECT id, spent_nano AS amount FROM api_keys")
             .await?
         {
-            audit.keys.entry(row.try_get("id")?).or_default().spent =
-                Nanos(row.try_get("spent_nano")?);
+            audit.keys.entry(id).or_default().spent = spent;
         }
-        let key_costs = "SELECT key_id, CAST(SUM(cost_nano) AS BIGINT) AS total \
+        let key_costs = "SELECT key_id AS id, CAST(SUM(cost_nano) AS BIGINT) AS amount \
                          FROM usage_records GROUP BY key_id";
-        for row in sqlx::query(key_costs).fetch_all(&self.pool).await? {
-            audit.keys.entry(row.try_get("key_id")?).or_default().costs =
-                Nanos(row.try_get("total")?);
+        for (id, total) in self.amounts_by_id(key_costs).await? {
+            audit.keys.entry(id).or_default().costs = total;
         }
         let counts = sqlx::query(
             "SELECT COUNT(*) AS records, COUNT(DISTINCT request_id) AS requests FROM usage_records",
@@ -116,6 +105,14 @@ impl Store {
                     cost: Nanos(row.try_get("cost_nano")?),
                 })
             })
+            .collect()
+    }
+
+    /// The `(id, amount)` rows of `sql`, which selects an `id` and an `amount` column.
+    async fn amounts_by_id(&self, sql: &str) -> StoreResult<Vec<(i64, Nanos)>> {
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, Nanos(row.try_get("amount")?))))
             .collect()
     }
 

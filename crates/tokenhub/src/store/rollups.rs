@@ -1,10 +1,11 @@
-//! Per-hour usage rollups (migration 0018), written by the ledger writer in the same
+//! Usage rollups (migrations 0018 and 0022), written by the ledger writer in the same
 //! transaction as the records they count, so Σ rollup cost = Σ record cost exactly: a
 //! batch is either committed with its rollups or not at all, and a retried batch found
-//! committed earlier (`Written::Earlier`) is not counted again. Two tables: per owner
-//! (user, key, model, channel, status) for user, key and billing views, and everyone
-//! together (model, channel, status) for the admin summaries, whose cost then follows the
-//! number of hours and models, not of users, keys or records.
+//! committed earlier (`Written::Earlier`) is not counted again. Four tables: per owner and
+//! hour (user, key, model, channel, status) for key and billing views; everyone together
+//! per hour (model, channel, status) for the admin summaries by day or model, whose cost
+//! then follows the number of hours and models, not of users, keys or records; per key and
+//! day, and per user and day, for summaries by key or user over whole days.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,9 @@ pub(super) const SUM_COLUMNS: [&str; 9] = [
     "completion_tokens",
     "cost_nano",
 ];
+
+/// How many rollup tables the writer keeps (`rollup_table_costs` returns one sum each).
+pub const ROLLUP_TABLES: usize = 4;
 
 pub(super) const HOUR_MS: i64 = 3_600_000;
 pub(super) const DAY_MS: i64 = 24 * HOUR_MS;
@@ -124,7 +128,7 @@ type Rows = BTreeMap<Vec<Dimension>, Totals>;
 /// A batch's rollups per table, each in key order (so concurrent writers lock rows in the
 /// same order).
 pub(super) struct BatchRollups {
-    tables: [(Table, Rows); 3],
+    tables: [(Table, Rows); ROLLUP_TABLES],
 }
 
 impl BatchRollups {
@@ -200,16 +204,19 @@ enum Table {
     Owners,
     Global,
     Daily,
+    UserDaily,
 }
 
 impl Table {
-    const ALL: [Table; 3] = [Table::Owners, Table::Global, Table::Daily];
+    const ALL: [Table; ROLLUP_TABLES] =
+        [Table::Owners, Table::Global, Table::Daily, Table::UserDaily];
 
     fn name(self) -> &'static str {
         match self {
             Table::Owners => "usage_rollups",
             Table::Global => "usage_rollups_global",
             Table::Daily => "usage_rollups_daily",
+            Table::UserDaily => "usage_rollups_user_daily",
         }
     }
 
@@ -219,6 +226,7 @@ impl Table {
             Table::Owners => &["hour", "user_id", "key_id", "model", "channel_id", "status"],
             Table::Global => &["hour", "model", "channel_id", "status"],
             Table::Daily => &["day", "user_id", "key_id"],
+            Table::UserDaily => &["user_id", "day"],
         }
     }
 
@@ -229,6 +237,7 @@ impl Table {
         let channel = Number(record.channel_id.unwrap_or(0));
         let status = Number(i64::from(record.status));
         let model = Text(record.model.clone());
+        let day = Number(record.created_at.div_euclid(DAY_MS) * DAY_MS);
         match self {
             Table::Owners => vec![
                 hour,
@@ -239,11 +248,8 @@ impl Table {
                 status,
             ],
             Table::Global => vec![hour, model, channel, status],
-            Table::Daily => vec![
-                Number(record.created_at.div_euclid(DAY_MS) * DAY_MS),
-                Number(record.user_id),
-                Number(record.key_id),
-            ],
+            Table::Daily => vec![day, Number(record.user_id), Number(record.key_id)],
+            Table::UserDaily => vec![Number(record.user_id), day],
         }
     }
 }
@@ -329,10 +335,10 @@ impl Store {
         Ok(Nanos(cost))
     }
 
-    /// Σ cost of each rollup table (per owner, global, daily); each equals Σ cost of the
-    /// records ever written.
-    pub async fn rollup_table_costs(&self) -> StoreResult<[Nanos; 3]> {
-        let mut costs = [Nanos::ZERO; 3];
+    /// Σ cost of each rollup table (per owner, global, per key daily, per user daily);
+    /// each equals Σ cost of the records ever written.
+    pub async fn rollup_table_costs(&self) -> StoreResult<[Nanos; ROLLUP_TABLES]> {
+        let mut costs = [Nanos::ZERO; ROLLUP_TABLES];
         for (cost, table) in costs.iter_mut().zip(Table::ALL) {
             let sql = format!(
                 "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM {}",
@@ -397,6 +403,64 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every per-user daily row: user, day, then every summed column.
+    async fn user_daily_rows(store: &Store) -> Vec<Vec<i64>> {
+        use sqlx::Row;
+        let summed: Vec<String> = SUM_COLUMNS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .chain((0..LATENCY_BUCKETS).map(latency_column))
+            .collect();
+        let read = format!(
+            "SELECT user_id, day, {} FROM usage_rollups_user_daily ORDER BY user_id, day",
+            summed.join(", ")
+        );
+        let rows = sqlx::query(&read).fetch_all(&store.pool).await.unwrap();
+        rows.iter()
+            .map(|row| (0..2 + summed.len()).map(|i| row.get(i)).collect())
+            .collect()
+    }
+
+    /// Migration 0022's backfill (from the per-key daily rollups) builds the per-user daily
+    /// rows the writer builds from records, column for column.
+    #[tokio::test]
+    async fn the_user_daily_backfill_rebuilds_what_the_writer_wrote() {
+        let (store, _dir) = crate::store::test_support::temp_store().await;
+        let records: Vec<UsageRecord> = (0..40_i64)
+            .map(|n| UsageRecord {
+                request_id: format!("r{n}"),
+                user_id: n % 3 + 1,
+                key_id: n % 5 + 1,
+                model: ["a", "b"][(n % 2) as usize].into(),
+                prompt_tokens: n as u64,
+                completion_tokens: 2 * n as u64,
+                cost: Nanos(1_000 + n),
+                status: if n % 7 == 0 { 500 } else { 200 },
+                latency_ms: (n * 997 % 70_000) as u64,
+                created_at: 20_000 * DAY_MS + n * 5 * HOUR_MS,
+                ..Default::default()
+            })
+            .collect();
+        store
+            .write_usage_batch(&records, super::super::BatchAttempt::First)
+            .await
+            .unwrap();
+        let written = user_daily_rows(&store).await;
+        let user_days: std::collections::BTreeSet<(i64, i64)> = records
+            .iter()
+            .map(|r| (r.user_id, r.created_at.div_euclid(DAY_MS)))
+            .collect();
+        assert_eq!(written.len(), user_days.len(), "one row per user and day");
+        let migration = include_str!("../../migrations/sqlite/0022_usage_rollups_user_daily.sql");
+        let backfill = &migration[migration.find("INSERT INTO").unwrap()..];
+        sqlx::query("DELETE FROM usage_rollups_user_daily")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query(backfill).execute(&store.pool).await.unwrap();
+        assert_eq!(user_daily_rows(&store).await, written);
     }
 
     #[test]

@@ -17,7 +17,7 @@ const KEY_C: &str = "key-cccc-0000-3333";
 fn multi_key_channel(name: &str, url: &str, keys: &[&str]) -> tokenhub::config::ChannelConfig {
     let mut multi = channel(name, url, &["mock-gpt"], 10);
     multi.api_key = None;
-    multi.api_keys = keys.iter().map(|k| k.to_string()).collect();
+    multi.api_keys = keys.iter().map(|k| (*k).into()).collect();
     multi
 }
 

@@ -14,7 +14,7 @@ use tokenhub::ledger::money::Nanos;
 /// A channel on `url` serving `model` (as the mock's `mock-gpt`), with its own key.
 fn own_channel(name: &str, url: &str, model: &str, priority: i64) -> ChannelConfig {
     let mut config = channel(name, url, &[model], priority);
-    config.api_key = Some(format!("{name}-key"));
+    config.api_key = Some(format!("{name}-key").into());
     config
         .model_map
         .insert(model.to_string(), "mock-gpt".to_string());

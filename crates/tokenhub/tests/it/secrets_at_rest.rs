@@ -141,8 +141,8 @@ async fn a_wrong_secret_key_refuses_to_start() {
         let wrong = "0".repeat(64);
         let settings = tokenhub::config::Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: h.database_url.clone(),
-            secret_key: Some(wrong),
+            database_url: h.database_url.as_str().into(),
+            secret_key: Some(wrong.into()),
             root_password: Some("root-password".into()),
             ..Default::default()
         };

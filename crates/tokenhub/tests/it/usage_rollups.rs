@@ -128,7 +128,7 @@ async fn assert_sums_agree(store: &Store) {
     assert!(records > Nanos::ZERO);
     assert_eq!(
         store.rollup_table_costs().await.unwrap(),
-        [records; 3],
+        [records; 4],
         "Σ rollups = Σ records, in every rollup table"
     );
 }
@@ -219,10 +219,33 @@ async fn summaries_equal_the_computation_over_raw_records() {
         let first_day = start - start % DAY;
         let filters = [
             UsageFilter::default(),
-            // Whole days: grouped by user or key, read from the daily rollups.
+            // Whole days: grouped by user or key, read from the daily rollups (per user,
+            // per key).
             UsageFilter {
                 from: Some(first_day + DAY),
                 to: Some(first_day + 3 * DAY),
+                ..UsageFilter::default()
+            },
+            // One user's days: by day or user from the per-user daily rollups.
+            UsageFilter {
+                user_id: Some(2),
+                ..UsageFilter::default()
+            },
+            UsageFilter {
+                user_id: Some(3),
+                from: Some(first_day + DAY),
+                ..UsageFilter::default()
+            },
+            UsageFilter {
+                key_id: Some(3),
+                from: Some(first_day + DAY),
+                to: Some(first_day + 2 * DAY),
+                ..UsageFilter::default()
+            },
+            // Whole days but an hour's part of a day: hourly rollups.
+            UsageFilter {
+                user_id: Some(1),
+                from: Some(first_day + DAY + 5 * HOUR),
                 ..UsageFilter::default()
             },
             UsageFilter {
@@ -325,8 +348,63 @@ async fn the_retention_purge_deletes_old_records_and_keeps_rollups() {
             before
         );
         let total = records.iter().fold(Nanos::ZERO, |sum, r| sum + r.cost);
-        assert_eq!(store.rollup_table_costs().await.unwrap(), [total; 3]);
+        assert_eq!(store.rollup_table_costs().await.unwrap(), [total; 4]);
         assert_eq!(store.recomputed_balance(user.id).await.unwrap(), balance);
+        h.shutdown().await;
+    }
+}
+
+/// The listing counts matching records up to 10,000 (or the end of the page asked for)
+/// and says when more match, so a page of a large history does not count all of it.
+#[tokio::test]
+async fn the_listing_counts_up_to_a_cap_and_says_when_more_match() {
+    for backend in backends() {
+        let h = keeping_records(backend).await;
+        let store = h.gateway().store.clone();
+        let user = tokenhub::accounts::create_user(&store, "many", "user", Nanos(10_000_000))
+            .await
+            .unwrap();
+        let now = tokenhub::store::now_ms();
+        let records: Vec<UsageRecord> = (0..10_003)
+            .map(|n| record(n, user.id, 1, now - 10_003 + n))
+            .collect();
+        for batch in records.chunks(2_000) {
+            store
+                .write_usage_batch(batch, BatchAttempt::First)
+                .await
+                .unwrap();
+        }
+        let root = tokenhub::accounts::user_named(&store, "root")
+            .await
+            .unwrap();
+        let (_, token) = tokenhub::accounts::admin_token::issue(
+            &store,
+            &tokenhub::accounts::Actor::cli(),
+            &root,
+            "ops",
+        )
+        .await
+        .unwrap();
+        let listing = |query: &'static str| {
+            let request = h
+                .http
+                .get(format!("{}/api/admin/usage?{query}", h.base))
+                .bearer_auth(&token);
+            async move {
+                let page: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+                (
+                    page["total"].as_i64().unwrap(),
+                    page["total_capped"].as_bool().unwrap(),
+                    page["data"].as_array().unwrap().len(),
+                )
+            }
+        };
+        assert_eq!(listing("limit=50").await, (10_000, true, 50));
+        // Past the cap, the count reaches the end of the page asked for.
+        assert_eq!(listing("limit=50&offset=9950").await, (10_000, true, 50));
+        assert_eq!(listing("limit=10&offset=9995").await, (10_003, false, 8));
+        // A filter matching fewer records counts them exactly.
+        assert_eq!(listing("status=502&limit=5").await, (2_000, false, 5));
         h.shutdown().await;
     }
 }

@@ -442,7 +442,7 @@ async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
         let (smtp_url, mut mail) = smtp_sink().await;
         let h = Harness::start_with(backend, |settings, _| {
             settings.public_url = Some("https://gateway.example".into());
-            settings.accounts.smtp_url = Some(smtp_url.clone());
+            settings.accounts.smtp_url = Some(smtp_url.as_str().into());
             settings.accounts.smtp_from = Some("TokenHub <noreply@example.com>".into());
         })
         .await;

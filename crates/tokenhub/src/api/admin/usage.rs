@@ -19,6 +19,10 @@ use crate::store::{GroupBy, StatusFilter, UsageAggregate, UsageFilter, UsageReco
 /// Rows in one CSV export at most.
 const MAX_EXPORT_ROWS: i64 = 100_000;
 
+/// A listing counts matching records up to this many (or to the end of the page asked
+/// for, if further): counting every match of a large history reads every match.
+const LISTING_COUNT_CAP: i64 = 10_000;
+
 #[derive(Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct UsageParams {
@@ -113,7 +117,11 @@ impl UsageView {
 #[derive(Serialize, ToSchema)]
 pub struct UsagePage {
     pub data: Vec<UsageView>,
+    /// Records matching the filter, counted up to 10,000 or to the end of this page,
+    /// whichever is further; see `total_capped`.
     pub total: i64,
+    /// More records match than `total` (a lower bound then: show it as "10,000+").
+    pub total_capped: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -212,10 +220,10 @@ async fn page(state: &AppState, params: &UsageParams, own: Option<i64>) -> Resul
         offset: params.offset,
     }
     .bounded();
-    let (records, total) = state
-        .store
-        .usage_page(&filter(params, own)?, limit, offset)
-        .await?;
+    let filter = filter(params, own)?;
+    let records = state.store.usage_page(&filter, limit, offset).await?;
+    let count_cap = LISTING_COUNT_CAP.max(offset.saturating_add(limit));
+    let count = state.store.usage_count_capped(&filter, count_cap).await?;
     Ok(Json(UsagePage {
         data: records
             .into_iter()
@@ -225,7 +233,8 @@ async fn page(state: &AppState, params: &UsageParams, own: Option<i64>) -> Resul
                 None => view,
             })
             .collect(),
-        total,
+        total: count.total,
+        total_capped: count.capped,
     }))
 }
 
@@ -246,7 +255,7 @@ async fn summary(
 }
 
 async fn export(state: &AppState, params: &UsageParams, own: Option<i64>) -> Result<Response> {
-    let (records, _) = state
+    let records = state
         .store
         .usage_page(&filter(params, own)?, MAX_EXPORT_ROWS, 0)
         .await?;

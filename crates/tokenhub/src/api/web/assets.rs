@@ -1,7 +1,9 @@
 //! The web app's CSS, JavaScript and icon, compiled into the binary (no CDN, works
 //! offline). Pages link them as `/assets/NAME?v=HASH`: a versioned URL is cached for a
-//! year, because a new build changes the hash and so the URL.
+//! year, because a new build changes the hash and so the URL. The message catalogues
+//! are served as scripts too (`messages-en.js`, `messages-zh.js`: CSP-safe, cached).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::sync::LazyLock;
@@ -11,9 +13,11 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
+use super::i18n::{CATALOGUES, Lang};
+
 struct Asset {
     content_type: &'static str,
-    body: &'static [u8],
+    body: Cow<'static, [u8]>,
     /// A hash of the content: the ETag and the `v` of versioned URLs.
     version: String,
 }
@@ -34,13 +38,40 @@ const FILES: &[(&str, &str, &[u8])] = embed! {
     "favicon.svg" => "image/svg+xml",
 };
 
+/// The script that hands a catalogue to common.js (`TH.t`).
+fn messages_script(catalogue: &str) -> Vec<u8> {
+    format!(
+        "\"use strict\";\nself.TH_MESSAGES = {};\n",
+        catalogue.trim()
+    )
+    .into_bytes()
+}
+
+/// The asset name of a language's catalogue script.
+pub fn messages_asset(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "messages-en.js",
+        Lang::Zh => "messages-zh.js",
+    }
+}
+
 static ASSETS: LazyLock<HashMap<&'static str, Asset>> = LazyLock::new(|| {
-    FILES
+    let files = FILES
         .iter()
-        .map(|&(name, content_type, body)| {
+        .map(|&(name, content_type, body)| (name, content_type, Cow::Borrowed(body)));
+    let catalogues = CATALOGUES.iter().map(|&(lang, text)| {
+        (
+            messages_asset(lang),
+            "text/javascript; charset=utf-8",
+            Cow::Owned(messages_script(text)),
+        )
+    });
+    files
+        .chain(catalogues)
+        .map(|(name, content_type, body)| {
             // FNV-1a: stable across builds and platforms, unlike std's default hasher.
             let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-            hash.write(body);
+            hash.write(&body);
             let version = format!("{:016x}", hash.finish());
             (
                 name,
@@ -107,7 +138,7 @@ pub async fn serve(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(asset.content_type),
             )],
-            asset.body,
+            asset.body.clone(),
         )
             .into_response()
     };
@@ -131,5 +162,14 @@ mod tests {
             assert!(url.starts_with(&format!("/assets/{name}?v=")), "{url}");
         }
         assert_eq!(url("missing.js"), "/assets/missing.js");
+        for (lang, _) in CATALOGUES {
+            let name = messages_asset(lang);
+            let body = &ASSETS[name].body;
+            assert!(
+                body.starts_with(b"\"use strict\";\nself.TH_MESSAGES = {"),
+                "{name}"
+            );
+            assert!(url(name).starts_with(&format!("/assets/{name}?v=")));
+        }
     }
 }

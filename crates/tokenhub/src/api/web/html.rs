@@ -6,6 +6,7 @@
 use std::fmt::{self, Display, Write};
 
 use super::assets;
+use super::i18n::Lang;
 
 /// Displays a string with `& < > " '` escaped: safe in element text and in quoted
 /// attribute values.
@@ -62,6 +63,9 @@ pub struct Viewer {
 
 /// One page: its title, body and the script that drives it.
 pub struct Page<'a> {
+    /// The language of the frame and of the catalogue handed to the scripts.
+    pub lang: Lang,
+    /// Already translated.
     pub title: &'a str,
     pub nav: Nav,
     pub viewer: Option<&'a Viewer>,
@@ -73,18 +77,22 @@ pub struct Page<'a> {
 
 impl Page<'_> {
     pub fn render(&self) -> String {
+        let lang = self.lang;
         let mut html = String::with_capacity(self.main.len() + 2048);
         let _ = write!(
             html,
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+            "<!doctype html>\n<html lang=\"{tag}\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{title} · TokenHub</title>\
              <link rel=\"icon\" href=\"{icon}\" type=\"image/svg+xml\">\
              <link rel=\"stylesheet\" href=\"{css}\">\
+             <script src=\"{messages}\" defer></script>\
              <script src=\"{common}\" defer></script>",
+            tag = lang.tag(),
             title = Esc(self.title),
             icon = assets::url("favicon.svg"),
             css = assets::url("app.css"),
+            messages = assets::url(assets::messages_asset(lang)),
             common = assets::url("common.js"),
         );
         if let Some(script) = self.script {
@@ -95,31 +103,43 @@ impl Page<'_> {
             );
         }
         html.push_str("</head><body>");
-        html.push_str("<a class=\"skip\" href=\"#main\">Skip to content</a>");
+        let _ = write!(
+            html,
+            "<a class=\"skip\" href=\"#main\">{}</a>",
+            lang.t("frame.skip")
+        );
         self.header(&mut html);
         let _ = write!(html, "<main id=\"main\">{}</main>", self.main);
-        html.push_str(
-            "<footer><p>TokenHub · OpenAI-compatible LLM gateway · \
-             <a href=\"/\">API docs</a> · <a href=\"/pricing\">Pricing</a> · \
-             <a href=\"/api/openapi.json\">Management API</a></p></footer></body></html>",
+        let _ = write!(
+            html,
+            "<footer><p>TokenHub · {tagline} · \
+             <a href=\"/\">{docs}</a> · <a href=\"/pricing\">{pricing}</a> · \
+             <a href=\"/api/openapi.json\">{api}</a></p></footer></body></html>",
+            tagline = lang.t("frame.tagline"),
+            docs = lang.t("frame.api_docs"),
+            pricing = lang.t("nav.pricing"),
+            api = lang.t("frame.management_api"),
         );
         html
     }
 
     fn header(&self, html: &mut String) {
-        html.push_str(
+        let lang = self.lang;
+        let _ = write!(
+            html,
             "<header class=\"top\"><a class=\"brand\" href=\"/\">\
              <span class=\"logo\" aria-hidden=\"true\">◆</span> TokenHub</a>\
-             <nav aria-label=\"Main\"><ul>",
+             <nav aria-label=\"{}\"><ul>",
+            lang.t("frame.main_nav")
         );
         let mut entries = vec![
-            (Nav::Docs, "/", "Docs"),
-            (Nav::Pricing, "/pricing", "Pricing"),
-            (Nav::Chat, "/chat", "Chat"),
-            (Nav::Console, "/token/", "Console"),
+            (Nav::Docs, "/", "nav.docs"),
+            (Nav::Pricing, "/pricing", "nav.pricing"),
+            (Nav::Chat, "/chat", "nav.chat"),
+            (Nav::Console, "/token/", "nav.console"),
         ];
         if self.viewer.is_some_and(|v| v.is_admin) {
-            entries.push((Nav::Admin, "/admin", "Admin"));
+            entries.push((Nav::Admin, "/admin", "nav.admin"));
         }
         for (nav, href, label) in entries {
             let current = if nav == self.nav {
@@ -127,21 +147,54 @@ impl Page<'_> {
             } else {
                 ""
             };
-            let _ = write!(html, "<li><a href=\"{href}\"{current}>{label}</a></li>");
+            let _ = write!(
+                html,
+                "<li><a href=\"{href}\"{current}>{}</a></li>",
+                lang.t(label)
+            );
         }
         html.push_str("</ul></nav>");
+        self.switcher(html);
         match self.viewer {
             Some(viewer) => {
                 let _ = write!(
                     html,
-                    "<span class=\"who\">Signed in as <b>{}</b></span>\
-                     <button type=\"button\" class=\"ghost small\" id=\"header-logout\">Log out</button>",
-                    Esc(&viewer.name)
+                    "<span class=\"who\">{signed_in}</span>\
+                     <button type=\"button\" class=\"ghost small\" id=\"header-logout\">{log_out}</button>",
+                    signed_in = lang.tf(
+                        "frame.signed_in_as",
+                        &[("name", &format!("<b>{}</b>", Esc(&viewer.name)))]
+                    ),
+                    log_out = lang.t("frame.log_out"),
                 );
             }
-            None => html.push_str("<a class=\"button small\" href=\"/token/\">Sign in</a>"),
+            None => {
+                let _ = write!(
+                    html,
+                    "<a class=\"button small\" href=\"/token/\">{}</a>",
+                    lang.t("frame.sign_in")
+                );
+            }
         }
         html.push_str("</header>");
+    }
+
+    /// A link to the page in the other language: works without JavaScript (the
+    /// `/language/` redirect); common.js switches in place, keeping the URL's hash.
+    fn switcher(&self, html: &mut String) {
+        let other = match self.lang {
+            Lang::En => Lang::Zh,
+            Lang::Zh => Lang::En,
+        };
+        let _ = write!(
+            html,
+            "<a class=\"lang-switch\" id=\"lang-switch\" href=\"/language/{code}\" \
+             data-lang=\"{code}\" hreflang=\"{tag}\" lang=\"{tag}\" title=\"{title}\">{name}</a>",
+            code = other.code(),
+            tag = other.tag(),
+            title = other.t("frame.switch_language"),
+            name = other.own_name(),
+        );
     }
 }
 
@@ -175,6 +228,7 @@ mod tests {
             is_admin: false,
         };
         let html = Page {
+            lang: Lang::En,
             title: "Pricing",
             nav: Nav::Pricing,
             viewer: Some(&viewer),
@@ -186,5 +240,28 @@ mod tests {
         assert!(!html.contains("<script>x"));
         assert!(html.contains("<a href=\"/pricing\" aria-current=\"page\">"));
         assert!(!html.contains("/admin"), "admins only");
+        assert!(html.contains("<html lang=\"en\">"));
+        assert!(
+            html.contains("href=\"/language/zh\""),
+            "the switcher offers Chinese"
+        );
+    }
+
+    #[test]
+    fn the_chinese_frame_is_translated_and_loads_the_chinese_catalogue() {
+        let html = Page {
+            lang: Lang::Zh,
+            title: "价格",
+            nav: Nav::Pricing,
+            viewer: None,
+            main: String::new(),
+            script: None,
+        }
+        .render();
+        assert!(html.contains("<html lang=\"zh-CN\">"));
+        assert!(html.contains("/assets/messages-zh.js?v="));
+        assert!(html.contains(">文档</a>"));
+        assert!(html.contains("href=\"/language/en\""));
+        assert!(!html.contains(">Docs<"));
     }
 }

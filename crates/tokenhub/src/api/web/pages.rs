@@ -4,10 +4,11 @@
 use std::fmt::Write;
 
 use axum::extract::State;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Response};
 use http::HeaderMap;
 
 use super::html::{Esc, Nav, Page};
+use super::i18n::Lang;
 use super::viewer::MaybeViewer;
 use crate::api::AppState;
 use crate::catalog::Model;
@@ -15,10 +16,10 @@ use crate::ledger::money::PerMillion;
 use crate::providers::presets;
 
 /// A price as the seed page writes it (`$2.50`, `$0.01`, `$0.042`: at least two
-/// decimals), or `Free`: the web app's one money format (`html::usd`).
-pub fn price(per_million: PerMillion) -> String {
+/// decimals), or `Free` (translated): the web app's one money format (`html::usd`).
+pub fn price(lang: Lang, per_million: PerMillion) -> String {
     if per_million.0.is_zero() {
-        "Free".into()
+        lang.t("price.free").into()
     } else {
         super::html::usd(per_million.0)
     }
@@ -61,7 +62,7 @@ fn base_url(configured: Option<&str>, headers: &HeaderMap) -> String {
 }
 
 /// The price list's rows: input, cached input and output prices, sortable.
-fn price_rows(models: &[&std::sync::Arc<Model>]) -> String {
+fn price_rows(lang: Lang, models: &[&std::sync::Arc<Model>]) -> String {
     let mut rows = String::new();
     for model in models {
         let free = if is_free(model) {
@@ -79,19 +80,19 @@ fn price_rows(models: &[&std::sync::Arc<Model>]) -> String {
             ctx_raw = model.context,
             ctx = context(model.context),
             in_raw = model.prices.input.0.0,
-            input = price(model.prices.input),
+            input = price(lang, model.prices.input),
         );
         let _ = write!(
             rows,
             "<td class=\"num\" data-sort=\"{}\">{}</td>",
             model.prices.cached_input.0.0,
-            price(model.prices.cached_input)
+            price(lang, model.prices.cached_input)
         );
         let _ = write!(
             rows,
             "<td class=\"num\" data-sort=\"{}\">{}</td></tr>",
             model.prices.output.0.0,
-            price(model.prices.output)
+            price(lang, model.prices.output)
         );
     }
     rows
@@ -125,27 +126,29 @@ fn samples(base: &str, key: &str, model: &str) -> [(&'static str, &'static str, 
     ]
 }
 
-fn sample_blocks(base: &str, key: &str, model: &str) -> String {
+fn sample_blocks(lang: Lang, base: &str, key: &str, model: &str) -> String {
     let mut html = String::new();
     for (id, title, code) in samples(base, key, model) {
         let _ = write!(
             html,
             "<h3 id=\"sample-{id}\">{title}</h3><div class=\"sample\">\
-             <button class=\"copy\" data-copy-from=\"code-{id}\">Copy</button>\
+             <button class=\"copy\" data-copy-from=\"code-{id}\">{copy}</button>\
              <pre><code id=\"code-{id}\">{}</code></pre></div>",
-            Esc(&code)
+            Esc(&code),
+            copy = lang.t("common.copy"),
         );
     }
     html
 }
 
-/// `1 model`, `13 models`.
-fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
+/// `1 model`, `13 models` (`count.models.one` / `count.models.other`).
+fn count_models(lang: Lang, n: usize) -> String {
+    let id = if n == 1 {
+        "count.models.one"
     } else {
-        format!("{n} {noun}s")
-    }
+        "count.models.other"
+    };
+    lang.tf(id, &[("n", &n.to_string())])
 }
 
 /// `/`: the seed page's sections in its order (base URL, authentication, models, chat
@@ -154,8 +157,9 @@ fn count(n: usize, noun: &str) -> String {
 pub async fn docs(
     State(state): State<AppState>,
     headers: HeaderMap,
+    lang: Lang,
     viewer: MaybeViewer,
-) -> Html<String> {
+) -> Response {
     let catalog = state.relay.catalog.load_full();
     let mut models = catalog.routable_models();
     // The built-in models in the seed's order, then the operator's by id.
@@ -183,56 +187,71 @@ pub async fn docs(
         .unwrap_or("deepseek-chat");
     let key_call = match &viewer.0 {
         Some(_) if key_hint.is_some() => format!(
-            "<p>The samples use your key <code>{}</code> — paste the full secret you saved \
-             when you created it. <a href=\"/token/#keys\">Create another key</a></p>",
-            Esc(&key)
+            "<p>{}</p>",
+            lang.tf(
+                "docs.key_in_samples",
+                &[("key", &format!("<code>{}</code>", Esc(&key)))]
+            )
         ),
-        Some(_) => {
-            "<p>You have no API key yet. <a href=\"/token/#keys\">Get your API key →</a></p>".into()
-        }
-        None => "<p><a href=\"/token/\">Get your API key →</a></p>".into(),
+        Some(_) => format!("<p>{}</p>", lang.t("docs.no_key_yet")),
+        None => format!(
+            "<p><a href=\"/token/\">{}</a></p>",
+            lang.t("docs.get_your_key")
+        ),
     };
     let mut main = String::new();
     let _ = write!(
         main,
-        "<section class=\"hero\"><h1>TokenHub API Documentation</h1>\
-         <p class=\"lead\">Fully OpenAI-compatible API · One line of code to switch</p>\
-         <p>Requests are routed to {served} across providers, metered per token and billed \
-         from your balance.</p></section>\
-         <section><h2 id=\"base-url-title\">Base URL</h2>\
+        "<section class=\"hero\"><h1>{title}</h1>\
+         <p class=\"lead\">{lead}</p>\
+         <p>{routed}</p></section>\
+         <section><h2 id=\"base-url-title\">{base_title}</h2>\
          <div class=\"baseurl\"><code id=\"base-url\">{base}</code>\
-         <button class=\"copy\" data-copy-from=\"base-url\">Copy</button></div></section>\
-         <section><h2 id=\"auth\">Authentication</h2>\
-         <p>Pass your API Key in the Authorization header:</p>\
+         <button class=\"copy\" data-copy-from=\"base-url\">{copy}</button></div></section>\
+         <section><h2 id=\"auth\">{auth_title}</h2>\
+         <p>{auth_intro}</p>\
          <pre><code id=\"auth-header\">Authorization: Bearer {key}</code></pre>\
-         <p>The Anthropic-compatible <code>/v1/messages</code> endpoint also accepts \
-         <code>x-api-key</code>. Each key can have an expiry, a spending quota, a model list \
-         and an IP allow list.</p>{key_call}</section>",
-        served = count(models.len(), "model"),
+         <p>{auth_more}</p>{key_call}</section>",
+        title = lang.t("docs.title"),
+        lead = lang.t("docs.lead"),
+        routed = lang.tf(
+            "docs.routed",
+            &[("models", &count_models(lang, models.len()))]
+        ),
+        base_title = lang.t("docs.base_url"),
+        copy = lang.t("common.copy"),
+        auth_title = lang.t("docs.auth"),
+        auth_intro = lang.t("docs.auth_intro"),
+        auth_more = lang.t("docs.auth_more"),
         base = Esc(&base),
         key = Esc(&key),
     );
     let more = presets::catalogue_size().saturating_sub(models.len()) / 100 * 100;
     let _ = write!(
         main,
-        "<section><h2 id=\"models\">Available Models</h2>\
+        "<section><h2 id=\"models\">{title}</h2>\
          <div class=\"table-wrap\"><table class=\"models\" id=\"model-table\"><thead><tr>\
-         <th scope=\"col\">Model Name</th><th scope=\"col\">Provider</th>\
-         <th scope=\"col\" class=\"num\">Context</th>\
-         <th scope=\"col\" class=\"num\">Price (per 1M tokens)</th></tr></thead>\
+         <th scope=\"col\">{name}</th><th scope=\"col\">{provider}</th>\
+         <th scope=\"col\" class=\"num\">{context}</th>\
+         <th scope=\"col\" class=\"num\">{price}</th></tr></thead>\
          <tbody>{rows}</tbody></table></div>{empty}{more}\
-         <p class=\"muted small\">The price is for input tokens; output and cached-input prices \
-         are on the <a href=\"/pricing\">price list</a>.</p></section>",
-        rows = seed_rows(&models),
+         <p class=\"muted small\">{note}</p></section>",
+        title = lang.t("docs.models"),
+        name = lang.t("docs.model_name"),
+        provider = lang.t("price.provider"),
+        context = lang.t("price.context"),
+        price = lang.t("docs.price_per_million"),
+        note = lang.t("docs.price_note"),
+        rows = seed_rows(lang, &models),
         empty = if models.is_empty() {
-            "<p class=\"muted\">No model is available yet: an administrator adds channels and models in the admin panel.</p>"
+            format!("<p class=\"muted\">{}</p>", lang.t("docs.no_models"))
         } else {
-            ""
+            String::new()
         },
         more = if more > 0 {
             format!(
-                "<p id=\"more-models\">{more}+ more models available. Visit \
-                 <a href=\"/admin#catalogue\">admin panel</a> for the full list.</p>"
+                "<p id=\"more-models\">{}</p>",
+                lang.tf("docs.more_models", &[("n", &more.to_string())])
             )
         } else {
             String::new()
@@ -240,53 +259,63 @@ pub async fn docs(
     );
     let _ = write!(
         main,
-        "<section><h2 id=\"chat-completions\">Chat Completions</h2>\
+        "<section><h2 id=\"chat-completions\">{title}</h2>\
          <p class=\"endpoint\"><span class=\"method\">POST</span><code>/v1/chat/completions</code></p>\
          {samples}</section>",
-        samples = sample_blocks(&base, &key, sample_model),
+        title = lang.t("docs.chat_completions"),
+        samples = sample_blocks(lang, &base, &key, sample_model),
     );
-    main.push_str(
-        "<section><h2 id=\"streaming\">Streaming</h2>\
-         <p>Set <code>stream: true</code> to receive Server-Sent Events (SSE) responses. \
-         Fully compatible with OpenAI's streaming format.</p>\
-         <p>Each chunk is forwarded the moment it arrives. \
-         Add <code>\"stream_options\": {\"include_usage\": true}</code> to receive a final \
-         chunk with token usage. If you disconnect mid-stream, the upstream request is \
-         cancelled and only the tokens already delivered are billed.</p></section>\
-         <section><h2 id=\"endpoints\">Endpoints</h2><table class=\"plain\"><tbody>\
-         <tr><td><code>POST /v1/chat/completions</code></td><td>Chat, streaming or not, tools, vision.</td></tr>\
-         <tr><td><code>POST /v1/completions</code></td><td>Legacy text completions.</td></tr>\
-         <tr><td><code>POST /v1/embeddings</code></td><td>Embeddings, billed by input tokens.</td></tr>\
-         <tr><td><code>GET /v1/models</code></td><td>The models your key may call.</td></tr>\
-         <tr><td><code>POST /v1/messages</code></td><td>Anthropic Messages API (Claude Code, the Anthropic SDKs).</td></tr>\
+    let _ = write!(
+        main,
+        "<section><h2 id=\"streaming\">{streaming}</h2>\
+         <p>{streaming_1}</p><p>{streaming_2}</p></section>\
+         <section><h2 id=\"endpoints\">{endpoints}</h2><table class=\"plain\"><tbody>\
+         <tr><td><code>POST /v1/chat/completions</code></td><td>{chat}</td></tr>\
+         <tr><td><code>POST /v1/completions</code></td><td>{completions}</td></tr>\
+         <tr><td><code>POST /v1/embeddings</code></td><td>{embeddings}</td></tr>\
+         <tr><td><code>GET /v1/models</code></td><td>{list}</td></tr>\
+         <tr><td><code>POST /v1/messages</code></td><td>{messages}</td></tr>\
          </tbody></table></section>\
-         <section><h2 id=\"errors\">Errors and limits</h2>\
-         <p>Errors use OpenAI's shape: <code>{\"error\": {\"message\", \"type\", \"param\", \"code\"}}</code>. \
-         <code>401</code> bad key, <code>403</code> address not allowed for the key, \
-         <code>404</code> unknown model or one the key may not use (as OpenAI answers: \
-         <code>model_not_found</code>), <code>429</code> rate limited (see <code>Retry-After</code> \
-         and <code>x-ratelimit-*</code> headers) or balance/quota exhausted \
-         (<code>insufficient_quota</code>), <code>5xx</code> every upstream failed. \
-         Each response carries <code>x-request-id</code>.</p></section>",
+         <section><h2 id=\"errors\">{errors}</h2><p>{errors_text}</p></section>",
+        streaming = lang.t("docs.streaming"),
+        streaming_1 = lang.t("docs.streaming_1"),
+        streaming_2 = lang.t("docs.streaming_2"),
+        endpoints = lang.t("docs.endpoints"),
+        chat = lang.t("docs.endpoint_chat"),
+        completions = lang.t("docs.endpoint_completions"),
+        embeddings = lang.t("docs.endpoint_embeddings"),
+        list = lang.t("docs.endpoint_models"),
+        messages = lang.t("docs.endpoint_messages"),
+        errors = lang.t("docs.errors"),
+        errors_text = lang.t("docs.errors_text"),
     );
     let trial = site
         .as_ref()
         .filter(|s| s.signup_open && !s.trial_credit.is_zero())
         .map(|s| {
-            format!(
-                " New accounts get <strong id=\"trial-credit\">{}</strong> of free credit.",
-                price(PerMillion(s.trial_credit))
+            lang.tf(
+                "docs.trial_credit",
+                &[(
+                    "amount",
+                    &format!(
+                        "<strong id=\"trial-credit\">{}</strong>",
+                        price(lang, PerMillion(s.trial_credit))
+                    ),
+                )],
             )
         })
         .unwrap_or_default();
     let _ = write!(
         main,
-        "<section><h2 id=\"live-demo\">Live Demo</h2>\
-         <p>Try it without coding: <a id=\"free-trial\" href=\"/token/#signup\">Free Trial →</a> \
-         or use the <a id=\"chat-demo\" href=\"/chat\">Chat Demo →</a>{trial}</p></section>\
-         <section><h2 id=\"get-key\">Get an API Key</h2><ol id=\"key-steps\">\
-         <li>Go to <a href=\"/token/\">/token/</a> and create an account</li>\
-         <li>Generate a new API key</li><li>Use it with the code above</li></ol></section>"
+        "<section><h2 id=\"live-demo\">{demo}</h2><p>{try_it}{trial}</p></section>\
+         <section><h2 id=\"get-key\">{get_key}</h2><ol id=\"key-steps\">\
+         <li>{step_1}</li><li>{step_2}</li><li>{step_3}</li></ol></section>",
+        demo = lang.t("docs.live_demo"),
+        try_it = lang.t("docs.try_it"),
+        get_key = lang.t("docs.get_key"),
+        step_1 = lang.t("docs.step_1"),
+        step_2 = lang.t("docs.step_2"),
+        step_3 = lang.t("docs.step_3"),
     );
     if let Some(contact) = site
         .as_ref()
@@ -295,14 +324,16 @@ pub async fn docs(
     {
         let _ = write!(
             main,
-            "<section><h2 id=\"help\">Need Help?</h2>\
-             <p id=\"support\">Contact us via {}</p></section>",
-            Esc(contact)
+            "<section><h2 id=\"help\">{}</h2>\
+             <p id=\"support\">{}</p></section>",
+            lang.t("docs.help"),
+            lang.tf("docs.contact", &[("contact", &Esc(contact).to_string())]),
         );
     }
-    Html(
+    page(
         Page {
-            title: "API documentation",
+            lang,
+            title: lang.t("docs.page_title"),
             nav: Nav::Docs,
             viewer: viewer.0.as_ref().map(|v| &v.viewer),
             main,
@@ -312,8 +343,15 @@ pub async fn docs(
     )
 }
 
+/// A rendered page, marked as depending on the request's language.
+fn page(html: String) -> Response {
+    let mut response = Html(html).into_response();
+    super::i18n::vary(response.headers_mut());
+    response
+}
+
 /// The seed's four columns: name, provider, context, input price per 1M tokens.
-fn seed_rows(models: &[&std::sync::Arc<Model>]) -> String {
+fn seed_rows(lang: Lang, models: &[&std::sync::Arc<Model>]) -> String {
     let mut rows = String::new();
     for model in models {
         let _ = write!(
@@ -323,44 +361,58 @@ fn seed_rows(models: &[&std::sync::Arc<Model>]) -> String {
             id = Esc(&model.id),
             provider = Esc(&model.provider),
             ctx = context(model.context),
-            input = price(model.prices.input),
+            input = price(lang, model.prices.input),
         );
     }
     rows
 }
 
 /// `/pricing`: every enabled model, sortable and filterable in the page.
-pub async fn pricing(State(state): State<AppState>, viewer: MaybeViewer) -> Html<String> {
+pub async fn pricing(State(state): State<AppState>, lang: Lang, viewer: MaybeViewer) -> Response {
     let catalog = state.relay.catalog.load_full();
     let models = catalog.priced_models();
     let mut providers: Vec<&str> = models.iter().map(|m| m.provider.as_str()).collect();
     providers.sort_unstable();
     providers.dedup();
-    let mut options = String::from("<option value=\"\">All providers</option>");
+    let mut options = format!(
+        "<option value=\"\">{}</option>",
+        lang.t("price.all_providers")
+    );
     for provider in providers {
         let _ = write!(options, "<option>{}</option>", Esc(provider));
     }
     let main = format!(
-        "<h1>Pricing</h1><p class=\"lead\">Pay per token, in USD per 1M tokens. Cached input \
-         applies to prompt tokens the provider served from its cache. Free models cost nothing.</p>\
+        "<h1>{title}</h1><p class=\"lead\">{lead}</p>\
          <form class=\"filters\" role=\"search\" data-filter-table=\"price-table\">\
-         <label>Search <input type=\"search\" name=\"q\" placeholder=\"Model name\"></label>\
-         <label>Provider <select name=\"provider\">{options}</select></label>\
-         <label class=\"check\"><input type=\"checkbox\" name=\"free\"> Free only</label></form>\
+         <label>{search} <input type=\"search\" name=\"q\" placeholder=\"{search_hint}\"></label>\
+         <label>{provider} <select name=\"provider\">{options}</select></label>\
+         <label class=\"check\"><input type=\"checkbox\" name=\"free\"> {free_only}</label></form>\
          <div class=\"table-wrap\"><table class=\"models sortable\" id=\"price-table\"><thead><tr>\
-         <th scope=\"col\" aria-sort=\"ascending\"><button>Model</button></th>\
-         <th scope=\"col\"><button>Provider</button></th>\
-         <th scope=\"col\" class=\"num\"><button>Context</button></th>\
-         <th scope=\"col\" class=\"num\"><button>Input</button></th>\
-         <th scope=\"col\" class=\"num\"><button>Cached input</button></th>\
-         <th scope=\"col\" class=\"num\"><button>Output</button></th></tr></thead>\
-         <tbody>{rows}</tbody></table></div><p class=\"muted\" id=\"price-count\">{count} models</p>",
-        rows = price_rows(&models),
-        count = models.len(),
+         <th scope=\"col\" aria-sort=\"ascending\"><button>{model}</button></th>\
+         <th scope=\"col\"><button>{provider}</button></th>\
+         <th scope=\"col\" class=\"num\"><button>{context}</button></th>\
+         <th scope=\"col\" class=\"num\"><button>{input}</button></th>\
+         <th scope=\"col\" class=\"num\"><button>{cached}</button></th>\
+         <th scope=\"col\" class=\"num\"><button>{output}</button></th></tr></thead>\
+         <tbody>{rows}</tbody></table></div><p class=\"muted\" id=\"price-count\">{count}</p>",
+        title = lang.t("nav.pricing"),
+        lead = lang.t("price.lead"),
+        search = lang.t("price.search"),
+        search_hint = lang.t("price.model_name"),
+        provider = lang.t("price.provider"),
+        free_only = lang.t("price.free_only"),
+        model = lang.t("price.model"),
+        context = lang.t("price.context"),
+        input = lang.t("price.input"),
+        cached = lang.t("price.cached_input"),
+        output = lang.t("price.output"),
+        rows = price_rows(lang, &models),
+        count = count_models(lang, models.len()),
     );
-    Html(
+    page(
         Page {
-            title: "Pricing",
+            lang,
+            title: lang.t("nav.pricing"),
             nav: Nav::Pricing,
             viewer: viewer.0.as_ref().map(|v| &v.viewer),
             main,
@@ -377,18 +429,20 @@ mod tests {
 
     #[test]
     fn prices_and_contexts_read_like_a_price_list() {
-        assert_eq!(price(PerMillion(Nanos::ZERO)), "Free");
-        assert_eq!(price(PerMillion(Nanos(2_500_000_000))), "$2.50");
-        assert_eq!(price(PerMillion(Nanos(3_000_000_000))), "$3.00");
-        assert_eq!(price(PerMillion(Nanos(10_000_000))), "$0.01");
-        assert_eq!(price(PerMillion(Nanos(42_000_000))), "$0.042");
+        assert_eq!(price(Lang::En, PerMillion(Nanos::ZERO)), "Free");
+        assert_eq!(price(Lang::Zh, PerMillion(Nanos::ZERO)), "免费");
+        assert_eq!(price(Lang::Zh, PerMillion(Nanos(2_500_000_000))), "$2.50");
+        assert_eq!(price(Lang::En, PerMillion(Nanos(3_000_000_000))), "$3.00");
+        assert_eq!(price(Lang::En, PerMillion(Nanos(10_000_000))), "$0.01");
+        assert_eq!(price(Lang::En, PerMillion(Nanos(42_000_000))), "$0.042");
         assert_eq!(context(128_000), "128K");
         assert_eq!(context(131_072), "131K");
         assert_eq!(context(65_536), "64K");
         assert_eq!(context(32_768), "32K");
         assert_eq!(context(1_000_000), "1M");
-        assert_eq!(count(1, "model"), "1 model");
-        assert_eq!(count(13, "model"), "13 models");
+        assert_eq!(count_models(Lang::En, 1), "1 model");
+        assert_eq!(count_models(Lang::En, 13), "13 models");
+        assert_eq!(count_models(Lang::Zh, 13), "13 个模型");
         assert_eq!(context(0), "—");
     }
 

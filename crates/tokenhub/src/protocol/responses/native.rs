@@ -70,12 +70,22 @@ pub struct NativeResponse {
     pub status: Option<String>,
     #[serde(default)]
     pub output: Option<Box<RawValue>>,
-    #[serde(default)]
+    /// A usage object that does not read as one (counts that are null, strings,
+    /// negative or fractional: a buggy or hostile upstream) is taken as none reported:
+    /// the answer still reaches the client, billed by the local count.
+    #[serde(default, deserialize_with = "usage_or_none")]
     pub usage: Option<NativeUsage>,
     #[serde(default)]
     pub error: Option<Box<RawValue>>,
     #[serde(default)]
     pub service_tier: Option<String>,
+}
+
+fn usage_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<NativeUsage>, D::Error> {
+    let reported = serde_json::Value::deserialize(deserializer)?;
+    Ok(NativeUsage::deserialize(reported).ok())
 }
 
 impl NativeResponse {
@@ -216,6 +226,25 @@ mod tests {
             (120, 100, 30)
         );
         assert_eq!(response.usage.unwrap().reasoning_tokens(), 20);
+    }
+
+    #[test]
+    fn unreadable_usage_is_none_reported_and_the_response_still_reads() {
+        for usage in [
+            r#"null"#,
+            r#"{"input_tokens":null,"output_tokens":null}"#,
+            r#"{"input_tokens":"many","output_tokens":3}"#,
+            r#"{"input_tokens":-5,"output_tokens":1.5}"#,
+            r#""plenty""#,
+        ] {
+            let body = format!(r#"{{"id":"r","status":"completed","output":[],"usage":{usage}}}"#);
+            let response = NativeResponse::parse(body.as_bytes()).unwrap();
+            assert!(response.is_answer(), "{usage}");
+            assert_eq!(response.counts(), None, "{usage}");
+            let event = format!(r#"{{"type":"response.completed","response":{body}}}"#);
+            let meaning = NativeEvent::parse(event.as_bytes()).unwrap().meaning();
+            assert_eq!(meaning, EventMeaning::Finished(None), "{usage}");
+        }
     }
 
     #[test]

@@ -149,8 +149,8 @@ impl Harness {
         adjust(&mut settings, &mock.base_url());
         let secret_key = settings
             .secret_key
-            .as_deref()
-            .map(|key| SecretKey::parse(key).expect("a valid test key"));
+            .as_ref()
+            .map(|key| SecretKey::parse(key.expose()).expect("a valid test key"));
         let gateway = server::start(settings, std::future::pending())
             .await
             .expect("gateway starts");
@@ -323,8 +323,8 @@ pub fn base_settings(database_url: &str, mock_url: &str) -> Settings {
         .then_some(TEST_SECRET_KEY);
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: database_url.to_string(),
-        secret_key: secret_key.map(str::to_string),
+        database_url: database_url.into(),
+        secret_key: secret_key.map(Into::into),
         reload_interval_ms: 50,
         upstream_first_byte_timeout_ms: 3000,
         root_password: Some("root-password".into()),
