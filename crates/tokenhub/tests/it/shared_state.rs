@@ -295,7 +295,7 @@ async fn after_redis_loses_its_data_money_waits_one_lease_for_the_holds() {
     let settling = one.admit_request(request(1, 50)).await.unwrap();
     assert!(matches!(settling, Admission::Rebuilding), "{settling:?}");
     assert!(two.heartbeat().await.unwrap(), "the loss is noticed");
-    two.restore_holds([(Account::User(1), Nanos(60))])
+    two.restore_holds([(Account::User(1), Nanos(60), reading(100, 1))])
         .await
         .unwrap();
 

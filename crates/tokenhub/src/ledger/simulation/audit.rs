@@ -120,8 +120,13 @@ impl Sim<'_> {
         })?;
         for user in 0..self.model.users.len() {
             let expected = &self.model.users[user];
-            let stored = audit.users.get(&expected.id).copied().unwrap_or_default();
-            let (id, credits, committed) = (expected.id, expected.credits, expected.committed_cost);
+            let (id, credits, committed, allowance) = (
+                expected.id,
+                expected.credits,
+                expected.committed_cost,
+                expected.allowance,
+            );
+            let stored = audit.users.get(&id).copied().unwrap_or_default();
             self.check(
                 "balance = Σ credits − Σ committed cost",
                 i128::from(stored.balance.0)
@@ -136,7 +141,7 @@ impl Sim<'_> {
                 .filter(|r| r.user == user)
                 .map(|r| i128::from(r.amount.0))
                 .sum();
-            let floor = -(in_flight + expected.allowance);
+            let floor = -(in_flight + allowance);
             self.check(
                 "no balance below −(reservations in flight, on any process)",
                 i128::from(stored.balance.0) >= floor,

@@ -322,6 +322,8 @@ impl Sim<'_> {
         let ceiling = token_ceiling(model, &facts);
         let request_id = format!("sim-{}-{}", self.config.seed, self.next_request);
         self.next_request += 1;
+        // Drawn whatever the outcome, so the stream of draws does not depend on it.
+        let contacted = self.rng.chance(900);
         let process = self.process();
         let mut settlement = Settlement::new(
             process.books.clone(),
@@ -342,8 +344,6 @@ impl Sim<'_> {
             "{request_id} user {user_id} key {key_id} model {} n {} max_tokens {:?} worst {worst:?}: {amount:?}",
             model.id, facts.choices, facts.max_output_tokens,
         );
-        // Drawn whatever the outcome, so the stream of draws does not depend on it.
-        let contacted = self.rng.chance(900);
         let accounts = process.accounts.clone();
         let decided = process.block_on(reserve::reserve(&books, &accounts, &entry, amount));
         // Only with shared state do other processes hold money this one cannot see.
@@ -427,7 +427,7 @@ impl Sim<'_> {
     /// A refused request still leaves its one record, at no cost.
     fn refused(
         &mut self,
-        mut settlement: Settlement,
+        settlement: Settlement,
         request_id: String,
         user: usize,
         key: usize,
