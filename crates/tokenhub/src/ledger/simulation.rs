@@ -139,8 +139,9 @@ pub struct Failure {
     pub seed: u64,
     pub step: u64,
     pub backend: String,
-    /// The options that choose the shared state, for the replay line.
-    pub shared: String,
+    /// The options that choose the shared state, for the replay line (boxed: keeps the
+    /// `Err` of every step small).
+    pub shared: Box<str>,
     pub invariant: &'static str,
     pub detail: String,
     /// The last operations before the failure, oldest first.
@@ -317,8 +318,10 @@ impl<'a> Sim<'a> {
             step: self.step,
             backend: self.config.backend.clone(),
             shared: match self.shared.redis() {
-                Some(_) => format!(" --shared redis --instances {}", self.shared.instances()),
-                None => String::new(),
+                Some(_) => {
+                    format!(" --shared redis --instances {}", self.shared.instances()).into()
+                }
+                None => Box::default(),
             },
             invariant,
             detail,

@@ -257,10 +257,10 @@ impl Redis {
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        if self.server.is_none() {
-            if let Err(error) = self.flush() {
-                eprintln!("could not remove the simulation's Redis keys: {error}");
-            }
+        if self.server.is_none()
+            && let Err(error) = self.flush()
+        {
+            eprintln!("could not remove the simulation's Redis keys: {error}");
         }
     }
 }
