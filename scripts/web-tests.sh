@@ -9,6 +9,8 @@
 # Screenshots of every page, in English and Chinese, at desktop (1280 px) and phone
 # (390 px) widths are written to artifacts/screenshots/ (CI keeps that folder). Installs
 # clients/browser/node_modules on first use. Without /usr/bin/chromium it fails under CI=true and skips otherwise.
+# test_accounts.mjs runs an SMTP sink of its own and points the gateway at it from the
+# admin panel.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,6 +79,8 @@ export TOKENHUB_ROOT_PASSWORD="root-password"
 export TOKENHUB_SIGNUP=open
 export TOKENHUB_ANONYMOUS_CHAT_RPM=30
 export NO_COLOR=1
+# Links in account mail (test_accounts.mjs) start with public_url.
+GATEWAY_PUBLIC_URL_IS_LISTEN=1
 start_gateway
 
 export TOKENHUB_WEB_URL="$GATEWAY_URL"
@@ -87,7 +91,7 @@ export SCREENSHOT_DIR="$ROOT/artifacts/screenshots"
 mkdir -p "$SCREENSHOT_DIR"
 rc=0
 (cd "$dir" && timeout "$SUITE_TIMEOUT_S" node --test --test-concurrency=1 --test-reporter=spec \
-  ${WEB_TESTS_PATTERN:+--test-name-pattern="$WEB_TESTS_PATTERN"} test_web.mjs test_fixes.mjs test_i18n.mjs) || rc=$?
+  ${WEB_TESTS_PATTERN:+--test-name-pattern="$WEB_TESTS_PATTERN"} test_web.mjs test_fixes.mjs test_i18n.mjs test_accounts.mjs) || rc=$?
 ((rc == 124)) && log "the browser suite timed out after ${SUITE_TIMEOUT_S}s"
 ((rc == 0)) || die "browser tests failed (exit $rc)"
 log "screenshots in $SCREENSHOT_DIR: $(ls "$SCREENSHOT_DIR" | wc -l) files"

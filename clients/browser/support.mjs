@@ -2,6 +2,7 @@
 // suite file, pages that record console errors, screenshots, Node-side API sessions.
 import { after, before } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { chromium } from "playwright-core";
 
 export const BASE = process.env.TOKENHUB_WEB_URL;
@@ -92,6 +93,17 @@ export async function eventually(page, check, what) {
   }
 }
 
+/** Waits for `check` (run in Node) to return a truthy value: polled every 50 ms for 10 s. */
+export async function until(check, what) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Logs in through the API; the returned call answers {status, body} whatever the status. */
 export async function apiSession(username, password) {
   const response = await fetch(`${BASE}/api/auth/login`, {
@@ -129,6 +141,58 @@ export async function newUser(root, username, balance = "5") {
   const created = await root("POST", "/api/admin/users", { username, password: `${username}-password`, balance_usd: balance });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   return { id: created.body.id, password: `${username}-password` };
+}
+
+/**
+ * A local SMTP sink on loopback for the account mail tests: `next()` resolves with the
+ * next message the gateway sends (its DATA, dot-unstuffed). Enough for a plain relay.
+ */
+export async function smtpSink() {
+  const received = [];
+  const waiting = [];
+  const deliver = (message) => (waiting.length ? waiting.shift()(message) : received.push(message));
+  const server = createServer((socket) => {
+    let buffer = "";
+    let data = null;
+    socket.write("220 sink ESMTP\r\n");
+    socket.on("data", (chunk) => {
+      buffer += chunk.toString("utf8");
+      let end;
+      while ((end = buffer.indexOf("\r\n")) >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (data !== null) {
+          if (line === ".") {
+            deliver(data);
+            data = null;
+            socket.write("250 queued\r\n");
+          } else data += (line.startsWith(".") ? line.slice(1) : line) + "\n";
+          continue;
+        }
+        const verb = line.split(" ")[0].toUpperCase();
+        if (verb === "EHLO") socket.write("250-sink\r\n250 8BITMIME\r\n");
+        else if (verb === "DATA") {
+          data = "";
+          socket.write("354 end with .\r\n");
+        } else if (verb === "QUIT") socket.end("221 bye\r\n");
+        else socket.write("250 OK\r\n");
+      }
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: server.address().port,
+    next: () => (received.length ? Promise.resolve(received.shift()) : new Promise((resolve) => waiting.push(resolve))),
+    close: () => server.close(),
+  };
+}
+
+/** The first link in a mail that contains `marker` (`#reset=`, `#verify=`). */
+export function mailedLink(message, marker) {
+  const line = message.split("\n").find((l) => l.includes(marker));
+  assert.ok(line, `no ${marker} link in ${message}`);
+  return line.trim();
 }
 
 /**

@@ -3,7 +3,7 @@
 // `mock-gpt` is paid, `mock-free` and `tokenhub-demo` are free).
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, MOCK, SHOTS, ROOT_PASSWORD, problems, context, open, assertNoProblems, apiSession, signedIn, newUser, eventually, phoneProblems } from "./support.mjs";
+import { BASE, MOCK, SHOTS, ROOT_PASSWORD, problems, context, open, assertNoProblems, apiSession, signedIn, newUser, eventually, until, phoneProblems } from "./support.mjs";
 
 let root;
 const RUN = Date.now().toString(36);
@@ -75,11 +75,17 @@ test("(2) New chat during a stream stops it and the next request carries only th
   page.on("request", (r) => r.url().endsWith("/chat/completions") && bodies.push(JSON.parse(r.postData())));
   await page.selectOption("#chat-model", "mock-free");
   await page.fill("#chat-input", "first question");
+  // Settles when the first stream ends, finished or (here) aborted.
+  const firstEnded = new Promise((resolve) => {
+    const ended = (r) => r.url().endsWith("/chat/completions") && resolve();
+    page.on("requestfinished", ended);
+    page.on("requestfailed", ended);
+  });
   await page.click("#chat-send");
   await page.waitForFunction(() => document.querySelector("#chat-log li.assistant")?.textContent.length > 0);
   await page.click("#chat-clear");
   assert.equal(await page.$$eval("#chat-log li", (l) => l.length), 0);
-  await page.waitForTimeout(300); // the old stream's abort settles
+  await firstEnded;
   await page.fill("#chat-input", "second question");
   await page.click("#chat-send");
   await page.waitForFunction(() => {
@@ -199,12 +205,14 @@ test("(8) a balance adjustment asks for confirmation and is bounded", async () =
 
 test("(9) the console's Refresh updates the balance and the key's spend", async () => {
   const user = await userWithKey("refresh");
-  const { ctx } = await signedIn(user.name, user.password);
+  const { ctx, call } = await signedIn(user.name, user.password);
   const { page } = await open(ctx, "/token/");
   await page.waitForSelector("#keys-table");
   const before = [await page.textContent("#balance"), await page.textContent("#keys-table tbody tr td:nth-child(5)")];
+  const spent = async () => (await call("GET", "/api/me/keys")).body.data?.[0]?.spent_usd;
+  const spentBefore = await spent();
   assert.equal((await v1(user.secret, { model: "mock-gpt", messages: [{ role: "user", content: "bill me" }] })).status, 200);
-  await page.waitForTimeout(500);
+  await until(async () => (await spent()) !== spentBefore, "the request is charged to the key");
   await page.click("#console-refresh");
   await page.waitForFunction((b) => document.querySelector("#balance").textContent !== b, before[0]);
   assert.notEqual(await page.textContent("#keys-table tbody tr td:nth-child(5)"), before[1]);
@@ -361,8 +369,10 @@ test("(17) one model id rule: the form and the API refuse the same ids", async (
   await page.fill("#model-form [name=provider]", "X");
   await page.fill("#model-form [name=input_usd_per_mtok]", "1");
   await page.fill("#model-form [name=output_usd_per_mtok]", "1");
+  // The browser's validation refuses the submission with an `invalid` event.
+  const refused = page.$eval("#model-form [name=id]", (input) => new Promise((resolve) => input.addEventListener("invalid", () => resolve(true), { once: true })));
   await page.click("#model-form button[type=submit]");
-  await page.waitForTimeout(200);
+  assert.equal(await refused, true);
   assert.equal(requests.length, 0, "an invalid id is not sent");
   assertNoProblems();
   await ctx.close();
@@ -397,7 +407,7 @@ test("(16) at 390 px no page scrolls sideways and key columns stay visible or be
   const shoot = async (page, name) => {
     for (const [label, width, height] of [["desktop", 1280, 900], ["phone", 390, 844]]) {
       await page.setViewportSize({ width, height });
-      await page.waitForTimeout(100);
+      await page.waitForFunction((w) => window.innerWidth === w, width);
       if (label === "phone") assert.deepEqual(await phoneProblems(page), [], name);
       await page.screenshot({ path: `${SHOTS}/${name}-${label}.png`, fullPage: true, timeout: 60_000 }); // long pages (the catalogue) on a busy machine
     }
@@ -546,7 +556,7 @@ test("chat signed in: a heading, prices and balance, an editable input while str
     const all = document.querySelectorAll("#chat-log li.assistant");
     return all.length === 2 && !all[1].hasAttribute("aria-busy");
   });
-  await page.waitForTimeout(100);
+  await until(() => announcements.some((a) => a.startsWith("Reply:")), "the reply is announced");
   const replies = announcements.filter((a) => a.startsWith("Reply:"));
   assert.equal(replies.length, 1, JSON.stringify(announcements));
   assert.match(replies[0], /You said: drafting the next one/);

@@ -23,7 +23,7 @@ before(async () => {
 async function englishLeft(page) {
   return page.evaluate(() => {
     const KEPT = new Set([
-      "TokenHub", "API", "OpenAI", "Anthropic", "Claude", "Code", "SDK", "Messages", "Base", "URL", "Server", "Sent", "Events",
+      "TokenHub", "API", "SMTP", "STARTTLS", "TLS", "OpenAI", "Anthropic", "Claude", "Code", "SDK", "Messages", "Base", "URL", "Server", "Sent", "Events",
       "SSE", "Chat", "Completions", "JSON", "CSV", "HTTP", "ID", "USD", "Token", "token", "tokens", "Authorization", "Bearer",
       "LiteLLM", "OpenRouter", "demo", "TTFT", "JavaScript", "Node", "Python", "curl", "POST", "GET", "IP", "WeChat", "sk",
     ]);

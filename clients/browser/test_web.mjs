@@ -169,7 +169,10 @@ test("an admin creates a channel and a model and the docs table shows them", asy
   await screenshots(page, "admin-catalogue");
   for (const tab of ["users", "codes", "usage", "audit", "settings"]) {
     await page.click(`#admin-tab-${tab}`);
-    await page.waitForTimeout(300);
+    await page.waitForFunction((name) => {
+      const panel = document.getElementById(`admin-panel-${name}`);
+      return !panel.hidden && !panel.hasAttribute("aria-busy") && !panel.textContent.startsWith("Loading");
+    }, tab);
     await screenshots(page, `admin-${tab}`);
   }
   assertNoProblems();
@@ -182,16 +185,19 @@ test("the chat streams a reply token by token", async () => {
   assert.equal(await page.getAttribute('#chat-model option[value="mock-gpt"]', "disabled"), "", "paid models need an account");
   await page.selectOption("#chat-model", "mock-free");
   await page.fill("#chat-input", "stream please");
+  // Every text the reply shows, recorded in the page as it changes.
+  await page.evaluate(() => {
+    window.__states = [];
+    new MutationObserver(() => {
+      const text = document.querySelector("#chat-log li.assistant")?.textContent;
+      if (text !== undefined && window.__states.at(-1) !== text) window.__states.push(text);
+    }).observe(document.getElementById("chat-log"), { childList: true, characterData: true, subtree: true });
+  });
   await page.click("#chat-send");
   await page.waitForSelector("#chat-log li.assistant");
   assert.ok(await page.isVisible("#chat-stop"), "the stop button shows while streaming");
-  const states = [];
-  for (;;) {
-    const { text, busy } = await page.$eval("#chat-log li.assistant", (li) => ({ text: li.textContent, busy: li.hasAttribute("aria-busy") }));
-    if (states.at(-1) !== text) states.push(text);
-    if (!busy) break;
-    await page.waitForTimeout(25);
-  }
+  await page.waitForSelector("#chat-log li.assistant:not([aria-busy])");
+  const states = await page.evaluate(() => window.__states);
   const final = "Hello from mock-upstream! You said: stream please";
   assert.equal(states.at(-1), final);
   const partial = states.filter((s) => s && s !== final);

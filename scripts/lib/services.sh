@@ -98,7 +98,10 @@ start_gateway() {
   for attempt in 1 2 3; do
     port="$(free_port)"
     : >"$TMP/gateway.err"
-    TOKENHUB_LISTEN="127.0.0.1:$port" "$BIN_DIR/tokenhub" serve >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
+    # GATEWAY_PUBLIC_URL_IS_LISTEN=1: public_url is the gateway's own URL (links in mail).
+    local public=()
+    [[ "${GATEWAY_PUBLIC_URL_IS_LISTEN:-}" == 1 ]] && public=(TOKENHUB_PUBLIC_URL="http://127.0.0.1:$port")
+    env "${public[@]}" TOKENHUB_LISTEN="127.0.0.1:$port" "$BIN_DIR/tokenhub" serve >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
     GATEWAY_PID=$!
     for ((i = 0; i < STARTUP_TIMEOUT_S * 10; i++)); do
       if [[ "$(curl -sS --max-time 2 "http://127.0.0.1:$port/healthz" 2>/dev/null || true)" == ok ]]; then

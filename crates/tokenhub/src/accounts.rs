@@ -10,6 +10,7 @@ pub mod catalog_admin;
 pub mod keys;
 pub mod login_limit;
 pub mod mail;
+pub mod mail_settings;
 pub mod password;
 pub mod password_reset;
 pub mod redemption;
@@ -17,6 +18,7 @@ pub mod session;
 pub mod site_settings;
 
 pub mod user_admin;
+pub mod verification;
 
 use crate::ledger::money::Nanos;
 use crate::store::{KeyLimits, KeyRow, LedgerKind, NewKey, Store, StoreError, UserRow};
@@ -184,6 +186,7 @@ pub async fn issue_key(
     owner: &UserRow,
     options: KeyOptions,
 ) -> Result<(KeyRow, String), AccountError> {
+    verification::require_confirmed(store, owner.id).await?;
     keys::validate(
         options.quota,
         options.allowed_models.as_deref(),

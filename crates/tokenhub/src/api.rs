@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openai;
 pub mod probes;
 pub mod reencode;
+pub mod relayed;
 pub mod request_id;
 pub mod responses;
 pub mod web;
@@ -67,10 +68,61 @@ pub struct Shared {
     pub responses_retention: responses::Retention,
 }
 
-pub fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
+/// Everything the gateway serves: the relayed routes' fast path (`relayed`) in front of
+/// the router, which serves the rest.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    relayed: std::sync::Arc<relayed::FastPath>,
+}
+
+impl App {
+    pub fn new(state: AppState, body: body_deadline::BodyPolicy) -> App {
+        App {
+            router: router(state.clone(), body),
+            relayed: std::sync::Arc::new(relayed::FastPath { state, body }),
+        }
+    }
+
+    /// Answers one request that arrived over TCP from `peer`.
+    pub fn serve(
+        &self,
+        mut request: http::Request<hyper::body::Incoming>,
+        peer: std::net::SocketAddr,
+    ) -> impl std::future::Future<Output = axum::response::Response> + Send + use<> {
+        use futures_util::future::Either;
+        use tower::ServiceExt;
+        match relayed::RelayedRoute::of(request.method(), request.uri().path()) {
+            Some(route) => {
+                let fast = self.relayed.clone();
+                // Boxed: the relay's future is several KB, and hyper moves the future a
+                // service returns a few times; inline, those moves cost ~45,000
+                // instructions of memcpy a request (bench/RESULTS.md, addendum 12).
+                Either::Left(Box::pin(
+                    async move { fast.serve(route, request, peer).await },
+                ))
+            }
+            None => {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let answer = self.router.clone().oneshot(request);
+                Either::Right(async move {
+                    match answer.await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                })
+            }
+        }
+    }
+}
+
+fn router(state: AppState, body: body_deadline::BodyPolicy) -> Router {
     let proxies = state.trusted_proxies.clone();
     let cors = state.cors.clone();
     Router::new()
+        .merge(relayed::routes())
         .merge(openai::routes())
         .merge(anthropic::routes())
         .merge(responses::routes())
@@ -114,8 +166,17 @@ async fn inbound(
         request_id::stamp(&mut preflight, id);
         return preflight;
     }
-    let mut response =
-        answer_even_if_it_panics(body_deadline::read_in_time(body, request, next)).await;
+    let response = answer_even_if_it_panics(body_deadline::read_in_time(body, request, next)).await;
+    finish(&cors, response, allowed_origin, id)
+}
+
+/// What every answer gets last: CORS headers for an allowed origin, and the request id.
+fn finish(
+    cors: &cors::CorsPolicy,
+    mut response: axum::response::Response,
+    allowed_origin: Option<http::HeaderValue>,
+    id: Option<http::HeaderValue>,
+) -> axum::response::Response {
     if let Some(origin) = allowed_origin {
         cors.stamp(origin, &mut response);
     }

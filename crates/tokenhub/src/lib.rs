@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod ledger;
 pub mod logging;
+pub mod meters;
 pub mod protocol;
 pub mod providers;
 pub mod relay;

@@ -371,7 +371,7 @@ pub async fn start(
         readiness,
         cors: Arc::new(api::cors::CorsPolicy::new(&settings.cors_allowed_origins)),
     });
-    let app = api::router(
+    let app = api::App::new(
         state,
         api::body_deadline::BodyPolicy {
             read_timeout: Duration::from_millis(settings.body_read_timeout_ms.max(1)),
@@ -440,18 +440,20 @@ fn management(settings: &Settings) -> Result<api::admin::Management, StartError>
             // Checked by `Settings::validate`.
             anonymous_chat_rpm: config.anonymous_chat_rpm,
             support_contact: config.support_contact.clone(),
+            // Only an admin turns it on (it needs working mail).
+            email_verification: false,
         }),
         session_ttl_ms: config.session_ttl_ms(),
         cookie_secure: config.cookie_secure,
         login_limiter: Arc::new(accounts::login_limit::MemoryLoginLimiter::new(
             Default::default(),
         )),
-        mailer: mailer(settings)?,
+        mail: accounts::mail_settings::MailCache::new(mailer(settings)?),
     })
 }
 
 /// The SMTP mailer of `accounts.smtp_url`, checked at start (a typo fails the start,
-/// not the first reset). Reset links need `public_url`: a link built from the request's
+/// not the first reset); SMTP settings saved by an admin override it. Reset links need `public_url`: a link built from the request's
 /// `Host` would let anyone have a victim's token mailed to a site of their choosing.
 fn mailer(settings: &Settings) -> Result<Option<Arc<accounts::mail::Mailer>>, StartError> {
     let config = &settings.accounts;

@@ -36,6 +36,7 @@ mod usage;
 mod usage_query;
 mod user_admin;
 mod users;
+mod verification;
 
 use std::path::Path;
 

@@ -1341,6 +1341,7 @@
       el("label", { class: "check" }, el("input", { type: "checkbox", name: "anonymous_chat", checked: current.anonymous_chat }), t("admin.anonymous_chat")),
       field(t("admin.anonymous_rpm"), el("input", { name: "anonymous_chat_rpm", type: "number", min: 1, max: 600, step: 1, required: true, value: current.anonymous_chat_rpm })),
       field(t("admin.support_contact"), el("input", { name: "support_contact", maxlength: 200, placeholder: "WeChat: TokenHub_Support", value: current.support_contact })),
+      el("label", { class: "check" }, el("input", { type: "checkbox", name: "email_verification", checked: current.email_verification }), t("admin.email_verification")),
       el("button", { type: "submit" }, t("admin.save_settings")),
     );
     form.addEventListener("submit", async (event) => {
@@ -1352,11 +1353,73 @@
         anonymous_chat: f.anonymous_chat.checked,
         anonymous_chat_rpm: Number(f.anonymous_chat_rpm.value),
         support_contact: f.support_contact.value.trim(),
+        email_verification: f.email_verification.checked,
       };
       const saved = await run(form, () => api("PATCH", "/api/admin/settings", body));
       if (saved) done(form, t("admin.settings_saved"));
     });
-    fill(panel, heading(t("admin.tab_settings")), el("p", { class: "muted small" }, t("admin.settings_intro")), form);
+    fill(panel, heading(t("admin.tab_settings")), el("p", { class: "muted small" }, t("admin.settings_intro")), form, await mailSettings());
+  }
+
+    /** The SMTP server account mail goes through; saved here, it overrides the configuration's. */
+  async function mailSettings() {
+    const card = el("div", { class: "card stack", id: "mail-settings" });
+    const render = (mail) => {
+      const saved = mail.saved || { host: "", port: 587, username: "", password_set: false, from: "", tls: "starttls" };
+      const tls = el(
+        "select",
+        { name: "tls" },
+        ["starttls", "tls", "none"].map((value) => el("option", { value, selected: saved.tls === value }, t(`admin.tls_${value}`))),
+      );
+      const form = el(
+        "form",
+        { class: "stack", id: "mail-form" },
+        field(t("admin.smtp_host"), el("input", { name: "host", required: true, value: saved.host, placeholder: "smtp.example.com" })),
+        field(t("admin.smtp_port"), el("input", { name: "port", type: "number", min: 1, max: 65535, required: true, value: saved.port })),
+        field(t("admin.smtp_security"), tls),
+        field(t("admin.smtp_username"), el("input", { name: "username", autocomplete: "off", value: saved.username })),
+        field(t("admin.smtp_password"), el("input", { name: "password", type: "password", autocomplete: "new-password", placeholder: saved.password_set ? t("admin.smtp_password_kept") : "" })),
+        field(t("admin.smtp_sender"), el("input", { name: "from", required: true, value: saved.from, placeholder: "TokenHub <noreply@example.com>" })),
+        el("button", { type: "submit" }, t("admin.save_smtp")),
+      );
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const f = form.elements;
+        const body = { host: f.host.value.trim(), port: Number(f.port.value), username: f.username.value.trim(), from: f.from.value.trim(), tls: f.tls.value };
+        if (f.password.value) body.password = f.password.value;
+        const next = await run(card, () => api("PUT", "/api/admin/mail", body));
+        if (next) {
+          render(next);
+          done(card, t("admin.smtp_saved"));
+        }
+      });
+      const revert = mail.saved ? button(t("admin.use_config_smtp"), async () => {
+        const next = await run(card, () => api("DELETE", "/api/admin/mail"));
+        if (next) render(next);
+      }, { class: "ghost", id: "mail-revert" }) : null;
+      const test = el(
+        "form",
+        { class: "row", id: "mail-test" },
+        el("label", {}, t("admin.test_email_to"), el("input", { name: "to", type: "email", required: true, autocomplete: "email" })),
+        el("button", { type: "submit", class: "ghost" }, t("admin.send_test_email")),
+      );
+      test.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const sent = await run(card, () => api("POST", "/api/admin/mail/test", { to: test.elements.to.value.trim() }));
+        if (sent !== undefined) done(card, t("admin.test_mail_sent"));
+      });
+      fill(
+        card,
+        el("h3", {}, t("admin.mail_heading")),
+        el("p", { class: "muted small", id: "mail-source" }, t("admin.mail_source", { source: t(`admin.mail_source_${mail.source}`) })),
+        mail.public_url_set ? null : el("p", { class: "small", id: "mail-public-url" }, el("b", {}, t("admin.mail_needs_public_url"))),
+        form,
+        revert,
+        test,
+      );
+    };
+    render(await api("GET", "/api/admin/mail"));
+    return card;
   }
 
   // ---------------------------------------------------------------- tabs

@@ -6,6 +6,7 @@
   const { api, el, usd, time, count, notice, guard, t } = TH;
   const root = document.getElementById("console");
   const signupOpen = root.dataset.signup === "open";
+  const verifyEmail = root.dataset.verifyEmail === "true";
   const models = JSON.parse(root.dataset.models || "[]");
 
   /** Where to go after logging in: `?next=/path` on this site only. */
@@ -21,11 +22,13 @@
         { class: "stack", id: `${mode}-form`, "aria-labelledby": `tab-${mode}` },
         el("label", {}, t("console.username"), el("input", { name: "username", autocomplete: "username", required: true, maxlength: 64 })),
         el("label", {}, t("console.password"), el("input", { name: "password", type: "password", required: true, minlength: mode === "signup" ? 8 : 1, autocomplete: mode === "signup" ? "new-password" : "current-password" })),
+        mode === "signup" && verifyEmail ? el("label", {}, t("console.signup_email"), el("input", { name: "email", type: "email", required: true, autocomplete: "email" })) : null,
         el("button", { type: "submit" }, mode === "signup" ? t("console.create_account") : t("console.log_in")),
       );
       f.addEventListener("submit", async (event) => {
         event.preventDefault();
         const body = { username: f.elements.username.value.trim(), password: f.elements.password.value };
+        if (f.elements.email) body.email = f.elements.email.value.trim();
         const done = await guard(f, () => api("POST", `/api/auth/${mode}`, body));
         if (done) location.assign(nextPage());
       });
@@ -143,6 +146,40 @@
     return form;
   }
 
+  /** Follows a mailed confirmation link (`#verify=`), signed in or not. */
+  async function confirmEmail(token) {
+    history.replaceState(null, "", "/token/");
+    try {
+      await api("POST", "/api/auth/verify-email", { token });
+      return [t("console.email_confirmed"), "ok"];
+    } catch (error) {
+      return [error.message, "error"];
+    }
+  }
+
+  /** For an account that has not confirmed its address yet: why, and a new link. */
+  function pendingNotice(me) {
+    const resend = el("button", { type: "button", class: "ghost small", id: "resend-verification" }, t("console.resend_link"));
+    const outcome = el("span", { role: "status", "aria-live": "polite" });
+    resend.addEventListener("click", async () => {
+      resend.disabled = true;
+      try {
+        await api("POST", "/api/me/email/verification");
+        outcome.textContent = t("console.link_sent");
+      } catch (error) {
+        outcome.textContent = error.message;
+      } finally {
+        resend.disabled = false;
+      }
+    });
+    return el(
+      "div",
+      { class: "notice", id: "verification-pending", role: "status" },
+      el("p", {}, t("console.confirm_email", { email: me.email })),
+      el("div", { class: "row" }, resend, outcome),
+    );
+  }
+
   async function renderAccount(section) {
     const [me, ledger] = await Promise.all([api("GET", "/api/me"), api("GET", "/api/me/ledger?limit=500")]);
     const trial = ledger.data.filter((e) => e.kind === "trial").reduce((sum, e) => sum + Number(e.amount_usd), 0);
@@ -186,6 +223,7 @@
       }
     });
     section.replaceChildren(
+      ...(me.email_verification_pending ? [pendingNotice(me)] : []),
       el("h2", {}, t("console.balance")),
       el(
         "div",
@@ -332,9 +370,12 @@
     try {
       // The server knows whether the cookie is valid; asking the API would log a 401.
       const session = root.dataset.signedIn === "true" ? await TH.session() : null;
+      const verify = location.hash.match(/^#verify=([A-Za-z0-9_]+)$/);
+      const confirmed = verify ? await confirmEmail(verify[1]) : null;
 
       if (session) await dashboard(session);
       else authView();
+      if (confirmed) notice(root, ...confirmed);
     } catch (error) {
       notice(root, t("console.load_failed", { error: error.message }));
     }

@@ -1,9 +1,16 @@
-//! Account mail (password resets) over SMTP with `lettre`: TLS by rustls, as the URL
-//! says (`smtps://…`, `smtp://…?tls=required`, or plain `smtp://host:port` for a local
-//! relay).
+//! Account mail (password resets, address confirmations) over SMTP with `lettre`: TLS by
+//! rustls, as the URL says (`smtps://…`, `smtp://…?tls=required`, or plain
+//! `smtp://host:port` for a local relay), or as the admin panel's SMTP settings say
+//! (`mail_settings.rs`).
 
 use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::mail_settings::{SmtpSettings, TlsMode};
+
+/// How long one SMTP exchange may take.
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Sends account mail from one sender.
 pub struct Mailer {
@@ -21,12 +28,36 @@ impl Mailer {
     pub fn new(smtp_url: &str, from: &str) -> Result<Mailer, MailError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
             .map_err(|e| MailError(format!("smtp_url is not a usable SMTP URL: {e}")))?
-            .timeout(Some(std::time::Duration::from_secs(20)))
+            .timeout(Some(SMTP_TIMEOUT))
             .build();
-        let from = from
-            .parse()
-            .map_err(|e| MailError(format!("smtp_from '{from}' is not a mailbox: {e}")))?;
-        Ok(Mailer { transport, from })
+        Ok(Mailer {
+            transport,
+            from: sender(from)?,
+        })
+    }
+
+    /// The mailer of an admin's SMTP settings.
+    pub fn from_settings(settings: &SmtpSettings) -> Result<Mailer, MailError> {
+        type Transport = AsyncSmtpTransport<Tokio1Executor>;
+        let host = settings.host.as_str();
+        let unusable = |e: lettre::transport::smtp::Error| {
+            MailError(format!("'{host}' is not a usable SMTP host: {e}"))
+        };
+        let mut builder = match settings.tls {
+            TlsMode::Tls => Transport::relay(host).map_err(unusable)?,
+            TlsMode::StartTls => Transport::starttls_relay(host).map_err(unusable)?,
+            TlsMode::None => Transport::builder_dangerous(host),
+        }
+        .port(settings.port)
+        .timeout(Some(SMTP_TIMEOUT));
+        if !settings.username.is_empty() {
+            let password = settings.password.clone().unwrap_or_default();
+            builder = builder.credentials(Credentials::new(settings.username.clone(), password));
+        }
+        Ok(Mailer {
+            transport: builder.build(),
+            from: sender(&settings.from)?,
+        })
     }
 
     pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
@@ -46,6 +77,11 @@ impl Mailer {
             .map(|_| ())
             .map_err(|e| MailError(e.to_string()))
     }
+}
+
+fn sender(from: &str) -> Result<Mailbox, MailError> {
+    from.parse()
+        .map_err(|e| MailError(format!("smtp_from '{from}' is not a mailbox: {e}")))
 }
 
 /// A plausible address: one `@`, something on both sides, a dot in the domain, no
@@ -90,5 +126,23 @@ mod tests {
         assert!(Mailer::new("http://example.com", "a@example.com").is_err());
         assert!(Mailer::new("smtp://127.0.0.1:2525", "not a mailbox").is_err());
         assert!(Mailer::new("smtp://127.0.0.1:2525", "TokenHub <noreply@example.com>").is_ok());
+    }
+
+    #[test]
+    fn admin_settings_build_a_mailer_for_each_tls_mode() {
+        let mut settings = SmtpSettings {
+            host: "smtp.example.com".into(),
+            port: 587,
+            username: "mailer".into(),
+            password: Some("secret".into()),
+            from: "TokenHub <noreply@example.com>".into(),
+            tls: TlsMode::StartTls,
+        };
+        for tls in [TlsMode::Tls, TlsMode::StartTls, TlsMode::None] {
+            settings.tls = tls;
+            assert!(Mailer::from_settings(&settings).is_ok(), "{tls:?}");
+        }
+        settings.from = "nobody".into();
+        assert!(Mailer::from_settings(&settings).is_err());
     }
 }

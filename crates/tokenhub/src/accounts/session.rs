@@ -33,7 +33,7 @@ pub(crate) fn validate_password(password: &str) -> Result<(), AccountError> {
     }
 }
 
-async fn hash_password(password: &str) -> Result<String, AccountError> {
+pub(crate) async fn hash_password(password: &str) -> Result<String, AccountError> {
     let owned = password.to_string();
     tokio::task::spawn_blocking(move || password::hash(&owned))
         .await

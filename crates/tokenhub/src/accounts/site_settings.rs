@@ -27,6 +27,9 @@ pub struct SiteSettings {
     /// How users reach the operator ("WeChat: TokenHub_Support"), shown under "Need
     /// help?" on the docs page; empty hides it.
     pub support_contact: String,
+    /// Whether sign-up asks for an email address and the account must confirm it
+    /// (`verification.rs`) before it creates keys or receives the trial credit.
+    pub email_verification: bool,
 }
 
 const SIGNUP: &str = "signup";
@@ -34,6 +37,7 @@ const TRIAL_CREDIT: &str = "trial_credit_nano";
 const ANONYMOUS_CHAT: &str = "anonymous_chat";
 const ANONYMOUS_CHAT_RPM: &str = "anonymous_chat_rpm";
 const SUPPORT_CONTACT: &str = "support_contact";
+const EMAIL_VERIFICATION: &str = "email_verification";
 
 /// The longest support contact: one line on the docs page.
 pub const MAX_SUPPORT_CONTACT_CHARS: usize = 200;
@@ -50,6 +54,9 @@ impl SiteSettings {
                 TRIAL_CREDIT => value.parse().ok().map(|v| self.trial_credit = Nanos(v)),
                 ANONYMOUS_CHAT => parse_flag(value, "on", "off").map(|v| self.anonymous_chat = v),
                 ANONYMOUS_CHAT_RPM => value.parse().ok().map(|v| self.anonymous_chat_rpm = v),
+                EMAIL_VERIFICATION => {
+                    parse_flag(value, "on", "off").map(|v| self.email_verification = v)
+                }
                 SUPPORT_CONTACT => {
                     self.support_contact = value.clone();
                     Some(())
@@ -71,6 +78,10 @@ impl SiteSettings {
             (ANONYMOUS_CHAT, flag(self.anonymous_chat, "on", "off")),
             (ANONYMOUS_CHAT_RPM, self.anonymous_chat_rpm.to_string()),
             (SUPPORT_CONTACT, self.support_contact.clone()),
+            (
+                EMAIL_VERIFICATION,
+                flag(self.email_verification, "on", "off"),
+            ),
         ]
     }
 
@@ -207,6 +218,7 @@ mod tests {
             anonymous_chat: true,
             anonymous_chat_rpm: 5,
             support_contact: String::new(),
+            email_verification: false,
         }
     }
 
@@ -218,6 +230,7 @@ mod tests {
             anonymous_chat: false,
             anonymous_chat_rpm: 12,
             support_contact: "WeChat: TokenHub_Support".into(),
+            email_verification: true,
         };
         let saved: HashMap<String, String> = changed
             .pairs()

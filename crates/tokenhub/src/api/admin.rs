@@ -18,6 +18,7 @@ pub mod csv;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod mail;
 pub mod me;
 pub mod models;
 pub mod password_reset;
@@ -27,6 +28,7 @@ pub mod settings;
 pub mod tokens;
 pub mod usage;
 pub mod users;
+pub mod verification;
 pub mod wire;
 
 use std::sync::Arc;
@@ -51,8 +53,9 @@ pub struct Management {
     /// Adds `Secure` to the session cookie (deployments behind https).
     pub cookie_secure: bool,
     pub login_limiter: Arc<dyn LoginLimiter>,
-    /// Account mail (password resets); `None` when no SMTP server is configured.
-    pub mailer: Option<Arc<crate::accounts::mail::Mailer>>,
+    /// Account mail (password resets, address confirmations): the configuration's SMTP
+    /// server unless an admin saved one.
+    pub mail: crate::accounts::mail_settings::MailCache,
 }
 
 #[derive(OpenApi)]
@@ -101,6 +104,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(me::set_email))
         .routes(routes!(password_reset::request))
         .routes(routes!(password_reset::confirm))
+        .routes(routes!(verification::confirm))
+        .routes(routes!(verification::resend))
         .routes(routes!(ledger::mine))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::get, keys::update, keys::delete))
@@ -135,6 +140,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::all_export))
         .routes(routes!(audit::list))
         .routes(routes!(settings::get, settings::update))
+        .routes(routes!(mail::get, mail::put, mail::delete))
+        .routes(routes!(mail::test))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::delete))
         .routes(routes!(billing::subscription))

@@ -16,8 +16,8 @@ mod stream;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, StatusCode};
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::api_key::api_key;
 use super::openai::{ClientIp, pinned_channel};
-use super::request_id::RequestId;
+use super::relayed::{BodyRejection, RelayedRequest};
 use crate::protocol::anthropic::TranslateError;
 use crate::protocol::anthropic::inbound::{InboundRequest, message_from_openai, request_to_openai};
 use crate::protocol::openai::operation::Operation;
@@ -34,9 +34,7 @@ use crate::relay::{Credential, RelayCall, RelayError, RelayReply};
 pub use error::AnthropicError;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/messages", post(messages))
-        .route("/v1/messages/count_tokens", post(count_tokens))
+    Router::new().route("/v1/messages/count_tokens", post(count_tokens))
 }
 
 /// Authenticates, then parses and translates the body into an OpenAI chat request.
@@ -44,15 +42,13 @@ async fn translate(
     state: &AppState,
     client: &ClientIp,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, BodyRejection>,
 ) -> Result<(Option<String>, InboundTranslation), AnthropicError> {
     let key = api_key(headers, true);
     // Before the body: a caller without a valid key learns nothing about its request.
     state.relay.authenticate(key.as_deref(), client.0).await?;
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        AnthropicError::new(status, rejection.body_text())
-    })?;
+    let body =
+        body.map_err(|rejection| AnthropicError::new(rejection.status, rejection.message))?;
     let request = InboundRequest::parse(&body).map_err(invalid)?;
     Ok((key, to_chat(request)?))
 }
@@ -75,13 +71,13 @@ fn invalid(error: TranslateError) -> AnthropicError {
 
 /// Anthropic SDKs read the request id from `request-id` (e.g. `message._request_id`), so
 /// the gateway's id is given under that name too, on answers and errors alike.
-async fn messages(
-    State(state): State<AppState>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    client: ClientIp,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub(super) async fn messages(state: AppState, request: RelayedRequest) -> Response {
+    let RelayedRequest {
+        request_id,
+        client,
+        headers,
+        body,
+    } = request;
     let id = http::HeaderValue::from_str(&request_id).ok();
     let mut response = relay_message(state, request_id, client, headers, body)
         .await
@@ -97,7 +93,7 @@ async fn relay_message(
     request_id: String,
     client: ClientIp,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, BodyRejection>,
 ) -> Result<Response, AnthropicError> {
     let (key, translated) = translate(&state, &client, &headers, body).await?;
     let body = Bytes::from(translated.chat.to_string());

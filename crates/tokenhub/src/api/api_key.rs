@@ -51,7 +51,19 @@ impl<const X_API_KEY: bool> FromRequestParts<AppState> for ApiCaller<X_API_KEY> 
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Ok(ClientIp(client_ip)) = ClientIp::from_request_parts(parts, state).await;
-        let token = api_key(&parts.headers, X_API_KEY);
+        ApiCaller::authenticate(state, &parts.headers, client_ip).await
+    }
+}
+
+impl<const X_API_KEY: bool> ApiCaller<X_API_KEY> {
+    /// The caller of a request with these headers from `client_ip` (what the extractor
+    /// does, for handlers the fast path calls: `api::relayed`).
+    pub async fn authenticate(
+        state: &AppState,
+        headers: &HeaderMap,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Self, ApiError> {
+        let token = api_key(headers, X_API_KEY);
         let (catalog, key) = state
             .relay
             .authenticate(token.as_deref(), client_ip)

@@ -27,32 +27,25 @@ pub struct BodyPolicy {
     pub max_bytes: usize,
 }
 
-enum Refusal {
+pub enum Refusal {
     TooSlow,
     TooLarge,
     Broken,
 }
 
 pub async fn read_in_time(policy: BodyPolicy, request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let chunked = request
-        .headers()
-        .contains_key(http::header::TRANSFER_ENCODING);
-    let unread = match declared {
+    let unread = match declared_length(request.headers()) {
         Some(0) => true,
         Some(length) => length > policy.max_bytes as u64,
-        None => !chunked,
+        None => !request
+            .headers()
+            .contains_key(http::header::TRANSFER_ENCODING),
     };
     if unread {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let deadline = tokio::time::Instant::now() + policy.read_timeout;
-    match collect(body, deadline, policy.max_bytes).await {
+    match collect(body, policy).await {
         Ok(bytes) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
@@ -61,12 +54,26 @@ pub async fn read_in_time(policy: BodyPolicy, request: Request, next: Next) -> R
     }
 }
 
-async fn collect(
-    body: Body,
-    deadline: tokio::time::Instant,
-    limit: usize,
-) -> Result<Bytes, Refusal> {
-    let mut stream = body.into_data_stream();
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// A body declared larger than the limit is refused unread.
+pub fn declared_too_large(policy: BodyPolicy, headers: &http::HeaderMap) -> bool {
+    declared_length(headers).is_some_and(|length| length > policy.max_bytes as u64)
+}
+
+/// The whole body, within the policy's deadline (from now) and size limit.
+pub async fn collect<B>(body: B, policy: BodyPolicy) -> Result<Bytes, Refusal>
+where
+    B: hyper::body::Body<Data = Bytes>,
+{
+    let deadline = tokio::time::Instant::now() + policy.read_timeout;
+    let stream = http_body_util::BodyDataStream::new(body);
+    let mut stream = std::pin::pin!(stream);
     let mut gathered = Gathered::default();
     let sleep = tokio::time::sleep_until(deadline);
     tokio::pin!(sleep);
@@ -80,7 +87,7 @@ async fn collect(
             None => return Ok(gathered.finish()),
             Some(Err(_)) => return Err(Refusal::Broken),
             Some(Ok(chunk)) => {
-                if gathered.push(chunk) > limit {
+                if gathered.push(chunk) > policy.max_bytes {
                     return Err(Refusal::TooLarge);
                 }
             }
@@ -90,7 +97,7 @@ async fn collect(
 
 /// In the shape of the surface the request was for: management errors under `/api/`
 /// (whose documented codes have no 408: `invalid_request`), OpenAI errors elsewhere.
-fn refuse(path: &str, refusal: Refusal, policy: BodyPolicy) -> Response {
+pub fn refuse(path: &str, refusal: Refusal, policy: BodyPolicy) -> Response {
     let (status, code, message) = match refusal {
         Refusal::TooSlow => (
             StatusCode::REQUEST_TIMEOUT,

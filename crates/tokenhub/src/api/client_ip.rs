@@ -8,6 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use http::HeaderMap;
 use http::request::Parts;
 
 /// The resolved address; `None` when the server runs without connect info (in-process tests).
@@ -32,15 +33,26 @@ pub fn resolve(proxies: &[ipnet::IpNet], request: &mut Request) {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    let forwarded = request
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    let client = peer.map(|peer| client_address(peer, &forwarded, proxies));
-    request.extensions_mut().insert(ClientIp(client));
+    let client = of(proxies, peer, request.headers());
+    request.extensions_mut().insert(client);
+}
+
+/// The client's address, from the TCP peer's (`None` when not served over TCP) and the
+/// request's headers.
+pub fn of(proxies: &[ipnet::IpNet], peer: Option<IpAddr>, headers: &HeaderMap) -> ClientIp {
+    ClientIp(peer.map(|peer| {
+        // Nothing to read in `X-Forwarded-For` unless the peer is a trusted proxy.
+        if proxies.is_empty() {
+            return peer;
+        }
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        client_address(peer, &forwarded, proxies)
+    }))
 }
 
 fn client_address(peer: IpAddr, forwarded: &str, proxies: &[ipnet::IpNet]) -> IpAddr {

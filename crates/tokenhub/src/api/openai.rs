@@ -1,12 +1,11 @@
 //! The OpenAI-compatible surface: `/v1/chat/completions`, `/v1/completions`,
-//! `/v1/embeddings` and `/v1/models`.
+//! `/v1/embeddings` (routed by `api::relayed`) and `/v1/models`.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, State};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 
@@ -14,7 +13,7 @@ use super::AppState;
 use super::api_key::{ApiCaller, api_key};
 pub use super::client_ip::ClientIp;
 use super::error::ApiError;
-use super::request_id::RequestId;
+use super::relayed::RelayedRequest;
 use crate::catalog::Model;
 use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::operation::Operation;
@@ -22,9 +21,6 @@ use crate::relay::{Credential, RelayCall, RelayReply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/chat/completions", post(relayed::<CHAT>))
-        .route("/v1/completions", post(relayed::<COMPLETIONS>))
-        .route("/v1/embeddings", post(relayed::<EMBEDDINGS>))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
 }
@@ -35,37 +31,32 @@ pub fn pinned_channel(headers: &HeaderMap) -> Option<String> {
     (!value.is_empty()).then(|| value.to_string())
 }
 
-const CHAT: u8 = 0;
-const COMPLETIONS: u8 = 1;
-const EMBEDDINGS: u8 = 2;
-
-/// One handler for every relayed operation; the route picks the operation.
-async fn relayed<const OPERATION: u8>(
-    State(state): State<AppState>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    client: ClientIp,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+/// One handler for every relayed OpenAI operation; the route picks the operation.
+pub(super) async fn relay(
+    state: AppState,
+    operation: Operation,
+    request: RelayedRequest,
+) -> Response {
     // Starts after the body arrived: the client's upload speed is not gateway overhead.
     let received = std::time::Instant::now();
-    let body = body.map_err(|rejection| {
-        ApiError::invalid_request(rejection.status(), rejection.body_text())
-    })?;
-    let operation = match OPERATION {
-        COMPLETIONS => Operation::Completions,
-        EMBEDDINGS => Operation::Embeddings,
-        _ => Operation::Chat,
-    };
-    let call = RelayCall {
-        pinned_channel: pinned_channel(&headers),
-        operation,
+    let RelayedRequest {
         request_id,
-        credential: Credential::Bearer(api_key(&headers, false)),
+        client,
+        headers,
         body,
-        client_ip: client.0,
+    } = request;
+    let answer = async {
+        let call = RelayCall {
+            pinned_channel: pinned_channel(&headers),
+            operation,
+            request_id,
+            credential: Credential::Bearer(api_key(&headers, false)),
+            body: body?,
+            client_ip: client.0,
+        };
+        Ok::<_, ApiError>(into_response(state.relay.relay(call).await?, received))
     };
-    Ok(into_response(state.relay.relay(call).await?, received))
+    answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// An OpenAI-shaped answer: JSON with the gateway's overhead in a header, or SSE.
@@ -77,7 +68,9 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
             charge,
         } => {
             let overhead = received.elapsed().saturating_sub(upstream_time);
-            metrics::histogram!("tokenhub_gateway_overhead_seconds").record(overhead.as_secs_f64());
+            crate::meters::METERS
+                .gateway_overhead
+                .record(overhead.as_secs_f64());
             let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
             response.headers_mut().insert(
                 "x-tokenhub-overhead-us",

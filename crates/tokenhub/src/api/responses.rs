@@ -28,10 +28,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, StatusCode, header};
+use http::{StatusCode, header};
 use serde_json::{Value, json};
 
 pub use keeper::Keeper;
@@ -40,7 +40,7 @@ use super::AppState;
 use super::api_key::ApiCaller;
 use super::error::ApiError;
 use super::openai::pinned_channel;
-use super::request_id::RequestId;
+use super::relayed::{BodyRejection, RelayedRequest};
 use crate::catalog::KeyEntry;
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::responses::items::conversation;
@@ -51,7 +51,6 @@ use crate::relay::{Credential, RelayCall, RelayReply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/responses", post(create))
         .route("/v1/responses/input_tokens", post(input_tokens))
         .route("/v1/responses/{id}", get(retrieve).delete(delete))
         .route("/v1/responses/{id}/input_items", get(input_items::list))
@@ -61,13 +60,21 @@ pub fn routes() -> Router<AppState> {
 #[derive(Clone, Copy, Debug)]
 pub struct Retention(pub Duration);
 
-async fn create(
-    State(state): State<AppState>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    caller: ApiCaller,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+pub(super) async fn create(state: AppState, request: RelayedRequest) -> Response {
+    create_response(state, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn create_response(state: AppState, request: RelayedRequest) -> Result<Response, ApiError> {
+    let RelayedRequest {
+        request_id,
+        client,
+        headers,
+        body,
+    } = request;
+    // Before the body: a caller without a valid key learns nothing about its request.
+    let caller = ApiCaller::<false>::authenticate(&state, &headers, client.0).await?;
     let (raw, request) = json_body(body)?;
     let previous_id = responses::previous_response_id(&request);
     let previous = match previous_id {
@@ -189,7 +196,7 @@ async fn input_tokens(
     ApiCaller { catalog, key, .. }: ApiCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (_, request) = json_body(body)?;
+    let (_, request) = json_body(body.map_err(BodyRejection::from))?;
     let history = match responses::previous_response_id(&request) {
         Some(previous) => {
             let chain = chain::load(&state.store, key.user_id, previous, false)
@@ -226,10 +233,8 @@ async fn input_tokens(
 }
 
 /// The body as received (a native channel is sent it unchanged) and parsed.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<(Bytes, Value), ApiError> {
-    let body = body.map_err(|rejection| {
-        ApiError::invalid_request(rejection.status(), rejection.body_text())
-    })?;
+fn json_body(body: Result<Bytes, BodyRejection>) -> Result<(Bytes, Value), ApiError> {
+    let body = body?;
     let value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid_request(
             StatusCode::BAD_REQUEST,

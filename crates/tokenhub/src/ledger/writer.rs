@@ -176,7 +176,7 @@ impl LedgerWriter {
     /// Queues a record. Unbounded on purpose: a record is money, and dropping one is worse
     /// than holding memory while the database is briefly unavailable.
     pub fn submit(&self, record: UsageRecord) {
-        metrics::gauge!("tokenhub_ledger_queue_depth").increment(1.0);
+        crate::meters::METERS.ledger_queue_depth.increment(1.0);
         if self
             .commands
             .send(Command::Record(Box::new(record)))
@@ -715,7 +715,9 @@ impl Committer<'_> {
         }
         drop(guard);
         metrics::counter!("tokenhub_usage_records_written_total").increment(batch.len() as u64);
-        metrics::gauge!("tokenhub_ledger_queue_depth").decrement(batch.len() as f64);
+        crate::meters::METERS
+            .ledger_queue_depth
+            .decrement(batch.len() as f64);
         metrics::histogram!("tokenhub_ledger_flush_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(())
@@ -752,7 +754,7 @@ impl Committer<'_> {
             "usage record refused by the database; parked in usage_dead_letters"
         );
         metrics::counter!("tokenhub_usage_dead_letters_total").increment(1);
-        metrics::gauge!("tokenhub_ledger_queue_depth").decrement(1.0);
+        crate::meters::METERS.ledger_queue_depth.decrement(1.0);
         true
     }
 }

@@ -72,7 +72,7 @@ impl Settlement {
         key_id: i64,
         body: Bytes,
     ) -> Self {
-        metrics::gauge!("tokenhub_requests_in_flight").increment(1.0);
+        crate::meters::METERS.requests_in_flight.increment(1.0);
         Settlement {
             books,
             writer,
@@ -201,7 +201,7 @@ impl Settlement {
             return None;
         }
         self.settled = true;
-        metrics::gauge!("tokenhub_requests_in_flight").decrement(1.0);
+        crate::meters::METERS.requests_in_flight.decrement(1.0);
         let (counts, estimated) = match meter.usage {
             Some(counts) => (counts, false),
             None if self.upstream_contacted => {

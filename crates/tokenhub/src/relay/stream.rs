@@ -146,7 +146,7 @@ impl MeteredStream {
 
     /// From here on the client sees this stream; its end settles the request.
     pub fn attach(&mut self, settlement: Settlement) {
-        metrics::gauge!("tokenhub_streams_open").increment(1.0);
+        crate::meters::METERS.streams_open.increment(1.0);
         self.settlement = Some(settlement);
     }
 
@@ -257,7 +257,7 @@ impl MeteredStream {
     /// Settles with what was metered so far, once.
     fn settle(&mut self, error: Option<String>) -> Option<Charge> {
         let mut settlement = self.settlement.take()?;
-        metrics::gauge!("tokenhub_streams_open").decrement(1.0);
+        crate::meters::METERS.streams_open.decrement(1.0);
         let meter = std::mem::take(&mut self.meter);
         settlement.finish(meter, Outcome { status: 200, error })
     }
@@ -436,7 +436,7 @@ impl MeteredStream {
 impl Drop for MeteredStream {
     fn drop(&mut self) {
         if let Some(mut settlement) = self.settlement.take() {
-            metrics::gauge!("tokenhub_streams_open").decrement(1.0);
+            crate::meters::METERS.streams_open.decrement(1.0);
             let meter = std::mem::take(&mut self.meter);
             let _abandoned = settlement.finish(meter, Outcome::abandoned("stream"));
         }

@@ -8,6 +8,7 @@
 //! then took the upstream answer on the other thread. Those hand-offs (three or more
 //! context switches a request) cost more than the gateway's own work.
 //!
+//! A connection's requests go to `api::App`: the relayed routes' fast path, or the router.
 //! The accept loop does what `axum::serve` does (HTTP/1.1 and HTTP/2 per connection, the
 //! client's address as `ConnectInfo`, a graceful stop that lets open connections finish)
 //! plus what it cannot: a header read timeout. `axum::serve` gives hyper no timer, so a
@@ -27,17 +28,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
+
+use crate::api::App;
 
 mod idle;
 
@@ -48,7 +47,7 @@ mod idle;
 pub async fn serve_on_threads(
     listener: TcpListener,
     threads: usize,
-    app: Router,
+    app: App,
     policy: ConnectionPolicy,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -140,7 +139,7 @@ async fn return_freed_memory() {
 /// waits for them to finish.
 async fn serve_thread(
     mut incoming: mpsc::UnboundedReceiver<Accepted>,
-    app: Router,
+    app: App,
     policy: ConnectionPolicy,
     stopping: CancellationToken,
 ) {
@@ -168,7 +167,7 @@ async fn serve_thread(
 async fn connection(
     tcp: TcpStream,
     remote: SocketAddr,
-    app: Router,
+    app: App,
     policy: ConnectionPolicy,
     stopping: CancellationToken,
     _slot: ConnectionSlot,
@@ -196,23 +195,19 @@ async fn connection(
     };
     let activity = idle::Activity::new();
     let requests = activity.clone();
-    let service = app
-        .map_request(move |mut request: http::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(remote));
-            request
-        })
-        .map_future(move |answer| {
-            let in_flight = requests.request_started();
-            async move {
-                let response: axum::response::Response = answer.await?;
-                Ok::<_, std::convert::Infallible>(
-                    response.map(|body| axum::body::Body::new(idle::Tracked::new(body, in_flight))),
-                )
-            }
-        });
+    let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+        let in_flight = requests.request_started();
+        let answer = app.serve(request, remote);
+        async move {
+            let response = answer.await;
+            Ok::<_, std::convert::Infallible>(
+                response.map(|body| axum::body::Body::new(idle::Tracked::new(body, in_flight))),
+            )
+        }
+    });
     let builder = http_builder(&policy, protocol);
     let io = TokioIo::new(idle::Watched::new(tcp, activity.clone()));
-    let served = builder.serve_connection(io, TowerToHyperService::new(service));
+    let served = builder.serve_connection(io, service);
     let mut served = pin!(served);
     let idle_http2 = async {
         match protocol {

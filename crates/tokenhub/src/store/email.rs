@@ -18,17 +18,7 @@ impl Store {
         let email = email.map(str::to_lowercase);
         let mut tx = self.begin_write().await?;
         if let Some(address) = &email {
-            let owner: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM users WHERE email = $1 AND id <> $2")
-                    .bind(address)
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if owner.is_some() {
-                return Err(StoreError::Conflict(
-                    "another account uses this email address".into(),
-                ));
-            }
+            check_email_free_in(&mut tx, address, user_id).await?;
         }
         sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
             .bind(email)
@@ -56,6 +46,7 @@ impl Store {
         expires_at: i64,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
+        purge_spent_links_in(&mut tx).await?;
         sqlx::query(
             "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
         )
@@ -83,6 +74,43 @@ impl Store {
         tx.commit().await?;
         Ok(user)
     }
+}
+
+/// Refuses an address another user (than `user_id`) has.
+pub(super) async fn check_email_free_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    address: &str,
+    user_id: i64,
+) -> StoreResult<()> {
+    let owner: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = $1 AND id <> $2")
+            .bind(address)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match owner {
+        Some(_) => Err(StoreError::Conflict(
+            "another account uses this email address".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Deletes used and expired mailed links (password resets and address confirmations)
+/// whenever a new one is stored, so neither table grows with the links ever sent.
+pub(super) async fn purge_spent_links_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> StoreResult<()> {
+    let now = now_ms();
+    sqlx::query("DELETE FROM password_resets WHERE used_at IS NOT NULL OR expires_at <= $1")
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM email_verifications WHERE used_at IS NOT NULL OR expires_at <= $1")
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

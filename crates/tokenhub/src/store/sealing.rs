@@ -118,7 +118,7 @@ async fn wipe_old_versions(backend: Backend, conn: &mut sqlx::AnyConnection) -> 
     Ok(())
 }
 
-fn wrong_key(what: &str) -> StoreError {
+pub(super) fn wrong_key(what: &str) -> StoreError {
     StoreError::SecretKey(format!(
         "{what} cannot be opened with this secret key: TOKENHUB_SECRET_KEY (or, without it, \
          the key file next to the SQLite database) is not the key this database was sealed \

@@ -73,32 +73,7 @@ impl Store {
         opening: Credit<'_>,
     ) -> StoreResult<UserRow> {
         let mut tx = self.begin_write().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "user '{name}' already exists"
-            )));
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (name, password_hash, role, status, balance_nano, created_at) \
-             VALUES ($1, $2, $3, 'active', 0, $4) RETURNING id",
-        )
-        .bind(name)
-        .bind(password_hash)
-        .bind(role)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|error| match &error {
-            // Another instance inserted the name between the check and this insert.
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(format!("user '{name}' already exists"))
-            }
-            _ => StoreError::Database(error),
-        })?;
+        let id = insert_user_in(&mut tx, name, role, password_hash).await?;
         if !opening.amount.is_zero() {
             credit_in(&mut tx, id, opening.amount, opening.kind, opening.reason).await?;
         }
@@ -167,6 +142,41 @@ impl Store {
         let costs = self.rolled_up_cost(user_id).await?;
         Ok(Nanos(credits) - costs)
     }
+}
+
+/// Inserts an active user with no balance; a taken name is a conflict.
+pub(super) async fn insert_user_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    role: &str,
+    password_hash: Option<&str>,
+) -> StoreResult<i64> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if exists.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "user '{name}' already exists"
+        )));
+    }
+    sqlx::query_scalar(
+        "INSERT INTO users (name, password_hash, role, status, balance_nano, created_at) \
+         VALUES ($1, $2, $3, 'active', 0, $4) RETURNING id",
+    )
+    .bind(name)
+    .bind(password_hash)
+    .bind(role)
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|error| match &error {
+        // Another instance inserted the name between the check and this insert.
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("user '{name}' already exists"))
+        }
+        _ => StoreError::Database(error),
+    })
 }
 
 /// A balance change with its ledger meaning.

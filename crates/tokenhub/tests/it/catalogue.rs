@@ -350,34 +350,17 @@ async fn migration_0016_moves_unedited_seed_rows_to_the_seed_prices_and_leaves_e
     }
 }
 
-/// An admin session: the cookie client and its CSRF token.
-async fn admin(h: &Harness) -> (reqwest::Client, String) {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login: Value = http
-        .post(format!("{}/api/auth/login", h.base))
-        .json(&json!({"username": "root", "password": "root-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (http, login["csrf_token"].as_str().unwrap().to_string())
-}
-
 async fn call(
     h: &Harness,
-    (http, csrf): &(reqwest::Client, String),
+    session: &Session,
     method: Method,
     path: &str,
     body: Option<String>,
 ) -> (StatusCode, Value) {
-    let mut request = http
+    let mut request = session
+        .http
         .request(method, format!("{}{path}", h.base))
-        .header("X-CSRF-Token", csrf);
+        .header("X-CSRF-Token", &session.csrf);
     if let Some(body) = body {
         request = request
             .header("Content-Type", "application/json")
@@ -388,7 +371,7 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn import(h: &Harness, session: &(reqwest::Client, String), file: &str) -> Value {
+async fn import(h: &Harness, session: &Session, file: &str) -> Value {
     let (status, counts) = call(
         h,
         session,
@@ -409,7 +392,7 @@ fn counts(value: &Value) -> [u64; 4] {
 async fn each_format_imports_with_counts_of_added_updated_and_unchanged_models() {
     for backend in backends() {
         let h = Harness::start(backend).await;
-        let session = admin(&h).await;
+        let session = h.root_session().await;
 
         // Ours: glm-5 as stored, qwen-max repriced, one new model.
         let ours = import(&h, &session, "tokenhub.json").await;
@@ -528,7 +511,7 @@ async fn the_cli_imports_a_file_and_prints_the_counts() {
 #[tokio::test]
 async fn admins_see_the_whole_catalogue_and_serve_a_model_by_attaching_it() {
     let h = Harness::start(Backend::Sqlite).await;
-    let session = admin(&h).await;
+    let session = h.root_session().await;
     let (status, list) = call(&h, &session, Method::GET, "/api/admin/catalogue", None).await;
     assert_eq!(status, StatusCode::OK);
     let data = list["data"].as_array().unwrap();
@@ -561,22 +544,10 @@ async fn admins_see_the_whole_catalogue_and_serve_a_model_by_attaching_it() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let user = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let signup: Value = user
-        .post(format!("{}/api/auth/signup", h.base))
-        .json(&json!({"username": "plain-user", "password": "plain-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user = h.signup_session("plain-user", "plain-password").await;
     let refused = call(
         &h,
-        &(user, signup["csrf_token"].as_str().unwrap().to_string()),
+        &user,
         Method::POST,
         "/api/admin/catalogue/attach",
         Some(attach.to_string()),

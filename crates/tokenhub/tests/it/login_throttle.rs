@@ -17,13 +17,10 @@ fn client_from(address: &str) -> reqwest::Client {
 }
 
 async fn login(h: &Harness, client: &reqwest::Client, name: &str, password: &str) -> StatusCode {
-    client
-        .post(format!("{}/api/auth/login", h.base))
-        .json(&json!({"username": name, "password": password}))
-        .send()
+    let credentials = json!({"username": name, "password": password});
+    h.auth_session(client.clone(), "login", credentials)
         .await
-        .unwrap()
-        .status()
+        .status
 }
 
 #[tokio::test]
@@ -70,16 +67,8 @@ async fn wrong_passwords_from_elsewhere_do_not_lock_the_owner_out() {
 async fn wrong_current_passwords_are_throttled_like_logins() {
     let h = Harness::start(Backend::Sqlite).await;
     let owner = client_from("127.0.0.3");
-    let session: Value = owner
-        .post(format!("{}/api/auth/signup", h.base))
-        .json(&json!({"username": "erin", "password": "erin-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let csrf = session["csrf_token"].as_str().unwrap().to_string();
+    let erin = json!({"username": "erin", "password": "erin-password"});
+    let csrf = h.auth_session(owner.clone(), "signup", erin).await.csrf;
     let change = |current: &'static str| {
         let (owner, url, csrf) = (
             owner.clone(),

@@ -8,7 +8,10 @@ mod golden;
 mod harness;
 #[path = "support/processes.rs"]
 mod processes;
+#[path = "support/smtp.rs"]
+mod smtp;
 
+mod accounts_mail;
 mod anthropic_golden;
 mod anthropic_inbound;
 mod anthropic_inbound_golden;
@@ -24,6 +27,7 @@ mod cluster;
 mod connections;
 mod crash;
 mod dialects;
+mod fast_path;
 mod fidelity;
 mod gemini_golden;
 mod gemini_upstream;

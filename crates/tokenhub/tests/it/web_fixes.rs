@@ -4,28 +4,11 @@
 //! set. Their pages are tested in Chromium (clients/browser/test_fixes.mjs).
 
 use crate::harness::*;
+use crate::smtp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokenhub::accounts::KeyOptions;
 use tokenhub::ledger::money::Nanos;
-
-/// Root's session: the client with the cookie and the CSRF token.
-async fn root(h: &Harness) -> (reqwest::Client, String) {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let session: Value = http
-        .post(format!("{}/api/auth/login", h.base))
-        .json(&json!({"username": "root", "password": "root-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (http, session["csrf_token"].as_str().unwrap().to_string())
-}
 
 #[tokio::test]
 async fn unknown_urls_are_a_page_for_browsers_and_json_for_api_clients() {
@@ -112,7 +95,7 @@ async fn pages_and_management_json_are_compressed_but_streams_and_v1_are_not() {
         .len();
     assert!(br * 3 < plain_len, "brotli {br} B vs {plain_len} B");
 
-    let (admin, _) = root(&h).await;
+    let admin = h.root_session().await.http;
     let models = admin
         .get(format!("{}/api/admin/models", h.base))
         .header("accept-encoding", "gzip")
@@ -145,7 +128,9 @@ async fn pages_and_management_json_are_compressed_but_streams_and_v1_are_not() {
 #[tokio::test]
 async fn the_anonymous_system_account_keeps_its_role_and_status() {
     let h = Harness::start(Backend::Sqlite).await;
-    let (admin, csrf) = root(&h).await;
+    let Session {
+        http: admin, csrf, ..
+    } = h.root_session().await;
     let users: Value = admin
         .get(format!("{}/api/admin/users?search=anonymous", h.base))
         .send()
@@ -198,7 +183,9 @@ async fn balance_adjustments_are_bounded_and_never_overdraw() {
         let (user, _) = h
             .user_with_key("adjusted", Nanos::from_usd(5), KeyOptions::default())
             .await;
-        let (admin, csrf) = root(&h).await;
+        let Session {
+            http: admin, csrf, ..
+        } = h.root_session().await;
         let url = format!("{}/api/admin/users/{}/balance", h.base, user.id);
         let adjust = |amount: &str| {
             admin
@@ -257,7 +244,9 @@ async fn refused_requests_are_recorded_under_the_model_they_named() {
 #[tokio::test]
 async fn a_channel_without_its_key_is_not_serving_and_names_the_variable() {
     let h = Harness::start(Backend::Sqlite).await;
-    let (admin, csrf) = root(&h).await;
+    let Session {
+        http: admin, csrf, ..
+    } = h.root_session().await;
     let created: Value = admin
         .post(format!("{}/api/admin/channels", h.base))
         .header("x-csrf-token", &csrf)
@@ -314,7 +303,9 @@ async fn admins_search_every_key_by_owner_name_and_prefix() {
             .await;
         h.user_with_key("bob", Nanos::from_usd(1), KeyOptions::default())
             .await;
-        let (admin, csrf) = root(&h).await;
+        let Session {
+            http: admin, csrf, ..
+        } = h.root_session().await;
         let search = |q: String| {
             let admin = admin.clone();
             let url = format!("{}/api/admin/keys?search={q}", h.base);
@@ -361,92 +352,22 @@ async fn admins_search_every_key_by_owner_name_and_prefix() {
     }
 }
 
-/// A minimal SMTP server on loopback that hands each received message (its DATA) to
-/// the test: enough for lettre's plain `smtp://` transport.
-async fn smtp_sink() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("smtp://{}", listener.local_addr().unwrap());
-    let (sent, received) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let sent = sent.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = socket.into_split();
-                let mut lines = BufReader::new(read).lines();
-                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
-                let mut data: Option<String> = None;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(body) = data.as_mut() {
-                        if line == "." {
-                            let _ = sent.send(std::mem::take(body));
-                            data = None;
-                            let _ = write.write_all(b"250 queued\r\n").await;
-                        } else {
-                            body.push_str(line.strip_prefix('.').unwrap_or(&line));
-                            body.push('\n');
-                        }
-                        continue;
-                    }
-                    let verb = line
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
-                        "DATA" => {
-                            data = Some(String::new());
-                            b"354 end with .\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = write.write_all(b"221 bye\r\n").await;
-                            return;
-                        }
-                        _ => b"250 OK\r\n",
-                    };
-                    let _ = write.write_all(reply).await;
-                }
-            });
-        }
-    });
-    (url, received)
-}
-
-/// A session of `name` (signing up first when `signup`): the client and CSRF token.
-async fn session_of(
-    h: &Harness,
-    route: &str,
-    name: &str,
-    password: &str,
-) -> (reqwest::Client, String, StatusCode) {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let response = http
-        .post(format!("{}/api/auth/{route}", h.base))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    let csrf = body["csrf_token"].as_str().unwrap_or_default().to_string();
-    (http, csrf, status)
-}
-
 #[tokio::test]
 async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
     for backend in backends() {
-        let (smtp_url, mut mail) = smtp_sink().await;
+        let (smtp_url, mut mail) = smtp::sink().await;
         let h = Harness::start_with(backend, |settings, _| {
             settings.public_url = Some("https://gateway.example".into());
             settings.accounts.smtp_url = Some(smtp_url.as_str().into());
             settings.accounts.smtp_from = Some("TokenHub <noreply@example.com>".into());
         })
         .await;
-        let (ada, csrf, status) = session_of(&h, "signup", "ada", "first-password").await;
+        let Session {
+            http: ada,
+            csrf,
+            status,
+            ..
+        } = h.signup_session("ada", "first-password").await;
         assert_eq!(status, StatusCode::CREATED);
         let me: Value = ada
             .put(format!("{}/api/me/email", h.base))
@@ -480,18 +401,9 @@ async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
             ask("ADA@example.com").await.unwrap().status(),
             StatusCode::ACCEPTED
         );
-        let message = tokio::time::timeout(std::time::Duration::from_secs(10), mail.recv())
-            .await
-            .expect("the reset mail arrives")
-            .unwrap();
+        let message = smtp::next_mail(&mut mail).await;
         assert!(message.contains("To: ada@example.com"), "{message}");
-        let link = message
-            .lines()
-            .find(|line| line.contains("#reset="))
-            .expect("a reset link")
-            .trim();
-        let (page, token) = link.split_once("#reset=").unwrap();
-        let token = token.to_string();
+        let (page, token) = smtp::link_token(&message, "#reset=");
         assert_eq!(
             page, "https://gateway.example/token/",
             "the link uses public_url"
@@ -546,11 +458,11 @@ async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
             "every session ended"
         );
         assert_eq!(
-            session_of(&h, "login", "ada", "first-password").await.2,
+            h.login_session("ada", "first-password").await.status,
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            session_of(&h, "login", "ada", "second-password").await.2,
+            h.login_session("ada", "second-password").await.status,
             StatusCode::OK
         );
         // Asking is throttled like logging in (5 per address and account per window), so

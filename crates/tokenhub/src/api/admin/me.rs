@@ -21,6 +21,9 @@ pub struct MeView {
     pub email: Option<String>,
     /// Whether this gateway can mail reset links (an SMTP server is configured).
     pub password_reset_by_email: bool,
+    /// The account signed up while email verification was required and has not yet
+    /// followed the mailed link: it cannot create keys, and its trial credit waits.
+    pub email_verification_pending: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -47,7 +50,8 @@ pub async fn me_view(state: &AppState, caller: &Caller) -> Result<MeView> {
         user: UserView::from_detail(&detail),
         live_balance_usd: usd(live),
         email: state.store.user_email(caller.user.id).await?,
-        password_reset_by_email: state.management.mailer.is_some(),
+        password_reset_by_email: super::password_reset::account_mail(state).await?.is_some(),
+        email_verification_pending: state.store.verification_pending(caller.user.id).await?,
     })
 }
 

@@ -2,12 +2,15 @@
 //! mails a one-use link, `POST /api/auth/password-reset/confirm` sets the new password.
 //! Both are public; asking is throttled like failed logins (per address and email).
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::{Body, ErrorBody, ManageError, Result};
+use crate::accounts::mail::Mailer;
 use crate::accounts::{AccountError, password_reset};
 use crate::api::AppState;
 use crate::api::client_ip::ClientIp;
@@ -34,7 +37,7 @@ pub async fn request(
     ClientIp(ip): ClientIp,
     Body(body): Body<ResetRequest>,
 ) -> Result<StatusCode> {
-    let Some(mailer) = &state.management.mailer else {
+    let Some((mailer, site)) = account_mail(&state).await? else {
         // A lasting property of this deployment, not an outage: `GET /api/me` says so
         // in `password_reset_by_email`, and nothing here will start working on a retry.
         return Err(ManageError::not_found(
@@ -52,11 +55,20 @@ pub async fn request(
     }
     // Every request counts, so mail cannot be used to flood an inbox.
     limiter.failed(ip, &email);
-    // The server refuses to start with a mailer but no `public_url` (never the `Host`
-    // header: a forged one would send the victim a link to another site).
-    let site = state.web.public_url.as_deref().unwrap_or_default();
-    password_reset::request(&state.store, mailer.clone(), &email, site).await?;
+    password_reset::request(&state.store, mailer, &email, &site).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// The mailer in force and the URL links in mail start with, when this gateway can send
+/// account mail. Links start with `public_url`, never the `Host` header: a forged one
+/// would send the victim a link to another site. The server refuses to start with a
+/// mailer but no `public_url`, and an admin cannot save SMTP settings without one.
+pub(super) async fn account_mail(state: &AppState) -> Result<Option<(Arc<Mailer>, String)>> {
+    let Some(site) = state.web.public_url.clone() else {
+        return Ok(None);
+    };
+    let mailer = state.management.mail.current(&state.store).await?;
+    Ok(mailer.map(|mailer| (mailer, site)))
 }
 
 /// Set a new password with a mailed reset token (once; within an hour).

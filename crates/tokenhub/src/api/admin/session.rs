@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{Caller, SESSION_COOKIE, Via};
-use super::error::{Body, ErrorBody, ManageError, Result};
+use super::error::{Body, Code, ErrorBody, ManageError, Result};
+use super::password_reset::account_mail;
 use super::wire::UserView;
-use crate::accounts::{AccountError, session};
+use crate::accounts::{AccountError, session, verification};
 
 use crate::api::AppState;
 use crate::api::client_ip::ClientIp;
@@ -21,6 +22,18 @@ pub struct Credentials {
     /// A user name or an email address (letters, digits, `_ - . @`).
     pub username: String,
     pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignUp {
+    /// Letters, digits, `_ - . @`.
+    pub username: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// Required when the gateway asks new accounts to confirm their address (the admin
+    /// setting `email_verification`): a link is mailed to it. Otherwise ignored (set it
+    /// later with `PUT /api/me/email`).
+    pub email: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -66,13 +79,14 @@ async fn start_session(state: &AppState, user: UserRow, status: StatusCode) -> R
     Ok((status, [(header::SET_COOKIE, cookie)], Json(view)).into_response())
 }
 
-/// Create an account (when sign-up is open) and log in. New accounts get the trial credit.
-#[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = Credentials,
+/// Create an account (when sign-up is open) and log in. New accounts get the trial credit;
+/// when the gateway asks for email verification, only once the mailed link is followed.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = SignUp,
     responses((status = 201, body = SessionView), (status = "4XX", body = ErrorBody)))]
 pub async fn signup(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Body(body): Body<Credentials>,
+    Body(body): Body<SignUp>,
 ) -> Result<Response> {
     // Without connect info (in-process tests) every caller shares one throttling bucket.
     let ip = ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
@@ -94,13 +108,27 @@ pub async fn signup(
         .into());
     }
     limiter.failed(ip, bucket);
-    let user = session::sign_up(
-        &state.store,
-        body.username.trim(),
-        &body.password,
-        site.trial_credit,
-    )
-    .await?;
+    let name = body.username.trim();
+    let user = if site.email_verification {
+        let Some((mailer, public_url)) = account_mail(&state).await? else {
+            return Err(ManageError::new(
+                Code::Unavailable,
+                "sign-up needs an email address confirmed by mail, and this gateway cannot send mail now: try again later",
+            ));
+        };
+        let email = body.email.as_deref().unwrap_or_default();
+        verification::sign_up(
+            &state.store,
+            mailer,
+            &public_url,
+            name,
+            &body.password,
+            email,
+        )
+        .await?
+    } else {
+        session::sign_up(&state.store, name, &body.password, site.trial_credit).await?
+    };
     start_session(&state, user, StatusCode::CREATED).await
 }
 

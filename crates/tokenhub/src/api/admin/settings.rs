@@ -24,6 +24,9 @@ pub struct SettingsView {
     pub anonymous_chat_rpm: u32,
     /// Shown under "Need help?" on the docs page ("WeChat: TokenHub_Support"); empty hides it.
     pub support_contact: String,
+    /// Whether sign-up asks for an email address that must be confirmed by a mailed link
+    /// before the account creates keys or receives the trial credit.
+    pub email_verification: bool,
 }
 
 impl From<&SiteSettings> for SettingsView {
@@ -34,6 +37,7 @@ impl From<&SiteSettings> for SettingsView {
             anonymous_chat: s.anonymous_chat,
             anonymous_chat_rpm: s.anonymous_chat_rpm,
             support_contact: s.support_contact.clone(),
+            email_verification: s.email_verification,
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct SettingsChange {
     pub anonymous_chat: Option<bool>,
     pub anonymous_chat_rpm: Option<u32>,
     pub support_contact: Option<String>,
+    /// Turning it on needs working mail (an SMTP server and `public_url`).
+    pub email_verification: Option<bool>,
 }
 
 /// The settings in force.
@@ -94,6 +100,14 @@ pub async fn update(
     }
     if let Some(contact) = change.support_contact {
         after.support_contact = contact.trim().to_string();
+    }
+    if let Some(on) = change.email_verification {
+        if on && super::password_reset::account_mail(&state).await?.is_none() {
+            return Err(super::error::ManageError::invalid(
+                "email verification needs mail: save SMTP settings first (public_url must be set)",
+            ));
+        }
+        after.email_verification = on;
     }
     site_settings::save(&state.store, &caller.actor(), &before, &after).await?;
     state.management.site.forget().await;

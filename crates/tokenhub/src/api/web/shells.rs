@@ -18,7 +18,10 @@ use crate::api::AppState;
 
 /// `/token/`: sign up or log in, then keys, balance, codes and usage.
 pub async fn console(State(state): State<AppState>, lang: Lang, viewer: MaybeViewer) -> Response {
-    let signup_open = settings(&state).await.is_some_and(|s| s.signup_open);
+    let site = settings(&state).await;
+    let signup_open = site.as_ref().is_some_and(|s| s.signup_open);
+    // Sign-up then asks for an address, which must be confirmed by mail.
+    let verify_email = site.as_ref().is_some_and(|s| s.email_verification);
     let catalog = state.relay.catalog.load_full();
     let model_ids: Vec<&str> = catalog
         .routable_models()
@@ -27,7 +30,7 @@ pub async fn console(State(state): State<AppState>, lang: Lang, viewer: MaybeVie
         .collect();
     let models_json = serde_json::to_string(&model_ids).unwrap_or_else(|_| "[]".into());
     let main = format!(
-        "<div id=\"console\" data-signup=\"{signup}\" data-signed-in=\"{signed_in}\" data-models=\"{models}\">\
+        "<div id=\"console\" data-signup=\"{signup}\" data-verify-email=\"{verify_email}\" data-signed-in=\"{signed_in}\" data-models=\"{models}\">\
          <p class=\"muted\">{loading}</p></div>\
          <noscript><p>{noscript}</p></noscript>",
         signup = if signup_open { "open" } else { "closed" },

@@ -306,11 +306,74 @@ impl Harness {
             .balance
     }
 
+    /// Root's session (its password is `base_settings`'s).
+    pub async fn root_session(&self) -> Session {
+        let root = self.login_session("root", "root-password").await;
+        assert_eq!(
+            root.status,
+            reqwest::StatusCode::OK,
+            "root logs in: {}",
+            root.body
+        );
+        root
+    }
+
+    /// Logs `name` in from a fresh cookie client; `status` says whether it worked.
+    pub async fn login_session(&self, name: &str, password: &str) -> Session {
+        let credentials = serde_json::json!({"username": name, "password": password});
+        self.auth_session(cookie_client(), "login", credentials)
+            .await
+    }
+
+    /// Signs `name` up from a fresh cookie client; `status` says whether it worked.
+    pub async fn signup_session(&self, name: &str, password: &str) -> Session {
+        let credentials = serde_json::json!({"username": name, "password": password});
+        self.auth_session(cookie_client(), "signup", credentials)
+            .await
+    }
+
+    /// Posts `body` to `/api/auth/{route}` (`login` or `signup`) from `http`.
+    pub async fn auth_session(&self, http: reqwest::Client, route: &str, body: Value) -> Session {
+        let response = http
+            .post(format!("{}/api/auth/{route}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let csrf = body["csrf_token"].as_str().unwrap_or_default().to_string();
+        Session {
+            http,
+            csrf,
+            status,
+            body,
+        }
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(gateway) = self.gateway.take() {
             gateway.shutdown().await.expect("clean shutdown");
         }
     }
+}
+
+/// A client signed in with a cookie, and the CSRF token its changes must send.
+pub struct Session {
+    pub http: reqwest::Client,
+    /// Empty when the login or sign-up failed.
+    pub csrf: String,
+    /// The answer to the login or sign-up.
+    pub status: reqwest::StatusCode,
+    pub body: Value,
+}
+
+/// A client that keeps cookies, as a browser does.
+pub fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client")
 }
 
 /// What every harness gateway runs with: the mock channel `mock` serving `mock-gpt`

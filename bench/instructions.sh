@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Instructions per request, gateway and floor (issue 18). See bench/README.md.
+#
+#   bench/instructions.sh                     # builds release, 2,000 + 2,000 requests each
+#   INSTR_SKIP_BUILD=1 bench/instructions.sh  # use the binaries in target/release
+#   INSTR_REQUESTS=500 INSTR_TARGETS=gateway bench/instructions.sh
+#
+# Wall-clock figures on a shared 2-core machine move with whatever else runs; the count
+# of instructions a process executes does not. Each target (the floor proxy, the
+# gateway) runs under `valgrind --tool=callgrind` in front of the native mock upstream,
+# and a native fixed client (`load-probe`, fixed concurrency) sends it INSTR_REQUESTS
+# small non-stream requests, then as many stream requests (20 chunks, no delay). The
+# counters are zeroed after a warm-up and dumped after each batch, so start-up is not
+# counted; the target's idle instructions per second (timers: the catalogue reloader,
+# the ledger writer's tick), measured over INSTR_IDLE_S, are subtracted for the time the
+# batch took. What remains, divided by the requests, is the cost of one request on every
+# thread of the process: inbound HTTP, relay, metering, log line, the ledger's write.
+#
+# Prints one table and writes, per target and batch, the callgrind dump and its top
+# functions by own cost (`callgrind_annotate`) to INSTR_OUT (bench/results/instructions).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+BIN=${INSTR_BIN_DIR:-$ROOT/target/release}
+REQUESTS=${INSTR_REQUESTS:-2000}
+WARMUP=${INSTR_WARMUP:-300}
+CONC=${INSTR_CONCURRENCY:-8}
+IDLE_S=${INSTR_IDLE_S:-5}
+TARGETS=${INSTR_TARGETS:-floor gateway}
+OUT=${INSTR_OUT:-$ROOT/bench/results/instructions}
+TOP=${INSTR_TOP:-40}
+
+log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+command -v valgrind >/dev/null || die "valgrind is not installed"
+if [[ ${INSTR_SKIP_BUILD:-0} != 1 ]]; then
+    log "building release binaries (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    nice -n 15 cargo build --release -p tokenhub -p mock-upstream -p floor-proxy >&2
+fi
+
+WORK=$(mktemp -d /tmp/tokenhub-instructions.XXXXXX)
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# Private copies: a concurrent cargo build cannot swap a binary mid-run.
+mkdir -p "$WORK/bin" "$OUT"
+for b in tokenhub mock-upstream floor-proxy load-probe; do
+    [[ -x $BIN/$b ]] || die "$BIN/$b is missing: build it or unset INSTR_SKIP_BUILD"
+    cp "$BIN/$b" "$WORK/bin/"
+done
+BIN=$WORK/bin
+
+# wait_line FILE REGEX SECONDS PID: print the first match of REGEX in FILE.
+wait_line() {
+    local file=$1 re=$2 deadline=$((SECONDS + $3)) pid=$4 line
+    while ((SECONDS < deadline)); do
+        line=$(grep -m1 -oE "$re" "$file" 2>/dev/null || true)
+        [[ -n $line ]] && { echo "$line"; return 0; }
+        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "process $pid died"; }
+        sleep 0.1
+    done
+    cat "$file" >&2
+    die "timed out waiting for /$re/ in $file"
+}
+
+"$BIN/mock-upstream" --listen 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
+PIDS+=($!)
+MOCK=$(wait_line "$WORK/mock.out" 'http://127\.0\.0\.1:[0-9]+' 20 $!)
+
+export TOKENHUB_DATABASE_URL="sqlite://$WORK/instructions.db"
+export TOKENHUB_ROOT_PASSWORD=instructions-root-password
+unset TOKENHUB_LOG TOKENHUB_LOG_FORMAT TOKENHUB_CONFIG
+cat >"$WORK/tokenhub.toml" <<EOF
+[[channels]]
+name = "instructions-mock"
+type = "openai"
+base_url = "$MOCK"
+api_key = "instructions-upstream-key"
+models = ["mock-gpt"]
+
+[[models]]
+id = "mock-gpt"
+provider = "Bench"
+context = 1000000
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "2"
+EOF
+tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$BIN/tokenhub" --config "$WORK/tokenhub.toml" "$@"; }
+tokenhub users create instructions --balance-usd 1000000 >/dev/null
+KEY=$(tokenhub keys create --user instructions --name instructions)
+[[ $KEY == sk-* ]] || die "keys create printed '$KEY'"
+
+printf '%s' '{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":64}' \
+    >"$WORK/small.json"
+printf '%s' '{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":64,"mock":{"chunks":20,"chunk_delay_ms":0,"reply":"w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19"}}' \
+    >"$WORK/stream.json"
+
+# load URL BODY N: N requests from the fixed client; fails on any error.
+load() {
+    local result
+    result=$(timeout 900 "$BIN/load-probe" --url "$1/v1/chat/completions" --key "$KEY" \
+        --body-file "$WORK/$2.json" --requests "$3" --concurrency "$CONC" --timeout-s 880)
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(1 if r["errors"] else 0)' \
+        "$result" || die "requests failed: $result"
+}
+
+# dump PID NAME: callgrind writes its counters since the last dump (or zero) and resets.
+dump() { timeout 120 callgrind_control --dump="$2" "$1" >/dev/null; }
+
+# instructions FILE: the total instruction count of a callgrind dump.
+instructions() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
+
+now() { date +%s.%N; }
+
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+
+measure() { # TARGET
+    local target=$1 url pid cg=$WORK/$1.cg
+    local valgrind=(valgrind --tool=callgrind --callgrind-out-file="$cg" --dump-instr=no
+        --compress-strings=no --compress-pos=no)
+    case $target in
+        floor)
+            "${valgrind[@]}" "$BIN/floor-proxy" --listen 127.0.0.1:0 --upstream "$MOCK" \
+                >"$WORK/floor.out" 2>"$WORK/floor.err" &
+            pid=$!
+            url=$(wait_line "$WORK/floor.out" 'http://127\.0\.0\.1:[0-9]+' 120 "$pid")
+            ;;
+        gateway)
+            # Everything runs ~50x slower under callgrind: start-up's database waits too.
+            TOKENHUB_DATABASE_ACQUIRE_TIMEOUT_MS=120000 TOKENHUB_LISTEN=127.0.0.1:0 \
+                "${valgrind[@]}" "$BIN/tokenhub" \
+                --config "$WORK/tokenhub.toml" serve >"$WORK/gateway.out" 2>"$WORK/gateway.err" &
+            pid=$!
+            url=$(wait_line "$WORK/gateway.err" 'http://127\.0\.0\.1:[0-9]+' 300 "$pid")
+            ;;
+        *) die "unknown target $target" ;;
+    esac
+    PIDS+=("$pid")
+    log "$target under callgrind at $url (pid $pid); warming up"
+    load "$url" small "$WARMUP"
+    load "$url" stream "$WARMUP"
+    sleep 2 # the ledger writer commits the warm-up's records
+    timeout 120 callgrind_control --zero "$pid" >/dev/null
+    local kind started seconds
+    for kind in small stream idle; do
+        started=$(now)
+        if [[ $kind == idle ]]; then
+            sleep "$IDLE_S"
+        else
+            load "$url" "$kind" "$REQUESTS"
+            sleep 1 # this batch's records are committed inside its window
+        fi
+        dump "$pid" "$kind"
+        seconds=$(python3 -c "print($(now) - $started)")
+        local file
+        file=$(ls -t "$cg".* | head -1)
+        printf '%s\t%s\t%s\t%s\n' "$target" "$kind" "$(instructions "$file")" "$seconds" >>"$RESULTS"
+        cp "$file" "$OUT/$target-$kind.callgrind"
+        callgrind_annotate --inclusive=no "$file" 2>/dev/null | head -n $((TOP + 25)) \
+            >"$OUT/$target-$kind.top.txt"
+        log "$target $kind: $(instructions "$file") instructions in ${seconds%.*} s"
+    done
+    kill "$pid" 2>/dev/null || true
+}
+
+log "load: $(cut -d' ' -f1-3 /proc/loadavg); $REQUESTS requests per batch, concurrency $CONC"
+for target in $TARGETS; do measure "$target"; done
+
+python3 - "$RESULTS" "$REQUESTS" <<'EOF' | tee "$OUT/summary.txt"
+import sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+n = int(sys.argv[2])
+by = {(t, k): (int(ir), float(s)) for t, k, ir, s in rows}
+per = {}
+print(f"{'target':8} {'batch':7} {'instr/request':>14} {'raw instr':>14} {'idle/s':>12} {'secs':>6}")
+for target in dict.fromkeys(t for t, _ in by):
+    idle_ir, idle_s = by[(target, "idle")]
+    idle_rate = idle_ir / idle_s
+    for kind in ("small", "stream"):
+        ir, secs = by[(target, kind)]
+        per[(target, kind)] = (ir - idle_rate * secs) / n
+        print(f"{target:8} {kind:7} {per[(target, kind)]:14,.0f} {ir:14,} {idle_rate:12,.0f} {secs:6.1f}")
+for kind in ("small", "stream"):
+    if ("floor", kind) in per and ("gateway", kind) in per:
+        f, g = per[("floor", kind)], per[("gateway", kind)]
+        print(f"{kind}: gateway {g:,.0f} = floor {f:,.0f} x {g / f:.2f} (+{g - f:,.0f} per request)")
+EOF
