@@ -12,10 +12,14 @@
 #   scripts/simulate.sh --seed 42 --steps 20000        # replay a seed
 #   scripts/simulate.sh --runs 4 --steps 250000        # four random seeds
 #   scripts/simulate.sh --backend postgres             # or both; needs TOKENHUB_TEST_POSTGRES_URL
+#   scripts/simulate.sh --shared redis                 # 3 processes sharing money in Redis
+#   scripts/simulate.sh --shared redis --instances 2 --redis-url redis://127.0.0.1:6379/
 #   scripts/simulate.sh --release ...                  # optimised build (slow to build once)
 #
 # Each run gets a database of its own (SQLite under /dev/shm when it exists, or a fresh
-# PostgreSQL database beside the one TOKENHUB_TEST_POSTGRES_URL names), removed after it.
+# PostgreSQL database beside the one TOKENHUB_TEST_POSTGRES_URL names), removed after it,
+# and with --shared redis a redis-server of its own (or a private key prefix on the
+# server --redis-url names, its keys removed after the run).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

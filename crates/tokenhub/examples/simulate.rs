@@ -4,17 +4,23 @@
 //!
 //! Options: --seed N (default: random), --steps N (default 1,000,000), --runs N (seeds
 //! after the first are random), --backend sqlite|postgres|both (PostgreSQL needs
-//! TOKENHUB_TEST_POSTGRES_URL).
+//! TOKENHUB_TEST_POSTGRES_URL), --shared memory|redis (default memory: one process with
+//! its own books; redis: several processes sharing money in Redis, a redis-server of
+//! the run's own, or the one --redis-url names under a private prefix), --instances N
+//! (default 3, with Redis).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokenhub::ledger::simulation::{self, InMemory, ScratchDatabase, SimConfig};
+use tokenhub::ledger::simulation::{self, InMemory, Redis, ScratchDatabase, SimConfig};
 
 struct Options {
     seed: Option<u64>,
     steps: u64,
     runs: u64,
     backends: Vec<String>,
+    redis: bool,
+    redis_url: Option<String>,
+    instances: usize,
 }
 
 fn options() -> Result<Options, String> {
@@ -23,6 +29,9 @@ fn options() -> Result<Options, String> {
         steps: 1_000_000,
         runs: 1,
         backends: vec!["sqlite".into()],
+        redis: false,
+        redis_url: None,
+        instances: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -43,6 +52,15 @@ fn options() -> Result<Options, String> {
                     other => return Err(format!("unknown backend {other}")),
                 }
             }
+            "--shared" => {
+                options.redis = match value()?.as_str() {
+                    "memory" => false,
+                    "redis" => true,
+                    other => return Err(format!("unknown shared state {other}")),
+                }
+            }
+            "--redis-url" => options.redis_url = Some(value()?),
+            "--instances" => options.instances = number(value()?)?.clamp(1, 16) as usize,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -90,7 +108,22 @@ fn main() {
                 options.steps
             );
             let config = SimConfig::new(seed, options.steps, &database);
-            match simulation::run(&config, &InMemory) {
+            let outcome = if options.redis {
+                let redis = match &options.redis_url {
+                    Some(url) => Redis::connect(url, options.instances),
+                    None => Redis::start(options.instances),
+                };
+                match redis {
+                    Ok(redis) => simulation::run(&config, &redis),
+                    Err(error) => {
+                        eprintln!("simulate: Redis: {error}");
+                        std::process::exit(2);
+                    }
+                }
+            } else {
+                simulation::run(&config, &InMemory)
+            };
+            match outcome {
                 Ok(report) => println!("{report}\n"),
                 Err(failure) => {
                     println!("{failure}");

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod mapping_check;
 mod observe;
 pub mod probe;
+pub(crate) mod reserve;
 mod route;
 pub mod settle;
 pub mod stream;
@@ -28,6 +29,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 pub use error::RelayError;
+use reserve::shared_unavailable;
 use settle::{Meter, Outcome, Settlement};
 use stream::MeteredStream;
 
@@ -43,7 +45,7 @@ use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts, Rewrite};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{self, Deadlines, FailureKind, UpstreamFailure};
-use crate::shared::money::{Admission, Reading, Request};
+use crate::shared::money::Request;
 
 /// Tunables of the pipeline, from `Settings`.
 #[derive(Clone, Debug)]
@@ -230,56 +232,11 @@ impl Relay {
 
     /// Reserves the worst case in the books, or with shared state across instances.
     async fn reserve(&self, key: &KeyEntry, amount: Nanos) -> Result<Reservation, RelayError> {
-        if self.books.shared().is_none() {
-            return self
-                .books
-                .reserve(key.user_id, key.id, key.quota, amount)
-                .map_err(RelayError::Insufficient);
-        }
-        self.admit_across(Request {
-            user_id: key.user_id,
-            key_id: key.id,
-            key_quota: key.quota,
-            rpm: None,
-            tpm: None,
-            tokens: 0,
-            amount,
-        })
-        .await
+        reserve::reserve(&self.books, &self.accounts, key, amount).await
     }
 
-    /// Asks the shared state, reading an amount Redis does not hold from the database
-    /// first (first use, or after Redis lost its data), and books what it admitted.
     async fn admit_across(&self, request: Request) -> Result<Reservation, RelayError> {
-        let Some(shared) = self.books.shared() else {
-            return Err(RelayError::SharedStateUnavailable);
-        };
-        let (user, key) = (request.user_id, request.key_id);
-        if request.amount <= Nanos::ZERO && request.rpm.is_none() && request.tpm.is_none() {
-            // Nothing to decide: served even while Redis is down.
-            return Ok(self.books.reserved_elsewhere(user, key, Nanos::ZERO));
-        }
-        for _ in 0..3 {
-            let decided = shared
-                .admit_request(request)
-                .await
-                .map_err(shared_unavailable)?;
-            match decided {
-                Admission::Admitted => {
-                    return Ok(self.books.reserved_elsewhere(user, key, request.amount));
-                }
-                Admission::Limited(limited) => return Err(RelayError::RateLimited(limited)),
-                Admission::Refused(refusal) => return Err(RelayError::Insufficient(refusal)),
-                Admission::Missing(account) => {
-                    let reading = Reading::from_result(self.accounts.money_reading(account).await);
-                    shared
-                        .update_money(account, reading, Nanos::ZERO)
-                        .await
-                        .map_err(shared_unavailable)?;
-                }
-            }
-        }
-        Err(RelayError::SharedStateUnavailable)
+        reserve::admit_across(&self.books, &self.accounts, request).await
     }
 
     /// Parse, authorize and reserve: everything decided before any upstream is called.
@@ -672,12 +629,6 @@ enum Answer {
 struct SharedAdmission {
     tokens: u64,
     worst_case: Nanos,
-}
-
-fn shared_unavailable(error: crate::shared::SharedError) -> RelayError {
-    tracing::warn!(%error, "shared state unavailable; refusing the request");
-    metrics::counter!("tokenhub_shared_state_failures_total").increment(1);
-    RelayError::SharedStateUnavailable
 }
 
 fn upstream_body(

@@ -267,10 +267,10 @@ pub async fn start(
     let catalog_nudge = Arc::new(tokio::sync::Notify::new());
     if let Some(shared) = &shared {
         shared.spawn_change_listener(catalog_nudge.clone());
-        let (restorer, books) = (shared.clone(), books.clone());
+        let accounts = accounts.clone();
         shared.spawn_heartbeat(move || {
-            let (restorer, holds) = (restorer.clone(), books.holds());
-            async move { restorer.note(restorer.restore_holds(holds).await) }
+            let accounts = accounts.clone();
+            async move { accounts.restore_shared_holds().await }
         });
     }
     reloader.clone().spawn_polling(

@@ -29,6 +29,39 @@ pub const LEASE: Duration = Duration::from_secs(3);
 /// The longest a request waits for Redis before the shared decision fails (503).
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How one instance's shared state behaves: the gateway runs with `Tuning::default()`;
+/// the ledger simulation sets a lease it ends itself and loses replies on purpose.
+#[derive(Clone)]
+pub struct Tuning {
+    /// How long this instance's slots and holds outlive its last heartbeat.
+    pub lease: Duration,
+    /// Consulted before and after every money script (see `MoneyFaults`).
+    pub faults: Option<Arc<dyn MoneyFaults>>,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            lease: LEASE,
+            faults: None,
+        }
+    }
+}
+
+/// Where a money script is lost: before Redis ran it, or after (its reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    Request,
+    Reply,
+}
+
+/// A seam for the simulation: a money script lost on the way to Redis (never applied)
+/// or on the way back (applied, its reply lost), as a dropped connection loses them.
+pub trait MoneyFaults: Send + Sync {
+    /// Whether the script is lost at this point.
+    fn lose(&self, at: Loss) -> bool;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
     #[error("the shared state (Redis) is unavailable: {0}")]
@@ -48,6 +81,7 @@ pub struct SharedState {
     dirty: AtomicBool,
     /// The Redis data set this instance last saw (a random id Redis keeps at `epoch`).
     epoch: std::sync::Mutex<String>,
+    tuning: Tuning,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -62,6 +96,15 @@ impl SharedState {
     /// Connects (failing start-up when Redis cannot be reached: a deployment configured
     /// for shared state must not silently run without it) and starts the heartbeat.
     pub async fn connect(url: &str, prefix: &str) -> Result<Arc<SharedState>, SharedError> {
+        SharedState::connect_tuned(url, prefix, Tuning::default()).await
+    }
+
+    /// `connect` with a lease and faults of the caller's (the ledger simulation).
+    pub async fn connect_tuned(
+        url: &str,
+        prefix: &str,
+        tuning: Tuning,
+    ) -> Result<Arc<SharedState>, SharedError> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -76,6 +119,7 @@ impl SharedState {
             instance: uuid::Uuid::new_v4().simple().to_string(),
             dirty: AtomicBool::new(false),
             epoch: std::sync::Mutex::default(),
+            tuning,
         });
         shared.beat().await?;
         Ok(shared)
@@ -84,6 +128,16 @@ impl SharedState {
     /// A key in this deployment's namespace.
     pub fn key(&self, name: std::fmt::Arguments<'_>) -> String {
         format!("{}{}", self.prefix, name)
+    }
+
+    /// The id of the Redis data set: missing after Redis lost its data, until a heartbeat.
+    fn epoch_key(&self) -> String {
+        self.key(format_args!("epoch"))
+    }
+
+    /// Present for one lease after Redis lost its data (see `BEAT`).
+    fn settling_key(&self) -> String {
+        self.key(format_args!("settling"))
     }
 
     /// The prefix of the instances' liveness keys (scripts append an instance id).
@@ -113,19 +167,33 @@ impl SharedState {
     /// since the last beat (Redis restarted or flushed: the epoch changed).
     async fn beat(&self) -> Result<bool, SharedError> {
         let alive = self.key(format_args!("inst:{}", self.instance));
-        let epoch_key = self.key(format_args!("epoch"));
+        let seen = self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut connection = self.connection();
         let epoch: String = BEAT
             .key(alive)
-            .key(epoch_key)
-            .arg(LEASE.as_millis() as u64)
+            .key(self.epoch_key())
+            .key(self.settling_key())
+            .arg(self.tuning.lease.as_millis() as u64)
             .arg(uuid::Uuid::new_v4().simple().to_string())
+            .arg(&seen)
             .invoke_async(&mut connection)
             .await?;
-        let mut seen = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
-        let lost = !seen.is_empty() && *seen != epoch;
-        *seen = epoch;
+        let lost = !seen.is_empty() && seen != epoch;
+        *self.epoch.lock().unwrap_or_else(|e| e.into_inner()) = epoch;
         Ok(lost)
+    }
+
+    /// One heartbeat: renews the lease and says whether this instance must write its
+    /// holds back (Redis lost its data set, or an update of this instance was lost).
+    /// `spawn_heartbeat` runs it every third of the lease; the simulation when it decides.
+    pub async fn heartbeat(&self) -> Result<bool, SharedError> {
+        match self.beat().await {
+            Ok(lost) => Ok(self.dirty.swap(false, Ordering::AcqRel) || lost),
+            Err(error) => {
+                self.dirty.store(true, Ordering::Release);
+                Err(error)
+            }
+        }
     }
 
     /// Keeps this instance alive in Redis; after Redis lost its data, `rebuild` puts back
@@ -136,39 +204,40 @@ impl SharedState {
         Fut: std::future::Future<Output = ()> + Send,
     {
         let shared = Arc::downgrade(self);
+        let period = self.tuning.lease / 3;
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(LEASE / 3);
+            let mut ticker = tokio::time::interval(period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                match shared.beat().await {
-                    Ok(lost) => {
-                        let dirty = shared.dirty.swap(false, Ordering::AcqRel);
-                        if lost || dirty {
-                            tracing::warn!(lost, "rebuilding this instance's shared state");
-                            rebuild().await;
-                        }
+                match shared.heartbeat().await {
+                    Ok(true) => {
+                        tracing::warn!("rebuilding this instance's shared state");
+                        rebuild().await;
                     }
-                    Err(error) => {
-                        shared.dirty.store(true, Ordering::Release);
-                        tracing::warn!(%error, "Redis heartbeat failed");
-                    }
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(%error, "Redis heartbeat failed"),
                 }
             }
         });
     }
 }
 
-/// Renews the instance's liveness key and returns the data set's epoch, setting it to
-/// ARGV[2] when missing (first start of the deployment, or Redis lost its data).
+/// Renews the instance's liveness key (KEYS[1]) and returns the data set's epoch
+/// (KEYS[2]), setting it to ARGV[2] when missing (first start of the deployment, or Redis
+/// lost its data). An instance that saw another epoch (ARGV[3]) finds the data lost:
+/// money is then `settling` (KEYS[3]) for one lease, while every live instance beats and
+/// writes its holds back (`money.rs` admits nothing paid meanwhile).
 static BEAT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2], 'NX')
+if redis.call('SET', KEYS[2], ARGV[2], 'NX') and ARGV[3] ~= '' then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
+end
 return redis.call('GET', KEYS[2])
 ",
     )
@@ -183,7 +252,7 @@ impl SharedState {
         F: std::future::Future<Output = Result<(), SharedError>> + Send + 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.dirty.store(true, Ordering::Release);
+            self.note_lost_update();
             return;
         };
         let shared = Arc::clone(self);
@@ -192,11 +261,38 @@ impl SharedState {
         });
     }
 
+    /// Runs one money script, losing it where the simulation's faults say.
+    async fn run_money<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, SharedError> {
+        self.injected(Loss::Request)?;
+        let mut connection = self.connection();
+        let answer = script.invoke_async(&mut connection).await?;
+        self.injected(Loss::Reply)?;
+        Ok(answer)
+    }
+
+    fn injected(&self, at: Loss) -> Result<(), SharedError> {
+        match &self.tuning.faults {
+            Some(faults) if faults.lose(at) => Err(SharedError::Unavailable(
+                redis::RedisError::from((redis::ErrorKind::Io, "connection lost (injected)")),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Logs a failed update and marks the state for a rebuild.
     pub fn note(&self, result: Result<(), SharedError>) {
         if let Err(error) = result {
             tracing::warn!(%error, "shared state update lost; rebuilding at the next heartbeat");
-            self.dirty.store(true, Ordering::Release);
+            self.note_lost_update();
         }
+    }
+
+    /// An update may or may not have reached Redis: the next heartbeat writes this
+    /// instance's holds back from its books.
+    fn note_lost_update(&self) {
+        self.dirty.store(true, Ordering::Release);
     }
 }

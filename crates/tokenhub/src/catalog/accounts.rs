@@ -24,6 +24,7 @@ use tokio::sync::OnceCell;
 use super::lookup_budget::LookupBudget;
 use super::{KeyEntry, UserEntry};
 use crate::ledger::books::Books;
+use crate::shared::money::Reading;
 use crate::store::{KeyAuth, Store, StoreResult, UserAuth};
 
 /// What the cache knows about a key hash.
@@ -111,6 +112,26 @@ impl AccountCache {
             Account::User(id) => self.store.balance_version(id).await,
             Account::Key(id) => self.store.spent_version(id).await,
         }
+    }
+
+    /// With shared state, after Redis lost this instance's holds (its data set, or an
+    /// update whose fate is unknown): writes them back from the books, with the amounts
+    /// read again from the database. Runs under the writer's lock, so that no commit
+    /// moves the books between their reading and the write-back.
+    pub async fn restore_shared_holds(&self) {
+        let Some(shared) = self.books.shared() else {
+            return;
+        };
+        let _guard = self.flush_lock.lock().await;
+        let mut holds = Vec::new();
+        for (account, held) in self.books.holds() {
+            holds.push((
+                account,
+                held,
+                Reading::from_result(self.money_reading(account).await),
+            ));
+        }
+        shared.note(shared.restore_holds(holds).await);
     }
 
     pub fn new(

@@ -20,8 +20,10 @@ mod faults;
 mod model;
 mod ops;
 mod process;
+mod redis_state;
 mod rng;
 mod scratch;
+mod shared_money;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 
 pub use backend::{InMemory, SharedState};
 pub use faults::{FaultKind, WriterFaultRates};
+pub use redis_state::{Redis, ScratchRedis};
 pub use scratch::ScratchDatabase;
 
 use faults::FaultPlan;
@@ -76,6 +79,7 @@ pub struct Report {
     pub steps: u64,
     pub backend: String,
     pub state: &'static str,
+    pub instances: usize,
     pub operations: BTreeMap<&'static str, u64>,
     pub faults: BTreeMap<FaultKind, u64>,
     pub checks: BTreeMap<&'static str, u64>,
@@ -100,10 +104,11 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "ledger simulation: seed {} on {} ({}): {} steps in {:.1} s",
+            "ledger simulation: seed {} on {} ({}, {} process(es)): {} steps in {:.1} s",
             self.seed,
             self.backend,
             self.state,
+            self.instances,
             self.steps,
             self.elapsed.as_secs_f64()
         )?;
@@ -134,6 +139,9 @@ pub struct Failure {
     pub seed: u64,
     pub step: u64,
     pub backend: String,
+    /// The options that choose the shared state, for the replay line (boxed: keeps the
+    /// `Err` of every step small).
+    pub shared: Box<str>,
     pub invariant: &'static str,
     pub detail: String,
     /// The last operations before the failure, oldest first.
@@ -149,10 +157,11 @@ impl fmt::Display for Failure {
         )?;
         writeln!(
             f,
-            "replay: scripts/simulate.sh --seed {} --steps {} --backend {}",
+            "replay: scripts/simulate.sh --seed {} --steps {} --backend {}{}",
             self.seed,
             self.step + 1,
-            self.backend
+            self.backend,
+            self.shared
         )?;
         writeln!(f, "last operations:")?;
         for line in &self.recent {
@@ -174,12 +183,18 @@ pub fn run(config: &SimConfig, shared: &dyn SharedState) -> Result<Report, Failu
         sim.step += 1;
     }
     sim.finish()?;
-    let faults = sim.faults.counts();
+    let mut faults = sim.faults.counts();
+    if let Some(redis) = shared.redis() {
+        let (requests, replies) = redis.lost();
+        faults.insert(FaultKind::RedisRequestLost, requests);
+        faults.insert(FaultKind::RedisReplyLost, replies);
+    }
     Ok(Report {
         seed: config.seed,
         steps: config.steps,
         backend: config.backend.clone(),
         state: shared.name(),
+        instances: shared.instances(),
         operations: sim.operations,
         faults,
         checks: sim.checks,
@@ -212,6 +227,8 @@ struct InFlight {
     output_limited: bool,
     /// The writer its settlement sends to (see `Process::restart_writer`).
     writer_generation: u64,
+    /// The process that admitted it (an index into `Sim::processes`).
+    instance: usize,
 }
 
 struct Sim<'a> {
@@ -220,7 +237,12 @@ struct Sim<'a> {
     rng: Rng,
     secret: SecretKey,
     faults: Arc<FaultPlan>,
-    process: Option<Process>,
+    /// The gateway processes (one without shared state); `None` only while one restarts.
+    processes: Vec<Option<Process>>,
+    /// The process the current operation runs on.
+    current: usize,
+    /// Instance ids of crashed processes whose lease has not ended yet.
+    dead_instances: Vec<String>,
     model: Model,
     catalog: Vec<CatalogModel>,
     in_flight: Vec<InFlight>,
@@ -245,7 +267,9 @@ impl<'a> Sim<'a> {
             rng: Rng::new(config.seed),
             secret: SecretKey::generate(),
             faults: Arc::new(FaultPlan::new(config.seed, config.rates)),
-            process: None,
+            processes: Vec::new(),
+            current: 0,
+            dead_instances: Vec::new(),
             model: Model::default(),
             catalog: Vec::new(),
             in_flight: Vec::new(),
@@ -264,7 +288,28 @@ impl<'a> Sim<'a> {
     }
 
     fn process(&self) -> &Process {
-        self.process.as_ref().expect("a process runs between steps")
+        self.processes[self.current]
+            .as_ref()
+            .expect("a process runs between steps")
+    }
+
+    fn process_mut(&mut self) -> &mut Process {
+        self.processes[self.current]
+            .as_mut()
+            .expect("a process runs between steps")
+    }
+
+    /// The processes running, with their index.
+    fn live_processes(&self) -> impl Iterator<Item = (usize, &Process)> {
+        self.processes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, process)| process.as_ref().map(|p| (index, p)))
+    }
+
+    /// The Redis of the shared state (borrowed from the run, not from `self`).
+    fn redis(&self) -> Option<&'a Redis> {
+        self.shared.redis()
     }
 
     fn failure(&self, invariant: &'static str, detail: String) -> Failure {
@@ -272,6 +317,12 @@ impl<'a> Sim<'a> {
             seed: self.config.seed,
             step: self.step,
             backend: self.config.backend.clone(),
+            shared: match self.shared.redis() {
+                Some(_) => {
+                    format!(" --shared redis --instances {}", self.shared.instances()).into()
+                }
+                None => Box::default(),
+            },
             invariant,
             detail,
             recent: self.recent.iter().cloned().collect(),

@@ -697,7 +697,9 @@ impl Committer<'_> {
             }
         }
         *self.accounted += batch.len();
-        drop(guard);
+        // Shared under the lock too: a rebuild of the holds (`restore_shared_holds`) then
+        // never reads the books after this commit and Redis before its share, which would
+        // take the cost off the hold twice.
         if in_books {
             self.share(&users, &keys).await;
         } else {
@@ -711,6 +713,7 @@ impl Committer<'_> {
             };
             self.share(&unheld(&users), &unheld(&keys)).await;
         }
+        drop(guard);
         metrics::counter!("tokenhub_usage_records_written_total").increment(batch.len() as u64);
         crate::meters::METERS
             .ledger_queue_depth
@@ -737,8 +740,11 @@ impl Committer<'_> {
         *self.accounted += 1;
         if in_books {
             let (users, keys) = costs_by_owner(std::slice::from_ref(record));
+            // Under the writer's lock, as a commit's share (see `commit`).
+            let guard = self.flush_lock.lock().await;
             self.books.abandoned(&users, &keys);
             self.share(&users, &keys).await;
+            drop(guard);
         }
         tracing::error!(
             request_id = %record.request_id,

@@ -28,18 +28,68 @@ use crate::store::Versioned;
 /// Money hashes of callers idle this long are dropped (they are read again on use).
 const MONEY_TTL_MS: u64 = 24 * 3600 * 1000;
 
+/// Exact integer arithmetic for the scripts. Lua numbers are doubles, exact only below
+/// 2^53 (about $9M in nano-USD), and balances, quotas and sums of holds go far beyond
+/// (`MAX_AMOUNT` is $1B): compared as doubles, an amount a few nano-dollars short could
+/// pass. So every amount is read from its decimal text into two parts, `{high, low}` =
+/// high × 10^9 + low with 0 ≤ low < 10^9, each far below 2^53 for any i64, and written
+/// back as text; Redis's own HINCRBY moves the stored holds as 64-bit integers.
+const EXACT_LUA: &str = r"
+local BASE = 1000000000
+local function exact(text)
+  text = tostring(text)
+  local negative = string.sub(text, 1, 1) == '-'
+  if negative then text = string.sub(text, 2) end
+  local high, low = 0, tonumber(text)
+  if #text > 9 then
+    high = tonumber(string.sub(text, 1, #text - 9))
+    low = tonumber(string.sub(text, #text - 8))
+  end
+  if negative then
+    high, low = -high, -low
+    if low < 0 then high, low = high - 1, low + BASE end
+  end
+  return {high, low}
+end
+local function plus(a, b)
+  local high, low = a[1] + b[1], a[2] + b[2]
+  if low >= BASE then high, low = high + 1, low - BASE end
+  return {high, low}
+end
+local function minus(a, b)
+  local high, low = a[1] - b[1], a[2] - b[2]
+  if low < 0 then high, low = high - 1, low + BASE end
+  return {high, low}
+end
+local function below(a, b)
+  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+end
+local function decimal(a)
+  local high, low, sign = a[1], a[2], ''
+  if high < 0 then
+    sign = '-'
+    if low == 0 then high = -high else high, low = -high - 1, BASE - low end
+  end
+  if high == 0 then return sign .. string.format('%d', low) end
+  return sign .. string.format('%d%09d', high, low)
+end
+";
+
 /// Lua of the reservation: `held` sums the holds of live instances (dropping the dead
-/// ones'), `check_money` returns nil or {-1} / {-2} when the user's / key's amount is not
-/// loaded, {3, available} or {4, remaining} when refused; `take_money` holds the amount.
+/// ones'), `check_money` returns nil, or {-3} while Redis's data is lost or settling
+/// (no heartbeat since, or holds still being written back: an amount read again from
+/// the database now would ignore what other instances hold), {-1} / {-2} when the
+/// user's / key's amount is not loaded, {3, available} or {4, remaining} (as decimal text) when refused; `take_money`
+/// holds the amount. Amounts arrive as decimal text and are compared exactly (`EXACT_LUA`).
 const MONEY_LUA: &str = r"
 local function held(key, instances)
   local fields = redis.call('HGETALL', key)
-  local sum = 0
+  local sum = {0, 0}
   for i = 1, #fields, 2 do
     local field = fields[i]
     if string.sub(field, 1, 2) == 'h:' then
       if redis.call('EXISTS', instances .. string.sub(field, 3)) == 1 then
-        sum = sum + tonumber(fields[i + 1])
+        sum = plus(sum, exact(fields[i + 1]))
       else
         redis.call('HDEL', key, field)
       end
@@ -47,16 +97,20 @@ local function held(key, instances)
   end
   return sum
 end
-local function check_money(ukey, kkey, amount, quota, instances)
+local function check_money(ukey, kkey, amount, quota, instances, epoch, settling)
+  if redis.call('EXISTS', epoch) == 0 or redis.call('EXISTS', settling) == 1 then
+    return {-3}
+  end
   local balance = redis.call('HGET', ukey, 'amount')
   if not balance then return {-1} end
-  local available = tonumber(balance) - held(ukey, instances)
-  if available < amount then return {3, available} end
-  if quota >= 0 then
+  local needed = exact(amount)
+  local available = minus(exact(balance), held(ukey, instances))
+  if below(available, needed) then return {3, decimal(available)} end
+  if tonumber(quota) >= 0 then
     local spent = redis.call('HGET', kkey, 'amount')
     if not spent then return {-2} end
-    local remaining = quota - tonumber(spent) - held(kkey, instances)
-    if remaining < amount then return {4, remaining} end
+    local remaining = minus(minus(exact(quota), exact(spent)), held(kkey, instances))
+    if below(remaining, needed) then return {4, decimal(remaining)} end
   end
   return nil
 end
@@ -69,66 +123,75 @@ end
 ";
 
 /// One request's admission in one round trip: its key's RPM/TPM buckets, then its
-/// reservation. KEYS: RPM bucket, TPM bucket, user hash, key hash. ARGV: rpm, tpm (0 =
+/// reservation. KEYS: RPM bucket, TPM bucket, user hash, key hash, epoch, settling. ARGV: rpm, tpm (0 =
 /// none), tokens, bucket TTL, hold field, amount (0 = free: no reservation), quota (-1 =
 /// none), instances prefix, money TTL. Returns {0} when admitted, else what refused it;
 /// nothing is taken unless everything passes.
 static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
-        "{LIMITS_LUA}{MONEY_LUA}
+        "{LIMITS_LUA}{EXACT_LUA}{MONEY_LUA}
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local refusal, ra, ta = check_limits(KEYS[1], KEYS[2], rpm, tpm, tokens)
 if refusal then return refusal end
-local amount = tonumber(ARGV[6])
-if amount > 0 then
-  refusal = check_money(KEYS[3], KEYS[4], amount, tonumber(ARGV[7]), ARGV[8])
+local amount = ARGV[6]
+local reserves = amount ~= '0'
+if reserves then
+  refusal = check_money(KEYS[3], KEYS[4], amount, ARGV[7], ARGV[8], KEYS[5], KEYS[6])
   if refusal then return refusal end
 end
 take_limits(KEYS[1], KEYS[2], rpm, tpm, tokens, ra, ta, ARGV[4])
-if amount > 0 then take_money(KEYS[3], KEYS[4], ARGV[5], amount, ARGV[9]) end
+if reserves then take_money(KEYS[3], KEYS[4], ARGV[5], amount, ARGV[9]) end
 return {{0}}
 "
     ))
 });
 
-/// KEYS: one money hash. ARGV: hold field, hold change, amount, version (-1 = no
-/// reading, -2 = forget the one held), TTL. Takes the reading if it is newer than the
-/// one held, then moves the hold.
-static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local version = tonumber(ARGV[4])
-if version == -2 then
-  redis.call('HDEL', KEYS[1], 'amount', 'version')
-elseif version >= 0 then
-  local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
-  if version > held then
-    redis.call('HSET', KEYS[1], 'amount', ARGV[3], 'version', ARGV[4])
+/// Takes a database reading of an amount: version -1 = no reading, -2 = forget the one
+/// held (Redis must read it again before trusting it), else kept if newer than Redis's.
+const READING_LUA: &str = r"
+local function take_reading(key, amount, version)
+  if version == -2 then
+    redis.call('HDEL', key, 'amount', 'version')
+  elseif version >= 0 then
+    local held = tonumber(redis.call('HGET', key, 'version') or '-1')
+    if version > held then
+      redis.call('HSET', key, 'amount', amount, 'version', version)
+    end
   end
 end
-if tonumber(ARGV[2]) ~= 0 then
+";
+
+/// KEYS: one money hash. ARGV: hold field, hold change, amount, version, TTL. Takes the
+/// reading, then moves the hold.
+static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{READING_LUA}
+take_reading(KEYS[1], ARGV[3], tonumber(ARGV[4]))
+if ARGV[2] ~= '0' then
   if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) == 0 then
     redis.call('HDEL', KEYS[1], ARGV[1])
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
-",
-    )
+"
+    ))
 });
 
-/// KEYS: one money hash. ARGV: hold field, what this instance holds (absolute).
-static SET_HOLD: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-if tonumber(ARGV[2]) == 0 then
+/// KEYS: one money hash. ARGV: hold field, what this instance holds (absolute), amount,
+/// version (as `UPDATE`'s).
+static RESTORE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{READING_LUA}
+take_reading(KEYS[1], ARGV[3], tonumber(ARGV[4]))
+if ARGV[2] == '0' then
   redis.call('HDEL', KEYS[1], ARGV[1])
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 end
 return 1
-",
-    )
+"
+    ))
 });
 
 /// What a money hash is about.
@@ -175,6 +238,9 @@ pub enum Admission {
     Refused(Refusal),
     /// Redis does not hold this amount: read it from the database, `update_money`, retry.
     Missing(Account),
+    /// Redis lost its data and the instances are writing their holds back (one lease at
+    /// most): nothing paid is admitted meanwhile.
+    Rebuilding,
 }
 
 /// What one request asks the shared state for.
@@ -205,29 +271,47 @@ impl SharedState {
 
     /// Admits one request across instances: takes from its key's buckets and reserves
     /// its worst case against the user's balance and the key's quota, or says why not.
+    ///
+    /// A failure marks this instance for a rebuild: an admission Redis applied but whose
+    /// reply was lost holds money no request of this instance will release.
     pub async fn admit_request(&self, request: Request) -> Result<Admission, SharedError> {
-        let mut connection = self.connection();
-        let answer: Vec<i64> = ADMIT
-            .key(self.bucket("key", request.key_id, "rpm"))
-            .key(self.bucket("key", request.key_id, "tpm"))
-            .key(self.money_key(Account::User(request.user_id)))
-            .key(self.money_key(Account::Key(request.key_id)))
-            .arg(request.rpm.unwrap_or(0))
-            .arg(request.tpm.unwrap_or(0))
-            .arg(request.tokens)
-            .arg(BUCKET_TTL_MS)
-            .arg(self.hold_field())
-            .arg(request.amount.0.max(0))
-            .arg(request.key_quota.map_or(-1, |q| q.0.max(0)))
-            .arg(self.instances_prefix())
-            .arg(MONEY_TTL_MS)
-            .invoke_async(&mut connection)
-            .await?;
+        let answer = self.invoke_admission(request).await;
+        if answer.is_err() {
+            self.note_lost_update();
+        }
+        Self::admission(request, &answer?)
+    }
+
+    async fn invoke_admission(&self, request: Request) -> Result<Vec<i64>, SharedError> {
+        self.run_money(
+            ADMIT
+                .key(self.bucket("key", request.key_id, "rpm"))
+                .key(self.bucket("key", request.key_id, "tpm"))
+                .key(self.money_key(Account::User(request.user_id)))
+                .key(self.money_key(Account::Key(request.key_id)))
+                .key(self.epoch_key())
+                .key(self.settling_key())
+                .arg(request.rpm.unwrap_or(0))
+                .arg(request.tpm.unwrap_or(0))
+                .arg(request.tokens)
+                .arg(BUCKET_TTL_MS)
+                .arg(self.hold_field())
+                .arg(request.amount.0.max(0))
+                .arg(request.key_quota.map_or(-1, |q| q.0.max(0)))
+                .arg(self.instances_prefix())
+                .arg(MONEY_TTL_MS),
+        )
+        .await
+    }
+
+    /// Decides one admission from the answer of `ADMIT`.
+    fn admission(request: Request, answer: &[i64]) -> Result<Admission, SharedError> {
         let needed = request.amount;
-        Ok(match answer.as_slice() {
+        Ok(match answer {
             [0] => Admission::Admitted,
             [-1] => Admission::Missing(Account::User(request.user_id)),
             [-2] => Admission::Missing(Account::Key(request.key_id)),
+            [-3] => Admission::Rebuilding,
             [3, available] => Admission::Refused(Refusal::Balance {
                 available: Nanos(*available),
                 needed,
@@ -251,31 +335,39 @@ impl SharedState {
         hold_change: Nanos,
     ) -> Result<(), SharedError> {
         let (amount, version) = reading.args();
-        let mut connection = self.connection();
-        let _: i64 = UPDATE
-            .key(self.money_key(account))
-            .arg(self.hold_field())
-            .arg(hold_change.0)
-            .arg(amount)
-            .arg(version)
-            .arg(MONEY_TTL_MS)
-            .invoke_async(&mut connection)
+        let _: i64 = self
+            .run_money(
+                UPDATE
+                    .key(self.money_key(account))
+                    .arg(self.hold_field())
+                    .arg(hold_change.0)
+                    .arg(amount)
+                    .arg(version)
+                    .arg(MONEY_TTL_MS),
+            )
             .await?;
         Ok(())
     }
 
-    /// After Redis lost its data: writes back what this instance holds, from its books.
+    /// After Redis lost this instance's holds (its data set, or an update whose fate is
+    /// unknown): writes back what it holds, from its books, with each amount as the
+    /// database has it now (a lost update may have carried a newer reading than Redis's;
+    /// kept only if newer, as always).
     pub async fn restore_holds(
         &self,
-        holds: impl IntoIterator<Item = (Account, Nanos)>,
+        holds: impl IntoIterator<Item = (Account, Nanos, Reading)>,
     ) -> Result<(), SharedError> {
-        let mut connection = self.connection();
-        for (account, held) in holds {
-            let _: i64 = SET_HOLD
-                .key(self.money_key(account))
-                .arg(self.hold_field())
-                .arg(held.0)
-                .invoke_async(&mut connection)
+        for (account, held, reading) in holds {
+            let (amount, version) = reading.args();
+            let _: i64 = self
+                .run_money(
+                    RESTORE
+                        .key(self.money_key(account))
+                        .arg(self.hold_field())
+                        .arg(held.0)
+                        .arg(amount)
+                        .arg(version),
+                )
                 .await?;
         }
         Ok(())

@@ -561,7 +561,11 @@ async fn three_instances_decide_as_one_gateway() {
     );
     assert!(answered.load(Ordering::Relaxed) > 50);
 
-    // Limits and money are right after the restart: a fresh $0.01 user again.
+    // Limits and money are right after the restart: a fresh $0.01 user again. Paid
+    // requests wait until every instance could write its holds back: one heartbeat and
+    // one lease after the loss (`settling`, docs/redis.md).
+    let back = restarted_at.lock().unwrap().expect("restarted");
+    tokio::time::sleep(LEASE_END.saturating_sub(back.elapsed())).await;
     let (poor2, _, poor2_key) = cluster
         .user_with_key("poor2", Nanos(10_000_000), None, KeyLimits::default())
         .await;

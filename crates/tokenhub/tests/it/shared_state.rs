@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokenhub::ledger::books::Refusal;
 use tokenhub::ledger::money::Nanos;
-use tokenhub::shared::SharedState;
 use tokenhub::shared::money::{Account, Admission, Reading, Request};
+use tokenhub::shared::{SharedState, Tuning};
 use tokenhub::store::Versioned;
 
 use crate::cluster::{RedisServer, free_port, redis_available};
@@ -185,4 +185,134 @@ async fn admissions_are_shared_versioned_and_leased() {
     let (p50, p99) = (samples[1000], samples[1980]);
     eprintln!("one shared admission: p50 {p50:?}, p99 {p99:?}");
     assert!(p50 < Duration::from_millis(20), "p50 {p50:?}");
+}
+
+/// Amounts beyond 2^53 nano-dollars (about $9M), where a double no longer holds every
+/// integer: the scripts compare them to the nano. Compared as doubles, a balance of
+/// `MAX_AMOUNT` − 1 read as `MAX_AMOUNT` and admitted one nano-dollar more than it.
+#[tokio::test]
+async fn amounts_beyond_two_to_the_53_are_compared_to_the_nano() {
+    if !redis_available() {
+        eprintln!("skipping the shared state test: no redis-server binary");
+        return;
+    }
+    let redis = RedisServer::start(free_port());
+    let prefix = format!("th-unit-{}:", uuid::Uuid::new_v4().simple());
+    let one = SharedState::connect(&redis.url(), &prefix).await.unwrap();
+    let balance = 1_000_000_000_000_000_000 - 1;
+    one.update_money(Account::User(1), reading(balance, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    let refused = one.admit_request(request(1, balance + 1)).await.unwrap();
+    assert!(
+        matches!(refused, Admission::Refused(Refusal::Balance { available, .. }) if available == Nanos(balance)),
+        "{refused:?}"
+    );
+
+    // Holds beyond 2^53 are summed exactly.
+    let first = (1 << 53) + 1;
+    let admitted = one.admit_request(request(1, first)).await.unwrap();
+    assert!(matches!(admitted, Admission::Admitted), "{admitted:?}");
+    let rest = balance - first;
+    let refused = one.admit_request(request(1, rest + 1)).await.unwrap();
+    assert!(
+        matches!(refused, Admission::Refused(Refusal::Balance { available, .. }) if available == Nanos(rest)),
+        "{refused:?}"
+    );
+    let admitted = one.admit_request(request(1, rest)).await.unwrap();
+    assert!(matches!(admitted, Admission::Admitted), "{admitted:?}");
+
+    // A key's quota the same way, and a negative balance reported to the nano.
+    let quota = 1_000_000_000_000_000_000 - 3;
+    let spent = (1 << 53) + 5;
+    one.update_money(Account::User(2), reading(i64::MAX / 2, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    one.update_money(Account::Key(20), reading(spent, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    let mut over = request(2, quota - spent + 1);
+    over.key_quota = Some(Nanos(quota));
+    let refused = one.admit_request(over).await.unwrap();
+    assert!(
+        matches!(refused, Admission::Refused(Refusal::KeyQuota { remaining, .. }) if remaining == Nanos(quota - spent)),
+        "{refused:?}"
+    );
+    let debt = -((1 << 53) + 7);
+    one.update_money(Account::User(3), reading(debt, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    let refused = one.admit_request(request(3, 1)).await.unwrap();
+    assert!(
+        matches!(refused, Admission::Refused(Refusal::Balance { available, .. }) if available == Nanos(debt)),
+        "{refused:?}"
+    );
+}
+
+/// After Redis lost its data, an amount read again from the database does not know what
+/// other instances hold until they have written it back: nothing paid is admitted until
+/// a heartbeat re-creates the data set's epoch and, after that loss, for one lease.
+#[tokio::test]
+async fn after_redis_loses_its_data_money_waits_one_lease_for_the_holds() {
+    if !redis_available() {
+        eprintln!("skipping the shared state test: no redis-server binary");
+        return;
+    }
+    let redis = RedisServer::start(free_port());
+    let prefix = format!("th-unit-{}:", uuid::Uuid::new_v4().simple());
+    let lease = Duration::from_millis(600);
+    let tuning = Tuning {
+        lease,
+        faults: None,
+    };
+    let one = SharedState::connect_tuned(&redis.url(), &prefix, tuning.clone())
+        .await
+        .unwrap();
+    let two = SharedState::connect_tuned(&redis.url(), &prefix, tuning)
+        .await
+        .unwrap();
+    one.update_money(Account::User(1), reading(100, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    let admitted = two.admit_request(request(1, 60)).await.unwrap();
+    assert!(matches!(admitted, Admission::Admitted), "{admitted:?}");
+
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    one.update_money(Account::User(1), reading(100, 1), Nanos::ZERO)
+        .await
+        .unwrap();
+    let early = one.admit_request(request(1, 50)).await.unwrap();
+    assert!(matches!(early, Admission::Rebuilding), "{early:?}");
+    assert!(one.heartbeat().await.unwrap(), "the loss is noticed");
+    let settling = one.admit_request(request(1, 50)).await.unwrap();
+    assert!(matches!(settling, Admission::Rebuilding), "{settling:?}");
+    assert!(two.heartbeat().await.unwrap(), "the loss is noticed");
+    two.restore_holds([(Account::User(1), Nanos(60), reading(100, 1))])
+        .await
+        .unwrap();
+
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    assert!(!one.heartbeat().await.unwrap());
+    assert!(!two.heartbeat().await.unwrap());
+    let refused = one.admit_request(request(1, 50)).await.unwrap();
+    assert!(
+        matches!(
+            refused,
+            Admission::Refused(Refusal::Balance {
+                available: Nanos(40),
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let admitted = one.admit_request(request(1, 40)).await.unwrap();
+    assert!(matches!(admitted, Admission::Admitted), "{admitted:?}");
 }

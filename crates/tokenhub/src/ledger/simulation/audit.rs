@@ -15,11 +15,21 @@ impl Sim<'_> {
     /// After every step: what the books hold agrees with the requests in flight, and no
     /// balance is below what reservations and known overruns allow.
     pub(super) fn check_memory(&mut self) -> Result<(), Failure> {
+        for index in 0..self.processes.len() {
+            self.check_process_memory(index)?;
+        }
+        Ok(())
+    }
+
+    /// One process's books against the requests it has in flight.
+    fn check_process_memory(&mut self, index: usize) -> Result<(), Failure> {
         let mut reserved_by_user: HashMap<usize, i128> = HashMap::new();
-        for request in &self.in_flight {
+        for request in self.in_flight.iter().filter(|r| r.instance == index) {
             *reserved_by_user.entry(request.user).or_default() += i128::from(request.amount.0);
         }
-        let books = self.process().books.clone();
+        let Some(books) = self.processes[index].as_ref().map(|p| p.books.clone()) else {
+            return Ok(());
+        };
         for user in 0..self.model.users.len() {
             let id = self.model.users[user].id;
             let (available, balance, unflushed) =
@@ -40,9 +50,13 @@ impl Sim<'_> {
             })?;
             let allowance = self.model.users[user].allowance;
             let floor = -(reserved + allowance);
+            // With shared state a process admits against Redis, which may know a credit
+            // its books have not read yet: the floor is checked across processes, on the
+            // database, at each audit.
+            let admits_alone = self.redis().is_none();
             self.check(
                 "no balance below −(reservations in flight)",
-                i128::from(balance.0) >= floor,
+                !admits_alone || i128::from(balance.0) >= floor,
                 || format!("user {id}: balance {balance:?} below {floor} (reserved {reserved}, allowance {allowance})"),
             )?;
         }
@@ -53,10 +67,13 @@ impl Sim<'_> {
     /// against the database.
     pub(super) fn audit(&mut self) -> Result<(), Failure> {
         self.flush();
-        self.check_books_before_reload()?;
-        self.process()
-            .reload(true)
-            .map_err(|e| self.broken("reload", e))?;
+        if self.processes.len() == 1 {
+            // With several, each process's books lag the others' commits until a reload.
+            self.check_books_before_reload()?;
+        }
+        for (_, process) in self.live_processes() {
+            process.reload(true).map_err(|e| self.broken("reload", e))?;
+        }
         self.reloaded();
         self.collect_outcomes()?;
         let unresolved = self
@@ -103,8 +120,13 @@ impl Sim<'_> {
         })?;
         for user in 0..self.model.users.len() {
             let expected = &self.model.users[user];
-            let stored = audit.users.get(&expected.id).copied().unwrap_or_default();
-            let (id, credits, committed) = (expected.id, expected.credits, expected.committed_cost);
+            let (id, credits, committed, allowance) = (
+                expected.id,
+                expected.credits,
+                expected.committed_cost,
+                expected.allowance,
+            );
+            let stored = audit.users.get(&id).copied().unwrap_or_default();
             self.check(
                 "balance = Σ credits − Σ committed cost",
                 i128::from(stored.balance.0)
@@ -113,8 +135,28 @@ impl Sim<'_> {
                     && i128::from(stored.costs.0) == committed,
                 || format!("user {id}: stored {stored:?}; expected credits {credits}, costs {committed}"),
             )?;
-            let books = self.process().books.clone();
-            if books.holds_user(id) {
+            let in_flight: i128 = self
+                .in_flight
+                .iter()
+                .filter(|r| r.user == user)
+                .map(|r| i128::from(r.amount.0))
+                .sum();
+            let floor = -(in_flight + allowance);
+            self.check(
+                "no balance below −(reservations in flight, on any process)",
+                i128::from(stored.balance.0) >= floor,
+                || {
+                    format!(
+                        "user {id}: database balance {:?} below {floor}",
+                        stored.balance
+                    )
+                },
+            )?;
+            let books: Vec<_> = self
+                .live_processes()
+                .map(|(_, p)| p.books.clone())
+                .collect();
+            for books in books.iter().filter(|books| books.holds_user(id)) {
                 let (balance, unflushed) = (books.balance(id), books.unflushed(id));
                 self.check(
                     "the books agree with the database once drained",
@@ -128,50 +170,58 @@ impl Sim<'_> {
                 )?;
             }
         }
-        let (_, held_keys) = self.process().books.held();
         for key in 0..self.model.keys.len() {
             let expected = &self.model.keys[key];
             let stored = audit.keys.get(&expected.id).copied().unwrap_or_default();
             let (id, committed) = (expected.id, expected.committed_cost);
-            let (hash, quota) = (expected.hash.clone(), expected.quota);
             self.check(
                 "key spend = Σ cost of its records",
                 stored.spent == stored.costs && i128::from(stored.costs.0) == committed,
                 || format!("key {id}: stored {stored:?}, expected {committed}"),
             )?;
-            if held_keys.contains(&id) {
-                let spent = self.process().books.key_spent(id);
-                self.check(
-                    "the books agree with the database once drained",
-                    spent == stored.spent,
-                    || {
-                        format!(
-                            "key {id}: books spent {spent:?}, database {:?}",
-                            stored.spent
-                        )
-                    },
-                )?;
+            for index in 0..self.processes.len() {
+                self.check_key_books(index, key, stored.spent)?;
             }
-            let accounts = self.process().accounts.clone();
-            let found = self
-                .process()
-                .block_on(accounts.resolve(&hash, None))
-                .map_err(|e| self.broken("key lookup", format!("{e:?}")))?;
-            let Lookup::Found(entry, _) = found else {
-                return Err(self.failure("keys stay found", format!("key {id} missing")));
-            };
-            self.check(
-                "a quota change reaches the books after a reload",
-                entry.quota == quota,
-                || {
-                    format!(
-                        "key {id}: cached quota {:?}, written {quota:?}",
-                        entry.quota
-                    )
-                },
-            )?;
+        }
+        if self.redis().is_some() {
+            self.check_shared_money(&audit)?;
         }
         Ok(())
+    }
+
+    /// One process's view of a key, once drained and reloaded: its spend and its quota.
+    fn check_key_books(&mut self, index: usize, key: usize, spent: Nanos) -> Result<(), Failure> {
+        let Some(process) = self.processes[index].as_ref() else {
+            return Ok(());
+        };
+        let expected = &self.model.keys[key];
+        let (id, hash, quota) = (expected.id, expected.hash.clone(), expected.quota);
+        let books = process.books.clone();
+        let found = process
+            .block_on(process.accounts.resolve(&hash, None))
+            .map_err(|e| self.broken("key lookup", format!("{e:?}")))?;
+        let (_, held_keys) = books.held();
+        if held_keys.contains(&id) {
+            let books_spent = books.key_spent(id);
+            self.check(
+                "the books agree with the database once drained",
+                books_spent == spent,
+                || format!("key {id}: books spent {books_spent:?}, database {spent:?}"),
+            )?;
+        }
+        let Lookup::Found(entry, _) = found else {
+            return Err(self.failure("keys stay found", format!("key {id} missing")));
+        };
+        self.check(
+            "a quota change reaches the books after a reload",
+            entry.quota == quota,
+            || {
+                format!(
+                    "key {id}: cached quota {:?}, written {quota:?}",
+                    entry.quota
+                )
+            },
+        )
     }
 
     /// The stored balances and spends, with the credits and costs the simulation knows
@@ -324,31 +374,45 @@ impl Sim<'_> {
         Ok(())
     }
 
-    /// The process dies: its books, caches, requests in flight and every record not yet
-    /// committed are gone. A new process starts on the same database.
+    /// The current process dies: its books, caches, requests in flight and every record
+    /// it had not committed are gone. A new process starts on the same database (with
+    /// shared state: as a new instance; the dead one's holds count until its lease ends).
     pub(super) fn crash(&mut self) -> Result<(), Failure> {
+        let index = self.current;
+        let in_flight = self
+            .in_flight
+            .iter()
+            .filter(|r| r.instance == index)
+            .count();
         self.operation(
             "crash",
-            format!("{} requests in flight", self.in_flight.len()),
+            format!("process {index}: {in_flight} requests in flight"),
         );
         self.faults.count(FaultKind::Crash);
         let committed_before = self.model.committed;
         // The runtime goes first, so no record reaches the writer from a dropped request.
-        drop(self.process.take());
-        self.in_flight.clear();
-        let process = Process::start(
-            &self.config.database_url,
-            &self.secret,
-            self.faults.clone(),
-            self.shared,
-        )
-        .map_err(|e| self.broken("restart after a crash", e))?;
-        self.process = Some(process);
+        let dead = self.processes[index].take();
+        self.dead_instances
+            .extend(dead.as_ref().and_then(Process::instance));
+        drop(dead);
+        self.in_flight.retain(|request| request.instance != index);
+        let process = self.start_process()?;
+        self.processes[index] = Some(process);
         self.collect_outcomes()?;
         self.model.books_may_lag = true;
-        let lost: Vec<_> = self.model.pending.drain().collect();
+        let lost: Vec<String> = self
+            .model
+            .pending
+            .iter()
+            .filter(|(_, pending)| pending.instance == index)
+            .map(|(request_id, _)| request_id.clone())
+            .collect();
         self.lost_in_crashes += lost.len() as u64;
-        self.model.lost.extend(lost);
+        for request_id in lost {
+            if let Some(pending) = self.model.pending.remove(&request_id) {
+                self.model.lost.insert(request_id, pending);
+            }
+        }
         let store = self.process().store.clone();
         let records = self
             .process()

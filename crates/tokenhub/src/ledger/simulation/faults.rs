@@ -33,10 +33,18 @@ pub enum FaultKind {
     Outage,
     /// A committed batch delivered to the database again, first and retry alike.
     DuplicateBatch,
+    /// With shared state: a crashed instance's lease ended (its holds no longer count).
+    LeaseEnded,
+    /// With shared state: Redis lost its data (a restart without persistence, a flush).
+    RedisFlush,
+    /// With shared state: a money script lost before Redis ran it.
+    RedisRequestLost,
+    /// With shared state: Redis ran a money script and its reply was lost.
+    RedisReplyLost,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::CommitFailed,
         FaultKind::CommitTimedOut,
         FaultKind::ReplyLost,
@@ -45,6 +53,10 @@ impl FaultKind {
         FaultKind::Crash,
         FaultKind::Outage,
         FaultKind::DuplicateBatch,
+        FaultKind::LeaseEnded,
+        FaultKind::RedisFlush,
+        FaultKind::RedisRequestLost,
+        FaultKind::RedisReplyLost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +69,10 @@ impl FaultKind {
             FaultKind::Crash => "process crash",
             FaultKind::Outage => "database outage",
             FaultKind::DuplicateBatch => "duplicate batch delivery",
+            FaultKind::LeaseEnded => "dead instance's lease ended",
+            FaultKind::RedisFlush => "Redis lost its data",
+            FaultKind::RedisRequestLost => "Redis script lost before it ran",
+            FaultKind::RedisReplyLost => "Redis reply lost after it ran",
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Pending {
     pub user: usize,
     pub key: usize,
     pub cost: Nanos,
+    /// The process that settled it: its crash loses the record if not committed yet.
+    pub instance: usize,
 }
 
 #[derive(Default)]

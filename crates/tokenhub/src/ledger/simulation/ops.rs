@@ -15,8 +15,10 @@ use crate::ledger::money::{MAX_AMOUNT, NANOS_PER_USD, Nanos, PerMillion, Prices,
 use crate::ledger::price_tiers::{PriceTier, PriceTierSpec, Pricing};
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::RequestFacts;
+use crate::relay::RelayError;
 use crate::relay::bounds::{token_ceiling, worst_case_tokens};
-use crate::relay::settle::{Meter, Outcome};
+use crate::relay::reserve;
+use crate::relay::settle::{Meter, Outcome, Settlement};
 use crate::store::{BatchAttempt, KeyLimits, KeyUpdate, LedgerKind, NewKey, Written};
 
 const USERS: usize = 6;
@@ -40,6 +42,15 @@ enum Op {
     Crash,
     Outage,
     DuplicateBatch,
+    /// With shared state: one process's heartbeat (its holds written back if lost).
+    Heartbeat,
+    /// With shared state: a lease's time passes (every process beats, dead ones' leases
+    /// end, Redis's data settles after a loss).
+    LeasePasses,
+    /// With shared state: Redis restarted empty (or was flushed).
+    RedisFlush,
+    /// With shared state: a money script lost before Redis runs it, or its reply.
+    LostRedisScript,
 }
 
 /// Relative weights of the operations, out of their sum.
@@ -60,22 +71,27 @@ const WEIGHTS: [(Op, u64); 14] = [
     (Op::DuplicateBatch, 300),
 ];
 
+/// Drawn besides `WEIGHTS` with shared state (the draws of a run without it stay as
+/// they were, so its seeds replay).
+const SHARED_WEIGHTS: [(Op, u64); 4] = [
+    (Op::Heartbeat, 2_000),
+    (Op::LeasePasses, 300),
+    (Op::RedisFlush, 40),
+    (Op::LostRedisScript, 800),
+];
+
 fn usd(dollars: i64) -> Nanos {
     Nanos(dollars * NANOS_PER_USD)
 }
 
 impl Sim<'_> {
     pub(super) fn setup(&mut self) -> Result<(), Failure> {
-        let process = Process::start(
-            &self.config.database_url,
-            &self.secret,
-            self.faults.clone(),
-            self.shared,
-        )
-        .map_err(|e| self.broken("start", e))?;
-        self.process = Some(process);
+        for _ in 0..self.shared.instances() {
+            let process = self.start_process()?;
+            self.processes.push(Some(process));
+        }
         self.catalog = catalog();
-        let openings = [
+        let mut openings = vec![
             Nanos::ZERO,
             usd(5),
             usd(100),
@@ -83,6 +99,15 @@ impl Sim<'_> {
             MAX_AMOUNT,
             usd(-1),
         ];
+        if self.redis().is_some() {
+            // Beyond 2^53 nano-dollars, where a double is no longer exact: the scripts
+            // must compare these to the nano (`shared/money.rs`).
+            openings.extend([
+                Nanos((1 << 53) + 1),
+                MAX_AMOUNT - Nanos(1),
+                Nanos(987_654_321_987_654_321),
+            ]);
+        }
         let quotas = [
             None,
             None,
@@ -133,11 +158,30 @@ impl Sim<'_> {
         Ok(())
     }
 
+    pub(super) fn start_process(&self) -> Result<Process, Failure> {
+        Process::start(
+            &self.config.database_url,
+            &self.secret,
+            self.faults.clone(),
+            self.shared,
+        )
+        .map_err(|e| self.broken("start a process", e))
+    }
+
     pub(super) fn random_operation(&mut self) -> Result<(), Failure> {
-        let total: u64 = WEIGHTS.iter().map(|(_, w)| w).sum();
+        if self.processes.len() > 1 {
+            self.current = self.rng.below(self.processes.len() as u64) as usize;
+        }
+        let shared: &[(Op, u64)] = if self.redis().is_some() {
+            &SHARED_WEIGHTS
+        } else {
+            &[]
+        };
+        let weights = WEIGHTS.iter().chain(shared).copied();
+        let total: u64 = weights.clone().map(|(_, w)| w).sum();
         let mut roll = self.rng.below(total);
         let mut op = Op::Reserve;
-        for (candidate, weight) in WEIGHTS {
+        for (candidate, weight) in weights {
             if roll < weight {
                 op = candidate;
                 break;
@@ -203,7 +247,7 @@ impl Sim<'_> {
             Op::WriterRestart => {
                 self.operation("writer restart", String::new());
                 self.faults.count(FaultKind::WriterRestart);
-                self.process.as_mut().expect("process").restart_writer();
+                self.process_mut().restart_writer();
                 Ok(())
             }
             Op::Crash => self.crash(),
@@ -218,6 +262,10 @@ impl Sim<'_> {
                 Ok(())
             }
             Op::DuplicateBatch => self.duplicate_batch(),
+            Op::Heartbeat => self.heartbeat(),
+            Op::LeasePasses => self.lease_passes(),
+            Op::RedisFlush => self.redis_flush(),
+            Op::LostRedisScript => self.lost_redis_script(),
         }
     }
 
@@ -229,12 +277,19 @@ impl Sim<'_> {
         self.model.books_may_lag = false;
     }
 
+    /// Waits until every process's writers committed (or parked) what they were sent.
     pub(super) fn flush(&mut self) {
-        let in_use: Vec<u64> = self.in_flight.iter().map(|f| f.writer_generation).collect();
-        self.process
-            .as_mut()
-            .expect("process")
-            .flush(|generation| in_use.contains(&generation));
+        for index in 0..self.processes.len() {
+            let in_use: Vec<u64> = self
+                .in_flight
+                .iter()
+                .filter(|f| f.instance == index)
+                .map(|f| f.writer_generation)
+                .collect();
+            if let Some(process) = self.processes[index].as_mut() {
+                process.flush(|generation| in_use.contains(&generation));
+            }
+        }
     }
 
     fn reserve(&mut self) -> Result<(), Failure> {
@@ -267,8 +322,10 @@ impl Sim<'_> {
         let ceiling = token_ceiling(model, &facts);
         let request_id = format!("sim-{}-{}", self.config.seed, self.next_request);
         self.next_request += 1;
+        // Drawn whatever the outcome, so the stream of draws does not depend on it.
+        let contacted = self.rng.chance(900);
         let process = self.process();
-        let mut settlement = crate::relay::settle::Settlement::new(
+        let mut settlement = Settlement::new(
             process.books.clone(),
             process.writer.clone(),
             request_id.clone(),
@@ -282,27 +339,31 @@ impl Sim<'_> {
         let amount = settlement.worst_case_cost(&model.pricing, worst);
         let books = process.books.clone();
         let before = books.available(user_id);
+        let reserved_before = books.balance(user_id) - before;
         let detail = format!(
             "{request_id} user {user_id} key {key_id} model {} n {} max_tokens {:?} worst {worst:?}: {amount:?}",
             model.id, facts.choices, facts.max_output_tokens,
         );
-        // Drawn whatever the outcome, so the stream of draws does not depend on it.
-        let contacted = self.rng.chance(900);
-        match books.reserve(user_id, key_id, entry.quota, amount) {
+        let accounts = process.accounts.clone();
+        let decided = process.block_on(reserve::reserve(&books, &accounts, &entry, amount));
+        // Only with shared state do other processes hold money this one cannot see.
+        let alone = self.redis().is_none();
+        match decided {
             Ok(reservation) => {
                 self.operation("reserve", detail);
                 let after = books.available(user_id);
+                let reserved_after = books.balance(user_id) - after;
                 self.check(
                     "a reservation holds exactly its amount",
-                    after == before - amount,
-                    || format!("available {before:?} → {after:?} for {amount:?}"),
+                    reserved_after == reserved_before + amount,
+                    || format!("reserved {reserved_before:?} → {reserved_after:?} for {amount:?}"),
                 )?;
                 self.check(
                     "admitted only within the balance",
-                    amount.is_zero() || after >= Nanos::ZERO,
+                    !alone || amount.is_zero() || after >= Nanos::ZERO,
                     || format!("available {after:?} after reserving {amount:?}"),
                 )?;
-                if let Some(quota) = entry.quota.filter(|_| !amount.is_zero()) {
+                if let Some(quota) = entry.quota.filter(|_| alone && !amount.is_zero()) {
                     let held: i128 = self
                         .in_flight
                         .iter()
@@ -335,30 +396,57 @@ impl Sim<'_> {
                     contacted,
                     output_limited: facts.max_output_tokens.is_some(),
                     writer_generation,
+                    instance: self.current,
                 });
             }
-            Err(refusal) => {
+            Err(RelayError::Insufficient(refusal)) => {
                 self.operation("reserve refused", format!("{detail}: {refusal:?}"));
                 let consistent = match refusal {
                     Refusal::Balance { available, needed } => {
-                        available == before && available < needed
+                        (!alone || available == before) && available < needed
                     }
                     Refusal::KeyQuota { remaining, needed } => remaining < needed,
                 };
                 self.check("a refusal says why", consistent, || format!("{refusal:?}"))?;
-                // A refused request still leaves its one record, at no cost.
-                settlement.fail(402, "refused");
-                self.model.pending.insert(
-                    request_id,
-                    Pending {
-                        user,
-                        key,
-                        cost: Nanos::ZERO,
-                    },
+                self.refused(settlement, request_id, user, key, 402);
+            }
+            Err(error) => {
+                // Redis unavailable, lost its data, or a reply lost: refused with a 503.
+                self.operation(
+                    "reserve refused: shared state",
+                    format!("{detail}: {error}"),
                 );
+                let expected = matches!(error, RelayError::SharedStateUnavailable);
+                self.check("a refusal says why", expected, || format!("{error:?}"))?;
+                self.refused(settlement, request_id, user, key, 503);
             }
         }
         Ok(())
+    }
+
+    /// A refused request still leaves its one record, at no cost.
+    fn refused(
+        &mut self,
+        settlement: Settlement,
+        request_id: String,
+        user: usize,
+        key: usize,
+        status: u16,
+    ) {
+        {
+            let _runtime = self.process().enter();
+            settlement.fail(status, "refused");
+        }
+        let instance = self.current;
+        self.model.pending.insert(
+            request_id,
+            Pending {
+                user,
+                key,
+                cost: Nanos::ZERO,
+                instance,
+            },
+        );
     }
 
     fn request_facts(&mut self, model: &str) -> RequestFacts {
@@ -409,6 +497,7 @@ impl Sim<'_> {
     pub(super) fn settle(&mut self, mode: Option<u64>) -> Result<(), Failure> {
         let index = self.rng.below(self.in_flight.len() as u64) as usize;
         let mut request = self.in_flight.swap_remove(index);
+        self.current = request.instance;
         let mode = mode.unwrap_or_else(|| self.rng.below(3));
         let counts = self.usage(&request.worst, mode);
         let tier = match self.rng.below(20) {
@@ -429,6 +518,8 @@ impl Sim<'_> {
         let user_id = self.model.users[request.user].id;
         let books = self.process().books.clone();
         let before = books.available(user_id);
+        // Inside the runtime, as in the gateway: the settlement's Redis update is spawned.
+        let runtime = self.process().enter();
         let charge = request.settlement.finish(
             Meter {
                 usage: Some(counts),
@@ -440,6 +531,7 @@ impl Sim<'_> {
                 error: None,
             },
         );
+        drop(runtime);
         let after = books.available(user_id);
         let amount = request.amount;
         let priced = expected;
@@ -464,9 +556,12 @@ impl Sim<'_> {
             ),
         );
         let moved = i128::from(after.0) - i128::from(before.0);
+        // With several processes, their writers run beside the driver and may move the
+        // stored amount meanwhile (`Process`).
+        let alone = self.processes.len() == 1;
         self.check(
             "settling moves exactly the cost",
-            moved == i128::from(amount.0) - i128::from(expected.0),
+            !alone || moved == i128::from(amount.0) - i128::from(expected.0),
             || format!("available {before:?} → {after:?}; reserved {amount:?}, cost {expected:?}"),
         )?;
         self.check(
@@ -558,16 +653,27 @@ impl Sim<'_> {
             user,
             key,
             amount,
-            settlement,
+            mut settlement,
             contacted,
+            instance,
             ..
         } = self.in_flight.swap_remove(index);
+        self.current = instance;
         let user_id = self.model.users[user].id;
         let books = self.process().books.clone();
         let before = books.available(user_id);
-        drop(settlement);
+        let runtime = self.process().enter();
+        // What dropping it does (`impl Drop for Settlement`), with the charge kept.
+        let charge = settlement.finish(Meter::default(), Outcome::abandoned("request"));
+        drop(runtime);
         let after = books.available(user_id);
-        let cost = i128::from(amount.0) - (i128::from(after.0) - i128::from(before.0));
+        let cost = i128::from(charge.map_or(0, |charge| charge.cost.0));
+        let moved = i128::from(after.0) - i128::from(before.0);
+        self.check(
+            "settling moves exactly the cost",
+            self.processes.len() > 1 || moved == i128::from(amount.0) - cost,
+            || format!("available {before:?} → {after:?}; reserved {amount:?}, cost {cost}"),
+        )?;
         self.operation(
             "cancel",
             format!(
@@ -587,9 +693,16 @@ impl Sim<'_> {
     fn close(&mut self, request_id: String, user: usize, key: usize, amount: Nanos, cost: Nanos) {
         let overrun = i128::from(cost.0) - i128::from(amount.0);
         self.model.users[user].allowance += overrun.max(0);
-        self.model
-            .pending
-            .insert(request_id, Pending { user, key, cost });
+        let instance = self.current;
+        self.model.pending.insert(
+            request_id,
+            Pending {
+                user,
+                key,
+                cost,
+                instance,
+            },
+        );
     }
 }
 

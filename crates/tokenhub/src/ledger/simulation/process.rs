@@ -1,7 +1,10 @@
 //! One simulated gateway process: the real money parts a serving gateway wires together
-//! (`server.rs`), on a runtime of its own so that a crash is dropping it. The runtime is
-//! single-threaded: the writer and the reloader run only while the driver awaits, which
-//! keeps the schedule the seed's.
+//! (`server.rs`), on a runtime of its own so that a crash is dropping it. Alone, the
+//! runtime is single-threaded: the writer and the reloader run only while the driver
+//! awaits, which keeps the schedule the seed's. Several processes on one database each
+//! get a worker thread: a writer left in the middle of a transaction when the driver
+//! turns to another process must still finish it, or that process would wait on its
+//! locks (SQLite's busy timeout, PostgreSQL's row locks) for a runtime nobody drives.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +38,17 @@ pub struct Process {
     runtime: tokio::runtime::Runtime,
 }
 
+fn runtime(concurrent: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if concurrent {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(1);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build()
+}
+
 impl Process {
     pub fn start(
         url: &str,
@@ -42,11 +56,8 @@ impl Process {
         faults: Arc<FaultPlan>,
         shared: &dyn SharedState,
     ) -> Result<Process, String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("runtime: {e}"))?;
-        let books = shared.books();
+        let runtime = runtime(shared.instances() > 1).map_err(|e| format!("runtime: {e}"))?;
+        let books = shared.books(&runtime)?;
         let flush_lock = Arc::new(tokio::sync::Mutex::new(()));
         let (store, accounts, reloader, writer) = runtime.block_on(async {
             let store = Store::connect(url, Some(key))
@@ -65,7 +76,8 @@ impl Process {
                 policy,
             ));
             let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
-            let reloader = Reloader::start(store.clone(), catalog, accounts.clone(), None)
+            let shared = books.shared().cloned();
+            let reloader = Reloader::start(store.clone(), catalog, accounts.clone(), shared)
                 .await
                 .map_err(|e| format!("reloader: {e}"))?;
             let (refresh, lost) = (accounts.clone(), faults.clone());
@@ -101,6 +113,12 @@ impl Process {
 
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// Makes this process's runtime the current one (until the guard drops): code that
+    /// spawns, such as a settlement's Redis update, runs here as in the gateway.
+    pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.runtime.enter()
     }
 
     /// Lets the background tasks (writer, its retries) run for about `for_time`.
@@ -141,6 +159,29 @@ impl Process {
         // An old writer no request holds any more has nothing left to write.
         self.old_writers
             .retain(|(generation, _)| generations_in_use(*generation));
+    }
+
+    /// This process's instance id in the shared state (with Redis).
+    pub fn instance(&self) -> Option<String> {
+        self.books
+            .shared()
+            .map(|shared| shared.instance().to_string())
+    }
+
+    /// One heartbeat of the shared state, as the gateway's runs every third of a lease:
+    /// renews the lease and, when Redis lost this instance's holds, writes them back.
+    /// Returns whether it rebuilt.
+    pub fn heartbeat(&self) -> Result<bool, String> {
+        let Some(shared) = self.books.shared() else {
+            return Ok(false);
+        };
+        self.block_on(async {
+            let rebuild = shared.heartbeat().await.map_err(|e| e.to_string())?;
+            if rebuild {
+                self.accounts.restore_shared_holds().await;
+            }
+            Ok(rebuild)
+        })
     }
 
     /// Applies the change feed and re-reads the balances held, as the reloader's poll does.

@@ -8,11 +8,33 @@
 use super::*;
 
 fn simulate(seed: u64, steps: u64, database: &ScratchDatabase) {
+    simulate_over(seed, steps, database, &InMemory);
+}
+
+fn simulate_over(seed: u64, steps: u64, database: &ScratchDatabase, shared: &dyn SharedState) {
     let config = SimConfig::new(seed, steps, database);
-    match run(&config, &InMemory) {
+    match run(&config, shared) {
         Ok(report) => eprintln!("{report}"),
         Err(failure) => panic!("{failure}"),
     }
+}
+
+/// Three processes sharing money in a Redis of the run's own, or under a private prefix
+/// on 127.0.0.1:6379 without a `redis-server` binary; skipped, saying why, without both.
+fn with_redis(seed: u64, steps: u64) {
+    let redis = Redis::start(3).or_else(|own| {
+        Redis::connect("redis://127.0.0.1:6379/", 3)
+            .map_err(|shared| format!("{own}; and 127.0.0.1:6379: {shared}"))
+    });
+    let redis = match redis {
+        Ok(redis) => redis,
+        Err(reason) => {
+            eprintln!("skipping the simulation with Redis: {reason}");
+            return;
+        }
+    };
+    let database = ScratchDatabase::sqlite().expect("a scratch database");
+    simulate_over(seed, steps, &database, &redis);
 }
 
 fn on_sqlite(seed: u64, steps: u64) {
@@ -59,4 +81,11 @@ fn short_simulation_on_postgres() {
     };
     let database = ScratchDatabase::postgres(&url).expect("a scratch database");
     simulate(1, 2_000, &database);
+}
+
+#[test]
+fn short_simulation_with_redis() {
+    for seed in [2, 3] {
+        with_redis(seed, 3_000);
+    }
 }
