@@ -398,6 +398,11 @@ impl Sim<'_> {
         self.in_flight.retain(|request| request.instance != index);
         let process = self.start_process()?;
         self.processes[index] = Some(process);
+        if self.processes.len() > 1 && !self.in_outage() {
+            // The other processes' writers commit on their own threads: drain them, so the
+            // count below and the outcomes collected describe the same moment.
+            self.flush();
+        }
         self.collect_outcomes()?;
         self.model.books_may_lag = true;
         let lost: Vec<String> = self
