@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::mail::{Mailer, valid_email};
 use super::{AccountError, api_key, session};
-use crate::store::Store;
+use crate::store::{MailedLink, Store};
 
 /// How long a reset link works.
 pub const RESET_TTL_MS: i64 = 60 * 60 * 1000;
@@ -31,7 +31,12 @@ pub async fn request(
     let token = api_key::random_token("thr_", 32);
     let expires_at = crate::store::now_ms() + RESET_TTL_MS;
     store
-        .create_password_reset(&api_key::hash(&token), user_id, expires_at)
+        .create_link(
+            MailedLink::PasswordReset,
+            &api_key::hash(&token),
+            user_id,
+            expires_at,
+        )
         .await?;
     let body = reset_mail_body(site, &token);
     tokio::spawn(async move {
@@ -61,7 +66,7 @@ pub async fn confirm(store: &Store, token: &str, new_password: &str) -> Result<(
     // Checked first: a too-short password must not use the link up.
     session::validate_password(new_password)?;
     let Some(user_id) = store
-        .take_password_reset(&api_key::hash(token.trim()))
+        .take_link(MailedLink::PasswordReset, &api_key::hash(token.trim()))
         .await?
     else {
         return Err(AccountError::Invalid(

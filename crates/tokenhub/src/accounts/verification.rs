@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::mail::{Mailer, valid_email};
 use super::{AccountError, api_key, session, validate_user_name};
 use crate::ledger::money::Nanos;
-use crate::store::{Credit, LedgerKind, Store, StoreError, UserRow, now_ms};
+use crate::store::{Credit, LedgerKind, MailedLink, Store, StoreError, UserRow, now_ms};
 
 /// How long a confirmation link works.
 pub const VERIFY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
@@ -123,7 +123,12 @@ async fn mail_link(
 ) -> Result<(), AccountError> {
     let token = api_key::random_token("thv_", 32);
     store
-        .create_email_verification(&api_key::hash(&token), user_id, now_ms() + VERIFY_TTL_MS)
+        .create_link(
+            MailedLink::AddressConfirmation,
+            &api_key::hash(&token),
+            user_id,
+            now_ms() + VERIFY_TTL_MS,
+        )
         .await?;
     let body = mail_body(site, &token);
     tokio::spawn(async move {

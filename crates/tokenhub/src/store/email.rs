@@ -1,7 +1,7 @@
-//! Users' email addresses and password reset tokens (migration 0017). Addresses are kept
-//! lower-cased, so one address belongs to one user whatever its case.
+//! Users' email addresses (migration 0017). Addresses are kept lower-cased, so one
+//! address belongs to one user whatever its case. The links mailed to them: `links.rs`.
 
-use super::{Store, StoreError, StoreResult, now_ms};
+use super::{Store, StoreError, StoreResult};
 
 impl Store {
     pub async fn user_email(&self, user_id: i64) -> StoreResult<Option<String>> {
@@ -38,42 +38,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?)
     }
-
-    pub async fn create_password_reset(
-        &self,
-        token_hash: &str,
-        user_id: i64,
-        expires_at: i64,
-    ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        purge_spent_links_in(&mut tx).await?;
-        sqlx::query(
-            "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Uses up a reset token: the user it was issued to, once, before it expires.
-    pub async fn take_password_reset(&self, token_hash: &str) -> StoreResult<Option<i64>> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        let user: Option<i64> = sqlx::query_scalar(
-            "UPDATE password_resets SET used_at = $1 \
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(user)
-    }
 }
 
 /// Refuses an address another user (than `user_id`) has.
@@ -96,56 +60,10 @@ pub(super) async fn check_email_free_in(
     }
 }
 
-/// Deletes used and expired mailed links (password resets and address confirmations)
-/// whenever a new one is stored, so neither table grows with the links ever sent.
-pub(super) async fn purge_spent_links_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-) -> StoreResult<()> {
-    let now = now_ms();
-    sqlx::query("DELETE FROM password_resets WHERE used_at IS NOT NULL OR expires_at <= $1")
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM email_verifications WHERE used_at IS NOT NULL OR expires_at <= $1")
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use crate::ledger::money::Nanos;
-    use crate::store::now_ms;
     use crate::store::test_support::temp_store;
-
-    #[tokio::test]
-    async fn a_reset_token_works_once_and_not_after_it_expires() {
-        let (store, _dir) = temp_store().await;
-        let user = store
-            .create_user("u", "user", None, Nanos::ZERO)
-            .await
-            .unwrap();
-        store
-            .create_password_reset("live", user.id, now_ms() + 60_000)
-            .await
-            .unwrap();
-        store
-            .create_password_reset("expired", user.id, now_ms() - 1)
-            .await
-            .unwrap();
-        assert_eq!(
-            store.take_password_reset("live").await.unwrap(),
-            Some(user.id)
-        );
-        assert_eq!(
-            store.take_password_reset("live").await.unwrap(),
-            None,
-            "once"
-        );
-        assert_eq!(store.take_password_reset("expired").await.unwrap(), None);
-        assert_eq!(store.take_password_reset("unknown").await.unwrap(), None);
-    }
 
     #[tokio::test]
     async fn an_address_belongs_to_one_active_user_whatever_its_case() {

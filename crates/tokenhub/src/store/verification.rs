@@ -4,7 +4,8 @@
 //! sign-up, so unconfirmed accounts never hold trial credit.
 
 use super::changes::{Change, record};
-use super::email::{check_email_free_in, purge_spent_links_in};
+use super::email::check_email_free_in;
+use super::links::{MailedLink, take_link_in};
 use super::users::{Credit, UserRow, credit_in, insert_user_in};
 use super::{Store, StoreError, StoreResult, now_ms};
 
@@ -44,28 +45,6 @@ impl Store {
         Ok(since.flatten().is_some())
     }
 
-    pub async fn create_email_verification(
-        &self,
-        token_hash: &str,
-        user_id: i64,
-        expires_at: i64,
-    ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        purge_spent_links_in(&mut tx).await?;
-        sqlx::query(
-            "INSERT INTO email_verifications (token_hash, user_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(now_ms())
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// When the user's latest confirmation link was created (what resending is throttled on).
     pub async fn last_email_verification_at(&self, user_id: i64) -> StoreResult<Option<i64>> {
         let latest: Option<i64> = sqlx::query_scalar(
@@ -85,17 +64,10 @@ impl Store {
         token_hash: &str,
         trial: Credit<'_>,
     ) -> StoreResult<Option<i64>> {
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let user: Option<i64> = sqlx::query_scalar(
-            "UPDATE email_verifications SET used_at = $1 \
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user_id) = user else {
+        let Some(user_id) =
+            take_link_in(&mut tx, MailedLink::AddressConfirmation, token_hash).await?
+        else {
             return Ok(None);
         };
         let confirmed = sqlx::query(
@@ -119,14 +91,7 @@ impl Store {
 mod tests {
     use crate::ledger::money::Nanos;
     use crate::store::test_support::temp_store;
-    use crate::store::{Credit, LedgerKind, Store, now_ms};
-
-    async fn rows(store: &Store, count: &str) -> i64 {
-        sqlx::query_scalar(count)
-            .fetch_one(&store.pool)
-            .await
-            .unwrap()
-    }
+    use crate::store::{Credit, LedgerKind, MailedLink, now_ms};
 
     fn trial() -> Credit<'static> {
         Credit {
@@ -151,7 +116,12 @@ mod tests {
         );
         for token in ["first", "second"] {
             store
-                .create_email_verification(token, eve.id, now_ms() + 60_000)
+                .create_link(
+                    MailedLink::AddressConfirmation,
+                    token,
+                    eve.id,
+                    now_ms() + 60_000,
+                )
                 .await
                 .unwrap();
         }
@@ -204,7 +174,7 @@ mod tests {
             "rolled back"
         );
         store
-            .create_email_verification("old", ada.id, now_ms() - 1)
+            .create_link(MailedLink::AddressConfirmation, "old", ada.id, now_ms() - 1)
             .await
             .unwrap();
         assert_eq!(
@@ -215,41 +185,5 @@ mod tests {
             None
         );
         assert!(store.verification_pending(ada.id).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn storing_a_link_purges_used_and_expired_ones() {
-        let (store, _dir) = temp_store().await;
-        let ada = store
-            .create_user("ada", "user", None, Nanos::ZERO)
-            .await
-            .unwrap();
-        store
-            .create_password_reset("expired", ada.id, now_ms() - 1)
-            .await
-            .unwrap();
-        store
-            .create_password_reset("used", ada.id, now_ms() + 60_000)
-            .await
-            .unwrap();
-        store.take_password_reset("used").await.unwrap();
-        store
-            .create_email_verification("stale", ada.id, now_ms() - 1)
-            .await
-            .unwrap();
-        store
-            .create_email_verification("live", ada.id, now_ms() + 60_000)
-            .await
-            .unwrap();
-        assert_eq!(
-            rows(&store, "SELECT COUNT(*) FROM password_resets").await,
-            0,
-            "used and expired resets"
-        );
-        assert_eq!(
-            rows(&store, "SELECT COUNT(*) FROM email_verifications").await,
-            1,
-            "only the live link"
-        );
     }
 }
