@@ -4,57 +4,26 @@
 
 use crate::harness::*;
 use crate::smtp;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const SENDER: &str = "TokenHub <noreply@example.com>";
+const SETTINGS: &str = "/api/admin/settings";
+const MY_KEYS: &str = "/api/me/keys";
 
-async fn patch_settings(h: &Harness, root: &Session, change: Value) -> reqwest::Response {
-    root.http
-        .patch(format!("{}/api/admin/settings", h.base))
-        .header("x-csrf-token", &root.csrf)
-        .json(&change)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn create_key(h: &Harness, session: &Session) -> reqwest::Response {
-    session
-        .http
-        .post(format!("{}/api/me/keys", h.base))
-        .header("x-csrf-token", &session.csrf)
-        .json(&json!({"name": "laptop"}))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn me(h: &Harness, session: &Session) -> Value {
-    let response = session
-        .http
-        .get(format!("{}/api/me", h.base))
-        .send()
-        .await
-        .unwrap();
-    response.json().await.unwrap()
+fn new_key() -> Option<Value> {
+    Some(json!({"name": "laptop"}))
 }
 
 #[tokio::test]
 async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
     for backend in backends() {
-        let (smtp_url, mut mail) = smtp::sink().await;
-        let h = Harness::start_with(backend, |settings, _| {
-            settings.public_url = Some("https://gateway.example".into());
-            settings.accounts.smtp_url = Some(smtp_url.as_str().into());
-            settings.accounts.smtp_from = Some(SENDER.into());
-        })
-        .await;
+        let (h, mut mail) = Harness::start_with_mail(backend).await;
         let earlier = h.signup_session("earlier", "earlier-password").await;
         assert_eq!(earlier.status, StatusCode::CREATED);
         let root = h.root_session().await;
-        let on = patch_settings(&h, &root, json!({"email_verification": true})).await;
-        assert_eq!(on.status(), StatusCode::OK);
+        let on = Some(json!({"email_verification": true}));
+        let (status, _) = h.call_as(&root, Method::PATCH, SETTINGS, on).await;
+        assert_eq!(status, StatusCode::OK);
         let console = h
             .http
             .get(format!("{}/token/", h.base))
@@ -77,16 +46,15 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
             "{}",
             no_email.body
         );
-        let eve_signup =
-            json!({"username": "eve", "password": "eve-password", "email": "Eve@Example.com"});
-        let eve = h.auth_session(cookie_client(), "signup", eve_signup).await;
+        let eve = h
+            .signup_with_email("eve", "eve-password", "Eve@Example.com")
+            .await;
         assert_eq!(eve.status, StatusCode::CREATED, "{}", eve.body);
-        let pending = me(&h, &eve).await;
+        let (_, pending) = h.call_as(&eve, Method::GET, "/api/me", None).await;
         assert_eq!(pending["email_verification_pending"], true);
         assert_eq!(pending["live_balance_usd"], "0", "the trial waits");
-        let refused = create_key(&h, &eve).await;
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-        let error: Value = refused.json().await.unwrap();
+        let (status, error) = h.call_as(&eve, Method::POST, MY_KEYS, new_key()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(
             error["error"]["message"]
                 .as_str()
@@ -125,12 +93,14 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
             StatusCode::BAD_REQUEST,
             "a link works once"
         );
-        let confirmed = me(&h, &eve).await;
+        let (_, confirmed) = h.call_as(&eve, Method::GET, "/api/me", None).await;
         assert_eq!(confirmed["email_verification_pending"], false);
         assert_eq!(confirmed["live_balance_usd"], "1", "the trial, once");
-        assert_eq!(create_key(&h, &eve).await.status(), StatusCode::CREATED);
+        let (status, _) = h.call_as(&eve, Method::POST, MY_KEYS, new_key()).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = h.call_as(&earlier, Method::POST, MY_KEYS, new_key()).await;
         assert_eq!(
-            create_key(&h, &earlier).await.status(),
+            status,
             StatusCode::CREATED,
             "accounts made before are not asked"
         );
@@ -142,25 +112,6 @@ async fn under_email_verification_a_new_account_waits_for_the_mailed_link() {
     }
 }
 
-async fn mail_call(
-    h: &Harness,
-    root: &Session,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = root
-        .http
-        .request(method, format!("{}{path}", h.base))
-        .header("x-csrf-token", &root.csrf);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 fn sink_host_port(url: &str) -> (String, u16) {
     let (host, port) = url.trim_start_matches("smtp://").rsplit_once(':').unwrap();
     (host.to_string(), port.parse().unwrap())
@@ -168,31 +119,24 @@ fn sink_host_port(url: &str) -> (String, u16) {
 
 #[tokio::test]
 async fn admin_smtp_settings_override_the_configuration_and_keep_the_password_sealed() {
-    use reqwest::Method;
     for backend in backends() {
-        let (config_url, mut config_mail) = smtp::sink().await;
+        let (h, mut config_mail) = Harness::start_with_mail(backend).await;
         let (admin_url, mut admin_mail) = smtp::sink().await;
-        let h = Harness::start_with(backend, |settings, _| {
-            settings.public_url = Some("https://gateway.example".into());
-            settings.accounts.smtp_url = Some(config_url.as_str().into());
-            settings.accounts.smtp_from = Some(SENDER.into());
-        })
-        .await;
         let root = h.root_session().await;
-        let (status, view) = mail_call(&h, &root, Method::GET, "/api/admin/mail", None).await;
+        let (status, view) = h.call_as(&root, Method::GET, "/api/admin/mail", None).await;
         assert_eq!(
             (status, view["source"].as_str()),
             (StatusCode::OK, Some("config"))
         );
         let test = json!({"to": "ops@example.com"});
-        let sent = mail_call(
-            &h,
-            &root,
-            Method::POST,
-            "/api/admin/mail/test",
-            Some(test.clone()),
-        )
-        .await;
+        let sent = h
+            .call_as(
+                &root,
+                Method::POST,
+                "/api/admin/mail/test",
+                Some(test.clone()),
+            )
+            .await;
         assert_eq!(sent.0, StatusCode::NO_CONTENT, "{}", sent.1);
         assert!(
             smtp::next_mail(&mut config_mail)
@@ -202,9 +146,10 @@ async fn admin_smtp_settings_override_the_configuration_and_keep_the_password_se
 
         let (host, port) = sink_host_port(&admin_url);
         let with_login = json!({"host": host, "port": port, "username": "mailer",
-            "password": "smtp-secret-1", "from": SENDER, "tls": "none"});
-        let (status, view) =
-            mail_call(&h, &root, Method::PUT, "/api/admin/mail", Some(with_login)).await;
+            "password": "smtp-secret-1", "from": MAIL_SENDER, "tls": "none"});
+        let (status, view) = h
+            .call_as(&root, Method::PUT, "/api/admin/mail", Some(with_login))
+            .await;
         assert_eq!(status, StatusCode::OK, "{view}");
         assert_eq!(view["source"], "admin");
         assert_eq!(view["saved"]["password_set"], true);
@@ -220,32 +165,33 @@ async fn admin_smtp_settings_override_the_configuration_and_keep_the_password_se
             "sealed at rest"
         );
         // The sink offers no login: the test mail's failure is the server's answer.
-        let refused = mail_call(
-            &h,
-            &root,
-            Method::POST,
-            "/api/admin/mail/test",
-            Some(test.clone()),
-        )
-        .await;
+        let refused = h
+            .call_as(
+                &root,
+                Method::POST,
+                "/api/admin/mail/test",
+                Some(test.clone()),
+            )
+            .await;
         assert_eq!(refused.0, StatusCode::BAD_GATEWAY, "{}", refused.1);
 
         let no_login = json!({"host": host, "port": port, "username": "", "password": "",
-            "from": SENDER, "tls": "none"});
-        let (status, view) =
-            mail_call(&h, &root, Method::PUT, "/api/admin/mail", Some(no_login)).await;
+            "from": MAIL_SENDER, "tls": "none"});
+        let (status, view) = h
+            .call_as(&root, Method::PUT, "/api/admin/mail", Some(no_login))
+            .await;
         assert_eq!(
             (status, view["saved"]["password_set"].as_bool()),
             (StatusCode::OK, Some(false))
         );
-        let sent = mail_call(
-            &h,
-            &root,
-            Method::POST,
-            "/api/admin/mail/test",
-            Some(test.clone()),
-        )
-        .await;
+        let sent = h
+            .call_as(
+                &root,
+                Method::POST,
+                "/api/admin/mail/test",
+                Some(test.clone()),
+            )
+            .await;
         assert_eq!(sent.0, StatusCode::NO_CONTENT, "{}", sent.1);
         assert!(
             smtp::next_mail(&mut admin_mail)
@@ -262,12 +208,16 @@ async fn admin_smtp_settings_override_the_configuration_and_keep_the_password_se
             .unwrap();
         assert_eq!(reset.status(), StatusCode::ACCEPTED);
 
-        let (status, view) = mail_call(&h, &root, Method::DELETE, "/api/admin/mail", None).await;
+        let (status, view) = h
+            .call_as(&root, Method::DELETE, "/api/admin/mail", None)
+            .await;
         assert_eq!(
             (status, view["source"].as_str()),
             (StatusCode::OK, Some("config"))
         );
-        let sent = mail_call(&h, &root, Method::POST, "/api/admin/mail/test", Some(test)).await;
+        let sent = h
+            .call_as(&root, Method::POST, "/api/admin/mail/test", Some(test))
+            .await;
         assert_eq!(sent.0, StatusCode::NO_CONTENT, "{}", sent.1);
         assert!(
             smtp::next_mail(&mut config_mail)
@@ -283,23 +233,19 @@ async fn admin_smtp_settings_override_the_configuration_and_keep_the_password_se
 async fn without_mail_verification_cannot_be_turned_on_and_smtp_needs_a_public_url() {
     let h = Harness::start(Backend::Sqlite).await;
     let root = h.root_session().await;
-    let refused = patch_settings(&h, &root, json!({"email_verification": true})).await;
-    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-    let (status, view) = mail_call(&h, &root, reqwest::Method::GET, "/api/admin/mail", None).await;
+    let on = Some(json!({"email_verification": true}));
+    let (status, _) = h.call_as(&root, Method::PATCH, SETTINGS, on).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, view) = h.call_as(&root, Method::GET, "/api/admin/mail", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (view["source"].as_str(), view["public_url_set"].as_bool()),
         (Some("none"), Some(false))
     );
-    let smtp = json!({"host": "127.0.0.1", "port": 25, "from": SENDER, "tls": "none"});
-    let (status, error) = mail_call(
-        &h,
-        &root,
-        reqwest::Method::PUT,
-        "/api/admin/mail",
-        Some(smtp.clone()),
-    )
-    .await;
+    let smtp = json!({"host": "127.0.0.1", "port": 25, "from": MAIL_SENDER, "tls": "none"});
+    let (status, error) = h
+        .call_as(&root, Method::PUT, "/api/admin/mail", Some(smtp.clone()))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         error["error"]["message"]
@@ -311,12 +257,12 @@ async fn without_mail_verification_cannot_be_turned_on_and_smtp_needs_a_public_u
     let user = h.signup_session("plain", "plain-password").await;
     let test = json!({"to": "ops@example.com"});
     for (method, path, body) in [
-        (reqwest::Method::GET, "/api/admin/mail", None),
-        (reqwest::Method::PUT, "/api/admin/mail", Some(smtp)),
-        (reqwest::Method::DELETE, "/api/admin/mail", None),
-        (reqwest::Method::POST, "/api/admin/mail/test", Some(test)),
+        (Method::GET, "/api/admin/mail", None),
+        (Method::PUT, "/api/admin/mail", Some(smtp)),
+        (Method::DELETE, "/api/admin/mail", None),
+        (Method::POST, "/api/admin/mail/test", Some(test)),
     ] {
-        let (status, _) = mail_call(&h, &user, method.clone(), path, body).await;
+        let (status, _) = h.call_as(&user, method.clone(), path, body).await;
         assert_eq!(
             status,
             StatusCode::FORBIDDEN,

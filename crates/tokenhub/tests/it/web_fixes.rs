@@ -355,13 +355,7 @@ async fn admins_search_every_key_by_owner_name_and_prefix() {
 #[tokio::test]
 async fn a_forgotten_password_is_reset_through_a_mailed_one_use_link() {
     for backend in backends() {
-        let (smtp_url, mut mail) = smtp::sink().await;
-        let h = Harness::start_with(backend, |settings, _| {
-            settings.public_url = Some("https://gateway.example".into());
-            settings.accounts.smtp_url = Some(smtp_url.as_str().into());
-            settings.accounts.smtp_from = Some("TokenHub <noreply@example.com>".into());
-        })
-        .await;
+        let (h, mut mail) = Harness::start_with_mail(backend).await;
         let Session {
             http: ada,
             csrf,

@@ -333,6 +333,48 @@ impl Harness {
             .await
     }
 
+    /// A gateway whose account mail goes to a local SMTP sink (`smtp.rs`), from
+    /// `MAIL_SENDER`, with links built from `https://gateway.example`.
+    pub async fn start_with_mail(backend: Backend) -> (Harness, crate::smtp::Mailbox) {
+        let (smtp_url, mail) = crate::smtp::sink().await;
+        let h = Harness::start_with(backend, |settings, _| {
+            settings.public_url = Some("https://gateway.example".into());
+            settings.accounts.smtp_url = Some(smtp_url.as_str().into());
+            settings.accounts.smtp_from = Some(MAIL_SENDER.into());
+        })
+        .await;
+        (h, mail)
+    }
+
+    /// Signs `name` up with an address (what sign-up under email verification asks).
+    pub async fn signup_with_email(&self, name: &str, password: &str, email: &str) -> Session {
+        let credentials =
+            serde_json::json!({"username": name, "password": password, "email": email});
+        self.auth_session(cookie_client(), "signup", credentials)
+            .await
+    }
+
+    /// Sends `method path` (with `body` as JSON, if any) as `session`, with its CSRF
+    /// token; the status and the JSON answer (`Null` when there is none).
+    pub async fn call_as(
+        &self,
+        session: &Session,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = session
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-csrf-token", &session.csrf);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Posts `body` to `/api/auth/{route}` (`login` or `signup`) from `http`.
     pub async fn auth_session(&self, http: reqwest::Client, route: &str, body: Value) -> Session {
         let response = http
@@ -358,6 +400,9 @@ impl Harness {
         }
     }
 }
+
+/// The sender `Harness::start_with_mail` configures.
+pub const MAIL_SENDER: &str = "TokenHub <noreply@example.com>";
 
 /// A client signed in with a cookie, and the CSRF token its changes must send.
 pub struct Session {

@@ -1,9 +1,12 @@
 //! A local SMTP sink for the account mail tests: what the gateway sends arrives on a
 //! channel the test reads.
 
+/// What a sink received, one message (its DATA) per item.
+pub type Mailbox = tokio::sync::mpsc::UnboundedReceiver<String>;
+
 /// A minimal SMTP server on loopback that hands each received message (its DATA) to
 /// the test: enough for lettre's plain `smtp://` transport.
-pub async fn sink() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+pub async fn sink() -> (String, Mailbox) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("smtp://{}", listener.local_addr().unwrap());
@@ -54,7 +57,7 @@ pub async fn sink() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
 }
 
 /// The next mail the sink received, within 10 s.
-pub async fn next_mail(mail: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+pub async fn next_mail(mail: &mut Mailbox) -> String {
     tokio::time::timeout(std::time::Duration::from_secs(10), mail.recv())
         .await
         .expect("a mail arrives")
