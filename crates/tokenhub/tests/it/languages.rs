@@ -221,3 +221,30 @@ async fn the_scripts_get_the_catalogue_as_a_versioned_asset() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_absurd_accept_language_or_an_unknown_cookie_falls_back_quickly_without_failing() {
+    let h = Harness::start(Backend::Sqlite).await;
+    // 64 KiB of ranges with q-values, under the header limit, none of them ours.
+    let long = "x-klingon;q=0.9;q=0.8,".repeat(64 * 1024 / 22);
+    let started = std::time::Instant::now();
+    let (status, _, html) = page(&h, "/", &long, Some("th_lang=klingon")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<html lang=\"en\">"), "English by default");
+    let (status, _, html) = page(&h, "/pricing", &format!("{long}zh;q=0.1"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<html lang=\"zh-CN\">"),
+        "the one range we serve"
+    );
+    let cookie = format!("th_lang={}", "z".repeat(32 * 1024));
+    let (status, _, html) = page(&h, "/chat", "zh-CN", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<html lang=\"zh-CN\">"),
+        "an unknown cookie is ignored"
+    );
+    // Generous for a loaded debug build; the parse itself is one pass (unit-tested).
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    h.shutdown().await;
+}

@@ -120,35 +120,42 @@ pub fn fill(template: &str, params: &[(&str, &str)]) -> String {
     text
 }
 
-/// The preferred supported language of an `Accept-Language` header: ranges by
-/// descending quality (ties in the header's order); `zh`, `zh-CN`, `zh-Hans`… are
-/// Chinese, `en-*` English, `*` and anything else are skipped; English by default.
+/// The preferred supported language of an `Accept-Language` header: the supported
+/// range of highest quality, the first among equals; `zh`, `zh-CN`, `zh-Hans`… are
+/// Chinese, `en-*` English, `*` and anything else are skipped, and so is a range whose
+/// quality is 0 or not a number from 0 to 1 (`q=inf`, `q=NaN`); English by default.
+/// One pass without allocating: the header can be as long as the header limit.
 pub fn from_accept_language(header: &str) -> Lang {
-    let mut ranges: Vec<(f32, &str)> = header
-        .split(',')
-        .filter_map(|part| {
-            let mut pieces = part.split(';');
-            let range = pieces.next()?.trim();
-            let quality = pieces
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (quality > 0.0 && !range.is_empty()).then_some((quality, range))
-        })
-        .collect();
-    // A stable sort keeps the header's order among equal qualities.
-    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
-    ranges
+    let mut best: Option<(f32, Lang)> = None;
+    for part in header.split(',') {
+        let mut pieces = part.split(';');
+        let Some(lang) = pieces.next().and_then(supported_range) else {
+            continue;
+        };
+        let quality = match pieces.find_map(|p| p.trim().strip_prefix("q=")) {
+            Some(q) => q
+                .trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|q| (0.0..=1.0).contains(q)),
+            None => Some(1.0),
+        };
+        let Some(quality) = quality.filter(|&q| q > 0.0) else {
+            continue;
+        };
+        if best.is_none_or(|(top, _)| quality > top) {
+            best = Some((quality, lang));
+        }
+    }
+    best.map_or(Lang::En, |(_, lang)| lang)
+}
+
+/// The language of a language range by its primary subtag, if it is one of ours.
+fn supported_range(range: &str) -> Option<Lang> {
+    let primary = range.trim().split(['-', '_']).next().unwrap_or("");
+    [Lang::Zh, Lang::En]
         .into_iter()
-        .find_map(|(_, range)| {
-            let primary = range.split(['-', '_']).next().unwrap_or("");
-            match primary.to_ascii_lowercase().as_str() {
-                "zh" => Some(Lang::Zh),
-                "en" => Some(Lang::En),
-                _ => None,
-            }
-        })
-        .unwrap_or(Lang::En)
+        .find(|lang| primary.eq_ignore_ascii_case(lang.code()))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Lang {
@@ -291,6 +298,31 @@ mod tests {
         assert_eq!(from_accept_language("fr, de"), Lang::En);
         assert_eq!(from_accept_language(""), Lang::En);
         assert_eq!(from_accept_language("*"), Lang::En);
+    }
+
+    #[test]
+    fn accept_language_skips_qualities_outside_zero_to_one() {
+        for bogus in ["inf", "NaN", "2", "-1", "x", ""] {
+            let header = format!("zh;q={bogus},en;q=0.1");
+            assert_eq!(from_accept_language(&header), Lang::En, "{header}");
+        }
+        assert_eq!(
+            from_accept_language("en;q=0.5;q=0.9,zh;q=0.6"),
+            Lang::Zh,
+            "the first q"
+        );
+    }
+
+    #[test]
+    fn an_accept_language_as_long_as_the_header_limit_is_read_in_one_pass() {
+        let mut header = "fr;q=0.9,".repeat(64 * 1024 / 9);
+        header.push_str("en;q=0.2,zh;q=0.3,en;q=0.3");
+        assert!(header.len() > 64 * 1024);
+        assert_eq!(from_accept_language(&header), Lang::Zh);
+        let commas = ",".repeat(64 * 1024);
+        assert_eq!(from_accept_language(&commas), Lang::En);
+        let qualities = format!("zh{}", ";q=0.5".repeat(10_000));
+        assert_eq!(from_accept_language(&qualities), Lang::Zh);
     }
 
     #[test]
