@@ -16,6 +16,8 @@ const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// `host:port` (never credentials), for the errors an admin reads.
+    server: String,
 }
 
 /// Why a mail could not be sent (the SMTP server's answer, without credentials).
@@ -33,6 +35,7 @@ impl Mailer {
         Ok(Mailer {
             transport,
             from: sender(from)?,
+            server: server_of_url(smtp_url),
         })
     }
 
@@ -57,6 +60,7 @@ impl Mailer {
         Ok(Mailer {
             transport: builder.build(),
             from: sender(&settings.from)?,
+            server: format!("{host}:{}", settings.port),
         })
     }
 
@@ -71,12 +75,33 @@ impl Mailer {
             .header(ContentType::TEXT_PLAIN)
             .body(body)
             .map_err(|e| MailError(e.to_string()))?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| MailError(e.to_string()))
+        self.transport.send(message).await.map(|_| ()).map_err(|e| {
+            let server = &self.server;
+            if e.is_timeout() {
+                MailError(format!(
+                    "the SMTP server {server} did not answer within {} s",
+                    SMTP_TIMEOUT.as_secs()
+                ))
+            } else {
+                MailError(format!("cannot send through the SMTP server {server}: {e}"))
+            }
+        })
     }
+}
+
+/// `host[:port]` of an SMTP URL, without its credentials.
+fn server_of_url(smtp_url: &str) -> String {
+    smtp_url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| {
+            let host = uri.host()?.to_string();
+            Some(match uri.port_u16() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| "of smtp_url".into())
 }
 
 fn sender(from: &str) -> Result<Mailbox, MailError> {
@@ -102,6 +127,15 @@ pub fn valid_email(address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_named_in_errors_has_no_credentials() {
+        assert_eq!(
+            server_of_url("smtps://mailer:secret@mail.example.com:465?tls=required"),
+            "mail.example.com:465"
+        );
+        assert_eq!(server_of_url("smtp://127.0.0.1"), "127.0.0.1");
+    }
 
     #[test]
     fn addresses_are_checked_for_shape_only() {

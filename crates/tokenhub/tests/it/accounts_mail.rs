@@ -278,3 +278,34 @@ async fn without_mail_verification_cannot_be_turned_on_and_smtp_needs_a_public_u
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_test_mail_to_an_unreachable_smtp_server_fails_promptly_and_says_why() {
+    let (h, _mail) = Harness::start_with_mail(Backend::Sqlite).await;
+    let root = h.root_session().await;
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let unreachable = json!({"host": "127.0.0.1", "port": closed_port, "from": MAIL_SENDER,
+        "tls": "none"});
+    let (status, view) = h
+        .call_as(&root, Method::PUT, "/api/admin/mail", Some(unreachable))
+        .await;
+    assert_eq!(status, StatusCode::OK, "saving does not connect: {view}");
+    let started = std::time::Instant::now();
+    let test = Some(json!({"to": "ops@example.com"}));
+    let (status, error) = h
+        .call_as(&root, Method::POST, "/api/admin/mail/test", test)
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("SMTP server 127.0.0.1:{closed_port}"))
+            && message.contains("refused"),
+        "names the server and the reason: {message}"
+    );
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    h.shutdown().await;
+}
