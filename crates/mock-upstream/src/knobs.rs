@@ -53,6 +53,7 @@ struct Raw {
     reasoning: Option<String>,
     usage_style: Option<String>,
     usage_override: Option<Value>,
+    event_members: Option<Value>,
     // Billing: OpenAI's `service_tier` in the answer; Anthropic 1-hour cache writes.
     service_tier: Option<String>,
     cache_write_1h_tokens: Option<u64>,
@@ -119,6 +120,9 @@ pub struct Knobs {
     /// OpenAI dialect (chat and Responses): report this `usage` object verbatim (a hostile or buggy upstream's
     /// figures) instead of the counted one.
     pub usage_override: Option<Value>,
+    /// Responses streams: members merged into every event of a type, by type (e.g.
+    /// `{"response.completed": {"sequence_number": "last"}}`: a buggy upstream's events).
+    pub event_members: Option<Value>,
     /// OpenAI dialects: the `service_tier` the answer says served it (`priority`, `flex`).
     pub service_tier: Option<String>,
     /// Anthropic dialect: prompt tokens written to the 1-hour cache, reported in
@@ -176,6 +180,7 @@ impl Knobs {
             reasoning: raw.reasoning,
             usage_style: raw.usage_style,
             usage_override: raw.usage_override,
+            event_members: raw.event_members,
             service_tier: raw.service_tier,
             cache_write_1h_tokens: raw.cache_write_1h_tokens.unwrap_or(0),
         })

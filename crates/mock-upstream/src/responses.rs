@@ -5,7 +5,8 @@
 //! `reasoning` knob's words (`reasoning_tokens`). A hosted `web_search` tool adds a
 //! `web_search_call` item, as OpenAI runs it. `previous_response_id` is echoed. The
 //! `usage_override` knob replaces the usage object verbatim, and `usage: false` leaves it
-//! out (a buggy or hostile upstream's report).
+//! out (a buggy or hostile upstream's report); `event_members` overwrites members of
+//! streamed events by type (a buggy upstream's events).
 //! Streamed, the events are OpenAI's, each `event:` + `data:` with `sequence_number`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -133,6 +134,15 @@ impl Answer {
             data["type"] = json!(kind);
             data["sequence_number"] = json!(sequence);
             sequence += 1;
+            if let Some(members) = knobs
+                .event_members
+                .as_ref()
+                .and_then(|m| m[kind].as_object())
+            {
+                for (name, value) in members {
+                    data[name] = value.clone();
+                }
+            }
             out.push(Some(format!("event: {kind}\ndata: {data}")));
         };
         let pending = self.object(request, knobs, "in_progress", false);

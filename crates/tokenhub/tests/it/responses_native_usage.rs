@@ -92,3 +92,81 @@ async fn a_native_answer_without_usable_usage_is_billed_by_the_local_count() {
     );
     h.shutdown().await;
 }
+
+/// A stream whose events are valid but for a member of the wrong type (a `sequence_number`
+/// that is not a number, a text delta that is not a string) is relayed as the upstream sent
+/// it, completes, and is billed from the usage its final event reports.
+#[tokio::test]
+async fn a_native_stream_with_odd_members_is_relayed_as_sent_and_billed_from_its_usage() {
+    let h = start().await;
+    let (user, key) = h
+        .user_with_key("ada", Nanos::from_usd(1), KeyOptions::default())
+        .await;
+    let odd_events = [
+        (
+            "sequence",
+            json!({"response.completed": {"sequence_number": "last"}}),
+        ),
+        (
+            "delta",
+            json!({"response.output_text.delta": {"delta": 42}}),
+        ),
+        (
+            "both",
+            json!({"response.completed": {"sequence_number": 1.5},
+                "response.output_text.delta": {"delta": {"text": "hi"}}}),
+        ),
+    ];
+    for (what, members) in odd_events {
+        let request = json!({"model": NATIVE, "input": "count these four words",
+            "stream": true, "mock": {"event_members": members,
+            "usage_override": {"input_tokens": 11, "output_tokens": 7}}});
+        let response = h
+            .http
+            .post(format!("{}/v1/responses", h.base))
+            .bearer_auth(&key)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{what}");
+        let id = request_id(&response);
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("event: error"), "{what}: not broken: {text}");
+        let events = sse_data(&text);
+        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        assert_eq!(last["type"], "response.completed", "{what}: {text}");
+        for (kind, members) in members.as_object().unwrap() {
+            let relayed = events
+                .iter()
+                .map(|data| serde_json::from_str::<Value>(data).unwrap())
+                .find(|event| event["type"] == kind.as_str())
+                .unwrap();
+            for (name, value) in members.as_object().unwrap() {
+                assert_eq!(&relayed[name], value, "{what}: {kind}.{name} as sent");
+            }
+        }
+        let record = h.record_eventually(&id).await;
+        assert_eq!(
+            (record.status, record.estimated, record.error.as_deref()),
+            (200, false, None),
+            "{what}: {record:?}"
+        );
+        assert_eq!(
+            (record.prompt_tokens, record.completion_tokens),
+            (11, 7),
+            "{what}: billed from the usage"
+        );
+        assert_eq!(
+            last["response"]["usage"]["tokenhub"]["cost_usd"],
+            record.cost.to_usd_string().as_str(),
+            "{what}: the final event carries the cost"
+        );
+    }
+    h.gateway().writer.flush().await;
+    assert_eq!(
+        h.gateway().store.recomputed_balance(user.id).await.unwrap(),
+        h.stored_balance(user.id).await
+    );
+    h.shutdown().await;
+}

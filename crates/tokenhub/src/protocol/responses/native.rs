@@ -64,28 +64,31 @@ impl NativeUsage {
 /// A Response object, as much of it as metering reads.
 #[derive(Debug, Default, Deserialize)]
 pub struct NativeResponse {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_none")]
     pub id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_none")]
     pub status: Option<String>,
     #[serde(default)]
     pub output: Option<Box<RawValue>>,
     /// A usage object that does not read as one (counts that are null, strings,
     /// negative or fractional: a buggy or hostile upstream) is taken as none reported:
     /// the answer still reaches the client, billed by the local count.
-    #[serde(default, deserialize_with = "usage_or_none")]
+    #[serde(default, deserialize_with = "or_none")]
     pub usage: Option<NativeUsage>,
     #[serde(default)]
     pub error: Option<Box<RawValue>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_none")]
     pub service_tier: Option<String>,
 }
 
-fn usage_or_none<'de, D: serde::Deserializer<'de>>(
+/// A member that does not read as its type (a buggy or hostile upstream's) is taken as
+/// absent, so the rest of the event or answer is still metered: the client gets what the
+/// upstream sent either way, and it is billed from the usage when that reads.
+fn or_none<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(
     deserializer: D,
-) -> Result<Option<NativeUsage>, D::Error> {
+) -> Result<Option<T>, D::Error> {
     let reported = serde_json::Value::deserialize(deserializer)?;
-    Ok(NativeUsage::deserialize(reported).ok())
+    Ok(T::deserialize(reported).ok())
 }
 
 impl NativeResponse {
@@ -138,16 +141,16 @@ impl NativeResponse {
 pub struct NativeEvent {
     #[serde(default, rename = "type")]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_none")]
     pub sequence_number: Option<u64>,
     /// `response.output_text.delta`, `response.reasoning_summary_text.delta`, …
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_none")]
     pub delta: Option<String>,
     /// `response.created` … `response.completed` / `incomplete` / `failed`.
     #[serde(default)]
     pub response: Option<NativeResponse>,
     /// The `error` event's message.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_none")]
     pub message: Option<String>,
 }
 
@@ -245,6 +248,26 @@ mod tests {
             let meaning = NativeEvent::parse(event.as_bytes()).unwrap().meaning();
             assert_eq!(meaning, EventMeaning::Finished(None), "{usage}");
         }
+    }
+
+    #[test]
+    fn members_of_the_wrong_type_are_absent_and_the_event_still_means_what_it_says() {
+        let meaning = |data: &str| NativeEvent::parse(data.as_bytes()).unwrap().meaning();
+        let completed = r#"{"type":"response.completed","sequence_number":"last","response":{"id":7,"status":["done"],"service_tier":1,"output":[],"usage":{"input_tokens":5,"output_tokens":2}}}"#;
+        let EventMeaning::Finished(Some(counts)) = meaning(completed) else {
+            panic!("{completed}")
+        };
+        assert_eq!((counts.prompt, counts.completion), (5, 2));
+        for delta in [r#"42"#, r#"{"text":"Hi"}"#, r#"null"#] {
+            let event = format!(
+                r#"{{"type":"response.output_text.delta","delta":{delta},"sequence_number":-1}}"#
+            );
+            assert_eq!(meaning(&event), EventMeaning::Other, "{delta}");
+        }
+        assert_eq!(
+            meaning(r#"{"type":"error","message":{"text":"down"}}"#),
+            EventMeaning::Failed("upstream error event".into(), None)
+        );
     }
 
     #[test]
