@@ -207,8 +207,9 @@ pub async fn start(
 ) -> Result<RunningGateway, StartError> {
     // Loaded in parallel with the store, before serving: no request pays for it.
     let tokenizer = tokio::task::spawn_blocking(crate::tokens::warm_up);
-    let store = open_store(&settings).await?;
-    let _ = tokenizer.await;
+    // Everything that can refuse the start does so before the store is opened: opening it
+    // creates the root account on first use, and its one-time password must not scroll
+    // by above a refusal.
     // Bound before the start-up work: the port names this instance (its heartbeat, its
     // default spill file); connections wait in the backlog until serving starts.
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -221,6 +222,14 @@ pub async fn start(
         addr: settings.listen,
         source,
     })?;
+    let shared = connect_shared(&settings).await?;
+    let management = Arc::new(management(&settings, shared.clone())?);
+    let trusted_proxies = Arc::new(
+        crate::api::client_ip::parse_proxies(&settings.trusted_proxies)
+            .map_err(StartError::Config)?,
+    );
+    let store = open_store(&settings).await?;
+    let _ = tokenizer.await;
     // Instances starting together on one database take turns at writing the seeds and
     // the system users (`store/startup.rs`).
     let lock = store.startup_lock().await?;
@@ -232,7 +241,6 @@ pub async fn start(
                 StartError::Config(format!("cannot create the anonymous chat user: {e}"))
             })?;
     drop(lock);
-    let shared = connect_shared(&settings).await?;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let books = Arc::new(Books::new(shared.clone()));
     let flush_lock = Arc::new(Mutex::new(()));
@@ -359,7 +367,7 @@ pub async fn start(
             .metrics_token
             .as_ref()
             .map(|token| api::metrics::MetricsToken::new(token.expose())),
-        management: Arc::new(management(&settings, shared.clone())?),
+        management,
         catalog_nudge,
         shared_state: shared.clone(),
         responses_retention: api::responses::Retention(responses_retention(&settings)),
@@ -368,10 +376,7 @@ pub async fn start(
             Some(anonymous_user),
             shared.clone(),
         )),
-        trusted_proxies: Arc::new(
-            crate::api::client_ip::parse_proxies(&settings.trusted_proxies)
-                .map_err(StartError::Config)?,
-        ),
+        trusted_proxies,
         readiness,
         cors: Arc::new(api::cors::CorsPolicy::new(&settings.cors_allowed_origins)),
     });

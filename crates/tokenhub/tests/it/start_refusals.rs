@@ -1,22 +1,27 @@
 //! Settings that cannot work stop the real binary at start, with a message that names
 //! the setting and no credential: a malformed CORS origin, a mail server without
 //! `public_url`, and a Redis that does not answer (refused within seconds, not left
-//! retrying while the instance runs alone with per-process limits).
+//! retrying while the instance runs alone with per-process limits). A refused start
+//! creates no root account, so root's one-time password never scrolls by above it.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::processes::{command, free_port, write_config};
 
-/// Runs `serve` with `env` on a fresh SQLite database and returns how it ended; panics
-/// if it is still running after `within`.
+/// Runs `serve` with `env` (an empty value unsets the variable) on a fresh SQLite
+/// database and returns how it ended; panics if it is still running after `within`.
 fn start_with(env: &[(&str, String)], within: Duration) -> (Output, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "http://127.0.0.1:9");
     let url = format!("sqlite://{}/tokenhub.db", dir.path().display());
     let mut serve: Command = command(&url, &config, free_port());
     for (name, value) in env {
-        serve.env(name, value);
+        if value.is_empty() {
+            serve.env_remove(name);
+        } else {
+            serve.env(name, value);
+        }
     }
     let started = Instant::now();
     let mut child = serve
@@ -100,4 +105,30 @@ fn an_unreachable_redis_stops_the_start_quickly() {
     );
     assert_refused(&output, &["cannot use redis_url"], &["redis-password"]);
     assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+/// Without `TOKENHUB_ROOT_PASSWORD` a first start prints root's generated password once;
+/// a start refused for Redis or a busy port is refused before the account exists.
+#[test]
+fn a_refused_start_creates_no_root_account_first() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refusals = [
+        (
+            "TOKENHUB_REDIS_URL",
+            format!("redis://127.0.0.1:{}", free_port()),
+            "cannot use redis_url",
+        ),
+        (
+            "TOKENHUB_LISTEN",
+            busy.local_addr().unwrap().to_string(),
+            "cannot listen on",
+        ),
+    ];
+    for (name, value, said) in refusals {
+        let (output, _) = start_with(
+            &[(name, value), ("TOKENHUB_ROOT_PASSWORD", String::new())],
+            Duration::from_secs(30),
+        );
+        assert_refused(&output, &[said], &["Created the root account"]);
+    }
 }
