@@ -99,14 +99,23 @@ impl Web {
     }
 }
 
-/// One limiter bucket per client address (IPv6 per /64: one subscriber's network).
+/// One limiter bucket per client address (IPv6 per /64: one subscriber's network), no two
+/// sharing one: a /64 is its 64-bit network number, an IPv4 address 1 + its 32 bits, which
+/// only /64s in the reserved ::/8 could equal. Those (loopback, unspecified, IPv4-compatible)
+/// share bucket 0; an IPv4-mapped address counts as its IPv4 address.
 fn address_bucket(ip: IpAddr) -> i64 {
-    match ip {
-        IpAddr::V4(v4) => i64::from(u32::from(v4)),
+    /// Networks below this are in ::/8.
+    const FIRST_OUTSIDE_RESERVED: u64 = 1 << 56;
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => 1 + i64::from(u32::from(v4)),
         IpAddr::V6(v6) => {
             let network = (u128::from(v6) >> 64) as u64;
-            // Keeps IPv6 buckets apart from the IPv4 range (which fits in 32 bits).
-            (network | (1 << 62)) as i64
+            if network < FIRST_OUTSIDE_RESERVED {
+                0
+            } else {
+                // Reinterpreted, not truncated: every network keeps its own bucket.
+                network as i64
+            }
         }
     }
 }
@@ -215,13 +224,29 @@ mod tests {
 
     #[test]
     fn addresses_map_to_separate_buckets() {
-        let a = address_bucket("10.0.0.1".parse().unwrap());
-        let b = address_bucket("10.0.0.2".parse().unwrap());
-        let c = address_bucket("2001:db8::1".parse().unwrap());
-        let d = address_bucket("2001:db8::2".parse().unwrap());
-        assert_ne!(a, b);
-        assert_eq!(c, d, "one /64");
-        assert!(c > i64::from(u32::MAX));
+        let bucket = |ip: &str| address_bucket(ip.parse().unwrap());
+        assert_ne!(bucket("10.0.0.1"), bucket("10.0.0.2"));
+        assert_eq!(bucket("2001:db8::1"), bucket("2001:db8::ffff:2"), "one /64");
+        assert_ne!(
+            bucket("2001:db8::1"),
+            bucket("2001:db8:0:1::1"),
+            "the next /64"
+        );
+        // The network numbers 0x2001_0db8_0000_0000 and 0x6001_0db8_0000_0000 differ in
+        // bit 62 only; 0xa001… in bit 63 only.
+        let networks = ["2001:db8::1", "6001:db8::1", "a001:db8::1", "e001:db8::1"];
+        let buckets: std::collections::HashSet<i64> =
+            networks.iter().map(|ip| bucket(ip)).collect();
+        assert_eq!(buckets.len(), networks.len(), "{buckets:?}");
+        for v4 in ["0.0.0.0", "10.0.0.1", "255.255.255.255"] {
+            assert!(bucket(v4) > 0 && bucket(v4) <= 1 << 32, "{v4}");
+            assert!(
+                !buckets.contains(&bucket(v4)),
+                "{v4}: not an IPv6 network's"
+            );
+        }
+        assert_eq!(bucket("::ffff:10.0.0.1"), bucket("10.0.0.1"), "mapped");
+        assert_eq!(bucket("::1"), 0, "reserved ::/8");
     }
 
     #[tokio::test]
