@@ -8,6 +8,7 @@ use http::StatusCode;
 use crate::protocol::openai::error::{ErrorBody, ErrorObject};
 use crate::providers::FailureKind;
 use crate::relay::RelayError;
+use crate::relay::error::default_retry_after;
 use crate::relay::limits::{LimitKind, Limited};
 
 #[derive(Debug)]
@@ -36,7 +37,7 @@ impl ApiError {
                 param: param.map(str::to_string),
                 code: code.map(str::to_string),
             }),
-            retry_after: None,
+            retry_after: default_retry_after(status.as_u16()),
             headers: Vec::new(),
         }
     }
@@ -177,12 +178,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(ErrorBody { error: *self.body })).into_response();
 
         if let Some(wait) = self.retry_after {
-            // Whole seconds, rounded up: "0" would invite an immediate retry.
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from(seconds.max(1)),
-            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, retry_after_value(wait));
         }
         for (name, value) in self.headers {
             if let Ok(value) = http::HeaderValue::from_str(&value) {
@@ -191,6 +189,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Whole seconds, rounded up, at least 1: "0" would invite an immediate retry.
+pub fn seconds_rounded_up(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// The `Retry-After` header's value for a wait (every surface's).
+pub fn retry_after_value(wait: std::time::Duration) -> http::HeaderValue {
+    http::HeaderValue::from(seconds_rounded_up(wait))
 }
 
 pub async fn not_found(uri: http::Uri) -> ApiError {
@@ -211,4 +219,104 @@ pub async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiErro
         None,
         format!("Method {method} is not allowed for {}.", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::response::IntoResponse;
+
+    use super::*;
+    use crate::api::admin::error::{Code, ManageError};
+    use crate::api::anthropic::AnthropicError;
+    use crate::ledger::books::Refusal;
+    use crate::ledger::money::Nanos;
+    use crate::providers::UpstreamFailure;
+
+    fn answer(error: impl IntoResponse) -> (u16, Option<String>) {
+        let response = error.into_response();
+        let wait = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        (response.status().as_u16(), wait)
+    }
+
+    /// The relay's refusals for now, fresh each time (errors are not `Clone`).
+    fn refusals_for_now() -> Vec<RelayError> {
+        let upstream =
+            |status| RelayError::Upstream(UpstreamFailure::new(FailureKind::Status(status), "x"));
+        vec![
+            RelayError::SharedStateUnavailable,
+            RelayError::KeyLookupFailed,
+            RelayError::LedgerBacklog,
+            RelayError::NoChannel {
+                model: "m".into(),
+                missing: Vec::new(),
+            },
+            RelayError::KeysRejected { model: "m".into() },
+            upstream(503),
+            upstream(429),
+        ]
+    }
+
+    #[test]
+    fn every_503_and_429_names_a_wait_on_every_surface_but_an_empty_balance() {
+        for (openai, anthropic) in refusals_for_now().into_iter().zip(refusals_for_now()) {
+            let what = format!("{openai:?}");
+            for (status, wait) in [
+                answer(ApiError::from(openai)),
+                answer(AnthropicError::from(anthropic)),
+            ] {
+                assert!(matches!(status, 429 | 503), "{what}: {status}");
+                let seconds: u64 = wait
+                    .unwrap_or_else(|| panic!("{what}: no Retry-After"))
+                    .parse()
+                    .unwrap();
+                assert!(seconds >= 1, "{what}");
+            }
+        }
+        let ad_hoc = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            None,
+            None,
+            "x",
+        );
+        assert_eq!(answer(ad_hoc), (503, Some("1".into())));
+        let anthropic = AnthropicError::new(StatusCode::SERVICE_UNAVAILABLE, "x");
+        assert_eq!(answer(anthropic), (503, Some("1".into())));
+        let manage = ManageError::new(Code::Unavailable, "x");
+        assert_eq!(answer(manage), (503, Some("1".into())));
+
+        let empty = RelayError::Insufficient(Refusal::Balance {
+            available: Nanos(0),
+            needed: Nanos(5),
+        });
+        assert_eq!(
+            answer(ApiError::from(empty)),
+            (429, None),
+            "no wait refills a balance"
+        );
+        let invalid = ApiError::invalid_request(StatusCode::BAD_REQUEST, "x");
+        assert_eq!(answer(invalid), (400, None));
+    }
+
+    #[test]
+    fn a_wait_is_whole_seconds_rounded_up() {
+        let limited = |wait| {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "requests", None, None, "x")
+                .with_retry_after(wait)
+        };
+        assert_eq!(
+            answer(limited(Duration::from_millis(1_200))).1.as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            answer(limited(Duration::from_secs(3))).1.as_deref(),
+            Some("3")
+        );
+        assert_eq!(answer(limited(Duration::ZERO)).1.as_deref(), Some("1"));
+    }
 }

@@ -109,21 +109,30 @@ impl RelayError {
 }
 
 impl RelayError {
-    /// Seconds a client should wait before retrying, when the gateway knows.
+    /// How long a client should wait before retrying: the gateway's figure when it has
+    /// one, else `RETRY_SOON` for every 503 and 429 but an exhausted balance or key quota,
+    /// which no wait refills.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
-        match self {
+        let known = match self {
             RelayError::CoolingDown { retry_after, .. }
             | RelayError::Saturated { retry_after, .. }
             | RelayError::KeyLookupThrottled { retry_after } => Some(*retry_after),
-            RelayError::KeyLookupFailed | RelayError::SharedStateUnavailable => {
-                Some(std::time::Duration::from_secs(1))
-            }
             RelayError::LedgerBacklog => Some(std::time::Duration::from_secs(5)),
             RelayError::RateLimited(limited) => Some(limited.retry_after),
             RelayError::Upstream(failure) => failure.retry_after,
+            RelayError::Insufficient(_) => return None,
             _ => None,
-        }
+        };
+        known.or_else(|| default_retry_after(self.status()))
     }
+}
+
+/// The wait a 503 or 429 answer names when nothing better is known (`Retry-After`).
+pub const RETRY_SOON: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `RETRY_SOON` for a 503 or 429 (a refusal for now), nothing for any other status.
+pub fn default_retry_after(status: u16) -> Option<std::time::Duration> {
+    matches!(status, 429 | 503).then_some(RETRY_SOON)
 }
 
 fn describe_limit(limited: &Limited) -> String {

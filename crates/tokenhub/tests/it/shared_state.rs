@@ -316,3 +316,67 @@ async fn after_redis_loses_its_data_money_waits_one_lease_for_the_holds() {
     let admitted = one.admit_request(request(1, 40)).await.unwrap();
     assert!(matches!(admitted, Admission::Admitted), "{admitted:?}");
 }
+
+/// End to end: after Redis lost its data a paid request is refused (503
+/// `shared_state_unavailable`) until the holds are back, and the refusal says when to
+/// retry, on the OpenAI and the Anthropic surface alike.
+#[tokio::test]
+async fn the_refusal_while_redis_rebuilds_says_when_to_retry() {
+    use crate::harness::{Backend, Harness, user_says};
+    use serde_json::json;
+    if !redis_available() {
+        eprintln!("skipping the shared state test: no redis-server binary");
+        return;
+    }
+    let redis = RedisServer::start(free_port());
+    let url = redis.url();
+    let h = Harness::start_with(Backend::Sqlite, |settings, _| {
+        settings.redis_url = Some(url.as_str().into());
+        settings.redis_prefix = format!("th-it-{}:", uuid::Uuid::new_v4().simple());
+    })
+    .await;
+    let (_, key) = h
+        .user_with_key(
+            "ada",
+            Nanos::from_usd(1),
+            tokenhub::accounts::KeyOptions::default(),
+        )
+        .await;
+    let chat = json!({"model": "mock-gpt", "messages": user_says("hi")});
+    assert_eq!(h.chat(&key, chat.clone()).await.status(), 200);
+
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    let refused = h.chat(&key, chat).await;
+    let messages = h
+        .http
+        .post(format!("{}/v1/messages", h.base))
+        .header("x-api-key", &key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "mock-gpt", "max_tokens": 16,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    for (surface, response) in [("openai", refused), ("anthropic", messages)] {
+        assert_eq!(response.status(), 503, "{surface}");
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(wait >= 1, "{surface}");
+        let body = response.text().await.unwrap();
+        if surface == "openai" {
+            assert!(body.contains("shared_state_unavailable"), "{body}");
+        }
+    }
+    h.shutdown().await;
+}

@@ -103,10 +103,11 @@ impl ManageError {
     }
 
     pub fn new(code: Code, message: impl Into<String>) -> Self {
+        let wait = crate::relay::error::default_retry_after(code.status().as_u16());
         ManageError {
             code,
             message: message.into(),
-            retry_after_secs: None,
+            retry_after_secs: wait.map(crate::api::error::seconds_rounded_up),
         }
     }
 

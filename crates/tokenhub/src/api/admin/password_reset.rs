@@ -49,7 +49,7 @@ pub async fn request(
     let email = body.email.trim().to_lowercase();
     if let Err(wait) = limiter.check(ip, &email).await {
         return Err(AccountError::RateLimited {
-            retry_after_secs: wait.as_secs().max(1),
+            retry_after_secs: crate::api::error::seconds_rounded_up(wait),
         }
         .into());
     }

@@ -103,7 +103,7 @@ pub async fn signup(
     let bucket = "~signup";
     if let Err(wait) = limiter.check(ip, bucket).await {
         return Err(AccountError::RateLimited {
-            retry_after_secs: wait.as_secs().max(1),
+            retry_after_secs: crate::api::error::seconds_rounded_up(wait),
         }
         .into());
     }
@@ -146,7 +146,7 @@ pub async fn login(
     let limiter = &state.management.login_limiter;
     if let Err(wait) = limiter.check(ip, name).await {
         return Err(AccountError::RateLimited {
-            retry_after_secs: wait.as_secs().max(1),
+            retry_after_secs: crate::api::error::seconds_rounded_up(wait),
         }
         .into());
     }
@@ -213,7 +213,7 @@ pub async fn change_password(
     let name = caller.user.name.as_str();
     if let Err(wait) = limiter.check(ip, name).await {
         return Err(AccountError::RateLimited {
-            retry_after_secs: wait.as_secs().max(1),
+            retry_after_secs: crate::api::error::seconds_rounded_up(wait),
         }
         .into());
     }

@@ -23,7 +23,7 @@ impl AnthropicError {
             status,
             kind: kind_for(status),
             message: message.into(),
-            retry_after: None,
+            retry_after: crate::relay::error::default_retry_after(status.as_u16()),
         }
     }
 
@@ -62,11 +62,9 @@ impl IntoResponse for AnthropicError {
         let body = error_body(self.kind, &self.message);
         let mut response = (self.status, Json(body)).into_response();
         if let Some(wait) = self.retry_after {
-            // Whole seconds, rounded up, as the OpenAI surface does.
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response.headers_mut().insert(
                 http::header::RETRY_AFTER,
-                http::HeaderValue::from(seconds.max(1)),
+                crate::api::error::retry_after_value(wait),
             );
         }
         response
