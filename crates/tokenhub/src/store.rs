@@ -43,7 +43,7 @@ use std::path::Path;
 
 pub use audit::AuditEntry;
 pub use auth::{KeyAuth, UserAuth};
-pub use catalog::{ChannelLimits, ChannelRow, ModelRow};
+pub use catalog::{ChannelLimits, ChannelRow, ModelRow, UnreadableModel};
 pub use changes::{Change, ChangeRow, SeedSource};
 pub use instances::PeerInstance;
 pub use key_search::{KeyQuery, ListedKey};

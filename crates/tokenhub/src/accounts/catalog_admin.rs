@@ -17,7 +17,7 @@ use crate::providers::openai_compat::endpoint;
 use crate::providers::transport;
 use crate::providers::urls::{ParsedUrls, http_uri};
 use crate::providers::{FailureKind, UpstreamFailure};
-use crate::store::{ChannelRow, ModelRow, Store, StoreError};
+use crate::store::{ChannelRow, ModelRow, Store, StoreError, UnreadableModel};
 
 const MAX_NAME_LEN: usize = 128;
 const MAX_MODELS_PER_CHANNEL: usize = 5000;
@@ -147,6 +147,26 @@ pub async fn model(store: &Store, id: &str) -> Result<ModelRow, AccountError> {
     store
         .model_by_id(id)
         .await?
+        .ok_or_else(|| AccountError::NotFound(format!("no model '{id}'")))
+}
+
+/// A model as stored: its row, or why the row does not read (which an admin replaces
+/// with `update_model` or removes with `delete_model`).
+#[derive(Debug)]
+pub enum StoredModel {
+    Readable(ModelRow),
+    Unreadable(UnreadableModel),
+}
+
+pub async fn stored_model(store: &Store, id: &str) -> Result<StoredModel, AccountError> {
+    let (models, unreadable) = store.models_and_unreadable().await?;
+    if let Some(model) = models.into_iter().find(|m| m.id == id) {
+        return Ok(StoredModel::Readable(model));
+    }
+    unreadable
+        .into_iter()
+        .find(|u| u.model == id)
+        .map(StoredModel::Unreadable)
         .ok_or_else(|| AccountError::NotFound(format!("no model '{id}'")))
 }
 
@@ -280,8 +300,9 @@ pub async fn attach_model(
     Ok((row, channel))
 }
 
-pub async fn delete_model(store: &Store, id: &str) -> Result<ModelRow, AccountError> {
-    let before = self::model(store, id).await?;
+/// Deletes a model, readable or not; what it was.
+pub async fn delete_model(store: &Store, id: &str) -> Result<StoredModel, AccountError> {
+    let before = stored_model(store, id).await?;
     store.delete_model(id).await.map_err(store_error)?;
     Ok(before)
 }

@@ -13,6 +13,13 @@ use super::{Store, StoreResult, now_ms};
 use crate::ledger::money::Nanos;
 use crate::ledger::price_tiers::PriceRules;
 
+/// A model row the gateway cannot read, and why (`Store::models_and_unreadable`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadableModel {
+    pub model: String,
+    pub error: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelRow {
     pub id: String,
@@ -286,7 +293,20 @@ impl Store {
         Ok(())
     }
 
+    /// The models whose rows read (see `models_and_unreadable`).
     pub async fn all_models(&self) -> StoreResult<Vec<ModelRow>> {
+        Ok(self.models_and_unreadable().await?.0)
+    }
+
+    /// Every model row: those that read, and those the gateway cannot read with why.
+    /// One row the database holds but the gateway cannot read (a malformed `price_tiers`
+    /// written straight into it) must not take the whole catalogue down: start-up would
+    /// fail, and running instances would keep their old snapshot through every later
+    /// change. It is left out, logged, counted by `tokenhub_models_unreadable`, and
+    /// listed by the management API, which can replace or delete it.
+    pub async fn models_and_unreadable(
+        &self,
+    ) -> StoreResult<(Vec<ModelRow>, Vec<UnreadableModel>)> {
         let rows = sqlx::query(
             &format!(
                 "SELECT id, provider, context, input_price_nano, output_price_nano, cached_input_price_nano, \
@@ -296,23 +316,22 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut models = Vec::with_capacity(rows.len());
-        let mut unreadable: u32 = 0;
+        let mut unreadable = Vec::new();
         for row in &rows {
             match ModelRow::read(row) {
                 Ok(model) => models.push(model),
-                // One row the database holds but the gateway cannot read (a malformed
-                // `price_tiers` written straight into it) must not take the whole
-                // catalogue down: start-up would fail, and running instances would
-                // keep their old snapshot through every later change.
                 Err(error) => {
-                    unreadable += 1;
-                    let id: String = row.try_get("id").unwrap_or_default();
-                    tracing::error!(model = %id, %error, "model row unreadable: the model is left out of the catalogue until its row is fixed");
+                    let model: String = row.try_get("id").unwrap_or_default();
+                    tracing::error!(%model, %error, "model row unreadable: the model is left out of the catalogue until its row is fixed");
+                    unreadable.push(UnreadableModel {
+                        model,
+                        error: error.to_string(),
+                    });
                 }
             }
         }
-        metrics::gauge!("tokenhub_models_unreadable").set(f64::from(unreadable));
-        Ok(models)
+        metrics::gauge!("tokenhub_models_unreadable").set(unreadable.len() as f64);
+        Ok((models, unreadable))
     }
 
     pub async fn all_channels(&self) -> StoreResult<Vec<ChannelRow>> {

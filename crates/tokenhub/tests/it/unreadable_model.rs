@@ -80,3 +80,98 @@ async fn a_model_row_with_malformed_tiers_is_left_out_and_the_rest_is_served() {
         h.shutdown().await;
     }
 }
+
+/// The management API lists a row it cannot read with the reason, refuses to show it as a
+/// model, and lets an admin replace it (PUT, after which it is served) or delete it.
+#[tokio::test]
+async fn an_unreadable_model_row_is_listed_and_repaired_or_removed_through_the_api() {
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+    for backend in backends() {
+        let h = Harness::start(backend).await;
+        let (_, key) = h
+            .user_with_key("ada", Nanos::from_usd(1), KeyOptions::default())
+            .await;
+        let pool = AnyPool::connect(&h.database_url).await.unwrap();
+        sqlx::query(
+            "UPDATE models SET price_tiers = '[{\"name\": 7' \
+             WHERE id IN ('alias-model', 'mock-free')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let root = h.root_session().await;
+        let list = || h.call_as(&root, Method::GET, "/api/admin/models", None);
+        let ids = |list: &Value, member: &str, field: &str| -> Vec<String> {
+            list[member]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m[field].as_str().unwrap().to_string())
+                .collect()
+        };
+
+        let (status, listed) = list().await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {listed}");
+        assert_eq!(
+            ids(&listed, "unreadable", "model"),
+            ["alias-model", "mock-free"],
+            "{backend:?}"
+        );
+        assert!(
+            !listed["unreadable"][0]["error"]
+                .as_str()
+                .unwrap()
+                .is_empty(),
+            "{listed}"
+        );
+        assert!(!ids(&listed, "data", "id").contains(&"alias-model".to_string()));
+        let (status, error) = h
+            .call_as(&root, Method::GET, "/api/admin/models/alias-model", None)
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("PUT replaces it"),
+            "{error}"
+        );
+
+        let repaired = json!({"id": "alias-model", "provider": "mock",
+            "input_usd_per_mtok": "1", "output_usd_per_mtok": "2"});
+        let (status, view) = h
+            .call_as(
+                &root,
+                Method::PUT,
+                "/api/admin/models/alias-model",
+                Some(repaired),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {view}");
+        assert_eq!(view["input_usd_per_mtok"], "1");
+        let (status, _) = h
+            .call_as(&root, Method::DELETE, "/api/admin/models/mock-free", None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{backend:?}");
+
+        let (_, listed) = list().await;
+        assert!(ids(&listed, "unreadable", "model").is_empty(), "{listed}");
+        let served = ids(&listed, "data", "id");
+        assert!(served.contains(&"alias-model".to_string()), "{backend:?}");
+        assert!(!served.contains(&"mock-free".to_string()), "{backend:?}");
+        h.reload().await;
+        assert_eq!(
+            chat_status(&h, &h.base, &key, "alias-model").await,
+            200,
+            "{backend:?}: served again"
+        );
+        let removed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE id = 'mock-free'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(removed, 0, "{backend:?}");
+        pool.close().await;
+        h.shutdown().await;
+    }
+}

@@ -12,15 +12,15 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::csv;
-use super::error::{Body, ErrorBody, ManageError, Path, Query, Result};
+use super::error::{Body, Code, ErrorBody, ManageError, Path, Query, Result};
 use super::wire::{parse_usd, usd};
-use crate::accounts::catalog_admin as ops;
+use crate::accounts::catalog_admin::{self as ops, StoredModel};
 use crate::accounts::{Role, audit};
 use crate::api::AppState;
 use crate::ledger::money::Nanos;
 use crate::ledger::price_tiers::{PriceRules, PriceTier, PriceTierSpec};
 use crate::providers::catalogue::CatalogueEntry;
-use crate::store::ModelRow;
+use crate::store::{ModelRow, UnreadableModel};
 
 const CSV_HEADER: [&str; 11] = [
     "id",
@@ -144,6 +144,34 @@ fn optional_usd(field: &str, price: &Option<String>) -> Result<Option<Nanos>> {
 #[derive(Serialize, ToSchema)]
 pub struct ModelList {
     pub data: Vec<ModelView>,
+    /// Rows the gateway cannot read (e.g. malformed `price_tiers` written straight into
+    /// the database): not served until `PUT /api/admin/models/{id}` replaces them or
+    /// `DELETE` removes them.
+    pub unreadable: Vec<UnreadableModelView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UnreadableModelView {
+    pub model: String,
+    /// Why the row does not read.
+    pub error: String,
+}
+
+impl From<UnreadableModel> for UnreadableModelView {
+    fn from(row: UnreadableModel) -> Self {
+        UnreadableModelView {
+            model: row.model,
+            error: row.error,
+        }
+    }
+}
+
+/// A model as stored, for the audit trail: its view, or the unreadable row.
+fn audited(stored: StoredModel, priced: bool) -> serde_json::Value {
+    match stored {
+        StoredModel::Readable(row) => serde_json::json!(ModelView::new(&row, priced)),
+        StoredModel::Unreadable(row) => serde_json::json!(UnreadableModelView::from(row)),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -186,8 +214,14 @@ async fn views(state: &AppState) -> Result<Vec<ModelView>> {
     security(("session" = []), ("admin_token" = [])))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ModelList>> {
     caller.require(Role::Admin)?;
+    let unpriced = state.store.unpriced_model_ids().await?;
+    let (rows, unreadable) = state.store.models_and_unreadable().await?;
     Ok(Json(ModelList {
-        data: views(&state).await?,
+        data: rows
+            .iter()
+            .map(|row| ModelView::new(row, !unpriced.contains(&row.id)))
+            .collect(),
+        unreadable: unreadable.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -226,12 +260,24 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ModelView>> {
     caller.require(Role::Admin)?;
-    let row = ops::model(&state.store, &id).await?;
+    let row = match ops::stored_model(&state.store, &id).await? {
+        StoredModel::Readable(row) => row,
+        StoredModel::Unreadable(unreadable) => {
+            return Err(ManageError::new(
+                Code::Conflict,
+                format!(
+                    "model '{id}' is stored but its row does not read ({}): PUT replaces it, DELETE removes it",
+                    unreadable.error
+                ),
+            ));
+        }
+    };
     let priced = !state.store.unpriced_model_ids().await?.contains(&id);
     Ok(Json(ModelView::new(&row, priced)))
 }
 
-/// Replace a model's fields and prices (this prices an unpriced model).
+/// Replace a model's fields and prices (this prices an unpriced model, and repairs a row
+/// listed as unreadable).
 #[utoipa::path(put, path = "/api/admin/models/{id}", tag = "catalog", params(("id" = String, Path)),
     request_body = ModelView,
     responses((status = 200, body = ModelView), (status = "4XX", body = ErrorBody)),
@@ -243,9 +289,8 @@ pub async fn replace(
     Body(body): Body<ModelView>,
 ) -> Result<Json<ModelView>> {
     caller.require(Role::Admin)?;
-    let before = get(State(state.clone()), caller.clone(), Path(id.clone()))
-        .await?
-        .0;
+    let priced = !state.store.unpriced_model_ids().await?.contains(&id);
+    let before = audited(ops::stored_model(&state.store, &id).await?, priced);
     let row = ModelRow {
         id: id.clone(),
         ..body.to_row()?
@@ -263,7 +308,7 @@ pub async fn replace(
     Ok(Json(after))
 }
 
-/// Remove a model from the catalogue.
+/// Remove a model from the catalogue (a row listed as unreadable too).
 #[utoipa::path(delete, path = "/api/admin/models/{id}", tag = "catalog", params(("id" = String, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)),
     security(("session" = []), ("admin_token" = [])))]
@@ -273,7 +318,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     caller.require(Role::Admin)?;
-    let before = ModelView::new(&ops::delete_model(&state.store, &id).await?, true);
+    let before = audited(ops::delete_model(&state.store, &id).await?, true);
     audit::record(
         &state.store,
         &caller.actor(),
