@@ -1,11 +1,13 @@
-//! Usage rollups (migrations 0018 and 0022), written by the ledger writer in the same
-//! transaction as the records they count, so Σ rollup cost = Σ record cost exactly: a
+//! Usage rollups (migrations 0018, 0022 and 0025), written by the ledger writer in the
+//! same transaction as the records they count, so Σ rollup cost = Σ record cost exactly: a
 //! batch is either committed with its rollups or not at all, and a retried batch found
-//! committed earlier (`Written::Earlier`) is not counted again. Four tables: per owner and
-//! hour (user, key, model, channel, status) for key and billing views; everyone together
-//! per hour (model, channel, status) for the admin summaries by day or model, whose cost
-//! then follows the number of hours and models, not of users, keys or records; per key and
-//! day, and per user and day, for summaries by key or user over whole days.
+//! committed earlier (`Written::Earlier`) is not counted again. Four additive tables: per
+//! owner and hour (user, key, model, channel, status) for key and billing views; everyone
+//! together per hour (model, channel, status) for the admin summaries by day or model,
+//! whose cost then follows the number of hours and models, not of users, keys or records;
+//! per key and day (read by no summary since 0025), and per user and day for summaries by
+//! user over whole days. And running totals per key (a key's totals up to the end of each
+//! day it was used) for summaries by key over whole days: two rows per key for any range.
 
 use std::collections::BTreeMap;
 
@@ -415,7 +417,8 @@ fn upsert_sql(backend: Backend, table: Table, rows: usize) -> &'static str {
 /// dialects run. Sums are never negative. Money cannot reach the cap in a per-key row
 /// (a key's whole spend is bounded by `MAX_AMOUNT`), only a global row could, after
 /// $9.2 billion in one hour on one model and channel (found by the ledger simulation,
-/// seed 1, step 206, on PostgreSQL).
+/// seed 1, step 206, on PostgreSQL). A running row is a per-key row too: its difference
+/// of two rows is exact as long as neither saturated.
 fn saturating_sum(column: &str, stored: &str, added: &str) -> String {
     format!(
         "{column} = CASE WHEN {stored} > {max} - {added} THEN {max} ELSE {stored} + {added} END",
