@@ -6,7 +6,7 @@ usage_history.py populate DB_URL RECORDS BENCH_USER BENCH_KEY
     recursive CTE on SQLite, generate_series on PostgreSQL) in transactions of a million:
     1 in 100 is the bench key's, the rest spread over 1,000 users and 10,000 keys,
     4 models, 2 channels, 5 % 429. Then the rollups are rebuilt by the backfills of
-    migrations 0018 and 0022 (what an upgrade runs).
+    migrations 0018, 0022 and 0025 (what an upgrade runs).
 usage_history.py time BASE ADMIN_TOKEN BENCH_KEY BENCH_USER USER_TOKEN RUNS
     median and max latency (ms) of every summary, chart, billing and listing endpoint, as
     JSON. USER_TOKEN acts as the bench user (its own `/api/me/usage…`).
@@ -25,14 +25,15 @@ DAY = 86_400_000
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "crates/tokenhub/migrations"
 ROLLUP_TABLES = ["usage_rollups", "usage_rollups_global", "usage_rollups_daily",
-                 "usage_rollups_user_daily"]
+                 "usage_rollups_user_daily", "usage_rollups_key_running"]
 CHUNK = 1_000_000
 
 
 def backfill_sql(backend):
-    """The backfill statements of migrations 0018 and 0022, after emptying the rollups."""
+    """The backfill statements of migrations 0018, 0022 and 0025, after emptying the rollups."""
     parts = [f"DELETE FROM {table};" for table in ROLLUP_TABLES]
-    for name in ["0018_usage_rollups.sql", "0022_usage_rollups_user_daily.sql"]:
+    for name in ["0018_usage_rollups.sql", "0022_usage_rollups_user_daily.sql",
+                 "0025_usage_rollups_key_running.sql"]:
         text = (MIGRATIONS / backend / name).read_text()
         parts.append(text[text.index("-- Backfill"):])
     return "\n".join(parts)

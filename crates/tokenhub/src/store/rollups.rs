@@ -1,11 +1,13 @@
-//! Usage rollups (migrations 0018 and 0022), written by the ledger writer in the same
-//! transaction as the records they count, so Σ rollup cost = Σ record cost exactly: a
+//! Usage rollups (migrations 0018, 0022 and 0025), written by the ledger writer in the
+//! same transaction as the records they count, so Σ rollup cost = Σ record cost exactly: a
 //! batch is either committed with its rollups or not at all, and a retried batch found
-//! committed earlier (`Written::Earlier`) is not counted again. Four tables: per owner and
-//! hour (user, key, model, channel, status) for key and billing views; everyone together
-//! per hour (model, channel, status) for the admin summaries by day or model, whose cost
-//! then follows the number of hours and models, not of users, keys or records; per key and
-//! day, and per user and day, for summaries by key or user over whole days.
+//! committed earlier (`Written::Earlier`) is not counted again. Four additive tables: per
+//! owner and hour (user, key, model, channel, status) for key and billing views; everyone
+//! together per hour (model, channel, status) for the admin summaries by day or model,
+//! whose cost then follows the number of hours and models, not of users, keys or records;
+//! per key and day (read by no summary since 0025), and per user and day for summaries by
+//! user over whole days. And running totals per key (a key's totals up to the end of each
+//! day it was used) for summaries by key over whole days: two rows per key for any range.
 
 use std::collections::BTreeMap;
 
@@ -34,8 +36,14 @@ pub(super) const SUM_COLUMNS: [&str; 9] = [
     "cost_nano",
 ];
 
-/// How many rollup tables the writer keeps (`rollup_table_costs` returns one sum each).
-pub const ROLLUP_TABLES: usize = 4;
+/// The rollup tables a batch adds its rows to (`Table`).
+const ADDITIVE_TABLES: usize = 4;
+
+/// How many rollup tables the writer keeps (`rollup_table_costs` returns one sum each):
+/// the additive ones and the running totals per key.
+pub const ROLLUP_TABLES: usize = ADDITIVE_TABLES + 1;
+
+const RUNNING_TABLE: &str = "usage_rollups_key_running";
 
 pub(super) const HOUR_MS: i64 = 3_600_000;
 pub(super) const DAY_MS: i64 = 24 * HOUR_MS;
@@ -114,6 +122,27 @@ impl Totals {
         }
         self.latency[latency_bucket(to_i64(record.latency_ms))] += 1;
     }
+
+    fn merge(&mut self, other: &Totals) {
+        let mine = self.sums.iter_mut().chain(self.latency.iter_mut());
+        for (value, more) in mine.zip(other.values()) {
+            *value = value.saturating_add(more);
+        }
+    }
+
+    /// Every summed column's value, in `summed_columns` order.
+    fn values(&self) -> impl Iterator<Item = i64> + '_ {
+        self.sums.iter().chain(&self.latency).copied()
+    }
+}
+
+/// The summed columns of every rollup table: `SUM_COLUMNS`, then the latency buckets.
+fn summed_columns() -> Vec<String> {
+    SUM_COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain((0..LATENCY_BUCKETS).map(latency_column))
+        .collect()
 }
 
 /// One grouping value of a rollup row, bound in its table's key column order.
@@ -125,10 +154,55 @@ enum Dimension {
 
 type Rows = BTreeMap<Vec<Dimension>, Totals>;
 
-/// A batch's rollups per table, each in key order (so concurrent writers lock rows in the
-/// same order).
+/// A batch's rollups: per additive table, each in key order (so concurrent writers lock
+/// rows in the same order), and the running totals per key.
 pub(super) struct BatchRollups {
-    tables: [(Table, Rows); ROLLUP_TABLES],
+    tables: [(Table, Rows); ADDITIVE_TABLES],
+    running: KeyRunning,
+}
+
+/// One statement of a batch's rollups, with the rows it binds.
+enum Statement<'a> {
+    /// Adds rows to an additive table.
+    Upsert(Table, Vec<(&'a Vec<Dimension>, &'a Totals)>),
+    /// Creates the missing running rows (key, day, user) from the key's previous row.
+    Seed(Vec<&'a [i64; 3]>),
+    /// Adds totals to one key's running rows over a span of days.
+    Add(&'a Span),
+}
+
+impl<'a> Statement<'a> {
+    fn sql(&self, backend: Backend) -> &'static str {
+        match self {
+            Statement::Upsert(table, rows) => upsert_sql(backend, *table, rows.len()),
+            Statement::Seed(rows) => seed_sql(backend, rows.len()),
+            Statement::Add(_) => add_sql(backend),
+        }
+    }
+
+    fn bind(&self, mut query: AnyQuery<'a>) -> AnyQuery<'a> {
+        match self {
+            Statement::Upsert(_, rows) => {
+                for (key, totals) in rows {
+                    query = bind_row(query, key, totals);
+                }
+            }
+            Statement::Seed(rows) => {
+                for row in rows {
+                    for value in *row {
+                        query = query.bind(*value);
+                    }
+                }
+            }
+            Statement::Add(span) => {
+                query = query.bind(span.key_id).bind(span.from).bind(span.to);
+                for value in span.totals.values() {
+                    query = query.bind(value);
+                }
+            }
+        }
+        query
+    }
 }
 
 impl BatchRollups {
@@ -139,49 +213,51 @@ impl BatchRollups {
                 rows.entry(table.key_of(record)).or_default().add(record);
             }
         }
-        BatchRollups { tables }
+        BatchRollups {
+            tables,
+            running: KeyRunning::of(records),
+        }
     }
 
-    /// Every row of every table as the statements that upsert them, with their rows:
-    /// `INSERT_ROW_COUNTS` runs per table.
-    fn chunks(&self) -> impl Iterator<Item = (Table, Vec<(&Vec<Dimension>, &Totals)>)> + '_ {
-        self.tables.iter().flat_map(|(table, rows)| {
+    /// Every statement of the batch's rollups, in the order they run: the additive
+    /// tables' upserts (`INSERT_ROW_COUNTS` rows each), then the running totals' seeds
+    /// (as many rows each) and one addition per key and span of days.
+    fn statements_with_rows(&self) -> Vec<Statement<'_>> {
+        let mut statements = Vec::new();
+        for (table, rows) in &self.tables {
             let rows: Vec<(&Vec<Dimension>, &Totals)> = rows.iter().collect();
-            let mut chunks = Vec::new();
             for chunk in statement_chunks(&rows) {
-                chunks.push((*table, chunk.to_vec()));
+                statements.push(Statement::Upsert(*table, chunk.to_vec()));
             }
-            chunks
-        })
+        }
+        let seeds: Vec<&[i64; 3]> = self.running.seeds.iter().collect();
+        for chunk in statement_chunks(&seeds) {
+            statements.push(Statement::Seed(chunk.to_vec()));
+        }
+        statements.extend(self.running.spans.iter().map(Statement::Add));
+        statements
     }
 
-    /// The upsert statements of this batch, in the order `bind` binds them.
+    /// The statements of this batch, in the order `bind` binds them.
     pub fn statements(&self, backend: Backend) -> Vec<&'static str> {
-        self.chunks()
-            .map(|(table, rows)| upsert_sql(backend, table, rows.len()))
+        self.statements_with_rows()
+            .iter()
+            .map(|statement| statement.sql(backend))
             .collect()
     }
 
     /// Binds every row of every statement of `statements`, in order.
-    pub fn bind<'q>(&'q self, mut query: AnyQuery<'q>) -> AnyQuery<'q> {
-        for (_, rows) in &self.tables {
-            for (key, totals) in rows {
-                query = bind_row(query, key, totals);
-            }
-        }
-        query
+    pub fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        self.statements_with_rows()
+            .iter()
+            .fold(query, |query, statement| statement.bind(query))
     }
 
     /// One query per statement, for PostgreSQL (one statement per query).
     pub fn queries(&self, backend: Backend) -> Vec<AnyQuery<'_>> {
-        self.chunks()
-            .map(|(table, rows)| {
-                let mut query = sqlx::query(upsert_sql(backend, table, rows.len()));
-                for (key, totals) in rows {
-                    query = bind_row(query, key, totals);
-                }
-                query
-            })
+        self.statements_with_rows()
+            .iter()
+            .map(|statement| statement.bind(sqlx::query(statement.sql(backend))))
             .collect()
     }
 }
@@ -193,10 +269,66 @@ fn bind_row<'q>(mut query: AnyQuery<'q>, key: &'q [Dimension], totals: &Totals) 
             Dimension::Text(text) => query.bind(text.as_str()),
         };
     }
-    for value in totals.sums.iter().chain(&totals.latency) {
-        query = query.bind(*value);
+    for value in totals.values() {
+        query = query.bind(value);
     }
     query
+}
+
+/// What a batch adds to the running totals per key (migration 0025), where a key's row
+/// for a day holds every record of the key created before that day ends.
+struct KeyRunning {
+    /// (key, day, user) of every row the batch adds to, in key and day order; a row the
+    /// key lacks is first created from the key's previous row (its totals up to that day).
+    seeds: Vec<[i64; 3]>,
+    /// Per key, in key order: the batch's totals of a day go to that day's row and every
+    /// later row of the key, so each span from one of the batch's days to its next gets
+    /// the batch's totals up to that day. Most batches hold one day per key: one span,
+    /// from that day on (rows after it exist only when records arrive late).
+    spans: Vec<Span>,
+}
+
+/// Totals to add to one key's running rows of the days in `[from, to)`.
+struct Span {
+    key_id: i64,
+    from: i64,
+    to: i64,
+    totals: Totals,
+}
+
+impl KeyRunning {
+    fn of(records: &[UsageRecord]) -> KeyRunning {
+        let mut days: BTreeMap<(i64, i64), (i64, Totals)> = BTreeMap::new();
+        for record in records {
+            let day = record.created_at.div_euclid(DAY_MS) * DAY_MS;
+            let (_, totals) = days
+                .entry((record.key_id, day))
+                .or_insert_with(|| (record.user_id, Totals::default()));
+            totals.add(record);
+        }
+        let seeds = days
+            .iter()
+            .map(|((key_id, day), (user_id, _))| [*key_id, *day, *user_id])
+            .collect();
+        let mut spans: Vec<Span> = Vec::new();
+        let mut days = days.into_iter().peekable();
+        while let Some(((key_id, from), (_, mut totals))) = days.next() {
+            let to = match days.peek() {
+                Some(((next_key, next_day), _)) if *next_key == key_id => *next_day,
+                _ => i64::MAX,
+            };
+            if let Some(earlier) = spans.last().filter(|span| span.key_id == key_id) {
+                totals.merge(&earlier.totals);
+            }
+            spans.push(Span {
+                key_id,
+                from,
+                to,
+                totals,
+            });
+        }
+        KeyRunning { seeds, spans }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,7 +340,7 @@ enum Table {
 }
 
 impl Table {
-    const ALL: [Table; ROLLUP_TABLES] =
+    const ALL: [Table; ADDITIVE_TABLES] =
         [Table::Owners, Table::Global, Table::Daily, Table::UserDaily];
 
     fn name(self) -> &'static str {
@@ -285,21 +417,17 @@ fn upsert_sql(backend: Backend, table: Table, rows: usize) -> &'static str {
 /// dialects run. Sums are never negative. Money cannot reach the cap in a per-key row
 /// (a key's whole spend is bounded by `MAX_AMOUNT`), only a global row could, after
 /// $9.2 billion in one hour on one model and channel (found by the ledger simulation,
-/// seed 1, step 206, on PostgreSQL).
-fn saturating_sum(column: &str, table: &str) -> String {
+/// seed 1, step 206, on PostgreSQL). A running row is a per-key row too: its difference
+/// of two rows is exact as long as neither saturated.
+fn saturating_sum(column: &str, stored: &str, added: &str) -> String {
     format!(
-        "{column} = CASE WHEN {table}.{column} > {max} - excluded.{column} THEN {max} \
-         ELSE {table}.{column} + excluded.{column} END",
+        "{column} = CASE WHEN {stored} > {max} - {added} THEN {max} ELSE {stored} + {added} END",
         max = i64::MAX
     )
 }
 
 fn upsert_text(backend: Backend, table: Table, rows: usize) -> String {
-    let summed: Vec<String> = SUM_COLUMNS
-        .iter()
-        .map(|c| (*c).to_owned())
-        .chain((0..LATENCY_BUCKETS).map(latency_column))
-        .collect();
+    let summed = summed_columns();
     let columns: Vec<String> = table
         .keys()
         .iter()
@@ -309,7 +437,13 @@ fn upsert_text(backend: Backend, table: Table, rows: usize) -> String {
     let values = super::usage::placeholders(backend, rows, columns.len());
     let updates: Vec<String> = summed
         .iter()
-        .map(|c| saturating_sum(c, table.name()))
+        .map(|c| {
+            saturating_sum(
+                c,
+                &format!("{}.{c}", table.name()),
+                &format!("excluded.{c}"),
+            )
+        })
         .collect();
     format!(
         "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
@@ -318,6 +452,78 @@ fn upsert_text(backend: Backend, table: Table, rows: usize) -> String {
         values,
         table.keys().join(", "),
         updates.join(", ")
+    )
+}
+
+/// Creates the running rows (key, day, user) a batch adds to that do not exist yet, each
+/// from the key's previous row (zero before its first): `INSERT … SELECT … FROM (VALUES
+/// …) LEFT JOIN` the key's last row before that day, `ON CONFLICT DO NOTHING`. Rows from
+/// one statement do not see each other, and need not: a row seeded before another of the
+/// same batch holds the same totals as the row before both.
+fn seed_sql(backend: Backend, rows: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<[Vec<String>; 2]> = std::sync::LazyLock::new(|| {
+        [Backend::Sqlite, Backend::Postgres].map(|backend| {
+            super::usage::INSERT_ROW_COUNTS
+                .iter()
+                .map(|rows| seed_text(backend, *rows))
+                .collect()
+        })
+    });
+    let index = super::usage::INSERT_ROW_COUNTS
+        .iter()
+        .position(|n| *n == rows)
+        .expect("a size from INSERT_ROW_COUNTS");
+    &SQL[usize::from(backend == Backend::Postgres)][index]
+}
+
+fn seed_text(backend: Backend, rows: usize) -> String {
+    let summed = summed_columns();
+    let previous: Vec<String> = summed
+        .iter()
+        .map(|c| format!("COALESCE(previous.{c}, 0)"))
+        .collect();
+    // `WHERE true`: SQLite reads `ON CONFLICT` after a join as the join's constraint
+    // otherwise (its documented parsing ambiguity of `INSERT … SELECT` upserts).
+    format!(
+        "INSERT INTO {RUNNING_TABLE} (key_id, day, user_id, {}) \
+         SELECT batch.column1, batch.column2, batch.column3, {} \
+         FROM (VALUES {}) AS batch \
+         LEFT JOIN {RUNNING_TABLE} AS previous ON previous.key_id = batch.column1 \
+         AND previous.day = (SELECT MAX(earlier.day) FROM {RUNNING_TABLE} AS earlier \
+         WHERE earlier.key_id = batch.column1 AND earlier.day < batch.column2) \
+         WHERE true ON CONFLICT (key_id, day) DO NOTHING",
+        summed.join(", "),
+        previous.join(", "),
+        super::usage::placeholders(backend, rows, 3),
+    )
+}
+
+/// Adds one span's totals to its key's running rows of the days in `[from, to)`:
+/// `UPDATE … FROM (VALUES (key, from, to, totals…))`, each total bound once. One
+/// statement per key and span, in key order, so concurrent writers lock a key's rows in
+/// the same order.
+fn add_sql(backend: Backend) -> &'static str {
+    static SQL: std::sync::LazyLock<[String; 2]> =
+        std::sync::LazyLock::new(|| [Backend::Sqlite, Backend::Postgres].map(add_text));
+    &SQL[usize::from(backend == Backend::Postgres)]
+}
+
+fn add_text(backend: Backend) -> String {
+    let summed = summed_columns();
+    let updates: Vec<String> = summed
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            let added = format!("span.column{}", n + 4);
+            saturating_sum(c, &format!("{RUNNING_TABLE}.{c}"), &added)
+        })
+        .collect();
+    format!(
+        "UPDATE {RUNNING_TABLE} SET {} FROM (VALUES {}) AS span \
+         WHERE {RUNNING_TABLE}.key_id = span.column1 AND {RUNNING_TABLE}.day >= span.column2 \
+         AND {RUNNING_TABLE}.day < span.column3",
+        updates.join(", "),
+        super::usage::placeholders(backend, 1, 3 + summed.len()),
     )
 }
 
@@ -335,16 +541,23 @@ impl Store {
         Ok(Nanos(cost))
     }
 
-    /// Σ cost of each rollup table (per owner, global, per key daily, per user daily);
-    /// each equals Σ cost of the records ever written.
+    /// Σ cost of each rollup table (per owner, global, per key daily, per user daily, and
+    /// the last running row of every key); each equals Σ cost of the records ever written.
     pub async fn rollup_table_costs(&self) -> StoreResult<[Nanos; ROLLUP_TABLES]> {
-        let mut costs = [Nanos::ZERO; ROLLUP_TABLES];
-        for (cost, table) in costs.iter_mut().zip(Table::ALL) {
-            let sql = format!(
+        let additive = Table::ALL.map(|table| {
+            format!(
                 "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM {}",
                 table.name()
-            );
-            *cost = Nanos(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?);
+            )
+        });
+        let running = format!(
+            "SELECT CAST(COALESCE(SUM(cost_nano), 0) AS BIGINT) FROM {RUNNING_TABLE} AS last \
+             WHERE last.day = (SELECT MAX(later.day) FROM {RUNNING_TABLE} AS later \
+             WHERE later.key_id = last.key_id)"
+        );
+        let mut costs = [Nanos::ZERO; ROLLUP_TABLES];
+        for (cost, sql) in costs.iter_mut().zip(additive.iter().chain([&running])) {
+            *cost = Nanos(sqlx::query_scalar(sql).fetch_one(&self.pool).await?);
         }
         Ok(costs)
     }
@@ -461,6 +674,114 @@ mod tests {
             .unwrap();
         sqlx::query(backfill).execute(&store.pool).await.unwrap();
         assert_eq!(user_daily_rows(&store).await, written);
+    }
+
+    /// Every running row: key, day, user, then every summed column.
+    async fn running_rows(store: &Store) -> Vec<Vec<i64>> {
+        use sqlx::Row;
+        let summed = summed_columns();
+        let read = format!(
+            "SELECT key_id, day, user_id, {} FROM {RUNNING_TABLE} ORDER BY key_id, day",
+            summed.join(", ")
+        );
+        let rows = sqlx::query(&read).fetch_all(&store.pool).await.unwrap();
+        rows.iter()
+            .map(|row| (0..3 + summed.len()).map(|i| row.get(i)).collect())
+            .collect()
+    }
+
+    /// The running rows the writer keeps from batches in any time order (late records
+    /// landing before, between and after a key's rows; batches spanning several days)
+    /// are the running sums of the per-key daily rows, which migration 0025's backfill
+    /// builds, column for column.
+    #[tokio::test]
+    async fn running_totals_written_out_of_order_equal_the_backfill() {
+        let (store, _dir) = crate::store::test_support::temp_store().await;
+        let records: Vec<UsageRecord> = (0..120_i64)
+            .map(|n| UsageRecord {
+                request_id: format!("r{n}"),
+                user_id: n % 2 + 1,
+                key_id: n % 4 + 1,
+                prompt_tokens: n as u64,
+                completion_tokens: 3 * n as u64,
+                cost: Nanos(1_000 + 7 * n),
+                status: if n % 6 == 0 { 429 } else { 200 },
+                latency_ms: (n * 991 % 70_000) as u64,
+                created_at: 20_000 * DAY_MS + n * 7 * HOUR_MS,
+                ..Default::default()
+            })
+            .collect();
+        let batches: Vec<&[UsageRecord]> = records.chunks(9).collect();
+        for n in [5, 0, 13, 2, 7, 1, 12, 3, 11, 4, 10, 6, 9, 8] {
+            store
+                .write_usage_batch(batches[n], super::super::BatchAttempt::First)
+                .await
+                .unwrap();
+        }
+        let written = running_rows(&store).await;
+        let key_days: std::collections::BTreeSet<(i64, i64)> = records
+            .iter()
+            .map(|r| (r.key_id, r.created_at.div_euclid(DAY_MS)))
+            .collect();
+        assert_eq!(
+            written.len(),
+            key_days.len(),
+            "one row per key and day used"
+        );
+        let last_costs: i64 = written
+            .iter()
+            .zip(written.iter().skip(1).map(Some).chain([None]))
+            .filter(|(row, next)| next.is_none_or(|next| next[0] != row[0]))
+            .map(|(row, _)| row[3 + 8])
+            .sum();
+        let record_costs: i64 = records.iter().map(|r| r.cost.0).sum();
+        assert_eq!(
+            last_costs, record_costs,
+            "Σ of each key's last row = Σ records"
+        );
+
+        let migration = include_str!("../../migrations/sqlite/0025_usage_rollups_key_running.sql");
+        let backfill = &migration[migration.find("INSERT INTO").unwrap()..];
+        sqlx::query(&format!("DELETE FROM {RUNNING_TABLE}"))
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query(backfill).execute(&store.pool).await.unwrap();
+        assert_eq!(running_rows(&store).await, written);
+    }
+
+    #[test]
+    fn a_batch_adds_each_days_totals_to_that_day_and_every_later_one() {
+        let record = |key_id, day: i64, cost| UsageRecord {
+            key_id,
+            user_id: 7,
+            cost: Nanos(cost),
+            created_at: day * DAY_MS + 5,
+            ..Default::default()
+        };
+        let running = KeyRunning::of(&[
+            record(2, 10, 1),
+            record(1, 12, 20),
+            record(2, 12, 300),
+            record(2, 10, 4_000),
+        ]);
+        let seeds: Vec<[i64; 3]> = [(1, 12), (2, 10), (2, 12)]
+            .map(|(key, day)| [key, day * DAY_MS, 7])
+            .to_vec();
+        assert_eq!(running.seeds, seeds);
+        let spans: Vec<(i64, i64, i64, i64, i64)> = running
+            .spans
+            .iter()
+            .map(|s| (s.key_id, s.from, s.to, s.totals.sums[0], s.totals.sums[8]))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (1, 12 * DAY_MS, i64::MAX, 1, 20),
+                (2, 10 * DAY_MS, 12 * DAY_MS, 2, 4_001),
+                (2, 12 * DAY_MS, i64::MAX, 3, 4_301),
+            ]
+        );
     }
 
     #[test]

@@ -48,6 +48,15 @@ pub enum GroupBy {
     Key,
 }
 
+/// The summed columns an aggregate reads, before the latency buckets (`Summed`'s order).
+const AGGREGATED_COLUMNS: [&str; 5] = [
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_nano",
+];
+
 /// Where aggregates are read from: rollups for whole hours, records for the parts of
 /// hours at the edges of a range that does not start or end on the hour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +65,9 @@ enum Source {
     OwnerRollups,
     /// Everyone together (`usage_rollups_global`): no user or key filter or group.
     GlobalRollups,
-    /// Per key and day (`usage_rollups_daily`): grouped by key over whole days, with no
-    /// other filter.
-    KeyDailyRollups,
+    /// Running totals per key (`usage_rollups_key_running`): grouped by key over whole
+    /// days, with no other filter; two rows per key whatever the range.
+    KeyRunningTotals,
     /// Per user and day (`usage_rollups_user_daily`): grouped by user, or one user's days,
     /// over whole days with no other filter.
     UserDailyRollups,
@@ -70,7 +79,7 @@ impl Source {
         match self {
             Source::OwnerRollups => "usage_rollups",
             Source::GlobalRollups => "usage_rollups_global",
-            Source::KeyDailyRollups => "usage_rollups_daily",
+            Source::KeyRunningTotals => "usage_rollups_key_running",
             Source::UserDailyRollups => "usage_rollups_user_daily",
             Source::Records => "usage_records",
         }
@@ -79,7 +88,7 @@ impl Source {
     fn time_column(self) -> &'static str {
         match self {
             Source::Records => "created_at",
-            Source::KeyDailyRollups | Source::UserDailyRollups => "day",
+            Source::KeyRunningTotals | Source::UserDailyRollups => "day",
             Source::OwnerRollups | Source::GlobalRollups => "hour",
         }
     }
@@ -107,10 +116,7 @@ impl Source {
         [requests, errors]
             .into_iter()
             .map(String::from)
-            .chain(
-                ["prompt_tokens", "completion_tokens", "cost_nano"]
-                    .map(|column| format!("SUM({column})")),
-            )
+            .chain(AGGREGATED_COLUMNS[2..].iter().map(|c| format!("SUM({c})")))
             .chain(latency)
             .map(|sum| format!("CAST(COALESCE({sum}, 0) AS BIGINT)"))
             .collect()
@@ -131,7 +137,7 @@ impl Source {
         let daily = !other_filter && whole_days && group != GroupBy::Model;
         match (filter.user_id, filter.key_id, group) {
             (None, None, GroupBy::User) if daily => Source::UserDailyRollups,
-            (None, None, GroupBy::Key) if daily => Source::KeyDailyRollups,
+            (None, None, GroupBy::Key) if daily => Source::KeyRunningTotals,
             (Some(_), None, GroupBy::Day | GroupBy::User) if daily => Source::UserDailyRollups,
             (None, None, GroupBy::Day | GroupBy::Model) => Source::GlobalRollups,
             _ => Source::OwnerRollups,
@@ -268,6 +274,78 @@ fn day_string(days_since_epoch: i64) -> String {
     )
 }
 
+/// `SELECT group AS k, aggregates FROM source WHERE filter GROUP BY group`.
+fn grouped_sums<'q>(
+    source: Source,
+    filter: &UsageFilter,
+    group: GroupBy,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Sql<'q> {
+    let expression = source.group_expression(group);
+    let mut select = Sql::new(format!(
+        "SELECT {expression} AS k, {} FROM {}",
+        source.aggregates().join(", "),
+        source.table()
+    ));
+    push_dimensions(&mut select, filter);
+    push_time(&mut select, source.time_column(), from, to);
+    select.push(&format!(" GROUP BY {expression}"));
+    select
+}
+
+/// Totals per key over the whole days `[from, to)`, from the running totals: each key's
+/// last row before `to` minus its last row before `from` (none: zero), for the keys used
+/// in the range, in the columns of `Source::aggregates`. The keys are walked through the
+/// `(key_id, day)` index one seek at a time (neither SQLite nor PostgreSQL skips along
+/// an index by itself), then each bound is one seek: three per key ever used, whatever
+/// the range and the number of records.
+fn key_running_totals<'q>(from: Option<i64>, to: Option<i64>) -> Sql<'q> {
+    let table = Source::KeyRunningTotals.table();
+    let mut select = Sql::new(format!(
+        "WITH RECURSIVE keys(key_id) AS (SELECT MIN(key_id) FROM {table} \
+         UNION ALL SELECT (SELECT MIN(later.key_id) FROM {table} AS later \
+         WHERE later.key_id > keys.key_id) FROM keys WHERE keys.key_id IS NOT NULL), \
+         bounds AS (SELECT key_id, "
+    ));
+    push_last_day_before(&mut select, to);
+    select.push(" AS end_day, ");
+    match from {
+        Some(from) => push_last_day_before(&mut select, Some(from)),
+        None => {
+            select.push("CAST(NULL AS BIGINT)");
+        }
+    }
+    let differences: Vec<String> = AGGREGATED_COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain((0..LATENCY_BUCKETS).map(latency_column))
+        .map(|c| format!("CAST(ending.{c} - COALESCE(starting.{c}, 0) AS BIGINT)"))
+        .collect();
+    select.push(&format!(
+        " AS start_day FROM keys WHERE key_id IS NOT NULL) \
+         SELECT bounds.key_id AS k, {} FROM bounds \
+         JOIN {table} AS ending ON ending.key_id = bounds.key_id AND ending.day = bounds.end_day \
+         LEFT JOIN {table} AS starting ON starting.key_id = bounds.key_id \
+         AND starting.day = bounds.start_day \
+         WHERE ending.requests > COALESCE(starting.requests, 0)",
+        differences.join(", ")
+    ));
+    select
+}
+
+/// The day of the key's last running row before `before` (or its last row at all).
+fn push_last_day_before(select: &mut Sql<'_>, before: Option<i64>) {
+    select.push(&format!(
+        "(SELECT MAX(r.day) FROM {} AS r WHERE r.key_id = keys.key_id",
+        Source::KeyRunningTotals.table()
+    ));
+    if let Some(before) = before {
+        select.push(" AND r.day < ").bind(before);
+    }
+    select.push(")");
+}
+
 impl Store {
     /// How many records match `filter`, counting no further than `cap`: a count of every
     /// match reads every matching record (333 ms at 1 M on SQLite), a capped one at most
@@ -337,15 +415,10 @@ impl Store {
                     .map(|(from, to)| (Source::Records, Some(*from), Some(*to))),
             );
         for (source, from, to) in parts {
-            let expression = source.group_expression(group);
-            let mut select = Sql::new(format!(
-                "SELECT {expression} AS k, {} FROM {}",
-                source.aggregates().join(", "),
-                source.table()
-            ));
-            push_dimensions(&mut select, filter);
-            push_time(&mut select, source.time_column(), from, to);
-            select.push(&format!(" GROUP BY {expression}"));
+            let select = match source {
+                Source::KeyRunningTotals => key_running_totals(from, to),
+                _ => grouped_sums(source, filter, group, from, to),
+            };
             for row in select.fetch_all(&self.pool).await? {
                 groups
                     .entry(group_key(&row, group)?)
@@ -426,7 +499,7 @@ mod tests {
         };
         let cases = [
             (&days, GroupBy::User, Source::UserDailyRollups),
-            (&days, GroupBy::Key, Source::KeyDailyRollups),
+            (&days, GroupBy::Key, Source::KeyRunningTotals),
             (&days, GroupBy::Day, Source::GlobalRollups),
             (&days, GroupBy::Model, Source::GlobalRollups),
             (&user, GroupBy::Day, Source::UserDailyRollups),

@@ -128,8 +128,8 @@ async fn assert_sums_agree(store: &Store) {
     assert!(records > Nanos::ZERO);
     assert_eq!(
         store.rollup_table_costs().await.unwrap(),
-        [records; 4],
-        "Σ rollups = Σ records, in every rollup table"
+        [records; 5],
+        "Σ rollups = Σ records, in every rollup table (running totals: each key's last row)"
     );
 }
 
@@ -207,23 +207,53 @@ async fn summaries_equal_the_computation_over_raw_records() {
         let start = 20_000 * DAY + 5 * HOUR + 123;
         let records: Vec<UsageRecord> = (0..600)
             .map(|n| record(n, n % 3 + 1, n % 5 + 1, start + n * 431_117))
+            .chain(
+                // A key used on the first and third days only.
+                [
+                    (1_000, 0),
+                    (1_001, 1),
+                    (1_002, 2 * DAY),
+                    (1_003, 2 * DAY + 1),
+                ]
+                .map(|(n, at)| record(n, 1, 9, start + at)),
+            )
             .collect();
-        for batch in records.chunks(97) {
+        // Out of time order: every other batch first, then the rest newest first, so a
+        // key's running totals get records of days before, between and after its rows.
+        let batches: Vec<&[UsageRecord]> = records.chunks(97).collect();
+        let (even, odd): (Vec<_>, Vec<_>) =
+            batches.iter().enumerate().partition(|(n, _)| n % 2 == 0);
+        for (_, batch) in even.into_iter().chain(odd.into_iter().rev()) {
             store
                 .write_usage_batch(batch, BatchAttempt::First)
                 .await
                 .unwrap();
         }
+        assert_sums_agree(&store).await;
         let unaligned_from = start + 7 * HOUR + 1_234;
         let unaligned_to = start + 50 * HOUR + 77;
         let first_day = start - start % DAY;
         let filters = [
             UsageFilter::default(),
-            // Whole days: grouped by user or key, read from the daily rollups (per user,
-            // per key).
+            // Whole days: grouped by user from the per-user daily rollups, by key from the
+            // running totals per key (from and to, from only, to only, a day before any
+            // record; key 9 has none on the second day).
             UsageFilter {
                 from: Some(first_day + DAY),
                 to: Some(first_day + 3 * DAY),
+                ..UsageFilter::default()
+            },
+            UsageFilter {
+                from: Some(first_day + DAY),
+                ..UsageFilter::default()
+            },
+            UsageFilter {
+                to: Some(first_day + 2 * DAY),
+                ..UsageFilter::default()
+            },
+            UsageFilter {
+                from: Some(first_day - DAY),
+                to: Some(first_day),
                 ..UsageFilter::default()
             },
             // One user's days: by day or user from the per-user daily rollups.
@@ -348,7 +378,7 @@ async fn the_retention_purge_deletes_old_records_and_keeps_rollups() {
             before
         );
         let total = records.iter().fold(Nanos::ZERO, |sum, r| sum + r.cost);
-        assert_eq!(store.rollup_table_costs().await.unwrap(), [total; 4]);
+        assert_eq!(store.rollup_table_costs().await.unwrap(), [total; 5]);
         assert_eq!(store.recomputed_balance(user.id).await.unwrap(), balance);
         h.shutdown().await;
     }
