@@ -25,7 +25,10 @@ pub struct CompletionView<'a> {
     pub choices: Option<usize>,
     /// Embeddings answer with `data` instead of `choices` (its JSON).
     pub data: Option<&'a [u8]>,
-    pub usage: Option<WireUsage>,
+    /// A `usage` member that is not null was read.
+    pub has_usage: bool,
+    /// What it says, when it says anything (`WireUsage::counts`).
+    usage: Option<TokenCounts>,
     /// An in-band error (its JSON).
     pub error: Option<&'a [u8]>,
     /// OpenAI: the tier that served the request (`default`, `priority`, `flex`…), which
@@ -64,7 +67,11 @@ impl<'a> CompletionView<'a> {
                     self.choices = Some(count);
                 }
             }
-            b"usage" => self.usage = usage(reader)?,
+            b"usage" => {
+                let usage = usage(reader)?;
+                self.has_usage = usage.is_some();
+                self.usage = usage.as_ref().and_then(WireUsage::counts);
+            }
             b"id" => self.id = reader.optional_string()?,
             b"model" => self.model = reader.optional_string()?,
             b"created" => self.created = reader.optional_i64()?,
@@ -112,15 +119,12 @@ impl<'a> CompletionView<'a> {
 
     /// Usage wherever this upstream put it.
     pub fn usage_counts(&self) -> Option<TokenCounts> {
-        self.usage
-            .as_ref()
-            .and_then(WireUsage::counts)
-            .or(self.choice_usage)
+        self.usage.or(self.choice_usage)
     }
 
     /// A usage-only chunk: `choices` present and empty.
     pub fn is_usage_only(&self) -> bool {
-        self.choices == Some(0) && self.usage.is_some()
+        self.choices == Some(0) && self.has_usage
     }
 
     pub fn has_finish_reason(&self) -> bool {
@@ -306,6 +310,96 @@ mod tests {
                 ..Default::default()
             })
         );
+    }
+
+    /// What metering reads of a chunk, worked out from `serde_json::Value` instead.
+    fn read_through_value(json: &[u8]) -> (String, bool, bool, Option<TokenCounts>) {
+        let value: serde_json::Value = serde_json::from_slice(json).unwrap();
+        let choices = value["choices"].as_array().cloned().unwrap_or_default();
+        let mut text = String::new();
+        let mut finished = false;
+        let mut choice_usage = None;
+        for choice in &choices {
+            text.extend(choice["text"].as_str());
+            for message in [&choice["delta"], &choice["message"]] {
+                text.extend(message["content"].as_str());
+                text.extend(message["reasoning_content"].as_str());
+                if !message["tool_calls"].is_null() {
+                    text.push_str(&message["tool_calls"].to_string());
+                }
+            }
+            finished |= !choice["finish_reason"].is_null();
+            let usage = serde_json::from_value::<WireUsage>(choice["usage"].clone());
+            choice_usage = choice_usage.or(usage.ok().and_then(|u| u.counts()));
+        }
+        let usage = serde_json::from_value::<Option<WireUsage>>(value["usage"].clone()).unwrap();
+        let usage_only = value["choices"].as_array().is_some_and(Vec::is_empty) && usage.is_some();
+        let counts = usage.and_then(|u| u.counts()).or(choice_usage);
+        (text, finished, usage_only, counts)
+    }
+
+    #[test]
+    fn reads_what_a_full_parse_reads_in_every_dialect() {
+        let chunks: &[&[u8]] = &[
+            br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            br#"{"id":"c","choices":[{"index":0,"delta":{"content":"caf\u00e9 \"quoted\"\n"},"finish_reason":null}]}"#,
+            "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"déjà 你好 🙂\"}}]}".as_bytes(),
+            br#"{"id":"c","choices":[{"index":0,"delta":{"reasoning_content":"think","content":null},"finish_reason":null}]}"#,
+            br#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\": [1, 2.5e3, true]}"}}]},"finish_reason":"tool_calls"}]}"#,
+            br#"{"id":"c","choices":[],"usage":{"prompt_tokens":18,"completion_tokens":20,"total_tokens":38,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":0}}}"#,
+            br#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11,"cached_tokens":2}}]}"#,
+            br#"{"id":"c","choices":[],"usage":{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_cache_hit_tokens":60,"prompt_cache_miss_tokens":40}}"#,
+            br#"{"id":"c","object":"text_completion","choices":[{"text":"legacy","index":0,"logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+            br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"whole answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5},"service_tier":"default"}"#,
+            br#" { "id" : "c" , "choices" : [ { "index" : 0 , "delta" : { "content" : "spaced" } , "finish_reason" : null } ] } "#,
+            br#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"},"finish_reason":"stop"}]}"#,
+        ];
+        for json in chunks {
+            let view = CompletionView::parse(json).unwrap();
+            let mut text = String::new();
+            view.for_each_text(|t| text.push_str(t));
+            let read = (
+                text,
+                view.has_finish_reason(),
+                view.is_usage_only(),
+                view.usage_counts(),
+            );
+            assert_eq!(
+                read,
+                read_through_value(json),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
+    }
+
+    #[test]
+    fn a_chunk_that_is_not_json_or_not_a_completion_is_unreadable() {
+        let unreadable: &[&[u8]] = &[
+            b"",
+            b"not json",
+            br#"{"choices":[{"delta":{"content":"cut"#,
+            br#"{"choices":[]}trailing"#,
+            br#"{"choices":{}}"#,
+            br#"{"choices":["a"]}"#,
+            br#"{"created":"1"}"#,
+            br#"{"created":1.5}"#,
+            br#"{"id":7}"#,
+            br#"{"choices":[{"delta":{"content":5}}]}"#,
+            br#"{"choices":[{"finish_reason":true}]}"#,
+            br#"{"usage":{"prompt_tokens":-1}}"#,
+            br#"{"choices":[{"delta":{"content":"bad \x escape"}}]}"#,
+            b"{\"choices\":[{\"delta\":{\"content\":\"raw\ncontrol\"}}]}",
+            b"{\"id\":\"\xff\"}",
+            b"[]",
+        ];
+        for json in unreadable {
+            assert!(
+                CompletionView::parse(json).is_err(),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
     }
 
     #[test]
