@@ -94,13 +94,10 @@ impl App {
         use tower::ServiceExt;
         match relayed::RelayedRoute::of(request.method(), request.uri().path()) {
             Some(route) => {
-                let fast = self.relayed.clone();
-                // Boxed: the relay's future is several KB, and hyper moves the future a
-                // service returns a few times; inline, those moves cost ~45,000
-                // instructions of memcpy a request (bench/RESULTS.md, addendum 12).
-                Either::Left(Box::pin(
-                    async move { fast.serve(route, request, peer).await },
-                ))
+                // Boxed: hyper moves the future a service returns a few times, and each
+                // move is a copy (bench/RESULTS.md, addendum 12); the handler's own,
+                // larger future is boxed apart (`RelayedRoute::answer`).
+                Either::Left(Box::pin(self.relayed.clone().serve(route, request, peer)))
             }
             None => {
                 request

@@ -25,12 +25,12 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::api_key::api_key;
-use super::openai::{ClientIp, pinned_channel};
-use super::relayed::{BodyRejection, RelayedRequest};
+use super::openai::ClientIp;
+use super::relayed::{BodyRejection, RelayedRequest, RequestOrigin};
 use crate::protocol::anthropic::TranslateError;
 use crate::protocol::anthropic::inbound::{InboundRequest, message_from_openai, request_to_openai};
 use crate::protocol::openai::operation::Operation;
-use crate::relay::{Credential, RelayCall, RelayError, RelayReply};
+use crate::relay::{Credential, RelayError, RelayReply};
 pub use error::AnthropicError;
 
 pub fn routes() -> Router<AppState> {
@@ -72,14 +72,9 @@ fn invalid(error: TranslateError) -> AnthropicError {
 /// Anthropic SDKs read the request id from `request-id` (e.g. `message._request_id`), so
 /// the gateway's id is given under that name too, on answers and errors alike.
 pub(super) async fn messages(state: AppState, request: RelayedRequest) -> Response {
-    let RelayedRequest {
-        request_id,
-        client,
-        headers,
-        body,
-    } = request;
-    let id = http::HeaderValue::from_str(&request_id).ok();
-    let mut response = relay_message(state, request_id, client, headers, body)
+    let RelayedRequest { origin, body } = request;
+    let id = http::HeaderValue::from_str(&origin.request_id).ok();
+    let mut response = relay_message(state, origin, body)
         .await
         .unwrap_or_else(IntoResponse::into_response);
     if let Some(id) = id {
@@ -90,12 +85,10 @@ pub(super) async fn messages(state: AppState, request: RelayedRequest) -> Respon
 
 async fn relay_message(
     state: AppState,
-    request_id: String,
-    client: ClientIp,
-    headers: HeaderMap,
+    origin: RequestOrigin,
     body: Result<Bytes, BodyRejection>,
 ) -> Result<Response, AnthropicError> {
-    let (key, translated) = translate(&state, &client, &headers, body).await?;
+    let (key, translated) = translate(&state, &origin.client, &origin.headers, body).await?;
     let body = Bytes::from(translated.chat.to_string());
     // For `message_start`; bounded like the settlement's own estimate (`tokens`).
     let input_tokens = if translated.chat.get("stream") == Some(&Value::Bool(true)) {
@@ -103,14 +96,7 @@ async fn relay_message(
     } else {
         0
     };
-    let call = RelayCall {
-        pinned_channel: pinned_channel(&headers),
-        operation: Operation::Chat,
-        request_id,
-        credential: Credential::Bearer(key),
-        body,
-        client_ip: client.0,
-    };
+    let call = origin.relay_call(Operation::Chat, Credential::Bearer(key), body);
     Ok(match state.relay.relay(call).await? {
         RelayReply::Json { body, charge, .. } => {
             let message = message_from_openai(&body)

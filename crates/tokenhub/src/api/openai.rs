@@ -17,7 +17,7 @@ use super::relayed::RelayedRequest;
 use crate::catalog::Model;
 use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::operation::Operation;
-use crate::relay::{Credential, RelayCall, RelayReply};
+use crate::relay::{Credential, RelayReply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -35,25 +35,12 @@ pub fn pinned_channel(headers: &HeaderMap) -> Option<String> {
 pub(super) async fn relay(
     state: AppState,
     operation: Operation,
-    request: RelayedRequest,
+    RelayedRequest { origin, body }: RelayedRequest,
 ) -> Response {
-    // Starts after the body arrived: the client's upload speed is not gateway overhead.
-    let received = std::time::Instant::now();
-    let RelayedRequest {
-        request_id,
-        client,
-        headers,
-        body,
-    } = request;
     let answer = async {
-        let call = RelayCall {
-            pinned_channel: pinned_channel(&headers),
-            operation,
-            request_id,
-            credential: Credential::Bearer(api_key(&headers, false)),
-            body: body?,
-            client_ip: client.0,
-        };
+        let received = origin.received;
+        let credential = Credential::Bearer(api_key(&origin.headers, false));
+        let call = origin.relay_call(operation, credential, body?);
         Ok::<_, ApiError>(into_response(state.relay.relay(call).await?, received))
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)

@@ -16,12 +16,15 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::response::Response;
 use axum::routing::post;
+use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method, StatusCode};
 use hyper::body::Incoming;
 
@@ -30,15 +33,63 @@ use super::client_ip::{self, ClientIp};
 use super::request_id::{self, RequestId};
 use super::{AppState, anthropic, openai, responses};
 use crate::protocol::openai::operation::Operation;
+use crate::relay::{Credential, RelayCall};
 
-/// What a relayed route's handler takes: the request id, the client's address, the
-/// headers, and the whole body or why it could not be read (the handler decides when to
-/// say so: after authentication, for some surfaces).
+/// What a relayed route's handler takes: where the request came from, and the whole body
+/// or why it could not be read (the handler decides when to say so: after
+/// authentication, for some surfaces).
 pub struct RelayedRequest {
+    pub origin: RequestOrigin,
+    pub body: Result<Bytes, BodyRejection>,
+}
+
+impl RelayedRequest {
+    /// A request whose body has just been read (or refused): its overhead counts from now.
+    fn received(
+        request_id: String,
+        client: ClientIp,
+        headers: HeaderMap,
+        body: Result<Bytes, BodyRejection>,
+    ) -> RelayedRequest {
+        RelayedRequest {
+            origin: RequestOrigin {
+                request_id,
+                client,
+                headers,
+                received: Instant::now(),
+            },
+            body,
+        }
+    }
+}
+
+/// A relayed request but its body: what every surface builds its `RelayCall` from.
+pub struct RequestOrigin {
     pub request_id: String,
     pub client: ClientIp,
     pub headers: HeaderMap,
-    pub body: Result<Bytes, BodyRejection>,
+    /// When the body had arrived: the client's upload speed is not gateway overhead.
+    pub received: Instant,
+}
+
+impl RequestOrigin {
+    /// The relay call for this request, with the body the surface sends (as received, or
+    /// translated) and the credential it authenticated with.
+    pub fn relay_call(
+        self,
+        operation: Operation,
+        credential: Credential,
+        body: Bytes,
+    ) -> RelayCall {
+        RelayCall {
+            pinned_channel: openai::pinned_channel(&self.headers),
+            operation,
+            request_id: self.request_id,
+            credential,
+            body,
+            client_ip: self.client.0,
+        }
+    }
 }
 
 /// A body that could not be read whole, with the status and text axum gives it.
@@ -87,12 +138,7 @@ impl FromRequest<AppState> for RelayedRequest {
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(BodyRejection::from);
-        Ok(RelayedRequest {
-            request_id,
-            client,
-            headers,
-            body,
-        })
+        Ok(RelayedRequest::received(request_id, client, headers, body))
     }
 }
 
@@ -136,15 +182,20 @@ impl RelayedRoute {
             .find(|route| route.path() == path)
     }
 
-    async fn answer(self, state: AppState, request: RelayedRequest) -> Response {
+    /// The handler's future, boxed where it is made: it is several KB, and every future
+    /// that awaited it inline would copy it again each time it is moved (hyper moves the
+    /// future a service returns; bench/RESULTS.md, addenda 12 and 16).
+    fn answer(self, state: AppState, request: RelayedRequest) -> BoxFuture<'static, Response> {
         match self {
-            RelayedRoute::Chat => openai::relay(state, Operation::Chat, request).await,
+            RelayedRoute::Chat => Box::pin(openai::relay(state, Operation::Chat, request)),
             RelayedRoute::Completions => {
-                openai::relay(state, Operation::Completions, request).await
+                Box::pin(openai::relay(state, Operation::Completions, request))
             }
-            RelayedRoute::Embeddings => openai::relay(state, Operation::Embeddings, request).await,
-            RelayedRoute::Messages => anthropic::messages(state, request).await,
-            RelayedRoute::Responses => responses::create(state, request).await,
+            RelayedRoute::Embeddings => {
+                Box::pin(openai::relay(state, Operation::Embeddings, request))
+            }
+            RelayedRoute::Messages => Box::pin(anthropic::messages(state, request)),
+            RelayedRoute::Responses => Box::pin(responses::create(state, request)),
         }
     }
 }
@@ -173,9 +224,10 @@ pub struct FastPath {
 
 impl FastPath {
     /// Serves one request for `route` from the TCP peer `peer`, as `api::inbound` and
-    /// the router would.
+    /// the router would. Its future is small (the handler's is boxed apart), so hyper's
+    /// moves of it copy little.
     pub async fn serve(
-        &self,
+        self: Arc<Self>,
         route: RelayedRoute,
         request: http::Request<Incoming>,
         peer: SocketAddr,
@@ -199,12 +251,7 @@ impl FastPath {
                 }
             }
         };
-        let request = RelayedRequest {
-            request_id,
-            client,
-            headers: parts.headers,
-            body,
-        };
+        let request = RelayedRequest::received(request_id, client, parts.headers, body);
         let answer =
             super::answer_even_if_it_panics(route.answer(self.state.clone(), request)).await;
         super::finish(&self.state.cors, answer, allowed_origin, id_header)
@@ -242,5 +289,23 @@ mod tests {
         ] {
             assert_eq!(RelayedRoute::of(&Method::POST, path), None, "{path}");
         }
+    }
+}
+
+#[cfg(test)]
+mod future_size_tests {
+    use super::*;
+
+    fn future_size<A, B, C, D, F>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// What hyper holds and moves per request stays small: the handlers' futures (each
+    /// several KB) live in their own boxes.
+    #[test]
+    fn the_fast_paths_future_is_small() {
+        let serve = future_size(FastPath::serve);
+        eprintln!("FastPath::serve's future: {serve} bytes");
+        assert!(serve < 2048, "FastPath::serve's future is {serve} bytes");
     }
 }

@@ -47,7 +47,7 @@ use crate::protocol::responses::items::conversation;
 use crate::protocol::responses::{
     self, Frame, TranslateError, request_to_chat, response_from_chat,
 };
-use crate::relay::{Credential, RelayCall, RelayReply};
+use crate::relay::{Credential, RelayReply};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -67,14 +67,9 @@ pub(super) async fn create(state: AppState, request: RelayedRequest) -> Response
 }
 
 async fn create_response(state: AppState, request: RelayedRequest) -> Result<Response, ApiError> {
-    let RelayedRequest {
-        request_id,
-        client,
-        headers,
-        body,
-    } = request;
+    let RelayedRequest { origin, body } = request;
     // Before the body: a caller without a valid key learns nothing about its request.
-    let caller = ApiCaller::<false>::authenticate(&state, &headers, client.0).await?;
+    let caller = ApiCaller::<false>::authenticate(&state, &origin.headers, origin.client.0).await?;
     let (raw, request) = json_body(body)?;
     let previous_id = responses::previous_response_id(&request);
     let previous = match previous_id {
@@ -85,7 +80,7 @@ async fn create_response(state: AppState, request: RelayedRequest) -> Result<Res
         ),
         None => None,
     };
-    let pinned = pinned_channel(&headers);
+    let pinned = pinned_channel(&origin.headers);
     let model = request["model"].as_str().unwrap_or_default();
     let natively = native::served_natively(&caller.catalog, model, pinned.as_deref());
     let keeper = responses::stores(&request).then(|| keeper(&state, &caller.key, &request));
@@ -93,14 +88,8 @@ async fn create_response(state: AppState, request: RelayedRequest) -> Result<Res
         Some(stored) if stored.head.native && !natively => return Err(native::not_continuable()),
         Some(stored) if !stored.head.native => {}
         _ if natively => {
-            let call = RelayCall {
-                pinned_channel: pinned,
-                operation: Operation::Responses,
-                request_id,
-                credential: Credential::Bearer(caller.token),
-                body: raw,
-                client_ip: caller.client_ip,
-            };
+            let call =
+                origin.relay_call(Operation::Responses, Credential::Bearer(caller.token), raw);
             return native::relay(&state, call, keeper).await;
         }
         _ => {}
@@ -111,14 +100,11 @@ async fn create_response(state: AppState, request: RelayedRequest) -> Result<Res
     };
     let translation = request_to_chat(&request, &history).map_err(invalid)?;
     let frame = Frame::new(new_response_id(), unix_seconds(), &request);
-    let call = RelayCall {
-        pinned_channel: pinned,
-        operation: Operation::Chat,
-        request_id,
-        credential: Credential::Bearer(caller.token),
-        body: Bytes::from(translation.chat.to_string()),
-        client_ip: caller.client_ip,
-    };
+    let call = origin.relay_call(
+        Operation::Chat,
+        Credential::Bearer(caller.token),
+        Bytes::from(translation.chat.to_string()),
+    );
     Ok(match state.relay.relay(call).await? {
         RelayReply::Json { body, charge, .. } => {
             let response = response_from_chat(&frame, &body).map_err(|e| {

@@ -334,7 +334,11 @@ impl MeteredStream {
 /// no `usage` member at all then. Only the compact form OpenAI writes is recognised.
 fn without_null_usage(raw: Bytes) -> Bytes {
     const NULL_USAGE: &[u8] = br#","usage":null"#;
-    match memchr::memmem::find(&raw, NULL_USAGE) {
+    // Built once: building a searcher per event cost more than the search (~900
+    // instructions an event; bench/RESULTS.md, addendum 16).
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(NULL_USAGE));
+    match FINDER.find(&raw) {
         None => raw,
         Some(at) => {
             let mut edited = Vec::with_capacity(raw.len() - NULL_USAGE.len());
