@@ -155,24 +155,7 @@ impl BatchRollups {
         })
     }
 
-    /// The upsert statements of this batch, in the order `bind` binds them.
-    pub fn statements(&self, backend: Backend) -> Vec<&'static str> {
-        self.chunks()
-            .map(|(table, rows)| upsert_sql(backend, table, rows.len()))
-            .collect()
-    }
-
-    /// Binds every row of every statement of `statements`, in order.
-    pub fn bind<'q>(&'q self, mut query: AnyQuery<'q>) -> AnyQuery<'q> {
-        for (_, rows) in &self.tables {
-            for (key, totals) in rows {
-                query = bind_row(query, key, totals);
-            }
-        }
-        query
-    }
-
-    /// One query per statement, for PostgreSQL (one statement per query).
+    /// One query per statement, each text from a fixed set (prepared once per connection).
     pub fn queries(&self, backend: Backend) -> Vec<AnyQuery<'_>> {
         self.chunks()
             .map(|(table, rows)| {
