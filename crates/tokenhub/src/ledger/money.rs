@@ -497,7 +497,7 @@ mod tests {
         }
         for zeros in 0..18 {
             let power = 10_i64.pow(zeros);
-            for amount in [power, 3 * power, -7 * power, 123 * power / 10] {
+            for amount in [power, 3 * power, -7 * power, power / 10 * 123] {
                 assert_eq!(Nanos(amount).to_usd_string(), spelled(amount), "{amount}");
             }
         }
