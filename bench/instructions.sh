@@ -31,8 +31,14 @@ TARGETS=${INSTR_TARGETS:-floor gateway}
 OUT=${INSTR_OUT:-$ROOT/bench/results/instructions}
 TOP=${INSTR_TOP:-40}
 
-log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+# Everything runs ~50x slower under callgrind: start-up too.
+STARTUP_TIMEOUT_S=300
+LOG_TAG=instructions
+TMP=$(mktemp -d /tmp/tokenhub-instructions.XXXXXX)
+KEEP_TMP=0
+EXTRA_PIDS=()
+# shellcheck source=../scripts/lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
 
 command -v valgrind >/dev/null || die "valgrind is not installed"
 if [[ ${INSTR_SKIP_BUILD:-0} != 1 ]]; then
@@ -40,48 +46,24 @@ if [[ ${INSTR_SKIP_BUILD:-0} != 1 ]]; then
     nice -n 15 cargo build --release -p tokenhub -p mock-upstream -p floor-proxy >&2
 fi
 
-WORK=$(mktemp -d /tmp/tokenhub-instructions.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 # Private copies: a concurrent cargo build cannot swap a binary mid-run.
-mkdir -p "$WORK/bin" "$OUT"
+mkdir -p "$TMP/bin" "$OUT"
 for b in tokenhub mock-upstream floor-proxy load-probe; do
     [[ -x $BIN/$b ]] || die "$BIN/$b is missing: build it or unset INSTR_SKIP_BUILD"
-    cp "$BIN/$b" "$WORK/bin/"
+    cp "$BIN/$b" "$TMP/bin/"
 done
-BIN=$WORK/bin
+BIN_DIR=$TMP/bin
 
-# wait_line FILE REGEX SECONDS PID: print the first match of REGEX in FILE.
-wait_line() {
-    local file=$1 re=$2 deadline=$((SECONDS + $3)) pid=$4 line
-    while ((SECONDS < deadline)); do
-        line=$(grep -m1 -oE "$re" "$file" 2>/dev/null || true)
-        [[ -n $line ]] && { echo "$line"; return 0; }
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "process $pid died"; }
-        sleep 0.1
-    done
-    cat "$file" >&2
-    die "timed out waiting for /$re/ in $file"
-}
+start_mock
+MOCK=$MOCK_BASE_URL
 
-"$BIN/mock-upstream" --listen 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
-PIDS+=($!)
-MOCK=$(wait_line "$WORK/mock.out" 'http://127\.0\.0\.1:[0-9]+' 20 $!)
-
-export TOKENHUB_DATABASE_URL="sqlite://$WORK/instructions.db"
+export TOKENHUB_DATABASE_URL="sqlite://$TMP/instructions.db"
 export TOKENHUB_ROOT_PASSWORD=instructions-root-password
-unset TOKENHUB_LOG TOKENHUB_LOG_FORMAT TOKENHUB_CONFIG
-cat >"$WORK/tokenhub.toml" <<EOF
+export TOKENHUB_CONFIG=$TMP/tokenhub.toml
+# Start-up's database waits run under callgrind too.
+export TOKENHUB_DATABASE_ACQUIRE_TIMEOUT_MS=120000
+unset TOKENHUB_LOG TOKENHUB_LOG_FORMAT
+cat >"$TOKENHUB_CONFIG" <<EOF
 [[channels]]
 name = "instructions-mock"
 type = "openai"
@@ -96,21 +78,21 @@ context = 1000000
 input_usd_per_mtok = "1"
 output_usd_per_mtok = "2"
 EOF
-tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$BIN/tokenhub" --config "$WORK/tokenhub.toml" "$@"; }
+tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$BIN_DIR/tokenhub" "$@"; }
 tokenhub users create instructions --balance-usd 1000000 >/dev/null
 KEY=$(tokenhub keys create --user instructions --name instructions)
 [[ $KEY == sk-* ]] || die "keys create printed '$KEY'"
 
 printf '%s' '{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":64}' \
-    >"$WORK/small.json"
+    >"$TMP/small.json"
 printf '%s' '{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":64,"mock":{"chunks":20,"chunk_delay_ms":0,"reply":"w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19"}}' \
-    >"$WORK/stream.json"
+    >"$TMP/stream.json"
 
 # load URL BODY N: N requests from the fixed client; fails on any error.
 load() {
     local result
-    result=$(timeout 900 "$BIN/load-probe" --url "$1/v1/chat/completions" --key "$KEY" \
-        --body-file "$WORK/$2.json" --requests "$3" --concurrency "$CONC" --timeout-s 880)
+    result=$(timeout 900 "$BIN_DIR/load-probe" --url "$1/v1/chat/completions" --key "$KEY" \
+        --body-file "$TMP/$2.json" --requests "$3" --concurrency "$CONC" --timeout-s 880)
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(1 if r["errors"] else 0)' \
         "$result" || die "requests failed: $result"
 }
@@ -123,31 +105,29 @@ instructions() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
 
 now() { date +%s.%N; }
 
-RESULTS=$WORK/results.tsv
+RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 
 measure() { # TARGET
-    local target=$1 url pid cg=$WORK/$1.cg
+    local target=$1 url pid cg=$TMP/$1.cg
     local valgrind=(valgrind --tool=callgrind --callgrind-out-file="$cg" --dump-instr=no
         --compress-strings=no --compress-pos=no)
     case $target in
         floor)
-            "${valgrind[@]}" "$BIN/floor-proxy" --listen 127.0.0.1:0 --upstream "$MOCK" \
-                >"$WORK/floor.out" 2>"$WORK/floor.err" &
+            "${valgrind[@]}" "$BIN_DIR/floor-proxy" --listen 127.0.0.1:0 --upstream "$MOCK" \
+                >"$TMP/floor.out" 2>"$TMP/floor.err" &
             pid=$!
-            url=$(wait_line "$WORK/floor.out" 'http://127\.0\.0\.1:[0-9]+' 120 "$pid")
+            EXTRA_PIDS+=("$pid")
+            url=$(listening_url floor-proxy "$pid" "$TMP/floor.out") || exit 1
             ;;
         gateway)
-            # Everything runs ~50x slower under callgrind: start-up's database waits too.
-            TOKENHUB_DATABASE_ACQUIRE_TIMEOUT_MS=120000 TOKENHUB_LISTEN=127.0.0.1:0 \
-                "${valgrind[@]}" "$BIN/tokenhub" \
-                --config "$WORK/tokenhub.toml" serve >"$WORK/gateway.out" 2>"$WORK/gateway.err" &
-            pid=$!
-            url=$(wait_line "$WORK/gateway.err" 'http://127\.0\.0\.1:[0-9]+' 300 "$pid")
+            GATEWAY_WRAPPER=("${valgrind[@]}")
+            start_gateway
+            pid=$GATEWAY_PID
+            url=$GATEWAY_URL
             ;;
         *) die "unknown target $target" ;;
     esac
-    PIDS+=("$pid")
     log "$target under callgrind at $url (pid $pid); warming up"
     load "$url" small "$WARMUP"
     load "$url" stream "$WARMUP"

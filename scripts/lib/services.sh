@@ -2,12 +2,16 @@
 # Source it after setting TMP (a scratch directory) and STARTUP_TIMEOUT_S; it defines:
 #   build_binaries             sets BIN_DIR (debug binaries of tokenhub and mock-upstream)
 #   start_mock [ARGS...]       sets MOCK_PID, MOCK_BASE_URL
-#   start_gateway              sets GATEWAY_PID, GATEWAY_URL (env configures the gateway)
+#   start_gateway              sets GATEWAY_PID, GATEWAY_URL (env configures the gateway;
+#                              GATEWAY_WRAPPER, an array, prefixes its command, e.g. valgrind)
+#   listening_url NAME PID OUT prints the URL of a server that writes "NAME listening on URL"
+#   free_port                  prints a free loopback port
 #   stop_process PID NAME      SIGTERM, bounded wait, then SIGKILL (returns 1 if killed)
 #   dump_logs                  prints the tails of the servers' logs
 #   npm_install DIR MODULE     `npm ci` in DIR unless node_modules matches package-lock.json
 #   die MESSAGE                prints the failure and the logs, exits 1
-# and installs a trap that stops both servers at exit (removing TMP after a success).
+# and installs a trap that stops both servers, and the PIDs a script adds to EXTRA_PIDS,
+# at exit (removing TMP after a success).
 
 SHUTDOWN_TIMEOUT_S="${SHUTDOWN_TIMEOUT_S:-15}"
 
@@ -63,16 +67,19 @@ start_mock() {
   NO_COLOR=1
  "$BIN_DIR/mock-upstream" --listen 127.0.0.1:0 "$@" >"$TMP/mock.out" 2>"$TMP/mock.err" &
   MOCK_PID=$!
-  MOCK_BASE_URL=""
-  local i
+  MOCK_BASE_URL="$(listening_url mock-upstream "$MOCK_PID" "$TMP/mock.out")" || exit 1
+  log "mock-upstream at $MOCK_BASE_URL"
+}
+
+listening_url() {
+  local name="$1" pid="$2" out="$3" url="" i
   for ((i = 0; i < STARTUP_TIMEOUT_S * 10; i++)); do
-    MOCK_BASE_URL="$(sed -n 's#^mock-upstream listening on \(http://[0-9.]*:[0-9]*\).*#\1#p' "$TMP/mock.out" | head -n1)"
-    [[ -n "$MOCK_BASE_URL" ]] && break
-    kill -0 "$MOCK_PID" 2>/dev/null || die "mock-upstream exited before listening"
+    url="$(sed -n "s#^$name listening on \(http://[0-9.]*:[0-9]*\).*#\1#p" "$out" 2>/dev/null | head -n1)"
+    [[ -n "$url" ]] && { echo "$url"; return 0; }
+    kill -0 "$pid" 2>/dev/null || die "$name exited before listening"
     sleep 0.1
   done
-  [[ -n "$MOCK_BASE_URL" ]] || die "mock-upstream did not report its address within ${STARTUP_TIMEOUT_S}s"
-  log "mock-upstream at $MOCK_BASE_URL"
+  die "$name did not report its address within ${STARTUP_TIMEOUT_S}s"
 }
 
 npm_install() {
@@ -101,7 +108,8 @@ start_gateway() {
     # GATEWAY_PUBLIC_URL_IS_LISTEN=1: public_url is the gateway's own URL (links in mail).
     local public=()
     [[ "${GATEWAY_PUBLIC_URL_IS_LISTEN:-}" == 1 ]] && public=(TOKENHUB_PUBLIC_URL="http://127.0.0.1:$port")
-    env "${public[@]}" TOKENHUB_LISTEN="127.0.0.1:$port" "$BIN_DIR/tokenhub" serve >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
+    env "${public[@]}" TOKENHUB_LISTEN="127.0.0.1:$port" ${GATEWAY_WRAPPER[@]+"${GATEWAY_WRAPPER[@]}"} \
+      "$BIN_DIR/tokenhub" serve >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
     GATEWAY_PID=$!
     for ((i = 0; i < STARTUP_TIMEOUT_S * 10; i++)); do
       if [[ "$(curl -sS --max-time 2 "http://127.0.0.1:$port/healthz" 2>/dev/null || true)" == ok ]]; then
@@ -137,6 +145,8 @@ cleanup() {
   trap - EXIT INT TERM
   stop_process "${GATEWAY_PID:-}" gateway || true
   stop_process "${MOCK_PID:-}" mock-upstream || true
+  local pid
+  for pid in ${EXTRA_PIDS[@]+"${EXTRA_PIDS[@]}"}; do stop_process "$pid" "process" || true; done
   if ((status == 0 && KEEP_TMP == 0)); then
     rm -rf "$TMP"
   elif ((KEEP_TMP == 0)); then

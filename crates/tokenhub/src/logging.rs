@@ -8,12 +8,16 @@
 //! log rate), writers wait for the thread. What a `kill -9` can lose is at most the last
 //! `FLUSH_INTERVAL` of lines; a normal exit flushes everything through [`LogGuard`].
 
+use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::{RecordFields, VisitOutput};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{DefaultVisitor, FormatFields, Writer};
 
 /// How long a line may wait in the buffer before the thread writes it.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
@@ -152,6 +156,95 @@ impl<'a> MakeWriter<'a> for BatchedLog {
     }
 }
 
+/// The text format's fields without a terminal, written as `tracing_subscriber`'s default
+/// formatter writes them with ANSI off (`name=value`, space-separated): that formatter
+/// still runs every name and `=` through `nu_ansi_term` styles, three `write!` arguments
+/// per field, which was most of the settled line's 25,000 instructions per request
+/// (bench/RESULTS.md, addendum 12). Here a plain field is its static name, `=` and one
+/// `write!` of the value; the message, errors and raw (`r#`) or `log.` names go to the
+/// default visitor, which escapes and expands them.
+pub struct PlainFields;
+
+impl<'writer> FormatFields<'writer> for PlainFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = PlainVisitor {
+            writer,
+            is_empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PlainVisitor<'writer> {
+    writer: Writer<'writer>,
+    is_empty: bool,
+    result: fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    /// Writes `name=value`, or hands the field to the default visitor when it needs more.
+    fn field(
+        &mut self,
+        field: &Field,
+        value: &dyn fmt::Debug,
+        special: impl FnOnce(&mut DefaultVisitor<'_>),
+    ) {
+        if self.result.is_err() {
+            return;
+        }
+        let name = field.name();
+        if name == "message" || name.starts_with("r#") || name.starts_with("log.") {
+            let mut default = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+            special(&mut default);
+            self.result = default.finish();
+            self.is_empty &= name.starts_with("log.");
+            return;
+        }
+        if !std::mem::take(&mut self.is_empty) {
+            self.result = self.writer.write_char(' ');
+        }
+        self.result = self
+            .result
+            .and_then(|()| self.writer.write_str(name))
+            .and_then(|()| self.writer.write_char('='))
+            .and_then(|()| write!(self.writer, "{value:?}"));
+    }
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.field(field, &value, |d| d.record_i64(field, value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.field(field, &value, |d| d.record_u64(field, value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.field(field, &value, |d| d.record_bool(field, value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, &value, |d| d.record_str(field, value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.result.is_err() {
+            return;
+        }
+        let mut default = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        default.record_error(field, value);
+        self.result = default.finish();
+        self.is_empty = false;
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, value, |d| d.record_debug(field, value));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +327,64 @@ mod tests {
         }
         drop(guard);
         assert_eq!(*sink.0.lock().unwrap(), 200 * line.len());
+    }
+
+    /// The lines `tracing_subscriber` writes for a few events, with `PlainFields` or with
+    /// its default field formatter (ANSI off, no timestamps).
+    fn formatted_lines(plain: bool) -> String {
+        let sink = Collected::default();
+        let (log, guard) = batched(sink.clone());
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_writer(log);
+        let emit = || {
+            let error = std::io::Error::other("disk gone");
+            let id: Option<u64> = Some(7);
+            tracing::info!(
+                request_id = %"req-1",
+                user_id = 42_i64,
+                status = 200_u64,
+                stream = true,
+                model = "mock-gpt",
+                channel_id = ?id,
+                ttft_ms = ?None::<u64>,
+                error = ?Some("upstream said \"no\""),
+                r#type = 3,
+                "relay request settled"
+            );
+            tracing::warn!(
+                error = &error as &(dyn std::error::Error + 'static),
+                "failed: {}",
+                "\x1b[31mred"
+            );
+            tracing::error!(n = -5_i64, "{}", "first field after the message");
+            tracing::info!(only = 1_u64);
+        };
+        if plain {
+            tracing::subscriber::with_default(builder.fmt_fields(PlainFields).finish(), emit);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), emit);
+        }
+        drop(guard);
+        String::from_utf8(sink.0.lock().unwrap().concat()).unwrap()
+    }
+
+    #[test]
+    fn plain_fields_write_what_the_default_formatter_writes_without_ansi() {
+        let plain = formatted_lines(true);
+        assert_eq!(plain, formatted_lines(false));
+        assert_eq!(plain.lines().count(), 4);
+        assert!(
+            plain.contains(
+                "relay request settled request_id=req-1 user_id=42 status=200 stream=true \
+                 model=\"mock-gpt\" channel_id=Some(7) ttft_ms=None"
+            ),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("\\x1b[31mred"),
+            "the message is escaped: {plain}"
+        );
     }
 }

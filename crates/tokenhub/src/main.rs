@@ -211,13 +211,16 @@ fn init_logging(format: LogFormat) -> tokenhub::logging::LogGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let (writer, guard) = tokenhub::logging::batched(std::io::stderr());
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(terminal)
         .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text if terminal => builder.init(),
+        // The same text, without the styling machinery a file or pipe never shows.
+        LogFormat::Text => builder.fmt_fields(tokenhub::logging::PlainFields).init(),
     }
     guard
 }

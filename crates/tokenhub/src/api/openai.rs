@@ -72,7 +72,7 @@ pub fn into_response(reply: RelayReply, received: std::time::Instant) -> Respons
 
 /// `x-tokenhub-cost-usd` on a non-stream answer: the same decimal as its `usage.cost`.
 pub fn stamp_cost(response: &mut Response, charge: Option<Charge>) {
-    let value = charge.and_then(|c| http::HeaderValue::from_str(&c.header_value()).ok());
+    let value = charge.and_then(|c| http::HeaderValue::from_str(c.header_value()).ok());
     if let Some(value) = value {
         response.headers_mut().insert(COST_HEADER, value);
     }

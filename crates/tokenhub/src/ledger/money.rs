@@ -62,20 +62,85 @@ impl Nanos {
 
     /// Renders as a decimal USD string with trailing zeros removed, e.g. `"0.000276"`.
     pub fn to_usd_string(self) -> String {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        let whole = abs / NANOS_PER_USD as u64;
-        let frac = abs % NANOS_PER_USD as u64;
-        if frac == 0 {
-            return format!("{sign}{whole}");
+        self.usd().as_str().to_owned()
+    }
+
+    /// The decimal USD text of `to_usd_string`, rendered on the stack: a request's
+    /// settlement renders its cost for the answer, the cost header and the log line.
+    pub fn usd(self) -> UsdText {
+        let mut text = UsdText {
+            bytes: [0; USD_TEXT_CAPACITY],
+            len: 0,
+        };
+        if self.0 < 0 {
+            text.push(b"-");
         }
-        let frac = format!("{frac:09}");
-        format!("{sign}{whole}.{}", frac.trim_end_matches('0'))
+        let abs = self.0.unsigned_abs();
+        let per_usd = NANOS_PER_USD.unsigned_abs();
+        let mut digits = [0; 20];
+        text.push(decimal_digits(abs / per_usd, &mut digits));
+        let frac = abs % per_usd;
+        if frac != 0 {
+            let mut nine = [b'0'; 9];
+            let written = decimal_digits(frac, &mut digits);
+            nine[9 - written.len()..].copy_from_slice(written);
+            let significant = 9 - nine.iter().rev().take_while(|d| **d == b'0').count();
+            text.push(b".");
+            text.push(&nine[..significant]);
+        }
+        text
     }
 
     /// For JSON responses that must show dollars as a number (OpenAI-legacy shapes).
     pub fn as_usd_f64(self) -> f64 {
         self.0 as f64 / NANOS_PER_USD as f64
+    }
+}
+
+/// `-9223372036.854775808`, the longest amount, is 21 bytes.
+const USD_TEXT_CAPACITY: usize = 24;
+
+/// An amount's decimal USD text (`Nanos::usd`), held inline: copying it allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UsdText {
+    bytes: [u8; USD_TEXT_CAPACITY],
+    len: usize,
+}
+
+impl UsdText {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, '-' and '.' are ever pushed.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+}
+
+impl fmt::Display for UsdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for UsdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// `n` in decimal, written at the end of `buffer`; returns the digits.
+fn decimal_digits(mut n: u64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buffer[start..];
+        }
     }
 }
 
@@ -113,7 +178,7 @@ impl std::iter::Sum for Nanos {
 
 impl fmt::Display for Nanos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "${}", self.to_usd_string())
+        write!(f, "${}", self.usd())
     }
 }
 
@@ -395,6 +460,47 @@ mod tests {
         assert_eq!(Nanos(-1).to_usd_string(), "-0.000000001");
         assert_eq!(Nanos(5 * NANOS_PER_USD).to_usd_string(), "5");
         assert_eq!(Nanos(276_480).to_string(), "$0.00027648");
+        assert_eq!(Nanos(0).to_usd_string(), "0");
+        assert_eq!(Nanos(12_345).to_usd_string(), "0.000012345");
+        assert_eq!(Nanos(4_999_987_655).to_usd_string(), "4.999987655");
+        assert_eq!(Nanos(-1_500_000_000).to_usd_string(), "-1.5");
+        assert_eq!(Nanos(i64::MAX).to_usd_string(), "9223372036.854775807");
+        assert_eq!(Nanos(i64::MIN).to_usd_string(), "-9223372036.854775808");
+        assert_eq!(format!("{}", Nanos(10_000_000_000).usd()), "10");
+        assert_eq!(format!("{:?}", Nanos(1).usd()), "\"0.000000001\"");
+    }
+
+    #[test]
+    fn the_usd_text_is_the_exact_decimal_of_every_amount_tried() {
+        // Against the arithmetic spelled out with formatting, over amounts of every length
+        // and with every count of trailing zeros.
+        let spelled = |n: i64| {
+            let sign = if n < 0 { "-" } else { "" };
+            let (whole, frac) = (
+                n.unsigned_abs() / 1_000_000_000,
+                n.unsigned_abs() % 1_000_000_000,
+            );
+            let frac = format!("{frac:09}");
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() {
+                format!("{sign}{whole}")
+            } else {
+                format!("{sign}{whole}.{frac}")
+            }
+        };
+        let mut n: i64 = 1;
+        while let Some(next) = n.checked_mul(7) {
+            for amount in [n, -n, n + 1, n * 10 / 7, n - 1] {
+                assert_eq!(Nanos(amount).to_usd_string(), spelled(amount), "{amount}");
+            }
+            n = next;
+        }
+        for zeros in 0..18 {
+            let power = 10_i64.pow(zeros);
+            for amount in [power, 3 * power, -7 * power, power / 10 * 123] {
+                assert_eq!(Nanos(amount).to_usd_string(), spelled(amount), "{amount}");
+            }
+        }
     }
 
     #[test]

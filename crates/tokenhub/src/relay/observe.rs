@@ -10,6 +10,7 @@ use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use metrics::{Counter, Histogram};
 
+use crate::ledger::money::UsdText;
 use crate::store::UsageRecord;
 
 /// Models with kept handles, at most; requests for others look their metrics up each time.
@@ -63,8 +64,9 @@ fn meters(model: &str) -> Arc<ModelMeters> {
     meters
 }
 
-/// Records a settled request: metrics, then its log line.
-pub fn settled(record: &UsageRecord) {
+/// Records a settled request: metrics, then its log line (`cost_usd`: the record's cost
+/// as the answer carries it, rendered once by its `Charge`).
+pub fn settled(record: &UsageRecord, cost_usd: UsdText) {
     let meters = meters(&record.model);
     meters.requests(&record.model, record.status).increment(1);
     meters.prompt_tokens.increment(record.prompt_tokens);
@@ -91,7 +93,7 @@ pub fn settled(record: &UsageRecord) {
         explicit_cached_tokens = record.explicit_cached_tokens,
         price_tier = %record.price_tier,
         completion_tokens = record.completion_tokens,
-        cost_usd = %record.cost.to_usd_string(),
+        cost_usd = %cost_usd,
         estimated = record.estimated,
         latency_ms = record.latency_ms,
         ttft_ms = ?record.ttft_ms,

@@ -245,13 +245,10 @@ impl Settlement {
         if let Some((limits, hold)) = self.token_hold.take() {
             limits.settle(hold, counts.prompt.saturating_add(counts.completion));
         }
-        let charge = Charge {
-            cost,
-            balance: self.books.balance(record.user_id),
-        };
+        let charge = Charge::new(cost, self.books.balance(record.user_id));
         // Settled once (`self.settled`): the record is handed over, not copied.
         let record = std::mem::take(record);
-        super::observe::settled(&record);
+        super::observe::settled(&record, charge.cost_usd());
         self.writer.submit(record);
         Some(charge)
     }

@@ -238,22 +238,7 @@ impl BatchRollups {
         statements
     }
 
-    /// The statements of this batch, in the order `bind` binds them.
-    pub fn statements(&self, backend: Backend) -> Vec<&'static str> {
-        self.statements_with_rows()
-            .iter()
-            .map(|statement| statement.sql(backend))
-            .collect()
-    }
-
-    /// Binds every row of every statement of `statements`, in order.
-    pub fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
-        self.statements_with_rows()
-            .iter()
-            .fold(query, |query, statement| statement.bind(query))
-    }
-
-    /// One query per statement, for PostgreSQL (one statement per query).
+    /// One query per statement, each text from a fixed set (prepared once per connection).
     pub fn queries(&self, backend: Backend) -> Vec<AnyQuery<'_>> {
         self.statements_with_rows()
             .iter()

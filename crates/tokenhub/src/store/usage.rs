@@ -362,14 +362,14 @@ impl UsageWriter {
             Some(connection) => connection,
             None => self.store.pool.acquire().await?,
         };
-        let written = match self.store.backend {
-            Backend::Sqlite => {
-                write_in_one_command(&mut connection, records, &rollups, &debits).await
-            }
-            Backend::Postgres => {
-                write_in_transaction(&mut connection, records, &rollups, &debits).await
-            }
-        };
+        let written = write_in_transaction(
+            &mut connection,
+            self.store.backend,
+            records,
+            &rollups,
+            &debits,
+        )
+        .await;
         match written {
             Ok(()) => self.connection = Some(connection),
             // The connection may be broken, or hold a transaction left open by the failed
@@ -434,66 +434,35 @@ impl UsageWriter {
     }
 }
 
-/// SQLite: the whole transaction (`BEGIN IMMEDIATE`, the inserts, the debits,
-/// `COMMIT`) goes to SQLite's worker thread as one multi-statement command. Sent one
-/// statement at a time it was six or more round trips to that thread per batch, each
-/// two context switches, which cost more than the writes themselves (about a fifth of
-/// the gateway's CPU at 3,000 requests/s). Positional `?` parameters run on across
-/// the statements. The text varies with the batch's shape (its length, its users and
-/// keys); it stays in the writer's connection's statement cache (sqlx's LRU of 100),
-/// which is bounded because a batch is at most two 64-row `INSERT`s (see the writer's
-/// `MAX_BATCH`). Preparing it every time cost ~15 % of the SQLite thread's time.
-async fn write_in_one_command(
-    connection: &mut AnyConnection,
-    records: &[UsageRecord],
-    rollups: &BatchRollups,
-    debits: &Debits,
-) -> StoreResult<()> {
-    let mut sql = String::from("BEGIN IMMEDIATE;\n");
-    for chunk in statement_chunks(records) {
-        sql.push_str(insert_sql(Backend::Sqlite, chunk.len()));
-        sql.push_str(";\n");
-    }
-    for upsert in rollups.statements(Backend::Sqlite) {
-        sql.push_str(upsert);
-        sql.push_str(";\n");
-    }
-    for _ in &debits.users {
-        sql.push_str("UPDATE users SET balance_nano = balance_nano - ? WHERE id = ?;\n");
-    }
-    for _ in &debits.keys {
-        sql.push_str("UPDATE api_keys SET spent_nano = spent_nano + ? WHERE id = ?;\n");
-    }
-    sql.push_str("COMMIT;");
-    let mut query = sqlx::query(&sql);
-    for record in records {
-        query = bind_record(query, record);
-    }
-    query = rollups.bind(query);
-    for (id, cost) in debits.users.iter().chain(&debits.keys) {
-        query = query.bind(*cost).bind(*id);
-    }
-    query.execute(&mut *connection).await?;
-    Ok(())
-}
-
-/// PostgreSQL: one statement per round trip inside a transaction (the extended
-/// protocol takes one statement per query).
+/// One transaction of single statements, each from a fixed set of texts (`insert_sql`,
+/// the rollups' upserts, the two debits), so each is prepared once per connection and
+/// then found in its statement cache (sqlx's LRU of 100 holds the ~40 texts). The batch
+/// was once one multi-statement command on SQLite (one round trip to its worker thread),
+/// but that text varied with the batch's shape (its length, its rollup rows, its users
+/// and keys), so SQLite parsed it anew almost every batch: 33,000–49,000 instructions per
+/// request (bench/RESULTS.md, addenda 12 and 15), more than the round trips cost. On
+/// SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`, see
+/// `Store::begin_write`); debits go in id order, so concurrent writers lock rows in the
+/// same order on PostgreSQL.
 async fn write_in_transaction(
     connection: &mut AnyConnection,
+    backend: Backend,
     records: &[UsageRecord],
     rollups: &BatchRollups,
     debits: &Debits,
 ) -> StoreResult<()> {
-    let mut tx = connection.begin().await?;
+    let mut tx = match backend {
+        Backend::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => connection.begin().await?,
+    };
     for chunk in statement_chunks(records) {
-        let mut insert = sqlx::query(insert_sql(Backend::Postgres, chunk.len()));
+        let mut insert = sqlx::query(insert_sql(backend, chunk.len()));
         for record in chunk {
             insert = bind_record(insert, record);
         }
         insert.execute(&mut *tx).await?;
     }
-    for upsert in rollups.queries(Backend::Postgres) {
+    for upsert in rollups.queries(backend) {
         upsert.execute(&mut *tx).await?;
     }
     for (user_id, cost) in &debits.users {

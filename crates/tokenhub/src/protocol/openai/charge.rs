@@ -12,29 +12,44 @@
 use serde_json::value::RawValue;
 
 use super::request::{RawObject, Rewrite};
-use crate::ledger::money::Nanos;
+use crate::ledger::money::{Nanos, UsdText};
 
 /// A settled request's cost and its owner's balance right after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Charge {
     pub cost: Nanos,
     pub balance: Nanos,
+    /// `cost` as text, rendered once for the answer's `usage`, the header and the log.
+    cost_usd: UsdText,
 }
 
 impl Charge {
+    pub fn new(cost: Nanos, balance: Nanos) -> Charge {
+        Charge {
+            cost,
+            balance,
+            cost_usd: cost.usd(),
+        }
+    }
+
+    /// The cost's decimal USD text, as `usage.cost` and the header carry it.
+    pub fn cost_usd(&self) -> UsdText {
+        self.cost_usd
+    }
+
     /// The members added to `usage`, without braces:
     /// `"cost":0.00012,"tokenhub":{"cost_usd":"0.00012","balance_usd":"9.99988"}`.
     pub fn usage_members(&self) -> String {
-        let cost = self.cost.to_usd_string();
+        let cost = self.cost_usd;
         format!(
             r#""cost":{cost},"tokenhub":{{"cost_usd":"{cost}","balance_usd":"{}"}}"#,
-            self.balance.to_usd_string()
+            self.balance.usd()
         )
     }
 
     /// The `x-tokenhub-cost-usd` header value: the same decimal as `usage.cost`.
-    pub fn header_value(&self) -> String {
-        self.cost.to_usd_string()
+    pub fn header_value(&self) -> &str {
+        self.cost_usd.as_str()
     }
 
     /// A `usage` object (raw JSON) with the cost members added; members of the same
@@ -92,10 +107,7 @@ mod tests {
     use super::*;
 
     fn charge() -> Charge {
-        Charge {
-            cost: Nanos(12_345),
-            balance: Nanos(4_999_987_655),
-        }
+        Charge::new(Nanos(12_345), Nanos(4_999_987_655))
     }
 
     #[test]
