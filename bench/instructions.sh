@@ -4,6 +4,10 @@
 #   bench/instructions.sh                     # builds release, 2,000 + 2,000 requests each
 #   INSTR_SKIP_BUILD=1 bench/instructions.sh  # use the binaries in target/release
 #   INSTR_REQUESTS=500 INSTR_TARGETS=gateway bench/instructions.sh
+#   INSTR_EXTRA_KEYS=1000000 INSTR_ACTIVE=10000 INSTR_TARGETS=gateway bench/instructions.sh
+#       # 1 M more keys in the database (bench/populate.py), 10,000 of them used before
+#       # the measured batches (bench/use_keys.py); raise TOKENHUB_KEY_LOOKUPS_PER_S and
+#       # TOKENHUB_KEY_LOOKUPS_PER_ADDRESS_PER_S for that warm-up (one client address)
 #
 # Wall-clock figures on a shared 2-core machine move with whatever else runs; the count
 # of instructions a process executes does not. Each target (the floor proxy, the
@@ -82,6 +86,9 @@ tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$BIN_DIR/tokenhub" "$@"; }
 tokenhub users create instructions --balance-usd 1000000 >/dev/null
 KEY=$(tokenhub keys create --user instructions --name instructions)
 [[ $KEY == sk-* ]] || die "keys create printed '$KEY'"
+if [[ ${INSTR_EXTRA_KEYS:-0} != 0 ]]; then
+    python3 "$ROOT/bench/populate.py" "$TMP/instructions.db" "$MOCK" "$INSTR_EXTRA_KEYS" 0 0
+fi
 
 printf '%s' '{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":64}' \
     >"$TMP/small.json"
@@ -131,6 +138,9 @@ measure() { # TARGET
     log "$target under callgrind at $url (pid $pid); warming up"
     load "$url" small "$WARMUP"
     load "$url" stream "$WARMUP"
+    if [[ $target == gateway && ${INSTR_ACTIVE:-0} != 0 ]]; then
+        python3 "$ROOT/bench/use_keys.py" "$url" "$INSTR_ACTIVE" || die "using the populated keys failed"
+    fi
     sleep 2 # the ledger writer commits the warm-up's records
     timeout 120 callgrind_control --zero "$pid" >/dev/null
     local kind started seconds
