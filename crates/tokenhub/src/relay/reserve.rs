@@ -61,7 +61,7 @@ pub(crate) async fn admit_across(
             Admission::Missing(account) => {
                 let reading = Reading::from_result(accounts.money_reading(account).await);
                 shared
-                    .update_money(account, reading, Nanos::ZERO)
+                    .load_money(account, reading)
                     .await
                     .map_err(shared_unavailable)?;
             }
