@@ -212,7 +212,7 @@ return 1
 });
 
 /// What a money hash is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Account {
     User(i64),
     Key(i64),

@@ -96,6 +96,12 @@ impl Sim<'_> {
         let current = self.current;
         self.beat_all();
         self.current = current;
+        // A settlement's correction may still be on its way to Redis, on its own task.
+        for (_, process) in self.live_processes() {
+            if let Some(shared) = process.books.shared() {
+                process.block_on(shared.updates_landed());
+            }
+        }
         let holds = self.books_holds();
         for user in 0..self.model.users.len() {
             let id = self.model.users[user].id;
