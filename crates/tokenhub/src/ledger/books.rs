@@ -350,6 +350,14 @@ impl Books {
             .map_or(Nanos::ZERO, |spend| spend.unflushed)
     }
 
+    /// What the user holds for its requests in flight.
+    pub fn reserved(&self, user_id: i64) -> Nanos {
+        self.ledgers()
+            .users
+            .get(&user_id)
+            .map_or(Nanos::ZERO, |account| account.reserved)
+    }
+
     /// What a key holds for its requests in flight.
     pub fn key_reserved(&self, key_id: i64) -> Nanos {
         self.ledgers()
