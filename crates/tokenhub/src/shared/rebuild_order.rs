@@ -43,10 +43,16 @@ impl MoneyFaults for Parking {
         state.armed = None;
         state.parked = true;
         self.changed.notify_all();
-        while !state.released {
-            state = self.changed.wait(state).unwrap();
-        }
-        *state = ParkState::default();
+        // Parked on a worker thread: its driver duties (timers, I/O) go to another one,
+        // or the test's own timers may never fire.
+        drop(state);
+        tokio::task::block_in_place(|| {
+            let mut state = self.state.lock().unwrap();
+            while !state.released {
+                state = self.changed.wait(state).unwrap();
+            }
+            *state = ParkState::default();
+        });
         self.changed.notify_all();
         false
     }
