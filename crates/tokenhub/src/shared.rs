@@ -18,11 +18,16 @@ pub mod logins;
 pub mod money;
 pub mod slots;
 
+#[cfg(test)]
+mod rebuild_order;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::ledger::money as ledger_money;
 
 /// How long an instance's slots and holds outlive its last heartbeat.
 pub const LEASE: Duration = Duration::from_secs(3);
@@ -82,6 +87,27 @@ pub struct SharedState {
     /// The Redis data set this instance last saw (a random id Redis keeps at `epoch`).
     epoch: std::sync::Mutex<String>,
     tuning: Tuning,
+    /// Orders the hold changes sent to Redis against a rebuild (`rebuild_holds`).
+    holds: HoldOrder,
+}
+
+/// How a rebuild of this instance's holds (written back whole, from its books) and the
+/// changes it sends one by one (admissions, settlements' corrections) stay in order: a
+/// change is sent under a read guard of `gate`, a rebuild writes under its write guard,
+/// so no change is on its way while the holds are written back. A correction the books
+/// made before the rebuild read them is in the holds written back and is not sent after
+/// (`rebuilt_through`); one made after is sent after them. Without this a correction
+/// landing just after a rebuild was counted twice, and one just before it was lost.
+#[derive(Default)]
+struct HoldOrder {
+    gate: tokio::sync::RwLock<()>,
+    /// Numbers the books' hold changes, taken under the books' lock.
+    changes: AtomicU64,
+    /// The last change the holds written back included.
+    rebuilt_through: AtomicU64,
+    /// Background updates spawned and not finished.
+    in_flight: AtomicUsize,
+    landed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -120,6 +146,7 @@ impl SharedState {
             dirty: AtomicBool::new(false),
             epoch: std::sync::Mutex::default(),
             tuning,
+            holds: HoldOrder::default(),
         });
         shared.beat().await?;
         Ok(shared)
@@ -226,6 +253,23 @@ impl SharedState {
     }
 }
 
+/// One background update counted in flight until its task ends (or is dropped).
+struct InFlight(Arc<SharedState>);
+
+impl InFlight {
+    fn new(shared: Arc<SharedState>) -> InFlight {
+        shared.holds.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.holds.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.holds.landed.notify_waiters();
+    }
+}
+
 /// Renews the instance's liveness key (KEYS[1]) and returns the data set's epoch
 /// (KEYS[2]), setting it to ARGV[2] when missing (first start of the deployment, or Redis
 /// lost its data). An instance that saw another epoch (ARGV[3]) finds the data lost:
@@ -255,10 +299,81 @@ impl SharedState {
             self.note_lost_update();
             return;
         };
-        let shared = Arc::clone(self);
+        let in_flight = InFlight::new(Arc::clone(self));
         runtime.spawn(async move {
-            shared.note(update.await);
+            in_flight.0.note(update.await);
         });
+    }
+
+    /// Numbers a change of this instance's holds; `Books` takes it under its lock, with
+    /// the change it makes, so the numbers follow the order of the books.
+    pub fn next_hold_change(&self) -> u64 {
+        self.holds.changes.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The last hold change numbered; read under the books' lock with their holds.
+    pub fn hold_changes(&self) -> u64 {
+        self.holds.changes.load(Ordering::Acquire)
+    }
+
+    /// `spawn_update` for a change of the holds that the books made as change `change`:
+    /// sent in order with a rebuild (see `HoldOrder`), and not at all if a rebuild wrote
+    /// back holds that include it.
+    pub fn spawn_hold_update<F>(self: &Arc<Self>, change: u64, update: F)
+    where
+        F: std::future::Future<Output = Result<(), SharedError>> + Send + 'static,
+    {
+        let shared = Arc::clone(self);
+        self.spawn_update(async move {
+            let _sending = shared.holds.gate.read().await;
+            if change <= shared.holds.rebuilt_through.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            update.await
+        });
+    }
+
+    /// Runs `admit` (an admission sent to Redis and taken into the books) with no
+    /// rebuild in between, which would write back holds without what Redis took.
+    pub async fn in_order<T>(&self, admit: impl std::future::Future<Output = T>) -> T {
+        let _sending = self.holds.gate.read().await;
+        admit.await
+    }
+
+    /// Writes this instance's holds back (`restore_holds`) with none of its changes on the
+    /// way: `holds` reads the books (with the last change they include) once the changes
+    /// sent are answered; `reading` gives each account's amount read from the database.
+    pub async fn rebuild_holds(
+        &self,
+        holds: impl FnOnce() -> (Vec<(money::Account, ledger_money::Nanos)>, u64),
+        reading: impl Fn(money::Account) -> money::Reading,
+    ) -> Result<(), SharedError> {
+        let _rebuilding = self.holds.gate.write().await;
+        let (holds, through) = holds();
+        let restored = self
+            .restore_holds(
+                holds
+                    .into_iter()
+                    .map(|(account, held)| (account, held, reading(account))),
+            )
+            .await;
+        // Even after a failure (it marks a rebuild again): the next one includes them too.
+        self.holds
+            .rebuilt_through
+            .fetch_max(through, Ordering::AcqRel);
+        restored
+    }
+
+    /// Waits until every background update spawned so far has finished (the ledger
+    /// simulation's audit compares Redis with the books only then).
+    pub async fn updates_landed(&self) {
+        loop {
+            let landed = self.holds.landed.notified();
+            if self.holds.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            landed.await;
+        }
     }
 
     /// Runs one money script, losing it where the simulation's faults say.

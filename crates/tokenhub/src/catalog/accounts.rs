@@ -123,15 +123,18 @@ impl AccountCache {
             return;
         };
         let _guard = self.flush_lock.lock().await;
-        let mut holds = Vec::new();
-        for (account, held) in self.books.holds() {
-            holds.push((
+        let mut readings = HashMap::new();
+        for (account, _) in self.books.holds() {
+            readings.insert(
                 account,
-                held,
                 Reading::from_result(self.money_reading(account).await),
-            ));
+            );
         }
-        shared.note(shared.restore_holds(holds).await);
+        let reading = |account| readings.get(&account).copied().unwrap_or(Reading::None);
+        let rebuilt = shared
+            .rebuild_holds(|| self.books.holds_through(), reading)
+            .await;
+        shared.note(rebuilt);
     }
 
     pub fn new(

@@ -221,7 +221,13 @@ impl Books {
     /// What this instance holds (reserved plus unflushed) per user and key: written back
     /// to Redis after it lost its data.
     pub fn holds(&self) -> Vec<(SharedAccount, Nanos)> {
+        self.holds_through().0
+    }
+
+    /// `holds`, with the last hold change they include (`SharedState::next_hold_change`).
+    pub fn holds_through(&self) -> (Vec<(SharedAccount, Nanos)>, u64) {
         let ledgers = self.ledgers();
+        let through = self.shared.as_ref().map_or(0, |s| s.hold_changes());
         let users = ledgers
             .users
             .iter()
@@ -230,7 +236,7 @@ impl Books {
             .keys
             .iter()
             .map(|(id, k)| (SharedAccount::Key(*id), k.reserved + k.unflushed));
-        users.chain(keys).collect()
+        (users.chain(keys).collect(), through)
     }
 
     /// Releases the reservation and books the actual cost as not yet written; returns
@@ -259,11 +265,12 @@ impl Books {
         let account = ledgers.users.entry(reservation.user_id).or_default();
         account.unflushed += cost;
         account.touched = true;
+        let numbered = self.shared.as_ref().map(|s| s.next_hold_change());
         drop(ledgers);
         let change = cost - reservation.amount;
         if let Some(shared) = self.shared.as_ref().filter(|_| !change.is_zero()) {
             let update = shared.clone();
-            shared.spawn_update(async move {
+            shared.spawn_hold_update(numbered.unwrap_or_default(), async move {
                 let (user, key) = (reservation.user_id, reservation.key_id);
                 update
                     .update_money(SharedAccount::User(user), Reading::None, change)
@@ -341,6 +348,14 @@ impl Books {
             .keys
             .get(&key_id)
             .map_or(Nanos::ZERO, |spend| spend.unflushed)
+    }
+
+    /// What the user holds for its requests in flight.
+    pub fn reserved(&self, user_id: i64) -> Nanos {
+        self.ledgers()
+            .users
+            .get(&user_id)
+            .map_or(Nanos::ZERO, |account| account.reserved)
     }
 
     /// What a key holds for its requests in flight.

@@ -24,6 +24,8 @@ use crate::ledger::spill::{Spill, SpilledBatch};
 use crate::shared::money::{Account, Reading};
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
 
+#[cfg(test)]
+mod shared_crash;
 mod supervise;
 
 /// How long one write of a batch may take before the batch goes to the spill file (a

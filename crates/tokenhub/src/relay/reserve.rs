@@ -49,19 +49,27 @@ pub(crate) async fn admit_across(
         return Ok(books.reserved_elsewhere(user, key, Nanos::ZERO));
     }
     for _ in 0..3 {
-        let decided = shared
-            .admit_request(request)
+        // Redis's take and the books' with no rebuild of the holds in between.
+        let booked = shared
+            .in_order(async {
+                Ok::<_, crate::shared::SharedError>(match shared.admit_request(request).await? {
+                    Admission::Admitted => Ok(books.reserved_elsewhere(user, key, request.amount)),
+                    other => Err(other),
+                })
+            })
             .await
             .map_err(shared_unavailable)?;
-        match decided {
-            Admission::Admitted => return Ok(books.reserved_elsewhere(user, key, request.amount)),
-            Admission::Limited(limited) => return Err(RelayError::RateLimited(limited)),
-            Admission::Refused(refusal) => return Err(RelayError::Insufficient(refusal)),
-            Admission::Rebuilding => return Err(RelayError::SharedStateUnavailable),
-            Admission::Missing(account) => {
+        match booked {
+            Ok(reservation) => return Ok(reservation),
+            Err(Admission::Limited(limited)) => return Err(RelayError::RateLimited(limited)),
+            Err(Admission::Refused(refusal)) => return Err(RelayError::Insufficient(refusal)),
+            Err(Admission::Rebuilding | Admission::Admitted) => {
+                return Err(RelayError::SharedStateUnavailable);
+            }
+            Err(Admission::Missing(account)) => {
                 let reading = Reading::from_result(accounts.money_reading(account).await);
                 shared
-                    .update_money(account, reading, Nanos::ZERO)
+                    .load_money(account, reading)
                     .await
                     .map_err(shared_unavailable)?;
             }

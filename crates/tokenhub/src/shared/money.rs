@@ -3,7 +3,9 @@
 //! - `amount` and `version`: the database's balance (or key spend) and its version
 //!   (migration 0019), replaced only by a newer reading;
 //! - `h:<instance>`: what that instance holds against it, reserved plus settled but not
-//!   yet committed. A field counts only while its instance is alive.
+//!   yet committed. A field counts only while its instance is alive; the admission that
+//!   drops a dead instance's field forgets the amount with it (read again from the
+//!   database), since that instance may have died between a commit and its share.
 //!
 //! Available = amount − Σ live holds, checked and taken in one script (with the key's
 //! RPM/TPM buckets: one round trip per request), so the bound of one process holds for
@@ -75,8 +77,12 @@ local function decimal(a)
 end
 ";
 
-/// Lua of the reservation: `held` sums the holds of live instances (dropping the dead
-/// ones'), `check_money` returns nil, or {-3} while Redis's data is lost or settling
+/// Lua of the reservation: `held` sums the holds of live instances, dropping the dead
+/// ones' and, with them, the amount (kept: its version). A dead instance may have
+/// committed a batch and died before sharing it (`Committer::share`): Redis's amount then
+/// lacks that batch's cost, which only the dead hold made up for; so an amount is never
+/// used without the holds it was kept beside, and the next admission reads it again from
+/// the database (`load_money`). `check_money` returns nil, or {-3} while Redis's data is lost or settling
 /// (no heartbeat since, or holds still being written back: an amount read again from
 /// the database now would ignore what other instances hold), {-1} / {-2} when the
 /// user's / key's amount is not loaded, {3, available} or {4, remaining} (as decimal text) when refused; `take_money`
@@ -85,6 +91,7 @@ const MONEY_LUA: &str = r"
 local function held(key, instances)
   local fields = redis.call('HGETALL', key)
   local sum = {0, 0}
+  local ended = false
   for i = 1, #fields, 2 do
     local field = fields[i]
     if string.sub(field, 1, 2) == 'h:' then
@@ -92,24 +99,28 @@ local function held(key, instances)
         sum = plus(sum, exact(fields[i + 1]))
       else
         redis.call('HDEL', key, field)
+        ended = true
       end
     end
   end
+  if ended then redis.call('HDEL', key, 'amount') end
   return sum
 end
 local function check_money(ukey, kkey, amount, quota, instances, epoch, settling)
   if redis.call('EXISTS', epoch) == 0 or redis.call('EXISTS', settling) == 1 then
     return {-3}
   end
+  local user_held = held(ukey, instances)
   local balance = redis.call('HGET', ukey, 'amount')
   if not balance then return {-1} end
   local needed = exact(amount)
-  local available = minus(exact(balance), held(ukey, instances))
+  local available = minus(exact(balance), user_held)
   if below(available, needed) then return {3, decimal(available)} end
   if tonumber(quota) >= 0 then
+    local key_held = held(kkey, instances)
     local spent = redis.call('HGET', kkey, 'amount')
     if not spent then return {-2} end
-    local remaining = minus(minus(exact(quota), exact(spent)), held(kkey, instances))
+    local remaining = minus(minus(exact(quota), exact(spent)), key_held)
     if below(remaining, needed) then return {4, decimal(remaining)} end
   end
   return nil
@@ -148,25 +159,31 @@ return {{0}}
 
 /// Takes a database reading of an amount: version -1 = no reading, -2 = forget the one
 /// held (Redis must read it again before trusting it), else kept if newer than Redis's.
+/// An amount forgotten beside a dead instance's hold keeps its version, so a reading
+/// taken before that instance's last commit (a share still on its way) cannot bring the
+/// old amount back; a `loading` reading, taken after Redis said the amount is missing,
+/// may also be of that same version (the database did not change since).
 const READING_LUA: &str = r"
-local function take_reading(key, amount, version)
+local function take_reading(key, amount, version, loading)
   if version == -2 then
     redis.call('HDEL', key, 'amount', 'version')
   elseif version >= 0 then
     local held = tonumber(redis.call('HGET', key, 'version') or '-1')
-    if version > held then
+    local reloads = loading and version == held and redis.call('HEXISTS', key, 'amount') == 0
+    if version > held or reloads then
       redis.call('HSET', key, 'amount', amount, 'version', version)
     end
   end
 end
 ";
 
-/// KEYS: one money hash. ARGV: hold field, hold change, amount, version, TTL. Takes the
-/// reading, then moves the hold.
+/// KEYS: one money hash. ARGV: hold field, hold change, amount, version, TTL, loading
+/// ('1': the reading answers an admission's `Missing`). Takes the reading, then moves
+/// the hold.
 static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         "{READING_LUA}
-take_reading(KEYS[1], ARGV[3], tonumber(ARGV[4]))
+take_reading(KEYS[1], ARGV[3], tonumber(ARGV[4]), ARGV[6] == '1')
 if ARGV[2] ~= '0' then
   if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) == 0 then
     redis.call('HDEL', KEYS[1], ARGV[1])
@@ -183,7 +200,7 @@ return 1
 static RESTORE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         "{READING_LUA}
-take_reading(KEYS[1], ARGV[3], tonumber(ARGV[4]))
+take_reading(KEYS[1], ARGV[3], tonumber(ARGV[4]), false)
 if ARGV[2] == '0' then
   redis.call('HDEL', KEYS[1], ARGV[1])
 else
@@ -195,7 +212,7 @@ return 1
 });
 
 /// What a money hash is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Account {
     User(i64),
     Key(i64),
@@ -236,7 +253,7 @@ pub enum Admission {
     Admitted,
     Limited(Limited),
     Refused(Refusal),
-    /// Redis does not hold this amount: read it from the database, `update_money`, retry.
+    /// Redis does not hold this amount: read it from the database, `load_money`, retry.
     Missing(Account),
     /// Redis lost its data and the instances are writing their holds back (one lease at
     /// most): nothing paid is admitted meanwhile.
@@ -334,6 +351,24 @@ impl SharedState {
         reading: Reading,
         hold_change: Nanos,
     ) -> Result<(), SharedError> {
+        self.invoke_update(account, reading, hold_change, false)
+            .await
+    }
+
+    /// Answers an admission's `Missing`: a reading taken from the database after Redis
+    /// said it lacks the amount, kept if newer than Redis's or of the version it forgot.
+    pub async fn load_money(&self, account: Account, reading: Reading) -> Result<(), SharedError> {
+        self.invoke_update(account, reading, Nanos::ZERO, true)
+            .await
+    }
+
+    async fn invoke_update(
+        &self,
+        account: Account,
+        reading: Reading,
+        hold_change: Nanos,
+        loading: bool,
+    ) -> Result<(), SharedError> {
         let (amount, version) = reading.args();
         let _: i64 = self
             .run_money(
@@ -343,7 +378,8 @@ impl SharedState {
                     .arg(hold_change.0)
                     .arg(amount)
                     .arg(version)
-                    .arg(MONEY_TTL_MS),
+                    .arg(MONEY_TTL_MS)
+                    .arg(if loading { "1" } else { "0" }),
             )
             .await?;
         Ok(())

@@ -111,6 +111,9 @@ pub struct MoneyHash {
     pub amount: Option<(i128, i64)>,
     /// Holds per instance id, of live instances only (a dead one's do not count).
     pub live_holds: BTreeMap<String, i128>,
+    /// Whether it still has a hold of an instance whose lease ended: the next admission
+    /// drops it and forgets the amount (`shared/money.rs`).
+    pub ended_holds: bool,
 }
 
 impl MoneyHash {
@@ -249,6 +252,8 @@ impl Redis {
                 self.query(redis::cmd("EXISTS").arg(format!("{}inst:{instance}", self.prefix)))?;
             if alive {
                 hash.live_holds.insert(instance.to_string(), number(value)?);
+            } else {
+                hash.ended_holds = true;
             }
         }
         Ok(hash)

@@ -96,6 +96,12 @@ impl Sim<'_> {
         let current = self.current;
         self.beat_all();
         self.current = current;
+        // A settlement's correction may still be on its way to Redis, on its own task.
+        for (_, process) in self.live_processes() {
+            if let Some(shared) = process.books.shared() {
+                process.block_on(shared.updates_landed());
+            }
+        }
         let holds = self.books_holds();
         for user in 0..self.model.users.len() {
             let id = self.model.users[user].id;
@@ -139,11 +145,24 @@ impl Sim<'_> {
         let hash = redis
             .money(account)
             .map_err(|e| self.broken("read Redis", e))?;
-        if let Some((amount, _)) = hash.amount {
+        if let Some((amount, _)) = hash.amount.filter(|_| !hash.ended_holds) {
+            // A crashed instance may have committed a batch and died before sharing it:
+            // until its lease ends, Redis's amount lags the database by that cost, which
+            // its hold still covers (so nothing more is available than in the database).
+            let covered: i128 = hash
+                .live_holds
+                .iter()
+                .filter(|(instance, _)| self.dead_instances.contains(*instance))
+                .map(|(_, held)| *held)
+                .sum();
+            let lag = match account {
+                Account::User(_) => amount - i128::from(stored.0),
+                Account::Key(_) => i128::from(stored.0) - amount,
+            };
             self.check(
                 "Redis amounts converge to the database",
-                amount == i128::from(stored.0),
-                || format!("{account:?}: Redis {amount}, database {stored:?}"),
+                lag == 0 || (0..=covered).contains(&lag),
+                || format!("{account:?}: Redis {amount}, database {stored:?}, crashed instances hold {covered}"),
             )?;
         }
         let name = format!("{account:?}");
