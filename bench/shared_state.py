@@ -7,9 +7,12 @@
 Starts the mock upstream, a redis-server of its own (a free port, no persistence) and one
 gateway on SQLite, twice: without and with TOKENHUB_REDIS_URL. Each run sends
 SHARED_REQUESTS sequential requests on one keep-alive connection with a key that has an
-RPM limit, a TPM limit and a quota, to a priced model: every request takes the limits
-script and the reservation script in Redis (its settlement's corrections are sent in the
-background). Prints p50/p90/p99 of both runs and the differences. Loopback only.
+RPM limit, a TPM limit and a quota, to a priced model: every request is admitted by one
+Redis script (limits and reservation together; its settlement's corrections follow in
+the background). Prints p50/p90/p99 of both runs and the differences, and per request
+the Redis scripts and
+commands (INFO commandstats before and after the timed requests, heartbeats included)
+and redis-server's time per script. Loopback only.
 """
 
 import http.client
@@ -56,7 +59,24 @@ def wait_port(port, timeout=30):
     sys.exit(f"nothing listens on {port}")
 
 
-def run(work, mock_port, redis_url, round_no):
+def command_counts(redis_port):
+    """Calls per command on the bench's own redis-server (INFO commandstats: a script's
+    own calls count too), and its CPU time in µs as `cpu_us`."""
+    info = subprocess.run(["redis-cli", "-p", str(redis_port), "INFO", "all"],
+                          capture_output=True, text=True, check=True).stdout
+    counts = {"cpu_us": 0}
+    for line in info.splitlines():
+        if line.startswith("cmdstat_"):
+            name, stats = line[len("cmdstat_"):].split(":", 1)
+            fields = dict(f.split("=") for f in stats.split(","))
+            counts[name] = int(fields["calls"])
+            counts[f"{name}_us"] = int(fields["usec"])
+        elif line.startswith(("used_cpu_sys:", "used_cpu_user:")):
+            counts["cpu_us"] += int(float(line.split(":")[1]) * 1e6)
+    return counts
+
+
+def run(work, mock_port, redis_url, round_no, commands):
     db = os.path.join(work, f"bench-{'redis' if redis_url else 'local'}-{round_no}.db")
     port = free_port()
     env = dict(os.environ, TOKENHUB_DATABASE_URL=f"sqlite://{db}",
@@ -90,7 +110,10 @@ def run(work, mock_port, redis_url, round_no):
                            "messages": [{"role": "user", "content": "hi"}]})
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         times = []
+        redis_port = int(redis_url.rsplit(":", 1)[1]) if redis_url else None
         for n in range(WARMUP + REQUESTS):
+            if n == WARMUP and redis_port:
+                before = command_counts(redis_port)
             started = time.perf_counter()
             conn.request("POST", "/v1/chat/completions", body, headers)
             response = conn.getresponse()
@@ -100,6 +123,12 @@ def run(work, mock_port, redis_url, round_no):
                 sys.exit(f"status {response.status}")
             if n >= WARMUP:
                 times.append(elapsed * 1e6)
+        if redis_port:
+            # The writer and the background updates of the last requests land just after.
+            time.sleep(0.1)
+            for name, calls in command_counts(redis_port).items():
+                if name != "info":
+                    commands[name] = commands.get(name, 0) + calls - before.get(name, 0)
         return times
     finally:
         gateway.terminate()
@@ -124,10 +153,11 @@ def main():
             wait_port(mock_port)
             wait_port(redis_port)
             # Alternate runs so machine load drifts affect both alike.
-            local, shared = [], []
+            local, shared, commands = [], [], {}
             for round_no in range(2):
-                local += run(work, mock_port, None, round_no)
-                shared += run(work, mock_port, f"redis://127.0.0.1:{redis_port}", round_no)
+                local += run(work, mock_port, None, round_no, commands)
+                shared += run(work, mock_port, f"redis://127.0.0.1:{redis_port}", round_no,
+                              commands)
         finally:
             for process in (mock, redis):
                 process.terminate()
@@ -137,6 +167,16 @@ def main():
     print(f"{'':6} {'local µs':>10} {'redis µs':>10} {'extra µs':>10}")
     for name in ("p50", "p90", "p99"):
         print(f"{name:6} {a[name]:10.0f} {b[name]:10.0f} {b[name] - a[name]:+10.0f}")
+    per_request = {name: calls / len(shared) for name, calls in commands.items() if calls}
+    cpu = per_request.pop("cpu_us", 0)
+    inside = {name: per_request.pop(name) for name in list(per_request) if name.endswith("_us")}
+    for name in ("evalsha", "eval"):
+        if per_request.get(name):
+            print(f"redis-server time in {name}: {inside[name + '_us'] / per_request[name]:.1f} µs a call")
+    scripts = per_request.get("evalsha", 0) + per_request.get("eval", 0)
+    print(f"Redis per request: {scripts:.2f} scripts, {cpu:.0f} µs of redis-server CPU; "
+          "calls (a script's own included): " + ", ".join(
+              f"{name} {n:.2f}" for name, n in sorted(per_request.items())))
 
 
 if __name__ == "__main__":
