@@ -537,14 +537,18 @@ impl Sim<'_> {
         let priced = expected;
         let expected = charge.map_or(priced, |charge| charge.cost);
         let key_id = self.model.keys[request.key].id;
-        // At the bound, counting what the requests still in flight hold.
+        // At the bound, counting what the requests still in flight hold. One process
+        // never passes it, but with several the stored amounts carry the others' costs,
+        // each clamped to its own process's room (`Books::settle`), so together they may
+        // pass it by what the others had in flight (seed 1797921379005780708, step
+        // 418692 with --shared redis: spent exactly the bound, 1 nano still reserved).
         let held = books.key_spent(key_id) + books.key_reserved(key_id);
         let available = books.available(user_id);
         self.check(
             "the bill is the price, or less only at the storable bound",
             expected == priced
                 || (expected < priced
-                    && (held == MAX_AMOUNT || available == Nanos(-MAX_AMOUNT.0))),
+                    && (held >= MAX_AMOUNT || available <= Nanos(-MAX_AMOUNT.0))),
             || format!("priced {priced:?}, billed {expected:?}; key holds {held:?}, available {available:?}"),
         )?;
         self.operation(
