@@ -373,12 +373,30 @@ mod tests {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::Store;
+    use super::{NewKey, Store};
+    use crate::ledger::money::Nanos;
 
     /// A fresh SQLite store in a temporary directory that lives as long as the returned guard.
     pub async fn temp_store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/t.db", dir.path().display());
         (Store::connect(&url, None).await.expect("connect"), dir)
+    }
+
+    /// A user "u" holding `balance` and one key of it with `quota`: (user id, key id).
+    pub async fn user_with_key(store: &Store, balance: Nanos, quota: Nanos) -> (i64, i64) {
+        let user = store
+            .create_user("u", "user", None, balance)
+            .await
+            .expect("create user");
+        let key = NewKey {
+            user_id: user.id,
+            key_hash: "h".into(),
+            key_prefix: "p".into(),
+            quota: Some(quota),
+            ..Default::default()
+        };
+        let key = store.create_key(&key).await.expect("create key");
+        (user.id, key.id)
     }
 }

@@ -54,6 +54,19 @@ pub struct CachePolicy {
     pub lookups_per_s: u32,
 }
 
+#[cfg(test)]
+impl CachePolicy {
+    /// A small cache whose lookup budget never gets in a test's way.
+    pub fn for_tests() -> CachePolicy {
+        CachePolicy {
+            capacity: 100,
+            negative_ttl: std::time::Duration::from_secs(1),
+            lookups_per_address_per_s: 1_000,
+            lookups_per_s: 1_000,
+        }
+    }
+}
+
 pub struct AccountCache {
     store: Store,
     books: Arc<Books>,

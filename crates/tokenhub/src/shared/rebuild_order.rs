@@ -15,8 +15,7 @@ use crate::ledger::books::{Books, Reservation};
 use crate::ledger::money::Nanos;
 use crate::ledger::simulation::ScratchRedis;
 use crate::relay::reserve::admit_across;
-use crate::store::NewKey;
-use crate::store::test_support::temp_store;
+use crate::store::test_support::{temp_store, user_with_key};
 
 const PREFIX: &str = "th-order:";
 
@@ -99,18 +98,7 @@ async fn instance() -> Option<Instance> {
         }
     };
     let (store, dir) = temp_store().await;
-    let user = store
-        .create_user("u", "user", None, Nanos(1_000_000))
-        .await
-        .unwrap();
-    let key = NewKey {
-        user_id: user.id,
-        key_hash: "h".into(),
-        key_prefix: "p".into(),
-        quota: Some(Nanos(1_000_000)),
-        ..Default::default()
-    };
-    let key = store.create_key(&key).await.unwrap();
+    let (user_id, key_id) = user_with_key(&store, Nanos(1_000_000), Nanos(1_000_000)).await;
     let parking = Arc::new(Parking::default());
     let faults: Arc<dyn MoneyFaults> = parking.clone();
     let tuning = Tuning {
@@ -121,12 +109,7 @@ async fn instance() -> Option<Instance> {
         .await
         .unwrap();
     let books = Arc::new(Books::new(Some(shared.clone())));
-    let policy = CachePolicy {
-        capacity: 100,
-        negative_ttl: Duration::from_secs(1),
-        lookups_per_address_per_s: 1_000,
-        lookups_per_s: 1_000,
-    };
+    let policy = CachePolicy::for_tests();
     let accounts = Arc::new(AccountCache::new(
         store,
         books.clone(),
@@ -140,8 +123,8 @@ async fn instance() -> Option<Instance> {
         shared,
         books,
         accounts,
-        user_id: user.id,
-        key_id: key.id,
+        user_id,
+        key_id,
     })
 }
 

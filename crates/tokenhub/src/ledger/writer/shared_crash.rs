@@ -17,8 +17,8 @@ use crate::relay::RelayError;
 use crate::relay::reserve::admit_across;
 use crate::shared::money::{Account, Admission, Request};
 use crate::shared::{Loss, MoneyFaults, SharedState, Tuning};
-use crate::store::test_support::temp_store;
-use crate::store::{NewKey, Store, UsageRecord};
+use crate::store::test_support::{temp_store, user_with_key};
+use crate::store::{Store, UsageRecord};
 
 /// Loses the next `n` money scripts before Redis runs them, once armed.
 #[derive(Default)]
@@ -62,18 +62,7 @@ async fn deployment() -> Option<Deployment> {
         }
     };
     let (store, dir) = temp_store().await;
-    let user = store
-        .create_user("u", "user", None, Nanos(1_000))
-        .await
-        .unwrap();
-    let key = NewKey {
-        user_id: user.id,
-        key_hash: "h".into(),
-        key_prefix: "p".into(),
-        quota: Some(QUOTA),
-        ..Default::default()
-    };
-    let key = store.create_key(&key).await.unwrap();
+    let (user_id, key_id) = user_with_key(&store, Nanos(1_000), QUOTA).await;
     let lost = Arc::new(LoseScripts::default());
     let tuned = |faults: Option<Arc<dyn MoneyFaults>>| Tuning {
         lease: Duration::from_secs(3600),
@@ -86,12 +75,7 @@ async fn deployment() -> Option<Deployment> {
         .await
         .unwrap();
     let live_books = Arc::new(Books::new(Some(live)));
-    let policy = CachePolicy {
-        capacity: 100,
-        negative_ttl: Duration::from_secs(1),
-        lookups_per_address_per_s: 1_000,
-        lookups_per_s: 1_000,
-    };
+    let policy = CachePolicy::for_tests();
     let live_accounts = AccountCache::new(
         store.clone(),
         live_books.clone(),
@@ -102,8 +86,8 @@ async fn deployment() -> Option<Deployment> {
         _redis: redis,
         store,
         _dir: dir,
-        user_id: user.id,
-        key_id: key.id,
+        user_id,
+        key_id,
         dying,
         lost,
         live_books,
