@@ -6,7 +6,7 @@ usage_history.py populate DB_URL RECORDS BENCH_USER BENCH_KEY
     recursive CTE on SQLite, generate_series on PostgreSQL) in transactions of a million:
     1 in 100 is the bench key's, the rest spread over 1,000 users and 10,000 keys,
     4 models, 2 channels, 5 % 429. Then the rollups are rebuilt by the backfills of
-    migrations 0018, 0022 and 0025 (what an upgrade runs).
+    migrations 0018, 0022 and 0025 (what an upgrade runs; see `backfill_sql`).
 usage_history.py time BASE ADMIN_TOKEN BENCH_KEY BENCH_USER USER_TOKEN RUNS
     median and max latency (ms) of every summary, chart, billing and listing endpoint, as
     JSON. USER_TOKEN acts as the bench user (its own `/api/me/usage…`).
@@ -24,18 +24,24 @@ import urllib.parse
 DAY = 86_400_000
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "crates/tokenhub/migrations"
-ROLLUP_TABLES = ["usage_rollups", "usage_rollups_global", "usage_rollups_daily",
+ROLLUP_TABLES = ["usage_rollups", "usage_rollups_global",
                  "usage_rollups_user_daily", "usage_rollups_key_running"]
 CHUNK = 1_000_000
 
 
 def backfill_sql(backend):
-    """The backfill statements of migrations 0018, 0022 and 0025, after emptying the rollups."""
+    """The backfill statements of migrations 0018, 0022 and 0025, after emptying the rollups.
+    The 0022 and 0025 backfills read the per key and day table of 0018, which 0026 drops:
+    it is made again for them, as 0018 made it, and dropped after, as 0026 does."""
     parts = [f"DELETE FROM {table};" for table in ROLLUP_TABLES]
+    first = (MIGRATIONS / backend / "0018_usage_rollups.sql").read_text()
+    daily = first.index("CREATE TABLE usage_rollups_daily")
+    parts.append(first[daily:first.index("-- Backfill")])
     for name in ["0018_usage_rollups.sql", "0022_usage_rollups_user_daily.sql",
                  "0025_usage_rollups_key_running.sql"]:
         text = (MIGRATIONS / backend / name).read_text()
         parts.append(text[text.index("-- Backfill"):])
+    parts.append((MIGRATIONS / backend / "0026_drop_usage_rollups_daily.sql").read_text())
     return "\n".join(parts)
 
 

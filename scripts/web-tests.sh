@@ -90,7 +90,7 @@ export CHROMIUM
 export SCREENSHOT_DIR="$ROOT/artifacts/screenshots"
 mkdir -p "$SCREENSHOT_DIR"
 rc=0
-(cd "$dir" && timeout "$SUITE_TIMEOUT_S" node --test --test-concurrency=1 --test-reporter=spec \
+(cd "$dir" && timeout "$SUITE_TIMEOUT_S" node --test --test-concurrency=1 --test-timeout=120000 --test-reporter=spec \
   ${WEB_TESTS_PATTERN:+--test-name-pattern="$WEB_TESTS_PATTERN"} test_web.mjs test_fixes.mjs test_i18n.mjs test_accounts.mjs) || rc=$?
 ((rc == 124)) && log "the browser suite timed out after ${SUITE_TIMEOUT_S}s"
 ((rc == 0)) || die "browser tests failed (exit $rc)"

@@ -144,6 +144,34 @@ export async function newUser(root, username, balance = "5") {
 }
 
 /**
+ * Searches the admin Users tab for `name` and waits until the table holds that user's row
+ * alone: until then the earlier listing is on screen, and its row is replaced (with what a
+ * test typed into it) when the search answers. Returns the row's selector.
+ */
+export async function searchUsers(page, name, userId) {
+  const row = `tr[data-user-id="${userId}"]`;
+  await page.fill("#users-search [name=search]", name);
+  await page.click("#users-search button[type=submit]");
+  await page.waitForFunction((r) => {
+    const rows = document.querySelectorAll("#users-table tbody tr");
+    return rows.length === 1 && rows[0].matches(r);
+  }, row);
+  return row;
+}
+
+/** The next dialog's message, dismissed (or accepted); fails after 15 s rather than waiting for ever. */
+export function nextDialog(page, { accept = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no dialog opened within 15 s")), 15_000);
+    page.once("dialog", (dialog) => {
+      clearTimeout(timer);
+      resolve(dialog.message());
+      (accept ? dialog.accept() : dialog.dismiss()).catch(() => {});
+    });
+  });
+}
+
+/**
  * A local SMTP sink on loopback for the account mail tests: `next()` resolves with the
  * next message the gateway sends (its DATA, dot-unstuffed). Enough for a plain relay.
  */

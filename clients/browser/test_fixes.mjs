@@ -3,7 +3,7 @@
 // `mock-gpt` is paid, `mock-free` and `tokenhub-demo` are free).
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, MOCK, SHOTS, ROOT_PASSWORD, problems, context, open, assertNoProblems, apiSession, signedIn, newUser, eventually, until, phoneProblems } from "./support.mjs";
+import { BASE, MOCK, SHOTS, ROOT_PASSWORD, problems, context, open, assertNoProblems, apiSession, signedIn, newUser, eventually, until, phoneProblems, searchUsers, nextDialog } from "./support.mjs";
 
 let root;
 const RUN = Date.now().toString(36);
@@ -179,19 +179,11 @@ test("(8) a balance adjustment asks for confirmation and is bounded", async () =
   assert.equal((await root("POST", `/api/admin/users/${user.id}/balance`, { amount_usd: "1000000", reason: "typo" })).status, 400);
   assert.equal((await root("POST", `/api/admin/users/${user.id}/balance`, { amount_usd: "-6", reason: "too much" })).status, 400);
   const { ctx, page } = await adminPage("#users");
-  await page.fill("#users-search [name=search]", `adjust-${RUN}`);
-  await page.click("#users-search button[type=submit]");
-  const row = `tr[data-user-id="${user.id}"]`;
-  await page.waitForSelector(row);
+  const row = await searchUsers(page, `adjust-${RUN}`, user.id);
   await page.fill(`${row} [name=amount]`, "2.5");
   await page.fill(`${row} [name=reason]`, "goodwill");
   // Waits for the dialog itself, not for a fixed time (a busy machine shows it late).
-  const asked = new Promise((resolve) =>
-    page.once("dialog", (d) => {
-      resolve(d.message());
-      d.dismiss();
-    }),
-  );
+  const asked = nextDialog(page);
   await page.click(`${row} form.adjust button[type=submit]`);
   assert.match(await asked, /Credit \$2\.50 to adjust-.*\n.*\$5\.00 → \$7\.50/);
   assert.equal((await root("GET", `/api/admin/users/${user.id}`)).body.balance_usd, "5", "dismissed: nothing booked");
@@ -214,8 +206,13 @@ test("(9) the console's Refresh updates the balance and the key's spend", async 
   assert.equal((await v1(user.secret, { model: "mock-gpt", messages: [{ role: "user", content: "bill me" }] })).status, 200);
   await until(async () => (await spent()) !== spentBefore, "the request is charged to the key");
   await page.click("#console-refresh");
-  await page.waitForFunction((b) => document.querySelector("#balance").textContent !== b, before[0]);
-  assert.notEqual(await page.textContent("#keys-table tbody tr td:nth-child(5)"), before[1]);
+  // Refresh renders the account and the keys independently: wait for both, either order.
+  await page.waitForFunction(
+    ([balance, spend]) =>
+      document.querySelector("#balance").textContent !== balance &&
+      document.querySelector("#keys-table tbody tr td:nth-child(5)").textContent !== spend,
+    before,
+  );
   assertNoProblems();
   await ctx.close();
 });
@@ -477,16 +474,14 @@ test("an admin's user page: keys (disable), ledger, usage, credit with confirmat
   const user = await userWithKey("page");
   assert.equal((await v1(user.secret, { model: "mock-gpt", messages: [{ role: "user", content: "x" }] })).status, 200);
   const { ctx, page } = await adminPage("#users");
-  await page.fill("#users-search [name=search]", user.name);
-  await page.click("#users-search button[type=submit]");
+  await searchUsers(page, user.name, user.id);
   await page.click(`button[aria-label="Open ${user.name}'s page"]`);
   await page.waitForSelector("#user-keys-table");
   assert.match(await page.textContent("#user-ledger-table"), /opening balance/);
   await eventually(page, async () => {
     if (!(await page.$("#user-usage-table"))) {
       await page.waitForSelector("#admin-tab-users");
-      await page.fill("#users-search [name=search]", user.name);
-      await page.click("#users-search button[type=submit]");
+      await searchUsers(page, user.name, user.id);
       await page.click(`button[aria-label="Open ${user.name}'s page"]`);
       await page.waitForSelector("#user-usage-table");
     }

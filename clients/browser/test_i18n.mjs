@@ -4,7 +4,7 @@
 // languages. Run by scripts/web-tests.sh after the other suites, against the same gateway.
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, SHOTS, ROOT_PASSWORD, context, open, assertNoProblems, apiSession, signedIn, newUser, phoneProblems, problems } from "./support.mjs";
+import { BASE, SHOTS, ROOT_PASSWORD, context, open, assertNoProblems, apiSession, signedIn, newUser, phoneProblems, problems, searchUsers, nextDialog } from "./support.mjs";
 
 let root;
 const RUN = Date.now().toString(36);
@@ -123,18 +123,10 @@ test("in Chinese every admin tab is Chinese, with no English left and nothing of
   const name = `zh-admin-${RUN}`;
   const user = await newUser(root, name);
   await page.click("#admin-tab-users");
-  await page.fill("#users-search [name=search]", name);
-  await page.click("#users-search button[type=submit]");
-  const row = `tr[data-user-id="${user.id}"]`;
-  await page.waitForSelector(row);
+  const row = await searchUsers(page, name, user.id);
   await page.fill(`${row} [name=amount]`, "1");
   await page.fill(`${row} [name=reason]`, "测试");
-  const asked = new Promise((resolve) =>
-    page.once("dialog", (dialog) => {
-      resolve(dialog.message());
-      dialog.dismiss();
-    }),
-  );
+  const asked = nextDialog(page);
   await page.click(`${row} form.adjust button[type=submit]`);
   const question = await asked;
   assert.match(question, new RegExp(`^为 ${name} 充值 \\$1\\.00？\n余额 \\$5\\.00 → \\$6\\.00\n原因：测试$`));

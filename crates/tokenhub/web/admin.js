@@ -161,7 +161,8 @@
   async function dashboard(panel) {
     const days = TH.lastDays(14);
     const from = Date.parse(`${days[0]}T00:00:00Z`);
-    const summary = (group) => api("GET", `/api/admin/usage/summary?${query({ group_by: group, from })}`);
+    // By model and user the API answers the groups with the most requests first (`limit`).
+    const summary = (group) => api("GET", `/api/admin/usage/summary?${query({ group_by: group, from, limit: group === "day" ? undefined : 10 })}`);
     const [byDay, byModel, byUser] = await Promise.all([summary("day"), summary("model"), summary("user")]);
     const topUsers = [...byUser.data].sort((a, b) => b.requests - a.requests).slice(0, 10);
     const names = new Map(

@@ -577,7 +577,7 @@ impl Committer<'_> {
         let started = std::time::Instant::now();
         let mut refusals = 0;
         loop {
-            let error = match self.try_commit(batch, attempt, started, in_books).await {
+            let mut error = match self.try_commit(batch, batch, attempt, started, in_books).await {
                 Ok(()) => return,
                 Err(error) => error,
             };
@@ -595,6 +595,11 @@ impl Committer<'_> {
                     Box::pin(self.commit(left, BatchAttempt::Retry, in_books)).await;
                     Box::pin(self.commit(right, BatchAttempt::Retry, in_books)).await;
                     return;
+                }
+                match self.commit_within_bound(&batch[0], started, in_books).await {
+                    Some(Ok(())) => return,
+                    Some(Err(cut_error)) => error = cut_error,
+                    None => {}
                 }
                 refusals += 1;
                 if refusals >= REFUSALS_BEFORE_PARKING
@@ -629,7 +634,7 @@ impl Committer<'_> {
         let started = std::time::Instant::now();
         let tried = tokio::time::timeout(
             ATTEMPT_LIMIT,
-            self.try_commit(batch, attempt, started, in_books),
+            self.try_commit(batch, batch, attempt, started, in_books),
         )
         .await
         .unwrap_or_else(|_| {
@@ -657,9 +662,49 @@ impl Committer<'_> {
             && self.usage.database_answers().await
     }
 
+    /// A record refused alone because its debit would carry its key's spend or its
+    /// user's balance past the storable bound: each process clamps a bill to the room it
+    /// sees (`Books::settle`), and several processes' clamps together may pass the bound
+    /// (ledger simulation, seed 1797921379005780708 step 397941 with --shared redis).
+    /// The bill is cut to the room the database has now and written; the books and the
+    /// shared holds let go of the whole cost. `None` when the record fits (it is
+    /// refused for another reason, and parked as any other).
+    async fn commit_within_bound(
+        &mut self,
+        record: &UsageRecord,
+        started: std::time::Instant,
+        in_books: bool,
+    ) -> Option<Result<(), StoreError>> {
+        let room = match self.usage.room_for(record.user_id, record.key_id).await {
+            Ok(room) => room,
+            Err(error) => return Some(Err(error)),
+        };
+        if record.cost <= room {
+            return None;
+        }
+        let cut = UsageRecord {
+            cost: room.max(Nanos::ZERO),
+            ..record.clone()
+        };
+        tracing::warn!(
+            request_id = %record.request_id,
+            priced = %record.cost,
+            billed = %cut.cost,
+            "a bill cut at the storable bound"
+        );
+        let held = std::slice::from_ref(record);
+        Some(
+            self.try_commit(std::slice::from_ref(&cut), held, BatchAttempt::Retry, started, in_books)
+                .await,
+        )
+    }
+
+    /// Writes `batch`; `held` is the same records as the books hold them, whose costs
+    /// differ only where `commit_within_bound` cut a bill.
     async fn try_commit(
         &mut self,
         batch: &[UsageRecord],
+        held: &[UsageRecord],
         attempt: BatchAttempt,
         started: std::time::Instant,
         in_books: bool,
@@ -672,9 +717,20 @@ impl Committer<'_> {
         if let Some(faults) = self.faults {
             faults.after_commit(batch)?;
         }
-        let (users, keys) = costs_by_owner(batch);
+        let (users, keys) = costs_by_owner(held);
         match (written, in_books) {
-            (Written::Now, true) => self.books.flushed(&users, &keys),
+            (Written::Now, true) if !bills_cut(batch, held) => self.books.flushed(&users, &keys),
+            (Written::Now, true) => {
+                let (stored_users, stored_keys) = costs_by_owner(batch);
+                self.books.flushed(&stored_users, &stored_keys);
+                let cut = |all: &HashMap<i64, Nanos>, stored: &HashMap<i64, Nanos>| {
+                    all.iter()
+                        .map(|(id, cost)| (*id, *cost - stored[id]))
+                        .collect::<HashMap<_, _>>()
+                };
+                self.books
+                    .abandoned(&cut(&users, &stored_users), &cut(&keys, &stored_keys));
+            }
             // A batch from a previous run's spill file: the books never counted its costs,
             // so they take the stored amounts as the database now has them.
             (_, false) => {
@@ -788,6 +844,10 @@ impl Committer<'_> {
     }
 }
 
+fn bills_cut(written: &[UsageRecord], held: &[UsageRecord]) -> bool {
+    written.iter().zip(held).any(|(w, h)| w.cost != h.cost)
+}
+
 fn costs_by_owner(batch: &[UsageRecord]) -> (HashMap<i64, Nanos>, HashMap<i64, Nanos>) {
     let mut users: HashMap<i64, Nanos> = HashMap::new();
     let mut keys: HashMap<i64, Nanos> = HashMap::new();
@@ -895,6 +955,47 @@ mod tests {
             Nanos(960)
         );
         assert_eq!(books.balance(user_id), Nanos(960));
+    }
+
+    /// Two processes each clamp a bill to the room their own books see (`Books::settle`);
+    /// together they pass the storable bound. The second debit is refused by the database,
+    /// and its bill is cut to the room left rather than parked, which would serve the
+    /// request for free (ledger simulation, seed 1797921379005780708 step 397941).
+    #[tokio::test]
+    async fn a_bill_past_the_storable_bound_is_cut_to_the_room_left_not_parked() {
+        use crate::ledger::money::MAX_AMOUNT;
+        let (store, _dir) = temp_store().await;
+        let opening = Nanos(30 - MAX_AMOUNT.0);
+        let user = store.create_user("u", "user", None, opening).await.unwrap();
+        let process = || {
+            let books = Arc::new(Books::default());
+            books.sync([(user.id, opening)], []);
+            let writer = LedgerWriter::spawn(store.clone(), books.clone(), Default::default());
+            (books, writer)
+        };
+        let ((first, first_writer), (second, second_writer)) = (process(), process());
+        for (books, writer, request_id) in [(&first, &first_writer, "r1"), (&second, &second_writer, "r2")] {
+            let held = books.reserve(user.id, 0, None, Nanos::ZERO).unwrap();
+            assert_eq!(books.settle(held, Nanos(20)), Nanos(20), "each sees room for 30");
+            writer.submit(UsageRecord {
+                request_id: request_id.into(),
+                ..record(user.id, 20)
+            });
+            writer.flush().await;
+        }
+        assert!(store.dead_letters().await.unwrap().is_empty());
+        let stored = store.user_by_id(user.id).await.unwrap().unwrap().balance;
+        assert_eq!(stored, Nanos(-MAX_AMOUNT.0));
+        assert_eq!(store.usage_count().await.unwrap(), 2);
+        for (request_id, billed) in [("r1", 20), ("r2", 10)] {
+            let record = store.usage_by_request_id(request_id).await.unwrap().unwrap();
+            assert_eq!(record.cost, Nanos(billed), "{request_id}");
+        }
+        assert_eq!(store.total_usage_cost().await.unwrap(), opening - stored);
+        // The second process's books never saw the first's debit: they hold what they
+        // wrote themselves, with nothing of the cut part left unflushed.
+        assert_eq!(second.balance(user.id), opening - Nanos(10));
+        assert_eq!(second.available(user.id), opening - Nanos(10));
     }
 
     /// The database is away: every attempt fails and the writer cannot reach it.

@@ -1,13 +1,14 @@
-//! Usage rollups (migrations 0018, 0022 and 0025), written by the ledger writer in the
-//! same transaction as the records they count, so Σ rollup cost = Σ record cost exactly: a
-//! batch is either committed with its rollups or not at all, and a retried batch found
-//! committed earlier (`Written::Earlier`) is not counted again. Four additive tables: per
-//! owner and hour (user, key, model, channel, status) for key and billing views; everyone
-//! together per hour (model, channel, status) for the admin summaries by day or model,
-//! whose cost then follows the number of hours and models, not of users, keys or records;
-//! per key and day (read by no summary since 0025), and per user and day for summaries by
-//! user over whole days. And running totals per key (a key's totals up to the end of each
-//! day it was used) for summaries by key over whole days: two rows per key for any range.
+//! Usage rollups (migrations 0018, 0022, 0025 and 0026), written by the ledger writer in
+//! the same transaction as the records they count, so Σ rollup cost = Σ record cost
+//! exactly: a batch is either committed with its rollups or not at all, and a retried
+//! batch found committed earlier (`Written::Earlier`) is not counted again. Three additive
+//! tables: per owner and hour (user, key, model, channel, status) for key and billing
+//! views; everyone together per hour (model, channel, status) for the admin summaries by
+//! day or model, whose cost then follows the number of hours and models, not of users,
+//! keys or records; and per user and day for summaries by user over whole days. And
+//! running totals per key (a key's totals up to the end of each day it was used) for
+//! summaries by key over whole days: two rows per key for any range. (The per key and day
+//! table of 0018 was read by no summary after 0025, and 0026 drops it.)
 
 use std::collections::BTreeMap;
 
@@ -37,7 +38,7 @@ pub(super) const SUM_COLUMNS: [&str; 9] = [
 ];
 
 /// The rollup tables a batch adds its rows to (`Table`).
-const ADDITIVE_TABLES: usize = 4;
+const ADDITIVE_TABLES: usize = 3;
 
 /// How many rollup tables the writer keeps (`rollup_table_costs` returns one sum each):
 /// the additive ones and the running totals per key.
@@ -320,19 +321,16 @@ impl KeyRunning {
 enum Table {
     Owners,
     Global,
-    Daily,
     UserDaily,
 }
 
 impl Table {
-    const ALL: [Table; ADDITIVE_TABLES] =
-        [Table::Owners, Table::Global, Table::Daily, Table::UserDaily];
+    const ALL: [Table; ADDITIVE_TABLES] = [Table::Owners, Table::Global, Table::UserDaily];
 
     fn name(self) -> &'static str {
         match self {
             Table::Owners => "usage_rollups",
             Table::Global => "usage_rollups_global",
-            Table::Daily => "usage_rollups_daily",
             Table::UserDaily => "usage_rollups_user_daily",
         }
     }
@@ -342,7 +340,6 @@ impl Table {
         match self {
             Table::Owners => &["hour", "user_id", "key_id", "model", "channel_id", "status"],
             Table::Global => &["hour", "model", "channel_id", "status"],
-            Table::Daily => &["day", "user_id", "key_id"],
             Table::UserDaily => &["user_id", "day"],
         }
     }
@@ -365,7 +362,6 @@ impl Table {
                 status,
             ],
             Table::Global => vec![hour, model, channel, status],
-            Table::Daily => vec![day, Number(record.user_id), Number(record.key_id)],
             Table::UserDaily => vec![Number(record.user_id), day],
         }
     }
@@ -526,7 +522,7 @@ impl Store {
         Ok(Nanos(cost))
     }
 
-    /// Σ cost of each rollup table (per owner, global, per key daily, per user daily, and
+    /// Σ cost of each rollup table (per owner, global, per user daily, and
     /// the last running row of every key); each equals Σ cost of the records ever written.
     pub async fn rollup_table_costs(&self) -> StoreResult<[Nanos; ROLLUP_TABLES]> {
         let additive = Table::ALL.map(|table| {
@@ -621,10 +617,10 @@ mod tests {
             .collect()
     }
 
-    /// Migration 0022's backfill (from the per-key daily rollups) builds the per-user daily
-    /// rows the writer builds from records, column for column.
+    /// The per-user daily rows the writer builds are the sums of each user's records of
+    /// that day, column for column.
     #[tokio::test]
-    async fn the_user_daily_backfill_rebuilds_what_the_writer_wrote() {
+    async fn the_user_daily_rows_sum_each_users_records_of_the_day() {
         let (store, _dir) = crate::store::test_support::temp_store().await;
         let records: Vec<UsageRecord> = (0..40_i64)
             .map(|n| UsageRecord {
@@ -645,20 +641,22 @@ mod tests {
             .write_usage_batch(&records, super::super::BatchAttempt::First)
             .await
             .unwrap();
-        let written = user_daily_rows(&store).await;
-        let user_days: std::collections::BTreeSet<(i64, i64)> = records
-            .iter()
-            .map(|r| (r.user_id, r.created_at.div_euclid(DAY_MS)))
+        let mut expected: BTreeMap<(i64, i64), Totals> = BTreeMap::new();
+        for record in &records {
+            let day = record.created_at.div_euclid(DAY_MS) * DAY_MS;
+            expected.entry((record.user_id, day)).or_default().add(record);
+        }
+        let expected: Vec<Vec<i64>> = expected
+            .into_iter()
+            .map(|((user_id, day), totals)| {
+                [user_id, day]
+                    .into_iter()
+                    .chain(totals.sums)
+                    .chain(totals.latency)
+                    .collect()
+            })
             .collect();
-        assert_eq!(written.len(), user_days.len(), "one row per user and day");
-        let migration = include_str!("../../migrations/sqlite/0022_usage_rollups_user_daily.sql");
-        let backfill = &migration[migration.find("INSERT INTO").unwrap()..];
-        sqlx::query("DELETE FROM usage_rollups_user_daily")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        sqlx::query(backfill).execute(&store.pool).await.unwrap();
-        assert_eq!(user_daily_rows(&store).await, written);
+        assert_eq!(user_daily_rows(&store).await, expected);
     }
 
     /// Every running row: key, day, user, then every summed column.
@@ -677,10 +675,9 @@ mod tests {
 
     /// The running rows the writer keeps from batches in any time order (late records
     /// landing before, between and after a key's rows; batches spanning several days)
-    /// are the running sums of the per-key daily rows, which migration 0025's backfill
-    /// builds, column for column.
+    /// are each key's running sums over the days it was used, column for column.
     #[tokio::test]
-    async fn running_totals_written_out_of_order_equal_the_backfill() {
+    async fn running_totals_written_out_of_order_are_each_keys_running_sums() {
         let (store, _dir) = crate::store::test_support::temp_store().await;
         let records: Vec<UsageRecord> = (0..120_i64)
             .map(|n| UsageRecord {
@@ -704,35 +701,28 @@ mod tests {
                 .unwrap();
         }
         let written = running_rows(&store).await;
-        let key_days: std::collections::BTreeSet<(i64, i64)> = records
-            .iter()
-            .map(|r| (r.key_id, r.created_at.div_euclid(DAY_MS)))
+        // Each key's running sums, one row per day it was used, computed from the records.
+        let mut expected: BTreeMap<(i64, i64), (i64, Totals)> = BTreeMap::new();
+        for record in &records {
+            let day = record.created_at.div_euclid(DAY_MS) * DAY_MS;
+            expected.entry((record.key_id, day)).or_insert((record.user_id, Totals::default()));
+        }
+        for ((key_id, day), (_, totals)) in expected.iter_mut() {
+            for record in records.iter().filter(|r| r.key_id == *key_id && r.created_at < day + DAY_MS) {
+                totals.add(record);
+            }
+        }
+        let expected: Vec<Vec<i64>> = expected
+            .into_iter()
+            .map(|((key_id, day), (user_id, totals))| {
+                [key_id, day, user_id]
+                    .into_iter()
+                    .chain(totals.sums)
+                    .chain(totals.latency)
+                    .collect()
+            })
             .collect();
-        assert_eq!(
-            written.len(),
-            key_days.len(),
-            "one row per key and day used"
-        );
-        let last_costs: i64 = written
-            .iter()
-            .zip(written.iter().skip(1).map(Some).chain([None]))
-            .filter(|(row, next)| next.is_none_or(|next| next[0] != row[0]))
-            .map(|(row, _)| row[3 + 8])
-            .sum();
-        let record_costs: i64 = records.iter().map(|r| r.cost.0).sum();
-        assert_eq!(
-            last_costs, record_costs,
-            "Σ of each key's last row = Σ records"
-        );
-
-        let migration = include_str!("../../migrations/sqlite/0025_usage_rollups_key_running.sql");
-        let backfill = &migration[migration.find("INSERT INTO").unwrap()..];
-        sqlx::query(&format!("DELETE FROM {RUNNING_TABLE}"))
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        sqlx::query(backfill).execute(&store.pool).await.unwrap();
-        assert_eq!(running_rows(&store).await, written);
+        assert_eq!(written, expected);
     }
 
     #[test]

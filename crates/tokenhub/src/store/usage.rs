@@ -10,7 +10,7 @@ use sqlx::{Any, Connection, Row};
 
 use super::rollups::BatchRollups;
 use super::{Backend, Store, StoreError, StoreResult};
-use crate::ledger::money::{MAX_REQUEST_COST, Nanos};
+use crate::ledger::money::{MAX_AMOUNT, MAX_REQUEST_COST, Nanos};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
@@ -426,6 +426,15 @@ impl UsageWriter {
             }
         }
         Ok((balances, spends))
+    }
+
+    /// What a request of this user's key may still cost before the user's balance or the
+    /// key's spend leaves the storable range (see `ledger::money::MAX_AMOUNT`).
+    pub async fn room_for(&mut self, user_id: i64, key_id: i64) -> StoreResult<Nanos> {
+        let (balances, spends) = self.stored_amounts([user_id], [key_id]).await?;
+        let balance_room = balances.first().map_or(MAX_AMOUNT, |(_, b)| MAX_AMOUNT + *b);
+        let spend_room = spends.first().map_or(MAX_AMOUNT, |(_, s)| MAX_AMOUNT - *s);
+        Ok(balance_room.min(spend_room))
     }
 
     /// Hands the kept connection back to the pool (the next batch takes one again).

@@ -401,6 +401,53 @@ impl Store {
         filter: &UsageFilter,
         group: GroupBy,
     ) -> StoreResult<Vec<UsageAggregate>> {
+        let groups = self.summed_groups(filter, group).await?;
+        Ok(groups
+            .into_iter()
+            .map(|(key, summed)| summed.aggregate(group_name(key, group)))
+            .collect())
+    }
+
+    /// `usage_aggregates` cut to the `top` groups with the most requests (then the
+    /// highest cost), in that order; the other groups are summed in `others`, so the
+    /// totals stay exact however many groups there are (a summary by key of a service
+    /// with a million keys is otherwise a million rows).
+    pub async fn top_usage_aggregates(
+        &self,
+        filter: &UsageFilter,
+        group: GroupBy,
+        top: usize,
+    ) -> StoreResult<TopAggregates> {
+        let mut groups: Vec<(GroupKey, Summed)> =
+            self.summed_groups(filter, group).await?.into_iter().collect();
+        let total_groups = groups.len();
+        // BTreeMap order (the key) breaks ties, so the answer does not vary between calls.
+        groups.sort_by(|(_, a), (_, b)| {
+            (b.totals[0], b.totals[4]).cmp(&(a.totals[0], a.totals[4]))
+        });
+        let rest = groups.split_off(top.min(groups.len()));
+        let others = (!rest.is_empty()).then(|| {
+            let mut sum = Summed::default();
+            for (_, summed) in &rest {
+                sum.add(summed);
+            }
+            sum.aggregate(String::from("others"))
+        });
+        Ok(TopAggregates {
+            groups: groups
+                .into_iter()
+                .map(|(key, summed)| summed.aggregate(group_name(key, group)))
+                .collect(),
+            total_groups,
+            others,
+        })
+    }
+
+    async fn summed_groups(
+        &self,
+        filter: &UsageFilter,
+        group: GroupBy,
+    ) -> StoreResult<BTreeMap<GroupKey, Summed>> {
         let rollups = Source::rollups_for(filter, group);
         let spans = Spans::of(filter.from, filter.to);
         let mut groups: BTreeMap<GroupKey, Summed> = BTreeMap::new();
@@ -426,20 +473,17 @@ impl Store {
                     .add(&Summed::from_row(&row)?);
             }
         }
-        Ok(groups
-            .into_iter()
-            .map(|(key, summed)| UsageAggregate {
-                group: group_name(key, group),
-                requests: summed.totals[0],
-                errors: summed.totals[1],
-                prompt_tokens: summed.totals[2],
-                completion_tokens: summed.totals[3],
-                cost: Nanos(summed.totals[4]),
-                latency_p50_ms: histogram_percentile(&summed.latency, 0.50),
-                latency_p95_ms: histogram_percentile(&summed.latency, 0.95),
-            })
-            .collect())
+        Ok(groups)
     }
+}
+
+/// The leading groups of a summary, how many there were, and the rest summed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopAggregates {
+    pub groups: Vec<UsageAggregate>,
+    pub total_groups: usize,
+    /// Every group after the leading ones, summed (group `others`); none if there are none.
+    pub others: Option<UsageAggregate>,
 }
 
 /// The columns of `Source::aggregates` of one group: requests, errors, prompt tokens,
@@ -459,6 +503,19 @@ impl Summed {
             *value = row.try_get(index + 1)?;
         }
         Ok(summed)
+    }
+
+    fn aggregate(&self, group: String) -> UsageAggregate {
+        UsageAggregate {
+            group,
+            requests: self.totals[0],
+            errors: self.totals[1],
+            prompt_tokens: self.totals[2],
+            completion_tokens: self.totals[3],
+            cost: Nanos(self.totals[4]),
+            latency_p50_ms: histogram_percentile(&self.latency, 0.50),
+            latency_p95_ms: histogram_percentile(&self.latency, 0.95),
+        }
     }
 
     fn add(&mut self, other: &Summed) {

@@ -1726,6 +1726,31 @@ async fn usage_listing_filters_aggregates_and_exports() {
             .ok(Method::GET, "/api/admin/usage/summary?group_by=user", None)
             .await;
         assert_eq!(days["data"][0]["group"], w.a.user_id.unwrap().to_string());
+        let groups = days["total_groups"].as_u64().unwrap();
+        assert_eq!(days["data"].as_array().unwrap().len() as u64, groups);
+        assert!(days.get("others").is_none(), "{days}");
+        // A summary by user or key answers the leading groups and sums the rest.
+        let top = w
+            .admin
+            .ok(Method::GET, "/api/admin/usage/summary?group_by=model&limit=1", None)
+            .await;
+        assert_eq!(top["data"].as_array().unwrap().len(), 1, "{top}");
+        let all = w
+            .admin
+            .ok(Method::GET, "/api/admin/usage/summary?group_by=model", None)
+            .await;
+        let requests = |list: &serde_json::Value| {
+            list["data"].as_array().unwrap().iter().map(|g| g["requests"].as_i64().unwrap()).sum::<i64>()
+        };
+        assert_eq!(top["total_groups"], all["total_groups"]);
+        assert_eq!(
+            requests(&top) + top["others"]["requests"].as_i64().unwrap_or(0),
+            requests(&all)
+        );
+        for limit in ["0", "1001", "x"] {
+            let path = format!("/api/admin/usage/summary?group_by=key&limit={limit}");
+            assert_eq!(w.admin.call(Method::GET, &path, None).await.0, 400, "{limit}");
+        }
         assert_eq!(
             w.a.call(Method::GET, "/api/me/usage/summary?group_by=user", None)
                 .await

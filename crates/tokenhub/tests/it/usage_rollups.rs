@@ -128,7 +128,7 @@ async fn assert_sums_agree(store: &Store) {
     assert!(records > Nanos::ZERO);
     assert_eq!(
         store.rollup_table_costs().await.unwrap(),
-        [records; 5],
+        [records; 4],
         "Σ rollups = Σ records, in every rollup table (running totals: each key's last row)"
     );
 }
@@ -196,6 +196,32 @@ async fn rollup_cost_equals_record_cost_after_mixed_traffic_and_a_writer_retry()
 /// A gateway whose own purge job keeps every record (these tests write old ones).
 async fn keeping_records(backend: Backend) -> Harness {
     Harness::start_with(backend, |settings, _| settings.usage.retention_days = 0).await
+}
+
+/// The two groups with the most requests (then cost) lead, and the rest sum exactly to
+/// `others`.
+async fn assert_top_groups_cut_from(
+    store: &Store,
+    filter: &UsageFilter,
+    group: GroupBy,
+    all: &[UsageAggregate],
+) {
+    let top = store.top_usage_aggregates(filter, group, 2).await.unwrap();
+    let mut ranked = all.to_vec();
+    ranked.sort_by(|a, b| (b.requests, b.cost).cmp(&(a.requests, a.cost)));
+    let rest = ranked.split_off(ranked.len().min(2));
+    assert_eq!(top.total_groups, all.len(), "{filter:?} {group:?}");
+    assert_eq!(
+        top.groups.iter().map(|g| (g.requests, g.cost)).collect::<Vec<_>>(),
+        ranked.iter().map(|g| (g.requests, g.cost)).collect::<Vec<_>>(),
+        "{filter:?} {group:?}"
+    );
+    let others = top.others.map(|o| (o.group, o.requests, o.errors, o.cost));
+    let summed = (!rest.is_empty()).then(|| {
+        let sum = |f: fn(&UsageAggregate) -> i64| rest.iter().map(f).sum::<i64>();
+        ("others".to_string(), sum(|g| g.requests), sum(|g| g.errors), Nanos(sum(|g| g.cost.0)))
+    });
+    assert_eq!(others, summed, "{filter:?} {group:?}");
 }
 
 #[tokio::test]
@@ -316,6 +342,7 @@ async fn summaries_equal_the_computation_over_raw_records() {
                         .all(|a| a.latency_p50_ms.is_some() && a.latency_p95_ms.is_some()),
                     "{backend:?}: percentiles from the histograms"
                 );
+                assert_top_groups_cut_from(&store, filter, group, &aggregates).await;
                 assert_eq!(
                     by_group(aggregates),
                     raw_aggregates(&records, filter, group),
@@ -378,7 +405,7 @@ async fn the_retention_purge_deletes_old_records_and_keeps_rollups() {
             before
         );
         let total = records.iter().fold(Nanos::ZERO, |sum, r| sum + r.cost);
-        assert_eq!(store.rollup_table_costs().await.unwrap(), [total; 5]);
+        assert_eq!(store.rollup_table_costs().await.unwrap(), [total; 4]);
         assert_eq!(store.recomputed_balance(user.id).await.unwrap(), balance);
         h.shutdown().await;
     }

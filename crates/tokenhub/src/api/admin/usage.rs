@@ -14,7 +14,7 @@ use super::error::{ErrorBody, ManageError, Query, Result};
 use super::wire::{PageParams, usd};
 use crate::accounts::Role;
 use crate::api::AppState;
-use crate::store::{GroupBy, StatusFilter, UsageAggregate, UsageFilter, UsageRecord};
+use crate::store::{GroupBy, StatusFilter, TopAggregates, UsageAggregate, UsageFilter, UsageRecord};
 
 /// Rows in one CSV export at most.
 const MAX_EXPORT_ROWS: i64 = 100_000;
@@ -37,7 +37,9 @@ pub struct UsageParams {
     pub from: Option<i64>,
     /// Unix ms, exclusive.
     pub to: Option<i64>,
-    /// Listing: 1-500, default 50.
+    /// Listing: 1-500, default 50. Summary by model, user or key: how many groups to
+    /// answer, those with the most requests (1-1000, default 100); the rest are summed
+    /// in `others`.
     pub limit: Option<i64>,
     pub offset: Option<i64>,
     /// Summary: `day` (default), `model`, `user` or `key`.
@@ -164,8 +166,19 @@ impl From<UsageAggregate> for AggregateView {
 #[derive(Serialize, ToSchema)]
 pub struct AggregateList {
     pub group_by: String,
+    /// By day: every day with usage, oldest first. By model, user or key: the `limit`
+    /// groups with the most requests (then the highest cost), most first.
     pub data: Vec<AggregateView>,
+    /// How many groups matched (`data` holds them all when by day).
+    pub total_groups: usize,
+    /// The groups beyond `data`, summed (group `others`); absent when `data` holds all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub others: Option<AggregateView>,
 }
+
+/// A summary by model, user or key answers this many groups unless `limit` says.
+const SUMMARY_GROUPS: i64 = 100;
+const MAX_SUMMARY_GROUPS: i64 = 1_000;
 
 /// The end of year 9999 UTC: later (or negative) times are typos, and hour arithmetic on
 /// them would overflow.
@@ -244,13 +257,32 @@ async fn summary(
     own: Option<i64>,
 ) -> Result<Json<AggregateList>> {
     let (group, name) = group_by(params, own.is_none())?;
-    let aggregates = state
-        .store
-        .usage_aggregates(&filter(params, own)?, group)
-        .await?;
+    let filter = filter(params, own)?;
+    let top = match group {
+        GroupBy::Day => {
+            let days = state.store.usage_aggregates(&filter, group).await?;
+            TopAggregates {
+                total_groups: days.len(),
+                groups: days,
+                others: None,
+            }
+        }
+        _ => {
+            let limit = params.limit.unwrap_or(SUMMARY_GROUPS);
+            if !(1..=MAX_SUMMARY_GROUPS).contains(&limit) {
+                return Err(ManageError::invalid(format!(
+                    "limit must be between 1 and {MAX_SUMMARY_GROUPS} for a summary by {name}"
+                )));
+            }
+            let top = usize::try_from(limit).unwrap_or(usize::MAX);
+            state.store.top_usage_aggregates(&filter, group, top).await?
+        }
+    };
     Ok(Json(AggregateList {
         group_by: name.into(),
-        data: aggregates.into_iter().map(AggregateView::from).collect(),
+        data: top.groups.into_iter().map(AggregateView::from).collect(),
+        total_groups: top.total_groups,
+        others: top.others.map(AggregateView::from),
     }))
 }
 
