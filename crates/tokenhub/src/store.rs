@@ -57,7 +57,9 @@ pub use redemptions::{NewCodes, RedeemRefusal, RedemptionRow};
 pub use responses::{NewStoredResponse, StoredResponse};
 pub use sessions::{AdminTokenRow, SessionRow};
 pub use usage::{BatchAttempt, UsageRecord, UsageWriter, Written};
-pub use usage_query::{CappedCount, GroupBy, StatusFilter, TopAggregates, UsageAggregate, UsageFilter};
+pub use usage_query::{
+    CappedCount, GroupBy, StatusFilter, TopAggregates, UsageAggregate, UsageFilter,
+};
 pub use user_admin::{UserDetail, UserQuery};
 pub use users::{Credit, LedgerKind, UserRow};
 

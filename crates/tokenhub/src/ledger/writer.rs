@@ -577,7 +577,10 @@ impl Committer<'_> {
         let started = std::time::Instant::now();
         let mut refusals = 0;
         loop {
-            let mut error = match self.try_commit(batch, batch, attempt, started, in_books).await {
+            let mut error = match self
+                .try_commit(batch, batch, attempt, started, in_books)
+                .await
+            {
                 Ok(()) => return,
                 Err(error) => error,
             };
@@ -694,8 +697,14 @@ impl Committer<'_> {
         );
         let held = std::slice::from_ref(record);
         Some(
-            self.try_commit(std::slice::from_ref(&cut), held, BatchAttempt::Retry, started, in_books)
-                .await,
+            self.try_commit(
+                std::slice::from_ref(&cut),
+                held,
+                BatchAttempt::Retry,
+                started,
+                in_books,
+            )
+            .await,
         )
     }
 
@@ -974,9 +983,16 @@ mod tests {
             (books, writer)
         };
         let ((first, first_writer), (second, second_writer)) = (process(), process());
-        for (books, writer, request_id) in [(&first, &first_writer, "r1"), (&second, &second_writer, "r2")] {
+        for (books, writer, request_id) in [
+            (&first, &first_writer, "r1"),
+            (&second, &second_writer, "r2"),
+        ] {
             let held = books.reserve(user.id, 0, None, Nanos::ZERO).unwrap();
-            assert_eq!(books.settle(held, Nanos(20)), Nanos(20), "each sees room for 30");
+            assert_eq!(
+                books.settle(held, Nanos(20)),
+                Nanos(20),
+                "each sees room for 30"
+            );
             writer.submit(UsageRecord {
                 request_id: request_id.into(),
                 ..record(user.id, 20)
@@ -988,7 +1004,11 @@ mod tests {
         assert_eq!(stored, Nanos(-MAX_AMOUNT.0));
         assert_eq!(store.usage_count().await.unwrap(), 2);
         for (request_id, billed) in [("r1", 20), ("r2", 10)] {
-            let record = store.usage_by_request_id(request_id).await.unwrap().unwrap();
+            let record = store
+                .usage_by_request_id(request_id)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(record.cost, Nanos(billed), "{request_id}");
         }
         assert_eq!(store.total_usage_cost().await.unwrap(), opening - stored);

@@ -644,7 +644,10 @@ mod tests {
         let mut expected: BTreeMap<(i64, i64), Totals> = BTreeMap::new();
         for record in &records {
             let day = record.created_at.div_euclid(DAY_MS) * DAY_MS;
-            expected.entry((record.user_id, day)).or_default().add(record);
+            expected
+                .entry((record.user_id, day))
+                .or_default()
+                .add(record);
         }
         let expected: Vec<Vec<i64>> = expected
             .into_iter()
@@ -705,10 +708,15 @@ mod tests {
         let mut expected: BTreeMap<(i64, i64), (i64, Totals)> = BTreeMap::new();
         for record in &records {
             let day = record.created_at.div_euclid(DAY_MS) * DAY_MS;
-            expected.entry((record.key_id, day)).or_insert((record.user_id, Totals::default()));
+            expected
+                .entry((record.key_id, day))
+                .or_insert((record.user_id, Totals::default()));
         }
         for ((key_id, day), (_, totals)) in expected.iter_mut() {
-            for record in records.iter().filter(|r| r.key_id == *key_id && r.created_at < day + DAY_MS) {
+            for record in records
+                .iter()
+                .filter(|r| r.key_id == *key_id && r.created_at < day + DAY_MS)
+            {
                 totals.add(record);
             }
         }

@@ -432,7 +432,9 @@ impl UsageWriter {
     /// key's spend leaves the storable range (see `ledger::money::MAX_AMOUNT`).
     pub async fn room_for(&mut self, user_id: i64, key_id: i64) -> StoreResult<Nanos> {
         let (balances, spends) = self.stored_amounts([user_id], [key_id]).await?;
-        let balance_room = balances.first().map_or(MAX_AMOUNT, |(_, b)| MAX_AMOUNT + *b);
+        let balance_room = balances
+            .first()
+            .map_or(MAX_AMOUNT, |(_, b)| MAX_AMOUNT + *b);
         let spend_room = spends.first().map_or(MAX_AMOUNT, |(_, s)| MAX_AMOUNT - *s);
         Ok(balance_room.min(spend_room))
     }

@@ -418,13 +418,15 @@ impl Store {
         group: GroupBy,
         top: usize,
     ) -> StoreResult<TopAggregates> {
-        let mut groups: Vec<(GroupKey, Summed)> =
-            self.summed_groups(filter, group).await?.into_iter().collect();
+        let mut groups: Vec<(GroupKey, Summed)> = self
+            .summed_groups(filter, group)
+            .await?
+            .into_iter()
+            .collect();
         let total_groups = groups.len();
         // BTreeMap order (the key) breaks ties, so the answer does not vary between calls.
-        groups.sort_by(|(_, a), (_, b)| {
-            (b.totals[0], b.totals[4]).cmp(&(a.totals[0], a.totals[4]))
-        });
+        groups
+            .sort_by(|(_, a), (_, b)| (b.totals[0], b.totals[4]).cmp(&(a.totals[0], a.totals[4])));
         let rest = groups.split_off(top.min(groups.len()));
         let others = (!rest.is_empty()).then(|| {
             let mut sum = Summed::default();

@@ -1732,7 +1732,11 @@ async fn usage_listing_filters_aggregates_and_exports() {
         // A summary by user or key answers the leading groups and sums the rest.
         let top = w
             .admin
-            .ok(Method::GET, "/api/admin/usage/summary?group_by=model&limit=1", None)
+            .ok(
+                Method::GET,
+                "/api/admin/usage/summary?group_by=model&limit=1",
+                None,
+            )
             .await;
         assert_eq!(top["data"].as_array().unwrap().len(), 1, "{top}");
         let all = w
@@ -1740,7 +1744,12 @@ async fn usage_listing_filters_aggregates_and_exports() {
             .ok(Method::GET, "/api/admin/usage/summary?group_by=model", None)
             .await;
         let requests = |list: &serde_json::Value| {
-            list["data"].as_array().unwrap().iter().map(|g| g["requests"].as_i64().unwrap()).sum::<i64>()
+            list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["requests"].as_i64().unwrap())
+                .sum::<i64>()
         };
         assert_eq!(top["total_groups"], all["total_groups"]);
         assert_eq!(
@@ -1749,7 +1758,11 @@ async fn usage_listing_filters_aggregates_and_exports() {
         );
         for limit in ["0", "1001", "x"] {
             let path = format!("/api/admin/usage/summary?group_by=key&limit={limit}");
-            assert_eq!(w.admin.call(Method::GET, &path, None).await.0, 400, "{limit}");
+            assert_eq!(
+                w.admin.call(Method::GET, &path, None).await.0,
+                400,
+                "{limit}"
+            );
         }
         assert_eq!(
             w.a.call(Method::GET, "/api/me/usage/summary?group_by=user", None)

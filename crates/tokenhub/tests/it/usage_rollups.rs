@@ -212,14 +212,25 @@ async fn assert_top_groups_cut_from(
     let rest = ranked.split_off(ranked.len().min(2));
     assert_eq!(top.total_groups, all.len(), "{filter:?} {group:?}");
     assert_eq!(
-        top.groups.iter().map(|g| (g.requests, g.cost)).collect::<Vec<_>>(),
-        ranked.iter().map(|g| (g.requests, g.cost)).collect::<Vec<_>>(),
+        top.groups
+            .iter()
+            .map(|g| (g.requests, g.cost))
+            .collect::<Vec<_>>(),
+        ranked
+            .iter()
+            .map(|g| (g.requests, g.cost))
+            .collect::<Vec<_>>(),
         "{filter:?} {group:?}"
     );
     let others = top.others.map(|o| (o.group, o.requests, o.errors, o.cost));
     let summed = (!rest.is_empty()).then(|| {
         let sum = |f: fn(&UsageAggregate) -> i64| rest.iter().map(f).sum::<i64>();
-        ("others".to_string(), sum(|g| g.requests), sum(|g| g.errors), Nanos(sum(|g| g.cost.0)))
+        (
+            "others".to_string(),
+            sum(|g| g.requests),
+            sum(|g| g.errors),
+            Nanos(sum(|g| g.cost.0)),
+        )
     });
     assert_eq!(others, summed, "{filter:?} {group:?}");
 }

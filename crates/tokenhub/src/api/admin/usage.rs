@@ -14,7 +14,9 @@ use super::error::{ErrorBody, ManageError, Query, Result};
 use super::wire::{PageParams, usd};
 use crate::accounts::Role;
 use crate::api::AppState;
-use crate::store::{GroupBy, StatusFilter, TopAggregates, UsageAggregate, UsageFilter, UsageRecord};
+use crate::store::{
+    GroupBy, StatusFilter, TopAggregates, UsageAggregate, UsageFilter, UsageRecord,
+};
 
 /// Rows in one CSV export at most.
 const MAX_EXPORT_ROWS: i64 = 100_000;
@@ -275,7 +277,10 @@ async fn summary(
                 )));
             }
             let top = usize::try_from(limit).unwrap_or(usize::MAX);
-            state.store.top_usage_aggregates(&filter, group, top).await?
+            state
+                .store
+                .top_usage_aggregates(&filter, group, top)
+                .await?
         }
     };
     Ok(Json(AggregateList {

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
+use super::model::Pending;
 use super::{Failure, FaultKind, Process, Sim};
 use crate::catalog::accounts::Lookup;
-use crate::ledger::money::Nanos;
+use crate::ledger::money::{MAX_AMOUNT, Nanos};
 use crate::store::{KeyMoney, MoneyAudit, UserMoney};
 
 /// One audit in this many sums whole tables (and the last one does).
@@ -325,6 +326,7 @@ impl Sim<'_> {
                 ))
             })
             .map_err(|e| self.broken("read records", e))?;
+        let mut cut = Vec::new();
         for record in billed {
             self.last_record = record.id;
             let known = match self.model.pending.remove(&record.request_id) {
@@ -346,8 +348,12 @@ impl Sim<'_> {
                 &self.model.users[pending.user],
                 &self.model.keys[pending.key],
             );
-            let matches =
-                record.cost == pending.cost && record.user_id == user.id && record.key_id == key.id;
+            // Less only where the writer cut the bill at the storable bound, which the
+            // loop's end checks.
+            let matches = record.cost <= pending.cost
+                && record.cost >= Nanos::ZERO
+                && record.user_id == user.id
+                && record.key_id == key.id;
             self.check(
                 "a record bills what its settlement decided",
                 matches,
@@ -358,8 +364,16 @@ impl Sim<'_> {
                 !self.model.parked_ids.contains(&record.request_id),
                 || record.request_id.clone(),
             )?;
-            self.model.commit(pending);
+            let billed = Pending {
+                cost: record.cost,
+                ..pending
+            };
+            if billed.cost < pending.cost {
+                cut.push((record.request_id.clone(), billed));
+            }
+            self.model.commit(billed);
         }
+        self.check_bills_cut_at_the_bound(&cut)?;
         for (id, request_id, why) in parked {
             self.last_parked = id;
             let refused = self.faults.is_refused(&request_id);
@@ -372,6 +386,28 @@ impl Sim<'_> {
             )?;
             self.model.parked += 1;
             self.model.parked_ids.insert(request_id);
+        }
+        Ok(())
+    }
+
+    /// A bill the writer cut (`Committer::commit_within_bound`) left the key's spend at
+    /// the storable bound, or the user's balance at its floor: every record committed
+    /// before it was collected with it or earlier, so the model's sums are the database's
+    /// at that commit, except credits since the last collection, which may have lifted
+    /// the balance (later bills only lower it).
+    fn check_bills_cut_at_the_bound(&mut self, cut: &[(String, Pending)]) -> Result<(), Failure> {
+        for (request_id, billed) in cut {
+            let spent = self.model.keys[billed.key].committed_cost;
+            let user = &self.model.users[billed.user];
+            let (balance, raised) = (user.balance(), user.raised_since_collect);
+            self.check(
+                "a bill is cut only at the storable bound",
+                spent == i128::from(MAX_AMOUNT.0) || balance - raised <= -i128::from(MAX_AMOUNT.0),
+                || format!("{request_id} billed {:?}: key spent {spent}, user balance {balance} less credits since {raised}", billed.cost),
+            )?;
+        }
+        for user in &mut self.model.users {
+            user.raised_since_collect = 0;
         }
         Ok(())
     }

@@ -19,6 +19,23 @@ pub struct UserModel {
     /// Credited since the books last applied the change feed: their stored balance may
     /// lag the database's until the next reload.
     pub credited_since_reload: bool,
+    /// Σ of the credits (not the debits) the database accepted since the records were
+    /// last collected: how far they may have lifted a balance a bill was cut at.
+    pub raised_since_collect: i128,
+}
+
+impl UserModel {
+    /// A credit (or, negative, a debit) the database accepted.
+    pub fn credited(&mut self, amount: i128) {
+        self.credits += amount;
+        self.raised_since_collect += amount.max(0);
+        self.credited_since_reload = true;
+    }
+
+    /// The balance the database should hold once every record seen so far is committed.
+    pub fn balance(&self) -> i128 {
+        self.credits - self.committed_cost
+    }
 }
 
 pub struct KeyModel {

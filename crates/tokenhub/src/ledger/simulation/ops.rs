@@ -153,6 +153,7 @@ impl Sim<'_> {
                 allowance: i128::from((-opening.0).max(0)),
                 keys,
                 credited_since_reload: false,
+                raised_since_collect: 0,
             });
         }
         Ok(())
@@ -799,8 +800,7 @@ impl Sim<'_> {
         self.operation(name, format!("user {user_id} {amount} nano: {result:?}"));
         match result {
             Ok(()) => {
-                self.model.users[user].credits += i128::from(amount);
-                self.model.users[user].credited_since_reload = true;
+                self.model.users[user].credited(i128::from(amount));
                 self.model.users[user].allowance += i128::from(amount).min(0).abs();
                 Ok(())
             }
@@ -853,8 +853,7 @@ impl Sim<'_> {
                 self.check("a code credits its amount", credited == amount, || {
                     format!("{credited:?} for a code of {amount:?}")
                 })?;
-                self.model.users[user].credits += i128::from(credited.0);
-                self.model.users[user].credited_since_reload = true;
+                self.model.users[user].credited(i128::from(credited.0));
             }
         }
         Ok(())
