@@ -145,6 +145,7 @@ def time_endpoints(base, admin, key, user, me, runs):
         "admin_summary_model_all": (f"{summary}model", admin),
         "admin_summary_user_all": (f"{summary}user", admin),
         "admin_summary_key_all": (f"{summary}key", admin),
+        "admin_summary_key_all_1000": (f"{summary}key&limit=1000", admin),
         "admin_dashboard_day_14d": (f"{summary}day&from={today - 13 * DAY}", admin),
         "admin_dashboard_model_14d": (f"{summary}model&from={today - 13 * DAY}", admin),
         "admin_dashboard_user_14d": (f"{summary}user&from={today - 13 * DAY}", admin),

@@ -30,6 +30,14 @@ impl<'q> Sql<'q> {
         self
     }
 
+    /// Makes the statement a part of a larger one: fixed text before and after it (with
+    /// no placeholders of their own).
+    pub fn wrap(&mut self, before: &str, after: &str) -> &mut Self {
+        self.text.insert_str(0, before);
+        self.text.push_str(after);
+        self
+    }
+
     /// Appends the next placeholder and binds `value` to it.
     pub fn bind<T>(&mut self, value: T) -> &mut Self
     where

@@ -118,9 +118,18 @@ impl Source {
             .map(String::from)
             .chain(AGGREGATED_COLUMNS[2..].iter().map(|c| format!("SUM({c})")))
             .chain(latency)
-            .map(|sum| format!("CAST(COALESCE({sum}, 0) AS BIGINT)"))
+            .enumerate()
+            .map(|(column, sum)| format!("CAST(COALESCE({sum}, 0) AS BIGINT) AS {}", aggregate_alias(column)))
             .collect()
     }
+}
+
+/// How many aggregate columns follow the group key (`Summed`).
+const AGGREGATE_COLUMNS: usize = AGGREGATED_COLUMNS.len() + LATENCY_BUCKETS;
+
+/// The name of an aggregate column, so a query can rank and sum what a part answers.
+fn aggregate_alias(column: usize) -> String {
+    format!("a{column:02}")
 }
 
 impl Source {
@@ -254,6 +263,16 @@ fn group_key(row: &sqlx::any::AnyRow, group: GroupBy) -> StoreResult<GroupKey> {
     })
 }
 
+/// The key of a ranked row; none for the row summing the groups after the leading ones.
+fn ranked_group_key(row: &sqlx::any::AnyRow, group: GroupBy) -> StoreResult<Option<GroupKey>> {
+    Ok(match group {
+        GroupBy::Model => row.try_get::<Option<String>, _>("k")?.map(GroupKey::Text),
+        GroupBy::User | GroupBy::Key | GroupBy::Day => {
+            row.try_get::<Option<i64>, _>("k")?.map(GroupKey::Number)
+        }
+    })
+}
+
 fn group_name(key: GroupKey, group: GroupBy) -> String {
     match (key, group) {
         (GroupKey::Number(days), GroupBy::Day) => day_string(days),
@@ -320,7 +339,11 @@ fn key_running_totals<'q>(from: Option<i64>, to: Option<i64>) -> Sql<'q> {
         .iter()
         .map(|c| (*c).to_owned())
         .chain((0..LATENCY_BUCKETS).map(latency_column))
-        .map(|c| format!("CAST(ending.{c} - COALESCE(starting.{c}, 0) AS BIGINT)"))
+        .enumerate()
+        .map(|(column, c)| {
+            let alias = aggregate_alias(column);
+            format!("CAST(ending.{c} - COALESCE(starting.{c}, 0) AS BIGINT) AS {alias}")
+        })
         .collect();
     select.push(&format!(
         " AS start_day FROM keys WHERE key_id IS NOT NULL) \
@@ -411,13 +434,20 @@ impl Store {
     /// `usage_aggregates` cut to the `top` groups with the most requests (then the
     /// highest cost), in that order; the other groups are summed in `others`, so the
     /// totals stay exact however many groups there are (a summary by key of a service
-    /// with a million keys is otherwise a million rows).
+    /// with a million keys is otherwise a million rows). A summary read from one table
+    /// is ranked and summed by the database, which then answers `top` + 1 rows: turning
+    /// 10,000 rows of 22 columns into `AnyRow`s cost the gateway more than the query.
     pub async fn top_usage_aggregates(
         &self,
         filter: &UsageFilter,
         group: GroupBy,
         top: usize,
     ) -> StoreResult<TopAggregates> {
+        if let [(source, from, to)] = parts(filter, group)[..] {
+            return self
+                .ranked_by_the_database(part_select(source, filter, group, from, to), group, top)
+                .await;
+        }
         let mut groups: Vec<(GroupKey, Summed)> = self
             .summed_groups(filter, group)
             .await?
@@ -425,24 +455,53 @@ impl Store {
             .collect();
         let total_groups = groups.len();
         // BTreeMap order (the key) breaks ties, so the answer does not vary between calls.
-        groups
-            .sort_by(|(_, a), (_, b)| (b.totals[0], b.totals[4]).cmp(&(a.totals[0], a.totals[4])));
+        groups.sort_by(|(_, a), (_, b)| a.rank().cmp(&b.rank()));
         let rest = groups.split_off(top.min(groups.len()));
         let others = (!rest.is_empty()).then(|| {
             let mut sum = Summed::default();
             for (_, summed) in &rest {
                 sum.add(summed);
             }
-            sum.aggregate(String::from("others"))
+            sum
         });
-        Ok(TopAggregates {
-            groups: groups
-                .into_iter()
-                .map(|(key, summed)| summed.aggregate(group_name(key, group)))
-                .collect(),
-            total_groups,
-            others,
-        })
+        Ok(TopAggregates::of(groups, others, total_groups, group))
+    }
+
+    /// `select`'s groups ranked as `Summed::rank` orders them: the first `top` as they
+    /// are, the rest summed in one row whose key is null, each row with the number of
+    /// groups it sums.
+    async fn ranked_by_the_database(
+        &self,
+        mut select: Sql<'_>,
+        group: GroupBy,
+        top: usize,
+    ) -> StoreResult<TopAggregates> {
+        let sums: Vec<String> = (0..AGGREGATE_COLUMNS)
+            .map(|column| format!("CAST(SUM({0}) AS BIGINT) AS {0}", aggregate_alias(column)))
+            .collect();
+        let (requests, cost) = (aggregate_alias(0), aggregate_alias(4));
+        select.wrap(
+            &format!(
+                "SELECT CASE WHEN ranked.place <= {top} THEN ranked.k END AS k, {}, \
+                 COUNT(*) AS group_count FROM (SELECT g.*, ROW_NUMBER() OVER \
+                 (ORDER BY g.{requests} DESC, g.{cost} DESC, g.k) AS place FROM (",
+                sums.join(", ")
+            ),
+            ") AS g) AS ranked GROUP BY 1",
+        );
+        let mut groups = Vec::new();
+        let (mut others, mut total_groups) = (None, 0);
+        for row in select.fetch_all(&self.pool).await? {
+            let summed = Summed::from_row(&row)?;
+            let count: i64 = row.try_get(AGGREGATE_COLUMNS + 1)?;
+            total_groups += usize::try_from(count).unwrap_or_default();
+            match ranked_group_key(&row, group)? {
+                Some(key) => groups.push((key, summed)),
+                None => others = Some(summed),
+            }
+        }
+        groups.sort_by(|(a_key, a), (b_key, b)| a.rank().cmp(&b.rank()).then(a_key.cmp(b_key)));
+        Ok(TopAggregates::of(groups, others, total_groups, group))
     }
 
     async fn summed_groups(
@@ -450,24 +509,9 @@ impl Store {
         filter: &UsageFilter,
         group: GroupBy,
     ) -> StoreResult<BTreeMap<GroupKey, Summed>> {
-        let rollups = Source::rollups_for(filter, group);
-        let spans = Spans::of(filter.from, filter.to);
         let mut groups: BTreeMap<GroupKey, Summed> = BTreeMap::new();
-        let parts = spans
-            .hours
-            .map(|(from, to)| (rollups, from, to))
-            .into_iter()
-            .chain(
-                spans
-                    .edges
-                    .iter()
-                    .map(|(from, to)| (Source::Records, Some(*from), Some(*to))),
-            );
-        for (source, from, to) in parts {
-            let select = match source {
-                Source::KeyRunningTotals => key_running_totals(from, to),
-                _ => grouped_sums(source, filter, group, from, to),
-            };
+        for (source, from, to) in parts(filter, group) {
+            let select = part_select(source, filter, group, from, to);
             for row in select.fetch_all(&self.pool).await? {
                 groups
                     .entry(group_key(&row, group)?)
@@ -479,6 +523,36 @@ impl Store {
     }
 }
 
+/// Where a summary's totals are read from: the rollups for the whole hours of the range,
+/// records for the parts of hours at its edges.
+fn parts(filter: &UsageFilter, group: GroupBy) -> Vec<(Source, Option<i64>, Option<i64>)> {
+    let spans = Spans::of(filter.from, filter.to);
+    spans
+        .hours
+        .map(|(from, to)| (Source::rollups_for(filter, group), from, to))
+        .into_iter()
+        .chain(
+            spans
+                .edges
+                .iter()
+                .map(|(from, to)| (Source::Records, Some(*from), Some(*to))),
+        )
+        .collect()
+}
+
+fn part_select<'q>(
+    source: Source,
+    filter: &UsageFilter,
+    group: GroupBy,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Sql<'q> {
+    match source {
+        Source::KeyRunningTotals => key_running_totals(from, to),
+        _ => grouped_sums(source, filter, group, from, to),
+    }
+}
+
 /// The leading groups of a summary, how many there were, and the rest summed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TopAggregates {
@@ -486,6 +560,24 @@ pub struct TopAggregates {
     pub total_groups: usize,
     /// Every group after the leading ones, summed (group `others`); none if there are none.
     pub others: Option<UsageAggregate>,
+}
+
+impl TopAggregates {
+    fn of(
+        groups: Vec<(GroupKey, Summed)>,
+        others: Option<Summed>,
+        total_groups: usize,
+        group: GroupBy,
+    ) -> TopAggregates {
+        TopAggregates {
+            groups: groups
+                .into_iter()
+                .map(|(key, summed)| summed.aggregate(group_name(key, group)))
+                .collect(),
+            total_groups,
+            others: others.map(|summed| summed.aggregate(String::from("others"))),
+        }
+    }
 }
 
 /// The columns of `Source::aggregates` of one group: requests, errors, prompt tokens,
@@ -505,6 +597,11 @@ impl Summed {
             *value = row.try_get(index + 1)?;
         }
         Ok(summed)
+    }
+
+    /// Most requests first, then the highest cost.
+    fn rank(&self) -> impl Ord {
+        std::cmp::Reverse((self.totals[0], self.totals[4]))
     }
 
     fn aggregate(&self, group: String) -> UsageAggregate {
