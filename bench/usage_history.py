@@ -6,7 +6,7 @@ usage_history.py populate DB_URL RECORDS BENCH_USER BENCH_KEY
     recursive CTE on SQLite, generate_series on PostgreSQL) in transactions of a million:
     1 in 100 is the bench key's, the rest spread over 1,000 users and 10,000 keys,
     4 models, 2 channels, 5 % 429. Then the rollups are rebuilt by the backfills of
-    migrations 0018, 0022 and 0025 (what an upgrade runs; see `backfill_sql`).
+    migrations 0018, 0022, 0025 and 0027 (what an upgrade runs; see `backfill_sql`).
 usage_history.py time BASE ADMIN_TOKEN BENCH_KEY BENCH_USER USER_TOKEN RUNS
     median and max latency (ms) of every summary, chart, billing and listing endpoint, as
     JSON. USER_TOKEN acts as the bench user (its own `/api/me/usage…`).
@@ -24,8 +24,8 @@ import urllib.parse
 DAY = 86_400_000
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "crates/tokenhub/migrations"
-ROLLUP_TABLES = ["usage_rollups", "usage_rollups_global",
-                 "usage_rollups_user_daily", "usage_rollups_key_running"]
+ROLLUP_TABLES = ["usage_rollups", "usage_rollups_global", "usage_rollups_user_daily",
+                 "usage_rollups_key_running", "usage_rollups_key_totals"]
 CHUNK = 1_000_000
 
 
@@ -42,6 +42,8 @@ def backfill_sql(backend):
         text = (MIGRATIONS / backend / name).read_text()
         parts.append(text[text.index("-- Backfill"):])
     parts.append((MIGRATIONS / backend / "0026_drop_usage_rollups_daily.sql").read_text())
+    text = (MIGRATIONS / backend / "0027_usage_rollups_key_totals.sql").read_text()
+    parts.append(text[text.index("-- Backfill"):])
     return "\n".join(parts)
 
 

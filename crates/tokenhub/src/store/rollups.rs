@@ -1,13 +1,14 @@
-//! Usage rollups (migrations 0018, 0022, 0025 and 0026), written by the ledger writer in
-//! the same transaction as the records they count, so Σ rollup cost = Σ record cost
-//! exactly: a batch is either committed with its rollups or not at all, and a retried
-//! batch found committed earlier (`Written::Earlier`) is not counted again. Three additive
-//! tables: per owner and hour (user, key, model, channel, status) for key and billing
-//! views; everyone together per hour (model, channel, status) for the admin summaries by
-//! day or model, whose cost then follows the number of hours and models, not of users,
-//! keys or records; and per user and day for summaries by user over whole days. And
-//! running totals per key (a key's totals up to the end of each day it was used) for
-//! summaries by key over whole days: two rows per key for any range. (The per key and day
+//! Usage rollups (migrations 0018, 0022, 0025, 0026 and 0027), written by the ledger
+//! writer in the same transaction as the records they count, so Σ rollup cost = Σ record
+//! cost exactly: a batch is either committed with its rollups or not at all, and a
+//! retried batch found committed earlier (`Written::Earlier`) is not counted again. Four
+//! additive tables: per owner and hour (user, key, model, channel, status) for key and
+//! billing views; everyone together per hour (model, channel, status) for the admin
+//! summaries by day or model, whose cost then follows the number of hours and models,
+//! not of users, keys or records; per user and day for summaries by user over whole
+//! days; and per key of all time, the list of keys the summary by key reads. And running
+//! totals per key (a key's totals up to the end of each day it was used) for summaries
+//! by key over whole days: at most two rows per key for any range. (The per key and day
 //! table of 0018 was read by no summary after 0025, and 0026 drops it.)
 
 use std::collections::BTreeMap;
@@ -38,7 +39,7 @@ pub(super) const SUM_COLUMNS: [&str; 9] = [
 ];
 
 /// The rollup tables a batch adds its rows to (`Table`).
-const ADDITIVE_TABLES: usize = 3;
+const ADDITIVE_TABLES: usize = 4;
 
 /// How many rollup tables the writer keeps (`rollup_table_costs` returns one sum each):
 /// the additive ones and the running totals per key.
@@ -322,16 +323,23 @@ enum Table {
     Owners,
     Global,
     UserDaily,
+    KeyTotals,
 }
 
 impl Table {
-    const ALL: [Table; ADDITIVE_TABLES] = [Table::Owners, Table::Global, Table::UserDaily];
+    const ALL: [Table; ADDITIVE_TABLES] = [
+        Table::Owners,
+        Table::Global,
+        Table::UserDaily,
+        Table::KeyTotals,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Table::Owners => "usage_rollups",
             Table::Global => "usage_rollups_global",
             Table::UserDaily => "usage_rollups_user_daily",
+            Table::KeyTotals => "usage_rollups_key_totals",
         }
     }
 
@@ -341,6 +349,7 @@ impl Table {
             Table::Owners => &["hour", "user_id", "key_id", "model", "channel_id", "status"],
             Table::Global => &["hour", "model", "channel_id", "status"],
             Table::UserDaily => &["user_id", "day"],
+            Table::KeyTotals => &["key_id"],
         }
     }
 
@@ -363,6 +372,7 @@ impl Table {
             ],
             Table::Global => vec![hour, model, channel, status],
             Table::UserDaily => vec![Number(record.user_id), day],
+            Table::KeyTotals => vec![Number(record.key_id)],
         }
     }
 }
@@ -522,7 +532,7 @@ impl Store {
         Ok(Nanos(cost))
     }
 
-    /// Σ cost of each rollup table (per owner, global, per user daily, and
+    /// Σ cost of each rollup table (per owner, global, per user daily, per key, and
     /// the last running row of every key); each equals Σ cost of the records ever written.
     pub async fn rollup_table_costs(&self) -> StoreResult<[Nanos; ROLLUP_TABLES]> {
         let additive = Table::ALL.map(|table| {
@@ -731,6 +741,54 @@ mod tests {
             })
             .collect();
         assert_eq!(written, expected);
+    }
+
+    /// Each key's totals of all time, as the writer keeps them, equal its last running
+    /// row: what migration 0027's backfill copies.
+    #[tokio::test]
+    async fn the_key_totals_backfill_rebuilds_what_the_writer_wrote() {
+        let (store, _dir) = crate::store::test_support::temp_store().await;
+        let records: Vec<UsageRecord> = (0..60_i64)
+            .map(|n| UsageRecord {
+                request_id: format!("r{n}"),
+                user_id: n % 2 + 1,
+                key_id: n % 4 + 1,
+                completion_tokens: 3 * n as u64,
+                cost: Nanos(1_000 + 7 * n),
+                status: if n % 6 == 0 { 429 } else { 200 },
+                latency_ms: (n * 991 % 70_000) as u64,
+                created_at: 20_000 * DAY_MS + n * 9 * HOUR_MS,
+                ..Default::default()
+            })
+            .collect();
+        for batch in records.chunks(7).rev() {
+            store
+                .write_usage_batch(batch, super::super::BatchAttempt::First)
+                .await
+                .unwrap();
+        }
+        let read = |store: Store| async move {
+            use sqlx::Row;
+            let summed = summed_columns();
+            let sql = format!(
+                "SELECT key_id, {} FROM usage_rollups_key_totals ORDER BY key_id",
+                summed.join(", ")
+            );
+            let rows = sqlx::query(&sql).fetch_all(&store.pool).await.unwrap();
+            rows.iter()
+                .map(|row| (0..1 + summed.len()).map(|i| row.get(i)).collect())
+                .collect::<Vec<Vec<i64>>>()
+        };
+        let written = read(store.clone()).await;
+        assert_eq!(written.len(), 4, "one row per key");
+        let migration = include_str!("../../migrations/sqlite/0027_usage_rollups_key_totals.sql");
+        let backfill = &migration[migration.find("INSERT INTO").unwrap()..];
+        sqlx::query("DELETE FROM usage_rollups_key_totals")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query(backfill).execute(&store.pool).await.unwrap();
+        assert_eq!(read(store.clone()).await, written);
     }
 
     #[test]
