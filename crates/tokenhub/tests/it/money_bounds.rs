@@ -178,8 +178,12 @@ fn record(request_id: &str, user_id: i64, cost: Nanos) -> UsageRecord {
     }
 }
 
+/// One batch: a record the database refuses (a cost beyond the per-request bound) is
+/// parked, a debit that would take a balance past the storable floor (another process's
+/// books did not see it there) is cut to the room left, and every other record is
+/// written, two of the largest possible costs summed exactly.
 #[tokio::test]
-async fn a_record_the_database_refuses_is_parked_and_every_other_record_is_written() {
+async fn a_refused_record_is_parked_a_debit_past_the_floor_is_cut_and_the_rest_written() {
     for backend in backends() {
         let h = start(backend).await;
         let store = &h.gateway().store;
@@ -189,7 +193,7 @@ async fn a_record_the_database_refuses_is_parked_and_every_other_record_is_writt
         let broke = accounts::create_user(store, "broke", "user", Nanos::ZERO)
             .await
             .unwrap();
-        // An account already at the lowest storable balance: one more debit is refused.
+        // At the lowest storable balance behind the books' back: they still see zero.
         let pool = AnyPool::connect(&h.database_url).await.unwrap();
         sqlx::query("UPDATE users SET balance_nano = $1 WHERE id = $2")
             .bind(-MAX_AMOUNT.0)
@@ -197,31 +201,32 @@ async fn a_record_the_database_refuses_is_parked_and_every_other_record_is_writt
             .execute(&pool)
             .await
             .unwrap();
-        h.reload().await;
-        // Settled as the relay settles (the books hold the cost until it is written),
-        // then one batch: two of the largest possible costs are summed exactly.
+        // Settled as the relay settles (the books hold the cost until it is written).
         let books = &h.gateway().books;
         let writer = &h.gateway().writer;
+        let beyond = Nanos(MAX_REQUEST_COST.0 + 1);
         for (id, user_id, cost) in [
             ("p1", payer.id, MAX_REQUEST_COST),
-            ("refused", broke.id, Nanos(7)),
+            ("refused", payer.id, beyond),
+            ("floor", broke.id, Nanos(7)),
             ("p2", payer.id, MAX_REQUEST_COST),
             ("p3", payer.id, Nanos(3)),
         ] {
             let held = books.reserve(user_id, 0, None, Nanos::ZERO).unwrap();
-            books.settle(held, cost);
+            assert_eq!(books.settle(held, cost), cost);
             writer.submit(record(id, user_id, cost));
         }
         writer.flush().await;
 
-        assert_eq!(store.usage_count().await.unwrap(), 3);
+        assert_eq!(store.usage_count().await.unwrap(), 4);
         let parked = store.dead_letters().await.unwrap();
         assert_eq!(parked.len(), 1, "{parked:?}");
         assert_eq!(parked[0].0, "refused");
+        let floor = store.usage_by_request_id("floor").await.unwrap().unwrap();
+        assert_eq!(floor.cost, Nanos::ZERO, "cut to the room left");
         assert_eq!(
             store.user_by_id(broke.id).await.unwrap().unwrap().balance,
-            Nanos(-MAX_AMOUNT.0),
-            "a parked record is not debited"
+            Nanos(-MAX_AMOUNT.0)
         );
         let spent = Nanos(2 * MAX_REQUEST_COST.0 + 3);
         assert_eq!(store.total_usage_cost().await.unwrap(), spent);
@@ -231,8 +236,10 @@ async fn a_record_the_database_refuses_is_parked_and_every_other_record_is_writt
             store.recomputed_balance(payer.id).await.unwrap(),
             payer_balance
         );
-        // The books forgot the parked cost, so the account is not held down in memory.
-        assert_eq!(h.gateway().books.unflushed(broke.id), Nanos::ZERO);
+        // The books let go of the parked cost and of the part cut, so neither account
+        // is held down in memory.
+        assert_eq!(books.unflushed(payer.id), Nanos::ZERO);
+        assert_eq!(books.unflushed(broke.id), Nanos::ZERO);
         pool.close().await;
         h.shutdown().await;
     }

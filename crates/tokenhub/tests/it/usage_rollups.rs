@@ -208,7 +208,7 @@ async fn assert_top_groups_cut_from(
 ) {
     let top = store.top_usage_aggregates(filter, group, 2).await.unwrap();
     let mut ranked = all.to_vec();
-    ranked.sort_by(|a, b| (b.requests, b.cost).cmp(&(a.requests, a.cost)));
+    ranked.sort_by_key(|g| std::cmp::Reverse((g.requests, g.cost)));
     let rest = ranked.split_off(ranked.len().min(2));
     assert_eq!(top.total_groups, all.len(), "{filter:?} {group:?}");
     assert_eq!(
