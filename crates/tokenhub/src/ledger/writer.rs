@@ -601,14 +601,17 @@ impl Committer<'_> {
                 }
                 match self.commit_within_bound(&batch[0], started, in_books).await {
                     Some(Ok(())) => return,
+                    // A bill cut to the room left is billable: retried, never parked
+                    // (the next attempt reads the room again).
                     Some(Err(cut_error)) => error = cut_error,
-                    None => {}
-                }
-                refusals += 1;
-                if refusals >= REFUSALS_BEFORE_PARKING
-                    && self.park(&batch[0], &error, in_books).await
-                {
-                    return;
+                    None => {
+                        refusals += 1;
+                        if refusals >= REFUSALS_BEFORE_PARKING
+                            && self.park(&batch[0], &error, in_books).await
+                        {
+                            return;
+                        }
+                    }
                 }
             } else {
                 refusals = 0;
@@ -1016,6 +1019,65 @@ mod tests {
         // wrote themselves, with nothing of the cut part left unflushed.
         assert_eq!(second.balance(user.id), opening - Nanos(10));
         assert_eq!(second.available(user.id), opening - Nanos(10));
+    }
+
+    /// Fails the first `left` writes of a bill that was cut (a cost other than `priced`)
+    /// as a timeout would.
+    struct CutTimesOut {
+        priced: Nanos,
+        left: StdMutex<u32>,
+    }
+
+    impl WriteFaults for CutTimesOut {
+        fn before_write(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
+            if batch.iter().any(|r| r.cost != self.priced) && take(&self.left) {
+                return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+            }
+            Ok(())
+        }
+
+        fn after_commit(&self, _: &[UsageRecord]) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        fn retry_delay(&self, _: Duration) -> Duration {
+            Duration::from_millis(1)
+        }
+    }
+
+    /// A cut bill whose write fails (more often than a refused record may be before it is
+    /// parked) is retried until written: parking it would serve the request for free.
+    #[tokio::test]
+    async fn a_cut_bill_that_fails_to_commit_is_retried_not_parked() {
+        use crate::ledger::money::MAX_AMOUNT;
+        let (store, _dir) = temp_store().await;
+        let opening = Nanos(10 - MAX_AMOUNT.0);
+        let user = store.create_user("u", "user", None, opening).await.unwrap();
+        let books = Arc::new(Books::default());
+        // The books missed another process's debits: they see room for the whole bill.
+        books.sync([(user.id, Nanos::ZERO)], []);
+        let faults = Arc::new(CutTimesOut {
+            priced: Nanos(20),
+            left: StdMutex::new(REFUSALS_BEFORE_PARKING + 2),
+        });
+        let writer = LedgerWriter::spawn_with_faults(
+            store.clone(),
+            books.clone(),
+            Default::default(),
+            Some(faults),
+        );
+        let held = books.reserve(user.id, 0, None, Nanos::ZERO).unwrap();
+        assert_eq!(books.settle(held, Nanos(20)), Nanos(20));
+        writer.submit(record(user.id, 20));
+        writer.flush().await;
+        assert!(store.dead_letters().await.unwrap().is_empty());
+        let written = store.usage_by_request_id("r1").await.unwrap().unwrap();
+        assert_eq!(written.cost, Nanos(10));
+        assert_eq!(
+            store.user_by_id(user.id).await.unwrap().unwrap().balance,
+            Nanos(-MAX_AMOUNT.0)
+        );
+        assert_eq!(books.unflushed(user.id), Nanos::ZERO);
     }
 
     /// The database is away: every attempt fails and the writer cannot reach it.

@@ -130,6 +130,11 @@ impl Source {
     }
 }
 
+/// Where requests and cost stand among the aggregate columns (`AGGREGATED_COLUMNS`), the
+/// two a summary's groups are ranked by.
+const REQUESTS: usize = 0;
+const COST: usize = 4;
+
 /// How many aggregate columns follow the group key (`Summed`).
 const AGGREGATE_COLUMNS: usize = AGGREGATED_COLUMNS.len() + LATENCY_BUCKETS;
 
@@ -263,10 +268,8 @@ fn push_filters(builder: &mut Sql<'_>, filter: &UsageFilter) {
 }
 
 fn group_key(row: &sqlx::any::AnyRow, group: GroupBy) -> StoreResult<GroupKey> {
-    Ok(match group {
-        GroupBy::Model => GroupKey::Text(row.try_get("k")?),
-        GroupBy::User | GroupBy::Key | GroupBy::Day => GroupKey::Number(row.try_get("k")?),
-    })
+    let key = ranked_group_key(row, group)?;
+    Ok(key.ok_or_else(|| sqlx::Error::Decode("a usage group without its key".into()))?)
 }
 
 /// The key of a ranked row; none for the row summing the groups after the leading ones.
@@ -505,7 +508,7 @@ impl Store {
         let sums: Vec<String> = (0..AGGREGATE_COLUMNS)
             .map(|column| format!("CAST(SUM({0}) AS BIGINT) AS {0}", aggregate_alias(column)))
             .collect();
-        let (requests, cost) = (aggregate_alias(0), aggregate_alias(4));
+        let (requests, cost) = (aggregate_alias(REQUESTS), aggregate_alias(COST));
         select.wrap(
             &format!(
                 "SELECT CASE WHEN ranked.place <= {top} THEN ranked.k END AS k, {}, \
@@ -628,17 +631,17 @@ impl Summed {
 
     /// Most requests first, then the highest cost.
     fn rank(&self) -> impl Ord {
-        std::cmp::Reverse((self.totals[0], self.totals[4]))
+        std::cmp::Reverse((self.totals[REQUESTS], self.totals[COST]))
     }
 
     fn aggregate(&self, group: String) -> UsageAggregate {
         UsageAggregate {
             group,
-            requests: self.totals[0],
+            requests: self.totals[REQUESTS],
             errors: self.totals[1],
             prompt_tokens: self.totals[2],
             completion_tokens: self.totals[3],
-            cost: Nanos(self.totals[4]),
+            cost: Nanos(self.totals[COST]),
             latency_p50_ms: histogram_percentile(&self.latency, 0.50),
             latency_p95_ms: histogram_percentile(&self.latency, 0.95),
         }

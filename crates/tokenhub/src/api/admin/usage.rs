@@ -180,7 +180,7 @@ pub struct AggregateList {
 
 /// A summary by model, user or key answers this many groups unless `limit` says.
 const SUMMARY_GROUPS: i64 = 100;
-const MAX_SUMMARY_GROUPS: i64 = 1_000;
+const MAX_SUMMARY_GROUPS: usize = 1_000;
 
 /// The end of year 9999 UTC: later (or negative) times are typos, and hour arithmetic on
 /// them would overflow.
@@ -271,12 +271,14 @@ async fn summary(
         }
         _ => {
             let limit = params.limit.unwrap_or(SUMMARY_GROUPS);
-            if !(1..=MAX_SUMMARY_GROUPS).contains(&limit) {
-                return Err(ManageError::invalid(format!(
-                    "limit must be between 1 and {MAX_SUMMARY_GROUPS} for a summary by {name}"
-                )));
-            }
-            let top = usize::try_from(limit).unwrap_or(usize::MAX);
+            let top = usize::try_from(limit)
+                .ok()
+                .filter(|top| (1..=MAX_SUMMARY_GROUPS).contains(top))
+                .ok_or_else(|| {
+                    ManageError::invalid(format!(
+                        "limit must be between 1 and {MAX_SUMMARY_GROUPS} for a summary by {name}"
+                    ))
+                })?;
             state
                 .store
                 .top_usage_aggregates(&filter, group, top)

@@ -374,6 +374,9 @@ impl Sim<'_> {
             self.model.commit(billed);
         }
         self.check_bills_cut_at_the_bound(&cut)?;
+        for user in &mut self.model.users {
+            user.raised_since_collect = 0;
+        }
         for (id, request_id, why) in parked {
             self.last_parked = id;
             let refused = self.faults.is_refused(&request_id);
@@ -405,9 +408,6 @@ impl Sim<'_> {
                 spent == i128::from(MAX_AMOUNT.0) || balance - raised <= -i128::from(MAX_AMOUNT.0),
                 || format!("{request_id} billed {:?}: key spent {spent}, user balance {balance} less credits since {raised}", billed.cost),
             )?;
-        }
-        for user in &mut self.model.users {
-            user.raised_since_collect = 0;
         }
         Ok(())
     }
