@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::ledger::money::{MAX_AMOUNT, Nanos};
 use crate::shared::SharedState;
-use crate::shared::money::{Account as SharedAccount, Reading};
+use crate::shared::money::Account as SharedAccount;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Account {
@@ -271,13 +271,11 @@ impl Books {
         if let Some(shared) = self.shared.as_ref().filter(|_| !change.is_zero()) {
             let update = shared.clone();
             shared.spawn_hold_update(numbered.unwrap_or_default(), async move {
-                let (user, key) = (reservation.user_id, reservation.key_id);
-                update
-                    .update_money(SharedAccount::User(user), Reading::None, change)
-                    .await?;
-                update
-                    .update_money(SharedAccount::Key(key), Reading::None, change)
-                    .await
+                let accounts = [
+                    SharedAccount::User(reservation.user_id),
+                    SharedAccount::Key(reservation.key_id),
+                ];
+                update.move_holds(&accounts, change).await
             });
         }
         cost

@@ -33,41 +33,49 @@ const MONEY_TTL_MS: u64 = 24 * 3600 * 1000;
 /// Exact integer arithmetic for the scripts. Lua numbers are doubles, exact only below
 /// 2^53 (about $9M in nano-USD), and balances, quotas and sums of holds go far beyond
 /// (`MAX_AMOUNT` is $1B): compared as doubles, an amount a few nano-dollars short could
-/// pass. So every amount is read from its decimal text into two parts, `{high, low}` =
+/// pass. So every amount is read from its decimal text into two parts, `high, low` =
 /// high × 10^9 + low with 0 ≤ low < 10^9, each far below 2^53 for any i64, and written
 /// back as text; Redis's own HINCRBY moves the stored holds as 64-bit integers.
+///
+/// The admission is on every request's path, so the parts travel as a function's two
+/// results rather than a table (no allocation), and an amount of at most 15 digits
+/// (below 10^15, where a double is still exact) is split by arithmetic instead of string
+/// cuts: together a third of the admission's time in Redis (bench/RESULTS.md, addendum
+/// 21). `tests/it/shared_state.rs` compares amounts beyond 2^53 to the nano-dollar.
 const EXACT_LUA: &str = r"
 local BASE = 1000000000
 local function exact(text)
+  local value = tonumber(text)
+  if value > -1e15 and value < 1e15 then
+    local high = math.floor(value / BASE)
+    return high, value - high * BASE
+  end
   text = tostring(text)
   local negative = string.sub(text, 1, 1) == '-'
   if negative then text = string.sub(text, 2) end
-  local high, low = 0, tonumber(text)
-  if #text > 9 then
-    high = tonumber(string.sub(text, 1, #text - 9))
-    low = tonumber(string.sub(text, #text - 8))
-  end
+  local high = tonumber(string.sub(text, 1, #text - 9))
+  local low = tonumber(string.sub(text, #text - 8))
   if negative then
     high, low = -high, -low
     if low < 0 then high, low = high - 1, low + BASE end
   end
-  return {high, low}
+  return high, low
 end
-local function plus(a, b)
-  local high, low = a[1] + b[1], a[2] + b[2]
-  if low >= BASE then high, low = high + 1, low - BASE end
-  return {high, low}
+local function plus(ah, al, bh, bl)
+  local high, low = ah + bh, al + bl
+  if low >= BASE then return high + 1, low - BASE end
+  return high, low
 end
-local function minus(a, b)
-  local high, low = a[1] - b[1], a[2] - b[2]
-  if low < 0 then high, low = high - 1, low + BASE end
-  return {high, low}
+local function minus(ah, al, bh, bl)
+  local high, low = ah - bh, al - bl
+  if low < 0 then return high - 1, low + BASE end
+  return high, low
 end
-local function below(a, b)
-  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+local function below(ah, al, bh, bl)
+  return ah < bh or (ah == bh and al < bl)
 end
-local function decimal(a)
-  local high, low, sign = a[1], a[2], ''
+local function decimal(high, low)
+  local sign = ''
   if high < 0 then
     sign = '-'
     if low == 0 then high = -high else high, low = -high - 1, BASE - low end
@@ -77,8 +85,9 @@ local function decimal(a)
 end
 ";
 
-/// Lua of the reservation: `held` sums the holds of live instances, dropping the dead
-/// ones' and, with them, the amount (kept: its version). A dead instance may have
+/// Lua of the reservation: `held` reads a money hash once and returns its amount and the
+/// sum of the live instances' holds, dropping the dead ones' and, with them, the amount
+/// (kept: its version); it asks about each instance once per script (`alive`). A dead instance may have
 /// committed a batch and died before sharing it (`Committer::share`): Redis's amount then
 /// lacks that batch's cost, which only the dead hold made up for; so an amount is never
 /// used without the holds it was kept beside, and the next admission reads it again from
@@ -88,48 +97,60 @@ end
 /// user's / key's amount is not loaded, {3, available} or {4, remaining} (as decimal text) when refused; `take_money`
 /// holds the amount. Amounts arrive as decimal text and are compared exactly (`EXACT_LUA`).
 const MONEY_LUA: &str = r"
+local alive = {}
 local function held(key, instances)
   local fields = redis.call('HGETALL', key)
-  local sum = {0, 0}
-  local ended = false
+  local high, low, amount, ended = 0, 0, nil, false
   for i = 1, #fields, 2 do
     local field = fields[i]
-    if string.sub(field, 1, 2) == 'h:' then
-      if redis.call('EXISTS', instances .. string.sub(field, 3)) == 1 then
-        sum = plus(sum, exact(fields[i + 1]))
+    if field == 'amount' then
+      amount = fields[i + 1]
+    elseif string.byte(field, 1) == 104 and string.byte(field, 2) == 58 then
+      local instance = string.sub(field, 3)
+      local live = alive[instance]
+      if live == nil then
+        live = redis.call('EXISTS', instances .. instance) == 1
+        alive[instance] = live
+      end
+      if live then
+        high, low = plus(high, low, exact(fields[i + 1]))
       else
         redis.call('HDEL', key, field)
         ended = true
       end
     end
   end
-  if ended then redis.call('HDEL', key, 'amount') end
-  return sum
+  if ended then
+    redis.call('HDEL', key, 'amount')
+    amount = nil
+  end
+  return amount, high, low
 end
 local function check_money(ukey, kkey, amount, quota, instances, epoch, settling)
-  if redis.call('EXISTS', epoch) == 0 or redis.call('EXISTS', settling) == 1 then
-    return {-3}
-  end
-  local user_held = held(ukey, instances)
-  local balance = redis.call('HGET', ukey, 'amount')
+  local state = redis.call('MGET', epoch, settling)
+  if not state[1] or state[2] then return {-3} end
+  local balance, uh, ul = held(ukey, instances)
   if not balance then return {-1} end
-  local needed = exact(amount)
-  local available = minus(exact(balance), user_held)
-  if below(available, needed) then return {3, decimal(available)} end
+  local nh, nl = exact(amount)
+  local bh, bl = exact(balance)
+  local ah, al = minus(bh, bl, uh, ul)
+  if below(ah, al, nh, nl) then return {3, decimal(ah, al)} end
   if tonumber(quota) >= 0 then
-    local key_held = held(kkey, instances)
-    local spent = redis.call('HGET', kkey, 'amount')
+    local spent, kh, kl = held(kkey, instances)
     if not spent then return {-2} end
-    local remaining = minus(minus(exact(quota), exact(spent)), key_held)
-    if below(remaining, needed) then return {4, decimal(remaining)} end
+    local qh, ql = exact(quota)
+    local sh, sl = exact(spent)
+    local rh, rl = minus(qh, ql, sh, sl)
+    rh, rl = minus(rh, rl, kh, kl)
+    if below(rh, rl, nh, nl) then return {4, decimal(rh, rl)} end
   end
   return nil
 end
 local function take_money(ukey, kkey, field, amount, ttl)
-  for _, key in ipairs({ukey, kkey}) do
-    redis.call('HINCRBY', key, field, amount)
-    redis.call('PEXPIRE', key, ttl)
-  end
+  redis.call('HINCRBY', ukey, field, amount)
+  redis.call('PEXPIRE', ukey, ttl)
+  redis.call('HINCRBY', kkey, field, amount)
+  redis.call('PEXPIRE', kkey, ttl)
 end
 ";
 
@@ -193,6 +214,23 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 "
     ))
+});
+
+/// KEYS: money hashes. ARGV: hold field, hold change (not 0), TTL. Moves this instance's
+/// hold on every hash by the same change: a settlement's correction of its user's and
+/// key's holds in one round trip, both or neither.
+static MOVE_HOLDS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+for _, key in ipairs(KEYS) do
+  if redis.call('HINCRBY', key, ARGV[1], ARGV[2]) == 0 then
+    redis.call('HDEL', key, ARGV[1])
+  end
+  redis.call('PEXPIRE', key, ARGV[3])
+end
+return 1
+",
+    )
 });
 
 /// KEYS: one money hash. ARGV: hold field, what this instance holds (absolute), amount,
@@ -353,6 +391,21 @@ impl SharedState {
     ) -> Result<(), SharedError> {
         self.invoke_update(account, reading, hold_change, false)
             .await
+    }
+
+    /// Moves this instance's hold on each account by `change` (a settlement's
+    /// correction: its cost less its reservation), atomically.
+    pub async fn move_holds(&self, accounts: &[Account], change: Nanos) -> Result<(), SharedError> {
+        let mut invocation = MOVE_HOLDS.prepare_invoke();
+        for account in accounts {
+            invocation.key(self.money_key(*account));
+        }
+        invocation
+            .arg(self.hold_field())
+            .arg(change.0)
+            .arg(MONEY_TTL_MS);
+        let _: i64 = self.run_money(&invocation).await?;
+        Ok(())
     }
 
     /// Answers an admission's `Missing`: a reading taken from the database after Redis
