@@ -121,6 +121,12 @@ export NO_COLOR=1 # plain server logs
 log "database: ${TOKENHUB_DATABASE_URL}"
 
 start_gateway
+# /healthz answers as soon as the serving threads run, which can be just before the
+# start-up line is written: give it five seconds.
+for ((i = 0; i < 50; i++)); do
+  grep -q "TokenHub is listening on $GATEWAY_URL/v1" "$TMP/gateway.err" && break
+  sleep 0.1
+done
 grep -q "TokenHub is listening on $GATEWAY_URL/v1" "$TMP/gateway.err" ||
   die "gateway did not print 'TokenHub is listening on $GATEWAY_URL/v1'"
 
