@@ -82,6 +82,8 @@ pub struct SharedState {
     client: redis::Client,
     prefix: String,
     instance: String,
+    /// Key and field names every admission sends, made once (see `Names`).
+    names: Names,
     /// An update was lost: the next heartbeat writes this instance's holds back.
     dirty: AtomicBool,
     /// The Redis data set this instance last saw (a random id Redis keeps at `epoch`).
@@ -89,6 +91,29 @@ pub struct SharedState {
     tuning: Tuning,
     /// Orders the hold changes sent to Redis against a rebuild (`rebuild_holds`).
     holds: HoldOrder,
+}
+
+/// The names that do not change for an instance's life.
+struct Names {
+    /// The id of the Redis data set: missing after Redis lost its data, until a heartbeat.
+    epoch: String,
+    /// Present for one lease after Redis lost its data (see `BEAT`).
+    settling: String,
+    /// The prefix of the instances' liveness keys (scripts append an instance id).
+    instances: String,
+    /// This instance's field in a money hash.
+    hold_field: String,
+}
+
+impl Names {
+    fn new(prefix: &str, instance: &str) -> Names {
+        Names {
+            epoch: format!("{prefix}epoch"),
+            settling: format!("{prefix}settling"),
+            instances: format!("{prefix}inst:"),
+            hold_field: format!("h:{instance}"),
+        }
+    }
 }
 
 /// How a rebuild of this instance's holds (written back whole, from its books) and the
@@ -138,11 +163,13 @@ impl SharedState {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(200));
         let connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let instance = uuid::Uuid::new_v4().simple().to_string();
         let shared = Arc::new(SharedState {
             connection,
             client,
             prefix: prefix.to_string(),
-            instance: uuid::Uuid::new_v4().simple().to_string(),
+            names: Names::new(prefix, &instance),
+            instance,
             dirty: AtomicBool::new(false),
             epoch: std::sync::Mutex::default(),
             tuning,
@@ -157,19 +184,20 @@ impl SharedState {
         format!("{}{}", self.prefix, name)
     }
 
-    /// The id of the Redis data set: missing after Redis lost its data, until a heartbeat.
-    fn epoch_key(&self) -> String {
-        self.key(format_args!("epoch"))
+    fn epoch_key(&self) -> &str {
+        &self.names.epoch
     }
 
-    /// Present for one lease after Redis lost its data (see `BEAT`).
-    fn settling_key(&self) -> String {
-        self.key(format_args!("settling"))
+    fn settling_key(&self) -> &str {
+        &self.names.settling
     }
 
-    /// The prefix of the instances' liveness keys (scripts append an instance id).
-    fn instances_prefix(&self) -> String {
-        self.key(format_args!("inst:"))
+    fn instances_prefix(&self) -> &str {
+        &self.names.instances
+    }
+
+    fn hold_field(&self) -> &str {
+        &self.names.hold_field
     }
 
     pub fn instance(&self) -> &str {

@@ -105,7 +105,7 @@ local function held(key, instances)
     local field = fields[i]
     if field == 'amount' then
       amount = fields[i + 1]
-    elseif string.byte(field, 1) == 104 and string.byte(field, 2) == 58 then
+    elseif string.find(field, 'h:', 1, true) == 1 then
       local instance = string.sub(field, 3)
       local live = alive[instance]
       if live == nil then
@@ -318,10 +318,6 @@ impl SharedState {
             Account::User(id) => self.key(format_args!("m:u:{id}")),
             Account::Key(id) => self.key(format_args!("m:k:{id}")),
         }
-    }
-
-    fn hold_field(&self) -> String {
-        format!("h:{}", self.instance())
     }
 
     /// Admits one request across instances: takes from its key's buckets and reserves
