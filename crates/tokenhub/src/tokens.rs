@@ -51,7 +51,7 @@ impl Budget {
     pub const BLOCKING_POOL: Budget = Budget(1024 * 1024);
 }
 
-/// Loads the encoding (about 150 ms) so no request pays for it on a serving thread.
+/// Loads the encoding (about 330 ms, release build) so no request pays for it on a serving thread.
 /// Call from a blocking context; the memory freed while loading is the calling thread's
 /// to return (`server::start` does).
 pub fn warm_up() {

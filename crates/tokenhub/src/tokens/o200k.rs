@@ -45,7 +45,7 @@ pub struct O200k {
 }
 
 impl O200k {
-    /// Reads the vocabulary out of tiktoken-rs's encoder (about 150 ms; a blocking
+    /// Reads the vocabulary out of tiktoken-rs's encoder (about 330 ms in a release build; a blocking
     /// context's work) and lets that go.
     pub fn load() -> O200k {
         let source = tiktoken_rs::o200k_base().expect("tiktoken-rs ships o200k_base");
