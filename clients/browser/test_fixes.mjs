@@ -559,3 +559,26 @@ test("chat signed in: a heading, prices and balance, an editable input while str
   assertNoProblems();
   await ctx.close();
 });
+
+test("chat: a balance answer that arrives late does not put back the prices of the model chosen before", async () => {
+  const user = await newUser(root, `late-${RUN}`, "4");
+  const { ctx } = await signedIn(`late-${RUN}`, user.password);
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => problems.push(`/chat: ${e.message}`));
+  // The page's first /api/me (asked with the default model chosen) answers after the
+  // one the model change asks.
+  let asked = 0;
+  await page.route("**/api/me", async (route) => {
+    if (++asked === 1) await new Promise((r) => setTimeout(r, 1500));
+    await route.continue();
+  });
+  await page.goto(`${BASE}/chat`);
+  await page.waitForFunction(() => document.querySelector("#chat-model option[value='mock-gpt']"));
+  await page.selectOption("#chat-model", "mock-gpt");
+  await page.waitForFunction(() => /Balance \$4\.00/.test(document.querySelector("#chat-account").textContent));
+  await until(() => asked >= 2, "both balance requests were asked");
+  await page.waitForTimeout(2000);
+  assert.match(await page.textContent("#chat-account"), /mock-gpt: \$1\.00 input · \$2\.00 output per 1M tokens/);
+  assertNoProblems();
+  await ctx.close();
+});

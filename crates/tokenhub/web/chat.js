@@ -153,11 +153,12 @@
   }
 
   /** Prices of the chosen model and, signed in, the balance (refreshed after each reply). */
+  let accountRequests = 0;
   async function showAccount() {
     if (!signedIn) return;
-    const option = picker.selectedOptions[0];
-    const price = (nanos) => TH.usd(TH.nanosToUsd(nanos));
-    const prices = option ? t("chat.prices", { model: option.value, input: price(option.dataset.in), output: price(option.dataset.out) }) : "";
+    // Calls overlap (start-up, a model change, a reply's end): only the latest may write,
+    // and it reads the model as chosen when its answer arrives, not when it asked.
+    const request = ++accountRequests;
     let balance = "";
     try {
       const me = await TH.api("GET", "/api/me");
@@ -165,6 +166,10 @@
     } catch {
       // The prices still show; the balance comes back with the next reply.
     }
+    if (request !== accountRequests) return;
+    const option = picker.selectedOptions[0];
+    const price = (nanos) => TH.usd(TH.nanosToUsd(nanos));
+    const prices = option ? t("chat.prices", { model: option.value, input: price(option.dataset.in), output: price(option.dataset.out) }) : "";
     account.textContent = prices + balance;
     account.hidden = false;
   }
