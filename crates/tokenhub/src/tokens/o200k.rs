@@ -4,17 +4,16 @@
 //! them and 128 clones of its splitting regex: 47 MB resident for o200k, two thirds of
 //! the gateway's idle memory (bench/RESULTS.md, addendum 22). A count needs only two
 //! things: the text cut into pieces by o200k's pattern, and the rank of a byte string. So
-//! this keeps every token's bytes in one buffer, where each ends by rank, and an
-//! open-addressed table of ranks by the bytes' hash: about 4.5 MB. The vocabulary is read
-//! once from tiktoken-rs's own encoder, which is then dropped (the data is theirs; nothing
-//! of it is copied into this repository), and the counts are tiktoken's to the token: the
-//! tests compare them on every kind of text.
+//! the build script (`build.rs`) writes every token's bytes in one buffer, where each ends
+//! by rank, and an open-addressed table of ranks by the bytes' hash: 4.2 MB of read-only
+//! data in the binary, paged in as counts touch it, nothing to decode at start
+//! (addendum 23). The vocabulary is read from tiktoken-rs at build time (the data is
+//! theirs; nothing of it is copied into this repository), and the counts are tiktoken's
+//! to the token: the tests compare them on every kind of text.
 
 use fancy_regex::Regex;
 
-/// o200k's ordinary tokens have the ranks `0..MERGEABLE_RANKS` (its special tokens,
-/// 199,999 and 200,018, never come out of ordinary text). A test checks the bound.
-const MERGEABLE_RANKS: u32 = 199_998;
+use super::o200k_table::{EMPTY, next_slot, slot_of};
 
 /// How o200k cuts text into pieces before merging bytes (OpenAI's published pattern):
 /// words with their leading punctuation and contraction, numbers of up to three digits,
@@ -30,76 +29,54 @@ const PATTERN: &str = concat!(
     r"|\s+",
 );
 
-/// Slots in the rank table: a power of two, under 40 % full.
-const SLOTS: usize = 1 << 19;
-const EMPTY: u32 = u32::MAX;
+/// Every ordinary token's bytes, in rank order.
+static BYTES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/o200k.bytes"));
+/// Where each rank's bytes end in `BYTES` (they start where the previous rank's end), as
+/// little-endian `u32`s.
+static ENDS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/o200k.ends"));
+/// Ranks by the hash of their bytes, linearly probed, as little-endian `u32`s; `EMPTY`
+/// where none.
+static RANK_SLOTS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/o200k.slots"));
+
+/// The `index`th little-endian `u32` of `table`.
+fn word(table: &[u8], index: usize) -> u32 {
+    let at = 4 * index;
+    u32::from_le_bytes(table[at..at + 4].try_into().expect("four bytes"))
+}
 
 pub struct O200k {
-    /// Every token's bytes, in rank order.
-    bytes: Vec<u8>,
-    /// Where each rank's bytes end in `bytes` (they start where the previous rank's end).
-    ends: Vec<u32>,
-    /// Ranks by the hash of their bytes, linearly probed; `EMPTY` where none.
-    slots: Vec<u32>,
     pieces: Regex,
 }
 
 impl O200k {
-    /// Reads the vocabulary out of tiktoken-rs's encoder (about 330 ms in a release build; a blocking
-    /// context's work) and lets that go.
+    /// Compiles the splitting pattern; the tables are the binary's own.
     pub fn load() -> O200k {
-        let source = tiktoken_rs::o200k_base().expect("tiktoken-rs ships o200k_base");
-        let mut bytes = Vec::with_capacity(1 << 21);
-        let mut ends = Vec::with_capacity(MERGEABLE_RANKS as usize);
-        for rank in 0..MERGEABLE_RANKS {
-            for token in source._decode_native_and_split(vec![rank]) {
-                bytes.extend_from_slice(&token);
-            }
-            ends.push(u32::try_from(bytes.len()).expect("o200k is a few MB"));
-        }
-        drop(source);
-        bytes.shrink_to_fit();
-        let mut encoding = O200k {
-            bytes,
-            ends,
-            slots: vec![EMPTY; SLOTS],
+        O200k {
             pieces: Regex::new(PATTERN).expect("o200k's pattern compiles"),
-        };
-        for rank in 0..MERGEABLE_RANKS {
-            encoding.insert(rank);
         }
-        encoding
     }
 
-    fn token(&self, rank: u32) -> &[u8] {
-        let end = self.ends[rank as usize] as usize;
+    fn token(&self, rank: u32) -> &'static [u8] {
+        let end = word(ENDS, rank as usize) as usize;
         let start = match rank {
             0 => 0,
-            _ => self.ends[rank as usize - 1] as usize,
+            _ => word(ENDS, rank as usize - 1) as usize,
         };
-        &self.bytes[start..end]
-    }
-
-    fn insert(&mut self, rank: u32) {
-        let mut slot = slot_of(self.token(rank));
-        while self.slots[slot] != EMPTY {
-            slot = (slot + 1) & (SLOTS - 1);
-        }
-        self.slots[slot] = rank;
+        &BYTES[start..end]
     }
 
     /// The rank of a byte string that is one token.
     fn rank(&self, piece: &[u8]) -> Option<u32> {
         let mut slot = slot_of(piece);
         loop {
-            let rank = self.slots[slot];
+            let rank = word(RANK_SLOTS, slot);
             if rank == EMPTY {
                 return None;
             }
             if self.token(rank) == piece {
                 return Some(rank);
             }
-            slot = (slot + 1) & (SLOTS - 1);
+            slot = next_slot(slot);
         }
     }
 
@@ -148,22 +125,6 @@ impl O200k {
     }
 }
 
-/// The rank table's slot for a byte string: FxHash's word-at-a-time mix, its high bits.
-fn slot_of(bytes: &[u8]) -> usize {
-    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-    let mut hash = bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
-    }
-    let mut last = [0u8; 8];
-    let rest = words.remainder();
-    last[..rest.len()].copy_from_slice(rest);
-    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K);
-    (hash >> (64 - SLOTS.trailing_zeros())) as usize
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,16 +144,22 @@ mod tests {
 
     #[test]
     fn every_ordinary_rank_is_read_and_found_by_its_bytes_and_none_beyond() {
-        // `load` reads every rank below the bound (a missing one would panic there).
-        for rank in 0..MERGEABLE_RANKS {
-            assert_eq!(ENCODING.rank(ENCODING.token(rank)), Some(rank));
+        let ranks = u32::try_from(ENDS.len() / 4).expect("200k ranks");
+        let tiktoken = tiktoken_rs::o200k_base_singleton();
+        for rank in 0..ranks {
+            let bytes: Vec<u8> = tiktoken
+                ._decode_native_and_split(vec![rank])
+                .flatten()
+                .collect();
+            assert_eq!(ENCODING.token(rank), bytes, "rank {rank}");
+            assert_eq!(ENCODING.rank(&bytes), Some(rank));
         }
         let beyond = std::panic::catch_unwind(|| {
             tiktoken_rs::o200k_base_singleton()
-                ._decode_native_and_split(vec![MERGEABLE_RANKS])
+                ._decode_native_and_split(vec![ranks])
                 .count()
         });
-        assert!(beyond.is_err(), "rank {MERGEABLE_RANKS} is ordinary too");
+        assert!(beyond.is_err(), "rank {ranks} is ordinary too");
     }
 
     #[test]
