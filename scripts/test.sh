@@ -2,6 +2,7 @@
 # The whole test suite:
 #   1. cargo test --workspace (with the PostgreSQL runs when PostgreSQL answers on
 #      127.0.0.1:5432, via TOKENHUB_TEST_POSTGRES_URL)
+#   1b. cargo check of the cargo-fuzz targets (fuzz/), so they keep compiling
 #   2. scripts/client-tests.sh against SQLite
 #   3. scripts/client-tests.sh against a fresh PostgreSQL database (dropped at exit)
 #   4. scripts/api-fuzz.sh: schemathesis against /api/openapi.json (no 5xx, no answer
@@ -23,6 +24,7 @@ PG_HOST=127.0.0.1
 PG_PORT=5432
 PG_ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/test"
 CARGO_TEST_TIMEOUT_S=2400
+FUZZ_CHECK_TIMEOUT_S=900
 CLIENT_TESTS_TIMEOUT_S=1200
 API_FUZZ_TIMEOUT_S=900
 PERF_CHECK_TIMEOUT_S=600
@@ -92,6 +94,12 @@ fi
 # ---------------------------------------------------------------- 1. cargo test
 # Same (debug) profile as the binaries scripts/client-tests.sh builds: nothing is built twice.
 run_step "cargo test" "$CARGO_TEST_TIMEOUT_S" cargo test --workspace
+
+# ---------------------------------------------------------------- 1b. fuzz targets compile
+# scripts/fuzz.sh is run by hand, not here; this keeps its targets in step with the API
+# they call (they once stopped compiling unnoticed). Its own lock file and target dir.
+run_step "fuzz targets compile" "$FUZZ_CHECK_TIMEOUT_S" \
+  cargo check --quiet --manifest-path fuzz/Cargo.toml --lib --bins
 
 # ---------------------------------------------------------------- 2. clients on SQLite
 run_step "client tests (sqlite)" "$CLIENT_TESTS_TIMEOUT_S" \

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tokenhub::protocol::openai::operation::Operation;
-use tokenhub::tokens::{count_prompt, count_text};
+use tokenhub::tokens::{Budget, count_prompt, count_text};
 
 fuzz_target!(|body: &[u8]| {
     for operation in [
@@ -11,7 +11,7 @@ fuzz_target!(|body: &[u8]| {
         Operation::Completions,
         Operation::Embeddings,
     ] {
-        let _ = count_prompt(operation, body);
+        let _ = count_prompt(operation, body, Budget::SERVING_THREAD);
     }
     let _ = count_text(&String::from_utf8_lossy(body));
 });

@@ -1,6 +1,7 @@
 //! What the fuzz targets share: cutting an input into the pieces a network would deliver,
 //! and feeding those pieces through the SSE decoder the way the adapters do.
 
+use bytes::Bytes;
 use tokenhub::protocol::sse::{SseDecoder, SseEvent};
 
 /// Splits `data` into a stream and the sizes of the reads it arrives in: the first byte
@@ -32,7 +33,7 @@ pub fn decode(pieces: &[&[u8]], max_event_bytes: usize) -> Vec<SseEvent> {
     let mut decoder = SseDecoder::new(max_event_bytes);
     let mut events = Vec::new();
     for piece in pieces {
-        decoder.push(piece);
+        decoder.push(Bytes::copy_from_slice(piece));
         loop {
             match decoder.next_event() {
                 Ok(Some(event)) => events.push(event),

@@ -215,6 +215,7 @@ fn init_logging(format: LogFormat) -> tokenhub::logging::LogGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(terminal)
+        .with_timer(tokenhub::logging::UtcMicros)
         .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),

@@ -6,12 +6,11 @@
 //! `usage.tokenhub` repeats it as a decimal string (`cost_usd`) for clients that must not
 //! round, with the owner's balance after this request was settled (`balance_usd`).
 //!
-//! One function writes these members ([`Charge::usage_members`]); every surface (chat,
-//! completions, embeddings, `/v1/messages`, `/v1/responses`) goes through it.
+//! One function writes these members ([`Charge::add_to_answer`], by splicing the answer's
+//! text: `splice.rs`); every surface (chat, completions, embeddings, `/v1/messages`,
+//! `/v1/responses`) goes through it.
 
-use serde_json::value::RawValue;
-
-use super::request::{RawObject, Rewrite};
+use super::splice::ObjectText;
 use crate::ledger::money::{Nanos, UsdText};
 
 /// A settled request's cost and its owner's balance right after it.
@@ -37,14 +36,20 @@ impl Charge {
         self.cost_usd
     }
 
-    /// The members added to `usage`, without braces:
-    /// `"cost":0.00012,"tokenhub":{"cost_usd":"0.00012","balance_usd":"9.99988"}`.
-    pub fn usage_members(&self) -> String {
+    /// The members added to `usage`, as (name, raw JSON):
+    /// `cost` = `0.00012`, `tokenhub` = `{"cost_usd":"0.00012","balance_usd":"9.99988"}`.
+    fn usage_members(&self) -> [(&'static str, String); 2] {
         let cost = self.cost_usd;
-        format!(
-            r#""cost":{cost},"tokenhub":{{"cost_usd":"{cost}","balance_usd":"{}"}}"#,
-            self.balance.usd()
-        )
+        [
+            ("cost", cost.as_str().to_owned()),
+            (
+                "tokenhub",
+                format!(
+                    r#"{{"cost_usd":"{cost}","balance_usd":"{}"}}"#,
+                    self.balance.usd()
+                ),
+            ),
+        ]
     }
 
     /// The `x-tokenhub-cost-usd` header value: the same decimal as `usage.cost`.
@@ -52,41 +57,30 @@ impl Charge {
         self.cost_usd.as_str()
     }
 
-    /// A `usage` object (raw JSON) with the cost members added; members of the same
-    /// names the upstream sent (e.g. an OpenRouter upstream's own `cost`) are replaced.
-    pub fn add_to_usage(&self, usage: &RawValue) -> String {
+    /// A `usage` object (raw JSON) with the cost members set; members of the same names
+    /// the upstream sent (e.g. an OpenRouter upstream's own `cost`) are replaced, the
+    /// rest kept byte for byte. A usage that is `null` (or not an object) becomes the
+    /// cost alone.
+    fn add_to_usage(&self, usage: &[u8]) -> Vec<u8> {
         let members = self.usage_members();
-        let Ok(object) = RawObject::parse(usage.get().as_bytes()) else {
-            // `usage: null` (or not an object): the cost alone.
-            return format!("{{{members}}}");
-        };
-        let mut rewrite = Rewrite::default();
-        rewrite.remove("cost");
-        rewrite.remove("tokenhub");
-        let written = object.write_with(&rewrite);
-        let inner = &written[1..written.len() - 1];
-        if inner.is_empty() {
-            format!("{{{members}}}")
-        } else {
-            format!(
-                "{},{members}}}",
-                String::from_utf8_lossy(&written[..written.len() - 1])
-            )
+        let members = members
+            .each_ref()
+            .map(|(name, raw)| (*name, raw.as_bytes()));
+        match ObjectText::read(usage) {
+            Ok(object) => object.with(&members),
+            Err(_) => ObjectText::read(b"{}")
+                .expect("an empty object is an object")
+                .with(&members),
         }
     }
 
     /// An OpenAI answer or chunk (one JSON object) with the cost in its `usage`, which is
-    /// added when the answer has none. Every other member is kept byte for byte. `None`
-    /// when the body is not a JSON object.
+    /// added when the answer has none. Every other byte is kept. `None` when the body is
+    /// not a JSON object.
     pub fn add_to_answer(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let object = RawObject::parse(body).ok()?;
-        let usage = match object.get("usage") {
-            Some(usage) => self.add_to_usage(usage),
-            None => format!("{{{}}}", self.usage_members()),
-        };
-        let mut rewrite = Rewrite::default();
-        rewrite.set("usage", usage);
-        Some(object.write_with(&rewrite))
+        let answer = ObjectText::read(body).ok()?;
+        let usage = self.add_to_usage(answer.get("usage").unwrap_or(b"null"));
+        Some(answer.with(&[("usage", &usage)]))
     }
 }
 
@@ -138,5 +132,24 @@ mod tests {
             assert_eq!(value["id"], "c");
         }
         assert_eq!(charge().header_value(), "0.000012345");
+    }
+
+    #[test]
+    fn the_upstreams_own_cost_members_are_replaced_and_its_spacing_kept() {
+        let body = b"{ \"id\": \"c\",\n  \"usage\": {\"cost\": 9, \"prompt_tokens\": 3, \"tokenhub\": 1 }\n}";
+        let out = String::from_utf8(charge().add_to_answer(body).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "{ \"id\": \"c\",\n  \"usage\": {\"cost\": 0.000012345, \"prompt_tokens\": 3, \
+             \"tokenhub\": {\"cost_usd\":\"0.000012345\",\"balance_usd\":\"4.999987655\"} }\n}"
+        );
+        for (usage, cost) in [("5", "0.000012345"), ("[1]", "0.000012345")] {
+            let body = format!(r#"{{"id":"c","usage":{usage}}}"#);
+            let out = charge().add_to_answer(body.as_bytes()).unwrap();
+            let value: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(value["usage"]["cost"].to_string(), cost);
+        }
+        assert_eq!(charge().add_to_answer(b"[1]"), None);
+        assert_eq!(charge().add_to_answer(br#"{"id":"c""#), None);
     }
 }

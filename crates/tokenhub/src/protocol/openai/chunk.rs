@@ -2,7 +2,7 @@
 //! metering needs are decoded (usage, text for local counting, in-band errors), every
 //! other member is checked to be JSON and skipped, in one pass (`reader.rs`).
 
-mod reader;
+pub(super) mod reader;
 
 use std::borrow::Cow;
 

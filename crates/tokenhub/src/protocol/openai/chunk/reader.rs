@@ -65,6 +65,11 @@ impl<'a> JsonReader<'a> {
         self.at
     }
 
+    /// How many bytes have been read: just past the last value or closing bracket.
+    pub fn consumed(&self) -> usize {
+        self.at
+    }
+
     /// The next byte that is not whitespace, not consumed.
     #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
