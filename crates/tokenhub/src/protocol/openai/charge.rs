@@ -66,12 +66,10 @@ impl Charge {
         let members = members
             .each_ref()
             .map(|(name, raw)| (*name, raw.as_bytes()));
-        match ObjectText::read(usage) {
-            Ok(object) => object.with(&members),
-            Err(_) => ObjectText::read(b"{}")
-                .expect("an empty object is an object")
-                .with(&members),
-        }
+        ObjectText::read(usage)
+            .or_else(|_| ObjectText::read(b"{}"))
+            .expect("an empty object is an object")
+            .with(&members)
     }
 
     /// An OpenAI answer or chunk (one JSON object) with the cost in its `usage`, which is
