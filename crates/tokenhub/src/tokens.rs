@@ -134,10 +134,13 @@ fn floor_char_boundary(text: &str, at: usize) -> usize {
 }
 
 fn encode_len(text: &str) -> u64 {
+    encode_len_with(encoding(), text)
+}
+
+fn encode_len_with(encoding: &o200k::O200k, text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
-    let encoding = encoding();
     let counted = catch_unwind(AssertUnwindSafe(|| {
         segments(text)
             .map(|segment| encoding.count(segment))
@@ -400,6 +403,19 @@ mod tests {
         assert!(segments(&text).all(|s| s.len() <= SEGMENT_BYTES));
         let multibyte = "漢字のテキスト😀".repeat(100);
         assert_eq!(segments(&multibyte).collect::<String>(), multibyte);
+    }
+
+    #[test]
+    fn text_the_matcher_gives_up_on_is_estimated_by_its_length() {
+        let text = "  spaces before a word, twice:  then  more";
+        let impatient = o200k::O200k::with_backtrack_limit(1);
+        assert_eq!(impatient.count(text), None, "the matcher gives up");
+        assert_eq!(
+            encode_len_with(&impatient, text),
+            (text.len() as u64).div_ceil(FALLBACK_BYTES_PER_TOKEN)
+        );
+        assert_eq!(encode_len_with(encoding(), text), count_text(text));
+        assert_ne!(count_text(text), encode_len_with(&impatient, text));
     }
 
     #[test]

@@ -56,6 +56,18 @@ impl O200k {
         }
     }
 
+    /// An encoding whose matcher gives up after `limit` backtracking steps (the default
+    /// is 1,000,000, which no segment reaches), to exercise what a give-up leads to.
+    #[cfg(test)]
+    pub fn with_backtrack_limit(limit: usize) -> O200k {
+        O200k {
+            pieces: fancy_regex::RegexBuilder::new(PATTERN)
+                .backtrack_limit(limit)
+                .build()
+                .expect("o200k's pattern compiles"),
+        }
+    }
+
     fn token(&self, rank: u32) -> &'static [u8] {
         let end = word(ENDS, rank as usize) as usize;
         let start = match rank {
