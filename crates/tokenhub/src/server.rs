@@ -206,11 +206,7 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunningGateway, StartError> {
     // Loaded in parallel with the store, before serving: no request pays for it.
-    let tokenizer = tokio::task::spawn_blocking(|| {
-        crate::tokens::warm_up();
-        // Compiling the splitting pattern leaves freed pages on this thread.
-        serve::return_this_threads_freed_memory();
-    });
+    let tokenizer = tokio::task::spawn_blocking(crate::tokens::warm_up);
     // Everything that can refuse the start does so before the store is opened: opening it
     // creates the root account on first use, and its one-time password must not scroll
     // by above a refusal.

@@ -184,22 +184,6 @@ impl SharedState {
         format!("{}{}", self.prefix, name)
     }
 
-    fn epoch_key(&self) -> &str {
-        &self.names.epoch
-    }
-
-    fn settling_key(&self) -> &str {
-        &self.names.settling
-    }
-
-    fn instances_prefix(&self) -> &str {
-        &self.names.instances
-    }
-
-    fn hold_field(&self) -> &str {
-        &self.names.hold_field
-    }
-
     pub fn instance(&self) -> &str {
         &self.instance
     }
@@ -226,8 +210,8 @@ impl SharedState {
         let mut connection = self.connection();
         let epoch: String = BEAT
             .key(alive)
-            .key(self.epoch_key())
-            .key(self.settling_key())
+            .key(&self.names.epoch)
+            .key(&self.names.settling)
             .arg(self.tuning.lease.as_millis() as u64)
             .arg(uuid::Uuid::new_v4().simple().to_string())
             .arg(&seen)

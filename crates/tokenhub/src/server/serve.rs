@@ -130,15 +130,9 @@ async fn return_freed_memory() {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        return_this_threads_freed_memory();
+        // SAFETY: collects the calling thread's own mimalloc heap; no pointers involved.
+        unsafe { libmimalloc_sys::mi_collect(true) };
     }
-}
-
-/// Hands the pages the calling thread freed back to the system now (see
-/// `return_freed_memory`; the tokenizer's loader calls it after dropping what it read).
-pub fn return_this_threads_freed_memory() {
-    // SAFETY: collects the calling thread's own mimalloc heap; no pointers involved.
-    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// One serving thread: serves the connections dealt to it until the server stops, then

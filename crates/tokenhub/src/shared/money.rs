@@ -340,16 +340,16 @@ impl SharedState {
                 .key(self.bucket("key", request.key_id, "tpm"))
                 .key(self.money_key(Account::User(request.user_id)))
                 .key(self.money_key(Account::Key(request.key_id)))
-                .key(self.epoch_key())
-                .key(self.settling_key())
+                .key(&self.names.epoch)
+                .key(&self.names.settling)
                 .arg(request.rpm.unwrap_or(0))
                 .arg(request.tpm.unwrap_or(0))
                 .arg(request.tokens)
                 .arg(BUCKET_TTL_MS)
-                .arg(self.hold_field())
+                .arg(&self.names.hold_field)
                 .arg(request.amount.0.max(0))
                 .arg(request.key_quota.map_or(-1, |q| q.0.max(0)))
-                .arg(self.instances_prefix())
+                .arg(&self.names.instances)
                 .arg(MONEY_TTL_MS),
         )
         .await
@@ -397,7 +397,7 @@ impl SharedState {
             invocation.key(self.money_key(*account));
         }
         invocation
-            .arg(self.hold_field())
+            .arg(&self.names.hold_field)
             .arg(change.0)
             .arg(MONEY_TTL_MS);
         let _: i64 = self.run_money(&invocation).await?;
@@ -423,7 +423,7 @@ impl SharedState {
             .run_money(
                 UPDATE
                     .key(self.money_key(account))
-                    .arg(self.hold_field())
+                    .arg(&self.names.hold_field)
                     .arg(hold_change.0)
                     .arg(amount)
                     .arg(version)
@@ -448,7 +448,7 @@ impl SharedState {
                 .run_money(
                     RESTORE
                         .key(self.money_key(account))
-                        .arg(self.hold_field())
+                        .arg(&self.names.hold_field)
                         .arg(held.0)
                         .arg(amount)
                         .arg(version),

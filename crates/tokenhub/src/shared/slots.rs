@@ -67,7 +67,7 @@ impl SharedState {
             .key(&lease.set)
             .arg(max)
             .arg(&lease.member)
-            .arg(self.instances_prefix())
+            .arg(&self.names.instances)
             .arg(SLOT_MAX_HOLD_MS)
             .invoke_async(&mut connection)
             .await?;

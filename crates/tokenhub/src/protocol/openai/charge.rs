@@ -36,22 +36,6 @@ impl Charge {
         self.cost_usd
     }
 
-    /// The members added to `usage`, as (name, raw JSON):
-    /// `cost` = `0.00012`, `tokenhub` = `{"cost_usd":"0.00012","balance_usd":"9.99988"}`.
-    fn usage_members(&self) -> [(&'static str, String); 2] {
-        let cost = self.cost_usd;
-        [
-            ("cost", cost.as_str().to_owned()),
-            (
-                "tokenhub",
-                format!(
-                    r#"{{"cost_usd":"{cost}","balance_usd":"{}"}}"#,
-                    self.balance.usd()
-                ),
-            ),
-        ]
-    }
-
     /// The `x-tokenhub-cost-usd` header value: the same decimal as `usage.cost`.
     pub fn header_value(&self) -> &str {
         self.cost_usd.as_str()
@@ -62,10 +46,15 @@ impl Charge {
     /// rest kept byte for byte. A usage that is `null` (or not an object) becomes the
     /// cost alone.
     fn add_to_usage(&self, usage: &[u8]) -> Vec<u8> {
-        let members = self.usage_members();
-        let members = members
-            .each_ref()
-            .map(|(name, raw)| (*name, raw.as_bytes()));
+        let cost = self.cost_usd;
+        let tokenhub = format!(
+            r#"{{"cost_usd":"{cost}","balance_usd":"{}"}}"#,
+            self.balance.usd()
+        );
+        let members = [
+            ("cost", cost.as_str().as_bytes()),
+            ("tokenhub", tokenhub.as_bytes()),
+        ];
         ObjectText::read(usage)
             .or_else(|_| ObjectText::read(b"{}"))
             .expect("an empty object is an object")
