@@ -35,6 +35,7 @@ mod sql;
 mod startup;
 mod usage;
 mod usage_query;
+mod usage_sqlite;
 mod user_admin;
 mod users;
 mod verification;
@@ -72,6 +73,9 @@ pub use startup::StartupLock;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the ledger writer's own SQLite connection (`usage_sqlite.rs`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
@@ -102,6 +106,9 @@ impl StoreError {
         match self {
             StoreError::OutOfRange(_) => true,
             StoreError::Database(sqlx::Error::Database(error)) => refuses_the_data(error.as_ref()),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
+                sqlite_refuses(error.extended_code)
+            }
             _ => false,
         }
     }
@@ -140,17 +147,20 @@ fn refuses_the_data(error: &dyn sqlx::error::DatabaseError) -> bool {
         return true; // unique, foreign key, not null, check
     }
     if let Some(sqlite) = error.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
-        // Primary result codes (the low byte): 18 TOOBIG, 19 CONSTRAINT (a trigger's
-        // RAISE(ABORT) among them), 20 MISMATCH.
-        let primary =
-            sqlx::error::DatabaseError::code(sqlite).and_then(|code| code.parse::<i32>().ok());
-        return primary.is_some_and(|code| matches!(code & 0xff, 18..=20));
+        let code = sqlx::error::DatabaseError::code(sqlite).and_then(|code| code.parse().ok());
+        return code.is_some_and(sqlite_refuses);
     }
     if let Some(postgres) = error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         // SQLSTATE class 22: data exception (bigint out of range); 23: integrity constraint.
         return postgres.code().starts_with("22") || postgres.code().starts_with("23");
     }
     false
+}
+
+/// Whether a SQLite result code refuses the data: primary codes (the low byte) 18
+/// TOOBIG, 19 CONSTRAINT (a trigger's RAISE(ABORT) among them), 20 MISMATCH.
+fn sqlite_refuses(code: i32) -> bool {
+    matches!(code & 0xff, 18..=20)
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -168,9 +178,23 @@ pub struct Store {
     backend: Backend,
     /// Seals upstream channel keys on write, opens them on load (`sealing.rs`).
     secrets: secret_box::SecretBox,
+    /// SQLite: the database file, which the ledger writer opens a connection of its own to.
+    file: Option<std::path::PathBuf>,
     /// SQLite: the file instances lock while they start (`startup.rs`).
     lock_file: Option<std::path::PathBuf>,
 }
+
+/// Every SQLite connection's settings, pooled or the ledger writer's own. WAL lets the
+/// CLI write while the server reads; the busy timeout makes concurrent writers wait
+/// instead of failing with "database is locked"; `synchronous = FULL`, not NORMAL: a
+/// committed credit must survive a power loss (docs/operations.md, "Durability of the
+/// SQLite file").
+const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+];
 
 /// The connection pool's size and how long callers wait on the database.
 #[derive(Clone, Copy, Debug)]
@@ -228,7 +252,8 @@ impl Store {
         let options: AnyConnectOptions = url.parse()?;
         let statement_timeout = settings.statement_timeout;
         let pool = AnyPoolOptions::new()
-            // SQLite: one connection is the ledger writer's own (`UsageWriter`).
+            // SQLite: one writer at a time anyway; the ledger writer has a connection of
+            // its own besides these (`usage_sqlite.rs`).
             .max_connections(if backend == Backend::Sqlite {
                 5
             } else {
@@ -241,14 +266,9 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets the CLI write while the server reads; the busy timeout makes
-                        // concurrent writers wait instead of failing with "database is locked".
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        // FULL, not NORMAL: a committed credit must survive a power loss
-                        // (docs/operations.md, "Durability of the SQLite file").
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        for pragma in SQLITE_PRAGMAS {
+                            conn.execute(pragma).await?;
+                        }
                     } else if !statement_timeout.is_zero() {
                         let set =
                             format!("SET statement_timeout = {}", statement_timeout.as_millis());
@@ -263,6 +283,7 @@ impl Store {
             pool,
             backend,
             secrets: secret_box::SecretBox::new(&key),
+            file: sqlite_file(&url).map(Into::into),
             lock_file: sqlite_file(&url).map(|path| format!("{path}.startup-lock").into()),
         };
         let lock = store.startup_lock().await?;
@@ -296,7 +317,6 @@ impl Store {
     }
 }
 
-/// Makes `sqlite://relative/path.db` create its file and directory on first use.
 /// The SQLite database file a URL names, if it names one (not `:memory:`).
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
@@ -319,20 +339,20 @@ fn default_secret_key(backend: Backend, url: &str) -> StoreResult<SecretKey> {
              instance) to seal upstream channel keys; generate one with `openssl rand -hex 32`"
                 .into(),
         )),
-        Backend::Sqlite => match sqlite_path(url) {
-            // In memory the database dies with the process, and so may its key.
-            None => Ok(SecretKey::generate()),
-            Some(path) => {
-                secret_box::load_or_create_key_file(&secret_box::key_file_for(Path::new(path)))
-                    .map_err(StoreError::SecretKey)
-            }
-        },
+        Backend::Sqlite => {
+            let path = sqlite_path(url).ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
+            secret_box::load_or_create_key_file(&secret_box::key_file_for(Path::new(path)))
+                .map_err(StoreError::SecretKey)
+        }
     }
 }
 
+/// Makes `sqlite://relative/path.db` create its file and directory on first use. An
+/// in-memory database is refused: the ledger writer writes through a connection of its
+/// own, which must open the same database.
 fn prepare_sqlite_url(url: &str) -> StoreResult<String> {
     let Some(path) = sqlite_path(url) else {
-        return Ok(url.to_string());
+        return Err(StoreError::UnsupportedUrl(url.to_string()));
     };
     if let Some(dir) = Path::new(path)
         .parent()
@@ -370,6 +390,33 @@ mod tests {
         for error in transient {
             assert!(!StoreError::Database(error).is_refusal());
         }
+    }
+
+    #[test]
+    fn the_ledger_connections_sqlite_errors_are_refusals_only_for_the_data() {
+        let failure = |code: i32| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        // CONSTRAINT_UNIQUE, CONSTRAINT_TRIGGER (RAISE(ABORT)), TOOBIG, MISMATCH.
+        for code in [2067, 1811, 18, 20] {
+            assert!(failure(code).is_refusal(), "{code}");
+        }
+        // BUSY, LOCKED, IOERR_WRITE, FULL, CANTOPEN: another attempt may pass.
+        for code in [5, 6, 778, 13, 14] {
+            assert!(!failure(code).is_refusal(), "{code}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_is_refused_with_the_urls_to_use() {
+        let error = super::Store::connect("sqlite::memory:", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::UnsupportedUrl(_)), "{error}");
+        assert!(error.to_string().contains("sqlite://PATH"), "{error}");
     }
 }
 

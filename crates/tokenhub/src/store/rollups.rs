@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use super::usage::{AnyQuery, UsageRecord, statement_chunks, to_i64};
+use super::usage::{AnyQuery, Bind, UsageRecord, statement_chunks, to_i64};
 use super::{Backend, Store, StoreResult};
 use crate::ledger::money::Nanos;
 
@@ -149,7 +149,7 @@ fn summed_columns() -> Vec<String> {
 
 /// One grouping value of a rollup row, bound in its table's key column order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Dimension {
+pub(super) enum Dimension {
     Number(i64),
     Text(String),
 }
@@ -164,7 +164,7 @@ pub(super) struct BatchRollups {
 }
 
 /// One statement of a batch's rollups, with the rows it binds.
-enum Statement<'a> {
+pub(super) enum Statement<'a> {
     /// Adds rows to an additive table.
     Upsert(Table, Vec<(&'a Vec<Dimension>, &'a Totals)>),
     /// Creates the missing running rows (key, day, user) from the key's previous row.
@@ -174,7 +174,7 @@ enum Statement<'a> {
 }
 
 impl<'a> Statement<'a> {
-    fn sql(&self, backend: Backend) -> &'static str {
+    pub(super) fn sql(&self, backend: Backend) -> &'static str {
         match self {
             Statement::Upsert(table, rows) => upsert_sql(backend, *table, rows.len()),
             Statement::Seed(rows) => seed_sql(backend, rows.len()),
@@ -182,7 +182,7 @@ impl<'a> Statement<'a> {
         }
     }
 
-    fn bind(&self, mut query: AnyQuery<'a>) -> AnyQuery<'a> {
+    pub(super) fn bind<B: Bind<'a>>(&self, mut query: B) -> B {
         match self {
             Statement::Upsert(_, rows) => {
                 for (key, totals) in rows {
@@ -192,14 +192,14 @@ impl<'a> Statement<'a> {
             Statement::Seed(rows) => {
                 for row in rows {
                     for value in *row {
-                        query = query.bind(*value);
+                        query = query.int(*value);
                     }
                 }
             }
             Statement::Add(span) => {
-                query = query.bind(span.key_id).bind(span.from).bind(span.to);
+                query = query.int(span.key_id).int(span.from).int(span.to);
                 for value in span.totals.values() {
-                    query = query.bind(value);
+                    query = query.int(value);
                 }
             }
         }
@@ -224,7 +224,7 @@ impl BatchRollups {
     /// Every statement of the batch's rollups, in the order they run: the additive
     /// tables' upserts (`INSERT_ROW_COUNTS` rows each), then the running totals' seeds
     /// (as many rows each) and one addition per key and span of days.
-    fn statements_with_rows(&self) -> Vec<Statement<'_>> {
+    pub(super) fn statements(&self) -> Vec<Statement<'_>> {
         let mut statements = Vec::new();
         for (table, rows) in &self.tables {
             let rows: Vec<(&Vec<Dimension>, &Totals)> = rows.iter().collect();
@@ -242,22 +242,22 @@ impl BatchRollups {
 
     /// One query per statement, each text from a fixed set (prepared once per connection).
     pub fn queries(&self, backend: Backend) -> Vec<AnyQuery<'_>> {
-        self.statements_with_rows()
+        self.statements()
             .iter()
             .map(|statement| statement.bind(sqlx::query(statement.sql(backend))))
             .collect()
     }
 }
 
-fn bind_row<'q>(mut query: AnyQuery<'q>, key: &'q [Dimension], totals: &Totals) -> AnyQuery<'q> {
+fn bind_row<'q, B: Bind<'q>>(mut query: B, key: &'q [Dimension], totals: &Totals) -> B {
     for dimension in key {
         query = match dimension {
-            Dimension::Number(n) => query.bind(*n),
-            Dimension::Text(text) => query.bind(text.as_str()),
+            Dimension::Number(n) => query.int(*n),
+            Dimension::Text(text) => query.text(text.as_str()),
         };
     }
     for value in totals.values() {
-        query = query.bind(value);
+        query = query.int(value);
     }
     query
 }
@@ -276,7 +276,7 @@ struct KeyRunning {
 }
 
 /// Totals to add to one key's running rows of the days in `[from, to)`.
-struct Span {
+pub(super) struct Span {
     key_id: i64,
     from: i64,
     to: i64,
@@ -319,7 +319,7 @@ impl KeyRunning {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Table {
+pub(super) enum Table {
     Owners,
     Global,
     UserDaily,

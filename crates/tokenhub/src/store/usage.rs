@@ -9,6 +9,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 
 use super::rollups::BatchRollups;
+use super::usage_sqlite::LedgerConnection;
 use super::{Backend, Store, StoreError, StoreResult};
 use crate::ledger::money::{MAX_AMOUNT, MAX_REQUEST_COST, Nanos};
 
@@ -71,10 +72,16 @@ pub(super) fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]>
 
 /// What a batch takes from each user's balance and adds to each key's spend, in id
 /// order (so concurrent writers lock rows in the same order).
-struct Debits {
-    users: BTreeMap<i64, i64>,
-    keys: BTreeMap<i64, i64>,
+pub(super) struct Debits {
+    pub(super) users: BTreeMap<i64, i64>,
+    pub(super) keys: BTreeMap<i64, i64>,
 }
+
+/// The debits' statements: an amount, then the account's id.
+pub(super) const DEBIT_USER: &str =
+    "UPDATE users SET balance_nano = balance_nano - $1 WHERE id = $2";
+pub(super) const ADD_KEY_SPEND: &str =
+    "UPDATE api_keys SET spent_nano = spent_nano + $1 WHERE id = $2";
 
 impl Debits {
     /// The batch's debits, summed exactly; a batch whose costs are negative or whose sums
@@ -113,7 +120,7 @@ impl Debits {
 /// PostgreSQL; plain positional `?` on SQLite, where sqlx resolves every `$N` by name
 /// through a linear scan of the statement's parameter list (quadratic in the row count:
 /// 3% of the gateway's CPU at 64 rows).
-fn insert_sql(backend: Backend, rows: usize) -> &'static str {
+pub(super) fn insert_sql(backend: Backend, rows: usize) -> &'static str {
     static SQL: std::sync::LazyLock<[Vec<String>; 2]> =
         std::sync::LazyLock::new(|| [Backend::Sqlite, Backend::Postgres].map(statements));
     let index = INSERT_ROW_COUNTS
@@ -156,29 +163,54 @@ pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> Str
 
 pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
+/// Where a statement's values go, in parameter order: a sqlx query (either backend), or
+/// a statement of the ledger's own SQLite connection (`usage_sqlite.rs`). One binding
+/// per statement text, whichever connection runs it.
+pub(super) trait Bind<'q>: Sized {
+    fn int(self, value: i64) -> Self;
+    fn optional_int(self, value: Option<i64>) -> Self;
+    fn text(self, value: &'q str) -> Self;
+    fn optional_text(self, value: Option<&'q str>) -> Self;
+}
+
+impl<'q> Bind<'q> for AnyQuery<'q> {
+    fn int(self, value: i64) -> Self {
+        self.bind(value)
+    }
+    fn optional_int(self, value: Option<i64>) -> Self {
+        self.bind(value)
+    }
+    fn text(self, value: &'q str) -> Self {
+        self.bind(value)
+    }
+    fn optional_text(self, value: Option<&'q str>) -> Self {
+        self.bind(value)
+    }
+}
+
 /// Binds one record's `INSERT_COLUMNS` values, in the statement's column order.
-fn bind_record<'q>(query: AnyQuery<'q>, record: &'q UsageRecord) -> AnyQuery<'q> {
+pub(super) fn bind_record<'q, B: Bind<'q>>(query: B, record: &'q UsageRecord) -> B {
     query
-        .bind(&record.request_id)
-        .bind(record.user_id)
-        .bind(record.key_id)
-        .bind(&record.model)
-        .bind(record.channel_id)
-        .bind(to_i64(record.prompt_tokens))
-        .bind(to_i64(record.cached_tokens))
-        .bind(to_i64(record.cache_write_tokens))
-        .bind(to_i64(record.completion_tokens))
-        .bind(record.cost.0)
-        .bind(i64::from(record.status))
-        .bind(record.error.as_deref())
-        .bind(i64::from(record.stream))
-        .bind(i64::from(record.estimated))
-        .bind(to_i64(record.latency_ms))
-        .bind(record.ttft_ms.map(to_i64))
-        .bind(record.created_at)
-        .bind(to_i64(record.cache_write_1h_tokens))
-        .bind(to_i64(record.explicit_cached_tokens))
-        .bind(&record.price_tier)
+        .text(&record.request_id)
+        .int(record.user_id)
+        .int(record.key_id)
+        .text(&record.model)
+        .optional_int(record.channel_id)
+        .int(to_i64(record.prompt_tokens))
+        .int(to_i64(record.cached_tokens))
+        .int(to_i64(record.cache_write_tokens))
+        .int(to_i64(record.completion_tokens))
+        .int(record.cost.0)
+        .int(i64::from(record.status))
+        .optional_text(record.error.as_deref())
+        .int(i64::from(record.stream))
+        .int(i64::from(record.estimated))
+        .int(to_i64(record.latency_ms))
+        .optional_int(record.ttft_ms.map(to_i64))
+        .int(record.created_at)
+        .int(to_i64(record.cache_write_1h_tokens))
+        .int(to_i64(record.explicit_cached_tokens))
+        .text(&record.price_tier)
 }
 
 /// Reads a row selected with `RECORD_COLUMNS`.
@@ -252,6 +284,7 @@ impl Store {
         UsageWriter {
             store: self.clone(),
             connection: None,
+            sqlite: None,
         }
     }
 
@@ -290,13 +323,14 @@ impl Store {
     }
 }
 
-/// Writes usage batches for the ledger writer, keeping one connection between batches: a
-/// pooled connection taken at random has to re-read every page another connection
-/// changed since it last ran (SQLite's page cache is per connection), which was a dozen
-/// reads per batch; PostgreSQL skips the ping of a connection taken from the pool.
+/// Writes usage batches for the ledger writer, keeping one connection between batches.
+/// On SQLite it is a connection of its own, used from a blocking thread
+/// (`usage_sqlite.rs`): a batch is one hand-over, not a hop per statement. On PostgreSQL
+/// it is a pooled one, kept to skip the ping of a connection taken from the pool.
 pub struct UsageWriter {
     store: Store,
     connection: Option<PoolConnection<Any>>,
+    sqlite: Option<LedgerConnection>,
 }
 
 impl UsageWriter {
@@ -357,19 +391,53 @@ impl UsageWriter {
 
     async fn write_new(&mut self, records: &[UsageRecord]) -> StoreResult<()> {
         let debits = Debits::of(records)?;
+        match self.store.backend {
+            Backend::Sqlite => self.write_on_own_connection(records, debits).await,
+            Backend::Postgres => self.write_pooled(records, debits).await,
+        }
+    }
+
+    async fn write_on_own_connection(
+        &mut self,
+        records: &[UsageRecord],
+        debits: Debits,
+    ) -> StoreResult<()> {
+        let Some(path) = self.store.file.clone() else {
+            return Err(StoreError::Unavailable(
+                "the SQLite database has no file".into(),
+            ));
+        };
+        let kept = self.sqlite.take();
+        let records = records.to_vec();
+        let written = tokio::task::spawn_blocking(move || {
+            // A failed transaction is rolled back, and its connection dropped with it.
+            let mut connection = match kept {
+                Some(connection) => connection,
+                None => LedgerConnection::open(&path)?,
+            };
+            connection.write(&records, &BatchRollups::of(&records), &debits)?;
+            Ok::<_, rusqlite::Error>(connection)
+        })
+        .await;
+        match written {
+            Ok(Ok(connection)) => {
+                self.sqlite = Some(connection);
+                Ok(())
+            }
+            Ok(Err(error)) => Err(error.into()),
+            Err(failed) => Err(StoreError::Unavailable(format!(
+                "the ledger's SQLite call did not finish: {failed}"
+            ))),
+        }
+    }
+
+    async fn write_pooled(&mut self, records: &[UsageRecord], debits: Debits) -> StoreResult<()> {
         let rollups = BatchRollups::of(records);
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             None => self.store.pool.acquire().await?,
         };
-        let written = write_in_transaction(
-            &mut connection,
-            self.store.backend,
-            records,
-            &rollups,
-            &debits,
-        )
-        .await;
+        let written = write_in_transaction(&mut connection, records, &rollups, &debits).await;
         match written {
             Ok(()) => self.connection = Some(connection),
             // The connection may be broken, or hold a transaction left open by the failed
@@ -439,33 +507,26 @@ impl UsageWriter {
         Ok(balance_room.min(spend_room))
     }
 
-    /// Hands the kept connection back to the pool (the next batch takes one again).
+    /// Hands the kept connection back to the pool, or closes the SQLite one (the next
+    /// batch takes or opens one again): shutdown closes the store after a flush.
     pub fn release(&mut self) {
         self.connection = None;
+        self.sqlite = None;
     }
 }
 
-/// One transaction of single statements, each from a fixed set of texts (`insert_sql`,
-/// the rollups' upserts, the two debits), so each is prepared once per connection and
-/// then found in its statement cache (sqlx's LRU of 100 holds the ~40 texts). The batch
-/// was once one multi-statement command on SQLite (one round trip to its worker thread),
-/// but that text varied with the batch's shape (its length, its rollup rows, its users
-/// and keys), so SQLite parsed it anew almost every batch: 33,000–49,000 instructions per
-/// request (bench/RESULTS.md, addenda 12 and 15), more than the round trips cost. On
-/// SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`, see
-/// `Store::begin_write`); debits go in id order, so concurrent writers lock rows in the
-/// same order on PostgreSQL.
+/// One PostgreSQL transaction of single statements, each from a fixed set of texts
+/// (`insert_sql`, the rollups' upserts, the two debits), so each is prepared once per
+/// connection and then found in its statement cache (sqlx's LRU of 100 holds the ~40
+/// texts). Debits go in id order, so concurrent writers lock rows in the same order.
 async fn write_in_transaction(
     connection: &mut AnyConnection,
-    backend: Backend,
     records: &[UsageRecord],
     rollups: &BatchRollups,
     debits: &Debits,
 ) -> StoreResult<()> {
-    let mut tx = match backend {
-        Backend::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => connection.begin().await?,
-    };
+    let backend = Backend::Postgres;
+    let mut tx = connection.begin().await?;
     for chunk in statement_chunks(records) {
         let mut insert = sqlx::query(insert_sql(backend, chunk.len()));
         for record in chunk {
@@ -476,19 +537,14 @@ async fn write_in_transaction(
     for upsert in rollups.queries(backend) {
         upsert.execute(&mut *tx).await?;
     }
-    for (user_id, cost) in &debits.users {
-        sqlx::query("UPDATE users SET balance_nano = balance_nano - $1 WHERE id = $2")
-            .bind(*cost)
-            .bind(*user_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for (key_id, cost) in &debits.keys {
-        sqlx::query("UPDATE api_keys SET spent_nano = spent_nano + $1 WHERE id = $2")
-            .bind(*cost)
-            .bind(*key_id)
-            .execute(&mut *tx)
-            .await?;
+    for (sql, amounts) in [(DEBIT_USER, &debits.users), (ADD_KEY_SPEND, &debits.keys)] {
+        for (id, amount) in amounts {
+            sqlx::query(sql)
+                .bind(*amount)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     tx.commit().await?;
     Ok(())

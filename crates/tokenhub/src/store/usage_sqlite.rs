@@ -1,0 +1,171 @@
+//! The ledger writer's own SQLite connection: a batch is one call on a blocking thread,
+//! its statements run there back to back.
+//!
+//! Through sqlx every statement is a hop to SQLite's worker thread and back, about ten
+//! per batch (begin, inserts, rollups, debits, commit), each a futex round trip between
+//! two threads: at 1,000 requests a second that was 97 µs of CPU a request, preempting
+//! the serving threads on a two-core machine (bench/RESULTS.md, addenda 23 and 24).
+//! Here the batch is handed over once. The statements are the same texts as the
+//! PostgreSQL path's (`usage.rs`, `rollups.rs`), bound by the same code (`Bind`), and
+//! prepared once per connection (the statement cache).
+
+use std::path::Path;
+
+use rusqlite::{CachedStatement, Connection, TransactionBehavior};
+
+use super::rollups::BatchRollups;
+use super::usage::{Bind, Debits, UsageRecord, bind_record, insert_sql, statement_chunks};
+use super::{Backend, SQLITE_PRAGMAS};
+
+/// Statement texts kept prepared: the insert and rollup sizes a batch uses, with room.
+const STATEMENT_CACHE: usize = 64;
+
+pub(super) struct LedgerConnection {
+    connection: Connection,
+}
+
+impl LedgerConnection {
+    /// Opens the database file with the pool's pragmas (WAL, busy timeout, `FULL`
+    /// synchronous commits, foreign keys); the migrations have already run.
+    pub(super) fn open(path: &Path) -> rusqlite::Result<LedgerConnection> {
+        let connection = Connection::open(path)?;
+        for pragma in SQLITE_PRAGMAS {
+            // `journal_mode` answers with a row; the others with none.
+            connection
+                .query_row(pragma, [], |_| Ok(()))
+                .or_else(|error| match error {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(()),
+                    error => Err(error),
+                })?;
+        }
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(LedgerConnection { connection })
+    }
+
+    /// Writes the records, their rollups and their debits in one transaction that takes
+    /// the write lock up front (`BEGIN IMMEDIATE`, as `Store::begin_write`): all or none.
+    pub(super) fn write(
+        &mut self,
+        records: &[UsageRecord],
+        rollups: &BatchRollups,
+        debits: &Debits,
+    ) -> rusqlite::Result<()> {
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for chunk in statement_chunks(records) {
+            let mut insert = tx.prepare_cached(insert_sql(Backend::Sqlite, chunk.len()))?;
+            chunk
+                .iter()
+                .fold(Binder::new(&mut insert), bind_record)
+                .execute()?;
+        }
+        for statement in rollups.statements() {
+            let mut prepared = tx.prepare_cached(statement.sql(Backend::Sqlite))?;
+            statement.bind(Binder::new(&mut prepared)).execute()?;
+        }
+        for (sql, amounts) in [
+            (super::usage::DEBIT_USER, &debits.users),
+            (super::usage::ADD_KEY_SPEND, &debits.keys),
+        ] {
+            let mut prepared = tx.prepare_cached(sql)?;
+            for (id, amount) in amounts {
+                Binder::new(&mut prepared).int(*amount).int(*id).execute()?;
+            }
+        }
+        tx.commit()
+    }
+}
+
+/// Binds values to a prepared statement one position after another; the first error is
+/// kept and returned by `execute`, so binding chains as it does on a sqlx query.
+struct Binder<'s, 'c> {
+    statement: &'s mut CachedStatement<'c>,
+    next: usize,
+    error: Option<rusqlite::Error>,
+}
+
+impl<'s, 'c> Binder<'s, 'c> {
+    fn new(statement: &'s mut CachedStatement<'c>) -> Self {
+        Binder {
+            statement,
+            next: 1,
+            error: None,
+        }
+    }
+
+    fn value(mut self, value: impl rusqlite::ToSql) -> Self {
+        if self.error.is_none() {
+            self.error = self.statement.raw_bind_parameter(self.next, value).err();
+        }
+        self.next += 1;
+        self
+    }
+
+    fn execute(self) -> rusqlite::Result<()> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let parameters = self.statement.parameter_count();
+        if self.next - 1 != parameters {
+            return Err(rusqlite::Error::InvalidParameterCount(
+                self.next - 1,
+                parameters,
+            ));
+        }
+        self.statement.raw_execute().map(drop)
+    }
+}
+
+impl<'q> Bind<'q> for Binder<'_, '_> {
+    fn int(self, value: i64) -> Self {
+        self.value(value)
+    }
+    fn optional_int(self, value: Option<i64>) -> Self {
+        self.value(value)
+    }
+    fn text(self, value: &'q str) -> Self {
+        self.value(value)
+    }
+    fn optional_text(self, value: Option<&'q str>) -> Self {
+        self.value(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_bound_with_too_few_or_too_many_values_does_not_run() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch("CREATE TABLE t (a INTEGER NOT NULL, b TEXT)")
+            .unwrap();
+        let mut insert = connection
+            .prepare_cached("INSERT INTO t (a, b) VALUES (?, ?)")
+            .unwrap();
+        // Unbound parameters would silently be NULL.
+        let too_few = Binder::new(&mut insert).int(1).execute().unwrap_err();
+        assert!(
+            matches!(too_few, rusqlite::Error::InvalidParameterCount(1, 2)),
+            "{too_few}"
+        );
+        let too_many = Binder::new(&mut insert).int(1).text("x").int(2).execute();
+        assert!(too_many.is_err());
+        Binder::new(&mut insert)
+            .int(7)
+            .optional_text(None)
+            .execute()
+            .unwrap();
+        drop(insert);
+        let rows: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM t WHERE a = 7 AND b IS NULL",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+}
