@@ -184,6 +184,8 @@ if ((SPIKE > 0)); then
     if ((last > 2 * IDLE_RSS)); then
         echo "perf-check: FAILED: RSS $last KiB > 2 x idle ($IDLE_RSS KiB) ${WATCH_S}s after the spike" >&2
         verdict=1
+    else
+        echo "perf-check spike: PASS ($last KiB ≤ 2 x idle ${WATCH_S}s after the spike)"
     fi
 fi
 exit "$verdict"
