@@ -25,6 +25,8 @@ use crate::shared::money::{Account, Reading};
 use crate::store::{BatchAttempt, Store, StoreError, UsageRecord, UsageWriter, Written};
 
 #[cfg(test)]
+mod late_commit;
+#[cfg(test)]
 mod shared_crash;
 mod supervise;
 
