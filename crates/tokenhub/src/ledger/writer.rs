@@ -879,11 +879,8 @@ mod tests {
     use super::*;
     use crate::store::test_support::temp_store;
 
-    /// A writer for one user holding 1,000 nano-USD (in the database and the books),
-    /// with the faults `faults` makes from the books and the user's id.
-    pub(super) async fn writer_for_one_user(
-        faults: impl FnOnce(&Arc<Books>, i64) -> Arc<dyn WriteFaults>,
-    ) -> (Store, tempfile::TempDir, Arc<Books>, LedgerWriter, i64) {
+    /// A store with one user holding 1,000 nano-USD, and books that know it.
+    pub(super) async fn one_user() -> (Store, tempfile::TempDir, Arc<Books>, i64) {
         let (store, dir) = temp_store().await;
         let user = store
             .create_user("u", "user", None, Nanos(1_000))
@@ -891,13 +888,22 @@ mod tests {
             .unwrap();
         let books = Arc::new(Books::default());
         books.sync([(user.id, Nanos(1_000))], []);
+        (store, dir, books, user.id)
+    }
+
+    /// A writer for `one_user`, with the faults `faults` makes from the books and the
+    /// user's id.
+    pub(super) async fn writer_for_one_user(
+        faults: impl FnOnce(&Arc<Books>, i64) -> Arc<dyn WriteFaults>,
+    ) -> (Store, tempfile::TempDir, Arc<Books>, LedgerWriter, i64) {
+        let (store, dir, books, user_id) = one_user().await;
         let writer = LedgerWriter::spawn_with_faults(
             store.clone(),
             books.clone(),
             Default::default(),
-            Some(faults(&books, user.id)),
+            Some(faults(&books, user_id)),
         );
-        (store, dir, books, writer, user.id)
+        (store, dir, books, writer, user_id)
     }
 
     /// Fails the next `transient` attempts before writing, and loses the reply of the
@@ -1105,7 +1111,7 @@ mod tests {
         }
     }
 
-    fn spill_at(path: &std::path::Path, max_bytes: u64) -> SpillOptions {
+    pub(super) fn spill_at(path: &std::path::Path, max_bytes: u64) -> SpillOptions {
         let (spill, recovered) = Spill::recover(path.to_path_buf()).unwrap();
         SpillOptions {
             spill,

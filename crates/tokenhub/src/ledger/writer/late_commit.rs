@@ -2,45 +2,31 @@
 //! it after `ATTEMPT_LIMIT`: the attempt itself goes on, and may commit after the writer
 //! spilled the batch and tried it again. The record must still be stored and debited once.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{LedgerWriter, SpillOptions};
-use crate::ledger::books::Books;
+use super::LedgerWriter;
+use super::tests::{one_user, spill_at};
 use crate::ledger::money::Nanos;
-use crate::ledger::spill::Spill;
 use crate::store::UsageRecord;
-use crate::store::test_support::temp_store;
 
 #[tokio::test]
 async fn an_attempt_that_commits_after_its_time_limit_is_counted_once() {
-    let (store, dir) = temp_store().await;
-    let user = store
-        .create_user("u", "user", None, Nanos(1_000))
-        .await
-        .unwrap();
-    let books = Arc::new(Books::default());
-    books.sync([(user.id, Nanos(1_000))], []);
+    let (store, dir, books, user_id) = one_user().await;
     // Another connection holds the write lock for longer than an attempt may take.
     let holder = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let (spill, recovered) = Spill::recover(dir.path().join("ledger.spill")).unwrap();
     let writer = LedgerWriter::spawn_with(
         store.clone(),
         books.clone(),
         Default::default(),
         None,
-        Some(SpillOptions {
-            spill,
-            recovered,
-            max_bytes: 0,
-        }),
+        Some(spill_at(&dir.path().join("ledger.spill"), 0)),
     );
-    let held = books.reserve(user.id, 0, None, Nanos(100)).unwrap();
+    let held = books.reserve(user_id, 0, None, Nanos(100)).unwrap();
     books.settle(held, Nanos(10));
     writer.submit(UsageRecord {
         request_id: "late".into(),
-        user_id: user.id,
+        user_id,
         model: "m".into(),
         cost: Nanos(10),
         status: 200,
@@ -61,12 +47,12 @@ async fn an_attempt_that_commits_after_its_time_limit_is_counted_once() {
         .expect("the backlog is written once the lock is free");
     assert_eq!(store.usage_count().await.unwrap(), 1);
     assert_eq!(
-        store.user_by_id(user.id).await.unwrap().unwrap().balance,
+        store.user_by_id(user_id).await.unwrap().unwrap().balance,
         Nanos(990)
     );
-    assert_eq!(store.recomputed_balance(user.id).await.unwrap(), Nanos(990));
+    assert_eq!(store.recomputed_balance(user_id).await.unwrap(), Nanos(990));
     assert!(store.dead_letters().await.unwrap().is_empty());
-    assert_eq!(books.balance(user.id), Nanos(990));
-    assert_eq!(books.unflushed(user.id), Nanos::ZERO);
+    assert_eq!(books.balance(user_id), Nanos(990));
+    assert_eq!(books.unflushed(user_id), Nanos::ZERO);
     assert_eq!(writer.status().backlog_batches(), 0);
 }
