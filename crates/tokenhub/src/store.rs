@@ -317,11 +317,13 @@ impl Store {
     }
 }
 
-/// The SQLite database file a URL names, if it names one (not `:memory:`).
+/// The SQLite database file a URL names, if it names one: not `:memory:`, nor a path
+/// with `mode=memory` (an in-memory database by that name, not the file).
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && path != ":memory:").then_some(path)
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!path.is_empty() && !in_memory).then_some(path)
 }
 
 /// The database file of a `sqlite:` URL (none for PostgreSQL or an in-memory database).
@@ -412,11 +414,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_in_memory_database_is_refused_with_the_urls_to_use() {
-        let error = super::Store::connect("sqlite::memory:", None)
-            .await
-            .unwrap_err();
-        assert!(matches!(error, StoreError::UnsupportedUrl(_)), "{error}");
-        assert!(error.to_string().contains("sqlite://PATH"), "{error}");
+        let dir = tempfile::tempdir().unwrap();
+        let named = format!("sqlite://{}/t.db?mode=memory", dir.path().display());
+        for url in ["sqlite::memory:", "sqlite://:memory:", named.as_str()] {
+            let error = super::Store::connect(url, None).await.unwrap_err();
+            assert!(
+                matches!(error, StoreError::UnsupportedUrl(_)),
+                "{url}: {error}"
+            );
+            assert!(error.to_string().contains("sqlite://PATH"), "{error}");
+        }
+        let file = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        assert!(super::Store::connect(&file, None).await.is_ok());
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use super::usage::{AnyQuery, Bind, UsageRecord, statement_chunks, to_i64};
+use super::usage::{Bind, UsageRecord, statement_chunks, to_i64};
 use super::{Backend, Store, StoreResult};
 use crate::ledger::money::Nanos;
 
@@ -238,14 +238,6 @@ impl BatchRollups {
         }
         statements.extend(self.running.spans.iter().map(Statement::Add));
         statements
-    }
-
-    /// One query per statement, each text from a fixed set (prepared once per connection).
-    pub fn queries(&self, backend: Backend) -> Vec<AnyQuery<'_>> {
-        self.statements()
-            .iter()
-            .map(|statement| statement.bind(sqlx::query(statement.sql(backend))))
-            .collect()
     }
 }
 

@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 
-use super::rollups::BatchRollups;
+use super::rollups::{BatchRollups, Statement};
 use super::usage_sqlite::LedgerConnection;
 use super::{Backend, Store, StoreError, StoreResult};
 use crate::ledger::money::{MAX_AMOUNT, MAX_REQUEST_COST, Nanos};
@@ -78,10 +78,8 @@ pub(super) struct Debits {
 }
 
 /// The debits' statements: an amount, then the account's id.
-pub(super) const DEBIT_USER: &str =
-    "UPDATE users SET balance_nano = balance_nano - $1 WHERE id = $2";
-pub(super) const ADD_KEY_SPEND: &str =
-    "UPDATE api_keys SET spent_nano = spent_nano + $1 WHERE id = $2";
+const DEBIT_USER: &str = "UPDATE users SET balance_nano = balance_nano - $1 WHERE id = $2";
+const ADD_KEY_SPEND: &str = "UPDATE api_keys SET spent_nano = spent_nano + $1 WHERE id = $2";
 
 impl Debits {
     /// The batch's debits, summed exactly; a batch whose costs are negative or whose sums
@@ -120,7 +118,7 @@ impl Debits {
 /// PostgreSQL; plain positional `?` on SQLite, where sqlx resolves every `$N` by name
 /// through a linear scan of the statement's parameter list (quadratic in the row count:
 /// 3% of the gateway's CPU at 64 rows).
-pub(super) fn insert_sql(backend: Backend, rows: usize) -> &'static str {
+fn insert_sql(backend: Backend, rows: usize) -> &'static str {
     static SQL: std::sync::LazyLock<[Vec<String>; 2]> =
         std::sync::LazyLock::new(|| [Backend::Sqlite, Backend::Postgres].map(statements));
     let index = INSERT_ROW_COUNTS
@@ -161,7 +159,7 @@ pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> Str
     values.join(", ")
 }
 
-pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Where a statement's values go, in parameter order: a sqlx query (either backend), or
 /// a statement of the ledger's own SQLite connection (`usage_sqlite.rs`). One binding
@@ -189,7 +187,7 @@ impl<'q> Bind<'q> for AnyQuery<'q> {
 }
 
 /// Binds one record's `INSERT_COLUMNS` values, in the statement's column order.
-pub(super) fn bind_record<'q, B: Bind<'q>>(query: B, record: &'q UsageRecord) -> B {
+fn bind_record<'q, B: Bind<'q>>(query: B, record: &'q UsageRecord) -> B {
     query
         .text(&record.request_id)
         .int(record.user_id)
@@ -515,36 +513,68 @@ impl UsageWriter {
     }
 }
 
-/// One PostgreSQL transaction of single statements, each from a fixed set of texts
+/// One statement of a batch's transaction. Every statement text comes from a fixed set
 /// (`insert_sql`, the rollups' upserts, the two debits), so each is prepared once per
-/// connection and then found in its statement cache (sqlx's LRU of 100 holds the ~40
-/// texts). Debits go in id order, so concurrent writers lock rows in the same order.
+/// connection and then found in its statement cache.
+pub(super) enum BatchStatement<'a> {
+    /// Up to `INSERT_ROW_COUNTS[0]` records.
+    Insert(&'a [UsageRecord]),
+    Rollup(Statement<'a>),
+    /// A debit's text (`DEBIT_USER` or `ADD_KEY_SPEND`), its account and its amount.
+    Debit(&'static str, i64, i64),
+}
+
+impl<'a> BatchStatement<'a> {
+    pub(super) fn sql(&self, backend: Backend) -> &'static str {
+        match self {
+            BatchStatement::Insert(records) => insert_sql(backend, records.len()),
+            BatchStatement::Rollup(statement) => statement.sql(backend),
+            BatchStatement::Debit(sql, _, _) => sql,
+        }
+    }
+
+    pub(super) fn bind<B: Bind<'a>>(&self, query: B) -> B {
+        match self {
+            BatchStatement::Insert(records) => records.iter().fold(query, bind_record),
+            BatchStatement::Rollup(statement) => statement.bind(query),
+            BatchStatement::Debit(_, id, amount) => query.int(*amount).int(*id),
+        }
+    }
+}
+
+/// What a batch's transaction runs, in order, whichever connection runs it: the
+/// records, their rollups, then the debits in id order (so concurrent writers lock rows
+/// in the same order on PostgreSQL).
+pub(super) fn batch_statements<'a>(
+    records: &'a [UsageRecord],
+    rollups: &'a BatchRollups,
+    debits: &'a Debits,
+) -> impl Iterator<Item = BatchStatement<'a>> {
+    let debits = [(DEBIT_USER, &debits.users), (ADD_KEY_SPEND, &debits.keys)]
+        .into_iter()
+        .flat_map(|(sql, amounts)| {
+            amounts
+                .iter()
+                .map(move |(id, amount)| BatchStatement::Debit(sql, *id, *amount))
+        });
+    statement_chunks(records)
+        .map(BatchStatement::Insert)
+        .chain(rollups.statements().into_iter().map(BatchStatement::Rollup))
+        .chain(debits)
+}
+
+/// One PostgreSQL transaction of the batch's statements (sqlx's statement cache, an LRU
+/// of 100, holds their ~40 texts).
 async fn write_in_transaction(
     connection: &mut AnyConnection,
     records: &[UsageRecord],
     rollups: &BatchRollups,
     debits: &Debits,
 ) -> StoreResult<()> {
-    let backend = Backend::Postgres;
     let mut tx = connection.begin().await?;
-    for chunk in statement_chunks(records) {
-        let mut insert = sqlx::query(insert_sql(backend, chunk.len()));
-        for record in chunk {
-            insert = bind_record(insert, record);
-        }
-        insert.execute(&mut *tx).await?;
-    }
-    for upsert in rollups.queries(backend) {
-        upsert.execute(&mut *tx).await?;
-    }
-    for (sql, amounts) in [(DEBIT_USER, &debits.users), (ADD_KEY_SPEND, &debits.keys)] {
-        for (id, amount) in amounts {
-            sqlx::query(sql)
-                .bind(*amount)
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
-        }
+    for statement in batch_statements(records, rollups, debits) {
+        let query = statement.bind(sqlx::query(statement.sql(Backend::Postgres)));
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -6,15 +6,15 @@
 //! two threads: at 1,000 requests a second that was 97 µs of CPU a request, preempting
 //! the serving threads on a two-core machine (bench/RESULTS.md, addenda 23 and 24).
 //! Here the batch is handed over once. The statements are the same texts as the
-//! PostgreSQL path's (`usage.rs`, `rollups.rs`), bound by the same code (`Bind`), and
-//! prepared once per connection (the statement cache).
+//! PostgreSQL path's, in the same order (`usage.rs::batch_statements`), bound by the same
+//! code (`Bind`), and prepared once per connection (the statement cache).
 
 use std::path::Path;
 
 use rusqlite::{CachedStatement, Connection, TransactionBehavior};
 
 use super::rollups::BatchRollups;
-use super::usage::{Bind, Debits, UsageRecord, bind_record, insert_sql, statement_chunks};
+use super::usage::{Bind, Debits, UsageRecord, batch_statements};
 use super::{Backend, SQLITE_PRAGMAS};
 
 /// Statement texts kept prepared: the insert and rollup sizes a batch uses, with room.
@@ -53,25 +53,9 @@ impl LedgerConnection {
         let tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for chunk in statement_chunks(records) {
-            let mut insert = tx.prepare_cached(insert_sql(Backend::Sqlite, chunk.len()))?;
-            chunk
-                .iter()
-                .fold(Binder::new(&mut insert), bind_record)
-                .execute()?;
-        }
-        for statement in rollups.statements() {
+        for statement in batch_statements(records, rollups, debits) {
             let mut prepared = tx.prepare_cached(statement.sql(Backend::Sqlite))?;
             statement.bind(Binder::new(&mut prepared)).execute()?;
-        }
-        for (sql, amounts) in [
-            (super::usage::DEBIT_USER, &debits.users),
-            (super::usage::ADD_KEY_SPEND, &debits.keys),
-        ] {
-            let mut prepared = tx.prepare_cached(sql)?;
-            for (id, amount) in amounts {
-                Binder::new(&mut prepared).int(*amount).int(*id).execute()?;
-            }
         }
         tx.commit()
     }
