@@ -4,6 +4,8 @@
 #   bench/run.sh            # every scenario, 15 s per measurement
 #   BENCH_QUICK=1 bench/run.sh   # 3 s smoke run
 #   bench/run.sh --soak     # also the 10-minute soak (scenario 7)
+#   BENCH_PGO=1 bench/run.sh     # the gateway built as it ships: profile-guided
+#                                # (scripts/release-pgo.sh); the other binaries plain
 #
 # Every scenario runs three ways back to back: direct to the mock upstream, through
 # the floor (bench/floor-proxy, a bare hyper forwarder), and through the gateway.
@@ -63,6 +65,7 @@ if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
 else
     log "building release binaries (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     cargo build --release -p tokenhub -p mock-upstream -p floor-proxy >&2
+    if [[ ${BENCH_PGO:-0} == 1 ]]; then scripts/release-pgo.sh; fi
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! oha --version >/dev/null 2>&1; then
@@ -97,6 +100,10 @@ for b in tokenhub mock-upstream floor-proxy stream-probe; do
     [[ -x $BIN/$b ]] || die "$BIN/$b is missing: build it or unset BENCH_SKIP_BUILD"
     cp "$BIN/$b" "$WORK/bin/"
 done
+if [[ ${BENCH_PGO:-0} == 1 ]]; then
+    [[ -x $ROOT/target/pgo/tokenhub ]] || die "target/pgo/tokenhub is missing: run scripts/release-pgo.sh"
+    cp "$ROOT/target/pgo/tokenhub" "$WORK/bin/"
+fi
 BIN=$WORK/bin
 
 # wait_line FILE REGEX SECONDS PID: print the first match of REGEX in FILE.
@@ -347,7 +354,7 @@ python3 "$ROOT/bench/summarize.py" report "$WORK/raw" "$OUT_DIR/latest.json" <<E
 {
   "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "git": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo '+dirty')",
-  "quick": ${BENCH_QUICK:-0},
+  "quick": ${BENCH_QUICK:-0}, "pgo": ${BENCH_PGO:-0},
   "duration": "$DUR", "concurrency": $CONC, "rate": $RATE, "large_rate": $LARGE_RATE,
   "open_streams": $OPEN_STREAMS,
   "scale": {"keys": $SCALE_KEYS, "models": $SCALE_MODELS, "channels": $SCALE_CHANNELS},
