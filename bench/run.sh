@@ -103,6 +103,7 @@ done
 if [[ ${BENCH_PGO:-0} == 1 ]]; then
     [[ -x $ROOT/target/pgo/tokenhub ]] || die "target/pgo/tokenhub is missing: run scripts/release-pgo.sh"
     cp "$ROOT/target/pgo/tokenhub" "$WORK/bin/"
+    log "BENCH_PGO=1: the gateway is target/pgo/tokenhub (profile-guided)"
 fi
 BIN=$WORK/bin
 
