@@ -43,6 +43,8 @@ KEEP_TMP=0
 EXTRA_PIDS=()
 # shellcheck source=../scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
+# shellcheck source=../scripts/lib/bench-gateway.sh
+source "$ROOT/scripts/lib/bench-gateway.sh"
 
 command -v valgrind >/dev/null || die "valgrind is not installed"
 if [[ ${INSTR_SKIP_BUILD:-0} != 1 ]]; then
@@ -67,25 +69,9 @@ export TOKENHUB_CONFIG=$TMP/tokenhub.toml
 # Start-up's database waits run under callgrind too.
 export TOKENHUB_DATABASE_ACQUIRE_TIMEOUT_MS=120000
 unset TOKENHUB_LOG TOKENHUB_LOG_FORMAT
-cat >"$TOKENHUB_CONFIG" <<EOF
-[[channels]]
-name = "instructions-mock"
-type = "openai"
-base_url = "$MOCK"
-api_key = "instructions-upstream-key"
-models = ["mock-gpt"]
-
-[[models]]
-id = "mock-gpt"
-provider = "Bench"
-context = 1000000
-input_usd_per_mtok = "1"
-output_usd_per_mtok = "2"
-EOF
+write_bench_config "$TOKENHUB_CONFIG" "$MOCK" instructions
 tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$BIN_DIR/tokenhub" "$@"; }
-tokenhub users create instructions --balance-usd 1000000 >/dev/null
-KEY=$(tokenhub keys create --user instructions --name instructions)
-[[ $KEY == sk-* ]] || die "keys create printed '$KEY'"
+KEY=$(create_bench_key instructions tokenhub)
 if [[ ${INSTR_EXTRA_KEYS:-0} != 0 ]]; then
     python3 "$ROOT/bench/populate.py" "$TMP/instructions.db" "$MOCK" "$INSTR_EXTRA_KEYS" 0 0
 fi

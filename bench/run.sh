@@ -17,6 +17,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=$ROOT/target/release
 OUT_DIR=$ROOT/bench/results
+# shellcheck source=../scripts/lib/bench-gateway.sh
+source "$ROOT/scripts/lib/bench-gateway.sh"
 
 SOAK=0
 for arg in "$@"; do
@@ -107,19 +109,6 @@ if [[ ${BENCH_PGO:-0} == 1 ]]; then
 fi
 BIN=$WORK/bin
 
-# wait_line FILE REGEX SECONDS PID: print the first match of REGEX in FILE.
-wait_line() {
-    local file=$1 re=$2 deadline=$((SECONDS + $3)) pid=$4 line
-    while ((SECONDS < deadline)); do
-        line=$(grep -m1 -oE "$re" "$file" 2>/dev/null || true)
-        [[ -n $line ]] && { echo "$line"; return 0; }
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "process $pid died"; }
-        sleep 0.05
-    done
-    cat "$file" >&2
-    die "timed out waiting for /$re/ in $file"
-}
-
 start_mock() {
     "$BIN/mock-upstream" --listen 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
     MOCK_PID=$!
@@ -168,24 +157,8 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 log "work dir $WORK"
 start_mock
 log "mock-upstream $MOCK (pid $MOCK_PID)"
-cat >"$CONFIG" <<EOF
-[[channels]]
-name = "bench-mock"
-type = "openai"
-base_url = "$MOCK"
-api_key = "bench-upstream-key"
-models = ["mock-gpt"]
-
-[[models]]
-id = "mock-gpt"
-provider = "Bench"
-context = 1000000
-input_usd_per_mtok = "1"
-output_usd_per_mtok = "2"
-EOF
-tokenhub users create bench --balance-usd 1000000 >/dev/null
-KEY=$(tokenhub keys create --user bench --name bench)
-[[ $KEY == sk-* ]] || die "keys create printed '$KEY'"
+write_bench_config "$CONFIG" "$MOCK" bench
+KEY=$(create_bench_key bench tokenhub)
 start_floor
 log "floor-proxy $FLOOR (pid $FLOOR_PID)"
 start_gateway

@@ -27,6 +27,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=lib/bench-gateway.sh
+source "$ROOT/scripts/lib/bench-gateway.sh"
 PROFILE=${PERF_CHECK_PROFILE:-debug}
 REQUESTS=${PERF_CHECK_REQUESTS:-20000}
 ROUNDS=${PERF_CHECK_ROUNDS:-4}
@@ -63,19 +65,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_line FILE REGEX SECONDS PID: print the first match of REGEX in FILE.
-wait_line() {
-    local file=$1 re=$2 deadline=$((SECONDS + $3)) pid=$4 line
-    while ((SECONDS < deadline)); do
-        line=$(grep -m1 -oE "$re" "$file" 2>/dev/null || true)
-        [[ -n $line ]] && { echo "$line"; return 0; }
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "process $pid died"; }
-        sleep 0.05
-    done
-    cat "$file" >&2
-    die "timed out waiting for /$re/ in $file"
-}
-
 "$BIN/mock-upstream" --listen 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
 PIDS+=($!)
 MOCK=$(wait_line "$WORK/mock.out" 'http://127\.0\.0\.1:[0-9]+' 20 $!)
@@ -88,31 +77,10 @@ FLOOR=$(wait_line "$WORK/floor.out" 'http://127\.0\.0\.1:[0-9]+' 20 $!)
 export TOKENHUB_DATABASE_URL="sqlite://$WORK/perf.db"
 export TOKENHUB_ROOT_PASSWORD=perf-check-root-password
 unset TOKENHUB_LOG TOKENHUB_LOG_FORMAT TOKENHUB_CONFIG
-cat >"$WORK/tokenhub.toml" <<EOF
-[[channels]]
-name = "perf-mock"
-type = "openai"
-base_url = "$MOCK"
-api_key = "perf-upstream-key"
-models = ["mock-gpt"]
-
-[[models]]
-id = "mock-gpt"
-provider = "Bench"
-context = 1000000
-input_usd_per_mtok = "1"
-output_usd_per_mtok = "2"
-EOF
+write_bench_config "$WORK/tokenhub.toml" "$MOCK" perf
 tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$BIN/tokenhub" --config "$WORK/tokenhub.toml" "$@"; }
-tokenhub users create perf --balance-usd 1000000 >/dev/null
-KEY=$(tokenhub keys create --user perf --name perf)
-[[ $KEY == sk-* ]] || die "keys create printed '$KEY'"
-# Started directly (not through the function) so that $! is the gateway's own PID.
-TOKENHUB_LISTEN=127.0.0.1:0 "$BIN/tokenhub" --config "$WORK/tokenhub.toml" serve \
-    >"$WORK/gateway.out" 2>"$WORK/gateway.err" &
-GW_PID=$!
-PIDS+=("$GW_PID")
-GW=$(wait_line "$WORK/gateway.err" 'http://127\.0\.0\.1:[0-9]+' 60 "$GW_PID")
+KEY=$(create_bench_key perf tokenhub)
+serve_bench_gateway "$BIN/tokenhub" "$WORK/tokenhub.toml" "$WORK"
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 sleep 1
 IDLE_RSS=$(rss_kib "$GW_PID")

@@ -24,11 +24,12 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=lib/bench-gateway.sh
+source "$ROOT/scripts/lib/bench-gateway.sh"
 GENERATE_DIR=$ROOT/target/pgo-generate
 USE_DIR=$ROOT/target/pgo-use
 OUT=$ROOT/target/pgo
 PROFILES=$OUT/profiles
-STARTUP_TIMEOUT_S=${PGO_STARTUP_TIMEOUT_S:-60}
 
 log() { printf '[release-pgo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -63,51 +64,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_line FILE REGEX PID: print the first match of REGEX in FILE.
-wait_line() {
-    local file=$1 re=$2 pid=$3 deadline=$((SECONDS + STARTUP_TIMEOUT_S)) line
-    while ((SECONDS < deadline)); do
-        line=$(grep -m1 -oE "$re" "$file" 2>/dev/null || true)
-        [[ -n $line ]] && { echo "$line"; return 0; }
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; die "process $pid died"; }
-        sleep 0.05
-    done
-    cat "$file" >&2
-    die "timed out waiting for /$re/ in $file"
-}
-
 "$TOOLS/mock-upstream" --listen 127.0.0.1:0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
 PIDS+=($!)
-MOCK=$(wait_line "$WORK/mock.out" 'http://127\.0\.0\.1:[0-9]+' $!)
+MOCK=$(wait_line "$WORK/mock.out" 'http://127\.0\.0\.1:[0-9]+' 20 $!)
 
 export TOKENHUB_DATABASE_URL="sqlite://$WORK/train.db"
 export TOKENHUB_ROOT_PASSWORD=pgo-training-root-password
 export LLVM_PROFILE_FILE="$PROFILES/tokenhub-%p-%m.profraw"
 unset TOKENHUB_LOG TOKENHUB_LOG_FORMAT TOKENHUB_CONFIG
-cat >"$WORK/tokenhub.toml" <<EOF
-[[channels]]
-name = "pgo-mock"
-type = "openai"
-base_url = "$MOCK"
-api_key = "pgo-upstream-key"
-models = ["mock-gpt"]
-
-[[models]]
-id = "mock-gpt"
-provider = "Bench"
-context = 1000000
-input_usd_per_mtok = "1"
-output_usd_per_mtok = "2"
-EOF
+write_bench_config "$WORK/tokenhub.toml" "$MOCK" pgo
 tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$TRAINEE" --config "$WORK/tokenhub.toml" "$@"; }
-tokenhub users create pgo --balance-usd 1000000 >/dev/null
-KEY=$(tokenhub keys create --user pgo --name pgo)
-[[ $KEY == sk-* ]] || die "keys create printed '$KEY'"
-TOKENHUB_LISTEN=127.0.0.1:0 "$TRAINEE" --config "$WORK/tokenhub.toml" serve \
-    >"$WORK/gateway.out" 2>"$WORK/gateway.err" &
-GW_PID=$!
-PIDS+=("$GW_PID")
-GW=$(wait_line "$WORK/gateway.err" 'http://127\.0\.0\.1:[0-9]+' "$GW_PID")
+KEY=$(create_bench_key pgo tokenhub)
+serve_bench_gateway "$TRAINEE" "$WORK/tokenhub.toml" "$WORK"
 
 B=$WORK/bodies
 mkdir -p "$B"
