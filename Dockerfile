@@ -9,6 +9,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY bench/floor-proxy bench/floor-proxy
 COPY scripts/release-pgo.sh scripts/release-pgo.sh
+COPY scripts/lib scripts/lib
 # A profile-guided build: the gateway is built instrumented, trained on loopback in front
 # of the mock upstream, and built again with the profile (see bench/README.md). Set
 # --build-arg PGO=0 for a plain release build (about half the build time).
