@@ -16,8 +16,9 @@
 #    missing) and builds the gateway with it (`-Cprofile-use`, in target/pgo-use).
 #
 # What it buys is code layout: the hot path of a request packed together, cold branches
-# moved out of it. The serving threads' CPU per request fell by ~45 % at 1,000 req/s and
-# ~15 % at saturation (bench/RESULTS.md, addendum 25). The program is the same source;
+# moved out of it. The serving threads' user CPU per request fell by 38-49 % at 1,000
+# req/s, and the whole gateway's CPU per request by ~15 % at saturation
+# (bench/RESULTS.md, addendum 25). The program is the same source;
 # only the compiler's placement and inlining choices differ, so every test of a plain
 # build holds for it.
 set -euo pipefail
