@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A profile-guided release build of the gateway (issue 18): target/pgo/tokenhub.
 #
-#   scripts/release-pgo.sh                 # ~2 release builds of the gateway + ~40 s of training
+#   scripts/release-pgo.sh                 # 2 release builds of the gateway + ~15 s of training
 #   PGO_KEEP_WORK=1 scripts/release-pgo.sh # keep the training's logs and database
 #
 # 1. Builds the gateway instrumented (`-Cprofile-generate`, in target/pgo-generate) and
@@ -88,19 +88,25 @@ printf '%s' "{\"model\":\"mock-gpt\",\"max_tokens\":64,\"messages\":$hello}" >"$
 printf '%s' '{"model":"mock-gpt","input":"Say hello to the benchmark.","max_output_tokens":64}' >"$B/responses.json"
 printf '%s' "{\"model\":\"no-such-model\",\"messages\":$hello}" >"$B/unknown-model.json"
 
-# load PATH BODY REQUESTS [KEY]: a load-probe run; its errors are the point of some runs.
+# load PATH BODY REQUESTS answered|refused [KEY]: a load-probe run whose requests must
+# all be answered (2xx) or all refused; otherwise the profile would describe other paths
+# than the ones meant (a gateway that failed every request trains its error path).
 load() {
-    timeout 300 "$TOOLS/load-probe" --url "$GW$1" --key "${4:-$KEY}" --body-file "$B/$2" \
-        --requests "$3" --concurrency 64 --timeout-s 280 >/dev/null
+    local report want='"errors":0[,}]'
+    [[ $4 == refused ]] && want='"ok":0[,}]'
+    report=$(timeout 300 "$TOOLS/load-probe" --url "$GW$1" --key "${5:-$KEY}" \
+        --body-file "$B/$2" --requests "$3" --concurrency 64 --timeout-s 280)
+    grep -qE "$want" <<<"$report" || die "training $1 with $2, expected all $4: $report"
 }
 log "training: small requests, streams, other surfaces"
-load /v1/chat/completions small.json 30000
-timeout 120 "$TOOLS/stream-probe" --url "$GW/v1/chat/completions" --key "$KEY" \
-    --body-file "$B/stream.json" --concurrency 64 --duration-s 8 >/dev/null
-load /v1/messages messages.json 500
-load /v1/responses responses.json 500
-load /v1/chat/completions small.json 500 sk-not-a-key
-load /v1/chat/completions unknown-model.json 500
+load /v1/chat/completions small.json 30000 answered
+streams=$(timeout 120 "$TOOLS/stream-probe" --url "$GW/v1/chat/completions" --key "$KEY" \
+    --body-file "$B/stream.json" --concurrency 64 --duration-s 8)
+grep -q '"errors":{}' <<<"$streams" || die "training streams failed: ${streams:0:400}"
+load /v1/messages messages.json 500 answered
+load /v1/responses responses.json 500 answered
+load /v1/chat/completions small.json 500 refused sk-not-a-key
+load /v1/chat/completions unknown-model.json 500 refused
 
 kill -TERM "$GW_PID"
 wait "$GW_PID" || die "the instrumented gateway did not stop cleanly"
