@@ -136,7 +136,10 @@ mod tests {
         let ledger = LedgerConnection::open(&dir.path().join("ledger.db")).unwrap();
         let pragma = |name: &str| -> i64 {
             let sql = format!("PRAGMA {name}");
-            ledger.connection.query_row(&sql, [], |row| row.get(0)).unwrap()
+            ledger
+                .connection
+                .query_row(&sql, [], |row| row.get(0))
+                .unwrap()
         };
         assert_eq!(pragma("temp_store"), 2, "MEMORY");
         assert_eq!(pragma("synchronous"), 2, "FULL");
