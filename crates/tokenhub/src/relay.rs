@@ -190,8 +190,7 @@ impl Relay {
         match admitted {
             // Boxed: held inline, its 3.7 KB state made this future and the surface
             // handler's around it that much larger, and both are copied as they are
-            // built and boxed. Boxing it cut ~2 % of a request's instructions
-            // (bench/RESULTS.md, addendum 26).
+            // built and boxed (bench/RESULTS.md, addendum 26).
             Ok((facts, model)) => {
                 Box::pin(self.forward(&catalog, &key, facts, model, &object, settlement)).await
             }
