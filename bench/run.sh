@@ -328,7 +328,7 @@ python3 "$ROOT/bench/summarize.py" report "$WORK/raw" "$OUT_DIR/latest.json" <<E
 {
   "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "git": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo '+dirty')",
-  "quick": ${BENCH_QUICK:-0}, "pgo": ${BENCH_PGO:-0},
+  "quick": $([[ ${BENCH_QUICK:-0} == 1 ]] && echo 1 || echo 0), "pgo": $([[ ${BENCH_PGO:-0} == 1 ]] && echo 1 || echo 0),
   "duration": "$DUR", "concurrency": $CONC, "rate": $RATE, "large_rate": $LARGE_RATE,
   "open_streams": $OPEN_STREAMS,
   "scale": {"keys": $SCALE_KEYS, "models": $SCALE_MODELS, "channels": $SCALE_CHANNELS},

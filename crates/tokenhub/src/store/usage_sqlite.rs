@@ -21,7 +21,15 @@ use super::{Backend, SQLITE_PRAGMAS};
 const STATEMENT_CACHE: usize = 64;
 
 /// What the ledger's connection sets beyond the pool's pragmas.
-const LEDGER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY;";
+///
+/// A batch's multi-row statements each keep a statement journal (the pages they change,
+/// to undo the statement alone). Past 64 KiB SQLite spills it to a temp file, created and
+/// unlinked on every batch: at saturation, seven calls to make and remove the file and
+/// about 50 writes into it a batch (bench/RESULTS.md, addendum 26). The writer never
+/// undoes a statement alone (any error rolls the whole batch back) and a batch bounds the
+/// journal, so on this connection it stays in memory; the pool's large sorts keep their
+/// temp files.
+const LEDGER_PRAGMAS: [&str; 1] = ["PRAGMA temp_store = MEMORY"];
 
 pub(super) struct LedgerConnection {
     connection: Connection,
@@ -29,10 +37,10 @@ pub(super) struct LedgerConnection {
 
 impl LedgerConnection {
     /// Opens the database file with the pool's pragmas (WAL, busy timeout, `FULL`
-    /// synchronous commits, foreign keys); the migrations have already run.
+    /// synchronous commits, foreign keys) and its own; the migrations have already run.
     pub(super) fn open(path: &Path) -> rusqlite::Result<LedgerConnection> {
         let connection = Connection::open(path)?;
-        for pragma in SQLITE_PRAGMAS {
+        for pragma in SQLITE_PRAGMAS.iter().chain(&LEDGER_PRAGMAS) {
             // `journal_mode` answers with a row; the others with none.
             connection
                 .query_row(pragma, [], |_| Ok(()))
@@ -41,13 +49,6 @@ impl LedgerConnection {
                     error => Err(error),
                 })?;
         }
-        // A batch's multi-row statements each keep a statement journal (the pages they
-        // change, to undo the statement alone). Past 64 KiB SQLite spills it to a temp
-        // file, created and unlinked on every batch: ~20 system calls and ~100 KB of
-        // writes a batch at saturation. The writer never undoes a statement alone (any
-        // error rolls the whole batch back), and a batch bounds the journal, so it stays
-        // in memory on this connection (the pool's large sorts keep their temp files).
-        connection.execute_batch(LEDGER_PRAGMAS)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(LedgerConnection { connection })
     }
