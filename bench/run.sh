@@ -132,17 +132,7 @@ tokenhub() { TOKENHUB_LISTEN=127.0.0.1:0 "$BIN/tokenhub" --config "$CONFIG" "$@"
 GW_LOG_N=0
 start_gateway() {
     GW_LOG_N=$((GW_LOG_N + 1))
-    local err=$WORK/gateway.$GW_LOG_N.err
-    TOKENHUB_LISTEN=127.0.0.1:0 "$BIN/tokenhub" --config "$CONFIG" serve \
-        >"$WORK/gateway.$GW_LOG_N.out" 2>"$err" &
-    GW_PID=$!
-    PIDS+=("$GW_PID")
-    GW=$(wait_line "$err" 'http://127\.0\.0\.1:[0-9]+' 60 "$GW_PID")
-    local deadline=$((SECONDS + 20))
-    until curl -fsS -o /dev/null "$GW/healthz"; do
-        ((SECONDS < deadline)) || die "gateway /healthz did not answer"
-        sleep 0.1
-    done
+    serve_bench_gateway "$BIN/tokenhub" "$CONFIG" "$WORK" "gateway.$GW_LOG_N"
 }
 
 stop_gateway() {

@@ -5,9 +5,12 @@
 #   wait_line FILE REGEX SECONDS PID        prints the first match of REGEX in FILE (a
 #                                           server's address), dies if PID exits first
 #   write_bench_config FILE MOCK_URL NAME   the configuration file (channel NAME-mock)
-#   serve_bench_gateway BINARY CONFIG DIR   starts `BINARY --config CONFIG serve` on a free
-#                                           loopback port (logs in DIR/gateway.out, .err);
-#                                           sets GW (its URL) and GW_PID, adds it to PIDS
+#   serve_bench_gateway BINARY CONFIG DIR [NAME]
+#                                           starts `BINARY --config CONFIG serve` on a free
+#                                           loopback port (logs in DIR/NAME.out and .err,
+#                                           NAME `gateway` by default) and waits for its
+#                                           /healthz; sets GW (its URL) and GW_PID, adds it
+#                                           to PIDS
 #   create_bench_key NAME COMMAND...        creates user NAME and a key with COMMAND (the
 #                                           gateway's CLI with its configuration), prints it
 
@@ -52,10 +55,15 @@ create_bench_key() {
 }
 
 serve_bench_gateway() {
-    local binary=$1 config=$2 dir=$3
+    local binary=$1 config=$2 dir=$3 name=${4:-gateway}
     TOKENHUB_LISTEN=127.0.0.1:0 "$binary" --config "$config" serve \
-        >"$dir/gateway.out" 2>"$dir/gateway.err" &
+        >"$dir/$name.out" 2>"$dir/$name.err" &
     GW_PID=$!
     PIDS+=("$GW_PID")
-    GW=$(wait_line "$dir/gateway.err" 'http://127\.0\.0\.1:[0-9]+' 60 "$GW_PID")
+    GW=$(wait_line "$dir/$name.err" 'http://127\.0\.0\.1:[0-9]+' 60 "$GW_PID")
+    local deadline=$((SECONDS + 20))
+    until curl -fsS -o /dev/null "$GW/healthz"; do
+        ((SECONDS < deadline)) || die "gateway /healthz did not answer"
+        sleep 0.1
+    done
 }

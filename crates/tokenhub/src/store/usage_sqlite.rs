@@ -146,6 +146,105 @@ mod tests {
         assert_eq!(pragma("synchronous"), 2, "FULL");
     }
 
+    /// Applies the embedded SQLite migrations numbered `versions`, in order.
+    fn migrate(connection: &Connection, versions: impl std::ops::RangeBounds<i64>) {
+        for migration in super::super::SQLITE_MIGRATIONS.iter() {
+            if versions.contains(&migration.version) {
+                connection.execute_batch(&migration.sql).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn the_cost_bound_becomes_a_check_and_the_rebuilt_table_keeps_rows_ids_and_sequence() {
+        let connection = Connection::open_in_memory().unwrap();
+        migrate(&connection, ..=27);
+        let insert = |request_id: &str, cost: &dyn rusqlite::ToSql| {
+            connection.execute(
+                "INSERT INTO usage_records (request_id, user_id, key_id, model, prompt_tokens, \
+                 cached_tokens, completion_tokens, cost_nano, status, stream, estimated, \
+                 latency_ms, created_at, price_tier) \
+                 VALUES (?1, 1, 2, 'm', 3, 0, 4, ?2, 200, 0, 0, 5, 6, 'tier')",
+                rusqlite::params![request_id, cost],
+            )
+        };
+        for n in 1..=5 {
+            insert(&format!("r{n}"), &(n * 100)).unwrap();
+        }
+        // Retention removed the newest: the sequence is past the largest id left.
+        connection
+            .execute("DELETE FROM usage_records WHERE id > 3", [])
+            .unwrap();
+        let rows = |connection: &Connection| -> Vec<(i64, String, i64, String)> {
+            let mut select = connection
+                .prepare(
+                    "SELECT id, request_id, cost_nano, price_tier FROM usage_records ORDER BY id",
+                )
+                .unwrap();
+            select
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let before = rows(&connection);
+
+        migrate(&connection, 28..=28);
+        assert_eq!(rows(&connection), before);
+        let triggers: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'usage_records'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(triggers, 0);
+        insert("r6", &600).unwrap();
+        let id: i64 = connection
+            .query_row(
+                "SELECT id FROM usage_records WHERE request_id = 'r6'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(id, 6, "ids 4 and 5 were handed out before");
+        for refused in [
+            &-1_i64 as &dyn rusqlite::ToSql,
+            &1_000_000_000_000_001_i64,
+            &1.5_f64,
+            &"x",
+        ] {
+            let error = insert("bad", refused).unwrap_err();
+            assert_eq!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::ConstraintViolation),
+                "{error}"
+            );
+            assert!(
+                error.to_string().contains("usage_records_cost_bounded"),
+                "{error}"
+            );
+        }
+        insert("most", &1_000_000_000_000_000_i64).unwrap();
+        let indexes: Vec<String> = connection
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_records' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                "usage_records_key_time",
+                "usage_records_time",
+                "usage_records_user_time"
+            ]
+        );
+    }
+
     #[test]
     fn a_statement_bound_with_too_few_or_too_many_values_does_not_run() {
         let connection = Connection::open_in_memory().unwrap();

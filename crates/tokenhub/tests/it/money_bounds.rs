@@ -303,13 +303,13 @@ async fn a_sqlite_database_corrupted_by_an_overflow_is_repaired_on_open() {
     store.close().await;
 
     // Undo migration 0008 and let an overflow corrupt both money columns, as main did.
+    // (Its bound on a record's cost is a CHECK constraint since 0028, not a trigger.)
     let pool = AnyPool::connect(&url).await.unwrap();
     for trigger in [
         "users_balance_bounded_insert",
         "users_balance_bounded_update",
         "api_keys_money_bounded_insert",
         "api_keys_money_bounded_update",
-        "usage_records_cost_bounded",
         "ledger_entries_amount_bounded",
     ] {
         sqlx::query(&format!("DROP TRIGGER {trigger}"))
