@@ -612,6 +612,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_ledger_connection_prepares_each_statement_once_and_writes_every_batch() {
+        let (store, _dir) = temp_store().await;
+        let (user, key) =
+            crate::store::test_support::user_with_key(&store, Nanos(1000), Nanos(1000)).await;
+        let mut writer = store.usage_writer();
+        let prepared = |writer: &UsageWriter| writer.sqlite.as_ref().unwrap().prepared();
+        let batch = |first: usize| -> Vec<UsageRecord> {
+            (first..first + 3)
+                .map(|n| record(&format!("r{n}"), user, key, 10))
+                .collect()
+        };
+        writer.write(&batch(0), BatchAttempt::First).await.unwrap();
+        let shapes = prepared(&writer);
+        // Three records: an insert of 2 rows and one of 1, the rollups, two debits.
+        assert!(shapes >= 5, "{shapes}");
+        writer.write(&batch(3), BatchAttempt::First).await.unwrap();
+        writer.write(&batch(6), BatchAttempt::First).await.unwrap();
+        assert_eq!(prepared(&writer), shapes, "the same shapes, prepared once");
+        assert_eq!(store.usage_count().await.unwrap(), 9);
+        assert_eq!(store.total_usage_cost().await.unwrap(), Nanos(90));
+        let balance = store.user_by_id(user).await.unwrap().unwrap().balance;
+        assert_eq!(balance, Nanos(910));
+    }
+
+    #[tokio::test]
     async fn a_batch_debits_exactly_once() {
         let (store, _dir) = temp_store().await;
         let user = store

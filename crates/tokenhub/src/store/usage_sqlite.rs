@@ -7,18 +7,17 @@
 //! the serving threads on a two-core machine (bench/RESULTS.md, addenda 23 and 24).
 //! Here the batch is handed over once. The statements are the same texts as the
 //! PostgreSQL path's, in the same order (`usage.rs::batch_statements`), bound by the same
-//! code (`Bind`), and prepared once per connection (the statement cache).
+//! code (`Bind`), and prepared once per connection.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 
-use rusqlite::{CachedStatement, Connection, TransactionBehavior};
+use rusqlite::{Connection, Statement, Transaction, TransactionBehavior};
 
 use super::rollups::BatchRollups;
 use super::usage::{Bind, Debits, UsageRecord, batch_statements};
 use super::{Backend, SQLITE_PRAGMAS};
-
-/// Statement texts kept prepared: the insert and rollup sizes a batch uses, with room.
-const STATEMENT_CACHE: usize = 64;
 
 /// What the ledger's connection sets beyond the pool's pragmas.
 ///
@@ -31,9 +30,36 @@ const STATEMENT_CACHE: usize = 64;
 /// temp files.
 const LEDGER_PRAGMAS: [&str; 1] = ["PRAGMA temp_store = MEMORY"];
 
+/// The batch statements prepared so far, by the address of their text.
+///
+/// rusqlite's own cache (`prepare_cached`) keys a statement by its text, so every batch
+/// hashed each statement's whole text twice (to take it, to give it back), and a
+/// rollup's upsert runs to a few KiB: 4,000 instructions a request at saturation, 24,000
+/// a batch of one (bench/RESULTS.md, addendum 27). Every text comes from a fixed set of
+/// `&'static str` (`usage.rs::batch_statements`), so its address names it and the map
+/// holds at most that set.
+type Prepared<'c> = HashMap<usize, Statement<'c>>;
+
+self_cell::self_cell!(
+    /// The connection, and the statements prepared on it (which borrow it).
+    struct PreparedConnection {
+        owner: Connection,
+        #[not_covariant]
+        dependent: Prepared,
+    }
+);
+
 pub(super) struct LedgerConnection {
-    connection: Connection,
+    connection: PreparedConnection,
 }
+
+// SAFETY: a `Statement` is not `Send` because it borrows its `Connection`, whose
+// `RefCell` must not be touched from two threads at once. Here the connection and every
+// statement borrowing it move together, owned by this value alone, so no two threads
+// ever hold them; SQLite itself allows a connection and its statements to be used from
+// one thread after another (rusqlite opens connections only in a thread-safe mode, which
+// is what makes `Connection: Send`).
+unsafe impl Send for LedgerConnection {}
 
 impl LedgerConnection {
     /// Opens the database file with the pool's pragmas (WAL, busy timeout, `FULL`
@@ -49,8 +75,9 @@ impl LedgerConnection {
                     error => Err(error),
                 })?;
         }
-        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(LedgerConnection { connection })
+        Ok(LedgerConnection {
+            connection: PreparedConnection::new(connection, |_| HashMap::new()),
+        })
     }
 
     /// Writes the records, their rollups and their debits in one transaction that takes
@@ -61,27 +88,39 @@ impl LedgerConnection {
         rollups: &BatchRollups,
         debits: &Debits,
     ) -> rusqlite::Result<()> {
-        let tx = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for statement in batch_statements(records, rollups, debits) {
-            let mut prepared = tx.prepare_cached(statement.sql(Backend::Sqlite))?;
-            statement.bind(Binder::new(&mut prepared)).execute()?;
-        }
-        tx.commit()
+        self.connection.with_dependent_mut(|connection, prepared| {
+            // Unchecked: the kept statements borrow the connection, so it is not `&mut`;
+            // this connection runs nothing but these transactions, one at a time.
+            let tx = Transaction::new_unchecked(connection, TransactionBehavior::Immediate)?;
+            for statement in batch_statements(records, rollups, debits) {
+                let sql = statement.sql(Backend::Sqlite);
+                let kept = match prepared.entry(sql.as_ptr().addr()) {
+                    Entry::Occupied(kept) => kept.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(connection.prepare(sql)?),
+                };
+                statement.bind(Binder::new(kept)).execute()?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// How many statements are kept prepared.
+    #[cfg(test)]
+    pub(super) fn prepared(&self) -> usize {
+        self.connection.with_dependent(|_, prepared| prepared.len())
     }
 }
 
 /// Binds values to a prepared statement one position after another; the first error is
 /// kept and returned by `execute`, so binding chains as it does on a sqlx query.
 struct Binder<'s, 'c> {
-    statement: &'s mut CachedStatement<'c>,
+    statement: &'s mut Statement<'c>,
     next: usize,
     error: Option<rusqlite::Error>,
 }
 
 impl<'s, 'c> Binder<'s, 'c> {
-    fn new(statement: &'s mut CachedStatement<'c>) -> Self {
+    fn new(statement: &'s mut Statement<'c>) -> Self {
         Binder {
             statement,
             next: 1,
@@ -139,6 +178,7 @@ mod tests {
             let sql = format!("PRAGMA {name}");
             ledger
                 .connection
+                .borrow_owner()
                 .query_row(&sql, [], |row| row.get(0))
                 .unwrap()
         };
@@ -252,7 +292,7 @@ mod tests {
             .execute_batch("CREATE TABLE t (a INTEGER NOT NULL, b TEXT)")
             .unwrap();
         let mut insert = connection
-            .prepare_cached("INSERT INTO t (a, b) VALUES (?, ?)")
+            .prepare("INSERT INTO t (a, b) VALUES (?, ?)")
             .unwrap();
         // Unbound parameters would silently be NULL.
         let too_few = Binder::new(&mut insert).int(1).execute().unwrap_err();
