@@ -174,16 +174,15 @@ mod tests {
     fn the_ledger_connection_keeps_statement_journals_in_memory_and_commits_durably() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = LedgerConnection::open(&dir.path().join("ledger.db")).unwrap();
-        let pragma = |name: &str| -> i64 {
-            let sql = format!("PRAGMA {name}");
-            ledger
-                .connection
-                .borrow_owner()
-                .query_row(&sql, [], |row| row.get(0))
-                .unwrap()
-        };
+        let pragma =
+            |name: &str| number(ledger.connection.borrow_owner(), &format!("PRAGMA {name}"));
         assert_eq!(pragma("temp_store"), 2, "MEMORY");
         assert_eq!(pragma("synchronous"), 2, "FULL");
+    }
+
+    /// The one integer `sql` selects.
+    fn number(connection: &Connection, sql: &str) -> i64 {
+        connection.query_row(sql, [], |row| row.get(0)).unwrap()
     }
 
     /// Applies the embedded SQLite migrations numbered `versions`, in order.
@@ -233,23 +232,16 @@ mod tests {
 
         migrate(&connection, 28..=28);
         assert_eq!(rows(&connection), before);
-        let triggers: i64 = connection
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'usage_records'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert_eq!(triggers, 0);
+        let triggers = "SELECT COUNT(*) FROM sqlite_master \
+                        WHERE type = 'trigger' AND tbl_name = 'usage_records'";
+        assert_eq!(number(&connection, triggers), 0);
         insert("r6", &600).unwrap();
-        let id: i64 = connection
-            .query_row(
-                "SELECT id FROM usage_records WHERE request_id = 'r6'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert_eq!(id, 6, "ids 4 and 5 were handed out before");
+        let id = "SELECT id FROM usage_records WHERE request_id = 'r6'";
+        assert_eq!(
+            number(&connection, id),
+            6,
+            "ids 4 and 5 were handed out before"
+        );
         for refused in [
             &-1_i64 as &dyn rusqlite::ToSql,
             &1_000_000_000_000_001_i64,
@@ -308,13 +300,7 @@ mod tests {
             .execute()
             .unwrap();
         drop(insert);
-        let rows: i64 = connection
-            .query_row(
-                "SELECT COUNT(*) FROM t WHERE a = 7 AND b IS NULL",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert_eq!(rows, 1);
+        let rows = "SELECT COUNT(*) FROM t WHERE a = 7 AND b IS NULL";
+        assert_eq!(number(&connection, rows), 1);
     }
 }
