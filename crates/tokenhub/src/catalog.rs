@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::fast_map::FastMap;
 use crate::ledger::money::{Nanos, PerMillion, Prices};
 use crate::ledger::price_tiers::Pricing;
 use crate::protocol::openai::operation::Operation;
@@ -217,9 +218,9 @@ pub struct UserEntry {
 
 #[derive(Debug, Default)]
 pub struct Catalog {
-    models: HashMap<String, Arc<Model>>,
+    models: FastMap<String, Arc<Model>>,
     /// Usable channels per public model, highest priority first.
-    routes: HashMap<String, Vec<Arc<Channel>>>,
+    routes: FastMap<String, Vec<Arc<Channel>>>,
     missing: HashMap<String, Vec<MissingCredential>>,
     /// Models in the database without a price: not in `models`, so never routed or billed.
     unpriced: HashSet<String>,

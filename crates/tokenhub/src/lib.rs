@@ -6,6 +6,7 @@ pub mod api;
 pub mod catalog;
 pub mod cluster;
 pub mod config;
+pub mod fast_map;
 pub mod ledger;
 pub mod logging;
 pub mod meters;

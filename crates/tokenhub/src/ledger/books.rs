@@ -13,6 +13,8 @@
 //! cache, has not been used for a sweep period and holds no unflushed or reserved money.
 
 use std::collections::HashMap;
+
+use crate::fast_map::FastMap;
 use std::sync::{Arc, Mutex};
 
 use crate::ledger::money::{MAX_AMOUNT, Nanos};
@@ -45,8 +47,8 @@ impl Account {
 
 #[derive(Default)]
 struct Ledgers {
-    users: HashMap<i64, Account>,
-    keys: HashMap<i64, KeySpend>,
+    users: FastMap<i64, Account>,
+    keys: FastMap<i64, KeySpend>,
 }
 
 #[derive(Default)]

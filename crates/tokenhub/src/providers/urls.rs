@@ -3,7 +3,7 @@
 //! channel's URLs are few (one per operation, or per model for Gemini), so each is parsed
 //! the first time and cloned (a reference count) afterwards.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 use std::sync::RwLock;
 
 use super::{FailureKind, UpstreamFailure};
@@ -13,7 +13,7 @@ const MAX_KEPT: usize = 256;
 
 /// Lives in a catalogue snapshot's `Channel`, so an edited base URL starts a new cache.
 #[derive(Default)]
-pub struct ParsedUrls(RwLock<HashMap<String, http::Uri>>);
+pub struct ParsedUrls(RwLock<FastMap<String, http::Uri>>);
 
 impl ParsedUrls {
     pub fn parse(&self, url: String) -> Result<http::Uri, UpstreamFailure> {
@@ -35,7 +35,7 @@ impl ParsedUrls {
         Ok(parsed)
     }
 
-    fn kept(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, http::Uri>> {
+    fn kept(&self) -> std::sync::RwLockReadGuard<'_, FastMap<String, http::Uri>> {
         // The map is only ever replaced whole under the lock: a poisoned one is intact.
         self.0.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -20,7 +20,9 @@
 
 mod mirror;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_map::FastMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -218,7 +220,7 @@ impl KeyState {
 struct ChannelHealth {
     /// Position of the key to try first next time: keys are used in turn.
     cursor: usize,
-    keys: HashMap<u64, Breaker>,
+    keys: FastMap<u64, Breaker>,
     ewma_latency_ms: Option<f64>,
     successes: u64,
     failures: u64,
@@ -255,7 +257,7 @@ pub struct HealthReport {
 #[derive(Debug, Default)]
 pub struct Health {
     policy: BreakerPolicy,
-    channels: Mutex<HashMap<i64, ChannelHealth>>,
+    channels: Mutex<FastMap<i64, ChannelHealth>>,
     /// The deployment's breakers, when Redis is configured.
     shared: Option<Arc<SharedState>>,
     /// After Redis failed to answer, this instance decides alone until then instead of
@@ -300,7 +302,7 @@ impl Health {
         }
     }
 
-    fn channels(&self) -> std::sync::MutexGuard<'_, HashMap<i64, ChannelHealth>> {
+    fn channels(&self) -> std::sync::MutexGuard<'_, FastMap<i64, ChannelHealth>> {
         self.channels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -5,11 +5,11 @@
 //! in profiles. The handles stay valid for the process (the Prometheus recorder is
 //! installed once, before the first request).
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use metrics::{Counter, Histogram};
 
+use crate::fast_map::FastMap;
 use crate::ledger::money::UsdText;
 use crate::store::UsageRecord;
 
@@ -50,7 +50,7 @@ impl ModelMeters {
     }
 }
 
-static METERS: LazyLock<RwLock<HashMap<String, Arc<ModelMeters>>>> = LazyLock::new(RwLock::default);
+static METERS: LazyLock<RwLock<FastMap<String, Arc<ModelMeters>>>> = LazyLock::new(RwLock::default);
 
 fn meters(model: &str) -> Arc<ModelMeters> {
     if let Some(meters) = METERS.read().unwrap_or_else(|e| e.into_inner()).get(model) {
