@@ -2,9 +2,12 @@
 //! metric handles.
 //!
 //! std's default hasher (SipHash) cost 147–327 instructions a lookup there, about 3,300
-//! a request over the lookups these maps serve (bench/RESULTS.md, addendum 27). foldhash
-//! is seeded per process like SipHash, so keys a client chooses (a model name) cannot be
-//! aimed at one bucket in advance; it is only not meant to resist an attacker who can
-//! watch the timing of many lookups, which none of these maps' keys allow (ids, and
-//! names the operator configured).
+//! a request over the lookups these maps serve (bench/RESULTS.md, addendum 27).
+//!
+//! Most keys are ids or names the operator configured, but a client chooses the model
+//! name it looks up in the catalogue, and the metric handles are kept under the name a
+//! refused request asked for (at most `observe::MAX_MODELS` of them). foldhash is seeded
+//! per process like SipHash, so such names cannot be picked in advance to share a
+//! bucket; unlike SipHash it makes no promise against collisions learnt by timing many
+//! inserts, and that bound keeps any such map small.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

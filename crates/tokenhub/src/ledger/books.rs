@@ -13,10 +13,9 @@
 //! cache, has not been used for a sweep period and holds no unflushed or reserved money.
 
 use std::collections::HashMap;
-
-use crate::fast_map::FastMap;
 use std::sync::{Arc, Mutex};
 
+use crate::fast_map::FastMap;
 use crate::ledger::money::{MAX_AMOUNT, Nanos};
 use crate::shared::SharedState;
 use crate::shared::money::Account as SharedAccount;

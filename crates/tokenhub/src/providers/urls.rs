@@ -3,10 +3,10 @@
 //! channel's URLs are few (one per operation, or per model for Gemini), so each is parsed
 //! the first time and cloned (a reference count) afterwards.
 
-use crate::fast_map::FastMap;
 use std::sync::RwLock;
 
 use super::{FailureKind, UpstreamFailure};
+use crate::fast_map::FastMap;
 
 /// More distinct URLs than this on one channel are parsed every time instead of kept.
 const MAX_KEPT: usize = 256;

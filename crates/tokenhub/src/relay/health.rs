@@ -21,12 +21,11 @@
 mod mirror;
 
 use std::collections::VecDeque;
-
-use crate::fast_map::FastMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::catalog::UpstreamKey;
+use crate::fast_map::FastMap;
 use crate::providers::{FailureKind, UpstreamFailure};
 use crate::shared::SharedState;
 use crate::shared::breakers::BreakerState;

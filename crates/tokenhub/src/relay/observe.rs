@@ -101,3 +101,25 @@ pub fn settled(record: &UsageRecord, cost_usd: UsdText) {
         "relay request settled"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_a_client_makes_up_keep_at_most_max_models_handles() {
+        for n in 0..MAX_MODELS + 100 {
+            let name = format!("made-up-model-{n}");
+            let handles = meters(&name);
+            handles.requests(&name, 404).increment(1);
+        }
+        let kept = METERS.read().unwrap_or_else(|e| e.into_inner()).len();
+        assert!(kept <= MAX_MODELS, "{kept}");
+        assert!(
+            METERS
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key("made-up-model-0")
+        );
+    }
+}
