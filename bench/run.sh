@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # TokenHub side-by-side benchmark (issue 6). See bench/README.md.
 #
-#   bench/run.sh            # every scenario, 15 s per measurement
+#   bench/run.sh            # every scenario, 15 s per target in 3 rounds
 #   BENCH_QUICK=1 bench/run.sh   # 3 s smoke run
 #   bench/run.sh --soak     # also the 10-minute soak (scenario 7)
 #   BENCH_PGO=1 bench/run.sh     # the gateway built as it ships: profile-guided
 #                                # (scripts/release-pgo.sh); the other binaries plain
 #
-# Every scenario runs three ways back to back: direct to the mock upstream, through
-# the floor (bench/floor-proxy, a bare hyper forwarder), and through the gateway.
+# Every scenario runs three ways: direct to the mock upstream, through the floor
+# (bench/floor-proxy, a bare hyper forwarder), and through the gateway, in
+# BENCH_ROUNDS (3) interleaved rounds whose per-round ratios are taken at their median.
 # Prints one table and writes bench/results/latest.json. Loopback only; every server
 # is killed on exit and every wait is bounded.
 set -euo pipefail
@@ -24,7 +25,7 @@ SOAK=0
 for arg in "$@"; do
     case $arg in
         --soak) SOAK=1 ;;
-        -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -41,6 +42,11 @@ else
     SOAK_DUR=${BENCH_SOAK_DURATION:-10m}
 fi
 CONC=${BENCH_CONCURRENCY:-64}
+# A measurement is split into rounds, the targets taking turns within each, so that the
+# machine's drift (the direct target's own throughput moved by a fifth between runs
+# minutes apart) falls on floor and gateway alike (README.md, "Method").
+ROUNDS=${BENCH_ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROUNDS must be a positive integer" >&2; exit 2; }
 RATE=${BENCH_RATE:-1000}
 LARGE_RATE=${BENCH_LARGE_RATE:-200}
 SOAK_RATE=${BENCH_SOAK_RATE:-300}
@@ -57,6 +63,8 @@ n=float(m.group(1)); u=m.group(2) or "s"
 print(n*{"ms":0.001,"s":1,"m":60,"h":3600}[u])' "$1"
 }
 DUR_S=$(secs "$DUR")
+SEGMENT_MS=$(python3 -c 'import sys; print(max(1000, round(float(sys.argv[1]) * 1000 / int(sys.argv[2]))))' "$DUR_S" "$ROUNDS")
+SEGMENT_S=$(python3 -c 'import sys; print(int(sys.argv[1]) / 1000)' "$SEGMENT_MS")
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -198,68 +206,78 @@ LOADS=$WORK/loads.tsv
 : >"$LOADS"
 note_load() { printf '%s\t%s\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$LOADS"; }
 
-# oha_run NAME TARGET BODY ARGS...: warm up, then measure; JSON in raw/NAME-TARGET.json
+# Round K's order: reversed every other round, so that floor and gateway take turns
+# going first and a steady drift does not favour either.
+round_order() {
+    if (($1 % 2)); then echo direct floor gateway; else echo gateway floor direct; fi
+}
+
+# oha_run NAME TARGET ROUND BODY ARGS...: warm up, then measure one segment; JSON in
+# raw/NAME-TARGET-rROUND.json
 oha_run() {
-    local name=$1 target=$2 body=$3
-    shift 3
-    local url
+    local name=$1 target=$2 round=$3 body=$4
+    shift 4
+    local url raw=$WORK/raw/$name-$target-r$round.json
     url=$(url_of "$target")
     local common=(--no-tui --output-format json -m POST -H 'content-type: application/json'
         -H "authorization: Bearer $KEY" -D "$B/$body.json")
     timeout 120 oha "${common[@]}" -z "$WARMUP" -c "$CONC" "$url" >/dev/null
     sleep "$SETTLE" # let the target drain what the warm-up left queued
-    note_load "$name-$target"
-    timeout $((${DUR_S%.*} + 120)) oha "${common[@]}" -z "$DUR" "$@" "$url" \
-        >"$WORK/raw/$name-$target.json"
-    log "$name $target: $(python3 "$ROOT/bench/summarize.py" brief "$WORK/raw/$name-$target.json")"
+    note_load "$name-$target-r$round"
+    timeout $((SEGMENT_MS / 1000 + 120)) oha "${common[@]}" -z "${SEGMENT_MS}ms" "$@" "$url" >"$raw"
+    log "$name $target round $round: $(python3 "$ROOT/bench/summarize.py" brief "$raw")"
 }
 
-three_ways() { # NAME BODY OHA-ARGS...
-    local name=$1 body=$2 t
+interleaved() { # NAME BODY OHA-ARGS...
+    local name=$1 body=$2 round t
     shift 2
-    for t in direct floor gateway; do oha_run "$name" "$t" "$body" "$@"; done
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for t in $(round_order "$round"); do oha_run "$name" "$t" "$round" "$body" "$@"; done
+    done
 }
 
-probe_run() { # NAME TARGET ARGS...
-    local name=$1 target=$2
-    shift 2
-    note_load "$name-$target"
-    timeout 300 "$BIN/stream-probe" --url "$(url_of "$target")" --key "$KEY" "$@" \
-        >"$WORK/raw/$name-$target.json"
-    log "$name $target: $(cut -c1-300 "$WORK/raw/$name-$target.json")"
+probe_run() { # NAME TARGET ROUND ARGS...
+    local name=$1 target=$2 round=$3
+    shift 3
+    local raw=$WORK/raw/$name-$target-r$round.json
+    note_load "$name-$target-r$round"
+    timeout 300 "$BIN/stream-probe" --url "$(url_of "$target")" --key "$KEY" "$@" >"$raw"
+    log "$name $target round $round: $(cut -c1-300 "$raw")"
 }
 
 # ---------------------------------------------------------------- scenarios
 if want 1; then
-    log "1: throughput, small body, $CONC connections, $DUR"
-    three_ways s1 small -c "$CONC"
+    log "1: throughput, small body, $CONC connections, $ROUNDS rounds of ${SEGMENT_S} s"
+    interleaved s1 small -c "$CONC"
     GW_RSS_AFTER_LOAD=$(rss_kib "$GW_PID")
 fi
 
 if want 2; then
     log "2: added latency at $RATE req/s"
-    three_ways s2 small -c "$CONC" -q "$RATE" --latency-correction
+    interleaved s2 small -c "$CONC" -q "$RATE" --latency-correction
 fi
 
 if want 3; then
     log "3: streaming, 20 chunks 5 ms apart, $CONC connections"
-    for t in direct floor gateway; do
-        timeout 60 "$BIN/stream-probe" --url "$(url_of $t)" --key "$KEY" \
-            --body-file "$B/stream.json" --concurrency "$CONC" --duration-s 1 >/dev/null
-        probe_run s3 "$t" --body-file "$B/stream.json" --concurrency "$CONC" \
-            --duration-s "$DUR_S" --gap-events 20 --expect-gap-ms 5
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for t in $(round_order "$round"); do
+            timeout 60 "$BIN/stream-probe" --url "$(url_of "$t")" --key "$KEY" \
+                --body-file "$B/stream.json" --concurrency "$CONC" --duration-s 1 >/dev/null
+            probe_run s3 "$t" "$round" --body-file "$B/stream.json" --concurrency "$CONC" \
+                --duration-s "$SEGMENT_S" --gap-events 20 --expect-gap-ms 5
+        done
     done
 fi
 
 if want 4; then
     log "4: 100 KB prompt at $LARGE_RATE req/s"
-    three_ways s4 large -c "$CONC" -q "$LARGE_RATE" --latency-correction
+    interleaved s4 large -c "$CONC" -q "$LARGE_RATE" --latency-correction
 fi
 
 if want 5; then
     log "5: $OPEN_STREAMS open streams held by a slow mock"
     for t in direct floor gateway; do
-        probe_run s5 "$t" --body-file "$B/held.json" --streams "$OPEN_STREAMS" \
+        probe_run s5 "$t" 1 --body-file "$B/held.json" --streams "$OPEN_STREAMS" \
             --open-concurrency 250 --rss-pid "$(pid_of $t)" --timeout-s 120 \
             --gap-events 0
         sleep 1
@@ -276,7 +294,7 @@ if want 6; then
     sleep 1
     GW_RSS_IDLE_SCALED=$(rss_kib "$GW_PID")
     log "gateway (scaled state) $GW, idle RSS ${GW_RSS_IDLE_SCALED} KiB"
-    three_ways s6 small -c "$CONC" -q "$RATE" --latency-correction
+    interleaved s6 small -c "$CONC" -q "$RATE" --latency-correction
 fi
 
 SOAK_JSON=null
@@ -319,7 +337,7 @@ python3 "$ROOT/bench/summarize.py" report "$WORK/raw" "$OUT_DIR/latest.json" <<E
   "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "git": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo '+dirty')",
   "quick": $([[ ${BENCH_QUICK:-0} == 1 ]] && echo 1 || echo 0), "pgo": $([[ ${BENCH_PGO:-0} == 1 ]] && echo 1 || echo 0),
-  "duration": "$DUR", "concurrency": $CONC, "rate": $RATE, "large_rate": $LARGE_RATE,
+  "duration": "$DUR", "rounds": $ROUNDS, "segment_ms": $SEGMENT_MS, "concurrency": $CONC, "rate": $RATE, "large_rate": $LARGE_RATE,
   "open_streams": $OPEN_STREAMS,
   "scale": {"keys": $SCALE_KEYS, "models": $SCALE_MODELS, "channels": $SCALE_CHANNELS},
   "machine": {"nproc": $(nproc), "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')",
