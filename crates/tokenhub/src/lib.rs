@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the request's path through these modules.
 
 pub mod accounts;
+pub mod allocator;
 pub mod api;
 pub mod catalog;
 pub mod cluster;

@@ -14,10 +14,10 @@ use tokenhub::server;
 /// mimalloc instead of glibc's malloc: allocation was ~13% of the gateway's CPU under
 /// load (per-request buffers freed on another worker thread), see bench/RESULTS.md.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tokenhub::allocator::Allocator = tokenhub::allocator::Allocator;
 
-/// `mi_option_arena_eager_commit` (index 4 of `mi_option_e` in the vendored mimalloc v2
-/// header; the Rust bindings have no name for it).
+/// `mi_option_arena_eager_commit` (index 4 of `mi_option_e` in the vendored mimalloc
+/// header, versions 2 and 3 alike; the Rust bindings have no name for it).
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 /// Commits arena memory as it is used rather than up front: without this the idle
