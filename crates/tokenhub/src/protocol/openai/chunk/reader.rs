@@ -73,6 +73,16 @@ impl<'a> JsonReader<'a> {
     /// The next byte that is not whitespace, not consumed.
     #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
+        // Compact JSON has no whitespace between tokens, and every whitespace byte is at
+        // most ' ': one comparison settles the common case.
+        match self.bytes.get(self.at) {
+            Some(&byte) if byte > b' ' => Some(byte),
+            _ => self.skip_whitespace(),
+        }
+    }
+
+    #[cold]
+    fn skip_whitespace(&mut self) -> Option<u8> {
         while let Some(&byte) = self.bytes.get(self.at) {
             if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
                 return Some(byte);
@@ -190,9 +200,9 @@ impl<'a> JsonReader<'a> {
                 .map(Cow::Owned)
                 .map_err(|_| ReadError::new("a valid string escape", start));
         }
-        std::str::from_utf8(raw)
+        utf8(raw)
             .map(Cow::Borrowed)
-            .map_err(|_| ReadError::new("UTF-8 text", start))
+            .ok_or_else(|| ReadError::new("UTF-8 text", start))
     }
 
     /// Any value but `null`, as the JSON text it is written as.
@@ -203,9 +213,9 @@ impl<'a> JsonReader<'a> {
         let start = self.position();
         let raw = self.value()?;
         // Its strings were skipped: their bytes are checked here.
-        std::str::from_utf8(raw)
+        utf8(raw)
             .map(Some)
-            .map_err(|_| ReadError::new("UTF-8 text", start))
+            .ok_or_else(|| ReadError::new("UTF-8 text", start))
     }
 
     /// A string or `null`.
@@ -266,23 +276,25 @@ impl<'a> JsonReader<'a> {
         }
         let start = self.at;
         let negative = self.bytes.get(self.at) == Some(&b'-');
-        let digits_at = start + usize::from(negative);
-        let digits = self.bytes[digits_at..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        self.number()?;
-        if self.at != digits_at + digits {
+        self.at += usize::from(negative);
+        // Summed as a negative number: i64::MIN has no positive counterpart.
+        let mut value: Option<i64> = Some(0);
+        let digits_at = self.at;
+        while let Some(&digit) = self.bytes.get(self.at).filter(|b| b.is_ascii_digit()) {
+            value = value.and_then(|v| v.checked_mul(10)?.checked_sub(i64::from(digit - b'0')));
+            self.at += 1;
+        }
+        let digits = self.at - digits_at;
+        let leading_zero = digits > 1 && self.bytes[digits_at] == b'0';
+        let fraction = matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E'));
+        if digits == 0 || leading_zero || fraction {
+            // Not an integer as JSON writes one: the grammar's own message, or "an integer".
+            self.at = start;
+            self.number()?;
             self.at = start;
             return self.fail("an integer");
         }
-        let magnitude = self.bytes[digits_at..self.at]
-            .iter()
-            .try_fold(0i64, |value, digit| {
-                value.checked_mul(10)?.checked_sub(i64::from(digit - b'0'))
-            });
-        // Summed as a negative number: i64::MIN has no positive counterpart.
-        match magnitude.and_then(|m| if negative { Some(m) } else { m.checked_neg() }) {
+        match value.and_then(|v| if negative { Some(v) } else { v.checked_neg() }) {
             Some(value) => Ok(Some(value)),
             None => {
                 self.at = start;
@@ -373,6 +385,18 @@ impl<'a> Key<'a> {
         let name = serde_json::from_slice::<String>(&quoted);
         Cow::Owned(name.map_or_else(|_| Vec::new(), String::into_bytes))
     }
+}
+
+/// The bytes as text, if they are UTF-8. Most strings a chunk returns (ids, model
+/// names, short deltas) are ASCII, which a word-at-a-time check settles faster than
+/// `str::from_utf8` does.
+#[inline(always)]
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 /// How many bytes at the start of `bytes` may stand in a string as they are: no quote,
@@ -478,11 +502,79 @@ mod tests {
         let read = |json: &[u8]| JsonReader::new(json).optional_i64();
         assert_eq!(read(b"1700000000"), Ok(Some(1_700_000_000)));
         assert_eq!(read(b"-5"), Ok(Some(-5)));
+        assert_eq!(read(b"0"), Ok(Some(0)));
+        assert_eq!(read(b"-0"), Ok(Some(0)));
         assert_eq!(read(b"null"), Ok(None));
-        assert!(read(b"1.5").is_err());
-        assert!(read(b"1e3").is_err());
-        assert!(read(b"9223372036854775808").is_err());
-        assert!(read(b"\"1\"").is_err());
+        assert_eq!(read(b"9223372036854775807"), Ok(Some(i64::MAX)));
+        assert_eq!(read(b"-9223372036854775808"), Ok(Some(i64::MIN)));
+        let an_integer = |at| Err(ReadError::new("an integer", at));
+        assert_eq!(read(b"1.5"), an_integer(0));
+        assert_eq!(read(b"1e3"), an_integer(0));
+        assert_eq!(read(b"-2E3"), an_integer(0));
+        assert_eq!(read(b"01"), an_integer(0));
+        assert_eq!(
+            read(b"9223372036854775808"),
+            Err(ReadError::new("an integer that fits 64 bits", 0))
+        );
+        assert_eq!(
+            read(b"-9223372036854775809"),
+            Err(ReadError::new("an integer that fits 64 bits", 0))
+        );
+        // Not a number at all: the grammar says where it broke.
+        assert_eq!(read(b"-"), Err(ReadError::new("a JSON value", 1)));
+        assert_eq!(read(b"1."), Err(ReadError::new("a digit", 2)));
+        assert_eq!(read(b"\"1\""), Err(ReadError::new("a JSON value", 0)));
+        // An integer ends where its digits do; what follows is the caller's to read.
+        let mut reader = JsonReader::new(b"42,");
+        assert_eq!(reader.optional_i64(), Ok(Some(42)));
+        assert_eq!(reader.consumed(), 2);
+    }
+
+    #[test]
+    fn whitespace_is_skipped_wherever_json_allows_it() {
+        let mut texts = Vec::new();
+        let json = b" \t{ \"a\" :\r\n [ \"x\" , null ] ,\"b\":\"y\"\n} \n";
+        let mut reader = JsonReader::new(json);
+        reader
+            .object(|reader, key| {
+                if &*key.name() == b"a" {
+                    reader.array(|reader| {
+                        texts.extend(reader.optional_string()?);
+                        Ok(())
+                    })
+                } else {
+                    texts.extend(reader.optional_string()?);
+                    Ok(())
+                }
+            })
+            .unwrap();
+        assert_eq!(reader.end(), Ok(()));
+        assert_eq!(texts, ["x", "y"]);
+        assert!(
+            JsonReader::new(b"{\x01}").value().is_err(),
+            "a control byte is no whitespace"
+        );
+    }
+
+    #[test]
+    fn returned_text_must_be_utf8_and_need_not_be_ascii() {
+        fn string(json: &[u8]) -> Read<Cow<'_, str>> {
+            JsonReader::new(json).string()
+        }
+        assert_eq!(
+            string("\"caf\u{e9} \u{1f600}\"".as_bytes()).unwrap(),
+            "caf\u{e9} \u{1f600}"
+        );
+        assert_eq!(string(b"\"plain\"").unwrap(), "plain");
+        assert_eq!(
+            string(b"\"bad \xff\""),
+            Err(ReadError::new("UTF-8 text", 0))
+        );
+        fn raw(json: &[u8]) -> Read<Option<&str>> {
+            JsonReader::new(json).optional_raw_text()
+        }
+        assert_eq!(raw("[\"\u{e9}\"]".as_bytes()), Ok(Some("[\"\u{e9}\"]")));
+        assert_eq!(raw(b"[\"\xc3\"]"), Err(ReadError::new("UTF-8 text", 0)));
     }
 
     #[test]
