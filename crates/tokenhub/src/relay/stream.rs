@@ -67,11 +67,14 @@ pub struct MeteredStream {
     /// id, created and model of the first chunk, for chunks the gateway writes itself.
     identity: Option<(String, i64, String)>,
     idle_limit: Duration,
-    /// When the last data event came. The idle timer is not moved on every event (a
-    /// timer-wheel update per event); when it fires early, it is re-armed from here.
+    /// When the last data event came.
     last_data_at: tokio::time::Instant,
-    idle: Pin<Box<tokio::time::Sleep>>,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    /// One timer for both limits, set for the earlier of the deadline and the end of the
+    /// allowed silence. It is not moved on every event (a timer-wheel update per event):
+    /// when it fires early, it is set again from `last_data_at`. (Each timer is also
+    /// polled on every pending read: one instead of two, ~280 instructions an event.)
+    limit: Pin<Box<tokio::time::Sleep>>,
     shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     /// The stream's place on a channel with `max_concurrency`, freed when it ends.
     slot: Option<SlotPermit>,
@@ -87,6 +90,7 @@ impl MeteredStream {
         dialect: Dialect,
         limits: StreamLimits,
     ) -> MeteredStream {
+        let now = tokio::time::Instant::now();
         MeteredStream {
             upstream,
             decoder: SseDecoder::default(),
@@ -105,9 +109,11 @@ impl MeteredStream {
             ended: false,
             identity: None,
             idle_limit: limits.idle,
-            last_data_at: tokio::time::Instant::now(),
-            idle: Box::pin(tokio::time::sleep(limits.idle)),
-            deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
+            last_data_at: now,
+            deadline: limits.deadline,
+            limit: Box::pin(tokio::time::sleep_until(
+                (now + limits.idle).min(limits.deadline),
+            )),
             shutdown: Box::pin(limits.shutdown.cancelled_owned()),
             slot: None,
             native: native::NativeProgress::default(),
@@ -355,15 +361,16 @@ impl MeteredStream {
         if self.shutdown.as_mut().poll(cx).is_ready() {
             return Some("the gateway is shutting down");
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            return Some("the answer took longer than the gateway's total timeout");
-        }
-        while self.idle.as_mut().poll(cx).is_ready() {
+        while self.limit.as_mut().poll(cx).is_ready() {
+            let now = tokio::time::Instant::now();
+            if self.deadline <= now {
+                return Some("the answer took longer than the gateway's total timeout");
+            }
             let silent_until = self.last_data_at + self.idle_limit;
-            if silent_until <= tokio::time::Instant::now() {
+            if silent_until <= now {
                 return Some("the upstream went silent in the middle of the answer");
             }
-            self.idle.as_mut().reset(silent_until);
+            self.limit.as_mut().reset(silent_until.min(self.deadline));
         }
         None
     }
@@ -477,6 +484,50 @@ mod tests {
 
     /// Events closer together than the idle limit keep a stream alive however long it
     /// runs in total; silence longer than the limit ends it.
+    /// A stream whose events never stop coming is ended at its deadline by the timer it
+    /// shares with the idle limit.
+    #[tokio::test]
+    async fn the_deadline_ends_a_stream_that_is_never_silent() {
+        let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let facts = RawObject::parse(body)
+            .unwrap()
+            .facts(Operation::Chat)
+            .unwrap();
+        let event = Bytes::from_static(
+            b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n",
+        );
+        let frames = futures_util::stream::unfold((), move |()| {
+            let event = event.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Ok(event), ()))
+            }
+        });
+        let limits = StreamLimits {
+            idle: Duration::from_millis(400),
+            deadline: tokio::time::Instant::now() + Duration::from_millis(1_050),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        };
+        let started = tokio::time::Instant::now();
+        let stream = MeteredStream::new(
+            Box::pin(frames),
+            &facts,
+            test_channel(),
+            Dialect::Generic,
+            limits,
+        );
+        let relayed: Vec<Bytes> = stream.map(|item| item.unwrap()).collect().await;
+        let (error, events) = relayed.split_last().unwrap();
+        assert!(String::from_utf8_lossy(error).contains("total timeout"));
+        assert!(events.len() >= 8, "an event every 100 ms: {}", events.len());
+        assert!(events.iter().all(|e| e.starts_with(b"data: {\"id\"")));
+        let ended_after = started.elapsed();
+        assert!(
+            (Duration::from_millis(1_050)..Duration::from_secs(5)).contains(&ended_after),
+            "ended at the deadline, never for silence: {ended_after:?}"
+        );
+    }
+
     #[tokio::test]
     async fn the_idle_limit_counts_from_the_last_data_event() {
         let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
