@@ -182,9 +182,14 @@ enum KeysCommand {
 }
 
 fn main() -> Result<()> {
+    // Before anything opens a database: SQLite takes it only before it initializes.
+    let sqlite_memory = tokenhub::store::sqlite_memory::use_process_allocator();
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
     let _log_writer = init_logging(settings.log_format);
+    if let Err(refused) = sqlite_memory {
+        tracing::warn!(%refused, "SQLite keeps its own allocator");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -32,6 +32,7 @@ mod sessions;
 mod site_settings;
 
 mod sql;
+pub mod sqlite_memory;
 mod startup;
 mod usage;
 mod usage_query;
