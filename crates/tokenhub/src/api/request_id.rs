@@ -19,7 +19,8 @@ pub fn assign(request: &mut Request) -> Option<HeaderValue> {
 
 /// A new request id, and the header value that carries it.
 pub fn new() -> (String, Option<HeaderValue>) {
-    let id = format!("req_{}", uuid::Uuid::now_v7().simple());
+    let mut hex = uuid::Uuid::encode_buffer();
+    let id = ["req_", uuid::Uuid::now_v7().simple().encode_lower(&mut hex)].concat();
     let header = HeaderValue::from_str(&id).ok();
     (id, header)
 }
@@ -27,5 +28,24 @@ pub fn new() -> (String, Option<HeaderValue>) {
 pub fn stamp(response: &mut Response, header: Option<HeaderValue>) {
     if let Some(value) = header {
         response.headers_mut().insert("x-request-id", value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new;
+
+    #[test]
+    fn an_id_is_req_and_a_uuid_in_lowercase_hex_and_its_header_says_the_same() {
+        let (id, header) = new();
+        let hex = id.strip_prefix("req_").unwrap();
+        assert_eq!(hex.len(), 32);
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_eq!(uuid::Uuid::parse_str(hex).unwrap().get_version_num(), 7);
+        assert_eq!(header.unwrap(), id.as_str());
+        assert_ne!(new().0, id, "each request its own");
     }
 }

@@ -16,11 +16,8 @@ pub fn endpoint(base_url: &str, operation: &str) -> String {
         .split("://")
         .nth(1)
         .is_some_and(|rest| rest.contains('/'));
-    if has_path {
-        format!("{base}/{operation}")
-    } else {
-        format!("{base}/v1/{operation}")
-    }
+    let version = if has_path { "/" } else { "/v1/" };
+    [base, version, operation].concat()
 }
 
 /// POSTs `body` to `{base}/{path}` (e.g. `chat/completions`, `embeddings`).
@@ -35,7 +32,7 @@ pub async fn send(
 ) -> Result<UpstreamResponse, UpstreamFailure> {
     let mut request = transport::json_post(channel.urls.parse(endpoint(&channel.base_url, path))?);
     if let Some(key) = key {
-        request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
+        request = request.header(http::header::AUTHORIZATION, ["Bearer ", key].concat());
     }
     let response = transport::send(client, request, body, deadlines.first_byte).await?;
     let body = transport::success_body(response, |status, body| {
