@@ -115,11 +115,10 @@ mod tests {
     #[test]
     #[ignore = "run by a_fresh_process_runs_sqlite_on_mimalloc_without_statistics"]
     fn configured_sqlite_stores_and_reads_back() {
-        assert_eq!(
-            std::env::var(CHILD).as_deref(),
-            Ok("1"),
-            "run in a child process"
-        );
+        if std::env::var_os(CHILD).is_none() {
+            eprintln!("skipped: it configures SQLite, which only a fresh process allows");
+            return;
+        }
         use_process_allocator().unwrap();
         let db = rusqlite::Connection::open_in_memory().unwrap();
         db.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
