@@ -31,34 +31,38 @@ fn malloc_suffices(size: usize, align: usize) -> bool {
 /// mimalloc as the global allocator (`main.rs`).
 pub struct Allocator;
 
+/// `plain(size)` where `mi_malloc`'s alignment suffices, `aligned(size, align)` otherwise.
+#[inline(always)]
+unsafe fn allocate(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    // SAFETY: plain calls into the allocator; a null result is returned as such.
+    unsafe {
+        if malloc_suffices(size, align) {
+            plain(size).cast()
+        } else {
+            aligned(size, align).cast()
+        }
+    }
+}
+
 // SAFETY: every block comes from mimalloc, which is thread-safe, and every one is
 // aligned as its layout asks: by `mi_malloc`'s guarantee where `malloc_suffices`, by the
 // aligned calls otherwise. `mi_free` and `mi_realloc*` take any block mimalloc returned.
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        // SAFETY: plain calls into the allocator; a null result is returned as such.
-        unsafe {
-            if malloc_suffices(size, align) {
-                mi_malloc(size).cast()
-            } else {
-                mi_malloc_aligned(size, align).cast()
-            }
-        }
+        // SAFETY: see `allocate`.
+        unsafe { allocate(layout, mi_malloc, mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        // SAFETY: as in `alloc`.
-        unsafe {
-            if malloc_suffices(size, align) {
-                mi_zalloc(size).cast()
-            } else {
-                mi_zalloc_aligned(size, align).cast()
-            }
-        }
+        // SAFETY: see `allocate`.
+        unsafe { allocate(layout, mi_zalloc, mi_zalloc_aligned) }
     }
 
     #[inline]

@@ -482,20 +482,27 @@ mod tests {
         })
     }
 
-    /// Events closer together than the idle limit keep a stream alive however long it
-    /// runs in total; silence longer than the limit ends it.
+    /// A chat request that asked for a stream.
+    fn chat_stream_facts() -> RequestFacts {
+        let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        RawObject::parse(body)
+            .unwrap()
+            .facts(Operation::Chat)
+            .unwrap()
+    }
+
+    /// One chunk of generated text, as an upstream sends it.
+    fn content_event() -> Bytes {
+        Bytes::from_static(
+            b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n",
+        )
+    }
+
     /// A stream whose events never stop coming is ended at its deadline by the timer it
     /// shares with the idle limit.
     #[tokio::test]
     async fn the_deadline_ends_a_stream_that_is_never_silent() {
-        let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-        let facts = RawObject::parse(body)
-            .unwrap()
-            .facts(Operation::Chat)
-            .unwrap();
-        let event = Bytes::from_static(
-            b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n",
-        );
+        let (facts, event) = (chat_stream_facts(), content_event());
         let frames = futures_util::stream::unfold((), move |()| {
             let event = event.clone();
             async move {
@@ -528,16 +535,11 @@ mod tests {
         );
     }
 
+    /// Events closer together than the idle limit keep a stream alive however long it
+    /// runs in total; silence longer than the limit ends it.
     #[tokio::test]
     async fn the_idle_limit_counts_from_the_last_data_event() {
-        let body = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-        let facts = RawObject::parse(body)
-            .unwrap()
-            .facts(Operation::Chat)
-            .unwrap();
-        let event = Bytes::from_static(
-            b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n",
-        );
+        let (facts, event) = (chat_stream_facts(), content_event());
         let frames = futures_util::stream::unfold(0, move |sent| {
             let event = event.clone();
             async move {
