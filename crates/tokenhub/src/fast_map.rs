@@ -1,5 +1,5 @@
 //! The hash map of the request path's lookups: books, breakers, routes, parsed URLs,
-//! metric handles.
+//! metric handles, and the ledger connection's prepared statements.
 //!
 //! std's default hasher (SipHash) cost 147–327 instructions a lookup there, about 3,300
 //! a request over the lookups these maps serve (bench/RESULTS.md, addendum 27).

@@ -16,24 +16,13 @@ use tokenhub::server;
 #[global_allocator]
 static ALLOCATOR: tokenhub::allocator::Allocator = tokenhub::allocator::Allocator;
 
-/// `mi_option_arena_eager_commit` (index 4 of `mi_option_e` in the vendored mimalloc
-/// header, versions 2 and 3 alike; the Rust bindings have no name for it).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
-/// Commits arena memory as it is used rather than up front: without this the idle
-/// gateway's resident memory grows from ~23 MB to ~33 MB (the target is ≤ 30 MB). It must
+/// mimalloc commits arena memory as it is used, not up front (see the function). It must
 /// run before the first allocation, which the Rust runtime makes before `main`, hence a
 /// constructor in `.init_array`.
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
-static LAZY_ARENA_COMMIT: extern "C" fn() = lazy_arena_commit;
-
-#[cfg(target_os = "linux")]
-extern "C" fn lazy_arena_commit() {
-    // SAFETY: sets a process-wide allocator option before anything is allocated.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
-}
+static LAZY_ARENA_COMMIT: extern "C" fn() = tokenhub::allocator::commit_arena_memory_lazily;
 
 #[derive(Parser)]
 #[command(

@@ -122,16 +122,14 @@ const RETURN_FREED_MEMORY_EVERY: Duration = Duration::from_secs(5);
 
 /// mimalloc keeps a thread's freed pages for reuse until that thread calls into it
 /// again: after a spike of 5,000 streams the gateway's RSS stayed far above idle
-/// (bench/RESULTS.md, addendum 9). A forced collect of the thread's heap every few
-/// seconds returns them; it walks only this thread's pages, so it costs little.
-/// (Harmless when mimalloc is not the global allocator.)
+/// (bench/RESULTS.md, addendum 9). Collecting the thread's heap every few seconds
+/// returns them; it walks only this thread's pages, so it costs little.
 async fn return_freed_memory() {
     let mut every = tokio::time::interval(RETURN_FREED_MEMORY_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        // SAFETY: collects the calling thread's own mimalloc heap; no pointers involved.
-        unsafe { libmimalloc_sys::mi_collect(true) };
+        crate::allocator::return_this_threads_freed_memory();
     }
 }
 

@@ -12,8 +12,9 @@
 
 use std::ffi::{c_int, c_void};
 
-use libmimalloc_sys::{mi_free, mi_good_size, mi_malloc, mi_realloc, mi_usable_size};
 use rusqlite::ffi;
+
+use crate::allocator::c as mimalloc;
 
 /// SQLite asks for sizes as `int`; a negative one never comes, and would get nothing.
 fn size(bytes: c_int) -> usize {
@@ -23,28 +24,28 @@ fn size(bytes: c_int) -> usize {
 unsafe extern "C" fn allocate(bytes: c_int) -> *mut c_void {
     // SAFETY: a plain allocation; SQLite checks for null. mimalloc's blocks are at least
     // 8-byte aligned, as SQLite requires.
-    unsafe { mi_malloc(size(bytes)) }
+    unsafe { mimalloc::malloc(size(bytes)) }
 }
 
 unsafe extern "C" fn free(block: *mut c_void) {
     // SAFETY: SQLite frees only blocks `allocate` or `reallocate` returned.
-    unsafe { mi_free(block) }
+    unsafe { mimalloc::free(block) }
 }
 
 unsafe extern "C" fn reallocate(block: *mut c_void, bytes: c_int) -> *mut c_void {
     // SAFETY: as in `free`; SQLite keeps the old block when this returns null.
-    unsafe { mi_realloc(block, size(bytes)) }
+    unsafe { mimalloc::realloc(block, size(bytes)) }
 }
 
 unsafe extern "C" fn usable_size(block: *mut c_void) -> c_int {
     // SAFETY: as in `free`.
-    let usable = unsafe { mi_usable_size(block) };
+    let usable = unsafe { mimalloc::usable_size(block) };
     c_int::try_from(usable).unwrap_or(c_int::MAX)
 }
 
 unsafe extern "C" fn round_up(bytes: c_int) -> c_int {
     // SAFETY: pure arithmetic on a size.
-    let good = unsafe { mi_good_size(size(bytes)) };
+    let good = unsafe { mimalloc::good_size(size(bytes)) };
     c_int::try_from(good).unwrap_or(bytes)
 }
 

@@ -9,7 +9,6 @@
 //! PostgreSQL path's, in the same order (`usage.rs::batch_statements`), bound by the same
 //! code (`Bind`), and prepared once per connection.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::Path;
 
@@ -18,6 +17,7 @@ use rusqlite::{Connection, Statement, Transaction, TransactionBehavior};
 use super::rollups::BatchRollups;
 use super::usage::{Bind, Debits, UsageRecord, batch_statements};
 use super::{Backend, SQLITE_PRAGMAS};
+use crate::fast_map::FastMap;
 
 /// What the ledger's connection sets beyond the pool's pragmas.
 ///
@@ -30,15 +30,17 @@ use super::{Backend, SQLITE_PRAGMAS};
 /// temp files.
 const LEDGER_PRAGMAS: [&str; 1] = ["PRAGMA temp_store = MEMORY"];
 
-/// The batch statements prepared so far, by the address of their text.
+/// The batch statements prepared so far, by the address and length of their text.
 ///
 /// rusqlite's own cache (`prepare_cached`) keys a statement by its text, so every batch
 /// hashed each statement's whole text twice (to take it, to give it back), and a
 /// rollup's upsert runs to a few KiB: 4,000 instructions a request at saturation, 24,000
-/// a batch of one (bench/RESULTS.md, addendum 27). Every text comes from a fixed set of
-/// `&'static str` (`usage.rs::batch_statements`), so its address names it and the map
-/// holds at most that set.
-type Prepared<'c> = HashMap<usize, Statement<'c>>;
+/// a batch of one (bench/RESULTS.md, addendum 27). Every text is a `&'static str` from a
+/// fixed set (`usage.rs::batch_statements`): static text is never freed, so no other
+/// text can come to lie where it does, and the length tells apart two texts the
+/// compiler might lay out from one address (one the start of the other). The map holds
+/// at most that set.
+type Prepared<'c> = FastMap<(usize, usize), Statement<'c>>;
 
 self_cell::self_cell!(
     /// The connection, and the statements prepared on it (which borrow it).
@@ -76,7 +78,7 @@ impl LedgerConnection {
                 })?;
         }
         Ok(LedgerConnection {
-            connection: PreparedConnection::new(connection, |_| HashMap::new()),
+            connection: PreparedConnection::new(connection, |_| FastMap::default()),
         })
     }
 
@@ -94,7 +96,7 @@ impl LedgerConnection {
             let tx = Transaction::new_unchecked(connection, TransactionBehavior::Immediate)?;
             for statement in batch_statements(records, rollups, debits) {
                 let sql = statement.sql(Backend::Sqlite);
-                let kept = match prepared.entry(sql.as_ptr().addr()) {
+                let kept = match prepared.entry((sql.as_ptr().addr(), sql.len())) {
                     Entry::Occupied(kept) => kept.into_mut(),
                     Entry::Vacant(slot) => slot.insert(connection.prepare(sql)?),
                 };
