@@ -156,6 +156,13 @@ log "work dir $WORK"
 start_mock
 log "mock-upstream $MOCK (pid $MOCK_PID)"
 write_bench_config "$CONFIG" "$MOCK" bench
+# Idle memory as a new user first meets it: the very first start, on a new database,
+# where migrations, seeds and the root password's hash all run in the gateway itself.
+TOKENHUB_DATABASE_URL="sqlite://$WORK/first-start.db" start_gateway
+sleep 1
+GW_RSS_FIRST_START=$(rss_kib "$GW_PID")
+stop_gateway
+log "gateway idle RSS after a first start ${GW_RSS_FIRST_START} KiB"
 KEY=$(create_bench_key bench tokenhub)
 start_floor
 log "floor-proxy $FLOOR (pid $FLOOR_PID)"
@@ -343,7 +350,8 @@ python3 "$ROOT/bench/summarize.py" report "$WORK/raw" "$OUT_DIR/latest.json" <<E
   "machine": {"nproc": $(nproc), "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')",
               "kernel": "$(uname -r)", "mem_total_kib": $(awk '/MemTotal/ {print $2}' /proc/meminfo)},
   "loads": $(python3 -c 'import json,sys; print(json.dumps({l.split("\t")[0]: l.split("\t")[1].strip() for l in open(sys.argv[1]) if l.strip()}))' "$LOADS"),
-  "gateway_rss_kib": {"idle": $GW_RSS_IDLE, "after_load": $GW_RSS_AFTER_LOAD,
+  "gateway_rss_kib": {"idle": $GW_RSS_IDLE, "first_start": $GW_RSS_FIRST_START,
+                      "after_load": $GW_RSS_AFTER_LOAD,
                       "after_streams": $GW_RSS_AFTER_STREAMS, "idle_scaled_state": $GW_RSS_IDLE_SCALED},
   "soak": $SOAK_JSON
 }

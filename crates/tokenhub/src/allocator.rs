@@ -41,6 +41,38 @@ pub extern "C" fn commit_arena_memory_lazily() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
 }
 
+/// `mi_option_purge_delay` (index 15 of `mi_option_e`, versions 2 and 3 alike).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// While alive, memory freed to mimalloc's arenas goes back to the system at once instead
+/// of after the purge delay (a second). Start-up allocates and frees a great deal once
+/// (migrations, seeds, the root password's 19 MiB argon2 block) and then falls idle:
+/// a purge scheduled for later would wait for the next collection, and memory the
+/// start-up freed in the meantime was reused piecemeal instead, so a first start on a new
+/// database idled at 30-41 MB against 26 MB for a restart (bench/RESULTS.md,
+/// addendum 29). Serving keeps the delay: purging every free at once costs thousands of
+/// `madvise` calls a second under load.
+pub struct PurgeAtOnce {
+    delay: std::ffi::c_long,
+}
+
+impl PurgeAtOnce {
+    pub fn start() -> PurgeAtOnce {
+        // SAFETY: reads and sets a process-wide allocator option; nothing is allocated.
+        let delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+        PurgeAtOnce { delay }
+    }
+}
+
+impl Drop for PurgeAtOnce {
+    fn drop(&mut self) {
+        // SAFETY: as in `start`.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, self.delay) };
+        return_this_threads_freed_memory();
+    }
+}
+
 /// Hands the pages this thread freed back to the system. mimalloc keeps them for reuse
 /// until the thread calls into it again; this walks only the calling thread's heap.
 pub fn return_this_threads_freed_memory() {
@@ -121,6 +153,21 @@ unsafe impl GlobalAlloc for Allocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn purge_delay() -> std::ffi::c_long {
+        // SAFETY: reads a process-wide allocator option.
+        unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
+    }
+
+    #[test]
+    fn purging_at_once_lasts_as_long_as_its_guard() {
+        let serving = purge_delay();
+        assert!(serving > 0, "mimalloc delays purges by default: {serving}");
+        let starting = PurgeAtOnce::start();
+        assert_eq!(purge_delay(), 0);
+        drop(starting);
+        assert_eq!(purge_delay(), serving);
+    }
 
     fn layouts() -> impl Iterator<Item = Layout> {
         let sizes = (1..=160).chain([255, 256, 257, 1000, 4096, 4097, 100_000, 3 << 20]);

@@ -221,7 +221,9 @@ fn init_logging(format: LogFormat) -> tokenhub::logging::LogGuard {
 }
 
 async fn serve(settings: Settings) -> Result<()> {
+    let starting = tokenhub::allocator::PurgeAtOnce::start();
     let gateway = server::start(settings, server::shutdown_signal()).await?;
+    drop(starting);
     eprintln!("TokenHub is listening on http://{}/v1", gateway.addr);
     gateway.wait().await?;
     Ok(())
