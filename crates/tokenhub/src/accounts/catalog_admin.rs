@@ -333,7 +333,7 @@ pub async fn upstream_models(
     let url = ParsedUrls::default()
         .parse(endpoint(&channel.base_url, "models"))
         .map_err(|f| failed(f.into_message()))?;
-    let mut request = http::Request::get(url);
+    let mut request = http::Request::get(url.uri);
     if let Some(key) = key {
         request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
     }

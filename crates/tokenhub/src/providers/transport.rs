@@ -14,6 +14,7 @@ use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::http::{HttpClient, SendError, UpstreamRequest, root_cause};
+use super::urls::UpstreamUrl;
 use super::{ByteStream, FailureKind, UpstreamFailure};
 use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::sse::{SseDecoder, SseEvent};
@@ -22,8 +23,13 @@ use crate::protocol::sse::{SseDecoder, SseEvent};
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// A JSON `POST` to an upstream, for the adapter to add its authentication header to.
-pub fn json_post(url: http::Uri) -> http::request::Builder {
-    http::Request::post(url).header(http::header::CONTENT_TYPE, "application/json")
+pub fn json_post(url: UpstreamUrl) -> http::request::Builder {
+    let request = http::Request::post(url.uri);
+    match url.host {
+        Some(host) => request.header(http::header::HOST, host),
+        None => request,
+    }
+    .header(http::header::CONTENT_TYPE, "application/json")
 }
 
 /// Sends a request built by an adapter and waits at most `first_byte` for the response

@@ -1,28 +1,65 @@
 //! Upstream URLs parsed once per channel: parsing one per request (IDNA host processing
 //! included, with the `url` crate) was about 3% of the gateway's CPU under load. A
 //! channel's URLs are few (one per operation, or per model for Gemini), so each is parsed
-//! the first time and cloned (a reference count) afterwards.
+//! the first time and cloned (a reference count) afterwards, with the `Host` header it
+//! implies: the HTTP client otherwise renders that header on every request (~1,700
+//! instructions, bench/RESULTS.md, addendum 29).
 
 use std::sync::RwLock;
 
+use http::HeaderValue;
+
 use super::{FailureKind, UpstreamFailure};
 use crate::fast_map::FastMap;
+
+/// An upstream URL and, for plain `http`, the `Host` header a request to it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    pub uri: http::Uri,
+    /// Only for `http`, always HTTP/1.1 here, where the client would render the same
+    /// value. Over `https` the protocol is chosen at connect time (ALPN), and HTTP/2 has
+    /// its `:authority` instead: the client adds `Host` itself when it lands on HTTP/1.1.
+    pub host: Option<HeaderValue>,
+}
+
+impl UpstreamUrl {
+    fn new(uri: http::Uri) -> Result<UpstreamUrl, String> {
+        let host = match uri.scheme_str() {
+            Some("http") => Some(
+                HeaderValue::from_str(&host_header(&uri))
+                    .map_err(|_| "its host is not a valid Host header".to_string())?,
+            ),
+            _ => None,
+        };
+        Ok(UpstreamUrl { uri, host })
+    }
+}
+
+/// The `Host` header for an `http` URL, as the HTTP client writes it when a request has
+/// none: the host, and the port as written unless it is 80 (RFC 9110, 7.2).
+fn host_header(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    match uri.port() {
+        Some(port) if port.as_u16() != 80 => [host, ":", port.as_str()].concat(),
+        _ => host.to_owned(),
+    }
+}
 
 /// More distinct URLs than this on one channel are parsed every time instead of kept.
 const MAX_KEPT: usize = 256;
 
 /// Lives in a catalogue snapshot's `Channel`, so an edited base URL starts a new cache.
 #[derive(Default)]
-pub struct ParsedUrls(RwLock<FastMap<String, http::Uri>>);
+pub struct ParsedUrls(RwLock<FastMap<String, UpstreamUrl>>);
 
 impl ParsedUrls {
-    pub fn parse(&self, url: String) -> Result<http::Uri, UpstreamFailure> {
+    pub fn parse(&self, url: String) -> Result<UpstreamUrl, UpstreamFailure> {
         if let Some(parsed) = self.kept().get(&url) {
             return Ok(parsed.clone());
         }
         // The URL itself stays out of the message: it reaches the client and the usage
         // record, and an operator may have put a credential in a base URL.
-        let parsed = http_uri(&url).map_err(|why| {
+        let parsed = http_uri(&url).and_then(UpstreamUrl::new).map_err(|why| {
             UpstreamFailure::new(
                 FailureKind::Broken,
                 format!("cannot reach upstream: the channel's base URL is not a valid URL ({why})"),
@@ -35,7 +72,7 @@ impl ParsedUrls {
         Ok(parsed)
     }
 
-    fn kept(&self) -> std::sync::RwLockReadGuard<'_, FastMap<String, http::Uri>> {
+    fn kept(&self) -> std::sync::RwLockReadGuard<'_, FastMap<String, UpstreamUrl>> {
         // The map is only ever replaced whole under the lock: a poisoned one is intact.
         self.0.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -96,7 +133,8 @@ mod tests {
             .parse("http://127.0.0.1:9/v1/chat/completions".into())
             .unwrap();
         assert_eq!(first, again);
-        assert_eq!(first.path(), "/v1/chat/completions");
+        assert_eq!(first.uri.path(), "/v1/chat/completions");
+        assert_eq!(first.host.unwrap(), "127.0.0.1:9");
         assert_eq!(urls.kept().len(), 1);
     }
 
@@ -135,6 +173,26 @@ mod tests {
             .unwrap_err();
         assert!(failure.to_string().contains("credentials"), "{failure}");
         assert!(!failure.to_string().contains("secret"), "{failure}");
+    }
+
+    #[test]
+    fn the_host_header_carries_the_port_unless_it_is_the_schemes_default() {
+        for (url, host) in [
+            ("http://example.com/v1", "example.com"),
+            ("http://example.com:80/v1", "example.com"),
+            ("http://example.com:443/v1", "example.com:443"),
+            ("http://127.0.0.1:9/v1", "127.0.0.1:9"),
+            ("http://[::1]:8080/v1", "[::1]:8080"),
+        ] {
+            let parsed = ParsedUrls::default().parse(url.into()).unwrap();
+            assert_eq!(parsed.host.unwrap(), host, "{url}");
+        }
+    }
+
+    #[test]
+    fn an_https_url_leaves_the_host_to_the_protocol_the_connection_negotiates() {
+        let parsed = ParsedUrls::default().parse("https://api.deepseek.com/v1".into());
+        assert_eq!(parsed.unwrap().host, None);
     }
 
     #[test]

@@ -182,6 +182,9 @@ async fn model_is_mapped_and_every_other_field_reaches_upstream_verbatim() {
         upstream.header("authorization"),
         Some("Bearer mock-upstream-key")
     );
+    // Exactly one Host, naming the mock's address and port.
+    let mock_authority = h.mock.base_url().split("://").nth(1).unwrap().to_owned();
+    assert_eq!(upstream.header("host"), Some(mock_authority.as_str()));
     assert!(
         upstream
             .body
