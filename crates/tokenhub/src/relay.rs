@@ -43,6 +43,7 @@ use crate::protocol::openai::chunk::CompletionView;
 use crate::protocol::openai::embeddings::{Encoding, in_encoding};
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::{InvalidRequest, RawObject, RequestFacts, Rewrite};
+use crate::protocol::openai::splice::MemberSite;
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{self, Deadlines, FailureKind, UpstreamFailure};
 use crate::shared::money::Request;
@@ -364,7 +365,7 @@ impl Relay {
                     stream.attach(settlement);
                     return Ok(RelayReply::Stream(stream));
                 }
-                Ok(Answer::Json(body, meter, waited)) => {
+                Ok(Answer::Json(body, meter, usage_site, waited)) => {
                     let charge = settlement.finish(
                         meter,
                         Outcome {
@@ -372,15 +373,20 @@ impl Relay {
                             error: None,
                         },
                     );
-                    let body = match facts.operation {
+                    let (body, usage_site) = match facts.operation {
                         Operation::Embeddings => {
                             let wanted = Encoding::requested(object.get("encoding_format"));
-                            in_encoding(&body, wanted).map_or(body, Bytes::from)
+                            match in_encoding(&body, wanted) {
+                                Some(encoded) => (Bytes::from(encoded), None),
+                                None => (body, usage_site),
+                            }
                         }
-                        Operation::Chat | Operation::Completions | Operation::Responses => body,
+                        Operation::Chat | Operation::Completions | Operation::Responses => {
+                            (body, usage_site)
+                        }
                     };
                     let body = charge
-                        .and_then(|charge| charge.add_to_answer(&body))
+                        .and_then(|charge| charge_answer(charge, &body, usage_site.as_ref()))
                         .map_or(body, Bytes::from);
                     return Ok(RelayReply::Json {
                         body,
@@ -611,16 +617,31 @@ impl Relay {
             Err(message) => return Err(UpstreamFailure::new(FailureKind::Status(502), message)),
         };
         // An error in a 2xx body is the upstream's text: it may echo the key.
-        let meter = meter_answer(facts.operation, &bytes).map_err(|f| f.without_keys(channel))?;
+        let (meter, usage_site) =
+            meter_answer(facts.operation, &bytes).map_err(|f| f.without_keys(channel))?;
         let start = bytes.len() - bytes.trim_ascii_start().len();
-        Ok(Answer::Json(bytes.slice(start..), meter, waited))
+        Ok(Answer::Json(
+            bytes.slice(start..),
+            meter,
+            usage_site,
+            waited,
+        ))
     }
 }
 
 enum Answer {
     Stream(Box<MeteredStream>),
-    /// Body, what was metered from it, and the time spent waiting on the upstream.
-    Json(Bytes, Meter, Duration),
+    /// Body, what was metered from it, where its `usage` lies (when metering noted it),
+    /// and the time spent waiting on the upstream.
+    Json(Bytes, Meter, Option<MemberSite>, Duration),
+}
+
+/// The answer with its cost in `usage`, spliced where metering found it when it did.
+fn charge_answer(charge: Charge, body: &[u8], usage_site: Option<&MemberSite>) -> Option<Vec<u8>> {
+    match usage_site.and_then(|site| site.object_text(body, "usage")) {
+        Some(answer) => Some(charge.add_to_read_answer(&answer)),
+        None => charge.add_to_answer(body),
+    }
 }
 
 /// The body as the upstream must see it: the public model name replaced by the channel's,
@@ -680,11 +701,15 @@ async fn read_bounded(
     Ok(gathered.finish())
 }
 
-/// Reads usage and text from a complete answer. Some upstreams pad with whitespace.
-fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFailure> {
+/// Reads usage and text from a complete answer, and where its `usage` lies (positions
+/// from its first byte that is not whitespace). Some upstreams pad with whitespace.
+fn meter_answer(
+    operation: Operation,
+    body: &[u8],
+) -> Result<(Meter, Option<MemberSite>), UpstreamFailure> {
     let trimmed = body.trim_ascii();
     if operation == Operation::Responses {
-        return meter_native_response(trimmed);
+        return Ok((meter_native_response(trimmed)?, None));
     }
     let view = CompletionView::parse(trimmed).map_err(|e| {
         UpstreamFailure::new(
@@ -714,7 +739,7 @@ fn meter_answer(operation: Operation, body: &[u8]) -> Result<Meter, UpstreamFail
     if meter.usage.is_none() {
         view.for_each_text(|text| meter.text.push(text));
     }
-    Ok(meter)
+    Ok((meter, view.usage_site()))
 }
 
 /// Reads usage from a native Responses answer (a Response object), which is relayed as is.

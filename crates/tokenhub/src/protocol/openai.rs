@@ -7,5 +7,5 @@ pub mod embeddings;
 pub mod error;
 pub mod operation;
 pub mod request;
-mod splice;
+pub mod splice;
 pub mod usage;

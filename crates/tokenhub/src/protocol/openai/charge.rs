@@ -65,9 +65,14 @@ impl Charge {
     /// added when the answer has none. Every other byte is kept. `None` when the body is
     /// not a JSON object.
     pub fn add_to_answer(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let answer = ObjectText::read(body).ok()?;
+        Some(self.add_to_read_answer(&ObjectText::read(body).ok()?))
+    }
+
+    /// `add_to_answer` for an answer whose text was already read (`CompletionView::
+    /// usage_splice`), which it is not again.
+    pub fn add_to_read_answer(&self, answer: &ObjectText<'_>) -> Vec<u8> {
         let usage = self.add_to_usage(answer.get("usage").unwrap_or(b"null"));
-        Some(answer.with(&[("usage", &usage)]))
+        answer.with(&[("usage", &usage)])
     }
 }
 
@@ -138,5 +143,44 @@ mod tests {
         }
         assert_eq!(charge().add_to_answer(b"[1]"), None);
         assert_eq!(charge().add_to_answer(br#"{"id":"c""#), None);
+    }
+
+    #[test]
+    fn splicing_where_metering_found_usage_writes_what_reading_again_writes() {
+        use super::super::chunk::CompletionView;
+        for body in [
+            &br#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"cost":9}}"#[..],
+            br#"{"id":"c","choices":[]}"#,
+            br#"{"usage":null,"choices":[]}"#,
+            br#"{}"#,
+            b"{ }",
+            b"{ \"choices\" : [ ] ,\n \"usage\" : { } }",
+            br#"{"usage":{"prompt_tokens":1},"choices":[]}"#,
+        ] {
+            let view = CompletionView::parse(body).unwrap();
+            let site = view.usage_site().expect("one usage at most");
+            let answer = site.object_text(body, "usage").unwrap();
+            let spliced = charge().add_to_read_answer(&answer);
+            assert_eq!(
+                String::from_utf8(spliced).unwrap(),
+                String::from_utf8(charge().add_to_answer(body).unwrap()).unwrap()
+            );
+        }
+        let twice = br#"{"usage":null,"choices":[],"usage":{"prompt_tokens":1}}"#;
+        assert_eq!(CompletionView::parse(twice).unwrap().usage_site(), None);
+    }
+
+    #[test]
+    fn a_site_that_does_not_fit_the_text_is_refused() {
+        use super::super::splice::MemberSite;
+        let site = |value| MemberSite {
+            value: Some(value),
+            close: 10,
+            has_members: true,
+        };
+        assert!(site(5..10).object_text(br#"{"u":12345}"#, "u").is_some());
+        assert!(site(5..10).object_text(br#"{"u":1}"#, "u").is_none());
+        assert!(site(5..10).object_text(br#"{"u":123456}"#, "u").is_none());
+        assert!(site(5..12).object_text(br#"{"u":12345}"#, "u").is_none());
     }
 }

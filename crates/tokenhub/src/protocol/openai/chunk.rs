@@ -5,11 +5,13 @@
 pub(super) mod reader;
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use bytes::Bytes;
 use serde::Serialize;
 
 use self::reader::{JsonReader, Key, Read};
+use super::splice::MemberSite;
 use super::usage::WireUsage;
 use crate::ledger::money::TokenCounts;
 
@@ -41,6 +43,19 @@ pub struct CompletionView<'a> {
     /// Generated text (content, reasoning, tool-call JSON, legacy `text`), in the order
     /// the members come.
     text: Vec<Cow<'a, str>>,
+    /// Where the object's text lies, for splicing its `usage` without reading it again.
+    layout: Layout,
+}
+
+/// What reading an object's members found out about its text: where its `usage` value
+/// is, where it closes and whether it has members.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Layout {
+    usage: Option<Range<usize>>,
+    /// More than one `usage` member: every one must be set, so the object is read again.
+    usage_repeated: bool,
+    members: usize,
+    close: usize,
 }
 
 impl<'a> CompletionView<'a> {
@@ -50,9 +65,24 @@ impl<'a> CompletionView<'a> {
     pub fn parse(json: &'a [u8]) -> Result<CompletionView<'a>, ReadError> {
         let mut view = CompletionView::default();
         let mut reader = JsonReader::new(json);
-        reader.object(|reader, key| view.member(reader, key))?;
+        reader.object(|reader, key| {
+            view.layout.members += 1;
+            view.member(reader, key)
+        })?;
+        view.layout.close = reader.consumed() - 1;
         reader.end()?;
         Ok(view)
+    }
+
+    /// Where its `usage` member's value is and where it closes, to set its usage without
+    /// reading it again; `None` when it has more than one `usage` (each must be set).
+    pub fn usage_site(&self) -> Option<MemberSite> {
+        let layout = &self.layout;
+        (!layout.usage_repeated).then(|| MemberSite {
+            value: layout.usage.clone(),
+            close: layout.close,
+            has_members: layout.members > 0,
+        })
     }
 
     fn member(&mut self, reader: &mut JsonReader<'a>, key: Key<'a>) -> Read<()> {
@@ -68,7 +98,10 @@ impl<'a> CompletionView<'a> {
                 }
             }
             b"usage" => {
+                let start = reader.position();
                 let usage = usage(reader)?;
+                let value = start..reader.consumed();
+                self.layout.usage_repeated |= self.layout.usage.replace(value).is_some();
                 self.has_usage = usage.is_some();
                 self.usage = usage.as_ref().and_then(WireUsage::counts);
             }

@@ -3,12 +3,45 @@
 //! into every answer's `usage` (`charge.rs`) splitting the whole answer into members and
 //! writing it again (`RawObject`) cost 18k instructions a request; this reads the answer
 //! once with the metering reader and copies it around the one value that changes
-//! (bench/RESULTS.md, addendum 23).
+//! (bench/RESULTS.md, addendum 23). A complete answer is not even read again: metering
+//! notes where its `usage` is as it reads it (`MemberSite`, addendum 29).
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use super::chunk::reader::{JsonReader, Read};
+
+/// Where the one member of some name has its value in an object's text (if it has one),
+/// where the object closes and whether it has members, as a reader that went through the
+/// object noted them: enough to set that member without reading the object again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberSite {
+    pub value: Option<Range<usize>>,
+    pub close: usize,
+    pub has_members: bool,
+}
+
+impl MemberSite {
+    /// `json`, the object the site was noted in, as an `ObjectText` whose `get` and `with`
+    /// answer for `name` alone. `None` if `json` does not close where the site says.
+    pub fn object_text<'a>(&self, json: &'a [u8], name: &'static str) -> Option<ObjectText<'a>> {
+        let fits = |at: &Range<usize>| at.start <= at.end && at.end <= self.close;
+        if json.get(self.close) != Some(&b'}') || !self.value.as_ref().is_none_or(fits) {
+            return None;
+        }
+        Some(ObjectText {
+            json,
+            values: self
+                .value
+                .clone()
+                .map(|at| (Cow::Borrowed(name.as_bytes()), at))
+                .into_iter()
+                .collect(),
+            close: self.close,
+            has_members: self.has_members,
+        })
+    }
+}
 
 /// One JSON object's text and where its members' values lie in it.
 pub struct ObjectText<'a> {
@@ -17,6 +50,7 @@ pub struct ObjectText<'a> {
     values: Vec<(Cow<'a, [u8]>, Range<usize>)>,
     /// Where the closing brace is.
     close: usize,
+    has_members: bool,
 }
 
 impl<'a> ObjectText<'a> {
@@ -34,6 +68,7 @@ impl<'a> ObjectText<'a> {
         reader.end()?;
         Ok(ObjectText {
             json,
+            has_members: !values.is_empty(),
             values,
             close,
         })
@@ -72,7 +107,7 @@ impl<'a> ObjectText<'a> {
             }
         }
         out.extend_from_slice(&self.json[copied..self.close]);
-        let mut has_members = !self.values.is_empty();
+        let mut has_members = self.has_members;
         for (name, raw) in set {
             debug_assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
             if self.get(name).is_some() {
