@@ -20,6 +20,7 @@ pub(crate) mod reserve;
 mod route;
 pub mod settle;
 pub mod stream;
+pub mod streams_end;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,8 +79,8 @@ pub struct Relay {
     /// In-flight requests of channels with `max_concurrency`.
     pub slots: Arc<concurrency::ChannelSlots>,
     pub limits: Arc<limits::RateLimits>,
-    /// Cancelled when a graceful shutdown's grace period is over: open streams end then.
-    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Ended when a graceful shutdown's grace period is over: open streams end then.
+    pub shutdown: streams_end::StreamsEnd,
 }
 
 /// One inbound chat request as the API layer hands it over.

@@ -344,7 +344,7 @@ pub async fn start(
             STARTUP_CHECK_LIMIT,
         );
     }
-    let streams_end = CancellationToken::new();
+    let streams_end = crate::relay::streams_end::StreamsEnd::default();
     let slots = Arc::new(crate::relay::concurrency::ChannelSlots::new(shared.clone()));
     let catalog_handle = catalog.clone();
     let relay = Relay {
@@ -407,7 +407,7 @@ pub async fn start(
         // Streams still open after the grace period end with an error event and settle.
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            streams_end.cancel();
+            streams_end.end();
         });
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);

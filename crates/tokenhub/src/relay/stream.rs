@@ -21,6 +21,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::concurrency::SlotPermit;
 use super::settle::{Meter, Outcome, Settlement};
+use super::streams_end::{EndWatch, StreamsEnd};
 use crate::catalog::Channel;
 use crate::protocol::openai::charge::Charge;
 use crate::protocol::openai::chunk::{CompletionView, usage_chunk_json};
@@ -41,8 +42,8 @@ pub struct StreamLimits {
     pub idle: Duration,
     /// The whole answer's deadline.
     pub deadline: tokio::time::Instant,
-    /// Cancelled when a graceful shutdown's grace period is over.
-    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Ended when a graceful shutdown's grace period is over.
+    pub shutdown: StreamsEnd,
 }
 
 pub struct MeteredStream {
@@ -75,7 +76,7 @@ pub struct MeteredStream {
     /// when it fires early, it is set again from `last_data_at`. (Each timer is also
     /// polled on every pending read: one instead of two, ~280 instructions an event.)
     limit: Pin<Box<tokio::time::Sleep>>,
-    shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    shutdown: EndWatch,
     /// The stream's place on a channel with `max_concurrency`, freed when it ends.
     slot: Option<SlotPermit>,
     /// A native Responses stream's progress (`stream/native.rs`).
@@ -114,7 +115,7 @@ impl MeteredStream {
             limit: Box::pin(tokio::time::sleep_until(
                 (now + limits.idle).min(limits.deadline),
             )),
-            shutdown: Box::pin(limits.shutdown.cancelled_owned()),
+            shutdown: limits.shutdown.watch(),
             slot: None,
             native: native::NativeProgress::default(),
         }
@@ -358,7 +359,7 @@ fn without_null_usage(raw: Bytes) -> Bytes {
 impl MeteredStream {
     /// Which limit, if any, has run out while the upstream is silent.
     fn poll_limits(&mut self, cx: &mut Context<'_>) -> Option<&'static str> {
-        if self.shutdown.as_mut().poll(cx).is_ready() {
+        if self.shutdown.poll_ended(cx) {
             return Some("the gateway is shutting down");
         }
         while self.limit.as_mut().poll(cx).is_ready() {
@@ -513,7 +514,7 @@ mod tests {
         let limits = StreamLimits {
             idle: Duration::from_millis(400),
             deadline: tokio::time::Instant::now() + Duration::from_millis(1_050),
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown: StreamsEnd::default(),
         };
         let started = tokio::time::Instant::now();
         let stream = MeteredStream::new(
@@ -553,7 +554,7 @@ mod tests {
         let limits = StreamLimits {
             idle: Duration::from_millis(400),
             deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown: StreamsEnd::default(),
         };
         let started = tokio::time::Instant::now();
         let stream = MeteredStream::new(upstream, &facts, test_channel(), Dialect::Generic, limits);
@@ -613,7 +614,7 @@ mod tests {
             let limits = StreamLimits {
                 idle: Duration::from_secs(5),
                 deadline: tokio::time::Instant::now() + Duration::from_secs(5),
-                shutdown: tokio_util::sync::CancellationToken::new(),
+                shutdown: StreamsEnd::default(),
             };
             let mut stream =
                 MeteredStream::new(upstream, &facts, test_channel(), Dialect::Generic, limits);
