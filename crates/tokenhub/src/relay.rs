@@ -387,7 +387,7 @@ impl Relay {
                         }
                     };
                     let body = charge
-                        .and_then(|charge| charge_answer(charge, &body, usage_site.as_ref()))
+                        .and_then(|charge| charge.add_to_answer_at(&body, usage_site.as_ref()))
                         .map_or(body, Bytes::from);
                     return Ok(RelayReply::Json {
                         body,
@@ -640,14 +640,6 @@ enum Answer {
     Json(Bytes, Meter, Option<MemberSite>, Duration),
 }
 
-/// The answer with its cost in `usage`, spliced where metering found it when it did.
-fn charge_answer(charge: Charge, body: &[u8], usage_site: Option<&MemberSite>) -> Option<Vec<u8>> {
-    match usage_site.and_then(|site| site.object_text(body, "usage")) {
-        Some(answer) => Some(charge.add_to_read_answer(&answer)),
-        None => charge.add_to_answer(body),
-    }
-}
-
 /// The body as the upstream must see it: the public model name replaced by the channel's,
 /// streamed usage switched on so every stream can be billed, and the channel's dialect
 /// fixes. Everything else verbatim.
@@ -743,7 +735,7 @@ fn meter_answer(
     if meter.usage.is_none() {
         view.for_each_text(|text| meter.text.push(text));
     }
-    Ok((meter, view.usage_site()))
+    Ok((meter, view.usage_site().cloned()))
 }
 
 /// Reads usage from a native Responses answer (a Response object), which is relayed as is.

@@ -28,6 +28,7 @@ use crate::protocol::openai::chunk::{CompletionView, usage_chunk_json};
 use crate::protocol::openai::error::upstream_error_message;
 use crate::protocol::openai::operation::Operation;
 use crate::protocol::openai::request::RequestFacts;
+use crate::protocol::openai::splice::MemberSite;
 use crate::protocol::sse::{SseDecoder, SseEvent};
 use crate::providers::dialect::{Dialect, fix_finish_reasons};
 use crate::providers::{ByteStream, FailureKind, UpstreamFailure};
@@ -246,7 +247,7 @@ impl MeteredStream {
                 return;
             }
             self.usage_forwarded = true;
-            raw = self.with_charge(data).unwrap_or(raw);
+            raw = self.with_charge(data, view.usage_site()).unwrap_or(raw);
         } else if !self.client_wants_usage {
             raw = without_null_usage(raw);
         }
@@ -255,9 +256,9 @@ impl MeteredStream {
 
     /// Settles at the usage chunk the client reads (its usage is final), so the chunk can
     /// carry what the request cost: the event with `usage.cost` added.
-    fn with_charge(&mut self, data: &[u8]) -> Option<Bytes> {
+    fn with_charge(&mut self, data: &[u8], usage_site: Option<&MemberSite>) -> Option<Bytes> {
         let charge = self.settle(None)?;
-        let chunk = charge.add_to_answer(data)?;
+        let chunk = charge.add_to_answer_at(data, usage_site)?;
         Some(SseEvent::data_bytes(&chunk))
     }
 

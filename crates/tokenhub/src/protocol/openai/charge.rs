@@ -10,7 +10,7 @@
 //! text: `splice.rs`); every surface (chat, completions, embeddings, `/v1/messages`,
 //! `/v1/responses`) goes through it.
 
-use super::splice::ObjectText;
+use super::splice::{MemberSite, ObjectText};
 use crate::ledger::money::{Nanos, UsdText};
 
 /// A settled request's cost and its owner's balance right after it.
@@ -65,12 +65,24 @@ impl Charge {
     /// added when the answer has none. Every other byte is kept. `None` when the body is
     /// not a JSON object.
     pub fn add_to_answer(&self, body: &[u8]) -> Option<Vec<u8>> {
-        Some(self.add_to_read_answer(&ObjectText::read(body).ok()?))
+        self.add_to_answer_at(body, None)
     }
 
-    /// `add_to_answer` for an answer whose text was already read (`CompletionView::
-    /// usage_splice`), which it is not again.
-    pub fn add_to_read_answer(&self, answer: &ObjectText<'_>) -> Vec<u8> {
+    /// `add_to_answer`, spliced at `usage_site` when the metering reader noted where the
+    /// answer's `usage` is (`CompletionView::usage_site`), so the answer is not read again.
+    pub fn add_to_answer_at(
+        &self,
+        body: &[u8],
+        usage_site: Option<&MemberSite>,
+    ) -> Option<Vec<u8>> {
+        let answer = match usage_site.and_then(|site| site.object_text(body, "usage")) {
+            Some(answer) => answer,
+            None => ObjectText::read(body).ok()?,
+        };
+        Some(self.add_to_read_answer(&answer))
+    }
+
+    fn add_to_read_answer(&self, answer: &ObjectText<'_>) -> Vec<u8> {
         let usage = self.add_to_usage(answer.get("usage").unwrap_or(b"null"));
         answer.with(&[("usage", &usage)])
     }
@@ -159,8 +171,8 @@ mod tests {
         ] {
             let view = CompletionView::parse(body).unwrap();
             let site = view.usage_site().expect("one usage at most");
-            let answer = site.object_text(body, "usage").unwrap();
-            let spliced = charge().add_to_read_answer(&answer);
+            assert!(site.object_text(body, "usage").is_some());
+            let spliced = charge().add_to_answer_at(body, Some(site)).unwrap();
             assert_eq!(
                 String::from_utf8(spliced).unwrap(),
                 String::from_utf8(charge().add_to_answer(body).unwrap()).unwrap()
@@ -172,7 +184,6 @@ mod tests {
 
     #[test]
     fn a_site_that_does_not_fit_the_text_is_refused() {
-        use super::super::splice::MemberSite;
         let site = |value| MemberSite {
             value: Some(value),
             close: 10,

@@ -5,7 +5,6 @@
 pub(super) mod reader;
 
 use std::borrow::Cow;
-use std::ops::Range;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -43,19 +42,11 @@ pub struct CompletionView<'a> {
     /// Generated text (content, reasoning, tool-call JSON, legacy `text`), in the order
     /// the members come.
     text: Vec<Cow<'a, str>>,
-    /// Where the object's text lies, for splicing its `usage` without reading it again.
-    layout: Layout,
-}
-
-/// What reading an object's members found out about its text: where its `usage` value
-/// is, where it closes and whether it has members.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Layout {
-    usage: Option<Range<usize>>,
+    /// Where its `usage` value lies and where it closes, for splicing its cost in
+    /// without reading it again.
+    usage_site: MemberSite,
     /// More than one `usage` member: every one must be set, so the object is read again.
     usage_repeated: bool,
-    members: usize,
-    close: usize,
 }
 
 impl<'a> CompletionView<'a> {
@@ -66,23 +57,18 @@ impl<'a> CompletionView<'a> {
         let mut view = CompletionView::default();
         let mut reader = JsonReader::new(json);
         reader.object(|reader, key| {
-            view.layout.members += 1;
+            view.usage_site.has_members = true;
             view.member(reader, key)
         })?;
-        view.layout.close = reader.consumed() - 1;
+        view.usage_site.close = reader.consumed() - 1;
         reader.end()?;
         Ok(view)
     }
 
     /// Where its `usage` member's value is and where it closes, to set its usage without
     /// reading it again; `None` when it has more than one `usage` (each must be set).
-    pub fn usage_site(&self) -> Option<MemberSite> {
-        let layout = &self.layout;
-        (!layout.usage_repeated).then(|| MemberSite {
-            value: layout.usage.clone(),
-            close: layout.close,
-            has_members: layout.members > 0,
-        })
+    pub fn usage_site(&self) -> Option<&MemberSite> {
+        (!self.usage_repeated).then_some(&self.usage_site)
     }
 
     fn member(&mut self, reader: &mut JsonReader<'a>, key: Key<'a>) -> Read<()> {
@@ -101,7 +87,7 @@ impl<'a> CompletionView<'a> {
                 let start = reader.position();
                 let usage = usage(reader)?;
                 let value = start..reader.consumed();
-                self.layout.usage_repeated |= self.layout.usage.replace(value).is_some();
+                self.usage_repeated |= self.usage_site.value.replace(value).is_some();
                 self.has_usage = usage.is_some();
                 self.usage = usage.as_ref().and_then(WireUsage::counts);
             }
