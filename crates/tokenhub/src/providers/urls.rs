@@ -183,6 +183,8 @@ mod tests {
             ("http://example.com:443/v1", "example.com:443"),
             ("http://127.0.0.1:9/v1", "127.0.0.1:9"),
             ("http://[::1]:8080/v1", "[::1]:8080"),
+            // The host characters a URI accepts beyond letters, digits and dots.
+            ("http://a-b_c~d.e:81/v1", "a-b_c~d.e:81"),
         ] {
             let parsed = ParsedUrls::default().parse(url.into()).unwrap();
             assert_eq!(parsed.host.unwrap(), host, "{url}");
